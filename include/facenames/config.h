@@ -1,0 +1,64 @@
+/* facenames: configuration.
+ *
+ * Values come, later ones winning, from the defaults, the file (`<library>/facenames.conf`, or the
+ * file named by $FACENAMES_CONFIG), environment variables (FACENAMES_WORKERS_CPU_MAX for
+ * workers.cpu_max: upper case, dots and dashes as underscores) and command-line `--set key=value`.
+ * The file is lines of `key = value`; `#` starts a comment; unknown keys and bad values are errors
+ * naming the file, the line and what is allowed. docs/configuration.md lists every key.
+ *
+ * fn_config is a plain struct: copy it freely. Functions here touch no global state except
+ * fn_config_apply_env (reads the environment). */
+#ifndef FACENAMES_CONFIG_H
+#define FACENAMES_CONFIG_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fn_config {
+    int workers_cpu_max;       /* workers.cpu_max: worker threads; default: number of cores */
+    int workers_gpu_max;       /* workers.gpu_max: accelerator slots; default 1 */
+    int workers_mem_max_mb;    /* workers.mem_max_mb: memory admitted jobs may declare; 0 = no cap */
+    double events_progress_hz; /* events.progress_hz: progress events per job per second; 20 */
+    size_t events_queue_max;   /* events.queue_max: queued events before progress is coalesced
+                                  harder; 4096 */
+    int jobs_heartbeat_ms;     /* jobs.heartbeat_ms: owner heartbeat interval; 1000 */
+    int jobs_owner_timeout_ms; /* jobs.owner_timeout_ms: an owner silent this long is gone; 10000 */
+    int jobs_aging_ms;         /* jobs.aging_ms: a queued job moves up one lane after this; 30000 */
+    int db_busy_timeout_ms;    /* db.busy_timeout_ms: wait for a locked database; 5000 */
+    char log_path[1024];       /* log.path: lifecycle log file; "" = <library>/jobs.log;
+                                  "-" = none */
+    char models_dir[1024];     /* models.dir: face-api weights; "" = built-in search */
+    char detector[16];         /* ingest.detector: "ssd" or "tiny"; "ssd" */
+    int ingest_min_face_size;  /* ingest.min_face_size: pixels; 40 */
+    int ingest_batch;          /* ingest.batch: photos per batch (per commit); 32 */
+} fn_config;
+
+/* Fills *cfg with the defaults. */
+void fn_config_defaults(fn_config *cfg);
+
+/* Sets one key from its text value. On a bad key or value returns FN_ERR_CONFIG and writes a
+ * sentence into err (which key, what is allowed). */
+int fn_config_set(fn_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* Reads a file of `key = value` lines. A missing file is FN_ERR_NOT_FOUND (callers that treat the
+ * file as optional ignore that); errors name the file and line. */
+int fn_config_load_file(fn_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Parses config text held in memory (used by load_file and the fuzz target); `origin` names it in
+ * messages. */
+int fn_config_parse(fn_config *cfg, const char *text, size_t len, const char *origin, char *err,
+                    size_t errlen);
+
+/* Applies FACENAMES_* environment overrides for every known key. */
+int fn_config_apply_env(fn_config *cfg, char *err, size_t errlen);
+
+/* Writes the effective configuration as `key = value` lines into a caller-freed string. */
+char *fn_config_format(const fn_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

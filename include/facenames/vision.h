@@ -1,0 +1,158 @@
+/* facenames: photos to faces. Image loading, the face-api networks (SsdMobilenetv1,
+ * TinyFaceDetector, FaceLandmark68Net and its tiny variant, FaceRecognitionNet) and face alignment,
+ * implemented in C and checked against the reference JavaScript implementation.
+ *
+ * Objects and threads:
+ * - fn_models: the loaded weights. Immutable after fn_models_load; share one among all threads.
+ * - fn_vision: one worker's scratch memory (tensors, buffers), allocated once and reused for every
+ *   image. Use each fn_vision from one thread at a time; make one per worker thread.
+ * - fn_image: pixels owned by the caller (free with fn_image_free).
+ *
+ * Errors: 0 or a negative fn_err (see error.h). Image errors are FN_ERR_NOT_FOUND, FN_ERR_UNREADABLE,
+ * FN_ERR_NOT_FILE, FN_ERR_UNSUPPORTED, FN_ERR_TRUNCATED, FN_ERR_CORRUPT, FN_ERR_TOO_LARGE,
+ * FN_ERR_NO_IMAGE; the sentence (naming the file) goes into the caller's `err` buffer. */
+#ifndef FACENAMES_VISION_H
+#define FACENAMES_VISION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "facenames/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Library set-up --------------------------------------------------------------------------- */
+
+/* Initialises libvips once per process (thread-safe, idempotent) with its own thread pool capped at
+ * one thread, so our workers decide the parallelism. Called by fn_image_load; call it early if you
+ * need to. Returns 0 or FN_ERR_UNSUPPORTED. */
+int fn_vision_init(void);
+
+/* ---- Images ----------------------------------------------------------------------------------- */
+
+typedef struct fn_image {
+    int width, height;  /* pixels */
+    uint8_t *rgb;       /* width*height*3 bytes, RGB interleaved, rows top to bottom */
+} fn_image;
+
+typedef struct fn_load_opts {
+    int max_side;        /* shrink on load so that the longer side is at most this (0 = full size).
+                            Uses the decoder's shrink-on-load when it can. */
+    uint64_t max_pixels; /* refuse images whose full size is over this many pixels (0 = default,
+                            100 megapixels) with FN_ERR_TOO_LARGE, before decoding */
+} fn_load_opts;
+
+typedef struct fn_image_info {
+    int width, height;   /* full size after EXIF orientation, as a person sees the photo */
+    int orientation;     /* EXIF orientation tag that was applied (1..8; 1 when absent) */
+    char format[16];     /* "jpeg", "png", "webp", "heif", "tiff", "gif" */
+    int64_t taken_at;    /* EXIF DateTimeOriginal as epoch seconds (local time taken as UTC), -1 */
+} fn_image_info;
+
+/* Loads `path` oriented (EXIF applied) and converted to 8-bit sRGB RGB. `opts` may be NULL. *img
+ * receives pixels the caller frees with fn_image_free; *info (may be NULL) the full-size facts.
+ * Any thread. */
+int fn_image_load(const char *path, const fn_load_opts *opts, fn_image *img, fn_image_info *info,
+                  char *err, size_t errlen);
+
+/* Same, from a buffer in memory (`name` is used in messages). */
+int fn_image_load_buffer(const void *data, size_t len, const char *name, const fn_load_opts *opts,
+                         fn_image *img, fn_image_info *info, char *err, size_t errlen);
+
+/* Writes `img` as PNG or JPEG (by the extension of path). */
+int fn_image_save(const fn_image *img, const char *path, char *err, size_t errlen);
+
+/* Frees the pixels and zeroes *img. NULL or an empty image is a no-op. */
+void fn_image_free(fn_image *img);
+
+/* ---- Models ----------------------------------------------------------------------------------- */
+
+typedef struct fn_models fn_models;
+
+typedef enum fn_model_kind {
+    FN_MODEL_SSD = 1 << 0,           /* ssd_mobilenetv1_model */
+    FN_MODEL_TINY = 1 << 1,          /* tiny_face_detector_model */
+    FN_MODEL_LANDMARKS = 1 << 2,     /* face_landmark_68_model */
+    FN_MODEL_LANDMARKS_TINY = 1 << 3,/* face_landmark_68_tiny_model */
+    FN_MODEL_RECOGNITION = 1 << 4,   /* face_recognition_model */
+    FN_MODEL_ALL = 0x1f,
+} fn_model_kind;
+
+/* The directory searched when `dir` is NULL or "": $FACENAMES_MODELS, then the models/ folder the
+ * bootstrap script fills (next to the executable's source tree, as configured at build time). */
+const char *fn_models_default_dir(void);
+
+/* Loads the models in `which` (fn_model_kind bits) from `dir`: parses each
+ * `*-weights_manifest.json`, reads the `.bin`, dequantizes, checks every tensor's name, shape and
+ * the total size. On failure returns FN_ERR_MODEL (or FN_ERR_NOT_FOUND) with a message naming the
+ * file and the command that installs the models. *out is shared, read-only, freed by
+ * fn_models_free after every fn_vision using it. */
+int fn_models_load(const char *dir, unsigned which, fn_models **out, char *err, size_t errlen);
+void fn_models_free(fn_models *m);
+
+/* ---- Detection pipeline ----------------------------------------------------------------------- */
+
+typedef enum fn_detector {
+    FN_DETECTOR_SSD = 0,  /* SsdMobilenetv1, 512x512 (default) */
+    FN_DETECTOR_TINY = 1, /* TinyFaceDetector, input size opts.tiny_input_size */
+} fn_detector;
+
+typedef struct fn_detect_opts {
+    fn_detector detector;
+    float min_confidence;  /* reference defaults: 0.5 for SSD, 0.5 for tiny */
+    int tiny_input_size;   /* multiple of 32; default 416 */
+    int min_face_size;     /* faces whose box is smaller (shorter side, pixels of the full photo)
+                              are dropped and counted in fn_faces.skipped_small; 0 keeps all */
+    int landmarks;         /* 0: none, 1: FaceLandmark68Net, 2: the tiny landmark net */
+    int descriptors;       /* compute 128-d descriptors (needs landmarks) */
+    int thumb_size;        /* > 0: a JPEG face thumbnail of this many pixels square per face */
+} fn_detect_opts;
+
+/* Fills opts with the reference's defaults: SSD, 0.5, 416, min_face_size 0, landmarks 1,
+ * descriptors 1, thumb_size 0. */
+void fn_detect_opts_default(fn_detect_opts *opts);
+
+typedef struct fn_face {
+    float x, y, width, height; /* box in the full oriented photo's pixel coordinates */
+    float score;
+    float landmarks[68][2];    /* x, y in the same coordinates (valid if opts.landmarks) */
+    float descriptor[128];     /* valid if opts.descriptors */
+    uint8_t *thumb_jpeg;       /* valid if opts.thumb_size > 0; owned by fn_faces */
+    size_t thumb_len;
+} fn_face;
+
+typedef struct fn_faces {
+    int width, height;     /* full oriented size of the photo */
+    fn_face *faces;        /* owned by the fn_vision; valid until its next call */
+    size_t n;
+    size_t skipped_small;  /* faces dropped by min_face_size */
+    fn_image_info info;
+    double ms_decode, ms_detect, ms_landmarks, ms_descriptors; /* stage timings of this call */
+} fn_faces;
+
+typedef struct fn_vision fn_vision;
+
+/* A worker's scratch for `models` (which must outlive it). Allocates its buffers up front. */
+int fn_vision_new(const fn_models *models, fn_vision **out);
+void fn_vision_free(fn_vision *v);
+
+/* The fast path for a file: loads with shrink-on-load to what the detector needs, detects, and
+ * computes landmarks and descriptors from crops at the photo's useful resolution (not from the
+ * detector's downscaled input). Image errors as fn_image_load. *out is owned by v until its next
+ * call. */
+int fn_vision_detect_file(fn_vision *v, const char *path, const fn_detect_opts *opts,
+                          fn_faces *out, char *err, size_t errlen);
+
+/* The same on pixels already in memory (the reference path: the reference's own resizing). */
+int fn_vision_detect_image(fn_vision *v, const fn_image *img, const fn_detect_opts *opts,
+                           fn_faces *out, char *err, size_t errlen);
+
+/* Euclidean distance of two descriptors, as the reference computes it. */
+float fn_descriptor_distance(const float a[128], const float b[128]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,8 @@
+/* main.c: placeholder until the CLI lands. */
+#include <stdio.h>
+
+int main(void)
+{
+    fputs("facenames: not built yet\n", stderr);
+    return 1;
+}

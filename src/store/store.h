@@ -1,0 +1,53 @@
+/* store.h: the SQLite store (internal). The only place SQL lives (DESIGN decision 9).
+ *
+ * One database per library, `<library>/library.db`, in WAL mode with synchronous=NORMAL, foreign
+ * keys on, and a busy timeout. Each part of the schema is a *component* ("jobs", "library", ...)
+ * with its own ordered list of migrations; `schema_versions(component, version)` records how far
+ * each has been applied, so parts evolve independently. A database whose version of a component is
+ * newer than this build knows is refused with FN_ERR_VERSION.
+ *
+ * Threading: an fn_store is one SQLite connection; use it from one thread at a time. Each engine
+ * worker and each reader opens its own. SQLite errors map to fn_err: SQLITE_BUSY/LOCKED ->
+ * FN_ERR_BUSY, SQLITE_FULL -> FN_ERR_FULL, SQLITE_CORRUPT/NOTADB -> FN_ERR_CORRUPT, others ->
+ * FN_ERR_DB, with the message (which file, which statement, what to do) in fn_store_errmsg(). */
+#ifndef FN_STORE_STORE_H
+#define FN_STORE_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+typedef struct fn_store fn_store;
+typedef struct fn_store_tx fn_store_tx; /* an open write transaction on a store */
+
+/* Opens (creating if needed) the database at `path`. */
+int fn_store_open(const char *path, int busy_timeout_ms, fn_store **out, char *err, size_t errlen);
+void fn_store_close(fn_store *s);
+const char *fn_store_errmsg(const fn_store *s);
+const char *fn_store_path(const fn_store *s);
+
+/* The raw connection, for code inside src/store only. */
+sqlite3 *fn_store_db(fn_store *s);
+
+/* Maps the connection's last SQLite error to fn_err and records a message prefixed by `what`. */
+int fn_store_fail(fn_store *s, int sqlite_rc, const char *what);
+
+/* One migration: SQL run in the migration's transaction. */
+typedef struct fn_migration {
+    int version; /* 1, 2, 3 ... in order */
+    const char *sql;
+} fn_migration;
+
+/* Brings `component` up to the last migration in `m` (each in its own transaction). */
+int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, size_t n);
+
+/* BEGIN IMMEDIATE ... COMMIT. The tx handle lives until commit/rollback. */
+int fn_store_begin(fn_store *s, fn_store_tx **tx);
+int fn_store_commit(fn_store_tx *tx);
+void fn_store_rollback(fn_store_tx *tx);
+fn_store *fn_store_tx_store(fn_store_tx *tx);
+
+/* Test hook (beanstalkd's falloc idea): when set, the store behaves as if the disk were full /
+ * the database locked on the next write. Process-wide; NULL-safe. */
+void fn_store_fault_inject(int fn_err_code_or_0);
+
+#endif

@@ -1,0 +1,74 @@
+/* ops.h: the tensor kernels every network is built from (internal).
+ *
+ * Tensors are single images in HWC order (row-major: h, then w, then channel), float32, matching
+ * TFJS's NHWC with batch 1. Weights are as TFJS stores them: conv [kh][kw][cin][cout] (HWIO),
+ * depthwise [kh][kw][cin][1], fully connected [in][out].
+ *
+ * Padding follows TensorFlow exactly: VALID uses no padding; SAME gives out = ceil(in / stride) and
+ * pads total = max((out - 1) * stride + k - in, 0) with floor(total / 2) before (top/left) and the
+ * rest after. The kernels never allocate: callers hand in outputs (and scratch where a kernel needs
+ * it, sized by the *_scratch_floats functions). Activations are fused into the kernel's last pass.
+ *
+ * Contract: out must not alias in unless a function says it may. Single-threaded; OpenBLAS must be
+ * limited to one thread by the caller (fn_vision_init does it). */
+#ifndef FN_VISION_OPS_H
+#define FN_VISION_OPS_H
+
+#include <stddef.h>
+
+typedef struct fn_t3 {
+    int h, w, c;
+    float *d; /* h*w*c floats */
+} fn_t3;
+
+typedef enum fn_act {
+    FN_ACT_NONE = 0,
+    FN_ACT_RELU,
+    FN_ACT_RELU6,  /* min(max(x, 0), 6) */
+    FN_ACT_LEAKY,  /* x < 0 ? 0.1x : x  (TinyFaceDetector's leaky relu) */
+} fn_act;
+
+typedef enum fn_pad {
+    FN_PAD_VALID = 0,
+    FN_PAD_SAME = 1,
+} fn_pad;
+
+/* Output size of a conv/pool along one axis. */
+int fn_out_size(int in, int k, int stride, fn_pad pad);
+
+/* Regular convolution (kh x kw, any stride) via GEMM; 1x1 stride-1 convs skip im2col. `bias` may be
+ * NULL. Writes out->h/w/c and out->d (caller-sized). scratch: fn_conv2d_scratch_floats() floats. */
+size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int stride, fn_pad pad);
+void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
+               int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+
+/* Depthwise convolution, k x k, channel multiplier 1. `bias` may be NULL. */
+void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,
+                 fn_act act, fn_t3 *out);
+
+/* Max and average pooling, k x k window. Average pooling divides by the number of in-bounds cells
+ * (TensorFlow's SAME semantics). */
+void fn_maxpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out);
+void fn_avgpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out);
+
+/* Per-channel y = x * scale[c] + offset[c] (batch norm folded, or TinyFaceDetector's
+ * normalisation), in place, then `act`. scale or offset may be NULL (1 and 0). */
+void fn_scale_offset(fn_t3 *t, const float *scale, const float *offset, fn_act act);
+
+/* out = a + b (+ act), elementwise; out may alias a or b. */
+void fn_add(const fn_t3 *a, const fn_t3 *b, fn_act act, fn_t3 *out);
+
+/* In-place activation. */
+void fn_activate(fn_t3 *t, fn_act act);
+
+/* Fully connected: out[j] = bias[j] + sum_i in[i] * w[i][j]. bias may be NULL. */
+void fn_dense(const float *in, int n_in, const float *w, const float *bias, int n_out, float *out);
+
+/* Mean over h and w: out[c]. */
+void fn_global_avgpool(const fn_t3 *in, float *out);
+
+/* Bilinear resize of an RGB8 image region to an HWC float tensor, as tf.image.resizeBilinear with
+ * align_corners=false and half_pixel_centers=false (TFJS's default). */
+void fn_resize_bilinear_rgb8(const unsigned char *rgb, int w, int h, int stride_bytes, fn_t3 *out);
+
+#endif
