@@ -1,0 +1,79 @@
+/* nets.h: the four face-api networks (internal). Each network is bound once to its loaded weights
+ * (checking every tensor's name and shape) and is then immutable and shared by all threads; every
+ * run gets the caller's scratch memory (fn_<net>_scratch_floats() floats, allocated once per worker
+ * by fn_vision) so nothing allocates on the per-image path.
+ *
+ * Owners: ssd.c / tiny.c (detectors), landmarks.c (FaceLandmark68Net and the tiny variant),
+ * recognition.c (FaceRecognitionNet + the landmark-based face crop), models.c (fn_models_load:
+ * reads weights with weights.h and calls the bind functions), pipeline.c (fn_vision_*). */
+#ifndef FN_VISION_NETS_H
+#define FN_VISION_NETS_H
+
+#include <stddef.h>
+
+#include "facenames/vision.h"
+#include "vision/ops.h"
+#include "vision/weights.h"
+
+/* A detection before landmarks: box in the coordinates of the image that was passed in. */
+typedef struct fn_det {
+    float x, y, w, h;
+    float score;
+} fn_det;
+
+/* ---- SsdMobilenetv1 (ssd.c) ---- */
+typedef struct fn_ssd_net fn_ssd_net;
+int fn_ssd_bind(const fn_weights *w, fn_ssd_net **out, char *err, size_t errlen);
+void fn_ssd_free(fn_ssd_net *n);
+size_t fn_ssd_scratch_floats(void);
+/* Raw network: `in` is the 512x512x3 input exactly as the reference feeds it (after its own
+ * normalisation); writes 5118 decoded boxes [ymin, xmin, ymax, xmax] (relative) and scores. */
+void fn_ssd_forward(const fn_ssd_net *n, const fn_t3 *in, float *scratch, float *boxes,
+                    float *scores);
+/* Whole detector on an RGB8 image as the reference does it (pad/resize, normalise, decode, NMS,
+ * min_confidence). Writes up to `cap` detections (image coordinates) and returns how many. */
+size_t fn_ssd_detect(const fn_ssd_net *n, const fn_image *img, float min_confidence,
+                     float *scratch, fn_det *out, size_t cap);
+
+/* ---- TinyFaceDetector (tiny.c) ---- */
+typedef struct fn_tiny_net fn_tiny_net;
+int fn_tiny_bind(const fn_weights *w, fn_tiny_net **out, char *err, size_t errlen);
+void fn_tiny_free(fn_tiny_net *n);
+size_t fn_tiny_scratch_floats(int input_size);
+/* Raw network output grid (input_size/32)^2 x 5 anchors x 6 values, before decoding. */
+void fn_tiny_forward(const fn_tiny_net *n, const fn_t3 *in, float *scratch, float *out);
+size_t fn_tiny_detect(const fn_tiny_net *n, const fn_image *img, int input_size,
+                      float min_confidence, float *scratch, fn_det *out, size_t cap);
+
+/* ---- FaceLandmark68Net / FaceLandmark68TinyNet (landmarks.c) ---- */
+typedef struct fn_landmark_net fn_landmark_net;
+int fn_landmark_bind(const fn_weights *w, int tiny, fn_landmark_net **out, char *err,
+                     size_t errlen);
+void fn_landmark_free(fn_landmark_net *n);
+size_t fn_landmark_scratch_floats(void);
+/* Raw: 112x112x3 input as the reference feeds it -> 136 outputs. */
+void fn_landmark_forward(const fn_landmark_net *n, const fn_t3 *in, float *scratch, float *out136);
+/* The reference's whole step for one face: crop `det` from `img`, pad to square, resize, run,
+ * map the 68 points back to img coordinates. */
+void fn_landmark_run(const fn_landmark_net *n, const fn_image *img, const fn_det *det,
+                     float *scratch, float out[68][2]);
+
+/* ---- FaceRecognitionNet (recognition.c) ---- */
+typedef struct fn_recog_net fn_recog_net;
+int fn_recog_bind(const fn_weights *w, fn_recog_net **out, char *err, size_t errlen);
+void fn_recog_free(fn_recog_net *n);
+size_t fn_recog_scratch_floats(void);
+/* Raw: 150x150x3 input as the reference feeds it -> 128-d descriptor. */
+void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, float out[128]);
+/* The reference's whole step: the aligned face box from the 68 landmarks, crop from img, pad,
+ * resize, run. */
+void fn_recog_run(const fn_recog_net *n, const fn_image *img, const float landmarks[68][2],
+                  float *scratch, float out[128]);
+
+/* ---- Shared preprocessing (preprocess.c, owned by the SSD/tiny owner) ---- */
+/* The reference's padToSquare + resizeBilinear of the region (x, y, w, h) of `img` (clipped to the
+ * image) into an s x s RGB float tensor (0..255, not normalised). Writes out->d (s*s*3 floats). */
+void fn_crop_square_resize(const fn_image *img, float x, float y, float w, float h, int s,
+                           fn_t3 *out);
+
+#endif
