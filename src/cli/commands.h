@@ -1,0 +1,49 @@
+/* commands.h: what every `facenames` subcommand shares (internal to the CLI).
+ *
+ * main.c parses the global options (--library DIR, --config FILE, --set key=value, --help,
+ * --version), resolves the library directory ($FACENAMES_LIBRARY, else $XDG_DATA_HOME/facenames,
+ * else ~/.local/share/facenames) and the configuration (defaults < file < environment < --set),
+ * then calls the subcommand with argv[0] = its name. A command returns the process exit code. */
+#ifndef FN_CLI_COMMANDS_H
+#define FN_CLI_COMMANDS_H
+
+#include "facenames/config.h"
+#include "facenames/jobs.h"
+
+enum cli_exit {
+    CLI_EXIT_OK = 0,        /* done; for jobs: completed without item errors */
+    CLI_EXIT_FAILURE = 1,   /* an error (message on stderr), or the job failed */
+    CLI_EXIT_USAGE = 2,     /* bad command line */
+    CLI_EXIT_CANCELLED = 3, /* the job was cancelled (Ctrl-C or jobs cancel) */
+    CLI_EXIT_ITEMS = 4,     /* the job completed but some items had errors */
+};
+
+typedef struct cli_ctx {
+    const char *prog;       /* argv[0] of the program, for messages */
+    char library_dir[4096]; /* resolved library directory */
+    fn_config cfg;          /* effective configuration */
+    int stdout_tty, stderr_tty;
+} cli_ctx;
+
+/* Opens the engine for ctx->library_dir with ctx->cfg and registers every job type
+ * (fn_tasks_register_all). On failure prints the reason to stderr and returns nonzero. */
+int cli_open_engine(cli_ctx *ctx, fn_engine **out);
+
+/* Runs job `id` in the foreground on this process's workers with live progress on stderr (a
+ * redrawn line on a terminal, plain periodic lines otherwise), until it ends. First Ctrl-C: cancel
+ * after the current batch and print how to resume; second: stop at once (still safe). `summary`
+ * (may be NULL) is called with the final job to print a type-specific summary; with json != 0 the
+ * final job is printed as `jobs show --json` does instead. Returns the job's exit code. */
+typedef void (*cli_summary_fn)(const fn_job_info *job, void *arg);
+int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json, cli_summary_fn summary,
+                       void *arg);
+
+/* The subcommands. */
+int cmd_jobs(cli_ctx *ctx, int argc, char **argv);   /* jobs list|show|cancel|resume|retry|watch|log */
+int cmd_worker(cli_ctx *ctx, int argc, char **argv); /* worker [--threads N] [--until-idle] */
+int cmd_detect(cli_ctx *ctx, int argc, char **argv); /* detect IMAGE... (vision part) */
+int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest part) */
+int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
+int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part) */
+
+#endif
