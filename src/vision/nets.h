@@ -40,7 +40,8 @@ typedef struct fn_tiny_net fn_tiny_net;
 int fn_tiny_bind(const fn_weights *w, fn_tiny_net **out, char *err, size_t errlen);
 void fn_tiny_free(fn_tiny_net *n);
 size_t fn_tiny_scratch_floats(int input_size);
-/* Raw network output grid (input_size/32)^2 x 5 anchors x 6 values, before decoding. */
+/* Raw network output grid (input_size/32)^2 x 5 anchors x 5 values (x, y, w, h, score logit),
+ * before decoding. */
 void fn_tiny_forward(const fn_tiny_net *n, const fn_t3 *in, float *scratch, float *out);
 size_t fn_tiny_detect(const fn_tiny_net *n, const fn_image *img, int input_size,
                       float min_confidence, float *scratch, fn_det *out, size_t cap);
@@ -51,24 +52,42 @@ int fn_landmark_bind(const fn_weights *w, int tiny, fn_landmark_net **out, char 
                      size_t errlen);
 void fn_landmark_free(fn_landmark_net *n);
 size_t fn_landmark_scratch_floats(void);
-/* Raw: 112x112x3 input as the reference feeds it -> 136 outputs. */
+/* Raw: 112x112x3 input as the reference feeds it (after its normalisation (rgb - mean) / 255) ->
+ * 136 outputs. `in` may occupy the first 112*112*3 floats of scratch. */
 void fn_landmark_forward(const fn_landmark_net *n, const fn_t3 *in, float *scratch, float *out136);
 /* The reference's whole step for one face: crop `det` from `img`, pad to square, resize, run,
  * map the 68 points back to img coordinates. */
 void fn_landmark_run(const fn_landmark_net *n, const fn_image *img, const fn_det *det,
                      float *scratch, float out[68][2]);
+/* The reference's face crop for `det` (Box.clipAtImageBorders, then floor): box = x, y, w, h in
+ * whole pixels. Returns 1, or 0 when the clipped box is empty or det is not finite (then the
+ * box is zeros). (Added by landmarks.c.) */
+int fn_landmark_crop_box(const fn_image *img, const fn_det *det, int box[4]);
+/* Which depthwise kernel the landmark nets use: -1 (default) the ops' AVX-512 kernel when the CPU
+ * has it, else landmarks.c's portable vector kernel; 0 always the portable one; 1 always the ops'
+ * (fn_dwconv2d). For tests, like fn_ops_set_isa; not while other threads run the nets. */
+void fn_landmark_set_isa(int level);
 
 /* ---- FaceRecognitionNet (recognition.c) ---- */
 typedef struct fn_recog_net fn_recog_net;
 int fn_recog_bind(const fn_weights *w, fn_recog_net **out, char *err, size_t errlen);
 void fn_recog_free(fn_recog_net *n);
 size_t fn_recog_scratch_floats(void);
-/* Raw: 150x150x3 input as the reference feeds it -> 128-d descriptor. */
+/* Raw: 150x150x3 input as the reference feeds it (after its normalisation (rgb - mean) / 255) ->
+ * 128-d descriptor. `in` may occupy the first 150*150*3 floats of scratch. */
 void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, float out[128]);
 /* The reference's whole step: the aligned face box from the 68 landmarks, crop from img, pad,
  * resize, run. */
 void fn_recog_run(const fn_recog_net *n, const fn_image *img, const float landmarks[68][2],
                   float *scratch, float out[128]);
+/* The same, exactly as the reference: FaceLandmarks.alignDlib bounds the box's side by the size
+ * of the landmark crop (plus x/y), which only fn_recog_run_det knows (from `det`, the detection the
+ * landmarks were computed from). The pipeline should call this one. (Added by recognition.c.) */
+void fn_recog_run_det(const fn_recog_net *n, const fn_image *img, const fn_det *det,
+                      const float landmarks[68][2], float *scratch, float out[128]);
+/* The aligned face box (x, y, w, h, whole pixels, before clipping to the image) that the
+ * descriptor is computed from; crop_w/crop_h: the landmark crop's size, or 0 for no bound. */
+void fn_recog_aligned_box(const float landmarks[68][2], int crop_w, int crop_h, float box[4]);
 
 /* ---- Shared preprocessing (preprocess.c, owned by the SSD/tiny owner) ---- */
 /* The reference's padToSquare + resizeBilinear of the region (x, y, w, h) of `img` (clipped to the

@@ -1,0 +1,358 @@
+/* recognition.c: FaceRecognitionNet (face-api's ResNet-34-like descriptor net, 150x150 -> 128-d)
+ * and the landmark-based face crop that feeds it.
+ *
+ * The net (FaceRecognitionNet.ts, residualLayer.ts, convLayer.ts, scaleLayer.ts):
+ *   input 150x150x3 normalised as (rgb - mean) / 255;
+ *   conv32_down: conv 7x7 stride 2 VALID, + bias, * scale + offset, relu -> 72x72x32;
+ *   max pool 3x3 stride 2 VALID -> 35x35x32;
+ *   14 residual layers; a plain one is relu(x + conv2(relu(conv1(x)))) with 3x3 SAME convs, a
+ * "down" one uses conv1 3x3 stride 2 VALID and adds avgpool2x2(x) instead of x, with the pooled
+ * input's channels zero-extended and the conv branch zero-extended by a row and a column where the
+ * two branches' sizes differ (8 -> 3 vs 4, 4 -> 1 vs 2); mean over the final 2x2x256, times fc
+ * [256][128] (no bias). Every conv layer is conv + bias followed by a per-channel scale layer; the
+ * scale is folded into the filters and bias once at bind time (w' = w * s, b' = b * s + t), which
+ * changes only float rounding (~1e-7 relative) and saves a pass over every activation.
+ *
+ * The crop (ComputeFaceDescriptorsTasks.ts: landmarks.align(null, {useDlibAlignment: true})): a
+ * square of side floor(mean eye-to-mouth distance / 0.45) around the centroid of the two eye
+ * centres and the mouth centre (0.5 of the side left of it, 0.43 above), clipped to the image,
+ * padded to a square and resized to 150.
+ *
+ * What must stay true: the arithmetic is the reference's; forward/run never allocate and use only
+ * the caller's scratch (fn_recog_scratch_floats() floats); a bound net owns its folded filters and
+ * keeps a pointer only to the fc tensor of the weights it was bound to. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vision/nets.h"
+#include "vision/preprocess.h"
+
+#define RC_SIZE 150
+#define RC_NRES 14
+
+static const float rc_mean[3] = {122.782f, 117.001f, 104.298f};
+
+typedef struct rc_conv {
+    const float *f; /* folded filters [k][k][cin][cout] */
+    const float *b; /* folded bias [cout] */
+    int k, cin, cout;
+} rc_conv;
+
+typedef struct rc_res {
+    rc_conv c1, c2;
+    int down;
+} rc_res;
+
+struct fn_recog_net {
+    rc_conv first; /* conv32_down */
+    rc_res res[RC_NRES];
+    const float *fc; /* [256][128], owned by the weights */
+    float *mem;      /* all folded filters and biases */
+};
+
+/* The residual layers in order: name, input channels, output channels, down-sampling. */
+static const struct {
+    const char *name;
+    int cin, cout, down;
+} rc_layers[RC_NRES] = {
+    {"conv32_1", 32, 32, 0},    {"conv32_2", 32, 32, 0},           {"conv32_3", 32, 32, 0},
+    {"conv64_down", 32, 64, 1}, {"conv64_1", 64, 64, 0},           {"conv64_2", 64, 64, 0},
+    {"conv64_3", 64, 64, 0},    {"conv128_down", 64, 128, 1},      {"conv128_1", 128, 128, 0},
+    {"conv128_2", 128, 128, 0}, {"conv256_down", 128, 256, 1},     {"conv256_1", 256, 256, 0},
+    {"conv256_2", 256, 256, 0}, {"conv256_down_out", 256, 256, 1},
+};
+
+static const fn_tensor *rc_get(const fn_weights *w, const char *name, int rank, const int *shape,
+                               char *err, size_t errlen)
+{
+    return fn_weights_get(w, name, rank, shape, err, errlen);
+}
+
+/* Binds "<prefix>/conv/{filters,bias}" and "<prefix>/scale/{weights,biases}", folding the scale
+ * into `*mem` (advanced past what it uses). */
+static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin, int cout,
+                        float **mem, rc_conv *c, char *err, size_t errlen)
+{
+    char name[96];
+    const int fs[4] = {k, k, cin, cout}, vs[1] = {cout};
+    const fn_tensor *f, *b, *s, *t;
+    snprintf(name, sizeof name, "%s/conv/filters", prefix);
+    if (!(f = rc_get(w, name, 4, fs, err, errlen))) return -1;
+    snprintf(name, sizeof name, "%s/conv/bias", prefix);
+    if (!(b = rc_get(w, name, 1, vs, err, errlen))) return -1;
+    snprintf(name, sizeof name, "%s/scale/weights", prefix);
+    if (!(s = rc_get(w, name, 1, vs, err, errlen))) return -1;
+    snprintf(name, sizeof name, "%s/scale/biases", prefix);
+    if (!(t = rc_get(w, name, 1, vs, err, errlen))) return -1;
+
+    float *ff = *mem, *fb = ff + f->n;
+    for (size_t i = 0; i < f->n; i++)
+        ff[i] = f->d[i] * s->d[i % (size_t)cout];
+    for (int o = 0; o < cout; o++)
+        fb[o] = b->d[o] * s->d[o] + t->d[o];
+    *mem = fb + cout;
+    c->f = ff;
+    c->b = fb;
+    c->k = k;
+    c->cin = cin;
+    c->cout = cout;
+    return 0;
+}
+
+static size_t rc_conv_floats(int k, int cin, int cout)
+{
+    return (size_t)k * k * cin * cout + (size_t)cout;
+}
+
+int fn_recog_bind(const fn_weights *w, fn_recog_net **out, char *err, size_t errlen)
+{
+    if (out) *out = NULL;
+    if (!w || !out) {
+        if (err && errlen) snprintf(err, errlen, "fn_recog_bind: no weights");
+        return FN_ERR_INVALID;
+    }
+    size_t need = rc_conv_floats(7, 3, 32);
+    for (int i = 0; i < RC_NRES; i++)
+        need += rc_conv_floats(3, rc_layers[i].cin, rc_layers[i].cout) +
+                rc_conv_floats(3, rc_layers[i].cout, rc_layers[i].cout);
+    fn_recog_net *n = calloc(1, sizeof *n);
+    float *mem = n ? malloc(need * sizeof(float)) : NULL;
+    if (!mem) {
+        free(n);
+        if (err && errlen) snprintf(err, errlen, "out of memory binding the recognition net");
+        return FN_ERR_NOMEM;
+    }
+    n->mem = mem;
+    char prefix[64];
+    if (rc_bind_conv(w, "conv32_down", 7, 3, 32, &mem, &n->first, err, errlen) < 0) goto fail;
+    for (int i = 0; i < RC_NRES; i++) {
+        rc_res *r = &n->res[i];
+        r->down = rc_layers[i].down;
+        snprintf(prefix, sizeof prefix, "%s/conv1", rc_layers[i].name);
+        if (rc_bind_conv(w, prefix, 3, rc_layers[i].cin, rc_layers[i].cout, &mem, &r->c1, err,
+                         errlen) < 0)
+            goto fail;
+        snprintf(prefix, sizeof prefix, "%s/conv2", rc_layers[i].name);
+        if (rc_bind_conv(w, prefix, 3, rc_layers[i].cout, rc_layers[i].cout, &mem, &r->c2, err,
+                         errlen) < 0)
+            goto fail;
+    }
+    {
+        const int fs[2] = {256, 128};
+        const fn_tensor *fc = rc_get(w, "fc", 2, fs, err, errlen);
+        if (!fc) goto fail;
+        n->fc = fc->d;
+    }
+    *out = n;
+    return 0;
+fail:
+    fn_recog_free(n);
+    return FN_ERR_MODEL;
+}
+
+void fn_recog_free(fn_recog_net *n)
+{
+    if (!n) return;
+    free(n->mem);
+    free(n);
+}
+
+/* Scratch: the input, four tensors the size of the largest activation (72x72x32, conv32_down's
+ * output), and the largest im2col matrix (conv32_down's: 72*72 rows of 7*7*3). */
+#define RC_IN_FLOATS  ((size_t)RC_SIZE * RC_SIZE * 3)
+#define RC_BUF_FLOATS ((size_t)72 * 72 * 32)
+
+static size_t rc_col_floats(void)
+{
+    size_t m = fn_conv2d_scratch_floats(RC_SIZE, RC_SIZE, 3, 7, 7, 2, FN_PAD_VALID);
+    int hw = 35;
+    for (int i = 0; i < RC_NRES; i++) {
+        const int cin = rc_layers[i].cin, cout = rc_layers[i].cout;
+        size_t a, b;
+        if (rc_layers[i].down) {
+            int o = fn_out_size(hw, 3, 2, FN_PAD_VALID);
+            a = fn_conv2d_scratch_floats(hw, hw, cin, 3, 3, 2, FN_PAD_VALID);
+            b = fn_conv2d_scratch_floats(o, o, cout, 3, 3, 1, FN_PAD_SAME);
+            hw = fn_out_size(hw, 2, 2, FN_PAD_VALID);
+        } else {
+            a = fn_conv2d_scratch_floats(hw, hw, cin, 3, 3, 1, FN_PAD_SAME);
+            b = fn_conv2d_scratch_floats(hw, hw, cout, 3, 3, 1, FN_PAD_SAME);
+        }
+        if (a > m) m = a;
+        if (b > m) m = b;
+    }
+    return m;
+}
+
+size_t fn_recog_scratch_floats(void)
+{
+    return RC_IN_FLOATS + 4 * RC_BUF_FLOATS + rc_col_floats();
+}
+
+/* out = relu(zero-extend(q) + zero-extend(pooled)) at pooled's height and width and q's channels:
+ * residualDown's sum where the conv branch is one row and column short or the pooled input has
+ * half the channels. */
+static void rc_down_sum(const fn_t3 *q, const fn_t3 *p, fn_t3 *out)
+{
+    out->h = p->h;
+    out->w = p->w;
+    out->c = q->c;
+    const int c = q->c, pc = p->c;
+    for (int y = 0; y < p->h; y++) {
+        for (int x = 0; x < p->w; x++) {
+            float *o = out->d + ((size_t)y * p->w + x) * c;
+            const float *pp = p->d + ((size_t)y * p->w + x) * pc;
+            const int inq = y < q->h && x < q->w;
+            const float *qq = inq ? q->d + ((size_t)y * q->w + x) * c : NULL;
+            for (int j = 0; j < c; j++) {
+                float v = (inq ? qq[j] : 0.0f) + (j < pc ? pp[j] : 0.0f);
+                o[j] = v > 0.0f ? v : 0.0f;
+            }
+        }
+    }
+}
+
+/* Four floats as one GCC/Clang vector (one SSE register on baseline x86-64), so the residual sum
+ * below is vectorised at -O2 too. memcpy loads and stores: no alignment needed. */
+typedef float rc_v4 __attribute__((vector_size(16)));
+typedef int rc_i4 __attribute__((vector_size(16)));
+
+/* out = relu(a + b) over n floats (n a multiple of 4; out may alias a or b). */
+static void rc_add_relu(const float *a, const float *b, float *out, size_t n)
+{
+    const rc_v4 zero = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i += 4) {
+        rc_v4 va, vb;
+        memcpy(&va, a + i, sizeof va);
+        memcpy(&vb, b + i, sizeof vb);
+        rc_v4 v = va + vb;
+        v = (rc_v4)((rc_i4)v & (v > zero));
+        memcpy(out + i, &v, sizeof v);
+    }
+}
+
+static void rc_conv_run(const rc_conv *c, const fn_t3 *in, int stride, fn_pad pad, fn_act act,
+                        fn_t3 *out, float *col)
+{
+    fn_conv2d(in, c->f, c->b, c->k, c->k, c->cout, stride, pad, act, out, col);
+}
+
+void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, float out[128])
+{
+    float *buf[4];
+    for (int i = 0; i < 4; i++)
+        buf[i] = scratch + RC_IN_FLOATS + (size_t)i * RC_BUF_FLOATS;
+    float *col = scratch + RC_IN_FLOATS + 4 * RC_BUF_FLOATS;
+
+    fn_t3 a = {0, 0, 0, buf[0]}, cur = {0, 0, 0, buf[1]};
+    rc_conv_run(&n->first, in, 2, FN_PAD_VALID, FN_ACT_RELU, &a, col);
+    fn_maxpool(&a, 3, 2, FN_PAD_VALID, &cur);
+
+    fn_t3 p = {0, 0, 0, buf[0]}, q = {0, 0, 0, buf[2]}, r = {0, 0, 0, buf[3]};
+    for (int i = 0; i < RC_NRES; i++) {
+        const rc_res *L = &n->res[i];
+        if (!L->down) {
+            rc_conv_run(&L->c1, &cur, 1, FN_PAD_SAME, FN_ACT_RELU, &p, col);
+            rc_conv_run(&L->c2, &p, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
+            /* residual(): relu(conv2(...) + x); q and cur have the same shape here. */
+            p.h = q.h, p.w = q.w, p.c = q.c;
+            rc_add_relu(q.d, cur.d, p.d, (size_t)q.h * q.w * q.c);
+        } else {
+            rc_conv_run(&L->c1, &cur, 2, FN_PAD_VALID, FN_ACT_RELU, &p, col);
+            rc_conv_run(&L->c2, &p, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
+            fn_avgpool(&cur, 2, 2, FN_PAD_VALID, &r);
+            rc_down_sum(&q, &r, &p);
+        }
+        /* p holds the layer's output: it becomes cur, and cur's buffer is free for the next p. */
+        fn_t3 t = cur;
+        cur = p;
+        p = t;
+    }
+    float feat[256];
+    fn_global_avgpool(&cur, feat);
+    fn_dense(feat, 256, n->fc, NULL, 128, out);
+}
+
+void fn_recog_aligned_box(const float lm[68][2], int crop_w, int crop_h, float box[4])
+{
+    /* FaceLandmarks68.getRefPointsForAlignment + FaceLandmarks.alignDlib, in double as JS does. */
+    double c[3][2];
+    static const int from[3] = {36, 42, 48}, to[3] = {42, 48, 68};
+    for (int k = 0; k < 3; k++) {
+        double sx = 0, sy = 0;
+        for (int i = from[k]; i < to[k]; i++)
+            sx += lm[i][0], sy += lm[i][1];
+        c[k][0] = sx / (to[k] - from[k]);
+        c[k][1] = sy / (to[k] - from[k]);
+    }
+    /* Point.magnitude is sqrt(x * x + y * y), not hypot (which can differ in the last bit). */
+    double d0 =
+        sqrt((c[2][0] - c[0][0]) * (c[2][0] - c[0][0]) + (c[2][1] - c[0][1]) * (c[2][1] - c[0][1]));
+    double d1 =
+        sqrt((c[2][0] - c[1][0]) * (c[2][0] - c[1][0]) + (c[2][1] - c[1][1]) * (c[2][1] - c[1][1]));
+    double size = floor(((d0 + d1) / 2) / 0.45);
+    double rx = (c[0][0] + c[1][0] + c[2][0]) / 3, ry = (c[0][1] + c[1][1] + c[2][1]) / 3;
+    double x = floor(fmax(0.0, rx - 0.5 * size)), y = floor(fmax(0.0, ry - 0.43 * size));
+    double w = size, h = size;
+    /* The reference bounds the side by the landmarks' "image" size, which is the landmark crop's
+     * size plus x (a quirk that only matters at the left/top edge); no crop size, no bound. */
+    if (crop_w > 0 && w > crop_w + x) w = crop_w + x;
+    if (crop_h > 0 && h > crop_h + y) h = crop_h + y;
+    box[0] = (float)x;
+    box[1] = (float)y;
+    box[2] = (float)w;
+    box[3] = (float)h;
+}
+
+static void rc_normalise(fn_t3 *t)
+{
+    size_t n = (size_t)t->h * t->w;
+    float *p = t->d;
+    for (size_t i = 0; i < n; i++, p += 3) {
+        p[0] = (p[0] - rc_mean[0]) / 255.0f;
+        p[1] = (p[1] - rc_mean[1]) / 255.0f;
+        p[2] = (p[2] - rc_mean[2]) / 255.0f;
+    }
+}
+
+static void rc_run_box(const fn_recog_net *n, const fn_image *img, const float box[4],
+                       float *scratch, float out[128])
+{
+    /* Box.clipAtImageBorders (the box is already integral), then the face tensor, padded to a
+     * square and resized as NetInput.toBatchTensor does. */
+    int cx, cy, cw, ch;
+    for (int k = 0; k < 4; k++)
+        if (!(isfinite(box[k]) && fabsf(box[k]) < 1e8f)) { /* NaN landmarks: no face */
+            memset(out, 0, 128 * sizeof(float));
+            return;
+        }
+    if (!fn_clip_box(img->width, img->height, box[0], box[1], box[2], box[3], &cx, &cy, &cw, &ch)) {
+        /* The reference drops an empty face; computeFaceDescriptor would give zeros. */
+        memset(out, 0, 128 * sizeof(float));
+        return;
+    }
+    fn_t3 in = {RC_SIZE, RC_SIZE, 3, scratch};
+    fn_pad_resize_region(img, cx, cy, cw, ch, 1, RC_SIZE, &in);
+    rc_normalise(&in);
+    fn_recog_forward(n, &in, scratch, out);
+}
+
+void fn_recog_run(const fn_recog_net *n, const fn_image *img, const float landmarks[68][2],
+                  float *scratch, float out[128])
+{
+    float box[4];
+    fn_recog_aligned_box(landmarks, 0, 0, box);
+    rc_run_box(n, img, box, scratch, out);
+}
+
+void fn_recog_run_det(const fn_recog_net *n, const fn_image *img, const fn_det *det,
+                      const float landmarks[68][2], float *scratch, float out[128])
+{
+    int crop[4] = {0, 0, 0, 0};
+    float box[4];
+    fn_landmark_crop_box(img, det, crop);
+    fn_recog_aligned_box(landmarks, crop[2], crop[3], box);
+    rc_run_box(n, img, box, scratch, out);
+}
