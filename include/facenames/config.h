@@ -55,8 +55,19 @@ int fn_config_parse(fn_config *cfg, const char *text, size_t len, const char *or
 /* Applies FACENAMES_* environment overrides for every known key. */
 int fn_config_apply_env(fn_config *cfg, char *err, size_t errlen);
 
-/* Writes the effective configuration as `key = value` lines into a caller-freed string. */
+/* Writes the effective configuration as `key = value` lines into a caller-freed string (NULL when
+ * out of memory). fn_config_parse reads it back to the same values. */
 char *fn_config_format(const fn_config *cfg);
+
+/* Checks rules that tie keys together (jobs.owner_timeout_ms >= 2 * jobs.heartbeat_ms), to call
+ * once every source has been applied. FN_ERR_CONFIG with a sentence in err. */
+int fn_config_validate(const fn_config *cfg, char *err, size_t errlen);
+
+/* Writes the environment variable that overrides `key` ("FACENAMES_WORKERS_CPU_MAX") into out.
+ * FN_ERR_NOT_FOUND for an unknown key. */
+int fn_config_env_name(const char *key, char *out, size_t outlen);
+
+/* Every failing call above leaves *cfg unchanged: a file with a bad line 9 applies nothing. */
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,218 @@
-/* cmd_ingest.c: placeholder until its part lands. */
+/* cmd_ingest.c: `facenames ingest PATH...`: enqueue an ingest job for the given files and
+ * folders, run it in the foreground with live progress, and print what it did.
+ *
+ * Paths are made absolute and normalised here (realpath), so the job means the same thing whoever
+ * runs it (a `facenames worker` started from another folder, `--detach`). A path that does not
+ * exist is a usage error at once rather than a job error later: it is almost always a typo. */
+#include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
 
+static const char usage[] =
+    "usage: facenames ingest PATH... [options]\n"
+    "\n"
+    "Finds the photos in the given files and folders (recursively), detects their faces and\n"
+    "stores photos, faces, landmarks, descriptors and thumbnails in the library. Photos already\n"
+    "ingested and unchanged are skipped; changed ones are reprocessed. Runs in the foreground\n"
+    "with live progress; Ctrl-C once cancels after the current batch (resume it with\n"
+    "`facenames jobs resume ID`, or run the same ingest again), twice stops at once.\n"
+    "\n"
+    "options:\n"
+    "  --min-face-size PX   ignore faces smaller than PX pixels (default: ingest.min_face_size)\n"
+    "  --detector ssd|tiny  face detector (default: ingest.detector; tiny is faster, finds fewer)\n"
+    "  --batch N            photos per batch and commit (default: ingest.batch)\n"
+    "  --priority P         interactive, normal (default) or background\n"
+    "  --no-recursive       only the files directly in each folder\n"
+    "  --follow-symlinks    follow symbolic links to files and folders (loops are reported)\n"
+    "  --ext LIST           extensions to ingest, comma separated\n"
+    "                       (default: jpg,jpeg,png,webp,heic,heif,tif,tiff,gif)\n"
+    "  --detach             only enqueue the job (for `facenames worker`) and print its id\n"
+    "  --json               print the final job as `facenames jobs show --json` does\n"
+    "\n"
+    "exit status: 0 done, 1 failed, 2 usage, 3 cancelled, 4 done but some files had errors\n";
+
+static long long counter(json_t *counters, const char *name)
+{
+    return (long long)json_integer_value(json_object_get(counters, name));
+}
+
+/* The end-of-run summary: what a person wants to know after an ingest. */
+static void summary(const fn_job_info *job, void *arg)
+{
+    (void)arg;
+    json_error_t jerr;
+    json_t *p = json_loads(job->progress ? job->progress : "{}", 0, &jerr);
+    json_t *c = json_object_get(p, "counters");
+    long long done = counter(c, "files_done"), total = counter(c, "files_total");
+    long long errors = counter(c, "errors"), unchanged = counter(c, "skipped_unchanged");
+    long long processed = done - errors - unchanged;
+    if (processed < 0) processed = 0;
+    long long faces = counter(c, "faces_found"), noface = counter(c, "no_face_images");
+    double secs = job->finished_at >= 0 && job->started_at >= 0
+                      ? (double)(job->finished_at - job->started_at) / 1000.0
+                      : 0;
+    char b1[32], b2[32], b3[32], b4[32];
+    printf("ingest job %lld %s\n", (long long)job->id, fn_job_state_name(job->state));
+    printf("  photos      %s processed of %s found", cli_fmt_count(processed, b1, sizeof b1),
+           cli_fmt_count(total, b2, sizeof b2));
+    if (unchanged) printf(" (%s unchanged, skipped)", cli_fmt_count(unchanged, b3, sizeof b3));
+    printf("\n");
+    printf("  faces       %s", cli_fmt_count(faces, b1, sizeof b1));
+    if (counter(c, "faces_skipped_small"))
+        printf(" (%s smaller than the minimum size ignored)",
+               cli_fmt_count(counter(c, "faces_skipped_small"), b2, sizeof b2));
+    printf("\n");
+    printf("  no faces    %s photos\n", cli_fmt_count(noface, b1, sizeof b1));
+    if (counter(c, "non_images"))
+        printf("  not photos  %s files ignored\n",
+               cli_fmt_count(counter(c, "non_images"), b1, sizeof b1));
+    printf("  errors      %s\n", cli_fmt_count(errors, b1, sizeof b1));
+    /* errors by code */
+    for (size_t i = 0; i < job->n_errors; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(job->errors[k].code, job->errors[i].code) == 0;
+        if (seen) continue;
+        size_t n = 0;
+        for (size_t k = i; k < job->n_errors; k++)
+            n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
+        printf("    %-12s %zu\n", job->errors[i].code, n);
+    }
+    printf("  time        %s", cli_fmt_duration(secs, b1, sizeof b1));
+    if (secs > 0 && processed > 0)
+        printf(", %.2f photos/s, %.2f faces/s", (double)processed / secs, (double)faces / secs);
+    printf(", %s read\n", cli_fmt_bytes(counter(c, "bytes_read"), b4, sizeof b4));
+    if (job->n_errors) {
+        size_t show = job->n_errors < 5 ? job->n_errors : 5;
+        for (size_t i = 0; i < show; i++)
+            printf("  ! %s: %s\n", job->errors[i].code, job->errors[i].message);
+        if (job->n_errors > show)
+            printf("  ... %zu more: facenames jobs show %lld\n", job->n_errors - show,
+                   (long long)job->id);
+        printf("  to retry the failed files once fixed: facenames jobs retry %lld\n",
+               (long long)job->id);
+    }
+    if (job->state == FN_JOB_CANCELLED)
+        printf("  to continue: facenames jobs resume %lld (or run the same ingest again)\n",
+               (long long)job->id);
+    json_decref(p);
+}
+
+static int add_exts(json_t *payload, const char *list)
+{
+    json_t *a = json_array();
+    char *copy = strdup(list);
+    if (!copy) return -1;
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (*t) json_array_append_new(a, json_string(t));
+    free(copy);
+    if (!json_array_size(a)) {
+        json_decref(a);
+        return -1;
+    }
+    json_object_set_new(payload, "extensions", a);
+    return 0;
+}
+
 int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "%s: 'ingest' is not available in this build yet\n", ctx->prog);
-    return CLI_EXIT_FAILURE;
+    const char *cmd = "ingest";
+    json_t *payload = json_object();
+    json_t *paths = json_array();
+    json_object_set_new(payload, "paths", paths);
+    fn_priority prio = FN_PRIO_NORMAL;
+    int detach = 0, json = 0, rc = CLI_EXIT_USAGE;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int m;
+        long long n;
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            rc = CLI_EXIT_OK;
+            goto out;
+        }
+        if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--min-face-size", &v)) != 0) {
+            if (m < 0) goto out;
+            if (cli_parse_ll(v, 0, 100000, &n) < 0) {
+                rc = cli_usage_error(ctx, cmd, "--min-face-size wants pixels (0..100000)");
+                goto out;
+            }
+            json_object_set_new(payload, "min_face_size", json_integer(n));
+        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--detector", &v)) != 0) {
+            if (m < 0) goto out;
+            if (strcmp(v, "ssd") != 0 && strcmp(v, "tiny") != 0) {
+                rc = cli_usage_error(ctx, cmd, "--detector is ssd or tiny, not %s", v);
+                goto out;
+            }
+            json_object_set_new(payload, "detector", json_string(v));
+        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--batch", &v)) != 0) {
+            if (m < 0) goto out;
+            if (cli_parse_ll(v, 1, 4096, &n) < 0) {
+                rc = cli_usage_error(ctx, cmd, "--batch wants a number of photos (1..4096)");
+                goto out;
+            }
+            json_object_set_new(payload, "batch", json_integer(n));
+        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--priority", &v)) != 0) {
+            if (m < 0) goto out;
+            if (fn_priority_parse(v, &prio) < 0) {
+                rc = cli_usage_error(ctx, cmd, "--priority is interactive, normal or background");
+                goto out;
+            }
+        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--ext", &v)) != 0) {
+            if (m < 0) goto out;
+            if (add_exts(payload, v) < 0) {
+                rc = cli_usage_error(ctx, cmd, "--ext wants a list like jpg,png");
+                goto out;
+            }
+        } else if (strcmp(argv[i], "--no-recursive") == 0) {
+            json_object_set_new(payload, "recursive", json_false());
+        } else if (strcmp(argv[i], "--follow-symlinks") == 0) {
+            json_object_set_new(payload, "follow_symlinks", json_true());
+        } else if (strcmp(argv[i], "--detach") == 0) {
+            detach = 1;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            rc = cli_usage_error(ctx, cmd, "unknown option %s", argv[i]);
+            goto out;
+        } else {
+            char *real = realpath(argv[i], NULL);
+            if (!real) {
+                rc = cli_error(ctx, "ingest: %s: no such file or folder", argv[i]);
+                goto out;
+            }
+            json_array_append_new(paths, json_string(real));
+            free(real);
+        }
+    }
+    if (!json_array_size(paths)) {
+        rc = cli_usage_error(ctx, cmd, "name at least one file or folder of photos");
+        goto out;
+    }
+
+    fn_engine *e = NULL;
+    if (cli_open_engine(ctx, &e) != 0) {
+        rc = CLI_EXIT_FAILURE;
+        goto out;
+    }
+    char *text = json_dumps(payload, JSON_COMPACT);
+    fn_job_id id = 0;
+    int erc = text ? fn_enqueue(e, "ingest", text, prio, &id) : FN_ERR_NOMEM;
+    free(text);
+    if (erc < 0) {
+        rc = cli_engine_error(ctx, e, erc, "enqueueing the ingest");
+    } else if (detach) {
+        printf("%lld\n", (long long)id);
+        rc = CLI_EXIT_OK;
+    } else {
+        rc = cli_run_foreground(ctx, e, id, json, summary, NULL);
+    }
+    fn_engine_close(e);
+out:
+    json_decref(payload);
+    return rc;
 }

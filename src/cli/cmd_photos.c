@@ -1,12 +1,268 @@
-/* cmd_photos.c: placeholder until its part lands. */
+/* cmd_photos.c: `facenames photos list|show`: what the library knows about its photos.
+ *
+ * Reading commands open the library's database directly through the library store (no engine, no
+ * owner registration, no recovery): they must work, and stay cheap, while an ingest is running in
+ * another process. A library that does not exist yet simply has no photos. */
+#include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "store/library/library_store.h"
+
+static const char usage[] =
+    "usage: facenames photos list [--status ok|no_faces|error] [--under DIR] [--limit N] [--json]\n"
+    "       facenames photos show ID|PATH [--json]\n"
+    "\n"
+    "list: the photos in the library, by path, with size, faces and status.\n"
+    "show: one photo (by id or by path) and its faces.\n";
+
+/* Opens <library>/library.db; 1 when there is no library yet, 0 when opened, -1 on error. */
+static int open_library(cli_ctx *ctx, fn_store **out)
+{
+    char path[4200];
+    *out = NULL;
+    snprintf(path, sizeof path, "%s/library.db", ctx->library_dir);
+    if (access(path, F_OK) != 0) return 1;
+    char err[1024];
+    if (fn_store_open(path, ctx->cfg.db_busy_timeout_ms, out, err, sizeof err) < 0) {
+        cli_error(ctx, "%s", err);
+        return -1;
+    }
+    if (fn_library_migrate(*out) < 0) {
+        cli_error(ctx, "%s", fn_store_errmsg(*out));
+        fn_store_close(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *photo_json(const fn_photo_row *r)
+{
+    char hash[20];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->hash);
+    json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:s, s:i, s:i, s:s, s:i, s:i}", "id",
+                          (json_int_t)r->id, "path", r->path, "size", (json_int_t)r->size,
+                          "mtime_ns", (json_int_t)r->mtime_ns, "hash", hash, "width", r->width,
+                          "height", r->height, "status", fn_photo_status_name(r->status), "faces",
+                          r->n_faces, "faces_skipped_small", r->faces_skipped_small);
+    json_object_set_new(o, "format", r->format[0] ? json_string(r->format) : json_null());
+    json_object_set_new(o, "taken_at", r->taken_at >= 0 ? json_integer(r->taken_at) : json_null());
+    json_object_set_new(o, "error_code",
+                        r->error_code[0] ? json_string(r->error_code) : json_null());
+    char iso[40];
+    json_object_set_new(o, "ingested_at",
+                        json_string(cli_fmt_iso(r->ingested_at, iso, sizeof iso)));
+    json_object_set_new(o, "job", json_integer(r->job_id));
+    return o;
+}
+
+typedef struct list_state {
+    int json;
+    int first;
+    cli_table *t;
+    size_t n;
+} list_state;
+
+static int list_cb(const fn_photo_row *r, void *arg)
+{
+    list_state *ls = arg;
+    ls->n++;
+    if (ls->json) {
+        json_t *o = photo_json(r);
+        char *s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n  %s", ls->first ? "" : ",", s ? s : "null");
+        ls->first = 0;
+        free(s);
+        json_decref(o);
+        return 0;
+    }
+    char id[24], size[32], dims[32], faces[16];
+    snprintf(id, sizeof id, "%lld", (long long)r->id);
+    cli_fmt_bytes(r->size, size, sizeof size);
+    snprintf(dims, sizeof dims, "%dx%d", r->width, r->height);
+    snprintf(faces, sizeof faces, "%d", r->n_faces);
+    const char *status =
+        r->status == FN_PHOTO_ERROR ? r->error_code : fn_photo_status_name(r->status);
+    const char *cells[] = {id, r->path, size, r->width ? dims : "-", faces, status};
+    cli_table_add(ls->t, cells);
+    return 0;
+}
+
+static int photos_list(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *cmd = "photos list";
+    fn_photo_filter f = {.status = -1};
+    int json = 0;
+    char *under = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int m;
+        long long n;
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--status", &v)) != 0) {
+            if (m < 0) return CLI_EXIT_USAGE;
+            fn_photo_status s;
+            if (fn_photo_status_parse(v, &s) < 0)
+                return cli_usage_error(ctx, cmd, "--status is ok, no_faces or error");
+            f.status = (int)s;
+        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--under", &v)) != 0) {
+            if (m < 0) return CLI_EXIT_USAGE;
+            free(under);
+            under = realpath(v, NULL);
+            if (!under) under = strdup(v);
+            f.path_prefix = under;
+        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--limit", &v)) != 0) {
+            if (m < 0) return CLI_EXIT_USAGE;
+            if (cli_parse_ll(v, 1, LLONG_MAX, &n) < 0)
+                return cli_usage_error(ctx, cmd, "--limit wants a positive number");
+            f.limit = (size_t)n;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else {
+            free(under);
+            return cli_usage_error(ctx, cmd, "unexpected argument %s", argv[i]);
+        }
+    }
+    fn_store *s = NULL;
+    int o = open_library(ctx, &s);
+    if (o < 0) {
+        free(under);
+        return CLI_EXIT_FAILURE;
+    }
+    static const char *const headers[] = {"ID", "PATH", "SIZE", "PIXELS", "FACES", "STATUS"};
+    static const int right[] = {1, 0, 1, 1, 1, 0};
+    list_state ls = {.json = json, .first = 1};
+    if (!json) ls.t = cli_table_new(6, headers, right);
+    if (json) printf("[");
+    int rc = o == 0 ? fn_library_photos_each(s, &f, list_cb, &ls) : 0;
+    if (json) printf("%s]\n", ls.n ? "\n" : "");
+    if (!json) {
+        if (ls.n)
+            cli_table_print(ls.t, stdout);
+        else
+            printf("no photos%s\n", o == 1 ? " (the library is empty)" : "");
+        cli_table_free(ls.t);
+    }
+    if (rc < 0) cli_error(ctx, "listing photos: %s", fn_store_errmsg(s));
+    fn_store_close(s);
+    free(under);
+    return rc < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+static int face_cb(const fn_face_row *f, void *arg)
+{
+    json_t *faces = arg;
+    json_t *o = json_pack("{s:I, s:{s:f, s:f, s:f, s:f}, s:f, s:s}", "id", (json_int_t)f->id, "box",
+                          "x", (double)f->x, "y", (double)f->y, "width", (double)f->width, "height",
+                          (double)f->height, "score", (double)f->score, "origin",
+                          f->origin_user ? "user" : "auto");
+    json_object_set_new(o, "person", f->person_id ? json_integer(f->person_id) : json_null());
+    json_object_set_new(o, "cluster", f->cluster_id ? json_integer(f->cluster_id) : json_null());
+    json_array_append_new(faces, o);
+    return 0;
+}
+
+static int photos_show(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *cmd = "photos show";
+    const char *which = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (!which)
+            which = argv[i];
+        else
+            return cli_usage_error(ctx, cmd, "unexpected argument %s", argv[i]);
+    }
+    if (!which) return cli_usage_error(ctx, cmd, "name a photo by id or path");
+    fn_store *s = NULL;
+    int o = open_library(ctx, &s);
+    if (o < 0) return CLI_EXIT_FAILURE;
+    if (o == 1) return cli_error(ctx, "no photo %s (the library is empty)", which);
+    fn_library_reader *r = NULL;
+    fn_photo_row row;
+    int rc = fn_library_reader_new(s, &r);
+    long long id;
+    if (rc == 0) {
+        if (cli_parse_ll(which, 1, LLONG_MAX, &id) == 0) {
+            rc = fn_library_photo_by_id(r, id, &row);
+        } else {
+            char *real = realpath(which, NULL);
+            rc = fn_library_photo_by_path(r, real ? real : which, &row);
+            free(real);
+        }
+    }
+    int ret = CLI_EXIT_OK;
+    if (rc == FN_ERR_NOT_FOUND) {
+        ret = cli_error(ctx, "no photo %s in the library", which);
+    } else if (rc < 0) {
+        ret = cli_error(ctx, "%s", fn_store_errmsg(s));
+    } else {
+        json_t *faces = json_array();
+        fn_face_filter ff = {.photo_id = row.id};
+        fn_library_faces_each(s, &ff, face_cb, faces);
+        json_t *p = photo_json(&row);
+        if (json) {
+            json_object_set(p, "faces", faces);
+            char *t = json_dumps(p, JSON_INDENT(2));
+            printf("%s\n", t ? t : "null");
+            free(t);
+        } else {
+            char b[64], iso[40];
+            printf("photo %lld  %s\n", (long long)row.id, row.path);
+            printf("  status     %s%s%s\n", fn_photo_status_name(row.status),
+                   row.error_code[0] ? " " : "", row.error_code);
+            printf("  size       %s, %dx%d %s\n", cli_fmt_bytes(row.size, b, sizeof b), row.width,
+                   row.height, row.format);
+            if (row.taken_at >= 0)
+                printf("  taken      %s\n", cli_fmt_time(row.taken_at * 1000, b, sizeof b));
+            printf("  ingested   %s by job %lld\n", cli_fmt_iso(row.ingested_at, iso, sizeof iso),
+                   (long long)row.job_id);
+            printf("  faces      %d", row.n_faces);
+            if (row.faces_skipped_small)
+                printf(" (%d smaller than the minimum size ignored)", row.faces_skipped_small);
+            printf("\n");
+            for (size_t i = 0; i < json_array_size(faces); i++) {
+                json_t *fo = json_array_get(faces, i);
+                json_t *box = json_object_get(fo, "box");
+                printf("    face %lld  %.0f,%.0f %.0fx%.0f  score %.3f\n",
+                       (long long)json_integer_value(json_object_get(fo, "id")),
+                       json_real_value(json_object_get(box, "x")),
+                       json_real_value(json_object_get(box, "y")),
+                       json_real_value(json_object_get(box, "width")),
+                       json_real_value(json_object_get(box, "height")),
+                       json_real_value(json_object_get(fo, "score")));
+            }
+        }
+        json_decref(p);
+        json_decref(faces);
+        fn_photo_row_clear(&row);
+    }
+    fn_library_reader_free(r);
+    fn_store_close(s);
+    return ret;
+}
 
 int cmd_photos(cli_ctx *ctx, int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "%s: 'photos' is not available in this build yet\n", ctx->prog);
-    return CLI_EXIT_FAILURE;
+    if (argc < 2 || cli_is_help(argv[1])) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "list") == 0) return photos_list(ctx, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0) return photos_show(ctx, argc - 1, argv + 1);
+    return cli_usage_error(ctx, "photos", "unknown subcommand %s (list, show)", argv[1]);
 }

@@ -23,6 +23,9 @@ typedef struct cli_ctx {
     char library_dir[4096]; /* resolved library directory */
     fn_config cfg;          /* effective configuration */
     int stdout_tty, stderr_tty;
+    /* added by the CLI part: */
+    char config_path[4096]; /* the configuration file that was read, "" if none */
+    int verbose;            /* -v count: 1 logs info, 2 debug */
 } cli_ctx;
 
 /* Opens the engine for ctx->library_dir with ctx->cfg and registers every job type
@@ -38,12 +41,24 @@ typedef void (*cli_summary_fn)(const fn_job_info *job, void *arg);
 int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json, cli_summary_fn summary,
                        void *arg);
 
+/* Type-specific end-of-job summaries, used by `jobs resume/retry/watch` for a job of that type
+ * (cli_run_foreground with summary == NULL looks here). A command part that defines one (the
+ * ingest part: cmd_ingest_summary) makes it non-static under this name; until it does, the weak
+ * reference is NULL and the generic summary is printed. */
+void cmd_ingest_summary(const fn_job_info *job, void *arg) __attribute__((weak));
+cli_summary_fn cli_summary_for_type(const char *type);
+
 /* The subcommands. */
-int cmd_jobs(cli_ctx *ctx, int argc, char **argv);   /* jobs list|show|cancel|resume|retry|watch|log */
+/* jobs list|show|cancel|resume|retry|watch|log */
+int cmd_jobs(cli_ctx *ctx, int argc, char **argv);
 int cmd_worker(cli_ctx *ctx, int argc, char **argv); /* worker [--threads N] [--until-idle] */
 int cmd_detect(cli_ctx *ctx, int argc, char **argv); /* detect IMAGE... (vision part) */
 int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest part) */
 int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
 int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part) */
+int cmd_config(cli_ctx *ctx, int argc, char **argv); /* config [show|path] (CLI part) */
+
+/* Shared helpers (option parsing, errors, tables, progress line): */
+#include "cli/cli_util.h"
 
 #endif

@@ -1,0 +1,550 @@
+/* cmd_jobs.c: `facenames jobs list|show|cancel|resume|retry|watch|log`, the contract's controller
+ * API on the command line.
+ *
+ * `--json` output is the engine's own (fn_job_inspect_json), so the command line, the Python
+ * binding and the UI all see the contract's field names; the human output is a view of the same
+ * fn_job_info. Commands that start work (resume, retry) run it in the foreground with live progress
+ * unless given --detach, which only enqueues it for `facenames worker`. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "util/clock.h"
+
+static const char jobs_usage[] =
+    "usage: facenames jobs list [--state STATE] [--limit N] [--json]\n"
+    "       facenames jobs show ID [--json]\n"
+    "       facenames jobs cancel ID [--wait]\n"
+    "       facenames jobs resume ID [--detach] [--json]\n"
+    "       facenames jobs retry ID [--code CODE]... [--item REF]... [--detach] [--json]\n"
+    "       facenames jobs watch [ID] [--json]\n"
+    "       facenames jobs log ID\n"
+    "\n"
+    "  list     jobs, newest first; STATE is queued, running, cancelled, completed or failed\n"
+    "  show     one job: times, progress, checkpoint, errors\n"
+    "  cancel   a queued job ends at once; a running one stops after its current batch and\n"
+    "           keeps its work (--wait: until it has stopped)\n"
+    "  resume   a new job continuing a cancelled or failed one from its checkpoint\n"
+    "  retry    a new job reprocessing only the failed items: all of them, or those with\n"
+    "           error code CODE, or item REF (both repeatable)\n"
+    "  watch    live progress of a job run elsewhere (a worker, the app) until it ends;\n"
+    "           without ID the newest running (else queued) job. Ctrl-C stops watching only\n"
+    "  log      the job's lifecycle log\n"
+    "\n"
+    "  --limit N  at most N jobs\n"
+    "  --json     print the job as JSON with the contract's field names (list: an array)\n"
+    "  --detach   only enqueue the new job; `facenames worker` runs it\n"
+    "\n"
+    "resume and retry run the new job here with live progress; Ctrl-C once cancels it after\n"
+    "the current batch, twice stops at once. Exit codes: 0 completed, 1 error or failed,\n"
+    "2 bad command line, 3 cancelled, 4 completed with item errors.\n";
+
+#define CMD "jobs"
+
+static int state_final(fn_job_state s)
+{
+    return s == FN_JOB_CANCELLED || s == FN_JOB_COMPLETED || s == FN_JOB_FAILED;
+}
+
+/* "1,234/5,000 files" from a progress object's main pair, "" when it has none. */
+static void progress_pair(const char *progress, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    json_t *root = json_loads(progress ? progress : "", 0, NULL);
+    json_t *c = json_object_get(root, "counters");
+    const char *key, *found = NULL;
+    json_t *v;
+    char noun[96] = "";
+    if (json_object_get(c, "files_done")) {
+        found = "files_done";
+    } else {
+        json_object_foreach(c, key, v)
+        {
+            size_t n = strlen(key);
+            if (!found && n > 5 && strcmp(key + n - 5, "_done") == 0) found = key;
+        }
+    }
+    if (found) {
+        snprintf(noun, sizeof noun, "%.*s", (int)(strlen(found) - 5), found);
+        char tk[128], a[40], b[40];
+        snprintf(tk, sizeof tk, "%s_total", noun);
+        json_t *t = json_object_get(c, tk);
+        int64_t done = json_integer_value(json_object_get(c, found));
+        if (json_integer_value(t) > 0)
+            snprintf(buf, len, "%s/%s %s", cli_fmt_count(done, a, sizeof a),
+                     cli_fmt_count(json_integer_value(t), b, sizeof b), noun);
+        else
+            snprintf(buf, len, "%s %s", cli_fmt_count(done, a, sizeof a), noun);
+    }
+    json_decref(root);
+}
+
+/* Run time: start to finish, or to now while running; none while queued (a job that went back
+ * to the queue, yielded or recovered, is not running). */
+static double duration_s(const fn_job_info *j)
+{
+    if (j->started_at < 0 || j->state == FN_JOB_QUEUED) return -1;
+    int64_t end = j->finished_at >= 0 ? j->finished_at : fn_wall_ms();
+    return (double)(end - j->started_at) / 1000.0;
+}
+
+static void free_list(fn_job_info **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fn_job_info_free(list[i]);
+    free(list);
+}
+
+static int jobs_list(cli_ctx *ctx, int argc, char **argv)
+{
+    int json = 0, state = -1;
+    long long limit = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if (cli_is_help(argv[i])) {
+            fputs(jobs_usage, stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if ((r = cli_opt_value(ctx, CMD " list", argv, argc, &i, "--state", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            fn_job_state s;
+            if (fn_job_state_parse(v, &s) < 0)
+                return cli_usage_error(ctx, CMD " list",
+                                       "--state '%s': expected queued, running, cancelled, "
+                                       "completed or failed",
+                                       v);
+            state = (int)s;
+        } else if ((r = cli_opt_value(ctx, CMD " list", argv, argc, &i, "--limit", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (cli_parse_ll(v, 1, 1000000000, &limit) < 0)
+                return cli_usage_error(ctx, CMD " list", "--limit '%s': expected a positive number",
+                                       v);
+        } else {
+            return cli_usage_error(ctx, CMD " list", "unexpected argument '%s'", argv[i]);
+        }
+    }
+    fn_engine *e;
+    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    fn_job_info **list = NULL;
+    size_t n = 0;
+    int rc = fn_job_list(e, state, (size_t)limit, &list, &n);
+    if (rc < 0) {
+        cli_engine_error(ctx, e, rc, "jobs list");
+        fn_engine_close(e);
+        return CLI_EXIT_FAILURE;
+    }
+    int code = CLI_EXIT_OK;
+    if (json) {
+        fputs("[", stdout);
+        for (size_t i = 0; i < n; i++) {
+            char *text = NULL;
+            rc = fn_job_inspect_json(e, list[i]->id, &text);
+            if (rc < 0) {
+                code = cli_engine_error(ctx, e, rc, "jobs list");
+                break;
+            }
+            printf("%s\n%s", i ? "," : "", text);
+            free(text);
+        }
+        fputs(n ? "\n]\n" : "]\n", stdout);
+    } else if (n == 0) {
+        printf(state < 0 ? "no jobs\n" : "no %s jobs\n",
+               state < 0 ? "" : fn_job_state_name((fn_job_state)state));
+    } else {
+        static const char *const hdr[] = {"ID",      "TYPE", "PRIORITY", "STATE",
+                                          "CREATED", "TIME", "PROGRESS", "ERRORS"};
+        static const int right[] = {1, 0, 0, 0, 0, 1, 0, 1};
+        cli_table *t = cli_table_new(8, hdr, right);
+        for (size_t i = 0; i < n; i++) {
+            const fn_job_info *j = list[i];
+            char id[32], created[40], dur[32], prog[128], errs[32];
+            snprintf(id, sizeof id, "%lld", (long long)j->id);
+            cli_fmt_ago(j->created_at, created, sizeof created);
+            cli_fmt_elapsed(duration_s(j), dur, sizeof dur);
+            progress_pair(j->progress, prog, sizeof prog);
+            cli_fmt_count((int64_t)j->n_errors, errs, sizeof errs);
+            const char *row[] = {id,
+                                 j->type,
+                                 fn_priority_name(j->priority),
+                                 fn_job_state_name(j->state),
+                                 created,
+                                 dur,
+                                 prog,
+                                 errs};
+            cli_table_add(t, row);
+        }
+        cli_table_print(t, stdout);
+        cli_table_free(t);
+    }
+    free_list(list, n);
+    fn_engine_close(e);
+    return code;
+}
+
+/* Parses "SUB ID [--json]" style arguments shared by show/log/cancel. */
+static int one_id(cli_ctx *ctx, const char *sub, int argc, char **argv, fn_job_id *id, int *json,
+                  int *wait)
+{
+    int have = 0;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, CMD " %s", sub);
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(jobs_usage, stdout);
+            return -2;
+        } else if (json && strcmp(argv[i], "--json") == 0) {
+            *json = 1;
+        } else if (wait && strcmp(argv[i], "--wait") == 0) {
+            *wait = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            cli_usage_error(ctx, cmd, "unknown option '%s'", argv[i]);
+            return -1;
+        } else if (have) {
+            cli_usage_error(ctx, cmd, "unexpected argument '%s' (one job id only)", argv[i]);
+            return -1;
+        } else {
+            if (cli_parse_job_id(ctx, cmd, argv[i], id) < 0) return -1;
+            have = 1;
+        }
+    }
+    if (!have) {
+        cli_usage_error(ctx, cmd, "missing job id");
+        return -1;
+    }
+    return 0;
+}
+
+static void print_json_field(const char *label, const char *json)
+{
+    if (!json || !*json || strcmp(json, "null") == 0) return;
+    printf("%-10s  %s\n", label, json);
+}
+
+static int jobs_show(cli_ctx *ctx, int argc, char **argv)
+{
+    fn_job_id id;
+    int json = 0;
+    int r = one_id(ctx, "show", argc, argv, &id, &json, NULL);
+    if (r == -2) return CLI_EXIT_OK;
+    if (r < 0) return CLI_EXIT_USAGE;
+    fn_engine *e;
+    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    int code = CLI_EXIT_OK;
+    if (json) {
+        char *text = NULL;
+        int rc = fn_job_inspect_json(e, id, &text);
+        if (rc < 0)
+            code = cli_engine_error(ctx, e, rc, "jobs show");
+        else
+            printf("%s\n", text);
+        free(text);
+        fn_engine_close(e);
+        return code;
+    }
+    fn_job_info *j = NULL;
+    int rc = fn_job_inspect(e, id, &j);
+    if (rc < 0) {
+        code = cli_engine_error(ctx, e, rc, "jobs show");
+        fn_engine_close(e);
+        return code;
+    }
+    char t[40], d[32];
+    printf("job %lld: %s, %s priority, %s\n", (long long)j->id, j->type,
+           fn_priority_name(j->priority), fn_job_state_name(j->state));
+    if (j->parent > 0) printf("%-10s  job %lld\n", "continues", (long long)j->parent);
+    printf("%-10s  %s\n", "created", cli_fmt_iso(j->created_at, t, sizeof t));
+    if (j->started_at >= 0)
+        printf("%-10s  %s\n", "started", cli_fmt_iso(j->started_at, t, sizeof t));
+    if (j->finished_at >= 0)
+        printf("%-10s  %s\n", "finished", cli_fmt_iso(j->finished_at, t, sizeof t));
+    printf("%-10s  %s\n", "updated", cli_fmt_iso(j->updated_at, t, sizeof t));
+    if (duration_s(j) >= 0)
+        printf("%-10s  %s%s\n", "time", cli_fmt_elapsed(duration_s(j), d, sizeof d),
+               state_final(j->state) ? "" : " so far");
+    if (j->fail_reason) printf("%-10s  %s\n", "failed", j->fail_reason);
+    print_json_field("payload", j->payload);
+    print_json_field("checkpoint", j->checkpoint);
+    if (j->progress && *j->progress) {
+        printf("progress\n");
+        cli_print_progress_lines(j->progress, stdout, "  ");
+    }
+    if (j->n_errors > 0) {
+        printf("errors (%zu)\n", j->n_errors);
+        static const char *const hdr[] = {"ITEM", "CODE", "RESOLUTION", "MESSAGE"};
+        cli_table *tab = cli_table_new(4, hdr, NULL);
+        for (size_t i = 0; i < j->n_errors; i++) {
+            const fn_job_error *er = &j->errors[i];
+            const char *row[] = {er->item && *er->item ? er->item : "-", er->code,
+                                 fn_resolution_name(er->resolution),
+                                 cli_error_message(er->item, er->message)};
+            cli_table_add(tab, row);
+        }
+        cli_table_print(tab, stdout);
+        cli_table_free(tab);
+    }
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    return code;
+}
+
+static int jobs_cancel(cli_ctx *ctx, int argc, char **argv)
+{
+    fn_job_id id;
+    int wait = 0;
+    int r = one_id(ctx, "cancel", argc, argv, &id, NULL, &wait);
+    if (r == -2) return CLI_EXIT_OK;
+    if (r < 0) return CLI_EXIT_USAGE;
+    fn_engine *e;
+    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    int code = CLI_EXIT_OK;
+    int rc = fn_job_cancel(e, id);
+    if (rc < 0) {
+        code = cli_engine_error(ctx, e, rc, "jobs cancel");
+    } else {
+        fn_job_state st = FN_JOB_RUNNING;
+        if (wait) {
+            rc = fn_job_wait(e, id, -1, &st);
+            if (rc < 0) code = cli_engine_error(ctx, e, rc, "jobs cancel --wait");
+        } else {
+            fn_job_info *j = NULL;
+            if (fn_job_inspect(e, id, &j) == 0) st = j->state;
+            fn_job_info_free(j);
+        }
+        if (code == CLI_EXIT_OK) {
+            if (state_final(st))
+                printf("job %lld %s; resume with: %s jobs resume %lld\n", (long long)id,
+                       fn_job_state_name(st), ctx->prog, (long long)id);
+            else
+                printf("job %lld: cancel requested; it stops after its current batch and keeps "
+                       "its work\n",
+                       (long long)id);
+        }
+    }
+    fn_engine_close(e);
+    return code;
+}
+
+static int jobs_log(cli_ctx *ctx, int argc, char **argv)
+{
+    fn_job_id id;
+    int r = one_id(ctx, "log", argc, argv, &id, NULL, NULL);
+    if (r == -2) return CLI_EXIT_OK;
+    if (r < 0) return CLI_EXIT_USAGE;
+    fn_engine *e;
+    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    char *text = NULL;
+    int code = CLI_EXIT_OK;
+    int rc = fn_job_log(e, id, &text);
+    if (rc < 0) {
+        code = cli_engine_error(ctx, e, rc, "jobs log");
+    } else if (text && *text) {
+        size_t n = strlen(text);
+        fputs(text, stdout);
+        if (text[n - 1] != '\n') fputc('\n', stdout);
+    }
+    free(text);
+    fn_engine_close(e);
+    return code;
+}
+
+/* After resume/retry created `new_id`: run it here, or say where it waits. */
+static int start_or_detach(cli_ctx *ctx, fn_engine *e, fn_job_id old_id, fn_job_id new_id,
+                           const char *verb, int detach, int json)
+{
+    if (detach) {
+        if (json) {
+            char *text = NULL;
+            int rc = fn_job_inspect_json(e, new_id, &text);
+            if (rc < 0) return cli_engine_error(ctx, e, rc, "jobs %s", verb);
+            printf("%s\n", text);
+            free(text);
+        } else {
+            printf("queued job %lld (%s of job %lld); run it with: %s worker\n", (long long)new_id,
+                   verb, (long long)old_id, ctx->prog);
+        }
+        return CLI_EXIT_OK;
+    }
+    cli_term_lock();
+    fprintf(stderr, "job %lld: %s of job %lld\n", (long long)new_id, verb, (long long)old_id);
+    cli_term_unlock();
+    return cli_run_foreground(ctx, e, new_id, json, NULL, NULL);
+}
+
+static int jobs_resume(cli_ctx *ctx, int argc, char **argv)
+{
+    fn_job_id id = 0;
+    int json = 0, detach = 0, have = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(jobs_usage, stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--detach") == 0) {
+            detach = 1;
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error(ctx, CMD " resume", "unknown option '%s'", argv[i]);
+        } else if (have) {
+            return cli_usage_error(ctx, CMD " resume", "unexpected argument '%s'", argv[i]);
+        } else {
+            if (cli_parse_job_id(ctx, CMD " resume", argv[i], &id) < 0) return CLI_EXIT_USAGE;
+            have = 1;
+        }
+    }
+    if (!have) return cli_usage_error(ctx, CMD " resume", "missing job id");
+    fn_engine *e;
+    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    fn_job_id new_id;
+    int code;
+    int rc = fn_job_resume(e, id, &new_id);
+    if (rc < 0)
+        code = cli_engine_error(ctx, e, rc, "jobs resume");
+    else
+        code = start_or_detach(ctx, e, id, new_id, "resume", detach, json);
+    fn_engine_close(e);
+    return code;
+}
+
+static int jobs_retry(cli_ctx *ctx, int argc, char **argv)
+{
+    fn_job_id id = 0;
+    int json = 0, detach = 0, have = 0;
+    const char **codes = calloc((size_t)argc, sizeof *codes);
+    const char **items = calloc((size_t)argc, sizeof *items);
+    size_t ncodes = 0, nitems = 0;
+    int code = CLI_EXIT_USAGE;
+    if (!codes || !items) {
+        code = cli_error(ctx, "out of memory");
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if (cli_is_help(argv[i])) {
+            fputs(jobs_usage, stdout);
+            code = CLI_EXIT_OK;
+            goto out;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--detach") == 0) {
+            detach = 1;
+        } else if ((r = cli_opt_value(ctx, CMD " retry", argv, argc, &i, "--code", &v)) != 0) {
+            if (r < 0) goto out;
+            if (!*v) {
+                cli_usage_error(ctx, CMD " retry", "--code needs an error code (e.g. corrupt)");
+                goto out;
+            }
+            codes[ncodes++] = v;
+        } else if ((r = cli_opt_value(ctx, CMD " retry", argv, argc, &i, "--item", &v)) != 0) {
+            if (r < 0) goto out;
+            items[nitems++] = v;
+        } else if (argv[i][0] == '-') {
+            cli_usage_error(ctx, CMD " retry", "unknown option '%s'", argv[i]);
+            goto out;
+        } else if (have) {
+            cli_usage_error(ctx, CMD " retry", "unexpected argument '%s'", argv[i]);
+            goto out;
+        } else {
+            if (cli_parse_job_id(ctx, CMD " retry", argv[i], &id) < 0) goto out;
+            have = 1;
+        }
+    }
+    if (!have) {
+        cli_usage_error(ctx, CMD " retry", "missing job id");
+        goto out;
+    }
+    fn_engine *e;
+    if (cli_open_engine(ctx, &e) != 0) {
+        code = CLI_EXIT_FAILURE;
+        goto out;
+    }
+    fn_retry_selection sel = {codes, ncodes, items, nitems};
+    fn_job_id new_id;
+    int rc = fn_job_retry(e, id, ncodes || nitems ? &sel : NULL, &new_id);
+    if (rc < 0)
+        code = cli_engine_error(ctx, e, rc, "jobs retry");
+    else
+        code = start_or_detach(ctx, e, id, new_id, "retry", detach, json);
+    fn_engine_close(e);
+out:
+    free(codes);
+    free(items);
+    return code;
+}
+
+static int jobs_watch(cli_ctx *ctx, int argc, char **argv)
+{
+    fn_job_id id = 0;
+    int json = 0, have = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(jobs_usage, stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error(ctx, CMD " watch", "unknown option '%s'", argv[i]);
+        } else if (have) {
+            return cli_usage_error(ctx, CMD " watch", "unexpected argument '%s'", argv[i]);
+        } else {
+            if (cli_parse_job_id(ctx, CMD " watch", argv[i], &id) < 0) return CLI_EXIT_USAGE;
+            have = 1;
+        }
+    }
+    fn_engine *e;
+    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (!have) {
+        static const fn_job_state order[] = {FN_JOB_RUNNING, FN_JOB_QUEUED};
+        for (size_t k = 0; k < 2 && !have; k++) {
+            fn_job_info **list = NULL;
+            size_t n = 0;
+            int rc = fn_job_list(e, (int)order[k], 1, &list, &n);
+            if (rc < 0) {
+                cli_engine_error(ctx, e, rc, "jobs watch");
+                fn_engine_close(e);
+                return CLI_EXIT_FAILURE;
+            }
+            if (n > 0) {
+                id = list[0]->id;
+                have = 1;
+            }
+            free_list(list, n);
+        }
+        if (!have) {
+            cli_error(ctx, "no running or queued job to watch");
+            fn_engine_close(e);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    int code = cli_follow_job(ctx, e, id, 0, json, NULL, NULL);
+    fn_engine_close(e);
+    return code;
+}
+
+int cmd_jobs(cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(jobs_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (cli_is_help(sub)) {
+        fputs(jobs_usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(sub, "list") == 0 || strcmp(sub, "ls") == 0)
+        return jobs_list(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "show") == 0) return jobs_show(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "cancel") == 0) return jobs_cancel(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "resume") == 0) return jobs_resume(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "retry") == 0) return jobs_retry(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "watch") == 0) return jobs_watch(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "log") == 0) return jobs_log(ctx, argc - 1, argv + 1);
+    return cli_usage_error(ctx, CMD,
+                           "unknown subcommand '%s' (list, show, cancel, resume, retry, "
+                           "watch, log)",
+                           sub);
+}
