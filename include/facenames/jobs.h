@@ -102,7 +102,8 @@ int fn_engine_run_pending(fn_engine *e, int max_jobs, int *ran);
  * owner's departure and closes the database. NULL is a no-op. Must not be called from a handler. */
 void fn_engine_close(fn_engine *e);
 
-/* The detail of the last error on the calling thread ("job 12: no such job"). Never NULL. */
+/* The detail of the last error on the calling thread ("job 12: no such job"). Never NULL. `e` may
+ * be NULL: that is how to read why fn_engine_open failed. */
 const char *fn_engine_errmsg(const fn_engine *e);
 
 /* The library directory and the effective configuration. Valid until fn_engine_close. */
@@ -273,7 +274,11 @@ fn_stop fn_job_should_stop(fn_job_ctx *ctx);
 /* Writes the handler's rows (through `write`, which gets the open transaction), the checkpoint, the
  * progress and the queued errors and audit entries in ONE transaction. `write` may be NULL. If
  * write returns an error the transaction is rolled back and that error returned. Emits a progress
- * event (coalesced). */
+ * event (coalesced).
+ * `write` runs on the job's thread holding the engine's write lock: it must not call fn_enqueue,
+ * fn_job_cancel or other controller functions (they would wait for that lock and fail with
+ * FN_ERR_BUSY after db.busy_timeout_ms). FN_ERR_STATE when the job was recovered by another
+ * process meanwhile (this one's heartbeat was silent too long): the batch is discarded. */
 typedef int (*fn_commit_write_fn)(fn_store_tx *tx, void *arg);
 int fn_job_commit(fn_job_ctx *ctx, fn_commit_write_fn write, void *arg);
 

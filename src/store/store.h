@@ -13,6 +13,7 @@
 #ifndef FN_STORE_STORE_H
 #define FN_STORE_STORE_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 
@@ -31,6 +32,15 @@ sqlite3 *fn_store_db(fn_store *s);
 /* Maps the connection's last SQLite error to fn_err and records a message prefixed by `what`. */
 int fn_store_fail(fn_store *s, int sqlite_rc, const char *what);
 
+/* Records a message for `code` (an fn_err) without a SQLite error behind it. (Added by the engine
+ * part.) */
+void fn_store_set_msg(fn_store *s, int code, const char *what, const char *detail);
+
+/* A prepared statement for `sql`, cached per connection by the *pointer* `sql` (pass string
+ * literals), already reset with bindings cleared; owned by the store; NULL on error (message set).
+ * For code inside src/store only. (Added by the engine part.) */
+sqlite3_stmt *fn_store_stmt(fn_store *s, const char *sql);
+
 /* One migration: SQL run in the migration's transaction. */
 typedef struct fn_migration {
     int version; /* 1, 2, 3 ... in order */
@@ -46,8 +56,23 @@ int fn_store_commit(fn_store_tx *tx);
 void fn_store_rollback(fn_store_tx *tx);
 fn_store *fn_store_tx_store(fn_store_tx *tx);
 
-/* Test hook (beanstalkd's falloc idea): when set, the store behaves as if the disk were full /
- * the database locked on the next write. Process-wide; NULL-safe. */
+/* A write lock shared by several connections of one process (added by the engine part): their
+ * write transactions then queue on a mutex (waiting at most the busy timeout, then FN_ERR_BUSY)
+ * instead of in SQLite's busy handler, which sleeps whole milliseconds. fn_store_begin takes it;
+ * commit and rollback release it. NULL (the default) for none. */
+void fn_store_set_write_lock(fn_store *s, pthread_mutex_t *mu);
+
+/* WAL checkpoints (added by the engine part). A checkpoint fsyncs; with synchronous=NORMAL it is
+ * the only fsync, and SQLite runs it inside whichever COMMIT crosses wal_autocheckpoint pages. The
+ * engine raises that threshold on its connections and checkpoints PASSIVEly (never waiting for
+ * anyone) from its monitor thread, so a batch commit does not pay for it. *wal_pages (may be
+ * NULL) gets the WAL's size in pages. */
+void fn_store_set_autocheckpoint(fn_store *s, int pages);
+int fn_store_wal_checkpoint(fn_store *s, int *wal_pages);
+
+/* Test hook (beanstalkd's falloc idea): while set to FN_ERR_FULL every fn_store_commit rolls back
+ * and fails as if the disk were full; while set to FN_ERR_BUSY every fn_store_begin fails as if the
+ * database were locked. 0 clears it. Process-wide; any thread. */
 void fn_store_fault_inject(int fn_err_code_or_0);
 
 #endif

@@ -1,0 +1,487 @@
+/* bench_jobs.c: the engine's benchmark. Prints `name value unit` lines (see bench/bench_jobs).
+ *
+ *   item_overhead_ns          counter add + histogram observe + stop check, per item (inline)
+ *   batch_commit_p99_ms       fn_job_commit of 32 result rows + checkpoint + progress
+ *   durable_jobs_per_s        tiny jobs enqueued (100 per transaction) and run to completed by
+ *                             the worker threads; each completion is committed before reported
+ *   bulk_enqueue_jobs_per_s   fn_enqueue_many of 100000 jobs in one transaction
+ *   cancel_latency_p99_ms     fn_job_cancel -> the "cancelled" state event, 10 ms batches
+ *   interactive_pickup_p99_ms enqueue of an interactive job -> its handler starts, while every
+ *                             worker runs background jobs of 10 ms batches
+ *   events_drained_per_s      fn_engine_events_drain + fn_event_clear of queued events
+ *   recovery_ms               fn_engine_open of a library with 100k jobs, 1k orphaned
+ *
+ * The "10 ms batches" are real CPU work, not sleeps: a 64-bit LCG chain iterated until 10 ms of
+ * the monotonic clock have passed, then the batch is committed like any handler's. */
+#include <ftw.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "facenames/jobs.h"
+#include "jobs/internal.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static char *tmp_lib(void)
+{
+    const char *base = getenv("FN_BENCH_DIR");
+    char *d = malloc(512);
+    snprintf(d, 512, "%s/fn-bench-XXXXXX", base ? base : "/tmp");
+    if (!mkdtemp(d)) abort();
+    return d;
+}
+
+static void rm_lib(char *d)
+{
+    nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(d);
+}
+
+static fn_config bench_cfg(void)
+{
+    fn_config c;
+    fn_config_defaults(&c);
+    c.workers_cpu_max = 2;
+    return c;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double p99(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    int i = (int)(0.99 * (n - 1) + 0.5);
+    return v[i];
+}
+
+static void check(int rc, fn_engine *e, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "bench_jobs: %s: %s\n", what, e ? fn_engine_errmsg(e) : fn_strerror(rc));
+        exit(1);
+    }
+}
+
+/* ---- item_overhead_ns ------------------------------------------------------------------------ */
+
+static double overhead_ns;
+
+static int overhead_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    int c = fn_job_counter(ctx, "items_done");
+    double bounds[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+    int h = fn_job_histogram(ctx, "confidence", bounds, 9);
+    const int n = 20000000;
+    uint64_t t0 = fn_mono_ns();
+    int stops = 0;
+    for (int i = 0; i < n; i++) {
+        fn_job_add(ctx, c, 1);
+        fn_job_observe(ctx, h, (double)(i & 1023) / 1024.0);
+        stops += fn_job_should_stop(ctx) != FN_STOP_NONE;
+    }
+    overhead_ns = (double)(fn_mono_ns() - t0) / n;
+    return stops ? FN_ERR_CANCELLED : 0;
+}
+
+/* ---- batch_commit_p99_ms ----------------------------------------------------------------------
+ */
+
+#define COMMITS 400
+static double commit_ms[COMMITS], commit_cpu_ms[COMMITS];
+
+static int rows32(fn_store_tx *tx, void *arg)
+{
+    int base = *(int *)arg;
+    sqlite3 *db = fn_store_db(fn_store_tx_store(tx));
+    static _Thread_local sqlite3_stmt *st;
+    static _Thread_local sqlite3 *st_db;
+    if (st_db != db) {
+        sqlite3_exec(db,
+                     "CREATE TABLE IF NOT EXISTS bench_rows(id INTEGER PRIMARY KEY, photo TEXT, "
+                     "x REAL, y REAL, w REAL, h REAL, score REAL, embedding BLOB)",
+                     NULL, NULL, NULL);
+        if (sqlite3_prepare_v2(
+                db, "INSERT INTO bench_rows(photo,x,y,w,h,score,embedding) VALUES(?,?,?,?,?,?,?)",
+                -1, &st, NULL))
+            return FN_ERR_DB;
+        st_db = db;
+    }
+    static const float emb[128];
+    for (int i = 0; i < 32; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/photos/2026/IMG_%06d.jpg", base + i);
+        sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+        for (int k = 2; k <= 6; k++)
+            sqlite3_bind_double(st, k, 0.5 * k);
+        sqlite3_bind_blob(st, 7, emb, sizeof emb, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return FN_ERR_DB;
+    }
+    return 0;
+}
+
+static int commit_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    int c = fn_job_counter(ctx, "files_done");
+    int f = fn_job_counter(ctx, "faces_found");
+    double bounds[] = {0.5, 0.7, 0.9};
+    int h = fn_job_histogram(ctx, "confidence", bounds, 3);
+    for (int b = 0; b < COMMITS; b++) {
+        int base = b * 32;
+        fn_job_add(ctx, c, 32);
+        fn_job_add(ctx, f, 40);
+        fn_job_observe(ctx, h, 0.8);
+        char ck[64];
+        snprintf(ck, sizeof ck, "{\"next_index\":%d}", base + 32);
+        fn_job_set_checkpoint(ctx, ck);
+        uint64_t t0 = fn_mono_ns();
+        double c0 = thread_cpu_ms();
+        int rc = fn_job_commit(ctx, rows32, &base);
+        commit_ms[b] = (double)(fn_mono_ns() - t0) / 1e6;
+        commit_cpu_ms[b] = thread_cpu_ms() - c0;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int tiny_run(fn_job_ctx *ctx, void *user)
+{
+    (void)ctx, (void)user;
+    return 0;
+}
+
+/* ---- 10 ms CPU batches ------------------------------------------------------------------------
+ */
+
+static atomic_ullong started_ns[1 << 16];
+
+static uint64_t cpu_batch_10ms(void)
+{
+    uint64_t end = fn_mono_ns() + 10000000u, x = 88172645463325252ull;
+    while (fn_mono_ns() < end)
+        for (int i = 0; i < 2000; i++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return x;
+}
+
+static int cpu_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    fn_job_id id = fn_job_id_of(ctx);
+    atomic_store(&started_ns[id & 0xffff], fn_mono_ns());
+    int c = fn_job_counter(ctx, "items_done");
+    volatile uint64_t sink = 0;
+    for (int b = 0; b < 100000; b++) {
+        sink += cpu_batch_10ms();
+        fn_job_add(ctx, c, 1);
+        char ck[48];
+        snprintf(ck, sizeof ck, "{\"next\":%d}", b + 1);
+        fn_job_set_checkpoint(ctx, ck);
+        int rc = fn_job_commit(ctx, NULL, NULL);
+        if (rc) return rc;
+        fn_stop s = fn_job_should_stop(ctx);
+        if (s == FN_STOP_CANCEL) return FN_ERR_CANCELLED;
+        if (s == FN_STOP_YIELD) return FN_ERR_YIELDED;
+    }
+    return 0;
+}
+
+static int mark_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    atomic_store(&started_ns[fn_job_id_of(ctx) & 0xffff], fn_mono_ns());
+    return 0;
+}
+
+/* Waits for the state event `want` of job `id` on the events fd, as a UI would. */
+static void wait_state_event(fn_engine *e, fn_job_id id, fn_job_state want)
+{
+    fn_event ev[256];
+    for (;;) {
+        struct pollfd p = {fn_engine_events_fd(e), POLLIN, 0};
+        poll(&p, 1, 1000);
+        size_t n;
+        fn_engine_events_drain(e, ev, 256, &n);
+        int found = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ev[i].kind == FN_EVENT_STATE && ev[i].job == id && ev[i].state == want) found = 1;
+            fn_event_clear(&ev[i]);
+        }
+        if (found) return;
+    }
+}
+
+static void wait_started(fn_job_id id)
+{
+    while (atomic_load(&started_ns[id & 0xffff]) == 0) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* FN_BENCH_ONLY=durable,cancel ... runs only the named parts (for profiling). */
+static int want(const char *name)
+{
+    const char *only = getenv("FN_BENCH_ONLY");
+    return !only || strstr(only, name) != NULL;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    fn_config cfg = bench_cfg();
+    cfg.log_path[0] = '\0';
+    FILE *la = fopen("/proc/loadavg", "r");
+    double load = -1;
+    if (la) {
+        if (fscanf(la, "%lf", &load) != 1) load = -1;
+        fclose(la);
+    }
+    printf("load_avg_1m %.2f load\n", load);
+
+    /* item_overhead_ns */
+    if (want("overhead")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        check(fn_engine_open(d, &cfg, &e), NULL, "open");
+        fn_handler h = {"overhead", overhead_run, NULL, 0, 0};
+        check(fn_engine_register(e, &h), e, "register");
+        check(fn_engine_start(e, 0), e, "start");
+        check(fn_enqueue(e, "overhead", NULL, FN_PRIO_NORMAL, NULL), e, "enqueue");
+        check(fn_engine_run_pending(e, 0, NULL), e, "run");
+        printf("item_overhead_ns %.1f ns\n", overhead_ns);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    fflush(stdout);
+
+    /* batch_commit_p99_ms */
+    if (want("commit")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        check(fn_engine_open(d, &cfg, &e), NULL, "open");
+        fn_handler h = {"commit", commit_run, NULL, 0, 0};
+        check(fn_engine_register(e, &h), e, "register");
+        check(fn_engine_start(e, 0), e, "start");
+        check(fn_enqueue(e, "commit", NULL, FN_PRIO_NORMAL, NULL), e, "enqueue");
+        check(fn_engine_run_pending(e, 0, NULL), e, "run");
+        printf("batch_commit_p99_ms %.3f ms\n", p99(commit_ms, COMMITS));
+        printf("batch_commit_cpu_p99_ms %.3f ms\n", p99(commit_cpu_ms, COMMITS));
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    fflush(stdout);
+
+    /* durable_jobs_per_s */
+    if (want("durable")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        fn_config c = cfg;
+        c.events_queue_max = 1 << 20;
+        check(fn_engine_open(d, &c, &e), NULL, "open");
+        fn_handler h = {"tiny", tiny_run, NULL, 0, 0};
+        check(fn_engine_register(e, &h), e, "register");
+        int threads = getenv("FN_BENCH_THREADS") ? atoi(getenv("FN_BENCH_THREADS")) : -1;
+        check(fn_engine_start(e, threads), e, "start");
+        const int n = 20000, chunk = 100;
+        fn_enqueue_opts o = {"tiny", NULL, NULL, FN_PRIO_NORMAL, -1, -1};
+        fn_enqueue_opts *many = malloc(sizeof *many * (size_t)chunk);
+        for (int i = 0; i < chunk; i++)
+            many[i] = o;
+        fn_job_id last = 0;
+        double c0 = cpu_s();
+        uint64_t t0 = fn_mono_ns();
+        fn_event ev[1024];
+        size_t ne;
+        int completed = 0;
+        for (int i = 0; i < n; i += chunk) {
+            fn_job_id ids[100];
+            check(fn_enqueue_many(e, many, (size_t)chunk, ids), e, "enqueue");
+            last = ids[chunk - 1];
+        }
+        if (threads == 0) check(fn_engine_run_pending(e, 0, NULL), e, "run");
+        /* Count completions from the events (each is reported after its commit). */
+        while (completed < n) {
+            struct pollfd p = {fn_engine_events_fd(e), POLLIN, 0};
+            poll(&p, 1, 1000);
+            fn_engine_events_drain(e, ev, 1024, &ne);
+            for (size_t i = 0; i < ne; i++) {
+                if (ev[i].kind == FN_EVENT_STATE && ev[i].state == FN_JOB_COMPLETED) completed++;
+                fn_event_clear(&ev[i]);
+            }
+        }
+        double secs = (double)(fn_mono_ns() - t0) / 1e9;
+        fn_job_state st;
+        check(fn_job_wait(e, last, 0, &st), e, "wait");
+        printf("durable_jobs_per_s %.0f jobs/s\n", n / secs);
+        printf("durable_jobs_per_cpu_s %.0f jobs/cpu-s\n", n / (cpu_s() - c0));
+        free(many);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    fflush(stdout);
+
+    /* bulk_enqueue_jobs_per_s and recovery_ms */
+    if (want("bulk") || want("recovery")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        fn_config c = cfg;
+        check(fn_engine_open(d, &c, &e), NULL, "open");
+        const int n = 100000;
+        fn_enqueue_opts *many = malloc(sizeof *many * (size_t)n);
+        for (int i = 0; i < n; i++)
+            many[i] = (fn_enqueue_opts){
+                "ingest", "{\"root\":\"/photos\"}", NULL, FN_PRIO_BACKGROUND, -1, -1};
+        double c0 = cpu_s();
+        uint64_t t0 = fn_mono_ns();
+        check(fn_enqueue_many(e, many, (size_t)n, NULL), e, "bulk enqueue");
+        double secs = (double)(fn_mono_ns() - t0) / 1e9;
+        printf("bulk_enqueue_jobs_per_s %.0f jobs/s\n", n / secs);
+        printf("bulk_enqueue_jobs_per_cpu_s %.0f jobs/cpu-s\n", n / (cpu_s() - c0));
+        fflush(stdout);
+        free(many);
+        fn_engine_close(e);
+        /* 1k of them "running" under an owner whose process is gone. */
+        char path[600];
+        snprintf(path, sizeof path, "%s/library.db", d);
+        sqlite3 *db;
+        sqlite3_open(path, &db);
+        sqlite3_exec(db,
+                     "INSERT INTO job_owners(id,pid,host,started_at,heartbeat_at) "
+                     "VALUES(77,999999,'gone-host',0,0);"
+                     "UPDATE jobs SET state=1, owner=77 WHERE id % 100 = 0;",
+                     NULL, NULL, NULL);
+        sqlite3_close(db);
+        t0 = fn_mono_ns();
+        check(fn_engine_open(d, &c, &e), NULL, "reopen");
+        double ms = (double)(fn_mono_ns() - t0) / 1e6;
+        fn_job_info **list;
+        size_t nl;
+        check(fn_job_list(e, FN_JOB_RUNNING, 0, &list, &nl), e, "list");
+        for (size_t i = 0; i < nl; i++)
+            fn_job_info_free(list[i]);
+        free(list);
+        if (nl != 0) fprintf(stderr, "bench_jobs: recovery left %zu running\n", nl);
+        printf("recovery_ms %.1f ms\n", ms);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    fflush(stdout);
+
+    /* cancel_latency_p99_ms and interactive_pickup_p99_ms */
+    if (want("cancel") || want("pickup")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        check(fn_engine_open(d, &cfg, &e), NULL, "open");
+        fn_handler h = {"cpu", cpu_run, NULL, 0, 0};
+        fn_handler hm = {"mark", mark_run, NULL, 0, 0};
+        check(fn_engine_register(e, &h), e, "register");
+        check(fn_engine_register(e, &hm), e, "register");
+        check(fn_engine_start(e, 2), e, "start");
+        enum { REPS = 40 };
+        double lat[REPS];
+        for (int r = 0; r < REPS; r++) {
+            fn_job_id id;
+            check(fn_enqueue(e, "cpu", NULL, FN_PRIO_NORMAL, &id), e, "enqueue");
+            wait_started(id);
+            struct timespec ts = {0, (long)(rand() % 10) * 1000000L};
+            nanosleep(&ts, NULL); /* cancel at a random point within a batch */
+            uint64_t t0 = fn_mono_ns();
+            int crc = fn_job_cancel(e, id);
+            if (crc) {
+                fn_job_info *j = NULL;
+                if (fn_job_inspect(e, id, &j) == 0)
+                    fprintf(stderr, "bench_jobs: job %lld is %s: %s\n", (long long)id,
+                            fn_job_state_name(j->state), j->fail_reason ? j->fail_reason : "");
+                fn_job_info_free(j);
+            }
+            check(crc, e, "cancel");
+            wait_state_event(e, id, FN_JOB_CANCELLED);
+            lat[r] = (double)(fn_mono_ns() - t0) / 1e6;
+        }
+        printf("cancel_latency_p99_ms %.2f ms\n", p99(lat, REPS));
+        fflush(stdout);
+
+        /* Both workers busy with background jobs of 10 ms batches. */
+        fn_job_id bg[2];
+        for (int i = 0; i < 2; i++) {
+            check(fn_enqueue(e, "cpu", NULL, FN_PRIO_BACKGROUND, &bg[i]), e, "enqueue");
+            wait_started(bg[i]);
+        }
+        for (int r = 0; r < REPS; r++) {
+            /* Let the yielded background job get its worker back first. */
+            struct timespec ts = {0, 20000000L + (long)(rand() % 10) * 1000000L};
+            nanosleep(&ts, NULL);
+            fn_job_id id;
+            uint64_t t0 = fn_mono_ns();
+            check(fn_enqueue(e, "mark", NULL, FN_PRIO_INTERACTIVE, &id), e, "enqueue");
+            wait_started(id);
+            lat[r] = (double)(atomic_load(&started_ns[id & 0xffff]) - t0) / 1e6;
+            wait_state_event(e, id, FN_JOB_COMPLETED);
+        }
+        printf("interactive_pickup_p99_ms %.2f ms\n", p99(lat, REPS));
+        fflush(stdout);
+        for (int i = 0; i < 2; i++)
+            fn_job_cancel(e, bg[i]);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+
+    /* events_drained_per_s */
+    if (want("events")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        check(fn_engine_open(d, &cfg, &e), NULL, "open");
+        const int n = 1000000;
+        for (int i = 0; i < n; i++)
+            fn_evq_push_state(&e->ev, i, FN_JOB_RUNNING);
+        fn_event *ev = malloc(sizeof *ev * 4096);
+        size_t total = 0, got;
+        uint64_t t0 = fn_mono_ns();
+        do {
+            fn_engine_events_drain(e, ev, 4096, &got);
+            for (size_t i = 0; i < got; i++)
+                fn_event_clear(&ev[i]);
+            total += got;
+        } while (got);
+        double secs = (double)(fn_mono_ns() - t0) / 1e9;
+        printf("events_drained_per_s %.0f events/s\n", (double)total / secs);
+        free(ev);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    return 0;
+}

@@ -1,0 +1,449 @@
+/* engine.c: the engine's lifetime (open, register, start, close), its error messages and its
+ * monitor thread. The scheduler and the worker loop are in sched.c.
+ *
+ * What must stay true: fn_engine_open leaves no job of a dead owner "running" (recovery runs before
+ * anything else); fn_engine_close asks running jobs to yield, joins every thread, and only then
+ * removes this process's owner row, so a job is never left "running" under a live-looking owner.
+ *
+ * The monitor thread heartbeats the owner row, turns cancel requests written by other processes
+ * into local stop requests (at most every 200 ms), preempts for interactive jobs that other
+ * processes enqueued, checkpoints the WAL (so batch commits never pay for its fsync) and flushes
+ * the log file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jobs/internal.h"
+#include "store/jobs_store.h"
+#include "util/clock.h"
+#include "util/log.h"
+static _Thread_local char tl_msg[768];
+
+int fn_eng_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int fn_eng_store_fail(fn_store *s, int code, const char *what_fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, what_fmt);
+    vsnprintf(what, sizeof what, what_fmt, ap);
+    va_end(ap);
+    snprintf(tl_msg, sizeof tl_msg, "%s: %s", what, fn_store_errmsg(s));
+    return code;
+}
+
+const char *fn_engine_errmsg(const fn_engine *e)
+{
+    (void)e;
+    return tl_msg;
+}
+
+const char *fn_engine_library_dir(const fn_engine *e)
+{
+    return e->dir;
+}
+
+const fn_config *fn_engine_config(const fn_engine *e)
+{
+    return &e->cfg;
+}
+
+const fn_handler_entry *fn_eng_handler(fn_engine *e, const char *type)
+{
+    for (size_t i = 0; i < e->n_handlers; i++)
+        if (strcmp(e->handlers[i].type, type) == 0) return &e->handlers[i];
+    return NULL;
+}
+
+/* ---- open / close
+ * -------------------------------------------------------------------------------- */
+
+/* Every connection of the engine shares one write lock. The monitor checkpoints the WAL every
+ * tick; the automatic checkpoint (now at 8192 pages) is only the safety net for a WAL the monitor
+ * cannot keep small (a long reader), so batch commits normally never include the fsync. */
+int fn_eng_open_conn(fn_engine *e, fn_store **out, char *err, size_t errlen)
+{
+    int code = fn_store_open(e->db_path, e->cfg.db_busy_timeout_ms, out, err, errlen);
+    if (code) return code;
+    fn_store_set_write_lock(*out, &e->wmu);
+    fn_store_set_autocheckpoint(*out, 8192);
+    return 0;
+}
+
+static void *monitor_main(void *arg);
+
+int fn_engine_open(const char *library_dir, const fn_config *cfg, fn_engine **out)
+{
+    *out = NULL;
+    if (!library_dir || !*library_dir)
+        return fn_eng_fail(FN_ERR_INVALID, "no library directory given");
+    if (mkdir(library_dir, 0777) != 0 && errno != EEXIST)
+        return fn_eng_fail(FN_ERR_IO, "%s: cannot create the library directory: %s", library_dir,
+                           strerror(errno));
+    fn_engine *e = calloc(1, sizeof *e);
+    if (!e) return fn_eng_fail(FN_ERR_NOMEM, "out of memory opening %s", library_dir);
+    if (cfg)
+        e->cfg = *cfg;
+    else
+        fn_config_defaults(&e->cfg);
+    /* The configuration part checks files and overrides; these are the values the engine
+     * cannot work with, whoever built the struct. */
+    const char *bad = NULL;
+    long badv = 0;
+    if (e->cfg.workers_cpu_max < 0)
+        bad = "workers.cpu_max", badv = e->cfg.workers_cpu_max;
+    else if (e->cfg.workers_gpu_max < 0)
+        bad = "workers.gpu_max", badv = e->cfg.workers_gpu_max;
+    else if (e->cfg.workers_mem_max_mb < 0)
+        bad = "workers.mem_max_mb", badv = e->cfg.workers_mem_max_mb;
+    else if (e->cfg.db_busy_timeout_ms < 0)
+        bad = "db.busy_timeout_ms", badv = e->cfg.db_busy_timeout_ms;
+    else if (e->cfg.jobs_heartbeat_ms < 0)
+        bad = "jobs.heartbeat_ms", badv = e->cfg.jobs_heartbeat_ms;
+    else if (e->cfg.jobs_owner_timeout_ms < 0)
+        bad = "jobs.owner_timeout_ms", badv = e->cfg.jobs_owner_timeout_ms;
+    else if (e->cfg.jobs_aging_ms < 0)
+        bad = "jobs.aging_ms", badv = e->cfg.jobs_aging_ms;
+    if (bad) {
+        free(e);
+        return fn_eng_fail(FN_ERR_CONFIG, "%s: %s is %ld; it must be 0 or more", library_dir, bad,
+                           badv);
+    }
+    if (e->cfg.workers_cpu_max <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        e->cfg.workers_cpu_max = n > 0 ? (int)n : 1;
+    }
+    if (e->cfg.events_progress_hz <= 0) e->cfg.events_progress_hz = 20;
+    if (e->cfg.events_queue_max == 0) e->cfg.events_queue_max = 4096;
+    if (e->cfg.jobs_heartbeat_ms <= 0) e->cfg.jobs_heartbeat_ms = 1000;
+    if (e->cfg.jobs_owner_timeout_ms <= 0) e->cfg.jobs_owner_timeout_ms = 10000;
+    if (e->cfg.jobs_aging_ms <= 0) e->cfg.jobs_aging_ms = 30000;
+    e->log_fd = -1;
+    pthread_mutex_init(&e->api_mu, NULL);
+    pthread_mutex_init(&e->wmu, NULL);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->inline_mu, NULL);
+    pthread_mutex_init(&e->mon_mu, NULL);
+    pthread_mutex_init(&e->log_mu, NULL);
+    pthread_cond_init(&e->work_cv, NULL);
+    pthread_cond_init(&e->done_cv, NULL);
+    pthread_cond_init(&e->mon_cv, NULL);
+    e->inline_worker.e = e;
+    e->inline_worker.index = -1;
+    int code = FN_OK;
+    size_t dl = strlen(library_dir);
+    e->dir = strdup(library_dir);
+    e->db_path = malloc(dl + 16);
+    if (!e->dir || !e->db_path) {
+        code = fn_eng_fail(FN_ERR_NOMEM, "out of memory opening %s", library_dir);
+        goto fail;
+    }
+    snprintf(e->db_path, dl + 16, "%s/library.db", library_dir);
+    if (strcmp(e->cfg.log_path, "-") != 0) {
+        if (e->cfg.log_path[0]) {
+            e->log_path = strdup(e->cfg.log_path);
+        } else {
+            e->log_path = malloc(dl + 16);
+            if (e->log_path) snprintf(e->log_path, dl + 16, "%s/jobs.log", library_dir);
+        }
+        if (!e->log_path) {
+            code = fn_eng_fail(FN_ERR_NOMEM, "out of memory opening %s", library_dir);
+            goto fail;
+        }
+    }
+    if (gethostname(e->host, sizeof e->host - 1) != 0)
+        snprintf(e->host, sizeof e->host, "localhost");
+
+    char err[512];
+    code = fn_eng_open_conn(e, &e->store, err, sizeof err);
+    if (code) {
+        fn_eng_fail(code, "opening the library: %s", err);
+        goto fail;
+    }
+    if ((code = fn_js_migrate(e->store))) {
+        fn_eng_store_fail(e->store, code, "preparing the job tables");
+        goto fail;
+    }
+    {
+        fn_store_tx *tx;
+        if ((code = fn_store_begin(e->store, &tx))) {
+            fn_eng_store_fail(e->store, code, "registering this process");
+            goto fail;
+        }
+        code = fn_js_owner_register(e->store, (int)getpid(), e->host, fn_wall_ms(), &e->owner);
+        if (!code)
+            code = fn_store_commit(tx);
+        else
+            fn_store_rollback(tx);
+        if (code) {
+            fn_eng_store_fail(e->store, code, "registering this process");
+            goto fail;
+        }
+    }
+    int recovered = 0;
+    if ((code = fn_js_recover(e->store, e->owner, e->host, fn_wall_ms(),
+                              e->cfg.jobs_owner_timeout_ms, &recovered))) {
+        fn_eng_store_fail(e->store, code, "recovering the jobs of processes that are gone");
+        goto fail;
+    }
+    if (recovered) FN_LOG(FN_LOG_INFO, "%s: recovered %d orphaned job(s)", e->db_path, recovered);
+    if (e->log_path) {
+        e->log_fd = open(e->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (e->log_fd < 0) {
+            code = fn_eng_fail(FN_ERR_IO,
+                               "%s: cannot open the job log: %s (set log.path, or \"-\" for none)",
+                               e->log_path, strerror(errno));
+            goto fail;
+        }
+    }
+    if ((code = fn_evq_init(&e->ev, &e->cfg))) {
+        fn_eng_fail(code, "%s: cannot create the event queue", library_dir);
+        goto fail;
+    }
+    code = fn_eng_open_conn(e, &e->monitor_store, err, sizeof err);
+    if (code) {
+        fn_eng_fail(code, "opening the library: %s", err);
+        goto fail;
+    }
+    if (pthread_create(&e->monitor, NULL, monitor_main, e) != 0) {
+        code = fn_eng_fail(FN_ERR_NOMEM, "cannot start the monitor thread");
+        goto fail;
+    }
+    e->monitor_started = 1;
+    *out = e;
+    return FN_OK;
+fail : {
+    char keep[sizeof tl_msg];
+    memcpy(keep, tl_msg, sizeof keep);
+    fn_engine_close(e);
+    memcpy(tl_msg, keep, sizeof keep);
+    return code;
+}
+}
+
+int fn_engine_register(fn_engine *e, const fn_handler *h)
+{
+    if (!h || !h->type || !h->run)
+        return fn_eng_fail(FN_ERR_INVALID, "a handler needs a type and a run function");
+    if (strlen(h->type) >= 64)
+        return fn_eng_fail(FN_ERR_INVALID, "job type \"%.64s...\" is too long", h->type);
+    pthread_mutex_lock(&e->mu);
+    int code = FN_OK;
+    if (e->started) {
+        code = fn_eng_fail(FN_ERR_STATE, "handler %s: register handlers before fn_engine_start",
+                           h->type);
+    } else if (fn_eng_handler(e, h->type)) {
+        code = fn_eng_fail(FN_ERR_INVALID, "handler %s is already registered", h->type);
+    } else {
+        fn_handler_entry *nh = realloc(e->handlers, (e->n_handlers + 1) * sizeof *nh);
+        char *t = strdup(h->type);
+        if (!nh || !t) {
+            free(t);
+            if (nh) e->handlers = nh;
+            code = fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+        } else {
+            e->handlers = nh;
+            nh[e->n_handlers].h = *h;
+            nh[e->n_handlers].type = t;
+            /* Not "quick" until its jobs have shown it: no prefetching before that. */
+            atomic_store(&nh[e->n_handlers].avg_run_ns, (uint64_t)FN_QUICK_NS * 2);
+            nh[e->n_handlers].h.type = t;
+            e->n_handlers++;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return code;
+}
+
+int fn_engine_start(fn_engine *e, int threads)
+{
+    if (threads < 0 || threads > e->cfg.workers_cpu_max) threads = e->cfg.workers_cpu_max;
+    pthread_mutex_lock(&e->mu);
+    if (e->started) {
+        pthread_mutex_unlock(&e->mu);
+        return fn_eng_fail(FN_ERR_STATE, "%s: the engine is already started", e->dir);
+    }
+    e->started = 1;
+    pthread_mutex_unlock(&e->mu);
+    if (threads == 0) return FN_OK;
+    e->workers = calloc((size_t)threads, sizeof *e->workers);
+    if (!e->workers) return fn_eng_fail(FN_ERR_NOMEM, "out of memory starting workers");
+    e->n_workers_alloc = threads;
+    char err[512];
+    for (int i = 0; i < threads; i++) {
+        fn_worker *w = &e->workers[i];
+        w->e = e;
+        w->index = i;
+        int code = fn_eng_open_conn(e, &w->store, err, sizeof err);
+        if (code) return fn_eng_fail(code, "starting worker %d: %s", i, err);
+    }
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&e->workers[i].thread, NULL, fn_eng_worker_main, &e->workers[i]) != 0)
+            return fn_eng_fail(FN_ERR_NOMEM, "cannot start worker thread %d", i);
+        pthread_mutex_lock(&e->mu);
+        e->n_threads = i + 1;
+        pthread_mutex_unlock(&e->mu);
+    }
+    return FN_OK;
+}
+
+void fn_engine_close(fn_engine *e)
+{
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    for (size_t i = 0; i < e->n_running; i++) {
+        int none = FN_STOP_NONE;
+        atomic_compare_exchange_strong(&e->running[i]->stop, &none, FN_STOP_YIELD);
+    }
+    pthread_cond_broadcast(&e->work_cv);
+    int n = e->n_threads;
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < n; i++)
+        pthread_join(e->workers[i].thread, NULL);
+    for (int i = 0; i < e->n_workers_alloc; i++)
+        fn_store_close(e->workers[i].store);
+    free(e->workers);
+    if (e->monitor_started) {
+        pthread_mutex_lock(&e->mon_mu);
+        e->mon_stop = 1;
+        pthread_cond_signal(&e->mon_cv);
+        pthread_mutex_unlock(&e->mon_mu);
+        pthread_join(e->monitor, NULL);
+    }
+    fn_store_close(e->monitor_store);
+    fn_store_close(e->inline_worker.store);
+    if (e->store && e->owner) {
+        fn_store_tx *tx;
+        if (fn_store_begin(e->store, &tx) == 0) {
+            if (fn_js_owner_leave(e->store, e->owner) == 0)
+                fn_store_commit(tx);
+            else
+                fn_store_rollback(tx);
+        }
+    }
+    fn_store_close(e->store);
+    if (e->ev.ring) fn_evq_destroy(&e->ev);
+    fn_joblog_flush(e);
+    free(e->log_buf);
+    if (e->log_fd >= 0) close(e->log_fd);
+    for (size_t i = 0; i < e->n_handlers; i++)
+        free(e->handlers[i].type);
+    free(e->handlers);
+    free(e->running);
+    pthread_mutex_destroy(&e->api_mu);
+    pthread_mutex_destroy(&e->wmu);
+    pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->inline_mu);
+    pthread_mutex_destroy(&e->mon_mu);
+    pthread_mutex_destroy(&e->log_mu);
+    pthread_cond_destroy(&e->work_cv);
+    pthread_cond_destroy(&e->done_cv);
+    pthread_cond_destroy(&e->mon_cv);
+    free(e->dir);
+    free(e->db_path);
+    free(e->log_path);
+    free(e);
+}
+/* ---- monitor
+ * ------------------------------------------------------------------------------------- */
+
+/* Through fn_store_begin, so it queues on the engine's write lock rather than in SQLite's busy
+ * handler (which sleeps whole milliseconds). */
+static int heartbeat(fn_store *s, int64_t owner)
+{
+    fn_store_tx *tx;
+    int code = fn_store_begin(s, &tx);
+    if (code) return code;
+    code = fn_js_owner_heartbeat(s, owner, fn_wall_ms());
+    if (code) {
+        fn_store_rollback(tx);
+        return code;
+    }
+    return fn_store_commit(tx);
+}
+
+int fn_engine_heartbeat_now(fn_engine *e)
+{
+    pthread_mutex_lock(&e->api_mu);
+    int code = heartbeat(e->store, e->owner);
+    if (code) fn_eng_store_fail(e->store, code, "heartbeat");
+    pthread_mutex_unlock(&e->api_mu);
+    return code;
+}
+
+static void monitor_tick(fn_engine *e, fn_store *s)
+{
+    int64_t ids[64];
+    int n = 0;
+    if (fn_js_cancel_requests(s, e->owner, ids, 64, &n) == 0 && n > 0) {
+        pthread_mutex_lock(&e->mu);
+        for (int i = 0; i < n; i++)
+            for (size_t j = 0; j < e->n_running; j++)
+                if (e->running[j]->id == ids[i]) atomic_store(&e->running[j]->stop, FN_STOP_CANCEL);
+        pthread_mutex_unlock(&e->mu);
+    }
+    pthread_mutex_lock(&e->mu);
+    int all_busy = e->n_threads > 0 && fn_eng_idle_workers_locked(e) == 0 && e->n_running > 0;
+    pthread_mutex_unlock(&e->mu);
+    if (all_busy) {
+        /* Only interactive jobs this process can run are worth a yield here. */
+        fn_js_queued heads[16];
+        int nh = 0, runnable = 0;
+        if (fn_js_lane_heads(s, FN_PRIO_INTERACTIVE, heads, 16, &nh) == 0) {
+            pthread_mutex_lock(&e->mu);
+            for (int i = 0; i < nh && !runnable; i++)
+                runnable =
+                    fn_eng_handler(e, heads[i].type) && !fn_eng_is_running_locked(e, heads[i].id);
+            if (runnable) fn_eng_maybe_preempt_locked(e);
+            pthread_mutex_unlock(&e->mu);
+        }
+    }
+}
+
+static void *monitor_main(void *arg)
+{
+    fn_engine *e = arg;
+    int poll_ms = e->cfg.jobs_heartbeat_ms < 200 ? e->cfg.jobs_heartbeat_ms : 200;
+    uint64_t last_beat = fn_mono_ns();
+    pthread_mutex_lock(&e->mon_mu);
+    while (!e->mon_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)poll_ms * 1000000L;
+        while (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&e->mon_cv, &e->mon_mu, &ts);
+        if (e->mon_stop) break;
+        pthread_mutex_unlock(&e->mon_mu);
+        uint64_t now = fn_mono_ns();
+        if (now - last_beat >= (uint64_t)e->cfg.jobs_heartbeat_ms * 1000000u) {
+            if (heartbeat(e->monitor_store, e->owner))
+                FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
+            last_beat = now;
+        }
+        monitor_tick(e, e->monitor_store);
+        if (fn_store_wal_checkpoint(e->monitor_store, NULL))
+            FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
+        fn_joblog_flush(e);
+        pthread_mutex_lock(&e->mon_mu);
+    }
+    pthread_mutex_unlock(&e->mon_mu);
+    return NULL;
+}

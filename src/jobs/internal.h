@@ -1,0 +1,220 @@
+/* internal.h: the engine's private structures, shared by the files of src/jobs.
+ *
+ * Locking (what must stay true):
+ *   e->mu    guards the running table, the worker counts, device/memory use, the parallel task
+ *            and `stopping`. Handlers never run with it held. DB reads for a pick happen under it
+ *            so two local workers never pick the same job.
+ *   e->api_mu guards e->store (the controller connection used by fn_enqueue, inspect, cancel ...).
+ *   ev.mu    guards the event ring and each ctx's coalescing fields (prog_seq, last_emit_ns).
+ *   A ctx's counters and histograms are atomics (parallel_for helpers add to them); everything
+ *   else in a ctx belongs to the job's own thread. ctx->stop is written by any thread (cancel,
+ *   yield, monitor) and read by the handler. */
+#ifndef FN_JOBS_INTERNAL_H
+#define FN_JOBS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "facenames/jobs.h"
+#include "store/store.h"
+
+#define FN_MAX_COUNTERS   64
+#define FN_MAX_HISTOGRAMS 16
+#define FN_MAX_BOUNDS     64
+#define FN_NAME_MAX       48
+
+typedef struct fn_counter {
+    char name[FN_NAME_MAX];
+    _Atomic int64_t v;
+} fn_counter;
+
+typedef struct fn_histogram {
+    char name[FN_NAME_MAX];
+    size_t n_bounds;
+    double bounds[FN_MAX_BOUNDS];
+    _Atomic int64_t counts[FN_MAX_BOUNDS + 1];
+} fn_histogram;
+
+typedef struct fn_pending_error {
+    char *item, *code, *message;
+    fn_resolution res;
+} fn_pending_error;
+
+typedef struct fn_pending_audit {
+    char *action, *detail;
+} fn_pending_audit;
+
+struct fn_worker;
+
+struct fn_job_ctx {
+    fn_engine *e;
+    struct fn_worker *w;
+    fn_job_id id;
+    char *type, *payload, *checkpoint;
+    int priority, gpu_slots, mem_mb;
+    uint64_t run_started_ns;         /* when claimed (set under e->mu before it is shared) */
+    _Atomic uint64_t last_commit_ns; /* its last batch commit (or claim): preemption order */
+    uint64_t run_t0;                 /* when its handler started (job thread only) */
+    int64_t started_at, created_at;
+    _Atomic int stop; /* fn_stop */
+
+    fn_counter counters[FN_MAX_COUNTERS];
+    int n_counters;
+    fn_histogram hists[FN_MAX_HISTOGRAMS];
+    int n_hists;
+    void *restored; /* json_t *: the progress stored when this run started */
+    int64_t items_at_start;
+
+    fn_pending_error *errs;
+    size_t n_errs, cap_errs;
+    fn_pending_audit *audits;
+    size_t n_audits, cap_audits;
+    char *next_checkpoint;
+    int checkpoint_set;
+    int commits, failed_commits;
+    int errs_by_res[3]; /* item errors recorded in this run, by resolution */
+
+    fn_job_error *inherited;
+    size_t n_inherited;
+    char fail_reason[512];
+
+    /* Event coalescing (under ev.mu). */
+    uint64_t prog_seq; /* sequence of this job's queued progress event + 1, 0 none */
+    uint64_t last_emit_ns;
+};
+
+typedef struct fn_worker {
+    fn_engine *e;
+    int index; /* -1: the inline (caller) worker */
+    pthread_t thread;
+    fn_store *store;
+    int impossible_seen; /* the last claim_next failed a job that can never run */
+} fn_worker;
+
+typedef struct fn_handler_entry {
+    fn_handler h;
+    char *type;
+    _Atomic uint64_t avg_run_ns; /* decaying mean run time: decides prefetching (engine.c) */
+} fn_handler_entry;
+
+/* A parallel map in progress (decision 8). */
+typedef struct fn_ptask {
+    size_t n;
+    _Atomic size_t next;
+    fn_parallel_fn fn;
+    void *arg;
+    int max_helpers;
+    int helpers_joined; /* under e->mu */
+    int helpers_active; /* under e->mu */
+    struct fn_ptask *next_task;
+} fn_ptask;
+
+typedef struct fn_evq {
+    pthread_mutex_t mu;
+    fn_event *ring;
+    size_t cap;
+    uint64_t head, tail; /* sequence numbers: events [head, tail) are queued */
+    int fd;
+    size_t queue_max;
+    uint64_t min_interval_ns;
+} fn_evq;
+
+struct fn_engine {
+    char *dir, *db_path, *log_path;
+    fn_config cfg;
+    char host[256];
+    int64_t owner;
+
+    pthread_mutex_t api_mu;
+    pthread_mutex_t wmu; /* the engine's connections' shared write lock (store.h) */
+    fn_store *store;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* workers wait here */
+    pthread_cond_t done_cv; /* job finished / helper left */
+    fn_handler_entry *handlers;
+    size_t n_handlers;
+    int started, stopping;
+    int n_threads;
+    fn_worker *workers;
+    int n_workers_alloc;
+    int busy; /* workers (threads or inline) running a job */
+    int gpu_used, mem_used;
+    fn_job_ctx **running;
+    size_t n_running, cap_running;
+    fn_ptask *tasks;
+
+    pthread_mutex_t inline_mu;
+    fn_worker inline_worker;
+
+    /* Monitor: heartbeat, cross-process cancels, preemption for other processes' jobs. */
+    pthread_t monitor;
+    int monitor_started;
+    fn_store *monitor_store;
+    pthread_mutex_t mon_mu;
+    pthread_cond_t mon_cv;
+    int mon_stop;
+
+    pthread_mutex_t log_mu;
+    int log_fd;
+    char *log_buf; /* lines not yet written to the file (under log_mu) */
+    size_t log_len, log_cap;
+
+    fn_evq ev;
+};
+
+#define FN_PREFETCH 16             /* jobs one worker may claim at once ... */
+#define FN_QUICK_NS (1000 * 1000u) /* ... when its type's jobs take less than this on average */
+
+/* engine.c: error messages (per thread), connections. */
+int fn_eng_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int fn_eng_store_fail(fn_store *s, int code, const char *what_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+const fn_handler_entry *fn_eng_handler(fn_engine *e, const char *type);
+/* Opens one of the engine's connections (shared write lock, monitor-driven checkpoints). */
+int fn_eng_open_conn(fn_engine *e, fn_store **out, char *err, size_t errlen);
+
+/* sched.c */
+void *fn_eng_worker_main(void *arg);
+int fn_eng_is_running_locked(fn_engine *e, fn_job_id id);
+int fn_eng_idle_workers_locked(fn_engine *e);
+/* Asks the lowest-priority running job to yield if an interactive job waits and no worker is
+ * idle. Call with e->mu held. */
+void fn_eng_maybe_preempt_locked(fn_engine *e);
+/* Wakes a worker after an enqueue; preempts for interactive jobs. */
+void fn_eng_notify_enqueued(fn_engine *e, int interactive);
+
+/* Lifecycle log (joblog.c): writes `line` to the log file, prefixed by time and job. */
+void fn_joblog_file(fn_engine *e, fn_job_id id, const char *type, const char *line);
+void fn_joblog_file_many(fn_engine *e, const char *text, size_t len);
+/* Writes the buffered lines (the monitor calls it every tick; close calls it last). */
+void fn_joblog_flush(fn_engine *e);
+void fn_joblog_prefix(char *buf, size_t len, int64_t now, fn_job_id id, const char *type);
+
+/* Events (events.c). json is taken over (freed by the queue). */
+int fn_evq_init(fn_evq *q, const fn_config *cfg);
+void fn_evq_destroy(fn_evq *q);
+void fn_evq_push(fn_evq *q, fn_event_kind kind, fn_job_id job, fn_job_state state, char *json);
+void fn_evq_push_state(fn_evq *q, fn_job_id job, fn_job_state state);
+/* Queues a progress snapshot for ctx, coalescing with one still queued; `force` ignores the rate
+ * limit and the queue limit (the final snapshot). */
+void fn_evq_progress(fn_evq *q, fn_job_ctx *ctx, char *json, int force);
+size_t fn_evq_len(fn_evq *q);
+
+/* ctx.c */
+char *fn_ctx_progress_json(fn_job_ctx *ctx);
+int64_t fn_ctx_items(fn_job_ctx *ctx);
+void fn_ctx_free_pending(fn_job_ctx *ctx);
+void fn_ctx_restore(fn_job_ctx *ctx, const char *progress);
+
+/* parallel.c: an idle worker helps a parallel_for; call with e->mu held. */
+int fn_par_help_locked(fn_engine *e);
+
+/* Test hooks. */
+int fn_engine_request_yield(fn_engine *e, fn_job_id id);
+size_t fn_engine_events_queued(fn_engine *e);
+int fn_engine_heartbeat_now(fn_engine *e);
+
+#endif

@@ -1,0 +1,612 @@
+/* sched.c: the scheduler and the worker loop.
+ *
+ * DESIGN. The database is the queue: a worker picks by reading the oldest few queued jobs of each
+ * lane (a partial index on queued jobs), chooses the best admissible one (lane lifted by aging,
+ * device slots and memory within the caps, a handler registered here), registers it in the
+ * running table (so no local worker picks it too) and claims it with `UPDATE ... WHERE
+ * state=queued`, which has exactly one winner across processes. Jobs enqueued by other processes
+ * are found without extra machinery; idle workers look again every 250 ms.
+ *
+ * One write transaction per loop iteration: it writes the ends of the jobs the worker just ran
+ * (state, final progress, errors, log line) and claims the next ones; the events reporting those
+ * ends are queued only after it commits, so a reported completion is durable. Quick job types
+ * (under FN_QUICK_NS on average, holding no device or memory share) are claimed up to FN_PREFETCH
+ * at a time; a claimed job asked to stop before its turn is given back without running.
+ *
+ * Preemption: when an interactive job is queued and no worker is idle, the lowest-priority
+ * running job gets FN_STOP_YIELD; among equals, the one whose last batch commit is oldest, as it
+ * is likely the nearest to the end of its current batch (so the wait is the shortest); it commits,
+ * returns FN_ERR_YIELDED and goes back to queued under the same id. One yield is outstanding at a
+ * time. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobs/internal.h"
+#include "store/jobs_store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* ---- scheduling
+ * ---------------------------------------------------------------------------------- */
+
+int fn_eng_is_running_locked(fn_engine *e, fn_job_id id)
+{
+    for (size_t i = 0; i < e->n_running; i++)
+        if (e->running[i]->id == id) return 1;
+    return 0;
+}
+
+typedef struct pick {
+    fn_js_queued q;
+    const fn_handler_entry *h;
+    int gpu, mem;
+    int impossible; /* can never run under the caps: fail it with a reason */
+    /* More jobs of the same lane and quick type to claim in the same transaction. */
+    fn_js_queued extra[FN_PREFETCH - 1];
+    int n_extra;
+} pick;
+
+/* Chooses the next job for a worker. Call with e->mu held. Returns 1 with *p filled, 0 if none.
+ * Tiny jobs cost little more than their transactions, so for a type whose jobs are quick (and
+ * hold no device or memory share) up to FN_PREFETCH jobs of the chosen lane are taken at once:
+ * one transaction then ends the previous batch and claims the next. */
+static int pick_locked(fn_engine *e, fn_store *s, pick *p, int prefetch)
+{
+    int64_t now = fn_wall_ms();
+    int found = 0, best_lane = -1, best_i = -1;
+    double best_eff = -1;
+    fn_js_queued heads[3][16];
+    int nh[3] = {0, 0, 0};
+    for (int lane = FN_PRIO_INTERACTIVE; lane >= FN_PRIO_BACKGROUND; lane--) {
+        int n = 0;
+        if (fn_js_lane_heads(s, lane, heads[lane], 16, &n)) {
+            FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+            return 0;
+        }
+        nh[lane] = n;
+        for (int i = 0; i < n; i++) {
+            fn_js_queued *q = &heads[lane][i];
+            if (fn_eng_is_running_locked(e, q->id)) continue;
+            const fn_handler_entry *h = fn_eng_handler(e, q->type);
+            if (!h) continue;
+            int gpu = q->gpu_slots < 0 ? h->h.gpu_slots : q->gpu_slots;
+            int mem = q->mem_mb < 0 ? h->h.mem_mb : q->mem_mb;
+            int impossible = gpu > e->cfg.workers_gpu_max ||
+                             (e->cfg.workers_mem_max_mb > 0 && mem > e->cfg.workers_mem_max_mb);
+            if (!impossible) {
+                if (gpu > 0 && e->gpu_used + gpu > e->cfg.workers_gpu_max) continue;
+                if (e->cfg.workers_mem_max_mb > 0 && mem > 0 &&
+                    e->mem_used + mem > e->cfg.workers_mem_max_mb)
+                    continue;
+            }
+            double eff = lane + (double)((now - q->queued_at) / e->cfg.jobs_aging_ms);
+            if (eff > FN_PRIO_INTERACTIVE) eff = FN_PRIO_INTERACTIVE;
+            if (impossible) eff = 3; /* fail it at once rather than let it block anything */
+            if (!found || eff > best_eff || (eff == best_eff && q->queued_at < p->q.queued_at)) {
+                found = 1;
+                best_eff = eff;
+                best_lane = lane;
+                best_i = i;
+                p->q = *q;
+                p->h = h;
+                p->gpu = gpu;
+                p->mem = mem;
+                p->impossible = impossible;
+            }
+            break; /* the first admissible job of a lane is its candidate */
+        }
+    }
+    p->n_extra = 0;
+    if (!found || !prefetch || p->impossible || p->gpu || p->mem ||
+        atomic_load(&((fn_handler_entry *)p->h)->avg_run_ns) >= FN_QUICK_NS)
+        return found;
+    for (int i = best_i + 1; i < nh[best_lane] && p->n_extra < FN_PREFETCH - 1; i++) {
+        fn_js_queued *q = &heads[best_lane][i];
+        if (strcmp(q->type, p->q.type) != 0 || q->gpu_slots > 0 || q->mem_mb > 0 ||
+            fn_eng_is_running_locked(e, q->id))
+            continue;
+        if ((q->gpu_slots < 0 && p->h->h.gpu_slots) || (q->mem_mb < 0 && p->h->h.mem_mb)) continue;
+        p->extra[p->n_extra++] = *q;
+    }
+    return found;
+}
+
+static int add_running_locked(fn_engine *e, fn_job_ctx *ctx)
+{
+    if (e->n_running == e->cap_running) {
+        size_t cap = e->cap_running ? e->cap_running * 2 : 8;
+        fn_job_ctx **r = realloc(e->running, cap * sizeof *r);
+        if (!r) return FN_ERR_NOMEM;
+        e->running = r;
+        e->cap_running = cap;
+    }
+    e->running[e->n_running++] = ctx;
+    return 0;
+}
+
+static void remove_running_locked(fn_engine *e, fn_job_ctx *ctx)
+{
+    for (size_t i = 0; i < e->n_running; i++)
+        if (e->running[i] == ctx) {
+            e->running[i] = e->running[--e->n_running];
+            return;
+        }
+}
+
+int fn_eng_idle_workers_locked(fn_engine *e)
+{
+    int idle = e->n_threads - e->busy;
+    return idle > 0 ? idle : 0;
+}
+
+void fn_eng_maybe_preempt_locked(fn_engine *e)
+{
+    if (fn_eng_idle_workers_locked(e) > 0) return;
+    fn_job_ctx *victim = NULL;
+    for (size_t i = 0; i < e->n_running; i++) {
+        fn_job_ctx *c = e->running[i];
+        int st = atomic_load(&c->stop);
+        if (st == FN_STOP_YIELD) return; /* one yield at a time */
+        if (st != FN_STOP_NONE || c->priority >= FN_PRIO_INTERACTIVE) continue;
+        if (!victim || c->priority < victim->priority ||
+            (c->priority == victim->priority &&
+             atomic_load(&c->last_commit_ns) < atomic_load(&victim->last_commit_ns)))
+            victim = c;
+    }
+    if (victim) {
+        int none = FN_STOP_NONE;
+        atomic_compare_exchange_strong(&victim->stop, &none, FN_STOP_YIELD);
+    }
+}
+
+void fn_eng_notify_enqueued(fn_engine *e, int interactive)
+{
+    pthread_mutex_lock(&e->mu);
+    if (interactive) fn_eng_maybe_preempt_locked(e);
+    pthread_cond_signal(&e->work_cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+int fn_engine_request_yield(fn_engine *e, fn_job_id id)
+{
+    int code = FN_ERR_NOT_FOUND;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_running; i++)
+        if (e->running[i]->id == id) {
+            int none = FN_STOP_NONE;
+            atomic_compare_exchange_strong(&e->running[i]->stop, &none, FN_STOP_YIELD);
+            code = FN_OK;
+        }
+    pthread_mutex_unlock(&e->mu);
+    return code;
+}
+
+/* ---- running jobs
+ * -------------------------------------------------------------------------------- */
+
+/* A job whose handler has returned (or that was given back before it started) and whose end is
+ * not yet written. A worker writes the ends of its batch in the same transaction as its next
+ * claim (one write transaction per loop iteration), or alone when there is nothing to claim;
+ * either way before any event reports them. */
+typedef struct fn_end {
+    fn_job_ctx *ctx;
+    int state;
+    const char *reason;
+    char *progress;
+    char line[900];
+} fn_end;
+
+static void ctx_free(fn_job_ctx *ctx)
+{
+    if (!ctx) return;
+    free(ctx->type);
+    free(ctx->payload);
+    free(ctx->checkpoint);
+    fn_ctx_free_pending(ctx);
+    free(ctx->errs);
+    free(ctx->audits);
+    free(ctx->next_checkpoint);
+    fn_js_errors_free(ctx->inherited, ctx->n_inherited);
+    if (ctx->restored) json_decref((json_t *)ctx->restored);
+    free(ctx);
+}
+
+static int write_end_tx(fn_store *s, fn_end *end, int64_t now)
+{
+    fn_job_ctx *ctx = end->ctx;
+    int code = fn_js_finish(s, ctx->id, ctx->e->owner, end->state, now, end->reason, end->progress);
+    for (size_t i = 0; !code && end->state == FN_JOB_COMPLETED && i < ctx->n_errs; i++)
+        code = fn_js_add_error(s, ctx->id, ctx->errs[i].item, ctx->errs[i].code,
+                               ctx->errs[i].message, (int)ctx->errs[i].res);
+    for (size_t i = 0; !code && end->state == FN_JOB_COMPLETED && i < ctx->n_audits; i++)
+        code = fn_js_add_audit(s, ctx->id, now, ctx->audits[i].action, ctx->audits[i].detail);
+    if (!code) code = fn_js_log_add(s, ctx->id, now, end->line);
+    return code;
+}
+
+static int write_ends_tx(fn_store *s, fn_end *ends, int n, int64_t now)
+{
+    int code = 0;
+    for (int i = 0; !code && i < n; i++)
+        code = write_end_tx(s, &ends[i], now);
+    return code;
+}
+
+/* After the ends are committed: the log file, each final snapshot and state event (never
+ * dropped), then the ctxs are released. */
+static void ends_published(fn_engine *e, fn_end *ends, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fn_end *end = &ends[i];
+        fn_job_ctx *ctx = end->ctx;
+        fn_joblog_file(e, ctx->id, ctx->type, end->line);
+        fn_evq_progress(&e->ev, ctx, end->progress ? end->progress : fn_ctx_progress_json(ctx), 1);
+        end->progress = NULL;
+        fn_evq_push_state(&e->ev, ctx->id, (fn_job_state)end->state);
+        ctx_free(ctx);
+        end->ctx = NULL;
+    }
+}
+
+/* Writes ends alone, retrying for a while (the database may be locked); if that never succeeds
+ * the jobs stay "running" under this owner and are recovered when the library is next opened. */
+static void flush_ends(fn_engine *e, fn_store *s, fn_end *ends, int n)
+{
+    if (n == 0) return;
+    int code = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        fn_store_tx *tx;
+        code = fn_store_begin(s, &tx);
+        if (!code) {
+            code = write_ends_tx(s, ends, n, fn_wall_ms());
+            if (!code)
+                code = fn_store_commit(tx);
+            else
+                fn_store_rollback(tx);
+        }
+        if (!code) break;
+        FN_LOG(FN_LOG_WARN, "job %lld: %s", (long long)ends[0].ctx->id, fn_store_errmsg(s));
+        struct timespec ts = {0, 50 * 1000000L * (attempt + 1)};
+        nanosleep(&ts, NULL);
+    }
+    if (code) {
+        for (int i = 0; i < n; i++) {
+            FN_LOG(FN_LOG_ERROR, "job %lld: could not record its end: %s",
+                   (long long)ends[i].ctx->id, fn_store_errmsg(s));
+            free(ends[i].progress);
+            ends[i].progress = NULL;
+            ctx_free(ends[i].ctx);
+            ends[i].ctx = NULL;
+        }
+        return;
+    }
+    ends_published(e, ends, n);
+}
+
+static void fmt_rate(char *buf, size_t len, int64_t items, double secs)
+{
+    if (secs > 0)
+        snprintf(buf, len, "%lld items, %.1f items/s", (long long)items, (double)items / secs);
+    else
+        snprintf(buf, len, "%lld items", (long long)items);
+}
+
+/* Turns a handler's return into the end to write. `ran` = 0 for a claimed job given back (cancel
+ * or yield) before its handler started. */
+static void make_end(fn_job_ctx *ctx, int rc, int ran, fn_end *end)
+{
+    int stop = atomic_load(&ctx->stop);
+    double run_s = (double)(fn_mono_ns() - (ctx->run_t0 ? ctx->run_t0 : ctx->run_started_ns)) / 1e9;
+    int64_t items = fn_ctx_items(ctx) - ctx->items_at_start;
+    char rate[96];
+    fmt_rate(rate, sizeof rate, items, run_s);
+    memset(end, 0, sizeof *end);
+    end->ctx = ctx;
+    if (rc == 0) {
+        end->state = FN_JOB_COMPLETED;
+        end->progress = fn_ctx_progress_json(ctx);
+        double total_s =
+            ctx->started_at >= 0 ? (double)(fn_wall_ms() - ctx->started_at) / 1e3 : run_s;
+        snprintf(end->line, sizeof end->line,
+                 "finish: completed in %.3f s (this run %.3f s), %s, %d item error(s) "
+                 "(pending %d, skip %d, retry %d)",
+                 total_s, run_s, rate,
+                 ctx->errs_by_res[0] + ctx->errs_by_res[1] + ctx->errs_by_res[2],
+                 ctx->errs_by_res[0], ctx->errs_by_res[1], ctx->errs_by_res[2]);
+    } else if (rc == FN_ERR_CANCELLED || (rc == FN_ERR_YIELDED && stop == FN_STOP_CANCEL)) {
+        end->state = FN_JOB_CANCELLED;
+        snprintf(end->line, sizeof end->line,
+                 "cancel: cancelled after %.3f s (this run), %s; checkpoint kept", run_s, rate);
+    } else if (rc == FN_ERR_YIELDED) {
+        end->state = FN_JOB_QUEUED;
+        if (ran)
+            snprintf(end->line, sizeof end->line,
+                     "yield: gave its worker back after %.3f s, %s; back to queued, continues "
+                     "from its checkpoint",
+                     run_s, rate);
+        else
+            snprintf(end->line, sizeof end->line,
+                     "yield: back to queued before it started (its worker was needed)");
+    } else {
+        end->state = FN_JOB_FAILED;
+        if (!ctx->fail_reason[0])
+            snprintf(ctx->fail_reason, sizeof ctx->fail_reason, "%s (%s)", fn_strerror(rc),
+                     fn_errname(rc));
+        end->reason = ctx->fail_reason;
+        snprintf(end->line, sizeof end->line, "fail: failed after %.3f s (this run), %s: %s", run_s,
+                 rate, ctx->fail_reason);
+    }
+}
+
+/* Releases the running entries and caps of a finished batch. Call with e->mu held. */
+static void release_locked(fn_engine *e, fn_end *ends, int n)
+{
+    if (n == 0) return;
+    for (int i = 0; i < n; i++) {
+        fn_job_ctx *ctx = ends[i].ctx;
+        remove_running_locked(e, ctx);
+        e->gpu_used -= ctx->gpu_slots;
+        e->mem_used -= ctx->mem_mb;
+    }
+    e->busy--;
+    pthread_cond_broadcast(&e->done_cv);
+    /* Capacity was freed: another worker may now admit a job it had to skip. */
+    pthread_cond_signal(&e->work_cv);
+}
+
+/* Sets up the ctx of a claimed job from what the claim returned. */
+static void ctx_fill(fn_worker *w, fn_job_ctx *ctx, fn_js_claim *c, int64_t now)
+{
+    fn_store *s = w->store;
+    ctx->type = c->type;
+    ctx->payload = c->payload;
+    ctx->checkpoint = c->checkpoint;
+    c->type = c->payload = c->checkpoint = NULL;
+    ctx->started_at = c->started_at;
+    ctx->created_at = c->created_at;
+    fn_ctx_restore(ctx, c->progress);
+    ctx->items_at_start = fn_ctx_items(ctx);
+    if (c->cancel_requested) atomic_store(&ctx->stop, FN_STOP_CANCEL);
+    /* Only a continued job (resumed, or run before) can have errors already. */
+    if (c->n_errors > 0 && fn_js_errors(s, ctx->id, &ctx->inherited, &ctx->n_inherited))
+        FN_LOG(FN_LOG_WARN, "job %lld: %s", (long long)ctx->id, fn_store_errmsg(s));
+}
+
+/* One loop iteration's transaction: writes the ends of the previous batch (if any), picks the
+ * next job (and, for quick types, a few more of its lane) and claims them. Writes the claimed
+ * jobs' ctxs (registered as running, caps taken) to out and returns how many. The ends are
+ * published (or flushed alone) before return and *n_ends reset. */
+static int claim_next(fn_worker *w, fn_end *ends, int *n_ends, fn_job_ctx **out)
+{
+    fn_engine *e = w->e;
+    fn_store *s = w->store;
+    int ne = *n_ends;
+    *n_ends = 0;
+    w->impossible_seen = 0;
+    pthread_mutex_lock(&e->mu);
+    release_locked(e, ends, ne);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->mu);
+        flush_ends(e, s, ends, ne);
+        return 0;
+    }
+    fn_store_tx *tx;
+    int code = fn_store_begin(s, &tx);
+    if (code) {
+        pthread_mutex_unlock(&e->mu);
+        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+        flush_ends(e, s, ends, ne);
+        return 0;
+    }
+    int64_t now = fn_wall_ms();
+    if ((code = write_ends_tx(s, ends, ne, now))) {
+        fn_store_rollback(tx);
+        pthread_mutex_unlock(&e->mu);
+        flush_ends(e, s, ends, ne);
+        return 0;
+    }
+    pick p;
+    fn_js_claim c[FN_PREFETCH];
+    memset(c, 0, sizeof c);
+    int64_t ids[FN_PREFETCH];
+    int64_t waited[FN_PREFETCH];
+    int nc = 0;
+    char line[400];
+    line[0] = '\0';
+    /* Inline mode runs one job at a time, in exact order: no prefetching there. */
+    if (pick_locked(e, s, &p, w->index >= 0)) {
+        for (int k = 0; !code && k <= p.n_extra; k++) {
+            const fn_js_queued *q = k == 0 ? &p.q : &p.extra[k - 1];
+            int claimed = 0;
+            code = fn_js_claim_job(s, q->id, e->owner, now, &c[nc], &claimed);
+            if (code || !claimed) continue;
+            if (p.impossible) {
+                snprintf(line, sizeof line,
+                         "fail: needs %d accelerator slot(s) and %d MB but workers.gpu_max is %d "
+                         "and workers.mem_max_mb is %d; raise them or lower what the job declares",
+                         p.gpu, p.mem, e->cfg.workers_gpu_max, e->cfg.workers_mem_max_mb);
+                code = fn_js_finish(s, q->id, e->owner, FN_JOB_FAILED, now, line + 6, NULL);
+            } else {
+                snprintf(line, sizeof line, "start: %s lane, waited %.3f s",
+                         fn_priority_name((fn_priority)c[nc].priority),
+                         (double)(now - q->queued_at) / 1e3);
+            }
+            if (!code) code = fn_js_log_add(s, q->id, now, line);
+            ids[nc] = q->id;
+            waited[nc] = now - q->queued_at;
+            nc++;
+        }
+    }
+    if (!code)
+        code = fn_store_commit(tx);
+    else
+        fn_store_rollback(tx);
+    if (code) {
+        pthread_mutex_unlock(&e->mu);
+        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+        for (int k = 0; k < nc; k++)
+            fn_js_claim_clear(&c[k]);
+        flush_ends(e, s, ends, ne); /* the joint transaction failed: try the ends alone */
+        return 0;
+    }
+    int n_out = 0;
+    if (nc > 0 && !p.impossible) {
+        for (int k = 0; k < nc; k++) {
+            fn_job_ctx *ctx = calloc(1, sizeof *ctx);
+            if (!ctx || add_running_locked(e, ctx)) {
+                free(ctx);
+                ctx = NULL;
+            }
+            out[k] = ctx; /* NULL: given back below */
+            if (!ctx) continue;
+            ctx->e = e;
+            ctx->w = w;
+            ctx->id = ids[k];
+            ctx->priority = c[k].priority;
+            ctx->gpu_slots = k == 0 ? p.gpu : 0;
+            ctx->mem_mb = k == 0 ? p.mem : 0;
+            ctx->run_started_ns = fn_mono_ns();
+            atomic_store(&ctx->last_commit_ns, ctx->run_started_ns);
+            e->gpu_used += ctx->gpu_slots;
+            e->mem_used += ctx->mem_mb;
+        }
+        n_out = nc;
+        e->busy++;
+    }
+    pthread_mutex_unlock(&e->mu);
+    ends_published(e, ends, ne);
+    if (nc > 0 && p.impossible) {
+        fn_joblog_file(e, ids[0], p.q.type, line);
+        fn_evq_push_state(&e->ev, ids[0], FN_JOB_FAILED);
+        w->impossible_seen = 1;
+    }
+    int kept = 0;
+    for (int k = 0; k < n_out; k++) {
+        if (!out[k]) {
+            /* Out of memory after the claim: give the job back rather than strand it. */
+            fn_store_tx *tx2;
+            if (fn_store_begin(s, &tx2) == 0) {
+                if (fn_js_finish(s, ids[k], e->owner, FN_JOB_QUEUED, fn_wall_ms(), NULL, NULL) == 0)
+                    fn_store_commit(tx2);
+                else
+                    fn_store_rollback(tx2);
+            }
+            continue;
+        }
+        char sline[160];
+        snprintf(sline, sizeof sline, "start: %s lane, waited %.3f s",
+                 fn_priority_name((fn_priority)c[k].priority), (double)waited[k] / 1e3);
+        fn_joblog_file(e, ids[k], c[k].type, sline);
+        ctx_fill(w, out[k], &c[k], now);
+        fn_evq_push_state(&e->ev, ids[k], FN_JOB_RUNNING);
+        out[kept++] = out[k];
+    }
+    for (int k = 0; k < nc; k++)
+        fn_js_claim_clear(&c[k]);
+    if (n_out > 0 && kept == 0) {
+        pthread_mutex_lock(&e->mu);
+        e->busy--;
+        pthread_mutex_unlock(&e->mu);
+    }
+    return kept;
+}
+
+/* Runs a claimed batch in order; a job asked to stop before its turn is given back unrun. */
+static void run_batch(fn_worker *w, fn_job_ctx **batch, int n, fn_end *ends, int *n_ends)
+{
+    fn_engine *e = w->e;
+    for (int i = 0; i < n; i++) {
+        fn_job_ctx *ctx = batch[i];
+        int stop = atomic_load(&ctx->stop);
+        if (stop != FN_STOP_NONE) {
+            make_end(ctx, stop == FN_STOP_CANCEL ? FN_ERR_CANCELLED : FN_ERR_YIELDED, 0,
+                     &ends[(*n_ends)++]);
+            continue;
+        }
+        fn_handler_entry *h = (fn_handler_entry *)fn_eng_handler(e, ctx->type);
+        uint64_t t0 = fn_mono_ns();
+        ctx->run_t0 = t0;
+        int rc = h ? h->h.run(ctx, h->h.user) : FN_ERR_UNSUPPORTED;
+        if (h) {
+            uint64_t d = fn_mono_ns() - t0, avg = atomic_load(&h->avg_run_ns);
+            atomic_store(&h->avg_run_ns, avg - avg / 8 + d / 8);
+        }
+        make_end(ctx, rc, 1, &ends[(*n_ends)++]);
+    }
+}
+
+void *fn_eng_worker_main(void *arg)
+{
+    fn_worker *w = arg;
+    fn_engine *e = w->e;
+    fn_end ends[FN_PREFETCH];
+    int n_ends = 0;
+    fn_job_ctx *batch[FN_PREFETCH];
+    for (;;) {
+        int n = claim_next(w, ends, &n_ends, batch);
+        if (n > 0) {
+            run_batch(w, batch, n, ends, &n_ends);
+            continue;
+        }
+        if (w->impossible_seen) continue;
+        pthread_mutex_lock(&e->mu);
+        if (e->stopping) {
+            pthread_mutex_unlock(&e->mu);
+            break;
+        }
+        if (!fn_par_help_locked(e)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 250 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&e->work_cv, &e->mu, &ts);
+        }
+        pthread_mutex_unlock(&e->mu);
+    }
+    return NULL;
+}
+
+int fn_engine_run_pending(fn_engine *e, int max_jobs, int *ran_out)
+{
+    int total = 0, code = 0;
+    pthread_mutex_lock(&e->inline_mu);
+    fn_worker *w = &e->inline_worker;
+    if (!w->store) {
+        char err[512];
+        code = fn_eng_open_conn(e, &w->store, err, sizeof err);
+        if (code) fn_eng_fail(code, "%s", err);
+    }
+    fn_end ends[FN_PREFETCH];
+    int n_ends = 0;
+    fn_job_ctx *batch[FN_PREFETCH];
+    while (!code) {
+        if (max_jobs > 0 && total >= max_jobs) {
+            pthread_mutex_lock(&e->mu);
+            release_locked(e, ends, n_ends);
+            pthread_mutex_unlock(&e->mu);
+            flush_ends(e, w->store, ends, n_ends);
+            n_ends = 0;
+            break;
+        }
+        int n = claim_next(w, ends, &n_ends, batch);
+        if (n > 0) {
+            run_batch(w, batch, n, ends, &n_ends);
+            total++;
+            continue;
+        }
+        if (w->impossible_seen) {
+            total++;
+            continue;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&e->inline_mu);
+    if (ran_out) *ran_out = total;
+    return code;
+}

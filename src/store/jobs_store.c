@@ -1,0 +1,756 @@
+/* jobs_store.c: SQL for the job registry (see jobs_store.h).
+ *
+ * What must stay true: a state change and the log line that reports it are written by the caller
+ * in one transaction; a claim only takes a job that is still queued (so a cancel and a claim racing
+ * across processes have exactly one winner); recovery only touches jobs whose owner is gone. */
+#include "store/jobs_store.h"
+
+#include "util/clock.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const fn_migration jobs_migrations[] = {
+    {1, "CREATE TABLE jobs("
+        " id INTEGER PRIMARY KEY,"
+        " type TEXT NOT NULL,"
+        " priority INTEGER NOT NULL,"
+        " payload TEXT NOT NULL DEFAULT '{}',"
+        " state INTEGER NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL,"
+        " queued_at INTEGER NOT NULL,"
+        " started_at INTEGER,"
+        " finished_at INTEGER,"
+        " progress TEXT,"
+        " checkpoint TEXT,"
+        " parent INTEGER,"
+        " fail_reason TEXT,"
+        " gpu_slots INTEGER NOT NULL DEFAULT 0,"
+        " mem_mb INTEGER NOT NULL DEFAULT 0,"
+        " owner INTEGER,"
+        " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+        " n_errors INTEGER NOT NULL DEFAULT 0);"
+        /* Partial indexes: a claim touches only the small index of queued jobs, and nothing
+         * indexes running jobs (recovery scans the table once per open), which keeps one worker
+         * loop iteration (finish one job, claim the next) to about four pages of WAL. */
+        "CREATE INDEX jobs_queued ON jobs(priority, id) WHERE state=0;"
+        "CREATE INDEX jobs_cancel_requested ON jobs(id) WHERE cancel_requested=1;"
+        "CREATE TABLE job_errors("
+        " id INTEGER PRIMARY KEY,"
+        " job INTEGER NOT NULL,"
+        " item TEXT NOT NULL,"
+        " code TEXT NOT NULL,"
+        " message TEXT NOT NULL,"
+        " resolution INTEGER NOT NULL);"
+        "CREATE INDEX job_errors_by_job ON job_errors(job);"
+        /* Clustered by job: a job's lines share a page and need no second index. seq is the
+         * wall clock in ns (orders the lines; unique for one job in practice). */
+        "CREATE TABLE job_log("
+        " job INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " at INTEGER NOT NULL,"
+        " line TEXT NOT NULL,"
+        " PRIMARY KEY(job, seq)) WITHOUT ROWID;"
+        "CREATE TABLE job_audit("
+        " id INTEGER PRIMARY KEY,"
+        " job INTEGER NOT NULL,"
+        " at INTEGER NOT NULL,"
+        " action TEXT NOT NULL,"
+        " detail TEXT);"
+        "CREATE TABLE job_owners("
+        " id INTEGER PRIMARY KEY,"
+        " pid INTEGER NOT NULL,"
+        " host TEXT NOT NULL,"
+        " started_at INTEGER NOT NULL,"
+        " heartbeat_at INTEGER NOT NULL);"},
+};
+
+int fn_js_migrate(fn_store *s)
+{
+    return fn_store_migrate(s, "jobs", jobs_migrations,
+                            sizeof jobs_migrations / sizeof jobs_migrations[0]);
+}
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static int64_t col_time(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+/* Steps a statement that returns no rows. */
+static int run(fn_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int code = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : fn_store_fail(s, rc, what);
+    sqlite3_reset(st);
+    return code;
+}
+
+#define STMT(s, sql)                                                                               \
+    sqlite3_stmt *st = fn_store_stmt((s), (sql));                                                  \
+    if (!st) return FN_ERR_DB
+
+static const char SQL_INSERT[] =
+    "INSERT INTO jobs(type, priority, payload, state, created_at, updated_at, queued_at,"
+    " checkpoint, progress, parent, gpu_slots, mem_mb) VALUES(?,?,?,0,?,?,?,?,?,?,?,?)";
+
+int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id)
+{
+    STMT(s, SQL_INSERT);
+    sqlite3_bind_text(st, 1, j->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, j->priority);
+    sqlite3_bind_text(st, 3, j->payload ? j->payload : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_int64(st, 6, now);
+    if (j->checkpoint) sqlite3_bind_text(st, 7, j->checkpoint, -1, SQLITE_STATIC);
+    if (j->progress) sqlite3_bind_text(st, 8, j->progress, -1, SQLITE_STATIC);
+    if (j->parent) sqlite3_bind_int64(st, 9, j->parent);
+    sqlite3_bind_int(st, 10, j->gpu_slots);
+    sqlite3_bind_int(st, 11, j->mem_mb);
+    int code = run(s, st, "adding a job");
+    if (!code && id) *id = sqlite3_last_insert_rowid(fn_store_db(s));
+    return code;
+}
+
+static const char SQL_COPY_ERRORS[] =
+    "INSERT INTO job_errors(job, item, code, message, resolution)"
+    " SELECT ?2, item, code, message, resolution FROM job_errors WHERE job=?1 ORDER BY id";
+static const char SQL_COUNT_ERRORS[] =
+    "UPDATE jobs SET n_errors=(SELECT count(*) FROM job_errors WHERE job=?1) WHERE id=?1";
+
+int fn_js_copy_errors(fn_store *s, int64_t from, int64_t to)
+{
+    int code;
+    {
+        STMT(s, SQL_COPY_ERRORS);
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_int64(st, 2, to);
+        if ((code = run(s, st, "copying job errors"))) return code;
+    }
+    STMT(s, SQL_COUNT_ERRORS);
+    sqlite3_bind_int64(st, 1, to);
+    return run(s, st, "counting job errors");
+}
+
+static void fill_queued(sqlite3_stmt *st, fn_js_queued *q)
+{
+    q->id = sqlite3_column_int64(st, 0);
+    q->priority = sqlite3_column_int(st, 1);
+    q->queued_at = sqlite3_column_int64(st, 2);
+    q->gpu_slots = sqlite3_column_int(st, 3);
+    q->mem_mb = sqlite3_column_int(st, 4);
+    const unsigned char *t = sqlite3_column_text(st, 5);
+    snprintf(q->type, sizeof q->type, "%s", t ? (const char *)t : "");
+}
+
+static const char SQL_LANE[] = "SELECT id, priority, queued_at, gpu_slots, mem_mb, type FROM jobs"
+                               " WHERE state=0 AND priority=? ORDER BY id LIMIT ?";
+
+int fn_js_lane_heads(fn_store *s, int priority, fn_js_queued *out, int cap, int *n)
+{
+    *n = 0;
+    STMT(s, SQL_LANE);
+    sqlite3_bind_int(st, 1, priority);
+    sqlite3_bind_int(st, 2, cap);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
+        fill_queued(st, &out[(*n)++]);
+    int code =
+        (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : fn_store_fail(s, rc, "reading queued jobs");
+    sqlite3_reset(st);
+    return code;
+}
+
+void fn_js_claim_clear(fn_js_claim *c)
+{
+    free(c->type);
+    free(c->payload);
+    free(c->checkpoint);
+    free(c->progress);
+    memset(c, 0, sizeof *c);
+}
+
+static const char SQL_CLAIM[] =
+    "UPDATE jobs SET state=1, owner=?2, updated_at=?3, started_at=coalesce(started_at, ?3)"
+    " WHERE id=?1 AND state=0"
+    " RETURNING type, payload, checkpoint, progress, priority, parent, started_at, created_at,"
+    " cancel_requested, n_errors";
+
+int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_claim *out,
+                    int *claimed)
+{
+    memset(out, 0, sizeof *out);
+    STMT(s, SQL_CLAIM);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, owner);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = sqlite3_step(st);
+    *claimed = rc == SQLITE_ROW;
+    if (*claimed) {
+        out->type = dup_col(st, 0);
+        out->payload = dup_col(st, 1);
+        out->checkpoint = dup_col(st, 2);
+        out->progress = dup_col(st, 3);
+        out->priority = sqlite3_column_int(st, 4);
+        out->parent = sqlite3_column_int64(st, 5);
+        out->started_at = col_time(st, 6);
+        out->created_at = col_time(st, 7);
+        out->cancel_requested = sqlite3_column_int(st, 8);
+        out->n_errors = sqlite3_column_int64(st, 9);
+        rc = sqlite3_step(st);
+    }
+    int code = rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "claiming a job");
+    sqlite3_reset(st);
+    if (code) fn_js_claim_clear(out);
+    return code;
+}
+
+static const char SQL_ERRORS[] =
+    "SELECT item, code, message, resolution FROM job_errors WHERE job=? ORDER BY id";
+
+int fn_js_errors(fn_store *s, int64_t id, fn_job_error **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    STMT(s, SQL_ERRORS);
+    sqlite3_bind_int64(st, 1, id);
+    size_t cap = 0;
+    int rc;
+    int code = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            fn_job_error *ne = realloc(*out, cap * sizeof *ne);
+            if (!ne) {
+                code = FN_ERR_NOMEM;
+                break;
+            }
+            *out = ne;
+        }
+        fn_job_error *e = &(*out)[(*n)++];
+        e->item = dup_col(st, 0);
+        e->code = dup_col(st, 1);
+        e->message = dup_col(st, 2);
+        e->resolution = (fn_resolution)sqlite3_column_int(st, 3);
+        if (!e->item || !e->code || !e->message) code = FN_ERR_NOMEM;
+    }
+    if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading job errors");
+    sqlite3_reset(st);
+    if (code) {
+        fn_js_errors_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return code;
+}
+
+void fn_js_errors_free(fn_job_error *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].item);
+        free(e[i].code);
+        free(e[i].message);
+    }
+    free(e);
+}
+
+/* Fenced by owner: a process whose job was recovered by another one (its heartbeat went silent
+ * for too long) must not commit into it any more. */
+static const char SQL_SAVE_CK[] =
+    "UPDATE jobs SET checkpoint=?2, progress=coalesce(?3, progress), updated_at=?4"
+    " WHERE id=?1 AND state=1 AND owner=?5";
+static const char SQL_SAVE_NOCK[] = "UPDATE jobs SET progress=coalesce(?3, progress), updated_at=?4"
+                                    " WHERE id=?1 AND state=1 AND owner=?5";
+
+int fn_js_save_progress(fn_store *s, int64_t id, int64_t owner, const char *checkpoint,
+                        int set_checkpoint, const char *progress, int64_t now)
+{
+    STMT(s, set_checkpoint ? SQL_SAVE_CK : SQL_SAVE_NOCK);
+    sqlite3_bind_int64(st, 1, id);
+    if (set_checkpoint && checkpoint) sqlite3_bind_text(st, 2, checkpoint, -1, SQLITE_STATIC);
+    if (progress) sqlite3_bind_text(st, 3, progress, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, owner);
+    int code = run(s, st, "saving job progress");
+    if (!code && sqlite3_changes(fn_store_db(s)) == 0) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "job %lld is no longer running under this process (it was recovered or "
+                 "finished elsewhere); its batch is discarded",
+                 (long long)id);
+        fn_store_set_msg(s, FN_ERR_STATE, "saving job progress", detail);
+        return FN_ERR_STATE;
+    }
+    return code;
+}
+
+static const char SQL_ADD_ERROR[] =
+    "INSERT INTO job_errors(job, item, code, message, resolution) VALUES(?,?,?,?,?)";
+static const char SQL_BUMP_ERRORS[] = "UPDATE jobs SET n_errors=n_errors+1 WHERE id=?";
+
+int fn_js_add_error(fn_store *s, int64_t id, const char *item, const char *code, const char *msg,
+                    int resolution)
+{
+    int rc;
+    {
+        STMT(s, SQL_ADD_ERROR);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, item ? item : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, code ? code : "unknown", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, msg ? msg : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, resolution);
+        if ((rc = run(s, st, "recording a job error"))) return rc;
+    }
+    STMT(s, SQL_BUMP_ERRORS);
+    sqlite3_bind_int64(st, 1, id);
+    return run(s, st, "counting job errors");
+}
+
+static const char SQL_ADD_AUDIT[] =
+    "INSERT INTO job_audit(job, at, action, detail) VALUES(?,?,?,?)";
+
+int fn_js_add_audit(fn_store *s, int64_t id, int64_t now, const char *action, const char *detail)
+{
+    STMT(s, SQL_ADD_AUDIT);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+    if (detail) sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+    return run(s, st, "recording an audit action");
+}
+
+static const char SQL_LOG_ADD[] =
+    "INSERT INTO job_log(job, seq, at, line) VALUES(?1,"
+    " max(?2, coalesce((SELECT max(seq)+1 FROM job_log WHERE job=?1), 0)),?3,?4)";
+
+int fn_js_log_add(fn_store *s, int64_t id, int64_t now, const char *line)
+{
+    STMT(s, SQL_LOG_ADD);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_text(st, 4, line, -1, SQLITE_STATIC);
+    return run(s, st, "writing a job log line");
+}
+
+/* Back to queued keeps started_at (the job has started once) and sets queued_at afresh only when
+ * it was never queued before: a yielded job keeps its age, so aging still lifts it. */
+static const char SQL_FINISH[] =
+    "UPDATE jobs SET state=?2, updated_at=?3, owner=NULL,"
+    " finished_at=CASE WHEN ?2 IN (2,3,4) THEN ?3 ELSE NULL END,"
+    " fail_reason=coalesce(?4, fail_reason), progress=coalesce(?5, progress),"
+    " cancel_requested=CASE WHEN ?2=0 THEN cancel_requested ELSE 0 END"
+    " WHERE id=?1 AND state=1 AND owner=?6";
+
+int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
+                 const char *fail_reason, const char *progress)
+{
+    STMT(s, SQL_FINISH);
+    sqlite3_bind_int64(st, 6, owner);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, state);
+    sqlite3_bind_int64(st, 3, now);
+    if (fail_reason) sqlite3_bind_text(st, 4, fail_reason, -1, SQLITE_STATIC);
+    if (progress) sqlite3_bind_text(st, 5, progress, -1, SQLITE_STATIC);
+    return run(s, st, "changing a job's state");
+}
+
+static const char SQL_STATE[] = "SELECT state FROM jobs WHERE id=?";
+
+int fn_js_state(fn_store *s, int64_t id, int *state)
+{
+    STMT(s, SQL_STATE);
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *state = sqlite3_column_int(st, 0);
+    else if (rc == SQLITE_DONE)
+        code = FN_ERR_NOT_FOUND;
+    else
+        code = fn_store_fail(s, rc, "reading a job's state");
+    sqlite3_reset(st);
+    return code;
+}
+
+static const char SQL_CANCEL_QUEUED[] =
+    "UPDATE jobs SET state=2, finished_at=?2, updated_at=?2 WHERE id=?1 AND state=0";
+static const char SQL_CANCEL_RUNNING[] =
+    "UPDATE jobs SET cancel_requested=1, updated_at=?2 WHERE id=?1 AND state=1";
+
+int fn_js_cancel(fn_store *s, int64_t id, int64_t now, int *outcome)
+{
+    fn_store_tx *tx;
+    int code = fn_store_begin(s, &tx);
+    if (code) return code;
+    int state = -1;
+    if ((code = fn_js_state(s, id, &state))) goto fail;
+    if (state == 0 || state == 1) {
+        STMT(s, state == 0 ? SQL_CANCEL_QUEUED : SQL_CANCEL_RUNNING);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, now);
+        if ((code = run(s, st, "cancelling a job"))) goto fail;
+        *outcome = state == 0 ? 1 : 2;
+        if (state == 0) {
+            char line[64];
+            snprintf(line, sizeof line, "cancel (while queued)");
+            if ((code = fn_js_log_add(s, id, now, line))) goto fail;
+        }
+    } else {
+        *outcome = state == 2 ? 4 : 3;
+    }
+    return fn_store_commit(tx);
+fail:
+    fn_store_rollback(tx);
+    return code;
+}
+
+static const char SQL_CANCEL_REQ[] =
+    "SELECT id FROM jobs WHERE cancel_requested=1 AND state=1 AND owner=?";
+
+int fn_js_cancel_requests(fn_store *s, int64_t owner, int64_t *ids, int cap, int *n)
+{
+    *n = 0;
+    STMT(s, SQL_CANCEL_REQ);
+    sqlite3_bind_int64(st, 1, owner);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (*n < cap) ids[(*n)++] = sqlite3_column_int64(st, 0);
+    int code = rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "reading cancel requests");
+    sqlite3_reset(st);
+    return code;
+}
+
+#define INFO_COLS                                                                                  \
+    "id, type, priority, payload, state, created_at, updated_at, started_at, finished_at,"         \
+    " progress, checkpoint, parent, fail_reason, n_errors"
+
+static fn_job_info *row_info(sqlite3_stmt *st)
+{
+    fn_job_info *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->id = sqlite3_column_int64(st, 0);
+    j->type = dup_col(st, 1);
+    j->priority = (fn_priority)sqlite3_column_int(st, 2);
+    j->payload = dup_col(st, 3);
+    j->state = (fn_job_state)sqlite3_column_int(st, 4);
+    j->created_at = col_time(st, 5);
+    j->updated_at = col_time(st, 6);
+    j->started_at = col_time(st, 7);
+    j->finished_at = col_time(st, 8);
+    j->progress = dup_col(st, 9);
+    if (!j->progress) j->progress = strdup("{}");
+    j->checkpoint = dup_col(st, 10);
+    j->parent = sqlite3_column_int64(st, 11);
+    j->fail_reason = dup_col(st, 12);
+    j->n_errors = (size_t)sqlite3_column_int64(st, 13);
+    if (!j->type || !j->payload || !j->progress) {
+        fn_job_info_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static const char SQL_GET[] = "SELECT " INFO_COLS " FROM jobs WHERE id=?";
+
+int fn_js_get(fn_store *s, int64_t id, int with_errors, fn_job_info **out)
+{
+    *out = NULL;
+    int code = 0;
+    {
+        STMT(s, SQL_GET);
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (!(*out = row_info(st))) code = FN_ERR_NOMEM;
+        } else if (rc == SQLITE_DONE) {
+            code = FN_ERR_NOT_FOUND;
+        } else {
+            code = fn_store_fail(s, rc, "reading a job");
+        }
+        sqlite3_reset(st);
+    }
+    if (!code && with_errors) {
+        code = fn_js_errors(s, id, &(*out)->errors, &(*out)->n_errors);
+    }
+    if (code) {
+        fn_job_info_free(*out);
+        *out = NULL;
+    }
+    return code;
+}
+
+static const char SQL_LIST_ALL[] = "SELECT " INFO_COLS " FROM jobs ORDER BY id DESC LIMIT ?";
+static const char SQL_LIST_STATE[] =
+    "SELECT " INFO_COLS " FROM jobs WHERE state=? ORDER BY id DESC LIMIT ?";
+
+int fn_js_list(fn_store *s, int state, size_t limit, fn_job_info ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_int64 lim = limit ? (sqlite3_int64)limit : -1;
+    STMT(s, state < 0 ? SQL_LIST_ALL : SQL_LIST_STATE);
+    if (state < 0) {
+        sqlite3_bind_int64(st, 1, lim);
+    } else {
+        sqlite3_bind_int(st, 1, state);
+        sqlite3_bind_int64(st, 2, lim);
+    }
+    size_t cap = 0;
+    int rc, code = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            fn_job_info **nv = realloc(*out, cap * sizeof *nv);
+            if (!nv) {
+                code = FN_ERR_NOMEM;
+                break;
+            }
+            *out = nv;
+        }
+        if (!((*out)[*n] = row_info(st))) {
+            code = FN_ERR_NOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "listing jobs");
+    sqlite3_reset(st);
+    if (code) {
+        for (size_t i = 0; i < *n; i++)
+            fn_job_info_free((*out)[i]);
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return code;
+}
+
+static const char SQL_LOG_TEXT[] = "SELECT at, line FROM job_log WHERE job=? ORDER BY seq";
+static const char SQL_LOG_HEAD[] = "SELECT created_at, priority, parent FROM jobs WHERE id=?";
+
+static int append_line(char **buf, size_t *len, size_t *cap, int64_t at, const char *line)
+{
+    char iso[32];
+    fn_iso8601(at, iso, sizeof iso);
+    size_t l = strlen(iso) + 1 + strlen(line);
+    if (*len + l + 2 > *cap) {
+        while (*len + l + 2 > *cap)
+            *cap *= 2;
+        char *nb = realloc(*buf, *cap);
+        if (!nb) return FN_ERR_NOMEM;
+        *buf = nb;
+    }
+    *len += (size_t)sprintf(*buf + *len, "%s %s\n", iso, line);
+    return 0;
+}
+
+static const char *const lane_names[] = {"background", "normal", "interactive"};
+
+int fn_js_log_text(fn_store *s, int64_t id, char **text)
+{
+    *text = NULL;
+    size_t len = 0, cap = 256;
+    char *buf = malloc(cap);
+    if (!buf) return FN_ERR_NOMEM;
+    buf[0] = '\0';
+    int rc, code = 0;
+    {
+        /* The "queued" line is not stored (it would double the cost of a bulk enqueue): the
+         * job's row says everything it would. */
+        sqlite3_stmt *st = fn_store_stmt(s, SQL_LOG_HEAD);
+        if (!st) {
+            free(buf);
+            return FN_ERR_DB;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            int prio = sqlite3_column_int(st, 1);
+            int64_t parent = sqlite3_column_int64(st, 2);
+            char line[128];
+            int n = snprintf(line, sizeof line, "queued: %s lane",
+                             prio >= 0 && prio <= 2 ? lane_names[prio] : "unknown");
+            if (parent)
+                snprintf(line + n, sizeof line - (size_t)n, ", follows job %lld",
+                         (long long)parent);
+            code = append_line(&buf, &len, &cap, sqlite3_column_int64(st, 0), line);
+        } else {
+            code = rc == SQLITE_DONE ? FN_ERR_NOT_FOUND : fn_store_fail(s, rc, "reading a job");
+        }
+        sqlite3_reset(st);
+        if (code) {
+            free(buf);
+            return code;
+        }
+    }
+    STMT(s, SQL_LOG_TEXT);
+    sqlite3_bind_int64(st, 1, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 1);
+        if ((code = append_line(&buf, &len, &cap, sqlite3_column_int64(st, 0), line ? line : "")))
+            break;
+    }
+    if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading a job log");
+    sqlite3_reset(st);
+    if (code) {
+        free(buf);
+        return code;
+    }
+    *text = buf;
+    return 0;
+}
+
+static const char SQL_OWNER_ADD[] =
+    "INSERT INTO job_owners(pid, host, started_at, heartbeat_at) VALUES(?,?,?,?)";
+
+int fn_js_owner_register(fn_store *s, int pid, const char *host, int64_t now, int64_t *owner)
+{
+    STMT(s, SQL_OWNER_ADD);
+    sqlite3_bind_int(st, 1, pid);
+    sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, now);
+    int code = run(s, st, "registering this process as a job owner");
+    if (!code) *owner = sqlite3_last_insert_rowid(fn_store_db(s));
+    return code;
+}
+
+static const char SQL_OWNER_BEAT[] = "UPDATE job_owners SET heartbeat_at=? WHERE id=?";
+
+int fn_js_owner_heartbeat(fn_store *s, int64_t owner, int64_t now)
+{
+    STMT(s, SQL_OWNER_BEAT);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, owner);
+    return run(s, st, "writing the owner heartbeat");
+}
+
+static const char SQL_OWNER_DEL[] = "DELETE FROM job_owners WHERE id=?";
+
+int fn_js_owner_leave(fn_store *s, int64_t owner)
+{
+    STMT(s, SQL_OWNER_DEL);
+    sqlite3_bind_int64(st, 1, owner);
+    return run(s, st, "removing the job owner");
+}
+
+static const char SQL_OWNERS[] = "SELECT id, pid, host, heartbeat_at FROM job_owners WHERE id<>?";
+static const char SQL_ORPHANS[] = "SELECT id, owner FROM jobs WHERE state=1 AND"
+                                  " (owner IS NULL OR owner NOT IN (SELECT id FROM job_owners))";
+static const char SQL_REQUEUE[] =
+    "UPDATE jobs SET state=0, owner=NULL, updated_at=?2 WHERE id=?1 AND state=1";
+
+int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
+                  int *recovered)
+{
+    *recovered = 0;
+    fn_store_tx *tx;
+    int code = fn_store_begin(s, &tx);
+    if (code) return code;
+    /* 1. Drop owners that are gone. */
+    int64_t *gone = NULL;
+    size_t n_gone = 0, cap = 0;
+    {
+        sqlite3_stmt *st = fn_store_stmt(s, SQL_OWNERS);
+        if (!st) {
+            code = FN_ERR_DB;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, self);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            int pid = sqlite3_column_int(st, 1);
+            const char *h = (const char *)sqlite3_column_text(st, 2);
+            int64_t beat = sqlite3_column_int64(st, 3);
+            int dead = now - beat > timeout_ms;
+            if (!dead && h && strcmp(h, host) == 0 && pid > 0 && kill(pid, 0) != 0 &&
+                errno == ESRCH)
+                dead = 1;
+            if (!dead) continue;
+            if (n_gone == cap) {
+                cap = cap ? cap * 2 : 16;
+                int64_t *ng = realloc(gone, cap * sizeof *ng);
+                if (!ng) {
+                    code = FN_ERR_NOMEM;
+                    break;
+                }
+                gone = ng;
+            }
+            gone[n_gone++] = sqlite3_column_int64(st, 0);
+        }
+        if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading job owners");
+        sqlite3_reset(st);
+        if (code) goto out;
+    }
+    for (size_t i = 0; i < n_gone; i++)
+        if ((code = fn_js_owner_leave(s, gone[i]))) goto out;
+    /* 2. Requeue running jobs without a live owner. */
+    {
+        int64_t *ids = NULL, *owners = NULL;
+        size_t n = 0, c2 = 0;
+        sqlite3_stmt *st = fn_store_stmt(s, SQL_ORPHANS);
+        if (!st) {
+            code = FN_ERR_DB;
+            goto out;
+        }
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == c2) {
+                c2 = c2 ? c2 * 2 : 64;
+                int64_t *a = realloc(ids, c2 * sizeof *a);
+                if (a) ids = a;
+                int64_t *b = realloc(owners, c2 * sizeof *b);
+                if (b) owners = b;
+                if (!a || !b) {
+                    code = FN_ERR_NOMEM;
+                    break;
+                }
+            }
+            ids[n] = sqlite3_column_int64(st, 0);
+            owners[n] = sqlite3_column_int64(st, 1);
+            n++;
+        }
+        if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "finding orphaned jobs");
+        sqlite3_reset(st);
+        for (size_t i = 0; !code && i < n; i++) {
+            sqlite3_stmt *up = fn_store_stmt(s, SQL_REQUEUE);
+            if (!up) {
+                code = FN_ERR_DB;
+                break;
+            }
+            sqlite3_bind_int64(up, 1, ids[i]);
+            sqlite3_bind_int64(up, 2, now);
+            if ((code = run(s, up, "requeueing an orphaned job"))) break;
+            char line[128];
+            snprintf(line, sizeof line,
+                     "recovered: owner %lld is gone; back to queued, continues from its "
+                     "checkpoint",
+                     (long long)owners[i]);
+            code = fn_js_log_add(s, ids[i], now, line);
+        }
+        if (!code) *recovered = (int)n;
+        free(ids);
+        free(owners);
+    }
+out:
+    free(gone);
+    if (code) {
+        fn_store_rollback(tx);
+        return code;
+    }
+    return fn_store_commit(tx);
+}

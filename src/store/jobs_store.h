@@ -1,0 +1,97 @@
+/* jobs_store.h: the job registry's rows (internal; the engine's only way to its tables).
+ *
+ * Tables (component "jobs"): jobs, job_errors, job_log, job_audit, job_owners. A job's state is
+ * an fn_job_state number; `owner` is set while it runs; `cancel_requested` carries a cancel from
+ * another process to the one running it. None of these functions opens a transaction unless its
+ * comment says so: the engine groups them (a batch commit, a claim, a finish) with
+ * fn_store_begin/commit. Every function returns 0 or an fn_err with the message on the store. */
+#ifndef FN_STORE_JOBS_STORE_H
+#define FN_STORE_JOBS_STORE_H
+
+#include <stdint.h>
+
+#include "facenames/jobs.h"
+#include "store/store.h"
+
+/* Creates or upgrades the job tables. */
+int fn_js_migrate(fn_store *s);
+
+typedef struct fn_js_new {
+    const char *type;
+    const char *payload;    /* NULL: {} */
+    const char *checkpoint; /* may be NULL */
+    const char *progress;   /* may be NULL */
+    int priority, gpu_slots, mem_mb;
+    int64_t parent; /* 0: none */
+} fn_js_new;
+
+int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id);
+
+/* Copies job `from`'s errors (all, or only those whose item is in `items`) to job `to`. */
+int fn_js_copy_errors(fn_store *s, int64_t from, int64_t to);
+
+/* A queued job as the scheduler needs it. */
+typedef struct fn_js_queued {
+    int64_t id, queued_at;
+    int priority, gpu_slots, mem_mb;
+    char type[64];
+} fn_js_queued;
+
+/* The oldest (at most cap) queued jobs of one lane, by id. */
+int fn_js_lane_heads(fn_store *s, int priority, fn_js_queued *out, int cap, int *n);
+
+/* What a worker loads when it claims a job. Strings are malloc'ed. */
+typedef struct fn_js_claim {
+    char *type, *payload, *checkpoint, *progress;
+    int priority;
+    int64_t parent, started_at, created_at;
+    int cancel_requested;
+    int64_t n_errors; /* errors already recorded: a continued job's inherited errors */
+} fn_js_claim;
+void fn_js_claim_clear(fn_js_claim *c);
+
+/* queued -> running for `owner`. *claimed = 0 when the job was no longer queued. */
+int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_claim *out,
+                    int *claimed);
+
+/* The job's errors as stored (caller frees with fn_js_errors_free). */
+int fn_js_errors(fn_store *s, int64_t id, fn_job_error **out, size_t *n);
+void fn_js_errors_free(fn_job_error *e, size_t n);
+
+/* Batch commit parts. progress NULL leaves the column as it is; the checkpoint is written only
+ * when set_checkpoint. FN_ERR_STATE when the job is no longer running under `owner` (fencing). */
+int fn_js_save_progress(fn_store *s, int64_t id, int64_t owner, const char *checkpoint,
+                        int set_checkpoint, const char *progress, int64_t now);
+int fn_js_add_error(fn_store *s, int64_t id, const char *item, const char *code, const char *msg,
+                    int resolution);
+int fn_js_add_audit(fn_store *s, int64_t id, int64_t now, const char *action, const char *detail);
+int fn_js_log_add(fn_store *s, int64_t id, int64_t now, const char *line);
+
+/* running under `owner` -> state (queued for a yield, or a final state). A job no longer running
+ * under `owner` is left alone (another process recovered it). */
+int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
+                 const char *fail_reason, const char *progress);
+
+/* Cancel. If queued: cancelled at once (*outcome = 1). If running: cancel_requested=1
+ * (*outcome = 2). Already cancelled: 4; completed or failed: 3. Missing: FN_ERR_NOT_FOUND. Opens
+ * its own transaction. */
+int fn_js_cancel(fn_store *s, int64_t id, int64_t now, int *outcome);
+
+/* Ids of running jobs of `owner` with cancel_requested set. */
+int fn_js_cancel_requests(fn_store *s, int64_t owner, int64_t *ids, int cap, int *n);
+
+int fn_js_get(fn_store *s, int64_t id, int with_errors, fn_job_info **out);
+int fn_js_state(fn_store *s, int64_t id, int *state);
+int fn_js_list(fn_store *s, int state, size_t limit, fn_job_info ***out, size_t *n);
+int fn_js_log_text(fn_store *s, int64_t id, char **text);
+
+/* Owners: register (own transaction), heartbeat, leave; recovery requeues running jobs whose owner
+ * is gone (same host and pid dead, or silent longer than timeout_ms) in one transaction and writes
+ * a log line for each. *recovered gets how many. */
+int fn_js_owner_register(fn_store *s, int pid, const char *host, int64_t now, int64_t *owner);
+int fn_js_owner_heartbeat(fn_store *s, int64_t owner, int64_t now);
+int fn_js_owner_leave(fn_store *s, int64_t owner);
+int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
+                  int *recovered);
+
+#endif

@@ -1,0 +1,92 @@
+/* migrate.c: per-component schema versions.
+ *
+ * schema_versions(component, version) records how far each component's ordered migration list has
+ * been applied. Each migration runs in its own IMMEDIATE transaction together with the version
+ * bump, so a crash leaves a component either before or after a migration, never half-way; two
+ * processes opening the same library at once serialise on the write lock and the second finds
+ * nothing left to do. A version newer than this build knows is refused (FN_ERR_VERSION). */
+#include <stdio.h>
+
+#include "facenames/error.h"
+#include "store/store.h"
+
+static int current_version(fn_store *s, const char *component, int *v)
+{
+    sqlite3 *db = fn_store_db(s);
+    sqlite3_stmt *st = NULL;
+    *v = 0;
+    int rc = sqlite3_prepare_v2(db, "SELECT version FROM schema_versions WHERE component=?", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "reading the schema version");
+    sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *v = sqlite3_column_int(st, 0);
+    int code = (rc == SQLITE_ROW || rc == SQLITE_DONE)
+                   ? FN_OK
+                   : fn_store_fail(s, rc, "reading the schema version");
+    sqlite3_finalize(st);
+    return code;
+}
+
+int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, size_t n)
+{
+    sqlite3 *db = fn_store_db(s);
+    int rc = sqlite3_exec(db,
+                          "CREATE TABLE IF NOT EXISTS schema_versions("
+                          "component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "creating schema_versions");
+    int have = 0;
+    int code = current_version(s, component, &have);
+    if (code) return code;
+    int newest = n ? m[n - 1].version : 0;
+    if (have > newest) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "component %s is at schema version %d but this facenames knows only up to %d; "
+                 "use a newer facenames",
+                 component, have, newest);
+        fn_store_set_msg(s, FN_ERR_VERSION, "checking the schema version", detail);
+        return FN_ERR_VERSION;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].version <= have) continue;
+        fn_store_tx *tx;
+        if ((code = fn_store_begin(s, &tx))) return code;
+        /* Re-read inside the write lock: another process may have migrated meanwhile. */
+        if ((code = current_version(s, component, &have))) {
+            fn_store_rollback(tx);
+            return code;
+        }
+        if (m[i].version <= have) {
+            fn_store_rollback(tx);
+            continue;
+        }
+        rc = sqlite3_exec(db, m[i].sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            code = fn_store_fail(s, rc, "applying a schema migration");
+            fn_store_rollback(tx);
+            return code;
+        }
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(db,
+                                "INSERT INTO schema_versions(component, version) VALUES(?1, ?2) "
+                                "ON CONFLICT(component) DO UPDATE SET version=?2",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 2, m[i].version);
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_DONE) rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK) {
+            code = fn_store_fail(s, rc, "recording a schema version");
+            fn_store_rollback(tx);
+            return code;
+        }
+        if ((code = fn_store_commit(tx))) return code;
+        have = m[i].version;
+    }
+    return FN_OK;
+}

@@ -1,0 +1,301 @@
+/* store.c: one SQLite connection to a library's database, its error mapping, its write
+ * transactions and a small prepared-statement cache.
+ *
+ * What must stay true: every connection is in WAL mode with synchronous=NORMAL and a busy timeout,
+ * so a crash loses at most uncommitted work and readers never block the writer; every SQLite
+ * failure that leaves this file is turned into an fn_err with a sentence naming the database file
+ * and what to do; a connection is used by one thread at a time (callers guarantee it). */
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenames/error.h"
+
+#define STMT_CACHE 48
+
+struct fn_store_tx {
+    fn_store *store;
+    int open;
+};
+
+struct fn_store {
+    sqlite3 *db;
+    pthread_mutex_t *wlock; /* shared by the connections of one engine; may be NULL */
+    int busy_ms;
+    char *path;
+    char msg[512];
+    fn_store_tx tx;
+    struct {
+        const char *key; /* the SQL text pointer: callers pass string literals */
+        sqlite3_stmt *stmt;
+    } cache[STMT_CACHE];
+    int n_cache;
+};
+
+/* Fault injection (beanstalkd's falloc idea): read on every write transaction. */
+static atomic_int fault_code;
+
+void fn_store_fault_inject(int code)
+{
+    atomic_store(&fault_code, code);
+}
+
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return FN_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return FN_ERR_BUSY;
+    case SQLITE_FULL:
+        return FN_ERR_FULL;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return FN_ERR_CORRUPT;
+    case SQLITE_NOMEM:
+        return FN_ERR_NOMEM;
+    case SQLITE_CANTOPEN:
+        return FN_ERR_UNREADABLE;
+    case SQLITE_IOERR:
+        return FN_ERR_IO;
+    default:
+        return FN_ERR_DB;
+    }
+}
+
+/* The advice that goes with each kind of failure: the user reads this, not the SQLite code. */
+static const char *advice(int code)
+{
+    switch (code) {
+    case FN_ERR_BUSY:
+        return "the database is locked by another process or thread for longer than the busy "
+               "timeout; close the other facenames program using this library or raise "
+               "db.busy_timeout_ms, then retry";
+    case FN_ERR_FULL:
+        return "the disk or the database is full; free some disk space, then retry (work "
+               "committed so far is kept)";
+    case FN_ERR_CORRUPT:
+        return "the database file is damaged or is not a facenames database; restore it from a "
+               "backup or move it away to start a new library";
+    case FN_ERR_UNREADABLE:
+        return "the database cannot be opened; check that the library directory exists and is "
+               "writable";
+    case FN_ERR_IO:
+        return "a read or write of the database failed; check the disk";
+    default:
+        return "see the SQLite message";
+    }
+}
+
+static int set_msg(fn_store *s, int code, const char *what, const char *detail)
+{
+    snprintf(s->msg, sizeof s->msg, "%s: %s: %s (%s)", s->path, what ? what : "database",
+             advice(code), detail ? detail : fn_strerror(code));
+    return code;
+}
+
+int fn_store_fail(fn_store *s, int sqlite_rc, const char *what)
+{
+    int code = map_rc(sqlite_rc);
+    if (code == FN_OK) code = FN_ERR_DB;
+    return set_msg(s, code, what, sqlite3_errmsg(s->db));
+}
+
+static int exec(fn_store *s, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? FN_OK : fn_store_fail(s, rc, what);
+}
+
+int fn_store_open(const char *path, int busy_timeout_ms, fn_store **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    fn_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        if (err && errlen) snprintf(err, errlen, "%s: out of memory", path);
+        return FN_ERR_NOMEM;
+    }
+    s->tx.store = s;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    int code = FN_OK;
+    if (rc != SQLITE_OK) {
+        code = s->db ? fn_store_fail(s, rc, "opening the database")
+                     : set_msg(s, FN_ERR_NOMEM, "opening the database", NULL);
+    } else {
+        sqlite3_extended_result_codes(s->db, 0);
+        s->busy_ms = busy_timeout_ms > 0 ? busy_timeout_ms : 0;
+        sqlite3_busy_timeout(s->db, s->busy_ms);
+        /* journal_mode reads the header, so a file that is not a database fails here. */
+        code = exec(s, "PRAGMA journal_mode=WAL", "opening the database");
+        if (!code) code = exec(s, "PRAGMA synchronous=NORMAL", "opening the database");
+        if (!code) code = exec(s, "PRAGMA foreign_keys=ON", "opening the database");
+    }
+    if (code) {
+        if (err && errlen) snprintf(err, errlen, "%s", s->msg);
+        fn_store_close(s);
+        return code;
+    }
+    *out = s;
+    return FN_OK;
+}
+
+void fn_store_close(fn_store *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->n_cache; i++)
+        sqlite3_finalize(s->cache[i].stmt);
+    if (s->tx.open) fn_store_rollback(&s->tx);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+const char *fn_store_errmsg(const fn_store *s)
+{
+    return s ? s->msg : "no database";
+}
+
+const char *fn_store_path(const fn_store *s)
+{
+    return s ? s->path : "";
+}
+
+sqlite3 *fn_store_db(fn_store *s)
+{
+    return s->db;
+}
+
+void fn_store_set_msg(fn_store *s, int code, const char *what, const char *detail)
+{
+    set_msg(s, code, what, detail);
+}
+
+sqlite3_stmt *fn_store_stmt(fn_store *s, const char *sql)
+{
+    for (int i = 0; i < s->n_cache; i++)
+        if (s->cache[i].key == sql) {
+            sqlite3_reset(s->cache[i].stmt);
+            sqlite3_clear_bindings(s->cache[i].stmt);
+            return s->cache[i].stmt;
+        }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        fn_store_fail(s, rc, "preparing a statement");
+        return NULL;
+    }
+    if (s->n_cache < STMT_CACHE) {
+        s->cache[s->n_cache].key = sql;
+        s->cache[s->n_cache].stmt = st;
+        s->n_cache++;
+    } else {
+        /* Full cache: replace the oldest entry; its statement is not in use (statements are
+         * reset before the next one is fetched by the same single-threaded caller). */
+        sqlite3_finalize(s->cache[0].stmt);
+        memmove(&s->cache[0], &s->cache[1], sizeof s->cache[0] * (STMT_CACHE - 1));
+        s->cache[STMT_CACHE - 1].key = sql;
+        s->cache[STMT_CACHE - 1].stmt = st;
+    }
+    return st;
+}
+
+void fn_store_set_write_lock(fn_store *s, pthread_mutex_t *mu)
+{
+    s->wlock = mu;
+}
+
+void fn_store_set_autocheckpoint(fn_store *s, int pages)
+{
+    sqlite3_wal_autocheckpoint(s->db, pages);
+}
+
+int fn_store_wal_checkpoint(fn_store *s, int *wal_pages)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (wal_pages) *wal_pages = log;
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? FN_OK
+                                                : fn_store_fail(s, rc, "checkpointing the WAL");
+}
+
+int fn_store_begin(fn_store *s, fn_store_tx **tx)
+{
+    *tx = NULL;
+    if (s->tx.open)
+        return set_msg(s, FN_ERR_STATE, "beginning a transaction",
+                       "a transaction is already open on this connection");
+    int fault = atomic_load(&fault_code);
+    if (fault == FN_ERR_BUSY)
+        return set_msg(s, FN_ERR_BUSY, "beginning a write transaction",
+                       "database is locked (injected fault)");
+    if (s->wlock) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += s->busy_ms / 1000;
+        until.tv_nsec += (long)(s->busy_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_mutex_timedlock(s->wlock, &until) != 0)
+            return set_msg(s, FN_ERR_BUSY, "beginning a write transaction",
+                           "another thread of this process holds the write lock (a transaction "
+                           "opened inside another one?)");
+    }
+    int code = exec(s, "BEGIN IMMEDIATE", "beginning a write transaction");
+    if (code) {
+        if (s->wlock) pthread_mutex_unlock(s->wlock);
+        return code;
+    }
+    s->tx.open = 1;
+    *tx = &s->tx;
+    return FN_OK;
+}
+
+int fn_store_commit(fn_store_tx *tx)
+{
+    fn_store *s = tx->store;
+    int fault = atomic_load(&fault_code);
+    if (fault == FN_ERR_FULL) {
+        fn_store_rollback(tx);
+        return set_msg(s, FN_ERR_FULL, "committing a transaction",
+                       "database or disk is full (injected fault)");
+    }
+    int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int code = fn_store_fail(s, rc, "committing a transaction");
+        /* A failed COMMIT may leave the transaction open (SQLITE_BUSY); never leave it so. */
+        if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->tx.open = 0;
+        if (s->wlock) pthread_mutex_unlock(s->wlock);
+        return code;
+    }
+    s->tx.open = 0;
+    if (s->wlock) pthread_mutex_unlock(s->wlock);
+    return FN_OK;
+}
+
+void fn_store_rollback(fn_store_tx *tx)
+{
+    if (!tx) return;
+    fn_store *s = tx->store;
+    if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (s->tx.open && s->wlock) pthread_mutex_unlock(s->wlock);
+    s->tx.open = 0;
+}
+
+fn_store *fn_store_tx_store(fn_store_tx *tx)
+{
+    return tx->store;
+}

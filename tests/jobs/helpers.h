@@ -1,0 +1,280 @@
+/* helpers.h: shared fixtures of the engine tests: a temporary library directory, a configurable
+ * test handler ("count") that processes numbered items in batches, writes one row per committed
+ * item into a test table through fn_job_commit's write callback, and calls a per-test hook after
+ * every committed batch; and small database readers for the checks.
+ *
+ * Payload keys of "count": n (items), batch (items per commit), bad ([item numbers] recorded as
+ * item errors, code "decode" when odd, "io" when even), fail_at (item number at which the job
+ * fails), spin_us (busy work per item), retry_items (process only these "item-K" refs). */
+#ifndef FN_TESTS_JOBS_HELPERS_H
+#define FN_TESTS_JOBS_HELPERS_H
+
+#include <ftw.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "facenames/jobs.h"
+#include "store/store.h"
+#include "util/clock.h"
+
+static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static inline char *tmp_library(void)
+{
+    char *d = strdup("/tmp/fn-engine-test-XXXXXX");
+    if (!mkdtemp(d)) abort();
+    return d;
+}
+
+static inline void rm_library(char *d)
+{
+    nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(d);
+}
+
+static inline fn_config test_config(void)
+{
+    fn_config c;
+    fn_config_defaults(&c);
+    c.workers_cpu_max = 2;
+    c.jobs_heartbeat_ms = 100;
+    c.db_busy_timeout_ms = 2000;
+    return c;
+}
+
+/* ---- the "count" handler ----------------------------------------------------------------------
+ */
+
+typedef void (*batch_hook_fn)(fn_job_ctx *ctx, int batch_no, void *arg);
+
+typedef struct test_state {
+    batch_hook_fn hook;
+    void *hook_arg;
+    atomic_int runs;    /* handler invocations */
+    atomic_int order_n; /* order[] holds the ids of jobs as they start */
+    fn_job_id order[64];
+    _Atomic size_t inherited_seen; /* errors inherited by the last run */
+} test_state;
+
+static test_state T;
+
+static inline void test_reset(void)
+{
+    memset(&T, 0, sizeof T);
+}
+
+typedef struct rows {
+    fn_job_id job;
+    int items[4096];
+    int n;
+} rows;
+
+static int write_rows(fn_store_tx *tx, void *arg)
+{
+    rows *r = arg;
+    fn_store *s = fn_store_tx_store(tx);
+    sqlite3 *db = fn_store_db(s);
+    int rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS items(job INTEGER, item INTEGER)", NULL,
+                          NULL, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "creating the test table");
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(db, "INSERT INTO items(job, item) VALUES(?,?)", -1, &st, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "preparing");
+    for (int i = 0; i < r->n; i++) {
+        sqlite3_bind_int64(st, 1, r->job);
+        sqlite3_bind_int(st, 2, r->items[i]);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            int code = fn_store_fail(s, rc, "writing test rows");
+            sqlite3_finalize(st);
+            return code;
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static inline void spin_us(int us)
+{
+    if (us <= 0) return;
+    uint64_t end = fn_mono_ns() + (uint64_t)us * 1000u;
+    volatile uint64_t x = 1;
+    while (fn_mono_ns() < end)
+        for (int i = 0; i < 100; i++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+static int json_has_int(json_t *arr, int v)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) if (json_integer_value(x) == v) return 1;
+    return 0;
+}
+
+static int count_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    int o = atomic_fetch_add(&T.runs, 1);
+    (void)o;
+    int k = atomic_fetch_add(&T.order_n, 1);
+    if (k < 64) T.order[k] = fn_job_id_of(ctx);
+    size_t n_inh = 0;
+    fn_job_inherited_errors(ctx, &n_inh);
+    atomic_store(&T.inherited_seen, n_inh);
+
+    json_error_t jerr;
+    json_t *p = json_loads(fn_job_payload(ctx), 0, &jerr);
+    int n = (int)json_integer_value(json_object_get(p, "n"));
+    int batch = (int)json_integer_value(json_object_get(p, "batch"));
+    if (batch <= 0) batch = 4;
+    json_t *bad = json_object_get(p, "bad");
+    json_t *fail_at = json_object_get(p, "fail_at");
+    int spin = (int)json_integer_value(json_object_get(p, "spin_us"));
+    json_t *retry = json_object_get(p, "retry_items");
+    int list[4096];
+    int total = 0;
+    if (retry) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(retry, i, x) if (total < 4096) list[total++] =
+            atoi(json_string_value(x) + 5);
+    } else {
+        for (int i = 0; i < n && i < 4096; i++)
+            list[total++] = i;
+    }
+    int next = 0;
+    if (fn_job_checkpoint(ctx)) {
+        json_t *c = json_loads(fn_job_checkpoint(ctx), 0, &jerr);
+        next = (int)json_integer_value(json_object_get(c, "next"));
+        json_decref(c);
+    }
+    int c_done = fn_job_counter(ctx, "items_done");
+    int c_err = fn_job_counter(ctx, "errors");
+    double bounds[] = {10, 100, 1000};
+    int h = fn_job_histogram(ctx, "item_value", bounds, 3);
+    static _Thread_local rows r;
+    int batch_no = 0;
+    int rc = 0;
+    while (next < total) {
+        r.job = fn_job_id_of(ctx);
+        r.n = 0;
+        int end = next + batch < total ? next + batch : total;
+        for (int i = next; i < end; i++) {
+            int item = list[i];
+            spin_us(spin);
+            if (fail_at && json_integer_value(fail_at) == item) {
+                fn_job_fail_reason(ctx, "item-%d: simulated failure", item);
+                rc = FN_ERR_IO;
+                goto out;
+            }
+            if (!retry && json_has_int(bad, item)) {
+                char ref[32];
+                snprintf(ref, sizeof ref, "item-%d", item);
+                fn_job_error_add(ctx, ref, item % 2 ? "decode" : "io", "simulated bad item",
+                                 FN_RES_PENDING);
+                fn_job_add(ctx, c_err, 1);
+            } else {
+                r.items[r.n++] = item;
+            }
+            fn_job_add(ctx, c_done, 1);
+            fn_job_observe(ctx, h, (double)item);
+        }
+        next = end;
+        char ck[64];
+        snprintf(ck, sizeof ck, "{\"next\":%d}", next);
+        fn_job_set_checkpoint(ctx, ck);
+        rc = fn_job_commit(ctx, write_rows, &r);
+        if (rc) goto out;
+        batch_no++;
+        if (T.hook) T.hook(ctx, batch_no, T.hook_arg);
+        fn_stop s = fn_job_should_stop(ctx);
+        if (s == FN_STOP_CANCEL) {
+            rc = FN_ERR_CANCELLED;
+            goto out;
+        }
+        if (s == FN_STOP_YIELD && next < total) {
+            rc = FN_ERR_YIELDED;
+            goto out;
+        }
+    }
+out:
+    json_decref(p);
+    return rc;
+}
+
+static inline void register_count(fn_engine *e, const char *type, int gpu, int mem)
+{
+    fn_handler h = {type, count_run, NULL, gpu, mem};
+    if (fn_engine_register(e, &h) != 0) abort();
+}
+
+/* ---- database readers for checks --------------------------------------------------------------
+ */
+
+static inline sqlite3 *open_db(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK) abort();
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static inline long long q_int(const char *dir, const char *sql)
+{
+    sqlite3 *db = open_db(dir);
+    sqlite3_stmt *st;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static inline char *q_text(const char *dir, const char *sql)
+{
+    sqlite3 *db = open_db(dir);
+    sqlite3_stmt *st;
+    char *v = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            v = strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static inline fn_job_state job_state(fn_engine *e, fn_job_id id)
+{
+    fn_job_info *j;
+    if (fn_job_inspect(e, id, &j) != 0) return (fn_job_state)-1;
+    fn_job_state s = j->state;
+    fn_job_info_free(j);
+    return s;
+}
+
+static inline void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#endif

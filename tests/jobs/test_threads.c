@@ -1,0 +1,436 @@
+/* test_threads.c: the engine with worker threads: completion, device-slot and memory caps,
+ * preemption of a running background job by an interactive one, closing requeues running jobs,
+ * parallel_for within workers.cpu_max, cross-process cancel through the database, heartbeat and
+ * recovery of orphaned jobs on open. Timing here is generous: only orderings and caps are checked.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <sys/wait.h>
+
+#include "helpers.h"
+#include "jobs/internal.h"
+
+static fn_job_state wait_state(fn_engine *e, fn_job_id id, int timeout_ms)
+{
+    fn_job_state st = (fn_job_state)-1;
+    int rc = fn_job_wait(e, id, timeout_ms, &st);
+    if (rc) fprintf(stderr, "wait: %s\n", fn_engine_errmsg(e));
+    return st;
+}
+
+static void wait_running(fn_engine *e, fn_job_id id)
+{
+    for (int i = 0; i < 2000 && job_state(e, id) != FN_JOB_RUNNING; i++)
+        sleep_ms(1);
+    assert_int_equal(job_state(e, id), FN_JOB_RUNNING);
+}
+
+static void test_threads_complete(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    fn_job_id ids[6];
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(fn_enqueue(e, "count", "{\"n\":20,\"batch\":5}", FN_PRIO_NORMAL, &ids[i]),
+                         0);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(wait_state(e, ids[i], 10000), FN_JOB_COMPLETED);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM items"), 120);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* ---- many tiny jobs (claimed several at a time by a worker) ---------------------------------- */
+
+static atomic_int tiny_runs[1024];
+
+static int tiny_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    atomic_fetch_add(&tiny_runs[fn_job_id_of(ctx) & 1023], 1);
+    spin_us(100);
+    return 0;
+}
+
+static void test_many_tiny_jobs(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 1024; i++)
+        atomic_store(&tiny_runs[i], 0);
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"tiny", tiny_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    enum { N = 600 };
+    fn_enqueue_opts o = {"tiny", NULL, NULL, FN_PRIO_NORMAL, -1, -1};
+    fn_enqueue_opts many[N];
+    fn_job_id ids[N];
+    for (int i = 0; i < N; i++)
+        many[i] = o;
+    assert_int_equal(fn_enqueue_many(e, many, N, ids), 0);
+    /* Cancel a stretch while the workers are busy: queued ones at once, claimed ones before
+     * they start (or they complete: a one-batch job has no later batch to stop after). */
+    int cancel_ok = 0;
+    for (int i = 300; i < 340; i++)
+        if (fn_job_cancel(e, ids[i]) == 0) cancel_ok++;
+    for (int i = 0; i < N; i++) {
+        fn_job_state st = wait_state(e, ids[i], 20000);
+        assert_true(st == FN_JOB_COMPLETED || st == FN_JOB_CANCELLED);
+        int runs = atomic_load(&tiny_runs[ids[i] & 1023]);
+        if (st == FN_JOB_COMPLETED)
+            assert_int_equal(runs, 1);
+        else
+            assert_int_equal(runs, 0); /* a cancelled tiny job never ran */
+        if (i < 300 || i >= 340) assert_int_equal(st, FN_JOB_COMPLETED);
+    }
+    assert_true(cancel_ok > 0);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM jobs WHERE state IN (0,1)"), 0);
+    /* Every job has one start line and one end line in its log. */
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_log WHERE line LIKE 'start:%'"),
+                     q_int(dir, "SELECT count(*) FROM jobs WHERE started_at IS NOT NULL"));
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* ---- caps: a probe handler records how many of its jobs run at once ------------------------- */
+
+static atomic_int cur, peak;
+
+static int probe_run(fn_job_ctx *ctx, void *user)
+{
+    (void)ctx;
+    (void)user;
+    int now = atomic_fetch_add(&cur, 1) + 1;
+    int p = atomic_load(&peak);
+    while (now > p && !atomic_compare_exchange_weak(&peak, &p, now)) {
+    }
+    /* Stay long enough for a second worker to join if the caps allow it. */
+    for (int i = 0; i < 150 && atomic_load(&peak) < 2; i++)
+        sleep_ms(1);
+    sleep_ms(5);
+    atomic_fetch_sub(&cur, 1);
+    return 0;
+}
+
+static int run_probe_jobs(int gpu_max, int mem_max, int gpu, int mem, int njobs, fn_job_state *last)
+{
+    atomic_store(&cur, 0);
+    atomic_store(&peak, 0);
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.workers_gpu_max = gpu_max;
+    c.workers_mem_max_mb = mem_max;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"probe", probe_run, NULL, gpu, mem};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    fn_job_id ids[8];
+    for (int i = 0; i < njobs; i++)
+        assert_int_equal(fn_enqueue(e, "probe", NULL, FN_PRIO_NORMAL, &ids[i]), 0);
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    for (int i = 0; i < njobs; i++)
+        *last = wait_state(e, ids[i], 10000);
+    if (*last == FN_JOB_FAILED) {
+        fn_job_info *j;
+        assert_int_equal(fn_job_inspect(e, ids[njobs - 1], &j), 0);
+        assert_non_null(j->fail_reason);
+        assert_non_null(strstr(j->fail_reason, "workers."));
+        fn_job_info_free(j);
+    }
+    fn_engine_close(e);
+    rm_library(dir);
+    return atomic_load(&peak);
+}
+
+static void test_gpu_cap(void **state)
+{
+    (void)state;
+    fn_job_state last;
+    assert_int_equal(run_probe_jobs(1, 0, 0, 0, 3, &last), 2); /* control: no gpu use */
+    assert_int_equal(last, FN_JOB_COMPLETED);
+    assert_int_equal(run_probe_jobs(1, 0, 1, 0, 3, &last), 1);
+    assert_int_equal(last, FN_JOB_COMPLETED);
+    assert_int_equal(run_probe_jobs(2, 0, 1, 0, 3, &last), 2);
+    /* A job that needs more slots than exist fails with a reason instead of waiting forever. */
+    run_probe_jobs(0, 0, 1, 0, 1, &last);
+    assert_int_equal(last, FN_JOB_FAILED);
+}
+
+static void test_memory_cap(void **state)
+{
+    (void)state;
+    fn_job_state last;
+    assert_int_equal(run_probe_jobs(1, 100, 0, 50, 3, &last), 2);
+    assert_int_equal(run_probe_jobs(1, 100, 0, 60, 3, &last), 1);
+    assert_int_equal(last, FN_JOB_COMPLETED);
+    run_probe_jobs(1, 100, 0, 200, 1, &last);
+    assert_int_equal(last, FN_JOB_FAILED);
+}
+
+/* ---- preemption with a real worker -------------------------------------------------------- */
+
+static void test_threaded_preemption(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    register_count(e, "short", 0, 0);
+    assert_int_equal(fn_engine_start(e, 1), 0);
+    fn_job_id bg, ia;
+    assert_int_equal(
+        fn_enqueue(e, "count", "{\"n\":200,\"batch\":4,\"spin_us\":250}", FN_PRIO_BACKGROUND, &bg),
+        0);
+    wait_running(e, bg);
+    uint64_t t0 = fn_mono_ns();
+    assert_int_equal(fn_enqueue(e, "short", "{\"n\":1}", FN_PRIO_INTERACTIVE, &ia), 0);
+    assert_int_equal(wait_state(e, ia, 10000), FN_JOB_COMPLETED);
+    double ms = (double)(fn_mono_ns() - t0) / 1e6;
+    assert_true(ms < 2000); /* the background job is 50 ms long in all; it yielded well before */
+    assert_int_equal(wait_state(e, bg, 20000), FN_JOB_COMPLETED);
+    assert_int_equal(T.order[0], bg);
+    assert_int_equal(T.order[1], ia);
+    assert_int_equal(T.order[2], bg);
+    char *log;
+    assert_int_equal(fn_job_log(e, bg, &log), 0);
+    assert_non_null(strstr(log, "yield:"));
+    free(log);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(DISTINCT item) || '/' || count(*) FROM items WHERE job=%lld",
+             (long long)bg);
+    char *s = q_text(dir, sql);
+    assert_string_equal(s, "200/200");
+    free(s);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+static void test_close_requeues(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 1), 0);
+    fn_job_id id;
+    assert_int_equal(
+        fn_enqueue(e, "count", "{\"n\":2000,\"batch\":4,\"spin_us\":200}", FN_PRIO_NORMAL, &id), 0);
+    wait_running(e, id);
+    sleep_ms(20);
+    fn_engine_close(e);
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 0), 0);
+    assert_int_equal(job_state(e, id), FN_JOB_QUEUED);
+    char *log;
+    assert_int_equal(fn_job_log(e, id, &log), 0);
+    assert_non_null(strstr(log, "yield:"));
+    free(log);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_int_equal(job_state(e, id), FN_JOB_COMPLETED);
+    char *s = q_text(dir, "SELECT count(DISTINCT item) || '/' || count(*) FROM items");
+    assert_string_equal(s, "2000/2000");
+    free(s);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* ---- parallel_for ------------------------------------------------------------------------------
+ */
+
+typedef struct par_arg {
+    int64_t out[4096];
+    atomic_int active, peak;
+    atomic_int slot_mask;
+} par_arg;
+
+static void par_item(size_t i, int worker, void *arg)
+{
+    par_arg *a = arg;
+    int now = atomic_fetch_add(&a->active, 1) + 1;
+    int p = atomic_load(&a->peak);
+    while (now > p && !atomic_compare_exchange_weak(&a->peak, &p, now)) {
+    }
+    atomic_fetch_or(&a->slot_mask, 1 << worker);
+    spin_us(50);
+    a->out[i] = (int64_t)i * (int64_t)i;
+    atomic_fetch_sub(&a->active, 1);
+}
+
+static par_arg PA;
+static int par_parallelism;
+
+static int par_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    par_parallelism = fn_job_parallelism(ctx);
+    return fn_job_parallel_for(ctx, 4096, par_item, &PA);
+}
+
+static void test_parallel_for(void **state)
+{
+    (void)state;
+    memset(&PA, 0, sizeof PA);
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.workers_cpu_max = 2;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"par", par_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    assert_int_equal(fn_engine_start(e, 8), 0); /* capped to cpu_max = 2 */
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "par", NULL, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(wait_state(e, id, 20000), FN_JOB_COMPLETED);
+    assert_int_equal(par_parallelism, 2);
+    for (int i = 0; i < 4096; i++)
+        assert_int_equal(PA.out[i], (int64_t)i * i);
+    assert_true(atomic_load(&PA.peak) <= 2);
+    assert_int_equal(atomic_load(&PA.slot_mask) & ~3, 0); /* slots within [0, parallelism) */
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* ---- cross-process cancel, heartbeat, recovery ------------------------------------------------
+ */
+
+static void test_cross_process_cancel(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *a, *b;
+    assert_int_equal(fn_engine_open(dir, &c, &a), 0);
+    register_count(a, "count", 0, 0);
+    assert_int_equal(fn_engine_start(a, 1), 0);
+    fn_job_id id;
+    assert_int_equal(
+        fn_enqueue(a, "count", "{\"n\":4000,\"batch\":4,\"spin_us\":250}", FN_PRIO_NORMAL, &id), 0);
+    wait_running(a, id);
+    /* A second engine on the same library (as the CLI would be) knows the job only from the DB. */
+    assert_int_equal(fn_engine_open(dir, &c, &b), 0);
+    uint64_t t0 = fn_mono_ns();
+    assert_int_equal(fn_job_cancel(b, id), 0);
+    assert_int_equal(wait_state(b, id, 10000), FN_JOB_CANCELLED);
+    double ms = (double)(fn_mono_ns() - t0) / 1e6;
+    assert_true(ms < 3000);
+    fn_job_info *j;
+    assert_int_equal(fn_job_inspect(b, id, &j), 0);
+    assert_non_null(j->checkpoint);
+    fn_job_info_free(j);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM items WHERE job=%lld", (long long)id);
+    long long nrows = q_int(dir, sql);
+    assert_true(nrows > 0 && nrows < 4000);
+    fn_engine_close(b);
+    fn_engine_close(a);
+    rm_library(dir);
+}
+
+static void test_heartbeat(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.jobs_heartbeat_ms = 30;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    long long b0 = q_int(dir, "SELECT heartbeat_at FROM job_owners");
+    sleep_ms(250);
+    long long b1 = q_int(dir, "SELECT heartbeat_at FROM job_owners");
+    assert_true(b1 > b0);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_owners"), 1);
+    fn_engine_close(e);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_owners"), 0); /* departure written */
+    rm_library(dir);
+}
+
+static void exec_sql(const char *dir, const char *sql)
+{
+    sqlite3 *db = open_db(dir);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "%s: %s\n", sql, err);
+        fail();
+    }
+    sqlite3_close(db);
+}
+
+static void test_orphan_recovery(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_job_id dead, stale, alive;
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, &dead), 0);
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, &stale), 0);
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, &alive), 0);
+    fn_engine_close(e);
+    /* A pid that is certainly gone: a child that has exited and been reaped. */
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    int64_t now = fn_wall_ms();
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO job_owners(id,pid,host,started_at,heartbeat_at) VALUES"
+             "(100,%d,'%s',%lld,%lld),(101,1,'elsewhere',0,%lld),(102,1,'elsewhere',0,%lld);"
+             "UPDATE jobs SET state=1, owner=100, started_at=%lld WHERE id=%lld;"
+             "UPDATE jobs SET state=1, owner=101 WHERE id=%lld;"
+             "UPDATE jobs SET state=1, owner=102 WHERE id=%lld;",
+             (int)pid, host, (long long)now, (long long)now, (long long)(now - 60000),
+             (long long)now, (long long)now, (long long)dead, (long long)stale, (long long)alive);
+    exec_sql(dir, sql);
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    assert_int_equal(job_state(e, dead), FN_JOB_QUEUED);
+    assert_int_equal(job_state(e, stale), FN_JOB_QUEUED);
+    assert_int_equal(job_state(e, alive), FN_JOB_RUNNING); /* its owner heartbeats: leave it */
+    char *log;
+    assert_int_equal(fn_job_log(e, dead, &log), 0);
+    assert_non_null(strstr(log, "recovered: owner 100 is gone"));
+    free(log);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_owners WHERE id IN (100,101)"), 0);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_owners WHERE id=102"), 1);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_complete),
+        cmocka_unit_test(test_many_tiny_jobs),
+        cmocka_unit_test(test_gpu_cap),
+        cmocka_unit_test(test_memory_cap),
+        cmocka_unit_test(test_threaded_preemption),
+        cmocka_unit_test(test_close_requeues),
+        cmocka_unit_test(test_parallel_for),
+        cmocka_unit_test(test_cross_process_cancel),
+        cmocka_unit_test(test_heartbeat),
+        cmocka_unit_test(test_orphan_recovery),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
