@@ -46,6 +46,16 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
 void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,
                  fn_act act, fn_t3 *out);
 
+/* Depthwise-separable conv, the MobileNet block: depthwise 3x3 SAME (stride 1 or 2, channel
+ * multiplier 1, bias dw_b may be NULL, then dw_act), then pointwise 1x1 to cout (+ pw_b, pw_act).
+ * Equal to fn_dwconv2d followed by fn_conv2d, but run in strips of rows so the intermediate map
+ * stays in cache instead of going through memory. scratch: fn_sepconv_scratch_floats() floats.
+ * (Added by the kernels engineer.) */
+size_t fn_sepconv_scratch_floats(int in_h, int in_w, int cin, int stride);
+void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
+                float *scratch);
+
 /* Max and average pooling, k x k window. Average pooling divides by the number of in-bounds cells
  * (TensorFlow's SAME semantics). */
 void fn_maxpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out);

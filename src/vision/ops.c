@@ -1,0 +1,724 @@
+/* ops.c: the tensor kernels of ops.h (HWC float32, TensorFlow padding rules).
+ *
+ * Convolutions are GEMMs: an im2col matrix [oh*ow][kh*kw*cin], built in strips of output rows
+ * (skipped for 1x1 stride-1 convs, whose input already is that matrix), times the HWIO weights
+ * viewed as [kh*kw*cin][cout]. fn_sepconv chains a depthwise 3x3 and a pointwise GEMM strip by
+ * strip so the intermediate map stays in cache. The element-wise kernels keep the channel loop
+ * innermost and contiguous so the compiler vectorises them.
+ *
+ * Dispatch: on a CPU with AVX-512 the GEMM and the 3x3 depthwise conv run the AVX-512 kernels
+ * below (bias and activation fused into their only store; 2-5x faster than OpenBLAS 0.3.21 on
+ * these thin matrices, which it runs with its Haswell kernels on Zen 5); everywhere else OpenBLAS
+ * sgemm (single-threaded) and the generic loops here.
+ *
+ * What must stay true: results equal TensorFlow's (same padding split, same pooling divisor, same
+ * bilinear source coordinates); nothing here allocates. */
+#include "vision/ops.h"
+#include "vision/ops_isa.h"
+
+#include <cblas.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+int fn_out_size(int in, int k, int stride, fn_pad pad)
+{
+    if (pad == FN_PAD_SAME) return (in + stride - 1) / stride;
+    return (in - k) / stride + 1;
+}
+
+/* Padding before (top/left) along one axis, as TensorFlow splits it. */
+static int pad_before(int in, int k, int stride, fn_pad pad)
+{
+    if (pad != FN_PAD_SAME) return 0;
+    int out = fn_out_size(in, k, stride, pad);
+    int total = (out - 1) * stride + k - in;
+    if (total < 0) total = 0;
+    return total / 2;
+}
+
+/* The generic loops are also compiled for AVX2+FMA machines (x86-64-v3) and picked at load time
+ * (GCC function multiversioning), so CPUs without AVX-512 still get 256-bit vectors. FMA
+ * contraction stays off (-std=c11), so every clone computes the same floats. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define GENERIC_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define GENERIC_CLONES
+#endif
+
+static inline float act1(float x, fn_act act)
+{
+    switch (act) {
+    case FN_ACT_RELU:
+        return x > 0.0f ? x : 0.0f;
+    case FN_ACT_RELU6:
+        return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
+    case FN_ACT_LEAKY:
+        return x < 0.0f ? 0.1f * x : x;
+    default:
+        return x;
+    }
+}
+
+/* y[i] = act(y[i] + bias[i % c]) over n rows of c channels: one simple loop per case so the
+ * compiler vectorises each. */
+GENERIC_CLONES static void bias_act_rows(float *restrict y, size_t rows, int c,
+                                         const float *restrict bias, fn_act act)
+{
+    if (bias)
+        for (size_t r = 0; r < rows; r++) {
+            float *restrict p = y + r * (size_t)c;
+            for (int j = 0; j < c; j++)
+                p[j] += bias[j];
+        }
+    const size_t n = rows * (size_t)c;
+    switch (act) {
+    case FN_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        break;
+    case FN_ACT_RELU6:
+        for (size_t i = 0; i < n; i++) {
+            float v = y[i] > 0.0f ? y[i] : 0.0f;
+            y[i] = v < 6.0f ? v : 6.0f;
+        }
+        break;
+    case FN_ACT_LEAKY:
+        for (size_t i = 0; i < n; i++)
+            y[i] = y[i] < 0.0f ? 0.1f * y[i] : y[i];
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- AVX-512 kernels ------------------------------------------------------------------------
+ *
+ * Compiled with per-function target attributes, so this file builds with the project's baseline
+ * flags and the binary still runs on any x86-64: they are called only when use_avx512() says the
+ * CPU has AVX-512 (F, VL, DQ, BW).
+ *
+ * - gemm_avx512: C[M][N] = act(A[M][K] B[K][N] + bias), row-major. An 8x48 tile keeps 24
+ *   accumulators in registers; the epilogue adds the bias and applies the activation before the
+ *   only store. Leftover rows take 4- and 1-row tiles; a partial last column vector uses masks,
+ *   and only then (masked loads/stores measured several times slower than plain ones on Zen 5).
+ *   B is read in place, or for wide layers packed block by block on the stack (see below).
+ * - dw3x3_avx512: depthwise 3x3 (stride 1 or 2, any padding), 16 channels per vector, the nine
+ *   weight vectors in registers, four interior pixels at a time, bias and activation fused.
+ * Both differ from the generic path only by float rounding (FMA); test_ops checks both. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+
+AVX512 static inline __m512 act_v(__m512 x, fn_act act)
+{
+    switch (act) {
+    case FN_ACT_RELU:
+        return _mm512_max_ps(x, _mm512_setzero_ps());
+    case FN_ACT_RELU6:
+        return _mm512_min_ps(_mm512_max_ps(x, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
+    case FN_ACT_LEAKY: {
+        __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+        return _mm512_mask_mul_ps(x, neg, x, _mm512_set1_ps(0.1f));
+    }
+    default:
+        return x;
+    }
+}
+
+static inline __mmask16 tail_mask(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+}
+
+/* MR rows x NV vectors over K: the accumulators start from zero or, with `accumulate`, from C (an
+ * earlier block of K); with `finish` the bias and activation are applied before the store. With
+ * MASKED the last vector is partial (m_last); otherwise every access is a plain unmasked one,
+ * because masked loads and stores are several times slower on some cores (measured on Zen 5). */
+#define LDM(masked, v, nv, mask, ptr)                                                              \
+    (((masked) && (v) == (nv)-1) ? _mm512_maskz_loadu_ps(mask, ptr) : _mm512_loadu_ps(ptr))
+#define STM(masked, v, nv, mask, ptr, x)                                                           \
+    do {                                                                                           \
+        if ((masked) && (v) == (nv)-1)                                                             \
+            _mm512_mask_storeu_ps(ptr, mask, x);                                                   \
+        else                                                                                       \
+            _mm512_storeu_ps(ptr, x);                                                              \
+    } while (0)
+
+#define GEMM_TILE(MR, NV, MASKED, NAME)                                                            \
+    AVX512 static void NAME(int K, const float *A, int lda, const float *B, int ldb,               \
+                            const float *bias, fn_act act, float *C, int ldc, __mmask16 m_last,    \
+                            int accumulate, int finish)                                            \
+    {                                                                                              \
+        __m512 acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                      \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] =                      \
+                accumulate ? LDM(MASKED, v, NV, m_last, C + (size_t)r * ldc + v * 16)              \
+                           : _mm512_setzero_ps();                                                  \
+        for (int k = 0; k < K; k++) {                                                              \
+            __m512 b[NV];                                                                          \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) b[v] =                           \
+                LDM(MASKED, v, NV, m_last, B + (size_t)k * ldb + v * 16);                          \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                 \
+                _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] =                  \
+                    _mm512_fmadd_ps(a, b[v], acc[r][v]);                                           \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                                      \
+        {                                                                                          \
+            __m512 bv = (finish && bias) ? LDM(MASKED, v, NV, m_last, bias + v * 16)               \
+                                         : _mm512_setzero_ps();                                    \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                __m512 x = acc[r][v];                                                              \
+                if (finish) x = act_v(_mm512_add_ps(x, bv), act);                                  \
+                STM(MASKED, v, NV, m_last, C + (size_t)r * ldc + v * 16, x);                       \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+GEMM_TILE(8, 3, 0, tile_8x3f)
+GEMM_TILE(8, 2, 0, tile_8x2f)
+GEMM_TILE(8, 1, 0, tile_8x1f)
+GEMM_TILE(4, 3, 0, tile_4x3f)
+GEMM_TILE(4, 2, 0, tile_4x2f)
+GEMM_TILE(4, 1, 0, tile_4x1f)
+GEMM_TILE(1, 3, 0, tile_1x3f)
+GEMM_TILE(1, 2, 0, tile_1x2f)
+GEMM_TILE(1, 1, 0, tile_1x1f)
+GEMM_TILE(8, 3, 1, tile_8x3m)
+GEMM_TILE(8, 2, 1, tile_8x2m)
+GEMM_TILE(8, 1, 1, tile_8x1m)
+GEMM_TILE(4, 3, 1, tile_4x3m)
+GEMM_TILE(4, 2, 1, tile_4x2m)
+GEMM_TILE(4, 1, 1, tile_4x1m)
+GEMM_TILE(1, 3, 1, tile_1x3m)
+GEMM_TILE(1, 2, 1, tile_1x2m)
+GEMM_TILE(1, 1, 1, tile_1x1m)
+
+typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
+                        int, __mmask16, int, int);
+
+/* Rows of A against one 48-column panel of B (w columns, nv vectors): 8-row tiles, then a 4-row
+ * tile, then single rows. */
+AVX512 static void gemm_rows(int M, int K, const float *A, int lda, const float *B, int ldb,
+                             const float *bias, fn_act act, float *C, int ldc, int w,
+                             int accumulate, int finish)
+{
+    /* [masked][vectors]: the masked variants only when the panel's width is not a multiple of 16 */
+    static const tile_fn t8[2][4] = {{NULL, tile_8x1f, tile_8x2f, tile_8x3f},
+                                     {NULL, tile_8x1m, tile_8x2m, tile_8x3m}};
+    static const tile_fn t4[2][4] = {{NULL, tile_4x1f, tile_4x2f, tile_4x3f},
+                                     {NULL, tile_4x1m, tile_4x2m, tile_4x3m}};
+    static const tile_fn t1[2][4] = {{NULL, tile_1x1f, tile_1x2f, tile_1x3f},
+                                     {NULL, tile_1x1m, tile_1x2m, tile_1x3m}};
+    const int nv = (w + 15) / 16, mk = w % 16 != 0;
+    const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
+    int m = 0;
+    for (; m + 8 <= M; m += 8)
+        t8[mk][nv](K, A + (size_t)m * lda, lda, B, ldb, bias, act, C + (size_t)m * ldc, ldc, ml,
+                   accumulate, finish);
+    for (; m + 4 <= M; m += 4)
+        t4[mk][nv](K, A + (size_t)m * lda, lda, B, ldb, bias, act, C + (size_t)m * ldc, ldc, ml,
+                   accumulate, finish);
+    for (; m < M; m++)
+        t1[mk][nv](K, A + (size_t)m * lda, lda, B, ldb, bias, act, C + (size_t)m * ldc, ldc, ml,
+                   accumulate, finish);
+}
+
+/* Two ways through B. Wide layers with many rows (N >= 256, M >= 64: the last MobileNet layers)
+ * cut K into blocks of GEMM_KC and copy each block of a 48-column panel into a contiguous buffer
+ * on the stack (48 KB) first: the kernel then streams one dense block that stays in L1/L2 while
+ * every row of A passes, instead of rows a whole weight row apart (a page each). Elsewhere the
+ * copy costs more than it saves, and B is read in place, in column blocks whose K x nb slice
+ * stays in L2. */
+#define GEMM_KC 256
+
+AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, const float *B,
+                               int ldb, const float *bias, fn_act act, float *C, int ldc)
+{
+    if (N >= 256 && M >= 64) {
+        float bp[GEMM_KC * 48] __attribute__((aligned(64)));
+        for (int n = 0; n < N; n += 48) {
+            const int w = N - n < 48 ? N - n : 48;
+            for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+                const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+                for (int k = 0; k < kc; k++)
+                    memcpy(bp + (size_t)k * 48, B + (size_t)(k0 + k) * ldb + n, sizeof(float) * w);
+                gemm_rows(M, kc, A + k0, lda, bp, 48, bias ? bias + n : NULL, act, C + n, ldc, w,
+                          k0 > 0, k0 + kc == K);
+            }
+        }
+        return;
+    }
+    int nb = (int)((256 * 1024 / 4) / (K > 0 ? K : 1));
+    nb = nb / 48 * 48;
+    if (nb < 48) nb = 48;
+    for (int n0 = 0; n0 < N; n0 += nb) {
+        const int n1 = n0 + nb < N ? n0 + nb : N;
+        for (int n = n0; n < n1; n += 48)
+            gemm_rows(M, K, A, lda, B + n, ldb, bias ? bias + n : NULL, act, C + n, ldc,
+                      n1 - n < 48 ? n1 - n : 48, 0, 1);
+    }
+}
+
+/* One output vector of the depthwise 3x3 at a border (taps outside the input skipped). */
+AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, const __m512 *wk,
+                                       __m512 bv, __mmask16 m, int y0, int x0)
+{
+    int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > ih ? ih - y0 : 3;
+    int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > iw ? iw - x0 : 3;
+    __m512 acc = bv;
+    for (int ky = ky0; ky < ky1; ky++)
+        for (int kx = kx0; kx < kx1; kx++) {
+            const float *q = in + ((size_t)(y0 + ky) * iw + (x0 + kx)) * c;
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q), wk[ky * 3 + kx], acc);
+        }
+    return acc;
+}
+
+/* The nine taps of one interior output vector; p points at its top-left input (channel block).
+ * LD is the load: unmasked for full channel blocks (masked loads are slow on some cores). */
+#define DW_TAPS(LD, acc, p)                                                                        \
+    do {                                                                                           \
+        const float *q0_ = (p), *q1_ = q0_ + rs, *q2_ = q1_ + rs;                                  \
+        acc = _mm512_fmadd_ps(LD(q0_), w0, acc);                                                   \
+        acc = _mm512_fmadd_ps(LD(q0_ + c), w1, acc);                                               \
+        acc = _mm512_fmadd_ps(LD(q0_ + 2 * c), w2, acc);                                           \
+        acc = _mm512_fmadd_ps(LD(q1_), w3, acc);                                                   \
+        acc = _mm512_fmadd_ps(LD(q1_ + c), w4, acc);                                               \
+        acc = _mm512_fmadd_ps(LD(q1_ + 2 * c), w5, acc);                                           \
+        acc = _mm512_fmadd_ps(LD(q2_), w6, acc);                                                   \
+        acc = _mm512_fmadd_ps(LD(q2_ + c), w7, acc);                                               \
+        acc = _mm512_fmadd_ps(LD(q2_ + 2 * c), w8, acc);                                           \
+    } while (0)
+#define LD_FULL(ptr) _mm512_loadu_ps(ptr)
+#define LD_MASK(ptr) _mm512_maskz_loadu_ps(m, ptr)
+
+/* Interior pixels run four at a time (four independent FMA chains hide the FMA latency) with the
+ * weights in registers; border pixels take dw3x3_edge. */
+AVX512 static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w,
+                                const float *bias, int stride, int pt, int pl, fn_act act,
+                                float *out, int oy_begin, int oy_end, int ow)
+{
+    const size_t rs = (size_t)iw * c;     /* floats per input row */
+    const size_t xs = (size_t)stride * c; /* floats between neighbouring outputs' inputs */
+    /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). */
+    int ox_lo = (pl + stride - 1) / stride, ox_hi = (iw - 3 + pl) / stride + 1;
+    if (ox_hi > ow) ox_hi = ow;
+    if (ox_lo > ox_hi) ox_lo = ox_hi;
+    for (int c0 = 0; c0 < c; c0 += 16) {
+        const __mmask16 m = tail_mask(c - c0);
+        __m512 wk[9];
+        for (int k = 0; k < 9; k++)
+            wk[k] = _mm512_maskz_loadu_ps(m, w + (size_t)k * c + c0);
+        const __m512 w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5],
+                     w6 = wk[6], w7 = wk[7], w8 = wk[8];
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
+        const float *inc = in + c0;
+        for (int oy = oy_begin; oy < oy_end; oy++) {
+            const int y0 = oy * stride - pt;
+            float *orow = out + (size_t)(oy - oy_begin) * ow * c + c0;
+            const int full = y0 >= 0 && y0 + 3 <= ih;
+            const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
+            int ox = 0;
+            for (; ox < lo; ox++)
+                _mm512_mask_storeu_ps(
+                    orow + (size_t)ox * c, m,
+                    act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+            const float *base = full ? inc + (size_t)y0 * rs : inc;
+            if (m == (__mmask16)0xffff) {
+                for (; ox + 4 <= hi; ox += 4) {
+                    const float *p = base + (size_t)(ox * stride - pl) * c;
+                    __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+                    DW_TAPS(LD_FULL, a0, p);
+                    DW_TAPS(LD_FULL, a1, p + xs);
+                    DW_TAPS(LD_FULL, a2, p + 2 * xs);
+                    DW_TAPS(LD_FULL, a3, p + 3 * xs);
+                    float *o = orow + (size_t)ox * c;
+                    _mm512_storeu_ps(o, act_v(a0, act));
+                    _mm512_storeu_ps(o + c, act_v(a1, act));
+                    _mm512_storeu_ps(o + 2 * c, act_v(a2, act));
+                    _mm512_storeu_ps(o + 3 * c, act_v(a3, act));
+                }
+                for (; ox < hi; ox++) {
+                    __m512 a0 = bv;
+                    DW_TAPS(LD_FULL, a0, base + (size_t)(ox * stride - pl) * c);
+                    _mm512_storeu_ps(orow + (size_t)ox * c, act_v(a0, act));
+                }
+            } else {
+                for (; ox < hi; ox++) {
+                    __m512 a0 = bv;
+                    DW_TAPS(LD_MASK, a0, base + (size_t)(ox * stride - pl) * c);
+                    _mm512_mask_storeu_ps(orow + (size_t)ox * c, m, act_v(a0, act));
+                }
+            }
+            for (; ox < ow; ox++)
+                _mm512_mask_storeu_ps(
+                    orow + (size_t)ox * c, m,
+                    act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+        }
+    }
+}
+
+int fn_cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+}
+
+#else
+int fn_cpu_has_avx512(void)
+{
+    return 0;
+}
+static void gemm_avx512(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                        const float *bias, fn_act act, float *C, int ldc)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)bias, (void)act;
+    (void)C, (void)ldc;
+}
+static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w, const float *bias,
+                         int stride, int pt, int pl, fn_act act, float *out, int oy_begin,
+                         int oy_end, int ow)
+{
+    (void)in, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt, (void)pl;
+    (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
+}
+#endif
+
+/* Which kernels run: -1 not decided yet, 0 generic C, 1 AVX-512. Read and written atomically so
+ * concurrent first calls are well defined (they all store the same value). */
+static int isa_level = -1;
+
+void fn_ops_set_isa(int level)
+{
+    int v = level < 0 ? -1 : (level > 0 && fn_cpu_has_avx512() ? 1 : 0);
+    __atomic_store_n(&isa_level, v, __ATOMIC_RELAXED);
+}
+
+static int use_avx512(void)
+{
+    int v = __atomic_load_n(&isa_level, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = fn_cpu_has_avx512();
+        __atomic_store_n(&isa_level, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+/* im2col runs over strips of output rows so its scratch stays near L2 size instead of growing
+ * with the image (conv0 of a 512x512 input would need 7 MB): this many floats per strip, at
+ * least one output row. */
+#define COL_STRIP_FLOATS ((size_t)512 * 1024)
+
+static int strip_rows(int oh, int ow, int k)
+{
+    size_t row = (size_t)ow * (size_t)k;
+    size_t rows = row ? COL_STRIP_FLOATS / row : 1;
+    if (rows < 1) rows = 1;
+    return rows > (size_t)oh ? oh : (int)rows;
+}
+
+size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int stride, fn_pad pad)
+{
+    if (kh == 1 && kw == 1 && stride == 1) return 0;
+    int oh = fn_out_size(in_h, kh, stride, pad), ow = fn_out_size(in_w, kw, stride, pad);
+    int k = kh * kw * cin;
+    return (size_t)strip_rows(oh, ow, k) * ow * k;
+}
+
+/* The GEMM with fused bias and activation, by the fastest kernel this CPU has. */
+static void gemm_bias_act(int m, int n, int k, const float *a, const float *w, const float *bias,
+                          fn_act act, float *c)
+{
+    if (use_avx512()) {
+        gemm_avx512(m, n, k, a, k, w, n, bias, act, c, n);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, w, n, 0.0f, c, n);
+    bias_act_rows(c, (size_t)m, n, bias, act);
+}
+
+void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
+               int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    const int ih = in->h, iw = in->w, cin = in->c;
+    const int oh = fn_out_size(ih, kh, stride, pad), ow = fn_out_size(iw, kw, stride, pad);
+    out->h = oh;
+    out->w = ow;
+    out->c = cout;
+    const int k = kh * kw * cin;
+    if (kh == 1 && kw == 1 && stride == 1) {
+        gemm_bias_act(oh * ow, cout, k, in->d, w_hwio, bias, act, out->d);
+        return;
+    }
+    const int pt = pad_before(ih, kh, stride, pad), pl = pad_before(iw, kw, stride, pad);
+    const int rows = strip_rows(oh, ow, k);
+    for (int y0 = 0; y0 < oh; y0 += rows) {
+        const int y1 = y0 + rows < oh ? y0 + rows : oh;
+        float *col = scratch;
+        for (int oy = y0; oy < y1; oy++) {
+            for (int ox = 0; ox < ow; ox++) {
+                float *row = col + ((size_t)(oy - y0) * ow + ox) * (size_t)k;
+                for (int ky = 0; ky < kh; ky++) {
+                    int y = oy * stride - pt + ky;
+                    for (int kx = 0; kx < kw; kx++) {
+                        int x = ox * stride - pl + kx;
+                        float *dst = row + ((size_t)ky * kw + kx) * cin;
+                        if (y < 0 || y >= ih || x < 0 || x >= iw) {
+                            memset(dst, 0, sizeof(float) * (size_t)cin);
+                        } else {
+                            const float *src = in->d + ((size_t)y * iw + x) * cin;
+                            if (cin <= 4) /* the RGB first layers: no call per tap */
+                                for (int j = 0; j < cin; j++)
+                                    dst[j] = src[j];
+                            else
+                                memcpy(dst, src, sizeof(float) * (size_t)cin);
+                        }
+                    }
+                }
+            }
+        }
+        gemm_bias_act((y1 - y0) * ow, cout, k, col, w_hwio, bias, act,
+                      out->d + (size_t)y0 * ow * cout);
+    }
+}
+
+/* Output rows [oy_begin, oy_end) of a k x k depthwise conv into out (which holds those rows). */
+/* The portable depthwise loop for output rows [oy_begin, oy_end). */
+GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, const float *w, const float *bias,
+                                           int k, int stride, int pt, int pl, fn_act act,
+                                           float *out, int oy_begin, int oy_end, int ow)
+{
+    const int ih = in->h, iw = in->w, c = in->c;
+    for (int oy = oy_begin; oy < oy_end; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            float *restrict o = out + ((size_t)(oy - oy_begin) * ow + ox) * c;
+            for (int j = 0; j < c; j++)
+                o[j] = 0.0f;
+            for (int ky = 0; ky < k; ky++) {
+                int y = oy * stride - pt + ky;
+                if (y < 0 || y >= ih) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int x = ox * stride - pl + kx;
+                    if (x < 0 || x >= iw) continue;
+                    const float *restrict p = in->d + ((size_t)y * iw + x) * c;
+                    const float *restrict wk = w + ((size_t)ky * k + kx) * c;
+                    for (int j = 0; j < c; j++)
+                        o[j] += p[j] * wk[j];
+                }
+            }
+        }
+    }
+    bias_act_rows(out, (size_t)(oy_end - oy_begin) * ow, c, bias, act);
+}
+
+/* Output rows [oy_begin, oy_end) of a k x k depthwise conv into out (which holds those rows). */
+static void dw_rows(const fn_t3 *in, const float *w, const float *bias, int k, int stride, int pt,
+                    int pl, fn_act act, float *out, int oy_begin, int oy_end, int ow)
+{
+    if (k == 3 && use_avx512()) {
+        dw3x3_avx512(in->d, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out, oy_begin,
+                     oy_end, ow);
+        return;
+    }
+    dw_rows_generic(in, w, bias, k, stride, pt, pl, act, out, oy_begin, oy_end, ow);
+}
+
+void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,
+                 fn_act act, fn_t3 *out)
+{
+    const int oh = fn_out_size(in->h, k, stride, pad), ow = fn_out_size(in->w, k, stride, pad);
+    out->h = oh;
+    out->w = ow;
+    out->c = in->c;
+    dw_rows(in, w, bias, k, stride, pad_before(in->h, k, stride, pad),
+            pad_before(in->w, k, stride, pad), act, out->d, 0, oh, ow);
+}
+
+/* The separable conv runs in strips of output rows: the depthwise result of a strip (at most
+ * this many floats, unless the whole map is small) stays in L2 and feeds the GEMM at once. */
+#define SEP_STRIP_FLOATS ((size_t)128 * 1024)
+#define SEP_WHOLE_FLOATS ((size_t)512 * 1024)
+
+static int sep_strip_rows(int oh, int ow, int c)
+{
+    size_t row = (size_t)ow * c;
+    if (row * oh <= SEP_WHOLE_FLOATS) return oh;
+    size_t rows = SEP_STRIP_FLOATS / row;
+    if (rows < 1) rows = 1;
+    return rows > (size_t)oh ? oh : (int)rows;
+}
+
+size_t fn_sepconv_scratch_floats(int in_h, int in_w, int cin, int stride)
+{
+    int oh = fn_out_size(in_h, 3, stride, FN_PAD_SAME),
+        ow = fn_out_size(in_w, 3, stride, FN_PAD_SAME);
+    return (size_t)sep_strip_rows(oh, ow, cin) * ow * cin;
+}
+
+void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
+                float *scratch)
+{
+    const int ih = in->h, iw = in->w, c = in->c;
+    const int oh = fn_out_size(ih, 3, stride, FN_PAD_SAME),
+              ow = fn_out_size(iw, 3, stride, FN_PAD_SAME);
+    const int pt = pad_before(ih, 3, stride, FN_PAD_SAME),
+              pl = pad_before(iw, 3, stride, FN_PAD_SAME);
+    const int rows = sep_strip_rows(oh, ow, c);
+    out->h = oh;
+    out->w = ow;
+    out->c = cout;
+    for (int y0 = 0; y0 < oh; y0 += rows) {
+        const int y1 = y0 + rows < oh ? y0 + rows : oh;
+        dw_rows(in, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
+        gemm_bias_act((y1 - y0) * ow, cout, c, scratch, pw_w, pw_b, pw_act,
+                      out->d + (size_t)y0 * ow * cout);
+    }
+}
+
+GENERIC_CLONES static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max,
+                                fn_t3 *out)
+{
+    const int ih = in->h, iw = in->w, c = in->c;
+    const int oh = fn_out_size(ih, k, stride, pad), ow = fn_out_size(iw, k, stride, pad);
+    const int pt = pad_before(ih, k, stride, pad), pl = pad_before(iw, k, stride, pad);
+    out->h = oh;
+    out->w = ow;
+    out->c = c;
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            float *o = out->d + ((size_t)oy * ow + ox) * c;
+            for (int j = 0; j < c; j++)
+                o[j] = is_max ? -FLT_MAX : 0.0f;
+            int count = 0;
+            for (int ky = 0; ky < k; ky++) {
+                int y = oy * stride - pt + ky;
+                if (y < 0 || y >= ih) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int x = ox * stride - pl + kx;
+                    if (x < 0 || x >= iw) continue;
+                    const float *p = in->d + ((size_t)y * iw + x) * c;
+                    count++;
+                    if (is_max) {
+                        for (int j = 0; j < c; j++)
+                            o[j] = p[j] > o[j] ? p[j] : o[j];
+                    } else {
+                        for (int j = 0; j < c; j++)
+                            o[j] += p[j];
+                    }
+                }
+            }
+            if (!is_max && count > 0) {
+                float inv = 1.0f / (float)count;
+                for (int j = 0; j < c; j++)
+                    o[j] *= inv;
+            }
+        }
+    }
+}
+
+void fn_maxpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out)
+{
+    pool(in, k, stride, pad, 1, out);
+}
+
+void fn_avgpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out)
+{
+    pool(in, k, stride, pad, 0, out);
+}
+
+void fn_scale_offset(fn_t3 *t, const float *scale, const float *offset, fn_act act)
+{
+    const int c = t->c;
+    const size_t rows = (size_t)t->h * t->w;
+    for (size_t r = 0; r < rows; r++) {
+        float *p = t->d + r * c;
+        for (int j = 0; j < c; j++) {
+            float v = p[j];
+            if (scale) v *= scale[j];
+            if (offset) v += offset[j];
+            p[j] = act1(v, act);
+        }
+    }
+}
+
+void fn_add(const fn_t3 *a, const fn_t3 *b, fn_act act, fn_t3 *out)
+{
+    const size_t n = (size_t)a->h * a->w * a->c;
+    out->h = a->h;
+    out->w = a->w;
+    out->c = a->c;
+    for (size_t i = 0; i < n; i++)
+        out->d[i] = act1(a->d[i] + b->d[i], act);
+}
+
+void fn_activate(fn_t3 *t, fn_act act)
+{
+    if (act == FN_ACT_NONE) return;
+    bias_act_rows(t->d, (size_t)t->h * t->w, t->c, NULL, act);
+}
+
+void fn_dense(const float *in, int n_in, const float *w, const float *bias, int n_out, float *out)
+{
+    for (int j = 0; j < n_out; j++)
+        out[j] = bias ? bias[j] : 0.0f;
+    cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
+}
+
+void fn_global_avgpool(const fn_t3 *in, float *out)
+{
+    const int c = in->c;
+    const size_t rows = (size_t)in->h * in->w;
+    for (int j = 0; j < c; j++)
+        out[j] = 0.0f;
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = in->d + r * c;
+        for (int j = 0; j < c; j++)
+            out[j] += p[j];
+    }
+    float inv = 1.0f / (float)rows;
+    for (int j = 0; j < c; j++)
+        out[j] *= inv;
+}
+
+void fn_resize_bilinear_rgb8(const unsigned char *rgb, int w, int h, int stride_bytes, fn_t3 *out)
+{
+    /* TFJS's wasm kernel (align_corners=false, half_pixel_centers=false): source = dst * (in / out)
+     * in float32, neighbours floor(source) and min(ceil(source), in - 1), the lerps in float32. */
+    const int oh = out->h, ow = out->w;
+    const float ry = (float)h / (float)oh, rx = (float)w / (float)ow;
+    out->c = 3;
+    for (int oy = 0; oy < oh; oy++) {
+        float fy = ry * (float)oy;
+        int y0 = (int)floorf(fy);
+        int y1 = (int)ceilf(fy);
+        if (y1 > h - 1) y1 = h - 1;
+        float dy = fy - (float)y0;
+        const unsigned char *r0 = rgb + (size_t)y0 * stride_bytes;
+        const unsigned char *r1 = rgb + (size_t)y1 * stride_bytes;
+        for (int ox = 0; ox < ow; ox++) {
+            float fx = rx * (float)ox;
+            int x0 = (int)floorf(fx);
+            int x1 = (int)ceilf(fx);
+            if (x1 > w - 1) x1 = w - 1;
+            float dx = fx - (float)x0;
+            float *o = out->d + ((size_t)oy * ow + ox) * 3;
+            for (int ch = 0; ch < 3; ch++) {
+                float tl = r0[x0 * 3 + ch], tr = r0[x1 * 3 + ch];
+                float bl = r1[x0 * 3 + ch], br = r1[x1 * 3 + ch];
+                float top = tl + (tr - tl) * dx;
+                float bot = bl + (br - bl) * dx;
+                o[ch] = top + (bot - top) * dy;
+            }
+        }
+    }
+}

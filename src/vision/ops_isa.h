@@ -1,0 +1,18 @@
+/* ops_isa.h: which kernels of ops.c run, generic C or AVX-512 (internal; kernels engineer).
+ *
+ * ops.c picks its AVX-512 kernels at run time (fn_cpu_has_avx512) so one binary runs on every
+ * x86-64; tests force the generic C path with fn_ops_set_isa(0) to check both paths against the
+ * same naive references. */
+#ifndef FN_VISION_OPS_ISA_H
+#define FN_VISION_OPS_ISA_H
+
+#include "vision/ops.h"
+
+/* 1 when this CPU runs the AVX-512 kernels (F, VL, DQ, BW). */
+int fn_cpu_has_avx512(void);
+
+/* -1: choose by the CPU (default); 0: generic C kernels only; 1: AVX-512 if the CPU has it.
+ * Not for use while other threads run kernels. */
+void fn_ops_set_isa(int level);
+
+#endif

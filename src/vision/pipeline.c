@@ -1,0 +1,297 @@
+/* pipeline.c: photos to faces (fn_vision_*): detection, landmarks, descriptors, thumbnails.
+ *
+ * Two paths share one per-face loop:
+ * - fn_vision_detect_image, the reference path: the detector sees the given pixels through the
+ *   reference's own padToSquare + resizeBilinear, and the landmark and recognition crops come from
+ *   the same pixels, so results equal face-api's on those pixels.
+ * - fn_vision_detect_file, the fast path: the photo is decoded with shrink-on-load to a "useful
+ *   resolution" (longest side at most FN_USEFUL_SIDE: large enough that a face covering a small
+ *   part of a photo still has more pixels than the 150x150 recognition input, small enough that a
+ *   24-megapixel JPEG is decoded at a fraction of its size); the detector runs on the 512 input
+ *   made from it, and the landmark and recognition crops are taken from that image, never from
+ *   the detector's downscaled input. Boxes and points are then scaled to the full oriented photo.
+ *
+ * What must stay true: a fn_vision allocates its scratch (the largest need of any network, the tiny
+ * detector counted at its default input size) and its face arrays once, in fn_vision_new; the
+ * scratch grows once more only if a caller asks for a larger tiny input size. Per image only the
+ * decoded photo and the optional JPEG thumbnails are allocated. One fn_vision serves one thread at
+ * a time; the kernels need about 64 KB of stack. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <vips/vips.h>
+
+#include "vision/models.h"
+#include "vision/nets.h"
+
+#define FN_MAX_FACES   256
+#define FN_USEFUL_SIDE 2048
+
+struct fn_vision {
+    const fn_models *models;
+    float *scratch;
+    size_t scratch_floats;
+    fn_det dets[FN_MAX_FACES];
+    fn_face *faces; /* FN_MAX_FACES */
+};
+
+static double ms_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static int fail(char *err, size_t errlen, int code, const char *msg, const char *what)
+{
+    if (err && errlen) snprintf(err, errlen, "%s%s%s", what ? what : "", what ? ": " : "", msg);
+    return code;
+}
+
+void fn_detect_opts_default(fn_detect_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->detector = FN_DETECTOR_SSD;
+    opts->min_confidence = 0.5f;
+    opts->tiny_input_size = 416;
+    opts->min_face_size = 0;
+    opts->landmarks = 1;
+    opts->descriptors = 1;
+    opts->thumb_size = 0;
+}
+
+/* TinyFaceDetector input sizes: the scratch is sized for the default at creation and grows once
+ * if a caller asks for a larger one; sizes above this are refused. */
+#define FN_TINY_DEFAULT_INPUT 416
+#define FN_TINY_MAX_INPUT     1024
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+int fn_vision_new(const fn_models *models, fn_vision **out)
+{
+    if (!out) return FN_ERR_INVALID;
+    *out = NULL;
+    if (!models) return FN_ERR_INVALID;
+    fn_vision *v = calloc(1, sizeof *v);
+    if (!v) return FN_ERR_NOMEM;
+    v->models = models;
+    size_t need = 0;
+    if (models->ssd) need = max_sz(need, fn_ssd_scratch_floats());
+    if (models->tiny) need = max_sz(need, fn_tiny_scratch_floats(FN_TINY_DEFAULT_INPUT));
+    if (models->landmarks || models->landmarks_tiny)
+        need = max_sz(need, fn_landmark_scratch_floats());
+    if (models->recognition) need = max_sz(need, fn_recog_scratch_floats());
+    v->scratch_floats = need;
+    v->scratch = need ? aligned_alloc(64, ((need * sizeof(float)) + 63) / 64 * 64) : NULL;
+    v->faces = calloc(FN_MAX_FACES, sizeof *v->faces);
+    if ((need && !v->scratch) || !v->faces) {
+        fn_vision_free(v);
+        return FN_ERR_NOMEM;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Grows the scratch to `need` floats (only for a larger tiny input size than before). */
+static int ensure_scratch(fn_vision *v, size_t need)
+{
+    if (need <= v->scratch_floats) return 0;
+    float *p = aligned_alloc(64, ((need * sizeof(float)) + 63) / 64 * 64);
+    if (!p) return FN_ERR_NOMEM;
+    free(v->scratch);
+    v->scratch = p;
+    v->scratch_floats = need;
+    return 0;
+}
+
+static void free_thumbs(fn_vision *v)
+{
+    for (size_t i = 0; i < FN_MAX_FACES; i++) {
+        if (v->faces[i].thumb_jpeg) g_free(v->faces[i].thumb_jpeg);
+        v->faces[i].thumb_jpeg = NULL;
+        v->faces[i].thumb_len = 0;
+    }
+}
+
+void fn_vision_free(fn_vision *v)
+{
+    if (!v) return;
+    if (v->faces) free_thumbs(v);
+    free(v->faces);
+    free(v->scratch);
+    free(v);
+}
+
+/* A square JPEG thumbnail of the face: the box grown to a square (plus a margin) around its
+ * centre, clipped to the image, resized by libvips. Returns 0 or -1. */
+static int make_thumb(const fn_image *img, const fn_det *d, int size, uint8_t **jpeg, size_t *len)
+{
+    double side = fmax(d->w, d->h) * 1.2;
+    double cx = d->x + d->w / 2, cy = d->y + d->h / 2;
+    int x0 = (int)floor(cx - side / 2), y0 = (int)floor(cy - side / 2);
+    int x1 = (int)ceil(cx + side / 2), y1 = (int)ceil(cy + side / 2);
+    if (x0 < 0) x0 = 0;
+    if (y0 < 0) y0 = 0;
+    if (x1 > img->width) x1 = img->width;
+    if (y1 > img->height) y1 = img->height;
+    if (x1 - x0 < 1 || y1 - y0 < 1) return -1;
+    VipsImage *base = vips_image_new_from_memory(img->rgb, (size_t)img->width * img->height * 3,
+                                                 img->width, img->height, 3, VIPS_FORMAT_UCHAR);
+    if (!base) return -1;
+    VipsImage *crop = NULL, *small = NULL;
+    void *buf = NULL;
+    int rc = -1;
+    int cw = x1 - x0, ch = y1 - y0;
+    double scale = (double)size / (cw > ch ? cw : ch);
+    if (vips_crop(base, &crop, x0, y0, cw, ch, NULL) == 0 &&
+        vips_resize(crop, &small, scale, NULL) == 0 &&
+        vips_jpegsave_buffer(small, &buf, len, "Q", 85, "strip", TRUE, NULL) == 0) {
+        *jpeg = buf;
+        rc = 0;
+    }
+    if (small) g_object_unref(small);
+    if (crop) g_object_unref(crop);
+    g_object_unref(base);
+    if (rc) vips_error_clear();
+    return rc;
+}
+
+/* Detection, filtering, landmarks, descriptors and thumbnails on `img`; coordinates are then
+ * multiplied by (sx, sy) into the caller's frame. */
+static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, double sx,
+                     double sy, fn_faces *out, char *err, size_t errlen)
+{
+    const fn_models *m = v->models;
+    /* The reference's options treat 0 as "not given" and use 0.5; a threshold must be below 1. */
+    float conf = opts->min_confidence > 0 ? opts->min_confidence : 0.5f;
+    if (!(conf < 1.0f))
+        return fail(err, errlen, FN_ERR_INVALID, "min_confidence must be below 1", NULL);
+    double t0 = ms_now();
+    size_t n;
+    if (opts->detector == FN_DETECTOR_TINY) {
+        int s = opts->tiny_input_size ? opts->tiny_input_size : 416;
+        if (!m->tiny)
+            return fail(err, errlen, FN_ERR_MODEL, "TinyFaceDetector model not loaded", NULL);
+        if (s < 32 || s % 32 || s > FN_TINY_MAX_INPUT)
+            return fail(err, errlen, FN_ERR_INVALID,
+                        "tiny_input_size must be a multiple of 32 between 32 and 1024", NULL);
+        if (ensure_scratch(v, fn_tiny_scratch_floats(s)))
+            return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the tiny detector", NULL);
+        n = fn_tiny_detect(m->tiny, img, s, conf, v->scratch, v->dets, FN_MAX_FACES);
+    } else {
+        if (!m->ssd)
+            return fail(err, errlen, FN_ERR_MODEL, "SsdMobilenetv1 model not loaded", NULL);
+        n = fn_ssd_detect(m->ssd, img, conf, v->scratch, v->dets, FN_MAX_FACES);
+    }
+    double t1 = ms_now();
+    out->ms_detect = t1 - t0;
+
+    const fn_landmark_net *lm = opts->landmarks == 2   ? m->landmarks_tiny
+                                : opts->landmarks == 1 ? m->landmarks
+                                                       : NULL;
+    if (opts->landmarks && !lm)
+        return fail(err, errlen, FN_ERR_MODEL, "landmark model not loaded", NULL);
+    int want_desc = opts->descriptors && lm;
+    if (want_desc && !m->recognition)
+        return fail(err, errlen, FN_ERR_MODEL, "FaceRecognitionNet model not loaded", NULL);
+
+    size_t kept = 0;
+    double ms_lm = 0, ms_desc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const fn_det *d = &v->dets[i];
+        double fw = d->w * sx, fh = d->h * sy;
+        if (opts->min_face_size > 0 && fmin(fw, fh) < opts->min_face_size) {
+            out->skipped_small++;
+            continue;
+        }
+        fn_face *f = &v->faces[kept++];
+        f->x = (float)(d->x * sx);
+        f->y = (float)(d->y * sy);
+        f->width = (float)fw;
+        f->height = (float)fh;
+        f->score = d->score;
+        memset(f->landmarks, 0, sizeof f->landmarks);
+        memset(f->descriptor, 0, sizeof f->descriptor);
+        if (lm) {
+            double a = ms_now();
+            fn_landmark_run(lm, img, d, v->scratch, f->landmarks);
+            double b = ms_now();
+            ms_lm += b - a;
+            if (want_desc) {
+                fn_recog_run_det(m->recognition, img, d, f->landmarks, v->scratch, f->descriptor);
+                ms_desc += ms_now() - b;
+            }
+            for (int k = 0; k < 68; k++) {
+                f->landmarks[k][0] = (float)(f->landmarks[k][0] * sx);
+                f->landmarks[k][1] = (float)(f->landmarks[k][1] * sy);
+            }
+        }
+        if (opts->thumb_size > 0)
+            (void)make_thumb(img, d, opts->thumb_size, &f->thumb_jpeg, &f->thumb_len);
+    }
+    out->faces = v->faces;
+    out->n = kept;
+    out->ms_landmarks = ms_lm;
+    out->ms_descriptors = ms_desc;
+    return 0;
+}
+
+static int check_args(fn_vision *v, const fn_detect_opts *opts, fn_faces *out, char *err,
+                      size_t errlen)
+{
+    if (!v || !opts || !out) return fail(err, errlen, FN_ERR_INVALID, "invalid arguments", NULL);
+    memset(out, 0, sizeof *out);
+    out->info.taken_at = -1;
+    free_thumbs(v);
+    if (opts->descriptors && !opts->landmarks)
+        return fail(err, errlen, FN_ERR_INVALID, "descriptors need landmarks", NULL);
+    return 0;
+}
+
+int fn_vision_detect_image(fn_vision *v, const fn_image *img, const fn_detect_opts *opts,
+                           fn_faces *out, char *err, size_t errlen)
+{
+    int rc = check_args(v, opts, out, err, errlen);
+    if (rc) return rc;
+    if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
+        return fail(err, errlen, FN_ERR_INVALID, "empty image", NULL);
+    out->width = out->info.width = img->width;
+    out->height = out->info.height = img->height;
+    out->info.orientation = 1;
+    return run_faces(v, img, opts, 1.0, 1.0, out, err, errlen);
+}
+
+int fn_vision_detect_file(fn_vision *v, const char *path, const fn_detect_opts *opts, fn_faces *out,
+                          char *err, size_t errlen)
+{
+    int rc = check_args(v, opts, out, err, errlen);
+    if (rc) return rc;
+    if (!path) return fail(err, errlen, FN_ERR_INVALID, "no path", NULL);
+    fn_load_opts lo = {FN_USEFUL_SIDE, 0};
+    fn_image img;
+    double t0 = ms_now();
+    rc = fn_image_load(path, &lo, &img, &out->info, err, errlen);
+    out->ms_decode = ms_now() - t0;
+    if (rc) return rc;
+    out->width = out->info.width;
+    out->height = out->info.height;
+    double sx = (double)out->info.width / img.width, sy = (double)out->info.height / img.height;
+    rc = run_faces(v, &img, opts, sx, sy, out, err, errlen);
+    fn_image_free(&img);
+    return rc;
+}
+
+float fn_descriptor_distance(const float a[128], const float b[128])
+{
+    double s = 0;
+    for (int i = 0; i < 128; i++) {
+        double d = (double)a[i] - (double)b[i];
+        s += d * d;
+    }
+    return (float)sqrt(s);
+}

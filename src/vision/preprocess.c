@@ -1,0 +1,114 @@
+/* preprocess.c: padToSquare + resizeBilinear as face-api does them, in one pass over the pixels.
+ *
+ * What must stay true (compare NetInput.toBatchTensor and ops/padToSquare.ts of the reference):
+ * - the padded square has side max(w, h); the padding is zeros; with centring the part after the
+ *   image is round(diff / 2) and the part before it diff - round(diff / 2);
+ * - the resize is TFJS's wasm kernel (the reference backend of our goldens): scale = side / s and
+ *   source = dst * scale in float32, neighbours floor(source) and min(ceil(source), side - 1),
+ *   lerps in float32 (TFJS's CPU backend does the same in double: differences ~1e-3). A
+ *   square already of side s is copied unchanged, which the same formula gives too. */
+#include "vision/preprocess.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "vision/nets.h"
+
+#define PR_BLOCK 1024 /* output columns per table block */
+
+/* One padded-square pixel row (y in square coordinates) as a pointer to image bytes, or NULL for a
+ * padding row. */
+static const uint8_t *square_row(const fn_image *img, int rx, int ry, int rh, int py, int y)
+{
+    int iy = y - py;
+    if (iy < 0 || iy >= rh) return NULL;
+    return img->rgb + ((size_t)(ry + iy) * img->width + rx) * 3;
+}
+
+void fn_pad_resize_region(const fn_image *img, int rx, int ry, int rw, int rh, int center, int s,
+                          fn_t3 *out)
+{
+    const int side = rw > rh ? rw : rh;
+    const int diff = rw > rh ? rw - rh : rh - rw;
+    const int after = center ? (int)floor(diff * 0.5 + 0.5) : diff;
+    const int before = diff - after;
+    const int px = rw < rh ? before : 0; /* padding columns before the image */
+    const int py = rh < rw ? before : 0; /* padding rows before the image */
+    const float ratio = (float)side / (float)s;
+
+    out->h = out->w = s;
+    out->c = 3;
+    /* Per output column: the byte offsets of its two source pixels in a row (-1: padding) and
+     * its weight, computed once per call instead of once per row (in blocks of columns). */
+    int off0[PR_BLOCK], off1[PR_BLOCK];
+    float wx[PR_BLOCK];
+    for (int cb = 0; cb < s; cb += PR_BLOCK) {
+        const int n = s - cb < PR_BLOCK ? s - cb : PR_BLOCK;
+        for (int i = 0; i < n; i++) {
+            float fx = ratio * (float)(cb + i);
+            int x0 = (int)floorf(fx);
+            int x1 = (int)ceilf(fx);
+            if (x1 > side - 1) x1 = side - 1;
+            wx[i] = fx - (float)x0;
+            int ix0 = x0 - px, ix1 = x1 - px;
+            off0[i] = ix0 >= 0 && ix0 < rw ? ix0 * 3 : -1;
+            off1[i] = ix1 >= 0 && ix1 < rw ? ix1 * 3 : -1;
+        }
+        for (int oy = 0; oy < s; oy++) {
+            float fy = ratio * (float)oy;
+            int y0 = (int)floorf(fy);
+            int y1 = (int)ceilf(fy);
+            if (y1 > side - 1) y1 = side - 1;
+            float dy = fy - (float)y0;
+            const uint8_t *r0 = square_row(img, rx, ry, rh, py, y0);
+            const uint8_t *r1 = square_row(img, rx, ry, rh, py, y1);
+            float *o = out->d + ((size_t)oy * s + cb) * 3;
+            for (int i = 0; i < n; i++, o += 3) {
+                const int a0 = off0[i], a1 = off1[i];
+                const float dx = wx[i];
+                for (int c = 0; c < 3; c++) {
+                    float tl = (r0 && a0 >= 0) ? r0[a0 + c] : 0.0f;
+                    float tr = (r0 && a1 >= 0) ? r0[a1 + c] : 0.0f;
+                    float bl = (r1 && a0 >= 0) ? r1[a0 + c] : 0.0f;
+                    float br = (r1 && a1 >= 0) ? r1[a1 + c] : 0.0f;
+                    float top = tl + (tr - tl) * dx;
+                    float bot = bl + (br - bl) * dx;
+                    o[c] = top + (bot - top) * dy;
+                }
+            }
+        }
+    }
+}
+
+int fn_clip_box(int img_w, int img_h, float x, float y, float w, float h, int *cx, int *cy, int *cw,
+                int *ch)
+{
+    /* Box.clipAtImageBorders, in double as JavaScript computes it. */
+    double bx = x, by = y, right = (double)x + w, bottom = (double)y + h;
+    double nx = bx > 0 ? bx : 0, ny = by > 0 ? by : 0;
+    double nw = right - nx, nh = bottom - ny;
+    if (nw > img_w - nx) nw = img_w - nx;
+    if (nh > img_h - ny) nh = img_h - ny;
+    *cx = (int)floor(nx);
+    *cy = (int)floor(ny);
+    *cw = (int)floor(nw);
+    *ch = (int)floor(nh);
+    /* Flooring x and width separately can reach one column past the edge; the reference's slice
+     * would fail there, so keep the box inside. */
+    if (*cx + *cw > img_w) *cw = img_w - *cx;
+    if (*cy + *ch > img_h) *ch = img_h - *cy;
+    return *cw > 0 && *ch > 0;
+}
+
+void fn_crop_square_resize(const fn_image *img, float x, float y, float w, float h, int s,
+                           fn_t3 *out)
+{
+    int cx, cy, cw, ch;
+    if (!fn_clip_box(img->width, img->height, x, y, w, h, &cx, &cy, &cw, &ch)) {
+        out->h = out->w = s;
+        out->c = 3;
+        memset(out->d, 0, sizeof(float) * (size_t)s * s * 3);
+        return;
+    }
+    fn_pad_resize_region(img, cx, cy, cw, ch, 1, s, out);
+}

@@ -1,0 +1,492 @@
+/* test_ops: every kernel of ops.h against a naive implementation written here from TensorFlow's
+ * definitions (padding split, pooling divisor, bilinear source coordinates), over odd and even
+ * sizes, strides 1 and 2, SAME and VALID, every activation. Also the padToSquare + resize of
+ * preprocess.c against a padded square built explicitly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vision/nets.h"
+#include "vision/ops.h"
+#include "vision/ops_isa.h"
+#include "vision/preprocess.h"
+
+static uint32_t rng_state = 12345;
+
+static float frand(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *rand_buf(size_t n)
+{
+    float *p = malloc(n * sizeof(float));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+static float ref_act(float x, fn_act a)
+{
+    switch (a) {
+    case FN_ACT_RELU:
+        return x > 0 ? x : 0;
+    case FN_ACT_RELU6:
+        return x < 0 ? 0 : (x > 6 ? 6 : x);
+    case FN_ACT_LEAKY:
+        return x < 0 ? 0.1f * x : x;
+    default:
+        return x;
+    }
+}
+
+/* TensorFlow's SAME: out = ceil(in / s), total = max((out - 1) * s + k - in, 0), floor half before.
+ */
+static void ref_geom(int in, int k, int s, fn_pad pad, int *out, int *before)
+{
+    if (pad == FN_PAD_SAME) {
+        *out = (in + s - 1) / s;
+        int total = (*out - 1) * s + k - in;
+        if (total < 0) total = 0;
+        *before = total / 2;
+    } else {
+        *out = (in - k) / s + 1;
+        *before = 0;
+    }
+}
+
+static void assert_close(const float *a, const float *b, size_t n, float tol)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        float lim = tol * (1.0f + fabsf(b[i]));
+        if (!(d <= lim)) fail_msg("element %zu: %g vs %g (diff %g)", i, a[i], b[i], d);
+    }
+}
+
+static void check_conv(int h, int w, int cin, int cout, int k, int s, fn_pad pad, fn_act act,
+                       int with_bias)
+{
+    fn_t3 in = {h, w, cin, rand_buf((size_t)h * w * cin)};
+    float *wt = rand_buf((size_t)k * k * cin * cout);
+    float *bias = with_bias ? rand_buf((size_t)cout) : NULL;
+    int oh, ow, pt, pl;
+    ref_geom(h, k, s, pad, &oh, &pt);
+    ref_geom(w, k, s, pad, &ow, &pl);
+    assert_int_equal(fn_out_size(h, k, s, pad), oh);
+    size_t on = (size_t)oh * ow * cout;
+    float *ref = calloc(on, sizeof(float));
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+            for (int co = 0; co < cout; co++) {
+                double acc = bias ? bias[co] : 0;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int y = oy * s - pt + ky, x = ox * s - pl + kx;
+                        if (y < 0 || y >= h || x < 0 || x >= w) continue;
+                        for (int ci = 0; ci < cin; ci++)
+                            acc += (double)in.d[((size_t)y * w + x) * cin + ci] *
+                                   wt[(((size_t)ky * k + kx) * cin + ci) * cout + co];
+                    }
+                ref[((size_t)oy * ow + ox) * cout + co] = ref_act((float)acc, act);
+            }
+    size_t sn = fn_conv2d_scratch_floats(h, w, cin, k, k, s, pad);
+    float *scratch = malloc((sn + 1) * sizeof(float));
+    fn_t3 out = {0, 0, 0, malloc((on + 1) * sizeof(float))};
+    fn_conv2d(&in, wt, bias, k, k, cout, s, pad, act, &out, scratch);
+    assert_int_equal(out.h, oh);
+    assert_int_equal(out.w, ow);
+    assert_int_equal(out.c, cout);
+    assert_close(out.d, ref, on, 1e-4f);
+    free(in.d), free(wt), free(bias), free(ref), free(scratch), free(out.d);
+}
+
+static void test_conv2d(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{7, 7}, {8, 8}, {9, 6}, {1, 1}, {2, 3}, {16, 15}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int h = sizes[i][0], w = sizes[i][1];
+        for (int s = 1; s <= 2; s++) {
+            check_conv(h, w, 3, 5, 3, s, FN_PAD_SAME, FN_ACT_RELU6, 1);
+            check_conv(h, w, 4, 6, 1, s, FN_PAD_SAME, FN_ACT_NONE, 1);
+            check_conv(h, w, 5, 17, 1, s, FN_PAD_VALID, FN_ACT_LEAKY, 0);
+            if (h >= 3 && w >= 3) check_conv(h, w, 3, 16, 3, s, FN_PAD_VALID, FN_ACT_LEAKY, 1);
+            check_conv(h, w, 8, 33, 3, s, FN_PAD_SAME, FN_ACT_RELU, 1);
+        }
+    }
+    check_conv(32, 32, 64, 128, 1, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(12, 10, 32, 64, 3, 2, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(13, 13, 16, 48, 7, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
+    /* GEMM edges: several column panels and a partial one, row remainders, a long K. */
+    check_conv(7, 5, 1024, 100, 1, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(3, 3, 64, 25, 1, 1, FN_PAD_VALID, FN_ACT_NONE, 1);
+    check_conv(9, 9, 40, 200, 3, 1, FN_PAD_SAME, FN_ACT_LEAKY, 0);
+    /* The AVX-512 GEMM's packed path (N >= 256, M >= 64): several K blocks, a partial panel,
+     * 8-, 4- and 1-row tiles. */
+    check_conv(9, 9, 300, 260, 1, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(10, 7, 520, 256, 1, 1, FN_PAD_VALID, FN_ACT_NONE, 0);
+    /* im2col in several strips of output rows (and a short last strip). */
+    check_conv(100, 97, 32, 8, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(101, 64, 32, 20, 3, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
+}
+
+static void check_dw(int h, int w, int c, int k, int s, fn_pad pad, fn_act act, int with_bias)
+{
+    fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
+    float *wt = rand_buf((size_t)k * k * c);
+    float *bias = with_bias ? rand_buf((size_t)c) : NULL;
+    int oh, ow, pt, pl;
+    ref_geom(h, k, s, pad, &oh, &pt);
+    ref_geom(w, k, s, pad, &ow, &pl);
+    size_t on = (size_t)oh * ow * c;
+    float *ref = calloc(on, sizeof(float));
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+            for (int ch = 0; ch < c; ch++) {
+                double acc = bias ? bias[ch] : 0;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int y = oy * s - pt + ky, x = ox * s - pl + kx;
+                        if (y < 0 || y >= h || x < 0 || x >= w) continue;
+                        acc += (double)in.d[((size_t)y * w + x) * c + ch] *
+                               wt[((size_t)ky * k + kx) * c + ch];
+                    }
+                ref[((size_t)oy * ow + ox) * c + ch] = ref_act((float)acc, act);
+            }
+    fn_t3 out = {0, 0, 0, malloc((on + 1) * sizeof(float))};
+    fn_dwconv2d(&in, wt, bias, k, s, pad, act, &out);
+    assert_int_equal(out.h, oh);
+    assert_int_equal(out.w, ow);
+    assert_int_equal(out.c, c);
+    assert_close(out.d, ref, on, 1e-5f);
+    free(in.d), free(wt), free(bias), free(ref), free(out.d);
+}
+
+static void test_dwconv(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{7, 7}, {8, 8}, {9, 6}, {1, 1}, {2, 3}, {17, 16}};
+    static const int chans[] = {1, 3, 8, 16, 19, 32, 64};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (size_t j = 0; j < sizeof chans / sizeof chans[0]; j++)
+            for (int s = 1; s <= 2; s++) {
+                check_dw(sizes[i][0], sizes[i][1], chans[j], 3, s, FN_PAD_SAME, FN_ACT_RELU6, 1);
+                check_dw(sizes[i][0], sizes[i][1], chans[j], 3, s, FN_PAD_SAME, FN_ACT_NONE, 0);
+                if (sizes[i][0] >= 3 && sizes[i][1] >= 3)
+                    check_dw(sizes[i][0], sizes[i][1], chans[j], 3, s, FN_PAD_VALID, FN_ACT_LEAKY,
+                             1);
+            }
+    check_dw(64, 64, 128, 3, 2, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_dw(32, 32, 512, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+}
+
+/* fn_sepconv against the naive depthwise then naive pointwise conv. */
+static void check_sep(int h, int w, int c, int cout, int s, fn_act dw_act, fn_act pw_act,
+                      int biases)
+{
+    fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
+    float *dw = rand_buf((size_t)9 * c), *db = biases ? rand_buf((size_t)c) : NULL;
+    float *pw = rand_buf((size_t)c * cout), *pb = biases ? rand_buf((size_t)cout) : NULL;
+    int oh, ow, pt, pl;
+    ref_geom(h, 3, s, FN_PAD_SAME, &oh, &pt);
+    ref_geom(w, 3, s, FN_PAD_SAME, &ow, &pl);
+    float *mid = calloc((size_t)oh * ow * c, sizeof(float));
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+            for (int ch = 0; ch < c; ch++) {
+                double acc = db ? db[ch] : 0;
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        int y = oy * s - pt + ky, x = ox * s - pl + kx;
+                        if (y < 0 || y >= h || x < 0 || x >= w) continue;
+                        acc +=
+                            (double)in.d[((size_t)y * w + x) * c + ch] * dw[(ky * 3 + kx) * c + ch];
+                    }
+                mid[((size_t)oy * ow + ox) * c + ch] = ref_act((float)acc, dw_act);
+            }
+    size_t on = (size_t)oh * ow * cout;
+    float *ref = malloc(on * sizeof(float));
+    for (size_t p = 0; p < (size_t)oh * ow; p++)
+        for (int co = 0; co < cout; co++) {
+            double acc = pb ? pb[co] : 0;
+            for (int ci = 0; ci < c; ci++)
+                acc += (double)mid[p * c + ci] * pw[(size_t)ci * cout + co];
+            ref[p * cout + co] = ref_act((float)acc, pw_act);
+        }
+    float *scratch = malloc((fn_sepconv_scratch_floats(h, w, c, s) + 1) * sizeof(float));
+    fn_t3 out = {0, 0, 0, malloc((on + 1) * sizeof(float))};
+    fn_sepconv(&in, dw, db, s, dw_act, pw, pb, cout, pw_act, &out, scratch);
+    assert_int_equal(out.h, oh);
+    assert_int_equal(out.w, ow);
+    assert_int_equal(out.c, cout);
+    assert_close(out.d, ref, on, 1e-4f);
+    free(in.d), free(dw), free(db), free(pw), free(pb), free(mid), free(ref), free(scratch);
+    free(out.d);
+}
+
+static void test_sepconv(void **state)
+{
+    (void)state;
+    check_sep(7, 7, 16, 32, 1, FN_ACT_RELU6, FN_ACT_RELU6, 1);
+    check_sep(8, 9, 32, 64, 2, FN_ACT_RELU6, FN_ACT_RELU6, 1);
+    check_sep(13, 13, 20, 25, 1, FN_ACT_NONE, FN_ACT_LEAKY, 0);
+    check_sep(1, 1, 8, 8, 2, FN_ACT_NONE, FN_ACT_NONE, 1);
+    /* several strips, a short last one, stride 2 with an odd size */
+    check_sep(130, 130, 40, 24, 1, FN_ACT_RELU6, FN_ACT_RELU6, 1);
+    check_sep(131, 129, 48, 16, 2, FN_ACT_NONE, FN_ACT_LEAKY, 1);
+}
+
+static void check_pool(int h, int w, int c, int k, int s, fn_pad pad, int is_max)
+{
+    fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
+    int oh, ow, pt, pl;
+    ref_geom(h, k, s, pad, &oh, &pt);
+    ref_geom(w, k, s, pad, &ow, &pl);
+    size_t on = (size_t)oh * ow * c;
+    float *ref = calloc(on, sizeof(float));
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+            for (int ch = 0; ch < c; ch++) {
+                double acc = is_max ? -INFINITY : 0;
+                int n = 0;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int y = oy * s - pt + ky, x = ox * s - pl + kx;
+                        if (y < 0 || y >= h || x < 0 || x >= w) continue;
+                        double v = in.d[((size_t)y * w + x) * c + ch];
+                        n++;
+                        if (is_max)
+                            acc = v > acc ? v : acc;
+                        else
+                            acc += v;
+                    }
+                ref[((size_t)oy * ow + ox) * c + ch] = (float)(is_max ? acc : acc / n);
+            }
+    fn_t3 out = {0, 0, 0, malloc((on + 1) * sizeof(float))};
+    if (is_max)
+        fn_maxpool(&in, k, s, pad, &out);
+    else
+        fn_avgpool(&in, k, s, pad, &out);
+    assert_int_equal(out.h, oh);
+    assert_int_equal(out.w, ow);
+    assert_close(out.d, ref, on, 1e-6f);
+    free(in.d), free(ref), free(out.d);
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{7, 7}, {8, 8}, {13, 13}, {1, 1}, {2, 3}, {207, 5}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int is_max = 0; is_max <= 1; is_max++)
+            for (int c = 1; c <= 33; c += 16) {
+                check_pool(sizes[i][0], sizes[i][1], c, 2, 2, FN_PAD_SAME, is_max);
+                check_pool(sizes[i][0], sizes[i][1], c, 2, 1, FN_PAD_SAME, is_max);
+                check_pool(sizes[i][0], sizes[i][1], c, 3, 2, FN_PAD_SAME, is_max);
+                if (sizes[i][0] >= 3 && sizes[i][1] >= 3)
+                    check_pool(sizes[i][0], sizes[i][1], c, 3, 2, FN_PAD_VALID, is_max);
+            }
+}
+
+static void test_elementwise(void **state)
+{
+    (void)state;
+    const int h = 5, w = 7, c = 19;
+    const size_t n = (size_t)h * w * c;
+    float *a = rand_buf(n), *b = rand_buf(n), *sc = rand_buf(c), *of = rand_buf(c);
+    for (size_t i = 0; i < n; i++)
+        a[i] *= 10, b[i] *= 10;
+    for (int act = FN_ACT_NONE; act <= FN_ACT_LEAKY; act++) {
+        float *ref = malloc(n * sizeof(float));
+        fn_t3 ta = {h, w, c, malloc(n * sizeof(float))}, tb = {h, w, c, b};
+        memcpy(ta.d, a, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            ref[i] = ref_act(a[i] + b[i], (fn_act)act);
+        fn_add(&ta, &tb, (fn_act)act, &ta); /* aliasing allowed */
+        assert_close(ta.d, ref, n, 1e-6f);
+
+        memcpy(ta.d, a, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            ref[i] = ref_act(a[i] * sc[i % c] + of[i % c], (fn_act)act);
+        fn_scale_offset(&ta, sc, of, (fn_act)act);
+        assert_close(ta.d, ref, n, 1e-6f);
+
+        memcpy(ta.d, a, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            ref[i] = ref_act(a[i] + of[i % c], (fn_act)act);
+        fn_scale_offset(&ta, NULL, of, (fn_act)act);
+        assert_close(ta.d, ref, n, 1e-6f);
+
+        memcpy(ta.d, a, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            ref[i] = ref_act(a[i], (fn_act)act);
+        fn_activate(&ta, (fn_act)act);
+        assert_close(ta.d, ref, n, 1e-6f);
+        free(ref), free(ta.d);
+    }
+    /* dense and global average pooling */
+    float *wt = rand_buf((size_t)n * 11), out[11], ref[11], g[19], gr[19];
+    for (int j = 0; j < 11; j++) {
+        double acc = of[j];
+        for (size_t i = 0; i < n; i++)
+            acc += (double)a[i] * wt[i * 11 + j];
+        ref[j] = (float)acc;
+    }
+    fn_dense(a, (int)n, wt, of, 11, out);
+    assert_close(out, ref, 11, 1e-4f);
+    fn_t3 ta = {h, w, c, a};
+    for (int j = 0; j < c; j++) {
+        double acc = 0;
+        for (int r = 0; r < h * w; r++)
+            acc += a[r * c + j];
+        gr[j] = (float)(acc / (h * w));
+    }
+    fn_global_avgpool(&ta, g);
+    assert_close(g, gr, (size_t)c, 1e-5f);
+    free(a), free(b), free(sc), free(of), free(wt);
+}
+
+/* TFJS resizeBilinear on a float image (the wasm backend's loop, in float32). */
+static void ref_resize(const float *src, int h, int w, int oh, int ow, float *dst)
+{
+    float ry = (float)h / (float)oh, rx = (float)w / (float)ow;
+    for (int y = 0; y < oh; y++) {
+        float fy = ry * (float)y;
+        int y0 = (int)floorf(fy), y1 = (int)fminf((float)(h - 1), ceilf(fy));
+        for (int x = 0; x < ow; x++) {
+            float fx = rx * (float)x;
+            int x0 = (int)floorf(fx), x1 = (int)fminf((float)(w - 1), ceilf(fx));
+            float ax = fx - (float)x0, ay = fy - (float)y0;
+            for (int c = 0; c < 3; c++) {
+                float tl = src[(y0 * w + x0) * 3 + c], tr = src[(y0 * w + x1) * 3 + c];
+                float bl = src[(y1 * w + x0) * 3 + c], br = src[(y1 * w + x1) * 3 + c];
+                float top = tl + (tr - tl) * ax, bot = bl + (br - bl) * ax;
+                dst[(y * ow + x) * 3 + c] = top + (bot - top) * ay;
+            }
+        }
+    }
+}
+
+static fn_image rand_image(int w, int h)
+{
+    fn_image img = {w, h, malloc((size_t)w * h * 3)};
+    for (size_t i = 0; i < (size_t)w * h * 3; i++)
+        img.rgb[i] = (uint8_t)(frand() * 127 + 128);
+    return img;
+}
+
+static void test_resize(void **state)
+{
+    (void)state;
+    static const int dims[][4] = {{10, 7, 5, 5},        {7, 10, 16, 16}, {33, 20, 20, 33},
+                                  {512, 384, 512, 512}, {3, 3, 3, 3},    {1, 1, 4, 2}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        int w = dims[i][0], h = dims[i][1], ow = dims[i][2], oh = dims[i][3];
+        fn_image img = rand_image(w, h);
+        float *src = malloc((size_t)w * h * 3 * sizeof(float));
+        for (size_t j = 0; j < (size_t)w * h * 3; j++)
+            src[j] = img.rgb[j];
+        float *ref = malloc((size_t)ow * oh * 3 * sizeof(float));
+        ref_resize(src, h, w, oh, ow, ref);
+        fn_t3 out = {oh, ow, 0, malloc((size_t)ow * oh * 3 * sizeof(float))};
+        fn_resize_bilinear_rgb8(img.rgb, w, h, w * 3, &out);
+        assert_int_equal(out.c, 3);
+        assert_close(out.d, ref, (size_t)ow * oh * 3, 1e-6f);
+        free(img.rgb), free(src), free(ref), free(out.d);
+    }
+}
+
+/* padToSquare built explicitly, then the reference resize. */
+static void ref_pad_resize(const fn_image *img, int rx, int ry, int rw, int rh, int center, int s,
+                           float *dst)
+{
+    int side = rw > rh ? rw : rh, diff = abs(rw - rh);
+    int after = center ? (int)lround(diff * 0.5 + 1e-9) : diff;
+    if (center && diff % 2) after = diff / 2 + 1; /* Math.round(x.5) rounds up */
+    int before = diff - after;
+    float *sq = calloc((size_t)side * side * 3, sizeof(float));
+    int px = rw < rh ? before : 0, py = rh < rw ? before : 0;
+    for (int y = 0; y < rh; y++)
+        for (int x = 0; x < rw; x++)
+            for (int c = 0; c < 3; c++)
+                sq[((size_t)(y + py) * side + x + px) * 3 + c] =
+                    img->rgb[((size_t)(ry + y) * img->width + rx + x) * 3 + c];
+    ref_resize(sq, side, side, s, s, dst);
+    free(sq);
+}
+
+static void test_pad_resize(void **state)
+{
+    (void)state;
+    fn_image img = rand_image(61, 40);
+    static const int regions[][4] = {{0, 0, 61, 40}, {3, 2, 20, 31}, {10, 5, 21, 20},
+                                     {0, 0, 1, 1},   {5, 5, 30, 9},  {50, 0, 11, 40}};
+    static const int sizes[] = {5, 16, 112, 150, 1100}; /* 1100: more than one column block */
+    for (size_t i = 0; i < sizeof regions / sizeof regions[0]; i++)
+        for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++)
+            for (int center = 0; center <= 1; center++) {
+                int s = sizes[j];
+                float *ref = malloc((size_t)s * s * 3 * sizeof(float));
+                fn_t3 out = {0, 0, 0, malloc((size_t)s * s * 3 * sizeof(float))};
+                ref_pad_resize(&img, regions[i][0], regions[i][1], regions[i][2], regions[i][3],
+                               center, s, ref);
+                fn_pad_resize_region(&img, regions[i][0], regions[i][1], regions[i][2],
+                                     regions[i][3], center, s, &out);
+                assert_int_equal(out.h, s);
+                assert_int_equal(out.w, s);
+                assert_close(out.d, ref, (size_t)s * s * 3, 1e-6f);
+                free(ref), free(out.d);
+            }
+    /* fn_crop_square_resize clips like Box.clipAtImageBorders (then floors). */
+    int cx, cy, cw, ch;
+    assert_int_equal(fn_clip_box(61, 40, -3.5f, 2.7f, 20.2f, 50.f, &cx, &cy, &cw, &ch), 1);
+    assert_int_equal(cx, 0);
+    assert_int_equal(cy, 2);
+    assert_int_equal(cw, 16);
+    assert_int_equal(ch, 37);
+    assert_int_equal(fn_clip_box(61, 40, 70.f, 2.f, 20.f, 20.f, &cx, &cy, &cw, &ch), 0);
+    float *ref = malloc(112 * 112 * 3 * sizeof(float));
+    fn_t3 out = {0, 0, 0, malloc(112 * 112 * 3 * sizeof(float))};
+    ref_pad_resize(&img, 0, 2, 16, 37, 1, 112, ref);
+    fn_crop_square_resize(&img, -3.5f, 2.7f, 20.2f, 50.f, 112, &out);
+    assert_close(out.d, ref, 112 * 112 * 3, 1e-6f);
+    free(ref), free(out.d), free(img.rgb);
+}
+
+static int generic_isa(void **state)
+{
+    (void)state;
+    fn_ops_set_isa(0);
+    return 0;
+}
+
+static int best_isa(void **state)
+{
+    (void)state;
+    fn_ops_set_isa(-1);
+    return 0;
+}
+
+int main(void)
+{
+    print_message("CPU kernels: %s\n",
+                  fn_cpu_has_avx512() ? "AVX-512 and generic" : "generic only");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d),  cmocka_unit_test(test_dwconv),
+        cmocka_unit_test(test_pool),    cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_resize),  cmocka_unit_test(test_pad_resize),
+        cmocka_unit_test(test_sepconv),
+    };
+    /* Every kernel twice: the generic C path, then what this CPU runs by default. */
+    int failed = cmocka_run_group_tests_name("generic", tests, generic_isa, best_isa);
+    return failed + cmocka_run_group_tests_name("dispatched", tests, best_isa, NULL);
+}
