@@ -1,0 +1,323 @@
+/* library_read.c: reading photos and faces: the lookups ingest does for every file (cached
+ * statements, one indexed probe each) and the listings the CLI prints (streamed through a
+ * callback, so listing a million faces needs no more memory than one row). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenames/error.h"
+#include "store/library/library_store.h"
+
+#define PHOTO_COLS                                                                                 \
+    "p.id, p.path, p.size, p.mtime_ns, p.hash, p.width, p.height, p.taken_at, p.format, p.status," \
+    " p.error_code, (SELECT count(*) FROM faces f WHERE f.photo_id = p.id),"                       \
+    " p.faces_skipped_small, p.ingested_at, p.job_id"
+
+struct fn_library_reader {
+    fn_store *s;
+    sqlite3_stmt *by_path, *by_id, *probe;
+    int holding;
+};
+
+void fn_photo_row_clear(fn_photo_row *r)
+{
+    if (!r) return;
+    free(r->path);
+    r->path = NULL;
+}
+
+void fn_face_row_clear(fn_face_row *r)
+{
+    if (!r) return;
+    free(r->photo_path);
+    r->photo_path = NULL;
+}
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src)
+{
+    dst[0] = 0;
+    if (src) {
+        strncpy(dst, (const char *)src, cap - 1);
+        dst[cap - 1] = 0;
+    }
+}
+
+/* Fills r from a row of PHOTO_COLS; r->path is malloc'd unless `borrow`. */
+static int photo_from_row(sqlite3_stmt *st, fn_photo_row *r, int borrow)
+{
+    memset(r, 0, sizeof *r);
+    r->id = sqlite3_column_int64(st, 0);
+    const char *path = (const char *)sqlite3_column_text(st, 1);
+    r->path = borrow ? (char *)path : strdup(path ? path : "");
+    if (!r->path) return FN_ERR_NOMEM;
+    r->size = sqlite3_column_int64(st, 2);
+    r->mtime_ns = sqlite3_column_int64(st, 3);
+    r->hash = (uint64_t)sqlite3_column_int64(st, 4);
+    r->width = sqlite3_column_int(st, 5);
+    r->height = sqlite3_column_int(st, 6);
+    r->taken_at = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+    copy_text(r->format, sizeof r->format, sqlite3_column_text(st, 8));
+    fn_photo_status status = FN_PHOTO_ERROR;
+    fn_photo_status_parse((const char *)sqlite3_column_text(st, 9), &status);
+    r->status = status;
+    copy_text(r->error_code, sizeof r->error_code, sqlite3_column_text(st, 10));
+    r->n_faces = sqlite3_column_int(st, 11);
+    r->faces_skipped_small = sqlite3_column_int(st, 12);
+    r->ingested_at = sqlite3_column_int64(st, 13);
+    r->job_id = sqlite3_column_int64(st, 14);
+    return 0;
+}
+
+int fn_library_reader_new(fn_store *s, fn_library_reader **out)
+{
+    *out = NULL;
+    fn_library_reader *r = calloc(1, sizeof *r);
+    if (!r) return FN_ERR_NOMEM;
+    r->s = s;
+    sqlite3 *db = fn_store_db(s);
+    int rc = sqlite3_prepare_v3(db, "SELECT " PHOTO_COLS " FROM photos p WHERE p.path = ?1", -1,
+                                SQLITE_PREPARE_PERSISTENT, &r->by_path, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db, "SELECT " PHOTO_COLS " FROM photos p WHERE p.id = ?1", -1,
+                                SQLITE_PREPARE_PERSISTENT, &r->by_id, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db,
+                                "SELECT id, size, mtime_ns, hash, status, ingested_at FROM photos"
+                                " WHERE path = ?1",
+                                -1, SQLITE_PREPARE_PERSISTENT, &r->probe, NULL);
+    if (rc != SQLITE_OK) {
+        int err = fn_store_fail(s, rc, "preparing photo lookups (is the library schema migrated?)");
+        fn_library_reader_free(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+int fn_library_reader_hold(fn_library_reader *r, int on)
+{
+    if (!!on == r->holding) return 0;
+    int rc = sqlite3_exec(fn_store_db(r->s), on ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(r->s, rc, "holding a read transaction");
+    r->holding = !!on;
+    return 0;
+}
+
+void fn_library_reader_free(fn_library_reader *r)
+{
+    if (!r) return;
+    fn_library_reader_hold(r, 0);
+    sqlite3_finalize(r->by_path);
+    sqlite3_finalize(r->by_id);
+    sqlite3_finalize(r->probe);
+    free(r);
+}
+
+static int lookup(fn_library_reader *r, sqlite3_stmt *st, fn_photo_row *out)
+{
+    int rc = sqlite3_step(st);
+    int ret;
+    if (rc == SQLITE_ROW)
+        ret = photo_from_row(st, out, 0);
+    else if (rc == SQLITE_DONE)
+        ret = FN_ERR_NOT_FOUND;
+    else
+        ret = fn_store_fail(r->s, rc, "looking up a photo");
+    sqlite3_reset(st);
+    return ret;
+}
+
+int fn_library_photo_by_path(fn_library_reader *r, const char *path, fn_photo_row *out)
+{
+    sqlite3_bind_text(r->by_path, 1, path, -1, SQLITE_TRANSIENT);
+    return lookup(r, r->by_path, out);
+}
+
+int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_probe *out)
+{
+    sqlite3_stmt *st = r->probe;
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->size = sqlite3_column_int64(st, 1);
+        out->mtime_ns = sqlite3_column_int64(st, 2);
+        out->hash = (uint64_t)sqlite3_column_int64(st, 3);
+        fn_photo_status status = FN_PHOTO_ERROR;
+        fn_photo_status_parse((const char *)sqlite3_column_text(st, 4), &status);
+        out->status = status;
+        out->ingested_at = sqlite3_column_int64(st, 5);
+    } else if (rc == SQLITE_DONE) {
+        ret = FN_ERR_NOT_FOUND;
+    } else {
+        ret = fn_store_fail(r->s, rc, "looking up a photo");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
+int fn_library_photo_by_id(fn_library_reader *r, int64_t id, fn_photo_row *out)
+{
+    sqlite3_bind_int64(r->by_id, 1, id);
+    return lookup(r, r->by_id, out);
+}
+
+int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb, void *arg)
+{
+    static const fn_photo_filter all = {.status = -1};
+    if (!f) f = &all;
+    /* The prefix test is a range on the path index: path > 'dir/' and path < 'dir0' ('0' follows
+     * '/'), so "photos under a folder" never scans the table. */
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(fn_store_db(s),
+                                "SELECT " PHOTO_COLS " FROM photos p"
+                                " WHERE (?1 IS NULL OR p.status = ?1)"
+                                " AND (?2 IS NULL OR (p.path > ?2 || '/' AND p.path < ?2 || '0'))"
+                                " ORDER BY p.path LIMIT ?3 OFFSET ?4",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "listing photos");
+    if (f->status >= 0)
+        sqlite3_bind_text(st, 1, fn_photo_status_name((fn_photo_status)f->status), -1,
+                          SQLITE_STATIC);
+    if (f->path_prefix) {
+        size_t len = strlen(f->path_prefix);
+        while (len > 1 && f->path_prefix[len - 1] == '/')
+            len--;
+        sqlite3_bind_text(st, 2, f->path_prefix, (int)len, SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_int64(st, 3, f->limit ? (int64_t)f->limit : -1);
+    sqlite3_bind_int64(st, 4, (int64_t)f->offset);
+    int ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn_photo_row row;
+        photo_from_row(st, &row, 1);
+        if ((ret = cb(&row, arg)) != 0) break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fn_store_fail(s, rc, "listing photos");
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static void blob_to_floats(sqlite3_stmt *st, int col, float *dst, size_t n, int *has)
+{
+    const void *b = sqlite3_column_blob(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    *has = b && len == n * sizeof(float);
+    if (*has) memcpy(dst, b, len);
+}
+
+int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, void *arg)
+{
+    static const fn_face_filter all = {0};
+    if (!f) f = &all;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        fn_store_db(s),
+        "SELECT f.id, f.photo_id, p.path, f.x, f.y, f.width, f.height, f.score, f.person_id,"
+        " f.cluster_id, f.origin, length(f.thumbnail),"
+        " CASE WHEN ?5 THEN f.landmarks END, CASE WHEN ?5 THEN f.descriptor END"
+        " FROM faces f JOIN photos p ON p.id = f.photo_id"
+        " WHERE (?1 = 0 OR f.photo_id = ?1)"
+        " AND (?2 = 0 OR (?2 = -1 AND f.person_id IS NULL) OR f.person_id = ?2)"
+        " AND (?3 = 0 OR (?3 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?3)"
+        " ORDER BY p.path, f.id LIMIT ?4 OFFSET ?6",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "listing faces");
+    sqlite3_bind_int64(st, 1, f->photo_id);
+    sqlite3_bind_int64(st, 2, f->person_id);
+    sqlite3_bind_int64(st, 3, f->cluster_id);
+    sqlite3_bind_int64(st, 4, f->limit ? (int64_t)f->limit : -1);
+    sqlite3_bind_int(st, 5, f->with_vectors ? 1 : 0);
+    sqlite3_bind_int64(st, 6, (int64_t)f->offset);
+    int ret = 0;
+    fn_face_row *row = malloc(sizeof *row);
+    if (!row) {
+        sqlite3_finalize(st);
+        return FN_ERR_NOMEM;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(row, 0, sizeof *row);
+        row->id = sqlite3_column_int64(st, 0);
+        row->photo_id = sqlite3_column_int64(st, 1);
+        row->photo_path = (char *)sqlite3_column_text(st, 2);
+        row->x = (float)sqlite3_column_double(st, 3);
+        row->y = (float)sqlite3_column_double(st, 4);
+        row->width = (float)sqlite3_column_double(st, 5);
+        row->height = (float)sqlite3_column_double(st, 6);
+        row->score = (float)sqlite3_column_double(st, 7);
+        row->person_id = sqlite3_column_int64(st, 8);
+        row->cluster_id = sqlite3_column_int64(st, 9);
+        const char *origin = (const char *)sqlite3_column_text(st, 10);
+        row->origin_user = origin && strcmp(origin, "user") == 0;
+        row->thumb_len = (size_t)sqlite3_column_int64(st, 11);
+        if (f->with_vectors) {
+            blob_to_floats(st, 12, &row->landmarks[0][0], 136, &row->has_landmarks);
+            blob_to_floats(st, 13, row->descriptor, 128, &row->has_descriptor);
+        }
+        if ((ret = cb(row, arg)) != 0) break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fn_store_fail(s, rc, "listing faces");
+    free(row);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int fn_library_face_thumbnail(fn_store *s, int64_t face_id, uint8_t **jpeg, size_t *len)
+{
+    *jpeg = NULL;
+    *len = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(fn_store_db(s), "SELECT thumbnail FROM faces WHERE id = ?1", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "reading a face thumbnail");
+    sqlite3_bind_int64(st, 1, face_id);
+    int ret = FN_ERR_NOT_FOUND;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        const void *b = sqlite3_column_blob(st, 0);
+        if (b && n) {
+            *jpeg = malloc(n);
+            if (*jpeg) {
+                memcpy(*jpeg, b, n);
+                *len = n;
+                ret = 0;
+            } else {
+                ret = FN_ERR_NOMEM;
+            }
+        }
+    } else if (rc != SQLITE_DONE) {
+        ret = fn_store_fail(s, rc, "reading a face thumbnail");
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int fn_library_count(fn_store *s, fn_library_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(fn_store_db(s),
+                                "SELECT (SELECT count(*) FROM photos),"
+                                " (SELECT count(*) FROM photos WHERE status = 'ok'),"
+                                " (SELECT count(*) FROM photos WHERE status = 'no_faces'),"
+                                " (SELECT count(*) FROM photos WHERE status = 'error'),"
+                                " (SELECT count(*) FROM faces), (SELECT count(*) FROM persons),"
+                                " (SELECT count(*) FROM clusters)",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "counting photos and faces");
+    int ret = 0;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out->photos = sqlite3_column_int64(st, 0);
+        out->photos_ok = sqlite3_column_int64(st, 1);
+        out->photos_no_faces = sqlite3_column_int64(st, 2);
+        out->photos_error = sqlite3_column_int64(st, 3);
+        out->faces = sqlite3_column_int64(st, 4);
+        out->persons = sqlite3_column_int64(st, 5);
+        out->clusters = sqlite3_column_int64(st, 6);
+    } else {
+        ret = fn_store_fail(s, rc, "counting photos and faces");
+    }
+    sqlite3_finalize(st);
+    return ret;
+}

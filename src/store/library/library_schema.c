@@ -1,0 +1,89 @@
+/* library_schema.c: the "library" component of the schema and its migrations.
+ *
+ * Append-only: a released migration never changes; a new column or index is a new entry at the end
+ * of `migrations`. Paths are absolute and normalised (see library_store.h). Vectors are stored as
+ * BLOBs of native float32 (landmarks 68x2, descriptor 128), thumbnails as JPEG BLOBs, times as
+ * epoch milliseconds except mtime (ns, as stat gives it) and taken_at (EXIF, epoch seconds). */
+#include <string.h>
+
+#include "facenames/error.h"
+#include "store/library/library_store.h"
+
+static const fn_migration migrations[] = {
+    {1, "CREATE TABLE photos ("
+        "  id INTEGER PRIMARY KEY,"
+        "  path TEXT NOT NULL UNIQUE,"
+        "  size INTEGER NOT NULL,"
+        "  mtime_ns INTEGER NOT NULL,"
+        "  hash INTEGER NOT NULL DEFAULT 0,"
+        "  width INTEGER NOT NULL DEFAULT 0,"
+        "  height INTEGER NOT NULL DEFAULT 0,"
+        "  taken_at INTEGER,"
+        "  format TEXT,"
+        "  status TEXT NOT NULL CHECK (status IN ('ok', 'no_faces', 'error')),"
+        "  error_code TEXT,"
+        "  faces_skipped_small INTEGER NOT NULL DEFAULT 0,"
+        "  ingested_at INTEGER NOT NULL,"
+        "  job_id INTEGER"
+        ");"
+        "CREATE INDEX photos_status ON photos(status);"
+        "CREATE TABLE persons ("
+        "  id INTEGER PRIMARY KEY,"
+        "  name TEXT NOT NULL,"
+        "  created_at INTEGER NOT NULL"
+        ");"
+        "CREATE TABLE clusters ("
+        "  id INTEGER PRIMARY KEY,"
+        "  label TEXT,"
+        "  job_id INTEGER,"
+        "  created_at INTEGER NOT NULL"
+        ");"
+        "CREATE TABLE faces ("
+        "  id INTEGER PRIMARY KEY,"
+        "  photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,"
+        "  x REAL NOT NULL, y REAL NOT NULL, width REAL NOT NULL, height REAL NOT NULL,"
+        "  score REAL NOT NULL,"
+        "  landmarks BLOB,"
+        "  descriptor BLOB,"
+        "  thumbnail BLOB,"
+        "  person_id INTEGER REFERENCES persons(id) ON DELETE SET NULL,"
+        "  cluster_id INTEGER REFERENCES clusters(id) ON DELETE SET NULL,"
+        "  origin TEXT NOT NULL DEFAULT 'auto' CHECK (origin IN ('auto', 'user')),"
+        "  created_at INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX faces_photo ON faces(photo_id);"
+        "CREATE INDEX faces_person ON faces(person_id);"
+        "CREATE INDEX faces_cluster ON faces(cluster_id);"
+        "CREATE TABLE audit_log ("
+        "  id INTEGER PRIMARY KEY,"
+        "  at INTEGER NOT NULL,"
+        "  actor TEXT NOT NULL,"
+        "  action TEXT NOT NULL,"
+        "  detail TEXT,"
+        "  job_id INTEGER"
+        ");"},
+};
+
+int fn_library_migrate(fn_store *s)
+{
+    return fn_store_migrate(s, "library", migrations, sizeof migrations / sizeof migrations[0]);
+}
+
+static const char *const status_names[] = {"ok", "no_faces", "error"};
+
+const char *fn_photo_status_name(fn_photo_status s)
+{
+    if ((unsigned)s < 3) return status_names[s];
+    return "unknown";
+}
+
+int fn_photo_status_parse(const char *s, fn_photo_status *out)
+{
+    for (int i = 0; s && i < 3; i++) {
+        if (strcmp(s, status_names[i]) == 0) {
+            *out = (fn_photo_status)i;
+            return 0;
+        }
+    }
+    return FN_ERR_INVALID;
+}

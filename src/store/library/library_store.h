@@ -1,0 +1,174 @@
+/* library_store.h: the library part of the schema (photos, faces, persons, clusters, audit_log) and
+ * the rows the tasks and the CLI read and write (internal; SQL stays in src/store).
+ *
+ * What must stay true:
+ * - A photo is keyed by its absolute, normalised path (realpath), so a library opened from another
+ *   working directory still finds its photos. Callers pass such paths; these functions do not
+ *   resolve them (they may be called for files that no longer exist).
+ * - Replacing a photo's faces replaces only the faces the pipeline found (origin 'auto'); faces a
+ *   user drew (origin 'user') are kept.
+ * - Writes happen inside an fn_store_tx (the job engine's batch transaction), so a batch's photos,
+ *   its faces, the checkpoint and the progress commit together or not at all.
+ *
+ * Threading: like fn_store, one connection per thread. fn_library_reader caches prepared
+ * statements for the hot lookups (a rerun over 100k photos does 100k lookups). */
+#ifndef FN_STORE_LIBRARY_STORE_H
+#define FN_STORE_LIBRARY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Brings the "library" component of the schema up to date (idempotent). */
+int fn_library_migrate(fn_store *s);
+
+/* ---- Rows -------------------------------------------------------------------------------------
+ */
+
+typedef enum fn_photo_status {
+    FN_PHOTO_OK = 0,       /* processed, at least one face */
+    FN_PHOTO_NO_FACES = 1, /* processed, no face found */
+    FN_PHOTO_ERROR = 2,    /* the last attempt failed (error_code says why) */
+} fn_photo_status;
+
+const char *fn_photo_status_name(fn_photo_status s); /* "ok", "no_faces", "error" */
+int fn_photo_status_parse(const char *s, fn_photo_status *out);
+
+typedef struct fn_photo_row {
+    int64_t id;
+    char *path;        /* owned by the row */
+    int64_t size;      /* bytes */
+    int64_t mtime_ns;  /* modification time, ns since the epoch */
+    uint64_t hash;     /* content hash (fn_content_hash), 0 when not computed */
+    int width, height; /* oriented full size, 0 when unknown */
+    int64_t taken_at;  /* EXIF capture time, epoch seconds, -1 when absent */
+    char format[16];   /* "jpeg", "png", ... */
+    fn_photo_status status;
+    char error_code[32];     /* fn_errname of the last failure, "" when none */
+    int n_faces;             /* faces stored for the photo (auto and user) */
+    int faces_skipped_small; /* faces dropped by min_face_size at the last ingest */
+    int64_t ingested_at;     /* epoch ms of the last ingest */
+    int64_t job_id;          /* the job that last wrote the row */
+} fn_photo_row;
+
+void fn_photo_row_clear(fn_photo_row *r); /* frees path; NULL-safe */
+
+typedef struct fn_face_row {
+    int64_t id;
+    int64_t photo_id;
+    char *photo_path; /* owned by the row (filled by listings) */
+    float x, y, width, height, score;
+    int64_t person_id;  /* 0 when not assigned */
+    int64_t cluster_id; /* 0 when not assigned */
+    int origin_user;    /* 0 auto, 1 user */
+    int has_landmarks, has_descriptor;
+    float landmarks[68][2]; /* filled when the listing asks for them */
+    float descriptor[128];
+    size_t thumb_len; /* bytes of the JPEG thumbnail (the blob itself is not loaded) */
+} fn_face_row;
+
+void fn_face_row_clear(fn_face_row *r);
+
+/* ---- Writing (inside the batch transaction) ---------------------------------------------------
+ */
+
+typedef struct fn_face_put {
+    float x, y, width, height, score;
+    const float (*landmarks)[2]; /* 68 points or NULL */
+    const float *descriptor;     /* 128 floats or NULL */
+    const uint8_t *thumb_jpeg;   /* or NULL */
+    size_t thumb_len;
+} fn_face_put;
+
+typedef enum fn_photo_put_kind {
+    FN_PUT_RESULT = 0, /* processed: upsert the photo and replace its auto faces */
+    FN_PUT_ERROR = 1,  /* failed: upsert the photo as status error, keep its faces */
+    FN_PUT_TOUCH = 2,  /* unchanged content (hash matched): only record the new mtime */
+} fn_photo_put_kind;
+
+typedef struct fn_photo_put {
+    fn_photo_put_kind kind;
+    const char *path;
+    int64_t size, mtime_ns;
+    uint64_t hash;
+    int width, height;
+    int64_t taken_at;
+    const char *format;     /* may be NULL */
+    const char *error_code; /* FN_PUT_ERROR */
+    int faces_skipped_small;
+    const fn_face_put *faces;
+    size_t n_faces;
+    int64_t job_id;
+} fn_photo_put;
+
+/* Writes `n` photos (each with its faces) in the caller's open transaction, preparing each
+ * statement once for the whole batch. On error returns it (the caller rolls back) with the message
+ * in fn_store_errmsg(fn_store_tx_store(tx)). photo_ids (may be NULL) gets each photo's id. */
+int fn_library_put_photos(fn_store_tx *tx, const fn_photo_put *p, size_t n, int64_t *photo_ids);
+
+/* Appends an audit entry (actor "user" or a job, action e.g. "face.rename", detail JSON or NULL).
+ */
+int fn_library_audit(fn_store_tx *tx, const char *actor, const char *action, const char *detail,
+                     int64_t job_id);
+
+/* ---- Reading ----------------------------------------------------------------------------------
+ */
+
+/* A connection's cached statements for the hot lookups. Free before the store. */
+typedef struct fn_library_reader fn_library_reader;
+int fn_library_reader_new(fn_store *s, fn_library_reader **out);
+void fn_library_reader_free(fn_library_reader *r);
+
+/* Holds (on != 0) or releases (on == 0) one read transaction across many lookups: without it,
+ * every lookup opens and closes its own, which costs a handful of lock system calls each. Release
+ * it before waiting on anything, so the database's WAL can be checkpointed. Idempotent. */
+int fn_library_reader_hold(fn_library_reader *r, int on);
+
+/* Looks up the photo stored under `path`. 0 and *out filled (caller clears), FN_ERR_NOT_FOUND when
+ * there is none, or another error. */
+int fn_library_photo_by_path(fn_library_reader *r, const char *path, fn_photo_row *out);
+int fn_library_photo_by_id(fn_library_reader *r, int64_t id, fn_photo_row *out);
+
+/* What ingest needs to decide whether a file changed: the cheapest lookup (one index probe). */
+typedef struct fn_photo_probe {
+    int64_t id, size, mtime_ns, ingested_at;
+    uint64_t hash;
+    fn_photo_status status;
+} fn_photo_probe;
+int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_probe *out);
+
+typedef struct fn_photo_filter {
+    int status;              /* fn_photo_status, or -1 for any */
+    const char *path_prefix; /* only photos under this directory, or NULL */
+    size_t limit;            /* 0: no limit */
+    size_t offset;
+} fn_photo_filter;
+
+/* Calls `cb` for each photo matching `f` (NULL: all), ordered by path. The row lives for the
+ * call. A nonzero return from cb stops the listing and is returned. */
+typedef int (*fn_photo_cb)(const fn_photo_row *row, void *arg);
+int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb, void *arg);
+
+typedef struct fn_face_filter {
+    int64_t photo_id;     /* 0: any */
+    int64_t person_id;    /* 0: any; -1: unassigned */
+    int64_t cluster_id;   /* 0: any; -1: unassigned */
+    int with_vectors;     /* fill landmarks and descriptor */
+    size_t limit, offset; /* limit 0: no limit */
+} fn_face_filter;
+
+/* Calls `cb` for each face matching `f` (NULL: all), ordered by photo path then face id. */
+typedef int (*fn_face_cb)(const fn_face_row *row, void *arg);
+int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, void *arg);
+
+/* Reads one face's JPEG thumbnail (caller frees *jpeg). */
+int fn_library_face_thumbnail(fn_store *s, int64_t face_id, uint8_t **jpeg, size_t *len);
+
+typedef struct fn_library_counts {
+    int64_t photos, photos_ok, photos_no_faces, photos_error;
+    int64_t faces, persons, clusters;
+} fn_library_counts;
+int fn_library_count(fn_store *s, fn_library_counts *out);
+
+#endif

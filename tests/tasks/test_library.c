@@ -1,0 +1,276 @@
+/* test_library.c: the library schema and its rows: migration is idempotent, a photo is upserted
+ * by path and its auto faces replaced (user faces kept), a failure keeps the faces, a touch only
+ * moves the mtime, vectors round-trip bit for bit, listings filter and order, and a rolled-back
+ * batch leaves nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "facenames/error.h"
+#include "store/library/library_store.h"
+
+static char dir[256];
+static fn_store *s;
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/fn-lib-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[300], err[256];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    assert_int_equal(fn_store_open(path, 1000, &s, err, sizeof err), 0);
+    assert_int_equal(fn_library_migrate(s), 0);
+    assert_int_equal(fn_library_migrate(s), 0); /* idempotent */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fn_store_close(s);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static float lm[3][68][2], desc[3][128];
+static const uint8_t thumb[] = {0xff, 0xd8, 0xff, 0xd9};
+
+static fn_face_put face(int i)
+{
+    for (int k = 0; k < 68; k++) {
+        lm[i][k][0] = (float)(i * 100 + k) + 0.25f;
+        lm[i][k][1] = (float)k * 0.5f;
+    }
+    for (int k = 0; k < 128; k++)
+        desc[i][k] = (float)(k - 64) / 64.0f + (float)i * 1e-3f;
+    fn_face_put f = {.x = 10.5f * (float)(i + 1),
+                     .y = 20,
+                     .width = 50,
+                     .height = 60,
+                     .score = 0.9f,
+                     .landmarks = (const float(*)[2])lm[i],
+                     .descriptor = desc[i],
+                     .thumb_jpeg = thumb,
+                     .thumb_len = sizeof thumb};
+    return f;
+}
+
+static int put(const fn_photo_put *p, size_t n)
+{
+    fn_store_tx *tx;
+    assert_int_equal(fn_store_begin(s, &tx), 0);
+    int rc = fn_library_put_photos(tx, p, n, NULL);
+    if (rc == 0)
+        rc = fn_store_commit(tx);
+    else
+        fn_store_rollback(tx);
+    return rc;
+}
+
+static int count_cb(const fn_face_row *r, void *arg)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int faces_of(int64_t photo_id)
+{
+    int n = 0;
+    fn_face_filter f = {.photo_id = photo_id};
+    assert_int_equal(fn_library_faces_each(s, &f, count_cb, &n), 0);
+    return n;
+}
+
+static int check_vectors_cb(const fn_face_row *r, void *arg)
+{
+    int *i = arg;
+    assert_true(r->has_landmarks && r->has_descriptor);
+    assert_memory_equal(r->landmarks, lm[*i], sizeof lm[0]);
+    assert_memory_equal(r->descriptor, desc[*i], sizeof desc[0]);
+    assert_int_equal(r->thumb_len, sizeof thumb);
+    assert_non_null(strstr(r->photo_path, "/photos/a.jpg"));
+    (*i)++;
+    return 0;
+}
+
+static void test_put_lookup_replace(void **state)
+{
+    (void)state;
+    fn_face_put faces[2] = {face(0), face(1)};
+    fn_photo_put p = {.kind = FN_PUT_RESULT,
+                      .path = "/photos/a.jpg",
+                      .size = 1000,
+                      .mtime_ns = 123456789,
+                      .hash = 0xfeedbeefULL,
+                      .width = 640,
+                      .height = 480,
+                      .taken_at = 1700000000,
+                      .format = "jpeg",
+                      .faces = faces,
+                      .n_faces = 2,
+                      .faces_skipped_small = 3,
+                      .job_id = 7};
+    fn_photo_put q = {.kind = FN_PUT_RESULT,
+                      .path = "/photos/b.jpg",
+                      .size = 5,
+                      .mtime_ns = 1,
+                      .taken_at = -1,
+                      .job_id = 7};
+    fn_photo_put both[2] = {p, q};
+    assert_int_equal(put(both, 2), 0);
+
+    fn_library_reader *r;
+    assert_int_equal(fn_library_reader_new(s, &r), 0);
+    fn_photo_row row;
+    assert_int_equal(fn_library_photo_by_path(r, "/photos/a.jpg", &row), 0);
+    assert_int_equal(row.size, 1000);
+    assert_int_equal(row.mtime_ns, 123456789);
+    assert_true(row.hash == 0xfeedbeefULL);
+    assert_int_equal(row.width, 640);
+    assert_int_equal(row.taken_at, 1700000000);
+    assert_string_equal(row.format, "jpeg");
+    assert_int_equal(row.status, FN_PHOTO_OK);
+    assert_int_equal(row.n_faces, 2);
+    assert_int_equal(row.faces_skipped_small, 3);
+    assert_int_equal(row.job_id, 7);
+    int64_t id = row.id;
+    fn_photo_row_clear(&row);
+    assert_int_equal(fn_library_photo_by_path(r, "/photos/none.jpg", &row), FN_ERR_NOT_FOUND);
+    assert_int_equal(fn_library_photo_by_path(r, "/photos/b.jpg", &row), 0);
+    assert_int_equal(row.status, FN_PHOTO_NO_FACES);
+    assert_int_equal(row.taken_at, -1);
+    fn_photo_row_clear(&row);
+
+    int i = 0;
+    fn_face_filter f = {.photo_id = id, .with_vectors = 1};
+    assert_int_equal(fn_library_faces_each(s, &f, check_vectors_cb, &i), 0);
+    assert_int_equal(i, 2);
+
+    /* a user-drawn face survives re-ingest; auto faces are replaced */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO faces (photo_id, x, y, width, height, score, origin, created_at)"
+             " VALUES (%lld, 1, 1, 5, 5, 1, 'user', 0)",
+             (long long)id);
+    assert_int_equal(sqlite3_exec(fn_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    fn_face_put one = face(2);
+    p.faces = &one;
+    p.n_faces = 1;
+    p.size = 1001;
+    assert_int_equal(put(&p, 1), 0);
+    assert_int_equal(faces_of(id), 2); /* 1 new auto + 1 user */
+    assert_int_equal(fn_library_photo_by_path(r, "/photos/a.jpg", &row), 0);
+    assert_int_equal(row.id, id); /* same row, upserted */
+    assert_int_equal(row.size, 1001);
+    fn_photo_row_clear(&row);
+
+    /* a failure keeps the faces and records the code */
+    fn_photo_put e = {.kind = FN_PUT_ERROR,
+                      .path = "/photos/a.jpg",
+                      .size = 3,
+                      .mtime_ns = 9,
+                      .error_code = "corrupt"};
+    assert_int_equal(put(&e, 1), 0);
+    assert_int_equal(faces_of(id), 2);
+    assert_int_equal(fn_library_photo_by_id(r, id, &row), 0);
+    assert_int_equal(row.status, FN_PHOTO_ERROR);
+    assert_string_equal(row.error_code, "corrupt");
+    fn_photo_row_clear(&row);
+
+    /* a touch moves only the mtime */
+    fn_photo_put t = {.kind = FN_PUT_TOUCH, .path = "/photos/b.jpg", .mtime_ns = 42};
+    assert_int_equal(put(&t, 1), 0);
+    assert_int_equal(fn_library_photo_by_path(r, "/photos/b.jpg", &row), 0);
+    assert_int_equal(row.mtime_ns, 42);
+    assert_int_equal(row.size, 5);
+    fn_photo_row_clear(&row);
+    fn_library_reader_free(r);
+}
+
+static int list_cb(const fn_photo_row *r, void *arg)
+{
+    char *out = arg;
+    strcat(out, r->path);
+    strcat(out, " ");
+    return 0;
+}
+
+static void test_listing_and_counts(void **state)
+{
+    (void)state;
+    fn_photo_put p[3] = {
+        {.kind = FN_PUT_RESULT, .path = "/photos/sub/c.jpg", .size = 1, .taken_at = -1},
+        {.kind = FN_PUT_RESULT, .path = "/photos/sub0.jpg", .size = 1, .taken_at = -1},
+        {.kind = FN_PUT_ERROR, .path = "/other/d.jpg", .size = 1, .error_code = "truncated"},
+    };
+    assert_int_equal(put(p, 3), 0);
+    char out[1024] = "";
+    fn_photo_filter f = {.status = -1, .path_prefix = "/photos/sub/"};
+    assert_int_equal(fn_library_photos_each(s, &f, list_cb, out), 0);
+    assert_string_equal(out, "/photos/sub/c.jpg ");
+    out[0] = 0;
+    f.path_prefix = "/photos";
+    f.limit = 2;
+    assert_int_equal(fn_library_photos_each(s, &f, list_cb, out), 0);
+    assert_string_equal(out, "/photos/a.jpg /photos/b.jpg ");
+    out[0] = 0;
+    fn_photo_filter e = {.status = FN_PHOTO_ERROR};
+    assert_int_equal(fn_library_photos_each(s, &e, list_cb, out), 0);
+    assert_string_equal(out, "/other/d.jpg /photos/a.jpg ");
+    fn_library_counts c;
+    assert_int_equal(fn_library_count(s, &c), 0);
+    assert_int_equal(c.photos, 5);
+    assert_int_equal(c.photos_error, 2);
+    assert_int_equal(c.faces, 2);
+    uint8_t *jpeg;
+    size_t len;
+    assert_int_equal(fn_library_face_thumbnail(s, 4, &jpeg, &len), 0);
+    assert_int_equal(len, sizeof thumb);
+    free(jpeg);
+}
+
+static int fail_write(fn_store_tx *tx)
+{
+    fn_face_put f = face(0);
+    fn_photo_put p = {.kind = FN_PUT_RESULT,
+                      .path = "/photos/rolled.jpg",
+                      .faces = &f,
+                      .n_faces = 1,
+                      .taken_at = -1};
+    assert_int_equal(fn_library_put_photos(tx, &p, 1, NULL), 0);
+    return FN_ERR_IO;
+}
+
+static void test_rollback_leaves_nothing(void **state)
+{
+    (void)state;
+    fn_library_counts before, after;
+    assert_int_equal(fn_library_count(s, &before), 0);
+    fn_store_tx *tx;
+    assert_int_equal(fn_store_begin(s, &tx), 0);
+    assert_int_equal(fail_write(tx), FN_ERR_IO);
+    fn_store_rollback(tx);
+    assert_int_equal(fn_library_count(s, &after), 0);
+    assert_int_equal(after.photos, before.photos);
+    assert_int_equal(after.faces, before.faces);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_lookup_replace),
+        cmocka_unit_test(test_listing_and_counts),
+        cmocka_unit_test(test_rollback_leaves_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
