@@ -288,6 +288,10 @@ int fn_job_commit(fn_job_ctx *ctx, fn_commit_write_fn write, void *arg);
  * can keep per-slot scratch memory. Must not call fn_job_* functions other than counters/observe. */
 typedef void (*fn_parallel_fn)(size_t i, int worker, void *arg);
 int fn_job_parallel_for(fn_job_ctx *ctx, size_t n, fn_parallel_fn fn, void *arg);
+
+/* The number of worker slots fn_job_parallel_for may use: the engine's planned worker threads
+ * (1 in inline mode), capped by workers.cpu_max. Constant once the engine is started, so a handler
+ * may size per-slot scratch from it once. */
 int fn_job_parallelism(const fn_job_ctx *ctx);
 
 #ifdef __cplusplus

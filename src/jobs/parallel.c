@@ -13,9 +13,9 @@
 int fn_job_parallelism(const fn_job_ctx *ctx)
 {
     fn_engine *e = ctx->e;
-    pthread_mutex_lock(&e->mu);
-    int n = e->n_threads;
-    pthread_mutex_unlock(&e->mu);
+    /* The planned worker count, not the threads started so far: it is fixed before the first
+     * worker starts, so a handler that sizes per-slot scratch from it never sees it grow. */
+    int n = e->n_workers_alloc;
     if (n > ctx->e->cfg.workers_cpu_max) n = ctx->e->cfg.workers_cpu_max;
     return n > 0 ? n : 1;
 }

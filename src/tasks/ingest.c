@@ -349,11 +349,9 @@ static int setup(run *r, fn_job_ctx *ctx)
     st->models_which = FN_MODEL_LANDMARKS | FN_MODEL_RECOGNITION |
                        (st->opts.detector == FN_DETECTOR_TINY ? FN_MODEL_TINY : FN_MODEL_SSD);
     st->models_dir = cfg->models_dir;
-    /* Slots for every worker the job could ever get: fn_job_parallelism() can grow while the job
-     * runs (worker threads still starting), and is never above workers.cpu_max. */
+    /* One slot (its own fn_vision, made on first use) per worker the job can fan out to; the
+     * engine keeps fn_job_parallelism() constant once started. */
     st->n_slots = fn_job_parallelism(ctx);
-    if (st->n_slots < cfg->workers_cpu_max) st->n_slots = cfg->workers_cpu_max;
-    if (st->n_slots < 1) st->n_slots = 1;
     if (!(st->slots = calloc((size_t)st->n_slots, sizeof *st->slots))) return FN_ERR_NOMEM;
     if (!(r->hashbuf = malloc(1 << 20))) return FN_ERR_NOMEM;
 
