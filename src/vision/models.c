@@ -1,0 +1,126 @@
+/* models.c: finds, loads and binds the face-api models a caller asks for.
+ *
+ * Each model is a `<name>-weights_manifest.json` plus its `.bin` in one directory; weights.c reads
+ * and dequantizes them and the nets' bind functions (ssd.c, tiny.c, landmarks.c, recognition.c)
+ * check every tensor's name and shape. What must stay true: a returned fn_models is complete for
+ * the bits asked for and never changes afterwards (workers share it without locks); on any failure
+ * nothing is returned and the message names the file and the install command. */
+#include "vision/models.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef FN_MODELS_DIR
+#define FN_MODELS_DIR "models"
+#endif
+
+#define INSTALL_HINT "install the models with scripts/bootstrap (from the facenames source tree)"
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *fn_models_default_dir(void)
+{
+    const char *env = getenv("FACENAMES_MODELS");
+    return env && *env ? env : FN_MODELS_DIR;
+}
+
+/* Loads `<dir>/<file>-weights_manifest.json` into *w. */
+static int load_one(const char *dir, const char *file, fn_weights **w, char *err, size_t errlen)
+{
+    size_t len = strlen(dir) + strlen(file) + sizeof "/-weights_manifest.json";
+    char *path = malloc(len);
+    if (!path) return fail(err, errlen, FN_ERR_NOMEM, "out of memory");
+    snprintf(path, len, "%s/%s-weights_manifest.json", dir, file);
+    int rc = fn_weights_load(path, w, err, errlen);
+    if (rc == FN_ERR_NOT_FOUND)
+        rc = fail(err, errlen, FN_ERR_MODEL, "%s: model file missing; %s", path, INSTALL_HINT);
+    free(path);
+    return rc;
+}
+
+int fn_models_load(const char *dir, unsigned which, fn_models **out, char *err, size_t errlen)
+{
+    if (out) *out = NULL;
+    if (!out) return fail(err, errlen, FN_ERR_INVALID, "fn_models_load: invalid arguments");
+    if (!dir || !*dir) dir = fn_models_default_dir();
+    which &= FN_MODEL_ALL;
+    if (!which) return fail(err, errlen, FN_ERR_INVALID, "fn_models_load: no model requested");
+    /* Before any network can run: OpenBLAS single-threaded (each worker runs its own GEMMs) and
+     * libvips set up, even for callers that never load an image through us. */
+    if (fn_vision_init() != 0)
+        return fail(err, errlen, FN_ERR_UNSUPPORTED, "libvips could not be initialised");
+
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail(err, errlen, FN_ERR_NOT_FOUND,
+                    "%s: model directory not found (set FACENAMES_MODELS or %s)", dir,
+                    INSTALL_HINT);
+
+    fn_models *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup(dir))) {
+        free(m);
+        return fail(err, errlen, FN_ERR_NOMEM, "out of memory");
+    }
+    m->which = which;
+    int rc = 0;
+    if (!rc && (which & FN_MODEL_SSD)) {
+        rc = load_one(dir, "ssd_mobilenetv1_model", &m->w_ssd, err, errlen);
+        if (!rc) rc = fn_ssd_bind(m->w_ssd, &m->ssd, err, errlen);
+    }
+    if (!rc && (which & FN_MODEL_TINY)) {
+        rc = load_one(dir, "tiny_face_detector_model", &m->w_tiny, err, errlen);
+        if (!rc) rc = fn_tiny_bind(m->w_tiny, &m->tiny, err, errlen);
+    }
+    if (!rc && (which & FN_MODEL_LANDMARKS)) {
+        rc = load_one(dir, "face_landmark_68_model", &m->w_landmarks, err, errlen);
+        if (!rc) rc = fn_landmark_bind(m->w_landmarks, 0, &m->landmarks, err, errlen);
+    }
+    if (!rc && (which & FN_MODEL_LANDMARKS_TINY)) {
+        rc = load_one(dir, "face_landmark_68_tiny_model", &m->w_landmarks_tiny, err, errlen);
+        if (!rc) rc = fn_landmark_bind(m->w_landmarks_tiny, 1, &m->landmarks_tiny, err, errlen);
+    }
+    if (!rc && (which & FN_MODEL_RECOGNITION)) {
+        rc = load_one(dir, "face_recognition_model", &m->w_recognition, err, errlen);
+        if (!rc) rc = fn_recog_bind(m->w_recognition, &m->recognition, err, errlen);
+    }
+    if (rc) {
+        fn_models_free(m);
+        /* A bind failure is a model problem whatever code the net returned. */
+        return rc == FN_ERR_NOMEM ? rc : FN_ERR_MODEL;
+    }
+    *out = m;
+    return 0;
+}
+
+void fn_models_free(fn_models *m)
+{
+    if (!m) return;
+    fn_ssd_free(m->ssd);
+    fn_tiny_free(m->tiny);
+    fn_landmark_free(m->landmarks);
+    fn_landmark_free(m->landmarks_tiny);
+    fn_recog_free(m->recognition);
+    fn_weights_free(m->w_ssd);
+    fn_weights_free(m->w_tiny);
+    fn_weights_free(m->w_landmarks);
+    fn_weights_free(m->w_landmarks_tiny);
+    fn_weights_free(m->w_recognition);
+    free(m->dir);
+    free(m);
+}

@@ -1,0 +1,33 @@
+/* models.h: what a loaded fn_models holds (internal to src/vision).
+ *
+ * models.c fills it (fn_models_load) and pipeline.c reads it. After fn_models_load returns it is
+ * immutable: every worker thread reads the same weights and bound networks without locks. A model
+ * that was not asked for (its bit missing from `which`) has NULL weights and a NULL net; code that
+ * needs a model must check its net pointer and report FN_ERR_MODEL when it is NULL. */
+#ifndef FN_VISION_MODELS_H
+#define FN_VISION_MODELS_H
+
+#include "facenames/vision.h"
+#include "vision/nets.h"
+#include "vision/weights.h"
+
+struct fn_models {
+    unsigned which; /* fn_model_kind bits that were loaded */
+    char *dir;      /* the directory they came from (for messages) */
+
+    /* The dequantized weights, one set per model file; the nets below point into them. */
+    fn_weights *w_ssd;
+    fn_weights *w_tiny;
+    fn_weights *w_landmarks;
+    fn_weights *w_landmarks_tiny;
+    fn_weights *w_recognition;
+
+    /* The bound networks (NULL when not loaded). */
+    fn_ssd_net *ssd;
+    fn_tiny_net *tiny;
+    fn_landmark_net *landmarks;      /* FaceLandmark68Net */
+    fn_landmark_net *landmarks_tiny; /* FaceLandmark68TinyNet */
+    fn_recog_net *recognition;
+};
+
+#endif
