@@ -78,6 +78,41 @@ int cli_job_exit_code(const fn_job_info *job);
  * grouped by code, to `out`. Used by `jobs show` and the default end-of-run summary. */
 void cli_print_progress_lines(const char *progress_json, FILE *out, const char *indent);
 
+/* ---- Reading the library directly (cli_library.c) ----------------------------------------------
+ * For the commands that read the library without the engine (`photos`, `faces`); the store types
+ * are only named here, so the other commands need not include the store's headers. */
+struct fn_store;
+struct fn_library_reader;
+struct fn_photo_row;
+struct json_t;
+
+/* Opens <library>/library.db (migrating it): 0 and *out when opened, 1 (*out NULL) when there is
+ * no library yet, -1 on error (message printed). Close *out with fn_store_close. */
+int cli_library_open(cli_ctx *ctx, struct fn_store **out);
+
+/* Looks up photo `which`, a photo id or a path (made absolute when it exists), into *row: the
+ * store's fn_library_photo_by_id/_by_path code (FN_ERR_NOT_FOUND when there is no such photo). */
+int cli_library_photo(struct fn_library_reader *r, const char *which, struct fn_photo_row *row);
+
+/* Matches "--limit N" (N >= 1) as cli_opt_value does: 1 and sets *limit, 0 if argv[*i] is another
+ * argument, -1 on a usage error (message printed, return CLI_EXIT_USAGE). */
+int cli_opt_limit(cli_ctx *ctx, const char *cmd, char **argv, int argc, int *i, size_t *limit);
+
+/* A list printed as a table (rows added with cli_list_row, printed at the end) or, with json, as a
+ * JSON array streamed row by row (cli_list_json). n counts the rows. */
+typedef struct cli_list {
+    int json, first;
+    size_t n;
+    cli_table *t;
+} cli_list;
+void cli_list_begin(cli_list *l, int json, int ncols, const char *const *headers, const int *right);
+/* Prints `o` (json_dumps flags) as the next element and releases it. */
+void cli_list_json(cli_list *l, struct json_t *o, size_t flags);
+void cli_list_row(cli_list *l, const char *const *cells);
+/* Ends the array, or prints the table, or "no <what>" (" (the library is empty)" with
+ * no_library) when there was no row; frees the table. */
+void cli_list_end(cli_list *l, const char *what, int no_library);
+
 /* ---- Terminal output shared with a progress line (cli_progress.c) -----------------------------
  */
 

@@ -20,27 +20,6 @@ static const char usage[] =
     "list: the photos in the library, by path, with size, faces and status.\n"
     "show: one photo (by id or by path) and its faces.\n";
 
-/* Opens <library>/library.db; 1 when there is no library yet, 0 when opened, -1 on error. */
-static int open_library(cli_ctx *ctx, fn_store **out)
-{
-    char path[4200];
-    *out = NULL;
-    snprintf(path, sizeof path, "%s/library.db", ctx->library_dir);
-    if (access(path, F_OK) != 0) return 1;
-    char err[1024];
-    if (fn_store_open(path, ctx->cfg.db_busy_timeout_ms, out, err, sizeof err) < 0) {
-        cli_error(ctx, "%s", err);
-        return -1;
-    }
-    if (fn_library_migrate(*out) < 0) {
-        cli_error(ctx, "%s", fn_store_errmsg(*out));
-        fn_store_close(*out);
-        *out = NULL;
-        return -1;
-    }
-    return 0;
-}
-
 static json_t *photo_json(const fn_photo_row *r)
 {
     char hash[20];
@@ -61,24 +40,11 @@ static json_t *photo_json(const fn_photo_row *r)
     return o;
 }
 
-typedef struct list_state {
-    int json;
-    int first;
-    cli_table *t;
-    size_t n;
-} list_state;
-
 static int list_cb(const fn_photo_row *r, void *arg)
 {
-    list_state *ls = arg;
-    ls->n++;
+    cli_list *ls = arg;
     if (ls->json) {
-        json_t *o = photo_json(r);
-        char *s = json_dumps(o, JSON_COMPACT);
-        printf("%s\n  %s", ls->first ? "" : ",", s ? s : "null");
-        ls->first = 0;
-        free(s);
-        json_decref(o);
+        cli_list_json(ls, photo_json(r), JSON_COMPACT);
         return 0;
     }
     char id[24], size[32], dims[32], faces[16];
@@ -89,7 +55,7 @@ static int list_cb(const fn_photo_row *r, void *arg)
     const char *status =
         r->status == FN_PHOTO_ERROR ? r->error_code : fn_photo_status_name(r->status);
     const char *cells[] = {id, r->path, size, r->width ? dims : "-", faces, status};
-    cli_table_add(ls->t, cells);
+    cli_list_row(ls, cells);
     return 0;
 }
 
@@ -102,7 +68,6 @@ static int photos_list(cli_ctx *ctx, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *v;
         int m;
-        long long n;
         if (cli_is_help(argv[i])) {
             fputs(usage, stdout);
             return CLI_EXIT_OK;
@@ -119,11 +84,8 @@ static int photos_list(cli_ctx *ctx, int argc, char **argv)
             under = realpath(v, NULL);
             if (!under) under = strdup(v);
             f.path_prefix = under;
-        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--limit", &v)) != 0) {
+        } else if ((m = cli_opt_limit(ctx, cmd, argv, argc, &i, &f.limit)) != 0) {
             if (m < 0) return CLI_EXIT_USAGE;
-            if (cli_parse_ll(v, 1, LLONG_MAX, &n) < 0)
-                return cli_usage_error(ctx, cmd, "--limit wants a positive number");
-            f.limit = (size_t)n;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else {
@@ -132,25 +94,17 @@ static int photos_list(cli_ctx *ctx, int argc, char **argv)
         }
     }
     fn_store *s = NULL;
-    int o = open_library(ctx, &s);
+    int o = cli_library_open(ctx, &s);
     if (o < 0) {
         free(under);
         return CLI_EXIT_FAILURE;
     }
     static const char *const headers[] = {"ID", "PATH", "SIZE", "PIXELS", "FACES", "STATUS"};
     static const int right[] = {1, 0, 1, 1, 1, 0};
-    list_state ls = {.json = json, .first = 1};
-    if (!json) ls.t = cli_table_new(6, headers, right);
-    if (json) printf("[");
+    cli_list ls;
+    cli_list_begin(&ls, json, 6, headers, right);
     int rc = o == 0 ? fn_library_photos_each(s, &f, list_cb, &ls) : 0;
-    if (json) printf("%s]\n", ls.n ? "\n" : "");
-    if (!json) {
-        if (ls.n)
-            cli_table_print(ls.t, stdout);
-        else
-            printf("no photos%s\n", o == 1 ? " (the library is empty)" : "");
-        cli_table_free(ls.t);
-    }
+    cli_list_end(&ls, "photos", o == 1);
     if (rc < 0) cli_error(ctx, "listing photos: %s", fn_store_errmsg(s));
     fn_store_close(s);
     free(under);
@@ -189,22 +143,13 @@ static int photos_show(cli_ctx *ctx, int argc, char **argv)
     }
     if (!which) return cli_usage_error(ctx, cmd, "name a photo by id or path");
     fn_store *s = NULL;
-    int o = open_library(ctx, &s);
+    int o = cli_library_open(ctx, &s);
     if (o < 0) return CLI_EXIT_FAILURE;
     if (o == 1) return cli_error(ctx, "no photo %s (the library is empty)", which);
     fn_library_reader *r = NULL;
     fn_photo_row row;
     int rc = fn_library_reader_new(s, &r);
-    long long id;
-    if (rc == 0) {
-        if (cli_parse_ll(which, 1, LLONG_MAX, &id) == 0) {
-            rc = fn_library_photo_by_id(r, id, &row);
-        } else {
-            char *real = realpath(which, NULL);
-            rc = fn_library_photo_by_path(r, real ? real : which, &row);
-            free(real);
-        }
-    }
+    if (rc == 0) rc = cli_library_photo(r, which, &row);
     int ret = CLI_EXIT_OK;
     if (rc == FN_ERR_NOT_FOUND) {
         ret = cli_error(ctx, "no photo %s in the library", which);

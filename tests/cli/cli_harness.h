@@ -1,6 +1,7 @@
 /* cli_harness.h: runs the built `facenames` program as a subprocess for the CLI tests, with a
  * clean environment (no FACENAMES_* from the caller, HOME in a temporary directory), and captures
- * its exit code, stdout and stderr. Header-only: each test program is one file plus this. */
+ * its exit code, stdout and stderr. Header-only: each test program is one file plus this; include
+ * it after <cmocka.h> (CHECK and the group setup/teardown are cmocka's). */
 #ifndef FN_TEST_CLI_HARNESS_H
 #define FN_TEST_CLI_HARNESS_H
 
@@ -129,6 +130,30 @@ static inline void cli_result_free(struct cli_result *r)
     free(r->err);
     r->out = r->err = NULL;
 }
+
+/* cmocka group setup and teardown: harness_setup and harness_teardown. */
+static inline int harness_group_setup(void **state)
+{
+    (void)state;
+    return harness_setup();
+}
+
+static inline int harness_group_teardown(void **state)
+{
+    (void)state;
+    harness_teardown();
+    return 0;
+}
+
+/* Fails the test with the program's output when `cond` is false. */
+#define CHECK(r, cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            print_error("check failed: %s\nexit %d\n--- stdout\n%s--- stderr\n%s---\n", #cond,     \
+                        (r).code, (r).out, (r).err);                                               \
+            fail();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 /* "--library <tmp>/<name>" helper: writes the path into buf. */
 static inline const char *lib_path(const char *name, char *buf, size_t len)

@@ -13,16 +13,6 @@
 
 #include "cli_harness.h"
 
-/* Fails the test with the program's output when `cond` is false. */
-#define CHECK(r, cond)                                                                             \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error("check failed: %s\nexit %d\n--- stdout\n%s--- stderr\n%s---\n", #cond,     \
-                        (r).code, (r).out, (r).err);                                               \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 static void test_help(void **state)
 {
     (void)state;
@@ -339,19 +329,6 @@ static void test_library_not_dir(void **state)
     cli_result_free(&r);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return harness_setup();
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    harness_teardown();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,5 +341,5 @@ int main(void)
         cmocka_unit_test(test_jobs_empty_library),
         cmocka_unit_test(test_library_not_dir),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, harness_group_setup, harness_group_teardown);
 }

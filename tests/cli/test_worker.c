@@ -15,15 +15,6 @@
 
 #include "cli_harness.h"
 
-#define CHECK(r, cond)                                                                             \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error("check failed: %s\nexit %d\n--- stdout\n%s--- stderr\n%s---\n", #cond,     \
-                        (r).code, (r).out, (r).err);                                               \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -126,23 +117,10 @@ static void test_detach_worker_watch(void **state)
     cli_result_free(&r);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return harness_setup();
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    harness_teardown();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detach_worker_watch),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, harness_group_setup, harness_group_teardown);
 }

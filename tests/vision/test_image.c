@@ -26,26 +26,17 @@
 #include "facenames/log.h"
 #include "facenames/vision.h"
 
-static char tmpdir[256];
+#include "test_util.h"
+
 static char err[1024];
 
 /* ---- helpers ----------------------------------------------------------------------------------
  */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    chmod(p, 0700);
-    return remove(p);
-}
-
 static int setup_dir(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/fn_test_image.XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (tmpdir_create("fn_test_image") != 0) return -1;
     /* Traversable by an unprivileged child (the unreadable-file test drops to nobody). */
     chmod(tmpdir, 0755);
     return fn_vision_init();
@@ -54,25 +45,8 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
     (void)state;
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove();
     return 0;
-}
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static void write_bytes(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (len) assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
 }
 
 /* Four flat quadrants, easy to recognise after lossy coding and rotation. */

@@ -30,11 +30,11 @@
 #include "vision/ops_isa.h"
 #include "vision/preprocess.h"
 
+#include "goldens_util.h"
+
 #define PARITY_TOL 1e-3
 #define PREP_TOL   1e-2 /* intensity units (0..255) */
 #define LM_PX_TOL  2.0
-
-static const float mean_rgb[3] = {122.782f, 117.001f, 104.298f};
 
 typedef struct ctx {
     fn_weights *w_full, *w_tiny;
@@ -43,32 +43,6 @@ typedef struct ctx {
     char fixtures[1024]; /* .../tests/fixtures/vision */
     char samples[1024];
 } ctx;
-
-/* This thread's CPU time: the machine is shared, so wall time would mostly measure the others. */
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static const char *env_or_fail(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) fail_msg("%s is not set (run the tests through meson)", name);
-    return v;
-}
-
-static fn_weights *load_weights(const char *model)
-{
-    char path[1200], err[512];
-    snprintf(path, sizeof path, "%s/%s-weights_manifest.json", env_or_fail("FACENAMES_MODELS"),
-             model);
-    fn_weights *w = NULL;
-    int rc = fn_weights_load(path, &w, err, sizeof err);
-    if (rc != 0) fail_msg("fn_weights_load(%s): %s", path, err);
-    return w;
-}
 
 static int setup(void **state)
 {
@@ -83,8 +57,7 @@ static int setup(void **state)
     if (fn_landmark_bind(c->w_tiny, 1, &c->tiny, err, sizeof err) != 0) fail_msg("bind: %s", err);
     c->scratch = malloc(fn_landmark_scratch_floats() * sizeof(float));
     assert_non_null(c->scratch);
-    snprintf(c->fixtures, sizeof c->fixtures, "%s/vision", env_or_fail("FACENAMES_TEST_FIXTURES"));
-    snprintf(c->samples, sizeof c->samples, "%s", env_or_fail("FACENAMES_SAMPLES"));
+    goldens_dirs(c->fixtures, sizeof c->fixtures, c->samples, sizeof c->samples);
     *state = c;
     return 0;
 }
@@ -101,78 +74,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static json_t *load_json(const char *path)
-{
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j)
-        fail_msg("%s: %s (line %d); regenerate the fixtures with scripts/make-goldens", path,
-                 je.text, je.line);
-    return j;
-}
-
-/* Reads raw tensor `name` listed in raw/index.json: `n` values of its dtype as floats. */
-static float *load_raw(const ctx *c, const char *name, size_t n)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/raw/index.json", c->fixtures);
-    json_t *idx = load_json(path);
-    json_t *tensors = json_object_get(idx, "tensors"), *t;
-    size_t i;
-    const char *file = NULL, *dtype = NULL;
-    size_t count = 0;
-    json_array_foreach(tensors, i, t)
-    {
-        if (strcmp(json_string_value(json_object_get(t, "name")), name)) continue;
-        file = json_string_value(json_object_get(t, "file"));
-        dtype = json_string_value(json_object_get(t, "dtype"));
-        count = 1;
-        json_t *d;
-        size_t k;
-        json_array_foreach(json_object_get(t, "shape"), k, d) count *=
-            (size_t)json_integer_value(d);
-        break;
-    }
-    if (!file) fail_msg("%s: no tensor '%s'", path, name);
-    if (count != n) fail_msg("%s: tensor '%s' has %zu values, expected %zu", path, name, count, n);
-    const int u8 = !strcmp(dtype, "uint8");
-    snprintf(path, sizeof path, "%s/raw/%s", c->fixtures, file);
-    json_decref(idx);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    const size_t esz = u8 ? 1 : 4;
-    unsigned char *bytes = malloc(n * esz);
-    float *out = malloc(n * sizeof(float));
-    assert_non_null(bytes);
-    assert_non_null(out);
-    size_t got = fread(bytes, esz, n, f);
-    fclose(f);
-    if (got != n) fail_msg("%s: short file", path);
-    if (u8)
-        for (size_t k = 0; k < n; k++)
-            out[k] = bytes[k];
-    else
-        memcpy(out, bytes, n * sizeof(float));
-    free(bytes);
-    return out;
-}
-
-static void normalise(float *p, size_t pixels)
-{
-    for (size_t i = 0; i < pixels * 3; i++)
-        p[i] = (p[i] - mean_rgb[i % 3]) / 255.0f;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates */
-    }
-    return m;
-}
-
 /* Raw parity with the landmark nets' and the ops' kernel choices given (-1: by the CPU). */
 static void raw_parity(ctx *c, int lm_isa, int ops_isa)
 {
@@ -181,11 +82,11 @@ static void raw_parity(ctx *c, int lm_isa, int ops_isa)
     fn_ops_set_isa(ops_isa);
     for (int k = 0; k < 3; k++) {
         snprintf(name, sizeof name, "lm_%d_input_u8", k);
-        float *in = load_raw(c, name, 112 * 112 * 3);
+        float *in = load_raw(c->fixtures, name, 112 * 112 * 3);
         normalise(in, 112 * 112);
         for (int tiny = 0; tiny < 2; tiny++) {
             snprintf(name, sizeof name, "%s_%d_output", tiny ? "lmtiny" : "lm", k);
-            float *ref = load_raw(c, name, 136);
+            float *ref = load_raw(c->fixtures, name, 136);
             memcpy(c->scratch, in, 112 * 112 * 3 * sizeof(float));
             fn_t3 x = {112, 112, 3, c->scratch};
             float out[136];
@@ -214,40 +115,6 @@ static void test_raw_parity_other_kernels(void **state)
     raw_parity(*state, 0, -1);
     raw_parity(*state, 0, 0);
     raw_parity(*state, 1, 0);
-}
-
-/* Loads sample `file` with our loader and checks its pixels are the goldens' pixels. */
-static void load_sample(const ctx *c, json_t *image, fn_image *img)
-{
-    const char *file = json_string_value(json_object_get(image, "file"));
-    char path[1200], err[512];
-    /* The sample photos live in the reference package; extra photos (an EXIF-rotated one) are
-     * committed next to the goldens. */
-    snprintf(path, sizeof path, "%s/%s", c->fixtures, file);
-    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/%s", c->samples, file);
-    int rc = fn_image_load(path, NULL, img, NULL, err, sizeof err);
-    if (rc != 0) fail_msg("fn_image_load(%s): %s", path, err);
-    assert_int_equal(img->width, json_integer_value(json_object_get(image, "width")));
-    assert_int_equal(img->height, json_integer_value(json_object_get(image, "height")));
-    gchar *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, img->rgb,
-                                             (gsize)img->width * img->height * 3);
-    const char *want = json_string_value(json_object_get(image, "rgb_sha256"));
-    if (!want || strcmp(sha, want))
-        fail_msg("%s: our loader's pixels (sha256 %s) are not the pixels the goldens were made "
-                 "from (%s); regenerate the fixtures with scripts/make-goldens",
-                 file, sha, want ? want : "?");
-    g_free(sha);
-}
-
-static fn_det det_of(json_t *face)
-{
-    json_t *b = json_object_get(face, "box");
-    fn_det d = {(float)json_number_value(json_object_get(b, "x")),
-                (float)json_number_value(json_object_get(b, "y")),
-                (float)json_number_value(json_object_get(b, "width")),
-                (float)json_number_value(json_object_get(b, "height")),
-                (float)json_number_value(json_object_get(face, "score"))};
-    return d;
 }
 
 static void check_crop(json_t *face, const fn_image *img, const fn_det *d, const char *what)
@@ -284,7 +151,7 @@ static void test_preprocessing(void **state)
     json_t *g = load_json(path);
     json_t *image = json_array_get(json_object_get(g, "images"), 0);
     fn_image img = {0};
-    load_sample(c, image, &img);
+    load_sample(c->fixtures, c->samples, image, &img);
     json_t *face = json_array_get(json_object_get(image, "faces_ssd"), 0);
     assert_non_null(face);
     fn_det d = det_of(face);
@@ -292,7 +159,7 @@ static void test_preprocessing(void **state)
     assert_int_equal(fn_landmark_crop_box(&img, &d, box), 1);
     fn_t3 t = {112, 112, 3, c->scratch};
     fn_pad_resize_region(&img, box[0], box[1], box[2], box[3], 1, 112, &t);
-    float *ref = load_raw(c, "lm_0_preprocessed", 112 * 112 * 3);
+    float *ref = load_raw(c->fixtures, "lm_0_preprocessed", 112 * 112 * 3);
     double diff = max_abs_diff(t.d, ref, 112 * 112 * 3);
     print_message("lm_0 preprocessed (0..255) max abs diff %.3g\n", diff);
     /* The wasm backend lerps in float32, we in double: ~5e-4 apart on 0..255 values. */
@@ -315,7 +182,7 @@ static void test_end_to_end(void **state)
     json_array_foreach(images, i, image)
     {
         fn_image img = {0};
-        load_sample(c, image, &img);
+        load_sample(c->fixtures, c->samples, image, &img);
         const char *file = json_string_value(json_object_get(image, "file"));
         for (int det_kind = 0; det_kind < 2; det_kind++) {
             json_t *list = json_object_get(image, det_kind ? "faces_tiny" : "faces_ssd"), *face;
@@ -350,35 +217,6 @@ static void test_end_to_end(void **state)
     json_decref(g);
 }
 
-/* A shallow copy of `w` whose tensor `name` is renamed (rename != NULL) or has its last dimension
- * changed; the tensors' data stay owned by `w`. */
-static fn_weights *tampered(const fn_weights *w, const char *name, const char *rename)
-{
-    fn_weights *t = malloc(sizeof *t);
-    assert_non_null(t);
-    *t = *w;
-    t->t = malloc(w->n * sizeof *w->t);
-    assert_non_null(t->t);
-    memcpy(t->t, w->t, w->n * sizeof *w->t);
-    int found = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->t[i].name, name)) continue;
-        found = 1;
-        if (rename)
-            t->t[i].name = (char *)rename;
-        else
-            t->t[i].shape[t->t[i].rank - 1] += 1;
-    }
-    if (!found) fail_msg("no tensor %s to tamper with", name);
-    return t;
-}
-
-static void free_tampered(fn_weights *t)
-{
-    free(t->t);
-    free(t);
-}
-
 static void expect_bind_error(const fn_weights *w, int tiny, const char *needle)
 {
     char err[512] = "";
@@ -392,15 +230,15 @@ static void expect_bind_error(const fn_weights *w, int tiny, const char *needle)
 static void test_bind_failures(void **state)
 {
     ctx *c = *state;
-    fn_weights *t = tampered(c->w_full, "dense2/conv1/pointwise_filter", "dense2/conv1/other");
+    fn_weights *t = tampered(c->w_full, "dense2/conv1/pointwise_filter", "dense2/conv1/other", -1);
     expect_bind_error(t, 0, "dense2/conv1/pointwise_filter");
     free_tampered(t);
 
-    t = tampered(c->w_full, "fc/bias", NULL);
+    t = tampered(c->w_full, "fc/bias", NULL, -1);
     expect_bind_error(t, 0, "fc/bias");
     free_tampered(t);
 
-    t = tampered(c->w_tiny, "dense0/conv0/filters", NULL);
+    t = tampered(c->w_tiny, "dense0/conv0/filters", NULL, -1);
     expect_bind_error(t, 1, "dense0/conv0/filters");
     free_tampered(t);
 

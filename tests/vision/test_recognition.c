@@ -33,11 +33,11 @@
 #include "vision/ops_isa.h"
 #include "vision/preprocess.h"
 
+#include "goldens_util.h"
+
 #define PARITY_TOL 1e-3
 #define PREP_TOL   1e-2 /* intensity units (0..255) */
 #define DESC_TOL   0.03
-
-static const float mean_rgb[3] = {122.782f, 117.001f, 104.298f};
 
 typedef struct ctx {
     fn_weights *w_rec, *w_lm;
@@ -47,32 +47,6 @@ typedef struct ctx {
     char fixtures[1024];
     char samples[1024];
 } ctx;
-
-/* This thread's CPU time: the machine is shared, so wall time would mostly measure the others. */
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static const char *env_or_fail(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) fail_msg("%s is not set (run the tests through meson)", name);
-    return v;
-}
-
-static fn_weights *load_weights(const char *model)
-{
-    char path[1200], err[512];
-    snprintf(path, sizeof path, "%s/%s-weights_manifest.json", env_or_fail("FACENAMES_MODELS"),
-             model);
-    fn_weights *w = NULL;
-    if (fn_weights_load(path, &w, err, sizeof err) != 0)
-        fail_msg("fn_weights_load(%s): %s", path, err);
-    return w;
-}
 
 static int setup(void **state)
 {
@@ -89,8 +63,7 @@ static int setup(void **state)
     if (fn_landmark_scratch_floats() > n) n = fn_landmark_scratch_floats();
     c->scratch = malloc(n * sizeof(float));
     assert_non_null(c->scratch);
-    snprintf(c->fixtures, sizeof c->fixtures, "%s/vision", env_or_fail("FACENAMES_TEST_FIXTURES"));
-    snprintf(c->samples, sizeof c->samples, "%s", env_or_fail("FACENAMES_SAMPLES"));
+    goldens_dirs(c->fixtures, sizeof c->fixtures, c->samples, sizeof c->samples);
     *state = c;
     return 0;
 }
@@ -107,72 +80,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static json_t *load_json(const char *path)
-{
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j)
-        fail_msg("%s: %s (line %d); regenerate the fixtures with scripts/make-goldens", path,
-                 je.text, je.line);
-    return j;
-}
-
-/* Reads raw tensor `name` listed in raw/index.json: `n` values of its dtype as floats. */
-static float *load_raw(const ctx *c, const char *name, size_t n)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/raw/index.json", c->fixtures);
-    json_t *idx = load_json(path);
-    json_t *tensors = json_object_get(idx, "tensors"), *t;
-    size_t i;
-    const char *file = NULL, *dtype = NULL;
-    size_t count = 0;
-    json_array_foreach(tensors, i, t)
-    {
-        if (strcmp(json_string_value(json_object_get(t, "name")), name)) continue;
-        file = json_string_value(json_object_get(t, "file"));
-        dtype = json_string_value(json_object_get(t, "dtype"));
-        count = 1;
-        json_t *d;
-        size_t k;
-        json_array_foreach(json_object_get(t, "shape"), k, d) count *=
-            (size_t)json_integer_value(d);
-        break;
-    }
-    if (!file) fail_msg("%s: no tensor '%s'", path, name);
-    if (count != n) fail_msg("%s: tensor '%s' has %zu values, expected %zu", path, name, count, n);
-    const int u8 = !strcmp(dtype, "uint8");
-    snprintf(path, sizeof path, "%s/raw/%s", c->fixtures, file);
-    json_decref(idx);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    const size_t esz = u8 ? 1 : 4;
-    unsigned char *bytes = malloc(n * esz);
-    float *out = malloc(n * sizeof(float));
-    assert_non_null(bytes);
-    assert_non_null(out);
-    size_t got = fread(bytes, esz, n, f);
-    fclose(f);
-    if (got != n) fail_msg("%s: short file", path);
-    if (u8)
-        for (size_t k = 0; k < n; k++)
-            out[k] = bytes[k];
-    else
-        memcpy(out, bytes, n * sizeof(float));
-    free(bytes);
-    return out;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
 /* Raw parity with the ops' kernel choice given (-1: by the CPU, 0: generic C). */
 static void raw_parity(ctx *c, int ops_isa)
 {
@@ -180,11 +87,10 @@ static void raw_parity(ctx *c, int ops_isa)
     fn_ops_set_isa(ops_isa);
     for (int k = 0; k < 3; k++) {
         snprintf(name, sizeof name, "rec_%d_input_u8", k);
-        float *in = load_raw(c, name, 150 * 150 * 3);
-        for (size_t i = 0; i < 150 * 150 * 3; i++)
-            in[i] = (in[i] - mean_rgb[i % 3]) / 255.0f;
+        float *in = load_raw(c->fixtures, name, 150 * 150 * 3);
+        normalise(in, 150 * 150);
         snprintf(name, sizeof name, "rec_%d_output", k);
-        float *ref = load_raw(c, name, 128);
+        float *ref = load_raw(c->fixtures, name, 128);
         memcpy(c->scratch, in, 150 * 150 * 3 * sizeof(float));
         fn_t3 x = {150, 150, 3, c->scratch};
         float out[128];
@@ -206,39 +112,6 @@ static void test_raw_parity(void **state)
 static void test_raw_parity_generic_kernels(void **state)
 {
     raw_parity(*state, 0);
-}
-
-static void load_sample(const ctx *c, json_t *image, fn_image *img)
-{
-    const char *file = json_string_value(json_object_get(image, "file"));
-    char path[1200], err[512];
-    /* The sample photos live in the reference package; extra photos (an EXIF-rotated one) are
-     * committed next to the goldens. */
-    snprintf(path, sizeof path, "%s/%s", c->fixtures, file);
-    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/%s", c->samples, file);
-    if (fn_image_load(path, NULL, img, NULL, err, sizeof err) != 0)
-        fail_msg("fn_image_load(%s): %s", path, err);
-    assert_int_equal(img->width, json_integer_value(json_object_get(image, "width")));
-    assert_int_equal(img->height, json_integer_value(json_object_get(image, "height")));
-    gchar *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, img->rgb,
-                                             (gsize)img->width * img->height * 3);
-    const char *want = json_string_value(json_object_get(image, "rgb_sha256"));
-    if (!want || strcmp(sha, want))
-        fail_msg("%s: our loader's pixels (sha256 %s) are not the pixels the goldens were made "
-                 "from (%s); regenerate the fixtures with scripts/make-goldens",
-                 file, sha, want ? want : "?");
-    g_free(sha);
-}
-
-static fn_det det_of(json_t *face)
-{
-    json_t *b = json_object_get(face, "box");
-    fn_det d = {(float)json_number_value(json_object_get(b, "x")),
-                (float)json_number_value(json_object_get(b, "y")),
-                (float)json_number_value(json_object_get(b, "width")),
-                (float)json_number_value(json_object_get(b, "height")),
-                (float)json_number_value(json_object_get(face, "score"))};
-    return d;
 }
 
 static void ref_landmarks(json_t *face, float pts[68][2])
@@ -319,7 +192,7 @@ static void test_preprocessing(void **state)
     json_t *g = load_json(path);
     json_t *image = json_array_get(json_object_get(g, "images"), 0);
     fn_image img = {0};
-    load_sample(c, image, &img);
+    load_sample(c->fixtures, c->samples, image, &img);
     json_t *dc =
         json_object_get(json_array_get(json_object_get(image, "faces_ssd"), 0), "descriptor_crop");
     assert_non_null(dc);
@@ -328,7 +201,7 @@ static void test_preprocessing(void **state)
                          (int)json_integer_value(json_object_get(dc, "y")),
                          (int)json_integer_value(json_object_get(dc, "width")),
                          (int)json_integer_value(json_object_get(dc, "height")), 1, 150, &t);
-    float *ref = load_raw(c, "rec_0_preprocessed", 150 * 150 * 3);
+    float *ref = load_raw(c->fixtures, "rec_0_preprocessed", 150 * 150 * 3);
     double diff = max_abs_diff(t.d, ref, 150 * 150 * 3);
     print_message("rec_0 preprocessed (0..255) max abs diff %.3g\n", diff);
     /* The wasm backend lerps in float32, we in double: ~5e-4 apart on 0..255 values. */
@@ -351,7 +224,7 @@ static void test_end_to_end(void **state)
     json_array_foreach(json_object_get(g, "images"), i, image)
     {
         fn_image img = {0};
-        load_sample(c, image, &img);
+        load_sample(c->fixtures, c->samples, image, &img);
         for (int kind = 0; kind < 2; kind++) {
             json_t *face;
             size_t j;
@@ -455,33 +328,6 @@ static void test_outside_gives_zeros(void **state)
     free(img.rgb);
 }
 
-static fn_weights *tampered(const fn_weights *w, const char *name, const char *rename)
-{
-    fn_weights *t = malloc(sizeof *t);
-    assert_non_null(t);
-    *t = *w;
-    t->t = malloc(w->n * sizeof *w->t);
-    assert_non_null(t->t);
-    memcpy(t->t, w->t, w->n * sizeof *w->t);
-    int found = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->t[i].name, name)) continue;
-        found = 1;
-        if (rename)
-            t->t[i].name = (char *)rename;
-        else
-            t->t[i].shape[0] += 1;
-    }
-    if (!found) fail_msg("no tensor %s to tamper with", name);
-    return t;
-}
-
-static void free_tampered(fn_weights *t)
-{
-    free(t->t);
-    free(t);
-}
-
 static void expect_bind_error(const fn_weights *w, const char *needle)
 {
     char err[512] = "";
@@ -495,15 +341,15 @@ static void expect_bind_error(const fn_weights *w, const char *needle)
 static void test_bind_failures(void **state)
 {
     ctx *c = *state;
-    fn_weights *t = tampered(c->w_rec, "conv128_1/conv2/scale/biases", "conv128_1/conv2/x");
+    fn_weights *t = tampered(c->w_rec, "conv128_1/conv2/scale/biases", "conv128_1/conv2/x", 0);
     expect_bind_error(t, "conv128_1/conv2/scale/biases");
     free_tampered(t);
 
-    t = tampered(c->w_rec, "conv64_down/conv1/conv/filters", NULL);
+    t = tampered(c->w_rec, "conv64_down/conv1/conv/filters", NULL, 0);
     expect_bind_error(t, "conv64_down/conv1/conv/filters");
     free_tampered(t);
 
-    t = tampered(c->w_rec, "fc", NULL);
+    t = tampered(c->w_rec, "fc", NULL, 0);
     expect_bind_error(t, "'fc'");
     free_tampered(t);
 
