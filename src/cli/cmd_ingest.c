@@ -41,7 +41,7 @@ static long long counter(json_t *counters, const char *name)
 }
 
 /* The end-of-run summary: what a person wants to know after an ingest. */
-static void summary(const fn_job_info *job, void *arg)
+void cmd_ingest_summary(const fn_job_info *job, void *arg)
 {
     (void)arg;
     json_error_t jerr;
@@ -209,7 +209,7 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
         printf("%lld\n", (long long)id);
         rc = CLI_EXIT_OK;
     } else {
-        rc = cli_run_foreground(ctx, e, id, json, summary, NULL);
+        rc = cli_run_foreground(ctx, e, id, json, cmd_ingest_summary, NULL);
     }
     fn_engine_close(e);
 out:

@@ -42,9 +42,8 @@ int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json, cli_s
                        void *arg);
 
 /* Type-specific end-of-job summaries, used by `jobs resume/retry/watch` for a job of that type
- * (cli_run_foreground with summary == NULL looks here). A command part that defines one (the
- * ingest part: cmd_ingest_summary) makes it non-static under this name; until it does, the weak
- * reference is NULL and the generic summary is printed. */
+ * (cli_run_foreground with summary == NULL looks here). Weak, because the in-process CLI tests
+ * link the runner without the face commands: there the generic summary is printed. */
 void cmd_ingest_summary(const fn_job_info *job, void *arg) __attribute__((weak));
 cli_summary_fn cli_summary_for_type(const char *type);
 
