@@ -3,29 +3,16 @@
  * Besides "does not crash", it checks two properties on every input: an error message is always a
  * terminated string inside its buffer, and whatever parses formats back (fn_config_format) to text
  * that parses to the same values. Built as a libFuzzer binary with -Dlibfuzzer=true (clang), and
- * always as a replay driver (replay.c) that runs saved inputs, e.g. the seed corpus, as a test. */
+ * always as a replay driver (fuzz/replay.c) that runs saved inputs, e.g. the seed corpus. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "facenames/config.h"
+#include "util/config_equal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int same(const fn_config *a, const fn_config *b)
-{
-    return a->workers_cpu_max == b->workers_cpu_max && a->workers_gpu_max == b->workers_gpu_max &&
-           a->workers_mem_max_mb == b->workers_mem_max_mb &&
-           a->events_progress_hz == b->events_progress_hz &&
-           a->events_queue_max == b->events_queue_max &&
-           a->jobs_heartbeat_ms == b->jobs_heartbeat_ms &&
-           a->jobs_owner_timeout_ms == b->jobs_owner_timeout_ms &&
-           a->jobs_aging_ms == b->jobs_aging_ms && a->db_busy_timeout_ms == b->db_busy_timeout_ms &&
-           strcmp(a->log_path, b->log_path) == 0 && strcmp(a->models_dir, b->models_dir) == 0 &&
-           strcmp(a->detector, b->detector) == 0 &&
-           a->ingest_min_face_size == b->ingest_min_face_size && a->ingest_batch == b->ingest_batch;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -44,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fn_config_defaults(&back);
     back.workers_cpu_max = cfg.workers_cpu_max == 1 ? 2 : 1; /* make a no-op parse visible */
     if (fn_config_parse(&back, text, strlen(text), "formatted", err, sizeof err) < 0 ||
-        !same(&back, &cfg)) {
+        !fn_config_equal(&back, &cfg)) {
         fprintf(stderr, "round trip failed: %s\n%s", err, text);
         abort();
     }

@@ -28,7 +28,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 
 #include "facenames/vision.h"
 #include "util/log.h"
+#include "vision/verr.h"
 
 #define DEFAULT_MAX_PIXELS 100000000ull
 #define SUPPORTED          "JPEG, PNG, WebP, HEIC/HEIF, TIFF, GIF"
@@ -76,20 +76,6 @@ int fn_vision_init(void)
 {
     pthread_once(&init_once, init_vips);
     return init_rc;
-}
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
 }
 
 /* libvips' message, taken and cleared, on one line ("" when another thread took it first). */
@@ -204,15 +190,15 @@ static int decode_failure(const char *name, const char *format, const byte_facts
         contains_ci(vmsg, "end of file") || contains_ci(vmsg, "end of stream") ||
         contains_ci(vmsg, "not enough data") || contains_ci(vmsg, "short read") ||
         contains_ci(vmsg, "bad seek"))
-        return fail(err, errlen, FN_ERR_TRUNCATED,
-                    "%s: the %s data ends early; the file is truncated (libvips: %s)", name, format,
-                    detail);
+        return fn_verr(err, errlen, FN_ERR_TRUNCATED,
+                       "%s: the %s data ends early; the file is truncated (libvips: %s)", name,
+                       format, detail);
     if (contains_ci(vmsg, "no frames") || contains_ci(vmsg, "no image") ||
         contains_ci(vmsg, "no primary"))
-        return fail(err, errlen, FN_ERR_NO_IMAGE, "%s: the %s file holds no image (libvips: %s)",
-                    name, format, detail);
-    return fail(err, errlen, FN_ERR_CORRUPT, "%s: damaged %s data (libvips: %s)", name, format,
-                detail);
+        return fn_verr(err, errlen, FN_ERR_NO_IMAGE, "%s: the %s file holds no image (libvips: %s)",
+                       name, format, detail);
+    return fn_verr(err, errlen, FN_ERR_CORRUPT, "%s: damaged %s data (libvips: %s)", name, format,
+                   detail);
 }
 
 /* EXIF "YYYY:MM:DD HH:MM:SS" (libvips appends a description in parentheses) to epoch seconds,
@@ -358,8 +344,8 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
      * loaders (text matrices, PPM, SVG, FITS, ...) never see our users' files. */
     const char *claimed = sniff_format(bf);
     if (!claimed)
-        return fail(err, errlen, FN_ERR_UNSUPPORTED,
-                    "%s: not an image in a supported format (" SUPPORTED ")", name);
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED,
+                       "%s: not an image in a supported format (" SUPPORTED ")", name);
     const char *loader = vips_foreign_find_load_source(src);
     if (!loader) {
         /* libvips rejects some damaged files at the sniffing stage (a TIFF whose directory is
@@ -368,9 +354,9 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     }
     const char *format = format_of_loader(loader);
     if (!format)
-        return fail(err, errlen, FN_ERR_UNSUPPORTED,
-                    "%s: this kind of file (%s) is not supported; supported: " SUPPORTED, name,
-                    loader);
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED,
+                       "%s: this kind of file (%s) is not supported; supported: " SUPPORTED, name,
+                       loader);
 
     /* Header only: size, orientation and EXIF, before a single pixel is decoded. The same lazy
      * image decodes the pixels later unless a shrink-on-load reopens the source. */
@@ -386,9 +372,9 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     uint64_t limit = opts && opts->max_pixels ? opts->max_pixels : DEFAULT_MAX_PIXELS;
     if ((uint64_t)w * (uint64_t)h > limit) {
         g_object_unref(im);
-        return fail(err, errlen, FN_ERR_TOO_LARGE,
-                    "%s: %d x %d pixels is over the limit of %llu pixels; not decoded", name, w, h,
-                    (unsigned long long)limit);
+        return fn_verr(err, errlen, FN_ERR_TOO_LARGE,
+                       "%s: %d x %d pixels is over the limit of %llu pixels; not decoded", name, w,
+                       h, (unsigned long long)limit);
     }
 
     /* Shrink-on-load: the decoder itself produces a smaller image (JPEG DCT scaling by 2, 4 or 8,
@@ -427,9 +413,9 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     im = to_rgb8(im);
     if (!im) {
         take_vips_error(vmsg, sizeof vmsg);
-        return fail(err, errlen, FN_ERR_UNSUPPORTED,
-                    "%s: cannot convert this %s image's colours to sRGB (libvips: %s)", name,
-                    format, vmsg[0] ? vmsg : "no detail");
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED,
+                       "%s: cannot convert this %s image's colours to sRGB (libvips: %s)", name,
+                       format, vmsg[0] ? vmsg : "no detail");
     }
     int now_longest = im->Xsize > im->Ysize ? im->Xsize : im->Ysize;
     if (side && now_longest > side) {
@@ -444,8 +430,8 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     sink_ctx c = {malloc(bytes), im->Xsize};
     if (!c.rgb) {
         g_object_unref(im);
-        return fail(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
-                    im->Xsize, im->Ysize);
+        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
+                       im->Xsize, im->Ysize);
     }
     int rc = vips_sink_disc(im, sink_rows, &c);
     fn_image stored = {im->Xsize, im->Ysize, c.rgb};
@@ -458,8 +444,8 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
      * sequential (a 90-degree turn of a streamed image would need the whole image). */
     if (orient_rgb(&stored, orientation, img) != 0) {
         free(c.rgb);
-        return fail(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
-                    stored.width, stored.height);
+        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
+                       stored.width, stored.height);
     }
 
     if (info) {
@@ -486,37 +472,40 @@ int fn_image_load(const char *path, const fn_load_opts *opts, fn_image *img, fn_
                   char *err, size_t errlen)
 {
     clear_out(img, info);
-    if (!path || !img) return fail(err, errlen, FN_ERR_INVALID, "fn_image_load: invalid arguments");
+    if (!path || !img)
+        return fn_verr(err, errlen, FN_ERR_INVALID, "fn_image_load: invalid arguments");
     if (fn_vision_init() != 0)
-        return fail(err, errlen, FN_ERR_UNSUPPORTED, "%s: libvips could not be initialised", path);
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED, "%s: libvips could not be initialised",
+                       path);
 
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then rejects it. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG)
-            return fail(err, errlen, FN_ERR_NOT_FOUND, "%s: no such file", path);
+            return fn_verr(err, errlen, FN_ERR_NOT_FOUND, "%s: no such file", path);
         if (e == EACCES || e == EPERM)
-            return fail(err, errlen, FN_ERR_UNREADABLE, "%s: permission denied", path);
-        return fail(err, errlen, FN_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+            return fn_verr(err, errlen, FN_ERR_UNREADABLE, "%s: permission denied", path);
+        return fn_verr(err, errlen, FN_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, FN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+        return fn_verr(err, errlen, FN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, FN_ERR_NOT_FILE, "%s: is a directory, not a photo", path);
+        return fn_verr(err, errlen, FN_ERR_NOT_FILE, "%s: is a directory, not a photo", path);
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, FN_ERR_NOT_FILE, "%s: not a regular file", path);
+        return fn_verr(err, errlen, FN_ERR_NOT_FILE, "%s: not a regular file", path);
     }
     if (st.st_size == 0) {
         close(fd);
-        return fail(err, errlen, FN_ERR_NO_IMAGE, "%s: empty file (0 bytes), no image data", path);
+        return fn_verr(err, errlen, FN_ERR_NO_IMAGE, "%s: empty file (0 bytes), no image data",
+                       path);
     }
     /* A read probe: some file systems grant open() but refuse read() (EACCES, EIO). */
     byte_facts bf;
@@ -530,8 +519,8 @@ int fn_image_load(const char *path, const fn_load_opts *opts, fn_image *img, fn_
         int e = errno;
         close(fd);
         if (e == EACCES || e == EPERM)
-            return fail(err, errlen, FN_ERR_UNREADABLE, "%s: permission denied", path);
-        return fail(err, errlen, FN_ERR_IO, "%s: read error: %s", path, strerror(e));
+            return fn_verr(err, errlen, FN_ERR_UNREADABLE, "%s: permission denied", path);
+        return fn_verr(err, errlen, FN_ERR_IO, "%s: read error: %s", path, strerror(e));
     }
     bf.tail_len = (size_t)got;
     bf.head_len = (size_t)got_head;
@@ -542,7 +531,7 @@ int fn_image_load(const char *path, const fn_load_opts *opts, fn_image *img, fn_
     if (!src) {
         char vmsg[200];
         take_vips_error(vmsg, sizeof vmsg);
-        return fail(err, errlen, FN_ERR_IO, "%s: cannot read (libvips: %s)", path, vmsg);
+        return fn_verr(err, errlen, FN_ERR_IO, "%s: cannot read (libvips: %s)", path, vmsg);
     }
     int rc = load_source(src, path, &bf, opts, img, info, err, errlen);
     g_object_unref(src);
@@ -556,11 +545,12 @@ int fn_image_load_buffer(const void *data, size_t len, const char *name, const f
     clear_out(img, info);
     if (!name) name = "(memory)";
     if (!img || (!data && len))
-        return fail(err, errlen, FN_ERR_INVALID, "fn_image_load_buffer: invalid arguments");
+        return fn_verr(err, errlen, FN_ERR_INVALID, "fn_image_load_buffer: invalid arguments");
     if (len == 0)
-        return fail(err, errlen, FN_ERR_NO_IMAGE, "%s: empty (0 bytes), no image data", name);
+        return fn_verr(err, errlen, FN_ERR_NO_IMAGE, "%s: empty (0 bytes), no image data", name);
     if (fn_vision_init() != 0)
-        return fail(err, errlen, FN_ERR_UNSUPPORTED, "%s: libvips could not be initialised", name);
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED, "%s: libvips could not be initialised",
+                       name);
     byte_facts bf;
     memset(&bf, 0, sizeof bf);
     bf.size = len;
@@ -572,7 +562,7 @@ int fn_image_load_buffer(const void *data, size_t len, const char *name, const f
     if (!src) {
         char vmsg[200];
         take_vips_error(vmsg, sizeof vmsg);
-        return fail(err, errlen, FN_ERR_NOMEM, "%s: cannot read (libvips: %s)", name, vmsg);
+        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: cannot read (libvips: %s)", name, vmsg);
     }
     int rc = load_source(src, name, &bf, opts, img, info, err, errlen);
     g_object_unref(src);
@@ -589,29 +579,30 @@ static int ends_with_ci(const char *s, const char *suffix)
 int fn_image_save(const fn_image *img, const char *path, char *err, size_t errlen)
 {
     if (!img || !path || !img->rgb || img->width <= 0 || img->height <= 0)
-        return fail(err, errlen, FN_ERR_INVALID, "fn_image_save: invalid arguments");
+        return fn_verr(err, errlen, FN_ERR_INVALID, "fn_image_save: invalid arguments");
     int png = ends_with_ci(path, ".png");
     int jpeg = ends_with_ci(path, ".jpg") || ends_with_ci(path, ".jpeg");
     if (!png && !jpeg)
-        return fail(err, errlen, FN_ERR_UNSUPPORTED, "%s: can only write .png, .jpg or .jpeg",
-                    path);
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED, "%s: can only write .png, .jpg or .jpeg",
+                       path);
     if (fn_vision_init() != 0)
-        return fail(err, errlen, FN_ERR_UNSUPPORTED, "%s: libvips could not be initialised", path);
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED, "%s: libvips could not be initialised",
+                       path);
     size_t bytes = (size_t)img->width * (size_t)img->height * 3;
     VipsImage *im =
         vips_image_new_from_memory(img->rgb, bytes, img->width, img->height, 3, VIPS_FORMAT_UCHAR);
     if (!im) {
         char vmsg[200];
         take_vips_error(vmsg, sizeof vmsg);
-        return fail(err, errlen, FN_ERR_NOMEM, "%s: %s", path, vmsg);
+        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: %s", path, vmsg);
     }
     int rc = png ? vips_pngsave(im, path, NULL) : vips_jpegsave(im, path, "Q", 92, NULL);
     g_object_unref(im);
     if (rc) {
         char vmsg[400];
         take_vips_error(vmsg, sizeof vmsg);
-        return fail(err, errlen, FN_ERR_IO, "%s: cannot write (libvips: %s)", path,
-                    vmsg[0] ? vmsg : "no detail");
+        return fn_verr(err, errlen, FN_ERR_IO, "%s: cannot write (libvips: %s)", path,
+                       vmsg[0] ? vmsg : "no detail");
     }
     return 0;
 }

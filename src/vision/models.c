@@ -8,31 +8,18 @@
 #include "vision/models.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "vision/verr.h"
 
 #ifndef FN_MODELS_DIR
 #define FN_MODELS_DIR "models"
 #endif
 
 #define INSTALL_HINT "install the models with scripts/bootstrap (from the facenames source tree)"
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 const char *fn_models_default_dir(void)
 {
@@ -45,11 +32,11 @@ static int load_one(const char *dir, const char *file, fn_weights **w, char *err
 {
     size_t len = strlen(dir) + strlen(file) + sizeof "/-weights_manifest.json";
     char *path = malloc(len);
-    if (!path) return fail(err, errlen, FN_ERR_NOMEM, "out of memory");
+    if (!path) return fn_verr(err, errlen, FN_ERR_NOMEM, "out of memory");
     snprintf(path, len, "%s/%s-weights_manifest.json", dir, file);
     int rc = fn_weights_load(path, w, err, errlen);
     if (rc == FN_ERR_NOT_FOUND)
-        rc = fail(err, errlen, FN_ERR_MODEL, "%s: model file missing; %s", path, INSTALL_HINT);
+        rc = fn_verr(err, errlen, FN_ERR_MODEL, "%s: model file missing; %s", path, INSTALL_HINT);
     free(path);
     return rc;
 }
@@ -57,25 +44,25 @@ static int load_one(const char *dir, const char *file, fn_weights **w, char *err
 int fn_models_load(const char *dir, unsigned which, fn_models **out, char *err, size_t errlen)
 {
     if (out) *out = NULL;
-    if (!out) return fail(err, errlen, FN_ERR_INVALID, "fn_models_load: invalid arguments");
+    if (!out) return fn_verr(err, errlen, FN_ERR_INVALID, "fn_models_load: invalid arguments");
     if (!dir || !*dir) dir = fn_models_default_dir();
     which &= FN_MODEL_ALL;
-    if (!which) return fail(err, errlen, FN_ERR_INVALID, "fn_models_load: no model requested");
+    if (!which) return fn_verr(err, errlen, FN_ERR_INVALID, "fn_models_load: no model requested");
     /* Before any network can run: OpenBLAS single-threaded (each worker runs its own GEMMs) and
      * libvips set up, even for callers that never load an image through us. */
     if (fn_vision_init() != 0)
-        return fail(err, errlen, FN_ERR_UNSUPPORTED, "libvips could not be initialised");
+        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED, "libvips could not be initialised");
 
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, FN_ERR_NOT_FOUND,
-                    "%s: model directory not found (set FACENAMES_MODELS or %s)", dir,
-                    INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_NOT_FOUND,
+                       "%s: model directory not found (set FACENAMES_MODELS or %s)", dir,
+                       INSTALL_HINT);
 
     fn_models *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup(dir))) {
         free(m);
-        return fail(err, errlen, FN_ERR_NOMEM, "out of memory");
+        return fn_verr(err, errlen, FN_ERR_NOMEM, "out of memory");
     }
     m->which = which;
     int rc = 0;

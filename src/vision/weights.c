@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "facenames/error.h"
+#include "vision/verr.h"
 
 #define INSTALL_HINT "install the models with scripts/bootstrap (from the facenames source tree)"
 
@@ -29,20 +29,6 @@
 #define MAX_MANIFEST_BYTES (16u << 20)
 /* The largest weight file set we accept (the real ones are under 7 MB). */
 #define MAX_BIN_BYTES (1u << 30)
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 enum stored { ST_F32, ST_I32, ST_U8, ST_U16, ST_F16 };
 
@@ -103,18 +89,18 @@ static int parse_entry(json_t *jw, size_t idx, const char *origin, size_t *offse
                        entry *e, char *err, size_t errlen)
 {
     if (!json_is_object(jw))
-        return fail(err, errlen, FN_ERR_MODEL, "%s: weight entry %zu is not an object; %s", origin,
-                    idx, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: weight entry %zu is not an object; %s",
+                       origin, idx, INSTALL_HINT);
     json_t *jn = json_object_get(jw, "name"), *js = json_object_get(jw, "shape"),
            *jd = json_object_get(jw, "dtype"), *jq = json_object_get(jw, "quantization");
     if (!json_is_string(jn) || json_string_length(jn) == 0)
-        return fail(err, errlen, FN_ERR_MODEL, "%s: weight entry %zu has no name; %s", origin, idx,
-                    INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: weight entry %zu has no name; %s", origin,
+                       idx, INSTALL_HINT);
     e->name = json_string_value(jn);
     if (!json_is_array(js) || json_array_size(js) > 4)
-        return fail(err, errlen, FN_ERR_MODEL,
-                    "%s: tensor '%s' has no shape or more than 4 dimensions; %s", origin, e->name,
-                    INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL,
+                       "%s: tensor '%s' has no shape or more than 4 dimensions; %s", origin,
+                       e->name, INSTALL_HINT);
     e->rank = (int)json_array_size(js);
     e->n = 1;
     for (int i = 0; i < 4; i++)
@@ -124,9 +110,9 @@ static int parse_entry(json_t *jw, size_t idx, const char *origin, size_t *offse
         json_int_t v = json_is_integer(jdim) ? json_integer_value(jdim) : -1;
         /* Each element takes at least one stored byte, so no dimension can exceed bin_len. */
         if (v < 0 || (uint64_t)v > bin_len || v > INT32_MAX)
-            return fail(err, errlen, FN_ERR_MODEL,
-                        "%s: tensor '%s' has an invalid dimension %d in its shape; %s", origin,
-                        e->name, i, INSTALL_HINT);
+            return fn_verr(err, errlen, FN_ERR_MODEL,
+                           "%s: tensor '%s' has an invalid dimension %d in its shape; %s", origin,
+                           e->name, i, INSTALL_HINT);
         e->shape[i] = (int)v;
         if (v != 0 && e->n > bin_len / (size_t)v)
             e->n = bin_len + 1; /* saturate: the size check below reports it */
@@ -135,9 +121,9 @@ static int parse_entry(json_t *jw, size_t idx, const char *origin, size_t *offse
     }
     const char *dtype = json_is_string(jd) ? json_string_value(jd) : "";
     if (strcmp(dtype, "float32") && strcmp(dtype, "int32"))
-        return fail(err, errlen, FN_ERR_MODEL,
-                    "%s: tensor '%s' has unsupported dtype '%s' (float32 or int32 expected); %s",
-                    origin, e->name, dtype, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL,
+                       "%s: tensor '%s' has unsupported dtype '%s' (float32 or int32 expected); %s",
+                       origin, e->name, dtype, INSTALL_HINT);
     e->st = strcmp(dtype, "int32") ? ST_F32 : ST_I32;
     e->scale = 1;
     e->min = 0;
@@ -147,26 +133,26 @@ static int parse_entry(json_t *jw, size_t idx, const char *origin, size_t *offse
         if (!strcmp(qd, "uint8") || !strcmp(qd, "uint16")) {
             json_t *jsc = json_object_get(jq, "scale"), *jmin = json_object_get(jq, "min");
             if (!json_is_number(jsc) || !json_is_number(jmin))
-                return fail(err, errlen, FN_ERR_MODEL,
-                            "%s: tensor '%s' is quantized without a numeric scale and min; %s",
-                            origin, e->name, INSTALL_HINT);
+                return fn_verr(err, errlen, FN_ERR_MODEL,
+                               "%s: tensor '%s' is quantized without a numeric scale and min; %s",
+                               origin, e->name, INSTALL_HINT);
             e->scale = json_number_value(jsc);
             e->min = json_number_value(jmin);
             e->st = qd[4] == '8' ? ST_U8 : ST_U16;
         } else if (!strcmp(qd, "float16")) {
             e->st = ST_F16;
         } else {
-            return fail(err, errlen, FN_ERR_MODEL,
-                        "%s: tensor '%s' has unsupported quantization dtype '%s'; %s", origin,
-                        e->name, qd, INSTALL_HINT);
+            return fn_verr(err, errlen, FN_ERR_MODEL,
+                           "%s: tensor '%s' has unsupported quantization dtype '%s'; %s", origin,
+                           e->name, qd, INSTALL_HINT);
         }
     }
     size_t bytes = e->n > bin_len ? bin_len + 1 : e->n * stored_size(e->st);
     if (bytes > bin_len - *offset)
-        return fail(err, errlen, FN_ERR_MODEL,
-                    "%s: the weight files end inside tensor '%s' (it needs %zu bytes at offset "
-                    "%zu, only %zu bytes in total); %s",
-                    origin, e->name, e->n * stored_size(e->st), *offset, bin_len, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL,
+                       "%s: the weight files end inside tensor '%s' (it needs %zu bytes at offset "
+                       "%zu, only %zu bytes in total); %s",
+                       origin, e->name, e->n * stored_size(e->st), *offset, bin_len, INSTALL_HINT);
     *offset += bytes;
     return 0;
 }
@@ -209,23 +195,23 @@ static int bind_json(json_t *root, const unsigned char *bin, size_t bin_len, con
                      fn_weights **out, char *err, size_t errlen)
 {
     if (!json_is_array(root) || json_array_size(root) == 0)
-        return fail(err, errlen, FN_ERR_MODEL,
-                    "%s: not a weights manifest (expected a non-empty JSON array of groups); %s",
-                    origin, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL,
+                       "%s: not a weights manifest (expected a non-empty JSON array of groups); %s",
+                       origin, INSTALL_HINT);
     size_t count = 0;
     for (size_t g = 0; g < json_array_size(root); g++) {
         json_t *grp = json_array_get(root, g), *jw = json_object_get(grp, "weights");
         if (!json_is_object(grp) || !json_is_array(jw))
-            return fail(err, errlen, FN_ERR_MODEL, "%s: group %zu has no 'weights' array; %s",
-                        origin, g, INSTALL_HINT);
+            return fn_verr(err, errlen, FN_ERR_MODEL, "%s: group %zu has no 'weights' array; %s",
+                           origin, g, INSTALL_HINT);
         count += json_array_size(jw);
     }
     if (count == 0)
-        return fail(err, errlen, FN_ERR_MODEL, "%s: the manifest lists no tensors; %s", origin,
-                    INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: the manifest lists no tensors; %s", origin,
+                       INSTALL_HINT);
 
     entry *ents = calloc(count, sizeof *ents);
-    if (!ents) return fail(err, errlen, FN_ERR_NOMEM, "%s: out of memory", origin);
+    if (!ents) return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory", origin);
     size_t offset = 0, k = 0, floats = 0;
     int rc = 0;
     for (size_t g = 0; g < json_array_size(root) && rc == 0; g++) {
@@ -237,10 +223,11 @@ static int bind_json(json_t *root, const unsigned char *bin, size_t bin_len, con
         }
     }
     if (rc == 0 && offset != bin_len)
-        rc = fail(err, errlen, FN_ERR_MODEL,
-                  "%s: the manifest describes %zu bytes of weights but the weight files hold %zu "
-                  "bytes; %s",
-                  origin, offset, bin_len, INSTALL_HINT);
+        rc =
+            fn_verr(err, errlen, FN_ERR_MODEL,
+                    "%s: the manifest describes %zu bytes of weights but the weight files hold %zu "
+                    "bytes; %s",
+                    origin, offset, bin_len, INSTALL_HINT);
     if (rc) {
         free(ents);
         return rc;
@@ -256,7 +243,7 @@ static int bind_json(json_t *root, const unsigned char *bin, size_t bin_len, con
         free(all);
         fn_weights_free(w);
         free(ents);
-        return fail(err, errlen, FN_ERR_NOMEM, "%s: out of memory", origin);
+        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory", origin);
     }
     w->n = count;
     offset = 0;
@@ -269,7 +256,7 @@ static int bind_json(json_t *root, const unsigned char *bin, size_t bin_len, con
             if (k == 0) free(all);
             fn_weights_free(w);
             free(ents);
-            return fail(err, errlen, FN_ERR_NOMEM, "%s: out of memory", origin);
+            return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory", origin);
         }
         t->rank = ents[k].rank;
         memcpy(t->shape, ents[k].shape, sizeof t->shape);
@@ -290,12 +277,12 @@ int fn_weights_parse(const char *manifest, size_t manifest_len, const unsigned c
     if (out) *out = NULL;
     if (!origin) origin = "weights manifest";
     if (!manifest || !out || (!bin && bin_len))
-        return fail(err, errlen, FN_ERR_INVALID, "%s: invalid arguments", origin);
+        return fn_verr(err, errlen, FN_ERR_INVALID, "%s: invalid arguments", origin);
     json_error_t je;
     json_t *root = json_loadb(manifest, manifest_len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return fail(err, errlen, FN_ERR_MODEL, "%s: invalid JSON at line %d: %s; %s", origin,
-                    je.line, je.text, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: invalid JSON at line %d: %s; %s", origin,
+                       je.line, je.text, INSTALL_HINT);
     int rc = bind_json(root, bin, bin_len, origin, out, err, errlen);
     json_decref(root);
     return rc;
@@ -308,31 +295,31 @@ static int read_file(const char *path, size_t max, unsigned char **data, size_t 
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        return fail(err, errlen, e == ENOENT ? FN_ERR_NOT_FOUND : FN_ERR_MODEL,
-                    "%s: cannot open: %s; %s", path, strerror(e), INSTALL_HINT);
+        return fn_verr(err, errlen, e == ENOENT ? FN_ERR_NOT_FOUND : FN_ERR_MODEL,
+                       "%s: cannot open: %s; %s", path, strerror(e), INSTALL_HINT);
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return fail(err, errlen, FN_ERR_MODEL, "%s: not a regular file; %s", path, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: not a regular file; %s", path, INSTALL_HINT);
     }
     if ((uint64_t)st.st_size > max) {
         fclose(f);
-        return fail(err, errlen, FN_ERR_MODEL, "%s: too large (%lld bytes); %s", path,
-                    (long long)st.st_size, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: too large (%lld bytes); %s", path,
+                       (long long)st.st_size, INSTALL_HINT);
     }
     size_t n = (size_t)st.st_size;
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf) {
         fclose(f);
-        return fail(err, errlen, FN_ERR_NOMEM, "%s: out of memory", path);
+        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory", path);
     }
     size_t got = n ? fread(buf, 1, n, f) : 0;
     int bad = ferror(f);
     fclose(f);
     if (got != n || bad) {
         free(buf);
-        return fail(err, errlen, FN_ERR_MODEL, "%s: read error; %s", path, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: read error; %s", path, INSTALL_HINT);
     }
     *data = buf;
     *len = n;
@@ -342,7 +329,7 @@ static int read_file(const char *path, size_t max, unsigned char **data, size_t 
 int fn_weights_load(const char *manifest_path, fn_weights **out, char *err, size_t errlen)
 {
     if (out) *out = NULL;
-    if (!manifest_path || !out) return fail(err, errlen, FN_ERR_INVALID, "invalid arguments");
+    if (!manifest_path || !out) return fn_verr(err, errlen, FN_ERR_INVALID, "invalid arguments");
     unsigned char *text = NULL, *bin = NULL;
     size_t text_len = 0, bin_len = 0;
     int rc = read_file(manifest_path, MAX_MANIFEST_BYTES, &text, &text_len, err, errlen);
@@ -351,8 +338,8 @@ int fn_weights_load(const char *manifest_path, fn_weights **out, char *err, size
     json_t *root = json_loadb((const char *)text, text_len, JSON_REJECT_DUPLICATES, &je);
     free(text);
     if (!root)
-        return fail(err, errlen, FN_ERR_MODEL, "%s: invalid JSON at line %d: %s; %s", manifest_path,
-                    je.line, je.text, INSTALL_HINT);
+        return fn_verr(err, errlen, FN_ERR_MODEL, "%s: invalid JSON at line %d: %s; %s",
+                       manifest_path, je.line, je.text, INSTALL_HINT);
 
     /* The folder the .bin paths are relative to. */
     const char *slash = strrchr(manifest_path, '/');
@@ -360,22 +347,22 @@ int fn_weights_load(const char *manifest_path, fn_weights **out, char *err, size
     for (size_t g = 0; rc == 0 && g < json_array_size(root); g++) {
         json_t *paths = json_object_get(json_array_get(root, g), "paths");
         if (!json_is_array(paths)) {
-            rc = fail(err, errlen, FN_ERR_MODEL, "%s: group %zu has no 'paths' array; %s",
-                      manifest_path, g, INSTALL_HINT);
+            rc = fn_verr(err, errlen, FN_ERR_MODEL, "%s: group %zu has no 'paths' array; %s",
+                         manifest_path, g, INSTALL_HINT);
             break;
         }
         for (size_t i = 0; rc == 0 && i < json_array_size(paths); i++) {
             const char *p = json_string_value(json_array_get(paths, i));
             if (!p || !*p || strstr(p, "..") || p[0] == '/') {
-                rc =
-                    fail(err, errlen, FN_ERR_MODEL, "%s: invalid weight file path in group %zu; %s",
-                         manifest_path, g, INSTALL_HINT);
+                rc = fn_verr(err, errlen, FN_ERR_MODEL,
+                             "%s: invalid weight file path in group %zu; %s", manifest_path, g,
+                             INSTALL_HINT);
                 break;
             }
             size_t plen = dirlen + strlen(p) + 1;
             char *full = malloc(plen);
             if (!full) {
-                rc = fail(err, errlen, FN_ERR_NOMEM, "out of memory");
+                rc = fn_verr(err, errlen, FN_ERR_NOMEM, "out of memory");
                 break;
             }
             snprintf(full, plen, "%.*s%s", (int)dirlen, manifest_path, p);
@@ -387,7 +374,7 @@ int fn_weights_load(const char *manifest_path, fn_weights **out, char *err, size
             unsigned char *grown = realloc(bin, bin_len + part_len + 1);
             if (!grown) {
                 free(part);
-                rc = fail(err, errlen, FN_ERR_NOMEM, "out of memory");
+                rc = fn_verr(err, errlen, FN_ERR_NOMEM, "out of memory");
                 break;
             }
             bin = grown;
@@ -430,7 +417,7 @@ const fn_tensor *fn_weights_get(const fn_weights *w, const char *name, int rank,
                                 char *err, size_t errlen)
 {
     if (!w || !name) {
-        fail(err, errlen, FN_ERR_INVALID, "invalid arguments");
+        fn_verr(err, errlen, FN_ERR_INVALID, "invalid arguments");
         return NULL;
     }
     for (size_t i = 0; i < w->n; i++) {
@@ -444,11 +431,11 @@ const fn_tensor *fn_weights_get(const fn_weights *w, const char *name, int rank,
         char have[64], want[64];
         shape_str(have, sizeof have, t->rank, t->shape);
         shape_str(want, sizeof want, rank, shape);
-        fail(err, errlen, FN_ERR_MODEL, "%s: tensor '%s' has shape %s, expected %s; %s", w->source,
-             name, have, want, INSTALL_HINT);
+        fn_verr(err, errlen, FN_ERR_MODEL, "%s: tensor '%s' has shape %s, expected %s; %s",
+                w->source, name, have, want, INSTALL_HINT);
         return NULL;
     }
-    fail(err, errlen, FN_ERR_MODEL, "%s: tensor '%s' is missing; %s", w->source, name,
-         INSTALL_HINT);
+    fn_verr(err, errlen, FN_ERR_MODEL, "%s: tensor '%s' is missing; %s", w->source, name,
+            INSTALL_HINT);
     return NULL;
 }

@@ -16,21 +16,7 @@
 
 #include "facenames/config.h"
 #include "facenames/error.h"
-
-/* Field by field: struct copies need not copy padding, so memcmp would be flaky. */
-static int config_equal(const fn_config *a, const fn_config *b)
-{
-    return a->workers_cpu_max == b->workers_cpu_max && a->workers_gpu_max == b->workers_gpu_max &&
-           a->workers_mem_max_mb == b->workers_mem_max_mb &&
-           a->events_progress_hz == b->events_progress_hz &&
-           a->events_queue_max == b->events_queue_max &&
-           a->jobs_heartbeat_ms == b->jobs_heartbeat_ms &&
-           a->jobs_owner_timeout_ms == b->jobs_owner_timeout_ms &&
-           a->jobs_aging_ms == b->jobs_aging_ms && a->db_busy_timeout_ms == b->db_busy_timeout_ms &&
-           strcmp(a->log_path, b->log_path) == 0 && strcmp(a->models_dir, b->models_dir) == 0 &&
-           strcmp(a->detector, b->detector) == 0 &&
-           a->ingest_min_face_size == b->ingest_min_face_size && a->ingest_batch == b->ingest_batch;
-}
+#include "util/config_equal.h"
 
 static void test_defaults(void **state)
 {
@@ -144,7 +130,7 @@ static void test_set_bad(void **state)
             print_error("%s = '%s' gave rc %d, message: %s\n", bads[i].key, bads[i].value, rc, err);
             fail();
         }
-        assert_true(config_equal(&c, &before));
+        assert_true(fn_config_equal(&c, &before));
     }
 }
 
@@ -238,7 +224,7 @@ static void test_parse_bad(void **state)
             print_error("text %zu gave rc %d, message: %s\n", i, rc, err);
             fail();
         }
-        assert_true(config_equal(&c, &before));
+        assert_true(fn_config_equal(&c, &before));
     }
     /* a NUL byte inside the text */
     fn_config c;
@@ -330,7 +316,7 @@ static void test_env(void **state)
     assert_int_equal(fn_config_apply_env(&c, err, sizeof err), FN_ERR_CONFIG);
     assert_non_null(strstr(err, "FACENAMES_EVENTS_PROGRESS_HZ"));
     assert_non_null(strstr(err, "events.progress_hz"));
-    assert_true(config_equal(&c, &before));
+    assert_true(fn_config_equal(&c, &before));
     unsetenv("FACENAMES_EVENTS_PROGRESS_HZ");
     unsetenv("FACENAMES_WORKERS_CPU_MAX");
     unsetenv("FACENAMES_INGEST_DETECTOR");
@@ -392,7 +378,7 @@ static void test_format_roundtrip(void **state)
     fn_config_defaults(&back);
     back.workers_cpu_max = 99;
     assert_int_equal(fn_config_parse(&back, text, strlen(text), "formatted", err, sizeof err), 0);
-    assert_true(config_equal(&back, &c));
+    assert_true(fn_config_equal(&back, &c));
     free(text);
 }
 
