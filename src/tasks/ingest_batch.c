@@ -249,6 +249,13 @@ static void record(ingest_state *st)
     st->vision_ns_rest = vision_ns % 1000000;
 }
 
+static int larger_first(const void *a, const void *b, void *arg)
+{
+    const entry *entries = arg;
+    int64_t sa = entries[*(const size_t *)a].size, sb = entries[*(const size_t *)b].size;
+    return sa < sb ? 1 : sa > sb ? -1 : 0;
+}
+
 int batch_flush(ingest_state *st, const char *checkpoint_json)
 {
     size_t n = 0;
@@ -260,6 +267,10 @@ int batch_flush(ingest_state *st, const char *checkpoint_json)
     }
     for (size_t i = 0; i < st->n_entries; i++)
         if (st->entries[i].kind == ENTRY_PROCESS && st->entries[i].rc == 0) st->todo[n++] = i;
+    /* Largest files first: workers take items in this order, so the batch ends on small photos
+     * and no worker idles long waiting for the last big one (longest-processing-time first). The
+     * rows are committed by entry, so the order changes nothing stored. */
+    qsort_r(st->todo, n, sizeof *st->todo, larger_first, st->entries);
     int rc = 0;
     if (n && !st->models) {
         char err[1024] = "";
