@@ -64,33 +64,42 @@ static int photos_list(cli_ctx *ctx, int argc, char **argv)
     const char *cmd = "photos list";
     fn_photo_filter f = {.status = -1};
     int json = 0;
+    /* owned: every return below frees it (an early one on a bad option used to leak it) */
     char *under = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int m;
+        int bad = -1; /* exit code when the command line is done with early */
         if (cli_is_help(argv[i])) {
             fputs(usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--status", &v)) != 0) {
-            if (m < 0) return CLI_EXIT_USAGE;
+            bad = CLI_EXIT_OK;
+        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--status", &v)) != 0) {
             fn_photo_status s;
-            if (fn_photo_status_parse(v, &s) < 0)
-                return cli_usage_error(ctx, cmd, "--status is ok, no_faces or error");
-            f.status = (int)s;
+            if (m < 0)
+                bad = CLI_EXIT_USAGE;
+            else if (fn_photo_status_parse(v, &s) < 0)
+                bad = cli_usage_error(ctx, cmd, "--status is ok, no_faces or error");
+            else
+                f.status = (int)s;
         } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--under", &v)) != 0) {
-            if (m < 0) return CLI_EXIT_USAGE;
-            free(under);
-            under = realpath(v, NULL);
-            if (!under) under = strdup(v);
-            f.path_prefix = under;
+            if (m < 0) {
+                bad = CLI_EXIT_USAGE;
+            } else {
+                free(under);
+                under = realpath(v, NULL);
+                if (!under) under = strdup(v);
+                f.path_prefix = under;
+            }
         } else if ((m = cli_opt_limit(ctx, cmd, argv, argc, &i, &f.limit)) != 0) {
-            if (m < 0) return CLI_EXIT_USAGE;
+            if (m < 0) bad = CLI_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else {
+            bad = cli_usage_error(ctx, cmd, "unexpected argument %s", argv[i]);
+        }
+        if (bad >= 0) {
             free(under);
-            return cli_usage_error(ctx, cmd, "unexpected argument %s", argv[i]);
+            return bad;
         }
     }
     fn_store *s = NULL;

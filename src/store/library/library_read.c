@@ -181,7 +181,7 @@ int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb
                           SQLITE_STATIC);
     if (f->path_prefix) {
         size_t len = strlen(f->path_prefix);
-        while (len > 1 && f->path_prefix[len - 1] == '/')
+        while (len > 0 && f->path_prefix[len - 1] == '/')
             len--;
         sqlite3_bind_text(st, 2, f->path_prefix, (int)len, SQLITE_TRANSIENT);
     }
