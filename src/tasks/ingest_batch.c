@@ -270,7 +270,7 @@ int batch_flush(ingest_state *st, const char *checkpoint_json)
     /* Largest files first: workers take items in this order, so the batch ends on small photos
      * and no worker idles long waiting for the last big one (longest-processing-time first). The
      * rows are committed by entry, so the order changes nothing stored. */
-    qsort_r(st->todo, n, sizeof *st->todo, larger_first, st->entries);
+    if (n > 1) qsort_r(st->todo, n, sizeof *st->todo, larger_first, st->entries);
     int rc = 0;
     if (n && !st->models) {
         char err[1024] = "";
