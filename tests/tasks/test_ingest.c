@@ -630,12 +630,12 @@ static void test_cancel_then_resume(void **state)
 
 /* ---- worker threads: the same faces when the batch is fanned out -------------------------- */
 
-static void test_two_workers_same_faces(void **state)
+/* The six samples in <base>/photos<tag> and an engine on <base>/lib<tag> with `workers` as
+ * workers.cpu_max, no log file and the job types registered (not started). */
+static fn_engine *samples_engine(int tag, int workers, char *lib, char *photos, size_t len)
 {
-    (void)state;
-    char lib[512], photos[512];
-    snprintf(lib, sizeof lib, "%s/lib4", base);
-    snprintf(photos, sizeof photos, "%s/photos4", base);
+    snprintf(lib, len, "%s/lib%d", base, tag);
+    snprintf(photos, len, "%s/photos%d", base, tag);
     h_mkdir("%s%s", photos, "");
     for (int k = 1; k <= 6; k++) {
         char name[32];
@@ -644,11 +644,19 @@ static void test_two_workers_same_faces(void **state)
     }
     fn_config cfg;
     fn_config_defaults(&cfg);
-    cfg.workers_cpu_max = 2;
+    cfg.workers_cpu_max = workers;
     snprintf(cfg.log_path, sizeof cfg.log_path, "-");
     fn_engine *e = NULL;
     assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
     assert_int_equal(fn_tasks_register_all(e), 0);
+    return e;
+}
+
+static void test_two_workers_same_faces(void **state)
+{
+    (void)state;
+    char lib[512], photos[512];
+    fn_engine *e = samples_engine(4, 2, lib, photos, sizeof lib);
     assert_int_equal(fn_engine_start(e, 2), 0);
     char payload[1024];
     snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"], \"detector\": \"tiny\", \"batch\": 4}",
@@ -701,21 +709,7 @@ static void test_yield_to_interactive(void **state)
 {
     (void)state;
     char lib[512], photos[512];
-    snprintf(lib, sizeof lib, "%s/lib5", base);
-    snprintf(photos, sizeof photos, "%s/photos5", base);
-    h_mkdir("%s%s", photos, "");
-    for (int k = 1; k <= 6; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "sample%d.jpg", k);
-        h_sample(k, photos, name);
-    }
-    fn_config cfg;
-    fn_config_defaults(&cfg);
-    cfg.workers_cpu_max = 1;
-    snprintf(cfg.log_path, sizeof cfg.log_path, "-");
-    fn_engine *e = NULL;
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
-    assert_int_equal(fn_tasks_register_all(e), 0);
+    fn_engine *e = samples_engine(5, 1, lib, photos, sizeof lib);
     memset(&ys, 0, sizeof ys);
     ys.e = e;
     fn_handler noop = {.type = "noop", .run = noop_run, .user = &ys};
