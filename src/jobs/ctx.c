@@ -71,6 +71,7 @@ void fn_ctx_restore(fn_job_ctx *ctx, const char *progress)
         snprintf(c->name, sizeof c->name, "%s", k);
         atomic_store(&c->v, json_integer_value(v));
     }
+    atomic_store_explicit(&ctx->pub_counters, ctx->n_counters, memory_order_release);
 }
 
 int fn_job_counter(fn_job_ctx *ctx, const char *name)
@@ -84,6 +85,8 @@ int fn_job_counter(fn_job_ctx *ctx, const char *name)
     fn_counter *c = &ctx->counters[ctx->n_counters];
     snprintf(c->name, sizeof c->name, "%s", name);
     atomic_store(&c->v, 0);
+    /* Published after its name is written: the monitor's live snapshots read up to here. */
+    atomic_store_explicit(&ctx->pub_counters, ctx->n_counters + 1, memory_order_release);
     return ctx->n_counters++;
 }
 
@@ -138,6 +141,7 @@ int fn_job_histogram(fn_job_ctx *ctx, const char *name, const double *bounds, si
             for (size_t i = 0; i <= n_bounds; i++)
                 atomic_store(&h->counts[i], json_integer_value(json_array_get(oc, i)));
     }
+    atomic_store_explicit(&ctx->pub_hists, ctx->n_hists + 1, memory_order_release);
     return ctx->n_hists++;
 }
 

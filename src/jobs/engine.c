@@ -8,7 +8,9 @@
  * The monitor thread heartbeats the owner row, turns cancel requests written by other processes
  * into local stop requests (at most every 200 ms), preempts for interactive jobs that other
  * processes enqueued, checkpoints the WAL (so batch commits never pay for its fsync) and flushes
- * the log file. */
+ * the log file. Every 1/events.progress_hz (10 to 100 ms) it also queues live progress snapshots
+ * of this process's running jobs and, when PRAGMA data_version says another connection wrote,
+ * turns the database's change feed into events for the jobs other processes run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -85,6 +87,7 @@ int fn_eng_open_conn(fn_engine *e, fn_store **out, char *err, size_t errlen)
 }
 
 static void *monitor_main(void *arg);
+static int feed_start(fn_engine *e);
 
 int fn_engine_open(const char *library_dir, const fn_config *cfg, fn_engine **out)
 {
@@ -219,6 +222,7 @@ int fn_engine_open(const char *library_dir, const fn_config *cfg, fn_engine **ou
         fn_eng_fail(code, "opening the library: %s", err);
         goto fail;
     }
+    feed_start(e); /* a failure is retried by the monitor */
     if (pthread_create(&e->monitor, NULL, monitor_main, e) != 0) {
         code = fn_eng_fail(FN_ERR_NOMEM, "cannot start the monitor thread");
         goto fail;
@@ -415,16 +419,109 @@ static void monitor_tick(fn_engine *e, fn_store *s)
     }
 }
 
+/* Whether ctx is still in the running table as job id. Call with e->mu held. */
+static int still_running_locked(fn_engine *e, fn_job_ctx *ctx, fn_job_id id)
+{
+    for (size_t i = 0; i < e->n_running; i++)
+        if (e->running[i] == ctx) return ctx->id == id;
+    return 0;
+}
+
+/* Live progress: a snapshot of each running job's counters, queued when it moved since the last
+ * one queued for it. The ctx is pinned by e->mu only while its atomics are copied and while the
+ * event is queued (its end removes it from the running table under e->mu before the final
+ * snapshot is queued, so a live snapshot never follows the final one); the JSON is built from
+ * the copy with no lock held. Jobs that started less than one interval ago are left alone, so
+ * quick jobs cost nothing here. */
+static void live_progress(fn_engine *e, fn_snap *sn)
+{
+    enum { MAXJ = 64 };
+    fn_job_ctx *ctxs[MAXJ];
+    fn_job_id ids[MAXJ];
+    int n = 0;
+    uint64_t now = fn_mono_ns(), min_age = e->ev.min_interval_ns;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_running && n < MAXJ; i++) {
+        fn_job_ctx *c = e->running[i];
+        if (now - c->run_started_ns < min_age) continue;
+        ctxs[n] = c;
+        ids[n++] = c->id;
+    }
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&e->mu);
+        int alive = still_running_locked(e, ctxs[i], ids[i]);
+        if (alive) fn_snap_take(sn, ctxs[i]);
+        pthread_mutex_unlock(&e->mu);
+        if (!alive) continue;
+        char *json = fn_snap_json(sn);
+        if (!json) continue;
+        pthread_mutex_lock(&e->mu);
+        if (still_running_locked(e, ctxs[i], ids[i]))
+            fn_evq_progress_live(&e->ev, ctxs[i], json);
+        else
+            free(json);
+        pthread_mutex_unlock(&e->mu);
+    }
+}
+
+/* Other processes' jobs: nothing to read unless another connection committed. */
+typedef struct feed_state {
+    int64_t data_version;
+    fn_js_cursor cur;
+    fn_js_feed feed;
+} feed_state;
+
+static int feed_start(fn_engine *e)
+{
+    /* Start from now (what happened before is in the database), before fn_engine_open returns,
+     * so that a change made after it is never missed. */
+    e->feed_ok = fn_js_data_version(e->monitor_store, &e->feed_dv) == 0 &&
+                 fn_js_feed_cursor(e->monitor_store, &e->feed_cur) == 0;
+    if (!e->feed_ok) FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
+    return e->feed_ok;
+}
+
+static void foreign_changes(fn_engine *e, fn_store *s, feed_state *fs)
+{
+    if (!e->feed_ok) {
+        if (feed_start(e)) {
+            fs->data_version = e->feed_dv;
+            fs->cur = e->feed_cur;
+        }
+        return;
+    }
+    int64_t dv;
+    if (fn_js_data_version(s, &dv)) return;
+    if (dv == fs->data_version && !fs->feed.more) return;
+    fs->data_version = dv;
+    if (fn_js_feed_read(s, &fs->cur, e->owner, 1024, &fs->feed)) {
+        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+        return;
+    }
+    if (fs->feed.n_jobs || fs->feed.n_errs) fn_evq_feed(&e->ev, e->owner, &fs->feed);
+}
+
 static void *monitor_main(void *arg)
 {
     fn_engine *e = arg;
     int poll_ms = e->cfg.jobs_heartbeat_ms < 200 ? e->cfg.jobs_heartbeat_ms : 200;
-    uint64_t last_beat = fn_mono_ns();
+    /* The events' tick: progress_hz, kept within 10..100 ms (and no slower than the poll). */
+    int tick_ms = (int)(1000.0 / e->cfg.events_progress_hz);
+    if (tick_ms < 10) tick_ms = 10;
+    if (tick_ms > 100) tick_ms = 100;
+    if (tick_ms > poll_ms) tick_ms = poll_ms;
+    uint64_t last_beat = fn_mono_ns(), last_poll = last_beat, last_prune = last_beat;
+    fn_snap *sn = malloc(sizeof *sn);
+    feed_state fs;
+    memset(&fs, 0, sizeof fs);
+    fs.data_version = e->feed_dv;
+    fs.cur = e->feed_cur;
     pthread_mutex_lock(&e->mon_mu);
     while (!e->mon_stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)poll_ms * 1000000L;
+        ts.tv_nsec += (long)tick_ms * 1000000L;
         while (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -438,12 +535,24 @@ static void *monitor_main(void *arg)
                 FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
             last_beat = now;
         }
-        monitor_tick(e, e->monitor_store);
-        if (fn_store_wal_checkpoint(e->monitor_store, NULL))
-            FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
-        fn_joblog_flush(e);
+        if (sn) live_progress(e, sn);
+        foreign_changes(e, e->monitor_store, &fs);
+        /* The tick may be shorter than the poll: what follows keeps its own pace. */
+        if (now - last_poll + 2000000u >= (uint64_t)poll_ms * 1000000u) {
+            last_poll = now;
+            monitor_tick(e, e->monitor_store);
+            if (fn_store_wal_checkpoint(e->monitor_store, NULL))
+                FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
+            fn_joblog_flush(e);
+        }
+        if (now - last_prune >= 5000000000u) {
+            last_prune = now;
+            fn_evq_prune(&e->ev, 10000000000u);
+        }
         pthread_mutex_lock(&e->mon_mu);
     }
     pthread_mutex_unlock(&e->mon_mu);
+    fn_js_feed_free(&fs.feed);
+    free(sn);
     return NULL;
 }

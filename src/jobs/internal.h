@@ -5,7 +5,9 @@
  *            and `stopping`. Handlers never run with it held. DB reads for a pick happen under it
  *            so two local workers never pick the same job.
  *   e->api_mu guards e->store (the controller connection used by fn_enqueue, inspect, cancel ...).
- *   ev.mu    guards the event ring and each ctx's coalescing fields (prog_seq, last_emit_ns).
+ *   ev.mu    guards the event ring, each ctx's coalescing fields (prog_seq, last_emit_ns,
+ *            emitted_hash) and the table of what the consumer was told about each job.
+ *   Lock order: e->mu before ev.mu (the monitor queues a live snapshot while it pins the ctx).
  *   A ctx's counters and histograms are atomics (parallel_for helpers add to them); everything
  *   else in a ctx belongs to the job's own thread. ctx->stop is written by any thread (cancel,
  *   yield, monitor) and read by the handler. */
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #include "facenames/jobs.h"
+#include "store/jobs_store.h"
 #include "store/store.h"
 
 #define FN_MAX_COUNTERS   64
@@ -63,6 +66,9 @@ struct fn_job_ctx {
     int n_counters;
     fn_histogram hists[FN_MAX_HISTOGRAMS];
     int n_hists;
+    /* How many counters and histograms the monitor may read (their names and bounds are written
+     * before these are release-stored, and never change after). */
+    _Atomic int pub_counters, pub_hists;
     void *restored; /* json_t *: the progress stored when this run started */
     int64_t items_at_start;
 
@@ -82,6 +88,7 @@ struct fn_job_ctx {
     /* Event coalescing (under ev.mu). */
     uint64_t prog_seq; /* sequence of this job's queued progress event + 1, 0 none */
     uint64_t last_emit_ns;
+    uint64_t emitted_hash; /* hash of the last snapshot queued (live snapshots skip repeats) */
 };
 
 typedef struct fn_worker {
@@ -110,6 +117,20 @@ typedef struct fn_ptask {
     struct fn_ptask *next_task;
 } fn_ptask;
 
+/* What the consumer was told about one job (events.c): so that a change another process made
+ * is reported once, and a change this process made is never reported twice (once from memory,
+ * once from the database). */
+typedef struct fn_evjob {
+    int64_t id;        /* 0: a free slot */
+    uint64_t db_hash;  /* another process's job: hash of the last progress told */
+    uint64_t db_seq;   /* ... its progress event still queued (sequence + 1), 0 none */
+    uint64_t db_ns;    /* ... when that progress was queued */
+    uint64_t final_ns; /* when a final state was told (the entry is dropped some seconds later) */
+    int8_t state;      /* the last state told, -1 none */
+    uint8_t by_db;     /* that state was told from the database (another process's change) */
+    uint8_t mine;      /* running in this process: its events come from memory */
+} fn_evjob;
+
 typedef struct fn_evq {
     pthread_mutex_t mu;
     fn_event *ring;
@@ -118,7 +139,25 @@ typedef struct fn_evq {
     int fd;
     size_t queue_max;
     uint64_t min_interval_ns;
+    fn_evjob *jobs; /* open addressing by id; cap a power of two */
+    size_t jobs_n, jobs_cap;
 } fn_evq;
+
+/* A copy of a running job's counters and histograms, taken while the ctx is pinned (e->mu), so
+ * that its JSON can be built after the lock is released (events.c). */
+typedef struct fn_snap {
+    int nc, nh;
+    struct {
+        char name[FN_NAME_MAX];
+        int64_t v;
+    } c[FN_MAX_COUNTERS];
+    struct {
+        char name[FN_NAME_MAX];
+        size_t n_bounds;
+        double bounds[FN_MAX_BOUNDS];
+        int64_t counts[FN_MAX_BOUNDS + 1];
+    } h[FN_MAX_HISTOGRAMS];
+} fn_snap;
 
 struct fn_engine {
     char *dir, *db_path, *log_path;
@@ -155,6 +194,11 @@ struct fn_engine {
     pthread_mutex_t mon_mu;
     pthread_cond_t mon_cv;
     int mon_stop;
+    /* Where the change feed of other processes' jobs starts (set before the monitor starts,
+     * then the monitor's own). */
+    int feed_ok;
+    int64_t feed_dv;
+    fn_js_cursor feed_cur;
 
     pthread_mutex_t log_mu;
     int log_fd;
@@ -202,6 +246,20 @@ void fn_evq_push_state(fn_evq *q, fn_job_id job, fn_job_state state);
  * limit and the queue limit (the final snapshot). */
 void fn_evq_progress(fn_evq *q, fn_job_ctx *ctx, char *json, int force);
 size_t fn_evq_len(fn_evq *q);
+/* Live progress between commits (the monitor): copies ctx's published counters and histograms
+ * (call with the ctx pinned: e->mu held, ctx in the running table); builds the same JSON as
+ * fn_ctx_progress_json from the copy (no lock needed). */
+void fn_snap_take(fn_snap *sn, fn_job_ctx *ctx);
+char *fn_snap_json(const fn_snap *sn);
+/* Queues json as ctx's progress unless it is what was last queued for ctx; rate and queue limits
+ * as for a commit's snapshot. Call with the ctx pinned (e->mu held). json is taken over. */
+void fn_evq_progress_live(fn_evq *q, fn_job_ctx *ctx, char *json);
+/* Turns one read of the change feed into events for jobs this process does not run: state
+ * changes (once each), their item errors and progress. `self` is this engine's owner id. */
+struct fn_js_feed;
+void fn_evq_feed(fn_evq *q, int64_t self, struct fn_js_feed *f);
+/* Forgets jobs whose final state was told more than keep_ns ago. */
+void fn_evq_prune(fn_evq *q, uint64_t keep_ns);
 
 /* ctx.c */
 char *fn_ctx_progress_json(fn_job_ctx *ctx);

@@ -68,6 +68,17 @@ static const fn_migration jobs_migrations[] = {
         " host TEXT NOT NULL,"
         " started_at INTEGER NOT NULL,"
         " heartbeat_at INTEGER NOT NULL);"},
+    /* The change feed other processes' monitors read (fn_js_changes): every update of a job's
+     * state or progress gives the row the next change_seq, in commit order (the write lock
+     * serialises writers, so max()+1 is strictly increasing). A trigger rather than the writers'
+     * own SQL, so no writer can forget it; new rows keep NULL and are found by id instead, so a
+     * bulk enqueue adds nothing to the index. */
+    {2, "ALTER TABLE jobs ADD COLUMN change_seq INTEGER;"
+        "CREATE INDEX jobs_changes ON jobs(change_seq) WHERE change_seq IS NOT NULL;"
+        "CREATE TRIGGER jobs_changed AFTER UPDATE OF state, progress ON jobs BEGIN"
+        " UPDATE jobs SET change_seq=(SELECT coalesce(max(change_seq), 0) + 1 FROM jobs"
+        " WHERE change_seq IS NOT NULL) WHERE id=NEW.id;"
+        " END;"},
 };
 
 int fn_js_migrate(fn_store *s)
@@ -753,4 +764,183 @@ out:
         return code;
     }
     return fn_store_commit(tx);
+}
+
+/* ---- the change feed (other processes' jobs, for the monitor's events) ------------------------
+ */
+
+int fn_js_data_version(fn_store *s, int64_t *v)
+{
+    STMT(s, "PRAGMA data_version");
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int64(st, 0);
+    else
+        code = fn_store_fail(s, rc, "reading the database's data version");
+    sqlite3_reset(st);
+    return code;
+}
+
+static const char SQL_READ_BEGIN[] = "BEGIN";
+static const char SQL_READ_END[] = "COMMIT";
+static const char SQL_MAX_SEQ[] =
+    "SELECT coalesce(max(change_seq), 0) FROM jobs WHERE change_seq IS NOT NULL";
+static const char SQL_MAX_ID[] = "SELECT coalesce(max(id), 0) FROM jobs";
+static const char SQL_MAX_ERR[] = "SELECT coalesce(max(id), 0) FROM job_errors";
+
+static int one_int(fn_store *s, const char *sql, int64_t *v)
+{
+    STMT(s, sql);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int64(st, 0);
+    else
+        code = fn_store_fail(s, rc, "reading where the change feed stands");
+    sqlite3_reset(st);
+    return code;
+}
+
+/* A read transaction, so the rows and the error rows of one pass are one snapshot. */
+static int read_begin(fn_store *s)
+{
+    STMT(s, SQL_READ_BEGIN);
+    return run(s, st, "starting a read of the change feed");
+}
+
+static void read_end(fn_store *s)
+{
+    sqlite3_stmt *st = fn_store_stmt(s, SQL_READ_END);
+    if (st) run(s, st, "ending a read of the change feed");
+}
+
+int fn_js_feed_cursor(fn_store *s, fn_js_cursor *c)
+{
+    memset(c, 0, sizeof *c);
+    int code = read_begin(s);
+    if (code) return code;
+    code = one_int(s, SQL_MAX_SEQ, &c->seq);
+    if (!code) code = one_int(s, SQL_MAX_ID, &c->id);
+    if (!code) code = one_int(s, SQL_MAX_ERR, &c->err);
+    read_end(s);
+    return code;
+}
+
+/* The progress of this process's own jobs is not read: its events come from memory. */
+#define FEED_COLS "id, state, coalesce(owner, 0), CASE WHEN owner=?4 THEN NULL ELSE progress END"
+static const char SQL_FEED_SEQ[] = "SELECT " FEED_COLS ", change_seq FROM jobs"
+                                   " WHERE change_seq > ?1 AND change_seq IS NOT NULL"
+                                   " ORDER BY change_seq LIMIT ?3";
+/* New rows not already read above (those carry a change_seq past the old cursor). */
+static const char SQL_FEED_NEW[] = "SELECT " FEED_COLS ", change_seq FROM jobs"
+                                   " WHERE id > ?2 AND coalesce(change_seq, 0) <= ?1"
+                                   " ORDER BY id LIMIT ?3";
+static const char SQL_FEED_ERR[] =
+    "SELECT id, job, item, code, message, resolution FROM job_errors WHERE id > ?1"
+    " ORDER BY id LIMIT ?2";
+
+static int feed_rows(fn_store *s, const char *sql, const fn_js_cursor *c, int64_t self, int cap,
+                     fn_js_feed *f, int64_t *last_seq, int64_t *last_id, int *full)
+{
+    STMT(s, sql);
+    sqlite3_bind_int64(st, 1, c->seq);
+    sqlite3_bind_int64(st, 2, c->id);
+    sqlite3_bind_int(st, 3, cap);
+    sqlite3_bind_int64(st, 4, self);
+    int rc, code = 0, got = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (f->n_jobs == f->cap_jobs) {
+            size_t nc = f->cap_jobs ? f->cap_jobs * 2 : 64;
+            fn_js_change *nv = realloc(f->jobs, nc * sizeof *nv);
+            if (!nv) {
+                code = FN_ERR_NOMEM;
+                break;
+            }
+            f->jobs = nv;
+            f->cap_jobs = nc;
+        }
+        fn_js_change *j = &f->jobs[f->n_jobs++];
+        j->id = sqlite3_column_int64(st, 0);
+        j->state = sqlite3_column_int(st, 1);
+        j->owner = sqlite3_column_int64(st, 2);
+        j->progress = dup_col(st, 3);
+        int64_t seq = sqlite3_column_int64(st, 4);
+        if (last_seq && seq > *last_seq) *last_seq = seq;
+        if (last_id && j->id > *last_id) *last_id = j->id;
+        got++;
+    }
+    if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading changed jobs");
+    sqlite3_reset(st);
+    if (got >= cap) *full = 1;
+    return code;
+}
+
+int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_feed *f)
+{
+    fn_js_feed_clear(f);
+    int code = read_begin(s);
+    if (code) return code;
+    fn_js_cursor next = *c;
+    int full = 0;
+    code = feed_rows(s, SQL_FEED_SEQ, c, self, cap, f, &next.seq, NULL, &full);
+    if (!code) code = feed_rows(s, SQL_FEED_NEW, c, self, cap, f, NULL, &next.id, &full);
+    if (!code) {
+        STMT(s, SQL_FEED_ERR);
+        sqlite3_bind_int64(st, 1, c->err);
+        sqlite3_bind_int(st, 2, cap);
+        int rc, got = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (f->n_errs == f->cap_errs) {
+                size_t nc = f->cap_errs ? f->cap_errs * 2 : 16;
+                fn_js_error_row *nv = realloc(f->errs, nc * sizeof *nv);
+                if (!nv) {
+                    code = FN_ERR_NOMEM;
+                    break;
+                }
+                f->errs = nv;
+                f->cap_errs = nc;
+            }
+            fn_js_error_row *r = &f->errs[f->n_errs++];
+            next.err = r->id = sqlite3_column_int64(st, 0);
+            r->job = sqlite3_column_int64(st, 1);
+            r->item = dup_col(st, 2);
+            r->code = dup_col(st, 3);
+            r->message = dup_col(st, 4);
+            r->resolution = sqlite3_column_int(st, 5);
+            got++;
+        }
+        if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading new job errors");
+        sqlite3_reset(st);
+        if (got >= cap) full = 1;
+    }
+    read_end(s);
+    if (code) {
+        fn_js_feed_clear(f);
+        return code;
+    }
+    *c = next;
+    f->more = full;
+    return 0;
+}
+
+void fn_js_feed_clear(fn_js_feed *f)
+{
+    for (size_t i = 0; i < f->n_jobs; i++)
+        free(f->jobs[i].progress);
+    for (size_t i = 0; i < f->n_errs; i++) {
+        free(f->errs[i].item);
+        free(f->errs[i].code);
+        free(f->errs[i].message);
+    }
+    f->n_jobs = f->n_errs = 0;
+    f->more = 0;
+}
+
+void fn_js_feed_free(fn_js_feed *f)
+{
+    fn_js_feed_clear(f);
+    free(f->jobs);
+    free(f->errs);
+    memset(f, 0, sizeof *f);
 }

@@ -94,4 +94,38 @@ int fn_js_owner_leave(fn_store *s, int64_t owner);
 int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
                   int *recovered);
 
+/* The change feed: how a monitor learns what other processes did to jobs (events for a UI). The
+ * migration gives every update of a job's state or progress the next `change_seq` (a trigger);
+ * new rows are found by id and new item errors by job_errors.id. */
+int fn_js_data_version(fn_store *s, int64_t *v); /* PRAGMA data_version: moves when another
+                                                    connection commits */
+typedef struct fn_js_cursor {
+    int64_t seq, id, err; /* the last change_seq, job id and job_errors id read */
+} fn_js_cursor;
+typedef struct fn_js_change {
+    int64_t id, owner; /* owner 0: none */
+    int state;
+    char *progress; /* NULL for the caller's own jobs (owner == self) or none stored */
+} fn_js_change;
+typedef struct fn_js_error_row {
+    int64_t id, job;
+    char *item, *code, *message;
+    int resolution;
+} fn_js_error_row;
+typedef struct fn_js_feed {
+    fn_js_change *jobs;
+    size_t n_jobs, cap_jobs;
+    fn_js_error_row *errs;
+    size_t n_errs, cap_errs;
+    int more; /* a limit was reached: read again without waiting for a new data version */
+} fn_js_feed;
+/* Where the feed stands now (a cursor that skips everything already there). */
+int fn_js_feed_cursor(fn_store *s, fn_js_cursor *c);
+/* The jobs changed or added after *c and the errors added after it (at most `cap` of each kind),
+ * in one read transaction, into f (reused between calls; free with fn_js_feed_free); advances
+ * *c. `self` is the caller's owner id (their progress is not read). */
+int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_feed *f);
+void fn_js_feed_clear(fn_js_feed *f);
+void fn_js_feed_free(fn_js_feed *f);
+
 #endif
