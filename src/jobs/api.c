@@ -137,7 +137,7 @@ int fn_enqueue_many(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_
     if (!code) {
         fn_joblog_file_many(e, filebuf, filelen);
         for (size_t i = 0; i < n; i++)
-            fn_evq_push_state(&e->ev, out[i], FN_JOB_QUEUED);
+            fn_evq_push_queued_new(&e->ev, out[i]);
         fn_eng_notify_enqueued(e, interactive);
     }
     free(filebuf);
@@ -289,7 +289,7 @@ static int follow_up(fn_engine *e, const fn_job_info *old, const char *payload,
     pthread_mutex_unlock(&e->api_mu);
     if (!code) {
         fn_joblog_file_many(e, filebuf, filelen);
-        fn_evq_push_state(&e->ev, *new_id, FN_JOB_QUEUED);
+        fn_evq_push_queued_new(&e->ev, *new_id);
         fn_eng_notify_enqueued(e, old->priority == FN_PRIO_INTERACTIVE &&
                                       fn_eng_handler(e, old->type) != NULL);
     }

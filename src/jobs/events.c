@@ -202,15 +202,36 @@ void fn_evq_push_state(fn_evq *q, fn_job_id job, fn_job_state state)
     pthread_mutex_lock(&q->mu);
     fn_evjob *j = job_get(q, job);
     /* The monitor may have read this change from the database before this call: then it was
-     * reported already. */
-    int told = j && j->by_db && j->state == (int)state;
+     * reported already. After a final state nothing else is news. */
+    int told = j && ((j->by_db && j->state == (int)state) || is_final_state(j->state));
     int code = told ? 1 : push_locked(q, FN_EVENT_STATE, job, state, json, &seq);
-    if (j) {
+    if (j && !told) {
         j->state = (int8_t)state;
         j->by_db = 0;
         j->mine = state == FN_JOB_RUNNING;
         j->final_ns = is_final_state(state) ? fn_mono_ns() : 0;
     }
+    if (j && told) {
+        j->by_db = 0;
+        if (state != FN_JOB_RUNNING) j->mine = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (code) free(json);
+}
+
+void fn_evq_push_queued_new(fn_evq *q, fn_job_id job)
+{
+    char *json = state_json(FN_JOB_QUEUED);
+    if (!json) return;
+    uint64_t seq;
+    pthread_mutex_lock(&q->mu);
+    fn_evjob *j = job_get(q, job);
+    /* Anything told already is at least as new: the monitor read the row first, or a worker
+     * claimed (even finished) the job between the enqueue's commit and this call. */
+    int told = j && j->state >= 0;
+    int code = told ? 1 : push_locked(q, FN_EVENT_STATE, job, FN_JOB_QUEUED, json, &seq);
+    if (j && !told) j->state = FN_JOB_QUEUED;
+    if (j) j->by_db = 0;
     pthread_mutex_unlock(&q->mu);
     if (code) free(json);
 }
@@ -390,6 +411,9 @@ void fn_evq_feed(fn_evq *q, int64_t self, fn_js_feed *f)
         if (r->owner == self) continue; /* running here: reported from memory */
         fn_evjob *j = job_find(q, r->id);
         if (j && j->mine) continue; /* claimed here; its end is reported from memory */
+        /* A final state is the last word; the row read may even be older than it (this read's
+         * snapshot began before our own worker ended the job). */
+        if (j && is_final_state(j->state)) continue;
         if (j && j->state == r->state) {
             /* Told already (by us, or by an earlier read); a job another process runs may have
              * moved on. */

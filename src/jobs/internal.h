@@ -242,6 +242,9 @@ int fn_evq_init(fn_evq *q, const fn_config *cfg);
 void fn_evq_destroy(fn_evq *q);
 void fn_evq_push(fn_evq *q, fn_event_kind kind, fn_job_id job, fn_job_state state, char *json);
 void fn_evq_push_state(fn_evq *q, fn_job_id job, fn_job_state state);
+/* The queued event of a job this process just enqueued (after its commit): dropped when a newer
+ * state of the job was told meanwhile (a worker claimed it first, or the monitor read it). */
+void fn_evq_push_queued_new(fn_evq *q, fn_job_id job);
 /* Queues a progress snapshot for ctx, coalescing with one still queued; `force` ignores the rate
  * limit and the queue limit (the final snapshot). */
 void fn_evq_progress(fn_evq *q, fn_job_ctx *ctx, char *json, int force);
