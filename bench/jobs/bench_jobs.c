@@ -10,11 +10,18 @@
  *                             worker runs background jobs of 10 ms batches
  *   events_drained_per_s      fn_engine_events_drain + fn_event_clear of queued events
  *   recovery_ms               fn_engine_open of a library with 100k jobs, 1k orphaned
+ *   cross_process_event_delay_p99_ms
+ *                             a job in a forked child process (its own engine) commits progress
+ *                             every 10-30 ms; for each commit, the time until this process's
+ *                             event consumer (poll on the events fd) holds that progress or newer
  *
  * The "10 ms batches" are real CPU work, not sleeps: a 64-bit LCG chain iterated until 10 ms of
  * the monotonic clock have passed, then the batch is committed like any handler's. */
 #include <ftw.h>
+#include <jansson.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -252,6 +259,114 @@ static void wait_started(fn_job_id id)
     }
 }
 
+/* ---- cross_process_event_delay_p99_ms ---------------------------------------------------------
+ */
+
+#define XP_COMMITS 300
+/* Shared with the forked child: when each commit returned (CLOCK_MONOTONIC is system-wide). */
+static _Atomic uint64_t *xp_commit_ns;
+
+static int xp_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    int c = fn_job_counter(ctx, "seq");
+    unsigned seed = 12345;
+    for (int b = 1; b <= XP_COMMITS; b++) {
+        fn_job_set(ctx, c, b);
+        int rc = fn_job_commit(ctx, NULL, NULL);
+        if (rc) return rc;
+        atomic_store(&xp_commit_ns[b], fn_mono_ns());
+        /* 10-30 ms apart, so commits do not fall in step with the reader's ticks. */
+        struct timespec ts = {0, (long)(10 + rand_r(&seed) % 21) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* The child: its own engine on the same library, running one job inline. */
+static void xp_child(const char *dir, int go_fd)
+{
+    char b;
+    if (read(go_fd, &b, 1) != 1) _exit(2);
+    fn_config cfg = bench_cfg();
+    cfg.log_path[0] = '\0';
+    fn_engine *e;
+    if (fn_engine_open(dir, &cfg, &e)) _exit(3);
+    fn_handler h = {"xp", xp_run, NULL, 0, 0};
+    if (fn_engine_register(e, &h) || fn_engine_start(e, 0)) _exit(4);
+    if (fn_enqueue(e, "xp", NULL, FN_PRIO_NORMAL, NULL)) _exit(5);
+    int rc = fn_engine_run_pending(e, 0, NULL);
+    fn_engine_close(e);
+    _exit(rc ? 6 : 0);
+}
+
+static double cross_process_delay_p99(const fn_config *cfg)
+{
+    xp_commit_ns = mmap(NULL, sizeof *xp_commit_ns * (XP_COMMITS + 1), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (xp_commit_ns == MAP_FAILED) abort();
+    char *d = tmp_lib();
+    int go[2];
+    if (pipe(go)) abort();
+    /* Fork before this process opens anything (no engine threads or locks to inherit). */
+    pid_t pid = fork();
+    if (pid < 0) abort();
+    if (pid == 0) {
+        close(go[1]);
+        xp_child(d, go[0]);
+    }
+    close(go[0]);
+    fn_engine *e;
+    check(fn_engine_open(d, cfg, &e), NULL, "open");
+    check(fn_engine_start(e, 0), e, "start");
+    if (write(go[1], "g", 1) != 1) abort();
+    close(go[1]);
+    static uint64_t seen_ns[XP_COMMITS + 1];
+    int seen_max = 0, done = 0;
+    fn_event ev[256];
+    while (!done) {
+        struct pollfd p = {fn_engine_events_fd(e), POLLIN, 0};
+        poll(&p, 1, 1000);
+        size_t n;
+        fn_engine_events_drain(e, ev, 256, &n);
+        uint64_t now = fn_mono_ns();
+        for (size_t i = 0; i < n; i++) {
+            if (ev[i].kind == FN_EVENT_PROGRESS) {
+                json_t *o = json_loads(ev[i].json, 0, NULL);
+                int seq =
+                    (int)json_integer_value(json_object_get(json_object_get(o, "counters"), "seq"));
+                json_decref(o);
+                for (; seen_max < seq && seen_max < XP_COMMITS; seen_max++)
+                    seen_ns[seen_max + 1] = now;
+            }
+            if (ev[i].kind == FN_EVENT_STATE && ev[i].state == FN_JOB_COMPLETED) done = 1;
+            fn_event_clear(&ev[i]);
+        }
+        int status;
+        if (!done && waitpid(pid, &status, WNOHANG) == pid && status != 0) {
+            fprintf(stderr, "bench_jobs: the child process failed (%d)\n", status);
+            exit(1);
+        }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    double *lat = malloc(sizeof *lat * XP_COMMITS);
+    int n = 0;
+    for (int b = 1; b <= XP_COMMITS; b++) {
+        uint64_t c = atomic_load(&xp_commit_ns[b]);
+        if (!c || !seen_ns[b]) continue;
+        /* Seen before the child even noted the time: no delay to speak of. */
+        lat[n++] = seen_ns[b] > c ? (double)(seen_ns[b] - c) / 1e6 : 0;
+    }
+    if (n < XP_COMMITS) fprintf(stderr, "bench_jobs: only %d of %d commits seen\n", n, XP_COMMITS);
+    double r = n ? p99(lat, n) : -1;
+    free(lat);
+    fn_engine_close(e);
+    rm_lib(d);
+    munmap(xp_commit_ns, sizeof *xp_commit_ns * (XP_COMMITS + 1));
+    return r;
+}
+
 /* FN_BENCH_ONLY=durable,cancel ... runs only the named parts (for profiling). */
 static int want(const char *name)
 {
@@ -458,6 +573,12 @@ int main(int argc, char **argv)
             fn_job_cancel(e, bg[i]);
         fn_engine_close(e);
         rm_lib(d);
+    }
+
+    /* cross_process_event_delay_p99_ms */
+    if (want("cross")) {
+        printf("cross_process_event_delay_p99_ms %.1f ms\n", cross_process_delay_p99(&cfg));
+        fflush(stdout);
     }
 
     /* events_drained_per_s */
