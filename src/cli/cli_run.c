@@ -1,13 +1,16 @@
 /* cli_run.c: opening the engine for a command, and following a job to its end in the foreground
  * (live progress, Ctrl-C handling, the final summary and exit code).
  *
- * The loop polls two descriptors: the engine's event fd (progress, state and error events of the
- * jobs this process runs) and a self-pipe written by the SIGINT/SIGTERM handler, so a Ctrl-C wakes
- * it at once. It also reads the job from the database every so often, which is how a job run by
- * another process (a `facenames worker`, the app) is followed, and a safety net should an event be
- * missed. What must stay true: the first Ctrl-C only requests a cancel (the job stops after its
- * current batch and keeps its work); the second ends the process at once from the signal handler
- * itself, so it works even if the main thread is blocked (safe: the database is transactional). */
+ * The loop polls two descriptors: the engine's event fd and a self-pipe written by the
+ * SIGINT/SIGTERM handler, so a Ctrl-C wakes it at once. The events cover the jobs this process
+ * runs (live progress between commits) and, through the engine's change feed, jobs other
+ * processes run (a `facenames worker`, the app), so `jobs watch` follows a detached job as it
+ * moves. The job is also read from the database every two seconds, a safety net should an event
+ * be missed (its progress is used only until the first progress event: it lags the live one, and
+ * must not move the line backwards). What must stay true: the first Ctrl-C only requests a cancel
+ * (the job stops after its current batch and keeps its work); the second ends the process at once
+ * from the signal handler itself, so it works even if the main thread is blocked (safe: the
+ * database is transactional). */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -240,11 +243,11 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
     fn_job_info_free(info);
     info = NULL;
 
-    int efd = run_here ? fn_engine_events_fd(e) : -1;
+    int efd = fn_engine_events_fd(e);
     int handled = 0, cancel_requested = 0, watch_stopped = 0, errors_printed = 0;
     int queued_hint = 0;
     uint64_t t0 = fn_mono_ns(), last_db = t0, last_event = 0;
-    uint64_t db_every = run_here ? 1000000000u : 250000000u;
+    uint64_t db_every = 2000000000u;
 
     while (!is_final(state)) {
         struct pollfd pfd[2] = {{sigfd, POLLIN, 0}, {efd, POLLIN, 0}};
@@ -319,10 +322,9 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
         if (!is_final(state) && now - last_db >= db_every) {
             last_db = now;
             if (fn_job_inspect(e, id, &info) == 0) {
-                /* the database's progress when events do not bring it: `jobs watch`, or a job
-                 * another process's worker claimed first */
-                if (!run_here || info->state != state || now - last_event > 1500000000u)
-                    cli_progress_update(p, info->progress);
+                /* the committed progress until the first progress event (a job that has not
+                 * moved since this process started watching) */
+                if (!last_event) cli_progress_update(p, info->progress);
                 state = info->state;
                 cli_progress_state(p, state);
                 fn_job_info_free(info);

@@ -175,6 +175,8 @@ static void process_one(size_t i, int worker, void *arg)
     }
     rc = keep_faces(e, &faces);
     if (rc < 0) fail_entry(e, rc, "out of memory keeping the faces");
+    /* Counted per photo, not per batch, so that live progress events show faces arriving. */
+    if (rc >= 0) fn_job_add(st->ctx, st->counters[C_FACES_FOUND], (int64_t)e->n_faces);
 }
 
 static int write_rows(fn_store_tx *tx, void *arg)
@@ -236,7 +238,6 @@ static void record(ingest_state *st)
             fn_job_error_add(ctx, e->path, code, msg, ingest_resolution(code));
             continue;
         }
-        fn_job_add(ctx, st->counters[C_FACES_FOUND], (int64_t)e->n_faces);
         fn_job_add(ctx, st->counters[C_FACES_SKIPPED_SMALL], (int64_t)e->skipped_small);
         if (!e->n_faces) fn_job_add(ctx, st->counters[C_NO_FACE_IMAGES], 1);
         fn_job_observe(ctx, st->hists[H_FACES_PER_PHOTO], (double)e->n_faces);
