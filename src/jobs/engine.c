@@ -495,11 +495,16 @@ static void foreign_changes(fn_engine *e, fn_store *s, feed_state *fs)
     if (fn_js_data_version(s, &dv)) return;
     if (dv == fs->data_version && !fs->feed.more) return;
     fs->data_version = dv;
-    if (fn_js_feed_read(s, &fs->cur, e->owner, 1024, &fs->feed)) {
-        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
-        return;
+    /* A few bounded reads when much changed (a busy worker elsewhere writes tens of thousands of
+     * changes a second); the rest waits for the next tick. */
+    for (int k = 0; k < 8; k++) {
+        if (fn_js_feed_read(s, &fs->cur, e->owner, 2048, &fs->feed)) {
+            FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+            return;
+        }
+        if (fs->feed.n_jobs || fs->feed.n_errs) fn_evq_feed(&e->ev, e->owner, &fs->feed);
+        if (!fs->feed.more) break;
     }
-    if (fs->feed.n_jobs || fs->feed.n_errs) fn_evq_feed(&e->ev, e->owner, &fs->feed);
 }
 
 static void *monitor_main(void *arg)
@@ -512,6 +517,7 @@ static void *monitor_main(void *arg)
     if (tick_ms > 100) tick_ms = 100;
     if (tick_ms > poll_ms) tick_ms = poll_ms;
     uint64_t last_beat = fn_mono_ns(), last_poll = last_beat, last_prune = last_beat;
+    unsigned prunes = 0;
     fn_snap *sn = malloc(sizeof *sn);
     feed_state fs;
     memset(&fs, 0, sizeof fs);
@@ -548,6 +554,10 @@ static void *monitor_main(void *arg)
         if (now - last_prune >= 5000000000u) {
             last_prune = now;
             fn_evq_prune(&e->ev, 10000000000u);
+            /* Every engine trims the change feed: monitors read it within a tick, so the last
+             * 100k changes are plenty (several seconds of the busiest worker). */
+            if (++prunes % 12 == 0 && fn_js_feed_prune(e->monitor_store, 100000))
+                FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
         }
         pthread_mutex_lock(&e->mon_mu);
     }

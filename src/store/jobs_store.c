@@ -68,16 +68,15 @@ static const fn_migration jobs_migrations[] = {
         " host TEXT NOT NULL,"
         " started_at INTEGER NOT NULL,"
         " heartbeat_at INTEGER NOT NULL);"},
-    /* The change feed other processes' monitors read (fn_js_changes): every update of a job's
-     * state or progress gives the row the next change_seq, in commit order (the write lock
-     * serialises writers, so max()+1 is strictly increasing). A trigger rather than the writers'
-     * own SQL, so no writer can forget it; new rows keep NULL and are found by id instead, so a
-     * bulk enqueue adds nothing to the index. */
-    {2, "ALTER TABLE jobs ADD COLUMN change_seq INTEGER;"
-        "CREATE INDEX jobs_changes ON jobs(change_seq) WHERE change_seq IS NOT NULL;"
+    /* The change feed other processes' monitors read (fn_js_feed_read): every update of a job's
+     * state or progress appends the job's id to job_changes, whose rowid orders the changes by
+     * commit (writers are serialised). A trigger rather than the writers' own SQL, so no writer
+     * can forget it; an append to a small rowid table is the cheapest write that keeps an order
+     * (about a third of the cost of numbering the job row itself through an index). Inserts do
+     * not fire it: new jobs are found by id. fn_js_feed_prune keeps the table short. */
+    {2, "CREATE TABLE job_changes(seq INTEGER PRIMARY KEY, job INTEGER NOT NULL);"
         "CREATE TRIGGER jobs_changed AFTER UPDATE OF state, progress ON jobs BEGIN"
-        " UPDATE jobs SET change_seq=(SELECT coalesce(max(change_seq), 0) + 1 FROM jobs"
-        " WHERE change_seq IS NOT NULL) WHERE id=NEW.id;"
+        " INSERT INTO job_changes(job) VALUES(NEW.id);"
         " END;"},
 };
 
@@ -784,8 +783,7 @@ int fn_js_data_version(fn_store *s, int64_t *v)
 
 static const char SQL_READ_BEGIN[] = "BEGIN";
 static const char SQL_READ_END[] = "COMMIT";
-static const char SQL_MAX_SEQ[] =
-    "SELECT coalesce(max(change_seq), 0) FROM jobs WHERE change_seq IS NOT NULL";
+static const char SQL_MAX_SEQ[] = "SELECT coalesce(max(seq), 0) FROM job_changes";
 static const char SQL_MAX_ID[] = "SELECT coalesce(max(id), 0) FROM jobs";
 static const char SQL_MAX_ERR[] = "SELECT coalesce(max(id), 0) FROM job_errors";
 
@@ -827,28 +825,25 @@ int fn_js_feed_cursor(fn_store *s, fn_js_cursor *c)
     return code;
 }
 
-/* The progress of this process's own jobs is not read: its events come from memory. */
-#define FEED_COLS "id, state, coalesce(owner, 0), CASE WHEN owner=?4 THEN NULL ELSE progress END"
-static const char SQL_FEED_SEQ[] = "SELECT " FEED_COLS ", change_seq FROM jobs"
-                                   " WHERE change_seq > ?1 AND change_seq IS NOT NULL"
-                                   " ORDER BY change_seq LIMIT ?3";
-/* New rows not already read above (those carry a change_seq past the old cursor). */
-static const char SQL_FEED_NEW[] = "SELECT " FEED_COLS ", change_seq FROM jobs"
-                                   " WHERE id > ?2 AND coalesce(change_seq, 0) <= ?1"
-                                   " ORDER BY id LIMIT ?3";
+/* The progress of this process's own jobs is not read (its events come from memory), nor that of
+ * queued jobs (no progress event is sent for them). */
+#define FEED_COLS                                                                                  \
+    "SELECT id, state, coalesce(owner, 0), CASE WHEN owner=?4 OR state=0 THEN NULL ELSE progress"  \
+    " END FROM jobs"
+/* Each job changed in (?1, ?2] once, whatever the number of its changes. */
+static const char SQL_FEED_CHANGED[] =
+    FEED_COLS " WHERE id IN (SELECT job FROM job_changes WHERE seq > ?1 AND seq <= ?2)";
+/* New rows (some may have been read above too: fn_js_feed_read drops the repeats). */
+static const char SQL_FEED_NEW[] = FEED_COLS " WHERE id > ?3 ORDER BY id LIMIT ?5";
 static const char SQL_FEED_ERR[] =
     "SELECT id, job, item, code, message, resolution FROM job_errors WHERE id > ?1"
     " ORDER BY id LIMIT ?2";
 
-static int feed_rows(fn_store *s, const char *sql, const fn_js_cursor *c, int64_t self, int cap,
-                     fn_js_feed *f, int64_t *last_seq, int64_t *last_id, int *full)
+/* Appends the rows of `st` (bound already) to f->jobs; *last_id gets the highest id. */
+static int feed_rows(fn_store *s, sqlite3_stmt *st, fn_js_feed *f, int64_t *last_id, int *got)
 {
-    STMT(s, sql);
-    sqlite3_bind_int64(st, 1, c->seq);
-    sqlite3_bind_int64(st, 2, c->id);
-    sqlite3_bind_int(st, 3, cap);
-    sqlite3_bind_int64(st, 4, self);
-    int rc, code = 0, got = 0;
+    int rc, code = 0;
+    *got = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (f->n_jobs == f->cap_jobs) {
             size_t nc = f->cap_jobs ? f->cap_jobs * 2 : 64;
@@ -865,15 +860,28 @@ static int feed_rows(fn_store *s, const char *sql, const fn_js_cursor *c, int64_
         j->state = sqlite3_column_int(st, 1);
         j->owner = sqlite3_column_int64(st, 2);
         j->progress = dup_col(st, 3);
-        int64_t seq = sqlite3_column_int64(st, 4);
-        if (last_seq && seq > *last_seq) *last_seq = seq;
-        if (last_id && j->id > *last_id) *last_id = j->id;
-        got++;
+        if (j->id > *last_id) *last_id = j->id;
+        (*got)++;
     }
     if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading changed jobs");
     sqlite3_reset(st);
-    if (got >= cap) *full = 1;
     return code;
+}
+
+static void feed_bind(sqlite3_stmt *st, int64_t from, int64_t upto, int64_t after_id, int64_t self,
+                      int cap)
+{
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, upto);
+    sqlite3_bind_int64(st, 3, after_id);
+    sqlite3_bind_int64(st, 4, self);
+    sqlite3_bind_int(st, 5, cap);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const fn_js_change *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
 }
 
 int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_feed *f)
@@ -882,14 +890,30 @@ int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_f
     int code = read_begin(s);
     if (code) return code;
     fn_js_cursor next = *c;
-    int full = 0;
-    code = feed_rows(s, SQL_FEED_SEQ, c, self, cap, f, &next.seq, NULL, &full);
-    if (!code) code = feed_rows(s, SQL_FEED_NEW, c, self, cap, f, NULL, &next.id, &full);
+    int full = 0, got = 0;
+    int64_t max_seq = 0, ignored = 0;
+    code = one_int(s, SQL_MAX_SEQ, &max_seq);
+    /* At most `cap` changes a read; a cursor the table was pruned past just moves on. */
+    next.seq = max_seq - c->seq > cap ? c->seq + cap : max_seq;
+    if (next.seq < c->seq) next.seq = max_seq;
+    if (next.seq < max_seq) full = 1;
+    if (!code && next.seq > c->seq) {
+        STMT(s, SQL_FEED_CHANGED);
+        feed_bind(st, c->seq, next.seq, c->id, self, cap);
+        code = feed_rows(s, st, f, &ignored, &got);
+    }
+    if (!code) {
+        STMT(s, SQL_FEED_NEW);
+        feed_bind(st, c->seq, next.seq, c->id, self, cap);
+        code = feed_rows(s, st, f, &next.id, &got);
+        if (got >= cap) full = 1;
+    }
     if (!code) {
         STMT(s, SQL_FEED_ERR);
         sqlite3_bind_int64(st, 1, c->err);
         sqlite3_bind_int(st, 2, cap);
-        int rc, got = 0;
+        int rc;
+        got = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             if (f->n_errs == f->cap_errs) {
                 size_t nc = f->cap_errs ? f->cap_errs * 2 : 16;
@@ -919,9 +943,42 @@ int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_f
         fn_js_feed_clear(f);
         return code;
     }
+    /* A job both changed and new appears twice (same snapshot, same values): keep one. */
+    if (f->n_jobs > 1) {
+        qsort(f->jobs, f->n_jobs, sizeof *f->jobs, by_id);
+        size_t k = 0;
+        for (size_t i = 0; i < f->n_jobs; i++) {
+            if (k > 0 && f->jobs[k - 1].id == f->jobs[i].id) {
+                free(f->jobs[i].progress);
+                continue;
+            }
+            f->jobs[k++] = f->jobs[i];
+        }
+        f->n_jobs = k;
+    }
     *c = next;
     f->more = full;
     return 0;
+}
+
+static const char SQL_FEED_PRUNE[] =
+    "DELETE FROM job_changes WHERE seq <= (SELECT max(seq) FROM job_changes) - ?1";
+
+int fn_js_feed_prune(fn_store *s, int64_t keep)
+{
+    fn_store_tx *tx;
+    int code = fn_store_begin(s, &tx);
+    if (code) return code;
+    {
+        STMT(s, SQL_FEED_PRUNE);
+        sqlite3_bind_int64(st, 1, keep);
+        code = run(s, st, "pruning the job change feed");
+    }
+    if (code) {
+        fn_store_rollback(tx);
+        return code;
+    }
+    return fn_store_commit(tx);
 }
 
 void fn_js_feed_clear(fn_js_feed *f)

@@ -94,13 +94,13 @@ int fn_js_owner_leave(fn_store *s, int64_t owner);
 int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
                   int *recovered);
 
-/* The change feed: how a monitor learns what other processes did to jobs (events for a UI). The
- * migration gives every update of a job's state or progress the next `change_seq` (a trigger);
- * new rows are found by id and new item errors by job_errors.id. */
+/* The change feed: how a monitor learns what other processes did to jobs (events for a UI). A
+ * trigger appends (seq, job) to job_changes for every update of a job's state or progress; new
+ * rows are found by id and new item errors by job_errors.id. */
 int fn_js_data_version(fn_store *s, int64_t *v); /* PRAGMA data_version: moves when another
                                                     connection commits */
 typedef struct fn_js_cursor {
-    int64_t seq, id, err; /* the last change_seq, job id and job_errors id read */
+    int64_t seq, id, err; /* the last job_changes seq, job id and job_errors id read */
 } fn_js_cursor;
 typedef struct fn_js_change {
     int64_t id, owner; /* owner 0: none */
@@ -126,6 +126,9 @@ int fn_js_feed_cursor(fn_store *s, fn_js_cursor *c);
  * *c. `self` is the caller's owner id (their progress is not read). */
 int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_feed *f);
 void fn_js_feed_clear(fn_js_feed *f);
+/* Deletes all but the last `keep` changes (own transaction). A reader whose cursor falls behind
+ * the kept range misses the changes in between. */
+int fn_js_feed_prune(fn_store *s, int64_t keep);
 void fn_js_feed_free(fn_js_feed *f);
 
 #endif

@@ -9,6 +9,7 @@
 #include <poll.h>
 
 #include "helpers.h"
+#include "store/jobs_store.h"
 
 /* What a consumer saw, in order. */
 typedef struct seen {
@@ -356,12 +357,47 @@ static void test_no_duplicates_for_own_jobs(void **state)
     rm_library(dir);
 }
 
+/* The change feed is trimmed to its last changes, and a reader goes on after a trim. */
+static void test_feed_prune(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    static collector a;
+    memset(&a, 0, sizeof a);
+    a.e = open_engine(dir, 0, 0);
+    fn_engine *b = open_engine(dir, 1, 1);
+    for (int i = 0; i < 5; i++) {
+        fn_job_id id;
+        assert_int_equal(fn_enqueue(b, "count", "{\"n\":4,\"batch\":1}", FN_PRIO_NORMAL, &id), 0);
+        assert_int_equal(fn_job_wait(b, id, 10000, NULL), 0);
+    }
+    long long before = q_int(dir, "SELECT count(*) FROM job_changes");
+    assert_true(before >= 5 * 6); /* claim, 4 commits, end */
+    char path[600], err[256];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    fn_store *s;
+    assert_int_equal(fn_store_open(path, 2000, &s, err, sizeof err), 0);
+    assert_int_equal(fn_js_feed_prune(s, 3), 0);
+    fn_store_close(s);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_changes"), 3);
+    /* The newest changes are the ones kept. */
+    assert_int_equal(q_int(dir, "SELECT min(seq) FROM job_changes"), before - 2);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(b, "count", "{\"n\":4,\"batch\":1}", FN_PRIO_NORMAL, &id), 0);
+    assert_true(wait_state(&a, id, FN_JOB_COMPLETED, 5000) >= 0);
+    fn_engine_close(b);
+    fn_engine_close(a.e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_live_progress_between_commits),
         cmocka_unit_test(test_other_engine),
         cmocka_unit_test(test_no_duplicates_for_own_jobs),
+        cmocka_unit_test(test_feed_prune),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
