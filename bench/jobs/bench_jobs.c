@@ -277,7 +277,7 @@ int main(int argc, char **argv)
         char *d = tmp_lib();
         fn_engine *e;
         check(fn_engine_open(d, &cfg, &e), NULL, "open");
-        fn_handler h = {"overhead", overhead_run, NULL, 0, 0};
+        fn_handler h = {.type = "overhead", .run = overhead_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         check(fn_engine_start(e, 0), e, "start");
         check(fn_enqueue(e, "overhead", NULL, FN_PRIO_NORMAL, NULL), e, "enqueue");
@@ -293,7 +293,7 @@ int main(int argc, char **argv)
         char *d = tmp_lib();
         fn_engine *e;
         check(fn_engine_open(d, &cfg, &e), NULL, "open");
-        fn_handler h = {"commit", commit_run, NULL, 0, 0};
+        fn_handler h = {.type = "commit", .run = commit_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         check(fn_engine_start(e, 0), e, "start");
         check(fn_enqueue(e, "commit", NULL, FN_PRIO_NORMAL, NULL), e, "enqueue");
@@ -312,7 +312,7 @@ int main(int argc, char **argv)
         fn_config c = cfg;
         c.events_queue_max = 1 << 20;
         check(fn_engine_open(d, &c, &e), NULL, "open");
-        fn_handler h = {"tiny", tiny_run, NULL, 0, 0};
+        fn_handler h = {.type = "tiny", .run = tiny_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         int threads = getenv("FN_BENCH_THREADS") ? atoi(getenv("FN_BENCH_THREADS")) : -1;
         check(fn_engine_start(e, threads), e, "start");
@@ -406,8 +406,8 @@ int main(int argc, char **argv)
         char *d = tmp_lib();
         fn_engine *e;
         check(fn_engine_open(d, &cfg, &e), NULL, "open");
-        fn_handler h = {"cpu", cpu_run, NULL, 0, 0};
-        fn_handler hm = {"mark", mark_run, NULL, 0, 0};
+        fn_handler h = {.type = "cpu", .run = cpu_run, .gpu_slots = 0, .mem_mb = 0};
+        fn_handler hm = {.type = "mark", .run = mark_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         check(fn_engine_register(e, &hm), e, "register");
         check(fn_engine_start(e, 2), e, "start");

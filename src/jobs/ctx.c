@@ -15,6 +15,7 @@
 #include "jobs/internal.h"
 #include "store/jobs_store.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 fn_job_id fn_job_id_of(const fn_job_ctx *ctx)
 {
@@ -45,6 +46,47 @@ const fn_job_error *fn_job_inherited_errors(const fn_job_ctx *ctx, size_t *n)
 {
     *n = ctx->n_inherited;
     return ctx->inherited;
+}
+
+int fn_job_is_retry(const fn_job_ctx *ctx)
+{
+    return ctx->retry_only;
+}
+
+size_t fn_job_retry_count(fn_job_ctx *ctx)
+{
+    if (ctx->n_retry_items < 0) {
+        size_t n = 0;
+        if (fn_js_items_count(ctx->w->store, ctx->id, &n) != 0) {
+            FN_LOG(FN_LOG_WARN, "job %lld: %s", (long long)ctx->id, fn_store_errmsg(ctx->w->store));
+            return 0; /* not cached: asked again next time */
+        }
+        ctx->n_retry_items = (int64_t)n;
+    }
+    return (size_t)ctx->n_retry_items;
+}
+
+int fn_job_retry_items(fn_job_ctx *ctx, size_t offset, size_t cap, char ***items, size_t *n)
+{
+    int code = fn_js_items_page(ctx->w->store, ctx->id, offset, cap, items, n);
+    if (code)
+        return fn_eng_store_fail(ctx->w->store, code, "job %lld: reading its retry items",
+                                 (long long)ctx->id);
+    return 0;
+}
+
+int fn_job_reader(fn_job_ctx *ctx, fn_store **out)
+{
+    fn_worker *w = ctx->w;
+    if (!w->reader) {
+        char err[512];
+        int code = fn_store_open(ctx->e->db_path, ctx->e->cfg.db_busy_timeout_ms, &w->reader, err,
+                                 sizeof err);
+        if (code)
+            return fn_eng_fail(code, "job %lld: opening the library: %s", (long long)ctx->id, err);
+    }
+    *out = w->reader;
+    return 0;
 }
 
 /* ---- counters and histograms ------------------------------------------------------------------

@@ -77,6 +77,8 @@ struct fn_job_ctx {
 
     fn_job_error *inherited;
     size_t n_inherited;
+    int retry_only;        /* a retry job */
+    int64_t n_retry_items; /* -1 until counted */
     char fail_reason[512];
 
     /* Event coalescing (under ev.mu). */
@@ -89,6 +91,7 @@ typedef struct fn_worker {
     int index; /* -1: the inline (caller) worker */
     pthread_t thread;
     fn_store *store;
+    fn_store *reader;    /* fn_job_reader's connection, opened on first use */
     int impossible_seen; /* the last claim_next failed a job that can never run */
 } fn_worker;
 
