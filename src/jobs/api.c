@@ -549,10 +549,19 @@ int fn_job_errors_resolve(fn_engine *e, fn_job_id id, const fn_error_selection *
         fn_eng_store_fail(e->store, code, "job %lld: reading it", (long long)id);
     else if ((code = fn_store_begin(e->store, &tx)))
         fn_eng_store_fail(e->store, code, "job %lld: recording decisions", (long long)id);
+    char line[200];
+    line[0] = '\0';
     if (!code) {
-        code = fn_js_errors_resolve(e->store, id, codes, items, (int)res, who ? who : "api",
-                                    fn_wall_ms(), &matched, changed);
+        int64_t now = fn_wall_ms();
+        code = fn_js_errors_resolve(e->store, id, codes, items, (int)res, who ? who : "api", now,
+                                    &matched, changed);
+        if (!code && *changed) {
+            snprintf(line, sizeof line, "errors: %zu marked %s by %s", *changed,
+                     fn_resolution_name(res), who ? who : "api");
+            code = fn_js_log_add(e->store, id, now, line);
+        }
         if (code) {
+            line[0] = '\0';
             fn_eng_store_fail(e->store, code, "job %lld: recording decisions", (long long)id);
             fn_store_rollback(tx);
         } else if ((code = fn_store_commit(tx))) {
@@ -565,12 +574,7 @@ int fn_job_errors_resolve(fn_engine *e, fn_job_id id, const fn_error_selection *
     if (!code && !matched)
         code = fn_eng_fail(FN_ERR_NOT_FOUND, "job %lld: the selection names none of its errors",
                            (long long)id);
-    if (!code && *changed) {
-        char line[160];
-        snprintf(line, sizeof line, "errors: %zu marked %s by %s", *changed,
-                 fn_resolution_name(res), who ? who : "api");
-        fn_joblog_file(e, id, "", line);
-    }
+    if (!code && line[0]) fn_joblog_file(e, id, "", line);
     return code;
 }
 
