@@ -10,6 +10,8 @@
  *                             worker runs background jobs of 10 ms batches
  *   events_drained_per_s      fn_engine_events_drain + fn_event_clear of queued events
  *   recovery_ms               fn_engine_open of a library with 100k jobs, 1k orphaned
+ *   retry_100k_enqueue_ms     fn_job_retry of a failed job with 100k item errors (each item
+ *                             once, in error order, into the retry items table)
  *
  * The "10 ms batches" are real CPU work, not sleeps: a 64-bit LCG chain iterated until 10 ms of
  * the monotonic clock have passed, then the batch is committed like any handler's. */
@@ -396,6 +398,37 @@ int main(int argc, char **argv)
         free(list);
         if (nl != 0) fprintf(stderr, "bench_jobs: recovery left %zu running\n", nl);
         printf("recovery_ms %.1f ms\n", ms);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    fflush(stdout);
+
+    /* retry_100k_enqueue_ms */
+    if (want("retry")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        check(fn_engine_open(d, &cfg, &e), NULL, "open");
+        fn_job_id id;
+        check(fn_enqueue(e, "ingest", "{}", FN_PRIO_NORMAL, &id), e, "enqueue");
+        char path[600], sql[600];
+        snprintf(path, sizeof path, "%s/library.db", d);
+        sqlite3 *db;
+        sqlite3_open(path, &db);
+        snprintf(sql, sizeof sql,
+                 "UPDATE jobs SET state=4 WHERE id=%lld;"
+                 "WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM k WHERE x < 100000)"
+                 " INSERT INTO job_errors(job, item, code, message, resolution)"
+                 " SELECT %lld, '/photos/2026/' || x || '.jpg', 'corrupt', 'damaged', 0 FROM k;"
+                 "UPDATE jobs SET n_errors=100000 WHERE id=%lld;",
+                 (long long)id, (long long)id, (long long)id);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) abort();
+        sqlite3_close(db);
+        fn_followup f;
+        uint64_t t0 = fn_mono_ns();
+        check(fn_job_retry_ex(e, id, NULL, &f), e, "retry");
+        double ms = (double)(fn_mono_ns() - t0) / 1e6;
+        if (f.items != 100000) fprintf(stderr, "bench_jobs: retry took %zu items\n", f.items);
+        printf("retry_100k_enqueue_ms %.1f ms\n", ms);
         fn_engine_close(e);
         rm_lib(d);
     }

@@ -423,8 +423,8 @@ static int follow_up(fn_engine *e, const fn_job_info *old, const char *checkpoin
     if (!code) {
         char why[128];
         if (retry)
-            snprintf(why, sizeof why, ", retries %lld item(s) of job %lld", (long long)taken.items,
-                     (long long)old->id);
+            snprintf(why, sizeof why, ", retries the items of %lld error(s) of job %lld",
+                     (long long)taken.matched, (long long)old->id);
         else
             snprintf(why, sizeof why, ", resumes job %lld", (long long)old->id);
         code = insert_jobs(e, &o, 1, &out->id, old->id, progress, why, retry, &filebuf, &filelen);

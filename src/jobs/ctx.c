@@ -68,7 +68,14 @@ size_t fn_job_retry_count(fn_job_ctx *ctx)
 
 int fn_job_retry_items(fn_job_ctx *ctx, size_t offset, size_t cap, char ***items, size_t *n)
 {
-    int code = fn_js_items_page(ctx->w->store, ctx->id, offset, cap, items, n);
+    /* The next page in sequence continues after the last seq read; any other offset (a resumed
+     * run's first page) is found by counting. */
+    int64_t after = offset == ctx->retry_page_end ? ctx->retry_page_seq : -1;
+    int code = fn_js_items_page(ctx->w->store, ctx->id, offset, &after, cap, items, n);
+    if (!code) {
+        ctx->retry_page_end = offset + *n;
+        ctx->retry_page_seq = after;
+    }
     if (code)
         return fn_eng_store_fail(ctx->w->store, code, "job %lld: reading its retry items",
                                  (long long)ctx->id);

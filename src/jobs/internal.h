@@ -77,8 +77,10 @@ struct fn_job_ctx {
 
     fn_job_error *inherited;
     size_t n_inherited;
-    int retry_only;        /* a retry job */
-    int64_t n_retry_items; /* -1 until counted */
+    int retry_only;         /* a retry job */
+    int64_t n_retry_items;  /* -1 until counted */
+    size_t retry_page_end;  /* paging: the offset just past the last page read ... */
+    int64_t retry_page_seq; /* ... and its last item's seq (-1: none yet) */
     char fail_reason[512];
 
     /* Event coalescing (under ev.mu). */

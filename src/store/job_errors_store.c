@@ -37,18 +37,20 @@ static int step_done(fn_store *s, sqlite3_stmt *st, const char *what)
     return code;
 }
 
-/* A resume takes pending (0) and retry (2) errors; an explicit selection takes what it names. */
+/* A resume takes pending (0) and retry (2) errors; an explicit selection takes what it names.
+ * One row per distinct item goes in; its seq is the id of its first error, so the items keep the
+ * errors' order (seq need not be dense: paging goes by seq). */
+// clang-format off
 static const char SQL_TAKEN[] =
     "SELECT coalesce(sum(sel AND resolution=0), 0), coalesce(sum(sel AND resolution=2), 0),"
     " coalesce(sum(sel AND resolution=1), 0), coalesce(sum(NOT sel AND resolution=1), 0),"
-    " count(DISTINCT CASE WHEN sel THEN item END), coalesce(sum(sel), 0)"
-    " FROM (SELECT item, resolution, " SELECTED("resolution<>1") " AS sel"
-                                                                 " FROM job_errors WHERE job=?1)";
+    " coalesce(sum(sel), 0)"
+    " FROM (SELECT resolution, " SELECTED("resolution<>1") " AS sel FROM job_errors WHERE job=?1)";
 static const char SQL_TAKE[] =
     "INSERT INTO job_items(job, seq, item)"
-    " SELECT ?4, row_number() OVER (ORDER BY first), item FROM"
-    " (SELECT item, min(id) AS first FROM job_errors WHERE job=?1 AND " SELECTED(
-        "resolution<>1") " GROUP BY item)";
+    " SELECT ?4, min(id), item FROM job_errors WHERE job=?1 AND " SELECTED("resolution<>1")
+    " GROUP BY item";
+// clang-format on
 
 int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_json,
                      const char *items_json, fn_js_taken *out)
@@ -64,32 +66,36 @@ int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_js
             out->retry = sqlite3_column_int64(st, 1);
             out->skipped = sqlite3_column_int64(st, 2);
             out->left = sqlite3_column_int64(st, 3);
-            out->items = sqlite3_column_int64(st, 4);
-            out->matched = sqlite3_column_int64(st, 5);
+            out->matched = sqlite3_column_int64(st, 4);
         }
         int code = rc == SQLITE_ROW ? 0 : fn_store_fail(s, rc, "counting the errors to retry");
         sqlite3_reset(st);
         if (code) return code;
     }
-    if (!to || !out->items) return 0;
+    if (!to || !out->matched) return 0;
     STMT(s, SQL_TAKE);
     sqlite3_bind_int64(st, 1, from);
     bind_sel(st, codes_json, items_json);
     sqlite3_bind_int64(st, 4, to);
-    return step_done(s, st, "storing the items to retry");
+    int code = step_done(s, st, "storing the items to retry");
+    if (!code) out->items = sqlite3_changes(fn_store_db(s));
+    return code;
 }
 
-static const char SQL_ITEMS_PAGE[] =
-    "SELECT item FROM job_items WHERE job=?1 AND seq>?2 ORDER BY seq LIMIT ?3";
+static const char SQL_ITEMS_AFTER[] =
+    "SELECT item, seq FROM job_items WHERE job=?1 AND seq>?2 ORDER BY seq LIMIT ?3";
+static const char SQL_ITEMS_OFFSET[] =
+    "SELECT item, seq FROM job_items WHERE job=?1 ORDER BY seq LIMIT ?3 OFFSET ?2";
 static const char SQL_ITEMS_COUNT[] = "SELECT count(*) FROM job_items WHERE job=?1";
 
-int fn_js_items_page(fn_store *s, int64_t job, size_t offset, size_t cap, char ***items, size_t *n)
+int fn_js_items_page(fn_store *s, int64_t job, size_t offset, int64_t *after_seq, size_t cap,
+                     char ***items, size_t *n)
 {
     *items = NULL;
     *n = 0;
-    STMT(s, SQL_ITEMS_PAGE);
+    STMT(s, *after_seq >= 0 ? SQL_ITEMS_AFTER : SQL_ITEMS_OFFSET);
     sqlite3_bind_int64(st, 1, job);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)offset);
+    sqlite3_bind_int64(st, 2, *after_seq >= 0 ? *after_seq : (sqlite3_int64)offset);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)cap);
     char **a = calloc(cap ? cap : 1, sizeof *a);
     if (!a) {
@@ -104,6 +110,7 @@ int fn_js_items_page(fn_store *s, int64_t job, size_t offset, size_t cap, char *
             code = FN_ERR_NOMEM;
             break;
         }
+        *after_seq = sqlite3_column_int64(st, 1);
         k++;
     }
     if (!code && k < cap && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading retry items");
@@ -131,6 +138,7 @@ int fn_js_items_count(fn_store *s, int64_t job, size_t *n)
     return code;
 }
 
+// clang-format off
 static const char SQL_MATCHED[] = "SELECT count(*) FROM job_errors WHERE job=?1 AND " SELECTED("1");
 static const char SQL_DECIDE[] =
     "INSERT INTO job_error_decisions(error, at, who, from_res, to_res)"
@@ -138,6 +146,7 @@ static const char SQL_DECIDE[] =
     " WHERE job=?1 AND resolution<>?4 AND " SELECTED("1") " ORDER BY id";
 static const char SQL_RESOLVE[] =
     "UPDATE job_errors SET resolution=?4 WHERE job=?1 AND resolution<>?4 AND " SELECTED("1");
+// clang-format on
 
 int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
                          int res, const char *who, int64_t now, size_t *matched, size_t *changed)

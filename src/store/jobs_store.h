@@ -104,13 +104,17 @@ int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int 
 /* Counts what a resume (explicit = 0: pending and retry errors) or retry takes from job `from`,
  * then writes the distinct items of the taken errors (first error order) as job `to`'s items. */
 typedef struct fn_js_taken {
-    int64_t pending, retry, skipped, left, items, matched;
+    int64_t pending, retry, skipped, left, matched; /* errors */
+    int64_t items;                                  /* distinct items written (with `to`) */
 } fn_js_taken;
 int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_json,
                      const char *items_json, fn_js_taken *out);
 
-/* Up to `cap` of job's items after the first `offset`, in order; count of them all. */
-int fn_js_items_page(fn_store *s, int64_t job, size_t offset, size_t cap, char ***items, size_t *n);
+/* Up to `cap` of job's items after the first `offset`, in order: after *after_seq when it is
+ * >= 0 (the seq of the last item of the previous page, which *after_seq is then set to: pages in
+ * sequence cost O(page)), else by offset. The count of them all. */
+int fn_js_items_page(fn_store *s, int64_t job, size_t offset, int64_t *after_seq, size_t cap,
+                     char ***items, size_t *n);
 int fn_js_items_count(fn_store *s, int64_t job, size_t *n);
 
 /* Appends a decision (who, now, previous value) to the selected errors (both NULL: all) not

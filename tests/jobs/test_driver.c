@@ -478,6 +478,29 @@ static void test_retry_items(void **state)
     assert_int_equal(q(f, "SELECT i FROM sq WHERE job=%lld", (long long)fu.id), 5);
 }
 
+/* More retry items than one page of the driver (256): each once, in order. */
+static void test_retry_pages(void **state)
+{
+    fx *f = *state;
+    char payload[8192] = "{\"n\":700,\"batch\":64,\"bad\":[";
+    for (int i = 0; i < 700; i += 2)
+        snprintf(payload + strlen(payload), sizeof payload - strlen(payload), "%s\"%d\"",
+                 i ? "," : "", i);
+    strcat(payload, "]}");
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(f->e, "squares", payload, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), 350);
+    S.fixed = 1;
+    fn_followup fu;
+    assert_int_equal(fn_job_retry_ex(f->e, id, NULL, &fu), 0);
+    assert_int_equal(fu.items, 350);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq WHERE job=%lld", (long long)fu.id), 350);
+    assert_int_equal(q(f, "SELECT count(DISTINCT i) FROM sq"), 700);
+    assert_int_equal(q(f, "SELECT sum(i %% 2) FROM sq WHERE job=%lld", (long long)fu.id), 0);
+}
+
 /* A slot that cannot be set up fails the job with its reason; a source error too. */
 static void test_failures(void **state)
 {
@@ -512,6 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
