@@ -82,6 +82,10 @@ typedef struct fn_item {
 enum {
     FN_SOURCE_END = 0,  /* no more items */
     FN_SOURCE_ITEM = 1, /* an item: kept in the batch when it has work, keep or err set */
+    FN_SOURCE_MORE = 2, /* retry_item only: an item, and the reference has more (a folder whose
+                           files are retried one by one): call again with the same reference
+                           until it returns FN_SOURCE_END or FN_SOURCE_ITEM. A crash in between
+                           retries the reference from its start. */
 };
 
 typedef struct fn_jobtype {
@@ -116,8 +120,8 @@ typedef struct fn_jobtype {
     /* The next item from the source: FN_SOURCE_ITEM or FN_SOURCE_END, or an fn_err that fails the
      * job (describe it with fn_batch_fail). The type advances its own cursor. */
     int (*next)(fn_batch *b, fn_item *item);
-    /* Builds the item of a retry reference (a previous error's item); same results as next. NULL:
-     * the type cannot retry (its errors are marked skip). */
+    /* Builds the item of a retry reference (a previous error's item); same results as next, plus
+     * FN_SOURCE_MORE. NULL: the type cannot retry (its errors are marked skip). */
     int (*retry_item)(fn_batch *b, const char *ref, fn_item *item);
     /* Once per batch that has work, on the job's thread before the fan-out: acquire device
      * handles, load models (the contract's warm-up). May be NULL. */

@@ -46,7 +46,7 @@ struct fn_batch {
     int64_t done_base, handled;
     /* The batch: items[0..n_items) are in it; items[n_items..n_alloc) are cleared spares. */
     fn_item **items;
-    size_t n_items, n_alloc, n_work;
+    size_t n_items, n_alloc, cap_alloc, n_work;
     fn_item **todo;
     size_t cap_todo;
     unsigned char *slots;
@@ -201,11 +201,12 @@ int fn_item_fail(fn_item *it, int err, const char *code, const char *fmt, ...)
 static fn_item *spare(fn_batch *b)
 {
     if (b->n_items == b->n_alloc) {
-        if ((b->n_alloc & (b->n_alloc - 1)) == 0) { /* grow the pointer array at powers of 2 */
-            size_t cap = b->n_alloc ? b->n_alloc * 2 : 64;
+        if (b->n_alloc == b->cap_alloc) {
+            size_t cap = b->cap_alloc ? b->cap_alloc * 2 : 64;
             fn_item **ni = realloc(b->items, cap * sizeof *ni);
             if (!ni) return NULL;
             b->items = ni;
+            b->cap_alloc = cap;
         }
         /* One block: the item, then its data, aligned for any type. */
         size_t head = (sizeof(fn_item) + 15) & ~(size_t)15;
@@ -364,12 +365,16 @@ static int maybe_flush(fn_batch *b, int force)
     return 0;
 }
 
+/* Where an item came from: the source, a retry reference (done with it), or a retry reference
+ * that has more items to come. */
+enum { FROM_SOURCE, FROM_RETRY, FROM_RETRY_PART };
+
 /* Accounts for the item the source just filled (the batch's next spare). */
-static int take(fn_batch *b, fn_item *it, int from_retry)
+static int take(fn_batch *b, fn_item *it, int from)
 {
-    if (from_retry)
+    if (from == FROM_RETRY)
         b->retry_next++;
-    else
+    else if (from == FROM_SOURCE)
         b->next_index++;
     b->handled++;
     b->since_commit++;
@@ -405,18 +410,27 @@ static int run_retry(fn_batch *b)
             break;
         }
         for (size_t i = 0; i < n; i++) {
-            if (rc >= 0) {
+            int more = 1;
+            while (rc >= 0 && more) {
                 fn_item *it = spare(b);
+                more = 0;
                 if (!it) {
                     rc = FN_ERR_NOMEM;
                 } else if (t->retry_item) {
                     rc = t->retry_item(b, refs[i], it);
+                    more = rc == FN_SOURCE_MORE;
+                    if (rc == FN_SOURCE_END) { /* a reference with nothing (left) in it */
+                        clear_item(b, it);
+                        b->retry_next++;
+                        b->since_commit++;
+                        continue;
+                    }
                     if (rc >= 0 && !it->ref) rc = fn_item_set_ref(it, refs[i]);
                 } else if ((rc = fn_item_set_ref(it, refs[i])) == 0) {
                     rc = fn_item_fail(it, FN_ERR_UNSUPPORTED, NULL,
                                       "%s: a %s job cannot retry an item", refs[i], t->type);
                 }
-                if (rc >= 0) rc = take(b, it, 1);
+                if (rc >= 0) rc = take(b, it, more ? FROM_RETRY_PART : FROM_RETRY);
             }
             free(refs[i]);
         }
@@ -443,7 +457,7 @@ static int run_source(fn_batch *b)
             clear_item(b, it);
             return source_error(b, rc, "reading the next item");
         }
-        if ((rc = take(b, it, 0)) < 0) return rc;
+        if ((rc = take(b, it, FROM_SOURCE)) < 0) return rc;
     }
 }
 

@@ -148,6 +148,17 @@ static int consider(fn_batch *b, const char *path, int force, fn_item *it)
     return FN_SOURCE_ITEM;
 }
 
+static void walk_opts(fn_batch *b, int count_only, fn_walk_opts *wo);
+
+/* The item of one walked file: its problem, or what it needs. */
+static int walked(fn_batch *b, const fn_walk_item *w, int force, fn_item *it)
+{
+    if (!w->err) return consider(b, w->path, force, it);
+    int rc = fn_item_set_ref(it, w->path);
+    if (rc == 0) rc = fn_item_fail(it, w->err, w->code, "%s", w->msg);
+    return rc < 0 ? rc : FN_SOURCE_ITEM;
+}
+
 static int ingest_next(fn_batch *b, fn_item *it)
 {
     ingest_job *st = fn_batch_state(b);
@@ -156,14 +167,7 @@ static int ingest_next(fn_batch *b, fn_item *it)
     while ((rc = fn_walk_next(st->walk, &w)) == 1 && st->skip > 0)
         st->skip--;
     if (rc <= 0) return rc; /* the end, or an error */
-    if (w.err) {
-        if ((rc = fn_item_set_ref(it, w.path)) == 0)
-            rc = fn_item_fail(it, w.err, w.code, "%s", w.msg);
-        if (rc == 0) rc = FN_SOURCE_ITEM;
-    } else {
-        rc = consider(b, w.path, 0, it);
-    }
-    if (rc < 0) return rc;
+    if ((rc = walked(b, &w, 0, it)) < 0) return rc;
     size_t len = strlen(w.rel);
     char *p = realloc(st->last, len + 1);
     if (!p) return FN_ERR_NOMEM;
@@ -175,9 +179,40 @@ static int ingest_next(fn_batch *b, fn_item *it)
     return rc;
 }
 
+/* A retry reference is a file (considered again, without the unchanged shortcut) or a folder
+ * that could not be read before (an unreadable sub-folder): then it is walked, and its files are
+ * handed over one by one (FN_SOURCE_MORE), each with the unchanged check, so files committed
+ * before a crash in the middle are not redone. */
 static int ingest_retry_item(fn_batch *b, const char *ref, fn_item *it)
 {
-    int rc = consider(b, ref, 1, it);
+    ingest_job *st = fn_batch_state(b);
+    struct stat sb;
+    int in_walk = st->retry_walk && strcmp(st->retry_root, ref) == 0;
+    if (!in_walk && stat(ref, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fn_walk_free(st->retry_walk);
+        st->retry_walk = NULL;
+        free(st->retry_root);
+        if (!(st->retry_root = strdup(ref))) return FN_ERR_NOMEM;
+        fn_walk_opts wo;
+        walk_opts(b, 0, &wo);
+        int rc = fn_walk_open(&ref, 1, &wo, &st->retry_walk);
+        if (rc < 0) return rc;
+        in_walk = 1;
+    }
+    int rc;
+    if (in_walk) {
+        fn_walk_item w;
+        if ((rc = fn_walk_next(st->retry_walk, &w)) <= 0) {
+            fn_walk_free(st->retry_walk);
+            st->retry_walk = NULL;
+            return rc; /* the end of the folder, or an error */
+        }
+        rc = walked(b, &w, 0, it);
+        if (rc >= 0) rc = FN_SOURCE_MORE;
+        if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(w.path, fn_ingest_test_hook_arg);
+        return rc;
+    }
+    rc = consider(b, ref, 1, it);
     if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(ref, fn_ingest_test_hook_arg);
     return rc;
 }
@@ -313,6 +348,8 @@ static void ingest_close(fn_batch *b)
         free(st->exts[i]);
     free(st->exts);
     fn_walk_free(st->walk);
+    fn_walk_free(st->retry_walk);
+    free(st->retry_root);
     fn_library_reader_free(st->reader);
     free(st->last);
     free(st->hashbuf);

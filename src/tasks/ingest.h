@@ -43,6 +43,8 @@ typedef struct ingest_job {
     size_t n_exts;
     fn_library_reader *reader;
     fn_walk *walk;
+    fn_walk *retry_walk; /* a folder being retried (its reference in retry_root) */
+    char *retry_root;
     int64_t skip; /* walk items to pass over: a checkpoint with an index but no position */
     int has_pos;  /* the cursor: the last file handed to the driver (root, rel) */
     size_t root;
