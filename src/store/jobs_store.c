@@ -4,6 +4,7 @@
  * in one transaction; a claim only takes a job that is still queued (so a cancel and a claim racing
  * across processes have exactly one winner); recovery only touches jobs whose owner is gone. */
 #include "store/jobs_store.h"
+#include "store/store_sql.h"
 
 #include "util/clock.h"
 
