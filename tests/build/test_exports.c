@@ -82,17 +82,6 @@ static char *run(const char *cmd)
     return out;
 }
 
-/* Sanitizer runtimes add their own exported helpers to an instrumented library (ASan's ODR
- * indicators, for instance); they are not ours and appear only in sanitizer builds. */
-static int sanitizer_symbol(const char *name)
-{
-    static const char *const prefixes[] = {"__asan",      "__odr_asan", "__ubsan", "__tsan",
-                                           "__sanitizer", "__msan",     "__lsan"};
-    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
-        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
-    return 0;
-}
-
 /* The defined dynamic symbols of the shared library ("ADDRESS TYPE NAME[@VERSION]" lines). */
 static void exported(names *out)
 {
@@ -104,7 +93,6 @@ static void exported(names *out)
         char type, name[512];
         if (sscanf(line, "%*s %c %511s", &type, name) != 2) continue;
         name[strcspn(name, "@")] = 0;
-        if (sanitizer_symbol(name)) continue;
         names_add(out, name, strlen(name));
     }
     free(text);
