@@ -27,7 +27,7 @@
 
 #include "facenames/jobs.h"
 #include "jobs/internal.h"
-#include "store/store.h"
+#include "store/store_sql.h" /* white-box: rows written in the job's own transaction */
 #include "util/clock.h"
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)

@@ -16,6 +16,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
 typedef struct fn_config {
     int workers_cpu_max;    /* workers.cpu_max: worker threads; default: number of cores */
@@ -73,6 +74,7 @@ int fn_config_env_name(const char *key, char *out, size_t outlen);
 
 /* Every failing call above leaves *cfg unchanged: a file with a bad line 9 applies nothing. */
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

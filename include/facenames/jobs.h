@@ -24,6 +24,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
 typedef struct fn_engine fn_engine;     /* one open library's job engine */
 typedef struct fn_job_ctx fn_job_ctx;   /* what a running handler sees of its job */
@@ -387,6 +388,7 @@ int fn_job_parallel_for(fn_job_ctx *ctx, size_t n, fn_parallel_fn fn, void *arg)
  * may size per-slot scratch from it once. */
 int fn_job_parallelism(const fn_job_ctx *ctx);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

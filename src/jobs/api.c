@@ -244,19 +244,7 @@ static int enqueue_resolved(fn_engine *e, const fn_enqueue_opts *opts, size_t n,
 
 void fn_job_info_free(fn_job_info *info)
 {
-    if (!info) return;
-    free(info->type);
-    free(info->payload);
-    free(info->progress);
-    free(info->checkpoint);
-    free(info->fail_reason);
-    for (size_t i = 0; info->errors && i < info->n_errors; i++) {
-        free(info->errors[i].item);
-        free(info->errors[i].code);
-        free(info->errors[i].message);
-    }
-    free(info->errors);
-    free(info);
+    fn_js_info_free(info);
 }
 
 int fn_job_inspect(fn_engine *e, fn_job_id id, fn_job_info **out)

@@ -4,8 +4,8 @@
  * What must stay true: counter and histogram updates are lock-free and allocation-free (relaxed
  * atomics, so parallel_for helpers may add too) and a stop check is one atomic load, so the
  * per-item cost stays under 100 ns; fn_job_commit writes the handler's rows, the checkpoint, the
- * progress, the errors and the audit entries in ONE transaction (DESIGN decision 1), so after a
- * crash an item is either committed with its checkpoint or redone. */
+ * progress, the errors and the audit entries in ONE transaction (docs/design.md decision 1), so
+ * after a crash an item is either committed with its checkpoint or redone. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -103,7 +103,7 @@ typedef struct fn_handler_entry {
     _Atomic uint64_t avg_run_ns; /* decaying mean run time: decides prefetching (engine.c) */
 } fn_handler_entry;
 
-/* A parallel map in progress (decision 8). */
+/* A parallel map in progress (docs/design.md decision 8). */
 typedef struct fn_ptask {
     size_t n;
     _Atomic size_t next;

@@ -4,6 +4,7 @@
  * in one transaction; a claim only takes a job that is still queued (so a cancel and a claim racing
  * across processes have exactly one winner); recovery only touches jobs whose owner is gone. */
 #include "store/jobs_store.h"
+#include "store/store_sql.h"
 
 #include "util/clock.h"
 
@@ -461,6 +462,25 @@ int fn_js_cancel_requests(fn_store *s, int64_t owner, int64_t *ids, int cap, int
     "id, type, priority, payload, state, created_at, updated_at, started_at, finished_at,"         \
     " progress, checkpoint, parent, fail_reason, n_errors, retry_only"
 
+/* The store builds fn_job_info (fn_js_get, fn_js_list), so it owns the free: the public
+ * fn_job_info_free (src/jobs/api.c) calls this, and fn_store links without fn_jobs. */
+void fn_js_info_free(fn_job_info *info)
+{
+    if (!info) return;
+    free(info->type);
+    free(info->payload);
+    free(info->progress);
+    free(info->checkpoint);
+    free(info->fail_reason);
+    for (size_t i = 0; info->errors && i < info->n_errors; i++) {
+        free(info->errors[i].item);
+        free(info->errors[i].code);
+        free(info->errors[i].message);
+    }
+    free(info->errors);
+    free(info);
+}
+
 static fn_job_info *row_info(sqlite3_stmt *st)
 {
     fn_job_info *j = calloc(1, sizeof *j);
@@ -482,7 +502,7 @@ static fn_job_info *row_info(sqlite3_stmt *st)
     j->n_errors = (size_t)sqlite3_column_int64(st, 13);
     j->retry_only = sqlite3_column_int(st, 14);
     if (!j->type || !j->payload || !j->progress) {
-        fn_job_info_free(j);
+        fn_js_info_free(j);
         return NULL;
     }
     return j;
@@ -511,7 +531,7 @@ int fn_js_get(fn_store *s, int64_t id, int with_errors, fn_job_info **out)
         code = fn_js_errors(s, id, &(*out)->errors, &(*out)->n_errors);
     }
     if (code) {
-        fn_job_info_free(*out);
+        fn_js_info_free(*out);
         *out = NULL;
     }
     return code;
@@ -555,7 +575,7 @@ int fn_js_list(fn_store *s, int state, size_t limit, fn_job_info ***out, size_t 
     sqlite3_reset(st);
     if (code) {
         for (size_t i = 0; i < *n; i++)
-            fn_job_info_free((*out)[i]);
+            fn_js_info_free((*out)[i]);
         free(*out);
         *out = NULL;
         *n = 0;

@@ -86,6 +86,8 @@ int fn_js_cancel_requests(fn_store *s, int64_t owner, int64_t *ids, int cap, int
 int fn_js_get(fn_store *s, int64_t id, int with_errors, fn_job_info **out);
 int fn_js_state(fn_store *s, int64_t id, int *state);
 int fn_js_list(fn_store *s, int state, size_t limit, fn_job_info ***out, size_t *n);
+/* Frees what fn_js_get and fn_js_list return (NULL-safe); the public fn_job_info_free calls it. */
+void fn_js_info_free(fn_job_info *info);
 int fn_js_log_text(fn_store *s, int64_t id, char **text);
 
 /* Owners: register (own transaction), heartbeat, leave; recovery requeues running jobs whose owner

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "facenames/jobs.h"
-#include "store/store.h"
+#include "store/store_sql.h" /* white-box: rows written in the job's own transaction */
 #include "util/clock.h"
 
 static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
