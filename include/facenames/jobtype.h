@@ -33,6 +33,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default)
 
 /* ---- The payload schema -----------------------------------------------------------------------
  */
@@ -189,6 +190,7 @@ int fn_item_set_ref(fn_item *it, const char *ref);
 int fn_item_fail(fn_item *it, int err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "store/jobs_store.h"
+#include "store/store_sql.h"
 #include "util/clock.h"
 
 #define STMT(s, sql)                                                                               \
