@@ -10,6 +10,8 @@
  *                             worker runs background jobs of 10 ms batches
  *   events_drained_per_s      fn_engine_events_drain + fn_event_clear of queued events
  *   recovery_ms               fn_engine_open of a library with 100k jobs, 1k orphaned
+ *   retry_100k_enqueue_ms     fn_job_retry of a failed job with 100k item errors (each item
+ *                             once, in error order, into the retry items table)
  *   cross_process_event_delay_p99_ms
  *                             a job in a forked child process (its own engine) commits progress
  *                             every 10-30 ms; for each commit, the time until this process's
@@ -32,7 +34,7 @@
 
 #include "facenames/jobs.h"
 #include "jobs/internal.h"
-#include "store/store.h"
+#include "store/store_sql.h" /* white-box: rows written in the job's own transaction */
 #include "util/clock.h"
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -292,7 +294,7 @@ static void xp_child(const char *dir, int go_fd)
     cfg.log_path[0] = '\0';
     fn_engine *e;
     if (fn_engine_open(dir, &cfg, &e)) _exit(3);
-    fn_handler h = {"xp", xp_run, NULL, 0, 0};
+    fn_handler h = {.type = "xp", .run = xp_run, .gpu_slots = 0, .mem_mb = 0};
     if (fn_engine_register(e, &h) || fn_engine_start(e, 0)) _exit(4);
     if (fn_enqueue(e, "xp", NULL, FN_PRIO_NORMAL, NULL)) _exit(5);
     int rc = fn_engine_run_pending(e, 0, NULL);
@@ -392,7 +394,7 @@ int main(int argc, char **argv)
         char *d = tmp_lib();
         fn_engine *e;
         check(fn_engine_open(d, &cfg, &e), NULL, "open");
-        fn_handler h = {"overhead", overhead_run, NULL, 0, 0};
+        fn_handler h = {.type = "overhead", .run = overhead_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         check(fn_engine_start(e, 0), e, "start");
         check(fn_enqueue(e, "overhead", NULL, FN_PRIO_NORMAL, NULL), e, "enqueue");
@@ -408,7 +410,7 @@ int main(int argc, char **argv)
         char *d = tmp_lib();
         fn_engine *e;
         check(fn_engine_open(d, &cfg, &e), NULL, "open");
-        fn_handler h = {"commit", commit_run, NULL, 0, 0};
+        fn_handler h = {.type = "commit", .run = commit_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         check(fn_engine_start(e, 0), e, "start");
         check(fn_enqueue(e, "commit", NULL, FN_PRIO_NORMAL, NULL), e, "enqueue");
@@ -427,7 +429,7 @@ int main(int argc, char **argv)
         fn_config c = cfg;
         c.events_queue_max = 1 << 20;
         check(fn_engine_open(d, &c, &e), NULL, "open");
-        fn_handler h = {"tiny", tiny_run, NULL, 0, 0};
+        fn_handler h = {.type = "tiny", .run = tiny_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         int threads = getenv("FN_BENCH_THREADS") ? atoi(getenv("FN_BENCH_THREADS")) : -1;
         check(fn_engine_start(e, threads), e, "start");
@@ -516,13 +518,44 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
 
+    /* retry_100k_enqueue_ms */
+    if (want("retry")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        check(fn_engine_open(d, &cfg, &e), NULL, "open");
+        fn_job_id id;
+        check(fn_enqueue(e, "ingest", "{}", FN_PRIO_NORMAL, &id), e, "enqueue");
+        char path[600], sql[600];
+        snprintf(path, sizeof path, "%s/library.db", d);
+        sqlite3 *db;
+        sqlite3_open(path, &db);
+        snprintf(sql, sizeof sql,
+                 "UPDATE jobs SET state=4 WHERE id=%lld;"
+                 "WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM k WHERE x < 100000)"
+                 " INSERT INTO job_errors(job, item, code, message, resolution)"
+                 " SELECT %lld, '/photos/2026/' || x || '.jpg', 'corrupt', 'damaged', 0 FROM k;"
+                 "UPDATE jobs SET n_errors=100000 WHERE id=%lld;",
+                 (long long)id, (long long)id, (long long)id);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) abort();
+        sqlite3_close(db);
+        fn_followup f;
+        uint64_t t0 = fn_mono_ns();
+        check(fn_job_retry_ex(e, id, NULL, &f), e, "retry");
+        double ms = (double)(fn_mono_ns() - t0) / 1e6;
+        if (f.items != 100000) fprintf(stderr, "bench_jobs: retry took %zu items\n", f.items);
+        printf("retry_100k_enqueue_ms %.1f ms\n", ms);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    fflush(stdout);
+
     /* cancel_latency_p99_ms and interactive_pickup_p99_ms */
     if (want("cancel") || want("pickup")) {
         char *d = tmp_lib();
         fn_engine *e;
         check(fn_engine_open(d, &cfg, &e), NULL, "open");
-        fn_handler h = {"cpu", cpu_run, NULL, 0, 0};
-        fn_handler hm = {"mark", mark_run, NULL, 0, 0};
+        fn_handler h = {.type = "cpu", .run = cpu_run, .gpu_slots = 0, .mem_mb = 0};
+        fn_handler hm = {.type = "mark", .run = mark_run, .gpu_slots = 0, .mem_mb = 0};
         check(fn_engine_register(e, &h), e, "register");
         check(fn_engine_register(e, &hm), e, "register");
         check(fn_engine_start(e, 2), e, "start");

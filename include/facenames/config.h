@@ -16,11 +16,12 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
 typedef struct fn_config {
-    int workers_cpu_max;       /* workers.cpu_max: worker threads; default: number of cores */
-    int workers_gpu_max;       /* workers.gpu_max: accelerator slots; default 1 */
-    int workers_mem_max_mb;    /* workers.mem_max_mb: memory admitted jobs may declare; 0 = no cap */
+    int workers_cpu_max;    /* workers.cpu_max: worker threads; default: number of cores */
+    int workers_gpu_max;    /* workers.gpu_max: accelerator slots; default 1 */
+    int workers_mem_max_mb; /* workers.mem_max_mb: memory admitted jobs may declare; 0 = no cap */
     double events_progress_hz; /* events.progress_hz: progress events per job per second; 20 */
     size_t events_queue_max;   /* events.queue_max: queued events before progress is coalesced
                                   harder; 4096 */
@@ -59,6 +60,10 @@ int fn_config_apply_env(fn_config *cfg, char *err, size_t errlen);
  * out of memory). fn_config_parse reads it back to the same values. */
 char *fn_config_format(const fn_config *cfg);
 
+/* Writes the effective value of `key` ("ingest.min_face_size") as text ("40"; strings unquoted)
+ * into out. FN_ERR_NOT_FOUND for an unknown key, FN_ERR_INVALID when out is too small. */
+int fn_config_get(const fn_config *cfg, const char *key, char *out, size_t outlen);
+
 /* Checks rules that tie keys together (jobs.owner_timeout_ms >= 2 * jobs.heartbeat_ms), to call
  * once every source has been applied. FN_ERR_CONFIG with a sentence in err. */
 int fn_config_validate(const fn_config *cfg, char *err, size_t errlen);
@@ -69,6 +74,7 @@ int fn_config_env_name(const char *key, char *out, size_t outlen);
 
 /* Every failing call above leaves *cfg unchanged: a file with a bad line 9 applies nothing. */
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
 typedef enum fn_err {
     FN_OK = 0,
@@ -44,6 +45,7 @@ const char *fn_errname(int code);
 /* The code whose fn_errname() is `name`, or FN_ERR_INVALID if none is. Any thread. */
 int fn_err_from_name(const char *name);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -2,8 +2,8 @@
  *
  * An engine runs the jobs of one library (one SQLite database, `<library>/library.db`). Job types
  * are handlers registered by name; the engine owns states, lanes, worker threads, cancellation
- * tokens, progress, checkpoints, errors, events and the lifecycle log, and the handler owns its item
- * loop, calling back into the engine between items and batches through its fn_job_ctx.
+ * tokens, progress, checkpoints, errors, events and the lifecycle log, and the handler owns its
+ * item loop, calling back into the engine between items and batches through its fn_job_ctx.
  *
  * Threading: every fn_engine_* / fn_job_* function may be called from any thread unless its comment
  * says otherwise. Handlers run on worker threads (or on the calling thread in inline mode, when the
@@ -24,10 +24,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
-typedef struct fn_engine fn_engine; /* one open library's job engine */
-typedef struct fn_job_ctx fn_job_ctx; /* what a running handler sees of its job */
+typedef struct fn_engine fn_engine;     /* one open library's job engine */
+typedef struct fn_job_ctx fn_job_ctx;   /* what a running handler sees of its job */
 typedef struct fn_store_tx fn_store_tx; /* an open write transaction (see store.h) */
+typedef struct fn_store fn_store;       /* a database connection (see store.h) */
+typedef struct fn_job_info fn_job_info; /* a snapshot of one job (below) */
 typedef int64_t fn_job_id;
 
 typedef enum fn_job_state {
@@ -59,7 +62,8 @@ int fn_job_state_parse(const char *s, fn_job_state *out);
 int fn_priority_parse(const char *s, fn_priority *out);
 int fn_resolution_parse(const char *s, fn_resolution *out);
 
-/* ---- Handlers --------------------------------------------------------------------------------- */
+/* ---- Handlers ---------------------------------------------------------------------------------
+ */
 
 /* Runs one job to its end, a stop request, or an error, on a worker thread.
  * Returns 0 when every item was handled (item errors recorded with fn_job_error() do not fail the
@@ -68,16 +72,33 @@ int fn_resolution_parse(const char *s, fn_resolution *out);
  * it first with fn_job_fail_reason()). */
 typedef int (*fn_handler_run_fn)(fn_job_ctx *ctx, void *user);
 
+/* Optional: checks the payload of a job of this type when it is enqueued (in a process where the
+ * type is registered) and resolves it. *resolved (malloc'ed; NULL keeps the payload as given) is
+ * what gets stored: every setting that changes the job's results filled in, from `cfg` where the
+ * payload leaves it out, so resume, retry and any worker run the job the same way whatever their
+ * own configuration. A bad payload: FN_ERR_INVALID and a sentence in err naming the key and what
+ * is allowed; nothing is enqueued. Runs on the enqueueing thread. */
+typedef int (*fn_handler_prepare_fn)(const char *payload, const fn_config *cfg, char **resolved,
+                                     char *err, size_t errlen, void *user);
+
+/* Optional: a person-readable summary of a job (lines ending in "\n"; malloc'ed, or NULL when
+ * out of memory). Runs on the caller's thread of fn_job_summary. */
+typedef char *(*fn_handler_summary_fn)(const fn_job_info *job, void *user);
+
 typedef struct fn_handler {
     const char *type;      /* "ingest", "clustering", "predict", "repair", "export", "import" */
     fn_handler_run_fn run; /* required */
-    void *user;            /* handed to run; must outlive the engine */
+    void *user;            /* handed to run, prepare and summary; must outlive the engine */
     int gpu_slots;         /* accelerator slots a job of this type holds while running (0 or 1) */
     int mem_mb;            /* memory a running job of this type declares (checked against
                               workers.mem_max_mb) */
+    fn_handler_prepare_fn prepare; /* NULL: any JSON object is accepted as is */
+    fn_handler_summary_fn summary; /* NULL: fn_job_summary lists the counters */
+    const char *rate_unit;         /* what a progress rate counts ("photos"); NULL: "items" */
 } fn_handler;
 
-/* ---- Engine lifetime -------------------------------------------------------------------------- */
+/* ---- Engine lifetime --------------------------------------------------------------------------
+ */
 
 /* Opens (creating if needed) the library in `library_dir` and its job registry, registers this
  * process as an owner, and recovers jobs whose owner process is gone (they go back to queued and
@@ -110,47 +131,58 @@ const char *fn_engine_errmsg(const fn_engine *e);
 const char *fn_engine_library_dir(const fn_engine *e);
 const fn_config *fn_engine_config(const fn_engine *e);
 
-/* ---- Controller API (the contract's enqueue / inspect / cancel / resume / retry) -------------- */
+/* ---- Controller API (the contract's enqueue / inspect / cancel / resume / retry) --------------
+ */
 
 typedef struct fn_enqueue_opts {
     const char *type;       /* registered or not: a job can be enqueued for another process */
     const char *payload;    /* JSON object text, NULL for {} */
     const char *checkpoint; /* JSON text to start from, NULL for none */
     fn_priority priority;
-    int gpu_slots;          /* -1: the handler's default */
-    int mem_mb;             /* -1: the handler's default */
+    int gpu_slots; /* -1: the handler's default */
+    int mem_mb;    /* -1: the handler's default */
 } fn_enqueue_opts;
 
-/* Persists a new queued job and wakes a worker. *id gets its id. */
+/* Persists a new queued job and wakes a worker. *id gets its id. When the type is registered here
+ * and has a prepare hook, the payload is checked and resolved first (FN_ERR_INVALID with the
+ * hook's sentence in fn_engine_errmsg for a bad one). */
 int fn_enqueue(fn_engine *e, const char *type, const char *payload, fn_priority priority,
                fn_job_id *id);
 int fn_enqueue_ex(fn_engine *e, const fn_enqueue_opts *opts, fn_job_id *id);
+
+/* Like fn_enqueue_ex, but when a queued job of the same type, priority and (resolved) payload
+ * already exists (typically one recovered after a crash, waiting to continue from its
+ * checkpoint), returns that job's id with *continued = 1 instead of adding a second one. */
+int fn_enqueue_or_continue(fn_engine *e, const fn_enqueue_opts *opts, fn_job_id *id,
+                           int *continued);
 
 /* Enqueues `n` jobs in one transaction (bulk). ids may be NULL. */
 int fn_enqueue_many(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_id *ids);
 
 /* A snapshot of one job. All strings are owned by the struct; free with fn_job_info_free. */
 typedef struct fn_job_error {
-    char *item;            /* the file or face the error is about; may be "" for job-level */
-    char *code;            /* fn_errname() of the failure, or a handler-specific code */
+    char *item; /* the file or face the error is about; may be "" for job-level */
+    char *code; /* fn_errname() of the failure, or a handler-specific code */
     char *message;
-    fn_resolution resolution;
+    fn_resolution resolution; /* the latest decision (fn_job_errors_resolve appends decisions) */
+    int64_t id;               /* the error's id in the library (stable; 0 before it is stored) */
 } fn_job_error;
 
-typedef struct fn_job_info {
+struct fn_job_info {
     fn_job_id id;
     char *type;
     fn_priority priority;
-    char *payload;          /* JSON text */
+    char *payload; /* JSON text */
     fn_job_state state;
     int64_t created_at, updated_at, started_at, finished_at; /* epoch ms UTC, -1 when not yet */
-    char *progress;         /* JSON object: {"counters": {...}, "histograms": {...}, ...} */
-    char *checkpoint;       /* JSON text or NULL */
+    char *progress;   /* JSON object: {"counters": {...}, "histograms": {...}, ...} */
+    char *checkpoint; /* JSON text or NULL */
     fn_job_error *errors;
     size_t n_errors;
-    fn_job_id parent;       /* the job this one resumes or retries, 0 if none */
-    char *fail_reason;      /* why a failed job failed, or NULL */
-} fn_job_info;
+    fn_job_id parent;  /* the job this one resumes or retries, 0 if none */
+    char *fail_reason; /* why a failed job failed, or NULL */
+    int retry_only;    /* 1: a retry job (reprocesses only its retry items) */
+};
 
 /* Reads job `id`. FN_ERR_NOT_FOUND if there is none. *out is caller-owned. */
 int fn_job_inspect(fn_engine *e, fn_job_id id, fn_job_info **out);
@@ -171,24 +203,68 @@ int fn_job_list(fn_engine *e, int state, size_t limit, fn_job_info ***out, size_
  * stops after its current batch, keeping what it committed. FN_ERR_STATE if already finished. */
 int fn_job_cancel(fn_engine *e, fn_job_id id);
 
-/* Enqueues a new job of the same type, payload and priority that continues from `id`'s checkpoint
- * and error list and links back to it (parent). `id` must be cancelled or failed (FN_ERR_STATE
- * otherwise). *new_id gets the new job. */
-int fn_job_resume(fn_engine *e, fn_job_id id, fn_job_id *new_id);
-
-/* Which failed items a retry reprocesses: all of them, or those whose code is in `codes`, or whose
- * item is in `items` (both lists may be given: an error is selected if it matches either). */
-typedef struct fn_retry_selection {
+/* Which errors of a job an operation takes: those whose code is in `codes` or whose item is in
+ * `items` (an error is selected if it matches either list). With both lists empty (or a NULL
+ * selection) the operation's default applies (see each function). */
+typedef struct fn_error_selection {
     const char *const *codes;
     size_t n_codes;
     const char *const *items;
     size_t n_items;
-} fn_retry_selection;
+} fn_error_selection;
+typedef fn_error_selection fn_retry_selection; /* the name retry used first */
 
-/* Enqueues a new job (parent = id) whose payload is id's payload plus "retry_items": [the selected
- * errors' items]; handlers process only those items when that key is present. NULL selection means
- * all. FN_ERR_NOT_FOUND when the selection names no error of the job. */
+/* What a resume or retry took. */
+typedef struct fn_followup {
+    fn_job_id id;   /* the job that does the work */
+    int continued;  /* resume: 1 when `id` is the job itself, queued already (recovered after a
+                       crash), which continues under its own id */
+    size_t pending; /* errors of the old job taken that were still pending */
+    size_t retry;   /* errors taken that a decision marked retry */
+    size_t skipped; /* errors taken although marked skip (named explicitly by a retry selection) */
+    size_t left;    /* errors left alone because marked skip */
+    size_t items;   /* distinct items the new job reprocesses first */
+} fn_followup;
+
+/* Resume. For a cancelled or failed job: enqueues a new job of the same type, payload and
+ * priority (parent = id) that first reprocesses the items of id's errors that are pending or
+ * marked retry, then continues from id's checkpoint; errors marked skip are carried over as they
+ * are and not reprocessed. For a queued job that ran before (recovered after a crash): nothing new
+ * is enqueued; out->id = id and out->continued = 1 (the caller runs or watches it). FN_ERR_STATE
+ * for a running or completed job, or when another resume of id is still queued or running (the
+ * message names it): one live resume per job. `out` may be NULL. */
+int fn_job_resume_ex(fn_engine *e, fn_job_id id, fn_followup *out);
+int fn_job_resume(fn_engine *e, fn_job_id id, fn_job_id *new_id);
+
+/* Retry. Enqueues a new job (parent = id, same payload) that reprocesses only the items of the
+ * selected errors of id, once each, in error order, then ends. NULL or an empty selection takes
+ * the errors that are pending or marked retry (not those marked skip); an explicit selection
+ * takes what it names whatever its resolution. The items are stored in a table, not in the
+ * payload (100k items enqueue in well under a second). FN_ERR_NOT_FOUND when the selection names
+ * no error of the job. `out` may be NULL. */
+int fn_job_retry_ex(fn_engine *e, fn_job_id id, const fn_error_selection *sel, fn_followup *out);
 int fn_job_retry(fn_engine *e, fn_job_id id, const fn_retry_selection *sel, fn_job_id *new_id);
+
+/* Appends a decision to the selected errors of job `id` (NULL or empty selection: all of them):
+ * their resolution becomes `res`. Each change is recorded with `who` (NULL: "api"), the time and
+ * the previous value; history is never overwritten. Errors already at `res` are left as they are.
+ * *changed (may be NULL) gets how many changed. FN_ERR_NOT_FOUND when the selection names no
+ * error of the job. One transaction; any thread. */
+int fn_job_errors_resolve(fn_engine *e, fn_job_id id, const fn_error_selection *sel,
+                          fn_resolution res, const char *who, size_t *changed);
+
+/* The errors of job `id` (NULL or empty selection: all) as a JSON array, oldest first:
+ * [{"id", "item", "code", "message", "resolution", "decisions": [{"at", "who", "from", "to"}]}],
+ * times ISO-8601 UTC. Caller frees *json with free(). */
+int fn_job_errors_json(fn_engine *e, fn_job_id id, const fn_error_selection *sel, char **json);
+
+/* A person-readable summary of `job` (read with fn_job_inspect), made by its type's summary hook,
+ * or from its counters when the type has none or is not registered here. Caller frees *text. */
+int fn_job_summary(fn_engine *e, const fn_job_info *job, char **text);
+
+/* What a progress rate of `type` counts ("photos"); "items" when the type does not say or is not
+ * registered here. Static or engine-owned; valid until fn_engine_close. */
+const char *fn_engine_rate_unit(fn_engine *e, const char *type);
 
 /* Waits until job `id` is cancelled, completed or failed, or `timeout_ms` passes (negative: no
  * limit; FN_ERR_BUSY on timeout). Works for jobs run by other processes too (polls the database).
@@ -198,7 +274,8 @@ int fn_job_wait(fn_engine *e, fn_job_id id, int timeout_ms, fn_job_state *state)
 /* The stored lifecycle log lines of job `id`, oldest first, as one caller-owned string. */
 int fn_job_log(fn_engine *e, fn_job_id id, char **text);
 
-/* ---- Events to the UI thread ------------------------------------------------------------------ */
+/* ---- Events to the UI thread ------------------------------------------------------------------
+ */
 
 typedef enum fn_event_kind {
     FN_EVENT_STATE = 0,    /* state changed; never dropped */
@@ -225,7 +302,8 @@ int fn_engine_events_fd(fn_engine *e);
 int fn_engine_events_drain(fn_engine *e, fn_event *out, size_t cap, size_t *n);
 void fn_event_clear(fn_event *ev);
 
-/* ---- Inside a handler (only on the job's own thread, during run) ------------------------------ */
+/* ---- Inside a handler (only on the job's own thread, during run) ------------------------------
+ */
 
 fn_job_id fn_job_id_of(const fn_job_ctx *ctx);
 fn_engine *fn_job_engine(const fn_job_ctx *ctx);
@@ -236,6 +314,20 @@ const char *fn_job_checkpoint(const fn_job_ctx *ctx); /* JSON text or NULL; vali
 /* Errors carried over from the job this one resumes (so the handler can skip or redo them).
  * Valid during run. */
 const fn_job_error *fn_job_inherited_errors(const fn_job_ctx *ctx, size_t *n);
+
+/* The items this run must reprocess first: a retry's selection, or a resume's errors that were
+ * pending or marked retry, in order. Pages through them: up to `cap` items from `offset` into
+ * *items (a caller-freed array of caller-freed strings; *n = 0 past the end). */
+int fn_job_retry_items(fn_job_ctx *ctx, size_t offset, size_t cap, char ***items, size_t *n);
+/* How many retry items this job has (0: none). */
+size_t fn_job_retry_count(fn_job_ctx *ctx);
+/* 1 when this job is a retry: it reprocesses its retry items and nothing else. */
+int fn_job_is_retry(const fn_job_ctx *ctx);
+
+/* A read connection to the library (the job's own worker's, opened on first use and kept by the
+ * engine; never NULL on success). For the handler's lookups between commits; writes go through
+ * fn_job_commit. FN_ERR_* with fn_engine_errmsg on failure. Job thread only. */
+int fn_job_reader(fn_job_ctx *ctx, fn_store **out);
 
 /* Progress. Named counters and histograms are declared once (returning a small handle) and then
  * updated by handle without locks or allocation; the engine snapshots them for events and commits.
@@ -259,7 +351,8 @@ int fn_job_set_checkpoint(fn_job_ctx *ctx, const char *json);
 int fn_job_audit(fn_job_ctx *ctx, const char *action, const char *detail_json);
 
 /* Explains a job failure before run returns an error. */
-void fn_job_fail_reason(fn_job_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fn_job_fail_reason(fn_job_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 typedef enum fn_stop {
     FN_STOP_NONE = 0,
@@ -283,9 +376,10 @@ typedef int (*fn_commit_write_fn)(fn_store_tx *tx, void *arg);
 int fn_job_commit(fn_job_ctx *ctx, fn_commit_write_fn write, void *arg);
 
 /* Fans `n` items out over idle workers (never more than workers.cpu_max threads in total, the job's
- * own thread included) and returns when all are done. `fn(i, worker, arg)` gets the item index and a
- * worker slot in [0, fn_job_parallelism(ctx)) that is used by one thread at a time, so the handler
- * can keep per-slot scratch memory. Must not call fn_job_* functions other than counters/observe. */
+ * own thread included) and returns when all are done. `fn(i, worker, arg)` gets the item index and
+ * a worker slot in [0, fn_job_parallelism(ctx)) that is used by one thread at a time, so the
+ * handler can keep per-slot scratch memory. Must not call fn_job_* functions other than
+ * counters/observe. */
 typedef void (*fn_parallel_fn)(size_t i, int worker, void *arg);
 int fn_job_parallel_for(fn_job_ctx *ctx, size_t n, fn_parallel_fn fn, void *arg);
 
@@ -294,6 +388,7 @@ int fn_job_parallel_for(fn_job_ctx *ctx, size_t n, fn_parallel_fn fn, void *arg)
  * may size per-slot scratch from it once. */
 int fn_job_parallelism(const fn_job_ctx *ctx);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

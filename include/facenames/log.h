@@ -8,6 +8,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
 typedef enum fn_log_level {
     FN_LOG_DEBUG = 0,
@@ -24,6 +25,7 @@ typedef void (*fn_log_fn)(fn_log_level level, const char *msg, void *user);
  * before starting engines. */
 void fn_log_set_handler(fn_log_fn fn, void *user, fn_log_level min_level);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

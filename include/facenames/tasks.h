@@ -8,11 +8,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
 /* Registers every job type this build implements with `e` (before fn_engine_start). Returns 0 or
  * the first registration error. The handlers load models lazily, once per worker. */
 int fn_tasks_register_all(fn_engine *e);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

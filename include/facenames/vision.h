@@ -22,6 +22,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
 /* ---- Library set-up --------------------------------------------------------------------------- */
 
@@ -152,6 +153,7 @@ int fn_vision_detect_image(fn_vision *v, const fn_image *img, const fn_detect_op
 /* Euclidean distance of two descriptors, as the reference computes it. */
 float fn_descriptor_distance(const float a[128], const float b[128]);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

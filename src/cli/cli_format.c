@@ -7,40 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "util/clock.h"
-
-char *cli_fmt_count(int64_t v, char *buf, size_t len)
-{
-    char digits[32];
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    snprintf(digits, sizeof digits, "%llu", (unsigned long long)u);
-    char out[48];
-    size_t n = strlen(digits), j = 0;
-    if (v < 0) out[j++] = '-';
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0) out[j++] = ',';
-        out[j++] = digits[i];
-    }
-    out[j] = '\0';
-    snprintf(buf, len, "%s", out);
-    return buf;
-}
-
-char *cli_fmt_duration(double seconds, char *buf, size_t len)
-{
-    if (!(seconds >= 0) || seconds > 1e9) {
-        snprintf(buf, len, "-");
-        return buf;
-    }
-    long long s = (long long)(seconds + 0.5);
-    long long d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
-    if (d > 0)
-        snprintf(buf, len, "%lldd %02lld:%02lld:%02lld", d, h, m, sec);
-    else if (h > 0)
-        snprintf(buf, len, "%lld:%02lld:%02lld", h, m, sec);
-    else
-        snprintf(buf, len, "%lld:%02lld", m, sec);
-    return buf;
-}
+#include "util/fmt.h"
 
 char *cli_fmt_elapsed(double seconds, char *buf, size_t len)
 {
@@ -49,23 +16,7 @@ char *cli_fmt_elapsed(double seconds, char *buf, size_t len)
     else if (seconds >= 10 && seconds < 59.95)
         snprintf(buf, len, "%.1f s", seconds);
     else
-        cli_fmt_duration(seconds, buf, len);
-    return buf;
-}
-
-char *cli_fmt_bytes(int64_t v, char *buf, size_t len)
-{
-    static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-    double x = (double)v;
-    int u = 0;
-    while ((x >= 1000 || x <= -1000) && u < 5) {
-        x /= 1000;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%lld B", (long long)v);
-    else
-        snprintf(buf, len, "%.1f %s", x, units[u]);
+        fn_fmt_duration(seconds, buf, len);
     return buf;
 }
 
@@ -243,7 +194,7 @@ void cli_print_progress_lines(const char *progress_json, FILE *out, const char *
     {
         if (json_is_integer(val))
             fprintf(out, "%s%-*s  %s\n", indent, (int)wname, key,
-                    cli_fmt_count(json_integer_value(val), num, sizeof num));
+                    fn_fmt_count(json_integer_value(val), num, sizeof num));
         else if (json_is_real(val))
             fprintf(out, "%s%-*s  %.3g\n", indent, (int)wname, key, json_real_value(val));
     }

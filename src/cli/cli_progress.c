@@ -42,6 +42,7 @@ void cli_term_unlock(void)
 struct cli_progress {
     fn_job_id id;
     char type[32];
+    char unit[32]; /* what the rate counts: the type's rate unit ("photos"), "" for the noun */
     int tty;
     int64_t started_at; /* wall ms, -1 unknown */
     fn_job_state state;
@@ -60,12 +61,15 @@ struct cli_progress {
     int plain_dirty; /* something changed since the last plain line */
 };
 
-cli_progress *cli_progress_new(fn_job_id id, const char *type, int tty, int64_t started_at_ms)
+cli_progress *cli_progress_new(fn_job_id id, const char *type, const char *rate_unit, int tty,
+                               int64_t started_at_ms)
 {
     cli_progress *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->id = id;
     snprintf(p->type, sizeof p->type, "%s", type ? type : "job");
+    snprintf(p->unit, sizeof p->unit, "%s",
+             rate_unit && strcmp(rate_unit, "items") != 0 ? rate_unit : "");
     p->tty = tty;
     p->started_at = started_at_ms;
     p->errors_counter = -1;
@@ -201,7 +205,7 @@ static void counter_text(const char *key, json_t *v, char *buf, size_t len)
     char num[48], name[96];
     int64_t x = json_integer_value(v);
     if (strncmp(key, "bytes_", 6) == 0) {
-        snprintf(buf, len, "%s %s", cli_fmt_bytes(x, num, sizeof num), key + 6);
+        snprintf(buf, len, "%s %s", fn_fmt_bytes(x, num, sizeof num), key + 6);
         return;
     }
     snprintf(name, sizeof name, "%s", key);
@@ -211,7 +215,7 @@ static void counter_text(const char *key, json_t *v, char *buf, size_t len)
     if (json_is_real(v))
         snprintf(buf, len, "%.3g %s", json_real_value(v), name);
     else
-        snprintf(buf, len, "%s %s", cli_fmt_count(x, num, sizeof num), name);
+        snprintf(buf, len, "%s %s", fn_fmt_count(x, num, sizeof num), name);
 }
 
 /* Appends to buf (bounded). */
@@ -240,20 +244,18 @@ static void describe(cli_progress *p, char *buf, size_t len, const char *sep, si
     }
     if (p->have_pair) {
         if (p->have_total)
-            cat(head, sizeof head, "%s/%s %s", cli_fmt_count(p->done, a, sizeof a),
-                cli_fmt_count(p->total, b, sizeof b), p->noun);
+            cat(head, sizeof head, "%s/%s %s", fn_fmt_count(p->done, a, sizeof a),
+                fn_fmt_count(p->total, b, sizeof b), p->noun);
         else
-            cat(head, sizeof head, "%s %s", cli_fmt_count(p->done, a, sizeof a), p->noun);
+            cat(head, sizeof head, "%s %s", fn_fmt_count(p->done, a, sizeof a), p->noun);
     }
     double r = rate_of(p);
     if (r >= 0) {
-        const char *unit = strcmp(p->noun, "files") == 0 && strcmp(p->type, "ingest") == 0
-                               ? "photos"
-                               : (p->have_pair ? p->noun : "items");
+        const char *unit = p->unit[0] ? p->unit : (p->have_pair ? p->noun : "items");
         cat(tail, sizeof tail, "%.1f %s/s", r, unit);
         if (p->have_total && r > 0 && p->state == FN_JOB_RUNNING)
             cat(tail, sizeof tail, "%sETA %s", sep,
-                cli_fmt_duration((double)(p->total - p->done) / r, a, sizeof a));
+                fn_fmt_duration((double)(p->total - p->done) / r, a, sizeof a));
     }
     int64_t errors = p->errors_counter >= 0 ? p->errors_counter : p->errors_seen;
     cat(tail, sizeof tail, "%serrors %lld", *tail ? sep : "", (long long)errors);

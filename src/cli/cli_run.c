@@ -154,9 +154,8 @@ static double job_seconds(const fn_job_info *j)
     return (double)(end - j->started_at) / 1000.0;
 }
 
-void cli_default_summary(const fn_job_info *job, void *arg)
+static void default_summary(const fn_job_info *job)
 {
-    (void)arg;
     char d[32];
     printf("job %lld (%s) %s in %s\n", (long long)job->id, job->type, fn_job_state_name(job->state),
            cli_fmt_elapsed(job_seconds(job), d, sizeof d));
@@ -181,10 +180,16 @@ void cli_default_summary(const fn_job_info *job, void *arg)
     if (job->state == FN_JOB_FAILED && job->fail_reason) printf("  failed: %s\n", job->fail_reason);
 }
 
-cli_summary_fn cli_summary_for_type(const char *type)
+int cli_print_summary(fn_engine *e, const fn_job_info *job)
 {
-    if (type && strcmp(type, "ingest") == 0 && cmd_ingest_summary) return cmd_ingest_summary;
-    return NULL;
+    char *text = NULL;
+    if (fn_job_summary(e, job, &text) == 0) {
+        fputs(text, stdout);
+        free(text);
+        return 1;
+    }
+    default_summary(job);
+    return 0;
 }
 
 /* Prints an item-error event's {item, code, message} above the progress line. */
@@ -206,8 +211,7 @@ static void print_error_event(const char *json)
 
 #define MAX_PRINTED_ERRORS 10
 
-int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int json,
-                   cli_summary_fn summary, void *arg)
+int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int json)
 {
     const char *what = run_here ? "running the job" : "jobs watch";
     fn_job_info *info = NULL;
@@ -228,7 +232,8 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
             return cli_engine_error(ctx, e, rc, "starting workers");
         }
     }
-    cli_progress *p = cli_progress_new(id, info->type, ctx->stderr_tty, info->started_at);
+    cli_progress *p = cli_progress_new(id, info->type, fn_engine_rate_unit(e, info->type),
+                                       ctx->stderr_tty, info->started_at);
     if (!p) {
         fn_job_info_free(info);
         cli_signals_restore();
@@ -239,7 +244,6 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
     fn_job_state state = info->state;
     char type[64];
     snprintf(type, sizeof type, "%s", info->type);
-    if (!summary && !json) summary = cli_summary_for_type(type);
     fn_job_info_free(info);
     info = NULL;
 
@@ -364,6 +368,7 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
     }
     fprintf(stderr, "%s #%lld %s in %s: %s\n", info->type, (long long)id,
             fn_job_state_name(info->state), cli_fmt_elapsed(job_seconds(info), d, sizeof d), line);
+    int own_summary = 0;
     if (json) {
         char *text = NULL;
         rc = fn_job_inspect_json(e, id, &text);
@@ -373,13 +378,11 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
         }
         printf("%s\n", text);
         free(text);
-    } else if (summary) {
-        summary(info, arg);
     } else {
-        cli_default_summary(info, NULL);
+        own_summary = cli_print_summary(e, info);
     }
     /* a type-specific summary says how to continue itself */
-    if (info->state == FN_JOB_CANCELLED && !summary)
+    if (info->state == FN_JOB_CANCELLED && !own_summary)
         fprintf(stderr, "job %lld cancelled; resume with: %s jobs resume %lld\n", (long long)id,
                 ctx->prog, (long long)id);
     else if (info->state == FN_JOB_FAILED)
@@ -391,8 +394,7 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
     return code;
 }
 
-int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json, cli_summary_fn summary,
-                       void *arg)
+int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json)
 {
-    return cli_follow_job(ctx, e, id, 1, json, summary, arg);
+    return cli_follow_job(ctx, e, id, 1, json);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
+#include "util/fmt.h"
 
 /* ---- Arguments (cli_args.c) -------------------------------------------------------------------
  */
@@ -44,14 +45,9 @@ int cli_error(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 
 /* ---- Output (cli_format.c) --------------------------------------------------------------------
  */
 
-/* "1,234,567". Returns buf. */
-char *cli_fmt_count(int64_t v, char *buf, size_t len);
-/* "0:05", "1:05", "1:02:03", "3d 04:05:06". Negative: "-". Returns buf. */
-char *cli_fmt_duration(double seconds, char *buf, size_t len);
-/* An elapsed time: "0.24 s", "12.5 s" under a minute, else as cli_fmt_duration. Returns buf. */
+/* Counts, durations and sizes: fn_fmt_count, fn_fmt_duration, fn_fmt_bytes (util/fmt.h). */
+/* An elapsed time: "0.24 s", "12.5 s" under a minute, else as fn_fmt_duration. Returns buf. */
 char *cli_fmt_elapsed(double seconds, char *buf, size_t len);
-/* "512 B", "1.2 MB", "3.4 GB". Returns buf. */
-char *cli_fmt_bytes(int64_t v, char *buf, size_t len);
 /* Epoch ms as "2026-11-28 20:01:14" in local time; ms < 0: "-". Returns buf. */
 char *cli_fmt_time(int64_t ms, char *buf, size_t len);
 /* Epoch ms relative to now: "12 s ago", "5 min ago", "3 h ago", else the local date
@@ -126,7 +122,10 @@ void cli_term_unlock(void);
  * line on a terminal or as plain periodic lines otherwise. Used by the foreground runner and by
  * `jobs watch`. Only one progress line exists at a time. */
 typedef struct cli_progress cli_progress;
-cli_progress *cli_progress_new(fn_job_id id, const char *type, int tty, int64_t started_at_ms);
+/* rate_unit: what the rate counts (fn_engine_rate_unit: "photos"); NULL or "items": the noun of
+ * the job's X_done/X_total counters. */
+cli_progress *cli_progress_new(fn_job_id id, const char *type, const char *rate_unit, int tty,
+                               int64_t started_at_ms);
 void cli_progress_update(cli_progress *p, const char *progress_json);
 void cli_progress_state(cli_progress *p, fn_job_state state);
 /* Counts an item error reported by an event (used when the counters carry no "errors"). */
@@ -143,11 +142,11 @@ void cli_progress_free(cli_progress *p);
  * does. With run_here the engine's workers are started and the first Ctrl-C cancels the job;
  * without (`jobs watch`), the job runs elsewhere (a `facenames worker`, the app), progress is read
  * from the database, and Ctrl-C only stops watching (exit 130). */
-int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int json,
-                   cli_summary_fn summary, void *arg);
+int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int json);
 
-/* Prints the default end-of-job summary (state, duration, counters, errors by code) to stdout. */
-void cli_default_summary(const fn_job_info *job, void *arg);
+/* Prints the job type's summary (fn_job_summary), or the default one (state, duration, counters,
+ * errors by code) when the type has none, to stdout. 1 when the type's own summary was printed. */
+int cli_print_summary(fn_engine *e, const fn_job_info *job);
 
 /* Ctrl-C and SIGTERM. install returns a descriptor to poll (readable after a signal) or -1;
  * count drains it and returns how many signals arrived since install; after arm_hard_exit the

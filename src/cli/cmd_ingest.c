@@ -33,74 +33,9 @@ static const char usage[] =
     "  --detach             only enqueue the job (for `facenames worker`) and print its id\n"
     "  --json               print the final job as `facenames jobs show --json` does\n"
     "\n"
+    "Running the same ingest again while an interrupted one is waiting continues that job.\n"
+    "\n"
     "exit status: 0 done, 1 failed, 2 usage, 3 cancelled, 4 done but some files had errors\n";
-
-static long long counter(json_t *counters, const char *name)
-{
-    return (long long)json_integer_value(json_object_get(counters, name));
-}
-
-/* The end-of-run summary: what a person wants to know after an ingest. */
-void cmd_ingest_summary(const fn_job_info *job, void *arg)
-{
-    (void)arg;
-    json_error_t jerr;
-    json_t *p = json_loads(job->progress ? job->progress : "{}", 0, &jerr);
-    json_t *c = json_object_get(p, "counters");
-    long long done = counter(c, "files_done"), total = counter(c, "files_total");
-    long long errors = counter(c, "errors"), unchanged = counter(c, "skipped_unchanged");
-    long long processed = done - errors - unchanged;
-    if (processed < 0) processed = 0;
-    long long faces = counter(c, "faces_found"), noface = counter(c, "no_face_images");
-    double secs = job->finished_at >= 0 && job->started_at >= 0
-                      ? (double)(job->finished_at - job->started_at) / 1000.0
-                      : 0;
-    char b1[32], b2[32], b3[32], b4[32];
-    printf("ingest job %lld %s\n", (long long)job->id, fn_job_state_name(job->state));
-    printf("  photos      %s processed of %s found", cli_fmt_count(processed, b1, sizeof b1),
-           cli_fmt_count(total, b2, sizeof b2));
-    if (unchanged) printf(" (%s unchanged, skipped)", cli_fmt_count(unchanged, b3, sizeof b3));
-    printf("\n");
-    printf("  faces       %s", cli_fmt_count(faces, b1, sizeof b1));
-    if (counter(c, "faces_skipped_small"))
-        printf(" (%s smaller than the minimum size ignored)",
-               cli_fmt_count(counter(c, "faces_skipped_small"), b2, sizeof b2));
-    printf("\n");
-    printf("  no faces    %s photos\n", cli_fmt_count(noface, b1, sizeof b1));
-    if (counter(c, "non_images"))
-        printf("  not photos  %s files ignored\n",
-               cli_fmt_count(counter(c, "non_images"), b1, sizeof b1));
-    printf("  errors      %s\n", cli_fmt_count(errors, b1, sizeof b1));
-    /* errors by code */
-    for (size_t i = 0; i < job->n_errors; i++) {
-        int seen = 0;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = strcmp(job->errors[k].code, job->errors[i].code) == 0;
-        if (seen) continue;
-        size_t n = 0;
-        for (size_t k = i; k < job->n_errors; k++)
-            n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
-        printf("    %-12s %zu\n", job->errors[i].code, n);
-    }
-    printf("  time        %s", cli_fmt_duration(secs, b1, sizeof b1));
-    if (secs > 0 && processed > 0)
-        printf(", %.2f photos/s, %.2f faces/s", (double)processed / secs, (double)faces / secs);
-    printf(", %s read\n", cli_fmt_bytes(counter(c, "bytes_read"), b4, sizeof b4));
-    if (job->n_errors) {
-        size_t show = job->n_errors < 5 ? job->n_errors : 5;
-        for (size_t i = 0; i < show; i++)
-            printf("  ! %s: %s\n", job->errors[i].code, job->errors[i].message);
-        if (job->n_errors > show)
-            printf("  ... %zu more: facenames jobs show %lld\n", job->n_errors - show,
-                   (long long)job->id);
-        printf("  to retry the failed files once fixed: facenames jobs retry %lld\n",
-               (long long)job->id);
-    }
-    if (job->state == FN_JOB_CANCELLED)
-        printf("  to continue: facenames jobs resume %lld (or run the same ingest again)\n",
-               (long long)job->id);
-    json_decref(p);
-}
 
 static int add_exts(json_t *payload, const char *list)
 {
@@ -201,15 +136,23 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
     }
     char *text = json_dumps(payload, JSON_COMPACT);
     fn_job_id id = 0;
-    int erc = text ? fn_enqueue(e, "ingest", text, prio, &id) : FN_ERR_NOMEM;
+    int continued = 0;
+    fn_enqueue_opts o = {
+        .type = "ingest", .payload = text, .priority = prio, .gpu_slots = -1, .mem_mb = -1};
+    /* The same ingest run again while an interrupted one waits (recovered after a crash, or
+     * enqueued with --detach and not run yet) continues that job rather than adding a second. */
+    int erc = text ? fn_enqueue_or_continue(e, &o, &id, &continued) : FN_ERR_NOMEM;
     free(text);
     if (erc < 0) {
-        rc = cli_engine_error(ctx, e, erc, "enqueueing the ingest");
+        rc = cli_engine_error(ctx, e, erc, "ingest");
     } else if (detach) {
         printf("%lld\n", (long long)id);
         rc = CLI_EXIT_OK;
     } else {
-        rc = cli_run_foreground(ctx, e, id, json, cmd_ingest_summary, NULL);
+        if (continued)
+            fprintf(stderr, "continuing ingest job %lld (it was interrupted) from its checkpoint\n",
+                    (long long)id);
+        rc = cli_run_foreground(ctx, e, id, json);
     }
     fn_engine_close(e);
 out:

@@ -18,6 +18,8 @@ static const char jobs_usage[] =
     "       facenames jobs cancel ID [--wait]\n"
     "       facenames jobs resume ID [--detach] [--json]\n"
     "       facenames jobs retry ID [--code CODE]... [--item REF]... [--detach] [--json]\n"
+    "       facenames jobs errors ID [--code CODE]... [--item REF]... [--json]\n"
+    "       facenames jobs skip ID [--code CODE]... [--item REF]...\n"
     "       facenames jobs watch [ID] [--json]\n"
     "       facenames jobs log ID\n"
     "\n"
@@ -25,9 +27,14 @@ static const char jobs_usage[] =
     "  show     one job: times, progress, checkpoint, errors\n"
     "  cancel   a queued job ends at once; a running one stops after its current batch and\n"
     "           keeps its work (--wait: until it has stopped)\n"
-    "  resume   a new job continuing a cancelled or failed one from its checkpoint\n"
-    "  retry    a new job reprocessing only the failed items: all of them, or those with\n"
-    "           error code CODE, or item REF (both repeatable)\n"
+    "  resume   a new job continuing a cancelled or failed one from its checkpoint, first\n"
+    "           redoing its failed items (not those marked skip); a job interrupted by a\n"
+    "           crash (queued again) continues under its own id\n"
+    "  retry    a new job reprocessing only the failed items: those not marked skip, or\n"
+    "           those with error code CODE, or item REF (both repeatable)\n"
+    "  errors   the job's item errors with their resolution and its history\n"
+    "  skip     marks the selected errors skip (recorded with who and when): resume and\n"
+    "           retry leave them alone\n"
     "  watch    live progress of a job run elsewhere (a worker, the app) until it ends;\n"
     "           without ID the newest running (else queued) job. Ctrl-C stops watching only\n"
     "  log      the job's lifecycle log\n"
@@ -72,10 +79,10 @@ static void progress_pair(const char *progress, char *buf, size_t len)
         json_t *t = json_object_get(c, tk);
         int64_t done = json_integer_value(json_object_get(c, found));
         if (json_integer_value(t) > 0)
-            snprintf(buf, len, "%s/%s %s", cli_fmt_count(done, a, sizeof a),
-                     cli_fmt_count(json_integer_value(t), b, sizeof b), noun);
+            snprintf(buf, len, "%s/%s %s", fn_fmt_count(done, a, sizeof a),
+                     fn_fmt_count(json_integer_value(t), b, sizeof b), noun);
         else
-            snprintf(buf, len, "%s %s", cli_fmt_count(done, a, sizeof a), noun);
+            snprintf(buf, len, "%s %s", fn_fmt_count(done, a, sizeof a), noun);
     }
     json_decref(root);
 }
@@ -165,7 +172,7 @@ static int jobs_list(cli_ctx *ctx, int argc, char **argv)
             cli_fmt_ago(j->created_at, created, sizeof created);
             cli_fmt_elapsed(duration_s(j), dur, sizeof dur);
             progress_pair(j->progress, prog, sizeof prog);
-            cli_fmt_count((int64_t)j->n_errors, errs, sizeof errs);
+            fn_fmt_count((int64_t)j->n_errors, errs, sizeof errs);
             const char *row[] = {id,
                                  j->type,
                                  fn_priority_name(j->priority),
@@ -350,27 +357,50 @@ static int jobs_log(cli_ctx *ctx, int argc, char **argv)
     return code;
 }
 
-/* After resume/retry created `new_id`: run it here, or say where it waits. */
-static int start_or_detach(cli_ctx *ctx, fn_engine *e, fn_job_id old_id, fn_job_id new_id,
+/* What a resume or retry took from the old job's errors, in a sentence. */
+static void say_taken(const fn_followup *f, const char *verb)
+{
+    if (!f->items && !f->left) return;
+    cli_term_lock();
+    fprintf(stderr, "%s: %zu item(s) reprocessed first", verb, f->items);
+    if (f->items)
+        fprintf(stderr, " (errors: %zu pending, %zu marked retry%s", f->pending, f->retry,
+                f->skipped ? "" : ")");
+    if (f->items && f->skipped) fprintf(stderr, ", %zu marked skip but named)", f->skipped);
+    if (f->left) fprintf(stderr, "; %zu marked skip left alone", f->left);
+    fputc('\n', stderr);
+    cli_term_unlock();
+}
+
+/* After resume/retry: run the job here, or say where it waits. */
+static int start_or_detach(cli_ctx *ctx, fn_engine *e, fn_job_id old_id, const fn_followup *f,
                            const char *verb, int detach, int json)
 {
     if (detach) {
         if (json) {
             char *text = NULL;
-            int rc = fn_job_inspect_json(e, new_id, &text);
+            int rc = fn_job_inspect_json(e, f->id, &text);
             if (rc < 0) return cli_engine_error(ctx, e, rc, "jobs %s", verb);
             printf("%s\n", text);
             free(text);
+        } else if (f->continued) {
+            printf("job %lld is queued and continues from its checkpoint; run it with: %s worker\n",
+                   (long long)f->id, ctx->prog);
         } else {
-            printf("queued job %lld (%s of job %lld); run it with: %s worker\n", (long long)new_id,
+            printf("queued job %lld (%s of job %lld); run it with: %s worker\n", (long long)f->id,
                    verb, (long long)old_id, ctx->prog);
         }
         return CLI_EXIT_OK;
     }
     cli_term_lock();
-    fprintf(stderr, "job %lld: %s of job %lld\n", (long long)new_id, verb, (long long)old_id);
+    if (f->continued)
+        fprintf(stderr, "job %lld was interrupted; continuing it from its checkpoint\n",
+                (long long)f->id);
+    else
+        fprintf(stderr, "job %lld: %s of job %lld\n", (long long)f->id, verb, (long long)old_id);
     cli_term_unlock();
-    return cli_run_foreground(ctx, e, new_id, json, NULL, NULL);
+    say_taken(f, verb);
+    return cli_run_foreground(ctx, e, f->id, json);
 }
 
 static int jobs_resume(cli_ctx *ctx, int argc, char **argv)
@@ -397,81 +427,189 @@ static int jobs_resume(cli_ctx *ctx, int argc, char **argv)
     if (!have) return cli_usage_error(ctx, CMD " resume", "missing job id");
     fn_engine *e;
     if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
-    fn_job_id new_id;
+    fn_followup f;
     int code;
-    int rc = fn_job_resume(e, id, &new_id);
+    int rc = fn_job_resume_ex(e, id, &f);
     if (rc < 0)
         code = cli_engine_error(ctx, e, rc, "jobs resume");
     else
-        code = start_or_detach(ctx, e, id, new_id, "resume", detach, json);
+        code = start_or_detach(ctx, e, id, &f, "resume", detach, json);
     fn_engine_close(e);
     return code;
 }
 
-static int jobs_retry(cli_ctx *ctx, int argc, char **argv)
+/* `jobs retry|skip|errors ID [--code CODE]... [--item REF]... [--json] [--detach]`: a job id and
+ * an error selection. `flags` says which of --json and --detach the subcommand takes. */
+typedef struct sel_args {
+    fn_job_id id;
+    int json, detach;
+    const char **codes, **items;
+    fn_error_selection sel;
+} sel_args;
+
+enum { TAKES_JSON = 1, TAKES_DETACH = 2 };
+
+static void sel_args_free(sel_args *a)
 {
-    fn_job_id id = 0;
-    int json = 0, detach = 0, have = 0;
-    const char **codes = calloc((size_t)argc, sizeof *codes);
-    const char **items = calloc((size_t)argc, sizeof *items);
-    size_t ncodes = 0, nitems = 0;
-    int code = CLI_EXIT_USAGE;
-    if (!codes || !items) {
-        code = cli_error(ctx, "out of memory");
-        goto out;
+    free(a->codes);
+    free(a->items);
+}
+
+/* 0, -2 after --help, or -1 after a usage error (printed). */
+static int parse_sel_args(cli_ctx *ctx, const char *sub, int argc, char **argv, int flags,
+                          sel_args *a)
+{
+    memset(a, 0, sizeof *a);
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, CMD " %s", sub);
+    a->codes = calloc((size_t)argc, sizeof *a->codes);
+    a->items = calloc((size_t)argc, sizeof *a->items);
+    if (!a->codes || !a->items) {
+        cli_error(ctx, "out of memory");
+        return -1;
     }
+    int have = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
         if (cli_is_help(argv[i])) {
             fputs(jobs_usage, stdout);
-            code = CLI_EXIT_OK;
-            goto out;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else if (strcmp(argv[i], "--detach") == 0) {
-            detach = 1;
-        } else if ((r = cli_opt_value(ctx, CMD " retry", argv, argc, &i, "--code", &v)) != 0) {
-            if (r < 0) goto out;
+            return -2;
+        } else if ((flags & TAKES_JSON) && strcmp(argv[i], "--json") == 0) {
+            a->json = 1;
+        } else if ((flags & TAKES_DETACH) && strcmp(argv[i], "--detach") == 0) {
+            a->detach = 1;
+        } else if ((r = cli_opt_value(ctx, cmd, argv, argc, &i, "--code", &v)) != 0) {
+            if (r < 0) return -1;
             if (!*v) {
-                cli_usage_error(ctx, CMD " retry", "--code needs an error code (e.g. corrupt)");
-                goto out;
+                cli_usage_error(ctx, cmd, "--code needs an error code (e.g. corrupt)");
+                return -1;
             }
-            codes[ncodes++] = v;
-        } else if ((r = cli_opt_value(ctx, CMD " retry", argv, argc, &i, "--item", &v)) != 0) {
-            if (r < 0) goto out;
-            items[nitems++] = v;
+            a->codes[a->sel.n_codes++] = v;
+        } else if ((r = cli_opt_value(ctx, cmd, argv, argc, &i, "--item", &v)) != 0) {
+            if (r < 0) return -1;
+            a->items[a->sel.n_items++] = v;
         } else if (argv[i][0] == '-') {
-            cli_usage_error(ctx, CMD " retry", "unknown option '%s'", argv[i]);
-            goto out;
+            cli_usage_error(ctx, cmd, "unknown option '%s'", argv[i]);
+            return -1;
         } else if (have) {
-            cli_usage_error(ctx, CMD " retry", "unexpected argument '%s'", argv[i]);
-            goto out;
+            cli_usage_error(ctx, cmd, "unexpected argument '%s'", argv[i]);
+            return -1;
         } else {
-            if (cli_parse_job_id(ctx, CMD " retry", argv[i], &id) < 0) goto out;
+            if (cli_parse_job_id(ctx, cmd, argv[i], &a->id) < 0) return -1;
             have = 1;
         }
     }
     if (!have) {
-        cli_usage_error(ctx, CMD " retry", "missing job id");
-        goto out;
+        cli_usage_error(ctx, cmd, "missing job id");
+        return -1;
     }
-    fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) {
-        code = CLI_EXIT_FAILURE;
-        goto out;
+    a->sel.codes = a->codes;
+    a->sel.items = a->items;
+    return 0;
+}
+
+static int jobs_retry(cli_ctx *ctx, int argc, char **argv)
+{
+    sel_args a;
+    int r = parse_sel_args(ctx, "retry", argc, argv, TAKES_JSON | TAKES_DETACH, &a);
+    int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    fn_engine *e = NULL;
+    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && e) {
+        fn_followup f;
+        int rc = fn_job_retry_ex(e, a.id, &a.sel, &f);
+        if (rc < 0)
+            code = cli_engine_error(ctx, e, rc, "jobs retry");
+        else
+            code = start_or_detach(ctx, e, a.id, &f, "retry", a.detach, a.json);
+        fn_engine_close(e);
     }
-    fn_retry_selection sel = {codes, ncodes, items, nitems};
-    fn_job_id new_id;
-    int rc = fn_job_retry(e, id, ncodes || nitems ? &sel : NULL, &new_id);
-    if (rc < 0)
-        code = cli_engine_error(ctx, e, rc, "jobs retry");
-    else
-        code = start_or_detach(ctx, e, id, new_id, "retry", detach, json);
-    fn_engine_close(e);
-out:
-    free(codes);
-    free(items);
+    sel_args_free(&a);
+    return code;
+}
+
+/* Who made a decision: the CLI and the user running it. */
+static void who_am_i(char *buf, size_t len)
+{
+    const char *user = getenv("USER");
+    snprintf(buf, len, "cli:%s", user && *user ? user : "unknown");
+}
+
+static int jobs_skip(cli_ctx *ctx, int argc, char **argv)
+{
+    sel_args a;
+    int r = parse_sel_args(ctx, "skip", argc, argv, 0, &a);
+    int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    fn_engine *e = NULL;
+    if (r == 0 && !a.sel.n_codes && !a.sel.n_items) {
+        cli_usage_error(ctx, CMD " skip",
+                        "name the errors to skip with --code CODE or --item REF (jobs errors "
+                        "%lld lists them)",
+                        (long long)a.id);
+        r = -1;
+    }
+    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && e) {
+        char who[96];
+        who_am_i(who, sizeof who);
+        size_t changed = 0;
+        int rc = fn_job_errors_resolve(e, a.id, &a.sel, FN_RES_SKIP, who, &changed);
+        if (rc < 0) {
+            code = cli_engine_error(ctx, e, rc, "jobs skip");
+        } else {
+            printf("job %lld: %zu error(s) marked skip; resume and retry leave them alone\n",
+                   (long long)a.id, changed);
+            code = CLI_EXIT_OK;
+        }
+        fn_engine_close(e);
+    }
+    sel_args_free(&a);
+    return code;
+}
+
+static int jobs_errors(cli_ctx *ctx, int argc, char **argv)
+{
+    sel_args a;
+    int r = parse_sel_args(ctx, "errors", argc, argv, TAKES_JSON, &a);
+    int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    fn_engine *e = NULL;
+    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && e) {
+        char *text = NULL;
+        int rc = fn_job_errors_json(e, a.id, &a.sel, &text);
+        if (rc < 0) {
+            code = cli_engine_error(ctx, e, rc, "jobs errors");
+        } else if (a.json) {
+            printf("%s\n", text);
+            code = CLI_EXIT_OK;
+        } else {
+            json_t *arr = json_loads(text, 0, NULL);
+            size_t i;
+            json_t *x;
+            json_array_foreach(arr, i, x)
+            {
+                printf("%-8s %-12s %s\n", json_string_value(json_object_get(x, "resolution")),
+                       json_string_value(json_object_get(x, "code")),
+                       cli_error_message(json_string_value(json_object_get(x, "item")),
+                                         json_string_value(json_object_get(x, "message"))));
+                size_t k;
+                json_t *d;
+                json_array_foreach(json_object_get(x, "decisions"), k, d)
+                    printf("         %s -> %s by %s at %s\n",
+                           json_string_value(json_object_get(d, "from")),
+                           json_string_value(json_object_get(d, "to")),
+                           json_string_value(json_object_get(d, "who")),
+                           json_string_value(json_object_get(d, "at")));
+            }
+            if (!json_array_size(arr)) printf("job %lld has no such errors\n", (long long)a.id);
+            json_decref(arr);
+            code = CLI_EXIT_OK;
+        }
+        free(text);
+        fn_engine_close(e);
+    }
+    sel_args_free(&a);
     return code;
 }
 
@@ -519,7 +657,7 @@ static int jobs_watch(cli_ctx *ctx, int argc, char **argv)
             return CLI_EXIT_FAILURE;
         }
     }
-    int code = cli_follow_job(ctx, e, id, 0, json, NULL, NULL);
+    int code = cli_follow_job(ctx, e, id, 0, json);
     fn_engine_close(e);
     return code;
 }
@@ -543,8 +681,10 @@ int cmd_jobs(cli_ctx *ctx, int argc, char **argv)
     if (strcmp(sub, "retry") == 0) return jobs_retry(ctx, argc - 1, argv + 1);
     if (strcmp(sub, "watch") == 0) return jobs_watch(ctx, argc - 1, argv + 1);
     if (strcmp(sub, "log") == 0) return jobs_log(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "errors") == 0) return jobs_errors(ctx, argc - 1, argv + 1);
+    if (strcmp(sub, "skip") == 0) return jobs_skip(ctx, argc - 1, argv + 1);
     return cli_usage_error(ctx, CMD,
-                           "unknown subcommand '%s' (list, show, cancel, resume, retry, "
-                           "watch, log)",
+                           "unknown subcommand '%s' (list, show, cancel, resume, retry, errors, "
+                           "skip, watch, log)",
                            sub);
 }

@@ -49,7 +49,7 @@ static int list_cb(const fn_photo_row *r, void *arg)
     }
     char id[24], size[32], dims[32], faces[16];
     snprintf(id, sizeof id, "%lld", (long long)r->id);
-    cli_fmt_bytes(r->size, size, sizeof size);
+    fn_fmt_bytes(r->size, size, sizeof size);
     snprintf(dims, sizeof dims, "%dx%d", r->width, r->height);
     snprintf(faces, sizeof faces, "%d", r->n_faces);
     const char *status =
@@ -179,7 +179,7 @@ static int photos_show(cli_ctx *ctx, int argc, char **argv)
             printf("photo %lld  %s\n", (long long)row.id, row.path);
             printf("  status     %s%s%s\n", fn_photo_status_name(row.status),
                    row.error_code[0] ? " " : "", row.error_code);
-            printf("  size       %s, %dx%d %s\n", cli_fmt_bytes(row.size, b, sizeof b), row.width,
+            printf("  size       %s, %dx%d %s\n", fn_fmt_bytes(row.size, b, sizeof b), row.width,
                    row.height, row.format);
             if (row.taken_at >= 0)
                 printf("  taken      %s\n", cli_fmt_time(row.taken_at * 1000, b, sizeof b));

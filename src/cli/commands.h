@@ -34,18 +34,10 @@ int cli_open_engine(cli_ctx *ctx, fn_engine **out);
 
 /* Runs job `id` in the foreground on this process's workers with live progress on stderr (a
  * redrawn line on a terminal, plain periodic lines otherwise), until it ends. First Ctrl-C: cancel
- * after the current batch and print how to resume; second: stop at once (still safe). `summary`
- * (may be NULL) is called with the final job to print a type-specific summary; with json != 0 the
- * final job is printed as `jobs show --json` does instead. Returns the job's exit code. */
-typedef void (*cli_summary_fn)(const fn_job_info *job, void *arg);
-int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json, cli_summary_fn summary,
-                       void *arg);
-
-/* Type-specific end-of-job summaries, used by `jobs resume/retry/watch` for a job of that type
- * (cli_run_foreground with summary == NULL looks here). Weak, because the in-process CLI tests
- * link the runner without the face commands: there the generic summary is printed. */
-void cmd_ingest_summary(const fn_job_info *job, void *arg) __attribute__((weak));
-cli_summary_fn cli_summary_for_type(const char *type);
+ * after the current batch and print how to resume; second: stop at once (still safe). At the end
+ * it prints the job type's summary (fn_job_summary; the counters when the type has none), or with
+ * json != 0 the final job as `jobs show --json` does. Returns the job's exit code. */
+int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json);
 
 /* The subcommands. */
 /* jobs list|show|cancel|resume|retry|watch|log */

@@ -38,8 +38,8 @@ int fn_enqueue_ex(fn_engine *e, const fn_enqueue_opts *opts, fn_job_id *id)
 
 /* Inserts jobs (and their "queued" lines) inside an open transaction on e->store. */
 static int insert_jobs(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_id *ids,
-                       int64_t parent, const char *progress, const char *why, char **filebuf,
-                       size_t *filelen)
+                       int64_t parent, const char *progress, const char *why, int retry_only,
+                       char **filebuf, size_t *filelen)
 {
     int64_t now = fn_wall_ms();
     size_t cap = 0;
@@ -58,7 +58,8 @@ static int insert_jobs(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_j
                        (int)o->priority,
                        o->gpu_slots < 0 ? -1 : o->gpu_slots,
                        o->mem_mb < 0 ? -1 : o->mem_mb,
-                       parent};
+                       parent,
+                       retry_only};
         int64_t id;
         int code = fn_js_insert(e->store, &j, now, &id);
         if (code) {
@@ -100,17 +101,99 @@ static int check_opts(const fn_enqueue_opts *o)
     return 0;
 }
 
+/* Runs the type's prepare hook on each distinct payload (a bulk enqueue usually repeats one).
+ * *resolved[i] is the payload to store for job i (NULL: as given); the array itself is NULL
+ * when no job needed resolving. */
+static int prepare_payloads(fn_engine *e, const fn_enqueue_opts *opts, size_t n, char ***resolved)
+{
+    *resolved = NULL;
+    char **r = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const fn_handler_entry *h = fn_eng_handler(e, opts[i].type);
+        if (!h || !h->h.prepare) continue;
+        if (!r && !(r = calloc(n, sizeof *r))) return fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+        if (i > 0 && opts[i].payload == opts[i - 1].payload && opts[i].type == opts[i - 1].type &&
+            r[i - 1]) {
+            if (!(r[i] = strdup(r[i - 1]))) goto nomem;
+            continue;
+        }
+        char err[1024] = "";
+        int code = h->h.prepare(opts[i].payload, &e->cfg, &r[i], err, sizeof err, h->h.user);
+        if (code) {
+            for (size_t k = 0; k < n; k++)
+                free(r[k]);
+            free(r);
+            return fn_eng_fail(code, "%s", err[0] ? err : "the payload was refused");
+        }
+    }
+    *resolved = r;
+    return 0;
+nomem:
+    for (size_t k = 0; k < n; k++)
+        free(r[k]);
+    free(r);
+    return fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+}
+
+static void free_resolved(char **resolved, size_t n)
+{
+    for (size_t k = 0; resolved && k < n; k++)
+        free(resolved[k]);
+    free(resolved);
+}
+
+static int enqueue_resolved(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_id *ids,
+                            int reuse, int *continued);
+
 int fn_enqueue_many(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_id *ids)
+{
+    if (n == 0) return 0;
+    char **resolved = NULL;
+    int code = 0;
+    for (size_t i = 0; i < n && !code; i++)
+        code = i > 0 && opts[i].payload == opts[i - 1].payload &&
+                       opts[i].type == opts[i - 1].type && opts[i].priority == opts[i - 1].priority
+                   ? 0
+                   : check_opts(&opts[i]);
+    if (!code) code = prepare_payloads(e, opts, n, &resolved);
+    if (code) return code;
+    if (!resolved) return enqueue_resolved(e, opts, n, ids, 0, NULL);
+    fn_enqueue_opts *o = malloc(n * sizeof *o);
+    if (!o) {
+        free_resolved(resolved, n);
+        return fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        o[i] = opts[i];
+        if (resolved[i]) o[i].payload = resolved[i];
+    }
+    code = enqueue_resolved(e, o, n, ids, 0, NULL);
+    free(o);
+    free_resolved(resolved, n);
+    return code;
+}
+
+int fn_enqueue_or_continue(fn_engine *e, const fn_enqueue_opts *opts, fn_job_id *id, int *continued)
+{
+    *continued = 0;
+    char **resolved = NULL;
+    int code = check_opts(opts);
+    if (!code) code = prepare_payloads(e, opts, 1, &resolved);
+    if (code) return code;
+    fn_enqueue_opts o = *opts;
+    if (resolved && resolved[0]) o.payload = resolved[0];
+    code = enqueue_resolved(e, &o, 1, id, 1, continued);
+    free_resolved(resolved, 1);
+    return code;
+}
+
+/* Inserts checked and resolved jobs in one transaction. With `reuse` (one job), an identical
+ * queued job is returned instead (*continued = 1). */
+static int enqueue_resolved(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_id *ids,
+                            int reuse, int *continued)
 {
     int interactive = 0;
     for (size_t i = 0; i < n; i++) {
-        /* A bulk enqueue usually repeats one payload: check each distinct pointer once. */
-        int code = i > 0 && opts[i].payload == opts[i - 1].payload &&
-                           opts[i].type == opts[i - 1].type &&
-                           opts[i].priority == opts[i - 1].priority
-                       ? 0
-                       : check_opts(&opts[i]);
-        if (code) return code;
         /* Preempt only for work this process can run; others' workers see it themselves. */
         if (opts[i].priority == FN_PRIO_INTERACTIVE && fn_eng_handler(e, opts[i].type))
             interactive = 1;
@@ -123,18 +206,32 @@ int fn_enqueue_many(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_
     char *filebuf = NULL;
     size_t filelen = 0;
     int code = fn_store_begin(e->store, &tx);
+    int64_t found = 0;
     if (code) {
         fn_eng_store_fail(e->store, code, "enqueueing %zu job(s)", n);
     } else {
-        code = insert_jobs(e, opts, n, out, 0, NULL, NULL, &filebuf, &filelen);
-        if (code) {
+        if (reuse && (code = fn_js_find_queued(e->store, opts[0].type, (int)opts[0].priority,
+                                               opts[0].payload, &found)))
+            fn_eng_store_fail(e->store, code, "enqueueing a %s job", opts[0].type);
+        if (!code && found) {
+            out[0] = found;
+            *continued = 1;
+            fn_store_rollback(tx);
+        } else if (!code) {
+            code = insert_jobs(e, opts, n, out, 0, NULL, NULL, 0, &filebuf, &filelen);
+        }
+        if (found) {
+            /* nothing written */
+        } else if (code) {
             fn_store_rollback(tx);
         } else if ((code = fn_store_commit(tx))) {
             fn_eng_store_fail(e->store, code, "enqueueing %zu job(s)", n);
         }
     }
     pthread_mutex_unlock(&e->api_mu);
-    if (!code) {
+    if (!code && found) {
+        fn_eng_notify_enqueued(e, interactive);
+    } else if (!code) {
         fn_joblog_file_many(e, filebuf, filelen);
         for (size_t i = 0; i < n; i++)
             fn_evq_push_queued_new(&e->ev, out[i]);
@@ -147,19 +244,7 @@ int fn_enqueue_many(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_
 
 void fn_job_info_free(fn_job_info *info)
 {
-    if (!info) return;
-    free(info->type);
-    free(info->payload);
-    free(info->progress);
-    free(info->checkpoint);
-    free(info->fail_reason);
-    for (size_t i = 0; info->errors && i < info->n_errors; i++) {
-        free(info->errors[i].item);
-        free(info->errors[i].code);
-        free(info->errors[i].message);
-    }
-    free(info->errors);
-    free(info);
+    fn_js_info_free(info);
 }
 
 int fn_job_inspect(fn_engine *e, fn_job_id id, fn_job_info **out)
@@ -263,33 +348,96 @@ int fn_job_cancel(fn_engine *e, fn_job_id id)
     return 0;
 }
 
-/* Enqueues a follow-up of job `old` (resume or retry) in one transaction. */
-static int follow_up(fn_engine *e, const fn_job_info *old, const char *payload,
-                     const char *checkpoint, const char *progress, int copy_errors, const char *why,
-                     fn_job_id *new_id)
+/* A selection as the store takes it: two JSON arrays of strings, NULL when empty. */
+static int selection_json(const fn_error_selection *sel, char **codes, char **items)
 {
-    fn_enqueue_opts o = {old->type, payload, checkpoint, old->priority, -1, -1};
+    *codes = *items = NULL;
+    if (!sel) return 0;
+    const char *const *lists[2] = {sel->codes, sel->items};
+    size_t counts[2] = {sel->n_codes, sel->n_items};
+    char **outs[2] = {codes, items};
+    for (int l = 0; l < 2; l++) {
+        if (!counts[l]) continue;
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < counts[l]; i++)
+            if (lists[l][i]) json_array_append_new(a, json_string(lists[l][i]));
+        *outs[l] = a ? json_dumps(a, JSON_COMPACT) : NULL;
+        json_decref(a);
+        if (!*outs[l]) {
+            free(*codes);
+            *codes = NULL;
+            return fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
+/* Enqueues a follow-up of job `old` (resume or retry) in one transaction: the new job, the items
+ * it reprocesses first (the selected errors' items), and for a resume the errors it carries over
+ * as they are (those marked skip). */
+static int follow_up(fn_engine *e, const fn_job_info *old, const char *checkpoint,
+                     const char *progress, int retry, const fn_error_selection *sel,
+                     fn_followup *out)
+{
+    char *codes = NULL, *items = NULL;
+    int code = selection_json(retry ? sel : NULL, &codes, &items);
+    if (code) return code;
+    fn_enqueue_opts o = {old->type, old->payload, checkpoint, old->priority, -1, -1};
     pthread_mutex_lock(&e->api_mu);
     fn_store_tx *tx;
     char *filebuf = NULL;
     size_t filelen = 0;
-    int code = fn_store_begin(e->store, &tx);
+    int64_t child = 0;
+    fn_js_taken taken;
+    memset(&taken, 0, sizeof taken);
+    code = fn_store_begin(e->store, &tx);
     if (code) {
         fn_eng_store_fail(e->store, code, "job %lld: enqueueing its follow-up", (long long)old->id);
-    } else {
-        code = insert_jobs(e, &o, 1, new_id, old->id, progress, why, &filebuf, &filelen);
-        if (!code && copy_errors && (code = fn_js_copy_errors(e->store, old->id, *new_id)))
-            fn_eng_store_fail(e->store, code, "job %lld: copying its errors", (long long)old->id);
-        if (code)
-            fn_store_rollback(tx);
-        else if ((code = fn_store_commit(tx)))
-            fn_eng_store_fail(e->store, code, "job %lld: enqueueing its follow-up",
-                              (long long)old->id);
+        goto unlock;
     }
-    pthread_mutex_unlock(&e->api_mu);
+    /* One live resume per job: two would redo the same items side by side. */
+    if (!retry && (code = fn_js_live_child(e->store, old->id, &child)) == 0 && child)
+        code = fn_eng_fail(FN_ERR_STATE,
+                           "job %lld is already being resumed by job %lld; follow it with: "
+                           "facenames jobs watch %lld",
+                           (long long)old->id, (long long)child, (long long)child);
+    else if (!code && (code = fn_js_take_items(e->store, old->id, 0, codes, items, &taken)))
+        fn_eng_store_fail(e->store, code, "job %lld: reading its errors", (long long)old->id);
+    else if (!code && retry && taken.matched == 0)
+        code = fn_eng_fail(FN_ERR_NOT_FOUND,
+                           "job %lld: the selection names none of its %zu error(s)%s",
+                           (long long)old->id, old->n_errors,
+                           old->n_errors && !sel ? " (every one is marked skip)" : "");
     if (!code) {
+        char why[128];
+        if (retry)
+            snprintf(why, sizeof why, ", retries the items of %lld error(s) of job %lld",
+                     (long long)taken.matched, (long long)old->id);
+        else
+            snprintf(why, sizeof why, ", resumes job %lld", (long long)old->id);
+        code = insert_jobs(e, &o, 1, &out->id, old->id, progress, why, retry, &filebuf, &filelen);
+    }
+    if (!code && (code = fn_js_take_items(e->store, old->id, out->id, codes, items, &taken)))
+        fn_eng_store_fail(e->store, code, "job %lld: storing the items to redo",
+                          (long long)old->id);
+    if (!code && !retry && (code = fn_js_copy_errors(e->store, old->id, out->id, (int)FN_RES_SKIP)))
+        fn_eng_store_fail(e->store, code, "job %lld: copying its errors", (long long)old->id);
+    if (code)
+        fn_store_rollback(tx);
+    else if ((code = fn_store_commit(tx)))
+        fn_eng_store_fail(e->store, code, "job %lld: enqueueing its follow-up", (long long)old->id);
+unlock:
+    pthread_mutex_unlock(&e->api_mu);
+    free(codes);
+    free(items);
+    if (!code) {
+        out->pending = (size_t)taken.pending;
+        out->retry = (size_t)taken.retry;
+        out->skipped = (size_t)taken.skipped;
+        out->left = (size_t)taken.left;
+        out->items = (size_t)taken.items;
         fn_joblog_file_many(e, filebuf, filelen);
-        fn_evq_push_queued_new(&e->ev, *new_id);
+        fn_evq_push_queued_new(&e->ev, out->id);
         fn_eng_notify_enqueued(e, old->priority == FN_PRIO_INTERACTIVE &&
                                       fn_eng_handler(e, old->type) != NULL);
     }
@@ -297,74 +445,161 @@ static int follow_up(fn_engine *e, const fn_job_info *old, const char *payload,
     return code;
 }
 
-int fn_job_resume(fn_engine *e, fn_job_id id, fn_job_id *new_id)
+int fn_job_resume_ex(fn_engine *e, fn_job_id id, fn_followup *out)
 {
+    fn_followup local;
+    if (!out) out = &local;
+    memset(out, 0, sizeof *out);
     fn_job_info *j;
     int code = fn_job_inspect(e, id, &j);
     if (code) return code;
-    if (j->state != FN_JOB_CANCELLED && j->state != FN_JOB_FAILED) {
+    if (j->state == FN_JOB_QUEUED && j->started_at >= 0) {
+        /* Recovered after a crash (or yielded): it continues from its checkpoint under its own
+         * id as soon as a worker takes it; the caller runs or watches it. */
+        out->id = id;
+        out->continued = 1;
+    } else if (j->state != FN_JOB_CANCELLED && j->state != FN_JOB_FAILED) {
         code = fn_eng_fail(FN_ERR_STATE,
-                           "job %lld is %s; only a cancelled or failed job can be resumed",
-                           (long long)id, fn_job_state_name(j->state));
+                           "job %lld is %s; only a cancelled or failed job, or a queued one that "
+                           "was interrupted, can be resumed%s",
+                           (long long)id, fn_job_state_name(j->state),
+                           j->state == FN_JOB_RUNNING ? " (it is running: jobs watch follows it)"
+                                                      : "");
     } else {
-        char why[64];
-        snprintf(why, sizeof why, ", resumes job %lld", (long long)id);
-        code = follow_up(e, j, j->payload, j->checkpoint, j->progress, 1, why, new_id);
+        code = follow_up(e, j, j->checkpoint, j->progress, 0, NULL, out);
     }
     fn_job_info_free(j);
     return code;
 }
 
-static int selected(const fn_retry_selection *sel, const fn_job_error *err)
+int fn_job_resume(fn_engine *e, fn_job_id id, fn_job_id *new_id)
 {
-    if (!sel || (sel->n_codes == 0 && sel->n_items == 0)) return 1;
-    for (size_t i = 0; i < sel->n_codes; i++)
-        if (sel->codes[i] && strcmp(sel->codes[i], err->code) == 0) return 1;
-    for (size_t i = 0; i < sel->n_items; i++)
-        if (sel->items[i] && strcmp(sel->items[i], err->item) == 0) return 1;
-    return 0;
+    fn_followup f;
+    int code = fn_job_resume_ex(e, id, &f);
+    if (!code && new_id) *new_id = f.id;
+    return code;
+}
+
+int fn_job_retry_ex(fn_engine *e, fn_job_id id, const fn_error_selection *sel, fn_followup *out)
+{
+    fn_followup local;
+    if (!out) out = &local;
+    memset(out, 0, sizeof *out);
+    fn_job_info *j;
+    /* The job without its error list: the selection runs in SQL (100k errors stay cheap). */
+    pthread_mutex_lock(&e->api_mu);
+    int code = fn_js_get(e->store, id, 0, &j);
+    if (code == FN_ERR_NOT_FOUND)
+        fn_eng_fail(code, "job %lld: no such job in %s", (long long)id, e->db_path);
+    else if (code)
+        fn_eng_store_fail(e->store, code, "job %lld: reading it", (long long)id);
+    pthread_mutex_unlock(&e->api_mu);
+    if (code) return code;
+    if (j->state == FN_JOB_QUEUED || j->state == FN_JOB_RUNNING)
+        code = fn_eng_fail(FN_ERR_STATE,
+                           "job %lld is still %s; retry its failed items once it has ended",
+                           (long long)id, fn_job_state_name(j->state));
+    else
+        code =
+            follow_up(e, j, NULL, NULL, 1, sel && (sel->n_codes || sel->n_items) ? sel : NULL, out);
+    fn_job_info_free(j);
+    return code;
 }
 
 int fn_job_retry(fn_engine *e, fn_job_id id, const fn_retry_selection *sel, fn_job_id *new_id)
 {
-    fn_job_info *j;
-    int code = fn_job_inspect(e, id, &j);
-    if (code) return code;
-    json_error_t jerr;
-    json_t *payload = json_loads(j->payload, 0, &jerr);
-    if (!payload || !json_is_object(payload)) {
-        json_decref(payload);
-        payload = json_object();
-    }
-    json_t *items = json_array();
-    for (size_t i = 0; i < j->n_errors; i++) {
-        if (!selected(sel, &j->errors[i])) continue;
-        /* One entry per item, in error order. */
-        int dup = 0;
-        size_t k;
-        json_t *v;
-        json_array_foreach(items, k, v) if (strcmp(json_string_value(v), j->errors[i].item) == 0)
-            dup = 1;
-        if (!dup) json_array_append_new(items, json_string(j->errors[i].item));
-    }
-    if (json_array_size(items) == 0) {
-        code =
-            fn_eng_fail(FN_ERR_NOT_FOUND, "job %lld: the selection names none of its %zu error(s)",
-                        (long long)id, j->n_errors);
-        json_decref(items);
-    } else {
-        json_object_set_new(payload, "retry_items", items);
-        char *ptext = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        char why[96];
-        snprintf(why, sizeof why, ", retries %zu item(s) of job %lld", json_array_size(items),
-                 (long long)id);
-        code = ptext ? follow_up(e, j, ptext, NULL, NULL, 0, why, new_id)
-                     : fn_eng_fail(FN_ERR_NOMEM, "out of memory");
-        free(ptext);
-    }
-    json_decref(payload);
-    fn_job_info_free(j);
+    fn_followup f;
+    int code = fn_job_retry_ex(e, id, sel, &f);
+    if (!code && new_id) *new_id = f.id;
     return code;
+}
+
+int fn_job_errors_resolve(fn_engine *e, fn_job_id id, const fn_error_selection *sel,
+                          fn_resolution res, const char *who, size_t *changed)
+{
+    size_t local;
+    if (!changed) changed = &local;
+    *changed = 0;
+    if ((unsigned)res > FN_RES_RETRY)
+        return fn_eng_fail(FN_ERR_INVALID, "job %lld: %d is not a resolution", (long long)id,
+                           (int)res);
+    char *codes = NULL, *items = NULL;
+    int code = selection_json(sel, &codes, &items);
+    if (code) return code;
+    size_t matched = 0;
+    pthread_mutex_lock(&e->api_mu);
+    int st = 0;
+    fn_store_tx *tx;
+    code = fn_js_state(e->store, id, &st);
+    if (code == FN_ERR_NOT_FOUND)
+        fn_eng_fail(code, "job %lld: no such job in %s", (long long)id, e->db_path);
+    else if (code)
+        fn_eng_store_fail(e->store, code, "job %lld: reading it", (long long)id);
+    else if ((code = fn_store_begin(e->store, &tx)))
+        fn_eng_store_fail(e->store, code, "job %lld: recording decisions", (long long)id);
+    char line[200];
+    line[0] = '\0';
+    if (!code) {
+        int64_t now = fn_wall_ms();
+        code = fn_js_errors_resolve(e->store, id, codes, items, (int)res, who ? who : "api", now,
+                                    &matched, changed);
+        if (!code && *changed) {
+            snprintf(line, sizeof line, "errors: %zu marked %s by %s", *changed,
+                     fn_resolution_name(res), who ? who : "api");
+            code = fn_js_log_add(e->store, id, now, line);
+        }
+        if (code) {
+            line[0] = '\0';
+            fn_eng_store_fail(e->store, code, "job %lld: recording decisions", (long long)id);
+            fn_store_rollback(tx);
+        } else if ((code = fn_store_commit(tx))) {
+            fn_eng_store_fail(e->store, code, "job %lld: recording decisions", (long long)id);
+        }
+    }
+    pthread_mutex_unlock(&e->api_mu);
+    free(codes);
+    free(items);
+    if (!code && !matched)
+        code = fn_eng_fail(FN_ERR_NOT_FOUND, "job %lld: the selection names none of its errors",
+                           (long long)id);
+    if (!code && line[0]) fn_joblog_file(e, id, "", line);
+    return code;
+}
+
+int fn_job_errors_json(fn_engine *e, fn_job_id id, const fn_error_selection *sel, char **json)
+{
+    *json = NULL;
+    char *codes = NULL, *items = NULL;
+    int code = selection_json(sel, &codes, &items);
+    if (code) return code;
+    pthread_mutex_lock(&e->api_mu);
+    int st = 0;
+    code = fn_js_state(e->store, id, &st);
+    if (code == FN_ERR_NOT_FOUND)
+        fn_eng_fail(code, "job %lld: no such job in %s", (long long)id, e->db_path);
+    else if (code || (code = fn_js_errors_json(e->store, id, codes, items, json)))
+        fn_eng_store_fail(e->store, code, "job %lld: reading its errors", (long long)id);
+    pthread_mutex_unlock(&e->api_mu);
+    free(codes);
+    free(items);
+    return code;
+}
+
+int fn_job_summary(fn_engine *e, const fn_job_info *job, char **text)
+{
+    *text = NULL;
+    const fn_handler_entry *h = job ? fn_eng_handler(e, job->type) : NULL;
+    if (!h || !h->h.summary)
+        return fn_eng_fail(FN_ERR_NOT_FOUND, "job type %s has no summary here",
+                           job ? job->type : "?");
+    *text = h->h.summary(job, h->h.user);
+    return *text ? 0 : fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+}
+
+const char *fn_engine_rate_unit(fn_engine *e, const char *type)
+{
+    const fn_handler_entry *h = type ? fn_eng_handler(e, type) : NULL;
+    return h && h->h.rate_unit ? h->h.rate_unit : "items";
 }
 
 int fn_job_wait(fn_engine *e, fn_job_id id, int timeout_ms, fn_job_state *state)

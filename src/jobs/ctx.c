@@ -4,8 +4,8 @@
  * What must stay true: counter and histogram updates are lock-free and allocation-free (relaxed
  * atomics, so parallel_for helpers may add too) and a stop check is one atomic load, so the
  * per-item cost stays under 100 ns; fn_job_commit writes the handler's rows, the checkpoint, the
- * progress, the errors and the audit entries in ONE transaction (DESIGN decision 1), so after a
- * crash an item is either committed with its checkpoint or redone. */
+ * progress, the errors and the audit entries in ONE transaction (docs/design.md decision 1), so
+ * after a crash an item is either committed with its checkpoint or redone. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include "jobs/internal.h"
 #include "store/jobs_store.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 fn_job_id fn_job_id_of(const fn_job_ctx *ctx)
 {
@@ -45,6 +46,54 @@ const fn_job_error *fn_job_inherited_errors(const fn_job_ctx *ctx, size_t *n)
 {
     *n = ctx->n_inherited;
     return ctx->inherited;
+}
+
+int fn_job_is_retry(const fn_job_ctx *ctx)
+{
+    return ctx->retry_only;
+}
+
+size_t fn_job_retry_count(fn_job_ctx *ctx)
+{
+    if (ctx->n_retry_items < 0) {
+        size_t n = 0;
+        if (fn_js_items_count(ctx->w->store, ctx->id, &n) != 0) {
+            FN_LOG(FN_LOG_WARN, "job %lld: %s", (long long)ctx->id, fn_store_errmsg(ctx->w->store));
+            return 0; /* not cached: asked again next time */
+        }
+        ctx->n_retry_items = (int64_t)n;
+    }
+    return (size_t)ctx->n_retry_items;
+}
+
+int fn_job_retry_items(fn_job_ctx *ctx, size_t offset, size_t cap, char ***items, size_t *n)
+{
+    /* The next page in sequence continues after the last seq read; any other offset (a resumed
+     * run's first page) is found by counting. */
+    int64_t after = offset == ctx->retry_page_end ? ctx->retry_page_seq : -1;
+    int code = fn_js_items_page(ctx->w->store, ctx->id, offset, &after, cap, items, n);
+    if (!code) {
+        ctx->retry_page_end = offset + *n;
+        ctx->retry_page_seq = after;
+    }
+    if (code)
+        return fn_eng_store_fail(ctx->w->store, code, "job %lld: reading its retry items",
+                                 (long long)ctx->id);
+    return 0;
+}
+
+int fn_job_reader(fn_job_ctx *ctx, fn_store **out)
+{
+    fn_worker *w = ctx->w;
+    if (!w->reader) {
+        char err[512];
+        int code = fn_store_open(ctx->e->db_path, ctx->e->cfg.db_busy_timeout_ms, &w->reader, err,
+                                 sizeof err);
+        if (code)
+            return fn_eng_fail(code, "job %lld: opening the library: %s", (long long)ctx->id, err);
+    }
+    *out = w->reader;
+    return 0;
 }
 
 /* ---- counters and histograms ------------------------------------------------------------------

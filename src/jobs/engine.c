@@ -319,8 +319,10 @@ void fn_engine_close(fn_engine *e)
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < n; i++)
         pthread_join(e->workers[i].thread, NULL);
-    for (int i = 0; i < e->n_workers_alloc; i++)
+    for (int i = 0; i < e->n_workers_alloc; i++) {
         fn_store_close(e->workers[i].store);
+        fn_store_close(e->workers[i].reader);
+    }
     free(e->workers);
     if (e->monitor_started) {
         pthread_mutex_lock(&e->mon_mu);
@@ -331,6 +333,7 @@ void fn_engine_close(fn_engine *e)
     }
     fn_store_close(e->monitor_store);
     fn_store_close(e->inline_worker.store);
+    fn_store_close(e->inline_worker.reader);
     if (e->store && e->owner) {
         fn_store_tx *tx;
         if (fn_store_begin(e->store, &tx) == 0) {

@@ -83,6 +83,10 @@ struct fn_job_ctx {
 
     fn_job_error *inherited;
     size_t n_inherited;
+    int retry_only;         /* a retry job */
+    int64_t n_retry_items;  /* -1 until counted */
+    size_t retry_page_end;  /* paging: the offset just past the last page read ... */
+    int64_t retry_page_seq; /* ... and its last item's seq (-1: none yet) */
     char fail_reason[512];
 
     /* Event coalescing (under ev.mu). */
@@ -96,6 +100,7 @@ typedef struct fn_worker {
     int index; /* -1: the inline (caller) worker */
     pthread_t thread;
     fn_store *store;
+    fn_store *reader;    /* fn_job_reader's connection, opened on first use */
     int impossible_seen; /* the last claim_next failed a job that can never run */
 } fn_worker;
 
@@ -105,7 +110,7 @@ typedef struct fn_handler_entry {
     _Atomic uint64_t avg_run_ns; /* decaying mean run time: decides prefetching (engine.c) */
 } fn_handler_entry;
 
-/* A parallel map in progress (decision 8). */
+/* A parallel map in progress (docs/design.md decision 8). */
 typedef struct fn_ptask {
     size_t n;
     _Atomic size_t next;

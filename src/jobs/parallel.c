@@ -1,4 +1,4 @@
-/* parallel.c: fn_job_parallel_for, a parallel map over idle workers (DESIGN decision 8).
+/* parallel.c: fn_job_parallel_for, a parallel map over idle workers (docs/design.md decision 8).
  *
  * The job's own thread publishes a task and works on it; idle worker threads that find no runnable
  * job join it (fn_par_help_locked) and take items with an atomic counter. The total number of

@@ -370,6 +370,9 @@ static void ctx_fill(fn_worker *w, fn_job_ctx *ctx, fn_js_claim *c, int64_t now)
     fn_ctx_restore(ctx, c->progress);
     ctx->items_at_start = fn_ctx_items(ctx);
     if (c->cancel_requested) atomic_store(&ctx->stop, FN_STOP_CANCEL);
+    ctx->retry_only = c->retry_only;
+    ctx->n_retry_items = -1;
+    ctx->retry_page_seq = -1;
     /* Only a continued job (resumed, or run before) can have errors already. */
     if (c->n_errors > 0 && fn_js_errors(s, ctx->id, &ctx->inherited, &ctx->n_inherited))
         FN_LOG(FN_LOG_WARN, "job %lld: %s", (long long)ctx->id, fn_store_errmsg(s));

@@ -4,6 +4,7 @@
  * in one transaction; a claim only takes a job that is still queued (so a cancel and a claim racing
  * across processes have exactly one winner); recovery only touches jobs whose owner is gone. */
 #include "store/jobs_store.h"
+#include "store/store_sql.h"
 
 #include "util/clock.h"
 
@@ -68,13 +69,30 @@ static const fn_migration jobs_migrations[] = {
         " host TEXT NOT NULL,"
         " started_at INTEGER NOT NULL,"
         " heartbeat_at INTEGER NOT NULL);"},
+    /* Error decisions and retry items (job_errors_store.c): a decision is appended, never
+     * overwritten; a retry's items live in a table, not in its payload; a retry job is marked. */
+    {2, "ALTER TABLE jobs ADD COLUMN retry_only INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX jobs_by_parent ON jobs(parent) WHERE parent IS NOT NULL;"
+        "CREATE TABLE job_items("
+        " job INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " item TEXT NOT NULL,"
+        " PRIMARY KEY(job, seq)) WITHOUT ROWID;"
+        "CREATE TABLE job_error_decisions("
+        " id INTEGER PRIMARY KEY,"
+        " error INTEGER NOT NULL,"
+        " at INTEGER NOT NULL,"
+        " who TEXT NOT NULL,"
+        " from_res INTEGER NOT NULL,"
+        " to_res INTEGER NOT NULL);"
+        "CREATE INDEX job_error_decisions_by_error ON job_error_decisions(error);"},
     /* The change feed other processes' monitors read (fn_js_feed_read): every update of a job's
      * state or progress appends the job's id to job_changes, whose rowid orders the changes by
      * commit (writers are serialised). A trigger rather than the writers' own SQL, so no writer
      * can forget it; an append to a small rowid table is the cheapest write that keeps an order
      * (about a third of the cost of numbering the job row itself through an index). Inserts do
      * not fire it: new jobs are found by id. fn_js_feed_prune keeps the table short. */
-    {2, "CREATE TABLE job_changes(seq INTEGER PRIMARY KEY, job INTEGER NOT NULL);"
+    {3, "CREATE TABLE job_changes(seq INTEGER PRIMARY KEY, job INTEGER NOT NULL);"
         "CREATE TRIGGER jobs_changed AFTER UPDATE OF state, progress ON jobs BEGIN"
         " INSERT INTO job_changes(job) VALUES(NEW.id);"
         " END;"},
@@ -112,7 +130,8 @@ static int run(fn_store *s, sqlite3_stmt *st, const char *what)
 
 static const char SQL_INSERT[] =
     "INSERT INTO jobs(type, priority, payload, state, created_at, updated_at, queued_at,"
-    " checkpoint, progress, parent, gpu_slots, mem_mb) VALUES(?,?,?,0,?,?,?,?,?,?,?,?)";
+    " checkpoint, progress, parent, gpu_slots, mem_mb, retry_only) "
+    "VALUES(?,?,?,0,?,?,?,?,?,?,?,?,?)";
 
 int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id)
 {
@@ -128,6 +147,7 @@ int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id)
     if (j->parent) sqlite3_bind_int64(st, 9, j->parent);
     sqlite3_bind_int(st, 10, j->gpu_slots);
     sqlite3_bind_int(st, 11, j->mem_mb);
+    sqlite3_bind_int(st, 12, j->retry_only);
     int code = run(s, st, "adding a job");
     if (!code && id) *id = sqlite3_last_insert_rowid(fn_store_db(s));
     return code;
@@ -135,17 +155,19 @@ int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id)
 
 static const char SQL_COPY_ERRORS[] =
     "INSERT INTO job_errors(job, item, code, message, resolution)"
-    " SELECT ?2, item, code, message, resolution FROM job_errors WHERE job=?1 ORDER BY id";
+    " SELECT ?2, item, code, message, resolution FROM job_errors WHERE job=?1"
+    " AND (?3 < 0 OR resolution=?3) ORDER BY id";
 static const char SQL_COUNT_ERRORS[] =
     "UPDATE jobs SET n_errors=(SELECT count(*) FROM job_errors WHERE job=?1) WHERE id=?1";
 
-int fn_js_copy_errors(fn_store *s, int64_t from, int64_t to)
+int fn_js_copy_errors(fn_store *s, int64_t from, int64_t to, int resolution)
 {
     int code;
     {
         STMT(s, SQL_COPY_ERRORS);
         sqlite3_bind_int64(st, 1, from);
         sqlite3_bind_int64(st, 2, to);
+        sqlite3_bind_int(st, 3, resolution);
         if ((code = run(s, st, "copying job errors"))) return code;
     }
     STMT(s, SQL_COUNT_ERRORS);
@@ -195,7 +217,7 @@ static const char SQL_CLAIM[] =
     "UPDATE jobs SET state=1, owner=?2, updated_at=?3, started_at=coalesce(started_at, ?3)"
     " WHERE id=?1 AND state=0"
     " RETURNING type, payload, checkpoint, progress, priority, parent, started_at, created_at,"
-    " cancel_requested, n_errors";
+    " cancel_requested, n_errors, retry_only";
 
 int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_claim *out,
                     int *claimed)
@@ -218,6 +240,7 @@ int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_c
         out->created_at = col_time(st, 7);
         out->cancel_requested = sqlite3_column_int(st, 8);
         out->n_errors = sqlite3_column_int64(st, 9);
+        out->retry_only = sqlite3_column_int(st, 10);
         rc = sqlite3_step(st);
     }
     int code = rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "claiming a job");
@@ -227,7 +250,7 @@ int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_c
 }
 
 static const char SQL_ERRORS[] =
-    "SELECT item, code, message, resolution FROM job_errors WHERE job=? ORDER BY id";
+    "SELECT item, code, message, resolution, id FROM job_errors WHERE job=? ORDER BY id";
 
 int fn_js_errors(fn_store *s, int64_t id, fn_job_error **out, size_t *n)
 {
@@ -253,6 +276,7 @@ int fn_js_errors(fn_store *s, int64_t id, fn_job_error **out, size_t *n)
         e->code = dup_col(st, 1);
         e->message = dup_col(st, 2);
         e->resolution = (fn_resolution)sqlite3_column_int(st, 3);
+        e->id = sqlite3_column_int64(st, 4);
         if (!e->item || !e->code || !e->message) code = FN_ERR_NOMEM;
     }
     if (!code && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading job errors");
@@ -446,7 +470,26 @@ int fn_js_cancel_requests(fn_store *s, int64_t owner, int64_t *ids, int cap, int
 
 #define INFO_COLS                                                                                  \
     "id, type, priority, payload, state, created_at, updated_at, started_at, finished_at,"         \
-    " progress, checkpoint, parent, fail_reason, n_errors"
+    " progress, checkpoint, parent, fail_reason, n_errors, retry_only"
+
+/* The store builds fn_job_info (fn_js_get, fn_js_list), so it owns the free: the public
+ * fn_job_info_free (src/jobs/api.c) calls this, and fn_store links without fn_jobs. */
+void fn_js_info_free(fn_job_info *info)
+{
+    if (!info) return;
+    free(info->type);
+    free(info->payload);
+    free(info->progress);
+    free(info->checkpoint);
+    free(info->fail_reason);
+    for (size_t i = 0; info->errors && i < info->n_errors; i++) {
+        free(info->errors[i].item);
+        free(info->errors[i].code);
+        free(info->errors[i].message);
+    }
+    free(info->errors);
+    free(info);
+}
 
 static fn_job_info *row_info(sqlite3_stmt *st)
 {
@@ -467,8 +510,9 @@ static fn_job_info *row_info(sqlite3_stmt *st)
     j->parent = sqlite3_column_int64(st, 11);
     j->fail_reason = dup_col(st, 12);
     j->n_errors = (size_t)sqlite3_column_int64(st, 13);
+    j->retry_only = sqlite3_column_int(st, 14);
     if (!j->type || !j->payload || !j->progress) {
-        fn_job_info_free(j);
+        fn_js_info_free(j);
         return NULL;
     }
     return j;
@@ -497,7 +541,7 @@ int fn_js_get(fn_store *s, int64_t id, int with_errors, fn_job_info **out)
         code = fn_js_errors(s, id, &(*out)->errors, &(*out)->n_errors);
     }
     if (code) {
-        fn_job_info_free(*out);
+        fn_js_info_free(*out);
         *out = NULL;
     }
     return code;
@@ -541,7 +585,7 @@ int fn_js_list(fn_store *s, int state, size_t limit, fn_job_info ***out, size_t 
     sqlite3_reset(st);
     if (code) {
         for (size_t i = 0; i < *n; i++)
-            fn_job_info_free((*out)[i]);
+            fn_js_info_free((*out)[i]);
         free(*out);
         *out = NULL;
         *n = 0;

@@ -23,12 +23,14 @@ typedef struct fn_js_new {
     const char *progress;   /* may be NULL */
     int priority, gpu_slots, mem_mb;
     int64_t parent; /* 0: none */
+    int retry_only; /* a retry job: only its items (job_items) */
 } fn_js_new;
 
 int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id);
 
-/* Copies job `from`'s errors (all, or only those whose item is in `items`) to job `to`. */
-int fn_js_copy_errors(fn_store *s, int64_t from, int64_t to);
+/* Copies job `from`'s errors (all with resolution -1, else only those with that resolution) to
+ * job `to`, and recounts to's errors. */
+int fn_js_copy_errors(fn_store *s, int64_t from, int64_t to, int resolution);
 
 /* A queued job as the scheduler needs it. */
 typedef struct fn_js_queued {
@@ -47,6 +49,7 @@ typedef struct fn_js_claim {
     int64_t parent, started_at, created_at;
     int cancel_requested;
     int64_t n_errors; /* errors already recorded: a continued job's inherited errors */
+    int retry_only;   /* a retry job */
 } fn_js_claim;
 void fn_js_claim_clear(fn_js_claim *c);
 
@@ -83,6 +86,8 @@ int fn_js_cancel_requests(fn_store *s, int64_t owner, int64_t *ids, int cap, int
 int fn_js_get(fn_store *s, int64_t id, int with_errors, fn_job_info **out);
 int fn_js_state(fn_store *s, int64_t id, int *state);
 int fn_js_list(fn_store *s, int state, size_t limit, fn_job_info ***out, size_t *n);
+/* Frees what fn_js_get and fn_js_list return (NULL-safe); the public fn_job_info_free calls it. */
+void fn_js_info_free(fn_job_info *info);
 int fn_js_log_text(fn_store *s, int64_t id, char **text);
 
 /* Owners: register (own transaction), heartbeat, leave; recovery requeues running jobs whose owner
@@ -130,5 +135,41 @@ void fn_js_feed_clear(fn_js_feed *f);
  * the kept range misses the changes in between. */
 int fn_js_feed_prune(fn_store *s, int64_t keep);
 void fn_js_feed_free(fn_js_feed *f);
+
+/* ---- Error decisions and retry items (job_errors_store.c) -------------------------------------
+ * A selection is two JSON arrays of strings (codes, items; either may be NULL): an error is
+ * selected when its code or its item is listed. Both NULL: the function's default. */
+
+/* Counts what a resume (explicit = 0: pending and retry errors) or retry takes from job `from`,
+ * then writes the distinct items of the taken errors (first error order) as job `to`'s items. */
+typedef struct fn_js_taken {
+    int64_t pending, retry, skipped, left, matched; /* errors */
+    int64_t items;                                  /* distinct items written (with `to`) */
+} fn_js_taken;
+int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_json,
+                     const char *items_json, fn_js_taken *out);
+
+/* Up to `cap` of job's items after the first `offset`, in order: after *after_seq when it is
+ * >= 0 (the seq of the last item of the previous page, which *after_seq is then set to: pages in
+ * sequence cost O(page)), else by offset. The count of them all. */
+int fn_js_items_page(fn_store *s, int64_t job, size_t offset, int64_t *after_seq, size_t cap,
+                     char ***items, size_t *n);
+int fn_js_items_count(fn_store *s, int64_t job, size_t *n);
+
+/* Appends a decision (who, now, previous value) to the selected errors (both NULL: all) not
+ * already at `res`, and sets their resolution. *matched: errors selected at all; *changed: how
+ * many changed. */
+int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
+                         int res, const char *who, int64_t now, size_t *matched, size_t *changed);
+
+/* The selected errors (both NULL: all) with their decisions, as a JSON array text (malloc'ed). */
+int fn_js_errors_json(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
+                      char **json);
+
+/* The oldest queued job with this type, priority and payload (0: none). */
+int fn_js_find_queued(fn_store *s, const char *type, int priority, const char *payload,
+                      int64_t *id);
+/* A queued or running job whose parent is `parent` (0: none). */
+int fn_js_live_child(fn_store *s, int64_t parent, int64_t *child);
 
 #endif

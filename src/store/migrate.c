@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "facenames/error.h"
-#include "store/store.h"
+#include "store/store_sql.h"
 
 static int current_version(fn_store *s, const char *component, int *v)
 {

@@ -5,7 +5,7 @@
  * so a crash loses at most uncommitted work and readers never block the writer; every SQLite
  * failure that leaves this file is turned into an fn_err with a sentence naming the database file
  * and what to do; a connection is used by one thread at a time (callers guarantee it). */
-#include "store/store.h"
+#include "store/store_sql.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,4 +1,8 @@
-/* store.h: the SQLite store (internal). The only place SQL lives (DESIGN decision 9).
+/* store.h: the SQLite store (internal), as the engine and the tasks see it. The only place SQL
+ * lives is src/store (docs/design.md decision 9), so this header names no SQLite type: the engine
+ * and the tasks hold opaque handles and call functions, and a store on another database could
+ * implement the same interface. The SQLite-typed half (the raw connection, cached statements,
+ * error mapping from a SQLite code, migrations) is store_sql.h, for files in src/store only.
  *
  * One database per library, `<library>/library.db`, in WAL mode with synchronous=NORMAL, foreign
  * keys on, and a busy timeout. Each part of the schema is a *component* ("jobs", "library", ...)
@@ -14,7 +18,6 @@
 #define FN_STORE_STORE_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stddef.h>
 
 typedef struct fn_store fn_store;
@@ -26,29 +29,9 @@ void fn_store_close(fn_store *s);
 const char *fn_store_errmsg(const fn_store *s);
 const char *fn_store_path(const fn_store *s);
 
-/* The raw connection, for code inside src/store only. */
-sqlite3 *fn_store_db(fn_store *s);
-
-/* Maps the connection's last SQLite error to fn_err and records a message prefixed by `what`. */
-int fn_store_fail(fn_store *s, int sqlite_rc, const char *what);
-
 /* Records a message for `code` (an fn_err) without a SQLite error behind it. (Added by the engine
  * part.) */
 void fn_store_set_msg(fn_store *s, int code, const char *what, const char *detail);
-
-/* A prepared statement for `sql`, cached per connection by the *pointer* `sql` (pass string
- * literals), already reset with bindings cleared; owned by the store; NULL on error (message set).
- * For code inside src/store only. (Added by the engine part.) */
-sqlite3_stmt *fn_store_stmt(fn_store *s, const char *sql);
-
-/* One migration: SQL run in the migration's transaction. */
-typedef struct fn_migration {
-    int version; /* 1, 2, 3 ... in order */
-    const char *sql;
-} fn_migration;
-
-/* Brings `component` up to the last migration in `m` (each in its own transaction). */
-int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, size_t n);
 
 /* BEGIN IMMEDIATE ... COMMIT. The tx handle lives until commit/rollback. */
 int fn_store_begin(fn_store *s, fn_store_tx **tx);

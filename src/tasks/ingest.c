@@ -1,23 +1,21 @@
-/* ingest.c: the "ingest" job: from folders of photos to faces in the library.
+/* ingest.c: the "ingest" job type: from folders of photos to faces in the library. Its
+ * declarations (payload, counters, histograms), and its source: the walk, and the decision per
+ * file of what it needs. The work on each photo and its rows are in ingest_photo.c; the driver
+ * (src/jobs/driver.c) does the rest.
  *
- * The item loop runs on the job's thread: walk the tree in its stable order, decide per file
- * whether it needs work (a stat and one indexed lookup; a content hash only when in doubt), and
- * gather the files that do into a batch. A full batch is fanned out over the worker slots and
- * committed with its checkpoint (ingest_batch.c).
- *
- * The checkpoint is {"next_index": N, "root": R, "last": REL}: N files of the enumeration are
- * handled, the last of them being REL under root R. Resume seeks to (R, REL) rather than counting
- * N files, because the tree may change between runs: a file added before the cursor would shift
- * every index, and resuming by index alone would then skip one unprocessed file and redo one done
- * file. Seeking by path skips exactly the files at or before the last committed one, and never
- * reads the directories wholly before it. N only feeds the progress (and is the cursor when the
- * checkpoint has no path, e.g. one written by hand, and in retry mode, where the item list is
- * fixed in the payload).
+ * The checkpoint's type fields are {"root": R, "last": REL}: the last file handed to the driver,
+ * REL under root R. Resume seeks to (R, REL) rather than counting next_index files, because the
+ * tree may change between runs: a file added before the cursor would shift every index, and
+ * resuming by index alone would then skip one unprocessed file and redo one done file. Seeking by
+ * path skips exactly the files at or before the last committed one, and never reads the
+ * directories wholly before it. next_index is the cursor only when the checkpoint has no path
+ * (one written by hand).
  *
  * Deciding "unchanged": same size and same mtime as stored, and the stored mtime was not so close
  * to when it was stored that a same-second rewrite could hide (the "racy" case git also guards
  * against); when size matches but mtime does not, or the mtime is racy, the content hash decides.
  * Rows that recorded a failure are always tried again. */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -26,24 +24,33 @@
 #include <sys/stat.h>
 
 #include "facenames/error.h"
-#include "store/library/library_store.h"
 #include "tasks/content_hash.h"
 #include "tasks/ingest.h"
-#include "tasks/ingest_batch.h"
-#include "tasks/models_cache.h"
-#include "tasks/walk.h"
-#include "util/clock.h"
 
-/* Commit at least this often while only skipping unchanged files, so progress moves, a cancel is
- * seen and a crash loses little. */
-#define SKIP_COMMIT_FILES 4096
-#define SKIP_COMMIT_NS    (1000ULL * 1000 * 1000)
-#define RACY_WINDOW_NS    (2LL * 1000 * 1000 * 1000)
+#define RACY_WINDOW_NS (2LL * 1000 * 1000 * 1000)
 
 ingest_hook_fn fn_ingest_test_hook;
 void *fn_ingest_test_hook_arg;
 
-static const char *const counter_names[C_COUNT] = {
+/* ---- declarations -----------------------------------------------------------------------------
+ */
+
+static const char *const detectors[] = {"ssd", "tiny", NULL};
+
+static const fn_param params[] = {
+    {"paths", FN_PARAM_STRINGS, NULL, NULL, 1, 0, NULL, "file or folder"},
+    {"recursive", FN_PARAM_BOOL, NULL, "true", 0, 0, NULL, NULL},
+    {"follow_symlinks", FN_PARAM_BOOL, NULL, "false", 0, 0, NULL, NULL},
+    {"extensions", FN_PARAM_STRINGS, NULL,
+     "[\"jpg\",\"jpeg\",\"png\",\"webp\",\"heic\",\"heif\",\"tif\",\"tiff\",\"gif\"]", 1, 0, NULL,
+     "extension"},
+    {"min_face_size", FN_PARAM_INT, "ingest.min_face_size", NULL, 0, 100000, NULL, "pixels"},
+    {"detector", FN_PARAM_STRING, "ingest.detector", NULL, 0, 0, detectors, NULL},
+    {"batch", FN_PARAM_INT, "ingest.batch", NULL, 1, 4096, NULL, "photos per commit"},
+    {"thumb_size", FN_PARAM_INT, NULL, "112", 0, 512, NULL, "pixels"},
+};
+
+static const char *const counters[C_COUNT] = {
     [C_FILES_TOTAL] = "files_total",
     [C_FILES_DONE] = "files_done",
     [C_FACES_FOUND] = "faces_found",
@@ -59,344 +66,330 @@ static const char *const counter_names[C_COUNT] = {
 static const double faces_per_photo_bounds[] = {0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 50};
 static const double face_size_bounds[] = {20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960};
 
-typedef struct cursor {
-    int64_t next_index; /* files handled so far, in enumeration order */
-    int has_pos;
-    size_t root;
-    char *last; /* relative path of the last handled file */
-} cursor;
+static const fn_histogram_decl histograms[H_COUNT] = {
+    [H_FACES_PER_PHOTO] = {"faces_per_photo", faces_per_photo_bounds,
+                           sizeof faces_per_photo_bounds / sizeof faces_per_photo_bounds[0]},
+    [H_FACE_SIZE] = {"face_size", face_size_bounds,
+                     sizeof face_size_bounds / sizeof face_size_bounds[0]},
+};
 
-static int parse_checkpoint(const char *json, cursor *c)
+/* ---- the source -------------------------------------------------------------------------------
+ */
+
+/* Whether `path` is already in the current batch (a file reached twice through links). */
+static int in_batch(fn_batch *b, const char *path)
 {
-    memset(c, 0, sizeof *c);
-    if (!json || !*json) return 0;
-    json_error_t jerr;
-    json_t *j = json_loads(json, 0, &jerr);
-    if (!j || !json_is_object(j)) {
-        json_decref(j);
-        return FN_ERR_INVALID;
+    fn_item *const *items;
+    size_t n = fn_batch_items(b, &items);
+    for (size_t i = 0; i < n; i++)
+        if (items[i]->ref && strcmp(items[i]->ref, path) == 0) return 1;
+    return 0;
+}
+
+/* Decides what one listed file needs and fills its item: nothing (unchanged: not kept), its new
+ * mtime only (touch), work, or a failure. `force` (a retry) skips the unchanged checks. */
+static int consider(fn_batch *b, const char *path, int force, fn_item *it)
+{
+    ingest_job *st = fn_batch_state(b);
+    ingest_photo *ph = it->data;
+    if (!force && in_batch(b, path)) {
+        fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
+        return FN_SOURCE_ITEM;
     }
-    json_t *ni = json_object_get(j, "next_index");
-    json_t *root = json_object_get(j, "root"), *last = json_object_get(j, "last");
-    int rc = 0;
-    if (!json_is_integer(ni) || json_integer_value(ni) < 0) rc = FN_ERR_INVALID;
-    if (rc == 0) c->next_index = json_integer_value(ni);
-    if (rc == 0 && json_is_integer(root) && json_is_string(last)) {
-        c->has_pos = 1;
-        c->root = (size_t)json_integer_value(root);
-        if (!(c->last = strdup(json_string_value(last)))) rc = FN_ERR_NOMEM;
+    int rc = fn_item_set_ref(it, path);
+    if (rc < 0) return rc;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        int e = errno;
+        int code = e == ENOENT ? FN_ERR_NOT_FOUND : e == EACCES ? FN_ERR_UNREADABLE : FN_ERR_IO;
+        if (code == FN_ERR_NOT_FOUND)
+            rc = fn_item_fail(it, code, NULL, "%s: vanished (listed, then gone before it was read)",
+                              path);
+        else
+            rc = fn_item_fail(it, code, NULL, "%s: %s", path, strerror(e));
+        return rc < 0 ? rc : FN_SOURCE_ITEM;
     }
-    json_decref(j);
+    if (!S_ISREG(sb.st_mode)) {
+        rc = fn_item_fail(it, FN_ERR_NOT_FILE, NULL, "%s: %s, not a photo", path,
+                          S_ISDIR(sb.st_mode) ? "is a folder" : "is not a regular file");
+        return rc < 0 ? rc : FN_SOURCE_ITEM;
+    }
+    ph->size = (int64_t)sb.st_size;
+    ph->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+    if (!force) {
+        fn_photo_probe row;
+        rc = fn_library_reader_hold(st->reader, 1);
+        if (rc == 0) rc = fn_library_photo_probe(st->reader, path, &row);
+        if (rc == 0) {
+            int same_size = row.size == ph->size && row.status != FN_PHOTO_ERROR;
+            int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
+            int same_mtime = row.mtime_ns == ph->mtime_ns;
+            if (same_size && same_mtime && !racy) {
+                fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
+                return FN_SOURCE_ITEM;
+            }
+            uint64_t h;
+            int64_t n;
+            if (same_size && row.hash && fn_hash_file(path, st->hashbuf, 1 << 20, &h, &n) == 0 &&
+                h == row.hash && n == ph->size) {
+                fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
+                ph->hash = h;
+                ph->touch = !same_mtime;
+                it->keep = ph->touch;
+                return FN_SOURCE_ITEM;
+            }
+        } else if (rc != FN_ERR_NOT_FOUND) {
+            fn_batch_fail(b, "ingest: looking up %s: %s", path,
+                          fn_store_errmsg(fn_batch_reader(b)));
+            return rc;
+        }
+    }
+    it->work = 1;
+    return FN_SOURCE_ITEM;
+}
+
+static void walk_opts(fn_batch *b, int count_only, fn_walk_opts *wo);
+
+/* The item of one walked file: its problem, or what it needs. */
+static int walked(fn_batch *b, const fn_walk_item *w, int force, fn_item *it)
+{
+    if (!w->err) return consider(b, w->path, force, it);
+    int rc = fn_item_set_ref(it, w->path);
+    if (rc == 0) rc = fn_item_fail(it, w->err, w->code, "%s", w->msg);
+    return rc < 0 ? rc : FN_SOURCE_ITEM;
+}
+
+static int ingest_next(fn_batch *b, fn_item *it)
+{
+    ingest_job *st = fn_batch_state(b);
+    fn_walk_item w;
+    int rc;
+    while ((rc = fn_walk_next(st->walk, &w)) == 1 && st->skip > 0)
+        st->skip--;
+    if (rc <= 0) return rc; /* the end, or an error */
+    if ((rc = walked(b, &w, 0, it)) < 0) return rc;
+    size_t len = strlen(w.rel);
+    char *p = realloc(st->last, len + 1);
+    if (!p) return FN_ERR_NOMEM;
+    memcpy(p, w.rel, len + 1);
+    st->last = p;
+    st->root = w.root;
+    st->has_pos = 1;
+    if (fn_ingest_test_hook) fn_ingest_test_hook(w.path, fn_ingest_test_hook_arg);
     return rc;
 }
 
-static char *checkpoint_json(const cursor *c)
+/* A retry reference is a file (considered again, without the unchanged shortcut) or a folder
+ * that could not be read before (an unreadable sub-folder): then it is walked, and its files are
+ * handed over one by one (FN_SOURCE_MORE), each with the unchanged check, so files committed
+ * before a crash in the middle are not redone. */
+static int ingest_retry_item(fn_batch *b, const char *ref, fn_item *it)
 {
-    json_t *j = json_object();
-    json_object_set_new(j, "next_index", json_integer(c->next_index));
-    if (c->has_pos) {
-        json_object_set_new(j, "root", json_integer((json_int_t)c->root));
-        json_object_set_new(j, "last", json_string(c->last ? c->last : ""));
+    ingest_job *st = fn_batch_state(b);
+    struct stat sb;
+    int in_walk = st->retry_walk && strcmp(st->retry_root, ref) == 0;
+    if (!in_walk && stat(ref, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fn_walk_free(st->retry_walk);
+        st->retry_walk = NULL;
+        free(st->retry_root);
+        if (!(st->retry_root = strdup(ref))) return FN_ERR_NOMEM;
+        fn_walk_opts wo;
+        walk_opts(b, 0, &wo);
+        int rc = fn_walk_open(&ref, 1, &wo, &st->retry_walk);
+        if (rc < 0) return rc;
+        in_walk = 1;
     }
-    char *s = json_dumps(j, JSON_COMPACT);
+    int rc;
+    if (in_walk) {
+        fn_walk_item w;
+        if ((rc = fn_walk_next(st->retry_walk, &w)) <= 0) {
+            fn_walk_free(st->retry_walk);
+            st->retry_walk = NULL;
+            return rc; /* the end of the folder, or an error */
+        }
+        rc = walked(b, &w, 0, it);
+        if (rc >= 0) rc = FN_SOURCE_MORE;
+        if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(w.path, fn_ingest_test_hook_arg);
+        return rc;
+    }
+    rc = consider(b, ref, 1, it);
+    if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(ref, fn_ingest_test_hook_arg);
+    return rc;
+}
+
+static char *ingest_cursor(fn_batch *b)
+{
+    ingest_job *st = fn_batch_state(b);
+    if (!st->has_pos) return NULL;
+    json_t *j = json_pack("{s:I,s:s}", "root", (json_int_t)st->root, "last", st->last);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     return s;
 }
 
-static int cursor_set(cursor *c, size_t root, const char *rel)
-{
-    size_t len = strlen(rel);
-    char *p = realloc(c->last, len + 1);
-    if (!p) return FN_ERR_NOMEM;
-    memcpy(p, rel, len + 1);
-    c->last = p;
-    c->root = root;
-    c->has_pos = 1;
-    return 0;
-}
+/* ---- opening the job --------------------------------------------------------------------------
+ */
 
-typedef struct run {
-    ingest_state st;
-    fn_store *store;
-    fn_library_reader *reader;
-    cursor cur;
-    uint64_t last_commit_ns;
-    int64_t since_commit; /* files handled since the last commit */
-    uint8_t *hashbuf;
-} run;
-
-static int flush(run *r)
+static void walk_opts(fn_batch *b, int count_only, fn_walk_opts *wo)
 {
-    fn_library_reader_hold(r->reader, 0); /* let the WAL be checkpointed past our snapshot */
-    fn_job_set(r->st.ctx, r->st.counters[C_FILES_DONE], r->cur.next_index);
-    if (fn_job_get(r->st.ctx, r->st.counters[C_FILES_TOTAL]) < r->cur.next_index)
-        fn_job_set(r->st.ctx, r->st.counters[C_FILES_TOTAL], r->cur.next_index);
-    char *cp = checkpoint_json(&r->cur);
-    if (!cp) return FN_ERR_NOMEM;
-    int rc = batch_flush(&r->st, cp);
-    free(cp);
-    r->last_commit_ns = fn_mono_ns();
-    r->since_commit = 0;
-    return rc;
-}
-
-/* Flushes when the batch is full, or when skipped files have piled up; then honours a stop. */
-static int maybe_flush(run *r, int force)
-{
-    int due = force || r->st.n_process >= (size_t)r->st.opts.batch ||
-              r->since_commit >= SKIP_COMMIT_FILES ||
-              (r->since_commit && fn_mono_ns() - r->last_commit_ns >= SKIP_COMMIT_NS);
-    if (!due) return 0;
-    if (!r->since_commit && !r->st.n_entries && !force) return 0;
-    int rc = flush(r);
-    if (rc < 0) return rc;
-    fn_stop stop = fn_job_should_stop(r->st.ctx);
-    if (stop == FN_STOP_CANCEL) return FN_ERR_CANCELLED;
-    if (stop == FN_STOP_YIELD) return FN_ERR_YIELDED;
-    return 0;
-}
-
-/* Decides what to do with one listed file and adds it to the batch if it needs anything. */
-static int consider(run *r, const char *path, int force)
-{
-    ingest_state *st = &r->st;
-    if (batch_has(st, path)) { /* the same file reached twice through links */
-        fn_job_add(st->ctx, st->counters[C_SKIPPED_UNCHANGED], 1);
-        return 0;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        int e = errno;
-        char msg[1200];
-        int code = e == ENOENT ? FN_ERR_NOT_FOUND : e == EACCES ? FN_ERR_UNREADABLE : FN_ERR_IO;
-        if (code == FN_ERR_NOT_FOUND)
-            snprintf(msg, sizeof msg, "%s: vanished (listed, then gone before it was read)", path);
-        else
-            snprintf(msg, sizeof msg, "%s: %s", path, strerror(e));
-        return batch_add(st, ENTRY_PROBLEM, path, -1, -1, 0, code, fn_errname(code), msg);
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        char msg[1200];
-        snprintf(msg, sizeof msg, "%s: %s, not a photo", path,
-                 S_ISDIR(sb.st_mode) ? "is a folder" : "is not a regular file");
-        return batch_add(st, ENTRY_PROBLEM, path, -1, -1, 0, FN_ERR_NOT_FILE,
-                         fn_errname(FN_ERR_NOT_FILE), msg);
-    }
-    int64_t size = (int64_t)sb.st_size;
-    int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-    if (!force) {
-        fn_photo_probe row;
-        int rc = fn_library_reader_hold(r->reader, 1);
-        if (rc == 0) rc = fn_library_photo_probe(r->reader, path, &row);
-        if (rc == 0) {
-            int same_size = row.size == size && row.status != FN_PHOTO_ERROR;
-            int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
-            int same_mtime = row.mtime_ns == mtime;
-            if (same_size && same_mtime && !racy) {
-                fn_job_add(st->ctx, st->counters[C_SKIPPED_UNCHANGED], 1);
-                return 0;
-            }
-            if (same_size && row.hash) {
-                uint64_t h;
-                int64_t n;
-                if (fn_hash_file(path, r->hashbuf, 1 << 20, &h, &n) == 0 && h == row.hash &&
-                    n == size) {
-                    fn_job_add(st->ctx, st->counters[C_SKIPPED_UNCHANGED], 1);
-                    if (same_mtime) return 0;
-                    return batch_add(st, ENTRY_TOUCH, path, size, mtime, h, 0, NULL, NULL);
-                }
-            }
-        } else if (rc != FN_ERR_NOT_FOUND) {
-            fn_job_fail_reason(st->ctx, "ingest: looking up %s: %s", path,
-                               fn_store_errmsg(r->store));
-            return rc;
-        }
-    }
-    return batch_add(st, ENTRY_PROCESS, path, size, mtime, 0, 0, NULL, NULL);
-}
-
-static int walk_opts(const ingest_opts *o, int count_only, fn_walk_opts *wo)
-{
+    ingest_job *st = fn_batch_state(b);
     memset(wo, 0, sizeof *wo);
-    wo->recursive = o->recursive;
-    wo->follow_symlinks = o->follow_symlinks;
-    wo->exts = (const char *const *)o->exts;
-    wo->n_exts = o->n_exts;
+    wo->recursive = fn_batch_bool(b, "recursive");
+    wo->follow_symlinks = fn_batch_bool(b, "follow_symlinks");
+    wo->exts = (const char *const *)st->exts;
+    wo->n_exts = st->n_exts;
     wo->count_only = count_only;
-    return 0;
 }
 
 /* The counting pre-pass: names only (readdir's type, no stat of files, no sorting), so it costs a
  * small fraction of the real walk and warms the directory cache that walk then reads. It gives
  * files_total before the first photo is decoded. */
-static int count_pass(run *r)
+static int count_pass(fn_batch *b, const char *const *paths, size_t n_paths)
 {
     fn_walk_opts wo;
-    walk_opts(&r->st.opts, 1, &wo);
+    walk_opts(b, 1, &wo);
     fn_walk *w = NULL;
-    int rc = fn_walk_open((const char *const *)r->st.opts.paths, r->st.opts.n_paths, &wo, &w);
+    int rc = fn_walk_open(paths, n_paths, &wo, &w);
     fn_walk_item it;
     int64_t n = 0, k = 0;
     while (rc == 0 && (rc = fn_walk_next(w, &it)) == 1) {
         n++;
         rc = 0;
         /* A huge tree: let a cancel through while counting. */
-        if ((++k & 8191) == 0 && fn_job_should_stop(r->st.ctx) != FN_STOP_NONE) break;
+        if ((++k & 8191) == 0 && fn_job_should_stop(fn_batch_ctx(b)) != FN_STOP_NONE) break;
     }
     if (rc == 0) {
-        fn_job_set(r->st.ctx, r->st.counters[C_FILES_TOTAL], n);
-        fn_job_set(r->st.ctx, r->st.counters[C_NON_IMAGES], fn_walk_stats_of(w)->non_images);
+        fn_batch_set(b, C_FILES_TOTAL, n);
+        fn_batch_set(b, C_NON_IMAGES, fn_walk_stats_of(w)->non_images);
     }
     fn_walk_free(w);
     return rc;
 }
 
-static int run_walk(run *r)
+/* The checkpoint's position, when it has one. */
+static int read_position(fn_batch *b, ingest_job *st)
 {
-    int rc = count_pass(r);
-    if (rc < 0) return rc;
-    /* Publish files_total now (a progress-only commit), not after the first batch. */
-    if ((rc = fn_job_commit(r->st.ctx, NULL, NULL)) < 0) {
-        fn_job_fail_reason(r->st.ctx, "ingest: %s", fn_engine_errmsg(fn_job_engine(r->st.ctx)));
-        return rc;
-    }
-    fn_walk_opts wo;
-    walk_opts(&r->st.opts, 0, &wo);
-    fn_walk *w = NULL;
-    if ((rc = fn_walk_open((const char *const *)r->st.opts.paths, r->st.opts.n_paths, &wo, &w)) < 0)
-        return rc;
-    int64_t skip_by_index = 0;
-    if (r->cur.has_pos)
-        fn_walk_seek(w, r->cur.root, r->cur.last);
-    else
-        skip_by_index = r->cur.next_index; /* a checkpoint without a path: count */
-    fn_walk_item it;
-    int64_t seen = 0;
-    while ((rc = fn_walk_next(w, &it)) == 1) {
-        if (seen++ < skip_by_index) continue;
-        if (it.err)
-            rc = batch_add(&r->st, ENTRY_PROBLEM, it.path, -1, -1, 0, it.err, it.code, it.msg);
-        else
-            rc = consider(r, it.path, 0);
-        if (rc == 0) rc = cursor_set(&r->cur, it.root, it.rel);
-        if (rc < 0) break;
-        if (fn_ingest_test_hook) fn_ingest_test_hook(it.path, fn_ingest_test_hook_arg);
-        r->cur.next_index++;
-        r->since_commit++;
-        if ((rc = maybe_flush(r, 0)) < 0) break;
-    }
-    fn_walk_free(w);
-    if (rc < 0) return rc;
-    return maybe_flush(r, 1);
-}
-
-static int run_retry(run *r)
-{
-    const ingest_opts *o = &r->st.opts;
-    fn_job_set(r->st.ctx, r->st.counters[C_FILES_TOTAL], (int64_t)o->n_retry);
-    r->cur.has_pos = 0;
+    const char *ck = fn_batch_checkpoint(b);
+    if (!ck) return 0;
+    json_error_t jerr;
+    json_t *j = json_loads(ck, 0, &jerr);
+    json_t *root = json_object_get(j, "root"), *last = json_object_get(j, "last");
     int rc = 0;
-    for (size_t i = (size_t)r->cur.next_index; i < o->n_retry; i++) {
-        if ((rc = consider(r, o->retry_items[i], 1)) < 0) return rc;
-        if (fn_ingest_test_hook) fn_ingest_test_hook(o->retry_items[i], fn_ingest_test_hook_arg);
-        r->cur.next_index = (int64_t)i + 1;
-        r->since_commit++;
-        if ((rc = maybe_flush(r, 0)) < 0) return rc;
+    if (json_is_integer(root) && json_is_string(last)) {
+        st->has_pos = 1;
+        st->root = (size_t)json_integer_value(root);
+        if (!(st->last = strdup(json_string_value(last)))) rc = FN_ERR_NOMEM;
     }
-    return maybe_flush(r, 1);
+    json_decref(j);
+    return rc;
 }
 
-static int setup(run *r, fn_job_ctx *ctx)
+static int ingest_open(fn_batch *b)
 {
-    ingest_state *st = &r->st;
-    fn_engine *e = fn_job_engine(ctx);
-    const fn_config *cfg = fn_engine_config(e);
-    char err[1024] = "";
-    int rc = ingest_opts_parse(fn_job_payload(ctx), cfg, &st->opts, err, sizeof err);
-    if (rc < 0) {
-        fn_job_fail_reason(ctx, "%s", err);
-        return rc;
+    ingest_job *st = fn_batch_state(b);
+    fn_job_ctx *ctx = fn_batch_ctx(b);
+    const fn_config *cfg = fn_engine_config(fn_job_engine(ctx));
+    const char *const *exts;
+    st->n_exts = fn_batch_strings(b, "extensions", &exts);
+    if (!(st->exts = calloc(st->n_exts ? st->n_exts : 1, sizeof *st->exts))) return FN_ERR_NOMEM;
+    for (size_t i = 0; i < st->n_exts; i++) {
+        const char *e = exts[i][0] == '.' ? exts[i] + 1 : exts[i];
+        if (!(st->exts[i] = strdup(e))) return FN_ERR_NOMEM;
+        for (char *p = st->exts[i]; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
     }
-    if ((rc = parse_checkpoint(fn_job_checkpoint(ctx), &r->cur)) < 0) {
-        fn_job_fail_reason(ctx, "ingest: the checkpoint %s is not {\"next_index\": N, ...}",
-                           fn_job_checkpoint(ctx));
-        return rc;
-    }
-    for (int i = 0; i < C_COUNT; i++) {
-        if ((st->counters[i] = fn_job_counter(ctx, counter_names[i])) < 0) {
-            fn_job_fail_reason(ctx, "ingest: %s", fn_engine_errmsg(e));
-            return st->counters[i];
-        }
-    }
-    st->hists[H_FACES_PER_PHOTO] =
-        fn_job_histogram(ctx, "faces_per_photo", faces_per_photo_bounds,
-                         sizeof faces_per_photo_bounds / sizeof faces_per_photo_bounds[0]);
-    st->hists[H_FACE_SIZE] = fn_job_histogram(ctx, "face_size", face_size_bounds,
-                                              sizeof face_size_bounds / sizeof face_size_bounds[0]);
-    if (st->hists[0] < 0 || st->hists[1] < 0) {
-        fn_job_fail_reason(ctx, "ingest: %s", fn_engine_errmsg(e));
-        return FN_ERR_INVALID;
-    }
-
     fn_detect_opts_default(&st->det);
-    st->det.detector = st->opts.detector;
-    st->det.min_face_size = st->opts.min_face_size;
+    st->det.detector =
+        strcmp(fn_batch_string(b, "detector"), "tiny") == 0 ? FN_DETECTOR_TINY : FN_DETECTOR_SSD;
+    st->det.min_face_size = (int)fn_batch_int(b, "min_face_size");
     st->det.landmarks = 1;
     st->det.descriptors = 1;
-    st->det.thumb_size = st->opts.thumb_size;
+    st->det.thumb_size = (int)fn_batch_int(b, "thumb_size");
     /* Models are loaded by the first batch that has a photo to process, so a rerun over an
      * unchanged tree never pays for them. */
     st->models_which = FN_MODEL_LANDMARKS | FN_MODEL_RECOGNITION |
-                       (st->opts.detector == FN_DETECTOR_TINY ? FN_MODEL_TINY : FN_MODEL_SSD);
+                       (st->det.detector == FN_DETECTOR_TINY ? FN_MODEL_TINY : FN_MODEL_SSD);
     st->models_dir = cfg->models_dir;
-    /* One slot (its own fn_vision, made on first use) per worker the job can fan out to; the
-     * engine keeps fn_job_parallelism() constant once started. */
-    st->n_slots = fn_job_parallelism(ctx);
-    if (!(st->slots = calloc((size_t)st->n_slots, sizeof *st->slots))) return FN_ERR_NOMEM;
-    if (!(r->hashbuf = malloc(1 << 20))) return FN_ERR_NOMEM;
+    atomic_store(&st->vision_ns, 0);
+    if (!(st->hashbuf = malloc(1 << 20))) return FN_ERR_NOMEM;
 
-    /* The job's own connection for the per-file lookups (the engine's connection belongs to
-     * commits). It also brings the library schema up to date before the first commit needs it. */
-    char path[4200];
-    snprintf(path, sizeof path, "%s/library.db", fn_engine_library_dir(e));
-    if ((rc = fn_store_open(path, cfg->db_busy_timeout_ms, &r->store, err, sizeof err)) < 0) {
-        fn_job_fail_reason(ctx, "ingest: %s", err);
+    /* The job's read connection for the per-file lookups (commits go through the engine). It
+     * also brings the library schema up to date before the first commit needs it. */
+    fn_store *s = fn_batch_reader(b);
+    if (!s) {
+        fn_batch_fail(b, "ingest: %s", fn_engine_errmsg(fn_job_engine(ctx)));
+        return FN_ERR_DB;
+    }
+    int rc;
+    if ((rc = fn_library_migrate(s)) < 0 || (rc = fn_library_reader_new(s, &st->reader)) < 0) {
+        fn_batch_fail(b, "ingest: %s", fn_store_errmsg(s));
         return rc;
     }
-    if ((rc = fn_library_migrate(r->store)) < 0 ||
-        (rc = fn_library_reader_new(r->store, &r->reader)) < 0) {
-        fn_job_fail_reason(ctx, "ingest: %s", fn_store_errmsg(r->store));
-        return rc;
-    }
-    r->last_commit_ns = fn_mono_ns();
+    if ((rc = read_position(b, st)) < 0) return rc;
+    if (fn_batch_is_retry(b)) return 0; /* only the retry items: no walk */
+
+    const char *const *paths;
+    size_t n_paths = fn_batch_strings(b, "paths", &paths);
+    if ((rc = count_pass(b, paths, n_paths)) < 0) return rc;
+    fn_walk_opts wo;
+    walk_opts(b, 0, &wo);
+    if ((rc = fn_walk_open(paths, n_paths, &wo, &st->walk)) < 0) return rc;
+    if (st->has_pos)
+        fn_walk_seek(st->walk, st->root, st->last);
+    else
+        st->skip = fn_batch_next_index(b); /* a checkpoint without a path: count */
     return 0;
 }
 
-static void teardown(run *r)
+static void ingest_close(fn_batch *b)
 {
-    ingest_state *st = &r->st;
-    batch_free(st);
-    for (int i = 0; st->slots && i < st->n_slots; i++) {
-        fn_vision_free(st->slots[i].vis);
-        free(st->slots[i].buf);
-    }
-    free(st->slots);
-    ingest_opts_free(&st->opts);
-    fn_library_reader_free(r->reader);
-    fn_store_close(r->store);
-    free(r->cur.last);
-    free(r->hashbuf);
+    ingest_job *st = fn_batch_state(b);
+    for (size_t i = 0; st->exts && i < st->n_exts; i++)
+        free(st->exts[i]);
+    free(st->exts);
+    fn_walk_free(st->walk);
+    fn_walk_free(st->retry_walk);
+    free(st->retry_root);
+    fn_library_reader_free(st->reader);
+    free(st->last);
+    free(st->hashbuf);
 }
 
-int ingest_run(fn_job_ctx *ctx, void *user)
-{
-    (void)user;
-    run r;
-    memset(&r, 0, sizeof r);
-    r.st.ctx = ctx;
-    int rc = setup(&r, ctx);
-    if (rc == 0) rc = r.st.opts.has_retry ? run_retry(&r) : run_walk(&r);
-    if (rc == FN_ERR_NOMEM) fn_job_fail_reason(ctx, "ingest: out of memory");
-    teardown(&r);
-    return rc;
-}
+const fn_jobtype fn_ingest_type = {
+    .type = "ingest",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .counters = counters,
+    .n_counters = C_COUNT,
+    .histograms = histograms,
+    .n_histograms = H_COUNT,
+    .done_counter = C_FILES_DONE,
+    .total_counter = C_FILES_TOTAL,
+    .errors_counter = C_ERRORS,
+    .item_ref = "the photo's absolute path",
+    .rate_unit = "photos",
+    .batch_param = "batch",
+    .flush_items = 4096,
+    .flush_ms = 1000,
+    .gpu_slots = 0,
+    /* About 60 MB: the models are shared, each worker slot adds its scratch and a batch of
+     * decoded results. */
+    .mem_mb = 200,
+    .job_size = sizeof(ingest_job),
+    .slot_size = sizeof(ingest_slot),
+    .item_size = sizeof(ingest_photo),
+    .open = ingest_open,
+    .close = ingest_close,
+    .slot_open = ingest_slot_open,
+    .slot_close = ingest_slot_close,
+    .next = ingest_next,
+    .retry_item = ingest_retry_item,
+    .warm = ingest_warm,
+    .process = ingest_process,
+    .compare = ingest_compare,
+    .write = ingest_write,
+    .cursor = ingest_cursor,
+    .item_clear = ingest_item_clear,
+    .resolution = ingest_resolution,
+    .summary = ingest_summary,
+};

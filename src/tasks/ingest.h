@@ -1,35 +1,97 @@
-/* ingest.h: the ingest job's pieces (internal to tasks): its options, read from the payload with
- * the engine's configuration as defaults, and its handler. */
+/* ingest.h: the "ingest" job type (internal to tasks): its declarations (ingest.c), the work on
+ * one photo and the rows it writes (ingest_photo.c), and its summary (ingest_summary.c).
+ *
+ * An ingest item is one file, named by its absolute path. The source walks the payload's paths in
+ * the walk's stable order (walk.h) and decides per file on the job's thread whether it needs work
+ * (a stat and one indexed lookup; a content hash only when in doubt); the work (hash, decode,
+ * detect, landmarks, descriptors, thumbnails) runs on the worker slots, each with its own
+ * fn_vision. */
 #ifndef FN_TASKS_INGEST_H
 #define FN_TASKS_INGEST_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "facenames/config.h"
-#include "facenames/jobs.h"
+#include "facenames/jobtype.h"
 #include "facenames/vision.h"
+#include "store/library/library_store.h"
+#include "tasks/walk.h"
 
-typedef struct ingest_opts {
-    char **paths; /* roots, in the order given */
-    size_t n_paths;
-    int recursive;       /* default 1 */
-    int follow_symlinks; /* default 0 */
-    char **exts;         /* lower case, no dot */
+enum {
+    C_FILES_TOTAL,
+    C_FILES_DONE,
+    C_FACES_FOUND,
+    C_NO_FACE_IMAGES,
+    C_ERRORS,
+    C_FACES_SKIPPED_SMALL,
+    C_BYTES_READ,
+    C_NON_IMAGES,
+    C_SKIPPED_UNCHANGED,
+    C_VISION_MS,
+    C_COUNT
+};
+enum { H_FACES_PER_PHOTO, H_FACE_SIZE, H_COUNT };
+
+/* The job state (fn_batch_state). */
+typedef struct ingest_job {
+    fn_detect_opts det;
+    const fn_models *models; /* NULL until the first batch with work (ingest_warm) */
+    unsigned models_which;
+    const char *models_dir;
+    char **exts; /* lower case, without the dot */
     size_t n_exts;
-    int min_face_size;    /* pixels; default ingest.min_face_size */
-    fn_detector detector; /* default ingest.detector */
-    int batch;            /* photos processed per commit; default ingest.batch */
-    int thumb_size;       /* face thumbnail side in pixels; default 112 */
-    char **retry_items;   /* when has_retry: only these files */
-    size_t n_retry;
-    int has_retry;
-} ingest_opts;
+    fn_library_reader *reader;
+    fn_walk *walk;
+    fn_walk *retry_walk; /* a folder being retried (its reference in retry_root) */
+    char *retry_root;
+    int64_t skip; /* walk items to pass over: a checkpoint with an index but no position */
+    int has_pos;  /* the cursor: the last file handed to the driver (root, rel) */
+    size_t root;
+    char *last;
+    uint8_t *hashbuf;
+    _Atomic uint64_t vision_ns; /* time inside the vision code in this run */
+} ingest_job;
 
-/* Parses the payload JSON (NULL or "" means {}). On a bad value returns FN_ERR_INVALID with a
- * sentence in err naming the key and what is allowed. */
-int ingest_opts_parse(const char *payload, const fn_config *cfg, ingest_opts *o, char *err,
-                      size_t errlen);
-void ingest_opts_free(ingest_opts *o);
+/* One photo's record (fn_item.data). */
+typedef struct ingest_photo {
+    int touch;              /* unchanged content, new mtime: only that is recorded */
+    int64_t size, mtime_ns; /* from the stat that decided to process it */
+    uint64_t hash;
+    /* results, written by exactly one worker */
+    int width, height;
+    int64_t taken_at;
+    char format[16];
+    size_t n_faces, skipped_small;
+    fn_face_put *faces;
+    float (*landmarks)[68][2];
+    float (*descriptors)[128];
+    uint8_t **thumbs;
+} ingest_photo;
+
+/* A worker slot: its own fn_vision and read buffer, made on its first photo. */
+typedef struct ingest_slot {
+    fn_vision *vis;
+    uint8_t *buf;
+    size_t buflen;
+} ingest_slot;
+
+/* The type, registered by fn_tasks_register_all. */
+extern const fn_jobtype fn_ingest_type;
+
+/* ingest_photo.c: the work and the rows (fn_jobtype callbacks). */
+int ingest_warm(fn_batch *b);
+int ingest_slot_open(fn_batch *b, void *slot, char *err, size_t errlen);
+void ingest_slot_close(fn_batch *b, void *slot);
+void ingest_process(fn_batch *b, void *slot, fn_item *item);
+int ingest_compare(const fn_item *a, const fn_item *b);
+int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n);
+void ingest_item_clear(fn_batch *b, fn_item *item);
+/* The resolution an ingest error gets: retry what the user can fix without changing the file. */
+fn_resolution ingest_resolution(const char *code);
+
+/* ingest_summary.c */
+char *ingest_summary(const fn_job_info *job, void *user);
 
 /* Test hook (beanstalkd's falloc idea): when set, called on the job's thread right after each
  * listed file has been considered and before its batch is processed, so a test can delete a file
@@ -37,8 +99,5 @@ void ingest_opts_free(ingest_opts *o);
 typedef void (*ingest_hook_fn)(const char *path, void *arg);
 extern ingest_hook_fn fn_ingest_test_hook;
 extern void *fn_ingest_test_hook_arg;
-
-/* The "ingest" handler's run function. */
-int ingest_run(fn_job_ctx *ctx, void *user);
 
 #endif

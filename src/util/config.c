@@ -543,6 +543,36 @@ static int needs_quotes(const char *s)
     return 0;
 }
 
+/* One key's value as text (the number, or the string unquoted). */
+static int value_text(const fn_config *cfg, const struct key *k, char *out, size_t outlen)
+{
+    const char *field = (const char *)cfg + k->off;
+    int n = 0;
+    switch (k->kind) {
+    case KEY_INT:
+        n = snprintf(out, outlen, "%d", *(const int *)field);
+        break;
+    case KEY_SIZE:
+        n = snprintf(out, outlen, "%zu", *(const size_t *)field);
+        break;
+    case KEY_DOUBLE:
+        n = snprintf(out, outlen, "%.15g", *(const double *)field);
+        break;
+    case KEY_STR:
+    case KEY_ENUM:
+        n = snprintf(out, outlen, "%.*s", (int)strnlen(field, k->size), field);
+        break;
+    }
+    return n < 0 || (size_t)n >= outlen ? FN_ERR_INVALID : 0;
+}
+
+int fn_config_get(const fn_config *cfg, const char *key, char *out, size_t outlen)
+{
+    const struct key *k = key ? find_key(key) : NULL;
+    if (!k) return FN_ERR_NOT_FOUND;
+    return value_text(cfg, k, out, outlen);
+}
+
 char *fn_config_format(const fn_config *cfg)
 {
     size_t cap = 4096, len = 0;
@@ -550,37 +580,15 @@ char *fn_config_format(const fn_config *cfg)
     if (!buf) return NULL;
     buf[0] = '\0';
     int bad = 0;
+    char value[1100];
     for (size_t i = 0; i < N_KEYS && !bad; i++) {
         const struct key *k = &keys[i];
-        const char *field = (const char *)cfg + k->off;
-        char num[64];
         bad |= append(&buf, &len, &cap, k->name, 0);
         bad |= append(&buf, &len, &cap, " = ", 0);
-        switch (k->kind) {
-        case KEY_INT:
-            snprintf(num, sizeof num, "%d", *(const int *)field);
-            bad |= append(&buf, &len, &cap, num, 0);
-            break;
-        case KEY_SIZE:
-            snprintf(num, sizeof num, "%zu", *(const size_t *)field);
-            bad |= append(&buf, &len, &cap, num, 0);
-            break;
-        case KEY_DOUBLE:
-            snprintf(num, sizeof num, "%.15g", *(const double *)field);
-            bad |= append(&buf, &len, &cap, num, 0);
-            break;
-        case KEY_STR:
-        case KEY_ENUM: {
-            char *s = strndup(field, k->size);
-            if (!s) {
-                bad = 1;
-                break;
-            }
-            bad |= append(&buf, &len, &cap, s, needs_quotes(s));
-            free(s);
-            break;
-        }
-        }
+        bad |= value_text(cfg, k, value, sizeof value) != 0;
+        if (!bad)
+            bad |= append(&buf, &len, &cap, value,
+                          (k->kind == KEY_STR || k->kind == KEY_ENUM) && needs_quotes(value));
         bad |= append(&buf, &len, &cap, "\n", 0);
     }
     if (bad) {

@@ -18,29 +18,29 @@ static void test_numbers(void **state)
 {
     (void)state;
     char b[64];
-    assert_string_equal(cli_fmt_count(0, b, sizeof b), "0");
-    assert_string_equal(cli_fmt_count(999, b, sizeof b), "999");
-    assert_string_equal(cli_fmt_count(1000, b, sizeof b), "1,000");
-    assert_string_equal(cli_fmt_count(1234567, b, sizeof b), "1,234,567");
-    assert_string_equal(cli_fmt_count(-45678, b, sizeof b), "-45,678");
-    assert_string_equal(cli_fmt_count(INT64_MIN, b, sizeof b), "-9,223,372,036,854,775,808");
-    assert_string_equal(cli_fmt_duration(0, b, sizeof b), "0:00");
-    assert_string_equal(cli_fmt_duration(65, b, sizeof b), "1:05");
-    assert_string_equal(cli_fmt_duration(3723, b, sizeof b), "1:02:03");
-    assert_string_equal(cli_fmt_duration(90061, b, sizeof b), "1d 01:01:01");
-    assert_string_equal(cli_fmt_duration(-1, b, sizeof b), "-");
+    assert_string_equal(fn_fmt_count(0, b, sizeof b), "0");
+    assert_string_equal(fn_fmt_count(999, b, sizeof b), "999");
+    assert_string_equal(fn_fmt_count(1000, b, sizeof b), "1,000");
+    assert_string_equal(fn_fmt_count(1234567, b, sizeof b), "1,234,567");
+    assert_string_equal(fn_fmt_count(-45678, b, sizeof b), "-45,678");
+    assert_string_equal(fn_fmt_count(INT64_MIN, b, sizeof b), "-9,223,372,036,854,775,808");
+    assert_string_equal(fn_fmt_duration(0, b, sizeof b), "0:00");
+    assert_string_equal(fn_fmt_duration(65, b, sizeof b), "1:05");
+    assert_string_equal(fn_fmt_duration(3723, b, sizeof b), "1:02:03");
+    assert_string_equal(fn_fmt_duration(90061, b, sizeof b), "1d 01:01:01");
+    assert_string_equal(fn_fmt_duration(-1, b, sizeof b), "-");
     assert_string_equal(cli_fmt_elapsed(0.237, b, sizeof b), "0.24 s");
     assert_string_equal(cli_fmt_elapsed(12.54, b, sizeof b), "12.5 s");
     assert_string_equal(cli_fmt_elapsed(125, b, sizeof b), "2:05");
-    assert_string_equal(cli_fmt_bytes(512, b, sizeof b), "512 B");
-    assert_string_equal(cli_fmt_bytes(2069706, b, sizeof b), "2.1 MB");
-    assert_string_equal(cli_fmt_bytes(3400000000LL, b, sizeof b), "3.4 GB");
+    assert_string_equal(fn_fmt_bytes(512, b, sizeof b), "512 B");
+    assert_string_equal(fn_fmt_bytes(2069706, b, sizeof b), "2.1 MB");
+    assert_string_equal(fn_fmt_bytes(3400000000LL, b, sizeof b), "3.4 GB");
     assert_string_equal(cli_fmt_time(-1, b, sizeof b), "-");
     assert_string_equal(cli_fmt_iso(-1, b, sizeof b), "-");
     assert_string_equal(cli_fmt_iso(0, b, sizeof b), "1970-01-01T00:00:00.000Z");
     /* a tiny buffer is cut, never overrun */
     char tiny[4];
-    cli_fmt_count(1234567, tiny, sizeof tiny);
+    fn_fmt_count(1234567, tiny, sizeof tiny);
     assert_int_equal(strlen(tiny), 3);
 }
 
@@ -105,7 +105,7 @@ static void test_progress_line(void **state)
 {
     (void)state;
     char line[1024];
-    cli_progress *p = cli_progress_new(12, "ingest", 0, -1);
+    cli_progress *p = cli_progress_new(12, "ingest", "photos", 0, -1);
     cli_progress_describe(p, line, sizeof line);
     assert_string_equal(line, "queued, waiting for a worker");
     cli_progress_state(p, FN_JOB_RUNNING);
@@ -121,7 +121,7 @@ static void test_progress_line(void **state)
     cli_progress_free(p);
 
     /* no files pair: the first X_done with an X_total; errors counted from events */
-    p = cli_progress_new(3, "clustering", 0, -1);
+    p = cli_progress_new(3, "clustering", NULL, 0, -1);
     cli_progress_state(p, FN_JOB_RUNNING);
     cli_progress_update(p, "{\"counters\": {\"widgets_done\": 4, \"faces_done\": 10, "
                            "\"faces_total\": 40, \"clusters_created\": 2}}");
@@ -132,7 +132,7 @@ static void test_progress_line(void **state)
     cli_progress_free(p);
 
     /* only a count, no total: no bar, no ETA */
-    p = cli_progress_new(4, "repair", 0, -1);
+    p = cli_progress_new(4, "repair", NULL, 0, -1);
     cli_progress_update(p, "{\"counters\": {\"rows_done\": 77}}");
     cli_progress_describe(p, line, sizeof line);
     assert_non_null(strstr(line, "77 rows"));
@@ -140,7 +140,7 @@ static void test_progress_line(void **state)
     cli_progress_free(p);
 
     /* garbage JSON is ignored, never fatal */
-    p = cli_progress_new(5, "x", 0, -1);
+    p = cli_progress_new(5, "x", NULL, 0, -1);
     cli_progress_update(p, "{not json");
     cli_progress_update(p, "{\"counters\": 5}");
     cli_progress_update(p, NULL);
@@ -161,7 +161,7 @@ static void test_progress_width(void **state)
     FILE *saved = stderr;
     setenv("COLUMNS", "80", 1);
     stderr = f;
-    cli_progress *p = cli_progress_new(12, "ingest", 1, -1);
+    cli_progress *p = cli_progress_new(12, "ingest", "photos", 1, -1);
     cli_progress_state(p, FN_JOB_RUNNING);
     cli_progress_update(p, "{\"counters\": {\"files_total\": 5000, \"files_done\": 1234, "
                            "\"faces_found\": 2345, \"a_very_long_counter_name_one\": 1, "

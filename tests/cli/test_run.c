@@ -198,7 +198,7 @@ static struct captured run_job(cli_ctx *ctx, fn_engine *e, const char *payload, 
     if (id_out) *id_out = id;
     struct captured c;
     capture_begin();
-    c.code = cli_run_foreground(ctx, e, id, json, NULL, NULL);
+    c.code = cli_run_foreground(ctx, e, id, json);
     capture_end(&c);
     return c;
 }
@@ -323,7 +323,7 @@ static void test_ctrl_c_cancels(void **state)
     fn_job_id new_id;
     assert_int_equal(fn_job_resume(e, id, &new_id), 0);
     capture_begin();
-    c.code = cli_run_foreground(&ctx, e, new_id, 0, NULL, NULL);
+    c.code = cli_run_foreground(&ctx, e, new_id, 0);
     capture_end(&c);
     CHECK(c, c.code == CLI_EXIT_OK);
     CHECK(c, strstr(c.out, "items_done"));
@@ -362,7 +362,7 @@ static void test_second_ctrl_c_stops(void **state)
                        "\"sigint2_at\": 3, \"ignore_stop\": true}",
                        FN_PRIO_NORMAL, &id) < 0)
             _exit(101);
-        int code = cli_run_foreground(&ctx, e, id, 0, NULL, NULL);
+        int code = cli_run_foreground(&ctx, e, id, 0);
         _exit(50 + code); /* not reached when the second Ctrl-C works */
     }
     int status;

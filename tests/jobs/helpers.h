@@ -5,7 +5,9 @@
  *
  * Payload keys of "count": n (items), batch (items per commit), bad ([item numbers] recorded as
  * item errors, code "decode" when odd, "io" when even), fail_at (item number at which the job
- * fails), spin_us (busy work per item), retry_items (process only these "item-K" refs). */
+ * fails), spin_us (busy work per item). Retry items ("item-K", fn_job_retry_items) are processed
+ * first: in a retry job (which processes nothing else) they succeed, as if the user fixed them; in
+ * a resume, bad ones fail again. */
 #ifndef FN_TESTS_JOBS_HELPERS_H
 #define FN_TESTS_JOBS_HELPERS_H
 
@@ -20,7 +22,7 @@
 #include <unistd.h>
 
 #include "facenames/jobs.h"
-#include "store/store.h"
+#include "store/store_sql.h" /* white-box: rows written in the job's own transaction */
 #include "util/clock.h"
 
 static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -144,22 +146,16 @@ static int count_run(fn_job_ctx *ctx, void *user)
     json_t *bad = json_object_get(p, "bad");
     json_t *fail_at = json_object_get(p, "fail_at");
     int spin = (int)json_integer_value(json_object_get(p, "spin_us"));
-    json_t *retry = json_object_get(p, "retry_items");
     int list[4096];
     int total = 0;
-    if (retry) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(retry, i, x) if (total < 4096) list[total++] =
-            atoi(json_string_value(x) + 5);
-    } else {
-        for (int i = 0; i < n && i < 4096; i++)
-            list[total++] = i;
-    }
+    for (int i = 0; i < n && i < 4096; i++)
+        list[total++] = i;
     int next = 0;
+    size_t retry_next = 0;
     if (fn_job_checkpoint(ctx)) {
         json_t *c = json_loads(fn_job_checkpoint(ctx), 0, &jerr);
         next = (int)json_integer_value(json_object_get(c, "next"));
+        retry_next = (size_t)json_integer_value(json_object_get(c, "retry_next"));
         json_decref(c);
     }
     int c_done = fn_job_counter(ctx, "items_done");
@@ -169,6 +165,35 @@ static int count_run(fn_job_ctx *ctx, void *user)
     static _Thread_local rows r;
     int batch_no = 0;
     int rc = 0;
+    /* The items to redo first (a retry's selection, a resume's pending and retry errors), in one
+     * batch. A retry job does nothing else. */
+    size_t n_retry = fn_job_retry_count(ctx);
+    if (retry_next < n_retry) {
+        char **items = NULL;
+        size_t got = 0;
+        if (fn_job_retry_items(ctx, retry_next, 4096, &items, &got) != 0) abort();
+        r.job = fn_job_id_of(ctx);
+        r.n = 0;
+        for (size_t i = 0; i < got; i++) {
+            int item = atoi(items[i] + 5);
+            /* A retry comes after the user fixed things; a resume meets the same bad items. */
+            if (!fn_job_is_retry(ctx) && json_has_int(bad, item)) {
+                fn_job_error_add(ctx, items[i], item % 2 ? "decode" : "io", "simulated bad item",
+                                 FN_RES_PENDING);
+                fn_job_add(ctx, c_err, 1);
+            } else if (r.n < 4096) {
+                r.items[r.n++] = item;
+            }
+            fn_job_add(ctx, c_done, 1);
+            free(items[i]);
+        }
+        free(items);
+        char ck[96];
+        snprintf(ck, sizeof ck, "{\"next\":%d,\"retry_next\":%zu}", next, n_retry);
+        fn_job_set_checkpoint(ctx, ck);
+        if ((rc = fn_job_commit(ctx, write_rows, &r))) goto out;
+    }
+    if (fn_job_is_retry(ctx)) total = 0;
     while (next < total) {
         r.job = fn_job_id_of(ctx);
         r.n = 0;
@@ -181,7 +206,7 @@ static int count_run(fn_job_ctx *ctx, void *user)
                 rc = FN_ERR_IO;
                 goto out;
             }
-            if (!retry && json_has_int(bad, item)) {
+            if (json_has_int(bad, item)) {
                 char ref[32];
                 snprintf(ref, sizeof ref, "item-%d", item);
                 fn_job_error_add(ctx, ref, item % 2 ? "decode" : "io", "simulated bad item",
@@ -194,8 +219,11 @@ static int count_run(fn_job_ctx *ctx, void *user)
             fn_job_observe(ctx, h, (double)item);
         }
         next = end;
-        char ck[64];
-        snprintf(ck, sizeof ck, "{\"next\":%d}", next);
+        char ck[96];
+        if (n_retry)
+            snprintf(ck, sizeof ck, "{\"next\":%d,\"retry_next\":%zu}", next, n_retry);
+        else
+            snprintf(ck, sizeof ck, "{\"next\":%d}", next);
         fn_job_set_checkpoint(ctx, ck);
         rc = fn_job_commit(ctx, write_rows, &r);
         if (rc) goto out;
@@ -218,7 +246,7 @@ out:
 
 static inline void register_count(fn_engine *e, const char *type, int gpu, int mem)
 {
-    fn_handler h = {type, count_run, NULL, gpu, mem};
+    fn_handler h = {.type = type, .run = count_run, .gpu_slots = gpu, .mem_mb = mem};
     if (fn_engine_register(e, &h) != 0) abort();
 }
 

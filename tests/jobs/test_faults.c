@@ -95,7 +95,7 @@ static void run_fault(fault_kind k, int expect_rc, const char *expect_text)
     c.db_busy_timeout_ms = 100;
     fn_engine *e;
     assert_int_equal(fn_engine_open(dir, &c, &e), 0);
-    fn_handler h = {"fault", fault_run, NULL, 0, 0};
+    fn_handler h = {.type = "fault", .run = fault_run, .gpu_slots = 0, .mem_mb = 0};
     assert_int_equal(fn_engine_register(e, &h), 0);
     assert_int_equal(fn_engine_start(e, 0), 0);
     fn_job_id id;

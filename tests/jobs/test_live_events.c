@@ -295,7 +295,7 @@ static void test_no_duplicates_for_own_jobs(void **state)
     cfg.events_progress_hz = 20;
     assert_int_equal(fn_engine_open(dir, &cfg, &c.e), 0);
     register_count(c.e, "count", 0, 0);
-    fn_handler tiny = {"tiny", tiny_run, NULL, 0, 0};
+    fn_handler tiny = {.type = "tiny", .run = tiny_run, .gpu_slots = 0, .mem_mb = 0};
     assert_int_equal(fn_engine_register(c.e, &tiny), 0);
     assert_int_equal(fn_engine_start(c.e, 2), 0);
     enum { N = 60 };

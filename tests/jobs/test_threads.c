@@ -69,7 +69,7 @@ static void test_many_tiny_jobs(void **state)
     fn_config c = test_config();
     fn_engine *e;
     assert_int_equal(fn_engine_open(dir, &c, &e), 0);
-    fn_handler h = {"tiny", tiny_run, NULL, 0, 0};
+    fn_handler h = {.type = "tiny", .run = tiny_run, .gpu_slots = 0, .mem_mb = 0};
     assert_int_equal(fn_engine_register(e, &h), 0);
     assert_int_equal(fn_engine_start(e, 2), 0);
     enum { N = 600 };
@@ -133,7 +133,7 @@ static int run_probe_jobs(int gpu_max, int mem_max, int gpu, int mem, int njobs,
     c.workers_mem_max_mb = mem_max;
     fn_engine *e;
     assert_int_equal(fn_engine_open(dir, &c, &e), 0);
-    fn_handler h = {"probe", probe_run, NULL, gpu, mem};
+    fn_handler h = {.type = "probe", .run = probe_run, .gpu_slots = gpu, .mem_mb = mem};
     assert_int_equal(fn_engine_register(e, &h), 0);
     fn_job_id ids[8];
     for (int i = 0; i < njobs; i++)
@@ -294,7 +294,7 @@ static void test_parallel_for(void **state)
     c.workers_cpu_max = 2;
     fn_engine *e;
     assert_int_equal(fn_engine_open(dir, &c, &e), 0);
-    fn_handler h = {"par", par_run, NULL, 0, 0};
+    fn_handler h = {.type = "par", .run = par_run, .gpu_slots = 0, .mem_mb = 0};
     assert_int_equal(fn_engine_register(e, &h), 0);
     assert_int_equal(fn_engine_start(e, 8), 0); /* capped to cpu_max = 2 */
     fn_job_id id;

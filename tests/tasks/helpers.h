@@ -117,7 +117,10 @@ static inline int64_t h_counter(const fn_job_info *j, const char *name)
 static inline fn_store *h_store(const char *lib)
 {
     char path[600], err[256];
-    snprintf(path, sizeof path, "%s/library.db", lib);
+    if ((size_t)snprintf(path, sizeof path, "%s/library.db", lib) >= sizeof path) {
+        fprintf(stderr, "store: library path too long: %s\n", lib);
+        abort();
+    }
     fn_store *s = NULL;
     if (fn_store_open(path, 5000, &s, err, sizeof err) != 0 || fn_library_migrate(s) != 0) {
         fprintf(stderr, "store: %s\n", err);

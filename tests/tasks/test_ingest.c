@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <sys/time.h>
 
@@ -541,6 +542,107 @@ static void test_retry_after_repair(void **state)
     fn_store_close(s);
 }
 
+/* A folder that could not be read (an unreadable sub-folder is reported as an item): once fixed,
+ * `jobs retry` walks it rather than failing with "is a folder, not a photo". The error is written
+ * as the walker reports it; a test running as root cannot make a folder unreadable. */
+static void test_retry_folder_walks_it(void **state)
+{
+    (void)state;
+    char sub[600], sql[1400];
+    snprintf(sub, sizeof sub, "%s/was_locked", photos2);
+    h_mkdir("%s/%s", photos2, "was_locked");
+    h_sample(1, sub, "a.jpg");
+    h_sample(4, sub, "b.jpg");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO job_errors(job, item, code, message, resolution) VALUES(%lld, '%s', "
+             "'unreadable', '%s: Permission denied; its photos were not ingested', 2)",
+             (long long)bad_job, sub, sub);
+    char db[600];
+    snprintf(db, sizeof db, "%s/library.db", lib2);
+    sqlite3 *d;
+    assert_int_equal(sqlite3_open(db, &d), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(d, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(d);
+
+    fn_engine *e = h_engine(lib2);
+    const char *items[] = {sub};
+    fn_retry_selection sel = {.items = items, .n_items = 1};
+    fn_job_id id;
+    assert_int_equal(fn_job_retry(e, bad_job, &sel, &id), 0);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    fn_job_info *j;
+    assert_int_equal(fn_job_inspect(e, id, &j), 0);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(h_counter(j, "errors"), 0);
+    assert_int_equal(h_counter(j, "files_done"), 2);
+    assert_int_equal(h_counter(j, "faces_found"), (int64_t)(exp_tiny[1].n + exp_tiny[4].n));
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    fn_store *s = h_store(lib2);
+    fn_library_reader *r;
+    assert_int_equal(fn_library_reader_new(s, &r), 0);
+    char p[700];
+    snprintf(p, sizeof p, "%s/b.jpg", sub);
+    fn_photo_row row;
+    assert_int_equal(fn_library_photo_by_path(r, p, &row), 0);
+    assert_int_equal(row.job_id, id);
+    fn_photo_row_clear(&row);
+    fn_library_reader_free(r);
+    fn_store_close(s);
+}
+
+/* The settings in force at enqueue travel with the job: a worker whose own configuration says
+ * otherwise (another process, a resume after the environment changed) runs it with the job's. And
+ * a bad value is refused at enqueue, naming the key, before any job exists. */
+static void test_settings_travel_with_the_job(void **state)
+{
+    (void)state;
+    char *lib = h_tmpdir("settings"), *dir = h_tmpdir("settings-photos");
+    h_sample(1, dir, "one.jpg");
+    fn_config cfg;
+    fn_config_defaults(&cfg);
+    snprintf(cfg.log_path, sizeof cfg.log_path, "-");
+    cfg.ingest_min_face_size = 5000; /* --set ingest.min_face_size=5000 */
+    snprintf(cfg.detector, sizeof cfg.detector, "tiny");
+    fn_engine *e = NULL;
+    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_tasks_register_all(e), 0);
+    char payload[700];
+    snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"]}", dir);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "ingest", payload, FN_PRIO_NORMAL, &id), 0);
+    fn_job_info *j;
+    assert_int_equal(fn_job_inspect(e, id, &j), 0);
+    assert_non_null(strstr(j->payload, "\"min_face_size\":5000"));
+    assert_non_null(strstr(j->payload, "\"detector\":\"tiny\""));
+    fn_job_info_free(j);
+    /* refused at once, nothing enqueued */
+    assert_int_equal(fn_enqueue(e, "ingest", "{\"paths\": [\"/x\"], \"min_face_sise\": 3}",
+                                FN_PRIO_NORMAL, NULL),
+                     FN_ERR_INVALID);
+    assert_non_null(strstr(fn_engine_errmsg(e), "unknown key \"min_face_sise\""));
+    fn_engine_close(e);
+
+    e = h_engine(lib); /* defaults: min_face_size 40, ssd */
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_int_equal(fn_job_inspect(e, id, &j), 0);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(h_counter(j, "faces_found"), 0);
+    assert_int_equal(h_counter(j, "faces_skipped_small"), (int64_t)exp_tiny[1].n);
+    fn_job_info_free(j);
+    fn_job_info **list;
+    size_t n;
+    assert_int_equal(fn_job_list(e, -1, 0, &list, &n), 0);
+    assert_int_equal(n, 1);
+    fn_job_info_free(list[0]);
+    free(list);
+    fn_engine_close(e);
+    h_rmrf(lib);
+    h_rmrf(dir);
+    free(lib);
+    free(dir);
+}
+
 /* ---- cancel, then resume --------------------------------------------------------------------- */
 
 typedef struct cancel_at {
@@ -754,6 +856,8 @@ int main(void)
         cmocka_unit_test(test_changed_photo_reprocessed),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_retry_after_repair),
+        cmocka_unit_test(test_retry_folder_walks_it),
+        cmocka_unit_test(test_settings_travel_with_the_job),
         cmocka_unit_test(test_cancel_then_resume),
         cmocka_unit_test(test_two_workers_same_faces),
         cmocka_unit_test(test_yield_to_interactive),

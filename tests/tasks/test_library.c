@@ -15,6 +15,7 @@
 
 #include "facenames/error.h"
 #include "store/library/library_store.h"
+#include "store/store_sql.h" /* white-box: raw SQL on the test's connection */
 
 static char dir[256];
 static fn_store *s;

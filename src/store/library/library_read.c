@@ -6,6 +6,7 @@
 
 #include "facenames/error.h"
 #include "store/library/library_store.h"
+#include "store/store_sql.h"
 
 #define PHOTO_COLS                                                                                 \
     "p.id, p.path, p.size, p.mtime_ns, p.hash, p.width, p.height, p.taken_at, p.format, p.status," \

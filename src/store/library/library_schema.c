@@ -8,6 +8,7 @@
 
 #include "facenames/error.h"
 #include "store/library/library_store.h"
+#include "store/store_sql.h"
 
 static const fn_migration migrations[] = {
     {1, "CREATE TABLE photos ("

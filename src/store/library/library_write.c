@@ -8,6 +8,7 @@
 
 #include "facenames/error.h"
 #include "store/library/library_store.h"
+#include "store/store_sql.h"
 #include "util/clock.h"
 
 enum { ST_UPSERT, ST_UPSERT_ERROR, ST_TOUCH, ST_DEL_FACES, ST_INS_FACE, ST_COUNT };

@@ -1,0 +1,630 @@
+/* driver.c: the batch-job driver: the one item loop every job type runs on (see jobtype.h, and
+ * docs/job-types.md for a worked example).
+ *
+ * One run: resolve the payload, declare the type's counters and histograms, read the checkpoint,
+ * let the type open its source, publish the totals; then reprocess the retry items (a retry's
+ * selection, or a resume's pending and retry errors), then, unless the job is a retry, take items
+ * from the source until it ends. Items gather into a batch; a batch is flushed when `batch` items
+ * need work, or when skipped items pile up (flush_items) or time passes (flush_ms): the items that
+ * need work are fanned out over the worker slots, failures become item errors, and the rows, the
+ * checkpoint, the progress and the errors commit in one fn_job_commit. A stop request is honoured
+ * after each commit.
+ *
+ * What must stay true:
+ * - The checkpoint written with a batch describes exactly the items committed with it:
+ *   "next_index" source items and "retry_next" retry items are handled, plus the type's own cursor
+ *   fields, all as of the end of that batch. So a crash redoes at most one batch, and never skips.
+ * - The done counter equals its value at the start of the run plus the items handled in this run
+ *   at every commit; between commits it moves per item (workers add to it as they finish), which
+ *   is what live progress shows.
+ * - Workers touch only their own item and their own slot; every other engine call happens on the
+ *   job's thread after the fan-out returns. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenames/jobtype.h"
+#include "jobs/internal.h"
+#include "util/clock.h"
+
+#define RETRY_PAGE 256
+
+struct fn_batch {
+    const fn_jobtype *t;
+    fn_job_ctx *ctx;
+    void *state;
+    json_t *payload;       /* the resolved payload */
+    const char ***strings; /* per param: the STRINGS values (NULL-terminated), else NULL */
+    size_t *n_strings;
+    int *counters, *hists;           /* declaration index -> engine handle */
+    const char *checkpoint_in;       /* the checkpoint this run started from */
+    int64_t next_index, start_index; /* source items handled (now, and when this run started) */
+    size_t retry_next, n_retry;
+    int retry_only;
+    int64_t done_base, handled;
+    /* The batch: items[0..n_items) are in it; items[n_items..n_alloc) are cleared spares. */
+    fn_item **items;
+    size_t n_items, n_alloc, cap_alloc, n_work;
+    fn_item **todo;
+    size_t cap_todo;
+    unsigned char *slots;
+    int n_slots;
+    int *slot_rc; /* 0 not opened, 1 open, < 0 failed to open */
+    char (*slot_err)[256];
+    int64_t since_commit;
+    uint64_t last_commit_ns, flush_ns;
+    int batch_size, flush_items;
+};
+
+/* ---- what the type's callbacks use ------------------------------------------------------------
+ */
+
+fn_job_ctx *fn_batch_ctx(fn_batch *b)
+{
+    return b->ctx;
+}
+
+void *fn_batch_state(fn_batch *b)
+{
+    return b->state;
+}
+
+const char *fn_batch_checkpoint(fn_batch *b)
+{
+    return b->checkpoint_in;
+}
+
+int fn_batch_is_retry(fn_batch *b)
+{
+    return b->retry_only;
+}
+
+int64_t fn_batch_next_index(fn_batch *b)
+{
+    return b->start_index;
+}
+
+size_t fn_batch_items(fn_batch *b, fn_item *const **items)
+{
+    *items = b->items;
+    return b->n_items;
+}
+
+static json_t *param_value(fn_batch *b, const char *key, int *index)
+{
+    for (size_t i = 0; i < b->t->n_params; i++)
+        if (strcmp(b->t->params[i].key, key) == 0) {
+            if (index) *index = (int)i;
+            return json_object_get(b->payload, key);
+        }
+    return NULL;
+}
+
+int64_t fn_batch_int(fn_batch *b, const char *key)
+{
+    return json_integer_value(param_value(b, key, NULL));
+}
+
+double fn_batch_real(fn_batch *b, const char *key)
+{
+    return json_number_value(param_value(b, key, NULL));
+}
+
+int fn_batch_bool(fn_batch *b, const char *key)
+{
+    return json_is_true(param_value(b, key, NULL));
+}
+
+const char *fn_batch_string(fn_batch *b, const char *key)
+{
+    return json_string_value(param_value(b, key, NULL));
+}
+
+size_t fn_batch_strings(fn_batch *b, const char *key, const char *const **out)
+{
+    int i = -1;
+    param_value(b, key, &i);
+    if (i < 0 || !b->strings[i]) {
+        *out = NULL;
+        return 0;
+    }
+    *out = b->strings[i];
+    return b->n_strings[i];
+}
+
+void fn_batch_add(fn_batch *b, int counter, int64_t delta)
+{
+    if ((unsigned)counter < b->t->n_counters) fn_job_add(b->ctx, b->counters[counter], delta);
+}
+
+void fn_batch_set(fn_batch *b, int counter, int64_t value)
+{
+    if ((unsigned)counter < b->t->n_counters) fn_job_set(b->ctx, b->counters[counter], value);
+}
+
+int64_t fn_batch_get(fn_batch *b, int counter)
+{
+    return (unsigned)counter < b->t->n_counters ? fn_job_get(b->ctx, b->counters[counter]) : 0;
+}
+
+void fn_batch_observe(fn_batch *b, int histogram, double value)
+{
+    if ((unsigned)histogram < b->t->n_histograms)
+        fn_job_observe(b->ctx, b->hists[histogram], value);
+}
+
+fn_store *fn_batch_reader(fn_batch *b)
+{
+    fn_store *s = NULL;
+    return fn_job_reader(b->ctx, &s) == 0 ? s : NULL;
+}
+
+void fn_batch_fail(fn_batch *b, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fn_job_fail_reason(b->ctx, "%s", buf);
+}
+
+int fn_item_set_ref(fn_item *it, const char *ref)
+{
+    char *r = strdup(ref ? ref : "");
+    if (!r) return FN_ERR_NOMEM;
+    free(it->ref);
+    it->ref = r;
+    return 0;
+}
+
+int fn_item_fail(fn_item *it, int err, const char *code, const char *fmt, ...)
+{
+    it->err = err ? err : FN_ERR_INVALID;
+    snprintf(it->code, sizeof it->code, "%s", code && *code ? code : fn_errname(it->err));
+    char buf[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(it->msg);
+    it->msg = strdup(buf);
+    return it->msg ? 0 : FN_ERR_NOMEM;
+}
+
+/* ---- the batch --------------------------------------------------------------------------------
+ */
+
+/* The next free item of the batch (a cleared spare, or a new one). */
+static fn_item *spare(fn_batch *b)
+{
+    if (b->n_items == b->n_alloc) {
+        if (b->n_alloc == b->cap_alloc) {
+            size_t cap = b->cap_alloc ? b->cap_alloc * 2 : 64;
+            fn_item **ni = realloc(b->items, cap * sizeof *ni);
+            if (!ni) return NULL;
+            b->items = ni;
+            b->cap_alloc = cap;
+        }
+        /* One block: the item, then its data, aligned for any type. */
+        size_t head = (sizeof(fn_item) + 15) & ~(size_t)15;
+        fn_item *it = calloc(1, head + b->t->item_size);
+        if (!it) return NULL;
+        it->data = b->t->item_size ? (unsigned char *)it + head : NULL;
+        b->items[b->n_alloc++] = it;
+    }
+    return b->items[b->n_items];
+}
+
+static void clear_item(fn_batch *b, fn_item *it)
+{
+    if (b->t->item_clear) b->t->item_clear(b, it);
+    void *data = it->data;
+    free(it->ref);
+    free(it->msg);
+    memset(it, 0, sizeof *it);
+    if (data) memset(data, 0, b->t->item_size);
+    it->data = data;
+}
+
+static void process_one(size_t i, int worker, void *arg)
+{
+    fn_batch *b = arg;
+    fn_item *it = b->todo[i];
+    if (worker < 0 || worker >= b->n_slots) { /* the engine broke its promise: fail, not crash */
+        fn_item_fail(it, FN_ERR_STATE, NULL, "%s: worker slot %d out of range", b->t->type, worker);
+        return;
+    }
+    void *slot = b->slots + (size_t)worker * b->t->slot_size;
+    if (b->slot_rc[worker] == 0) {
+        int rc = b->t->slot_open ? b->t->slot_open(b, slot, b->slot_err[worker], 256) : 0;
+        if (rc < 0 && !b->slot_err[worker][0])
+            snprintf(b->slot_err[worker], 256, "setting up a worker: %s", fn_strerror(rc));
+        b->slot_rc[worker] = rc < 0 ? rc : 1;
+    }
+    if (b->slot_rc[worker] < 0)
+        fn_item_fail(it, b->slot_rc[worker], NULL, "%s", b->slot_err[worker]);
+    else
+        b->t->process(b, slot, it);
+    if (b->t->done_counter >= 0) fn_batch_add(b, b->t->done_counter, 1);
+}
+
+static int cmp_items(const void *x, const void *y, void *arg)
+{
+    const fn_jobtype *t = arg;
+    return t->compare(*(fn_item *const *)x, *(fn_item *const *)y);
+}
+
+static int write_rows(fn_store_tx *tx, void *arg)
+{
+    fn_batch *b = arg;
+    return b->t->write(b, tx, b->items, b->n_items);
+}
+
+static char *checkpoint_json(fn_batch *b)
+{
+    json_t *o = NULL;
+    char *type_fields = b->t->cursor ? b->t->cursor(b) : NULL;
+    if (type_fields) {
+        json_error_t jerr;
+        o = json_loads(type_fields, 0, &jerr);
+        free(type_fields);
+        if (!json_is_object(o)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    json_t *ck = json_object();
+    json_object_set_new(ck, "next_index", json_integer(b->next_index));
+    if (b->n_retry) json_object_set_new(ck, "retry_next", json_integer((json_int_t)b->retry_next));
+    json_object_update(ck, o);
+    json_decref(o);
+    char *s = json_dumps(ck, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(ck);
+    return s;
+}
+
+/* Processes the batch's work over the slots, records its errors, commits it with its checkpoint,
+ * and empties it. */
+static int flush(fn_batch *b)
+{
+    const fn_jobtype *t = b->t;
+    int rc = 0;
+    if (b->n_work) {
+        if (b->n_work > b->cap_todo) {
+            fn_item **nt = realloc(b->todo, b->n_work * sizeof *nt);
+            if (!nt) return FN_ERR_NOMEM;
+            b->todo = nt;
+            b->cap_todo = b->n_work;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < b->n_items; i++)
+            if (b->items[i]->work && !b->items[i]->err) b->todo[n++] = b->items[i];
+        if (n > 1 && t->compare) qsort_r(b->todo, n, sizeof *b->todo, cmp_items, (void *)t);
+        if (n && t->warm && (rc = t->warm(b)) < 0) goto out;
+        if (n && (rc = fn_job_parallel_for(b->ctx, n, process_one, b)) < 0) {
+            fn_batch_fail(b, "%s: running a batch over the workers failed: %s", t->type,
+                          fn_engine_errmsg(fn_job_engine(b->ctx)));
+            goto out;
+        }
+        for (int i = 0; i < b->n_slots; i++)
+            if (b->slot_rc[i] < 0) {
+                fn_batch_fail(b, "%s: %s", t->type, b->slot_err[i]);
+                rc = b->slot_rc[i];
+                goto out;
+            }
+    }
+    for (size_t i = 0; i < b->n_items; i++) {
+        fn_item *it = b->items[i];
+        if (!it->err) continue;
+        if (!it->code[0]) snprintf(it->code, sizeof it->code, "%s", fn_errname(it->err));
+        fn_resolution res = t->resolution ? t->resolution(it->code) : FN_RES_PENDING;
+        if (!t->retry_item) res = FN_RES_SKIP; /* nothing could retry it */
+        if ((rc = fn_job_error_add(b->ctx, it->ref ? it->ref : "", it->code,
+                                   it->msg ? it->msg : fn_strerror(it->err), res)) < 0)
+            goto out;
+        if (t->errors_counter >= 0) fn_batch_add(b, t->errors_counter, 1);
+    }
+    if (t->done_counter >= 0) fn_batch_set(b, t->done_counter, b->done_base + b->handled);
+    if (t->total_counter >= 0 && fn_batch_get(b, t->total_counter) < b->done_base + b->handled)
+        fn_batch_set(b, t->total_counter, b->done_base + b->handled);
+    char *ck = checkpoint_json(b);
+    if (!ck) {
+        rc = FN_ERR_NOMEM;
+        goto out;
+    }
+    rc = fn_job_set_checkpoint(b->ctx, ck);
+    free(ck);
+    if (rc == 0) rc = fn_job_commit(b->ctx, t->write ? write_rows : NULL, b);
+    if (rc < 0)
+        fn_batch_fail(b, "%s: committing a batch failed: %s", t->type,
+                      fn_engine_errmsg(fn_job_engine(b->ctx)));
+out:
+    for (size_t i = 0; i < b->n_items; i++)
+        clear_item(b, b->items[i]);
+    b->n_items = b->n_work = 0;
+    b->since_commit = 0;
+    b->last_commit_ns = fn_mono_ns();
+    return rc;
+}
+
+/* Flushes when the batch is full or its flush policy says so (force: always); then honours a
+ * stop request. */
+static int maybe_flush(fn_batch *b, int force)
+{
+    int due = force || b->n_work >= (size_t)b->batch_size || b->since_commit >= b->flush_items ||
+              (b->since_commit && fn_mono_ns() - b->last_commit_ns >= b->flush_ns);
+    if (!due) return 0;
+    int rc = flush(b);
+    if (rc < 0) return rc;
+    fn_stop stop = fn_job_should_stop(b->ctx);
+    if (stop == FN_STOP_CANCEL) return FN_ERR_CANCELLED;
+    if (stop == FN_STOP_YIELD) return FN_ERR_YIELDED;
+    return 0;
+}
+
+/* Where an item came from: the source, a retry reference (done with it), or a retry reference
+ * that has more items to come. */
+enum { FROM_SOURCE, FROM_RETRY, FROM_RETRY_PART };
+
+/* Accounts for the item the source just filled (the batch's next spare). */
+static int take(fn_batch *b, fn_item *it, int from)
+{
+    if (from == FROM_RETRY)
+        b->retry_next++;
+    else if (from == FROM_SOURCE)
+        b->next_index++;
+    b->handled++;
+    b->since_commit++;
+    if (it->err) it->work = 0;
+    if (it->work || it->keep || it->err) {
+        b->n_items++;
+        if (it->work) b->n_work++;
+    } else {
+        clear_item(b, it);
+    }
+    if (!it->work && b->t->done_counter >= 0) fn_batch_add(b, b->t->done_counter, 1);
+    return maybe_flush(b, 0);
+}
+
+static int source_error(fn_batch *b, int rc, const char *what)
+{
+    if (!b->ctx->fail_reason[0])
+        fn_batch_fail(b, "%s: %s failed: %s", b->t->type, what, fn_strerror(rc));
+    return rc;
+}
+
+static int run_retry(fn_batch *b)
+{
+    const fn_jobtype *t = b->t;
+    while (b->retry_next < b->n_retry) {
+        char **refs = NULL;
+        size_t n = 0;
+        int rc = fn_job_retry_items(b->ctx, b->retry_next, RETRY_PAGE, &refs, &n);
+        if (rc < 0) return source_error(b, rc, "reading the items to retry");
+        if (n == 0) { /* fewer than counted (cannot happen in one run): stop here */
+            b->n_retry = b->retry_next;
+            free(refs);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int more = 1;
+            while (rc >= 0 && more) {
+                fn_item *it = spare(b);
+                more = 0;
+                if (!it) {
+                    rc = FN_ERR_NOMEM;
+                } else if (t->retry_item) {
+                    rc = t->retry_item(b, refs[i], it);
+                    more = rc == FN_SOURCE_MORE;
+                    if (rc == FN_SOURCE_END) { /* a reference with nothing (left) in it */
+                        clear_item(b, it);
+                        b->retry_next++;
+                        b->since_commit++;
+                        continue;
+                    }
+                    if (rc >= 0 && !it->ref) rc = fn_item_set_ref(it, refs[i]);
+                } else if ((rc = fn_item_set_ref(it, refs[i])) == 0) {
+                    rc = fn_item_fail(it, FN_ERR_UNSUPPORTED, NULL,
+                                      "%s: a %s job cannot retry an item", refs[i], t->type);
+                }
+                if (rc >= 0) rc = take(b, it, more ? FROM_RETRY_PART : FROM_RETRY);
+            }
+            free(refs[i]);
+        }
+        free(refs);
+        if (rc < 0)
+            return rc == FN_ERR_CANCELLED || rc == FN_ERR_YIELDED
+                       ? rc
+                       : source_error(b, rc, "retrying an item");
+    }
+    return 0;
+}
+
+static int run_source(fn_batch *b)
+{
+    for (;;) {
+        fn_item *it = spare(b);
+        if (!it) return source_error(b, FN_ERR_NOMEM, "taking the next item");
+        int rc = b->t->next(b, it);
+        if (rc == FN_SOURCE_END) {
+            clear_item(b, it);
+            return 0;
+        }
+        if (rc < 0) {
+            clear_item(b, it);
+            return source_error(b, rc, "reading the next item");
+        }
+        if ((rc = take(b, it, FROM_SOURCE)) < 0) return rc;
+    }
+}
+
+/* ---- one run ----------------------------------------------------------------------------------
+ */
+
+static int setup(fn_batch *b)
+{
+    const fn_jobtype *t = b->t;
+    fn_job_ctx *ctx = b->ctx;
+    fn_engine *e = fn_job_engine(ctx);
+    char err[1024] = "";
+    char *resolved = NULL;
+    /* A payload stored before the type had a schema default, or by hand: resolve it again. */
+    int rc =
+        fn_jobtype_resolve(t, fn_job_payload(ctx), fn_engine_config(e), &resolved, err, sizeof err);
+    if (rc < 0) {
+        fn_batch_fail(b, "%s", err);
+        return rc;
+    }
+    json_error_t jerr;
+    b->payload = json_loads(resolved, 0, &jerr);
+    free(resolved);
+    b->strings = calloc(t->n_params ? t->n_params : 1, sizeof *b->strings);
+    b->n_strings = calloc(t->n_params ? t->n_params : 1, sizeof *b->n_strings);
+    b->counters = calloc(t->n_counters ? t->n_counters : 1, sizeof *b->counters);
+    b->hists = calloc(t->n_histograms ? t->n_histograms : 1, sizeof *b->hists);
+    if (!b->payload || !b->strings || !b->n_strings || !b->counters || !b->hists)
+        return FN_ERR_NOMEM;
+    for (size_t i = 0; i < t->n_params; i++) {
+        json_t *a = json_object_get(b->payload, t->params[i].key);
+        if (t->params[i].type != FN_PARAM_STRINGS || !json_is_array(a)) continue;
+        size_t n = json_array_size(a);
+        if (!(b->strings[i] = calloc(n + 1, sizeof *b->strings[i]))) return FN_ERR_NOMEM;
+        for (size_t k = 0; k < n; k++)
+            b->strings[i][k] = json_string_value(json_array_get(a, k));
+        b->n_strings[i] = n;
+    }
+    for (size_t i = 0; i < t->n_counters; i++)
+        if ((b->counters[i] = fn_job_counter(ctx, t->counters[i])) < 0) {
+            fn_batch_fail(b, "%s: %s", t->type, fn_engine_errmsg(e));
+            return b->counters[i];
+        }
+    for (size_t i = 0; i < t->n_histograms; i++) {
+        const fn_histogram_decl *h = &t->histograms[i];
+        if ((b->hists[i] = fn_job_histogram(ctx, h->name, h->bounds, h->n_bounds)) < 0) {
+            fn_batch_fail(b, "%s: %s", t->type, fn_engine_errmsg(e));
+            return b->hists[i];
+        }
+    }
+
+    b->checkpoint_in = fn_job_checkpoint(ctx);
+    if (b->checkpoint_in) {
+        json_t *ck = json_loads(b->checkpoint_in, 0, &jerr);
+        json_t *ni = json_object_get(ck, "next_index"), *rn = json_object_get(ck, "retry_next");
+        int ok = json_is_object(ck) &&
+                 (!ni || (json_is_integer(ni) && json_integer_value(ni) >= 0)) &&
+                 (!rn || (json_is_integer(rn) && json_integer_value(rn) >= 0));
+        if (ok) {
+            b->next_index = json_integer_value(ni);
+            b->retry_next = (size_t)json_integer_value(rn);
+        }
+        json_decref(ck);
+        if (!ok) {
+            fn_batch_fail(b, "%s: the checkpoint %s is not {\"next_index\": N, ...}", t->type,
+                          b->checkpoint_in);
+            return FN_ERR_INVALID;
+        }
+    }
+    b->start_index = b->next_index;
+    b->retry_only = fn_job_is_retry(ctx);
+    b->n_retry = fn_job_retry_count(ctx);
+    if (b->retry_next > b->n_retry) b->retry_next = b->n_retry;
+    b->done_base = t->done_counter >= 0 ? fn_batch_get(b, t->done_counter) : 0;
+
+    b->batch_size = t->batch_param ? (int)fn_batch_int(b, t->batch_param) : 32;
+    if (b->batch_size <= 0) b->batch_size = 32;
+    b->flush_items = t->flush_items > 0 ? t->flush_items : 4096;
+    b->flush_ns = (uint64_t)(t->flush_ms > 0 ? t->flush_ms : 1000) * 1000000u;
+    b->n_slots = fn_job_parallelism(ctx);
+    b->slots = calloc((size_t)b->n_slots, t->slot_size ? t->slot_size : 1);
+    b->slot_rc = calloc((size_t)b->n_slots, sizeof *b->slot_rc);
+    b->slot_err = calloc((size_t)b->n_slots, sizeof *b->slot_err);
+    if (t->job_size) b->state = calloc(1, t->job_size);
+    if (!b->slots || !b->slot_rc || !b->slot_err || (t->job_size && !b->state)) return FN_ERR_NOMEM;
+    b->last_commit_ns = fn_mono_ns();
+    return 0;
+}
+
+static void teardown(fn_batch *b, int opened)
+{
+    const fn_jobtype *t = b->t;
+    for (size_t i = 0; i < b->n_alloc; i++) {
+        if (i < b->n_items) clear_item(b, b->items[i]);
+        free(b->items[i]);
+    }
+    free(b->items);
+    free(b->todo);
+    for (int i = 0; b->slot_rc && i < b->n_slots; i++)
+        if (b->slot_rc[i] == 1 && t->slot_close)
+            t->slot_close(b, b->slots + (size_t)i * t->slot_size);
+    if (opened && t->close) t->close(b);
+    free(b->slots);
+    free(b->slot_rc);
+    free(b->slot_err);
+    free(b->state);
+    for (size_t i = 0; b->strings && i < t->n_params; i++)
+        free(b->strings[i]);
+    free(b->strings);
+    free(b->n_strings);
+    free(b->counters);
+    free(b->hists);
+    json_decref(b->payload);
+}
+
+static int driver_run(fn_job_ctx *ctx, void *user)
+{
+    fn_batch b;
+    memset(&b, 0, sizeof b);
+    b.t = user;
+    b.ctx = ctx;
+    int opened = 0;
+    int rc = setup(&b);
+    if (rc == 0) {
+        rc = b.t->open ? b.t->open(&b) : 0;
+        opened = 1;
+        if (rc < 0) source_error(&b, rc, "starting");
+    }
+    if (rc == 0 && b.t->total_counter >= 0 && b.n_retry) {
+        int64_t from_source = b.retry_only ? 0 : fn_batch_get(&b, b.t->total_counter);
+        fn_batch_set(&b, b.t->total_counter, from_source + (int64_t)b.n_retry);
+    }
+    /* Publish the totals now (a progress-only commit), not after the first batch. */
+    if (rc == 0 && (rc = fn_job_commit(ctx, NULL, NULL)) < 0)
+        fn_batch_fail(&b, "%s: %s", b.t->type, fn_engine_errmsg(fn_job_engine(ctx)));
+    if (rc == 0 && fn_job_should_stop(ctx) != FN_STOP_NONE)
+        rc = fn_job_should_stop(ctx) == FN_STOP_CANCEL ? FN_ERR_CANCELLED : FN_ERR_YIELDED;
+    if (rc == 0) rc = run_retry(&b);
+    if (rc == 0 && !b.retry_only) rc = run_source(&b);
+    if (rc == 0) rc = maybe_flush(&b, 1);
+    if (rc == FN_ERR_NOMEM && !ctx->fail_reason[0])
+        fn_batch_fail(&b, "%s: out of memory", b.t->type);
+    teardown(&b, opened);
+    return rc;
+}
+
+static int driver_prepare(const char *payload, const fn_config *cfg, char **resolved, char *err,
+                          size_t errlen, void *user)
+{
+    return fn_jobtype_resolve(user, payload, cfg, resolved, err, errlen);
+}
+
+int fn_jobtype_register(fn_engine *e, const fn_jobtype *t)
+{
+    if (!t || !t->type || !t->next || !t->process)
+        return fn_eng_fail(FN_ERR_INVALID, "a job type needs a name, a source (next) and process");
+    if ((t->done_counter >= 0 && (size_t)t->done_counter >= t->n_counters) ||
+        (t->total_counter >= 0 && (size_t)t->total_counter >= t->n_counters) ||
+        (t->errors_counter >= 0 && (size_t)t->errors_counter >= t->n_counters))
+        return fn_eng_fail(FN_ERR_INVALID, "job type %s: a counter index is out of range", t->type);
+    fn_handler h = {.type = t->type,
+                    .run = driver_run,
+                    .user = (void *)t,
+                    .gpu_slots = t->gpu_slots,
+                    .mem_mb = t->mem_mb,
+                    .prepare = driver_prepare,
+                    .summary = t->summary,
+                    .rate_unit = t->rate_unit};
+    return fn_engine_register(e, &h);
+}

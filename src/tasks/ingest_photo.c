@@ -1,0 +1,221 @@
+/* ingest_photo.c: the work on one photo (on a worker slot) and the rows a batch of photos writes
+ * (the "ingest" type's fn_jobtype callbacks; see ingest.h).
+ *
+ * What must stay true:
+ * - A worker touches only its own item and its own slot; counters and histograms are the only
+ *   shared things it updates (atomically), which is what moves live progress per photo.
+ * - A file is read once for its hash before it is decoded: the hash describes the bytes the faces
+ *   came from (a file rewritten while being read is caught by the next run's mtime).
+ * - The rows go in the driver's commit, with the checkpoint: a crash never loses or repeats one. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenames/error.h"
+#include "tasks/content_hash.h"
+#include "tasks/ingest.h"
+#include "tasks/models_cache.h"
+#include "util/clock.h"
+
+enum { READ_BUF = 1 << 20 };
+
+fn_resolution ingest_resolution(const char *code)
+{
+    /* Failures the user can fix without changing the file (permissions, a file moved back, a copy
+     * still in progress) are worth retrying; damaged or foreign files are skipped. */
+    if (strcmp(code, "not_found") == 0 || strcmp(code, "unreadable") == 0 ||
+        strcmp(code, "io") == 0 || strcmp(code, "truncated") == 0 || strcmp(code, "nomem") == 0)
+        return FN_RES_RETRY;
+    return FN_RES_SKIP;
+}
+
+int ingest_warm(fn_batch *b)
+{
+    ingest_job *st = fn_batch_state(b);
+    if (st->models) return 0;
+    char err[1024] = "";
+    int rc = fn_models_cache_get(st->models_dir, st->models_which, &st->models, err, sizeof err);
+    if (rc < 0) fn_batch_fail(b, "ingest: %s", err);
+    return rc;
+}
+
+int ingest_slot_open(fn_batch *b, void *slot, char *err, size_t errlen)
+{
+    ingest_job *st = fn_batch_state(b);
+    ingest_slot *s = slot;
+    int rc = fn_vision_new(st->models, &s->vis);
+    if (rc == 0 && !(s->buf = malloc(READ_BUF))) rc = FN_ERR_NOMEM;
+    s->buflen = READ_BUF;
+    if (rc < 0) snprintf(err, errlen, "setting up a vision worker: %s", fn_strerror(rc));
+    return rc;
+}
+
+void ingest_slot_close(fn_batch *b, void *slot)
+{
+    (void)b;
+    ingest_slot *s = slot;
+    fn_vision_free(s->vis);
+    free(s->buf);
+}
+
+void ingest_item_clear(fn_batch *b, fn_item *it)
+{
+    (void)b;
+    ingest_photo *ph = it->data;
+    for (size_t i = 0; ph->thumbs && i < ph->n_faces; i++)
+        free(ph->thumbs[i]);
+    free(ph->thumbs);
+    free(ph->faces);
+    free(ph->landmarks);
+    free(ph->descriptors);
+}
+
+/* Largest files first: workers take items in this order, so the batch ends on small photos and no
+ * worker idles long waiting for the last big one (longest-processing-time first). The rows are
+ * written in source order, so this changes nothing stored. */
+int ingest_compare(const fn_item *a, const fn_item *b)
+{
+    int64_t sa = ((const ingest_photo *)a->data)->size, sb = ((const ingest_photo *)b->data)->size;
+    return sa < sb ? 1 : sa > sb ? -1 : 0;
+}
+
+/* Copies the faces out of the fn_vision (which reuses its buffers on the next call). */
+static int keep_faces(ingest_photo *ph, const fn_faces *f)
+{
+    ph->width = f->width;
+    ph->height = f->height;
+    ph->taken_at = f->info.taken_at;
+    snprintf(ph->format, sizeof ph->format, "%s", f->info.format);
+    ph->skipped_small = f->skipped_small;
+    ph->n_faces = 0;
+    if (!f->n) return 0;
+    ph->faces = calloc(f->n, sizeof *ph->faces);
+    ph->landmarks = calloc(f->n, sizeof *ph->landmarks);
+    ph->descriptors = calloc(f->n, sizeof *ph->descriptors);
+    ph->thumbs = calloc(f->n, sizeof *ph->thumbs);
+    if (!ph->faces || !ph->landmarks || !ph->descriptors || !ph->thumbs) return FN_ERR_NOMEM;
+    for (size_t i = 0; i < f->n; i++) {
+        const fn_face *src = &f->faces[i];
+        fn_face_put *p = &ph->faces[i];
+        memcpy(ph->landmarks[i], src->landmarks, sizeof ph->landmarks[i]);
+        memcpy(ph->descriptors[i], src->descriptor, sizeof ph->descriptors[i]);
+        p->x = src->x;
+        p->y = src->y;
+        p->width = src->width;
+        p->height = src->height;
+        p->score = src->score;
+        p->landmarks = (const float(*)[2])ph->landmarks[i];
+        p->descriptor = ph->descriptors[i];
+        if (src->thumb_jpeg && src->thumb_len) {
+            ph->thumbs[i] = malloc(src->thumb_len);
+            if (!ph->thumbs[i]) return FN_ERR_NOMEM;
+            memcpy(ph->thumbs[i], src->thumb_jpeg, src->thumb_len);
+            p->thumb_jpeg = ph->thumbs[i];
+            p->thumb_len = src->thumb_len;
+        }
+        ph->n_faces = i + 1;
+    }
+    return 0;
+}
+
+/* The photo's counters and histograms, as soon as it is done (live progress). */
+static void count(fn_batch *b, ingest_photo *ph, uint64_t vision_ns)
+{
+    ingest_job *st = fn_batch_state(b);
+    uint64_t before = atomic_fetch_add(&st->vision_ns, vision_ns);
+    int64_t ms = (int64_t)((before + vision_ns) / 1000000u - before / 1000000u);
+    if (ms) fn_batch_add(b, C_VISION_MS, ms);
+    if (!ph) return;
+    fn_batch_add(b, C_FACES_FOUND, (int64_t)ph->n_faces);
+    fn_batch_add(b, C_FACES_SKIPPED_SMALL, (int64_t)ph->skipped_small);
+    if (!ph->n_faces) fn_batch_add(b, C_NO_FACE_IMAGES, 1);
+    fn_batch_observe(b, H_FACES_PER_PHOTO, (double)ph->n_faces);
+    for (size_t k = 0; k < ph->n_faces; k++) {
+        float w = ph->faces[k].width, h = ph->faces[k].height;
+        fn_batch_observe(b, H_FACE_SIZE, w < h ? w : h);
+    }
+}
+
+void ingest_process(fn_batch *b, void *slot, fn_item *it)
+{
+    ingest_job *st = fn_batch_state(b);
+    ingest_slot *s = slot;
+    ingest_photo *ph = it->data;
+    int64_t size = 0;
+    int rc = fn_hash_file(it->ref, s->buf, s->buflen, &ph->hash, &size);
+    if (rc < 0) {
+        if (rc == FN_ERR_NOT_FOUND)
+            fn_item_fail(it, rc, NULL, "%s: vanished (listed, then gone before it was read)",
+                         it->ref);
+        else
+            fn_item_fail(it, rc, NULL, "%s: %s (%s)", it->ref, fn_strerror(rc), strerror(errno));
+        return;
+    }
+    fn_batch_add(b, C_BYTES_READ, size);
+    ph->size = size; /* rewritten since the stat: record what was read */
+    fn_faces faces;
+    char err[1024] = "";
+    uint64_t t0 = fn_mono_ns();
+    rc = fn_vision_detect_file(s->vis, it->ref, &st->det, &faces, err, sizeof err);
+    uint64_t vision_ns = fn_mono_ns() - t0;
+    if (rc < 0) {
+        count(b, NULL, vision_ns);
+        if (rc == FN_ERR_NOT_FOUND)
+            fn_item_fail(it, rc, NULL, "%s: vanished (listed, then gone before it was read)",
+                         it->ref);
+        else
+            fn_item_fail(it, rc, NULL, "%s", err[0] ? err : fn_strerror(rc));
+        return;
+    }
+    if ((rc = keep_faces(ph, &faces)) < 0) {
+        count(b, NULL, vision_ns);
+        fn_item_fail(it, rc, NULL, "%s: out of memory keeping the faces", it->ref);
+        return;
+    }
+    count(b, ph, vision_ns);
+}
+
+int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n_items)
+{
+    ingest_job *st = fn_batch_state(b);
+    fn_library_reader_hold(st->reader, 0); /* let the WAL be checkpointed past our snapshot */
+    fn_photo_put *puts = calloc(n_items ? n_items : 1, sizeof *puts);
+    if (!puts) return FN_ERR_NOMEM;
+    size_t n = 0;
+    fn_job_id job = fn_job_id_of(fn_batch_ctx(b));
+    for (size_t i = 0; i < n_items; i++) {
+        const fn_item *it = items[i];
+        const ingest_photo *ph = it->data;
+        fn_photo_put *p = &puts[n];
+        p->path = it->ref;
+        p->size = ph->size;
+        p->mtime_ns = ph->mtime_ns;
+        p->hash = ph->hash;
+        p->job_id = job;
+        p->taken_at = -1;
+        if (ph->touch) {
+            p->kind = FN_PUT_TOUCH;
+        } else if (it->work && !it->err) {
+            p->kind = FN_PUT_RESULT;
+            p->width = ph->width;
+            p->height = ph->height;
+            p->taken_at = ph->taken_at;
+            p->format = ph->format;
+            p->faces = ph->faces;
+            p->n_faces = ph->n_faces;
+            p->faces_skipped_small = (int)ph->skipped_small;
+        } else if (it->work && it->err != FN_ERR_NOT_FOUND && it->err != FN_ERR_NOT_FILE &&
+                   it->err != FN_ERR_NOMEM) {
+            /* A file that is there but is not a usable photo: remember it as such. */
+            p->kind = FN_PUT_ERROR;
+            p->error_code = it->code;
+        } else {
+            continue; /* not a photo (gone, a folder, a loop): no row */
+        }
+        n++;
+    }
+    int rc = n ? fn_library_put_photos(tx, puts, n, NULL) : 0;
+    free(puts);
+    return rc;
+}

@@ -1,0 +1,89 @@
+/* ingest_summary.c: what a person wants to know after an ingest (the "ingest" type's summary,
+ * printed by the CLI at the end of a run and by `jobs show`). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tasks/ingest.h"
+#include "util/fmt.h"
+
+static long long counter(json_t *counters, const char *name)
+{
+    return (long long)json_integer_value(json_object_get(counters, name));
+}
+
+/* Errors by code, in order of first appearance. */
+static void errors_by_code(FILE *f, const fn_job_info *job)
+{
+    for (size_t i = 0; i < job->n_errors; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(job->errors[k].code, job->errors[i].code) == 0;
+        if (seen) continue;
+        size_t n = 0;
+        for (size_t k = i; k < job->n_errors; k++)
+            n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
+        fprintf(f, "    %-12s %zu\n", job->errors[i].code, n);
+    }
+}
+
+char *ingest_summary(const fn_job_info *job, void *user)
+{
+    (void)user;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    json_error_t jerr;
+    json_t *p = json_loads(job->progress ? job->progress : "{}", 0, &jerr);
+    json_t *c = json_object_get(p, "counters");
+    long long done = counter(c, "files_done"), total = counter(c, "files_total");
+    long long errors = counter(c, "errors"), unchanged = counter(c, "skipped_unchanged");
+    long long processed = done - errors - unchanged;
+    if (processed < 0) processed = 0;
+    long long faces = counter(c, "faces_found"), noface = counter(c, "no_face_images");
+    double secs = job->finished_at >= 0 && job->started_at >= 0
+                      ? (double)(job->finished_at - job->started_at) / 1000.0
+                      : 0;
+    char b1[32], b2[32], b3[32];
+    fprintf(f, "ingest job %lld %s\n", (long long)job->id, fn_job_state_name(job->state));
+    fprintf(f, "  photos      %s processed of %s found", fn_fmt_count(processed, b1, sizeof b1),
+            fn_fmt_count(total, b2, sizeof b2));
+    if (unchanged) fprintf(f, " (%s unchanged, skipped)", fn_fmt_count(unchanged, b3, sizeof b3));
+    fprintf(f, "\n  faces       %s", fn_fmt_count(faces, b1, sizeof b1));
+    if (counter(c, "faces_skipped_small"))
+        fprintf(f, " (%s smaller than the minimum size ignored)",
+                fn_fmt_count(counter(c, "faces_skipped_small"), b2, sizeof b2));
+    fprintf(f, "\n  no faces    %s photos\n", fn_fmt_count(noface, b1, sizeof b1));
+    if (counter(c, "non_images"))
+        fprintf(f, "  not photos  %s files ignored\n",
+                fn_fmt_count(counter(c, "non_images"), b1, sizeof b1));
+    fprintf(f, "  errors      %s\n", fn_fmt_count(errors, b1, sizeof b1));
+    errors_by_code(f, job);
+    fprintf(f, "  time        %s", fn_fmt_duration(secs, b1, sizeof b1));
+    if (secs > 0 && processed > 0)
+        fprintf(f, ", %.2f photos/s, %.2f faces/s", (double)processed / secs, (double)faces / secs);
+    fprintf(f, ", %s read\n", fn_fmt_bytes(counter(c, "bytes_read"), b1, sizeof b1));
+    if (job->n_errors) {
+        size_t show = job->n_errors < 5 ? job->n_errors : 5;
+        for (size_t i = 0; i < show; i++)
+            fprintf(f, "  ! %s: %s\n", job->errors[i].code, job->errors[i].message);
+        if (job->n_errors > show)
+            fprintf(f, "  ... %zu more: facenames jobs errors %lld\n", job->n_errors - show,
+                    (long long)job->id);
+        fprintf(f,
+                "  to retry the failed files once fixed: facenames jobs retry %lld"
+                " (facenames jobs skip %lld --code CODE leaves some out)\n",
+                (long long)job->id, (long long)job->id);
+    }
+    if (job->state == FN_JOB_CANCELLED)
+        fprintf(f, "  to continue: facenames jobs resume %lld (or run the same ingest again)\n",
+                (long long)job->id);
+    json_decref(p);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

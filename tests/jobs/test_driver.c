@@ -1,0 +1,542 @@
+/* test_driver.c: the batch-job driver with a synthetic job type ("squares": item i of n squares
+ * i on a worker slot and writes a row): payload checks at enqueue and the resolved payload,
+ * counters, errors and their resolutions, slots opened once and warmed once per batch, the flush
+ * policy, cancel then resume (no item twice, none lost), retry of selected items, and failures of
+ * a slot, the source and the rows. Inline mode: deterministic. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "facenames/jobtype.h"
+#include "helpers.h"
+
+/* ---- the "squares" type -----------------------------------------------------------------------
+ */
+
+enum { SQ_TOTAL, SQ_DONE, SQ_ERRORS, SQ_SKIPPED, SQ_COUNT };
+static const char *const sq_counters[SQ_COUNT] = {"items_total", "items_done", "errors", "skipped"};
+static const double sq_bounds[] = {10, 100, 1000};
+static const fn_histogram_decl sq_hists[] = {{"square", sq_bounds, 3}};
+static const char *const sq_modes[] = {"fast", "slow", NULL};
+static const fn_param sq_params[] = {
+    {"n", FN_PARAM_INT, NULL, NULL, 0, 100000, NULL, "items"},
+    {"batch", FN_PARAM_INT, NULL, "4", 1, 1000, NULL, NULL},
+    {"bad", FN_PARAM_STRINGS, NULL, "[]", 0, 0, NULL, NULL},
+    {"skip_every", FN_PARAM_INT, NULL, "0", 0, 1000, NULL, NULL},
+    {"scale", FN_PARAM_REAL, NULL, "1", 0, 10, NULL, NULL},
+    {"mode", FN_PARAM_STRING, NULL, "\"fast\"", 0, 0, sq_modes, NULL},
+    {"min", FN_PARAM_INT, "ingest.min_face_size", NULL, 0, 100000, NULL, NULL},
+    {"verbose", FN_PARAM_BOOL, NULL, "false", 0, 0, NULL, NULL},
+};
+
+typedef struct sq_job {
+    int64_t pos;
+} sq_job;
+typedef struct sq_item {
+    int64_t i, square;
+} sq_item;
+typedef struct sq_slot {
+    int opened;
+} sq_slot;
+
+static struct {
+    atomic_int slot_opens, warms, writes, cursors, fixed, fail_slot, fail_source_at,
+        cancel_after_batches;
+    fn_engine *e;
+} S;
+
+static int sq_open(fn_batch *b)
+{
+    sq_job *j = fn_batch_state(b);
+    j->pos = fn_batch_next_index(b);
+    fn_batch_set(b, SQ_TOTAL, fn_batch_int(b, "n"));
+    return 0;
+}
+
+static int is_bad(fn_batch *b, int64_t i)
+{
+    const char *const *bad;
+    size_t n = fn_batch_strings(b, "bad", &bad);
+    for (size_t k = 0; k < n; k++)
+        if (atoll(bad[k]) == i) return 1;
+    return 0;
+}
+
+static int fill(fn_batch *b, int64_t i, fn_item *it)
+{
+    char ref[32];
+    snprintf(ref, sizeof ref, "sq-%lld", (long long)i);
+    if (fn_item_set_ref(it, ref) < 0) return FN_ERR_NOMEM;
+    ((sq_item *)it->data)->i = i;
+    int64_t every = fn_batch_int(b, "skip_every");
+    if (every && i % every == every - 1) {
+        fn_batch_add(b, SQ_SKIPPED, 1);
+        return FN_SOURCE_ITEM; /* handled, nothing to keep */
+    }
+    it->work = 1;
+    return FN_SOURCE_ITEM;
+}
+
+static int sq_next(fn_batch *b, fn_item *it)
+{
+    sq_job *j = fn_batch_state(b);
+    if (S.fail_source_at && j->pos == S.fail_source_at) {
+        fn_batch_fail(b, "squares: the source broke at %lld", (long long)j->pos);
+        return FN_ERR_IO;
+    }
+    if (j->pos >= fn_batch_int(b, "n")) return FN_SOURCE_END;
+    return fill(b, j->pos++, it);
+}
+
+static int sq_retry(fn_batch *b, const char *ref, fn_item *it)
+{
+    return fill(b, atoll(ref + 3), it);
+}
+
+static int sq_slot_open(fn_batch *b, void *slot, char *err, size_t errlen)
+{
+    (void)b;
+    atomic_fetch_add(&S.slot_opens, 1);
+    if (S.fail_slot) {
+        snprintf(err, errlen, "no accelerator for this slot");
+        return FN_ERR_UNSUPPORTED;
+    }
+    ((sq_slot *)slot)->opened = 1;
+    return 0;
+}
+
+static int sq_warm(fn_batch *b)
+{
+    (void)b;
+    atomic_fetch_add(&S.warms, 1);
+    return 0;
+}
+
+static void sq_process(fn_batch *b, void *slot, fn_item *it)
+{
+    sq_item *d = it->data;
+    if (!((sq_slot *)slot)->opened) abort();
+    if (!S.fixed && is_bad(b, d->i)) {
+        fn_item_fail(it, FN_ERR_CORRUPT, d->i % 2 ? "odd_bad" : NULL, "%s: simulated", it->ref);
+        return;
+    }
+    d->square = d->i * d->i;
+    fn_batch_observe(b, 0, (double)d->square);
+}
+
+static int sq_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n)
+{
+    (void)b;
+    atomic_fetch_add(&S.writes, 1);
+    sqlite3 *db = fn_store_db(fn_store_tx_store(tx));
+    if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS sq(job INTEGER, i INTEGER, square INTEGER)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return FN_ERR_DB;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "INSERT INTO sq VALUES(?,?,?)", -1, &st, NULL) != SQLITE_OK)
+        return FN_ERR_DB;
+    int rc = 0;
+    for (size_t k = 0; k < n && !rc; k++) {
+        if (items[k]->err || !items[k]->work) continue;
+        const sq_item *d = items[k]->data;
+        sqlite3_bind_int64(st, 1, fn_job_id_of(fn_batch_ctx(b)));
+        sqlite3_bind_int64(st, 2, d->i);
+        sqlite3_bind_int64(st, 3, d->square);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = FN_ERR_DB;
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Called once per batch, before its commit and outside the transaction: where a test cancels
+ * "during" a batch (the job stops after committing it). */
+static char *sq_cursor(fn_batch *b)
+{
+    sq_job *j = fn_batch_state(b);
+    int k = atomic_fetch_add(&S.cursors, 1) + 1;
+    if (S.cancel_after_batches && k == S.cancel_after_batches &&
+        fn_job_cancel(S.e, fn_job_id_of(fn_batch_ctx(b))) != 0)
+        abort();
+    char *s = malloc(48);
+    if (s) snprintf(s, 48, "{\"pos\":%lld}", (long long)j->pos);
+    return s;
+}
+
+static fn_resolution sq_resolution(const char *code)
+{
+    return strcmp(code, "odd_bad") == 0 ? FN_RES_SKIP : FN_RES_RETRY;
+}
+
+static char *sq_summary(const fn_job_info *job, void *user)
+{
+    (void)user;
+    char *s = malloc(64);
+    if (s) snprintf(s, 64, "squares job %lld\n", (long long)job->id);
+    return s;
+}
+
+static const fn_jobtype squares = {
+    .type = "squares",
+    .params = sq_params,
+    .n_params = sizeof sq_params / sizeof sq_params[0],
+    .counters = sq_counters,
+    .n_counters = SQ_COUNT,
+    .histograms = sq_hists,
+    .n_histograms = 1,
+    .done_counter = SQ_DONE,
+    .total_counter = SQ_TOTAL,
+    .errors_counter = SQ_ERRORS,
+    .item_ref = "sq-N",
+    .rate_unit = "squares",
+    .batch_param = "batch",
+    .flush_items = 10,
+    .flush_ms = 60000,
+    .job_size = sizeof(sq_job),
+    .slot_size = sizeof(sq_slot),
+    .item_size = sizeof(sq_item),
+    .open = sq_open,
+    .slot_open = sq_slot_open,
+    .next = sq_next,
+    .retry_item = sq_retry,
+    .warm = sq_warm,
+    .process = sq_process,
+    .write = sq_write,
+    .cursor = sq_cursor,
+    .resolution = sq_resolution,
+    .summary = sq_summary,
+};
+
+/* ---- fixture ----------------------------------------------------------------------------------
+ */
+
+typedef struct fx {
+    char *dir;
+    fn_engine *e;
+} fx;
+
+static int setup(void **state)
+{
+    memset(&S, 0, sizeof S);
+    fx *f = calloc(1, sizeof *f);
+    f->dir = tmp_library();
+    fn_config c = test_config();
+    c.ingest_min_face_size = 77;
+    assert_int_equal(fn_engine_open(f->dir, &c, &f->e), 0);
+    assert_int_equal(fn_jobtype_register(f->e, &squares), 0);
+    assert_int_equal(fn_engine_start(f->e, 0), 0);
+    S.e = f->e;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    fn_engine_close(f->e);
+    rm_library(f->dir);
+    free(f);
+    return 0;
+}
+
+static long long q(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long long q(fx *f, const char *fmt, ...)
+{
+    char sql[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return q_int(f->dir, sql);
+}
+
+static fn_job_info *info(fx *f, fn_job_id id)
+{
+    fn_job_info *j;
+    assert_int_equal(fn_job_inspect(f->e, id, &j), 0);
+    return j;
+}
+
+static long long counter(const fn_job_info *j, const char *name)
+{
+    json_t *p = json_loads(j->progress, 0, NULL);
+    long long v =
+        (long long)json_integer_value(json_object_get(json_object_get(p, "counters"), name));
+    json_decref(p);
+    return v;
+}
+
+/* ---- tests ------------------------------------------------------------------------------------
+ */
+
+/* A bad payload is refused at enqueue, with the key and what is allowed, and leaves no job. */
+static void test_payload_refused_at_enqueue(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *payload, *says;
+    } cases[] = {
+        {"{\"n\":5,\"nn\":1}", "unknown key \"nn\" (known: n, batch, bad"},
+        {"{}", "\"n\" is required"},
+        {"{\"n\":\"5\"}", "\"n\" must be an integer"},
+        {"{\"n\":100001}", "\"n\" is 100001; it must be an integer from 0 to 100000"},
+        {"{\"n\":1,\"batch\":0}", "\"batch\" is 0"},
+        {"{\"n\":1,\"bad\":[1]}", "\"bad\"[0] must be a non-empty string"},
+        {"{\"n\":1,\"mode\":\"medium\"}", "must be one of \"fast\", \"slow\""},
+        {"{\"n\":1,\"scale\":11}", "\"scale\" is 11"},
+        {"{\"n\":1,\"verbose\":1}", "\"verbose\" must be true or false"},
+        {"[1]", "must be a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fn_job_id id = 0;
+        assert_int_equal(fn_enqueue(f->e, "squares", cases[i].payload, FN_PRIO_NORMAL, &id),
+                         FN_ERR_INVALID);
+        if (!strstr(fn_engine_errmsg(f->e), cases[i].says))
+            fail_msg("payload %s: got \"%s\", want \"%s\"", cases[i].payload,
+                     fn_engine_errmsg(f->e), cases[i].says);
+    }
+    assert_int_equal(q(f, "SELECT count(*) FROM jobs"), 0);
+    /* A bulk enqueue is refused whole. */
+    fn_enqueue_opts o[2] = {
+        {.type = "squares", .payload = "{\"n\":1}", .gpu_slots = -1, .mem_mb = -1},
+        {.type = "squares", .payload = "{\"x\":1}", .gpu_slots = -1, .mem_mb = -1}};
+    assert_int_equal(fn_enqueue_many(f->e, o, 2, NULL), FN_ERR_INVALID);
+    assert_int_equal(q(f, "SELECT count(*) FROM jobs"), 0);
+}
+
+/* The stored payload is the job's complete settings: every key, schema order, defaults filled
+ * (from the configuration where the schema says so). */
+static void test_payload_resolved(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(f->e, "squares", "{\"scale\":2,\"n\":3}", FN_PRIO_NORMAL, &id), 0);
+    fn_job_info *j = info(f, id);
+    assert_string_equal(j->payload,
+                        "{\"n\":3,\"batch\":4,\"bad\":[],\"skip_every\":0,\"scale\":2.0,"
+                        "\"mode\":\"fast\",\"min\":77,\"verbose\":false}");
+    fn_job_info_free(j);
+    /* The same settings written another way are the same job: enqueue-or-continue finds it. */
+    int continued = 0;
+    fn_job_id id2;
+    fn_enqueue_opts o = {.type = "squares",
+                         .payload = "{\"n\":3,\"scale\":2.0,\"min\":77}",
+                         .priority = FN_PRIO_NORMAL,
+                         .gpu_slots = -1,
+                         .mem_mb = -1};
+    assert_int_equal(fn_enqueue_or_continue(f->e, &o, &id2, &continued), 0);
+    assert_int_equal(continued, 1);
+    assert_int_equal(id2, id);
+    /* ... but not once it has run, nor with other settings. */
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    assert_int_equal(fn_enqueue_or_continue(f->e, &o, &id2, &continued), 0);
+    assert_int_equal(continued, 0);
+    assert_true(id2 != id);
+    o.payload = "{\"n\":4}";
+    fn_job_id id3;
+    assert_int_equal(fn_enqueue_or_continue(f->e, &o, &id3, &continued), 0);
+    assert_int_equal(continued, 0);
+    assert_true(id3 != id2);
+}
+
+static void test_run_counters_errors(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(f->e, "squares",
+                                "{\"n\":30,\"batch\":4,\"skip_every\":5,\"bad\":[\"3\",\"8\"]}",
+                                FN_PRIO_NORMAL, &id),
+                     0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    fn_job_info *j = info(f, id);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(counter(j, "items_total"), 30);
+    assert_int_equal(counter(j, "items_done"), 30);
+    assert_int_equal(counter(j, "skipped"), 6);
+    assert_int_equal(counter(j, "errors"), 2);
+    assert_int_equal(j->n_errors, 2);
+    assert_string_equal(j->errors[0].item, "sq-3");
+    assert_string_equal(j->errors[0].code, "odd_bad");
+    assert_int_equal(j->errors[0].resolution, FN_RES_SKIP);
+    assert_string_equal(j->errors[1].code, "corrupt");
+    assert_int_equal(j->errors[1].resolution, FN_RES_RETRY);
+    assert_non_null(strstr(j->checkpoint, "\"next_index\":30"));
+    assert_non_null(strstr(j->checkpoint, "\"pos\":30"));
+    assert_non_null(strstr(j->progress, "\"square\""));
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), 30 - 6 - 2);
+    assert_int_equal(q(f, "SELECT count(*) - count(DISTINCT i) FROM sq"), 0);
+    assert_int_equal(q(f, "SELECT sum(square = i * i) FROM sq"), 22);
+    /* One slot (inline mode), opened once; warmed once per batch with work: 24 items of work in
+     * batches of 4 (the skipped ones need none). */
+    assert_int_equal(atomic_load(&S.slot_opens), 1);
+    assert_int_equal(atomic_load(&S.warms), 6);
+    /* The type's summary and rate unit. */
+    j = info(f, id);
+    char *text = NULL;
+    assert_int_equal(fn_job_summary(f->e, j, &text), 0);
+    assert_string_equal(text, "squares job 1\n");
+    free(text);
+    fn_job_info_free(j);
+    assert_string_equal(fn_engine_rate_unit(f->e, "squares"), "squares");
+    assert_string_equal(fn_engine_rate_unit(f->e, "unknown"), "items");
+}
+
+/* Items without work still commit: after flush_items (10) of them, not only at the end. */
+static void test_flush_policy(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(
+        fn_enqueue(f->e, "squares", "{\"n\":35,\"skip_every\":1}", FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    assert_int_equal(atomic_load(&S.writes), 4); /* at 10, 20, 30, and the end */
+    assert_int_equal(atomic_load(&S.warms), 0);  /* nothing needed work: nothing warmed */
+    assert_int_equal(atomic_load(&S.slot_opens), 0);
+    fn_job_info *j = info(f, id);
+    assert_int_equal(counter(j, "items_done"), 35);
+    fn_job_info_free(j);
+}
+
+/* Cancel after the second batch, then resume: every item once, none lost, the checkpoint moving
+ * with the batches. */
+static void test_cancel_resume(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(
+        fn_enqueue(f->e, "squares", "{\"n\":20,\"batch\":3,\"bad\":[\"4\"]}", FN_PRIO_NORMAL, &id),
+        0);
+    S.cancel_after_batches = 2;
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    fn_job_info *j = info(f, id);
+    assert_int_equal(j->state, FN_JOB_CANCELLED);
+    assert_string_equal(j->checkpoint, "{\"next_index\":6,\"pos\":6}");
+    assert_int_equal(counter(j, "items_done"), 6);
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), 5); /* 0..5 but 4 */
+    S.cancel_after_batches = 0;
+    S.fixed = 1; /* the resume meets item 4 again (pending... here retry): now it succeeds */
+    fn_followup fu;
+    assert_int_equal(fn_job_resume_ex(f->e, id, &fu), 0);
+    assert_int_equal(fu.continued, 0);
+    assert_int_equal(fu.items, 1);
+    assert_int_equal(fu.retry, 1);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    j = info(f, fu.id);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(j->n_errors, 0);
+    assert_int_equal(counter(j, "items_total"), 21); /* 20, and item 4 once more */
+    assert_int_equal(counter(j, "items_done"), 21);
+    assert_string_equal(j->checkpoint, "{\"next_index\":20,\"retry_next\":1,\"pos\":20}");
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), 20);
+    assert_int_equal(q(f, "SELECT count(*) - count(DISTINCT i) FROM sq"), 0);
+    /* One live resume per job. */
+    assert_int_equal(fn_job_resume(f->e, id, NULL), 0); /* the first child completed: allowed */
+    fn_job_id again;
+    assert_int_equal(fn_job_resume(f->e, id, &again), FN_ERR_STATE);
+    assert_non_null(strstr(fn_engine_errmsg(f->e), "is already being resumed by job"));
+}
+
+/* Retry: only the selected items, through retry_item; the retry job is marked and walks nothing
+ * else. */
+static void test_retry_items(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(f->e, "squares", "{\"n\":12,\"bad\":[\"1\",\"2\",\"5\",\"6\"]}",
+                                FN_PRIO_NORMAL, &id),
+                     0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    /* 1 and 5 are odd_bad (skip), 2 and 6 corrupt (retry): the default takes 2 and 6. */
+    S.fixed = 1;
+    fn_followup fu;
+    assert_int_equal(fn_job_retry_ex(f->e, id, NULL, &fu), 0);
+    assert_int_equal(fu.items, 2);
+    assert_int_equal(fu.retry, 2);
+    assert_int_equal(fu.left, 2);
+    int before = atomic_load(&S.writes);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    fn_job_info *j = info(f, fu.id);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(j->retry_only, 1);
+    assert_int_equal(counter(j, "items_total"), 2);
+    assert_int_equal(counter(j, "items_done"), 2);
+    fn_job_info_free(j);
+    assert_int_equal(atomic_load(&S.writes) - before, 1);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq WHERE job=%lld", (long long)fu.id), 2);
+    assert_int_equal(q(f, "SELECT sum(i) FROM sq WHERE job=%lld", (long long)fu.id), 8);
+    /* Naming a skipped one explicitly takes it. */
+    const char *items[] = {"sq-5"};
+    fn_error_selection sel = {.items = items, .n_items = 1};
+    assert_int_equal(fn_job_retry_ex(f->e, id, &sel, &fu), 0);
+    assert_int_equal(fu.items, 1);
+    assert_int_equal(fu.skipped, 1);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    assert_int_equal(q(f, "SELECT i FROM sq WHERE job=%lld", (long long)fu.id), 5);
+}
+
+/* More retry items than one page of the driver (256): each once, in order. */
+static void test_retry_pages(void **state)
+{
+    fx *f = *state;
+    char payload[8192] = "{\"n\":700,\"batch\":64,\"bad\":[";
+    for (int i = 0; i < 700; i += 2)
+        snprintf(payload + strlen(payload), sizeof payload - strlen(payload), "%s\"%d\"",
+                 i ? "," : "", i);
+    strcat(payload, "]}");
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(f->e, "squares", payload, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), 350);
+    S.fixed = 1;
+    fn_followup fu;
+    assert_int_equal(fn_job_retry_ex(f->e, id, NULL, &fu), 0);
+    assert_int_equal(fu.items, 350);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq WHERE job=%lld", (long long)fu.id), 350);
+    assert_int_equal(q(f, "SELECT count(DISTINCT i) FROM sq"), 700);
+    assert_int_equal(q(f, "SELECT sum(i %% 2) FROM sq WHERE job=%lld", (long long)fu.id), 0);
+}
+
+/* A slot that cannot be set up fails the job with its reason; a source error too. */
+static void test_failures(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    S.fail_slot = 1;
+    assert_int_equal(fn_enqueue(f->e, "squares", "{\"n\":5}", FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    fn_job_info *j = info(f, id);
+    assert_int_equal(j->state, FN_JOB_FAILED);
+    assert_non_null(strstr(j->fail_reason, "no accelerator for this slot"));
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), -1); /* nothing written: no table even */
+    S.fail_slot = 0;
+    S.fail_source_at = 7;
+    assert_int_equal(fn_enqueue(f->e, "squares", "{\"n\":10,\"batch\":2}", FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    j = info(f, id);
+    assert_int_equal(j->state, FN_JOB_FAILED);
+    assert_non_null(strstr(j->fail_reason, "the source broke at 7"));
+    assert_non_null(strstr(j->checkpoint, "\"pos\":6")); /* batches before it committed */
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), 6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_payload_refused_at_enqueue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_payload_resolved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_counters_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
