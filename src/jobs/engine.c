@@ -501,6 +501,11 @@ static void foreign_changes(fn_engine *e, fn_store *s, feed_state *fs)
     /* A few bounded reads when much changed (a busy worker elsewhere writes tens of thousands of
      * changes a second); the rest waits for the next tick. */
     for (int k = 0; k < 8; k++) {
+        /* New rows this process enqueued itself were told already (a bulk enqueue of 100k jobs
+         * would otherwise be read back row by row). */
+        int64_t lo, hi;
+        fn_evq_own_ids(&e->ev, &lo, &hi);
+        if (lo && fs->cur.id + 1 >= lo && fs->cur.id < hi) fs->cur.id = hi;
         if (fn_js_feed_read(s, &fs->cur, e->owner, 2048, &fs->feed)) {
             FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
             return;

@@ -232,8 +232,25 @@ void fn_evq_push_queued_new(fn_evq *q, fn_job_id job)
     int code = told ? 1 : push_locked(q, FN_EVENT_STATE, job, FN_JOB_QUEUED, json, &seq);
     if (j && !told) j->state = FN_JOB_QUEUED;
     if (j) j->by_db = 0;
+    /* One transaction's ids are consecutive (writers are serialised), so a bulk enqueue is one
+     * run here, which the feed need not read back (fn_evq_own_ids). */
+    if (j) {
+        if (q->own_hi && job == q->own_hi + 1) {
+            q->own_hi = job;
+        } else {
+            q->own_lo = q->own_hi = job;
+        }
+    }
     pthread_mutex_unlock(&q->mu);
     if (code) free(json);
+}
+
+void fn_evq_own_ids(fn_evq *q, int64_t *lo, int64_t *hi)
+{
+    pthread_mutex_lock(&q->mu);
+    *lo = q->own_lo;
+    *hi = q->own_hi;
+    pthread_mutex_unlock(&q->mu);
 }
 
 /* FNV-1a: identifies a snapshot's text (equal text, equal hash; 0 is kept for "none"). */

@@ -146,6 +146,7 @@ typedef struct fn_evq {
     uint64_t min_interval_ns;
     fn_evjob *jobs; /* open addressing by id; cap a power of two */
     size_t jobs_n, jobs_cap;
+    int64_t own_lo, own_hi; /* the latest run of consecutive job ids this process enqueued */
 } fn_evq;
 
 /* A copy of a running job's counters and histograms, taken while the ctx is pinned (e->mu), so
@@ -250,6 +251,10 @@ void fn_evq_push_state(fn_evq *q, fn_job_id job, fn_job_state state);
 /* The queued event of a job this process just enqueued (after its commit): dropped when a newer
  * state of the job was told meanwhile (a worker claimed it first, or the monitor read it). */
 void fn_evq_push_queued_new(fn_evq *q, fn_job_id job);
+/* The latest run [lo, hi] of consecutive ids whose queued state this process told (its own
+ * enqueues; 0, 0 for none): the feed skips reading them as new rows (their later changes are in
+ * the change feed). */
+void fn_evq_own_ids(fn_evq *q, int64_t *lo, int64_t *hi);
 /* Queues a progress snapshot for ctx, coalescing with one still queued; `force` ignores the rate
  * limit and the queue limit (the final snapshot). */
 void fn_evq_progress(fn_evq *q, fn_job_ctx *ctx, char *json, int force);

@@ -357,6 +357,39 @@ static void test_no_duplicates_for_own_jobs(void **state)
     rm_library(dir);
 }
 
+/* Engine A enqueues, then B, then A again (jobs nobody runs): A's consumer gets B's job from the
+ * database and its own from memory, each queued event once. (A's monitor skips reading back the
+ * ids A enqueued itself, but never one in between.) */
+static void test_interleaved_enqueues(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    static collector a;
+    memset(&a, 0, sizeof a);
+    a.e = open_engine(dir, 0, 0);
+    fn_engine *b = open_engine(dir, 0, 0);
+    fn_enqueue_opts o = {"nobody", NULL, NULL, FN_PRIO_NORMAL, -1, -1};
+    fn_enqueue_opts many[3] = {o, o, o};
+    fn_job_id ids[7];
+    assert_int_equal(fn_enqueue_many(a.e, many, 3, ids), 0);
+    sleep_ms(120); /* A's monitor reads (and skips) its own first */
+    assert_int_equal(fn_enqueue(b, "nobody", NULL, FN_PRIO_NORMAL, &ids[3]), 0);
+    assert_int_equal(fn_enqueue_many(a.e, many, 3, ids + 4), 0);
+    assert_true(wait_state(&a, ids[3], FN_JOB_QUEUED, 5000) >= 0);
+    sleep_ms(300);
+    collect(&a);
+    for (int i = 0; i < 7; i++) {
+        fn_job_state s[8] = {0};
+        assert_int_equal(states_of(&a, ids[i], s, 8), 1);
+        assert_int_equal(s[0], FN_JOB_QUEUED);
+    }
+    assert_int_equal(a.n, 7);
+    fn_engine_close(b);
+    fn_engine_close(a.e);
+    rm_library(dir);
+}
+
 /* The change feed is trimmed to its last changes, and a reader goes on after a trim. */
 static void test_feed_prune(void **state)
 {
@@ -397,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_live_progress_between_commits),
         cmocka_unit_test(test_other_engine),
         cmocka_unit_test(test_no_duplicates_for_own_jobs),
+        cmocka_unit_test(test_interleaved_enqueues),
         cmocka_unit_test(test_feed_prune),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
