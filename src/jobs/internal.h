@@ -216,5 +216,8 @@ int fn_par_help_locked(fn_engine *e);
 int fn_engine_request_yield(fn_engine *e, fn_job_id id);
 size_t fn_engine_events_queued(fn_engine *e);
 int fn_engine_heartbeat_now(fn_engine *e);
+/* Makes fn_engine_start fail to start worker thread `index` as if pthread_create had failed (-1:
+ * off). Process-wide; for tests of a start that fails halfway. */
+void fn_engine_test_fail_worker_start(int index);
 
 #endif

@@ -104,10 +104,98 @@ static void test_stmt_cache_keeps_statement_in_use(void **state)
     rm_library(dir);
 }
 
+/* ---- 6. a start that fails halfway ----------------------------------------------------------- */
+
+static void test_start_failure_rolls_back(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.workers_cpu_max = 4;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":40,\"batch\":4,\"spin_us\":500}",
+                                FN_PRIO_NORMAL, &id),
+                     0);
+    fn_engine_test_fail_worker_start(2); /* threads 0 and 1 start, thread 2 does not */
+    int rc = fn_engine_start(e, 4);
+    fn_engine_test_fail_worker_start(-1);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(fn_engine_errmsg(e), "worker thread 2"));
+    pthread_mutex_lock(&e->mu);
+    int started = e->started, threads = e->n_threads, running = (int)e->n_running;
+    pthread_mutex_unlock(&e->mu);
+    assert_int_equal(started, 0);
+    assert_int_equal(threads, 0);
+    assert_int_equal(running, 0);
+    /* Whatever the started threads had begun went back to queued; a second start works. */
+    fn_job_state st = job_state(e, id);
+    assert_true(st == FN_JOB_QUEUED || st == FN_JOB_COMPLETED);
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    assert_int_equal(wait_state(e, id, 10000), FN_JOB_COMPLETED);
+    char *s = q_text(dir, "SELECT count(DISTINCT item) || '/' || count(*) FROM items");
+    assert_string_equal(s, "40/40");
+    free(s);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* ---- 7. close while another thread is in fn_engine_run_pending -------------------------------- */
+
+typedef struct inline_run {
+    fn_engine *e;
+    int rc, ran;
+} inline_run;
+
+static void *run_pending_thread(void *arg)
+{
+    inline_run *r = arg;
+    r->rc = fn_engine_run_pending(r->e, 0, &r->ran);
+    return NULL;
+}
+
+static void test_close_waits_for_inline_run(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 0), 0);
+    fn_job_id id;
+    /* Batches of 4 items of 10 ms: close lands inside a batch, whose commit comes after. */
+    assert_int_equal(
+        fn_enqueue(e, "count", "{\"n\":400,\"batch\":4,\"spin_us\":10000}", FN_PRIO_NORMAL, &id),
+        0);
+    inline_run r = {e, -1, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_pending_thread, &r), 0);
+    wait_running(e, id);
+    sleep_ms(60);
+    fn_engine_close(e);
+    pthread_join(t, NULL);
+    assert_int_equal(r.rc, 0);
+    /* The job yielded at close and continues at the next open. */
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 0), 0);
+    assert_int_equal(job_state(e, id), FN_JOB_QUEUED);
+    assert_int_equal(log_lines(dir, id, "yield:%"), 1);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stmt_cache_keeps_statement_in_use),
+        cmocka_unit_test(test_start_failure_rolls_back),
+        cmocka_unit_test(test_close_waits_for_inline_run),
     };
     if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
