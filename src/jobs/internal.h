@@ -139,7 +139,8 @@ struct fn_engine {
     int n_threads;
     fn_worker *workers;
     int n_workers_alloc;
-    int busy; /* workers (threads or inline) running a job */
+    int busy;    /* workers (threads or inline) running a job */
+    int helping; /* worker threads helping a parallel_for: busy too, for preemption */
     int gpu_used, mem_used;
     fn_job_ctx **running;
     size_t n_running, cap_running;

@@ -136,9 +136,11 @@ static void remove_running_locked(fn_engine *e, fn_job_ctx *ctx)
         }
 }
 
+/* A worker helping a parallel_for is not idle: it picks queued work only when its share of the
+ * map ends, so an interactive job would wait for the whole map without a yield. */
 int fn_eng_idle_workers_locked(fn_engine *e)
 {
-    int idle = e->n_threads - e->busy;
+    int idle = e->n_threads - e->busy - e->helping;
     return idle > 0 ? idle : 0;
 }
 

@@ -190,12 +190,81 @@ static void test_close_waits_for_inline_run(void **state)
     rm_library(dir);
 }
 
+/* ---- 8. parallel_for helpers are busy workers ------------------------------------------------- */
+
+static atomic_int helper_joined;
+static atomic_int saw_yield;
+
+static void slow_item(size_t i, int worker, void *arg)
+{
+    (void)i, (void)arg;
+    if (worker > 0) atomic_store(&helper_joined, 1);
+    sleep_ms(5);
+}
+
+/* Two batches of a 100-item parallel_for; yields when asked between them. */
+static int fan_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    int done = fn_job_checkpoint(ctx) ? 1 : 0;
+    for (int b = done; b < 2; b++) {
+        fn_job_parallel_for(ctx, 100, slow_item, NULL);
+        fn_job_set_checkpoint(ctx, "{\"b\":1}");
+        int rc = fn_job_commit(ctx, NULL, NULL);
+        if (rc) return rc;
+        fn_stop s = fn_job_should_stop(ctx);
+        if (s == FN_STOP_YIELD && b == 0) {
+            atomic_store(&saw_yield, 1);
+            return FN_ERR_YIELDED;
+        }
+        if (s == FN_STOP_CANCEL) return FN_ERR_CANCELLED;
+    }
+    return 0;
+}
+
+static void test_helpers_count_as_busy(void **state)
+{
+    (void)state;
+    test_reset();
+    atomic_store(&helper_joined, 0);
+    atomic_store(&saw_yield, 0);
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.workers_cpu_max = 2;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"fan", fan_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    fn_job_id bg, ia;
+    assert_int_equal(fn_enqueue(e, "fan", NULL, FN_PRIO_BACKGROUND, &bg), 0);
+    while (!atomic_load(&helper_joined))
+        sleep_ms(1);
+    /* Both workers are on the background job's parallel_for: the interactive job needs a
+     * yield. */
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":2}", FN_PRIO_INTERACTIVE, &ia), 0);
+    pthread_mutex_lock(&e->mu);
+    int stop = FN_STOP_NONE;
+    for (size_t i = 0; i < e->n_running; i++)
+        if (e->running[i]->id == bg) stop = atomic_load(&e->running[i]->stop);
+    pthread_mutex_unlock(&e->mu);
+    assert_int_equal(stop, FN_STOP_YIELD);
+    assert_int_equal(wait_state(e, ia, 10000), FN_JOB_COMPLETED);
+    assert_int_equal(wait_state(e, bg, 10000), FN_JOB_COMPLETED);
+    assert_int_equal(atomic_load(&saw_yield), 1);
+    assert_int_equal(log_lines(dir, bg, "yield:%"), 1);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stmt_cache_keeps_statement_in_use),
         cmocka_unit_test(test_start_failure_rolls_back),
         cmocka_unit_test(test_close_waits_for_inline_run),
+        cmocka_unit_test(test_helpers_count_as_busy),
     };
     if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
