@@ -198,6 +198,7 @@ typedef struct fn_end {
     int state;
     const char *reason;
     char *progress;
+    int lost; /* the row is no longer this process's (recovered elsewhere): nothing to report */
     char line[900];
 } fn_end;
 
@@ -216,10 +217,15 @@ static void ctx_free(fn_job_ctx *ctx)
     free(ctx);
 }
 
+/* A job whose row another process took over (it recovered the job after this one's heartbeat
+ * went silent) is its job now: this run's end writes nothing (no errors, no log line) and is
+ * reported nowhere, rather than "completing" a job that is running elsewhere. */
 static int write_end_tx(fn_store *s, fn_end *end, int64_t now)
 {
     fn_job_ctx *ctx = end->ctx;
     int code = fn_js_finish(s, ctx->id, ctx->e->owner, end->state, now, end->reason, end->progress);
+    end->lost = code == FN_ERR_STATE;
+    if (end->lost) return 0;
     for (size_t i = 0; !code && end->state == FN_JOB_COMPLETED && i < ctx->n_errs; i++)
         code = fn_js_add_error(s, ctx->id, ctx->errs[i].item, ctx->errs[i].code,
                                ctx->errs[i].message, (int)ctx->errs[i].res);
@@ -244,6 +250,17 @@ static void ends_published(fn_engine *e, fn_end *ends, int n)
     for (int i = 0; i < n; i++) {
         fn_end *end = &ends[i];
         fn_job_ctx *ctx = end->ctx;
+        if (end->lost) {
+            FN_LOG(FN_LOG_WARN,
+                   "job %lld: recovered by another process while it ran here; this run's end "
+                   "(%s) is dropped",
+                   (long long)ctx->id, fn_job_state_name((fn_job_state)end->state));
+            free(end->progress);
+            end->progress = NULL;
+            ctx_free(ctx);
+            end->ctx = NULL;
+            continue;
+        }
         fn_joblog_file(e, ctx->id, ctx->type, end->line);
         fn_evq_progress(&e->ev, ctx, end->progress ? end->progress : fn_ctx_progress_json(ctx), 1);
         end->progress = NULL;

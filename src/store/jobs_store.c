@@ -365,7 +365,17 @@ int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
     sqlite3_bind_int64(st, 3, now);
     if (fail_reason) sqlite3_bind_text(st, 4, fail_reason, -1, SQLITE_STATIC);
     if (progress) sqlite3_bind_text(st, 5, progress, -1, SQLITE_STATIC);
-    return run(s, st, "changing a job's state");
+    int code = run(s, st, "changing a job's state");
+    if (!code && sqlite3_changes(fn_store_db(s)) == 0) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "job %lld is no longer running under this process (it was recovered or "
+                 "finished elsewhere); its end is not recorded",
+                 (long long)id);
+        fn_store_set_msg(s, FN_ERR_STATE, "changing a job's state", detail);
+        return FN_ERR_STATE;
+    }
+    return code;
 }
 
 static const char SQL_STATE[] = "SELECT state FROM jobs WHERE id=?";

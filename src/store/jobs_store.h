@@ -68,7 +68,8 @@ int fn_js_add_audit(fn_store *s, int64_t id, int64_t now, const char *action, co
 int fn_js_log_add(fn_store *s, int64_t id, int64_t now, const char *line);
 
 /* running under `owner` -> state (queued for a yield, or a final state). A job no longer running
- * under `owner` is left alone (another process recovered it). */
+ * under `owner` is left alone (another process recovered it) and FN_ERR_STATE says so: the caller
+ * must then record nothing else of that run's end (errors, log line, events). */
 int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
                  const char *fail_reason, const char *progress);
 

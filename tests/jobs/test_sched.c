@@ -55,6 +55,63 @@ static inline long long log_lines(const char *dir, fn_job_id id, const char *lik
     return q_int(dir, sql);
 }
 
+/* ---- 2. the end of a job recovered by another process ---------------------------------------- */
+
+static const char *steal_dir;
+
+static void steal_row(fn_job_id id)
+{
+    sqlite3 *db = open_db(steal_dir);
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET owner=424242 WHERE id=%lld", (long long)id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Records an item error, then loses its row to "another process" and returns success. */
+static int stolen_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    fn_job_error_add(ctx, "item-1", "decode", "simulated bad item", FN_RES_PENDING);
+    steal_row(fn_job_id_of(ctx));
+    return 0;
+}
+
+static void test_lost_job_end_not_reported(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    steal_dir = dir;
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"stolen", stolen_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    assert_int_equal(fn_engine_start(e, 0), 0);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "stolen", NULL, FN_PRIO_NORMAL, &id), 0);
+    drain_state_events(e, id, FN_JOB_QUEUED);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    /* The row belongs to its new owner: still running there, and nothing of this run's end. */
+    assert_int_equal(job_state(e, id), FN_JOB_RUNNING);
+    assert_int_equal(q_int(dir, "SELECT owner FROM jobs"), 424242);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_errors"), 0);
+    assert_int_equal(q_int(dir, "SELECT n_errors FROM jobs"), 0);
+    assert_int_equal(log_lines(dir, id, "finish:%"), 0);
+    assert_int_equal(drain_state_events(e, id, FN_JOB_COMPLETED), 0);
+    fn_engine_close(e);
+    /* Nor in the log file. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/jobs.log", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        assert_null(strstr(line, "finish:"));
+    fclose(f);
+    rm_library(dir);
+}
+
 /* ---- 5. the statement cache ------------------------------------------------------------------ */
 
 /* A statement still being stepped must survive more distinct SQL than the cache holds. */
@@ -261,6 +318,7 @@ static void test_helpers_count_as_busy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lost_job_end_not_reported),
         cmocka_unit_test(test_stmt_cache_keeps_statement_in_use),
         cmocka_unit_test(test_start_failure_rolls_back),
         cmocka_unit_test(test_close_waits_for_inline_run),
