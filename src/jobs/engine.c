@@ -364,6 +364,10 @@ void fn_engine_close(fn_engine *e)
     fn_store_close(e->inline_worker.store);
     e->inline_worker.store = NULL;
     pthread_mutex_unlock(&e->inline_mu);
+    /* Job ends no write could record yet get a last try (else the next open recovers them). */
+    pthread_mutex_lock(&e->api_mu);
+    fn_eng_flush_unwritten(e, e->store);
+    pthread_mutex_unlock(&e->api_mu);
     if (e->monitor_started) {
         pthread_mutex_lock(&e->mon_mu);
         e->mon_stop = 1;

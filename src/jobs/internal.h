@@ -1,9 +1,12 @@
 /* internal.h: the engine's private structures, shared by the files of src/jobs.
  *
  * Locking (what must stay true):
- *   e->mu    guards the running table, the worker counts, device/memory use, the parallel task
- *            and `stopping`. Handlers never run with it held. DB reads for a pick happen under it
- *            so two local workers never pick the same job.
+ *   e->mu    guards the running table, the worker counts, device/memory use, the parallel task,
+ *            the unwritten job ends and `stopping`. It guards memory only: handlers, database
+ *            reads and waits for the write lock never happen with it held. Two local workers
+ *            never pick the same job because each picks inside its write transaction (the
+ *            engine's write lock serialises them) and reserves its pick in the running table
+ *            before committing.
  *   e->api_mu guards e->store (the controller connection used by fn_enqueue, inspect, cancel ...).
  *   ev.mu    guards the event ring and each ctx's coalescing fields (prog_seq, last_emit_ns).
  *   A ctx's counters and histograms are atomics (parallel_for helpers add to them); everything
@@ -84,6 +87,8 @@ struct fn_job_ctx {
     uint64_t last_emit_ns;
 };
 
+struct fn_end; /* a job end not yet written (sched.c) */
+
 typedef struct fn_worker {
     fn_engine *e;
     int index; /* -1: the inline (caller) worker */
@@ -145,6 +150,10 @@ struct fn_engine {
     fn_job_ctx **running;
     size_t n_running, cap_running;
     fn_ptask *tasks;
+    /* Job ends a write could not record (database locked or full), kept until a later loop
+     * iteration of any worker, or fn_engine_run_pending, writes them (sched.c). */
+    struct fn_end *unwritten;
+    int n_unwritten, cap_unwritten;
 
     pthread_mutex_t inline_mu;
     fn_worker inline_worker;
@@ -184,6 +193,9 @@ int fn_eng_idle_workers_locked(fn_engine *e);
 /* Asks the lowest-priority running job to yield if an interactive job waits and no worker is
  * idle. Call with e->mu held. */
 void fn_eng_maybe_preempt_locked(fn_engine *e);
+/* Writes the job ends kept after a failed write, once (close calls it); if that fails too they are
+ * dropped and their jobs recovered at the next open. */
+void fn_eng_flush_unwritten(fn_engine *e, fn_store *s);
 /* Wakes a worker after an enqueue; preempts for interactive jobs. */
 void fn_eng_notify_enqueued(fn_engine *e, int interactive);
 

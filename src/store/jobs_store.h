@@ -40,6 +40,20 @@ typedef struct fn_js_queued {
 /* The oldest (at most cap) queued jobs of one lane, by id. */
 int fn_js_lane_heads(fn_store *s, int priority, fn_js_queued *out, int cap, int *n);
 
+/* What a queued job must fit to be picked now (fn_js_lane_type_heads). */
+typedef struct fn_js_fit {
+    int gpu_default, mem_default; /* the handler's needs, for jobs stored with -1 */
+    int gpu_free, gpu_max;        /* device slots free now, and workers.gpu_max */
+    int mem_free, mem_max;        /* MB free now, and workers.mem_max_mb (0: no memory cap) */
+} fn_js_fit;
+
+/* The oldest (at most cap) queued jobs of lane `priority` and of type `type` with id > after, by
+ * id, leaving out those whose device slots or memory do not fit what is free now but keeping those
+ * that can never fit under the caps (so that the caller fails them). One index range (migration
+ * 2): jobs of other types and jobs waiting for capacity cost nothing, however many. */
+int fn_js_lane_type_heads(fn_store *s, int priority, const char *type, int64_t after,
+                          const fn_js_fit *fit, fn_js_queued *out, int cap, int *n);
+
 /* What a worker loads when it claims a job. Strings are malloc'ed. */
 typedef struct fn_js_claim {
     char *type, *payload, *checkpoint, *progress;

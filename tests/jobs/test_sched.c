@@ -55,6 +55,87 @@ static inline long long log_lines(const char *dir, fn_job_id id, const char *lik
     return q_int(dir, sql);
 }
 
+/* ---- 1. head-of-line blocking ---------------------------------------------------------------- */
+
+/* More queued jobs of a type nobody here runs than a lane used to read (16) must not hide the
+ * runnable job behind them. Inline mode, so the order is exact. */
+static void test_foreign_types_do_not_block(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 0), 0);
+    fn_enqueue_opts o = {"elsewhere", NULL, NULL, FN_PRIO_NORMAL, -1, -1};
+    fn_enqueue_opts many[40];
+    for (int i = 0; i < 40; i++)
+        many[i] = o;
+    assert_int_equal(fn_enqueue_many(e, many, 40, NULL), 0);
+    fn_job_id mine;
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, &mine), 0);
+    int ran = 0;
+    assert_int_equal(fn_engine_run_pending(e, 0, &ran), 0);
+    assert_int_equal(ran, 1);
+    assert_int_equal(job_state(e, mine), FN_JOB_COMPLETED);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM jobs WHERE type='elsewhere' AND state=0"),
+                     40);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* A job holding the only accelerator slot, and 20 more jobs of the same type that each need it:
+ * a job of that type that needs no slot must still run on the other worker. */
+static atomic_int gate_open;
+static atomic_int light_ran;
+
+static int gated_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    if (strstr(fn_job_payload(ctx), "light")) {
+        atomic_store(&light_ran, 1);
+        return 0;
+    }
+    while (!atomic_load(&gate_open) && fn_job_should_stop(ctx) == FN_STOP_NONE)
+        sleep_ms(1);
+    return 0;
+}
+
+static void test_full_caps_do_not_block(void **state)
+{
+    (void)state;
+    atomic_store(&gate_open, 0);
+    atomic_store(&light_ran, 0);
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.workers_gpu_max = 1;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"gated", gated_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    fn_enqueue_opts heavy = {"gated", NULL, NULL, FN_PRIO_NORMAL, 1, -1};
+    fn_job_id first;
+    assert_int_equal(fn_enqueue_ex(e, &heavy, &first), 0);
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    wait_running(e, first);
+    fn_enqueue_opts more[20];
+    for (int i = 0; i < 20; i++)
+        more[i] = heavy;
+    assert_int_equal(fn_enqueue_many(e, more, 20, NULL), 0);
+    fn_enqueue_opts light = {"gated", "{\"light\":1}", NULL, FN_PRIO_NORMAL, 0, -1};
+    fn_job_id lid;
+    assert_int_equal(fn_enqueue_ex(e, &light, &lid), 0);
+    assert_int_equal(wait_state(e, lid, 3000), FN_JOB_COMPLETED);
+    assert_int_equal(atomic_load(&light_ran), 1);
+    assert_int_equal(job_state(e, first), FN_JOB_RUNNING); /* it still holds the slot */
+    atomic_store(&gate_open, 1);
+    assert_int_equal(wait_state(e, first, 10000), FN_JOB_COMPLETED);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 /* ---- 2. the end of a job recovered by another process ---------------------------------------- */
 
 static const char *steal_dir;
@@ -109,6 +190,181 @@ static void test_lost_job_end_not_reported(void **state)
     while (fgets(line, sizeof line, f))
         assert_null(strstr(line, "finish:"));
     fclose(f);
+    rm_library(dir);
+}
+
+/* ---- 3. ends that could not be written -------------------------------------------------------- */
+
+/* Makes every later commit fail (a full disk) and returns success: its end cannot be written. */
+static int disk_fills_run(fn_job_ctx *ctx, void *user)
+{
+    (void)ctx;
+    (void)user;
+    fn_store_fault_inject(FN_ERR_FULL);
+    return 0;
+}
+
+static void test_unwritten_end_retried_inline(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"fills", disk_fills_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    assert_int_equal(fn_engine_start(e, 0), 0);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "fills", NULL, FN_PRIO_NORMAL, &id), 0);
+    drain_state_events(e, id, FN_JOB_QUEUED);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_int_equal(job_state(e, id), FN_JOB_RUNNING); /* its end is not written yet */
+    assert_int_equal(drain_state_events(e, id, FN_JOB_COMPLETED), 0);
+    fn_store_fault_inject(0);
+    /* The disk has room again: the next pass writes the end it kept. */
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_int_equal(wait_state(e, id, 1000), FN_JOB_COMPLETED);
+    assert_int_equal(log_lines(dir, id, "finish:%"), 1);
+    assert_int_equal(drain_state_events(e, id, FN_JOB_COMPLETED), 1);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+static void *clear_fault_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(1500); /* longer than the worker's own retries of the write */
+    fn_store_fault_inject(0);
+    return NULL;
+}
+
+static void test_unwritten_end_retried_threads(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {"fills", disk_fills_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "fills", NULL, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, clear_fault_later, NULL), 0);
+    /* fn_job_wait ends: the workers keep the end and write it once the disk has room. */
+    assert_int_equal(wait_state(e, id, 10000), FN_JOB_COMPLETED);
+    pthread_join(t, NULL);
+    assert_int_equal(log_lines(dir, id, "finish:%"), 1);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* ---- 4. a claim waiting for the write lock must not hold the engine mutex -------------------- */
+
+static atomic_int holding_write_lock;
+static atomic_int par_requested;
+static _Atomic uint64_t par_ms_x1000, cancel_seen_ns;
+
+static int slow_write(fn_store_tx *tx, void *arg)
+{
+    (void)tx;
+    (void)arg;
+    atomic_store(&holding_write_lock, 1);
+    sleep_ms(1200);
+    return 0;
+}
+
+static int slow_commit_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    return fn_job_commit(ctx, slow_write, NULL);
+}
+
+static void nop_item(size_t i, int worker, void *arg)
+{
+    (void)i, (void)worker, (void)arg;
+}
+
+/* Runs until cancelled; runs a parallel_for when asked and times it. */
+static int spinner_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    for (;;) {
+        if (atomic_exchange(&par_requested, 0)) {
+            uint64_t t0 = fn_mono_ns();
+            fn_job_parallel_for(ctx, 8, nop_item, NULL);
+            atomic_store(&par_ms_x1000, (fn_mono_ns() - t0) / 1000);
+        }
+        if (fn_job_should_stop(ctx) == FN_STOP_CANCEL) {
+            atomic_store(&cancel_seen_ns, fn_mono_ns());
+            return FN_ERR_CANCELLED;
+        }
+        sleep_ms(1);
+    }
+}
+
+typedef struct cancel_arg {
+    fn_engine *e;
+    fn_job_id id;
+    int rc;
+} cancel_arg;
+
+static void *cancel_thread(void *arg)
+{
+    cancel_arg *a = arg;
+    a->rc = fn_job_cancel(a->e, a->id);
+    return NULL;
+}
+
+static void test_claim_does_not_hold_engine_mutex(void **state)
+{
+    (void)state;
+    atomic_store(&holding_write_lock, 0);
+    atomic_store(&par_requested, 0);
+    atomic_store(&par_ms_x1000, 0);
+    atomic_store(&cancel_seen_ns, 0);
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.workers_cpu_max = 3;
+    c.db_busy_timeout_ms = 5000;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler hs = {"spinner", spinner_run, NULL, 0, 0};
+    fn_handler hw = {"slow", slow_commit_run, NULL, 0, 0};
+    assert_int_equal(fn_engine_register(e, &hs), 0);
+    assert_int_equal(fn_engine_register(e, &hw), 0);
+    assert_int_equal(fn_engine_start(e, 3), 0);
+    fn_job_id spin, slow;
+    assert_int_equal(fn_enqueue(e, "spinner", NULL, FN_PRIO_NORMAL, &spin), 0);
+    wait_running(e, spin);
+    assert_int_equal(fn_enqueue(e, "slow", NULL, FN_PRIO_NORMAL, &slow), 0);
+    while (!atomic_load(&holding_write_lock))
+        sleep_ms(1);
+    /* The third worker looks for work at least every 250 ms: by now it waits for the write
+     * lock inside its claim. */
+    sleep_ms(400);
+    /* Another thread cancels the spinner while it runs a parallel_for: both take the engine
+     * mutex, neither needs the write lock for it. */
+    cancel_arg ca = {e, spin, -1};
+    pthread_t t;
+    uint64_t t0 = fn_mono_ns();
+    atomic_store(&par_requested, 1);
+    assert_int_equal(pthread_create(&t, NULL, cancel_thread, &ca), 0);
+    while (atomic_load(&par_ms_x1000) == 0 || atomic_load(&cancel_seen_ns) == 0)
+        sleep_ms(1);
+    double par_ms = (double)atomic_load(&par_ms_x1000) / 1000;
+    double cancel_ms = (double)(atomic_load(&cancel_seen_ns) - t0) / 1e6;
+    fprintf(stderr, "parallel_for took %.1f ms, the cancel was seen after %.1f ms\n", par_ms,
+            cancel_ms);
+    /* The write callback holds the lock for 1200 ms; 400 ms of it remain at least. */
+    assert_true(par_ms < 150);
+    assert_true(cancel_ms < 150);
+    pthread_join(t, NULL);
+    assert_int_equal(ca.rc, 0); /* its database part waited for the write lock */
+    assert_int_equal(wait_state(e, slow, 10000), FN_JOB_COMPLETED);
+    assert_int_equal(wait_state(e, spin, 10000), FN_JOB_CANCELLED);
+    fn_engine_close(e);
     rm_library(dir);
 }
 
@@ -318,7 +574,12 @@ static void test_helpers_count_as_busy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_foreign_types_do_not_block),
+        cmocka_unit_test(test_full_caps_do_not_block),
         cmocka_unit_test(test_lost_job_end_not_reported),
+        cmocka_unit_test(test_unwritten_end_retried_inline),
+        cmocka_unit_test(test_unwritten_end_retried_threads),
+        cmocka_unit_test(test_claim_does_not_hold_engine_mutex),
         cmocka_unit_test(test_stmt_cache_keeps_statement_in_use),
         cmocka_unit_test(test_start_failure_rolls_back),
         cmocka_unit_test(test_close_waits_for_inline_run),
