@@ -55,7 +55,7 @@ static inline long long log_lines(const char *dir, fn_job_id id, const char *lik
     return q_int(dir, sql);
 }
 
-/* ---- 1. head-of-line blocking ---------------------------------------------------------------- */
+/* ---- 1. head-of-line blocking --------------------------------------------------------------- */
 
 /* More queued jobs of a type nobody here runs than a lane used to read (16) must not hide the
  * runnable job behind them. Inline mode, so the order is exact. */
@@ -136,7 +136,7 @@ static void test_full_caps_do_not_block(void **state)
     rm_library(dir);
 }
 
-/* ---- 2. the end of a job recovered by another process ---------------------------------------- */
+/* ---- 2. the end of a job recovered by another process --------------------------------------- */
 
 static const char *steal_dir;
 
@@ -193,7 +193,7 @@ static void test_lost_job_end_not_reported(void **state)
     rm_library(dir);
 }
 
-/* ---- 3. ends that could not be written -------------------------------------------------------- */
+/* ---- 3. ends that could not be written ------------------------------------------------------ */
 
 /* Makes every later commit fail (a full disk) and returns success: its end cannot be written. */
 static int disk_fills_run(fn_job_ctx *ctx, void *user)
@@ -260,7 +260,7 @@ static void test_unwritten_end_retried_threads(void **state)
     rm_library(dir);
 }
 
-/* ---- 4. a claim waiting for the write lock must not hold the engine mutex -------------------- */
+/* ---- 4. a claim waiting for the write lock must not hold the engine mutex ------------------- */
 
 static atomic_int holding_write_lock;
 static atomic_int par_requested;
@@ -368,7 +368,7 @@ static void test_claim_does_not_hold_engine_mutex(void **state)
     rm_library(dir);
 }
 
-/* ---- 5. the statement cache ------------------------------------------------------------------ */
+/* ---- 5. the statement cache ----------------------------------------------------------------- */
 
 /* A statement still being stepped must survive more distinct SQL than the cache holds. */
 static void test_stmt_cache_keeps_statement_in_use(void **state)
@@ -417,7 +417,7 @@ static void test_stmt_cache_keeps_statement_in_use(void **state)
     rm_library(dir);
 }
 
-/* ---- 6. a start that fails halfway ----------------------------------------------------------- */
+/* ---- 6. a start that fails halfway ---------------------------------------------------------- */
 
 static void test_start_failure_rolls_back(void **state)
 {
@@ -430,9 +430,8 @@ static void test_start_failure_rolls_back(void **state)
     assert_int_equal(fn_engine_open(dir, &c, &e), 0);
     register_count(e, "count", 0, 0);
     fn_job_id id;
-    assert_int_equal(fn_enqueue(e, "count", "{\"n\":40,\"batch\":4,\"spin_us\":500}",
-                                FN_PRIO_NORMAL, &id),
-                     0);
+    assert_int_equal(
+        fn_enqueue(e, "count", "{\"n\":40,\"batch\":4,\"spin_us\":500}", FN_PRIO_NORMAL, &id), 0);
     fn_engine_test_fail_worker_start(2); /* threads 0 and 1 start, thread 2 does not */
     int rc = fn_engine_start(e, 4);
     fn_engine_test_fail_worker_start(-1);
@@ -456,7 +455,7 @@ static void test_start_failure_rolls_back(void **state)
     rm_library(dir);
 }
 
-/* ---- 7. close while another thread is in fn_engine_run_pending -------------------------------- */
+/* ---- 7. close while another thread is in fn_engine_run_pending ------------------------------ */
 
 typedef struct inline_run {
     fn_engine *e;
@@ -503,7 +502,7 @@ static void test_close_waits_for_inline_run(void **state)
     rm_library(dir);
 }
 
-/* ---- 8. parallel_for helpers are busy workers ------------------------------------------------- */
+/* ---- 8. parallel_for helpers are busy workers ----------------------------------------------- */
 
 static atomic_int helper_joined;
 static atomic_int saw_yield;
