@@ -501,9 +501,10 @@ static void ctx_fill(fn_worker *w, fn_job_ctx *ctx, fn_js_claim *c, int64_t now)
 
 /* Registers the picked jobs as running here (taking their device slots and memory) before their
  * claim commits, so that no other local worker picks them and the capacity is taken by the time
- * the write lock passes on. Returns how many ctxs it wrote to res (the picked job first), 0 if the
- * pick no longer holds. Call with e->mu held. */
-static int reserve_locked(fn_engine *e, fn_worker *w, const pick *p, fn_job_ctx **res)
+ * the write lock passes on. Returns how many ctxs it wrote to res (the picked job first; their
+ * queued_at times in queued_at), 0 if the pick no longer holds. Call with e->mu held. */
+static int reserve_locked(fn_engine *e, fn_worker *w, const pick *p, fn_job_ctx **res,
+                          int64_t *queued_at)
 {
     if (fn_eng_is_running_locked(e, p->q.id)) return 0;
     if (p->gpu > 0 && e->gpu_used + p->gpu > e->cfg.workers_gpu_max) return 0;
@@ -529,6 +530,7 @@ static int reserve_locked(fn_engine *e, fn_worker *w, const pick *p, fn_job_ctx 
         atomic_store(&ctx->last_commit_ns, ctx->run_started_ns);
         e->gpu_used += ctx->gpu_slots;
         e->mem_used += ctx->mem_mb;
+        queued_at[n] = q->queued_at;
         res[n++] = ctx;
     }
     if (n > 0) e->busy++;
@@ -597,6 +599,7 @@ static int claim_next(fn_worker *w, fn_end *own, int *n_own, fn_job_ctx **out)
     fn_js_claim c[FN_PREFETCH];
     memset(c, 0, sizeof c);
     int claimed[FN_PREFETCH];
+    int64_t queued_at[FN_PREFETCH];
     int nres = 0, impossible = 0;
     char line[400];
     line[0] = '\0';
@@ -606,7 +609,7 @@ static int claim_next(fn_worker *w, fn_end *own, int *n_own, fn_job_ctx **out)
             impossible = 1;
         } else {
             pthread_mutex_lock(&e->mu);
-            nres = reserve_locked(e, w, &p, res);
+            nres = reserve_locked(e, w, &p, res, queued_at);
             pthread_mutex_unlock(&e->mu);
         }
     }
@@ -628,8 +631,7 @@ static int claim_next(fn_worker *w, fn_end *own, int *n_own, fn_job_ctx **out)
         code = fn_js_claim_job(s, res[k]->id, e->owner, now, &c[k], &claimed[k]);
         if (code || !claimed[k]) continue;
         snprintf(line, sizeof line, "start: %s lane, waited %.3f s",
-                 fn_priority_name((fn_priority)c[k].priority),
-                 (double)(now - (k == 0 ? p.q.queued_at : p.extra[k - 1].queued_at)) / 1e3);
+                 fn_priority_name((fn_priority)c[k].priority), (double)(now - queued_at[k]) / 1e3);
         code = fn_js_log_add(s, res[k]->id, now, line);
     }
     if (!code)
@@ -669,8 +671,7 @@ static int claim_next(fn_worker *w, fn_end *own, int *n_own, fn_job_ctx **out)
         if (!claimed[k]) continue;
         char sline[160];
         snprintf(sline, sizeof sline, "start: %s lane, waited %.3f s",
-                 fn_priority_name((fn_priority)c[k].priority),
-                 (double)(now - (k == 0 ? p.q.queued_at : p.extra[k - 1].queued_at)) / 1e3);
+                 fn_priority_name((fn_priority)c[k].priority), (double)(now - queued_at[k]) / 1e3);
         fn_joblog_file(e, res[k]->id, c[k].type, sline);
         ctx_fill(w, res[k], &c[k], now);
         fn_evq_push_state(&e->ev, res[k]->id, FN_JOB_RUNNING);
