@@ -4,6 +4,8 @@
  *   batch_commit_p99_ms       fn_job_commit of 32 result rows + checkpoint + progress
  *   durable_jobs_per_s        tiny jobs enqueued (100 per transaction) and run to completed by
  *                             the worker threads; each completion is committed before reported
+ *   claim_other_types_per_s   as durable_jobs_per_s, with 10000 queued jobs of a type this process
+ *                             has no handler for ahead of the runnable ones in their lane
  *   bulk_enqueue_jobs_per_s   fn_enqueue_many of 100000 jobs in one transaction
  *   cancel_latency_p99_ms     fn_job_cancel -> the "cancelled" state event, 10 ms batches
  *   interactive_pickup_p99_ms enqueue of an interactive job -> its handler starts, while every
@@ -465,6 +467,53 @@ int main(int argc, char **argv)
         check(fn_job_wait(e, last, 0, &st), e, "wait");
         printf("durable_jobs_per_s %.0f jobs/s\n", n / secs);
         printf("durable_jobs_per_cpu_s %.0f jobs/cpu-s\n", n / (cpu_s() - c0));
+        free(many);
+        fn_engine_close(e);
+        rm_lib(d);
+    }
+    fflush(stdout);
+
+    /* claim_other_types_per_s: 10k jobs of a type another process runs come first in the lane;
+     * the workers must reach the runnable ones behind them at full speed. */
+    if (want("other")) {
+        char *d = tmp_lib();
+        fn_engine *e;
+        fn_config c = cfg;
+        c.events_queue_max = 1 << 20;
+        check(fn_engine_open(d, &c, &e), NULL, "open");
+        fn_handler h = {.type = "tiny", .run = tiny_run, .gpu_slots = 0, .mem_mb = 0};
+        check(fn_engine_register(e, &h), e, "register");
+        const int n_other = 10000, n = 20000;
+        fn_enqueue_opts *many = malloc(sizeof *many * (size_t)n);
+        for (int i = 0; i < n_other; i++)
+            many[i] = (fn_enqueue_opts){"elsewhere", NULL, NULL, FN_PRIO_NORMAL, -1, -1};
+        check(fn_enqueue_many(e, many, (size_t)n_other, NULL), e, "enqueue others");
+        for (int i = 0; i < n; i++)
+            many[i] = (fn_enqueue_opts){"tiny", NULL, NULL, FN_PRIO_NORMAL, -1, -1};
+        check(fn_enqueue_many(e, many, (size_t)n, NULL), e, "enqueue");
+        fn_event ev[1024];
+        size_t ne;
+        do { /* the queued events */
+            fn_engine_events_drain(e, ev, 1024, &ne);
+            for (size_t i = 0; i < ne; i++)
+                fn_event_clear(&ev[i]);
+        } while (ne);
+        double c0 = cpu_s();
+        uint64_t t0 = fn_mono_ns();
+        check(fn_engine_start(e, -1), e, "start");
+        int completed = 0;
+        while (completed < n) {
+            struct pollfd p = {fn_engine_events_fd(e), POLLIN, 0};
+            poll(&p, 1, 1000);
+            fn_engine_events_drain(e, ev, 1024, &ne);
+            for (size_t i = 0; i < ne; i++) {
+                if (ev[i].kind == FN_EVENT_STATE && ev[i].state == FN_JOB_COMPLETED) completed++;
+                fn_event_clear(&ev[i]);
+            }
+        }
+        double secs = (double)(fn_mono_ns() - t0) / 1e9;
+        printf("claim_other_types_per_s %.0f claims/s\n", n / secs);
+        printf("claim_other_types_per_cpu_s %.0f claims/cpu-s\n", n / (cpu_s() - c0));
         free(many);
         fn_engine_close(e);
         rm_lib(d);

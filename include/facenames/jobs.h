@@ -311,8 +311,9 @@ const char *fn_job_type(const fn_job_ctx *ctx);
 const char *fn_job_payload(const fn_job_ctx *ctx);    /* JSON object text; valid during run */
 const char *fn_job_checkpoint(const fn_job_ctx *ctx); /* JSON text or NULL; valid during run */
 
-/* Errors carried over from the job this one resumes (so the handler can skip or redo them).
- * Valid during run. */
+/* Errors this job already has when it starts: those a resume carried over (marked skip), and those
+ * of an earlier run of the same job (yielded or recovered). The ones to redo are the retry items
+ * below, not these. Valid during run. */
 const fn_job_error *fn_job_inherited_errors(const fn_job_ctx *ctx, size_t *n);
 
 /* The items this run must reprocess first: a retry's selection, or a resume's errors that were

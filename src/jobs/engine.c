@@ -273,41 +273,18 @@ int fn_engine_register(fn_engine *e, const fn_handler *h)
     return code;
 }
 
-int fn_engine_start(fn_engine *e, int threads)
+static atomic_int fail_worker_start = -1;
+
+void fn_engine_test_fail_worker_start(int index)
 {
-    if (threads < 0 || threads > e->cfg.workers_cpu_max) threads = e->cfg.workers_cpu_max;
-    pthread_mutex_lock(&e->mu);
-    if (e->started) {
-        pthread_mutex_unlock(&e->mu);
-        return fn_eng_fail(FN_ERR_STATE, "%s: the engine is already started", e->dir);
-    }
-    e->started = 1;
-    pthread_mutex_unlock(&e->mu);
-    if (threads == 0) return FN_OK;
-    e->workers = calloc((size_t)threads, sizeof *e->workers);
-    if (!e->workers) return fn_eng_fail(FN_ERR_NOMEM, "out of memory starting workers");
-    e->n_workers_alloc = threads;
-    char err[512];
-    for (int i = 0; i < threads; i++) {
-        fn_worker *w = &e->workers[i];
-        w->e = e;
-        w->index = i;
-        int code = fn_eng_open_conn(e, &w->store, err, sizeof err);
-        if (code) return fn_eng_fail(code, "starting worker %d: %s", i, err);
-    }
-    for (int i = 0; i < threads; i++) {
-        if (pthread_create(&e->workers[i].thread, NULL, fn_eng_worker_main, &e->workers[i]) != 0)
-            return fn_eng_fail(FN_ERR_NOMEM, "cannot start worker thread %d", i);
-        pthread_mutex_lock(&e->mu);
-        e->n_threads = i + 1;
-        pthread_mutex_unlock(&e->mu);
-    }
-    return FN_OK;
+    atomic_store(&fail_worker_start, index);
 }
 
-void fn_engine_close(fn_engine *e)
+/* Asks the running jobs to yield, stops and joins the worker threads started so far and closes
+ * their connections. Used by close, and by a start that fails halfway so that it leaves the engine
+ * as it found it. The caller sets `stopping` back if the engine goes on. */
+static void stop_workers(fn_engine *e)
 {
-    if (!e) return;
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
     for (size_t i = 0; i < e->n_running; i++) {
@@ -324,6 +301,81 @@ void fn_engine_close(fn_engine *e)
         fn_store_close(e->workers[i].reader);
     }
     free(e->workers);
+    pthread_mutex_lock(&e->mu);
+    e->workers = NULL;
+    e->n_workers_alloc = 0;
+    e->n_threads = 0;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* A start that fails halfway: join what started (its jobs yield back to queued), then the
+ * engine is not started, so fn_engine_start may be called again. Returns `code`. */
+static int start_failed(fn_engine *e, int code)
+{
+    char keep[sizeof tl_msg];
+    memcpy(keep, tl_msg, sizeof keep);
+    stop_workers(e);
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 0;
+    e->started = 0;
+    pthread_mutex_unlock(&e->mu);
+    memcpy(tl_msg, keep, sizeof keep);
+    return code;
+}
+
+int fn_engine_start(fn_engine *e, int threads)
+{
+    if (threads < 0 || threads > e->cfg.workers_cpu_max) threads = e->cfg.workers_cpu_max;
+    pthread_mutex_lock(&e->mu);
+    if (e->started) {
+        pthread_mutex_unlock(&e->mu);
+        return fn_eng_fail(FN_ERR_STATE, "%s: the engine is already started", e->dir);
+    }
+    e->started = 1;
+    pthread_mutex_unlock(&e->mu);
+    if (threads == 0) return FN_OK;
+    fn_worker *workers = calloc((size_t)threads, sizeof *workers);
+    if (!workers)
+        return start_failed(e, fn_eng_fail(FN_ERR_NOMEM, "out of memory starting workers"));
+    pthread_mutex_lock(&e->mu);
+    e->workers = workers;
+    e->n_workers_alloc = threads;
+    pthread_mutex_unlock(&e->mu);
+    char err[512];
+    for (int i = 0; i < threads; i++) {
+        fn_worker *w = &e->workers[i];
+        w->e = e;
+        w->index = i;
+        int code = fn_eng_open_conn(e, &w->store, err, sizeof err);
+        if (code) return start_failed(e, fn_eng_fail(code, "starting worker %d: %s", i, err));
+    }
+    for (int i = 0; i < threads; i++) {
+        if (i == atomic_load(&fail_worker_start) ||
+            pthread_create(&e->workers[i].thread, NULL, fn_eng_worker_main, &e->workers[i]) != 0)
+            return start_failed(e, fn_eng_fail(FN_ERR_NOMEM, "cannot start worker thread %d", i));
+        pthread_mutex_lock(&e->mu);
+        e->n_threads = i + 1;
+        pthread_mutex_unlock(&e->mu);
+    }
+    return FN_OK;
+}
+
+void fn_engine_close(fn_engine *e)
+{
+    if (!e) return;
+    stop_workers(e);
+    /* A thread may be inside fn_engine_run_pending (its job was just asked to yield): the inline
+     * connection is its until it returns. */
+    pthread_mutex_lock(&e->inline_mu);
+    fn_store_close(e->inline_worker.store);
+    fn_store_close(e->inline_worker.reader);
+    e->inline_worker.store = NULL;
+    e->inline_worker.reader = NULL;
+    pthread_mutex_unlock(&e->inline_mu);
+    /* Job ends no write could record yet get a last try (else the next open recovers them). */
+    pthread_mutex_lock(&e->api_mu);
+    fn_eng_flush_unwritten(e, e->store);
+    pthread_mutex_unlock(&e->api_mu);
     if (e->monitor_started) {
         pthread_mutex_lock(&e->mon_mu);
         e->mon_stop = 1;
@@ -332,8 +384,6 @@ void fn_engine_close(fn_engine *e)
         pthread_join(e->monitor, NULL);
     }
     fn_store_close(e->monitor_store);
-    fn_store_close(e->inline_worker.store);
-    fn_store_close(e->inline_worker.reader);
     if (e->store && e->owner) {
         fn_store_tx *tx;
         if (fn_store_begin(e->store, &tx) == 0) {

@@ -1,9 +1,12 @@
 /* internal.h: the engine's private structures, shared by the files of src/jobs.
  *
  * Locking (what must stay true):
- *   e->mu    guards the running table, the worker counts, device/memory use, the parallel task
- *            and `stopping`. Handlers never run with it held. DB reads for a pick happen under it
- *            so two local workers never pick the same job.
+ *   e->mu    guards the running table, the worker counts, device/memory use, the parallel task,
+ *            the unwritten job ends and `stopping`. It guards memory only: handlers, database
+ *            reads and waits for the write lock never happen with it held. Two local workers
+ *            never pick the same job because each picks inside its write transaction (the
+ *            engine's write lock serialises them) and reserves its pick in the running table
+ *            before committing.
  *   e->api_mu guards e->store (the controller connection used by fn_enqueue, inspect, cancel ...).
  *   ev.mu    guards the event ring, each ctx's coalescing fields (prog_seq, last_emit_ns,
  *            emitted_hash) and the table of what the consumer was told about each job.
@@ -95,6 +98,8 @@ struct fn_job_ctx {
     uint64_t emitted_hash; /* hash of the last snapshot queued (live snapshots skip repeats) */
 };
 
+struct fn_end; /* a job end not yet written (sched.c) */
+
 typedef struct fn_worker {
     fn_engine *e;
     int index; /* -1: the inline (caller) worker */
@@ -184,11 +189,16 @@ struct fn_engine {
     int n_threads;
     fn_worker *workers;
     int n_workers_alloc;
-    int busy; /* workers (threads or inline) running a job */
+    int busy;    /* workers (threads or inline) running a job */
+    int helping; /* worker threads helping a parallel_for: busy too, for preemption */
     int gpu_used, mem_used;
     fn_job_ctx **running;
     size_t n_running, cap_running;
     fn_ptask *tasks;
+    /* Job ends a write could not record (database locked or full), kept until a later loop
+     * iteration of any worker, or fn_engine_run_pending, writes them (sched.c). */
+    struct fn_end *unwritten;
+    int n_unwritten, cap_unwritten;
 
     pthread_mutex_t inline_mu;
     fn_worker inline_worker;
@@ -233,6 +243,9 @@ int fn_eng_idle_workers_locked(fn_engine *e);
 /* Asks the lowest-priority running job to yield if an interactive job waits and no worker is
  * idle. Call with e->mu held. */
 void fn_eng_maybe_preempt_locked(fn_engine *e);
+/* Writes the job ends kept after a failed write, once (close calls it); if that fails too they are
+ * dropped and their jobs recovered at the next open. */
+void fn_eng_flush_unwritten(fn_engine *e, fn_store *s);
 /* Wakes a worker after an enqueue; preempts for interactive jobs. */
 void fn_eng_notify_enqueued(fn_engine *e, int interactive);
 
@@ -287,5 +300,8 @@ int fn_par_help_locked(fn_engine *e);
 int fn_engine_request_yield(fn_engine *e, fn_job_id id);
 size_t fn_engine_events_queued(fn_engine *e);
 int fn_engine_heartbeat_now(fn_engine *e);
+/* Makes fn_engine_start fail to start worker thread `index` as if pthread_create had failed (-1:
+ * off). Process-wide; for tests of a start that fails halfway. */
+void fn_engine_test_fail_worker_start(int index);
 
 #endif

@@ -36,9 +36,11 @@ int fn_par_help_locked(fn_engine *e)
         if (t->helpers_joined >= t->max_helpers || atomic_load(&t->next) >= t->n) continue;
         int slot = 1 + t->helpers_joined++;
         t->helpers_active++;
+        e->helping++;
         pthread_mutex_unlock(&e->mu);
         work(t, slot);
         pthread_mutex_lock(&e->mu);
+        e->helping--;
         t->helpers_active--;
         pthread_cond_broadcast(&e->done_cv);
         return 1;

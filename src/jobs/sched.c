@@ -1,15 +1,20 @@
 /* sched.c: the scheduler and the worker loop.
  *
- * DESIGN. The database is the queue: a worker picks by reading the oldest few queued jobs of each
- * lane (a partial index on queued jobs), chooses the best admissible one (lane lifted by aging,
- * device slots and memory within the caps, a handler registered here), registers it in the
- * running table (so no local worker picks it too) and claims it with `UPDATE ... WHERE
+ * DESIGN. The database is the queue: inside its write transaction a worker reads, for each lane
+ * and each type it has a handler for, the oldest queued job that fits the free device slots and
+ * memory (one range of a partial index on queued jobs by lane, type and id, so jobs of other
+ * types and jobs waiting for capacity block nothing), chooses the best (lane lifted by aging,
+ * then the longest waiting), registers it in the running table (a reservation, so no local
+ * worker picks it too and its capacity is taken) and claims it with `UPDATE ... WHERE
  * state=queued`, which has exactly one winner across processes. Jobs enqueued by other processes
- * are found without extra machinery; idle workers look again every 250 ms.
+ * are found without extra machinery; idle workers look again every 250 ms. e->mu is held only
+ * over memory, never while waiting for the write lock or reading the database.
  *
  * One write transaction per loop iteration: it writes the ends of the jobs the worker just ran
  * (state, final progress, errors, log line) and claims the next ones; the events reporting those
- * ends are queued only after it commits, so a reported completion is durable. Quick job types
+ * ends are queued only after it commits, so a reported completion is durable. Ends that cannot be
+ * written (database locked or full) are kept and written by a later iteration; an end whose row
+ * another process has taken over is dropped unreported (fencing). Quick job types
  * (under FN_QUICK_NS on average, holding no device or memory share) are claimed up to FN_PREFETCH
  * at a time; a claimed job asked to stop before its turn is given back without running.
  *
@@ -49,67 +54,109 @@ typedef struct pick {
     int n_extra;
 } pick;
 
-/* Chooses the next job for a worker. Call with e->mu held. Returns 1 with *p filled, 0 if none.
- * Tiny jobs cost little more than their transactions, so for a type whose jobs are quick (and
- * hold no device or memory share) up to FN_PREFETCH jobs of the chosen lane are taken at once:
- * one transaction then ends the previous batch and claims the next. */
-static int pick_locked(fn_engine *e, fn_store *s, pick *p, int prefetch)
+/* The first job of lane `lane` and handler h's type that fits (`fit`) and is not already running
+ * here, at page[*at], with the rest of its page for prefetching. Pages on past jobs registered as
+ * running here whose rows still say queued (a reservation being given back). Returns 1, 0 for
+ * none, -1 on a database error. */
+static int type_head(fn_engine *e, fn_store *s, int lane, const fn_handler_entry *h,
+                     const fn_js_fit *fit, fn_js_queued *page, int *n_page, int *at)
 {
-    int64_t now = fn_wall_ms();
-    int found = 0, best_lane = -1, best_i = -1;
-    double best_eff = -1;
-    fn_js_queued heads[3][16];
-    int nh[3] = {0, 0, 0};
-    for (int lane = FN_PRIO_INTERACTIVE; lane >= FN_PRIO_BACKGROUND; lane--) {
+    int64_t after = 0;
+    for (;;) {
         int n = 0;
-        if (fn_js_lane_heads(s, lane, heads[lane], 16, &n)) {
-            FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
-            return 0;
+        if (fn_js_lane_type_heads(s, lane, h->type, after, fit, page, FN_PREFETCH, &n)) return -1;
+        *n_page = n;
+        pthread_mutex_lock(&e->mu);
+        int i = 0;
+        while (i < n && fn_eng_is_running_locked(e, page[i].id))
+            i++;
+        pthread_mutex_unlock(&e->mu);
+        if (i < n) {
+            *at = i;
+            return 1;
         }
-        nh[lane] = n;
-        for (int i = 0; i < n; i++) {
-            fn_js_queued *q = &heads[lane][i];
-            if (fn_eng_is_running_locked(e, q->id)) continue;
-            const fn_handler_entry *h = fn_eng_handler(e, q->type);
-            if (!h) continue;
-            int gpu = q->gpu_slots < 0 ? h->h.gpu_slots : q->gpu_slots;
-            int mem = q->mem_mb < 0 ? h->h.mem_mb : q->mem_mb;
-            int impossible = gpu > e->cfg.workers_gpu_max ||
-                             (e->cfg.workers_mem_max_mb > 0 && mem > e->cfg.workers_mem_max_mb);
-            if (!impossible) {
-                if (gpu > 0 && e->gpu_used + gpu > e->cfg.workers_gpu_max) continue;
-                if (e->cfg.workers_mem_max_mb > 0 && mem > 0 &&
-                    e->mem_used + mem > e->cfg.workers_mem_max_mb)
-                    continue;
+        if (n < FN_PREFETCH) return 0;
+        after = page[n - 1].id;
+    }
+}
+
+/* Chooses the next job for a worker. Call inside the worker's write transaction (so no other
+ * local worker claims meanwhile: they all queue on the engine's write lock) and without e->mu,
+ * which it takes only to read the free capacity and the running table. Returns 1 with *p filled,
+ * 0 if none.
+ *
+ * Each lane is read only for the types this process has handlers for, one index range per type,
+ * and only for jobs that fit the free device slots and memory (or can never fit, to be failed):
+ * however many queued jobs of other types, or waiting for capacity, come first, they cost nothing
+ * and block nothing. A lane's candidate is its oldest such job (FIFO within a lane); across
+ * lanes the one with the highest lane lifted by aging wins, ties to the longest waiting.
+ *
+ * Tiny jobs cost little more than their transactions, so for a type whose jobs are quick (and
+ * hold no device or memory share) up to FN_PREFETCH jobs of the chosen lane and type are taken at
+ * once: one transaction then ends the previous batch and claims the next. */
+static int pick_next(fn_engine *e, fn_store *s, pick *p, int prefetch)
+{
+    fn_js_fit base = {0, 0, 0, e->cfg.workers_gpu_max, 0, e->cfg.workers_mem_max_mb};
+    pthread_mutex_lock(&e->mu);
+    base.gpu_free = e->cfg.workers_gpu_max - e->gpu_used;
+    base.mem_free = e->cfg.workers_mem_max_mb > 0 ? e->cfg.workers_mem_max_mb - e->mem_used : 0;
+    pthread_mutex_unlock(&e->mu);
+    int64_t now = fn_wall_ms();
+    int found = 0;
+    double best_eff = -1;
+    fn_js_queued best_page[FN_PREFETCH], lane_page[FN_PREFETCH], page[FN_PREFETCH];
+    int best_n = 0, best_at = 0;
+    for (int lane = FN_PRIO_INTERACTIVE; lane >= FN_PRIO_BACKGROUND; lane--) {
+        const fn_handler_entry *lane_h = NULL;
+        int lane_n = 0, lane_at = 0;
+        for (size_t k = 0; k < e->n_handlers; k++) {
+            const fn_handler_entry *h = &e->handlers[k];
+            fn_js_fit fit = base;
+            fit.gpu_default = h->h.gpu_slots;
+            fit.mem_default = h->h.mem_mb;
+            int n = 0, at = 0;
+            int r = type_head(e, s, lane, h, &fit, page, &n, &at);
+            if (r < 0) {
+                FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+                return 0;
             }
-            double eff = lane + (double)((now - q->queued_at) / e->cfg.jobs_aging_ms);
-            if (eff > FN_PRIO_INTERACTIVE) eff = FN_PRIO_INTERACTIVE;
-            if (impossible) eff = 3; /* fail it at once rather than let it block anything */
-            if (!found || eff > best_eff || (eff == best_eff && q->queued_at < p->q.queued_at)) {
-                found = 1;
-                best_eff = eff;
-                best_lane = lane;
-                best_i = i;
-                p->q = *q;
-                p->h = h;
-                p->gpu = gpu;
-                p->mem = mem;
-                p->impossible = impossible;
-            }
-            break; /* the first admissible job of a lane is its candidate */
+            if (r == 0 || (lane_h && page[at].id > lane_page[lane_at].id)) continue;
+            lane_h = h;
+            memcpy(lane_page, page, sizeof page[0] * (size_t)n);
+            lane_n = n;
+            lane_at = at;
+        }
+        if (!lane_h) continue;
+        const fn_js_queued *q = &lane_page[lane_at];
+        int gpu = q->gpu_slots < 0 ? lane_h->h.gpu_slots : q->gpu_slots;
+        int mem = q->mem_mb < 0 ? lane_h->h.mem_mb : q->mem_mb;
+        int impossible = gpu > e->cfg.workers_gpu_max ||
+                         (e->cfg.workers_mem_max_mb > 0 && mem > e->cfg.workers_mem_max_mb);
+        double eff = lane + (double)((now - q->queued_at) / e->cfg.jobs_aging_ms);
+        if (eff > FN_PRIO_INTERACTIVE) eff = FN_PRIO_INTERACTIVE;
+        if (impossible) eff = 3; /* fail it at once rather than let it block anything */
+        if (!found || eff > best_eff || (eff == best_eff && q->queued_at < p->q.queued_at)) {
+            found = 1;
+            best_eff = eff;
+            p->q = *q;
+            p->h = lane_h;
+            p->gpu = gpu;
+            p->mem = mem;
+            p->impossible = impossible;
+            memcpy(best_page, lane_page, sizeof page[0] * (size_t)lane_n);
+            best_n = lane_n;
+            best_at = lane_at;
         }
     }
     p->n_extra = 0;
     if (!found || !prefetch || p->impossible || p->gpu || p->mem ||
         atomic_load(&((fn_handler_entry *)p->h)->avg_run_ns) >= FN_QUICK_NS)
         return found;
-    for (int i = best_i + 1; i < nh[best_lane] && p->n_extra < FN_PREFETCH - 1; i++) {
-        fn_js_queued *q = &heads[best_lane][i];
-        if (strcmp(q->type, p->q.type) != 0 || q->gpu_slots > 0 || q->mem_mb > 0 ||
-            fn_eng_is_running_locked(e, q->id))
-            continue;
+    for (int i = best_at + 1; i < best_n && p->n_extra < FN_PREFETCH - 1; i++) {
+        const fn_js_queued *q = &best_page[i];
+        if (q->gpu_slots > 0 || q->mem_mb > 0) continue;
         if ((q->gpu_slots < 0 && p->h->h.gpu_slots) || (q->mem_mb < 0 && p->h->h.mem_mb)) continue;
-        p->extra[p->n_extra++] = *q;
+        p->extra[p->n_extra++] = *q; /* one running here already is left out when reserving */
     }
     return found;
 }
@@ -136,9 +183,11 @@ static void remove_running_locked(fn_engine *e, fn_job_ctx *ctx)
         }
 }
 
+/* A worker helping a parallel_for is not idle: it picks queued work only when its share of the
+ * map ends, so an interactive job would wait for the whole map without a yield. */
 int fn_eng_idle_workers_locked(fn_engine *e)
 {
-    int idle = e->n_threads - e->busy;
+    int idle = e->n_threads - e->busy - e->helping;
     return idle > 0 ? idle : 0;
 }
 
@@ -196,6 +245,7 @@ typedef struct fn_end {
     int state;
     const char *reason;
     char *progress;
+    int lost; /* the row is no longer this process's (recovered elsewhere): nothing to report */
     char line[900];
 } fn_end;
 
@@ -214,10 +264,15 @@ static void ctx_free(fn_job_ctx *ctx)
     free(ctx);
 }
 
+/* A job whose row another process took over (it recovered the job after this one's heartbeat
+ * went silent) is its job now: this run's end writes nothing (no errors, no log line) and is
+ * reported nowhere, rather than "completing" a job that is running elsewhere. */
 static int write_end_tx(fn_store *s, fn_end *end, int64_t now)
 {
     fn_job_ctx *ctx = end->ctx;
     int code = fn_js_finish(s, ctx->id, ctx->e->owner, end->state, now, end->reason, end->progress);
+    end->lost = code == FN_ERR_STATE;
+    if (end->lost) return 0;
     for (size_t i = 0; !code && end->state == FN_JOB_COMPLETED && i < ctx->n_errs; i++)
         code = fn_js_add_error(s, ctx->id, ctx->errs[i].item, ctx->errs[i].code,
                                ctx->errs[i].message, (int)ctx->errs[i].res);
@@ -242,6 +297,17 @@ static void ends_published(fn_engine *e, fn_end *ends, int n)
     for (int i = 0; i < n; i++) {
         fn_end *end = &ends[i];
         fn_job_ctx *ctx = end->ctx;
+        if (end->lost) {
+            FN_LOG(FN_LOG_WARN,
+                   "job %lld: recovered by another process while it ran here; this run's end "
+                   "(%s) is dropped",
+                   (long long)ctx->id, fn_job_state_name((fn_job_state)end->state));
+            free(end->progress);
+            end->progress = NULL;
+            ctx_free(ctx);
+            end->ctx = NULL;
+            continue;
+        }
         fn_joblog_file(e, ctx->id, ctx->type, end->line);
         fn_evq_progress(&e->ev, ctx, end->progress ? end->progress : fn_ctx_progress_json(ctx), 1);
         end->progress = NULL;
@@ -251,11 +317,9 @@ static void ends_published(fn_engine *e, fn_end *ends, int n)
     }
 }
 
-/* Writes ends alone, retrying for a while (the database may be locked); if that never succeeds
- * the jobs stay "running" under this owner and are recovered when the library is next opened. */
-static void flush_ends(fn_engine *e, fn_store *s, fn_end *ends, int n)
+/* Writes ends alone, retrying for a while (the database may be locked). Returns the last code. */
+static int write_ends_alone(fn_store *s, fn_end *ends, int n)
 {
-    if (n == 0) return;
     int code = 0;
     for (int attempt = 0; attempt < 5; attempt++) {
         fn_store_tx *tx;
@@ -272,18 +336,78 @@ static void flush_ends(fn_engine *e, fn_store *s, fn_end *ends, int n)
         struct timespec ts = {0, 50 * 1000000L * (attempt + 1)};
         nanosleep(&ts, NULL);
     }
-    if (code) {
-        for (int i = 0; i < n; i++) {
-            FN_LOG(FN_LOG_ERROR, "job %lld: could not record its end: %s",
-                   (long long)ends[i].ctx->id, fn_store_errmsg(s));
-            free(ends[i].progress);
-            ends[i].progress = NULL;
-            ctx_free(ends[i].ctx);
-            ends[i].ctx = NULL;
+    return code;
+}
+
+/* Gives up on ends for good (only at close): their jobs stay "running" under this owner, whose
+ * row close then removes, so the next open recovers them. */
+static void drop_ends(fn_store *s, fn_end *ends, int n)
+{
+    for (int i = 0; i < n; i++) {
+        FN_LOG(FN_LOG_ERROR,
+               "job %lld: could not record its end: %s; it is recovered when the library is "
+               "next opened",
+               (long long)ends[i].ctx->id, fn_store_errmsg(s));
+        free(ends[i].progress);
+        ends[i].progress = NULL;
+        ctx_free(ends[i].ctx);
+        ends[i].ctx = NULL;
+    }
+}
+
+/* Keeps ends whose write failed for a later try: the next loop iteration of any worker (idle ones
+ * look again every 250 ms) or the next fn_engine_run_pending writes them with its claim. Their jobs
+ * stay "running" under this live owner meanwhile, so dropping them would leave fn_job_wait waiting
+ * forever; they are reported only once written. */
+static void defer_ends(fn_engine *e, fn_store *s, fn_end *ends, int n)
+{
+    pthread_mutex_lock(&e->mu);
+    if (e->n_unwritten + n > e->cap_unwritten) {
+        int cap = e->cap_unwritten ? e->cap_unwritten * 2 : FN_PREFETCH;
+        while (cap < e->n_unwritten + n)
+            cap *= 2;
+        fn_end *u = realloc(e->unwritten, (size_t)cap * sizeof *u);
+        if (!u) {
+            pthread_mutex_unlock(&e->mu);
+            drop_ends(s, ends, n);
+            return;
         }
+        e->unwritten = u;
+        e->cap_unwritten = cap;
+    }
+    memcpy(e->unwritten + e->n_unwritten, ends, (size_t)n * sizeof *ends);
+    e->n_unwritten += n;
+    pthread_cond_signal(&e->work_cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Writes ends alone (nothing to claim, or the joint transaction failed); keeps them for a later
+ * try if the database keeps refusing. */
+static void flush_ends(fn_engine *e, fn_store *s, fn_end *ends, int n)
+{
+    if (n == 0) return;
+    if (write_ends_alone(s, ends, n)) {
+        FN_LOG(FN_LOG_WARN, "%d job end(s) not recorded yet (%s); kept to retry", n,
+               fn_store_errmsg(s));
+        defer_ends(e, s, ends, n);
         return;
     }
     ends_published(e, ends, n);
+}
+
+void fn_eng_flush_unwritten(fn_engine *e, fn_store *s)
+{
+    pthread_mutex_lock(&e->mu);
+    fn_end *ends = e->unwritten;
+    int n = e->n_unwritten;
+    e->unwritten = NULL;
+    e->n_unwritten = e->cap_unwritten = 0;
+    pthread_mutex_unlock(&e->mu);
+    if (n > 0 && s && write_ends_alone(s, ends, n) == 0)
+        ends_published(e, ends, n);
+    else
+        drop_ends(s, ends, n);
+    free(ends);
 }
 
 static void fmt_rate(char *buf, size_t len, int64_t items, double secs)
@@ -378,142 +502,188 @@ static void ctx_fill(fn_worker *w, fn_job_ctx *ctx, fn_js_claim *c, int64_t now)
         FN_LOG(FN_LOG_WARN, "job %lld: %s", (long long)ctx->id, fn_store_errmsg(s));
 }
 
-/* One loop iteration's transaction: writes the ends of the previous batch (if any), picks the
- * next job (and, for quick types, a few more of its lane) and claims them. Writes the claimed
- * jobs' ctxs (registered as running, caps taken) to out and returns how many. The ends are
- * published (or flushed alone) before return and *n_ends reset. */
-static int claim_next(fn_worker *w, fn_end *ends, int *n_ends, fn_job_ctx **out)
+/* Registers the picked jobs as running here (taking their device slots and memory) before their
+ * claim commits, so that no other local worker picks them and the capacity is taken by the time
+ * the write lock passes on. Returns how many ctxs it wrote to res (the picked job first; their
+ * queued_at times in queued_at), 0 if the pick no longer holds. Call with e->mu held. */
+static int reserve_locked(fn_engine *e, fn_worker *w, const pick *p, fn_job_ctx **res,
+                          int64_t *queued_at)
+{
+    if (fn_eng_is_running_locked(e, p->q.id)) return 0;
+    if (p->gpu > 0 && e->gpu_used + p->gpu > e->cfg.workers_gpu_max) return 0;
+    if (e->cfg.workers_mem_max_mb > 0 && p->mem > 0 &&
+        e->mem_used + p->mem > e->cfg.workers_mem_max_mb)
+        return 0;
+    int n = 0;
+    for (int k = 0; k <= p->n_extra; k++) {
+        const fn_js_queued *q = k == 0 ? &p->q : &p->extra[k - 1];
+        if (k > 0 && fn_eng_is_running_locked(e, q->id)) continue;
+        fn_job_ctx *ctx = calloc(1, sizeof *ctx);
+        if (!ctx || add_running_locked(e, ctx)) {
+            free(ctx);
+            break; /* out of memory: claim what is reserved (maybe nothing) */
+        }
+        ctx->e = e;
+        ctx->w = w;
+        ctx->id = q->id;
+        ctx->priority = q->priority;
+        ctx->gpu_slots = k == 0 ? p->gpu : 0;
+        ctx->mem_mb = k == 0 ? p->mem : 0;
+        ctx->run_started_ns = fn_mono_ns();
+        atomic_store(&ctx->last_commit_ns, ctx->run_started_ns);
+        e->gpu_used += ctx->gpu_slots;
+        e->mem_used += ctx->mem_mb;
+        queued_at[n] = q->queued_at;
+        res[n++] = ctx;
+    }
+    if (n > 0) e->busy++;
+    return n;
+}
+
+/* Undoes reserve_locked for one ctx (its claim failed or lost a race). Call with e->mu held. */
+static void unreserve_locked(fn_engine *e, fn_job_ctx *ctx)
+{
+    remove_running_locked(e, ctx);
+    e->gpu_used -= ctx->gpu_slots;
+    e->mem_used -= ctx->mem_mb;
+    ctx_free(ctx);
+}
+
+/* One loop iteration's transaction: writes the ends of the previous batch (and any ends an earlier
+ * write could not record), picks the next job (and, for quick types, a few more of its lane) and
+ * claims them. Writes the claimed jobs' ctxs (registered as running, caps taken) to out and
+ * returns how many. The ends are published (or flushed alone, or kept for a later try) before
+ * return and *n_own reset.
+ *
+ * e->mu is held only over memory: waiting for the write lock, the reads of the pick and the
+ * writes happen without it, so a long transaction of another job never stalls cancel, enqueue or
+ * parallel_for. Local workers cannot pick the same job because they pick inside their write
+ * transactions, which the engine's write lock serialises, and the picked jobs are registered
+ * as running (reserved) before the transaction commits. */
+static int claim_next(fn_worker *w, fn_end *own, int *n_own, fn_job_ctx **out)
 {
     fn_engine *e = w->e;
     fn_store *s = w->store;
-    int ne = *n_ends;
-    *n_ends = 0;
+    int n_mine = *n_own;
+    *n_own = 0;
     w->impossible_seen = 0;
     pthread_mutex_lock(&e->mu);
-    release_locked(e, ends, ne);
-    if (e->stopping) {
-        pthread_mutex_unlock(&e->mu);
-        flush_ends(e, s, ends, ne);
-        return 0;
+    release_locked(e, own, n_mine);
+    int stopping = e->stopping;
+    fn_end *ends = own;
+    int ne = n_mine;
+    if (e->n_unwritten > 0) {
+        fn_end *all = malloc((size_t)(n_mine + e->n_unwritten) * sizeof *all);
+        if (all) {
+            memcpy(all, own, (size_t)n_mine * sizeof *all);
+            memcpy(all + n_mine, e->unwritten, (size_t)e->n_unwritten * sizeof *all);
+            ne = n_mine + e->n_unwritten;
+            e->n_unwritten = 0;
+            ends = all;
+        }
     }
+    pthread_mutex_unlock(&e->mu);
+    int kept = 0;
     fn_store_tx *tx;
-    int code = fn_store_begin(s, &tx);
+    int code = stopping ? FN_ERR_STATE : fn_store_begin(s, &tx);
     if (code) {
-        pthread_mutex_unlock(&e->mu);
-        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+        if (!stopping) FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
         flush_ends(e, s, ends, ne);
-        return 0;
+        goto out;
     }
     int64_t now = fn_wall_ms();
     if ((code = write_ends_tx(s, ends, ne, now))) {
         fn_store_rollback(tx);
-        pthread_mutex_unlock(&e->mu);
         flush_ends(e, s, ends, ne);
-        return 0;
+        goto out;
     }
     pick p;
+    fn_job_ctx *res[FN_PREFETCH];
     fn_js_claim c[FN_PREFETCH];
     memset(c, 0, sizeof c);
-    int64_t ids[FN_PREFETCH];
-    int64_t waited[FN_PREFETCH];
-    int nc = 0;
+    int claimed[FN_PREFETCH];
+    int64_t queued_at[FN_PREFETCH];
+    int nres = 0, impossible = 0;
     char line[400];
     line[0] = '\0';
     /* Inline mode runs one job at a time, in exact order: no prefetching there. */
-    if (pick_locked(e, s, &p, w->index >= 0)) {
-        for (int k = 0; !code && k <= p.n_extra; k++) {
-            const fn_js_queued *q = k == 0 ? &p.q : &p.extra[k - 1];
-            int claimed = 0;
-            code = fn_js_claim_job(s, q->id, e->owner, now, &c[nc], &claimed);
-            if (code || !claimed) continue;
-            if (p.impossible) {
-                snprintf(line, sizeof line,
-                         "fail: needs %d accelerator slot(s) and %d MB but workers.gpu_max is %d "
-                         "and workers.mem_max_mb is %d; raise them or lower what the job declares",
-                         p.gpu, p.mem, e->cfg.workers_gpu_max, e->cfg.workers_mem_max_mb);
-                code = fn_js_finish(s, q->id, e->owner, FN_JOB_FAILED, now, line + 6, NULL);
-            } else {
-                snprintf(line, sizeof line, "start: %s lane, waited %.3f s",
-                         fn_priority_name((fn_priority)c[nc].priority),
-                         (double)(now - q->queued_at) / 1e3);
-            }
-            if (!code) code = fn_js_log_add(s, q->id, now, line);
-            ids[nc] = q->id;
-            waited[nc] = now - q->queued_at;
-            nc++;
+    if (pick_next(e, s, &p, w->index >= 0)) {
+        if (p.impossible) {
+            impossible = 1;
+        } else {
+            pthread_mutex_lock(&e->mu);
+            nres = reserve_locked(e, w, &p, res, queued_at);
+            pthread_mutex_unlock(&e->mu);
         }
+    }
+    if (impossible) {
+        int got = 0;
+        code = fn_js_claim_job(s, p.q.id, e->owner, now, &c[0], &got);
+        fn_js_claim_clear(&c[0]);
+        if (!code && got) {
+            snprintf(line, sizeof line,
+                     "fail: needs %d accelerator slot(s) and %d MB but workers.gpu_max is %d "
+                     "and workers.mem_max_mb is %d; raise them or lower what the job declares",
+                     p.gpu, p.mem, e->cfg.workers_gpu_max, e->cfg.workers_mem_max_mb);
+            code = fn_js_finish(s, p.q.id, e->owner, FN_JOB_FAILED, now, line + 6, NULL);
+            if (!code) code = fn_js_log_add(s, p.q.id, now, line);
+        }
+        impossible = !code && got;
+    }
+    for (int k = 0; !code && k < nres; k++) {
+        code = fn_js_claim_job(s, res[k]->id, e->owner, now, &c[k], &claimed[k]);
+        if (code || !claimed[k]) continue;
+        snprintf(line, sizeof line, "start: %s lane, waited %.3f s",
+                 fn_priority_name((fn_priority)c[k].priority), (double)(now - queued_at[k]) / 1e3);
+        code = fn_js_log_add(s, res[k]->id, now, line);
     }
     if (!code)
         code = fn_store_commit(tx);
     else
         fn_store_rollback(tx);
     if (code) {
-        pthread_mutex_unlock(&e->mu);
         FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
-        for (int k = 0; k < nc; k++)
+        pthread_mutex_lock(&e->mu);
+        for (int k = 0; k < nres; k++)
+            unreserve_locked(e, res[k]);
+        if (nres > 0) e->busy--;
+        pthread_mutex_unlock(&e->mu);
+        for (int k = 0; k < nres; k++)
             fn_js_claim_clear(&c[k]);
         flush_ends(e, s, ends, ne); /* the joint transaction failed: try the ends alone */
-        return 0;
+        goto out;
     }
-    int n_out = 0;
-    if (nc > 0 && !p.impossible) {
-        for (int k = 0; k < nc; k++) {
-            fn_job_ctx *ctx = calloc(1, sizeof *ctx);
-            if (!ctx || add_running_locked(e, ctx)) {
-                free(ctx);
-                ctx = NULL;
-            }
-            out[k] = ctx; /* NULL: given back below */
-            if (!ctx) continue;
-            ctx->e = e;
-            ctx->w = w;
-            ctx->id = ids[k];
-            ctx->priority = c[k].priority;
-            ctx->gpu_slots = k == 0 ? p.gpu : 0;
-            ctx->mem_mb = k == 0 ? p.mem : 0;
-            ctx->run_started_ns = fn_mono_ns();
-            atomic_store(&ctx->last_commit_ns, ctx->run_started_ns);
-            e->gpu_used += ctx->gpu_slots;
-            e->mem_used += ctx->mem_mb;
-        }
-        n_out = nc;
-        e->busy++;
-    }
-    pthread_mutex_unlock(&e->mu);
-    ends_published(e, ends, ne);
-    if (nc > 0 && p.impossible) {
-        fn_joblog_file(e, ids[0], p.q.type, line);
-        fn_evq_push_state(&e->ev, ids[0], FN_JOB_FAILED);
-        w->impossible_seen = 1;
-    }
-    int kept = 0;
-    for (int k = 0; k < n_out; k++) {
-        if (!out[k]) {
-            /* Out of memory after the claim: give the job back rather than strand it. */
-            fn_store_tx *tx2;
-            if (fn_store_begin(s, &tx2) == 0) {
-                if (fn_js_finish(s, ids[k], e->owner, FN_JOB_QUEUED, fn_wall_ms(), NULL, NULL) == 0)
-                    fn_store_commit(tx2);
-                else
-                    fn_store_rollback(tx2);
-            }
-            continue;
-        }
-        char sline[160];
-        snprintf(sline, sizeof sline, "start: %s lane, waited %.3f s",
-                 fn_priority_name((fn_priority)c[k].priority), (double)waited[k] / 1e3);
-        fn_joblog_file(e, ids[k], c[k].type, sline);
-        ctx_fill(w, out[k], &c[k], now);
-        fn_evq_push_state(&e->ev, ids[k], FN_JOB_RUNNING);
-        out[kept++] = out[k];
-    }
-    for (int k = 0; k < nc; k++)
-        fn_js_claim_clear(&c[k]);
-    if (n_out > 0 && kept == 0) {
+    /* Jobs another process claimed first are not ours: undo their reservations. */
+    int n_claimed = 0;
+    for (int k = 0; k < nres; k++)
+        n_claimed += claimed[k];
+    if (n_claimed < nres) {
         pthread_mutex_lock(&e->mu);
-        e->busy--;
+        for (int k = 0; k < nres; k++)
+            if (!claimed[k]) unreserve_locked(e, res[k]);
+        if (n_claimed == 0) e->busy--;
         pthread_mutex_unlock(&e->mu);
     }
+    ends_published(e, ends, ne);
+    if (impossible) {
+        fn_joblog_file(e, p.q.id, p.q.type, line);
+        fn_evq_push_state(&e->ev, p.q.id, FN_JOB_FAILED);
+        w->impossible_seen = 1;
+    }
+    for (int k = 0; k < nres; k++) {
+        if (!claimed[k]) continue;
+        char sline[160];
+        snprintf(sline, sizeof sline, "start: %s lane, waited %.3f s",
+                 fn_priority_name((fn_priority)c[k].priority), (double)(now - queued_at[k]) / 1e3);
+        fn_joblog_file(e, res[k]->id, c[k].type, sline);
+        ctx_fill(w, res[k], &c[k], now);
+        fn_evq_push_state(&e->ev, res[k]->id, FN_JOB_RUNNING);
+        out[kept++] = res[k];
+    }
+    for (int k = 0; k < nres; k++)
+        fn_js_claim_clear(&c[k]);
+out:
+    if (ends != own) free(ends);
     return kept;
 }
 

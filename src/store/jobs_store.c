@@ -86,13 +86,22 @@ static const fn_migration jobs_migrations[] = {
         " from_res INTEGER NOT NULL,"
         " to_res INTEGER NOT NULL);"
         "CREATE INDEX job_error_decisions_by_error ON job_error_decisions(error);"},
+    /* A worker looks for the oldest queued job of each lane among the types it has handlers for
+     * (fn_js_lane_type_heads): one range of this index per lane and type, so queued jobs of other
+     * types cost nothing, however many. The device slots and memory columns let the query skip
+     * jobs that do not fit the free capacity without reading their rows. It replaces the index
+     * by (priority, id): one partial index to update per enqueue and claim, not two
+     * (fn_js_lane_heads, which orders a whole lane by id, now sorts that lane's queued jobs). */
+    {3, "CREATE INDEX jobs_queued_type ON jobs(priority, type, id, gpu_slots, mem_mb)"
+        " WHERE state=0;"
+        "DROP INDEX jobs_queued;"},
     /* The change feed other processes' monitors read (fn_js_feed_read): every update of a job's
      * state or progress appends the job's id to job_changes, whose rowid orders the changes by
      * commit (writers are serialised). A trigger rather than the writers' own SQL, so no writer
      * can forget it; an append to a small rowid table is the cheapest write that keeps an order
      * (about a third of the cost of numbering the job row itself through an index). Inserts do
      * not fire it: new jobs are found by id. fn_js_feed_prune keeps the table short. */
-    {3, "CREATE TABLE job_changes(seq INTEGER PRIMARY KEY, job INTEGER NOT NULL);"
+    {4, "CREATE TABLE job_changes(seq INTEGER PRIMARY KEY, job INTEGER NOT NULL);"
         "CREATE TRIGGER jobs_changed AFTER UPDATE OF state, progress ON jobs BEGIN"
         " INSERT INTO job_changes(job) VALUES(NEW.id);"
         " END;"},
@@ -195,6 +204,42 @@ int fn_js_lane_heads(fn_store *s, int priority, fn_js_queued *out, int cap, int 
     STMT(s, SQL_LANE);
     sqlite3_bind_int(st, 1, priority);
     sqlite3_bind_int(st, 2, cap);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
+        fill_queued(st, &out[(*n)++]);
+    int code =
+        (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : fn_store_fail(s, rc, "reading queued jobs");
+    sqlite3_reset(st);
+    return code;
+}
+
+/* ?4/?7: the handler's device slots and memory for jobs stored with -1. A job is kept when it fits
+ * what is free (?5 slots, ?8 MB) or can never fit (more than ?6 slots, or more than ?9 MB when
+ * there is a memory cap), so the caller can fail it with a reason. */
+static const char SQL_LANE_TYPE[] =
+    "SELECT id, priority, queued_at, gpu_slots, mem_mb, type FROM jobs"
+    " WHERE state=0 AND priority=?1 AND type=?2 AND id>?3"
+    " AND (CASE WHEN gpu_slots<0 THEN ?4 ELSE gpu_slots END <= ?5"
+    "  OR CASE WHEN gpu_slots<0 THEN ?4 ELSE gpu_slots END > ?6)"
+    " AND (?9 <= 0 OR CASE WHEN mem_mb<0 THEN ?7 ELSE mem_mb END <= ?8"
+    "  OR CASE WHEN mem_mb<0 THEN ?7 ELSE mem_mb END > ?9)"
+    " ORDER BY id LIMIT ?10";
+
+int fn_js_lane_type_heads(fn_store *s, int priority, const char *type, int64_t after,
+                          const fn_js_fit *fit, fn_js_queued *out, int cap, int *n)
+{
+    *n = 0;
+    STMT(s, SQL_LANE_TYPE);
+    sqlite3_bind_int(st, 1, priority);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, after);
+    sqlite3_bind_int(st, 4, fit->gpu_default);
+    sqlite3_bind_int(st, 5, fit->gpu_free);
+    sqlite3_bind_int(st, 6, fit->gpu_max);
+    sqlite3_bind_int(st, 7, fit->mem_default);
+    sqlite3_bind_int(st, 8, fit->mem_free);
+    sqlite3_bind_int(st, 9, fit->mem_max);
+    sqlite3_bind_int(st, 10, cap);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
         fill_queued(st, &out[(*n)++]);
@@ -399,7 +444,17 @@ int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
     sqlite3_bind_int64(st, 3, now);
     if (fail_reason) sqlite3_bind_text(st, 4, fail_reason, -1, SQLITE_STATIC);
     if (progress) sqlite3_bind_text(st, 5, progress, -1, SQLITE_STATIC);
-    return run(s, st, "changing a job's state");
+    int code = run(s, st, "changing a job's state");
+    if (!code && sqlite3_changes(fn_store_db(s)) == 0) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "job %lld is no longer running under this process (it was recovered or "
+                 "finished elsewhere); its end is not recorded",
+                 (long long)id);
+        fn_store_set_msg(s, FN_ERR_STATE, "changing a job's state", detail);
+        return FN_ERR_STATE;
+    }
+    return code;
 }
 
 static const char SQL_STATE[] = "SELECT state FROM jobs WHERE id=?";

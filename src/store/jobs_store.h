@@ -42,6 +42,20 @@ typedef struct fn_js_queued {
 /* The oldest (at most cap) queued jobs of one lane, by id. */
 int fn_js_lane_heads(fn_store *s, int priority, fn_js_queued *out, int cap, int *n);
 
+/* What a queued job must fit to be picked now (fn_js_lane_type_heads). */
+typedef struct fn_js_fit {
+    int gpu_default, mem_default; /* the handler's needs, for jobs stored with -1 */
+    int gpu_free, gpu_max;        /* device slots free now, and workers.gpu_max */
+    int mem_free, mem_max;        /* MB free now, and workers.mem_max_mb (0: no memory cap) */
+} fn_js_fit;
+
+/* The oldest (at most cap) queued jobs of lane `priority` and of type `type` with id > after, by
+ * id, leaving out those whose device slots or memory do not fit what is free now but keeping those
+ * that can never fit under the caps (so that the caller fails them). One index range (migration
+ * 2): jobs of other types and jobs waiting for capacity cost nothing, however many. */
+int fn_js_lane_type_heads(fn_store *s, int priority, const char *type, int64_t after,
+                          const fn_js_fit *fit, fn_js_queued *out, int cap, int *n);
+
 /* What a worker loads when it claims a job. Strings are malloc'ed. */
 typedef struct fn_js_claim {
     char *type, *payload, *checkpoint, *progress;
@@ -71,7 +85,8 @@ int fn_js_add_audit(fn_store *s, int64_t id, int64_t now, const char *action, co
 int fn_js_log_add(fn_store *s, int64_t id, int64_t now, const char *line);
 
 /* running under `owner` -> state (queued for a yield, or a final state). A job no longer running
- * under `owner` is left alone (another process recovered it). */
+ * under `owner` is left alone (another process recovered it) and FN_ERR_STATE says so: the caller
+ * must then record nothing else of that run's end (errors, log line, events). */
 int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
                  const char *fail_reason, const char *progress);
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,10 @@ struct fn_store {
     struct {
         const char *key; /* the SQL text pointer: callers pass string literals */
         sqlite3_stmt *stmt;
+        uint64_t used; /* use_clock when it was last handed out */
     } cache[STMT_CACHE];
     int n_cache;
+    uint64_t use_clock;
 };
 
 /* Fault injection (beanstalkd's falloc idea): read on every write transaction. */
@@ -181,32 +184,45 @@ void fn_store_set_msg(fn_store *s, int code, const char *what, const char *detai
     set_msg(s, code, what, detail);
 }
 
+/* Eviction takes the least recently handed-out statement that is not being stepped. A caller may
+ * still hold a statement it fetched earlier (iterating rows while it fetches another one), so
+ * neither the oldest slot nor an arbitrary one is safe: the most recently used ones are those
+ * in use, and sqlite3_stmt_busy() tells which are mid-iteration. */
 sqlite3_stmt *fn_store_stmt(fn_store *s, const char *sql)
 {
     for (int i = 0; i < s->n_cache; i++)
         if (s->cache[i].key == sql) {
+            s->cache[i].used = ++s->use_clock;
             sqlite3_reset(s->cache[i].stmt);
             sqlite3_clear_bindings(s->cache[i].stmt);
             return s->cache[i].stmt;
         }
+    int slot = s->n_cache;
+    if (slot == STMT_CACHE) {
+        slot = -1;
+        for (int i = 0; i < STMT_CACHE; i++)
+            if (!sqlite3_stmt_busy(s->cache[i].stmt) &&
+                (slot < 0 || s->cache[i].used < s->cache[slot].used))
+                slot = i;
+        if (slot < 0) {
+            set_msg(s, FN_ERR_STATE, "preparing a statement",
+                    "every cached statement is in use (a statement left unreset?)");
+            return NULL;
+        }
+    }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
         fn_store_fail(s, rc, "preparing a statement");
         return NULL;
     }
-    if (s->n_cache < STMT_CACHE) {
-        s->cache[s->n_cache].key = sql;
-        s->cache[s->n_cache].stmt = st;
+    if (slot == s->n_cache)
         s->n_cache++;
-    } else {
-        /* Full cache: replace the oldest entry; its statement is not in use (statements are
-         * reset before the next one is fetched by the same single-threaded caller). */
-        sqlite3_finalize(s->cache[0].stmt);
-        memmove(&s->cache[0], &s->cache[1], sizeof s->cache[0] * (STMT_CACHE - 1));
-        s->cache[STMT_CACHE - 1].key = sql;
-        s->cache[STMT_CACHE - 1].stmt = st;
-    }
+    else
+        sqlite3_finalize(s->cache[slot].stmt);
+    s->cache[slot].key = sql;
+    s->cache[slot].stmt = st;
+    s->cache[slot].used = ++s->use_clock;
     return st;
 }
 
