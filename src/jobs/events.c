@@ -304,8 +304,11 @@ void fn_evq_progress_live(fn_evq *q, fn_job_ctx *ctx, char *json)
     if (!json) return;
     uint64_t hash = text_hash(json);
     pthread_mutex_lock(&q->mu);
-    if (hash == ctx->emitted_hash)
-        free(json); /* nothing moved since the last snapshot queued */
+    /* Only between its running event and its end: a ctx in the running table may still be a
+     * reservation whose claim has not committed (or will fail). */
+    fn_evjob *j = job_find(q, ctx->id);
+    if (hash == ctx->emitted_hash || !j || !j->mine)
+        free(json); /* nothing moved since the last snapshot queued, or not running yet */
     else
         progress_locked(q, ctx, json, hash, 0);
     pthread_mutex_unlock(&q->mu);
@@ -427,7 +430,14 @@ void fn_evq_feed(fn_evq *q, int64_t self, fn_js_feed *f)
         const fn_js_change *r = &f->jobs[i];
         if (r->owner == self) continue; /* running here: reported from memory */
         fn_evjob *j = job_find(q, r->id);
-        if (j && j->mine) continue; /* claimed here; its end is reported from memory */
+        /* Claimed here: its end is reported from memory. Unless another process owns it now
+         * (it recovered the job while this one's heartbeat was silent; this run's end will be
+         * dropped, not reported). */
+        if (j && j->mine && r->owner == 0) continue;
+        if (j && j->mine) {
+            j->mine = 0;
+            j->by_db = 1; /* its state and progress come from the database from now on */
+        }
         /* A final state is the last word; the row read may even be older than it (this read's
          * snapshot began before our own worker ended the job). */
         if (j && is_final_state(j->state)) continue;

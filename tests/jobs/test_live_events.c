@@ -357,6 +357,73 @@ static void test_no_duplicates_for_own_jobs(void **state)
     rm_library(dir);
 }
 
+/* ---- a job this process ran, recovered and finished by another ---------------------------- */
+
+static const char *taken_dir;
+
+static void exec_sql(const char *dir, const char *sql)
+{
+    sqlite3 *db = open_db(dir);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* What another process does when this one's heartbeat went silent: recover the job (back to
+ * queued) and claim it; then this run returns and its end is dropped (fenced by owner). */
+static int taken_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET state=0, owner=NULL WHERE id=%lld",
+             (long long)fn_job_id_of(ctx));
+    exec_sql(taken_dir, sql);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET state=1, owner=424242 WHERE id=%lld",
+             (long long)fn_job_id_of(ctx));
+    exec_sql(taken_dir, sql);
+    return 0;
+}
+
+static void test_job_taken_over(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    taken_dir = dir;
+    static collector c;
+    memset(&c, 0, sizeof c);
+    fn_config cfg = test_config();
+    cfg.events_progress_hz = 20;
+    assert_int_equal(fn_engine_open(dir, &cfg, &c.e), 0);
+    fn_handler h = {.type = "taken", .run = taken_run, .gpu_slots = 0, .mem_mb = 0};
+    assert_int_equal(fn_engine_register(c.e, &h), 0);
+    assert_int_equal(fn_engine_start(c.e, 0), 0);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(c.e, "taken", NULL, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_engine_run_pending(c.e, 0, NULL), 0);
+    sleep_ms(150); /* the feed reads the takeover */
+    /* The other process finishes it. */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE jobs SET state=3, owner=NULL, progress='{\"counters\":{\"items_done\":7},"
+             "\"histograms\":{}}' WHERE id=%lld",
+             (long long)id);
+    exec_sql(dir, sql);
+    assert_true(wait_state(&c, id, FN_JOB_COMPLETED, 3000) >= 0);
+    sleep_ms(200);
+    collect(&c);
+    fn_job_state s[8] = {0};
+    assert_int_equal(states_of(&c, id, s, 8), 3);
+    assert_int_equal(s[0], FN_JOB_QUEUED);
+    assert_int_equal(s[1], FN_JOB_RUNNING);
+    assert_int_equal(s[2], FN_JOB_COMPLETED);
+    long long last = -1;
+    for (int i = 0; i < c.n; i++)
+        if (c.ev[i].kind == FN_EVENT_PROGRESS) last = c.ev[i].items;
+    assert_int_equal(last, 7);
+    fn_engine_close(c.e);
+    rm_library(dir);
+}
+
 /* Engine A enqueues, then B, then A again (jobs nobody runs): A's consumer gets B's job from the
  * database and its own from memory, each queued event once. (A's monitor skips reading back the
  * ids A enqueued itself, but never one in between.) */
@@ -431,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_other_engine),
         cmocka_unit_test(test_no_duplicates_for_own_jobs),
         cmocka_unit_test(test_interleaved_enqueues),
+        cmocka_unit_test(test_job_taken_over),
         cmocka_unit_test(test_feed_prune),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
