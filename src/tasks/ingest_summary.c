@@ -7,6 +7,7 @@
 
 #include "tasks/ingest.h"
 #include "util/fmt.h"
+#include "util/pathenc.h"
 
 static long long counter(json_t *counters, const char *name)
 {
@@ -24,7 +25,7 @@ static void errors_by_code(FILE *f, const fn_job_info *job)
         size_t n = 0;
         for (size_t k = i; k < job->n_errors; k++)
             n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
-        fprintf(f, "    %-12s %zu\n", job->errors[i].code, n);
+        fprintf(f, "    %-12s %zu\n", fn_term_str(job->errors[i].code), n);
     }
 }
 
@@ -68,7 +69,9 @@ char *ingest_summary(const fn_job_info *job, void *user)
     if (job->n_errors) {
         size_t show = job->n_errors < 5 ? job->n_errors : 5;
         for (size_t i = 0; i < show; i++)
-            fprintf(f, "  ! %s: %s\n", job->errors[i].code, job->errors[i].message);
+            /* a message quotes the file name: its control characters shown, not obeyed */
+            fprintf(f, "  ! %s: %s\n", fn_term_str(job->errors[i].code),
+                    fn_term_str(job->errors[i].message));
         if (job->n_errors > show)
             fprintf(f, "  ... %zu more: facenames jobs errors %lld\n", job->n_errors - show,
                     (long long)job->id);
