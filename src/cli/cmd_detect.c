@@ -199,7 +199,7 @@ static int annotate(cli_ctx *ctx, const char *dir, const char *path, int k, cons
         rc = fn_image_save(&im, out, err, sizeof err);
         fn_image_free(&im);
     }
-    if (rc) fprintf(stderr, "%s detect: --annotate: %s\n", ctx->prog, err);
+    if (rc) fprintf(stderr, "%s detect: --annotate: %s\n", ctx->prog, fn_term_str(err));
     return rc;
 }
 
@@ -269,7 +269,8 @@ static int run_detect(cli_ctx *ctx, char **images, int nimages, const char *dete
             if (json)
                 print_error_json(images[i], rc, err);
             else
-                fprintf(stderr, "%s detect: %s\n", ctx->prog, err[0] ? err : fn_strerror(rc));
+                fprintf(stderr, "%s detect: %s\n", ctx->prog,
+                        fn_term_str(err[0] ? err : fn_strerror(rc)));
             continue;
         }
         if (json)

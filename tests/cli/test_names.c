@@ -259,6 +259,8 @@ static int find_path(char paths[N_NAMES][PATH_MAX], const char *bytes)
     return -1;
 }
 
+static void check_detect(char paths[N_NAMES][PATH_MAX]);
+
 static void test_hostile_names(void **state)
 {
     (void)state;
@@ -450,6 +452,41 @@ static void test_hostile_names(void **state)
     assert_string_equal(chosen, paths[retry_k]);
     free(chosen);
     json_decref(sel);
+    cli_result_free(&r);
+
+    check_detect(paths);
+}
+
+/* detect: one JSON line per image, "image" (and "image_b64") giving the bytes back, the error
+ * message of a broken one a string; the human output safe. Names 1 (a photo, with ESC and BEL)
+ * and 0 (broken, not UTF-8). */
+static void check_detect(char paths[N_NAMES][PATH_MAX])
+{
+    const char *env[] = {models_env, NULL};
+    struct cli_result r = cli_run(env, (const char *[]){"detect", "--detector", "tiny", "--json",
+                                                        "--", paths[1], paths[0], NULL});
+    CHECK(r, r.code == 4);
+    char *save = NULL;
+    int n = 0;
+    for (char *line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *o = json_loads(line, 0, NULL);
+        CHECK(r, o != NULL && n < 2);
+        char *p = path_of(o, "image");
+        assert_string_equal(p, paths[1 - n]);
+        free(p);
+        if (n == 1)
+            CHECK(r, json_string_value(json_object_get(json_object_get(o, "error"), "message")));
+        else
+            CHECK(r, json_array_size(json_object_get(o, "faces")) > 0);
+        json_decref(o);
+        n++;
+    }
+    CHECK(r, n == 2);
+    cli_result_free(&r);
+    r = cli_run(env,
+                (const char *[]){"detect", "--detector", "tiny", "--", paths[1], paths[0], NULL});
+    CHECK(r, r.code == 4);
+    CHECK_SAFE(r);
     cli_result_free(&r);
 }
 
