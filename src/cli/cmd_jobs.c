@@ -492,31 +492,43 @@ static int job_has_item(fn_engine *e, fn_job_id id, const char *path)
     return has;
 }
 
-/* Turns each --item REF into the path it names (docs/cli.md, "Paths in JSON"): the bytes as
- * given when the job has an error for them (an exact match wins), else, when REF carries \xHH or
- * \\ escapes as JSON and the human output print them, the decoded bytes. -1 when out of memory
- * (message printed). */
+/* Turns each --item REF into the path it names (docs/cli.md, "Paths in JSON"). Candidates, the
+ * first the job has an error for winning: REF exactly as written (when absolute), REF made
+ * absolute, and, when REF carries \xHH or \\ escapes (as JSON and the human output print a name
+ * that is not UTF-8), the same two of the decoded bytes. With no match, REF made absolute (the
+ * retry then says the selection names no error). -1 when out of memory (message printed). */
 static int resolve_items(cli_ctx *ctx, fn_engine *e, sel_args *a)
 {
     if (!a->sel.n_items) return 0;
     a->owned = calloc(a->sel.n_items, sizeof *a->owned);
     if (!a->owned) return cli_error(ctx, "out of memory"), -1;
     for (size_t i = 0; i < a->sel.n_items; i++) {
-        char *given = absolute_item(a->items[i]);
-        if (!given) return cli_error(ctx, "out of memory"), -1;
-        if (fn_path_has_escape(a->items[i]) && !job_has_item(e, a->id, given)) {
-            char *bytes = fn_path_unescape(a->items[i], NULL);
-            char *decoded = bytes ? absolute_item(bytes) : NULL;
+        const char *ref = a->items[i];
+        char *cand[4] = {NULL, NULL, NULL, NULL};
+        int oom = 0;
+        if (ref[0] == '/') oom |= !(cand[0] = strdup(ref));
+        oom |= !(cand[1] = absolute_item(ref));
+        if (!oom && fn_path_has_escape(ref)) {
+            char *bytes = fn_path_unescape(ref, NULL);
+            oom |= !bytes;
+            if (bytes && bytes[0] == '/') oom |= !(cand[2] = strdup(bytes));
+            if (bytes) oom |= !(cand[3] = absolute_item(bytes));
             free(bytes);
-            if (!decoded) {
-                free(given);
-                return cli_error(ctx, "out of memory"), -1;
-            }
-            free(given);
-            given = decoded;
         }
-        a->owned[i] = given;
-        a->items[i] = given;
+        int pick = 1;
+        for (int k = 0; !oom && k < 4; k++)
+            if (cand[k] && job_has_item(e, a->id, cand[k])) {
+                pick = k;
+                break;
+            }
+        for (int k = 0; k < 4; k++)
+            if (k != pick) free(cand[k]);
+        if (oom) {
+            free(cand[pick]);
+            return cli_error(ctx, "out of memory"), -1;
+        }
+        a->owned[i] = cand[pick];
+        a->items[i] = cand[pick];
     }
     return 0;
 }

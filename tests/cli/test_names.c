@@ -514,6 +514,47 @@ static void test_rough_edges(void **state)
     CHECK(r, r.code == 0);
     cli_result_free(&r);
 
+    /* --item: the bytes as written win over their decoded form ("lit\x41" names that file, not
+     * "litA"); a reference that matches nothing as written is decoded */
+    char exact[600], lit[700], dec[700];
+    snprintf(exact, sizeof exact, "%s/exact", harness_tmp);
+    assert_int_equal(mkdir(exact, 0755), 0);
+    snprintf(lit, sizeof lit, "%s/lit\\x41.jpg", exact);
+    snprintf(dec, sizeof dec, "%s/litA.jpg", exact);
+    write_file(lit, "broken", 6);
+    write_file(dec, "broken", 6);
+    r = cli_run(env, (const char *[]){"--library", lib, "ingest", exact, NULL});
+    CHECK(r, r.code == 4);
+    cli_result_free(&r);
+    const char *want[] = {lit, dec};
+    const char *refs[] = {lit, "exact/lit\\x42.jpg"}; /* the second: relative, decoded: litB */
+    for (int k = 0; k < 2; k++) {
+        char *w = NULL;
+        if (k == 1) {
+            /* a file whose name only the decoded form gives */
+            char b[700];
+            snprintf(b, sizeof b, "%s/litB.jpg", exact);
+            write_file(b, "broken", 6);
+            r = cli_run(env, (const char *[]){"--library", lib, "ingest", b, NULL});
+            cli_result_free(&r);
+            w = strdup(b);
+        } else {
+            w = strdup(want[k]);
+        }
+        assert_int_equal(chdir(harness_tmp), 0);
+        r = cli_run(env, (const char *[]){"--library", lib, "jobs", "errors", k ? "3" : "2",
+                                          "--item", refs[k], "--json", NULL});
+        assert_int_equal(chdir(cwd), 0);
+        json_t *sel = json_loads(r.out, 0, NULL);
+        CHECK(r, r.code == 0 && json_array_size(sel) == 1);
+        char *got = path_of(json_array_get(sel, 0), "item");
+        assert_string_equal(got, w);
+        free(got);
+        free(w);
+        json_decref(sel);
+        cli_result_free(&r);
+    }
+
     /* jobs show -1: not a job id, not an unknown option */
     r = cli_run(env, (const char *[]){"--library", lib, "jobs", "show", "-1", NULL});
     CHECK(r, r.code == 2 && strstr(r.err, "not a job id") && !strstr(r.err, "unknown option"));
