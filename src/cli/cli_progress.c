@@ -384,9 +384,12 @@ static void log_to_stderr(fn_log_level level, const char *msg, void *user)
     (void)user;
     static const char *const names[] = {"debug", "info", "warning", "error"};
     cli_term_lock();
-    /* a message may quote a file name: its control characters are shown, not obeyed */
+    /* a message may quote a file name: its control characters are shown, not obeyed (freed
+     * here, not in fn_term_str's ring: this runs on worker threads, which come and go) */
+    char *shown = fn_term_text(msg);
     fprintf(stderr, "facenames: %s: %s\n", names[level <= FN_LOG_ERROR ? level : FN_LOG_ERROR],
-            fn_term_str(msg));
+            shown ? shown : "?");
+    free(shown);
     cli_term_unlock();
 }
 

@@ -39,7 +39,9 @@ int fn_path_has_escape(const char *text);
 char *fn_term_text(const char *s);
 
 /* fn_term_text into a per-thread ring of 8 buffers, for printf arguments: the pointer stays valid
- * until the same thread's 8th next call. Never NULL ("?" when out of memory). */
+ * until the same thread's 8th next call. Never NULL ("?" when out of memory). The ring lives as
+ * long as the thread (the last 8 strings stay allocated): for the main thread; a short-lived
+ * thread should call fn_term_text and free. */
 const char *fn_term_str(const char *s);
 
 /* Standard base64 (RFC 4648, with padding) of data[0..len). */
