@@ -190,8 +190,9 @@ void fn_job_info_free(fn_job_info *info);
 
 /* The job as one JSON object with exactly the contract's field names (id, type, priority, payload,
  * state, created_at, updated_at, started_at, finished_at, progress, checkpoint, errors), times as
- * ISO-8601 UTC (null when not reached), errors as {item, code, message, resolution}. Caller frees
- * *json with free(). */
+ * ISO-8601 UTC (null when not reached), errors as {item, code, message, resolution}. An item that
+ * is not UTF-8 is written with \xHH escapes plus "item_b64" (its bytes in base64), and messages
+ * have invalid bytes escaped (docs/cli.md, "Paths in JSON"). Caller frees *json with free(). */
 int fn_job_inspect_json(fn_engine *e, fn_job_id id, char **json);
 
 /* Lists jobs, newest first, optionally only those in `state` (-1 for all), at most `limit`
@@ -255,7 +256,8 @@ int fn_job_errors_resolve(fn_engine *e, fn_job_id id, const fn_error_selection *
 
 /* The errors of job `id` (NULL or empty selection: all) as a JSON array, oldest first:
  * [{"id", "item", "code", "message", "resolution", "decisions": [{"at", "who", "from", "to"}]}],
- * times ISO-8601 UTC. Caller frees *json with free(). */
+ * times ISO-8601 UTC; items and messages encoded as in fn_job_inspect_json ("item_b64" when
+ * needed). Caller frees *json with free(). */
 int fn_job_errors_json(fn_engine *e, fn_job_id id, const fn_error_selection *sel, char **json);
 
 /* A person-readable summary of `job` (read with fn_job_inspect), made by its type's summary hook,

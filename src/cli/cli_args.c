@@ -1,12 +1,14 @@
 /* cli_args.c: option matching, number parsing and the error messages of every command, so that
  * all commands spell mistakes the same way: "facenames jobs: <what>" plus a pointer to --help, and
- * exit code 2 for anything wrong with the command line. */
+ * exit code 2 for anything wrong with the command line. A message may quote a file name, so its
+ * control characters are escaped (util/pathenc.h) before it reaches the terminal. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli_util.h"
+#include "util/pathenc.h"
 
 int cli_is_help(const char *arg)
 {
@@ -65,9 +67,10 @@ int cli_usage_error(cli_ctx *ctx, const char *cmd, const char *fmt, ...)
     va_end(ap);
     cli_term_lock();
     if (cmd)
-        fprintf(stderr, "%s %s: %s\nTry '%s %s --help'.\n", ctx->prog, cmd, msg, ctx->prog, cmd);
+        fprintf(stderr, "%s %s: %s\nTry '%s %s --help'.\n", ctx->prog, cmd, fn_term_str(msg),
+                ctx->prog, cmd);
     else
-        fprintf(stderr, "%s: %s\nTry '%s --help'.\n", ctx->prog, msg, ctx->prog);
+        fprintf(stderr, "%s: %s\nTry '%s --help'.\n", ctx->prog, fn_term_str(msg), ctx->prog);
     cli_term_unlock();
     return CLI_EXIT_USAGE;
 }
@@ -82,7 +85,7 @@ int cli_engine_error(cli_ctx *ctx, fn_engine *e, int rc, const char *what_fmt, .
     const char *detail = e ? fn_engine_errmsg(e) : "";
     if (!detail || !*detail) detail = fn_strerror(rc);
     cli_term_lock();
-    fprintf(stderr, "%s: %s: %s\n", ctx->prog, what, detail);
+    fprintf(stderr, "%s: %s: %s\n", ctx->prog, fn_term_str(what), fn_term_str(detail));
     cli_term_unlock();
     return CLI_EXIT_FAILURE;
 }
@@ -95,7 +98,7 @@ int cli_error(cli_ctx *ctx, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     cli_term_lock();
-    fprintf(stderr, "%s: %s\n", ctx->prog, msg);
+    fprintf(stderr, "%s: %s\n", ctx->prog, fn_term_str(msg));
     cli_term_unlock();
     return CLI_EXIT_FAILURE;
 }

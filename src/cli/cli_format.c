@@ -8,6 +8,7 @@
 #include "cli/cli_util.h"
 #include "util/clock.h"
 #include "util/fmt.h"
+#include "util/pathenc.h"
 
 char *cli_fmt_elapsed(double seconds, char *buf, size_t len)
 {
@@ -100,8 +101,9 @@ void cli_table_add(cli_table *t, const char *const *cells)
         t->cells = nc;
         t->cap = ncap;
     }
+    /* a cell is often a file name: control characters are shown, never sent to the terminal */
     for (int c = 0; c < t->ncols; c++)
-        t->cells[t->rows * (size_t)t->ncols + (size_t)c] = strdup(cells[c] ? cells[c] : "");
+        t->cells[t->rows * (size_t)t->ncols + (size_t)c] = fn_term_text(cells[c]);
     t->rows++;
 }
 
@@ -179,7 +181,7 @@ void cli_print_progress_lines(const char *progress_json, FILE *out, const char *
     json_error_t jerr;
     json_t *root = json_loads(progress_json, 0, &jerr);
     if (!root) {
-        fprintf(out, "%s%s\n", indent, progress_json);
+        fprintf(out, "%s%s\n", indent, fn_term_str(progress_json));
         return;
     }
     json_t *counters = json_object_get(root, "counters");

@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "store/library/library_store.h"
+#include "util/pathenc.h"
 
 int cli_library_open(cli_ctx *ctx, fn_store **out)
 {
@@ -41,6 +42,15 @@ int cli_library_photo(fn_library_reader *r, const char *which, fn_photo_row *row
     char *real = realpath(which, NULL);
     int rc = fn_library_photo_by_path(r, real ? real : which, row);
     free(real);
+    if (rc == FN_ERR_NOT_FOUND && fn_path_has_escape(which)) {
+        /* not as given: the path as JSON printed it, escapes decoded (docs/cli.md) */
+        char *bytes = fn_path_unescape(which, NULL);
+        if (!bytes) return FN_ERR_NOMEM;
+        real = realpath(bytes, NULL);
+        rc = fn_library_photo_by_path(r, real ? real : bytes, row);
+        free(real);
+        free(bytes);
+    }
     return rc;
 }
 

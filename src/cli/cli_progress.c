@@ -18,6 +18,7 @@
 #include "cli/cli_util.h"
 #include "facenames/log.h"
 #include "util/clock.h"
+#include "util/pathenc.h"
 
 static pthread_mutex_t term_mu = PTHREAD_MUTEX_INITIALIZER;
 static int line_shown; /* a progress line is on the terminal (guarded by term_mu) */
@@ -289,6 +290,23 @@ void cli_progress_describe(cli_progress *p, char *buf, size_t len)
     describe(p, buf, len, ", ", (size_t)-1);
 }
 
+/* Shortens `line` to at most `cols` bytes at a boundary between parts (two spaces), else
+ * between words, so a narrow terminal shows whole parts ("errors 3"), never "err". */
+static void cut_to_width(char *line, size_t cols)
+{
+    if (strlen(line) <= cols) return;
+    size_t part = 0, word = 0;
+    for (size_t k = 1; k <= cols; k++) {
+        if (line[k] != ' ') continue;
+        word = k;
+        if (line[k + 1] == ' ') part = k;
+    }
+    size_t at = part ? part : word ? word : cols;
+    while (at > 0 && line[at - 1] == ' ')
+        at--;
+    line[at] = '\0';
+}
+
 /* The terminal's width: $COLUMNS when set (shells export it; tests pin it), else the tty's. */
 static int term_cols(void)
 {
@@ -308,10 +326,16 @@ void cli_progress_tick(cli_progress *p, int force)
         p->last_draw = now;
         char rest[1024], line[1200];
         size_t cols = (size_t)term_cols() - 1;
-        snprintf(line, sizeof line, "%s #%lld  ", p->type, (long long)p->id);
-        size_t prefix = strlen(line) + (p->have_pair && p->have_total ? 13 : 0);
-        describe(p, rest, sizeof rest, "  ", cols > prefix ? cols - prefix : 0);
-        if (p->have_pair && p->have_total) {
+        /* the bar goes first when the line would not fit with it (a narrow terminal) */
+        int bar_too = p->have_pair && p->have_total;
+        for (;;) {
+            snprintf(line, sizeof line, "%s #%lld  ", p->type, (long long)p->id);
+            size_t prefix = strlen(line) + (bar_too ? 13 : 0);
+            describe(p, rest, sizeof rest, "  ", cols > prefix ? cols - prefix : 0);
+            if (!bar_too || prefix + strlen(rest) <= cols) break;
+            bar_too = 0;
+        }
+        if (bar_too) {
             char bar[13];
             int w = 10;
             double f = p->total > 0 ? (double)p->done / (double)p->total : 0;
@@ -327,7 +351,7 @@ void cli_progress_tick(cli_progress *p, int force)
         }
         cat(line, sizeof line, "%s", rest);
         /* never wrap: a wrapped line cannot be redrawn with \r */
-        if (strlen(line) > cols) line[cols] = '\0';
+        cut_to_width(line, cols);
         pthread_mutex_lock(&term_mu);
         fprintf(stderr, "\r%s\033[K", line);
         fflush(stderr);
@@ -360,8 +384,12 @@ static void log_to_stderr(fn_log_level level, const char *msg, void *user)
     (void)user;
     static const char *const names[] = {"debug", "info", "warning", "error"};
     cli_term_lock();
+    /* a message may quote a file name: its control characters are shown, not obeyed (freed
+     * here, not in fn_term_str's ring: this runs on worker threads, which come and go) */
+    char *shown = fn_term_text(msg);
     fprintf(stderr, "facenames: %s: %s\n", names[level <= FN_LOG_ERROR ? level : FN_LOG_ERROR],
-            msg);
+            shown ? shown : "?");
+    free(shown);
     cli_term_unlock();
 }
 

@@ -24,6 +24,7 @@
 #include "cli/cli_util.h"
 #include "facenames/tasks.h"
 #include "util/clock.h"
+#include "util/pathenc.h"
 
 /* mkdir -p */
 static int make_dirs(const char *path)
@@ -172,12 +173,13 @@ static void default_summary(const fn_job_info *job)
             size_t n = 0;
             for (size_t k = i; k < job->n_errors; k++)
                 n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
-            printf("%s%s %zu", first ? "" : ", ", job->errors[i].code, n);
+            printf("%s%s %zu", first ? "" : ", ", fn_term_str(job->errors[i].code), n);
             first = 0;
         }
         printf("); see: facenames jobs show %lld\n", (long long)job->id);
     }
-    if (job->state == FN_JOB_FAILED && job->fail_reason) printf("  failed: %s\n", job->fail_reason);
+    if (job->state == FN_JOB_FAILED && job->fail_reason)
+        printf("  failed: %s\n", fn_term_str(job->fail_reason));
 }
 
 int cli_print_summary(fn_engine *e, const fn_job_info *job)
@@ -192,19 +194,23 @@ int cli_print_summary(fn_engine *e, const fn_job_info *job)
     return 0;
 }
 
-/* Prints an item-error event's {item, code, message} above the progress line. */
+/* Prints an item-error event's {item, code, message} above the progress line; a file name's
+ * control characters are shown escaped (util/pathenc.h), never sent to the terminal. */
 static void print_error_event(const char *json)
 {
     json_t *o = json_loads(json ? json : "", 0, NULL);
+    /* item and message in their text form (escaped alike), so the message's repeat of the item
+     * is recognised; fn_term_str shows a text form as it shows the bytes */
     const char *item = json_string_value(json_object_get(o, "item"));
     const char *code = json_string_value(json_object_get(o, "code"));
     const char *msg = json_string_value(json_object_get(o, "message"));
     cli_term_lock();
     if (o)
-        fprintf(stderr, "  error: %s%s%s: %s\n", item && *item ? item : "",
-                item && *item ? ": " : "", code ? code : "?", cli_error_message(item, msg));
+        fprintf(stderr, "  error: %s%s%s: %s\n", item && *item ? fn_term_str(item) : "",
+                item && *item ? ": " : "", fn_term_str(code ? code : "?"),
+                fn_term_str(cli_error_message(item, msg)));
     else
-        fprintf(stderr, "  error: %s\n", json ? json : "?");
+        fprintf(stderr, "  error: %s\n", fn_term_str(json ? json : "?"));
     cli_term_unlock();
     json_decref(o);
 }
@@ -268,10 +274,11 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
             if (!cancel_requested) {
                 cancel_requested = 1;
                 char msg[512];
+                /* the codes that clear a progress line only on a terminal, never into a pipe */
                 snprintf(msg, sizeof msg,
-                         "\r\033[K%s: stopped at once; committed work is kept (see: %s jobs show "
+                         "%s%s: stopped at once; committed work is kept (see: %s jobs show "
                          "%lld)\n",
-                         ctx->prog, ctx->prog, (long long)id);
+                         ctx->stderr_tty ? "\r\033[K" : "", ctx->prog, ctx->prog, (long long)id);
                 cli_signals_arm_hard_exit(msg);
                 int crc = fn_job_cancel(e, id);
                 if (crc < 0 && crc != FN_ERR_STATE) cli_engine_error(ctx, e, crc, "cancelling");
@@ -387,7 +394,7 @@ int cli_follow_job(cli_ctx *ctx, fn_engine *e, fn_job_id id, int run_here, int j
                 ctx->prog, (long long)id);
     else if (info->state == FN_JOB_FAILED)
         fprintf(stderr, "%s: job %lld failed: %s\n", ctx->prog, (long long)id,
-                info->fail_reason ? info->fail_reason : "no reason recorded");
+                fn_term_str(info->fail_reason ? info->fail_reason : "no reason recorded"));
     int code = cli_job_exit_code(info);
     fn_job_info_free(info);
     fflush(stdout);

@@ -86,8 +86,9 @@ struct json_t;
  * no library yet, -1 on error (message printed). Close *out with fn_store_close. */
 int cli_library_open(cli_ctx *ctx, struct fn_store **out);
 
-/* Looks up photo `which`, a photo id or a path (made absolute when it exists), into *row: the
- * store's fn_library_photo_by_id/_by_path code (FN_ERR_NOT_FOUND when there is no such photo). */
+/* Looks up photo `which`, a photo id or a path (made absolute when it exists; when no photo has
+ * it as given, its \xHH and \\ escapes decoded, as JSON prints a path that is not UTF-8), into
+ * *row: the store's fn_library_photo_by_id/_by_path code (FN_ERR_NOT_FOUND when there is none). */
 int cli_library_photo(struct fn_library_reader *r, const char *which, struct fn_photo_row *row);
 
 /* Matches "--limit N" (N >= 1) as cli_opt_value does: 1 and sets *limit, 0 if argv[*i] is another

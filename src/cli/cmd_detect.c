@@ -22,6 +22,8 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "facenames/vision.h"
+#include "util/pathenc.h"
+#include "util/pathenc_json.h"
 
 static const char USAGE[] =
     "usage: facenames detect [OPTIONS] IMAGE...\n"
@@ -63,7 +65,7 @@ static void print_json_line(json_t *o)
 static void print_faces_json(const char *path, const fn_faces *f)
 {
     json_t *o = json_object(), *faces = json_array();
-    json_object_set_new(o, "image", json_string(path));
+    fn_json_set_path(o, "image", path);
     json_object_set_new(o, "width", json_integer(f->width));
     json_object_set_new(o, "height", json_integer(f->height));
     for (size_t i = 0; i < f->n; i++) {
@@ -96,9 +98,9 @@ static void print_faces_json(const char *path, const fn_faces *f)
 static void print_error_json(const char *path, int rc, const char *msg)
 {
     json_t *o = json_object(), *e = json_object();
-    json_object_set_new(o, "image", json_string(path));
+    fn_json_set_path(o, "image", path);
     json_object_set_new(e, "code", json_string(fn_errname(rc)));
-    json_object_set_new(e, "message", json_string(msg[0] ? msg : fn_strerror(rc)));
+    json_object_set_new(e, "message", fn_json_text(msg[0] ? msg : fn_strerror(rc)));
     json_object_set_new(o, "error", e);
     print_json_line(o);
     json_decref(o);
@@ -106,7 +108,8 @@ static void print_error_json(const char *path, int rc, const char *msg)
 
 static void print_faces_text(const char *path, const fn_faces *f)
 {
-    printf("%s: %d x %d, %zu face%s", path, f->width, f->height, f->n, f->n == 1 ? "" : "s");
+    printf("%s: %d x %d, %zu face%s", fn_term_str(path), f->width, f->height, f->n,
+           f->n == 1 ? "" : "s");
     if (f->skipped_small) printf(" (%zu smaller than --min-face-size dropped)", f->skipped_small);
     printf("  [decode %.0f ms, detect %.0f ms, landmarks %.0f ms, descriptors %.0f ms]\n",
            f->ms_decode, f->ms_detect, f->ms_landmarks, f->ms_descriptors);
@@ -196,7 +199,7 @@ static int annotate(cli_ctx *ctx, const char *dir, const char *path, int k, cons
         rc = fn_image_save(&im, out, err, sizeof err);
         fn_image_free(&im);
     }
-    if (rc) fprintf(stderr, "%s detect: --annotate: %s\n", ctx->prog, err);
+    if (rc) fprintf(stderr, "%s detect: --annotate: %s\n", ctx->prog, fn_term_str(err));
     return rc;
 }
 
@@ -266,7 +269,8 @@ static int run_detect(cli_ctx *ctx, char **images, int nimages, const char *dete
             if (json)
                 print_error_json(images[i], rc, err);
             else
-                fprintf(stderr, "%s detect: %s\n", ctx->prog, err[0] ? err : fn_strerror(rc));
+                fprintf(stderr, "%s detect: %s\n", ctx->prog,
+                        fn_term_str(err[0] ? err : fn_strerror(rc)));
             continue;
         }
         if (json)

@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "store/library/library_store.h"
+#include "util/pathenc_json.h"
 
 static const char usage[] =
     "usage: facenames faces list [--photo ID|PATH] [--person ID|none] [--cluster ID|none]\n"
@@ -25,10 +26,13 @@ static int list_cb(const fn_face_row *f, void *arg)
 {
     cli_list *ls = arg;
     if (ls->json) {
-        json_t *o =
-            json_pack("{s:I, s:s, s:{s:f, s:f, s:f, s:f}, s:f}", "id", (json_int_t)f->id, "photo",
-                      f->photo_path, "box", "x", (double)f->x, "y", (double)f->y, "width",
-                      (double)f->width, "height", (double)f->height, "score", (double)f->score);
+        json_t *o = json_pack("{s:I}", "id", (json_int_t)f->id);
+        /* a path need not be UTF-8: "photo" (escaped when it is not) and then "photo_b64" */
+        fn_json_set_path(o, "photo", f->photo_path);
+        json_object_set_new(o, "box",
+                            json_pack("{s:f, s:f, s:f, s:f}", "x", (double)f->x, "y", (double)f->y,
+                                      "width", (double)f->width, "height", (double)f->height));
+        json_object_set_new(o, "score", json_real((double)f->score));
         json_object_set_new(o, "person", f->person_id ? json_integer(f->person_id) : json_null());
         json_object_set_new(o, "cluster",
                             f->cluster_id ? json_integer(f->cluster_id) : json_null());

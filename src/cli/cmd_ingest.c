@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "util/pathenc.h"
 
 static const char usage[] =
     "usage: facenames ingest PATH... [options]\n"
@@ -31,7 +32,9 @@ static const char usage[] =
     "  --ext LIST           extensions to ingest, comma separated\n"
     "                       (default: jpg,jpeg,png,webp,heic,heif,tif,tiff,gif)\n"
     "  --detach             only enqueue the job (for `facenames worker`) and print its id\n"
-    "  --json               print the final job as `facenames jobs show --json` does\n"
+    "  --json               print the final job (with --detach: the queued job) as\n"
+    "                       `facenames jobs show --json` does\n"
+    "  --                   what follows is a path, even when it starts with -\n"
     "\n"
     "Running the same ingest again while an interrupted one is waiting continues that job.\n"
     "\n"
@@ -60,11 +63,35 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
     json_t *paths = json_array();
     json_object_set_new(payload, "paths", paths);
     fn_priority prio = FN_PRIO_NORMAL;
-    int detach = 0, json = 0, rc = CLI_EXIT_USAGE;
+    int detach = 0, json = 0, rc = CLI_EXIT_USAGE, only_paths = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int m;
         long long n;
+        if (only_paths || (argv[i][0] != '-' || !argv[i][1])) {
+            /* a path (after "--", anything is one: a file may be named "-x") */
+            char *real = realpath(argv[i], NULL);
+            if (!real) {
+                rc = cli_error(ctx, "ingest: %s: no such file or folder", argv[i]);
+                goto out;
+            }
+            if (!fn_utf8_valid(real, strlen(real))) {
+                /* the job's payload is JSON text; files inside such a folder are fine */
+                rc = cli_error(ctx,
+                               "ingest: %s: a path that is not UTF-8 cannot be named yet; name "
+                               "the folder that contains it",
+                               argv[i]);
+                free(real);
+                goto out;
+            }
+            json_array_append_new(paths, json_string(real));
+            free(real);
+            continue;
+        }
+        if (strcmp(argv[i], "--") == 0) {
+            only_paths = 1;
+            continue;
+        }
         if (cli_is_help(argv[i])) {
             fputs(usage, stdout);
             rc = CLI_EXIT_OK;
@@ -111,17 +138,9 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
             detach = 1;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
+        } else {
             rc = cli_usage_error(ctx, cmd, "unknown option %s", argv[i]);
             goto out;
-        } else {
-            char *real = realpath(argv[i], NULL);
-            if (!real) {
-                rc = cli_error(ctx, "ingest: %s: no such file or folder", argv[i]);
-                goto out;
-            }
-            json_array_append_new(paths, json_string(real));
-            free(real);
         }
     }
     if (!json_array_size(paths)) {
@@ -145,6 +164,17 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
     free(text);
     if (erc < 0) {
         rc = cli_engine_error(ctx, e, erc, "ingest");
+    } else if (detach && json) {
+        /* the queued job, as `jobs show --json` prints it */
+        char *shown = NULL;
+        int src = fn_job_inspect_json(e, id, &shown);
+        if (src < 0) {
+            rc = cli_engine_error(ctx, e, src, "ingest");
+        } else {
+            printf("%s\n", shown);
+            rc = CLI_EXIT_OK;
+        }
+        free(shown);
     } else if (detach) {
         printf("%lld\n", (long long)id);
         rc = CLI_EXIT_OK;

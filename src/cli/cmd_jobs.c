@@ -5,12 +5,16 @@
  * binding and the UI all see the contract's field names; the human output is a view of the same
  * fn_job_info. Commands that start work (resume, retry) run it in the foreground with live progress
  * unless given --detach, which only enqueues it for `facenames worker`. */
+#include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "util/clock.h"
+#include "util/pathenc.h"
 
 static const char jobs_usage[] =
     "usage: facenames jobs list [--state STATE] [--limit N] [--json]\n"
@@ -206,7 +210,8 @@ static int one_id(cli_ctx *ctx, const char *sub, int argc, char **argv, fn_job_i
             *json = 1;
         } else if (wait && strcmp(argv[i], "--wait") == 0) {
             *wait = 1;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0' && !isdigit((unsigned char)argv[i][1])) {
+            /* "-1" is a bad job id, not an option: cli_parse_job_id says so */
             cli_usage_error(ctx, cmd, "unknown option '%s'", argv[i]);
             return -1;
         } else if (have) {
@@ -227,7 +232,7 @@ static int one_id(cli_ctx *ctx, const char *sub, int argc, char **argv, fn_job_i
 static void print_json_field(const char *label, const char *json)
 {
     if (!json || !*json || strcmp(json, "null") == 0) return;
-    printf("%-10s  %s\n", label, json);
+    printf("%-10s  %s\n", label, fn_term_str(json));
 }
 
 static int jobs_show(cli_ctx *ctx, int argc, char **argv)
@@ -271,7 +276,7 @@ static int jobs_show(cli_ctx *ctx, int argc, char **argv)
     if (duration_s(j) >= 0)
         printf("%-10s  %s%s\n", "time", cli_fmt_elapsed(duration_s(j), d, sizeof d),
                state_final(j->state) ? "" : " so far");
-    if (j->fail_reason) printf("%-10s  %s\n", "failed", j->fail_reason);
+    if (j->fail_reason) printf("%-10s  %s\n", "failed", fn_term_str(j->fail_reason));
     print_json_field("payload", j->payload);
     print_json_field("checkpoint", j->checkpoint);
     if (j->progress && *j->progress) {
@@ -444,6 +449,7 @@ typedef struct sel_args {
     fn_job_id id;
     int json, detach;
     const char **codes, **items;
+    char **owned; /* the items as resolved by resolve_items, freed with the rest */
     fn_error_selection sel;
 } sel_args;
 
@@ -451,8 +457,80 @@ enum { TAKES_JSON = 1, TAKES_DETACH = 2 };
 
 static void sel_args_free(sel_args *a)
 {
+    for (size_t i = 0; a->owned && i < a->sel.n_items; i++)
+        free(a->owned[i]);
+    free(a->owned);
     free(a->codes);
     free(a->items);
+}
+
+/* An item reference as a path the job recorded: made absolute the way ingest makes its paths
+ * (realpath when it exists, else joined to the current folder). */
+static char *absolute_item(const char *ref)
+{
+    char *real = realpath(ref, NULL);
+    if (real || ref[0] == '/') return real ? real : strdup(ref);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return strdup(ref);
+    size_t n = strlen(cwd) + strlen(ref) + 2;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%s/%s", cwd, ref);
+    return out;
+}
+
+/* Whether job `id` has an error for item `path`. */
+static int job_has_item(fn_engine *e, fn_job_id id, const char *path)
+{
+    const char *one[] = {path};
+    fn_error_selection sel = {.items = one, .n_items = 1};
+    char *text = NULL;
+    json_t *arr = NULL;
+    if (fn_job_errors_json(e, id, &sel, &text) == 0) arr = json_loads(text, 0, NULL);
+    int has = json_array_size(arr) > 0;
+    json_decref(arr);
+    free(text);
+    return has;
+}
+
+/* Turns each --item REF into the path it names (docs/cli.md, "Paths in JSON"). Candidates, the
+ * first the job has an error for winning: REF exactly as written (when absolute), REF made
+ * absolute, and, when REF carries \xHH or \\ escapes (as JSON and the human output print a name
+ * that is not UTF-8), the same two of the decoded bytes. With no match, REF made absolute (the
+ * retry then says the selection names no error). -1 when out of memory (message printed). */
+static int resolve_items(cli_ctx *ctx, fn_engine *e, sel_args *a)
+{
+    if (!a->sel.n_items) return 0;
+    a->owned = calloc(a->sel.n_items, sizeof *a->owned);
+    if (!a->owned) return cli_error(ctx, "out of memory"), -1;
+    for (size_t i = 0; i < a->sel.n_items; i++) {
+        const char *ref = a->items[i];
+        char *cand[4] = {NULL, NULL, NULL, NULL};
+        int oom = 0;
+        if (ref[0] == '/') oom |= !(cand[0] = strdup(ref));
+        oom |= !(cand[1] = absolute_item(ref));
+        if (!oom && fn_path_has_escape(ref)) {
+            char *bytes = fn_path_unescape(ref, NULL);
+            oom |= !bytes;
+            if (bytes && bytes[0] == '/') oom |= !(cand[2] = strdup(bytes));
+            if (bytes) oom |= !(cand[3] = absolute_item(bytes));
+            free(bytes);
+        }
+        int pick = 1;
+        for (int k = 0; !oom && k < 4; k++)
+            if (cand[k] && job_has_item(e, a->id, cand[k])) {
+                pick = k;
+                break;
+            }
+        for (int k = 0; k < 4; k++)
+            if (k != pick) free(cand[k]);
+        if (oom) {
+            free(cand[pick]);
+            return cli_error(ctx, "out of memory"), -1;
+        }
+        a->owned[i] = cand[pick];
+        a->items[i] = cand[pick];
+    }
+    return 0;
 }
 
 /* 0, -2 after --help, or -1 after a usage error (printed). */
@@ -489,7 +567,7 @@ static int parse_sel_args(cli_ctx *ctx, const char *sub, int argc, char **argv, 
         } else if ((r = cli_opt_value(ctx, cmd, argv, argc, &i, "--item", &v)) != 0) {
             if (r < 0) return -1;
             a->items[a->sel.n_items++] = v;
-        } else if (argv[i][0] == '-') {
+        } else if (argv[i][0] == '-' && !isdigit((unsigned char)argv[i][1])) {
             cli_usage_error(ctx, cmd, "unknown option '%s'", argv[i]);
             return -1;
         } else if (have) {
@@ -516,6 +594,11 @@ static int jobs_retry(cli_ctx *ctx, int argc, char **argv)
     int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     fn_engine *e = NULL;
     if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && e && resolve_items(ctx, e, &a) < 0) {
+        code = CLI_EXIT_FAILURE;
+        fn_engine_close(e);
+        e = NULL;
+    }
     if (r == 0 && e) {
         fn_followup f;
         int rc = fn_job_retry_ex(e, a.id, &a.sel, &f);
@@ -550,6 +633,11 @@ static int jobs_skip(cli_ctx *ctx, int argc, char **argv)
         r = -1;
     }
     if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && e && resolve_items(ctx, e, &a) < 0) {
+        code = CLI_EXIT_FAILURE;
+        fn_engine_close(e);
+        e = NULL;
+    }
     if (r == 0 && e) {
         char who[96];
         who_am_i(who, sizeof who);
@@ -575,6 +663,11 @@ static int jobs_errors(cli_ctx *ctx, int argc, char **argv)
     int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     fn_engine *e = NULL;
     if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && e && resolve_items(ctx, e, &a) < 0) {
+        code = CLI_EXIT_FAILURE;
+        fn_engine_close(e);
+        e = NULL;
+    }
     if (r == 0 && e) {
         char *text = NULL;
         int rc = fn_job_errors_json(e, a.id, &a.sel, &text);
@@ -589,17 +682,19 @@ static int jobs_errors(cli_ctx *ctx, int argc, char **argv)
             json_t *x;
             json_array_foreach(arr, i, x)
             {
+                /* item and message in their JSON text form; control characters escaped */
                 printf("%-8s %-12s %s\n", json_string_value(json_object_get(x, "resolution")),
-                       json_string_value(json_object_get(x, "code")),
-                       cli_error_message(json_string_value(json_object_get(x, "item")),
-                                         json_string_value(json_object_get(x, "message"))));
+                       fn_term_str(json_string_value(json_object_get(x, "code"))),
+                       fn_term_str(
+                           cli_error_message(json_string_value(json_object_get(x, "item")),
+                                             json_string_value(json_object_get(x, "message")))));
                 size_t k;
                 json_t *d;
                 json_array_foreach(json_object_get(x, "decisions"), k, d)
                     printf("         %s -> %s by %s at %s\n",
                            json_string_value(json_object_get(d, "from")),
                            json_string_value(json_object_get(d, "to")),
-                           json_string_value(json_object_get(d, "who")),
+                           fn_term_str(json_string_value(json_object_get(d, "who"))),
                            json_string_value(json_object_get(d, "at")));
             }
             if (!json_array_size(arr)) printf("job %lld has no such errors\n", (long long)a.id);

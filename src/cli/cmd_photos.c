@@ -12,6 +12,8 @@
 
 #include "cli/commands.h"
 #include "store/library/library_store.h"
+#include "util/pathenc.h"
+#include "util/pathenc_json.h"
 
 static const char usage[] =
     "usage: facenames photos list [--status ok|no_faces|error] [--under DIR] [--limit N] [--json]\n"
@@ -24,11 +26,16 @@ static json_t *photo_json(const fn_photo_row *r)
 {
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->hash);
-    json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:s, s:i, s:i, s:s, s:i, s:i}", "id",
-                          (json_int_t)r->id, "path", r->path, "size", (json_int_t)r->size,
-                          "mtime_ns", (json_int_t)r->mtime_ns, "hash", hash, "width", r->width,
-                          "height", r->height, "status", fn_photo_status_name(r->status), "faces",
-                          r->n_faces, "faces_skipped_small", r->faces_skipped_small);
+    json_t *o = json_pack("{s:I}", "id", (json_int_t)r->id);
+    /* a path need not be UTF-8: "path" (escaped when it is not) and then "path_b64" */
+    fn_json_set_path(o, "path", r->path);
+    json_t *rest =
+        json_pack("{s:I, s:I, s:s, s:i, s:i, s:s, s:i, s:i}", "size", (json_int_t)r->size,
+                  "mtime_ns", (json_int_t)r->mtime_ns, "hash", hash, "width", r->width, "height",
+                  r->height, "status", fn_photo_status_name(r->status), "faces", r->n_faces,
+                  "faces_skipped_small", r->faces_skipped_small);
+    json_object_update(o, rest);
+    json_decref(rest);
     json_object_set_new(o, "format", r->format[0] ? json_string(r->format) : json_null());
     json_object_set_new(o, "taken_at", r->taken_at >= 0 ? json_integer(r->taken_at) : json_null());
     json_object_set_new(o, "error_code",
@@ -176,9 +183,9 @@ static int photos_show(cli_ctx *ctx, int argc, char **argv)
             free(t);
         } else {
             char b[64], iso[40];
-            printf("photo %lld  %s\n", (long long)row.id, row.path);
+            printf("photo %lld  %s\n", (long long)row.id, fn_term_str(row.path));
             printf("  status     %s%s%s\n", fn_photo_status_name(row.status),
-                   row.error_code[0] ? " " : "", row.error_code);
+                   row.error_code[0] ? " " : "", fn_term_str(row.error_code));
             printf("  size       %s, %dx%d %s\n", fn_fmt_bytes(row.size, b, sizeof b), row.width,
                    row.height, row.format);
             if (row.taken_at >= 0)

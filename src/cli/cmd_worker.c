@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "util/clock.h"
+#include "util/pathenc.h"
 
 static const char worker_usage[] =
     "usage: facenames worker [--threads N] [--until-idle]\n"
@@ -51,7 +52,7 @@ static void report_events(cli_ctx *ctx, fn_engine *e, int *finished, int *failed
                             final && *d ? d : "");
                     if (final && j->n_errors) fprintf(stdout, ", %zu item errors", j->n_errors);
                     if (evs[i].state == FN_JOB_FAILED && j->fail_reason)
-                        fprintf(stdout, ": %s", j->fail_reason);
+                        fprintf(stdout, ": %s", fn_term_str(j->fail_reason));
                     fputc('\n', stdout);
                     fflush(stdout);
                     cli_term_unlock();

@@ -13,6 +13,7 @@
 #include "jobs/internal.h"
 #include "store/jobs_store.h"
 #include "util/clock.h"
+#include "util/pathenc_json.h"
 
 static int valid_payload(const char *payload)
 {
@@ -281,11 +282,16 @@ int fn_job_inspect_json(fn_engine *e, fn_job_id id, char **json)
     int code = fn_job_inspect(e, id, &j);
     if (code) return code;
     json_t *errs = json_array();
-    for (size_t i = 0; i < j->n_errors; i++)
-        json_array_append_new(errs,
-                              json_pack("{s:s,s:s,s:s,s:s}", "item", j->errors[i].item, "code",
-                                        j->errors[i].code, "message", j->errors[i].message,
-                                        "resolution", fn_resolution_name(j->errors[i].resolution)));
+    for (size_t i = 0; i < j->n_errors; i++) {
+        /* item and message may hold any bytes: the path encoding keeps the error (pathenc.h) */
+        json_t *x = json_object();
+        fn_json_set_path(x, "item", j->errors[i].item);
+        json_object_set_new(x, "code", fn_json_text(j->errors[i].code));
+        json_object_set_new(x, "message", fn_json_text(j->errors[i].message));
+        json_object_set_new(x, "resolution",
+                            json_string(fn_resolution_name(j->errors[i].resolution)));
+        json_array_append_new(errs, x);
+    }
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer(j->id));
     json_object_set_new(o, "type", json_string(j->type));
@@ -348,7 +354,25 @@ int fn_job_cancel(fn_engine *e, fn_job_id id)
     return 0;
 }
 
-/* A selection as the store takes it: two JSON arrays of strings, NULL when empty. */
+/* A selection as the store takes it: two JSON arrays of strings, NULL when empty; the items as
+ * the upper-case hex of their bytes, since an item (a path) need not be UTF-8 and JSON text must.
+ */
+static json_t *hex_string(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *h = malloc(2 * n + 1);
+    if (!h) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        h[2 * i] = hex[(unsigned char)s[i] >> 4];
+        h[2 * i + 1] = hex[(unsigned char)s[i] & 15];
+    }
+    h[2 * n] = '\0';
+    json_t *j = json_string(h);
+    free(h);
+    return j;
+}
+
 static int selection_json(const fn_error_selection *sel, char **codes, char **items)
 {
     *codes = *items = NULL;
@@ -360,7 +384,8 @@ static int selection_json(const fn_error_selection *sel, char **codes, char **it
         if (!counts[l]) continue;
         json_t *a = json_array();
         for (size_t i = 0; a && i < counts[l]; i++)
-            if (lists[l][i]) json_array_append_new(a, json_string(lists[l][i]));
+            if (lists[l][i])
+                json_array_append_new(a, l ? hex_string(lists[l][i]) : json_string(lists[l][i]));
         *outs[l] = a ? json_dumps(a, JSON_COMPACT) : NULL;
         json_decref(a);
         if (!*outs[l]) {

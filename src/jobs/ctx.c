@@ -15,6 +15,7 @@
 #include "jobs/internal.h"
 #include "store/jobs_store.h"
 #include "util/clock.h"
+#include "util/pathenc_json.h"
 #include "util/log.h"
 
 fn_job_id fn_job_id_of(const fn_job_ctx *ctx)
@@ -280,8 +281,12 @@ int fn_job_error_add(fn_job_ctx *ctx, const char *item, const char *code, const 
     }
     ctx->n_errs++;
     if ((unsigned)resolution < 3) ctx->errs_by_res[resolution]++;
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "item", pe->item, "code", pe->code, "message",
-                          pe->message, "resolution", fn_resolution_name(resolution));
+    /* the path encoding (pathenc.h): an item or message that is not UTF-8 still makes an event */
+    json_t *o = json_object();
+    fn_json_set_path(o, "item", pe->item);
+    json_object_set_new(o, "code", fn_json_text(pe->code));
+    json_object_set_new(o, "message", fn_json_text(pe->message));
+    json_object_set_new(o, "resolution", json_string(fn_resolution_name(resolution)));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     fn_evq_push(&ctx->e->ev, FN_EVENT_ERROR, ctx->id, FN_JOB_RUNNING, s);

@@ -12,6 +12,7 @@
 
 #include "store/jobs_store.h"
 #include "store/store_sql.h"
+#include "util/pathenc_json.h"
 #include "util/clock.h"
 
 #define STMT(s, sql)                                                                               \
@@ -21,7 +22,8 @@
 /* The selection predicate. ?2 = codes JSON, ?3 = items JSON; with both NULL, `dflt` decides. */
 #define SELECTED(dflt)                                                                             \
     "(CASE WHEN ?2 IS NULL AND ?3 IS NULL THEN (" dflt ") ELSE"                                    \
-    " (code IN (SELECT value FROM json_each(?2)) OR item IN (SELECT value FROM json_each(?3)))"    \
+    " (code IN (SELECT value FROM json_each(?2)) OR hex(item) IN (SELECT value FROM "              \
+    "json_each(?3)))"                                                                              \
     " END)"
 
 static void bind_sel(sqlite3_stmt *st, const char *codes_json, const char *items_json)
@@ -224,9 +226,11 @@ int fn_js_errors_json(fn_store *s, int64_t job, const char *codes_json, const ch
             cur = json_object();
             cur_id = id;
             json_object_set_new(cur, "id", json_integer(id));
-            json_object_set_new(cur, "item", col_string(st, 1));
+            /* an item (a path) and its message may hold any bytes: the path encoding */
+            fn_json_set_path(cur, "item", (const char *)sqlite3_column_text(st, 1));
             json_object_set_new(cur, "code", col_string(st, 2));
-            json_object_set_new(cur, "message", col_string(st, 3));
+            json_object_set_new(cur, "message",
+                                fn_json_text((const char *)sqlite3_column_text(st, 3)));
             json_object_set_new(cur, "resolution",
                                 json_string(res_name(sqlite3_column_int(st, 4))));
             json_object_set_new(cur, "decisions", json_array());

@@ -153,7 +153,8 @@ void fn_js_feed_free(fn_js_feed *f);
 
 /* ---- Error decisions and retry items (job_errors_store.c) -------------------------------------
  * A selection is two JSON arrays of strings (codes, items; either may be NULL): an error is
- * selected when its code or its item is listed. Both NULL: the function's default. */
+ * selected when its code or its item is listed, an item as the upper-case hex of its bytes (an
+ * item is a path, which need not be UTF-8). Both NULL: the function's default. */
 
 /* Counts what a resume (explicit = 0: pending and retry errors) or retry takes from job `from`,
  * then writes the distinct items of the taken errors (first error order) as job `to`'s items. */

@@ -26,6 +26,7 @@
 #include "facenames/error.h"
 #include "tasks/content_hash.h"
 #include "tasks/ingest.h"
+#include "util/pathenc_json.h"
 
 #define RACY_WINDOW_NS (2LL * 1000 * 1000 * 1000)
 
@@ -221,7 +222,12 @@ static char *ingest_cursor(fn_batch *b)
 {
     ingest_job *st = fn_batch_state(b);
     if (!st->has_pos) return NULL;
-    json_t *j = json_pack("{s:I,s:s}", "root", (json_int_t)st->root, "last", st->last);
+    /* "last" is a path: the path encoding (util/pathenc.h) keeps one that is not UTF-8 */
+    json_t *j = json_pack("{s:I}", "root", (json_int_t)st->root);
+    if (j && fn_json_set_path(j, "last", st->last) < 0) {
+        json_decref(j);
+        j = NULL;
+    }
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     return s;
@@ -278,7 +284,7 @@ static int read_position(fn_batch *b, ingest_job *st)
     if (json_is_integer(root) && json_is_string(last)) {
         st->has_pos = 1;
         st->root = (size_t)json_integer_value(root);
-        if (!(st->last = strdup(json_string_value(last)))) rc = FN_ERR_NOMEM;
+        if (!(st->last = fn_json_get_path(j, "last"))) rc = FN_ERR_NOMEM;
     }
     json_decref(j);
     return rc;

@@ -7,6 +7,16 @@
 
 #include "tasks/ingest.h"
 #include "util/fmt.h"
+#include "util/pathenc.h"
+
+/* Writes `s` to f with its control characters escaped (a message quotes a file name, which must
+ * not drive the terminal). Library code on any thread: no per-thread ring, the copy is freed. */
+static void put_term(FILE *f, const char *s)
+{
+    char *t = fn_term_text(s);
+    fputs(t ? t : "?", f);
+    free(t);
+}
 
 static long long counter(json_t *counters, const char *name)
 {
@@ -24,7 +34,9 @@ static void errors_by_code(FILE *f, const fn_job_info *job)
         size_t n = 0;
         for (size_t k = i; k < job->n_errors; k++)
             n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
-        fprintf(f, "    %-12s %zu\n", job->errors[i].code, n);
+        char *code = fn_term_text(job->errors[i].code);
+        fprintf(f, "    %-12s %zu\n", code ? code : "?", n);
+        free(code);
     }
 }
 
@@ -67,8 +79,13 @@ char *ingest_summary(const fn_job_info *job, void *user)
     fprintf(f, ", %s read\n", fn_fmt_bytes(counter(c, "bytes_read"), b1, sizeof b1));
     if (job->n_errors) {
         size_t show = job->n_errors < 5 ? job->n_errors : 5;
-        for (size_t i = 0; i < show; i++)
-            fprintf(f, "  ! %s: %s\n", job->errors[i].code, job->errors[i].message);
+        for (size_t i = 0; i < show; i++) {
+            fputs("  ! ", f);
+            put_term(f, job->errors[i].code);
+            fputs(": ", f);
+            put_term(f, job->errors[i].message);
+            fputc('\n', f);
+        }
         if (job->n_errors > show)
             fprintf(f, "  ... %zu more: facenames jobs errors %lld\n", job->n_errors - show,
                     (long long)job->id);

@@ -184,12 +184,48 @@ static void test_progress_width(void **state)
     free(buf);
 }
 
+/* A narrow terminal (COLUMNS=40): the line is cut between parts, never inside one ("err"). */
+static void test_progress_narrow(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    FILE *saved = stderr;
+    setenv("COLUMNS", "40", 1);
+    stderr = f;
+    cli_progress *p = cli_progress_new(12, "ingest", "photos", 1, -1);
+    cli_progress_state(p, FN_JOB_RUNNING);
+    cli_progress_update(p, "{\"counters\": {\"files_total\": 5000, \"files_done\": 1234, "
+                           "\"faces_found\": 2345, \"errors\": 3}}");
+    cli_progress_tick(p, 1);
+    cli_progress_free(p);
+    stderr = saved;
+    fclose(f);
+    setenv("COLUMNS", "80", 1);
+    assert_true(buf[0] == '\r');
+    char *end = strstr(buf, "\033[K");
+    assert_non_null(end);
+    *end = '\0';
+    const char *line = buf + 1;
+    assert_true(strlen(line) <= 39);
+    /* whatever was kept ends with a whole part: the full line's text up to a part boundary */
+    /* the bar does not fit with the counts: it goes first */
+    static const char full[] = "ingest #12  1,234/5,000 files  ";
+    size_t n = strlen(line);
+    assert_true(n > 0 && line[n - 1] != ' ');
+    assert_memory_equal(line, full, n < sizeof full - 1 ? n : sizeof full - 1);
+    assert_true(n >= sizeof full - 1 || full[n] == ' ');
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_numbers),       cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_table),         cmocka_unit_test(test_exit_codes),
-        cmocka_unit_test(test_progress_line), cmocka_unit_test(test_progress_width),
+        cmocka_unit_test(test_numbers),         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_table),           cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_progress_line),   cmocka_unit_test(test_progress_width),
+        cmocka_unit_test(test_progress_narrow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
