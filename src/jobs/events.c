@@ -33,6 +33,7 @@
 #include "jobs/internal.h"
 #include "store/jobs_store.h"
 #include "util/clock.h"
+#include "util/pathenc_json.h"
 
 int fn_evq_init(fn_evq *q, const fn_config *cfg)
 {
@@ -383,10 +384,13 @@ static void feed_errors_locked(fn_evq *q, const fn_js_feed *f, int64_t job)
     }
     for (size_t i = lo; i < f->n_errs && f->errs[i].job == job; i++) {
         const fn_js_error_row *r = &f->errs[i];
-        json_t *o =
-            json_pack("{s:s,s:s,s:s,s:s}", "item", r->item ? r->item : "", "code",
-                      r->code ? r->code : "unknown", "message", r->message ? r->message : "",
-                      "resolution", fn_resolution_name((fn_resolution)r->resolution));
+        /* As fn_job_error_add builds it: the path encoding keeps an item that is not UTF-8. */
+        json_t *o = json_object();
+        fn_json_set_path(o, "item", r->item ? r->item : "");
+        json_object_set_new(o, "code", fn_json_text(r->code ? r->code : "unknown"));
+        json_object_set_new(o, "message", fn_json_text(r->message ? r->message : ""));
+        json_object_set_new(o, "resolution",
+                            json_string(fn_resolution_name((fn_resolution)r->resolution)));
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         uint64_t seq;
