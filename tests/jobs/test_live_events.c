@@ -424,6 +424,42 @@ static void test_job_taken_over(void **state)
     rm_library(dir);
 }
 
+/* An item error whose item is not UTF-8 (a file name is bytes) recorded by another engine's job
+ * reaches this engine's consumer as an error event too. */
+static int bad_name_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    fn_job_error_add(ctx, "/photos/caf\xe9.jpg", "decode", "not a JPEG", FN_RES_PENDING);
+    return fn_job_commit(ctx, NULL, NULL);
+}
+
+static void test_other_engine_error_not_utf8(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    static collector a;
+    memset(&a, 0, sizeof a);
+    a.e = open_engine(dir, 0, 0);
+    fn_config cfg = test_config();
+    fn_engine *b;
+    assert_int_equal(fn_engine_open(dir, &cfg, &b), 0);
+    fn_handler h = {.type = "badname", .run = bad_name_run, .gpu_slots = 0, .mem_mb = 0};
+    assert_int_equal(fn_engine_register(b, &h), 0);
+    assert_int_equal(fn_engine_start(b, 1), 0);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(b, "badname", NULL, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_job_wait(b, id, 10000, NULL), 0);
+    assert_true(wait_state(&a, id, FN_JOB_COMPLETED, 5000) >= 0);
+    int errs = 0;
+    for (int i = 0; i < a.n; i++)
+        if (a.ev[i].kind == FN_EVENT_ERROR && a.ev[i].job == id) errs++;
+    assert_int_equal(errs, 1);
+    fn_engine_close(b);
+    fn_engine_close(a.e);
+    rm_library(dir);
+}
+
 /* Engine A enqueues, then B, then A again (jobs nobody runs): A's consumer gets B's job from the
  * database and its own from memory, each queued event once. (A's monitor skips reading back the
  * ids A enqueued itself, but never one in between.) */
@@ -498,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_other_engine),
         cmocka_unit_test(test_no_duplicates_for_own_jobs),
         cmocka_unit_test(test_interleaved_enqueues),
+        cmocka_unit_test(test_other_engine_error_not_utf8),
         cmocka_unit_test(test_job_taken_over),
         cmocka_unit_test(test_feed_prune),
     };
