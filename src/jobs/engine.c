@@ -458,15 +458,11 @@ static void monitor_tick(fn_engine *e, fn_store *s)
     int all_busy = e->n_threads > 0 && fn_eng_idle_workers_locked(e) == 0 && e->n_running > 0;
     pthread_mutex_unlock(&e->mu);
     if (all_busy) {
-        /* Only interactive jobs this process can run are worth a yield here. */
-        fn_js_queued heads[16];
-        int nh = 0, runnable = 0;
-        if (fn_js_lane_heads(s, FN_PRIO_INTERACTIVE, heads, 16, &nh) == 0) {
+        /* Only interactive jobs this process can run are worth a yield here (other processes'
+         * enqueues; this process's own preempt at enqueue). */
+        if (fn_eng_lane_has_runnable(e, s, FN_PRIO_INTERACTIVE)) {
             pthread_mutex_lock(&e->mu);
-            for (int i = 0; i < nh && !runnable; i++)
-                runnable =
-                    fn_eng_handler(e, heads[i].type) && !fn_eng_is_running_locked(e, heads[i].id);
-            if (runnable) fn_eng_maybe_preempt_locked(e);
+            fn_eng_maybe_preempt_locked(e);
             pthread_mutex_unlock(&e->mu);
         }
     }

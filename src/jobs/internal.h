@@ -243,6 +243,10 @@ int fn_eng_idle_workers_locked(fn_engine *e);
 /* Asks the lowest-priority running job to yield if an interactive job waits and no worker is
  * idle. Call with e->mu held. */
 void fn_eng_maybe_preempt_locked(fn_engine *e);
+/* Whether lane `lane` holds a queued job this process could run now (a handler here, fits the
+ * free capacity, not already taken here): one index range per local type, so queued jobs of other
+ * types never hide one. Call without e->mu, on a connection of the calling thread. */
+int fn_eng_lane_has_runnable(fn_engine *e, fn_store *s, int lane);
 /* Writes the job ends kept after a failed write, once (close calls it); if that fails too they are
  * dropped and their jobs recovered at the next open. */
 void fn_eng_flush_unwritten(fn_engine *e, fn_store *s);

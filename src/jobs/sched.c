@@ -80,6 +80,27 @@ static int type_head(fn_engine *e, fn_store *s, int lane, const fn_handler_entry
     }
 }
 
+int fn_eng_lane_has_runnable(fn_engine *e, fn_store *s, int lane)
+{
+    fn_js_fit base = {0, 0, 0, e->cfg.workers_gpu_max, 0, e->cfg.workers_mem_max_mb};
+    pthread_mutex_lock(&e->mu);
+    base.gpu_free = e->cfg.workers_gpu_max - e->gpu_used;
+    base.mem_free = e->cfg.workers_mem_max_mb > 0 ? e->cfg.workers_mem_max_mb - e->mem_used : 0;
+    pthread_mutex_unlock(&e->mu);
+    fn_js_queued page[FN_PREFETCH];
+    for (size_t k = 0; k < e->n_handlers; k++) {
+        const fn_handler_entry *h = &e->handlers[k];
+        fn_js_fit fit = base;
+        fit.gpu_default = h->h.gpu_slots;
+        fit.mem_default = h->h.mem_mb;
+        int n = 0, at = 0;
+        int r = type_head(e, s, lane, h, &fit, page, &n, &at);
+        if (r < 0) FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+        if (r > 0) return 1;
+    }
+    return 0;
+}
+
 /* Chooses the next job for a worker. Call inside the worker's write transaction (so no other
  * local worker claims meanwhile: they all queue on the engine's write lock) and without e->mu,
  * which it takes only to read the free capacity and the running table. Returns 1 with *p filled,

@@ -90,8 +90,7 @@ static const fn_migration jobs_migrations[] = {
      * (fn_js_lane_type_heads): one range of this index per lane and type, so queued jobs of other
      * types cost nothing, however many. The device slots and memory columns let the query skip
      * jobs that do not fit the free capacity without reading their rows. It replaces the index
-     * by (priority, id): one partial index to update per enqueue and claim, not two
-     * (fn_js_lane_heads, which orders a whole lane by id, now sorts that lane's queued jobs). */
+     * by (priority, id): one partial index to update per enqueue and claim, not two. */
     {3, "CREATE INDEX jobs_queued_type ON jobs(priority, type, id, gpu_slots, mem_mb)"
         " WHERE state=0;"
         "DROP INDEX jobs_queued;"},
@@ -193,24 +192,6 @@ static void fill_queued(sqlite3_stmt *st, fn_js_queued *q)
     q->mem_mb = sqlite3_column_int(st, 4);
     const unsigned char *t = sqlite3_column_text(st, 5);
     snprintf(q->type, sizeof q->type, "%s", t ? (const char *)t : "");
-}
-
-static const char SQL_LANE[] = "SELECT id, priority, queued_at, gpu_slots, mem_mb, type FROM jobs"
-                               " WHERE state=0 AND priority=? ORDER BY id LIMIT ?";
-
-int fn_js_lane_heads(fn_store *s, int priority, fn_js_queued *out, int cap, int *n)
-{
-    *n = 0;
-    STMT(s, SQL_LANE);
-    sqlite3_bind_int(st, 1, priority);
-    sqlite3_bind_int(st, 2, cap);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
-        fill_queued(st, &out[(*n)++]);
-    int code =
-        (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : fn_store_fail(s, rc, "reading queued jobs");
-    sqlite3_reset(st);
-    return code;
 }
 
 /* ?4/?7: the handler's device slots and memory for jobs stored with -1. A job is kept when it fits

@@ -39,9 +39,6 @@ typedef struct fn_js_queued {
     char type[64];
 } fn_js_queued;
 
-/* The oldest (at most cap) queued jobs of one lane, by id. */
-int fn_js_lane_heads(fn_store *s, int priority, fn_js_queued *out, int cap, int *n);
-
 /* What a queued job must fit to be picked now (fn_js_lane_type_heads). */
 typedef struct fn_js_fit {
     int gpu_default, mem_default; /* the handler's needs, for jobs stored with -1 */

@@ -570,6 +570,56 @@ static void test_helpers_count_as_busy(void **state)
     rm_library(dir);
 }
 
+/* ---- the monitor's preemption for other processes' interactive jobs ------------------------- */
+
+static atomic_int spin_runs;
+
+/* Runs until asked to stop (at most 10 s) the first time; ends at once after that. */
+static int spin_until_stopped_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    if (atomic_fetch_add(&spin_runs, 1) > 0) return 0;
+    for (int i = 0; i < 2000; i++) {
+        sleep_ms(5);
+        if (fn_job_commit(ctx, NULL, NULL) != 0) return FN_ERR_IO;
+        fn_stop st = fn_job_should_stop(ctx);
+        if (st == FN_STOP_YIELD) return FN_ERR_YIELDED;
+        if (st == FN_STOP_CANCEL) return FN_ERR_CANCELLED;
+    }
+    return 0;
+}
+
+/* Another process enqueues an interactive job this one can run, behind 20 interactive jobs of a
+ * type nobody here runs: the monitor must still see it and make the background job yield (it
+ * used to look at the lane's 16 oldest jobs only). */
+static void test_monitor_preempts_behind_foreign(void **state)
+{
+    (void)state;
+    test_reset();
+    atomic_store(&spin_runs, 0);
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.workers_cpu_max = 1;
+    fn_engine *e, *other;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_handler h = {.type = "spin", .run = spin_until_stopped_run};
+    assert_int_equal(fn_engine_register(e, &h), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 1), 0);
+    fn_job_id bg, ia;
+    assert_int_equal(fn_enqueue(e, "spin", NULL, FN_PRIO_BACKGROUND, &bg), 0);
+    wait_running(e, bg);
+    assert_int_equal(fn_engine_open(dir, &c, &other), 0); /* another owner, no handlers */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(fn_enqueue(other, "foreign", NULL, FN_PRIO_INTERACTIVE, NULL), 0);
+    assert_int_equal(fn_enqueue(other, "count", "{\"n\":2}", FN_PRIO_INTERACTIVE, &ia), 0);
+    assert_int_equal(wait_state(e, ia, 5000), FN_JOB_COMPLETED);
+    assert_int_equal(log_lines(dir, bg, "yield:%"), 1);
+    fn_engine_close(other);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -583,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_start_failure_rolls_back),
         cmocka_unit_test(test_close_waits_for_inline_run),
         cmocka_unit_test(test_helpers_count_as_busy),
+        cmocka_unit_test(test_monitor_preempts_behind_foreign),
     };
     if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
