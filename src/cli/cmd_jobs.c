@@ -103,6 +103,17 @@ static void free_list(fn_job_info **list, size_t n)
     free(list);
 }
 
+/* The engine on the existing library for a command about job `id` (never creating a library
+ * by looking); says so when there is no library. 0 or -1 (message printed). */
+static int open_for_job(cli_ctx *ctx, const char *sub, fn_job_id id, int for_writing, fn_engine **e)
+{
+    int r = cli_open_existing(ctx, for_writing, e);
+    if (r == CLI_NO_LIBRARY)
+        cli_error(ctx, "jobs %s: job %lld: there is no library in %s", sub, (long long)id,
+                  ctx->library_dir);
+    return r == 0 ? 0 : -1;
+}
+
 static int jobs_list(cli_ctx *ctx, int argc, char **argv)
 {
     int json = 0, state = -1;
@@ -134,7 +145,18 @@ static int jobs_list(cli_ctx *ctx, int argc, char **argv)
         }
     }
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    int o = cli_open_existing(ctx, 0, &e);
+    if (o < 0) return CLI_EXIT_FAILURE;
+    if (o == CLI_NO_LIBRARY) {
+        /* Nothing to list, and looking creates nothing. */
+        if (json)
+            fputs("[]\n", stdout);
+        else
+            printf("no %s%sjobs (there is no library in %s yet)\n",
+                   state < 0 ? "" : fn_job_state_name((fn_job_state)state), state < 0 ? "" : " ",
+                   ctx->library_dir);
+        return CLI_EXIT_OK;
+    }
     fn_job_info **list = NULL;
     size_t n = 0;
     int rc = fn_job_list(e, state, (size_t)limit, &list, &n);
@@ -238,7 +260,7 @@ static int jobs_show(cli_ctx *ctx, int argc, char **argv)
     if (r == -2) return CLI_EXIT_OK;
     if (r < 0) return CLI_EXIT_USAGE;
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "show", id, 0, &e) != 0) return CLI_EXIT_FAILURE;
     int code = CLI_EXIT_OK;
     if (json) {
         char *text = NULL;
@@ -305,7 +327,7 @@ static int jobs_cancel(cli_ctx *ctx, int argc, char **argv)
     if (r == -2) return CLI_EXIT_OK;
     if (r < 0) return CLI_EXIT_USAGE;
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "cancel", id, 1, &e) != 0) return CLI_EXIT_FAILURE;
     int code = CLI_EXIT_OK;
     int rc = fn_job_cancel(e, id);
     if (rc < 0) {
@@ -341,7 +363,7 @@ static int jobs_log(cli_ctx *ctx, int argc, char **argv)
     if (r == -2) return CLI_EXIT_OK;
     if (r < 0) return CLI_EXIT_USAGE;
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "log", id, 0, &e) != 0) return CLI_EXIT_FAILURE;
     char *text = NULL;
     int code = CLI_EXIT_OK;
     int rc = fn_job_log(e, id, &text);
@@ -426,7 +448,7 @@ static int jobs_resume(cli_ctx *ctx, int argc, char **argv)
     }
     if (!have) return cli_usage_error(ctx, CMD " resume", "missing job id");
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "resume", id, 1, &e) != 0) return CLI_EXIT_FAILURE;
     fn_followup f;
     int code;
     int rc = fn_job_resume_ex(e, id, &f);
@@ -515,7 +537,7 @@ static int jobs_retry(cli_ctx *ctx, int argc, char **argv)
     int r = parse_sel_args(ctx, "retry", argc, argv, TAKES_JSON | TAKES_DETACH, &a);
     int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     fn_engine *e = NULL;
-    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && open_for_job(ctx, "retry", a.id, 1, &e) != 0) code = CLI_EXIT_FAILURE;
     if (r == 0 && e) {
         fn_followup f;
         int rc = fn_job_retry_ex(e, a.id, &a.sel, &f);
@@ -549,7 +571,7 @@ static int jobs_skip(cli_ctx *ctx, int argc, char **argv)
                         (long long)a.id);
         r = -1;
     }
-    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && open_for_job(ctx, "skip", a.id, 1, &e) != 0) code = CLI_EXIT_FAILURE;
     if (r == 0 && e) {
         char who[96];
         who_am_i(who, sizeof who);
@@ -574,7 +596,7 @@ static int jobs_errors(cli_ctx *ctx, int argc, char **argv)
     int r = parse_sel_args(ctx, "errors", argc, argv, TAKES_JSON, &a);
     int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     fn_engine *e = NULL;
-    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && open_for_job(ctx, "errors", a.id, 0, &e) != 0) code = CLI_EXIT_FAILURE;
     if (r == 0 && e) {
         char *text = NULL;
         int rc = fn_job_errors_json(e, a.id, &a.sel, &text);
