@@ -654,6 +654,16 @@ static int jobs_watch(cli_ctx *ctx, int argc, char **argv)
             have = 1;
         }
     }
+    /* Watching creates no library: with none here there is nothing to watch. */
+    int readonly = 0;
+    int p = cli_library_probe(ctx, &readonly);
+    if (p < 0) return CLI_EXIT_FAILURE;
+    if (p == CLI_NO_LIBRARY)
+        return have
+                   ? cli_error(ctx, "jobs watch: job %lld: there is no library in %s",
+                               (long long)id, ctx->library_dir)
+                   : cli_error(ctx, "no running or queued job to watch (there is no library in %s)",
+                               ctx->library_dir);
     fn_engine *e;
     if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
     if (!have) {

@@ -314,6 +314,7 @@ static void test_jobs_empty_library(void **state)
     CHECK(r, r.code == 1);
     CHECK(r, strstr(r.err, "no running or queued job"));
     cli_result_free(&r);
+    assert_int_not_equal(access(db, F_OK), 0);
 
     r = cli_run(NULL, (const char *[]){"--library", lib, "worker", "--until-idle", NULL});
     CHECK(r, r.code == 0);
