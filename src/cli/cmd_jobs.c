@@ -664,8 +664,10 @@ static int jobs_watch(cli_ctx *ctx, int argc, char **argv)
                                (long long)id, ctx->library_dir)
                    : cli_error(ctx, "no running or queued job to watch (there is no library in %s)",
                                ctx->library_dir);
+    /* A library this user cannot write is watched through a read-only engine (it polls). */
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (readonly ? cli_open_existing(ctx, 0, &e) != 0 : cli_open_engine(ctx, &e) != 0)
+        return CLI_EXIT_FAILURE;
     if (!have) {
         static const fn_job_state order[] = {FN_JOB_RUNNING, FN_JOB_QUEUED};
         for (size_t k = 0; k < 2 && !have; k++) {

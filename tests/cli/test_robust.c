@@ -277,6 +277,9 @@ static void test_readonly_library(void **state)
     r = run_as(who, (const char *[]){"--library", lib, "faces", "list", NULL});
     CHECK(r, r.code == 0);
     cli_result_free(&r);
+    r = run_as(who, (const char *[]){"--library", lib, "jobs", "watch", idtext, NULL});
+    CHECK(r, r.code == 0);
+    cli_result_free(&r);
     static const char *const writes[][4] = {
         {"ingest", NULL, "--detector", "tiny"},
         {"jobs", "cancel", NULL, NULL},
