@@ -33,6 +33,8 @@ typedef enum fn_err {
     FN_ERR_VERSION = -18,    /* database written by a newer facenames */
     FN_ERR_NOT_FILE = -19,   /* a directory or special file where a regular file was expected */
     FN_ERR_YIELDED = -20,    /* a running job gave its worker back to a higher-priority job */
+    FN_ERR_FOREIGN = -21,    /* the library's database file belongs to another program */
+    FN_ERR_READONLY = -22,   /* the library cannot be written (permissions, read-only mount) */
 } fn_err;
 
 /* A sentence describing `code` ("no such file", ...). Static storage; never NULL. Any thread. */

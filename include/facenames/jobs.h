@@ -106,6 +106,14 @@ typedef struct fn_handler {
  * until fn_engine_start(). On success *out owns the engine (free with fn_engine_close). */
 int fn_engine_open(const char *library_dir, const fn_config *cfg, fn_engine **out);
 
+/* Opens an existing library for reading only (inspect, list, log, errors): creates, migrates and
+ * writes nothing (no owner row, no recovery, no log file, no monitor thread), so it works on a
+ * library that cannot be written and leaves a folder that is not a library as it is. No library
+ * (no library.db): FN_ERR_NOT_FOUND; a folder that cannot be entered: FN_ERR_CONFIG; a database
+ * of another program: FN_ERR_FOREIGN. Calls that write (enqueue, cancel, resume ...) then fail
+ * with FN_ERR_READONLY and fn_engine_start with FN_ERR_READONLY. Free with fn_engine_close. */
+int fn_engine_open_readonly(const char *library_dir, const fn_config *cfg, fn_engine **out);
+
 /* Registers a handler before fn_engine_start(). The struct is copied; `type` is copied too.
  * FN_ERR_STATE after start, FN_ERR_INVALID for a duplicate type. */
 int fn_engine_register(fn_engine *e, const fn_handler *h);
@@ -152,7 +160,10 @@ int fn_enqueue_ex(fn_engine *e, const fn_enqueue_opts *opts, fn_job_id *id);
 
 /* Like fn_enqueue_ex, but when a queued job of the same type, priority and (resolved) payload
  * already exists (typically one recovered after a crash, waiting to continue from its
- * checkpoint), returns that job's id with *continued = 1 instead of adding a second one. */
+ * checkpoint), returns that job's id with *continued = 1 instead of adding a second one; when
+ * there is none but such a job is running (in this process or another), returns the running
+ * job's id with *continued = 2, so the caller follows it rather than redoing the same work at
+ * the same time. */
 int fn_enqueue_or_continue(fn_engine *e, const fn_enqueue_opts *opts, fn_job_id *id,
                            int *continued);
 

@@ -20,13 +20,19 @@ int cli_library_open(cli_ctx *ctx, fn_store **out)
     char path[4200];
     *out = NULL;
     snprintf(path, sizeof path, "%s/library.db", ctx->library_dir);
-    if (access(path, F_OK) != 0) return 1;
+    int readonly = 0;
+    int p = cli_library_probe(ctx, &readonly);
+    if (p != 0) return p < 0 ? -1 : 1;
     char err[1024];
-    if (fn_store_open(path, ctx->cfg.db_busy_timeout_ms, out, err, sizeof err) < 0) {
+    int rc = readonly
+                 ? fn_store_open_readonly(path, ctx->cfg.db_busy_timeout_ms, out, err, sizeof err)
+                 : fn_store_open(path, ctx->cfg.db_busy_timeout_ms, out, err, sizeof err);
+    if (rc < 0) {
         cli_error(ctx, "%s", err);
         return -1;
     }
-    if (fn_library_migrate(*out) < 0) {
+    /* A library we cannot write is read as it is (a newer schema is still refused). */
+    if ((readonly ? fn_library_check_version(*out) : fn_library_migrate(*out)) < 0) {
         cli_error(ctx, "%s", fn_store_errmsg(*out));
         fn_store_close(*out);
         *out = NULL;
@@ -102,7 +108,8 @@ void cli_list_end(cli_list *l, const char *what, int no_library)
     if (l->n)
         cli_table_print(l->t, stdout);
     else
-        printf("no %s%s\n", what, no_library ? " (the library is empty)" : "");
+        printf("no %s%s\n", what,
+               no_library ? " (there is no library here yet: facenames ingest creates it)" : "");
     cli_table_free(l->t);
     l->t = NULL;
 }

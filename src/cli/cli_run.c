@@ -23,6 +23,7 @@
 
 #include "cli/cli_util.h"
 #include "facenames/tasks.h"
+#include "store/library/library_store.h"
 #include "util/clock.h"
 #include "util/pathenc.h"
 
@@ -47,17 +48,69 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-int cli_open_engine(cli_ctx *ctx, fn_engine **out)
+int cli_library_probe(cli_ctx *ctx, int *readonly)
 {
-    *out = NULL;
-    if (make_dirs(ctx->library_dir) < 0)
-        return cli_error(ctx, "cannot create library directory %s: %s", ctx->library_dir,
-                         strerror(errno));
+    char db[4200];
+    struct stat st;
+    *readonly = 0;
+    if (stat(ctx->library_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        cli_error(ctx, "library %s is not a folder; choose another with --library DIR",
+                  ctx->library_dir);
+        return -1;
+    }
+    snprintf(db, sizeof db, "%s/library.db", ctx->library_dir);
+    if (stat(db, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return CLI_NO_LIBRARY;
+        /* EACCES: the folder (or one above it) cannot be entered. */
+        cli_error(ctx,
+                  "configuration: the library folder %s cannot be entered (%s); fix its "
+                  "permissions or choose another library with --library DIR",
+                  ctx->library_dir, strerror(errno));
+        return -1;
+    }
+    /* SQLite needs to write the folder (the -wal and -shm files) and the file to write at all. */
+    if (access(ctx->library_dir, W_OK) != 0 || access(db, W_OK) != 0) *readonly = 1;
+    return 0;
+}
+
+/* A library this program cannot write, in a sentence that says what still works. */
+static int readonly_error(cli_ctx *ctx)
+{
+    return cli_error(ctx,
+                     "library %s is read-only (its folder or library.db cannot be written): this "
+                     "command changes the library; reading commands (photos list, faces list, "
+                     "jobs list, jobs show) still work",
+                     ctx->library_dir);
+}
+
+/* A library written by a newer facenames is refused before anything is enqueued on it, rather
+ * than failing the job later: the jobs part checks its tables at fn_engine_open, this the
+ * library's. */
+static int check_library_version(cli_ctx *ctx)
+{
+    char path[4200], err[1024];
+    snprintf(path, sizeof path, "%s/library.db", ctx->library_dir);
+    fn_store *s = NULL;
+    if (fn_store_open_readonly(path, ctx->cfg.db_busy_timeout_ms, &s, err, sizeof err) < 0)
+        return cli_error(ctx, "%s", err);
+    int rc = fn_library_check_version(s);
+    if (rc < 0) cli_error(ctx, "%s", fn_store_errmsg(s));
+    fn_store_close(s);
+    return rc < 0 ? -1 : 0;
+}
+
+static int open_engine(cli_ctx *ctx, int readonly, fn_engine **out)
+{
     fn_engine *e = NULL;
-    int rc = fn_engine_open(ctx->library_dir, &ctx->cfg, &e);
+    int rc = readonly ? fn_engine_open_readonly(ctx->library_dir, &ctx->cfg, &e)
+                      : fn_engine_open(ctx->library_dir, &ctx->cfg, &e);
     if (rc < 0) {
-        /* the message is per thread, so it is readable even though no engine was returned */
-        cli_engine_error(ctx, e, rc, "library %s", ctx->library_dir);
+        /* The message is per thread, so it is readable even though no engine was returned
+         * (cli_engine_error would print only the code's sentence, "database error"). */
+        if (rc == FN_ERR_READONLY) return readonly_error(ctx);
+        return cli_error(ctx, "library %s: %s", ctx->library_dir, fn_engine_errmsg(NULL));
+    }
+    if (check_library_version(ctx) < 0) {
         fn_engine_close(e);
         return CLI_EXIT_FAILURE;
     }
@@ -69,6 +122,32 @@ int cli_open_engine(cli_ctx *ctx, fn_engine **out)
     }
     *out = e;
     return 0;
+}
+
+int cli_open_engine(cli_ctx *ctx, fn_engine **out)
+{
+    *out = NULL;
+    int readonly = 0;
+    int p = cli_library_probe(ctx, &readonly);
+    if (p < 0) return CLI_EXIT_FAILURE;
+    if (p == 0 && readonly) return readonly_error(ctx);
+    if (make_dirs(ctx->library_dir) < 0)
+        return cli_error(ctx, "cannot create library directory %s: %s", ctx->library_dir,
+                         strerror(errno));
+    return open_engine(ctx, 0, out);
+}
+
+int cli_open_existing(cli_ctx *ctx, int for_writing, fn_engine **out)
+{
+    *out = NULL;
+    int readonly = 0;
+    int p = cli_library_probe(ctx, &readonly);
+    if (p != 0) return p < 0 ? -1 : CLI_NO_LIBRARY;
+    if (readonly && for_writing) {
+        readonly_error(ctx);
+        return -1;
+    }
+    return open_engine(ctx, readonly, out) != 0 ? -1 : 0;
 }
 
 /* ---- Signals ----------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ static const char usage[] =
     "                       `facenames jobs show --json` does\n"
     "  --                   what follows is a path, even when it starts with -\n"
     "\n"
-    "Running the same ingest again while an interrupted one is waiting continues that job.\n"
+    "Running the same ingest again while an interrupted one is waiting continues that job;\n"
+    "while the same ingest is running (another terminal, a worker), this one follows it.\n"
     "\n"
     "exit status: 0 done, 1 failed, 2 usage, 3 cancelled, 4 done but some files had errors\n";
 
@@ -178,6 +179,14 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
     } else if (detach) {
         printf("%lld\n", (long long)id);
         rc = CLI_EXIT_OK;
+    } else if (continued == 2) {
+        /* Two runs of the same ingest would each process every photo (and churn face ids):
+         * this one follows the running job instead, as `jobs watch` does. */
+        fprintf(stderr,
+                "ingest job %lld with the same paths and settings is already running; following "
+                "it instead of starting a second one (Ctrl-C stops following, the job goes on)\n",
+                (long long)id);
+        rc = cli_follow_job(ctx, e, id, 0, json);
     } else {
         if (continued)
             fprintf(stderr, "continuing ingest job %lld (it was interrupted) from its checkpoint\n",

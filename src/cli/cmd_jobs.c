@@ -107,6 +107,17 @@ static void free_list(fn_job_info **list, size_t n)
     free(list);
 }
 
+/* The engine on the existing library for a command about job `id` (never creating a library
+ * by looking); says so when there is no library. 0 or -1 (message printed). */
+static int open_for_job(cli_ctx *ctx, const char *sub, fn_job_id id, int for_writing, fn_engine **e)
+{
+    int r = cli_open_existing(ctx, for_writing, e);
+    if (r == CLI_NO_LIBRARY)
+        cli_error(ctx, "jobs %s: job %lld: there is no library in %s", sub, (long long)id,
+                  ctx->library_dir);
+    return r == 0 ? 0 : -1;
+}
+
 static int jobs_list(cli_ctx *ctx, int argc, char **argv)
 {
     int json = 0, state = -1;
@@ -138,7 +149,18 @@ static int jobs_list(cli_ctx *ctx, int argc, char **argv)
         }
     }
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    int o = cli_open_existing(ctx, 0, &e);
+    if (o < 0) return CLI_EXIT_FAILURE;
+    if (o == CLI_NO_LIBRARY) {
+        /* Nothing to list, and looking creates nothing. */
+        if (json)
+            fputs("[]\n", stdout);
+        else
+            printf("no %s%sjobs (there is no library in %s yet)\n",
+                   state < 0 ? "" : fn_job_state_name((fn_job_state)state), state < 0 ? "" : " ",
+                   ctx->library_dir);
+        return CLI_EXIT_OK;
+    }
     fn_job_info **list = NULL;
     size_t n = 0;
     int rc = fn_job_list(e, state, (size_t)limit, &list, &n);
@@ -243,7 +265,7 @@ static int jobs_show(cli_ctx *ctx, int argc, char **argv)
     if (r == -2) return CLI_EXIT_OK;
     if (r < 0) return CLI_EXIT_USAGE;
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "show", id, 0, &e) != 0) return CLI_EXIT_FAILURE;
     int code = CLI_EXIT_OK;
     if (json) {
         char *text = NULL;
@@ -310,7 +332,7 @@ static int jobs_cancel(cli_ctx *ctx, int argc, char **argv)
     if (r == -2) return CLI_EXIT_OK;
     if (r < 0) return CLI_EXIT_USAGE;
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "cancel", id, 1, &e) != 0) return CLI_EXIT_FAILURE;
     int code = CLI_EXIT_OK;
     int rc = fn_job_cancel(e, id);
     if (rc < 0) {
@@ -346,7 +368,7 @@ static int jobs_log(cli_ctx *ctx, int argc, char **argv)
     if (r == -2) return CLI_EXIT_OK;
     if (r < 0) return CLI_EXIT_USAGE;
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "log", id, 0, &e) != 0) return CLI_EXIT_FAILURE;
     char *text = NULL;
     int code = CLI_EXIT_OK;
     int rc = fn_job_log(e, id, &text);
@@ -431,7 +453,7 @@ static int jobs_resume(cli_ctx *ctx, int argc, char **argv)
     }
     if (!have) return cli_usage_error(ctx, CMD " resume", "missing job id");
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (open_for_job(ctx, "resume", id, 1, &e) != 0) return CLI_EXIT_FAILURE;
     fn_followup f;
     int code;
     int rc = fn_job_resume_ex(e, id, &f);
@@ -593,7 +615,7 @@ static int jobs_retry(cli_ctx *ctx, int argc, char **argv)
     int r = parse_sel_args(ctx, "retry", argc, argv, TAKES_JSON | TAKES_DETACH, &a);
     int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     fn_engine *e = NULL;
-    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && open_for_job(ctx, "retry", a.id, 1, &e) != 0) code = CLI_EXIT_FAILURE;
     if (r == 0 && e && resolve_items(ctx, e, &a) < 0) {
         code = CLI_EXIT_FAILURE;
         fn_engine_close(e);
@@ -632,7 +654,7 @@ static int jobs_skip(cli_ctx *ctx, int argc, char **argv)
                         (long long)a.id);
         r = -1;
     }
-    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && open_for_job(ctx, "skip", a.id, 1, &e) != 0) code = CLI_EXIT_FAILURE;
     if (r == 0 && e && resolve_items(ctx, e, &a) < 0) {
         code = CLI_EXIT_FAILURE;
         fn_engine_close(e);
@@ -662,7 +684,7 @@ static int jobs_errors(cli_ctx *ctx, int argc, char **argv)
     int r = parse_sel_args(ctx, "errors", argc, argv, TAKES_JSON, &a);
     int code = r == -2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     fn_engine *e = NULL;
-    if (r == 0 && cli_open_engine(ctx, &e) != 0) code = CLI_EXIT_FAILURE;
+    if (r == 0 && open_for_job(ctx, "errors", a.id, 0, &e) != 0) code = CLI_EXIT_FAILURE;
     if (r == 0 && e && resolve_items(ctx, e, &a) < 0) {
         code = CLI_EXIT_FAILURE;
         fn_engine_close(e);
@@ -727,8 +749,20 @@ static int jobs_watch(cli_ctx *ctx, int argc, char **argv)
             have = 1;
         }
     }
+    /* Watching creates no library: with none here there is nothing to watch. */
+    int readonly = 0;
+    int p = cli_library_probe(ctx, &readonly);
+    if (p < 0) return CLI_EXIT_FAILURE;
+    if (p == CLI_NO_LIBRARY)
+        return have
+                   ? cli_error(ctx, "jobs watch: job %lld: there is no library in %s",
+                               (long long)id, ctx->library_dir)
+                   : cli_error(ctx, "no running or queued job to watch (there is no library in %s)",
+                               ctx->library_dir);
+    /* A library this user cannot write is watched through a read-only engine (it polls). */
     fn_engine *e;
-    if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
+    if (readonly ? cli_open_existing(ctx, 0, &e) != 0 : cli_open_engine(ctx, &e) != 0)
+        return CLI_EXIT_FAILURE;
     if (!have) {
         static const fn_job_state order[] = {FN_JOB_RUNNING, FN_JOB_QUEUED};
         for (size_t k = 0; k < 2 && !have; k++) {

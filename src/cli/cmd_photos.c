@@ -161,7 +161,8 @@ static int photos_show(cli_ctx *ctx, int argc, char **argv)
     fn_store *s = NULL;
     int o = cli_library_open(ctx, &s);
     if (o < 0) return CLI_EXIT_FAILURE;
-    if (o == 1) return cli_error(ctx, "no photo %s (the library is empty)", which);
+    if (o == 1)
+        return cli_error(ctx, "no photo %s: there is no library in %s", which, ctx->library_dir);
     fn_library_reader *r = NULL;
     fn_photo_row row;
     int rc = fn_library_reader_new(s, &r);

@@ -28,9 +28,26 @@ typedef struct cli_ctx {
     int verbose;            /* -v count: 1 logs info, 2 debug */
 } cli_ctx;
 
-/* Opens the engine for ctx->library_dir with ctx->cfg and registers every job type
- * (fn_tasks_register_all). On failure prints the reason to stderr and returns nonzero. */
+/* Opens the engine for ctx->library_dir with ctx->cfg, creating the library if needed, and
+ * registers every job type (fn_tasks_register_all). For commands that add work (ingest, worker).
+ * A read-only library, a folder that cannot be entered, or a library written by a newer facenames
+ * is refused up front. On failure prints the reason to stderr and returns nonzero. */
 int cli_open_engine(cli_ctx *ctx, fn_engine **out);
+
+/* What cli_library_probe and cli_open_existing return when there is no library (no library.db)
+ * in ctx->library_dir: nothing was printed and nothing created; the caller says so. */
+#define CLI_NO_LIBRARY 1
+
+/* Is there a library in ctx->library_dir? 0 (and *readonly = 1 when this process cannot write
+ * it), CLI_NO_LIBRARY, or -1 after printing that the folder cannot be entered (a configuration
+ * error). Creates nothing. */
+int cli_library_probe(cli_ctx *ctx, int *readonly);
+
+/* Opens the engine on an existing library without creating anything. Commands that only read pass
+ * for_writing = 0 and get a read-only engine when the library cannot be written; commands that
+ * change an existing library's jobs (cancel, resume, retry, skip) pass 1 and are refused on a
+ * read-only library. Returns 0, CLI_NO_LIBRARY, or -1 after printing why. */
+int cli_open_existing(cli_ctx *ctx, int for_writing, fn_engine **out);
 
 /* Runs job `id` in the foreground on this process's workers with live progress on stderr (a
  * redrawn line on a terminal, plain periodic lines otherwise), until it ends. First Ctrl-C: cancel

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -121,6 +122,12 @@ static int load_config(cli_ctx *ctx, const char *opt_config)
     } else {
         char path[4200];
         snprintf(path, sizeof path, "%s/facenames.conf", ctx->library_dir);
+        struct stat st;
+        if (stat(path, &st) != 0 && errno == EACCES)
+            return cli_error(ctx,
+                             "configuration: the library folder %s cannot be entered (%s); fix "
+                             "its permissions or choose another library with --library DIR",
+                             ctx->library_dir, strerror(errno));
         rc = fn_config_load_file(&ctx->cfg, path, err, sizeof err);
         if (rc < 0 && rc != FN_ERR_NOT_FOUND) return cli_error(ctx, "configuration: %s", err);
         if (rc == 0 && (size_t)snprintf(ctx->config_path, sizeof ctx->config_path, "%s", path) >=

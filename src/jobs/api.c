@@ -189,7 +189,8 @@ int fn_enqueue_or_continue(fn_engine *e, const fn_enqueue_opts *opts, fn_job_id 
 }
 
 /* Inserts checked and resolved jobs in one transaction. With `reuse` (one job), an identical
- * queued job is returned instead (*continued = 1). */
+ * queued job is returned instead (*continued = 1), else an identical running one (*continued =
+ * 2): running the same work twice at once would only redo it. */
 static int enqueue_resolved(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_job_id *ids,
                             int reuse, int *continued)
 {
@@ -211,12 +212,13 @@ static int enqueue_resolved(fn_engine *e, const fn_enqueue_opts *opts, size_t n,
     if (code) {
         fn_eng_store_fail(e->store, code, "enqueueing %zu job(s)", n);
     } else {
-        if (reuse && (code = fn_js_find_queued(e->store, opts[0].type, (int)opts[0].priority,
-                                               opts[0].payload, &found)))
+        int found_state = -1;
+        if (reuse && (code = fn_js_find_same(e->store, opts[0].type, (int)opts[0].priority,
+                                             opts[0].payload, &found, &found_state)))
             fn_eng_store_fail(e->store, code, "enqueueing a %s job", opts[0].type);
         if (!code && found) {
             out[0] = found;
-            *continued = 1;
+            *continued = found_state == FN_JOB_RUNNING ? 2 : 1;
             fn_store_rollback(tx);
         } else if (!code) {
             code = insert_jobs(e, opts, n, out, 0, NULL, NULL, 0, &filebuf, &filelen);

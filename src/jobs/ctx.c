@@ -102,6 +102,7 @@ int fn_job_reader(fn_job_ctx *ctx, fn_store **out)
 
 void fn_ctx_restore(fn_job_ctx *ctx, const char *progress)
 {
+    ctx->run_started_at = fn_wall_ms();
     if (!progress) return;
     json_error_t jerr;
     json_t *j = json_loads(progress, 0, &jerr);
@@ -245,6 +246,13 @@ char *fn_ctx_progress_json(fn_job_ctx *ctx)
     }
     json_object_set_new(root, "counters", cs);
     json_object_set_new(root, "histograms", hs);
+    /* A continued run (resumed, or recovered) carries the totals of the whole logical job; what
+     * it counted at its start lets a summary say what this run did, and at what rate. */
+    json_t *base = ctx->restored ? json_object_get((json_t *)ctx->restored, "counters") : NULL;
+    if (json_object_size(base))
+        json_object_set_new(root, "run",
+                            json_pack("{s:I,s:O}", "started_at", (json_int_t)ctx->run_started_at,
+                                      "counters_at_start", base));
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(root);
     return s;

@@ -79,7 +79,9 @@ const fn_handler_entry *fn_eng_handler(fn_engine *e, const char *type)
  * cannot keep small (a long reader), so batch commits normally never include the fsync. */
 int fn_eng_open_conn(fn_engine *e, fn_store **out, char *err, size_t errlen)
 {
-    int code = fn_store_open(e->db_path, e->cfg.db_busy_timeout_ms, out, err, errlen);
+    int code = e->readonly
+                   ? fn_store_open_readonly(e->db_path, e->cfg.db_busy_timeout_ms, out, err, errlen)
+                   : fn_store_open(e->db_path, e->cfg.db_busy_timeout_ms, out, err, errlen);
     if (code) return code;
     fn_store_set_write_lock(*out, &e->wmu);
     fn_store_set_autocheckpoint(*out, 8192);
@@ -89,16 +91,45 @@ int fn_eng_open_conn(fn_engine *e, fn_store **out, char *err, size_t errlen)
 static void *monitor_main(void *arg);
 static int feed_start(fn_engine *e);
 
+static int open_engine(const char *library_dir, const fn_config *cfg, int readonly,
+                       fn_engine **out);
+
 int fn_engine_open(const char *library_dir, const fn_config *cfg, fn_engine **out)
+{
+    return open_engine(library_dir, cfg, 0, out);
+}
+
+int fn_engine_open_readonly(const char *library_dir, const fn_config *cfg, fn_engine **out)
 {
     *out = NULL;
     if (!library_dir || !*library_dir)
         return fn_eng_fail(FN_ERR_INVALID, "no library directory given");
-    if (mkdir(library_dir, 0777) != 0 && errno != EEXIST)
+    /* A reader creates nothing: no library here is an answer, not something to make. */
+    char db[4200];
+    struct stat st;
+    snprintf(db, sizeof db, "%s/library.db", library_dir);
+    if (stat(db, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return fn_eng_fail(FN_ERR_NOT_FOUND, "%s: there is no library here (no library.db)",
+                               library_dir);
+        return fn_eng_fail(errno == EACCES ? FN_ERR_CONFIG : FN_ERR_IO,
+                           "%s: cannot look into the library folder: %s", library_dir,
+                           strerror(errno));
+    }
+    return open_engine(library_dir, cfg, 1, out);
+}
+
+static int open_engine(const char *library_dir, const fn_config *cfg, int readonly, fn_engine **out)
+{
+    *out = NULL;
+    if (!library_dir || !*library_dir)
+        return fn_eng_fail(FN_ERR_INVALID, "no library directory given");
+    if (!readonly && mkdir(library_dir, 0777) != 0 && errno != EEXIST)
         return fn_eng_fail(FN_ERR_IO, "%s: cannot create the library directory: %s", library_dir,
                            strerror(errno));
     fn_engine *e = calloc(1, sizeof *e);
     if (!e) return fn_eng_fail(FN_ERR_NOMEM, "out of memory opening %s", library_dir);
+    e->readonly = readonly;
     if (cfg)
         e->cfg = *cfg;
     else
@@ -156,7 +187,7 @@ int fn_engine_open(const char *library_dir, const fn_config *cfg, fn_engine **ou
         goto fail;
     }
     snprintf(e->db_path, dl + 16, "%s/library.db", library_dir);
-    if (strcmp(e->cfg.log_path, "-") != 0) {
+    if (!readonly && strcmp(e->cfg.log_path, "-") != 0) {
         if (e->cfg.log_path[0]) {
             e->log_path = strdup(e->cfg.log_path);
         } else {
@@ -176,6 +207,19 @@ int fn_engine_open(const char *library_dir, const fn_config *cfg, fn_engine **ou
     if (code) {
         fn_eng_fail(code, "opening the library: %s", err);
         goto fail;
+    }
+    if (readonly) {
+        /* Read as it is: no owner, no recovery, no log file, no monitor (nothing to heartbeat). */
+        if ((code = fn_js_check_version(e->store))) {
+            fn_eng_store_fail(e->store, code, "reading the job tables");
+            goto fail;
+        }
+        if ((code = fn_evq_init(&e->ev, &e->cfg))) {
+            fn_eng_fail(code, "%s: cannot create the event queue", library_dir);
+            goto fail;
+        }
+        *out = e;
+        return FN_OK;
     }
     if ((code = fn_js_migrate(e->store))) {
         fn_eng_store_fail(e->store, code, "preparing the job tables");
@@ -325,6 +369,9 @@ static int start_failed(fn_engine *e, int code)
 
 int fn_engine_start(fn_engine *e, int threads)
 {
+    if (e->readonly)
+        return fn_eng_fail(FN_ERR_READONLY, "%s: the library was opened read-only; no job runs",
+                           e->dir);
     if (threads < 0 || threads > e->cfg.workers_cpu_max) threads = e->cfg.workers_cpu_max;
     pthread_mutex_lock(&e->mu);
     if (e->started) {

@@ -72,7 +72,8 @@ struct fn_job_ctx {
     /* How many counters and histograms the monitor may read (their names and bounds are written
      * before these are release-stored, and never change after). */
     _Atomic int pub_counters, pub_hists;
-    void *restored; /* json_t *: the progress stored when this run started */
+    void *restored;         /* json_t *: the progress stored when this run started */
+    int64_t run_started_at; /* wall ms when this run started (fn_ctx_restore) */
     int64_t items_at_start;
 
     fn_pending_error *errs;
@@ -179,6 +180,7 @@ struct fn_engine {
     pthread_mutex_t api_mu;
     pthread_mutex_t wmu; /* the engine's connections' shared write lock (store.h) */
     fn_store *store;
+    int readonly; /* fn_engine_open_readonly: no owner, no monitor, no log file, no writes */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* workers wait here */

@@ -253,18 +253,25 @@ int fn_js_errors_json(fn_store *s, int64_t job, const char *codes_json, const ch
     return code;
 }
 
-static const char SQL_FIND_QUEUED[] = "SELECT id FROM jobs WHERE state=0 AND priority=?2 AND"
-                                      " type=?1 AND payload=?3 ORDER BY id LIMIT 1";
+/* Queued first (continuing it is free), then the oldest running one. */
+static const char SQL_FIND_SAME[] = "SELECT id, state FROM jobs WHERE state IN (0, 1) AND"
+                                    " priority=?2 AND type=?1 AND payload=?3"
+                                    " ORDER BY state, id LIMIT 1";
 
-int fn_js_find_queued(fn_store *s, const char *type, int priority, const char *payload, int64_t *id)
+int fn_js_find_same(fn_store *s, const char *type, int priority, const char *payload, int64_t *id,
+                    int *state)
 {
     *id = 0;
-    STMT(s, SQL_FIND_QUEUED);
+    *state = -1;
+    STMT(s, SQL_FIND_SAME);
     sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, priority);
     sqlite3_bind_text(st, 3, payload ? payload : "{}", -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *state = sqlite3_column_int(st, 1);
+    }
     int code = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "finding a job");
     sqlite3_reset(st);
     return code;

@@ -112,6 +112,12 @@ int fn_js_migrate(fn_store *s)
                             sizeof jobs_migrations / sizeof jobs_migrations[0]);
 }
 
+int fn_js_check_version(fn_store *s)
+{
+    return fn_store_check_version(s, "jobs", jobs_migrations,
+                                  sizeof jobs_migrations / sizeof jobs_migrations[0]);
+}
+
 static char *dup_col(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);

@@ -15,6 +15,8 @@
 
 /* Creates or upgrades the job tables. */
 int fn_js_migrate(fn_store *s);
+/* Checks, writing nothing, that the job tables are not newer than this build (FN_ERR_VERSION). */
+int fn_js_check_version(fn_store *s);
 
 typedef struct fn_js_new {
     const char *type;
@@ -179,9 +181,10 @@ int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const
 int fn_js_errors_json(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
                       char **json);
 
-/* The oldest queued job with this type, priority and payload (0: none). */
-int fn_js_find_queued(fn_store *s, const char *type, int priority, const char *payload,
-                      int64_t *id);
+/* A live job with this type, priority and payload (0: none): the oldest queued one, else the
+ * oldest running one; *state gets its state (-1: none). */
+int fn_js_find_same(fn_store *s, const char *type, int priority, const char *payload, int64_t *id,
+                    int *state);
 /* A queued or running job whose parent is `parent` (0: none). */
 int fn_js_live_child(fn_store *s, int64_t parent, int64_t *child);
 

@@ -28,6 +28,37 @@ static int current_version(fn_store *s, const char *component, int *v)
     return code;
 }
 
+/* The refusal of a component newer than this build knows, with both versions in the message. */
+static int too_new(fn_store *s, const char *component, int have, int newest)
+{
+    char detail[200];
+    snprintf(detail, sizeof detail,
+             "component %s is at schema version %d but this facenames knows only up to %d",
+             component, have, newest);
+    fn_store_set_msg(s, FN_ERR_VERSION, "checking the schema version", detail);
+    return FN_ERR_VERSION;
+}
+
+int fn_store_check_version(fn_store *s, const char *component, const fn_migration *m, size_t n)
+{
+    long long tables = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(fn_store_db(s),
+                                "SELECT count(*) FROM sqlite_master WHERE type='table' AND "
+                                "name='schema_versions'",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        tables = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return fn_store_fail(s, rc, "reading the schema version");
+    if (!tables) return FN_OK; /* nothing there yet: whatever writes it first sets it up */
+    int have = 0;
+    int code = current_version(s, component, &have);
+    if (code) return code;
+    int newest = n ? m[n - 1].version : 0;
+    return have > newest ? too_new(s, component, have, newest) : FN_OK;
+}
+
 int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, size_t n)
 {
     sqlite3 *db = fn_store_db(s);
@@ -40,15 +71,7 @@ int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, 
     int code = current_version(s, component, &have);
     if (code) return code;
     int newest = n ? m[n - 1].version : 0;
-    if (have > newest) {
-        char detail[160];
-        snprintf(detail, sizeof detail,
-                 "component %s is at schema version %d but this facenames knows only up to %d; "
-                 "use a newer facenames",
-                 component, have, newest);
-        fn_store_set_msg(s, FN_ERR_VERSION, "checking the schema version", detail);
-        return FN_ERR_VERSION;
-    }
+    if (have > newest) return too_new(s, component, have, newest);
     for (size_t i = 0; i < n; i++) {
         if (m[i].version <= have) continue;
         fn_store_tx *tx;

@@ -8,7 +8,8 @@
  * keys on, and a busy timeout. Each part of the schema is a *component* ("jobs", "library", ...)
  * with its own ordered list of migrations; `schema_versions(component, version)` records how far
  * each has been applied, so parts evolve independently. A database whose version of a component is
- * newer than this build knows is refused with FN_ERR_VERSION.
+ * newer than this build knows is refused with FN_ERR_VERSION. Our databases carry our PRAGMA
+ * application_id; other programs' SQLite files are refused untouched (FN_ERR_FOREIGN).
  *
  * Threading: an fn_store is one SQLite connection; use it from one thread at a time. Each engine
  * worker and each reader opens its own. SQLite errors map to fn_err: SQLITE_BUSY/LOCKED ->
@@ -23,8 +24,21 @@
 typedef struct fn_store fn_store;
 typedef struct fn_store_tx fn_store_tx; /* an open write transaction on a store */
 
-/* Opens (creating if needed) the database at `path`. */
+/* Opens (creating if needed) the database at `path`. A new database is marked as ours (PRAGMA
+ * application_id); one of ours made before the mark is adopted (marked). Any other non-empty
+ * SQLite file is refused with FN_ERR_FOREIGN before anything is written to it (not even the WAL
+ * switch). */
 int fn_store_open(const char *path, int busy_timeout_ms, fn_store **out, char *err, size_t errlen);
+
+/* Opens an existing database for reading only, for a library that cannot be written (or must not
+ * be, like a reading command's): never creates, migrates or marks anything. When SQLite cannot
+ * open it read-only in place (a WAL database with no -shm file in a folder that cannot be
+ * written) it is opened as immutable. Foreign files are refused as by fn_store_open. Every write
+ * (fn_store_begin) then fails with FN_ERR_READONLY. */
+int fn_store_open_readonly(const char *path, int busy_timeout_ms, fn_store **out, char *err,
+                           size_t errlen);
+/* 1 when `s` was opened with fn_store_open_readonly. */
+int fn_store_readonly(const fn_store *s);
 void fn_store_close(fn_store *s);
 const char *fn_store_errmsg(const fn_store *s);
 const char *fn_store_path(const fn_store *s);

@@ -35,4 +35,9 @@ typedef struct fn_migration {
 /* Brings `component` up to the last migration in `m` (each in its own transaction). */
 int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, size_t n);
 
+/* Checks, writing nothing, that `component` is not newer than the last migration in `m`
+ * (FN_ERR_VERSION, naming both versions, when it is); a database without schema_versions yet
+ * passes. For read-only connections and for refusing up front. */
+int fn_store_check_version(fn_store *s, const char *component, const fn_migration *m, size_t n);
+
 #endif

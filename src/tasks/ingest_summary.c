@@ -55,13 +55,35 @@ char *ingest_summary(const fn_job_info *job, void *user)
     long long processed = done - errors - unchanged;
     if (processed < 0) processed = 0;
     long long faces = counter(c, "faces_found"), noface = counter(c, "no_face_images");
-    double secs = job->finished_at >= 0 && job->started_at >= 0
-                      ? (double)(job->finished_at - job->started_at) / 1000.0
+    /* The counters are the totals of the logical job. A continued run (resume, or recovery after
+     * a crash) also recorded them at its start: what this run did is the difference, and its
+     * rate is over its own time, not since the first run began. */
+    json_t *run = json_object_get(p, "run");
+    json_t *base = json_object_get(run, "counters_at_start");
+    int continued = base != NULL;
+    long long run_processed = processed, run_faces = faces;
+    int64_t run_start = job->started_at;
+    if (continued) {
+        long long b_processed = counter(base, "files_done") - counter(base, "errors") -
+                                counter(base, "skipped_unchanged");
+        run_processed = processed - (b_processed > 0 ? b_processed : 0);
+        if (run_processed < 0) run_processed = 0;
+        run_faces = faces - counter(base, "faces_found");
+        if (run_faces < 0) run_faces = 0;
+        if (json_is_integer(json_object_get(run, "started_at")))
+            run_start = (int64_t)json_integer_value(json_object_get(run, "started_at"));
+    }
+    double secs = job->finished_at >= 0 && run_start >= 0
+                      ? (double)(job->finished_at - run_start) / 1000.0
                       : 0;
     char b1[32], b2[32], b3[32];
-    fprintf(f, "ingest job %lld %s\n", (long long)job->id, fn_job_state_name(job->state));
+    fprintf(f, "ingest job %lld %s", (long long)job->id, fn_job_state_name(job->state));
+    if (job->parent > 0) fprintf(f, " (continues job %lld)", (long long)job->parent);
+    fputc('\n', f);
     fprintf(f, "  photos      %s processed of %s found", fn_fmt_count(processed, b1, sizeof b1),
             fn_fmt_count(total, b2, sizeof b2));
+    if (continued)
+        fprintf(f, ", %s of them in this run", fn_fmt_count(run_processed, b3, sizeof b3));
     if (unchanged) fprintf(f, " (%s unchanged, skipped)", fn_fmt_count(unchanged, b3, sizeof b3));
     fprintf(f, "\n  faces       %s", fn_fmt_count(faces, b1, sizeof b1));
     if (counter(c, "faces_skipped_small"))
@@ -73,9 +95,11 @@ char *ingest_summary(const fn_job_info *job, void *user)
                 fn_fmt_count(counter(c, "non_images"), b1, sizeof b1));
     fprintf(f, "  errors      %s\n", fn_fmt_count(errors, b1, sizeof b1));
     errors_by_code(f, job);
-    fprintf(f, "  time        %s", fn_fmt_duration(secs, b1, sizeof b1));
-    if (secs > 0 && processed > 0)
-        fprintf(f, ", %.2f photos/s, %.2f faces/s", (double)processed / secs, (double)faces / secs);
+    fprintf(f, "  time        %s%s", fn_fmt_duration(secs, b1, sizeof b1),
+            continued ? " (this run)" : "");
+    if (secs > 0 && run_processed > 0)
+        fprintf(f, ", %.2f photos/s, %.2f faces/s", (double)run_processed / secs,
+                (double)run_faces / secs);
     fprintf(f, ", %s read\n", fn_fmt_bytes(counter(c, "bytes_read"), b1, sizeof b1));
     if (job->n_errors) {
         size_t show = job->n_errors < 5 ? job->n_errors : 5;

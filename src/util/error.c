@@ -32,6 +32,8 @@ static const struct err_desc errs[] = {
     {FN_ERR_VERSION, "version", "database was written by a newer facenames"},
     {FN_ERR_NOT_FILE, "not_file", "not a regular file"},
     {FN_ERR_YIELDED, "yielded", "yielded to a higher-priority job"},
+    {FN_ERR_FOREIGN, "foreign", "the database belongs to another program"},
+    {FN_ERR_READONLY, "readonly", "the library is read-only"},
 };
 
 static const struct err_desc *find(int code)

@@ -21,6 +21,7 @@
  *   (errno, fstat, magic bytes, end markers, header size); libvips' text only refines a decode
  *   failure, so a message another thread took or mixed in can at worst blur the detail.
  * - libvips' warnings (g_warning) go to FN_LOG at debug level: the library never prints.
+ * - liborc is disabled (see init_vips and docs/design.md).
  *
  * What must stay true: thread-safe (called from many workers at once), never crashes or hangs on
  * any input, every failure returns a distinct fn_err with a message naming the file. */
@@ -36,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <vips/vips.h>
+#include <vips/vector.h> /* vips_vector_set_enabled: not in vips.h; needs glib first */
 
 #include "facenames/vision.h"
 #include "util/log.h"
@@ -67,6 +69,12 @@ static void init_vips(void)
     /* Our workers decide the parallelism: one libvips thread and one BLAS thread per caller. */
     vips_concurrency_set(1);
     vips_cache_set_max(0);
+    /* liborc (libvips' run-time SIMD code generator) is off: it compiles code at run time on
+     * first use, it is the one component a crash was ever seen in (issue 8 #6), and with our
+     * pipeline (decode with shrink-on-load, then a small resize) it saves too little to be worth
+     * that (docs/design.md, "liborc"). FACENAMES_VIPS_ORC=1 turns it back on, for measuring. */
+    const char *orc = getenv("FACENAMES_VIPS_ORC");
+    vips_vector_set_enabled(orc && strcmp(orc, "1") == 0);
     /* Loaders libvips marks untrusted (ImageMagick, PDF, ...) never see our users' files. */
     vips_block_untrusted_set(TRUE);
     openblas_set_num_threads(1);

@@ -262,16 +262,19 @@ static void test_bad_config_file_and_env(void **state)
     cli_result_free(&r);
 }
 
-/* Needs the engine: the library is created on first use. */
+/* Reading commands on a folder that is not a library say so and create nothing (issue 8 #7);
+ * the commands that add work create it on first use. */
 static void test_jobs_empty_library(void **state)
 {
     (void)state;
-    char lib[600];
+    char lib[600], db[700];
     lib_path("lib_empty/nested", lib, sizeof lib);
+    snprintf(db, sizeof db, "%s/library.db", lib);
     struct cli_result r = cli_run(NULL, (const char *[]){"--library", lib, "jobs", "list", NULL});
     CHECK(r, r.code == 0);
-    CHECK(r, strcmp(r.out, "no jobs\n") == 0);
+    CHECK(r, strncmp(r.out, "no jobs (there is no library in ", 32) == 0);
     cli_result_free(&r);
+    assert_int_not_equal(access(lib, F_OK), 0);
 
     r = cli_run(NULL, (const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
     CHECK(r, r.code == 0);
@@ -281,7 +284,7 @@ static void test_jobs_empty_library(void **state)
     r = cli_run(NULL,
                 (const char *[]){"--library", lib, "jobs", "list", "--state", "running", NULL});
     CHECK(r, r.code == 0);
-    CHECK(r, strcmp(r.out, "no running jobs\n") == 0);
+    CHECK(r, strncmp(r.out, "no running jobs (there is no library in ", 40) == 0);
     cli_result_free(&r);
 
     r = cli_run(NULL, (const char *[]){"--library", lib, "jobs", "show", "42", NULL});
@@ -305,10 +308,13 @@ static void test_jobs_empty_library(void **state)
         cli_result_free(&r);
     }
 
+    assert_int_not_equal(access(db, F_OK), 0);
+
     r = cli_run(NULL, (const char *[]){"--library", lib, "jobs", "watch", NULL});
     CHECK(r, r.code == 1);
     CHECK(r, strstr(r.err, "no running or queued job"));
     cli_result_free(&r);
+    assert_int_not_equal(access(db, F_OK), 0);
 
     r = cli_run(NULL, (const char *[]){"--library", lib, "worker", "--until-idle", NULL});
     CHECK(r, r.code == 0);
@@ -325,7 +331,11 @@ static void test_library_not_dir(void **state)
     write_text(lib, "x");
     struct cli_result r = cli_run(NULL, (const char *[]){"--library", lib, "jobs", "list", NULL});
     CHECK(r, r.code == 1);
-    CHECK(r, strstr(r.err, "facenames: cannot create library directory"));
+    CHECK(r, strstr(r.err, "is not a folder"));
+    cli_result_free(&r);
+    r = cli_run(NULL, (const char *[]){"--library", lib, "worker", "--until-idle", NULL});
+    CHECK(r, r.code == 1);
+    CHECK(r, strstr(r.err, "is not a folder"));
     cli_result_free(&r);
 }
 

@@ -86,7 +86,7 @@ int fn_library_reader_new(fn_store *s, fn_library_reader **out)
                                 " WHERE path = ?1",
                                 -1, SQLITE_PREPARE_PERSISTENT, &r->probe, NULL);
     if (rc != SQLITE_OK) {
-        int err = fn_store_fail(s, rc, "preparing photo lookups (is the library schema migrated?)");
+        int err = fn_store_fail(s, rc, "preparing photo lookups");
         fn_library_reader_free(r);
         return err;
     }

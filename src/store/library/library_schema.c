@@ -70,6 +70,12 @@ int fn_library_migrate(fn_store *s)
     return fn_store_migrate(s, "library", migrations, sizeof migrations / sizeof migrations[0]);
 }
 
+int fn_library_check_version(fn_store *s)
+{
+    return fn_store_check_version(s, "library", migrations,
+                                  sizeof migrations / sizeof migrations[0]);
+}
+
 static const char *const status_names[] = {"ok", "no_faces", "error"};
 
 const char *fn_photo_status_name(fn_photo_status s)

@@ -22,6 +22,10 @@
 
 /* Brings the "library" component of the schema up to date (idempotent). */
 int fn_library_migrate(fn_store *s);
+/* Checks, writing nothing, that the "library" component is not newer than this build knows
+ * (FN_ERR_VERSION, naming both versions); for read-only connections and for refusing a library
+ * before a job is enqueued on it. */
+int fn_library_check_version(fn_store *s);
 
 /* ---- Rows -------------------------------------------------------------------------------------
  */

@@ -141,7 +141,7 @@ int fn_library_put_photos(fn_store_tx *tx, const fn_photo_put *p, size_t n, int6
     for (int i = 0; i < ST_COUNT; i++) {
         int src = sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL);
         if (src != SQLITE_OK) {
-            rc = fn_store_fail(s, src, "preparing the photo statements (is the schema migrated?)");
+            rc = fn_store_fail(s, src, "preparing the photo statements");
             goto out;
         }
     }
