@@ -54,17 +54,30 @@ typedef struct pick {
     int n_extra;
 } pick;
 
+/* The device slots and memory free now, and the caps (the handler defaults are filled per type). */
+static fn_js_fit free_capacity(fn_engine *e)
+{
+    fn_js_fit f = {0, 0, 0, e->cfg.workers_gpu_max, 0, e->cfg.workers_mem_max_mb};
+    pthread_mutex_lock(&e->mu);
+    f.gpu_free = e->cfg.workers_gpu_max - e->gpu_used;
+    f.mem_free = e->cfg.workers_mem_max_mb > 0 ? e->cfg.workers_mem_max_mb - e->mem_used : 0;
+    pthread_mutex_unlock(&e->mu);
+    return f;
+}
+
 /* The first job of lane `lane` and handler h's type that fits (`fit`) and is not already running
  * here, at page[*at], with the rest of its page for prefetching. Pages on past jobs registered as
  * running here whose rows still say queued (a reservation being given back). Returns 1, 0 for
  * none, -1 on a database error. */
-static int type_head(fn_engine *e, fn_store *s, int lane, const fn_handler_entry *h,
-                     const fn_js_fit *fit, fn_js_queued *page, int *n_page, int *at)
+static int type_head(fn_engine *e, fn_store *s, int lane, const fn_handler_entry *h, fn_js_fit fit,
+                     fn_js_queued *page, int *n_page, int *at)
 {
+    fit.gpu_default = h->h.gpu_slots;
+    fit.mem_default = h->h.mem_mb;
     int64_t after = 0;
     for (;;) {
         int n = 0;
-        if (fn_js_lane_type_heads(s, lane, h->type, after, fit, page, FN_PREFETCH, &n)) return -1;
+        if (fn_js_lane_type_heads(s, lane, h->type, after, &fit, page, FN_PREFETCH, &n)) return -1;
         *n_page = n;
         pthread_mutex_lock(&e->mu);
         int i = 0;
@@ -82,19 +95,12 @@ static int type_head(fn_engine *e, fn_store *s, int lane, const fn_handler_entry
 
 int fn_eng_lane_has_runnable(fn_engine *e, fn_store *s, int lane)
 {
-    fn_js_fit base = {0, 0, 0, e->cfg.workers_gpu_max, 0, e->cfg.workers_mem_max_mb};
-    pthread_mutex_lock(&e->mu);
-    base.gpu_free = e->cfg.workers_gpu_max - e->gpu_used;
-    base.mem_free = e->cfg.workers_mem_max_mb > 0 ? e->cfg.workers_mem_max_mb - e->mem_used : 0;
-    pthread_mutex_unlock(&e->mu);
+    fn_js_fit base = free_capacity(e);
     fn_js_queued page[FN_PREFETCH];
     for (size_t k = 0; k < e->n_handlers; k++) {
         const fn_handler_entry *h = &e->handlers[k];
-        fn_js_fit fit = base;
-        fit.gpu_default = h->h.gpu_slots;
-        fit.mem_default = h->h.mem_mb;
         int n = 0, at = 0;
-        int r = type_head(e, s, lane, h, &fit, page, &n, &at);
+        int r = type_head(e, s, lane, h, base, page, &n, &at);
         if (r < 0) FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
         if (r > 0) return 1;
     }
@@ -117,11 +123,7 @@ int fn_eng_lane_has_runnable(fn_engine *e, fn_store *s, int lane)
  * once: one transaction then ends the previous batch and claims the next. */
 static int pick_next(fn_engine *e, fn_store *s, pick *p, int prefetch)
 {
-    fn_js_fit base = {0, 0, 0, e->cfg.workers_gpu_max, 0, e->cfg.workers_mem_max_mb};
-    pthread_mutex_lock(&e->mu);
-    base.gpu_free = e->cfg.workers_gpu_max - e->gpu_used;
-    base.mem_free = e->cfg.workers_mem_max_mb > 0 ? e->cfg.workers_mem_max_mb - e->mem_used : 0;
-    pthread_mutex_unlock(&e->mu);
+    fn_js_fit base = free_capacity(e);
     int64_t now = fn_wall_ms();
     int found = 0;
     double best_eff = -1;
@@ -132,11 +134,8 @@ static int pick_next(fn_engine *e, fn_store *s, pick *p, int prefetch)
         int lane_n = 0, lane_at = 0;
         for (size_t k = 0; k < e->n_handlers; k++) {
             const fn_handler_entry *h = &e->handlers[k];
-            fn_js_fit fit = base;
-            fit.gpu_default = h->h.gpu_slots;
-            fit.mem_default = h->h.mem_mb;
             int n = 0, at = 0;
-            int r = type_head(e, s, lane, h, &fit, page, &n, &at);
+            int r = type_head(e, s, lane, h, base, page, &n, &at);
             if (r < 0) {
                 FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
                 return 0;

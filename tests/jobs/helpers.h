@@ -250,6 +250,42 @@ static inline void register_count(fn_engine *e, const char *type, int gpu, int m
     if (fn_engine_register(e, &h) != 0) abort();
 }
 
+/* ---- the fixture: a fresh library with an engine in inline mode --------------------------------
+ */
+
+typedef struct fx {
+    char *dir;
+    fn_engine *e;
+} fx;
+
+/* Opens a fresh library (test_config, then `tune` may change it) with the "count" handler
+ * registered under each of the NULL-terminated `types` and whatever `reg` registers, started
+ * inline. `tune` and `reg` may be NULL. */
+static inline fx *fx_open(const char *const *types, void (*tune)(fn_config *),
+                          void (*reg)(fn_engine *))
+{
+    test_reset();
+    fx *f = calloc(1, sizeof *f);
+    f->dir = tmp_library();
+    fn_config c = test_config();
+    if (tune) tune(&c);
+    if (fn_engine_open(f->dir, &c, &f->e) != 0) abort();
+    for (size_t i = 0; types && types[i]; i++)
+        register_count(f->e, types[i], 0, 0);
+    if (reg) reg(f->e);
+    if (fn_engine_start(f->e, 0) != 0) abort();
+    return f;
+}
+
+static inline int fx_teardown(void **state)
+{
+    fx *f = *state;
+    fn_engine_close(f->e);
+    rm_library(f->dir);
+    free(f);
+    return 0;
+}
+
 /* ---- database readers for checks --------------------------------------------------------------
  */
 

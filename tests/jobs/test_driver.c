@@ -211,32 +211,22 @@ static const fn_jobtype squares = {
 /* ---- fixture ----------------------------------------------------------------------------------
  */
 
-typedef struct fx {
-    char *dir;
-    fn_engine *e;
-} fx;
+static void min_face_77(fn_config *c)
+{
+    c->ingest_min_face_size = 77;
+}
+
+static void register_squares(fn_engine *e)
+{
+    assert_int_equal(fn_jobtype_register(e, &squares), 0);
+}
 
 static int setup(void **state)
 {
     memset(&S, 0, sizeof S);
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tmp_library();
-    fn_config c = test_config();
-    c.ingest_min_face_size = 77;
-    assert_int_equal(fn_engine_open(f->dir, &c, &f->e), 0);
-    assert_int_equal(fn_jobtype_register(f->e, &squares), 0);
-    assert_int_equal(fn_engine_start(f->e, 0), 0);
+    fx *f = fx_open(NULL, min_face_77, register_squares);
     S.e = f->e;
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    fn_engine_close(f->e);
-    rm_library(f->dir);
-    free(f);
     return 0;
 }
 
@@ -529,14 +519,14 @@ static void test_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_payload_refused_at_enqueue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_payload_resolved, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_counters_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flush_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_items, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_payload_refused_at_enqueue, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_payload_resolved, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_run_counters_errors, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_flush_policy, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_resume, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_items, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_pages, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failures, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,31 +9,10 @@
 #include "helpers.h"
 #include "jobs/internal.h"
 
-typedef struct fx {
-    char *dir;
-    fn_engine *e;
-} fx;
-
 static int setup(void **state)
 {
-    test_reset();
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tmp_library();
-    fn_config c = test_config();
-    assert_int_equal(fn_engine_open(f->dir, &c, &f->e), 0);
-    register_count(f->e, "count", 0, 0);
-    register_count(f->e, "short", 0, 0);
-    assert_int_equal(fn_engine_start(f->e, 0), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    fn_engine_close(f->e);
-    rm_library(f->dir);
-    free(f);
+    static const char *const types[] = {"count", "short", NULL};
+    *state = fx_open(types, NULL, NULL);
     return 0;
 }
 
@@ -633,22 +612,22 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
-        cmocka_unit_test_setup_teardown(test_complete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_running, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_while_yielding, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_yield_requeues_same_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_selection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_interactive_preempts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_normal_does_not_preempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fail, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_queued, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_running, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_while_yielding, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_yield_requeues_same_id, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_resume, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_selection, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_interactive_preempts, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_normal_does_not_preempt, setup, fx_teardown),
         cmocka_unit_test(test_aging),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, fx_teardown),
         cmocka_unit_test(test_register_duplicate),
         cmocka_unit_test(test_bad_config),
-        cmocka_unit_test_setup_teardown(test_list_and_wait, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_initial_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_and_wait, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_initial_checkpoint, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

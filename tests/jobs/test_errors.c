@@ -9,30 +9,10 @@
 
 #include "helpers.h"
 
-typedef struct fx {
-    char *dir;
-    fn_engine *e;
-} fx;
-
 static int setup(void **state)
 {
-    test_reset();
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tmp_library();
-    fn_config c = test_config();
-    assert_int_equal(fn_engine_open(f->dir, &c, &f->e), 0);
-    register_count(f->e, "count", 0, 0);
-    assert_int_equal(fn_engine_start(f->e, 0), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    fn_engine_close(f->e);
-    rm_library(f->dir);
-    free(f);
+    static const char *const types[] = {"count", NULL};
+    *state = fx_open(types, NULL, NULL);
     return 0;
 }
 
@@ -258,11 +238,11 @@ static void test_many_retry_items(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_decisions_appended, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_skip_is_respected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resume_with_decisions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resume_interrupted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_retry_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decisions_appended, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_skip_is_respected, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_with_decisions, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_interrupted, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_many_retry_items, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
