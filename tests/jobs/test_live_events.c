@@ -396,6 +396,14 @@ static void test_job_taken_over(void **state)
     assert_int_equal(fn_engine_open(dir, &cfg, &c.e), 0);
     fn_handler h = {.type = "taken", .run = taken_run, .gpu_slots = 0, .mem_mb = 0};
     assert_int_equal(fn_engine_register(c.e, &h), 0);
+    /* The other process, as it registers itself (the change feed runs while a second process has
+     * the library open). */
+    char own[200];
+    snprintf(own, sizeof own,
+             "INSERT INTO job_owners(id, pid, host, started_at, heartbeat_at) VALUES(424242, 1, "
+             "'other-host', 0, %lld)",
+             (long long)fn_wall_ms() + 3600000);
+    exec_sql(dir, own);
     assert_int_equal(fn_engine_start(c.e, 0), 0);
     fn_job_id id;
     assert_int_equal(fn_enqueue(c.e, "taken", NULL, FN_PRIO_NORMAL, &id), 0);
@@ -527,6 +535,30 @@ static void test_feed_prune(void **state)
     rm_library(dir);
 }
 
+/* A lone process writes no change feed (nobody else could read it); with a second process on
+ * the library, every state change is in it. */
+static void test_feed_only_when_shared(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config cfg = test_config();
+    fn_engine *e, *other;
+    assert_int_equal(fn_engine_open(dir, &cfg, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 0), 0);
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, NULL), 0);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_changes"), 0);
+    assert_int_equal(fn_engine_open(dir, &cfg, &other), 0);
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, NULL), 0);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_true(q_int(dir, "SELECT count(*) FROM job_changes") >= 2); /* running, completed */
+    fn_engine_close(other);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_other_engine_error_not_utf8),
         cmocka_unit_test(test_job_taken_over),
         cmocka_unit_test(test_feed_prune),
+        cmocka_unit_test(test_feed_only_when_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
