@@ -580,24 +580,39 @@ static void test_rough_edges(void **state)
     cli_result_free(&r);
 
     /* Ctrl-C twice with stderr a file: the second stops at once, with no terminal codes */
-    /* the same ingest again runs the queued one in the foreground */
-    pid_t p = cli_spawn(env,
+    /* the same ingest again runs the queued one in the foreground, printing a plain progress
+     * line every 10 ms */
+    const char *fast_env[] = {models_env, "FACENAMES_PROGRESS_INTERVAL_MS=10", NULL};
+    pid_t p = cli_spawn(fast_env,
                         (const char *[]){"--library", lib, "ingest", dir, "--detector", "tiny",
                                          "--batch", "64", NULL},
                         "cc");
-    /* wait until it runs (its stderr says so), then press twice */
+    /* wait until it is inside its one batch (a photo done, the others still to do: the live
+     * progress says so), then press twice; a Ctrl-C before the batch would end the job at once,
+     * before the second press */
     char errp[700];
     snprintf(errp, sizeof errp, "%s/.cc.stderr", harness_tmp);
     int running = 0;
     for (int k = 0; k < 2400 && !running; k++) { /* up to a minute: sanitizers start slowly */
         char *e = slurp(errp);
-        running = strstr(e, "running") != NULL;
+        for (const char *q = e; q && (q = strstr(q, " files")) && !running; q++) {
+            const char *slash = q;
+            while (slash > e && slash[-1] != '/' && slash[-1] != ' ')
+                slash--;
+            if (slash > e && slash[-1] == '/') {
+                const char *num = slash - 1;
+                while (num > e && num[-1] >= '0' && num[-1] <= '9')
+                    num--;
+                long done = strtol(num, NULL, 10), total = strtol(slash, NULL, 10);
+                running = done > 0 && done < total;
+            }
+        }
         free(e);
-        if (!running) sleep_ms(25);
+        if (!running) sleep_ms(10);
     }
     assert_true(running);
     kill(p, SIGINT);
-    sleep_ms(150);
+    sleep_ms(50); /* the first is handled at once (a self-pipe wakes the loop) */
     kill(p, SIGINT);
     r = cli_wait(p, "cc");
     CHECK(r, strstr(r.err, "stopped at once"));
