@@ -159,8 +159,9 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
     int continued = 0;
     fn_enqueue_opts o = {
         .type = "ingest", .payload = text, .priority = prio, .gpu_slots = -1, .mem_mb = -1};
-    /* The same ingest run again while an interrupted one waits (recovered after a crash, or
-     * enqueued with --detach and not run yet) continues that job rather than adding a second. */
+    /* The same ingest run again while an identical job waits (recovered after a crash, or
+     * enqueued with --detach and not run yet) continues that job rather than adding a second;
+     * while one runs, this follows it. */
     int erc = text ? fn_enqueue_or_continue(e, &o, &id, &continued) : FN_ERR_NOMEM;
     free(text);
     if (erc < 0) {
@@ -189,7 +190,9 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
         rc = cli_follow_job(ctx, e, id, 0, json);
     } else {
         if (continued)
-            fprintf(stderr, "continuing ingest job %lld (it was interrupted) from its checkpoint\n",
+            fprintf(stderr,
+                    "continuing ingest job %lld, already queued with the same paths and settings "
+                    "(from its checkpoint, if it ran before)\n",
                     (long long)id);
         rc = cli_run_foreground(ctx, e, id, json);
     }
