@@ -271,6 +271,11 @@ int fn_job_errors_resolve(fn_engine *e, fn_job_id id, const fn_error_selection *
  * needed). Caller frees *json with free(). */
 int fn_job_errors_json(fn_engine *e, fn_job_id id, const fn_error_selection *sel, char **json);
 
+/* Calls fn(code, count, arg) once per distinct error code of `job` (read with its errors), in the
+ * order each code first appears. On the caller's thread; no allocation. */
+void fn_job_errors_by_code(const fn_job_info *job,
+                           void (*fn)(const char *code, size_t n, void *arg), void *arg);
+
 /* A person-readable summary of `job` (read with fn_job_inspect), made by its type's summary hook,
  * or from its counters when the type has none or is not registered here. Caller frees *text. */
 int fn_job_summary(fn_engine *e, const fn_job_info *job, char **text);

@@ -234,6 +234,14 @@ static double job_seconds(const fn_job_info *j)
     return (double)(end - j->started_at) / 1000.0;
 }
 
+/* ", CODE N" after the first. */
+static void code_count(const char *code, size_t n, void *arg)
+{
+    int *first = arg;
+    printf("%s%s %zu", *first ? "" : ", ", fn_term_str(code), n);
+    *first = 0;
+}
+
 static void default_summary(const fn_job_info *job)
 {
     char d[32];
@@ -244,17 +252,7 @@ static void default_summary(const fn_job_info *job)
         /* errors by code, in order of first appearance */
         printf("  errors: %zu (", job->n_errors);
         int first = 1;
-        for (size_t i = 0; i < job->n_errors; i++) {
-            int seen = 0;
-            for (size_t k = 0; k < i && !seen; k++)
-                seen = strcmp(job->errors[k].code, job->errors[i].code) == 0;
-            if (seen) continue;
-            size_t n = 0;
-            for (size_t k = i; k < job->n_errors; k++)
-                n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
-            printf("%s%s %zu", first ? "" : ", ", fn_term_str(job->errors[i].code), n);
-            first = 0;
-        }
+        fn_job_errors_by_code(job, code_count, &first);
         printf("); see: facenames jobs show %lld\n", (long long)job->id);
     }
     if (job->state == FN_JOB_FAILED && job->fail_reason)

@@ -214,32 +214,26 @@ static int enqueue_resolved(fn_engine *e, const fn_enqueue_opts *opts, size_t n,
     } else {
         int found_state = -1;
         if (reuse && (code = fn_js_find_same(e->store, opts[0].type, (int)opts[0].priority,
-                                             opts[0].payload, &found, &found_state)))
+                                             opts[0].payload, &found, &found_state))) {
             fn_eng_store_fail(e->store, code, "enqueueing a %s job", opts[0].type);
-        if (!code && found) {
+        } else if (found) { /* nothing to write */
             out[0] = found;
             *continued = found_state == FN_JOB_RUNNING ? 2 : 1;
-            fn_store_rollback(tx);
-        } else if (!code) {
+        } else {
             code = insert_jobs(e, opts, n, out, 0, NULL, NULL, 0, &filebuf, &filelen);
         }
-        if (found) {
-            /* nothing written */
-        } else if (code) {
+        if (code || found)
             fn_store_rollback(tx);
-        } else if ((code = fn_store_commit(tx))) {
+        else if ((code = fn_store_commit(tx)))
             fn_eng_store_fail(e->store, code, "enqueueing %zu job(s)", n);
-        }
     }
     pthread_mutex_unlock(&e->api_mu);
-    if (!code && found) {
-        fn_eng_notify_enqueued(e, interactive);
-    } else if (!code) {
+    if (!code && !found) {
         fn_joblog_file_many(e, filebuf, filelen);
         for (size_t i = 0; i < n; i++)
             fn_evq_push_queued_new(&e->ev, out[i]);
-        fn_eng_notify_enqueued(e, interactive);
     }
+    if (!code) fn_eng_notify_enqueued(e, interactive);
     free(filebuf);
     if (out != ids && out != &one) free(out);
     return code;
@@ -610,6 +604,21 @@ int fn_job_errors_json(fn_engine *e, fn_job_id id, const fn_error_selection *sel
     free(codes);
     free(items);
     return code;
+}
+
+void fn_job_errors_by_code(const fn_job_info *job,
+                           void (*fn)(const char *code, size_t n, void *arg), void *arg)
+{
+    for (size_t i = 0; i < job->n_errors; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(job->errors[k].code, job->errors[i].code) == 0;
+        if (seen) continue;
+        size_t n = 0;
+        for (size_t k = i; k < job->n_errors; k++)
+            n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
+        fn(job->errors[i].code, n, arg);
+    }
 }
 
 int fn_job_summary(fn_engine *e, const fn_job_info *job, char **text)

@@ -23,21 +23,12 @@ static long long counter(json_t *counters, const char *name)
     return (long long)json_integer_value(json_object_get(counters, name));
 }
 
-/* Errors by code, in order of first appearance. */
-static void errors_by_code(FILE *f, const fn_job_info *job)
+/* One "    CODE  N" line per error code (fn_job_errors_by_code). */
+static void code_line(const char *code, size_t n, void *arg)
 {
-    for (size_t i = 0; i < job->n_errors; i++) {
-        int seen = 0;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = strcmp(job->errors[k].code, job->errors[i].code) == 0;
-        if (seen) continue;
-        size_t n = 0;
-        for (size_t k = i; k < job->n_errors; k++)
-            n += strcmp(job->errors[k].code, job->errors[i].code) == 0;
-        char *code = fn_term_text(job->errors[i].code);
-        fprintf(f, "    %-12s %zu\n", code ? code : "?", n);
-        free(code);
-    }
+    char *shown = fn_term_text(code);
+    fprintf(arg, "    %-12s %zu\n", shown ? shown : "?", n);
+    free(shown);
 }
 
 char *ingest_summary(const fn_job_info *job, void *user)
@@ -94,7 +85,7 @@ char *ingest_summary(const fn_job_info *job, void *user)
         fprintf(f, "  not photos  %s files ignored\n",
                 fn_fmt_count(counter(c, "non_images"), b1, sizeof b1));
     fprintf(f, "  errors      %s\n", fn_fmt_count(errors, b1, sizeof b1));
-    errors_by_code(f, job);
+    fn_job_errors_by_code(job, code_line, f);
     fprintf(f, "  time        %s%s", fn_fmt_duration(secs, b1, sizeof b1),
             continued ? " (this run)" : "");
     if (secs > 0 && run_processed > 0)

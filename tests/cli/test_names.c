@@ -26,16 +26,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli_harness.h"
+#include "cli_json.h"
 
 static char models_env[1100];
 static char sample[PATH_MAX];
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int group_setup(void **state)
 {

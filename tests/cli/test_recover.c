@@ -17,29 +17,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli_harness.h"
+#include "cli_json.h"
 
 static char models_env[1100];
 static const char *env[2];
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static json_t *run_json(const char *const *args)
-{
-    struct cli_result r = cli_run(env, args);
-    json_t *j = r.code == 0 ? json_loads(r.out, 0, NULL) : NULL;
-    if (!j) print_error("%s failed (%d): %s%s\n", args[2], r.code, r.out, r.err);
-    cli_result_free(&r);
-    return j;
-}
-
 static json_t *only_job(const char *lib)
 {
-    json_t *list = run_json((const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
+    json_t *list =
+        cli_run_json(env, (const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
     assert_non_null(list);
     assert_int_equal(json_array_size(list), 1);
     json_t *j = json_incref(json_array_get(list, 0));
@@ -47,15 +33,9 @@ static json_t *only_job(const char *lib)
     return j;
 }
 
-static json_int_t counter(json_t *job, const char *name)
-{
-    return json_integer_value(
-        json_object_get(json_object_get(json_object_get(job, "progress"), "counters"), name));
-}
-
 static json_int_t files_done(json_t *job)
 {
-    return counter(job, "files_done");
+    return job_counter(job, "files_done");
 }
 
 /* Starts `facenames ingest` of the samples, one photo per batch, and kills it with SIGKILL once
@@ -106,8 +86,8 @@ static void test_resume_after_crash(void **state)
     json_t *j = only_job(lib); /* the same job, no second one */
     assert_int_equal(json_integer_value(json_object_get(j, "id")), id);
     assert_string_equal(json_string_value(json_object_get(j, "state")), "completed");
-    assert_true(counter(j, "files_total") >= 6); /* the sample photos and screenshots */
-    assert_int_equal(files_done(j), counter(j, "files_total"));
+    assert_true(job_counter(j, "files_total") >= 6); /* the sample photos and screenshots */
+    assert_int_equal(files_done(j), job_counter(j, "files_total"));
     json_decref(j);
 
     /* Again, and this time the user just runs the same ingest again. */
@@ -121,7 +101,7 @@ static void test_resume_after_crash(void **state)
     j = only_job(lib);
     assert_int_equal(json_integer_value(json_object_get(j, "id")), id);
     assert_string_equal(json_string_value(json_object_get(j, "state")), "completed");
-    json_int_t total = counter(j, "files_total");
+    json_int_t total = job_counter(j, "files_total");
     json_decref(j);
     /* Each photo once. */
     r = cli_run(env, (const char *[]){"--library", lib, "photos", "list", "--json", NULL});
@@ -155,7 +135,7 @@ static void test_errors_skip_retry(void **state)
     json_decref(j);
 
     json_t *errs =
-        run_json((const char *[]){"--library", lib, "jobs", "errors", id, "--json", NULL});
+        cli_run_json(env, (const char *[]){"--library", lib, "jobs", "errors", id, "--json", NULL});
     assert_int_equal(json_array_size(errs), 1);
     json_t *e0 = json_array_get(errs, 0);
     const char *code = json_string_value(json_object_get(e0, "code"));

@@ -22,16 +22,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli_harness.h"
+#include "cli_json.h"
 
 static char models_env[1100];
 static const char *env[2];
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int exists(const char *dir, const char *name)
 {
@@ -74,21 +68,6 @@ static long long sql_int(const char *db_path, const char *text)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
-}
-
-static json_t *run_json(const char *const *args)
-{
-    struct cli_result r = cli_run(env, args);
-    json_t *j = r.code == 0 ? json_loads(r.out, 0, NULL) : NULL;
-    if (!j) print_error("%s failed (%d): %s%s\n", args[2], r.code, r.out, r.err);
-    cli_result_free(&r);
-    return j;
-}
-
-static json_int_t counter(json_t *job, const char *name)
-{
-    return json_integer_value(
-        json_object_get(json_object_get(json_object_get(job, "progress"), "counters"), name));
 }
 
 /* Like cli_run, but as user `uid` when it is not ours (we are root then). */
@@ -247,7 +226,8 @@ static void test_readonly_library(void **state)
         env, (const char *[]){"--library", lib, "ingest", photos, "--detector", "tiny", NULL});
     CHECK(r, r.code == 0);
     cli_result_free(&r);
-    json_t *jobs = run_json((const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
+    json_t *jobs =
+        cli_run_json(env, (const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
     assert_int_equal(json_array_size(jobs), 1);
     json_int_t id = json_integer_value(json_object_get(json_array_get(jobs, 0), "id"));
     json_decref(jobs);
@@ -322,7 +302,7 @@ static json_int_t wait_running(const char *lib, json_int_t min_done)
         json_t *j = json_array_get(list, 0);
         json_int_t id = 0;
         if (j && strcmp(json_string_value(json_object_get(j, "state")), "running") == 0 &&
-            counter(j, "files_done") >= min_done)
+            job_counter(j, "files_done") >= min_done)
             id = json_integer_value(json_object_get(j, "id"));
         json_decref(list);
         if (id) return id;
@@ -352,7 +332,8 @@ static void test_same_ingest_twice(void **state)
     CHECK(r, strstr(r.err, "already running; following it"));
     cli_result_free(&r);
     cli_result_free(&r1);
-    json_t *list = run_json((const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
+    json_t *list =
+        cli_run_json(env, (const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
     assert_int_equal(json_array_size(list), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "id")), id);
     json_decref(list);
@@ -380,18 +361,19 @@ static void test_resumed_summary(void **state)
     CHECK(r, r.code == 3);
     cli_result_free(&r);
     snprintf(idtext, sizeof idtext, "%lld", (long long)id);
-    json_t *parent =
-        run_json((const char *[]){"--library", lib, "jobs", "show", idtext, "--json", NULL});
+    json_t *parent = cli_run_json(
+        env, (const char *[]){"--library", lib, "jobs", "show", idtext, "--json", NULL});
     assert_non_null(parent);
     r = cli_run(env, (const char *[]){"--library", lib, "jobs", "resume", idtext, NULL});
     CHECK(r, r.code == 0);
-    json_t *list = run_json((const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
+    json_t *list =
+        cli_run_json(env, (const char *[]){"--library", lib, "jobs", "list", "--json", NULL});
     json_t *child = json_array_get(list, 0); /* newest first */
     assert_true(json_integer_value(json_object_get(child, "id")) != id);
-    json_int_t total = counter(child, "files_done") - counter(child, "errors") -
-                       counter(child, "skipped_unchanged");
-    json_int_t before = counter(parent, "files_done") - counter(parent, "errors") -
-                        counter(parent, "skipped_unchanged");
+    json_int_t total = job_counter(child, "files_done") - job_counter(child, "errors") -
+                       job_counter(child, "skipped_unchanged");
+    json_int_t before = job_counter(parent, "files_done") - job_counter(parent, "errors") -
+                        job_counter(parent, "skipped_unchanged");
     assert_true(before >= 2 && total > before);
     char want[96];
     snprintf(want, sizeof want, "%lld processed of", (long long)total);

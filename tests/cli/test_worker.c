@@ -13,29 +13,13 @@
 #include <signal.h>
 #include <time.h>
 
-#include "cli_harness.h"
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+#include "cli_json.h"
 
 /* `jobs show ID --json` parsed; NULL on failure. */
 static json_t *show(const char *lib, const char *id)
 {
-    struct cli_result r =
-        cli_run(NULL, (const char *[]){"--library", lib, "jobs", "show", id, "--json", NULL});
-    json_t *j = r.code == 0 ? json_loads(r.out, 0, NULL) : NULL;
-    if (!j) print_error("jobs show failed (%d): %s%s\n", r.code, r.out, r.err);
-    cli_result_free(&r);
-    return j;
-}
-
-static json_int_t counter(json_t *job, const char *name)
-{
-    return json_integer_value(
-        json_object_get(json_object_get(json_object_get(job, "progress"), "counters"), name));
+    return cli_run_json(NULL,
+                        (const char *[]){"--library", lib, "jobs", "show", id, "--json", NULL});
 }
 
 static void test_detach_worker_watch(void **state)
@@ -73,7 +57,7 @@ static void test_detach_worker_watch(void **state)
     for (int i = 0; i < 600 && done < 1; i++) {
         sleep_ms(100);
         json_t *j = show(lib, id);
-        done = counter(j, "files_done");
+        done = job_counter(j, "files_done");
         json_decref(j);
     }
     assert_true(done >= 1);
@@ -108,7 +92,7 @@ static void test_detach_worker_watch(void **state)
     j = show(lib, id);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "state")), "completed");
-    assert_true(counter(j, "files_done") == counter(j, "files_total"));
+    assert_true(job_counter(j, "files_done") == job_counter(j, "files_total"));
     json_decref(j);
 
     /* the lifecycle log tells the story */
