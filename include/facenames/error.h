@@ -35,6 +35,8 @@ typedef enum fn_err {
     FN_ERR_YIELDED = -20,    /* a running job gave its worker back to a higher-priority job */
     FN_ERR_FOREIGN = -21,    /* the library's database file belongs to another program */
     FN_ERR_READONLY = -22,   /* the library cannot be written (permissions, read-only mount) */
+    FN_ERR_EXISTS = -23,     /* a person, file ... of that name already exists */
+    FN_ERR_CONFLICT = -24,   /* a later change stands in the way (undo the later one first) */
 } fn_err;
 
 /* A sentence describing `code` ("no such file", ...). Static storage; never NULL. Any thread. */

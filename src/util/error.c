@@ -34,6 +34,8 @@ static const struct err_desc errs[] = {
     {FN_ERR_YIELDED, "yielded", "yielded to a higher-priority job"},
     {FN_ERR_FOREIGN, "foreign", "the database belongs to another program"},
     {FN_ERR_READONLY, "readonly", "the library is read-only"},
+    {FN_ERR_EXISTS, "exists", "already exists"},
+    {FN_ERR_CONFLICT, "conflict", "a later change stands in the way"},
 };
 
 static const struct err_desc *find(int code)

@@ -63,6 +63,49 @@ static const fn_migration migrations[] = {
         "  detail TEXT,"
         "  job_id INTEGER"
         ");"},
+    /* People (docs/people.md). A face's `state` records who decided it: 'auto' (a job may relabel
+     * it: cluster, person joined by clustering), 'confirmed' (a person assigned, moved or accepted
+     * it: no job changes it), 'ignored' (not a face, or a stranger: no job looks at it again).
+     * Persons are deleted softly (deleted_at) so an undo can bring one back with its faces.
+     * audit_faces holds, per audit entry, each face's before/after, which is what undo replays
+     * backwards; undone_by/undoes link an entry and its undo. A rejected suggestion is a
+     * cannot_links row between the face and the person, forever (until undone). */
+    {2, "ALTER TABLE faces ADD COLUMN state TEXT NOT NULL DEFAULT 'auto'"
+        "  CHECK (state IN ('auto', 'confirmed', 'ignored'));"
+        "CREATE INDEX faces_state ON faces(state);"
+        "ALTER TABLE persons ADD COLUMN deleted_at INTEGER;"
+        "ALTER TABLE clusters ADD COLUMN person_id INTEGER REFERENCES persons(id) ON DELETE SET NULL;"
+        "ALTER TABLE clusters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE clusters ADD COLUMN centroid BLOB;"
+        "CREATE TABLE suggestions ("
+        "  face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,"
+        "  person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,"
+        "  confidence REAL NOT NULL,"
+        "  distance REAL NOT NULL,"
+        "  margin REAL NOT NULL,"
+        "  support_face_id INTEGER,"
+        "  job_id INTEGER,"
+        "  created_at INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX suggestions_person ON suggestions(person_id);"
+        "CREATE TABLE cannot_links ("
+        "  face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,"
+        "  person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,"
+        "  created_at INTEGER NOT NULL,"
+        "  audit_id INTEGER,"
+        "  PRIMARY KEY (face_id, person_id)"
+        ") WITHOUT ROWID;"
+        "CREATE INDEX cannot_links_person ON cannot_links(person_id);"
+        "ALTER TABLE audit_log ADD COLUMN undone_by INTEGER;"
+        "ALTER TABLE audit_log ADD COLUMN undoes INTEGER;"
+        "CREATE TABLE audit_faces ("
+        "  audit_id INTEGER NOT NULL REFERENCES audit_log(id) ON DELETE CASCADE,"
+        "  face_id INTEGER NOT NULL,"
+        "  person_before INTEGER, person_after INTEGER,"
+        "  state_before TEXT NOT NULL, state_after TEXT NOT NULL,"
+        "  cluster_before INTEGER, cluster_after INTEGER,"
+        "  PRIMARY KEY (audit_id, face_id)"
+        ") WITHOUT ROWID;"},
 };
 
 int fn_library_migrate(fn_store *s)
