@@ -81,8 +81,11 @@ typedef enum fn_model_kind {
     FN_MODEL_ALL = 0x1f,
 } fn_model_kind;
 
-/* The directory searched when `dir` is NULL or "": $FACENAMES_MODELS, then the models/ folder the
- * bootstrap script fills (next to the executable's source tree, as configured at build time). */
+/* The directory searched when `dir` is NULL or "": $FACENAMES_MODELS; else the installed
+ * <datadir>/facenames/models found relative to the program or libfacenames.so itself (meson
+ * install, the Debian package), when it exists; else the source tree's copy that scripts/bootstrap
+ * fills (an uninstalled build). Thread-safe; the string stays valid for the life of the process
+ * (the environment variable's, until it is changed). */
 const char *fn_models_default_dir(void);
 
 /* Loads the models in `which` (fn_model_kind bits) from `dir`: parses each

@@ -7,6 +7,8 @@
 #ifndef FN_CLI_COMMANDS_H
 #define FN_CLI_COMMANDS_H
 
+#include <stdio.h>
+
 #include "facenames/config.h"
 #include "facenames/jobs.h"
 
@@ -65,6 +67,8 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest p
 int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
 int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part) */
 int cmd_config(cli_ctx *ctx, int argc, char **argv); /* config [show|path] (CLI part) */
+/* `--version`: version, revision, library versions, model files and their checksums (always 0). */
+int cli_print_version(FILE *out);
 
 /* Shared helpers (option parsing, errors, tables, progress line): */
 #include "cli/cli_util.h"

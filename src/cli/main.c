@@ -13,10 +13,6 @@
 
 #include "cli/commands.h"
 
-#ifndef FN_VERSION
-#define FN_VERSION "unknown"
-#endif
-
 struct command {
     const char *name;
     int (*fn)(cli_ctx *ctx, int argc, char **argv);
@@ -51,7 +47,7 @@ static void usage(FILE *out)
           "  --set KEY=VALUE    override a configuration key; repeatable (keys: facenames config)\n"
           "  -v, --verbose      log the library's info messages (twice: debug)\n"
           "  -h, --help         this help; `facenames COMMAND --help` for a command's\n"
-          "  --version          print the version\n"
+          "  --version          the version; library versions and model checksums\n"
           "\n"
           "Configuration: defaults < file < FACENAMES_<KEY> environment variables < --set\n"
           "(e.g. FACENAMES_WORKERS_CPU_MAX=2 for workers.cpu_max); see docs/configuration.md.\n"
@@ -189,9 +185,8 @@ int main(int argc, char **argv)
             return CLI_EXIT_OK;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("facenames %s\n", FN_VERSION);
             free(sets);
-            return CLI_EXIT_OK;
+            return cli_print_version(stdout);
         }
         if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             ctx.verbose++;

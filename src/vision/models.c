@@ -7,12 +7,18 @@
  * nothing is returned and the message names the file and the install command. */
 #include "vision/models.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "version/paths.h" /* FN_MODELS_REL_BIN, FN_MODELS_REL_LIB (generated) */
 #include "vision/verr.h"
 
 #ifndef FN_MODELS_DIR
@@ -21,10 +27,60 @@
 
 #define INSTALL_HINT "install the models with scripts/bootstrap (from the facenames source tree)"
 
+/* The installed models' directory as seen from this code's own file: the program (when the
+ * library is linked in statically, as the facenames program does) or libfacenames.so. Computed
+ * once: where the code was loaded from does not change while it runs. "" when unknown. */
+static char installed_dir[PATH_MAX];
+static pthread_once_t installed_once = PTHREAD_ONCE_INIT;
+
+static void find_installed_dir(void)
+{
+    char self[PATH_MAX] = "";
+    const char *rel = FN_MODELS_REL_LIB;
+    Dl_info info;
+    struct link_map *map = NULL;
+    /* A static function's address: always this file's own code, never an interposed symbol. */
+    if (dladdr1((void *)&find_installed_dir, &info, (void **)&map, RTLD_DL_LINKMAP) && map &&
+        map->l_name && map->l_name[0]) {
+        /* A shared object: its path as the dynamic loader opened it. */
+        if (!realpath(map->l_name, self)) self[0] = '\0';
+    } else {
+        /* The main program (its link map has no name): the kernel knows its file. */
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[n > 0 ? n : 0] = '\0';
+        rel = FN_MODELS_REL_BIN;
+    }
+    if (rel[0] == '/') { /* bindir or libdir outside the prefix: the configured absolute path */
+        snprintf(installed_dir, sizeof installed_dir, "%s", rel);
+        return;
+    }
+    char *slash = strrchr(self, '/');
+    if (!slash) return;
+    *slash = '\0'; /* the directory holding this code */
+    /* Each leading "../" of rel drops a component, so messages show /usr/share/..., not
+     * /usr/bin/../share/... */
+    while (strncmp(rel, "../", 3) == 0 && (slash = strrchr(self, '/')) && slash != self) {
+        *slash = '\0';
+        rel += 3;
+    }
+    if ((size_t)snprintf(installed_dir, sizeof installed_dir, "%s/%s", self, rel) >=
+        sizeof installed_dir)
+        installed_dir[0] = '\0';
+}
+
+/* Search order: $FACENAMES_MODELS; the installed <datadir>/facenames/models next to this code
+ * (meson install, the Debian package, a tree unpacked anywhere); else the source tree's copy that
+ * scripts/bootstrap fills, which is what an uninstalled build uses. The installed directory is
+ * checked on every call (it is a stat), so a test or an install during the run is seen. */
 const char *fn_models_default_dir(void)
 {
     const char *env = getenv("FACENAMES_MODELS");
-    return env && *env ? env : FN_MODELS_DIR;
+    if (env && *env) return env;
+    pthread_once(&installed_once, find_installed_dir);
+    struct stat st;
+    if (installed_dir[0] && stat(installed_dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return installed_dir;
+    return FN_MODELS_DIR;
 }
 
 /* Loads `<dir>/<file>-weights_manifest.json` into *w. */
