@@ -31,7 +31,8 @@ _facenames_commands() {
 # The global options listed under "Options" in `facenames --help`.
 _facenames_global_options() {
     _facenames_help "" "$1" | awk '/^Options/ {on = 1; next} on && /^$/ {exit}
-        on { for (i = 1; i <= NF; i++) { w = $i; sub(/,$/, "", w); if (w ~ /^--?[a-z]/) print w } }'
+        on && /^ +-/ { for (i = 1; i <= NF && $i ~ /^--?[a-z]/; i++) {
+            w = $i; gsub(/[^a-z-]/, "", w); print w } }'
 }
 
 # The usage lines of command "$2" (with their continuation lines), one per line.
@@ -64,7 +65,9 @@ _facenames_options() {
                   for (j = 1; j <= n; j++) if (a[j] == sub_) on = 1 } }
             on')
     fi
-    [[ -n $text ]] || text=$(_facenames_help "$2" "$1")
+    # Else the usage lines and the lines that document an option ("  --json   ...").
+    [[ -n $text ]] || text=$(_facenames_usage "$1" "$2"
+        _facenames_help "$2" "$1" | grep -E -- '^ +--[a-z]' | awk '{print $1}')
     grep -o -- '--[a-z][a-z-]*' <<<"$text" | sort -u
 }
 
@@ -88,11 +91,11 @@ _facenames_option_values() {
     local arg=${line#"$3 "}
     if [[ $arg == *"|"* ]]; then
         tr '|' '\n' <<<"$arg"
-    elif [[ $arg =~ ^[A-Z]+$ ]]; then
+    elif [[ $arg =~ ^[A-Z]+$ ]] && grep -q -- "$arg is [a-z, ]* or [a-z]*" <<<"$text"; then
         grep -o -- "$arg is [a-z, ]* or [a-z]*" <<<"$text" | head -n 1 |
             sed -e "s/^$arg is //" -e 's/,/ /g' -e 's/ or / /' | tr -s ' ' '\n'
     elif [[ $3 == --priority ]]; then
-        printf '%s\n' interactive normal background # the engine's lanes
+        printf '%s\n' interactive normal background # the engine's lanes (jobs.h)
     fi
 }
 
@@ -116,7 +119,8 @@ _facenames() {
         w=${COMP_WORDS[i]}
         case $w in
         --library | --config | --set)
-            where+=("$w" "${COMP_WORDS[i + 1]}")
+            # The value being typed is not given yet (and may be half a word).
+            ((i + 1 < COMP_CWORD)) && where+=("$w" "${COMP_WORDS[i + 1]}")
             ((i++))
             continue
             ;;
@@ -163,7 +167,7 @@ _facenames() {
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W "$(_facenames_global_options "$prog")" -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W "$(_facenames_commands "$prog") help" -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W "$(_facenames_commands "$prog")" -- "$cur")
         fi
         return
     fi

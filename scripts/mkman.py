@@ -27,8 +27,10 @@ PAGE_OF = {"cli.md": "facenames(1)", "configuration.md": "facenames.conf(5)"}
 
 
 def esc(text):
-    """Escapes roff's specials in plain text."""
-    return text.replace("\\", "\\e").replace("-", "\\-")
+    """Escapes roff's specials in plain text; characters beyond ASCII become \\[uXXXX] (troff
+    reads its input as Latin-1 unless a preprocessor converts it)."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "".join(c if ord(c) < 128 else f"\\[u{ord(c):04X}]" for c in text)
 
 
 def inline(text):
