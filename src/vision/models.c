@@ -18,12 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "version/paths.h" /* FN_MODELS_REL_BIN, FN_MODELS_REL_LIB (generated) */
+#include "version/paths.h" /* FN_MODELS_REL_BIN/_LIB, FN_MODELS_SOURCE (generated) */
 #include "vision/verr.h"
-
-#ifndef FN_MODELS_DIR
-#define FN_MODELS_DIR "models"
-#endif
 
 #define INSTALL_HINT "install the models with scripts/bootstrap (from the facenames source tree)"
 
@@ -80,7 +76,13 @@ const char *fn_models_default_dir(void)
     struct stat st;
     if (installed_dir[0] && stat(installed_dir, &st) == 0 && S_ISDIR(st.st_mode))
         return installed_dir;
-    return FN_MODELS_DIR;
+#ifdef FN_MODELS_SOURCE
+    return FN_MODELS_SOURCE;
+#else
+    /* A packaged build has no source tree to fall back to: name where the models belong, so the
+     * message says what is missing. */
+    return installed_dir[0] ? installed_dir : FN_MODELS_INSTALLED;
+#endif
 }
 
 /* Loads `<dir>/<file>-weights_manifest.json` into *w. */
