@@ -155,20 +155,22 @@ static char *complete(const char *words)
 }
 
 /* `got` (one word a line) holds exactly the words of `want` (space-separated). */
-static void same_words(const char *what, char *got, const char *want_list)
+static void same_words(const char *what, const char *got, const char *want_list)
 {
     char *want = strdup(want_list);
+    size_t len = strlen(got) + 2;
+    char *padded = malloc(len); /* "\n" + got: every word is then "\nword\n" */
+    assert_non_null(want);
+    assert_non_null(padded);
+    snprintf(padded, len, "\n%s", got);
     int n_want = 0, n_got = 0, bad = 0;
     for (char *w = strtok(want, " \n"); w; w = strtok(NULL, " \n"), n_want++) {
         char line[256];
         snprintf(line, sizeof line, "\n%s\n", w);
-        char *padded = malloc(strlen(got) + 3);
-        sprintf(padded, "\n%s", got);
         if (!strstr(padded, line)) {
             fprintf(stderr, "%s: '%s' not offered\n", what, w);
             bad++;
         }
-        free(padded);
     }
     for (const char *p = got; *p; p++)
         if (*p == '\n') n_got++;
@@ -176,6 +178,7 @@ static void same_words(const char *what, char *got, const char *want_list)
         fprintf(stderr, "%s: offered %d words, expected %d:\n%s", what, n_got, n_want, got);
         fail();
     }
+    free(padded);
     free(want);
 }
 
