@@ -783,14 +783,32 @@ int fn_ps_name_cluster(fn_ps_ctx *c, int64_t cluster_id, const char *name, int64
     return 0;
 }
 
-int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id, int64_t *audit_id)
+int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id, const char *name,
+                 int64_t *person_out, int64_t *audit_id)
 {
-    fn_person p;
-    int ret = fn_ps_person_by_id(c, person_id, 0, &p);
-    if (ret < 0) return ret;
+    fn_person p = {0};
     int64_t audit = 0;
+    int created = 0;
+    int ret = audit_begin(c, "face.assign", 0, &audit);
+    if (ret < 0) return ret;
+    if (name) {
+        ret = fn_ps_person_by_name(c, name, &p);
+        if (ret == FN_ERR_NOT_FOUND) {
+            /* a new name: the person is created in the same entry, so one undo takes both */
+            c->msg[0] = 0;
+            if ((ret = person_insert(c, name, &person_id)) < 0) return ret;
+            p.id = person_id;
+            p.name = strdup(name);
+            if (!p.name) return fail(c, FN_ERR_NOMEM, "out of memory");
+            created = 1;
+        } else if (ret < 0) {
+            return ret;
+        }
+        person_id = p.id;
+    } else if ((ret = fn_ps_person_by_id(c, person_id, 0, &p)) < 0) {
+        return ret;
+    }
     size_t changed = 0, moved = 0;
-    ret = audit_begin(c, "face.assign", 0, &audit);
     for (size_t i = 0; ret == 0 && i < n; i++) {
         face_now f;
         if ((ret = face_get(c, faces[i], &f)) < 0) break;
@@ -804,20 +822,22 @@ int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id
         if (f.person && f.person != person_id) moved++;
         ret = face_set(c, audit, &f, person_id, FN_FACE_CONFIRMED, f.cluster, &changed);
     }
-    if (ret == 0 && changed == 0) {
+    if (ret == 0 && changed == 0 && !created) {
         ret = audit_drop(c, audit);
         audit = 0;
     } else if (ret == 0) {
         const char *action = moved ? "face.move" : "face.assign";
         char summary[700];
-        snprintf(summary, sizeof summary, "%s %zu %s to \"%s\" (person %lld)",
+        snprintf(summary, sizeof summary, "%s %zu %s to \"%s\" (person %lld%s)",
                  moved ? "Moved" : "Assigned", changed, faces_word(changed), p.name,
-                 (long long)p.id);
+                 (long long)p.id, created ? ", new" : "");
         json_t *d = detail_new(summary);
         json_object_set_new(d, "person", person_json(&p));
+        if (created) effect_id(d, "created", p.id);
         ret = audit_finish(c, audit, action, d);
     }
     done_person(&p);
+    if (ret == 0 && person_out) *person_out = person_id;
     if (ret == 0 && audit_id) *audit_id = audit;
     return ret;
 }
@@ -1218,10 +1238,28 @@ static int person_uncreate(fn_ps_ctx *c, int64_t id)
 {
     int64_t n = 0;
     int ret = person_face_count(c, id, &n);
-    if (ret == 0 && n > 0)
-        ret = fail(c, FN_ERR_CONFLICT,
-                   "person %lld has %lld faces given to it by later changes; undo those first",
-                   (long long)id, (long long)n);
+    if (ret == 0 && n > 0) {
+        /* name the latest change in force that gave it one of them */
+        sqlite3_stmt *st = stmt(c, "SELECT max(af.audit_id) FROM audit_faces af"
+                                   " JOIN faces f ON f.id = af.face_id AND f.person_id = ?1"
+                                   " JOIN audit_log l ON l.id = af.audit_id"
+                                   " WHERE af.person_after = ?1 AND l.undone_by IS NULL");
+        int64_t later = 0;
+        if (st) {
+            sqlite3_bind_int64(st, 1, id);
+            if (sqlite3_step(st) == SQLITE_ROW) later = sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+        }
+        if (later)
+            ret = fail(c, FN_ERR_CONFLICT,
+                       "person %lld has %lld %s given to it by later changes (the latest: audit "
+                       "entry %lld); undo those first",
+                       (long long)id, (long long)n, faces_word((size_t)n), (long long)later);
+        else
+            ret = fail(c, FN_ERR_CONFLICT,
+                       "person %lld has %lld %s given to it since; take them off it first",
+                       (long long)id, (long long)n, faces_word((size_t)n));
+    }
     return ret < 0 ? ret : person_set_deleted(c, id, 1);
 }
 
