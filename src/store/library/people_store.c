@@ -1077,16 +1077,39 @@ static int suggestion_of(fn_ps_ctx *c, int64_t face, int64_t *person)
     return 0;
 }
 
+/* The suggestion of `face` as [face, person, confidence, distance, margin, support] for an
+ * entry's effects, so an undo can put it back. */
+static json_t *suggestion_row(fn_ps_ctx *c, int64_t face)
+{
+    sqlite3_stmt *st = stmt(c, "SELECT person_id, confidence, distance, margin,"
+                               " coalesce(support_face_id, 0), coalesce(job_id, 0)"
+                               " FROM suggestions WHERE face_id = ?1");
+    if (!st) return NULL;
+    sqlite3_bind_int64(st, 1, face);
+    json_t *row = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        row = json_pack("[I, I, f, f, f, I, I]", (json_int_t)face,
+                        (json_int_t)sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
+                        sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
+                        (json_int_t)sqlite3_column_int64(st, 4),
+                        (json_int_t)sqlite3_column_int64(st, 5));
+    sqlite3_reset(st);
+    return row;
+}
+
 int fn_ps_accept(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id)
 {
     int64_t audit = 0, first_person = 0;
     size_t changed = 0;
     int several = 0;
     int ret = audit_begin(c, "suggestion.accept", 0, &audit);
+    json_t *taken = json_array();
     for (size_t i = 0; ret == 0 && i < n; i++) {
         int64_t person = 0;
         face_now f;
         if ((ret = suggestion_of(c, faces[i], &person)) < 0) break;
+        json_t *row = suggestion_row(c, faces[i]);
+        if (row) json_array_append_new(taken, row);
         if ((ret = face_get(c, faces[i], &f)) < 0) break;
         if (first_person && person != first_person) several = 1;
         if (!first_person) first_person = person;
@@ -1104,10 +1127,12 @@ int fn_ps_accept(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
                          changed, faces_word(changed), p.name, (long long)p.id);
             json_t *d = detail_new(summary);
             if (!several) json_object_set_new(d, "person", person_json(&p));
+            json_object_set(effects(d), "suggestions", taken);
             ret = audit_finish(c, audit, "suggestion.accept", d);
         }
         done_person(&p);
     }
+    json_decref(taken);
     if (ret == 0 && audit_id) *audit_id = audit;
     return ret;
 }
@@ -1116,11 +1141,13 @@ int fn_ps_reject(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
 {
     int64_t audit = 0;
     int ret = audit_begin(c, "suggestion.reject", 0, &audit);
-    json_t *links = json_array();
+    json_t *links = json_array(), *taken = json_array();
     size_t done = 0;
     for (size_t i = 0; ret == 0 && i < n; i++) {
         int64_t person = 0;
         if ((ret = suggestion_of(c, faces[i], &person)) < 0) break;
+        json_t *row = suggestion_row(c, faces[i]);
+        if (row) json_array_append_new(taken, row);
         sqlite3_stmt *st = stmt(c, "INSERT OR IGNORE INTO cannot_links (face_id, person_id,"
                                    " created_at, audit_id) VALUES (?1, ?2, ?3, ?4)");
         if (!st) {
@@ -1149,9 +1176,11 @@ int fn_ps_reject(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
                  done == 1 ? "suggestion" : "suggestions");
         json_t *d = detail_new(summary);
         json_object_set(effects(d), "links", links);
+        json_object_set(effects(d), "suggestions", taken);
         ret = audit_finish(c, audit, "suggestion.reject", d);
     }
     json_decref(links);
+    json_decref(taken);
     if (ret == 0 && audit_id) *audit_id = audit;
     return ret;
 }
@@ -1302,6 +1331,30 @@ static int effects_apply(fn_ps_ctx *c, const entry *b, int forward)
         sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(k, "cluster")));
         bind_id(st, 2, json_integer_value(json_object_get(k, forward ? "after" : "before")));
         if ((ret = exec_st(c, st, "naming a cluster")) < 0) return ret;
+    }
+    /* suggestions an accept or reject used: back when undone (if the face is still free to
+     * take it), gone again when redone */
+    json_array_foreach(json_object_get(ef, "suggestions"), i, v)
+    {
+        sqlite3_stmt *st =
+            forward ? stmt(c, "DELETE FROM suggestions WHERE face_id = ?1")
+                    : stmt(c, "INSERT OR REPLACE INTO suggestions (face_id, person_id, confidence,"
+                              " distance, margin, support_face_id, job_id, created_at)"
+                              " SELECT ?1, ?2, ?3, ?4, ?5, nullif(?6, 0), nullif(?7, 0), ?8"
+                              " FROM faces f JOIN persons p ON p.id = ?2 AND p.deleted_at IS NULL"
+                              " WHERE f.id = ?1 AND f.person_id IS NULL AND f.state = 'auto'");
+        if (!st) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, json_integer_value(json_array_get(v, 0)));
+        if (!forward) {
+            sqlite3_bind_int64(st, 2, json_integer_value(json_array_get(v, 1)));
+            sqlite3_bind_double(st, 3, json_number_value(json_array_get(v, 2)));
+            sqlite3_bind_double(st, 4, json_number_value(json_array_get(v, 3)));
+            sqlite3_bind_double(st, 5, json_number_value(json_array_get(v, 4)));
+            sqlite3_bind_int64(st, 6, json_integer_value(json_array_get(v, 5)));
+            sqlite3_bind_int64(st, 7, json_integer_value(json_array_get(v, 6)));
+            sqlite3_bind_int64(st, 8, fn_wall_ms());
+        }
+        if ((ret = exec_st(c, st, "putting a suggestion back")) < 0) return ret;
     }
     if (!forward) {
         /* every cannot-link the entry added carries its id */
