@@ -133,6 +133,15 @@ static int person_from_row(sqlite3_stmt *st, fn_person *p, int64_t *deleted_at)
     return p->name ? 0 : FN_ERR_NOMEM;
 }
 
+static int person_cmp(const void *a, const void *b)
+{
+    const fn_person *x = a, *y = b;
+    if (x->faces != y->faces) return x->faces > y->faces ? -1 : 1;
+    int k = strcmp(x->name, y->name);
+    if (k) return k;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n)
 {
     *out = NULL;
@@ -157,17 +166,7 @@ int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n)
     }
     /* Most faces first, then by name: sorted here rather than in SQL so the counts are computed
      * once per person. */
-    for (size_t i = 1; i < *n; i++) {
-        fn_person x = (*out)[i];
-        size_t j = i;
-        while (j > 0 &&
-               ((*out)[j - 1].faces < x.faces ||
-                ((*out)[j - 1].faces == x.faces && strcmp((*out)[j - 1].name, x.name) > 0))) {
-            (*out)[j] = (*out)[j - 1];
-            j--;
-        }
-        (*out)[j] = x;
-    }
+    qsort(*out, *n, sizeof **out, person_cmp);
     return 0;
 }
 
@@ -317,7 +316,8 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_face **out, size_
     sqlite3_stmt *st =
         stmt(c, "SELECT f.id, f.photo_id, f.x, f.y, f.width, f.height, f.score, f.person_id,"
                 " f.cluster_id, f.state, f.origin, sp.id, s.confidence"
-                " FROM faces f LEFT JOIN suggestions s ON s.face_id = f.id"
+                " FROM faces f LEFT JOIN suggestions s ON s.face_id = f.id AND f.person_id IS NULL"
+                " AND f.state = 'auto'"
                 " LEFT JOIN persons sp ON sp.id = s.person_id AND sp.deleted_at IS NULL"
                 " WHERE (?1 = 0 OR (?1 = -1 AND f.person_id IS NULL) OR f.person_id = ?1)"
                 " AND (?2 = 0 OR (?2 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?2)"
@@ -1467,9 +1467,6 @@ int fn_ps_undo(fn_ps_ctx *c, int64_t target, int64_t *undo_id)
         ret = fail(c, FN_ERR_STATE,
                    "audit entry %lld was undone already (by %lld); undo %lld to redo it",
                    (long long)t.id, (long long)t.undone_by, (long long)t.undone_by);
-    if (ret == 0 && strncmp(t.action, "job.", 4) == 0)
-        ret = fail(c, FN_ERR_INVALID,
-                   "audit entry %lld records a job, not a naming; it has no undo", (long long)t.id);
     if (ret == 0) ret = find_conflict(c, t.id);
     int64_t u = 0;
     if (ret == 0) ret = audit_begin(c, "undo", t.id, &u);
