@@ -826,6 +826,57 @@ static void test_redo_merge(void **state)
     assert_int_equal(fn_people_undo(f->lib, m, NULL), FN_ERR_STATE);
 }
 
+/* A cluster's cover is the face nearest its centroid when it has one. */
+static void test_cluster_cover(void **state)
+{
+    fx *f = *state;
+    float d[128], centre[128];
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(f->db, "UPDATE faces SET descriptor = ?2 WHERE id = ?1", -1, &st, NULL),
+        SQLITE_OK);
+    for (int id = 1; id <= 3; id++) {
+        for (int k = 0; k < 128; k++)
+            d[k] = (float)id * 0.1f + (float)k * 0.001f;
+        sqlite3_bind_int(st, 1, id);
+        sqlite3_bind_blob(st, 2, d, sizeof d, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    for (int k = 0; k < 128; k++) /* nearest to face 3's descriptor, not the best-scored face 1 */
+        centre[k] = 0.29f + (float)k * 0.001f;
+    assert_int_equal(
+        sqlite3_prepare_v2(f->db, "UPDATE clusters SET centroid = ?1 WHERE id = 1", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_blob(st, 1, centre, sizeof centre, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    fn_cluster *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(fn_clusters_list(f->lib, 1, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl[0].id, 1);
+    assert_int_equal(cl[0].cover_face, 3);
+    fn_library_free(cl);
+}
+
+/* A face removed since an entry (its photo re-ingested) is skipped by the entry's undo. */
+static void test_undo_after_face_removed(void **state)
+{
+    fx *f = *state;
+    int64_t ann = create(f, "Ann");
+    int64_t fs[] = {5, 6}, a = 0;
+    assert_int_equal(fn_faces_assign(f->lib, fs, 2, ann, &a), 0);
+    sql(f, "DELETE FROM faces WHERE id = 6");
+    expect_undo(f, a);
+    assert_int_equal(person_of(f, 5), 0);
+    assert_int_equal(state_of(f, 5), 0);
+    fn_audit_entry *e = last_entry(f);
+    assert_int_equal(e->faces, 1); /* the undo changed the face that is left */
+    fn_audit_free(e, 1);
+}
+
 /* The read-only case: a child that cannot write the library reads it and is refused every write. */
 static void test_readonly(void **state)
 {
@@ -889,6 +940,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_undo_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assign_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redo_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_cover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undo_after_face_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
