@@ -190,8 +190,12 @@ typedef struct fn_audit_entry {
 int fn_audit_list(fn_library *lib, int64_t since_id, size_t limit, fn_audit_entry **out, size_t *n);
 void fn_audit_free(fn_audit_entry *a, size_t n);
 /* Reverts audit entry `audit_id` (0: the newest entry not yet undone that is not itself an undo)
- * and records the undo as a new entry (*undo_id). Refused with FN_ERR_CONFLICT, naming the face,
- * when a later entry still in force changed one of its faces (undo that one first). */
+ * and records the undo as a new entry (*undo_id); undoing an undo entry redoes what it undid.
+ * Refused with FN_ERR_CONFLICT, naming the face and the entry, when a later entry still in force
+ * changed one of its faces (undo that one first), when a face would go back to a person deleted
+ * since, or when a person it would take away or bring back is in the way (faces given to it since,
+ * its name taken); FN_ERR_STATE when the entry was undone already; FN_ERR_NOT_FOUND when there is
+ * no such entry (or nothing to undo). See docs/people.md. */
 int fn_people_undo(fn_library *lib, int64_t audit_id, int64_t *undo_id);
 
 #pragma GCC visibility pop
