@@ -26,6 +26,10 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
+/* The longest name a person can have, in bytes of UTF-8 (after leading and trailing blanks are
+ * trimmed). */
+#define FN_PERSON_NAME_MAX 200
+
 /* ---- The library handle -------------------------------------------------------------------- */
 
 typedef struct fn_library fn_library;
@@ -128,6 +132,11 @@ int fn_people_create(fn_library *lib, const char *name, int64_t *person_id, int6
  * refused (FN_ERR_INVALID, naming it) unless it is first unignored with fn_faces_unassign. */
 int fn_faces_assign(fn_library *lib, const int64_t *face_ids, size_t n, int64_t person_id,
                     int64_t *audit_id);
+/* Confirms faces as the person called `name` (found as fn_people_find finds a name), creating
+ * that person when there is none: one audit entry, so one undo takes back both. *person_id (may
+ * be NULL) gets the person. */
+int fn_faces_assign_named(fn_library *lib, const int64_t *face_ids, size_t n, const char *name,
+                          int64_t *person_id, int64_t *audit_id);
 /* Takes faces off their person (state back to auto, no cluster) and un-ignores ignored ones. */
 int fn_faces_unassign(fn_library *lib, const int64_t *face_ids, size_t n, int64_t *audit_id);
 /* Marks faces ignored (and takes them off their person and cluster). */
@@ -181,8 +190,12 @@ typedef struct fn_audit_entry {
 int fn_audit_list(fn_library *lib, int64_t since_id, size_t limit, fn_audit_entry **out, size_t *n);
 void fn_audit_free(fn_audit_entry *a, size_t n);
 /* Reverts audit entry `audit_id` (0: the newest entry not yet undone that is not itself an undo)
- * and records the undo as a new entry (*undo_id). Refused with FN_ERR_CONFLICT, naming the face,
- * when a later entry still in force changed one of its faces (undo that one first). */
+ * and records the undo as a new entry (*undo_id); undoing an undo entry redoes what it undid.
+ * Refused with FN_ERR_CONFLICT, naming the face and the entry, when a later entry still in force
+ * changed one of its faces (undo that one first), when a face would go back to a person deleted
+ * since, or when a person it would take away or bring back is in the way (faces given to it since,
+ * its name taken); FN_ERR_STATE when the entry was undone already; FN_ERR_NOT_FOUND when there is
+ * no such entry (or nothing to undo). See docs/people.md. */
 int fn_people_undo(fn_library *lib, int64_t audit_id, int64_t *undo_id);
 
 #pragma GCC visibility pop
