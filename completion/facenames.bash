@@ -25,7 +25,7 @@ _facenames_help() {
 # The commands listed under "Commands:" in `facenames --help`.
 _facenames_commands() {
     _facenames_help "" "$1" | awk '/^Commands:/ {on = 1; next} on && /^$/ {exit}
-        on && /^  [a-z]/ {print $1}'
+        on && /^  [a-z]/ && !seen[$1]++ {print $1}'
 }
 
 # The global options listed under "Options" in `facenames --help`.

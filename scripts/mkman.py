@@ -187,7 +187,7 @@ def program_help(program):
                 break
             elif on and re.match(r"^  [a-z]", ln):
                 name = ln.split()[0]
-                if name != "help":
+                if name != "help" and name not in commands:  # a command may take two lines
                     commands.append(name)
         return [(c, run("help", c)) for c in commands]
 

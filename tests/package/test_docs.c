@@ -61,9 +61,18 @@ static char *program_commands(void)
     assert_non_null(p);
     p = strchr(p, '\n') + 1;
     while (p[0] == ' ' && p[1] == ' ' && p[2] >= 'a' && p[2] <= 'z') {
+        char name[64], padded[80], in_list[4200];
         size_t n = strcspn(p + 2, " \n");
-        if (*list) strcat(list, " ");
-        strncat(list, p + 2, n);
+        assert_true(n < sizeof name);
+        memcpy(name, p + 2, n);
+        name[n] = '\0';
+        /* A command may take two lines ("faces list", "faces assign|..."): list it once. */
+        snprintf(padded, sizeof padded, " %s ", name);
+        snprintf(in_list, sizeof in_list, " %s ", list);
+        if (!strstr(in_list, padded)) {
+            if (*list) strcat(list, " ");
+            strcat(list, name);
+        }
         p = strchr(p, '\n') + 1;
     }
     sh_free(&r);
