@@ -279,6 +279,35 @@ static void test_c_program_with_pkg_config(void **state)
     sh_free(&r);
 }
 
+/* python3-facenames, when this tree has python/facenames (scripts/package builds it then): the
+ * unpacked binding loads the unpacked libfacenames.so.0 (found through LD_LIBRARY_PATH, as the
+ * C program's is) and enqueues and inspects a job. */
+static void test_python_binding(void **state)
+{
+    (void)state;
+    struct sh_result r = sh_run("ls '%s'/deb/python3-facenames_*.deb 2>/dev/null", tmp);
+    int built = r.code == 0;
+    sh_free(&r);
+    if (!built) {
+        r = sh_run("test -d '%s/python/facenames'", source_root);
+        int have_python = r.code == 0;
+        sh_free(&r);
+        /* A tree with the binding must have produced its package. */
+        assert_false(have_python);
+        printf("python/facenames is not in this tree: python3-facenames was not built\n");
+        skip();
+    }
+    r = sh_run("%s PYTHONPATH='%s/usr/lib/python3/dist-packages' LD_LIBRARY_PATH='%s' python3 -c "
+               "'import sys, facenames\n"
+               "with facenames.Engine(sys.argv[1]) as e:\n"
+               "    job = e.inspect(e.enqueue(\"hello\", {\"n\": 1}))\n"
+               "    print(job[\"type\"], job[\"state\"])' '%s/pylib' 2>&1",
+               run_env, root, libdir, tmp);
+    SH_EXPECT(r, 0);
+    assert_string_equal(r.out, "hello queued\n");
+    sh_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -304,6 +333,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ingest_from_the_package),
         cmocka_unit_test(test_man_pages_and_completion),
         cmocka_unit_test(test_c_program_with_pkg_config),
+        cmocka_unit_test(test_python_binding),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
