@@ -11,7 +11,9 @@
  * - a ten-line C program compiled with `pkg-config --cflags --libs facenames` against the unpacked
  *   headers and .pc enqueues and inspects a job, run against the unpacked libfacenames.so.0
  *   (LD_LIBRARY_PATH to the unpacked lib directory: the one variable `dpkg -x` makes necessary),
- *   and the unpacked program sees that job.
+ *   and the unpacked program sees that job;
+ * - when the tree has python/facenames, the unpacked python3-facenames does the same from Python
+ *   (skipped, saying so, when it has not).
  * Minutes of work (suite 'package'); exits 77 (skipped) when dpkg-buildpackage or debhelper is not
  * installed (scripts/bootstrap installs them). Arguments: the source root, the build directory. */
 #include <setjmp.h>
