@@ -65,6 +65,8 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest p
 int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
 int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part) */
 int cmd_config(cli_ctx *ctx, int argc, char **argv); /* config [show|path] (CLI part) */
+/* predict [--k N] [--threshold X] [--auto-accept] [--detach] [--json] (predict part) */
+int cmd_predict(cli_ctx *ctx, int argc, char **argv);
 
 /* Shared helpers (option parsing, errors, tables, progress line): */
 #include "cli/cli_util.h"

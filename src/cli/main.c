@@ -23,8 +23,15 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},   {"detect", cmd_detect},
-    {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config},
+    {"ingest", cmd_ingest},
+    {"photos", cmd_photos},
+    {"faces", cmd_faces},
+    {"detect", cmd_detect},
+    {"jobs", cmd_jobs},
+    {"worker", cmd_worker},
+    {"config", cmd_config},
+    /* the people commands */
+    {"predict", cmd_predict},
 };
 
 static void usage(FILE *out)
@@ -37,6 +44,7 @@ static void usage(FILE *out)
           "  ingest PATH...     add photos to the library and find their faces\n"
           "  photos list|show   the library's photos\n"
           "  faces list         the faces found\n"
+          "  predict            suggest a person for every face without one\n"
           "  detect IMAGE...    find faces in images (no library needed)\n"
           "  jobs SUBCOMMAND    list, show, cancel, resume, retry, watch jobs; show their log\n"
           "  worker             run queued jobs (those enqueued with --detach)\n"
