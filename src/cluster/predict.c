@@ -337,9 +337,13 @@ static void measure(query_state *s, size_t g, int vote)
     float r = m->radius[p];
     for (size_t j = m->g_start[g]; j < m->g_start[g + 1]; j++) {
         const float *x = m->desc + j * FN_DESC_DIM;
-        float dot = 0;
-        for (int k = 0; k < FN_DESC_DIM; k++)
-            dot += s->q[k] * x[k];
+        /* eight partial sums: independent chains the compiler can keep in vector registers */
+        float acc[8] = {0};
+        for (int k = 0; k < FN_DESC_DIM; k += 8)
+            for (int u = 0; u < 8; u++)
+                acc[u] += s->q[k + u] * x[k + u];
+        float dot =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         float d2 = s->qn + m->norm[j] - 2 * dot;
         float d = d2 > 0 ? sqrtf(d2) : 0;
         best_two(s, d, p);
@@ -376,17 +380,19 @@ static size_t candidates(const fn_predict_model *m, const float *d2c, const int6
                          size_t *cand)
 {
     size_t c = 0, cap = m->o.candidates ? (size_t)m->o.candidates : m->ng;
+    float worst = INFINITY; /* the farthest kept centre once the list is full */
     for (size_t g = 0; g < m->ng; g++) {
-        if (d2c[g] > m->far_reach[g]) continue;
-        if (c == cap && d2c[g] >= d2c[cand[c - 1]]) continue;
+        float d = d2c[g];
+        if (d >= worst || d > m->far_reach[g]) continue;
         if (nex && excluded(m, g, ex, nex)) continue;
         size_t at = c < cap ? c++ : c - 1;
         if (m->o.candidates)
-            while (at > 0 && d2c[cand[at - 1]] > d2c[g]) {
+            while (at > 0 && d2c[cand[at - 1]] > d) {
                 cand[at] = cand[at - 1];
                 at--;
             }
         cand[at] = g;
+        if (c == cap && m->o.candidates) worst = d2c[cand[c - 1]];
     }
     return c;
 }
