@@ -14,7 +14,9 @@
  * centres, and the bench measures the rare difference. */
 #include "cluster/predict.h"
 
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,10 +180,21 @@ static void split(group_build *g, size_t *idx, size_t n, size_t p, int depth)
     g->n_order += n;
 }
 
+/* One OpenBLAS thread per caller: the engine runs the chunks of a batch on its own workers, and
+ * OpenBLAS's threads would compete with them for the cores (spinning in sched_yield while they
+ * wait). The vision code sets the same (src/vision/image.c); it is process-wide. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_single(void)
+{
+    openblas_set_num_threads(1);
+}
+
 int fn_predict_model_new(const float *desc, const int64_t *person, const int64_t *face_id, size_t n,
                          const fn_predict_opts *opts, fn_predict_model **out)
 {
     *out = NULL;
+    pthread_once(&blas_once, blas_single);
     fn_predict_opts o;
     if (opts)
         o = *opts;

@@ -8,7 +8,10 @@
  * "face": F}, the last face handed to the driver; resume pages on after it, so faces added or
  * named in between neither shift nor repeat anything.
  *
- * Work: one face per call on a worker slot (the model is read-only and shared). Rows: in the
+ * Work: the batch's faces in chunks of 64 over the worker slots from `warm` (one sgemm block per
+ * chunk; the model is read-only and shared), which the driver calls on the job's thread before
+ * it fans the items out; `process` then only records each face's confidence (and predicts a
+ * face alone when its chunk ran out of memory). Rows: in the
  * batch transaction, face by face (store/library/predict_store.h), each re-checked against what a
  * person decided since it was read: the job never changes a confirmed, ignored or user-drawn
  * face, and with auto-accept off (the default) it changes no face at all, only suggestions.
@@ -99,6 +102,7 @@ typedef struct predict_job {
 typedef struct predict_item {
     fn_predict_face f;
     fn_prediction pred;
+    int done; /* pred was computed with its batch (predict_warm) */
 } predict_item;
 
 /* ---- the source ----------------------------------------------------------------------------- */
@@ -156,11 +160,74 @@ static char *predict_cursor(fn_batch *b)
 
 /* ---- the work and the rows ------------------------------------------------------------------ */
 
+/* The faces of a batch are predicted in chunks of this many: one sgemm block against the group
+ * centres per chunk (fn_predict_run) instead of one matrix-vector product per face. */
+#define CHUNK 64
+
+typedef struct chunk_work {
+    fn_batch *b;
+    fn_item **todo;
+    size_t n;
+} chunk_work;
+
+static void predict_chunk(size_t c, int worker, void *arg)
+{
+    (void)worker;
+    chunk_work *w = arg;
+    predict_job *st = fn_batch_state(w->b);
+    size_t lo = c * CHUNK, n = w->n - lo < CHUNK ? w->n - lo : CHUNK, n_excl = 0;
+    for (size_t i = 0; i < n; i++)
+        n_excl += ((predict_item *)w->todo[lo + i]->data)->f.n_excl;
+    float *q = malloc(n * FN_DESC_DIM * sizeof *q);
+    size_t *off = malloc((n + 1) * sizeof *off);
+    int64_t *excl = malloc((n_excl ? n_excl : 1) * sizeof *excl);
+    fn_prediction *pred = malloc(n * sizeof *pred);
+    if (q && off && excl && pred) {
+        off[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+            const predict_item *pi = w->todo[lo + i]->data;
+            memcpy(q + i * FN_DESC_DIM, pi->f.desc, sizeof pi->f.desc);
+            memcpy(excl + off[i], pi->f.excl, pi->f.n_excl * sizeof *excl);
+            off[i + 1] = off[i] + pi->f.n_excl;
+        }
+        if (fn_predict_run(st->model, q, n, NULL, off, excl, pred) == 0)
+            for (size_t i = 0; i < n; i++) {
+                predict_item *pi = w->todo[lo + i]->data;
+                pi->pred = pred[i];
+                pi->done = 1;
+            }
+    }
+    /* out of memory: the faces are left to process(), one at a time */
+    free(q);
+    free(off);
+    free(excl);
+    free(pred);
+}
+
+/* Once per batch, before the fan-out: the batch's faces in chunks over the worker slots. */
+static int predict_warm(fn_batch *b)
+{
+    fn_item *const *items;
+    size_t n = fn_batch_items(b, &items), m = 0;
+    fn_item **todo = malloc((n ? n : 1) * sizeof *todo);
+    if (!todo) return 0; /* process() predicts them one by one */
+    for (size_t i = 0; i < n; i++)
+        if (items[i]->work && !items[i]->err) todo[m++] = items[i];
+    chunk_work w = {b, todo, m};
+    fn_job_parallel_for(fn_batch_ctx(b), (m + CHUNK - 1) / CHUNK, predict_chunk, &w);
+    free(todo);
+    return 0;
+}
+
 static void predict_process(fn_batch *b, void *slot, fn_item *it)
 {
     (void)slot;
     predict_job *st = fn_batch_state(b);
     predict_item *pi = it->data;
+    if (pi->done) {
+        fn_batch_observe(b, H_CONFIDENCE, pi->pred.confidence);
+        return;
+    }
     size_t off[2] = {0, pi->f.n_excl};
     int rc = fn_predict_run(st->model, pi->f.desc, 1, NULL, off, pi->f.excl, &pi->pred);
     if (rc < 0) {
@@ -384,6 +451,7 @@ const fn_jobtype fn_predict_type = {
     .open = predict_open,
     .close = predict_close,
     .next = predict_next,
+    .warm = predict_warm,
     .process = predict_process,
     .write = predict_write,
     .cursor = predict_cursor,
