@@ -125,6 +125,18 @@ static char *decisions(fn_store *s)
     return out;
 }
 
+/* Histogram `name`'s count in bucket `i` (bounds ascending, one overflow bucket after). */
+static int64_t h_bucket(const fn_job_info *j, const char *name, size_t i)
+{
+    json_error_t jerr;
+    json_t *p = json_loads(j->progress ? j->progress : "{}", 0, &jerr);
+    json_t *h = json_object_get(json_object_get(p, "histograms"), name);
+    json_t *v = json_array_get(json_object_get(h, "counts"), i);
+    int64_t r = v ? (int64_t)json_integer_value(v) : -1;
+    json_decref(p);
+    return r;
+}
+
 static fn_job_info *run(fn_engine *e, const char *payload, fn_job_id *id_out)
 {
     fn_job_id id;
@@ -230,6 +242,15 @@ static void test_suggestions_written(void **state)
     assert_int_equal(h_counter(j, "dropped"), 1);    /* the stranger's stale suggestion */
     assert_int_equal(h_counter(j, "unknown"), 3);    /* stranger, linked, in_a_photo */
     assert_int_equal(h_counter(j, "accepted"), 0);
+    /* id_frequency (bounds 1, 2, 3, ...): B is suggested once, A twice (near_a, user_drawn) */
+    assert_int_equal(h_bucket(j, "id_frequency", 0), 1);
+    assert_int_equal(h_bucket(j, "id_frequency", 1), 1);
+    assert_int_equal(h_bucket(j, "id_frequency", 2), 0);
+    /* confidence_histogram: one observation per face with a prediction (7), none for none */
+    int64_t observed = 0;
+    for (size_t i = 0; i < 11; i++)
+        observed += h_bucket(j, "confidence_histogram", i);
+    assert_int_equal(observed, 7);
     char *summary = NULL;
     assert_int_equal(fn_job_summary(e, j, &summary), 0);
     assert_non_null(strstr(summary, "suggestions  3"));
