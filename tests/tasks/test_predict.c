@@ -2,8 +2,9 @@
  * cannot-links are written with SQL: suggestions are written with what the vote computed, a
  * stale one is dropped when its face becomes unknown, cannot-links and the one-person-per-photo
  * rule hold, user decisions (confirmed, ignored, user-drawn faces) are never changed,
- * auto-accept confirms and audits as the job, cancel then resume does every face once, and bad
- * payloads are refused at enqueue. Engine in inline mode (0 threads). */
+ * auto-accept confirms and audits as the job, cancel then resume does every face once, two
+ * worker threads give every face its answer, and bad payloads are refused at enqueue. Engine in
+ * inline mode (0 threads) except for the worker test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -453,6 +454,46 @@ static void test_cancel_then_resume(void **state)
     fn_engine_close(e);
 }
 
+/* ---- worker threads ------------------------------------------------------------------------- */
+
+/* With two worker threads a batch's chunks run on both: every face still gets its own answer. */
+static void test_two_workers(void **state)
+{
+    (void)state;
+    char lib[512];
+    snprintf(lib, sizeof lib, "%s/lib5", base);
+    fn_config cfg;
+    fn_config_defaults(&cfg);
+    cfg.workers_cpu_max = 2;
+    snprintf(cfg.log_path, sizeof cfg.log_path, "-");
+    fn_engine *e = NULL;
+    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_tasks_register_all(e), 0);
+    fn_store *s = h_store(lib);
+    lib1 l;
+    make_lib1(s, &l);
+    /* 300 faces, one photo each, alternately near A and near B: five chunks of one batch */
+    enum { N = 300 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        float v[D];
+        vec(v, i % 2, 0.7f, 60 + i % 60, 0.2f + 0.001f * (float)(i / 60));
+        ids[i] = face(s, photo(s, 1000 + i), v, 0, "auto", "auto");
+    }
+    assert_int_equal(fn_engine_start(e, 2), 0);
+    fn_job_id id;
+    fn_job_state st;
+    assert_int_equal(fn_enqueue(e, "predict", "{}", FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_job_wait(e, id, 120000, &st), 0);
+    assert_int_equal(st, FN_JOB_COMPLETED);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(
+            q_int(s, "SELECT person_id FROM suggestions WHERE face_id = %lld", (long long)ids[i]),
+            i % 2 ? l.b : l.a);
+    fn_store_close(s);
+    fn_engine_close(e);
+}
+
 /* ---- the payload ---------------------------------------------------------------------------- */
 
 static void test_payload(void **state)
@@ -512,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_suggestions_written),
         cmocka_unit_test(test_auto_accept_audited),
         cmocka_unit_test(test_cancel_then_resume),
+        cmocka_unit_test(test_two_workers),
         cmocka_unit_test(test_payload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
