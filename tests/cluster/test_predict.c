@@ -228,6 +228,34 @@ static void test_cannot_link(void **state)
     fn_predict_model_free(m);
 }
 
+/* The runner-up may be a person whose faces are all outside its own (small) radius, so the vote
+ * never opened it, yet nearer than the runner-up the vote found: its distance still sets the
+ * margin. */
+static void test_runner_up_outside_its_radius(void **state)
+{
+    (void)state;
+    float r[6][D];
+    int64_t person[6] = {1, 1, 1, 2, 2, 3}, face[6] = {1, 2, 3, 4, 5, 6};
+    vec(r[0], 1, 0.40f, 0, 0); /* W: three faces 0.40 from the query, radius 0.6 */
+    vec(r[1], 2, 0.40f, 0, 0);
+    vec(r[2], 3, 0.40f, 0, 0);
+    vec(r[3], 4, 0.55f, 0, 0); /* Y: a face at 0.55, inside its radius 0.6: it votes */
+    vec(r[4], 4, 0.55f, 5, 0.5f);
+    vec(r[5], 6, 0.52f, 0, 0); /* X: one face at 0.52, outside its radius 0.5 */
+    fn_predict_model *m = NULL;
+    assert_int_equal(fn_predict_model_new(&r[0][0], person, face, 6, NULL, &m), 0);
+    assert_float_equal(fn_predict_model_radius(m, 1), 0.6f, 1e-6);
+    assert_float_equal(fn_predict_model_radius(m, 2), 0.6f, 1e-6);
+    assert_float_equal(fn_predict_model_radius(m, 3), 0.5f, 1e-6);
+    float q[D] = {0};
+    fn_prediction p;
+    assert_int_equal(fn_predict_run(m, q, 1, NULL, NULL, NULL, &p), 0);
+    assert_int_equal(p.candidate, 1);
+    assert_float_equal(p.distance, 0.40f, 1e-5);
+    assert_float_equal(p.margin, 0.52f - 0.40f, 1e-5); /* X, not Y (0.55) */
+    fn_predict_model_free(m);
+}
+
 static void test_one_person_per_photo(void **state)
 {
     (void)state;
@@ -432,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_radius_from_spread),
         cmocka_unit_test(test_stranger_is_unknown),
         cmocka_unit_test(test_cannot_link),
+        cmocka_unit_test(test_runner_up_outside_its_radius),
         cmocka_unit_test(test_one_person_per_photo),
         cmocka_unit_test(test_pruning_is_exact),
         cmocka_unit_test(test_bad_input),
