@@ -35,6 +35,11 @@ typedef struct fn_config {
     char detector[16];         /* ingest.detector: "ssd" or "tiny"; "ssd" */
     int ingest_min_face_size;  /* ingest.min_face_size: pixels; 40 */
     int ingest_batch;          /* ingest.batch: photos per batch (per commit); 32 */
+    int predict_k;             /* predict.k: confirmed faces that vote per face; 10 */
+    double predict_threshold;  /* predict.threshold: confidence below which a face is unknown;
+                                  0.5 */
+    int predict_auto_accept;   /* predict.auto_accept: confirm very confident suggestions (and
+                                  audit them as the job's); 0 (off) */
 } fn_config;
 
 /* Fills *cfg with the defaults. */
