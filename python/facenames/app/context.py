@@ -28,6 +28,7 @@ class AppContext:
         self.config = fe.Config.for_library(self.library_dir, config_values)
         self.engine = fe.Engine(self.library_dir, self.config)
         self.engine.start(threads)
+        _lower_worker_priority()
         self.bridge = Bridge(self.engine, known_jobs=[j["id"] for j in self.engine.list()])
         self.async_ = Async()
         self.actor = actor or f"app:{_login()}"
@@ -60,3 +61,20 @@ def _login():
         return getpass.getuser()
     except Exception:
         return "user"
+
+
+def _lower_worker_priority(nice=10):
+    """Gives every thread of this process but the calling (UI) one a lower CPU priority: the
+    engine's workers then yield the core to the event loop whenever it has work, so a job that
+    keeps every core busy never delays a repaint (Linux: a thread's nice value is its own).
+    Best effort: elsewhere, or without permission, nothing changes."""
+    import threading
+
+    try:
+        me = threading.get_native_id()
+        for tid in os.listdir("/proc/self/task"):
+            if int(tid) != me:
+                os.setpriority(os.PRIO_PROCESS, int(tid), max(nice, os.getpriority(
+                    os.PRIO_PROCESS, int(tid))))
+    except (OSError, AttributeError, ValueError):
+        pass

@@ -259,30 +259,37 @@ class HistogramChart(QWidget):
         self.counts = None
 
     def update_histogram(self, h):
+        """Updates the bars in place (rebuilding a series costs milliseconds on the UI thread);
+        the series is built once per shape."""
         counts = list(h.get("counts", []))
         if counts == self.counts:
             return
-        self.counts = counts
         bounds = h.get("bounds", [])
+        if self.counts is None or len(counts) != len(self.counts):
+            self._build(bounds, len(counts))
+        self.counts = counts
+        for i, c in enumerate(counts):
+            self.set.replace(i, c)
+        self.axis_y.setRange(0, max(counts + [1]))
+
+    def _build(self, bounds, n):
         labels = [f"≤{b:g}" for b in bounds] + [f">{bounds[-1]:g}" if bounds else "all"]
         self.chart.removeAllSeries()
         for ax in self.chart.axes():
             self.chart.removeAxis(ax)
-        s = QBarSet(self.name)
-        for c in counts:
-            s.append(c)
+        self.set = QBarSet(self.name)
+        self.set.append([0.0] * n)
         series = QBarSeries()
-        series.append(s)
+        series.append(self.set)
         self.chart.addSeries(series)
         ax = QBarCategoryAxis()
-        ax.append(labels[: len(counts)])
-        ay = QValueAxis()
-        ay.setRange(0, max(counts + [1]))
-        ay.setLabelFormat("%d")
+        ax.append(labels[:n])
+        self.axis_y = QValueAxis()
+        self.axis_y.setLabelFormat("%d")
         self.chart.addAxis(ax, Qt.AlignBottom)
-        self.chart.addAxis(ay, Qt.AlignLeft)
+        self.chart.addAxis(self.axis_y, Qt.AlignLeft)
         series.attachAxis(ax)
-        series.attachAxis(ay)
+        series.attachAxis(self.axis_y)
 
 
 class JobsPanel(QWidget):
@@ -324,9 +331,12 @@ class JobsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.setItemDelegateForColumn(JobsModel.COLUMNS.index("Progress"),
                                             ProgressDelegate(self.table))
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        # Sized to their contents when rows come and go, not on every progress update (a header
+        # in ResizeToContents mode measures every row each time a cell changes).
         self.table.horizontalHeader().setSectionResizeMode(JobsModel.COLUMNS.index("Progress"),
                                                            QHeaderView.Stretch)
+        self.model.rowsInserted.connect(self._fit_columns)
+        self.model.modelReset.connect(self._fit_columns)
         self.table.verticalHeader().hide()
         self.table.selectionModel().selectionChanged.connect(self._on_select)
 
@@ -371,6 +381,7 @@ class JobsPanel(QWidget):
         tabs.addTab(self.summary, "Summary")
         tabs.addTab(self.log, "Log")
         self.detail_tabs = tabs
+        tabs.currentChanged.connect(self._mark_dirty)
         detail = QWidget()
         dl = QVBoxLayout(detail)
         dl.addWidget(self.title)
@@ -493,8 +504,10 @@ class JobsPanel(QWidget):
             self.stats.setText("")
             self.counters.setRowCount(0)
             return
-        self.title.setText(f"{job.get('type', '')} job {job['id']} · {job.get('state', '')}"
-                           f" · {job.get('priority', '')}")
+        title = f"{job.get('type', '')} job {job['id']} · {job.get('state', '')} · " \
+            f"{job.get('priority', '')}"
+        if self.title.text() != title:
+            self.title.setText(title)
         progress = job.get("progress") or {}
         done, total = progress_fraction(progress)
         if total:
@@ -513,19 +526,37 @@ class JobsPanel(QWidget):
         if eta is not None:
             parts.append(f"ETA {fmt_duration(eta)}")
         parts.append(f"{job.get('n_errors', 0)} error(s)")
-        self.stats.setText(" · ".join(parts))
+        if self.stats.text() != " · ".join(parts):
+            self.stats.setText(" · ".join(parts))
+        # Only what is on screen is redrawn, and only the cells whose text changed: a repaint
+        # of the whole panel costs the UI thread several milliseconds.
         counters = progress.get("counters", {})
-        self.counters.setRowCount(len(counters))
-        for i, (k, v) in enumerate(counters.items()):
-            self.counters.setItem(i, 0, QTableWidgetItem(k))
-            self.counters.setItem(i, 1, QTableWidgetItem(str(v)))
-        if QChartView is not None:
+        if self.detail_tabs.currentWidget() is self.counters:
+            if self.counters.rowCount() != len(counters):
+                self.counters.setRowCount(len(counters))
+            for i, (k, v) in enumerate(counters.items()):
+                for col, text in ((0, k), (1, str(v))):
+                    item = self.counters.item(i, col)
+                    if item is None:
+                        self.counters.setItem(i, col, QTableWidgetItem(text))
+                    elif item.text() != text:
+                        item.setText(text)
+        if QChartView is not None and self.detail_tabs.currentWidget() is self.charts_box:
             for name, h in progress.get("histograms", {}).items():
                 chart = self.charts.get(name)
                 if chart is None:
                     chart = self.charts[name] = HistogramChart(name)
                     self.charts_layout.addWidget(chart)
                 chart.update_histogram(h)
+
+    def _fit_columns(self, *_):
+        progress = JobsModel.COLUMNS.index("Progress")
+        for c in range(len(JobsModel.COLUMNS)):
+            if c != progress:
+                self.table.resizeColumnToContents(c)
+
+    def _mark_dirty(self, *_):
+        self._detail_dirty = True
 
     def _update_buttons(self):
         job = self.model.job(self.selected) if self.selected is not None else None

@@ -1,0 +1,101 @@
+"""Shared fixtures of the Python tests: the built library, the CLI, sample photos, fresh
+libraries and an app context whose engine is closed after each test.
+
+Run by meson (suite python), which sets FACENAMES_LIB, FACENAMES_CLI, FACENAMES_SAMPLES,
+FACENAMES_MODELS, PYTHONPATH and QT_QPA_PLATFORM=offscreen; by hand:
+    QT_QPA_PLATFORM=offscreen PYTHONPATH=python /usr/bin/python3 -m pytest tests/python
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("FACENAMES_MODELS",
+                      os.path.join(ROOT, "reference/node_modules/@vladmandic/face-api/model"))
+SAMPLES = os.environ.get("FACENAMES_SAMPLES",
+                         os.path.join(ROOT, "reference/node_modules/@vladmandic/face-api/demo"))
+CLI = os.environ.get("FACENAMES_CLI", os.path.join(ROOT, "build/src/cli/facenames"))
+
+
+def sample_photos():
+    return sorted(os.path.join(SAMPLES, f) for f in os.listdir(SAMPLES)
+                  if f.startswith("sample") and f.endswith(".jpg"))
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder of the six sample photos, each twice under another name (12 photos: enough
+    batches to cancel in the middle)."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    for p in sample_photos():
+        base = os.path.basename(p)
+        shutil.copy(p, d / base)
+        shutil.copy(p, d / ("copy-" + base))
+    return d
+
+
+@pytest.fixture
+def bad_photos(tmp_path):
+    """Two sample photos and one JPEG cut short (an item error)."""
+    d = tmp_path / "bad"
+    d.mkdir()
+    src = sample_photos()
+    shutil.copy(src[0], d / "a.jpg")
+    shutil.copy(src[1], d / "b.jpg")
+    with open(src[2], "rb") as f:
+        (d / "cut.jpg").write_bytes(f.read(3000))
+    return d
+
+
+@pytest.fixture
+def library(tmp_path):
+    return str(tmp_path / "library")
+
+
+@pytest.fixture
+def make_ctx(qtbot, library):
+    """make_ctx(threads=2, **config) -> AppContext on `library`, closed at the end."""
+    from facenames.app.context import AppContext
+
+    made = []
+
+    def make(threads=2, **config):
+        values = {"ingest.batch": 1}
+        values.update({k.replace("_", ".", 1): v for k, v in config.items()})
+        ctx = AppContext(library, threads, values)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.close()
+
+
+def cli(library, *args, check=True):
+    """Runs the facenames program on `library`; returns its standard output."""
+    r = subprocess.run([CLI, "--library", library, *args], capture_output=True, text=True,
+                       timeout=300)
+    if check and r.returncode not in (0, 4):
+        raise AssertionError(f"facenames {' '.join(args)}: {r.returncode}\n{r.stderr}")
+    return r.stdout
+
+
+def cli_json(library, *args):
+    return json.loads(cli(library, *args))
+
+
+def until(qtbot, cond, timeout=60000):
+    """Runs the event loop until cond() is true (pytest-qt raises after `timeout` ms)."""
+    qtbot.waitUntil(lambda: bool(cond()), timeout=timeout)
+
+
+def now_ms():
+    return int(time.time() * 1000)

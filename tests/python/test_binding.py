@@ -1,0 +1,103 @@
+"""The binding without Qt: configuration handle, errors as exceptions, the controller API and
+events, against the real library and the CLI's view of the same jobs."""
+import pytest
+
+from conftest import cli, cli_json
+from facenames import Config, Engine, FacenamesError, item_bytes
+
+
+def test_config_handle_sets_gets_and_names_a_bad_key():
+    cfg = Config({"ingest.batch": 7})
+    assert cfg.get("ingest.batch") == "7"
+    cfg.set("ingest.detector", "tiny")
+    assert cfg.get("ingest.detector") == "tiny"
+    with pytest.raises(FacenamesError) as bad:
+        cfg.set("ingest.batchh", 3)
+    assert bad.value.name == "config" and "ingest.batchh" in bad.value.message
+    with pytest.raises(FacenamesError) as bad:
+        cfg.set("ingest.batch", 0)
+    assert bad.value.code == -11 and "ingest.batch" in bad.value.message
+
+
+def test_engine_errors_are_exceptions_with_code_and_message(library):
+    with Engine(library, Config()) as e:
+        with pytest.raises(FacenamesError) as nf:
+            e.inspect(4242)
+        assert nf.value.code == -3 and nf.value.name == "not_found"
+        assert "job 4242" in nf.value.message
+        with pytest.raises(FacenamesError) as inv:
+            e.enqueue("ingest", {"paths": []})
+        assert inv.value.name == "invalid" and "paths" in inv.value.message
+
+
+def test_readonly_open_of_a_folder_without_library(tmp_path):
+    with pytest.raises(FacenamesError) as nf:
+        Engine(str(tmp_path / "none"), Config(), readonly=True)
+    assert nf.value.name == "not_found"
+    assert not (tmp_path / "none").exists()
+
+
+def test_inline_ingest_matches_the_cli(library, bad_photos):
+    with Engine(library, Config({"ingest.batch": 1})) as e:
+        e.start(0)
+        job = e.enqueue("ingest", {"paths": [str(bad_photos)]})
+        assert e.run_pending() == 1
+        kinds = [(ev.kind, ev.state) for ev in e.drain()]
+        shown = e.inspect(job)
+        listed = e.list()
+        summary = e.summary(job)
+        log = e.log(job)
+    # the events of a job's life, in order
+    states = [s for k, s in kinds if k == "state"]
+    assert states == ["queued", "running", "completed"]
+    assert ("error", "running") in kinds and ("progress", "running") in kinds
+    # what `facenames jobs show --json` prints is what inspect returns
+    assert cli_json(library, "jobs", "show", str(job), "--json") == shown
+    assert shown["progress"]["counters"]["files_done"] == 3
+    (err,) = shown["errors"]
+    assert err["code"] in ("truncated", "corrupt") and err["item"].endswith("cut.jpg")
+    # the listing: no errors, but their count, parent and the failure reason
+    (row,) = listed
+    assert row["id"] == job and "errors" not in row
+    assert row["n_errors"] == 1 and row["parent"] == 0 and row["fail_reason"] is None
+    assert summary.startswith(f"ingest job {job} completed")
+    assert "finish: completed" in log and log == cli(library, "jobs", "log", str(job))
+
+
+def test_skip_and_retry_through_the_binding(library, bad_photos):
+    with Engine(library, Config({"ingest.batch": 1})) as e:
+        e.start(0)
+        job = e.enqueue("ingest", {"paths": [str(bad_photos)]})
+        e.run_pending()
+        (err,) = e.errors(job)
+        item = item_bytes(err)
+        assert e.resolve_errors(job, "skip", items=[item], who="app:test") == 1
+        (err,) = e.errors(job)
+        assert err["resolution"] == "skip"
+        assert err["decisions"][-1]["who"] == "app:test"
+        # a plain retry leaves skipped errors alone: nothing to redo
+        with pytest.raises(FacenamesError) as none:
+            e.retry(job)
+        assert none.value.name == "not_found"
+        # naming the item takes it whatever its resolution
+        f = e.retry(job, items=[item])
+        assert f.items == 1 and f.skipped == 1 and f.id != job
+        assert e.run_pending() == 1
+        child = e.inspect(f.id)
+        assert child["state"] == "completed" and len(child["errors"]) == 1
+        assert [j["parent"] for j in e.list() if j["id"] == f.id] == [job]
+
+
+def test_cancel_of_a_queued_job_and_resume(library, bad_photos):
+    with Engine(library, Config()) as e:
+        e.start(0)
+        job = e.enqueue("ingest", {"paths": [str(bad_photos)]})
+        e.cancel(job)
+        assert e.inspect(job)["state"] == "cancelled"
+        with pytest.raises(FacenamesError) as st:
+            e.cancel(job)
+        assert st.value.name == "state"
+        f = e.resume(job)
+        assert f.id != job and not f.continued
+        e.run_pending()
+        assert e.wait(f.id, 1000) == "completed"
