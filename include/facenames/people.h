@@ -26,6 +26,10 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default) /* the public API; the rest is hidden */
 
+/* The longest name a person can have, in bytes of UTF-8 (after leading and trailing blanks are
+ * trimmed). */
+#define FN_PERSON_NAME_MAX 200
+
 /* ---- The library handle -------------------------------------------------------------------- */
 
 typedef struct fn_library fn_library;
