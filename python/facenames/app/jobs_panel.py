@@ -270,7 +270,12 @@ class HistogramChart(QWidget):
         self.counts = counts
         for i, c in enumerate(counts):
             self.set.replace(i, c)
-        self.axis_y.setRange(0, max(counts + [1]))
+        # whole-number ticks: up to 5 one apart, else 4 steps of a whole number
+        top = max(counts + [1])
+        if top > 5:
+            top = -(-top // 4) * 4
+        self.axis_y.setRange(0, top)
+        self.axis_y.setTickCount(top + 1 if top <= 5 else 5)
 
     def _build(self, bounds, n):
         labels = [f"≤{b:g}" for b in bounds] + [f">{bounds[-1]:g}" if bounds else "all"]
@@ -431,7 +436,10 @@ class JobsPanel(QWidget):
         t = job.get("type")
         if t and t not in self.model.units:
             self.model.units[t] = self.ctx.engine.rate_unit(t)
+        known = bool(self.model.job(job["id"]) and self.model.job(job["id"]).get("type"))
         self.model.upsert(job)
+        if not known:
+            self._fit_columns()
         if job["id"] == self.selected:
             self.errors_model.reset(job.get("errors", []))
             self._detail_dirty = True
@@ -554,6 +562,10 @@ class JobsPanel(QWidget):
         for c in range(len(JobsModel.COLUMNS)):
             if c != progress:
                 self.table.resizeColumnToContents(c)
+        # room for what the rate and ETA columns will show once the job runs
+        for name, width in (("Rate", 110), ("ETA", 60)):
+            c = JobsModel.COLUMNS.index(name)
+            self.table.setColumnWidth(c, max(width, self.table.columnWidth(c)))
 
     def _mark_dirty(self, *_):
         self._detail_dirty = True
