@@ -2,6 +2,8 @@
 back there."""
 import threading
 
+from PyQt5.QtCore import Qt
+
 from conftest import until
 from facenames.qt import Async
 
@@ -11,10 +13,14 @@ def test_signals_of_a_real_ingest_arrive_on_the_ui_thread(qtbot, make_ctx, photo
     ui = threading.get_ident()
     seen = []  # (signal, job, value, thread)
     b = ctx.bridge
-    b.jobAdded.connect(lambda j, s: seen.append(("added", j, s, threading.get_ident())))
-    b.stateChanged.connect(lambda j, s: seen.append(("state", j, s, threading.get_ident())))
+    # Direct connections: a slot runs on the thread that emits, so this sees where the bridge
+    # itself emits (a queued connection would hide an emit from another thread).
+    direct = Qt.DirectConnection
+    b.jobAdded.connect(lambda j, s: seen.append(("added", j, s, threading.get_ident())), direct)
+    b.stateChanged.connect(lambda j, s: seen.append(("state", j, s, threading.get_ident())),
+                           direct)
     b.progress.connect(lambda j, p: seen.append(
-        ("progress", j, p["counters"]["files_done"], threading.get_ident())))
+        ("progress", j, p["counters"]["files_done"], threading.get_ident())), direct)
     ids = []
     # enqueued off the UI thread, as the app does
     ctx.run(ctx.engine.enqueue, "ingest", {"paths": [str(photos)]}, on_done=ids.append)
