@@ -132,6 +132,11 @@ int fn_people_create(fn_library *lib, const char *name, int64_t *person_id, int6
  * refused (FN_ERR_INVALID, naming it) unless it is first unignored with fn_faces_unassign. */
 int fn_faces_assign(fn_library *lib, const int64_t *face_ids, size_t n, int64_t person_id,
                     int64_t *audit_id);
+/* Confirms faces as the person called `name` (found as fn_people_find finds a name), creating
+ * that person when there is none: one audit entry, so one undo takes back both. *person_id (may
+ * be NULL) gets the person. */
+int fn_faces_assign_named(fn_library *lib, const int64_t *face_ids, size_t n, const char *name,
+                          int64_t *person_id, int64_t *audit_id);
 /* Takes faces off their person (state back to auto, no cluster) and un-ignores ignored ones. */
 int fn_faces_unassign(fn_library *lib, const int64_t *face_ids, size_t n, int64_t *audit_id);
 /* Marks faces ignored (and takes them off their person and cluster). */

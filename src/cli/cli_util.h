@@ -110,6 +110,28 @@ void cli_list_row(cli_list *l, const char *const *cells);
  * no_library) when there was no row; frees the table. */
 void cli_list_end(cli_list *l, const char *what, int no_library);
 
+/* ---- Naming through facenames/people.h (cli_people.c) -------------------------------------------
+ * For `people`, `faces assign|unassign|ignore|move`, `suggestions`, `undo` and `audit`. */
+struct fn_library;
+struct fn_person;
+
+/* Opens the library with fn_library_open, the actor "cli:<login>": 0 and *out, CLI_NO_LIBRARY when
+ * there is none (only when !for_writing; nothing printed), or -1 after printing why (a write
+ * command on a read-only library or where there is no library). Close with fn_library_close. */
+int cli_people_open(cli_ctx *ctx, int for_writing, struct fn_library **out);
+/* Prints the handle's message for a failed call (fn_strerror(rc) when it has none); returns
+ * CLI_EXIT_FAILURE. */
+int cli_people_error(cli_ctx *ctx, struct fn_library *lib, int rc);
+/* Parses n face ids; -1 after a usage error naming the bad one. */
+int cli_parse_face_ids(cli_ctx *ctx, const char *cmd, char **args, int n, int64_t *out);
+/* Finds a person by id or name (fn_people_find); -1 after printing why not. */
+int cli_find_person(cli_ctx *ctx, struct fn_library *lib, const char *which, struct fn_person *out);
+/* Prints what audit entry `audit_id` did: its summary and how to undo it, or with json one object
+ * {"audit", "action", "faces", "summary"} merged into `extra` (taken; may be NULL). audit_id 0:
+ * "nothing to change". Returns CLI_EXIT_OK. */
+int cli_people_done(cli_ctx *ctx, struct fn_library *lib, int64_t audit_id, int json,
+                    struct json_t *extra);
+
 /* ---- Terminal output shared with a progress line (cli_progress.c) -----------------------------
  */
 

@@ -63,8 +63,13 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv); /* worker [--threads N] [--
 int cmd_detect(cli_ctx *ctx, int argc, char **argv); /* detect IMAGE... (vision part) */
 int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest part) */
 int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
-int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part) */
+int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part), assign... */
 int cmd_config(cli_ctx *ctx, int argc, char **argv); /* config [show|path] (CLI part) */
+/* people list|show|rename|merge|split|delete|sheet (people part) */
+int cmd_people(cli_ctx *ctx, int argc, char **argv);
+int cmd_suggestions(cli_ctx *ctx, int argc, char **argv); /* suggestions list|accept|reject */
+int cmd_undo(cli_ctx *ctx, int argc, char **argv);        /* undo [AUDIT_ID] */
+int cmd_audit(cli_ctx *ctx, int argc, char **argv);       /* audit list */
 
 /* Shared helpers (option parsing, errors, tables, progress line): */
 #include "cli/cli_util.h"

@@ -23,8 +23,10 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},   {"detect", cmd_detect},
-    {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config},
+    {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},
+    {"detect", cmd_detect}, {"jobs", cmd_jobs},     {"worker", cmd_worker},
+    {"config", cmd_config}, {"people", cmd_people}, {"suggestions", cmd_suggestions},
+    {"undo", cmd_undo},     {"audit", cmd_audit},
 };
 
 static void usage(FILE *out)
@@ -36,7 +38,12 @@ static void usage(FILE *out)
           "Commands:\n"
           "  ingest PATH...     add photos to the library and find their faces\n"
           "  photos list|show   the library's photos\n"
-          "  faces list         the faces found\n"
+          "  faces list         the faces found, with their person, state and suggestion\n"
+          "  faces assign|move|unassign|ignore FACE_ID...  name faces (--person NAME|ID)\n"
+          "  people SUBCOMMAND  list, show, rename, merge, split, delete persons; sheet\n"
+          "  suggestions list|accept|reject  the predict job's suggestions\n"
+          "  undo [AUDIT_ID]    revert a naming (default: the last one)\n"
+          "  audit list         the naming done, newest first\n"
           "  detect IMAGE...    find faces in images (no library needed)\n"
           "  jobs SUBCOMMAND    list, show, cancel, resume, retry, watch jobs; show their log\n"
           "  worker             run queued jobs (those enqueued with --detach)\n"

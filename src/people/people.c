@@ -386,7 +386,22 @@ int fn_faces_assign(fn_library *lib, const int64_t *face_ids, size_t n, int64_t 
     if (rc == 0) rc = check_id(lib, person_id, "person");
     if (rc == 0) rc = tx_begin(lib, &tx);
     if (rc < 0) return rc;
-    return tx_end(lib, tx, fn_ps_assign(&lib->ctx, face_ids, n, person_id, audit_id));
+    return tx_end(lib, tx, fn_ps_assign(&lib->ctx, face_ids, n, person_id, NULL, NULL, audit_id));
+}
+
+int fn_faces_assign_named(fn_library *lib, const int64_t *face_ids, size_t n, const char *name,
+                          int64_t *person_id, int64_t *audit_id)
+{
+    begin_call(lib);
+    zero(person_id);
+    zero(audit_id);
+    char nm[FN_PERSON_NAME_MAX + 1];
+    fn_store_tx *tx;
+    int rc = check_faces(lib, face_ids, n);
+    if (rc == 0) rc = check_name(lib, name, nm);
+    if (rc == 0) rc = tx_begin(lib, &tx);
+    if (rc < 0) return rc;
+    return tx_end(lib, tx, fn_ps_assign(&lib->ctx, face_ids, n, 0, nm, person_id, audit_id));
 }
 
 int fn_faces_unassign(fn_library *lib, const int64_t *face_ids, size_t n, int64_t *audit_id)

@@ -368,7 +368,8 @@ static void test_photos_show(void **state)
  * the photo. Returns the photo's index. */
 static int check_face(json_t *f, json_t *photos)
 {
-    static const char *const keys[] = {"id", "photo", "box", "score", "person", "cluster"};
+    static const char *const keys[] = {"id",     "photo",   "box",   "score",
+                                       "person", "cluster", "state", "suggestion"};
     assert_true(json_is_object(f));
     assert_int_equal(json_object_size(f), sizeof keys / sizeof keys[0]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -377,6 +378,9 @@ static int check_face(json_t *f, json_t *photos)
     json_t *pe = json_object_get(f, "person"), *ce = json_object_get(f, "cluster");
     assert_true(json_is_null(pe) || json_is_integer(pe));
     assert_true(json_is_null(ce) || json_is_integer(ce));
+    /* nobody named anything here: every face is as ingest left it */
+    assert_string_equal(json_string_value(json_object_get(f, "state")), "auto");
+    assert_true(json_is_null(json_object_get(f, "suggestion")));
     double score = json_number_value(json_object_get(f, "score"));
     assert_true(json_is_number(json_object_get(f, "score")) && score > 0 && score <= 1);
 

@@ -625,9 +625,21 @@ static void test_suggestions(void **state)
 
     expect_undo(f, rej);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM cannot_links"), 0);
+    /* the rejected suggestion is back, as it was */
+    assert_int_equal(sql_int(f, "SELECT person_id FROM suggestions WHERE face_id = 5"), ann);
+    assert_int_equal(sql_int(f, "SELECT support_face_id FROM suggestions WHERE face_id = 5"), 1);
     expect_undo(f, acc);
     assert_int_equal(person_of(f, 4), 0);
     assert_int_equal(state_of(f, 4), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM suggestions WHERE face_id = 4 AND"
+                                " confidence > 0.89"),
+                     1);
+    /* a redo of the accept takes the suggestion again */
+    int64_t undo_acc =
+        sql_int(f, "SELECT undone_by FROM audit_log WHERE id = %lld", (long long)acc);
+    expect_undo(f, undo_acc);
+    assert_int_equal(person_of(f, 4), ann);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM suggestions WHERE face_id = 4"), 0);
 }
 
 /* Every refusal names what was at fault and leaves every table as it was. */
@@ -749,6 +761,71 @@ static void test_undo_conflicts(void **state)
     (void)fs;
 }
 
+/* Assigning by name creates a new person in the same entry (one undo takes both back) and finds
+ * an existing one case-insensitively. */
+static void test_assign_named(void **state)
+{
+    fx *f = *state;
+    int64_t faces[] = {1, 2}, p = 0, a = 0;
+    assert_int_equal(fn_faces_assign_named(f->lib, faces, 2, " Dora ", &p, &a), 0);
+    assert_true(p > 0);
+    assert_int_equal(person_of(f, 1), p);
+    fn_audit_entry *e = last_entry(f);
+    assert_int_equal(e->id, a);
+    assert_string_equal(e->action, "face.assign");
+    assert_int_equal(e->faces, 2);
+    assert_non_null(strstr(e->detail, "\"created\":["));
+    fn_audit_free(e, 1);
+    int64_t three = 3, p2 = 0;
+    assert_int_equal(fn_faces_assign_named(f->lib, &three, 1, "DORA", &p2, NULL), 0);
+    assert_int_equal(p2, p);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM persons"), 1);
+    /* the later assign of face 3 is not in the way: it touched another face; but the person
+     * cannot be taken away while face 3 is hers */
+    assert_int_equal(fn_people_undo(f->lib, a, NULL), FN_ERR_CONFLICT);
+    assert_non_null(strstr(fn_library_errmsg(f->lib), "later changes"));
+    expect_undo(f, 0);
+    expect_undo(f, a);
+    assert_int_equal(person_of(f, 1), 0);
+    assert_true(sql_int(f, "SELECT deleted_at FROM persons WHERE id = %lld", (long long)p) > 0);
+    fn_person got;
+    assert_int_equal(fn_people_find(f->lib, "Dora", &got), FN_ERR_NOT_FOUND);
+}
+
+/* Undo of an undo redoes, and undoing the redo undoes again: a merge back and forth. */
+static void test_redo_merge(void **state)
+{
+    fx *f = *state;
+    int64_t ann = create(f, "Ann"), bob = create(f, "Bob");
+    int64_t fa[] = {1, 2}, fb[] = {3};
+    assert_int_equal(fn_faces_assign(f->lib, fa, 2, ann, NULL), 0);
+    assert_int_equal(fn_faces_assign(f->lib, fb, 1, bob, NULL), 0);
+    int64_t m = 0, u = 0, r = 0, u2 = 0;
+    assert_int_equal(fn_people_merge(f->lib, ann, bob, &m), 0);
+    assert_int_equal(fn_people_undo(f->lib, m, &u), 0);
+    assert_int_equal(person_of(f, 1), ann);
+    assert_int_equal(fn_people_undo(f->lib, u, &r), 0); /* redo */
+    assert_int_equal(person_of(f, 1), bob);
+    assert_true(sql_int(f, "SELECT deleted_at FROM persons WHERE id = %lld", (long long)ann) > 0);
+    assert_int_equal(
+        sql_int(f, "SELECT coalesce(undone_by, 0) FROM audit_log WHERE id = %lld", (long long)m),
+        0);
+    assert_int_equal(sql_int(f, "SELECT undone_by FROM audit_log WHERE id = %lld", (long long)u),
+                     r);
+    fn_audit_entry *e = last_entry(f);
+    assert_non_null(strstr(e->detail, "Redid"));
+    fn_audit_free(e, 1);
+    /* faces are as the merge left them */
+    assert_int_equal(
+        sql_int(f, "SELECT count(*) FROM faces WHERE person_id = %lld", (long long)bob), 3);
+    /* the merge is in force again: undoing it (or the redo) works once */
+    assert_int_equal(fn_people_undo(f->lib, r, &u2), 0);
+    assert_int_equal(person_of(f, 2), ann);
+    assert_int_equal(sql_int(f, "SELECT undone_by FROM audit_log WHERE id = %lld", (long long)m),
+                     u);
+    assert_int_equal(fn_people_undo(f->lib, m, NULL), FN_ERR_STATE);
+}
+
 /* The read-only case: a child that cannot write the library reads it and is refused every write. */
 static void test_readonly(void **state)
 {
@@ -810,6 +887,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_suggestions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undo_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redo_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

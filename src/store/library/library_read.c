@@ -216,8 +216,12 @@ int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, v
         fn_store_db(s),
         "SELECT f.id, f.photo_id, p.path, f.x, f.y, f.width, f.height, f.score, f.person_id,"
         " f.cluster_id, f.origin, length(f.thumbnail),"
-        " CASE WHEN ?5 THEN f.landmarks END, CASE WHEN ?5 THEN f.descriptor END"
+        " CASE WHEN ?5 THEN f.landmarks END, CASE WHEN ?5 THEN f.descriptor END,"
+        " f.state, sp.id, sp.name, s.confidence"
         " FROM faces f JOIN photos p ON p.id = f.photo_id"
+        " LEFT JOIN suggestions s ON s.face_id = f.id AND f.person_id IS NULL"
+        " AND f.state = 'auto'"
+        " LEFT JOIN persons sp ON sp.id = s.person_id AND sp.deleted_at IS NULL"
         " WHERE (?1 = 0 OR f.photo_id = ?1)"
         " AND (?2 = 0 OR (?2 = -1 AND f.person_id IS NULL) OR f.person_id = ?2)"
         " AND (?3 = 0 OR (?3 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?3)"
@@ -254,6 +258,15 @@ int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, v
         if (f->with_vectors) {
             blob_to_floats(st, 12, &row->landmarks[0][0], 136, &row->has_landmarks);
             blob_to_floats(st, 13, row->descriptor, 128, &row->has_descriptor);
+        }
+        const char *state = (const char *)sqlite3_column_text(st, 14);
+        row->state = state && strcmp(state, "confirmed") == 0 ? 1
+                     : state && strcmp(state, "ignored") == 0 ? 2
+                                                              : 0;
+        row->suggestion_person = sqlite3_column_int64(st, 15);
+        if (row->suggestion_person) {
+            row->suggestion_name = (const char *)sqlite3_column_text(st, 16);
+            row->suggestion_confidence = (float)sqlite3_column_double(st, 17);
         }
         if ((ret = cb(row, arg)) != 0) break;
     }

@@ -70,6 +70,11 @@ typedef struct fn_face_row {
     float landmarks[68][2]; /* filled when the listing asks for them */
     float descriptor[128];
     size_t thumb_len; /* bytes of the JPEG thumbnail (the blob itself is not loaded) */
+    /* added by the people part: */
+    int state; /* fn_face_state (facenames/people.h): 0 auto, 1 confirmed, 2 ignored */
+    int64_t suggestion_person;   /* the pending suggestion's person, 0 when none */
+    const char *suggestion_name; /* its name (borrowed: lives for the callback) */
+    float suggestion_confidence; /* [0, 1] */
 } fn_face_row;
 
 void fn_face_row_clear(fn_face_row *r);

@@ -133,6 +133,15 @@ static int person_from_row(sqlite3_stmt *st, fn_person *p, int64_t *deleted_at)
     return p->name ? 0 : FN_ERR_NOMEM;
 }
 
+static int person_cmp(const void *a, const void *b)
+{
+    const fn_person *x = a, *y = b;
+    if (x->faces != y->faces) return x->faces > y->faces ? -1 : 1;
+    int k = strcmp(x->name, y->name);
+    if (k) return k;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n)
 {
     *out = NULL;
@@ -157,17 +166,7 @@ int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n)
     }
     /* Most faces first, then by name: sorted here rather than in SQL so the counts are computed
      * once per person. */
-    for (size_t i = 1; i < *n; i++) {
-        fn_person x = (*out)[i];
-        size_t j = i;
-        while (j > 0 &&
-               ((*out)[j - 1].faces < x.faces ||
-                ((*out)[j - 1].faces == x.faces && strcmp((*out)[j - 1].name, x.name) > 0))) {
-            (*out)[j] = (*out)[j - 1];
-            j--;
-        }
-        (*out)[j] = x;
-    }
+    qsort(*out, *n, sizeof **out, person_cmp);
     return 0;
 }
 
@@ -317,7 +316,8 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_face **out, size_
     sqlite3_stmt *st =
         stmt(c, "SELECT f.id, f.photo_id, f.x, f.y, f.width, f.height, f.score, f.person_id,"
                 " f.cluster_id, f.state, f.origin, sp.id, s.confidence"
-                " FROM faces f LEFT JOIN suggestions s ON s.face_id = f.id"
+                " FROM faces f LEFT JOIN suggestions s ON s.face_id = f.id AND f.person_id IS NULL"
+                " AND f.state = 'auto'"
                 " LEFT JOIN persons sp ON sp.id = s.person_id AND sp.deleted_at IS NULL"
                 " WHERE (?1 = 0 OR (?1 = -1 AND f.person_id IS NULL) OR f.person_id = ?1)"
                 " AND (?2 = 0 OR (?2 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?2)"
@@ -783,14 +783,32 @@ int fn_ps_name_cluster(fn_ps_ctx *c, int64_t cluster_id, const char *name, int64
     return 0;
 }
 
-int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id, int64_t *audit_id)
+int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id, const char *name,
+                 int64_t *person_out, int64_t *audit_id)
 {
-    fn_person p;
-    int ret = fn_ps_person_by_id(c, person_id, 0, &p);
-    if (ret < 0) return ret;
+    fn_person p = {0};
     int64_t audit = 0;
+    int created = 0;
+    int ret = audit_begin(c, "face.assign", 0, &audit);
+    if (ret < 0) return ret;
+    if (name) {
+        ret = fn_ps_person_by_name(c, name, &p);
+        if (ret == FN_ERR_NOT_FOUND) {
+            /* a new name: the person is created in the same entry, so one undo takes both */
+            c->msg[0] = 0;
+            if ((ret = person_insert(c, name, &person_id)) < 0) return ret;
+            p.id = person_id;
+            p.name = strdup(name);
+            if (!p.name) return fail(c, FN_ERR_NOMEM, "out of memory");
+            created = 1;
+        } else if (ret < 0) {
+            return ret;
+        }
+        person_id = p.id;
+    } else if ((ret = fn_ps_person_by_id(c, person_id, 0, &p)) < 0) {
+        return ret;
+    }
     size_t changed = 0, moved = 0;
-    ret = audit_begin(c, "face.assign", 0, &audit);
     for (size_t i = 0; ret == 0 && i < n; i++) {
         face_now f;
         if ((ret = face_get(c, faces[i], &f)) < 0) break;
@@ -804,20 +822,22 @@ int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id
         if (f.person && f.person != person_id) moved++;
         ret = face_set(c, audit, &f, person_id, FN_FACE_CONFIRMED, f.cluster, &changed);
     }
-    if (ret == 0 && changed == 0) {
+    if (ret == 0 && changed == 0 && !created) {
         ret = audit_drop(c, audit);
         audit = 0;
     } else if (ret == 0) {
         const char *action = moved ? "face.move" : "face.assign";
         char summary[700];
-        snprintf(summary, sizeof summary, "%s %zu %s to \"%s\" (person %lld)",
+        snprintf(summary, sizeof summary, "%s %zu %s to \"%s\" (person %lld%s)",
                  moved ? "Moved" : "Assigned", changed, faces_word(changed), p.name,
-                 (long long)p.id);
+                 (long long)p.id, created ? ", new" : "");
         json_t *d = detail_new(summary);
         json_object_set_new(d, "person", person_json(&p));
+        if (created) effect_id(d, "created", p.id);
         ret = audit_finish(c, audit, action, d);
     }
     done_person(&p);
+    if (ret == 0 && person_out) *person_out = person_id;
     if (ret == 0 && audit_id) *audit_id = audit;
     return ret;
 }
@@ -1057,16 +1077,39 @@ static int suggestion_of(fn_ps_ctx *c, int64_t face, int64_t *person)
     return 0;
 }
 
+/* The suggestion of `face` as [face, person, confidence, distance, margin, support] for an
+ * entry's effects, so an undo can put it back. */
+static json_t *suggestion_row(fn_ps_ctx *c, int64_t face)
+{
+    sqlite3_stmt *st = stmt(c, "SELECT person_id, confidence, distance, margin,"
+                               " coalesce(support_face_id, 0), coalesce(job_id, 0)"
+                               " FROM suggestions WHERE face_id = ?1");
+    if (!st) return NULL;
+    sqlite3_bind_int64(st, 1, face);
+    json_t *row = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        row = json_pack("[I, I, f, f, f, I, I]", (json_int_t)face,
+                        (json_int_t)sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
+                        sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
+                        (json_int_t)sqlite3_column_int64(st, 4),
+                        (json_int_t)sqlite3_column_int64(st, 5));
+    sqlite3_reset(st);
+    return row;
+}
+
 int fn_ps_accept(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id)
 {
     int64_t audit = 0, first_person = 0;
     size_t changed = 0;
     int several = 0;
     int ret = audit_begin(c, "suggestion.accept", 0, &audit);
+    json_t *taken = json_array();
     for (size_t i = 0; ret == 0 && i < n; i++) {
         int64_t person = 0;
         face_now f;
         if ((ret = suggestion_of(c, faces[i], &person)) < 0) break;
+        json_t *row = suggestion_row(c, faces[i]);
+        if (row) json_array_append_new(taken, row);
         if ((ret = face_get(c, faces[i], &f)) < 0) break;
         if (first_person && person != first_person) several = 1;
         if (!first_person) first_person = person;
@@ -1084,10 +1127,12 @@ int fn_ps_accept(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
                          changed, faces_word(changed), p.name, (long long)p.id);
             json_t *d = detail_new(summary);
             if (!several) json_object_set_new(d, "person", person_json(&p));
+            json_object_set(effects(d), "suggestions", taken);
             ret = audit_finish(c, audit, "suggestion.accept", d);
         }
         done_person(&p);
     }
+    json_decref(taken);
     if (ret == 0 && audit_id) *audit_id = audit;
     return ret;
 }
@@ -1096,11 +1141,13 @@ int fn_ps_reject(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
 {
     int64_t audit = 0;
     int ret = audit_begin(c, "suggestion.reject", 0, &audit);
-    json_t *links = json_array();
+    json_t *links = json_array(), *taken = json_array();
     size_t done = 0;
     for (size_t i = 0; ret == 0 && i < n; i++) {
         int64_t person = 0;
         if ((ret = suggestion_of(c, faces[i], &person)) < 0) break;
+        json_t *row = suggestion_row(c, faces[i]);
+        if (row) json_array_append_new(taken, row);
         sqlite3_stmt *st = stmt(c, "INSERT OR IGNORE INTO cannot_links (face_id, person_id,"
                                    " created_at, audit_id) VALUES (?1, ?2, ?3, ?4)");
         if (!st) {
@@ -1129,9 +1176,11 @@ int fn_ps_reject(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
                  done == 1 ? "suggestion" : "suggestions");
         json_t *d = detail_new(summary);
         json_object_set(effects(d), "links", links);
+        json_object_set(effects(d), "suggestions", taken);
         ret = audit_finish(c, audit, "suggestion.reject", d);
     }
     json_decref(links);
+    json_decref(taken);
     if (ret == 0 && audit_id) *audit_id = audit;
     return ret;
 }
@@ -1218,10 +1267,28 @@ static int person_uncreate(fn_ps_ctx *c, int64_t id)
 {
     int64_t n = 0;
     int ret = person_face_count(c, id, &n);
-    if (ret == 0 && n > 0)
-        ret = fail(c, FN_ERR_CONFLICT,
-                   "person %lld has %lld faces given to it by later changes; undo those first",
-                   (long long)id, (long long)n);
+    if (ret == 0 && n > 0) {
+        /* name the latest change in force that gave it one of them */
+        sqlite3_stmt *st = stmt(c, "SELECT max(af.audit_id) FROM audit_faces af"
+                                   " JOIN faces f ON f.id = af.face_id AND f.person_id = ?1"
+                                   " JOIN audit_log l ON l.id = af.audit_id"
+                                   " WHERE af.person_after = ?1 AND l.undone_by IS NULL");
+        int64_t later = 0;
+        if (st) {
+            sqlite3_bind_int64(st, 1, id);
+            if (sqlite3_step(st) == SQLITE_ROW) later = sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+        }
+        if (later)
+            ret = fail(c, FN_ERR_CONFLICT,
+                       "person %lld has %lld %s given to it by later changes (the latest: audit "
+                       "entry %lld); undo those first",
+                       (long long)id, (long long)n, faces_word((size_t)n), (long long)later);
+        else
+            ret = fail(c, FN_ERR_CONFLICT,
+                       "person %lld has %lld %s given to it since; take them off it first",
+                       (long long)id, (long long)n, faces_word((size_t)n));
+    }
     return ret < 0 ? ret : person_set_deleted(c, id, 1);
 }
 
@@ -1264,6 +1331,30 @@ static int effects_apply(fn_ps_ctx *c, const entry *b, int forward)
         sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(k, "cluster")));
         bind_id(st, 2, json_integer_value(json_object_get(k, forward ? "after" : "before")));
         if ((ret = exec_st(c, st, "naming a cluster")) < 0) return ret;
+    }
+    /* suggestions an accept or reject used: back when undone (if the face is still free to
+     * take it), gone again when redone */
+    json_array_foreach(json_object_get(ef, "suggestions"), i, v)
+    {
+        sqlite3_stmt *st =
+            forward ? stmt(c, "DELETE FROM suggestions WHERE face_id = ?1")
+                    : stmt(c, "INSERT OR REPLACE INTO suggestions (face_id, person_id, confidence,"
+                              " distance, margin, support_face_id, job_id, created_at)"
+                              " SELECT ?1, ?2, ?3, ?4, ?5, nullif(?6, 0), nullif(?7, 0), ?8"
+                              " FROM faces f JOIN persons p ON p.id = ?2 AND p.deleted_at IS NULL"
+                              " WHERE f.id = ?1 AND f.person_id IS NULL AND f.state = 'auto'");
+        if (!st) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, json_integer_value(json_array_get(v, 0)));
+        if (!forward) {
+            sqlite3_bind_int64(st, 2, json_integer_value(json_array_get(v, 1)));
+            sqlite3_bind_double(st, 3, json_number_value(json_array_get(v, 2)));
+            sqlite3_bind_double(st, 4, json_number_value(json_array_get(v, 3)));
+            sqlite3_bind_double(st, 5, json_number_value(json_array_get(v, 4)));
+            sqlite3_bind_int64(st, 6, json_integer_value(json_array_get(v, 5)));
+            sqlite3_bind_int64(st, 7, json_integer_value(json_array_get(v, 6)));
+            sqlite3_bind_int64(st, 8, fn_wall_ms());
+        }
+        if ((ret = exec_st(c, st, "putting a suggestion back")) < 0) return ret;
     }
     if (!forward) {
         /* every cannot-link the entry added carries its id */
@@ -1376,9 +1467,6 @@ int fn_ps_undo(fn_ps_ctx *c, int64_t target, int64_t *undo_id)
         ret = fail(c, FN_ERR_STATE,
                    "audit entry %lld was undone already (by %lld); undo %lld to redo it",
                    (long long)t.id, (long long)t.undone_by, (long long)t.undone_by);
-    if (ret == 0 && strncmp(t.action, "job.", 4) == 0)
-        ret = fail(c, FN_ERR_INVALID,
-                   "audit entry %lld records a job, not a naming; it has no undo", (long long)t.id);
     if (ret == 0) ret = find_conflict(c, t.id);
     int64_t u = 0;
     if (ret == 0) ret = audit_begin(c, "undo", t.id, &u);

@@ -49,8 +49,9 @@ int fn_ps_audit_list(fn_ps_ctx *c, int64_t since_id, size_t limit, fn_audit_entr
 int fn_ps_create(fn_ps_ctx *c, const char *name, int64_t *person_id, int64_t *audit_id);
 int fn_ps_name_cluster(fn_ps_ctx *c, int64_t cluster_id, const char *name, int64_t *person_id,
                        int64_t *audit_id);
-int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id,
-                 int64_t *audit_id);
+/* To person_id, or with `name` set to the person of that name, created when there is none. */
+int fn_ps_assign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t person_id, const char *name,
+                 int64_t *person_out, int64_t *audit_id);
 int fn_ps_unassign(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id);
 int fn_ps_ignore(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id);
 int fn_ps_rename(fn_ps_ctx *c, int64_t person_id, const char *name, int64_t *audit_id);
