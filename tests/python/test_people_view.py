@@ -186,3 +186,53 @@ def test_suggestions_with_the_keyboard_and_the_photo_view(qtbot, make_ctx, clust
     assert not photo.canvas.pixmap.isNull()
     (hot,) = [b for b in photo.canvas.boxes if b[5]]
     assert hot[4] == "Ann" and hot[:4] == (face.x, face.y, face.width, face.height)
+
+
+def test_the_view_changes_what_the_cli_changes(qtbot, make_ctx, clustered, library, tmp_path):
+    """Move, ignore, merge by drop and Ctrl+Z from the view, and the same four commands of the
+    CLI on a copy of the library: the faces, persons and audit entries (action and detail) end
+    up the same."""
+    from facenames.app.people_view import PeopleView
+
+    with Library(library) as setup:
+        ann, _ = setup.create_person("Ann")
+        bob, _ = setup.create_person("Bob")
+        setup.assign(clustered[:2], ann)
+        setup.assign(clustered[2:4], bob)
+    copy = str(tmp_path / "copy")
+    shutil.copytree(library, copy)
+
+    ctx = make_ctx(threads=0)
+    view = PeopleView(ctx)
+    qtbot.addWidget(view)
+    view.show()
+    until(qtbot, lambda: len(view.people_model.items) == 2)
+    _select(qtbot, view, view.people_view, view.people_model, "person", ann)
+    assert [f.id for f in view.faces_model.faces] == clustered[:2]
+    view.faces_view.setCurrentIndex(view.faces_model.index(0))
+    view.person_combo.setCurrentIndex(view.person_combo.findData(bob))
+    with qtbot.waitSignal(view.changed, timeout=10000):
+        qtbot.mouseClick(view.btn_move, Qt.LeftButton)
+    _select(qtbot, view, view.people_view, view.people_model, "person", ann)
+    assert [f.id for f in view.faces_model.faces] == clustered[1:2]
+    view.faces_view.setCurrentIndex(view.faces_model.index(0))
+    with qtbot.waitSignal(view.changed, timeout=10000):
+        qtbot.mouseClick(view.btn_ignore, Qt.LeftButton)
+    _refreshed(qtbot, view)
+    pm = view.people_model
+    data = pm.mimeData([pm.index(pm.row_of("person", bob))])
+    with qtbot.waitSignal(view.changed, timeout=10000):
+        pm.dropMimeData(data, Qt.MoveAction, -1, -1, pm.index(pm.row_of("person", ann)))
+    with qtbot.waitSignal(view.changed, timeout=10000):
+        qtbot.keyClick(view.faces_view, Qt.Key_Z, Qt.ControlModifier)
+
+    cli(copy, "faces", "move", str(clustered[0]), "--person", "Bob")
+    cli(copy, "faces", "ignore", str(clustered[1]))
+    cli(copy, "people", "merge", "Bob", "Ann")
+    cli(copy, "undo")
+    ours, theirs = _state_of(library), _state_of(copy)
+    assert ours == theirs
+    assert [a for a, _ in ours[1]][-4:] == [a for a, _ in theirs[1]][-4:]
+    db = sqlite3.connect(os.path.join(library, "library.db"))
+    assert {r[0] for r in db.execute("SELECT actor FROM audit_log WHERE id > 4")} == {ctx.actor}
+    db.close()
