@@ -95,6 +95,8 @@ PROTOS = {
     "fn_people_name_cluster": (I, [V, ctypes.c_int64, ctypes.c_char_p, c_int64_p, c_int64_p]),
     "fn_people_create": (I, [V, ctypes.c_char_p, c_int64_p, c_int64_p]),
     "fn_faces_assign": (I, [V, c_int64_p, ctypes.c_size_t, ctypes.c_int64, c_int64_p]),
+    "fn_faces_assign_named": (I, [V, c_int64_p, ctypes.c_size_t, ctypes.c_char_p, c_int64_p,
+                                  c_int64_p]),
     "fn_faces_unassign": (I, [V, c_int64_p, ctypes.c_size_t, c_int64_p]),
     "fn_faces_ignore": (I, [V, c_int64_p, ctypes.c_size_t, c_int64_p]),
     "fn_people_rename": (I, [V, ctypes.c_int64, ctypes.c_char_p, c_int64_p]),

@@ -290,6 +290,14 @@ class Library:
         arr, n = _ids(face_ids)
         return self._audited("fn_faces_assign", arr, n, person_id)
 
+    def assign_named(self, face_ids, name):
+        """Confirms faces as the person called `name`, creating it when there is none (one audit
+        entry). Returns (person_id, audit_id)."""
+        arr, n = _ids(face_ids)
+        pid = ctypes.c_int64(0)
+        audit = self._audited("fn_faces_assign_named", arr, n, name.encode(), ctypes.byref(pid))
+        return pid.value, audit
+
     def unassign(self, face_ids):
         arr, n = _ids(face_ids)
         return self._audited("fn_faces_unassign", arr, n)

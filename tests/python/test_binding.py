@@ -101,3 +101,27 @@ def test_cancel_of_a_queued_job_and_resume(library, bad_photos):
         assert f.id != job and not f.continued
         e.run_pending()
         assert e.wait(f.id, 1000) == "completed"
+
+
+def test_people_errors_are_exceptions_and_assign_named_creates_once(library, bad_photos):
+    from facenames import Library
+    from facenames._lib import lib
+
+    if not lib().has("fn_faces_assign_named"):
+        pytest.skip("this libfacenames has no people API yet")
+    with Engine(library, Config()) as e:
+        e.start(0)
+        e.enqueue("ingest", {"paths": [str(bad_photos)]})
+        e.run_pending()
+    with Library(library, actor="app:test") as people:
+        faces = [f.id for f in people.faces()]
+        pid, audit = people.assign_named(faces[:2], "Ann")
+        again, _ = people.assign_named(faces[2:3], "ann")  # found case-insensitively
+        assert again == pid and people.find_person("Ann").faces == 3
+        assert people.audit(limit=2)[1].id == audit
+        with pytest.raises(FacenamesError) as ex:
+            people.create_person("Ann")
+        assert ex.value.name == "exists" and "Ann" in ex.value.message
+        with pytest.raises(FacenamesError) as nf:
+            people.merge(pid, 999)
+        assert nf.value.name == "not_found" and "999" in nf.value.message
