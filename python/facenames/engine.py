@@ -48,10 +48,11 @@ class Config:
             self.set(k, v)
 
     @classmethod
-    def for_library(cls, library_dir, values=None):
-        """As the CLI builds it: defaults, <library>/facenames.conf (when there is one),
-        FACENAMES_* environment variables, then `values`; checked."""
-        cfg = cls()
+    def for_library(cls, library_dir, values=None, defaults=None):
+        """As the CLI builds it: defaults (the library's, then `defaults`), <library>/
+        facenames.conf (when there is one), FACENAMES_* environment variables, then `values`;
+        checked."""
+        cfg = cls(defaults)
         conf = os.path.join(library_dir, "facenames.conf")
         if os.path.exists(conf):
             cfg.load_file(conf)

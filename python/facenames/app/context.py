@@ -8,6 +8,12 @@ from ..errors import FacenamesError
 from ..qt import Async, Bridge
 
 
+# The app's own defaults, under the library's file and the environment: the panel redraws
+# progress 5 times a second, so more than 10 snapshots a second per job would only be parsed and
+# dropped on the UI thread.
+APP_DEFAULTS = {"events.progress_hz": 10}
+
+
 def default_library():
     """$FACENAMES_LIBRARY, else $XDG_DATA_HOME/facenames, else ~/.local/share/facenames (as the
     CLI)."""
@@ -25,7 +31,7 @@ class AppContext:
     def __init__(self, library_dir, threads=-1, config_values=None, actor=None):
         self.library_dir = os.path.abspath(library_dir)
         os.makedirs(self.library_dir, exist_ok=True)
-        self.config = fe.Config.for_library(self.library_dir, config_values)
+        self.config = fe.Config.for_library(self.library_dir, config_values, APP_DEFAULTS)
         self.engine = fe.Engine(self.library_dir, self.config)
         self.engine.start(threads)
         _lower_worker_priority()

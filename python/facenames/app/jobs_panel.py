@@ -311,6 +311,7 @@ class JobsPanel(QWidget):
         self.selected = None
         self.charts = {}
         self._detail_dirty = False
+        self._pending_progress = {}
 
         buttons = QHBoxLayout()
         self.btn_ingest = QPushButton("Add folder…")
@@ -406,10 +407,10 @@ class JobsPanel(QWidget):
         b.stateChanged.connect(self._on_state)
         b.progress.connect(self._on_progress)
         b.itemError.connect(self._on_error)
-        # Charts and counters of the selected job are redrawn at most 5 times a second.
+        # Progress, counters and charts are redrawn at most 5 times a second.
         self._timer = QTimer(self)
         self._timer.setInterval(200)
-        self._timer.timeout.connect(self._redraw_detail)
+        self._timer.timeout.connect(self._tick)
         self._timer.start()
         self._update_buttons()
         self.refresh()
@@ -450,6 +451,7 @@ class JobsPanel(QWidget):
         self._reload_job(job_id)
 
     def _on_state(self, job_id, state):
+        self._flush_progress(job_id)  # the last snapshot before the state, as the engine sent it
         self.model.set_state(job_id, state)
         if state in FINAL_STATES or state == "running":
             self._reload_job(job_id)
@@ -458,9 +460,17 @@ class JobsPanel(QWidget):
             self._load_texts(job_id)
 
     def _on_progress(self, job_id, progress):
-        self.model.set_progress(job_id, progress)
-        if job_id == self.selected:
-            self._detail_dirty = True
+        # Kept until the next redraw tick: the engine sends up to events.progress_hz snapshots a
+        # second per job, and each one applied at once would repaint its row as often.
+        self._pending_progress[job_id] = progress
+
+    def _flush_progress(self, only=None):
+        for job_id in [only] if only is not None else list(self._pending_progress):
+            progress = self._pending_progress.pop(job_id, None)
+            if progress is not None:
+                self.model.set_progress(job_id, progress)
+                if job_id == self.selected:
+                    self._detail_dirty = True
 
     def _on_error(self, job_id, err):
         self.model.add_error(job_id)
@@ -499,6 +509,10 @@ class JobsPanel(QWidget):
                 self.log.setPlainText(result[1])
 
         self.ctx.run(texts, on_done=show, on_error=self._fail)
+
+    def _tick(self):
+        self._flush_progress()
+        self._redraw_detail()
 
     def _redraw_detail(self):
         if not self._detail_dirty:
