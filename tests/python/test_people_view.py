@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QInputDialog
 
 from conftest import cli, until
 from facenames import Library
@@ -188,10 +189,11 @@ def test_suggestions_with_the_keyboard_and_the_photo_view(qtbot, make_ctx, clust
     assert hot[4] == "Ann" and hot[:4] == (face.x, face.y, face.width, face.height)
 
 
-def test_the_view_changes_what_the_cli_changes(qtbot, make_ctx, clustered, library, tmp_path):
-    """Move, ignore, merge by drop and Ctrl+Z from the view, and the same four commands of the
-    CLI on a copy of the library: the faces, persons and audit entries (action and detail) end
-    up the same."""
+def test_the_view_changes_what_the_cli_changes(qtbot, make_ctx, clustered, library, tmp_path,
+                                               monkeypatch):
+    """Move, ignore, split, merge by drop and Ctrl+Z from the view, and the same five commands
+    of the CLI on a copy of the library: the faces, persons and audit entries (action and detail)
+    end up the same."""
     from facenames.app.people_view import PeopleView
 
     with Library(library) as setup:
@@ -218,6 +220,14 @@ def test_the_view_changes_what_the_cli_changes(qtbot, make_ctx, clustered, libra
     view.faces_view.setCurrentIndex(view.faces_model.index(0))
     with qtbot.waitSignal(view.changed, timeout=10000):
         qtbot.mouseClick(view.btn_ignore, Qt.LeftButton)
+    # split Bob's second face off as Cy (the name asked in a dialog, answered here)
+    _refreshed(qtbot, view)
+    _select(qtbot, view, view.people_view, view.people_model, "person", bob)
+    assert [f.id for f in view.faces_model.faces] == [clustered[0]] + clustered[2:4]
+    view.faces_view.setCurrentIndex(view.faces_model.index(1))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Cy", True))
+    with qtbot.waitSignal(view.changed, timeout=10000):
+        qtbot.mouseClick(view.btn_split, Qt.LeftButton)
     _refreshed(qtbot, view)
     pm = view.people_model
     data = pm.mimeData([pm.index(pm.row_of("person", bob))])
@@ -228,11 +238,13 @@ def test_the_view_changes_what_the_cli_changes(qtbot, make_ctx, clustered, libra
 
     cli(copy, "faces", "move", str(clustered[0]), "--person", "Bob")
     cli(copy, "faces", "ignore", str(clustered[1]))
+    cli(copy, "people", "split", "Bob", "--name", "Cy", str(clustered[2]))
     cli(copy, "people", "merge", "Bob", "Ann")
     cli(copy, "undo")
     ours, theirs = _state_of(library), _state_of(copy)
     assert ours == theirs
-    assert [a for a, _ in ours[1]][-4:] == [a for a, _ in theirs[1]][-4:]
+    assert len(ours[1]) == 4 + 5
+    assert {"Cy"} <= {name for _, name, _, _ in ours[0]}
     db = sqlite3.connect(os.path.join(library, "library.db"))
     assert {r[0] for r in db.execute("SELECT actor FROM audit_log WHERE id > 4")} == {ctx.actor}
     db.close()
