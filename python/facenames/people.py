@@ -40,7 +40,8 @@ class _Face(ctypes.Structure):
     _fields_ = [("id", ctypes.c_int64), ("photo_id", ctypes.c_int64), ("x", ctypes.c_float),
                 ("y", ctypes.c_float), ("width", ctypes.c_float), ("height", ctypes.c_float),
                 ("score", ctypes.c_float), ("person_id", ctypes.c_int64),
-                ("cluster_id", ctypes.c_int64), ("state", ctypes.c_int), ("user_drawn", ctypes.c_int),
+                ("cluster_id", ctypes.c_int64), ("state", ctypes.c_int),
+                ("user_drawn", ctypes.c_int),
                 ("suggestion_person", ctypes.c_int64), ("suggestion_confidence", ctypes.c_float)]
 
 

@@ -342,7 +342,8 @@ class PeopleView(QWidget):
 
         sugg = QWidget()
         sl = QVBoxLayout(sugg)
-        sl.addWidget(QLabel("A or Enter: accept · R or Delete: reject · the next one is selected"))
+        sl.addWidget(QLabel("A or Enter: accept · R or Delete: reject · "
+                            "the next one is then selected"))
         sl.addWidget(self.sugg_view)
         self.sugg_view.installEventFilter(self)
 
