@@ -10,6 +10,7 @@ import base64
 import ctypes
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 from ._lib import lib, take_string
@@ -20,6 +21,50 @@ FINAL_STATES = ("cancelled", "completed", "failed")
 PRIORITIES = ("background", "normal", "interactive")
 RESOLUTIONS = ("pending", "skip", "retry")
 EVENT_KINDS = ("state", "progress", "error", "audit")
+
+
+# Documents larger than this are decoded element by element (see _loads).
+INCREMENTAL_JSON_BYTES = 256 * 1024
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _loads(text):
+    """json.loads, except that a large document's top-level array, or the "errors" array that
+    closes an inspect object, is decoded one element per call. json.loads is one C call that holds
+    the GIL from start to end (a job with 20k errors is 3 MB of JSON, about 40 ms), and a UI
+    thread that needs the GIL meanwhile stalls; between two elements the interpreter hands the
+    GIL over."""
+    if len(text) < INCREMENTAL_JSON_BYTES:
+        return json.loads(text)
+    if text.startswith("["):
+        return _array(text, 0)
+    # The library writes "errors" as the object's last key (fn_job_inspect_json); an item or a
+    # message holding the same characters is escaped (\"), so the last match is the key.
+    key = ',"errors":['
+    pos = text.rfind(key)
+    if pos < 0 or not text.endswith("]}"):
+        return json.loads(text)
+    head = json.loads(text[:pos] + "}")
+    head["errors"] = _array(text, pos + len(key) - 1)
+    return head
+
+
+def _array(text, i):
+    """The JSON array starting at text[i] ("["), decoded one element per call."""
+    out = []
+    i = _WS.match(text, i + 1).end()
+    if text[i] == "]":
+        return out
+    while True:
+        value, i = _DECODER.raw_decode(text, i)
+        out.append(value)
+        i = _WS.match(text, i).end()
+        if text[i] == "]":
+            return out
+        if text[i] != ",":
+            raise ValueError(f"malformed JSON array at offset {i}")
+        i = _WS.match(text, i + 1).end()
 
 
 def _b(s):
@@ -91,9 +136,12 @@ class Config:
         return self._ptr
 
     def __del__(self):
-        if getattr(self, "_ptr", None):
-            lib().fn_config_free(self._ptr)
-            self._ptr = None
+        try:
+            if getattr(self, "_ptr", None):
+                lib().fn_config_free(self._ptr)
+                self._ptr = None
+        except Exception:  # at interpreter exit the modules may be gone: the OS frees it
+            pass
 
 
 class _EnqueueOpts(ctypes.Structure):
@@ -236,7 +284,7 @@ class Engine:
     def _json_out(self, fn, *args):
         out = ctypes.c_void_p()
         self._check(fn(self._handle(), *args, ctypes.byref(out)))
-        return json.loads(take_string(out.value).decode())
+        return _loads(take_string(out.value).decode())
 
     def inspect(self, job_id):
         """The job as `facenames jobs show --json` prints it (the contract's fields)."""

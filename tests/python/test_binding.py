@@ -125,3 +125,63 @@ def test_people_errors_are_exceptions_and_assign_named_creates_once(library, bad
         with pytest.raises(FacenamesError) as nf:
             people.merge(pid, 999)
         assert nf.value.name == "not_found" and "999" in nf.value.message
+
+
+def _gil_wait_probe(work, seconds):
+    """Runs work() in a loop on another thread for `seconds` while this thread wakes every
+    millisecond; returns this thread's longest gap less its run-queue wait (the kernel keeping it
+    off a busy CPU is not the GIL)."""
+    import threading
+    import time
+
+    def rq_ms():
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e6
+
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            work()
+
+    t = threading.Thread(target=loop)
+    t.start()
+    worst = 0.0
+    end = time.perf_counter() + seconds
+    last, last_rq = time.perf_counter() * 1000, rq_ms()
+    while time.perf_counter() < end:
+        time.sleep(0.001)
+        now, rq = time.perf_counter() * 1000, rq_ms()
+        worst = max(worst, (now - last) - (rq - last_rq))
+        last, last_rq = now, rq
+    stop.set()
+    t.join()
+    return worst
+
+
+def test_a_job_with_20k_errors_is_decoded_without_holding_the_gil(library, tmp_path):
+    import json
+    import sys
+
+    from facenames import engine as fe
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for i in range(20000):
+        (empty / f"e{i:05d}.jpg").touch()
+    with Engine(library, Config({"ingest.batch": 512})) as e:
+        e.start(0)
+        job = e.enqueue("ingest", {"paths": [str(empty)]})
+        e.run_pending()
+        text = cli(library, "jobs", "show", str(job), "--json")
+        assert len(text) > fe.INCREMENTAL_JSON_BYTES
+        shown = e.inspect(job)
+        assert shown == json.loads(text) and len(shown["errors"]) == 20000
+        assert e.errors(job) == json.loads(cli(library, "jobs", "errors", str(job), "--json"))
+        sys.setswitchinterval(0.005)
+        plain = _gil_wait_probe(lambda: json.loads(text), 2.0)
+        worst = _gil_wait_probe(lambda: e.inspect(job), 2.0)
+    print(f"longest wait of another thread: {worst:.1f} ms while inspect decodes,"
+          f" {plain:.1f} ms while json.loads decodes the same text")
+    # measured in the same run, so the machine's load weighs on both alike
+    assert worst <= 30 and worst < plain / 2, f"another thread waited {worst:.1f} ms for the GIL"
