@@ -19,21 +19,6 @@ pytestmark = pytest.mark.skipif(not lib().has("fn_library_open"),
                                 reason="this libfacenames has no people API yet")
 
 
-@pytest.fixture
-def clustered(library, photos):
-    """A library with the sample faces, cluster 1 = the first 4 faces, cluster 2 = the next 2."""
-    cli(library, "--set", "ingest.batch=4", "ingest", str(photos))
-    db = sqlite3.connect(os.path.join(library, "library.db"))
-    with db:
-        ids = [r[0] for r in db.execute("SELECT id FROM faces ORDER BY id")]
-        assert len(ids) >= 8
-        db.execute("INSERT INTO clusters (id, created_at, size) VALUES (1, 1, 4), (2, 1, 2)")
-        db.executemany("UPDATE faces SET cluster_id = ? WHERE id = ?",
-                       [(1, f) for f in ids[:4]] + [(2, f) for f in ids[4:6]])
-    db.close()
-    return ids
-
-
 def _state_of(library):
     """Every face's (id, person name, state, cluster) and the audit entries' (action, faces,
     detail), to compare two libraries."""
@@ -249,42 +234,3 @@ def test_the_view_changes_what_the_cli_changes(qtbot, make_ctx, clustered, libra
     assert {r[0] for r in db.execute("SELECT actor FROM audit_log WHERE id > 4")} == {ctx.actor}
     db.close()
 
-
-def test_a_cluster_of_20k_faces_stays_fast(qtbot, make_ctx, clustered, library):
-    """Selecting a cluster of 20k faces: the first page shows, only visible thumbnails are read,
-    scrolling fetches more, and the event loop never stalls (conftest.LoopProbe)."""
-    from facenames.app.people_view import PeopleView
-    from conftest import LoopProbe
-
-    db = sqlite3.connect(os.path.join(library, "library.db"))
-    with db:
-        db.execute("INSERT INTO clusters (id, created_at, size) VALUES (3, 1, 20000)")
-        cols = ("photo_id, x, y, width, height, score, landmarks, descriptor, thumbnail, origin,"
-                " created_at, state")
-        db.execute(f"INSERT INTO faces ({cols}, cluster_id) WITH RECURSIVE n(i) AS (SELECT 1"
-                   f" UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT {cols}, 3 FROM faces,"
-                   f" n WHERE faces.id = ?", (clustered[0],))
-    db.close()
-    ctx = make_ctx(threads=0)
-    view = PeopleView(ctx)
-    qtbot.addWidget(view)
-    view.resize(1000, 700)
-    view.show()
-    until(qtbot, lambda: view.clusters_model.items)
-    assert view.clusters_model.items[0]["id"] == 3  # biggest first
-    qtbot.wait(200)
-    probe = LoopProbe()
-    probe.start()
-    view.select("cluster", 3)
-    until(qtbot, lambda: getattr(view.faces_model, "total", len(view.faces_model.faces)) == 20000,
-          timeout=30000)
-    until(qtbot, lambda: view.thumbs.cache and not view.thumbs.pending, timeout=30000)
-    qtbot.wait(300)
-    probe.stop()
-    print("event loop:", probe.summary())
-    shown = view.faces_model.rowCount()
-    assert shown < 20000
-    assert len(view.thumbs.cache) < 200, "thumbnails were read for faces not on screen"
-    view.faces_view.scrollToBottom()
-    until(qtbot, lambda: view.faces_model.rowCount() > shown)
-    probe.check(50, 16)
