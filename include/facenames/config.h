@@ -45,6 +45,13 @@ typedef struct fn_config {
 /* Fills *cfg with the defaults. */
 void fn_config_defaults(fn_config *cfg);
 
+/* A configuration on the heap holding the defaults, for callers that cannot embed the struct (a
+ * binding through a foreign-function interface, which then never depends on its size or layout):
+ * fill it with the functions below, hand it to fn_engine_open / fn_library_open (which copy it),
+ * free it with fn_config_free. NULL when out of memory. fn_config_free(NULL) is a no-op. */
+fn_config *fn_config_new(void);
+void fn_config_free(fn_config *cfg);
+
 /* Sets one key from its text value. On a bad key or value returns FN_ERR_CONFIG and writes a
  * sentence into err (which key, what is allowed). */
 int fn_config_set(fn_config *cfg, const char *key, const char *value, char *err, size_t errlen);

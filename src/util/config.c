@@ -91,6 +91,18 @@ void fn_config_defaults(fn_config *cfg)
     cfg->predict_auto_accept = 0;
 }
 
+fn_config *fn_config_new(void)
+{
+    fn_config *cfg = malloc(sizeof *cfg);
+    if (cfg) fn_config_defaults(cfg);
+    return cfg;
+}
+
+void fn_config_free(fn_config *cfg)
+{
+    free(cfg);
+}
+
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
