@@ -35,10 +35,22 @@ typedef struct fn_config {
     char detector[16];         /* ingest.detector: "ssd" or "tiny"; "ssd" */
     int ingest_min_face_size;  /* ingest.min_face_size: pixels; 40 */
     int ingest_batch;          /* ingest.batch: photos per batch (per commit); 32 */
+    int predict_k;             /* predict.k: confirmed faces that vote per face; 10 */
+    double predict_threshold;  /* predict.threshold: confidence below which a face is unknown;
+                                  0.5 */
+    int predict_auto_accept;   /* predict.auto_accept: confirm very confident suggestions (and
+                                  audit them as the job's); 0 (off) */
 } fn_config;
 
 /* Fills *cfg with the defaults. */
 void fn_config_defaults(fn_config *cfg);
+
+/* A configuration on the heap holding the defaults, for callers that cannot embed the struct (a
+ * binding through a foreign-function interface, which then never depends on its size or layout):
+ * fill it with the functions below, hand it to fn_engine_open / fn_library_open (which copy it),
+ * free it with fn_config_free. NULL when out of memory. fn_config_free(NULL) is a no-op. */
+fn_config *fn_config_new(void);
+void fn_config_free(fn_config *cfg);
 
 /* Sets one key from its text value. On a bad key or value returns FN_ERR_CONFIG and writes a
  * sentence into err (which key, what is allowed). */

@@ -211,6 +211,18 @@ int fn_job_inspect_json(fn_engine *e, fn_job_id id, char **json);
  * infos from a listing carry no errors (n_errors may be nonzero; errors NULL). */
 int fn_job_list(fn_engine *e, int state, size_t limit, fn_job_info ***out, size_t *n);
 
+/* The jobs as one JSON array, newest first, optionally only those in `state` (-1 for all), at
+ * most `limit` (0: no limit): each element has the fields of fn_job_inspect_json except "errors"
+ * (a listing does not read them), plus "n_errors", "parent" (0 if none), "retry_only" and
+ * "fail_reason" (null unless failed). For callers that cannot walk fn_job_list's array of structs
+ * (a binding). Caller frees *json with fn_free() or free(). */
+int fn_job_list_json(fn_engine *e, int state, size_t limit, char **json);
+
+/* Frees a string or array this header's functions returned to the caller to free with free()
+ * (fn_job_inspect_json, fn_job_list_json, fn_job_errors_json, fn_job_summary, fn_job_log): for
+ * callers whose free() may not be the library's (a binding, another C runtime). NULL is a no-op. */
+void fn_free(void *p);
+
 /* Cancels job `id`. A queued job is cancelled at once; a running one (in this process or another)
  * stops after its current batch, keeping what it committed. FN_ERR_STATE if already finished. */
 int fn_job_cancel(fn_engine *e, fn_job_id id);

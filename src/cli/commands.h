@@ -72,6 +72,8 @@ int cmd_people(cli_ctx *ctx, int argc, char **argv);
 int cmd_suggestions(cli_ctx *ctx, int argc, char **argv); /* suggestions list|accept|reject */
 int cmd_undo(cli_ctx *ctx, int argc, char **argv);        /* undo [AUDIT_ID] */
 int cmd_audit(cli_ctx *ctx, int argc, char **argv);       /* audit list */
+/* predict [--k N] [--threshold X] [--auto-accept] [--detach] [--json] (predict part) */
+int cmd_predict(cli_ctx *ctx, int argc, char **argv);
 /* `--version`: version, revision, library versions, model files and their checksums (always 0). */
 int cli_print_version(FILE *out);
 

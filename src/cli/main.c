@@ -19,10 +19,19 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},
-    {"detect", cmd_detect}, {"jobs", cmd_jobs},     {"worker", cmd_worker},
-    {"config", cmd_config}, {"people", cmd_people}, {"suggestions", cmd_suggestions},
-    {"undo", cmd_undo},     {"audit", cmd_audit},
+    {"ingest", cmd_ingest},
+    {"photos", cmd_photos},
+    {"faces", cmd_faces},
+    {"detect", cmd_detect},
+    {"jobs", cmd_jobs},
+    {"worker", cmd_worker},
+    {"config", cmd_config},
+    /* the people commands */
+    {"people", cmd_people},
+    {"suggestions", cmd_suggestions},
+    {"undo", cmd_undo},
+    {"audit", cmd_audit},
+    {"predict", cmd_predict},
 };
 
 static void usage(FILE *out)
@@ -40,6 +49,7 @@ static void usage(FILE *out)
           "  suggestions list|accept|reject  the predict job's suggestions\n"
           "  undo [AUDIT_ID]    revert a naming (default: the last one)\n"
           "  audit list         the naming done, newest first\n"
+          "  predict            suggest a person for every face without one\n"
           "  detect IMAGE...    find faces in images (no library needed)\n"
           "  jobs SUBCOMMAND    list, show, cancel, resume, retry, watch jobs; show their log\n"
           "  worker             run queued jobs (those enqueued with --detach)\n"

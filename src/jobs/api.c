@@ -271,23 +271,10 @@ static json_t *json_time(int64_t ms)
     return json_string(fn_iso8601(ms, buf, sizeof buf));
 }
 
-int fn_job_inspect_json(fn_engine *e, fn_job_id id, char **json)
+/* The contract's fields of `j` in the contract's order; its errors when `with_errors`, else what
+ * a listing adds (count, parent, retry flag, failure reason). */
+static json_t *job_json(const fn_job_info *j, int with_errors)
 {
-    *json = NULL;
-    fn_job_info *j;
-    int code = fn_job_inspect(e, id, &j);
-    if (code) return code;
-    json_t *errs = json_array();
-    for (size_t i = 0; i < j->n_errors; i++) {
-        /* item and message may hold any bytes: the path encoding keeps the error (pathenc.h) */
-        json_t *x = json_object();
-        fn_json_set_path(x, "item", j->errors[i].item);
-        json_object_set_new(x, "code", fn_json_text(j->errors[i].code));
-        json_object_set_new(x, "message", fn_json_text(j->errors[i].message));
-        json_object_set_new(x, "resolution",
-                            json_string(fn_resolution_name(j->errors[i].resolution)));
-        json_array_append_new(errs, x);
-    }
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer(j->id));
     json_object_set_new(o, "type", json_string(j->type));
@@ -300,11 +287,63 @@ int fn_job_inspect_json(fn_engine *e, fn_job_id id, char **json)
     json_object_set_new(o, "finished_at", json_time(j->finished_at));
     json_object_set_new(o, "progress", json_text_or_string(j->progress));
     json_object_set_new(o, "checkpoint", json_text_or_string(j->checkpoint));
-    json_object_set_new(o, "errors", errs);
+    if (with_errors) {
+        json_t *errs = json_array();
+        for (size_t i = 0; i < j->n_errors; i++) {
+            /* item and message may hold any bytes: the path encoding keeps the error */
+            json_t *x = json_object();
+            fn_json_set_path(x, "item", j->errors[i].item);
+            json_object_set_new(x, "code", fn_json_text(j->errors[i].code));
+            json_object_set_new(x, "message", fn_json_text(j->errors[i].message));
+            json_object_set_new(x, "resolution",
+                                json_string(fn_resolution_name(j->errors[i].resolution)));
+            json_array_append_new(errs, x);
+        }
+        json_object_set_new(o, "errors", errs);
+    } else {
+        json_object_set_new(o, "n_errors", json_integer((json_int_t)j->n_errors));
+        json_object_set_new(o, "parent", json_integer(j->parent));
+        json_object_set_new(o, "retry_only", json_boolean(j->retry_only));
+        json_object_set_new(o, "fail_reason",
+                            j->fail_reason ? fn_json_text(j->fail_reason) : json_null());
+    }
+    return o;
+}
+
+int fn_job_inspect_json(fn_engine *e, fn_job_id id, char **json)
+{
+    *json = NULL;
+    fn_job_info *j;
+    int code = fn_job_inspect(e, id, &j);
+    if (code) return code;
+    json_t *o = job_json(j, 1);
     *json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     fn_job_info_free(j);
     return *json ? 0 : fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+}
+
+int fn_job_list_json(fn_engine *e, int state, size_t limit, char **json)
+{
+    *json = NULL;
+    fn_job_info **list;
+    size_t n;
+    int code = fn_job_list(e, state, limit, &list, &n);
+    if (code) return code;
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(a, job_json(list[i], 0));
+        fn_job_info_free(list[i]);
+    }
+    free(list);
+    *json = json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(a);
+    return *json ? 0 : fn_eng_fail(FN_ERR_NOMEM, "out of memory");
+}
+
+void fn_free(void *p)
+{
+    free(p);
 }
 
 int fn_job_list(fn_engine *e, int state, size_t limit, fn_job_info ***out, size_t *n)

@@ -5,8 +5,11 @@
 
 #include "facenames/jobtype.h"
 #include "tasks/ingest.h"
+#include "tasks/predict.h"
 
 int fn_tasks_register_all(fn_engine *e)
 {
-    return fn_jobtype_register(e, &fn_ingest_type);
+    int rc = fn_jobtype_register(e, &fn_ingest_type);
+    if (rc == 0) rc = fn_jobtype_register(e, &fn_predict_type);
+    return rc;
 }

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum key_kind { KEY_INT, KEY_DOUBLE, KEY_SIZE, KEY_STR, KEY_ENUM };
+enum key_kind { KEY_INT, KEY_DOUBLE, KEY_SIZE, KEY_STR, KEY_ENUM, KEY_BOOL };
 
 struct key {
     const char *name;
@@ -54,6 +54,9 @@ static const struct key keys[] = {
     {"ingest.detector", KEY_ENUM, OFF(detector), SZ(detector), 0, 0, 0, 0, detectors, NULL},
     {"ingest.min_face_size", KEY_INT, OFF(ingest_min_face_size), 0, 1, 100000, 0, 0, NULL, NULL},
     {"ingest.batch", KEY_INT, OFF(ingest_batch), 0, 1, 4096, 0, 0, NULL, NULL},
+    {"predict.k", KEY_INT, OFF(predict_k), 0, 1, 64, 0, 0, NULL, NULL},
+    {"predict.threshold", KEY_DOUBLE, OFF(predict_threshold), 0, 0, 0, 0.0, 1.0, NULL, NULL},
+    {"predict.auto_accept", KEY_BOOL, OFF(predict_auto_accept), 0, 0, 0, 0, 0, NULL, NULL},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -83,6 +86,21 @@ void fn_config_defaults(fn_config *cfg)
     snprintf(cfg->detector, sizeof cfg->detector, "ssd");
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
+    cfg->predict_k = 10;
+    cfg->predict_threshold = 0.5;
+    cfg->predict_auto_accept = 0;
+}
+
+fn_config *fn_config_new(void)
+{
+    fn_config *cfg = malloc(sizeof *cfg);
+    if (cfg) fn_config_defaults(cfg);
+    return cfg;
+}
+
+void fn_config_free(fn_config *cfg)
+{
+    free(cfg);
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -158,12 +176,14 @@ static void unknown_key_err(const char *name, char *err, size_t errlen)
         set_err(err, errlen, "unknown configuration key \"%s\"; did you mean \"%s\"?",
                 shown(name, buf, sizeof buf), best);
     else
-        set_err(err, errlen,
-                "unknown configuration key \"%s\"; known keys: workers.cpu_max, workers.gpu_max, "
-                "workers.mem_max_mb, events.progress_hz, events.queue_max, jobs.heartbeat_ms, "
-                "jobs.owner_timeout_ms, jobs.aging_ms, db.busy_timeout_ms, log.path, models.dir, "
-                "ingest.detector, ingest.min_face_size, ingest.batch",
-                shown(name, buf, sizeof buf));
+        set_err(
+            err, errlen,
+            "unknown configuration key \"%s\"; known keys: workers.cpu_max, workers.gpu_max, "
+            "workers.mem_max_mb, events.progress_hz, events.queue_max, jobs.heartbeat_ms, "
+            "jobs.owner_timeout_ms, jobs.aging_ms, db.busy_timeout_ms, log.path, models.dir, "
+            "ingest.detector, ingest.min_face_size, ingest.batch, predict.k, predict.threshold, "
+            "predict.auto_accept",
+            shown(name, buf, sizeof buf));
 }
 
 /* Parses a whole decimal number, surrounding blanks allowed, nothing else. */
@@ -258,6 +278,21 @@ static int set_key(fn_config *cfg, const struct key *k, const char *value, char 
         memcpy(field, value, n + 1);
         return 0;
     }
+    case KEY_BOOL:
+        /* the words people write in configuration files for yes and no */
+        if (strcmp(value, "true") == 0 || strcmp(value, "on") == 0 || strcmp(value, "yes") == 0 ||
+            strcmp(value, "1") == 0) {
+            *(int *)field = 1;
+            return 0;
+        }
+        if (strcmp(value, "false") == 0 || strcmp(value, "off") == 0 || strcmp(value, "no") == 0 ||
+            strcmp(value, "0") == 0) {
+            *(int *)field = 0;
+            return 0;
+        }
+        set_err(err, errlen, "%s: \"%s\" is not allowed; allowed: true or false (on/off, yes/no)",
+                k->name, shown(value, buf, sizeof buf));
+        return FN_ERR_CONFIG;
     case KEY_ENUM:
         for (const char *const *w = k->words; *w; w++) {
             if (strcmp(*w, value) == 0) {
@@ -561,6 +596,9 @@ static int value_text(const fn_config *cfg, const struct key *k, char *out, size
     case KEY_STR:
     case KEY_ENUM:
         n = snprintf(out, outlen, "%.*s", (int)strnlen(field, k->size), field);
+        break;
+    case KEY_BOOL:
+        n = snprintf(out, outlen, "%s", *(const int *)field ? "true" : "false");
         break;
     }
     return n < 0 || (size_t)n >= outlen ? FN_ERR_INVALID : 0;

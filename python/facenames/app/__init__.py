@@ -1,0 +1,1 @@
+"""The facenames desktop app (PyQt5): python3 -m facenames.app [--library DIR]."""

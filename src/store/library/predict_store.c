@@ -1,0 +1,384 @@
+/* predict_store.c: the predict job's SQL (see predict_store.h): the confirmed faces, the faces
+ * to predict with what excludes a person for each, and the suggestions written one face at a
+ * time in the batch transaction, each re-checked against what a person may have decided since
+ * the face was read. */
+#include "store/library/predict_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenames/error.h"
+#include "store/store_sql.h"
+#include "util/clock.h"
+
+#define DESC_BYTES (128 * sizeof(float))
+
+static const char sql_refs[] =
+    "SELECT f.id, f.person_id, f.descriptor FROM faces f JOIN persons p ON p.id = f.person_id"
+    " WHERE f.state = 'confirmed' AND p.deleted_at IS NULL AND f.descriptor IS NOT NULL"
+    " ORDER BY f.id";
+
+int fn_predict_load_refs(fn_store *s, float **desc, int64_t **person, int64_t **face, size_t *n)
+{
+    *desc = NULL;
+    *person = *face = NULL;
+    *n = 0;
+    sqlite3_stmt *st = fn_store_stmt(s, sql_refs);
+    if (!st) return FN_ERR_DB;
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 2) != (int)DESC_BYTES) continue; /* not a descriptor */
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            float *d = realloc(*desc, cap * DESC_BYTES);
+            if (d) *desc = d;
+            int64_t *p = realloc(*person, cap * sizeof *p);
+            if (p) *person = p;
+            int64_t *f = realloc(*face, cap * sizeof *f);
+            if (f) *face = f;
+            if (!d || !p || !f) {
+                sqlite3_reset(st);
+                return FN_ERR_NOMEM;
+            }
+        }
+        (*face)[*n] = sqlite3_column_int64(st, 0);
+        (*person)[*n] = sqlite3_column_int64(st, 1);
+        memcpy(*desc + *n * 128, sqlite3_column_blob(st, 2), DESC_BYTES);
+        (*n)++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the confirmed faces");
+    return 0;
+}
+
+static const char sql_count[] =
+    "SELECT count(*) FROM faces WHERE person_id IS NULL AND state = 'auto'"
+    " AND descriptor IS NOT NULL";
+
+int fn_predict_count_faces(fn_store *s, int64_t *n)
+{
+    *n = 0;
+    sqlite3_stmt *st = fn_store_stmt(s, sql_count);
+    if (!st) return FN_ERR_DB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return fn_store_fail(s, rc, "counting the faces to predict");
+    return 0;
+}
+
+static const char sql_page[] =
+    "SELECT id, photo_id, descriptor FROM faces WHERE person_id IS NULL AND state = 'auto'"
+    " AND descriptor IS NOT NULL AND (photo_id > ?1 OR (photo_id = ?1 AND id > ?2))"
+    " ORDER BY photo_id, id LIMIT ?3";
+
+/* The persons a face must not be suggested as: its cannot-links, and the persons of the other
+ * faces of its photo. */
+static const char sql_excl[] = "SELECT person_id FROM cannot_links WHERE face_id = ?1"
+                               " UNION SELECT person_id FROM faces WHERE photo_id = ?2 AND id <> ?1"
+                               " AND person_id IS NOT NULL";
+
+static int exclusions(fn_store *s, fn_predict_face *f)
+{
+    sqlite3_stmt *st = fn_store_stmt(s, sql_excl);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, f->face);
+    sqlite3_bind_int64(st, 2, f->photo);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (f->n_excl == cap) {
+            cap = cap ? cap * 2 : 4;
+            int64_t *e = realloc(f->excl, cap * sizeof *e);
+            if (!e) {
+                sqlite3_reset(st);
+                return FN_ERR_NOMEM;
+            }
+            f->excl = e;
+        }
+        f->excl[f->n_excl++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading a face's cannot-links");
+    return 0;
+}
+
+int fn_predict_faces_page(fn_store *s, int64_t after_photo, int64_t after_face, size_t max,
+                          fn_predict_face *out, size_t *n)
+{
+    *n = 0;
+    sqlite3_stmt *st = fn_store_stmt(s, sql_page);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, after_photo);
+    sqlite3_bind_int64(st, 2, after_face);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    int rc = SQLITE_DONE;
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn_predict_face *f = &out[*n];
+        memset(f, 0, sizeof *f);
+        f->face = sqlite3_column_int64(st, 0);
+        f->photo = sqlite3_column_int64(st, 1);
+        if (sqlite3_column_bytes(st, 2) != (int)DESC_BYTES) {
+            f->no_desc = 1; /* nothing to predict from; it still moves the cursor */
+        } else {
+            memcpy(f->desc, sqlite3_column_blob(st, 2), DESC_BYTES);
+        }
+        (*n)++;
+    }
+    if (*n == max) rc = SQLITE_DONE;
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the faces to predict");
+    for (size_t i = 0; i < *n; i++) {
+        if (out[i].no_desc) continue;
+        int e = exclusions(s, &out[i]);
+        if (e < 0) return e;
+    }
+    return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------------------- */
+
+static const char sql_drop[] = "DELETE FROM suggestions WHERE face_id = ?1";
+/* The face may take this person: it has no person and is still 'auto', the person exists and is
+ * not deleted, and no cannot-link says otherwise. Returns its origin and cluster. */
+static const char sql_check[] =
+    "SELECT f.origin, f.cluster_id FROM faces f JOIN persons p ON p.id = ?2"
+    " AND p.deleted_at IS NULL WHERE f.id = ?1 AND f.person_id IS NULL AND f.state = 'auto'"
+    " AND NOT EXISTS (SELECT 1 FROM cannot_links c WHERE c.face_id = ?1 AND c.person_id = ?2)";
+static const char sql_still_free[] =
+    "SELECT 1 FROM faces WHERE id = ?1 AND person_id IS NULL AND state = 'auto'";
+/* Another face of the photo already is this person. */
+static const char sql_photo_has[] =
+    "SELECT 1 FROM faces WHERE photo_id = ?1 AND id <> ?2 AND person_id = ?3 LIMIT 1";
+/* The best suggestion of this person for an earlier face of the photo (written in this pass:
+ * faces go in (photo, face) order). */
+static const char sql_photo_rival[] =
+    "SELECT max(s.confidence) FROM suggestions s JOIN faces f ON f.id = s.face_id"
+    " WHERE f.photo_id = ?1 AND s.face_id < ?2 AND s.person_id = ?3";
+static const char sql_photo_drop[] =
+    "DELETE FROM suggestions WHERE person_id = ?3 AND face_id <> ?2"
+    " AND face_id IN (SELECT id FROM faces WHERE photo_id = ?1 AND id < ?2)";
+static const char sql_upsert[] =
+    "INSERT INTO suggestions (face_id, person_id, confidence, distance, margin, support_face_id,"
+    " job_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (face_id) DO UPDATE SET person_id = ?2, confidence = ?3, distance = ?4,"
+    " margin = ?5, support_face_id = ?6, job_id = ?7, created_at = ?8";
+static const char sql_accept[] =
+    "UPDATE faces SET person_id = ?2, state = 'confirmed' WHERE id = ?1 AND person_id IS NULL"
+    " AND state = 'auto' AND origin = 'auto'";
+static const char sql_audit[] = "INSERT INTO audit_log (at, actor, action, detail, job_id)"
+                                " VALUES (?1, ?2, 'suggestion.accept', ?3, ?4) RETURNING id";
+static const char sql_audit_detail[] = "UPDATE audit_log SET detail = ?2 WHERE id = ?1";
+static const char sql_audit_face[] =
+    "INSERT INTO audit_faces (audit_id, face_id, person_before, person_after, state_before,"
+    " state_after, cluster_before, cluster_after)"
+    " VALUES (?1, ?2, NULL, ?3, 'auto', 'confirmed', ?4, ?4)";
+
+/* Steps a statement that returns at most one row: 1 with a row (left for reading), 0 without;
+ * the caller resets it. */
+static int step_row(fn_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return fn_store_fail(s, rc, what);
+}
+
+static int exec_face(fn_store *s, const char *sql, int64_t face, int *changed)
+{
+    sqlite3_stmt *st = fn_store_stmt(s, sql);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, face);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "writing a suggestion");
+    if (changed) *changed = sqlite3_changes(fn_store_db(s)) > 0;
+    return 0;
+}
+
+static int put_one(fn_store *s, const fn_predict_put *p, int64_t job_id, double accept_min,
+                   int64_t now, int64_t *audit_id, int64_t *accepted, int *outcome)
+{
+    int rc, changed = 0;
+    if (p->person == 0) {
+        if ((rc = exec_face(s, sql_drop, p->face, &changed)) < 0) return rc;
+        *outcome = changed ? FN_PREDICT_DROPPED : FN_PREDICT_NONE;
+        return 0;
+    }
+    sqlite3_stmt *st = fn_store_stmt(s, sql_check);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, p->face);
+    sqlite3_bind_int64(st, 2, p->person);
+    rc = step_row(s, st, "checking a face before suggesting");
+    int user_drawn = 0;
+    int64_t cluster = 0;
+    int has_cluster = 0;
+    if (rc == 1) {
+        const unsigned char *origin = sqlite3_column_text(st, 0);
+        user_drawn = origin && strcmp((const char *)origin, "user") == 0;
+        has_cluster = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        cluster = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc < 0) return rc;
+    if (rc == 0) {
+        /* A person decided since the face was read (it has a person, was ignored, the person
+         * was deleted or rejected for it): leave the face as it is; a suggestion it still has
+         * for a face without a person is stale. */
+        st = fn_store_stmt(s, sql_still_free);
+        if (!st) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, p->face);
+        rc = step_row(s, st, "checking a face before suggesting");
+        sqlite3_reset(st);
+        if (rc < 0) return rc;
+        if (rc == 1 && (rc = exec_face(s, sql_drop, p->face, NULL)) < 0) return rc;
+        *outcome = FN_PREDICT_SKIPPED;
+        return 0;
+    }
+
+    /* Two faces of one photo are two people. */
+    st = fn_store_stmt(s, sql_photo_has);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, p->photo);
+    sqlite3_bind_int64(st, 2, p->face);
+    sqlite3_bind_int64(st, 3, p->person);
+    rc = step_row(s, st, "checking a photo's other faces");
+    sqlite3_reset(st);
+    if (rc < 0) return rc;
+    int lose = rc == 1;
+    if (!lose) {
+        st = fn_store_stmt(s, sql_photo_rival);
+        if (!st) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, p->photo);
+        sqlite3_bind_int64(st, 2, p->face);
+        sqlite3_bind_int64(st, 3, p->person);
+        rc = step_row(s, st, "checking a photo's other suggestions");
+        if (rc == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL)
+            lose = sqlite3_column_double(st, 0) >= (double)p->confidence;
+        sqlite3_reset(st);
+        if (rc < 0) return rc;
+    }
+    if (lose) {
+        if ((rc = exec_face(s, sql_drop, p->face, NULL)) < 0) return rc;
+        *outcome = FN_PREDICT_SAME_PHOTO;
+        return 0;
+    }
+    st = fn_store_stmt(s, sql_photo_drop);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, p->photo);
+    sqlite3_bind_int64(st, 2, p->face);
+    sqlite3_bind_int64(st, 3, p->person);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "dropping a weaker suggestion");
+
+    if ((double)p->confidence >= accept_min && !user_drawn) {
+        if (!*audit_id) {
+            st = fn_store_stmt(s, sql_audit);
+            if (!st) return FN_ERR_DB;
+            char actor[48];
+            snprintf(actor, sizeof actor, "job:%lld", (long long)job_id);
+            sqlite3_bind_int64(st, 1, now);
+            sqlite3_bind_text(st, 2, actor, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_null(st, 3);
+            sqlite3_bind_int64(st, 4, job_id);
+            rc = step_row(s, st, "writing the audit entry of accepted suggestions");
+            if (rc == 1) *audit_id = sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+            if (rc < 0) return rc;
+            if (rc == 0) return fn_store_fail(s, SQLITE_ERROR, "an audit entry without an id");
+        }
+        st = fn_store_stmt(s, sql_accept);
+        if (!st) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, p->face);
+        sqlite3_bind_int64(st, 2, p->person);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "confirming a face");
+        st = fn_store_stmt(s, sql_audit_face);
+        if (!st) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, *audit_id);
+        sqlite3_bind_int64(st, 2, p->face);
+        sqlite3_bind_int64(st, 3, p->person);
+        if (has_cluster)
+            sqlite3_bind_int64(st, 4, cluster);
+        else
+            sqlite3_bind_null(st, 4);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "auditing a confirmed face");
+        if ((rc = exec_face(s, sql_drop, p->face, NULL)) < 0) return rc;
+        (*accepted)++;
+        *outcome = FN_PREDICT_ACCEPTED;
+        return 0;
+    }
+
+    st = fn_store_stmt(s, sql_upsert);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, p->face);
+    sqlite3_bind_int64(st, 2, p->person);
+    sqlite3_bind_double(st, 3, p->confidence);
+    sqlite3_bind_double(st, 4, p->distance);
+    sqlite3_bind_double(st, 5, p->margin);
+    if (p->support_face)
+        sqlite3_bind_int64(st, 6, p->support_face);
+    else
+        sqlite3_bind_null(st, 6);
+    if (job_id)
+        sqlite3_bind_int64(st, 7, job_id);
+    else
+        sqlite3_bind_null(st, 7);
+    sqlite3_bind_int64(st, 8, now);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "writing a suggestion");
+    *outcome = FN_PREDICT_SUGGESTED;
+    return 0;
+}
+
+int fn_predict_put_batch(fn_store_tx *tx, const fn_predict_put *p, size_t n, int64_t job_id,
+                         double accept_min, int *outcome, int64_t *audit_id)
+{
+    fn_store *s = fn_store_tx_store(tx);
+    int64_t now = fn_wall_ms(), audit = 0, accepted = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int out = FN_PREDICT_NONE;
+        rc = put_one(s, &p[i], job_id, accept_min, now, &audit, &accepted, &out);
+        if (outcome) outcome[i] = out;
+    }
+    if (rc == 0 && audit) {
+        /* what a UI shows for the entry: how many faces, and why */
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "{\"faces\":%lld,\"auto_accept\":true,\"min_confidence\":%.3f}",
+                 (long long)accepted, accept_min);
+        sqlite3_stmt *st = fn_store_stmt(s, sql_audit_detail);
+        if (!st) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, audit);
+        sqlite3_bind_text(st, 2, detail, -1, SQLITE_TRANSIENT);
+        int src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE) rc = fn_store_fail(s, src, "writing the audit entry's detail");
+    }
+    if (audit_id) *audit_id = audit;
+    return rc;
+}
+
+static const char sql_per_person[] =
+    "SELECT person_id, count(*) FROM suggestions GROUP BY person_id";
+
+int fn_predict_suggestions_per_person(fn_store *s, void (*cb)(int64_t person, int64_t n, void *),
+                                      void *arg)
+{
+    sqlite3_stmt *st = fn_store_stmt(s, sql_per_person);
+    if (!st) return FN_ERR_DB;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), arg);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "counting suggestions per person");
+    return 0;
+}
