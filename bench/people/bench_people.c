@@ -51,8 +51,10 @@ static double cpu_s(void)
 
 static const char *size_name(size_t n, char *buf, size_t len)
 {
-    if (n >= 1000000 && n % 1000000 == 0) snprintf(buf, len, "%zum", n / 1000000);
-    else snprintf(buf, len, "%zuk", n / 1000);
+    if (n >= 1000000 && n % 1000000 == 0)
+        snprintf(buf, len, "%zum", n / 1000000);
+    else
+        snprintf(buf, len, "%zuk", n / 1000);
     return buf;
 }
 
@@ -178,8 +180,7 @@ static int edge_recall(const fn_synth *s, size_t sample, double *edge, double *t
     size_t stride = s->n / sample;
     float *q = malloc(sample * FN_DESC_DIM * sizeof *q);
     for (size_t i = 0; i < sample; i++)
-        memcpy(q + i * FN_DESC_DIM, s->desc + i * stride * FN_DESC_DIM,
-               FN_DESC_DIM * sizeof *q);
+        memcpy(q + i * FN_DESC_DIM, s->desc + i * stride * FN_DESC_DIM, FN_DESC_DIM * sizeof *q);
     opts(&o, RADIUS, 1);
     o.k = K + 1; /* the query itself is among the references */
     fn_knn ex;
@@ -324,8 +325,7 @@ int main(void)
         if (fn_synth_make(&so, &s) == 0) {
             double edge, topk;
             if (edge_recall(&s, 2000, &edge, &topk) == 0)
-                printf("index_edge_recall %.4f ratio\nindex_topk_recall %.4f ratio\n", edge,
-                       topk);
+                printf("index_edge_recall %.4f ratio\nindex_topk_recall %.4f ratio\n", edge, topk);
             fn_synth_free(&s);
         }
     }

@@ -1,9 +1,9 @@
 /* people_synth.c: the synthetic people of people_synth.h, and the clustering scores.
  *
  * Where the numbers come from: the 23 faces the detector finds (min size 40) in the six sample
- * photos (the .jpg files of reference/node_modules/@vladmandic/face-api/demo, ingested with `facenames
- * ingest`) have descriptor norms 1.40-1.51 (mean 1.45), a common mean of norm 1.37, a per-
- * dimension spread of 0.044 around it, and pairwise distances (nearly all between different
+ * photos (the .jpg files of reference/node_modules/@vladmandic/face-api/demo, ingested with
+ * `facenames ingest`) have descriptor norms 1.40-1.51 (mean 1.45), a common mean of norm 1.37, a
+ * per- dimension spread of 0.044 around it, and pairwise distances (nearly all between different
  * people) of median 0.71, 5th percentile 0.57, minimum 0.47. The model keeps that: a common mean
  * of norm 1.37; unrelated identities 0.71 apart on average (ident_sd 0.036, with the face noise
  * sqrt(2 * 128 * (0.036^2 + 0.026^2)) = 0.71); same-person distances sqrt(2 * 128) * 0.026 =
@@ -228,30 +228,38 @@ int fn_cluster_score(const int32_t *truth, const int32_t *pred, size_t n, fn_clu
         size_t lo = 0, hi = n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            if (p[mid] < c[a].pred) lo = mid + 1;
-            else hi = mid;
+            if (p[mid] < c[a].pred)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         size_t p0 = lo;
         hi = n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            if (p[mid] <= c[a].pred) lo = mid + 1;
-            else hi = mid;
+            if (p[mid] <= c[a].pred)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         double psz = (double)(lo - p0);
         lo = 0;
         hi = n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            if (t[mid] < c[a].truth) lo = mid + 1;
-            else hi = mid;
+            if (t[mid] < c[a].truth)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         size_t t0 = lo;
         hi = n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            if (t[mid] <= c[a].truth) lo = mid + 1;
-            else hi = mid;
+            if (t[mid] <= c[a].truth)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         double tsz = (double)(lo - t0);
         bp += m * m / psz;

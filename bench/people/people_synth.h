@@ -15,12 +15,12 @@
 #include <stdint.h>
 
 typedef struct fn_synth_opts {
-    size_t n;             /* faces */
-    double strangers;     /* fraction of faces that are people seen once (0.2) */
-    double weak;          /* fraction of low-quality faces (0.05) */
-    double same_sd;       /* per-dimension sd of a face around its identity (0.026) */
-    double ident_sd;      /* per-dimension sd of identities around the mean (0.036) */
-    double family_share;  /* part of ident_sd's variance shared within a family (0.5) */
+    size_t n;            /* faces */
+    double strangers;    /* fraction of faces that are people seen once (0.2) */
+    double weak;         /* fraction of low-quality faces (0.05) */
+    double same_sd;      /* per-dimension sd of a face around its identity (0.026) */
+    double ident_sd;     /* per-dimension sd of identities around the mean (0.036) */
+    double family_share; /* part of ident_sd's variance shared within a family (0.5) */
     uint64_t seed;
 } fn_synth_opts;
 

@@ -24,7 +24,7 @@ struct command {
 
 static const struct command commands[] = {
     {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},   {"detect", cmd_detect},
-    {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config},
+    {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config}, {"cluster", cmd_cluster},
 };
 
 static void usage(FILE *out)
@@ -37,6 +37,7 @@ static void usage(FILE *out)
           "  ingest PATH...     add photos to the library and find their faces\n"
           "  photos list|show   the library's photos\n"
           "  faces list         the faces found\n"
+          "  cluster [--full]   group the faces without a person into clusters\n"
           "  detect IMAGE...    find faces in images (no library needed)\n"
           "  jobs SUBCOMMAND    list, show, cancel, resume, retry, watch jobs; show their log\n"
           "  worker             run queued jobs (those enqueued with --detach)\n"

@@ -51,8 +51,8 @@ typedef struct fn_cluster_params {
 /* Clusters the points. g holds the neighbours of points [0, g->n) (g->n <= in->n; indices into
  * the points; an edge to itself is ignored). Labels are below n_labels. out[i] (n entries): the
  * point's label when its group has one; else, for a group kept as a new cluster, n_labels + its
- * new group number (0, 1, ... in order of each group's smallest point); else -1 (noise). *n_new gets the number of new groups.
- * 0 or FN_ERR_NOMEM / FN_ERR_INVALID. */
+ * new group number (0, 1, ... in order of each group's smallest point); else -1 (noise). *n_new
+ * gets the number of new groups. 0 or FN_ERR_NOMEM / FN_ERR_INVALID. */
 int fn_cluster_run(const fn_cluster_in *in, const fn_knn *g, const fn_cluster_params *p,
                    int32_t n_labels, int32_t *out, size_t *n_new);
 

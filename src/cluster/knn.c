@@ -97,21 +97,22 @@ typedef struct par {
     size_t n_tasks;
     atomic_size_t next;
     size_t scratch_floats;
-    int failed;
-    const volatile int *stop;
+    atomic_int failed, stopped;
+    const fn_knn_stop *stop; /* asked on the calling thread only, between tasks */
     void *arg;
 } par;
 
-static void *par_worker(void *arg)
+static void *par_run_tasks(par *p, int is_caller)
 {
-    par *p = arg;
     float *scratch = malloc(p->scratch_floats * sizeof *scratch);
     if (!scratch) {
-        p->failed = 1; /* benign race: only ever set to 1 */
+        atomic_store(&p->failed, 1);
         return NULL;
     }
     for (;;) {
-        if (p->stop && *p->stop) break;
+        if (is_caller && p->stop && p->stop->fn && p->stop->fn(p->stop->arg))
+            atomic_store(&p->stopped, 1);
+        if (atomic_load(&p->stopped) || atomic_load(&p->failed)) break;
         size_t t = atomic_fetch_add(&p->next, 1);
         if (t >= p->n_tasks) break;
         p->fn(p, t, scratch);
@@ -120,10 +121,16 @@ static void *par_worker(void *arg)
     return NULL;
 }
 
+static void *par_worker(void *arg)
+{
+    return par_run_tasks(arg, 0);
+}
+
 static int par_run(par *p, int threads)
 {
     atomic_store(&p->next, 0);
-    p->failed = 0;
+    atomic_store(&p->failed, 0);
+    atomic_store(&p->stopped, 0);
     if ((size_t)threads > p->n_tasks) threads = p->n_tasks ? (int)p->n_tasks : 1;
     pthread_t th[64];
     int started = 0;
@@ -131,11 +138,11 @@ static int par_run(par *p, int threads)
         if (pthread_create(&th[started], NULL, par_worker, p) != 0) break;
         started++;
     }
-    par_worker(p);
+    par_run_tasks(p, 1);
     for (int t = 0; t < started; t++)
         pthread_join(th[t], NULL);
-    if (p->failed) return FN_ERR_NOMEM;
-    if (p->stop && *p->stop) return FN_ERR_CANCELLED;
+    if (atomic_load(&p->failed)) return FN_ERR_NOMEM;
+    if (atomic_load(&p->stopped)) return FN_ERR_CANCELLED;
     return 0;
 }
 
@@ -178,7 +185,7 @@ static int check_opts(const fn_knn_opts *o)
 }
 
 static int exact_run(const float *q, size_t nq, const float *r, size_t nr, int self,
-                     const fn_knn_opts *o, const volatile int *stop, fn_knn *out)
+                     const fn_knn_opts *o, const fn_knn_stop *stop, fn_knn *out)
 {
     int rc = knn_alloc(out, nq, o->k);
     if (rc < 0) return rc;
@@ -219,11 +226,11 @@ typedef struct ivf {
     const float *x, *xn;
     size_t n;
     int nlist, nprobe;
-    float *cent, *cn;   /* nlist centres and their squared norms */
-    int32_t *probe;     /* n * nprobe lists per row, nearest first; probe[i*nprobe] = its list */
-    size_t *mem_off;    /* nlist + 1: members of list j are mem[mem_off[j] .. mem_off[j+1]) */
-    int32_t *mem;       /* rows by list */
-    size_t *qry_off;    /* nlist + 1: rows probing list j */
+    float *cent, *cn; /* nlist centres and their squared norms */
+    int32_t *probe;   /* n * nprobe lists per row, nearest first; probe[i*nprobe] = its list */
+    size_t *mem_off;  /* nlist + 1: members of list j are mem[mem_off[j] .. mem_off[j+1]) */
+    int32_t *mem;     /* rows by list */
+    size_t *qry_off;  /* nlist + 1: rows probing list j */
     int32_t *qry;
     pthread_mutex_t *locks;
     float r2;
@@ -382,7 +389,7 @@ static void ivf_free(ivf *v)
 }
 
 /* Trains the centres: k-means over a sample of KM_PER rows per list, KM_ITERS rounds. */
-static int train(ivf *v, const fn_knn_opts *o, const volatile int *stop, int threads)
+static int train(ivf *v, const fn_knn_opts *o, const fn_knn_stop *stop, int threads)
 {
     size_t ns = (size_t)v->nlist * KM_PER;
     if (ns > v->n) ns = v->n;
@@ -450,7 +457,7 @@ out:
 }
 
 static int ivf_run(const float *x, const float *xn, size_t n, const fn_knn_opts *o,
-                   const volatile int *stop, fn_knn *out)
+                   const fn_knn_stop *stop, fn_knn *out)
 {
     int threads = n_threads(o);
     ivf v = {.x = x, .xn = xn, .n = n, .r2 = o->radius * o->radius, .out = out};
@@ -482,13 +489,13 @@ static int ivf_run(const float *x, const float *xn, size_t n, const fn_knn_opts 
               .arg = &pa};
     if ((rc = par_run(&p1, threads)) < 0) goto out;
     if ((rc = by_key(v.probe, (size_t)v.nprobe, n, 1, v.nlist, &v.mem_off, &v.mem)) < 0) goto out;
-    if ((rc = by_key(v.probe, (size_t)v.nprobe, n, (size_t)v.nprobe, v.nlist, &v.qry_off,
-                     &v.qry)) < 0)
+    if ((rc = by_key(v.probe, (size_t)v.nprobe, n, (size_t)v.nprobe, v.nlist, &v.qry_off, &v.qry)) <
+        0)
         goto out;
     par p2 = {.fn = list_task,
               .n_tasks = (size_t)v.nlist,
-              .scratch_floats = (size_t)QB * RB + (size_t)RB * (FN_DESC_DIM + 1) +
-                                (size_t)QB * (FN_DESC_DIM + 1),
+              .scratch_floats =
+                  (size_t)QB * RB + (size_t)RB * (FN_DESC_DIM + 1) + (size_t)QB * (FN_DESC_DIM + 1),
               .stop = stop,
               .arg = &v};
     rc = par_run(&p2, threads);
@@ -497,7 +504,7 @@ out:
     return rc;
 }
 
-int fn_knn_build(const float *x, size_t n, const fn_knn_opts *o, const volatile int *stop,
+int fn_knn_build(const float *x, size_t n, const fn_knn_opts *o, const fn_knn_stop *stop,
                  fn_knn *out)
 {
     memset(out, 0, sizeof *out);

@@ -44,10 +44,18 @@ typedef struct fn_knn_opts {
 #define FN_KNN_EXACT_MAX 5000
 #define FN_KNN_NPROBE    12
 
+/* A cancel check: fn(arg) != 0 stops the search. Called on the calling thread only, between
+ * blocks of work (a few milliseconds apart), so it may use what that thread owns (a job's
+ * fn_job_should_stop). */
+typedef struct fn_knn_stop {
+    int (*fn)(void *arg);
+    void *arg;
+} fn_knn_stop;
+
 /* The k nearest other rows of x (n rows of FN_DESC_DIM floats) closer than o->radius, for every
- * row. 0, or FN_ERR_NOMEM / FN_ERR_CANCELLED (when *stop became nonzero; stop may be NULL).
- * out is freed by fn_knn_free even after a failure. */
-int fn_knn_build(const float *x, size_t n, const fn_knn_opts *o, const volatile int *stop,
+ * row. 0, or FN_ERR_NOMEM / FN_ERR_CANCELLED (stop said so; stop may be NULL). out is freed by
+ * fn_knn_free even after a failure. */
+int fn_knn_build(const float *x, size_t n, const fn_knn_opts *o, const fn_knn_stop *stop,
                  fn_knn *out);
 
 /* Exact search of nq queries against nr references (different sets: no row is skipped). */

@@ -4,9 +4,12 @@
 #include "facenames/tasks.h"
 
 #include "facenames/jobtype.h"
+#include "tasks/cluster.h"
 #include "tasks/ingest.h"
 
 int fn_tasks_register_all(fn_engine *e)
 {
-    return fn_jobtype_register(e, &fn_ingest_type);
+    int rc = fn_jobtype_register(e, &fn_ingest_type);
+    if (rc == 0) rc = fn_jobtype_register(e, &fn_cluster_type);
+    return rc;
 }

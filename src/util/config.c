@@ -54,6 +54,11 @@ static const struct key keys[] = {
     {"ingest.detector", KEY_ENUM, OFF(detector), SZ(detector), 0, 0, 0, 0, detectors, NULL},
     {"ingest.min_face_size", KEY_INT, OFF(ingest_min_face_size), 0, 1, 100000, 0, 0, NULL, NULL},
     {"ingest.batch", KEY_INT, OFF(ingest_batch), 0, 1, 4096, 0, 0, NULL, NULL},
+    {"cluster.threshold", KEY_DOUBLE, OFF(cluster_threshold), 0, 0, 0, 0.0, 2.0, NULL, NULL},
+    {"cluster.link", KEY_DOUBLE, OFF(cluster_link), 0, 0, 0, 0.0, 2.0, NULL, NULL},
+    {"cluster.min_faces", KEY_INT, OFF(cluster_min_faces), 0, 1, 1000000, 0, 0, NULL, NULL},
+    {"cluster.weak_size", KEY_INT, OFF(cluster_weak_size), 0, 0, 100000, 0, 0, NULL, NULL},
+    {"cluster.weak_score", KEY_DOUBLE, OFF(cluster_weak_score), 0, 0, 0, 0.0, 1.0, NULL, NULL},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -83,6 +88,11 @@ void fn_config_defaults(fn_config *cfg)
     snprintf(cfg->detector, sizeof cfg->detector, "ssd");
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
+    cfg->cluster_threshold = 0.5;
+    cfg->cluster_link = 0.4;
+    cfg->cluster_min_faces = 2;
+    cfg->cluster_weak_size = 48;
+    cfg->cluster_weak_score = 0.5;
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -162,7 +172,8 @@ static void unknown_key_err(const char *name, char *err, size_t errlen)
                 "unknown configuration key \"%s\"; known keys: workers.cpu_max, workers.gpu_max, "
                 "workers.mem_max_mb, events.progress_hz, events.queue_max, jobs.heartbeat_ms, "
                 "jobs.owner_timeout_ms, jobs.aging_ms, db.busy_timeout_ms, log.path, models.dir, "
-                "ingest.detector, ingest.min_face_size, ingest.batch",
+                "ingest.detector, ingest.min_face_size, ingest.batch, cluster.threshold, "
+                "cluster.link, cluster.min_faces, cluster.weak_size, cluster.weak_score",
                 shown(name, buf, sizeof buf));
 }
 
