@@ -39,7 +39,7 @@ typedef struct fn_config {
     double cluster_link;       /* cluster.link: the largest distance of two joined groups' means
                                   (the chaining bound); 0.4 */
     int cluster_min_faces;     /* cluster.min_faces: good faces a new cluster needs; 2 */
-    int cluster_weak_size;     /* cluster.weak_size: faces smaller than this (pixels) are weak; 48 */
+    int cluster_weak_size;     /* cluster.weak_size: smaller faces (pixels) are weak; 48 */
     double cluster_weak_score; /* cluster.weak_score: faces detected with a lower score are weak;
                                   0.5 */
 } fn_config;

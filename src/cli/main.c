@@ -23,8 +23,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},   {"detect", cmd_detect},
-    {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config}, {"cluster", cmd_cluster},
+    {"ingest", cmd_ingest}, {"photos", cmd_photos},   {"faces", cmd_faces},
+    {"detect", cmd_detect}, {"jobs", cmd_jobs},       {"worker", cmd_worker},
+    {"config", cmd_config}, {"cluster", cmd_cluster},
 };
 
 static void usage(FILE *out)
