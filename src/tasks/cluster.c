@@ -42,7 +42,7 @@
 #define K_FACES   16 /* neighbours per face in the graph (docs/clustering.md) */
 #define K_CENTRES 4  /* nearest person or cluster centres per face */
 
-void (*fn_cluster_test_hook)(void *arg);
+void (*fn_cluster_test_hook)(size_t face, void *arg);
 void *fn_cluster_test_hook_arg;
 
 static const fn_param params[] = {
@@ -52,6 +52,7 @@ static const fn_param params[] = {
     {"min_faces", FN_PARAM_INT, "cluster.min_faces", NULL, 1, 1000000, NULL, "faces"},
     {"weak_size", FN_PARAM_INT, "cluster.weak_size", NULL, 0, 100000, NULL, "pixels"},
     {"weak_score", FN_PARAM_REAL, "cluster.weak_score", NULL, 0, 1, NULL, "score"},
+    {"batch", FN_PARAM_INT, NULL, "2048", 1, 1000000, NULL, "faces per commit"},
 };
 
 static const char *const counters[CC_COUNT] = {
@@ -398,7 +399,6 @@ static int cluster_open(fn_batch *b)
         fn_batch_fail(b, "clustering: planning failed: %s", fn_strerror(rc));
         return rc;
     }
-    if (fn_cluster_test_hook) fn_cluster_test_hook(fn_cluster_test_hook_arg);
     return 0;
 }
 
@@ -425,14 +425,17 @@ static int cluster_next(fn_batch *b, fn_item *it)
             fn_batch_observe(b, CH_CLUSTER_SIZE, st->touched[t].weight);
     int rc = fn_item_set_ref(it, ref);
     if (rc < 0) return rc;
-    *(size_t *)it->data = st->pos++;
-    it->keep = 1;
+    *(size_t *)it->data = st->pos;
+    /* "work" (a no-op) rather than "keep": the payload's batch then sets the faces per commit */
+    it->work = 1;
+    if (fn_cluster_test_hook) fn_cluster_test_hook(st->pos, fn_cluster_test_hook_arg);
+    st->pos++;
     return FN_SOURCE_ITEM;
 }
 
 static void cluster_process(fn_batch *b, void *slot, fn_item *it)
 {
-    (void)b, (void)slot, (void)it; /* items are rows to write: no work */
+    (void)b, (void)slot, (void)it; /* the plan is made: a face's work is its row (write) */
 }
 
 static int cluster_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n)
@@ -483,7 +486,8 @@ const fn_jobtype fn_cluster_type = {
     .errors_counter = -1,
     .item_ref = "face:ID",
     .rate_unit = "faces",
-    .flush_items = 2048, /* faces per commit: the items are rows, none has work */
+    .batch_param = "batch",
+    .flush_items = 4096,
     .flush_ms = 1000,
     .gpu_slots = 0,
     /* The plan of a 1M-face library: descriptors (512 MB), the graph and the grouping. */

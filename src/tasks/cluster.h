@@ -13,9 +13,10 @@ extern const fn_jobtype fn_cluster_type;
 
 char *cluster_summary(const fn_job_info *job, void *user);
 
-/* Test hook: when set, called on the job's thread once the plan is computed, before the first
- * face is handed to the driver (a test cancels there). Process-wide; NULL in production. */
-extern void (*fn_cluster_test_hook)(void *arg);
+/* Test hook: when set, called on the job's thread as each face (its index in the plan) is handed
+ * to the driver, before its batch commits (a test cancels there). Process-wide; NULL in
+ * production. */
+extern void (*fn_cluster_test_hook)(size_t face, void *arg);
 extern void *fn_cluster_test_hook_arg;
 
 #endif
