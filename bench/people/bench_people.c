@@ -13,6 +13,8 @@
  *   bcubed_p_*, bcubed_r_*, bcubed_f_*, pair_*    the grouping against the synthetic identities
  *   clusters_*, identities_*                      groups of 2+ found, identities of 2+ faces
  *
+ *   blas_core                                     the OpenBLAS kernels in use (docs/clustering.md)
+ *
  * FN_BENCH_SIZES=10k,100k,1m picks the sizes (default 10k,100k: the 1M run takes a minute and
  * 1.2 GB, keep it rare on a shared machine). FN_BENCH_SWITCH=1 adds the exact-vs-index timings
  * that chose the switch point; FN_BENCH_SWEEP=1 the radius/link grid that chose the defaults.
@@ -305,8 +307,11 @@ static void sweep(void)
     fn_synth_free(&s);
 }
 
+extern char *openblas_get_corename(void);
+
 int main(void)
 {
+    printf("blas_core %s name\n", openblas_get_corename());
     const char *sizes = getenv("FN_BENCH_SIZES");
     if (!sizes) sizes = "10k,100k";
     if (getenv("FN_BENCH_SWEEP")) sweep();

@@ -270,7 +270,10 @@ static int plan(fn_batch *b, cluster_job *st)
     fn_cl_input *in = &st->in;
     size_t np = in->n_persons, nc = in->n_clusters, n = in->n, total = n + np + nc;
     int32_t n_labels = (int32_t)(np + nc);
-    float *pts = malloc((total ? total : 1) * FN_DESC_DIM * sizeof *pts);
+    /* The points are the loaded descriptors with the centres appended in place: a second copy
+     * of 1M descriptors would be another 512 MB. */
+    float *pts = realloc(in->desc, (total ? total : 1) * FN_DESC_DIM * sizeof *pts);
+    if (pts) in->desc = pts;
     float *w = malloc((total ? total : 1) * sizeof *w);
     int64_t *photo = malloc((total ? total : 1) * sizeof *photo);
     int32_t *label = malloc((total ? total : 1) * sizeof *label);
@@ -282,7 +285,6 @@ static int plan(fn_batch *b, cluster_job *st)
     int rc = FN_ERR_NOMEM;
     st->plan = calloc(n ? n : 1, sizeof *st->plan);
     if (!pts || !w || !photo || !label || !weak || !out || !fb || !st->plan) goto out;
-    memcpy(pts, in->desc, n * FN_DESC_DIM * sizeof *pts);
     double weak_size = (double)fn_batch_int(b, "weak_size");
     double weak_score = fn_batch_real(b, "weak_score");
     for (size_t i = 0; i < n; i++) {
@@ -349,7 +351,6 @@ static int plan(fn_batch *b, cluster_job *st)
     rc = centres(st);
 out:
     fn_knn_free(&g);
-    free(pts);
     free(w);
     free(photo);
     free(label);
