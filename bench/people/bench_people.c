@@ -34,7 +34,7 @@
 #include "people_synth.h"
 
 #define RADIUS 0.5f
-#define LINK   0.4f
+#define LINK   0.5f
 #define K      16
 
 static double now_s(void)
@@ -290,7 +290,8 @@ static void sweep(void)
     if (fn_synth_make(&so, &s) < 0) return;
     int32_t *pred = malloc(s.n * sizeof *pred);
     float radii[] = {0.45f, 0.5f, 0.55f, 0.6f};
-    float links[] = {0.3f, 0.35f, 0.4f, 0.45f, 0.5f, 10.0f};
+    if (getenv("FN_BENCH_SWEEP_FAST")) radii[0] = radii[2] = radii[3] = 0.5f;
+    float links[] = {0.45f, 0.5f, 0.55f, 0.6f, 0.65f, 10.0f};
     for (size_t a = 0; a < 4; a++)
         for (size_t b = 0; b < 6; b++) {
             size_t nn;

@@ -22,6 +22,7 @@ typedef struct uf {
     int32_t *nforbid; /* a root's members that have forbidden labels */
     int32_t *slot;    /* a root's mean-sum slot in `sums`, -1: a single point (its descriptor) */
     double *w;        /* a root's weight (faces it stands for) */
+    double *sq;       /* a root's weighted sum of squared descriptor norms */
     float *sums;      /* slot x FN_DESC_DIM: weighted sums of descriptors */
     size_t n_slots, cap_slots;
     int32_t *free_slots;
@@ -108,16 +109,17 @@ static int try_join(uf *u, const fn_cluster_params *p, int32_t a, int32_t b)
     if (u->label[ra] >= 0 && u->label[rb] >= 0) return 0;
     if (u->label[ra] >= 0 && forbidden(u, rb, u->label[ra])) return 0;
     if (u->label[rb] >= 0 && forbidden(u, ra, u->label[rb])) return 0;
-    /* the chaining bound: the groups' means */
+    /* The chaining bound, by average linkage: the mean squared distance between the faces of
+     * the two groups is |mA - mB|^2 + varA + varB = sqA/wA + sqB/wB - 2 mA.mB, from sums the
+     * groups keep, so the check is O(dim) however large the groups are. */
     float sa[FN_DESC_DIM], sb[FN_DESC_DIM];
     group_sum(u, ra, sa);
     group_sum(u, rb, sb);
-    double wa = u->w[ra], wb = u->w[rb], d2 = 0;
-    for (int c = 0; c < FN_DESC_DIM; c++) {
-        double t = sa[c] / wa - sb[c] / wb;
-        d2 += t * t;
-    }
-    if (d2 >= (double)p->link * p->link) return 0;
+    double wa = u->w[ra], wb = u->w[rb], dot = 0;
+    for (int c = 0; c < FN_DESC_DIM; c++)
+        dot += (double)sa[c] * sb[c];
+    double avg = u->sq[ra] / wa + u->sq[rb] / wb - 2 * dot / (wa * wb);
+    if (avg >= (double)p->link * p->link) return 0;
     /* the same-photo rule: walk the smaller group */
     if (u->size[ra] > u->size[rb] ? photo_clash(u, rb, ra) : photo_clash(u, ra, rb)) return 0;
     /* union by size; the root keeps the merged state */
@@ -143,6 +145,7 @@ static int try_join(uf *u, const fn_cluster_params *p, int32_t a, int32_t b)
     u->parent[rb] = ra;
     u->size[ra] += u->size[rb];
     u->w[ra] += u->w[rb];
+    u->sq[ra] += u->sq[rb];
     u->nforbid[ra] += u->nforbid[rb];
     if (u->label[ra] < 0) u->label[ra] = u->label[rb];
     u->next[u->tail[ra]] = rb;
@@ -301,6 +304,7 @@ static void uf_free(uf *u)
     free(u->nforbid);
     free(u->slot);
     free(u->w);
+    free(u->sq);
     free(u->sums);
     free(u->free_slots);
     free(u->sib_off);
@@ -326,9 +330,10 @@ int fn_cluster_run(const fn_cluster_in *in, const fn_knn *g, const fn_cluster_pa
     u.nforbid = malloc(nn * sizeof *u.nforbid);
     u.slot = malloc(nn * sizeof *u.slot);
     u.w = malloc(nn * sizeof *u.w);
+    u.sq = malloc(nn * sizeof *u.sq);
     edge *e = NULL;
     int32_t *first = NULL;
-    if (!u.parent || !u.size || !u.next || !u.tail || !u.label || !u.nforbid || !u.slot || !u.w)
+    if (!u.parent || !u.size || !u.next || !u.tail || !u.label || !u.nforbid || !u.slot || !u.w || !u.sq)
         goto out;
     if ((rc = build_siblings(&u)) < 0 || (rc = build_forbid(&u)) < 0) goto out;
     for (size_t i = 0; i < n; i++) {
@@ -344,6 +349,12 @@ int fn_cluster_run(const fn_cluster_in *in, const fn_knn *g, const fn_cluster_pa
         u.nforbid[i] = u.fb_off[i + 1] > u.fb_off[i];
         u.slot[i] = -1;
         u.w[i] = point_weight(&u, (int32_t)i);
+        /* a centre point's faces are taken to sit at the centre (their spread is unknown) */
+        const float *x = in->desc + i * FN_DESC_DIM;
+        double q = 0;
+        for (int c = 0; c < FN_DESC_DIM; c++)
+            q += (double)x[c] * x[c];
+        u.sq[i] = q * u.w[i];
     }
     /* Points of one label start as one group (no rule is checked: a person's faces are the
      * person's, whatever they look like). */
@@ -373,6 +384,7 @@ int fn_cluster_run(const fn_cluster_in *in, const fn_knn *g, const fn_cluster_pa
             u.parent[rb] = ra;
             u.size[ra] += 1;
             u.w[ra] += u.w[rb];
+            u.sq[ra] += u.sq[rb];
             u.nforbid[ra] += u.nforbid[rb];
             u.next[u.tail[ra]] = rb;
             u.tail[ra] = rb;

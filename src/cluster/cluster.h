@@ -9,8 +9,9 @@
  *   - no photo has a face in each group (two faces of one photo are never one person);
  *   - no face of the unlabelled group is forbidden the other group's label (a cannot-link between
  *     a face and a person, or the same-photo rule against faces that are not points here);
- *   - the two groups' mean descriptors are closer than `link` (the chaining bound: a chain of
- *     close pairs cannot walk from one person to another, because the groups' centres stay apart);
+ *   - the root-mean-square distance between the faces of the two groups (average linkage) stays
+ *     below `link` (the chaining bound: a chain of close pairs cannot walk from one person to
+ *     another, because most pairs across two people are far apart);
  *   - the two faces are not both weak (low quality: they join a group through a good face only).
  * Groups without a label and with fewer than `min_faces` good faces are noise.
  *
@@ -44,7 +45,7 @@ typedef struct fn_cluster_in {
 } fn_cluster_in;
 
 typedef struct fn_cluster_params {
-    float link;    /* the chaining bound: the largest distance between two groups' means */
+    float link;    /* the chaining bound: the largest RMS distance between two groups' faces */
     int min_faces; /* good faces a new cluster needs (>= 1) */
 } fn_cluster_params;
 
