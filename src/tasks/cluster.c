@@ -111,7 +111,10 @@ static int group_index(const fn_cl_group *g, size_t n, int64_t id)
  * after the faces), in one row. */
 static int graph(fn_batch *b, const float *pts, size_t n, size_t n_centres, float radius, fn_knn *g)
 {
-    fn_knn_opts o = {.radius = radius, .k = K_FACES, .seed = 1};
+    /* The search runs on as many threads as the engine may use for jobs (workers.cpu_max), not
+     * on every core of the machine. */
+    const fn_config *cfg = fn_engine_config(fn_job_engine(fn_batch_ctx(b)));
+    fn_knn_opts o = {.radius = radius, .k = K_FACES, .seed = 1, .threads = cfg->workers_cpu_max};
     fn_knn_stop stop = {stop_asked, b};
     fn_knn faces = {0}, centres = {0};
     int rc = fn_knn_build(pts, n, &o, &stop, &faces);
