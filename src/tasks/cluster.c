@@ -15,7 +15,10 @@
  * the loader takes those faces as input again, with their cluster before the run
  * (faces.cluster_prev), leaves those clusters out of the targets, and cluster sizes and centres
  * change only in the last batch. New cluster ids are "base" + group number, the base kept in the
- * checkpoint, so the resumed run gives new clusters the same ids.
+ * checkpoint, so the resumed run gives new clusters the same ids; "upto", the largest face id of
+ * the input, keeps faces added between the cancel and the resume out of the resumed run (the next
+ * run takes them). A person's decisions made in between do change the plan: the faces they
+ * touched are left alone by the write, the others are placed by the new plan.
  *
  * Stable ids: an incremental run never renumbers (faces join existing clusters by id). A full run
  * gives a new group the id of the old cluster most of its faces were in, when that is also most of
@@ -72,6 +75,7 @@ static const fn_histogram_decl histograms[CH_COUNT] = {
 typedef struct cluster_job {
     int full;
     int64_t run, base;
+    int64_t upto; /* the largest face id of the run's input (0 until the first open) */
     fn_cl_input in;
     fn_cl_place *plan; /* in.n faces */
     fn_cl_group *touched;
@@ -377,9 +381,11 @@ static int cluster_open(fn_batch *b)
         json_error_t jerr;
         json_t *j = json_loads(ck, 0, &jerr);
         json_t *run = json_object_get(j, "run"), *base = json_object_get(j, "base");
-        if (json_is_integer(run) && json_is_integer(base)) {
+        json_t *upto = json_object_get(j, "upto");
+        if (json_is_integer(run) && json_is_integer(base) && json_is_integer(upto)) {
             st->run = json_integer_value(run);
             st->base = json_integer_value(base);
+            st->upto = json_integer_value(upto);
         }
         json_decref(j);
     }
@@ -390,11 +396,13 @@ static int cluster_open(fn_batch *b)
         return FN_ERR_DB;
     }
     int rc;
-    if ((rc = fn_library_migrate(s)) < 0 || (rc = fn_cl_load(s, st->full, st->run, &st->in)) < 0) {
+    if ((rc = fn_library_migrate(s)) < 0 ||
+        (rc = fn_cl_load(s, st->full, st->run, st->upto, &st->in)) < 0) {
         fn_batch_fail(b, "clustering: %s", fn_store_errmsg(s));
         return rc;
     }
     if (!st->base) st->base = st->in.max_cluster_id + 1;
+    if (!st->upto) st->upto = st->in.n ? st->in.faces[st->in.n - 1].id : INT64_MAX;
     fn_batch_set(b, CC_FACES_TOTAL, (int64_t)st->in.n);
     if ((rc = plan(b, st)) < 0) {
         if (rc == FN_ERR_CANCELLED) /* a stop asked while planning: nothing was written */
@@ -471,7 +479,8 @@ out:
 static char *cluster_cursor(fn_batch *b)
 {
     cluster_job *st = fn_batch_state(b);
-    json_t *j = json_pack("{s:I,s:I}", "run", (json_int_t)st->run, "base", (json_int_t)st->base);
+    json_t *j = json_pack("{s:I,s:I,s:I}", "run", (json_int_t)st->run, "base", (json_int_t)st->base,
+                          "upto", (json_int_t)st->upto);
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     return s;

@@ -1,6 +1,7 @@
 /* cluster_store.c: the clustering job's reads and writes (see cluster_store.h). */
 #include "store/library/cluster_store.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,12 +15,13 @@ static const char q_free_full[] =
     "SELECT id, photo_id, CASE WHEN cluster_run IS ?1 THEN cluster_prev ELSE cluster_id END,"
     " width, height, score, descriptor FROM faces"
     " WHERE state = 'auto' AND origin = 'auto' AND descriptor IS NOT NULL"
-    " AND (person_id IS NULL OR cluster_run IS ?1) ORDER BY id";
+    " AND (person_id IS NULL OR cluster_run IS ?1) AND id <= ?2 ORDER BY id";
 static const char q_free_new[] =
     "SELECT id, photo_id, CASE WHEN cluster_run IS ?1 THEN cluster_prev ELSE cluster_id END,"
     " width, height, score, descriptor FROM faces"
     " WHERE state = 'auto' AND origin = 'auto' AND descriptor IS NOT NULL"
-    " AND ((cluster_run IS NULL AND person_id IS NULL) OR cluster_run = ?1) ORDER BY id";
+    " AND ((cluster_run IS NULL AND person_id IS NULL) OR cluster_run = ?1) AND id <= ?2"
+    " ORDER BY id";
 /* A person's faces, except the ones this run placed (they are the run's input, not its anchors). */
 static const char q_persons[] =
     "SELECT f.person_id, f.descriptor FROM faces f JOIN persons p ON p.id = f.person_id"
@@ -103,11 +105,12 @@ static int by_photo(const void *x, const void *y)
     return (*(const size_t *)x > *(const size_t *)y) - (*(const size_t *)x < *(const size_t *)y);
 }
 
-static int load(fn_store *s, int full, int64_t run, fn_cl_input *in)
+static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *in)
 {
     sqlite3_stmt *st = fn_store_stmt(s, full ? q_free_full : q_free_new);
     if (!st) return FN_ERR_DB;
     sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_int64(st, 2, upto > 0 ? upto : INT64_MAX);
     size_t cap = 0, dcap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -221,13 +224,13 @@ static int load(fn_store *s, int full, int64_t run, fn_cl_input *in)
     return 0;
 }
 
-int fn_cl_load(fn_store *s, int full, int64_t run, fn_cl_input *out)
+int fn_cl_load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *out)
 {
     memset(out, 0, sizeof *out);
     sqlite3 *db = fn_store_db(s);
     int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     if (rc != SQLITE_OK) return fn_store_fail(s, rc, "reading the faces to cluster");
-    int r = load(s, full, run, out);
+    int r = load(s, full, run, upto, out);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (r < 0) fn_cl_input_free(out);
     return r;

@@ -45,9 +45,10 @@ typedef struct fn_cl_input {
 } fn_cl_input;
 
 /* Reads what run `run` places: full != 0, every auto face (origin auto) without a person; else the
- * faces clustering has not seen. Plus the persons (and, incremental, the clusters) they may join
+ * faces clustering has not seen; only faces with id <= upto (0: all), so a resumed run leaves out
+ * faces added since the run began. Plus the persons (and, incremental, the clusters) they may join
  * and what they are forbidden. Holds one read transaction. */
-int fn_cl_load(fn_store *s, int full, int64_t run, fn_cl_input *out);
+int fn_cl_load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *out);
 void fn_cl_input_free(fn_cl_input *in);
 
 typedef struct fn_cl_place {
