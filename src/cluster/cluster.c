@@ -333,7 +333,8 @@ int fn_cluster_run(const fn_cluster_in *in, const fn_knn *g, const fn_cluster_pa
     u.sq = malloc(nn * sizeof *u.sq);
     edge *e = NULL;
     int32_t *first = NULL;
-    if (!u.parent || !u.size || !u.next || !u.tail || !u.label || !u.nforbid || !u.slot || !u.w || !u.sq)
+    if (!u.parent || !u.size || !u.next || !u.tail || !u.label || !u.nforbid || !u.slot || !u.w ||
+        !u.sq)
         goto out;
     if ((rc = build_siblings(&u)) < 0 || (rc = build_forbid(&u)) < 0) goto out;
     for (size_t i = 0; i < n; i++) {
