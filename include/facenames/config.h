@@ -35,6 +35,13 @@ typedef struct fn_config {
     char detector[16];         /* ingest.detector: "ssd" or "tiny"; "ssd" */
     int ingest_min_face_size;  /* ingest.min_face_size: pixels; 40 */
     int ingest_batch;          /* ingest.batch: photos per batch (per commit); 32 */
+    double cluster_threshold;  /* cluster.threshold: the largest distance of an edge; 0.5 */
+    double cluster_link;       /* cluster.link: the largest RMS distance between two joined groups'
+                                  faces (average linkage, the chaining bound); 0.5 */
+    int cluster_min_faces;     /* cluster.min_faces: good faces a new cluster needs; 2 */
+    int cluster_weak_size;     /* cluster.weak_size: smaller faces (pixels) are weak; 48 */
+    double cluster_weak_score; /* cluster.weak_score: faces detected with a lower score are weak;
+                                  0.5 */
     int predict_k;             /* predict.k: confirmed faces that vote per face; 10 */
     double predict_threshold;  /* predict.threshold: confidence below which a face is unknown;
                                   0.5 */

@@ -64,6 +64,8 @@ int cmd_jobs(cli_ctx *ctx, int argc, char **argv);
 int cmd_worker(cli_ctx *ctx, int argc, char **argv); /* worker [--threads N] [--until-idle] */
 int cmd_detect(cli_ctx *ctx, int argc, char **argv); /* detect IMAGE... (vision part) */
 int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest part) */
+/* cluster [--full] (cluster part) */
+int cmd_cluster(cli_ctx *ctx, int argc, char **argv);
 int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
 int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part), assign... */
 int cmd_config(cli_ctx *ctx, int argc, char **argv); /* config [show|path] (CLI part) */

@@ -27,6 +27,7 @@ static const struct command commands[] = {
     {"worker", cmd_worker},
     {"config", cmd_config},
     /* the people commands */
+    {"cluster", cmd_cluster},
     {"people", cmd_people},
     {"suggestions", cmd_suggestions},
     {"undo", cmd_undo},
@@ -49,6 +50,7 @@ static void usage(FILE *out)
           "  suggestions list|accept|reject  the predict job's suggestions\n"
           "  undo [AUDIT_ID]    revert a naming (default: the last one)\n"
           "  audit list         the naming done, newest first\n"
+          "  cluster [--full]   group the faces without a person into clusters\n"
           "  predict            suggest a person for every face without one\n"
           "  detect IMAGE...    find faces in images (no library needed)\n"
           "  jobs SUBCOMMAND    list, show, cancel, resume, retry, watch jobs; show their log\n"

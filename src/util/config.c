@@ -54,6 +54,11 @@ static const struct key keys[] = {
     {"ingest.detector", KEY_ENUM, OFF(detector), SZ(detector), 0, 0, 0, 0, detectors, NULL},
     {"ingest.min_face_size", KEY_INT, OFF(ingest_min_face_size), 0, 1, 100000, 0, 0, NULL, NULL},
     {"ingest.batch", KEY_INT, OFF(ingest_batch), 0, 1, 4096, 0, 0, NULL, NULL},
+    {"cluster.threshold", KEY_DOUBLE, OFF(cluster_threshold), 0, 0, 0, 0.0, 2.0, NULL, NULL},
+    {"cluster.link", KEY_DOUBLE, OFF(cluster_link), 0, 0, 0, 0.0, 2.0, NULL, NULL},
+    {"cluster.min_faces", KEY_INT, OFF(cluster_min_faces), 0, 1, 1000000, 0, 0, NULL, NULL},
+    {"cluster.weak_size", KEY_INT, OFF(cluster_weak_size), 0, 0, 100000, 0, 0, NULL, NULL},
+    {"cluster.weak_score", KEY_DOUBLE, OFF(cluster_weak_score), 0, 0, 0, 0.0, 1.0, NULL, NULL},
     {"predict.k", KEY_INT, OFF(predict_k), 0, 1, 64, 0, 0, NULL, NULL},
     {"predict.threshold", KEY_DOUBLE, OFF(predict_threshold), 0, 0, 0, 0.0, 1.0, NULL, NULL},
     {"predict.auto_accept", KEY_BOOL, OFF(predict_auto_accept), 0, 0, 0, 0, 0, NULL, NULL},
@@ -86,6 +91,11 @@ void fn_config_defaults(fn_config *cfg)
     snprintf(cfg->detector, sizeof cfg->detector, "ssd");
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
+    cfg->cluster_threshold = 0.5;
+    cfg->cluster_link = 0.5;
+    cfg->cluster_min_faces = 2;
+    cfg->cluster_weak_size = 48;
+    cfg->cluster_weak_score = 0.5;
     cfg->predict_k = 10;
     cfg->predict_threshold = 0.5;
     cfg->predict_auto_accept = 0;
@@ -175,15 +185,18 @@ static void unknown_key_err(const char *name, char *err, size_t errlen)
     if (best)
         set_err(err, errlen, "unknown configuration key \"%s\"; did you mean \"%s\"?",
                 shown(name, buf, sizeof buf), best);
-    else
-        set_err(
-            err, errlen,
-            "unknown configuration key \"%s\"; known keys: workers.cpu_max, workers.gpu_max, "
-            "workers.mem_max_mb, events.progress_hz, events.queue_max, jobs.heartbeat_ms, "
-            "jobs.owner_timeout_ms, jobs.aging_ms, db.busy_timeout_ms, log.path, models.dir, "
-            "ingest.detector, ingest.min_face_size, ingest.batch, predict.k, predict.threshold, "
-            "predict.auto_accept",
-            shown(name, buf, sizeof buf));
+    else {
+        /* the list comes from the table, so a new key is named here without another edit */
+        char known[1024];
+        size_t off = 0;
+        for (size_t i = 0; i < N_KEYS && off < sizeof known; i++) {
+            int w = snprintf(known + off, sizeof known - off, "%s%s", i ? ", " : "", keys[i].name);
+            if (w < 0) break;
+            off += (size_t)w;
+        }
+        set_err(err, errlen, "unknown configuration key \"%s\"; known keys: %s",
+                shown(name, buf, sizeof buf), known);
+    }
 }
 
 /* Parses a whole decimal number, surrounding blanks allowed, nothing else. */

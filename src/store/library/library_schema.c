@@ -106,6 +106,16 @@ static const fn_migration migrations[] = {
         "  cluster_before INTEGER, cluster_after INTEGER,"
         "  PRIMARY KEY (audit_id, face_id)"
         ") WITHOUT ROWID;"},
+    /* Clustering (docs/clustering.md). cluster_run: the clustering run (the first job of a resume
+     * chain) that last placed the face; NULL: clustering never saw it, which is what an
+     * incremental run takes (so it costs what the new faces cost). cluster_prev: the face's
+     * cluster before that run, so a resumed --full run still matches its clusters to the old ids.
+     * faces_photo_people covers the same-photo rule's lookups without reading the face rows
+     * (whose thumbnails put the later columns on overflow pages). */
+    {3, "ALTER TABLE faces ADD COLUMN cluster_run INTEGER;"
+        "ALTER TABLE faces ADD COLUMN cluster_prev INTEGER;"
+        "CREATE INDEX faces_cluster_run ON faces(cluster_run);"
+        "CREATE INDEX faces_photo_people ON faces(photo_id, person_id, cluster_id);"},
 };
 
 int fn_library_migrate(fn_store *s)

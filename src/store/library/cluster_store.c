@@ -1,0 +1,292 @@
+/* cluster_store.c: the clustering job's reads and writes (see cluster_store.h). */
+#include "store/library/cluster_store.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenames/error.h"
+#include "store/store_sql.h"
+#include "util/clock.h"
+
+#define DIM 128
+
+static const char q_free_full[] =
+    "SELECT id, photo_id, CASE WHEN cluster_run IS ?1 THEN cluster_prev ELSE cluster_id END,"
+    " width, height, score, descriptor FROM faces"
+    " WHERE state = 'auto' AND origin = 'auto' AND descriptor IS NOT NULL"
+    " AND (person_id IS NULL OR cluster_run IS ?1) AND id <= ?2 ORDER BY id";
+static const char q_free_new[] =
+    "SELECT id, photo_id, CASE WHEN cluster_run IS ?1 THEN cluster_prev ELSE cluster_id END,"
+    " width, height, score, descriptor FROM faces"
+    " WHERE state = 'auto' AND origin = 'auto' AND descriptor IS NOT NULL"
+    " AND ((cluster_run IS NULL AND person_id IS NULL) OR cluster_run = ?1) AND id <= ?2"
+    " ORDER BY id";
+/* A person's faces, except the ones this run placed (they are the run's input, not its anchors). */
+static const char q_persons[] =
+    "SELECT f.person_id, f.descriptor FROM faces f JOIN persons p ON p.id = f.person_id"
+    " WHERE p.deleted_at IS NULL AND f.state <> 'ignored' AND f.descriptor IS NOT NULL"
+    " AND NOT (f.cluster_run IS ?1 AND f.state = 'auto' AND f.origin = 'auto')"
+    " ORDER BY f.person_id";
+static const char q_clusters[] =
+    "SELECT id, size, centroid FROM clusters WHERE person_id IS NULL AND size > 0"
+    " AND centroid IS NOT NULL AND job_id IS NOT ?1 ORDER BY id";
+static const char q_max_id[] = "SELECT coalesce(max(id), 0) FROM clusters";
+static const char q_siblings[] = "SELECT id, person_id, cluster_id FROM faces WHERE photo_id = ?1"
+                                 " AND (person_id IS NOT NULL OR cluster_id IS NOT NULL)";
+static const char q_cannot[] = "SELECT face_id, person_id FROM cannot_links ORDER BY face_id";
+static const char w_cluster[] =
+    "INSERT OR IGNORE INTO clusters (id, job_id, created_at) VALUES (?1, ?2, ?3)";
+static const char w_place[] =
+    "UPDATE faces SET cluster_prev = CASE WHEN cluster_run IS ?4 THEN cluster_prev"
+    " ELSE cluster_id END, cluster_id = ?2, person_id = ?3, cluster_run = ?4"
+    " WHERE id = ?1 AND state = 'auto' AND origin = 'auto'";
+static const char w_size[] = "UPDATE clusters SET size = (SELECT count(*) FROM faces"
+                             " WHERE cluster_id = ?1), centroid = ?2 WHERE id = ?1";
+static const char w_delete[] = "DELETE FROM clusters WHERE person_id IS NULL AND NOT EXISTS"
+                               " (SELECT 1 FROM faces WHERE cluster_id = clusters.id)";
+
+void fn_cl_input_free(fn_cl_input *in)
+{
+    free(in->faces);
+    free(in->desc);
+    free(in->persons);
+    free(in->clusters);
+    free(in->forbid);
+    memset(in, 0, sizeof *in);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 256;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return FN_ERR_NOMEM;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int face_index(const fn_cl_input *in, int64_t id, size_t *at)
+{
+    size_t lo = 0, hi = in->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (in->faces[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < in->n && in->faces[lo].id == id) {
+        *at = lo;
+        return 1;
+    }
+    return 0;
+}
+
+static int add_forbid(fn_cl_input *in, size_t *cap, size_t face, int64_t person, int64_t cluster)
+{
+    if (grow((void **)&in->forbid, cap, in->n_forbid + 1, sizeof *in->forbid) < 0)
+        return FN_ERR_NOMEM;
+    in->forbid[in->n_forbid++] = (fn_cl_forbid){face, person, cluster};
+    return 0;
+}
+
+/* Sorting face indices by photo. The loader runs on one thread per job, but two jobs could load at
+ * once, so the array to sort by is per thread. */
+static _Thread_local const fn_cl_face *sort_faces;
+
+static int by_photo(const void *x, const void *y)
+{
+    const fn_cl_face *a = &sort_faces[*(const size_t *)x], *b = &sort_faces[*(const size_t *)y];
+    if (a->photo_id != b->photo_id) return a->photo_id < b->photo_id ? -1 : 1;
+    return (*(const size_t *)x > *(const size_t *)y) - (*(const size_t *)x < *(const size_t *)y);
+}
+
+static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *in)
+{
+    sqlite3_stmt *st = fn_store_stmt(s, full ? q_free_full : q_free_new);
+    if (!st) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_int64(st, 2, upto > 0 ? upto : INT64_MAX);
+    size_t cap = 0, dcap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 6) != DIM * (int)sizeof(float)) continue;
+        if (grow((void **)&in->faces, &cap, in->n + 1, sizeof *in->faces) < 0 ||
+            grow((void **)&in->desc, &dcap, (in->n + 1), DIM * sizeof(float)) < 0)
+            return FN_ERR_NOMEM;
+        fn_cl_face *f = &in->faces[in->n];
+        f->id = sqlite3_column_int64(st, 0);
+        f->photo_id = sqlite3_column_int64(st, 1);
+        f->old_cluster = sqlite3_column_int64(st, 2);
+        f->width = (float)sqlite3_column_double(st, 3);
+        f->height = (float)sqlite3_column_double(st, 4);
+        f->score = (float)sqlite3_column_double(st, 5);
+        memcpy(in->desc + in->n * DIM, sqlite3_column_blob(st, 6), DIM * sizeof(float));
+        in->n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the faces to cluster");
+
+    /* persons: the mean of each one's faces */
+    if (!(st = fn_store_stmt(s, q_persons))) return FN_ERR_DB;
+    sqlite3_bind_int64(st, 1, run);
+    cap = 0;
+    double acc[DIM];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 1) != DIM * (int)sizeof(float)) continue;
+        int64_t pid = sqlite3_column_int64(st, 0);
+        const float *d = sqlite3_column_blob(st, 1);
+        if (!in->n_persons || in->persons[in->n_persons - 1].id != pid) {
+            if (grow((void **)&in->persons, &cap, in->n_persons + 1, sizeof *in->persons) < 0)
+                return FN_ERR_NOMEM;
+            memset(&in->persons[in->n_persons], 0, sizeof *in->persons);
+            in->persons[in->n_persons++].id = pid;
+            memset(acc, 0, sizeof acc);
+        }
+        fn_cl_group *g = &in->persons[in->n_persons - 1];
+        /* a running mean, so no second pass is needed */
+        g->weight += 1;
+        for (int c = 0; c < DIM; c++)
+            g->centre[c] += (float)((d[c] - g->centre[c]) / g->weight);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the persons' faces");
+
+    if (!full) {
+        if (!(st = fn_store_stmt(s, q_clusters))) return FN_ERR_DB;
+        sqlite3_bind_int64(st, 1, run);
+        cap = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (sqlite3_column_bytes(st, 2) != DIM * (int)sizeof(float)) continue;
+            if (grow((void **)&in->clusters, &cap, in->n_clusters + 1, sizeof *in->clusters) < 0)
+                return FN_ERR_NOMEM;
+            fn_cl_group *g = &in->clusters[in->n_clusters++];
+            g->id = sqlite3_column_int64(st, 0);
+            g->weight = (double)sqlite3_column_int64(st, 1);
+            memcpy(g->centre, sqlite3_column_blob(st, 2), sizeof g->centre);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the clusters");
+    }
+    if (!(st = fn_store_stmt(s, q_max_id))) return FN_ERR_DB;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) in->max_cluster_id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+
+    /* What each face is forbidden: the persons and clusters of the other faces of its photo that
+     * are not being placed. The placed faces are visited photo by photo. */
+    cap = 0;
+    size_t *order = malloc((in->n ? in->n : 1) * sizeof *order);
+    if (!order) return FN_ERR_NOMEM;
+    for (size_t i = 0; i < in->n; i++)
+        order[i] = i;
+    sort_faces = in->faces;
+    qsort(order, in->n, sizeof *order, by_photo);
+    if (!(st = fn_store_stmt(s, q_siblings))) {
+        free(order);
+        return FN_ERR_DB;
+    }
+    rc = SQLITE_DONE;
+    for (size_t a = 0, b; a < in->n && rc == SQLITE_DONE; a = b) {
+        int64_t photo = in->faces[order[a]].photo_id;
+        for (b = a; b < in->n && in->faces[order[b]].photo_id == photo; b++)
+            ;
+        sqlite3_bind_int64(st, 1, photo);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            size_t at;
+            if (face_index(in, sqlite3_column_int64(st, 0), &at)) continue; /* placed too */
+            int64_t person = sqlite3_column_int64(st, 1);
+            int64_t cluster = full ? 0 : sqlite3_column_int64(st, 2);
+            for (size_t j = a; j < b; j++) {
+                if ((person && add_forbid(in, &cap, order[j], person, 0) < 0) ||
+                    (cluster && add_forbid(in, &cap, order[j], 0, cluster) < 0)) {
+                    free(order);
+                    return FN_ERR_NOMEM;
+                }
+            }
+        }
+        sqlite3_reset(st);
+    }
+    free(order);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the faces' photos");
+    if (!(st = fn_store_stmt(s, q_cannot))) return FN_ERR_DB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t at;
+        if (face_index(in, sqlite3_column_int64(st, 0), &at) &&
+            add_forbid(in, &cap, at, sqlite3_column_int64(st, 1), 0) < 0)
+            return FN_ERR_NOMEM;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the cannot-links");
+    return 0;
+}
+
+int fn_cl_load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3 *db = fn_store_db(s);
+    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "reading the faces to cluster");
+    int r = load(s, full, run, upto, out);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (r < 0) fn_cl_input_free(out);
+    return r;
+}
+
+int fn_cl_write(fn_store_tx *tx, int64_t run, const int64_t *ids, size_t n_ids,
+                const fn_cl_place *p, size_t n)
+{
+    fn_store *s = fn_store_tx_store(tx);
+    sqlite3_stmt *st = fn_store_stmt(s, w_cluster);
+    if (!st) return FN_ERR_DB;
+    int64_t now = fn_wall_ms();
+    int rc;
+    for (size_t i = 0; i < n_ids; i++) {
+        sqlite3_bind_int64(st, 1, ids[i]);
+        sqlite3_bind_int64(st, 2, run);
+        sqlite3_bind_int64(st, 3, now);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "creating a cluster");
+    }
+    if (!(st = fn_store_stmt(s, w_place))) return FN_ERR_DB;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, p[i].face);
+        if (p[i].cluster)
+            sqlite3_bind_int64(st, 2, p[i].cluster);
+        else
+            sqlite3_bind_null(st, 2);
+        if (p[i].person)
+            sqlite3_bind_int64(st, 3, p[i].person);
+        else
+            sqlite3_bind_null(st, 3);
+        sqlite3_bind_int64(st, 4, run);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "placing a face");
+    }
+    return 0;
+}
+
+int fn_cl_finish(fn_store_tx *tx, int full, const fn_cl_group *touched, size_t n)
+{
+    fn_store *s = fn_store_tx_store(tx);
+    sqlite3_stmt *st = fn_store_stmt(s, w_size);
+    if (!st) return FN_ERR_DB;
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, touched[i].id);
+        sqlite3_bind_blob(st, 2, touched[i].centre, sizeof touched[i].centre, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "updating a cluster");
+    }
+    if (full) {
+        rc = sqlite3_exec(fn_store_db(s), w_delete, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) return fn_store_fail(s, rc, "removing empty clusters");
+    }
+    return 0;
+}
