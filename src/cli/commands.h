@@ -65,6 +65,9 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest p
 int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
 int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part) */
 int cmd_config(cli_ctx *ctx, int argc, char **argv); /* config [show|path] (CLI part) */
+int cmd_repair(cli_ctx *ctx, int argc, char **argv); /* repair (cmd_interop.c) */
+int cmd_export(cli_ctx *ctx, int argc, char **argv); /* export --format F (cmd_interop.c) */
+int cmd_import(cli_ctx *ctx, int argc, char **argv); /* import FILE|DIR (cmd_interop.c) */
 
 /* Shared helpers (option parsing, errors, tables, progress line): */
 #include "cli/cli_util.h"

@@ -25,6 +25,7 @@ struct command {
 static const struct command commands[] = {
     {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},   {"detect", cmd_detect},
     {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config},
+    {"repair", cmd_repair}, {"export", cmd_export}, {"import", cmd_import},
 };
 
 static void usage(FILE *out)
@@ -38,6 +39,9 @@ static void usage(FILE *out)
           "  photos list|show   the library's photos\n"
           "  faces list         the faces found\n"
           "  detect IMAGE...    find faces in images (no library needed)\n"
+          "  repair             relink moved photos, mark gone ones, recompute stale faces\n"
+          "  export --format F  people and faces as json, XMP sidecars or csv\n"
+          "  import FILE|DIR    names from a json export or from XMP face regions\n"
           "  jobs SUBCOMMAND    list, show, cancel, resume, retry, watch jobs; show their log\n"
           "  worker             run queued jobs (those enqueued with --detach)\n"
           "  config [show|path] print the effective configuration, or the file it came from\n"

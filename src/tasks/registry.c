@@ -5,8 +5,15 @@
 
 #include "facenames/jobtype.h"
 #include "tasks/ingest.h"
+#include "tasks/interop.h"
 
 int fn_tasks_register_all(fn_engine *e)
 {
-    return fn_jobtype_register(e, &fn_ingest_type);
+    const fn_jobtype *types[] = {&fn_ingest_type, &fn_repair_type, &fn_export_type,
+                                 &fn_import_type};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        int rc = fn_jobtype_register(e, types[i]);
+        if (rc < 0) return rc;
+    }
+    return 0;
 }

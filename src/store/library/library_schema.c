@@ -106,6 +106,15 @@ static const fn_migration migrations[] = {
         "  cluster_before INTEGER, cluster_after INTEGER,"
         "  PRIMARY KEY (audit_id, face_id)"
         ") WITHOUT ROWID;"},
+    /* Repair, export and import (docs/export.md). `models` is the checksum of the model files that
+     * computed a photo's landmarks and descriptors (tasks/models_sum.h), NULL when unknown (rows
+     * from before it was recorded, or imported without descriptors): repair recomputes the faces
+     * of a photo whose checksum is not the current models'. `missing_at` is when repair last found
+     * the file gone (kept with its people until `repair --prune`). The hash index finds a moved
+     * photo by its content. */
+    {3, "ALTER TABLE photos ADD COLUMN models TEXT;"
+        "ALTER TABLE photos ADD COLUMN missing_at INTEGER;"
+        "CREATE INDEX photos_hash ON photos(hash);"},
 };
 
 int fn_library_migrate(fn_store *s)

@@ -1,0 +1,174 @@
+/* interop.c: the library's roots and the text buffer the repair, export and import types share
+ * (interop.h). */
+#include "tasks/interop.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "facenames/error.h"
+#include "store/library/library_interop.h"
+#include "util/pathenc_json.h"
+
+void fn_roots_free(fn_roots *r)
+{
+    for (size_t i = 0; r->dir && i < r->n; i++)
+        free(r->dir[i]);
+    free(r->dir);
+    r->dir = NULL;
+    r->n = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int fn_roots_load(fn_store *s, const char *const *given, size_t n_given, fn_roots *out)
+{
+    memset(out, 0, sizeof *out);
+    char **paths = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (n_given) {
+        if (!(paths = calloc(n_given, sizeof *paths))) return FN_ERR_NOMEM;
+        for (; n < n_given; n++)
+            if (!(paths[n] = strdup(given[n]))) rc = FN_ERR_NOMEM;
+    } else {
+        rc = fn_xp_ingest_paths(s, &paths, &n);
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        /* A file given to ingest: its folder is the root. */
+        struct stat sb;
+        char *p = paths[i];
+        size_t len = strlen(p);
+        if (stat(p, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+            char *slash = strrchr(p, '/');
+            if (slash) len = (size_t)(slash - p);
+        }
+        while (len > 1 && p[len - 1] == '/')
+            len--;
+        p[len] = 0;
+    }
+    if (!rc && n) qsort(paths, n, sizeof *paths, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (k && strcmp(paths[k - 1], paths[i]) == 0) {
+            free(paths[i]);
+            continue;
+        }
+        paths[k++] = paths[i];
+    }
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            free(paths[i]);
+        free(paths);
+        return rc;
+    }
+    out->dir = paths;
+    out->n = k;
+    return 0;
+}
+
+int fn_roots_find(const fn_roots *r, const char *path, const char **rel)
+{
+    int best = -1;
+    size_t best_len = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        size_t l = strlen(r->dir[i]);
+        if (strncmp(path, r->dir[i], l) == 0 && (path[l] == '/' || (l == 1 && path[0] == '/')) &&
+            l >= best_len) {
+            best = (int)i;
+            best_len = l;
+        }
+    }
+    if (best >= 0) *rel = path + best_len + (best_len == 1 ? 0 : 1);
+    return best;
+}
+
+void fn_buf_add(fn_buf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *g = realloc(b->s, nc);
+        if (!g) {
+            b->oom = 1;
+            return;
+        }
+        b->s = g;
+        b->cap = nc;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+void fn_buf_str(fn_buf *b, const char *s)
+{
+    fn_buf_add(b, s, strlen(s));
+}
+
+void fn_buf_printf(fn_buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        fn_buf_add(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    fn_buf_add(b, big, (size_t)n);
+    free(big);
+}
+
+void fn_buf_json_string(fn_buf *b, const char *s)
+{
+    json_t *j = json_string(s ? s : "");
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    if (t)
+        fn_buf_str(b, t);
+    else
+        b->oom = 1;
+    free(t);
+    json_decref(j);
+}
+
+void fn_buf_json_path(fn_buf *b, const char *field, const char *path)
+{
+    json_t *o = json_object();
+    char *t = NULL;
+    if (o && fn_json_set_path(o, field, path) == 0)
+        t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    size_t n = t ? strlen(t) : 0;
+    if (n < 2) {
+        b->oom = 1;
+        free(t);
+        return;
+    }
+    fn_buf_add(b, t + 1, n - 2); /* the members, without the braces */
+    free(t);
+}
+
+void fn_buf_free(fn_buf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}

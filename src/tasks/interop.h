@@ -1,0 +1,47 @@
+/* interop.h: what the repair, export and import job types share (internal to tasks): the
+ * library's roots, a growable text buffer for the formats they write, and the types themselves.
+ *
+ * The roots of a library are the paths its ingest jobs were given (a file's folder for a file):
+ * repair looks for moved photos under them, export writes photo paths relative to them. */
+#ifndef FN_TASKS_INTEROP_H
+#define FN_TASKS_INTEROP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "facenames/jobtype.h"
+#include "store/store.h"
+
+typedef struct fn_roots {
+    char **dir; /* absolute, without a trailing slash */
+    size_t n;
+} fn_roots;
+
+/* The roots of the library on `s` (distinct, ordered), or `given` when it has any. */
+int fn_roots_load(fn_store *s, const char *const *given, size_t n_given, fn_roots *out);
+void fn_roots_free(fn_roots *r);
+/* The root `path` is under (the longest), and *rel the rest of it (points into path); -1 when
+ * under none. */
+int fn_roots_find(const fn_roots *r, const char *path, const char **rel);
+
+/* A growable text buffer. Appending never fails loudly: a failed allocation sets `oom`. */
+typedef struct fn_buf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} fn_buf;
+void fn_buf_add(fn_buf *b, const char *s, size_t n);
+void fn_buf_str(fn_buf *b, const char *s);
+void fn_buf_printf(fn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string of UTF-8 text s (escaped). */
+void fn_buf_json_string(fn_buf *b, const char *s);
+/* "field": <path> and, when the path is not UTF-8, "field_b64": <its bytes> (util/pathenc.h). */
+void fn_buf_json_path(fn_buf *b, const char *field, const char *path);
+void fn_buf_free(fn_buf *b);
+
+/* The types, registered by fn_tasks_register_all. */
+extern const fn_jobtype fn_repair_type;
+extern const fn_jobtype fn_export_type;
+extern const fn_jobtype fn_import_type;
+
+#endif
