@@ -290,7 +290,7 @@ static void xmp_photo(fn_batch *b, export_job *st, fn_item *it, export_item *x)
 /* ---- the type ---------------------------------------------------------------------------------
  */
 
-static int export_next(fn_batch *b, fn_item *it)
+static int export_next_source(fn_batch *b, fn_item *it)
 {
     export_job *st = fn_batch_state(b);
     export_item *x = it->data;
@@ -331,6 +331,11 @@ static int export_next(fn_batch *b, fn_item *it)
     it->work = 1;
     it->keep = 1;
     return FN_SOURCE_ITEM;
+}
+
+static int export_next(fn_batch *b, fn_item *it)
+{
+    return fn_interop_hook("export", it, export_next_source(b, it));
 }
 
 static void export_process(fn_batch *b, void *slot, fn_item *it)

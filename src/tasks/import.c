@@ -492,11 +492,16 @@ static int xmp_next(fn_batch *b, import_job *st, fn_item *it, import_item *x)
     }
 }
 
-static int import_next(fn_batch *b, fn_item *it)
+static int import_next_source(fn_batch *b, fn_item *it)
 {
     import_job *st = fn_batch_state(b);
     import_item *x = it->data;
     return st->json ? json_next(b, st, it, x) : xmp_next(b, st, it, x);
+}
+
+static int import_next(fn_batch *b, fn_item *it)
+{
+    return fn_interop_hook("import", it, import_next_source(b, it));
 }
 
 /* ---- the work on a slot (xmp) -----------------------------------------------------------------
@@ -669,16 +674,19 @@ static int apply(fn_batch *b, fn_store_tx *tx, import_item *x, audit_ctx *au, co
             if (face && pid) rc = fn_xp_cannot_link(tx, face, pid);
             continue;
         }
-        if ((rc = audit(tx, au, source)) < 0) break;
         if (a->kind == A_ADD) {
             a->add.person_id = pid;
             a->add.state = a->state;
             if ((rc = fn_xp_insert_face(tx, photo, &a->add, &last_added)) < 0) break;
             fn_batch_add(b, C_FACES_ADDED, 1);
             if (a->state == 1) fn_batch_add(b, C_FACES_CONFIRMED, 1);
+            /* a face that arrives with a decision is audited like one decided here */
+            if (!pid && a->state == 0) continue;
+            if ((rc = audit(tx, au, source)) < 0) break;
             rc = fn_xp_audit_face(tx, au->id, last_added, 0, pid, 0, a->state, 0, 0);
             continue;
         }
+        if ((rc = audit(tx, au, source)) < 0) break;
         if ((rc = fn_xp_face_decide(tx, a->face_id, pid, a->state)) < 0) break;
         if (a->state == 1) fn_batch_add(b, C_FACES_CONFIRMED, 1);
         rc = fn_xp_audit_face(tx, au->id, a->face_id, a->person_before, pid, a->state_before,

@@ -13,6 +13,16 @@
 #include "store/library/library_interop.h"
 #include "util/pathenc_json.h"
 
+fn_interop_hook_fn fn_interop_test_hook;
+void *fn_interop_test_hook_arg;
+
+int fn_interop_hook(const char *type, const fn_item *it, int rc)
+{
+    if (fn_interop_test_hook && rc == FN_SOURCE_ITEM)
+        fn_interop_test_hook(type, it->ref ? it->ref : "", fn_interop_test_hook_arg);
+    return rc;
+}
+
 void fn_roots_free(fn_roots *r)
 {
     for (size_t i = 0; r->dir && i < r->n; i++)

@@ -39,6 +39,15 @@ void fn_buf_json_string(fn_buf *b, const char *s);
 void fn_buf_json_path(fn_buf *b, const char *field, const char *path);
 void fn_buf_free(fn_buf *b);
 
+/* Test hook (as ingest's): when set, called on the job's thread after each item the source of
+ * repair, export or import hands over (with the job type and the item's reference), so a test can
+ * cancel at an exact point. Process-wide; NULL in production. */
+typedef void (*fn_interop_hook_fn)(const char *type, const char *ref, void *arg);
+extern fn_interop_hook_fn fn_interop_test_hook;
+extern void *fn_interop_test_hook_arg;
+/* Calls the hook when one is set; returns rc. */
+int fn_interop_hook(const char *type, const fn_item *it, int rc);
+
 /* The types, registered by fn_tasks_register_all. */
 extern const fn_jobtype fn_repair_type;
 extern const fn_jobtype fn_export_type;

@@ -344,7 +344,7 @@ static int database_item(fn_batch *b, repair_job *st, fn_item *it, repair_item *
     return FN_SOURCE_ITEM;
 }
 
-static int repair_next(fn_batch *b, fn_item *it)
+static int repair_next_source(fn_batch *b, fn_item *it)
 {
     repair_job *st = fn_batch_state(b);
     repair_item *x = it->data;
@@ -420,6 +420,11 @@ static int repair_next(fn_batch *b, fn_item *it)
         }
     }
     return FN_SOURCE_ITEM;
+}
+
+static int repair_next(fn_batch *b, fn_item *it)
+{
+    return fn_interop_hook("repair", it, repair_next_source(b, it));
 }
 
 static char *repair_cursor(fn_batch *b)

@@ -8,8 +8,10 @@
 #include "tasks/xmp_regions.h"
 
 #include <exempi/xmp.h>
+#include <expat.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,17 +146,50 @@ static int region_at(XmpPtr x, int i, fn_xmp_region *r)
     return 1;
 }
 
+/* A DOCTYPE has no business in XMP (entity tricks): stop at once, like the toolkit does. */
+static void XMLCALL no_doctype(void *user, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal)
+{
+    (void)name, (void)sysid, (void)pubid, (void)has_internal;
+    XML_StopParser((XML_Parser)user, XML_FALSE);
+}
+
+/* Whether the packet is well-formed XML, checked with expat before exempi sees it: exempi prints
+ * each parse error of the toolkit on stderr, and a library must not print. */
+static int well_formed(const char *packet, size_t len, char *err, size_t errlen)
+{
+    XML_Parser p = XML_ParserCreate(NULL);
+    if (!p) {
+        snprintf(err, errlen, "out of memory parsing XMP");
+        return 0;
+    }
+    XML_SetUserData(p, p);
+    XML_SetStartDoctypeDeclHandler(p, no_doctype);
+    int ok = XML_Parse(p, packet, (int)len, XML_TRUE) == XML_STATUS_OK;
+    if (!ok) {
+        enum XML_Error e = XML_GetErrorCode(p);
+        snprintf(err, errlen, "malformed XMP: %s at line %lu",
+                 e == XML_ERROR_ABORTED ? "a DOCTYPE" : XML_ErrorString(e),
+                 (unsigned long)XML_GetCurrentLineNumber(p));
+    }
+    XML_ParserFree(p);
+    return ok;
+}
+
 static XmpPtr parse(const char *packet, size_t len, char *err, size_t errlen)
 {
     if (fn_xmp_init() < 0) {
         snprintf(err, errlen, "the XMP toolkit (exempi) could not be initialised");
         return NULL;
     }
-    /* The toolkit expects the packet's text; a NUL inside means it is not XMP. */
-    if (!packet || !len || memchr(packet, 0, len)) {
+    /* Some writers end an embedded packet with NULs; any other NUL means it is not text. */
+    while (packet && len && packet[len - 1] == 0)
+        len--;
+    if (!packet || !len || memchr(packet, 0, len) || len > (size_t)INT32_MAX) {
         snprintf(err, errlen, "not an XMP packet (%s)", !len ? "empty" : "binary data");
         return NULL;
     }
+    if (!well_formed(packet, len, err, errlen)) return NULL;
     XmpPtr x = xmp_new(packet, len);
     if (!x) snprintf(err, errlen, "malformed XMP (exempi error %d)", xmp_get_error());
     return x;
