@@ -102,11 +102,50 @@ static int get_real(XmpPtr x, const char *path, double *v)
     return ok ? 0 : -1;
 }
 
+/* The option bits of property `path` (under mwg-rs) when it exists: 1, else 0. The caller has
+ * made sure every level above it is a struct or an array: asking a path through a simple value
+ * makes the toolkit throw, and exempi prints every exception on stderr. */
+static int bits_of(XmpPtr x, const char *path, uint32_t *bits)
+{
+    XmpStringPtr s = xmp_string_new();
+    *bits = 0;
+    int ok = s && xmp_get_property(x, NS_RS, path, s, bits);
+    xmp_string_free(s);
+    return ok;
+}
+
+/* The shape MWG gives the regions: Regions a struct, its RegionList an array (*n its items),
+ * AppliedToDimensions a struct. 0 when it is so or absent; -1 when something else is there. */
+static int regions_shape(XmpPtr x, int *n)
+{
+    uint32_t bits;
+    char p[96];
+    *n = 0;
+    if (!bits_of(x, "Regions", &bits)) return 0;
+    if (!XMP_IS_PROP_STRUCT(bits)) return -1;
+    snprintf(p, sizeof p, "Regions/%s:AppliedToDimensions", p_rs);
+    if (bits_of(x, p, &bits) && !XMP_IS_PROP_STRUCT(bits)) return -1;
+    snprintf(p, sizeof p, "Regions/%s:RegionList", p_rs);
+    if (!bits_of(x, p, &bits)) return 0;
+    if (!XMP_IS_PROP_ARRAY(bits)) return -1;
+    for (int i = 1; i <= MAX_REGIONS; i++) {
+        snprintf(p, sizeof p, "Regions/%s:RegionList[%d]", p_rs, i);
+        if (!bits_of(x, p, &bits)) break;
+        *n = i;
+    }
+    return 0;
+}
+
 /* Region i (1-based) of the list, when it is a named face with a usable area: 1; else 0. */
 static int region_at(XmpPtr x, int i, fn_xmp_region *r)
 {
     char base[96], p[192];
+    uint32_t bits;
     snprintf(base, sizeof base, "Regions/%s:RegionList[%d]", p_rs, i);
+    /* an item that is not a struct (a plain text item) has no fields to ask for */
+    if (!bits_of(x, base, &bits) || !XMP_IS_PROP_STRUCT(bits)) return 0;
+    snprintf(p, sizeof p, "%s/%s:Area", base, p_rs);
+    if (!bits_of(x, p, &bits) || !XMP_IS_PROP_STRUCT(bits)) return 0;
     snprintf(p, sizeof p, "%s/%s:Type", base, p_rs);
     char *type = get_text(x, p);
     int face = type && strcmp(type, "Face") == 0;
@@ -203,11 +242,12 @@ int fn_xmp_regions_read(const char *packet, size_t len, fn_xmp_region **out, siz
     XmpPtr x = parse(packet, len, err, errlen);
     if (!x) return FN_ERR_CORRUPT;
     size_t cap = 0;
-    int rc = 0;
-    char p[96];
-    for (int i = 1; i <= MAX_REGIONS; i++) {
-        snprintf(p, sizeof p, "Regions/%s:RegionList[%d]", p_rs, i);
-        if (!xmp_has_property(x, NS_RS, p)) break;
+    int rc = 0, count;
+    if (regions_shape(x, &count) < 0) {
+        /* not MWG's shape: no region we can read, and not an error of the packet */
+        count = 0;
+    }
+    for (int i = 1; i <= count; i++) {
         fn_xmp_region r;
         if (!region_at(x, i, &r)) continue;
         if (*n == cap) {
@@ -262,14 +302,15 @@ int fn_xmp_regions_merge(const char *existing, size_t len, const fn_xmp_region *
     }
     int rc = 0;
     char p[192], base[96];
+    int count = 0;
+    if (regions_shape(x, &count) < 0) {
+        /* another tool's mwg-rs:Regions in a shape MWG does not define: leave it to a person */
+        snprintf(err, errlen, "its mwg-rs:Regions is not in the Metadata Working Group's shape");
+        xmp_free(x);
+        return FN_ERR_CORRUPT;
+    }
     /* Face regions of ours that are already there (an earlier export, or the same face drawn by
      * another tool) are replaced; walk backwards so deleting one does not shift the rest. */
-    int count = 0;
-    for (int i = 1; i <= MAX_REGIONS; i++) {
-        snprintf(p, sizeof p, "Regions/%s:RegionList[%d]", p_rs, i);
-        if (!xmp_has_property(x, NS_RS, p)) break;
-        count = i;
-    }
     for (int i = count; i >= 1; i--) {
         fn_xmp_region r;
         if (!region_at(x, i, &r)) continue;
