@@ -197,7 +197,8 @@ static void XMLCALL no_doctype(void *user, const XML_Char *name, const XML_Char 
  * each parse error of the toolkit on stderr, and a library must not print. */
 static int well_formed(const char *packet, size_t len, char *err, size_t errlen)
 {
-    XML_Parser p = XML_ParserCreate(NULL);
+    /* with namespaces: a prefix nobody declared is an error too */
+    XML_Parser p = XML_ParserCreateNS(NULL, (XML_Char)0x01);
     if (!p) {
         snprintf(err, errlen, "out of memory parsing XMP");
         return 0;
@@ -359,6 +360,18 @@ int fn_xmp_regions_merge(const char *existing, size_t len, const fn_xmp_region *
     }
     XmpStringPtr s = rc ? NULL : xmp_string_new();
     if (!rc && (!s || !xmp_serialize(x, s, XMP_SERIAL_OMITPACKETWRAPPER, 0))) rc = -1;
+    if (!rc) {
+        const char *c = xmp_string_cstr(s);
+        size_t l = strlen(c);
+        /* The toolkit writes some odd inputs back as malformed XML (a namespace name holding a
+         * quote comes out unescaped): such a result is refused rather than written over a
+         * sidecar. */
+        char why[128];
+        if (!well_formed(c, l, why, sizeof why)) {
+            snprintf(err, errlen, "the XMP toolkit would write it back malformed (%s)", why);
+            rc = FN_ERR_CORRUPT;
+        }
+    }
     if (!rc) {
         const char *c = xmp_string_cstr(s);
         size_t l = strlen(c);
