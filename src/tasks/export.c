@@ -112,7 +112,7 @@ static void json_photo(export_job *st, const fn_xp_photo *p, fn_buf *b)
         fn_buf_printf(b, "\"%s\"", p->models);
     else
         fn_buf_str(b, "null");
-    /* boxes and scores with %.9g: the same float when read back (landmarks to 0.01 px) */
+    /* boxes and scores with %.9g: the same float when read back */
     fn_buf_str(b, ", \"faces\": [");
     for (size_t i = 0; i < p->n_faces; i++) {
         const fn_xp_face *f = &p->faces[i];
@@ -127,20 +127,10 @@ static void json_photo(export_job *st, const fn_xp_photo *p, fn_buf *b)
         else
             fn_buf_str(b, "null");
         fn_buf_printf(b, ", \"rejected\": %s", f->rejected ? f->rejected : "[]");
-        if (f->has_landmarks) {
-            fn_buf_str(b, ", \"landmarks\": [");
-            for (int k = 0; k < 68; k++)
-                fn_buf_printf(b, "%s[%.2f,%.2f]", k ? "," : "", f->landmarks[k][0],
-                              f->landmarks[k][1]);
-            fn_buf_str(b, "]");
-        }
-        if (st->vectors && f->has_descriptor) {
-            fn_buf_str(b, ", \"descriptor\": [");
-            /* %.9g: a float read back from this text is the same float */
-            for (int k = 0; k < 128; k++)
-                fn_buf_printf(b, "%s%.9g", k ? "," : "", f->descriptor[k]);
-            fn_buf_str(b, "]");
-        }
+        /* vectors as base64 of little-endian float32: exact, compact, and cheap both ways */
+        if (f->has_landmarks) fn_buf_f32(b, ", \"landmarks\": ", &f->landmarks[0][0], 68 * 2);
+        if (st->vectors && f->has_descriptor)
+            fn_buf_f32(b, ", \"descriptor\": ", f->descriptor, 128);
         fn_buf_str(b, "}");
     }
     fn_buf_str(b, p->n_faces ? "\n    ]}" : "]}");

@@ -109,7 +109,15 @@ typedef struct import_job {
     int single; /* xmp: one photo */
     fn_store *s;
     fn_xp_reader *reader;
+    fn_library_reader *lreader; /* photos by path */
     int64_t last_id;
+    /* persons by name, found or created by this run (an open-addressing table): an import of
+     * 100k faces names the same few hundred persons over and over */
+    struct named {
+        char *name;
+        int64_t id;
+    } * names;
+    size_t n_names, cap_names;
 } import_job;
 
 /* ---- the plan ---------------------------------------------------------------------------------
@@ -248,21 +256,11 @@ static void face_of_json(json_t *jf, fn_xp_face *f)
     f->origin_user = o && strcmp(o, "user") == 0;
     int st = fn_xp_state_parse(json_string_value(json_object_get(jf, "state")));
     f->state = st < 0 ? 0 : st;
-    json_t *lm = json_object_get(jf, "landmarks");
-    if (json_array_size(lm) == 68) {
-        f->has_landmarks = 1;
-        for (size_t k = 0; k < 68; k++) {
-            json_t *pt = json_array_get(lm, k);
-            f->landmarks[k][0] = (float)json_number_value(json_array_get(pt, 0));
-            f->landmarks[k][1] = (float)json_number_value(json_array_get(pt, 1));
-        }
-    }
-    json_t *d = json_object_get(jf, "descriptor");
-    if (json_array_size(d) == 128) {
-        f->has_descriptor = 1;
-        for (size_t k = 0; k < 128; k++)
-            f->descriptor[k] = (float)json_number_value(json_array_get(d, k));
-    }
+    /* base64 of little-endian float32 (export.c); anything else is left out */
+    f->has_landmarks = fn_f32_from_base64(json_string_value(json_object_get(jf, "landmarks")),
+                                          &f->landmarks[0][0], 68 * 2) == 0;
+    f->has_descriptor = fn_f32_from_base64(json_string_value(json_object_get(jf, "descriptor")),
+                                           f->descriptor, 128) == 0;
 }
 
 static int valid_box(const fn_xp_face *f)
@@ -384,14 +382,10 @@ static int64_t lookup_photo(import_job *st, int64_t size, uint64_t hash, const c
         free(p);
         return id;
     }
-    fn_library_reader *lr;
-    if (path && fn_library_reader_new(st->s, &lr) == 0) {
-        fn_photo_row row;
-        if (fn_library_photo_by_path(lr, path, &row) == 0) {
-            id = row.id;
-            fn_photo_row_clear(&row);
-        }
-        fn_library_reader_free(lr);
+    fn_photo_row row;
+    if (path && fn_library_photo_by_path(st->lreader, path, &row) == 0) {
+        id = row.id;
+        fn_photo_row_clear(&row);
     }
     return id;
 }
@@ -507,7 +501,7 @@ static int import_next(fn_batch *b, fn_item *it)
 /* ---- the work on a slot (xmp) -----------------------------------------------------------------
  */
 
-static int read_file(const char *path, char **out, size_t *len)
+static int read_file(const char *path, char **out, size_t *len, size_t cap)
 {
     *out = NULL;
     *len = 0;
@@ -516,7 +510,7 @@ static int read_file(const char *path, char **out, size_t *len)
     fn_buf b = {0};
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (16u << 20))
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < cap)
         fn_buf_add(&b, chunk, n);
     fclose(f);
     if (b.oom) {
@@ -575,7 +569,7 @@ static void import_process(fn_batch *b, void *slot, fn_item *it)
     for (int k = 0; k < 2; k++) {
         char *text;
         size_t len;
-        if (side[k] && read_file(side[k], &text, &len) == 0) {
+        if (side[k] && read_file(side[k], &text, &len, 16u << 20) == 0) {
             take_regions(it, x, side[k], text, len);
             free(text);
         }
@@ -616,18 +610,62 @@ typedef struct audit_ctx {
     fn_job_id job;
 } audit_ctx;
 
+static size_t name_slot(const import_job *st, const char *name)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    size_t i = (size_t)h & (st->cap_names - 1);
+    while (st->names[i].name && strcmp(st->names[i].name, name) != 0)
+        i = (i + 1) & (st->cap_names - 1);
+    return i;
+}
+
+static int remember(import_job *st, const char *name, int64_t id)
+{
+    if (2 * (st->n_names + 1) > st->cap_names) {
+        size_t old_cap = st->cap_names;
+        struct named *old = st->names;
+        st->cap_names = old_cap ? old_cap * 2 : 256;
+        if (!(st->names = calloc(st->cap_names, sizeof *st->names))) {
+            st->names = old;
+            st->cap_names = old_cap;
+            return FN_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].name) st->names[name_slot(st, old[i].name)] = old[i];
+        free(old);
+    }
+    char *copy = strdup(name);
+    if (!copy) return FN_ERR_NOMEM;
+    size_t i = name_slot(st, name);
+    st->names[i].name = copy;
+    st->names[i].id = id;
+    st->n_names++;
+    return 0;
+}
+
+/* The person named `name`, found or created (counted); 0 for no name. A person created by a batch
+ * that then fails is remembered wrongly, but a failed batch fails the job, and a resume starts
+ * with an empty table. */
 static int person_id(fn_batch *b, fn_store_tx *tx, const char *name, int64_t *id)
 {
-    if (!name) {
-        *id = 0;
-        return 0;
+    import_job *st = fn_batch_state(b);
+    *id = 0;
+    if (!name) return 0;
+    if (st->cap_names) {
+        size_t i = name_slot(st, name);
+        if (st->names[i].name) {
+            *id = st->names[i].id;
+            return 0;
+        }
     }
     int rc = fn_xp_person(tx, name, 0, id);
     if (rc == FN_ERR_NOT_FOUND) {
         rc = fn_xp_person(tx, name, 1, id);
         if (rc == 0) fn_batch_add(b, C_PERSONS_CREATED, 1);
     }
-    return rc;
+    return rc == 0 ? remember(st, name, *id) : rc;
 }
 
 static int audit(fn_store_tx *tx, audit_ctx *a, const char *source)
@@ -732,7 +770,15 @@ static int import_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, siz
 static int open_json(fn_batch *b, import_job *st, const char *path)
 {
     json_error_t jerr;
-    st->doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    /* read whole, then parsed from memory: json_load_file reads a character at a time */
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(path, &text, &len, (size_t)1 << 32) < 0) {
+        fn_batch_fail(b, "import: %s: cannot read it", path);
+        return FN_ERR_UNREADABLE;
+    }
+    st->doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!st->doc) {
         fn_batch_fail(b, "import: %s: not a json export (line %d: %s)", path, jerr.line, jerr.text);
         return FN_ERR_CORRUPT;
@@ -776,7 +822,8 @@ static int import_open(fn_batch *b)
         return FN_ERR_DB;
     }
     int rc;
-    if ((rc = fn_library_migrate(st->s)) < 0 || (rc = fn_xp_reader_new(st->s, &st->reader)) < 0) {
+    if ((rc = fn_library_migrate(st->s)) < 0 || (rc = fn_xp_reader_new(st->s, &st->reader)) < 0 ||
+        (rc = fn_library_reader_new(st->s, &st->lreader)) < 0) {
         fn_batch_fail(b, "import: %s", fn_store_errmsg(st->s));
         return rc;
     }
@@ -829,6 +876,10 @@ static void import_close(fn_batch *b)
     import_job *st = fn_batch_state(b);
     json_decref(st->doc);
     fn_xp_reader_free(st->reader);
+    fn_library_reader_free(st->lreader);
+    for (size_t i = 0; i < st->cap_names; i++)
+        free(st->names[i].name);
+    free(st->names);
 }
 
 static void import_item_clear(fn_batch *b, fn_item *it)

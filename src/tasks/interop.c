@@ -11,6 +11,7 @@
 
 #include "facenames/error.h"
 #include "store/library/library_interop.h"
+#include "util/pathenc.h"
 #include "util/pathenc_json.h"
 
 fn_interop_hook_fn fn_interop_test_hook;
@@ -175,6 +176,56 @@ void fn_buf_json_path(fn_buf *b, const char *field, const char *path)
     }
     fn_buf_add(b, t + 1, n - 2); /* the members, without the braces */
     free(t);
+}
+
+/* Little-endian whatever the machine is (the format says so). */
+static void f32_le(const float *v, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        for (int k = 0; k < 4; k++)
+            out[4 * i + (size_t)k] = (uint8_t)(u >> (8 * k));
+    }
+}
+
+void fn_buf_f32(fn_buf *b, const char *prefix, const float *v, size_t n)
+{
+    uint8_t raw[4 * 256];
+    if (n > 256) {
+        b->oom = 1;
+        return;
+    }
+    f32_le(v, n, raw);
+    char *t = fn_base64_encode(raw, 4 * n);
+    if (!t) {
+        b->oom = 1;
+        return;
+    }
+    fn_buf_str(b, prefix);
+    fn_buf_str(b, "\"");
+    fn_buf_str(b, t);
+    fn_buf_str(b, "\"");
+    free(t);
+}
+
+int fn_f32_from_base64(const char *text, float *v, size_t n)
+{
+    size_t len = 0;
+    char *raw = text ? fn_base64_decode(text, &len) : NULL;
+    if (!raw || len != 4 * n) {
+        free(raw);
+        return -1;
+    }
+    const uint8_t *r = (const uint8_t *)raw;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = 0;
+        for (int k = 0; k < 4; k++)
+            u |= (uint32_t)r[4 * i + (size_t)k] << (8 * k);
+        memcpy(&v[i], &u, 4);
+    }
+    free(raw);
+    return 0;
 }
 
 void fn_buf_free(fn_buf *b)

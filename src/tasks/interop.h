@@ -37,6 +37,11 @@ void fn_buf_printf(fn_buf *b, const char *fmt, ...) __attribute__((format(printf
 void fn_buf_json_string(fn_buf *b, const char *s);
 /* "field": <path> and, when the path is not UTF-8, "field_b64": <its bytes> (util/pathenc.h). */
 void fn_buf_json_path(fn_buf *b, const char *field, const char *path);
+/* `prefix` then a JSON string: base64 of v[0..n) as little-endian float32 (the export's vectors).
+ */
+void fn_buf_f32(fn_buf *b, const char *prefix, const float *v, size_t n);
+/* Reads such a string back into v[0..n): 0, or -1 when it is not n floats in base64. */
+int fn_f32_from_base64(const char *text, float *v, size_t n);
 void fn_buf_free(fn_buf *b);
 
 /* Test hook (as ingest's): when set, called on the job's thread after each item the source of
