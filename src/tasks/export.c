@@ -286,9 +286,15 @@ static int export_next_source(fn_batch *b, fn_item *it)
     export_item *x = it->data;
     if (st->done) return FN_SOURCE_END;
     unsigned what = FN_XP_FACES;
+    /* export writes nothing to the library: one snapshot for the whole run, a consistent one */
+    int rc = fn_xp_reader_hold(st->reader, 1);
+    if (rc < 0) {
+        fn_batch_fail(b, "export: %s", fn_store_errmsg(st->s));
+        return rc;
+    }
     if (st->format == F_JSON) what |= FN_XP_VECTORS;
     if (st->format == F_XMP) what |= FN_XP_NAMED_ONLY;
-    int rc = fn_xp_photo_after(st->reader, st->last_id, what, &x->photo);
+    rc = fn_xp_photo_after(st->reader, st->last_id, what, &x->photo);
     if (rc == FN_ERR_NOT_FOUND) {
         st->done = 1;
         if (st->format == F_XMP) return FN_SOURCE_END;

@@ -490,6 +490,11 @@ static int import_next_source(fn_batch *b, fn_item *it)
 {
     import_job *st = fn_batch_state(b);
     import_item *x = it->data;
+    int rc = fn_xp_reader_hold(st->reader, 1);
+    if (rc < 0) {
+        fn_batch_fail(b, "import: %s", fn_store_errmsg(st->s));
+        return rc;
+    }
     return st->json ? json_next(b, st, it, x) : xmp_next(b, st, it, x);
 }
 
@@ -736,6 +741,7 @@ static int apply(fn_batch *b, fn_store_tx *tx, import_item *x, audit_ctx *au, co
 static int import_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n)
 {
     import_job *st = fn_batch_state(b);
+    fn_xp_reader_hold(st->reader, 0); /* the next lookups must see this commit */
     audit_ctx au = {0, fn_job_id_of(fn_batch_ctx(b))};
     const char *source = fn_batch_string(b, "path");
     for (size_t i = 0; i < n; i++) {

@@ -112,6 +112,7 @@ typedef struct repair_job {
     size_t n_cand;
     int64_t last_id;
     int db_done;
+    int looked; /* the candidates were looked for (at the first photo found gone) */
     uint8_t *hashbuf;
 } repair_job;
 
@@ -282,11 +283,6 @@ static int repair_open(fn_batch *b)
     st->db_done = json_is_true(json_object_get(c, "db"));
     json_decref(c);
     fn_batch_set(b, C_ITEMS_TOTAL, fn_xp_count_photos(st->s, NULL) + 1);
-    if (fn_batch_is_retry(b)) return 0;
-    if ((rc = find_candidates(b, st)) < 0) {
-        fn_batch_fail(b, "repair: looking for moved photos: %s", fn_strerror(rc));
-        return rc;
-    }
     return 0;
 }
 
@@ -349,7 +345,8 @@ static int repair_next_source(fn_batch *b, fn_item *it)
     repair_job *st = fn_batch_state(b);
     repair_item *x = it->data;
     fn_xp_photo *p = &x->photo;
-    int rc = fn_xp_photo_after(st->reader, st->last_id, 0, p);
+    int rc = fn_xp_reader_hold(st->reader, 1);
+    if (rc == 0) rc = fn_xp_photo_after(st->reader, st->last_id, 0, p);
     if (rc == FN_ERR_NOT_FOUND) return st->db_done ? FN_SOURCE_END : database_item(b, st, it, x);
     if (rc < 0) {
         fn_batch_fail(b, "repair: reading photos: %s", fn_store_errmsg(st->s));
@@ -379,7 +376,16 @@ static int repair_next_source(fn_batch *b, fn_item *it)
         it->keep = 1;
         return FN_SOURCE_ITEM;
     }
-    /* Gone. The same content ingested again under another name? */
+    /* Gone. The files under the roots are indexed now, once, for every photo that is gone: a
+     * library where nothing moved never walks them. */
+    if (!st->looked) {
+        st->looked = 1;
+        if ((rc = find_candidates(b, st)) < 0) {
+            fn_batch_fail(b, "repair: looking for moved photos: %s", fn_strerror(rc));
+            return rc;
+        }
+    }
+    /* The same content ingested again under another name? */
     char *other = NULL;
     rc = fn_xp_photo_same_content(st->reader, p->size, p->hash, p->id, exists_cb, NULL,
                                   &x->other_id, &other);
@@ -605,6 +611,7 @@ static int write_one(fn_batch *b, repair_job *st, fn_store_tx *tx, fn_item *it)
 static int repair_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n)
 {
     repair_job *st = fn_batch_state(b);
+    fn_xp_reader_hold(st->reader, 0); /* let the WAL be checkpointed past our snapshot */
     if (st->dry_run) return 0;
     for (size_t i = 0; i < n; i++) {
         int rc = write_one(b, st, tx, items[i]);

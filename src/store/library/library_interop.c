@@ -15,6 +15,7 @@
 
 struct fn_xp_reader {
     fn_store *s;
+    int holding;
 };
 
 static const char *const state_names[] = {"auto", "confirmed", "ignored"};
@@ -51,8 +52,18 @@ int fn_xp_reader_new(fn_store *s, fn_xp_reader **out)
     return 0;
 }
 
+int fn_xp_reader_hold(fn_xp_reader *r, int on)
+{
+    if (!r || !!on == r->holding) return 0;
+    int rc = sqlite3_exec(fn_store_db(r->s), on ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return fn_store_fail(r->s, rc, "holding a read transaction");
+    r->holding = !!on;
+    return 0;
+}
+
 void fn_xp_reader_free(fn_xp_reader *r)
 {
+    if (r) fn_xp_reader_hold(r, 0);
     free(r);
 }
 

@@ -56,7 +56,12 @@ int fn_xp_state_parse(const char *s);    /* 0..2, or -1 */
 
 typedef struct fn_xp_reader fn_xp_reader;
 int fn_xp_reader_new(fn_store *s, fn_xp_reader **out);
-void fn_xp_reader_free(fn_xp_reader *r);
+void fn_xp_reader_free(fn_xp_reader *r); /* releases a held read transaction */
+/* Holds (on != 0) or releases one read transaction across many lookups (as
+ * fn_library_reader_hold: a lookup outside one opens and closes its own, which costs lock system
+ * calls each). Release it before the batch commits, so the WAL can be checkpointed and the next
+ * lookups see the commit. Idempotent. */
+int fn_xp_reader_hold(fn_xp_reader *r, int on);
 
 enum { FN_XP_FACES = 1, FN_XP_VECTORS = 2, FN_XP_NAMED_ONLY = 4 };
 /* The photo with the smallest id > after (with its faces per `what`: FN_XP_FACES, plus landmarks
