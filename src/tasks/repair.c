@@ -304,7 +304,9 @@ static int needs_recompute(const repair_job *st, const fn_xp_photo *p)
 {
     if (strcmp(p->status, "error") == 0) return 0;
     if (p->incomplete) return 1;
-    return st->models_sum[0] && p->models[0] && strcmp(p->models, st->models_sum) != 0;
+    /* a photo without faces has nothing other models computed */
+    return strcmp(p->status, "ok") == 0 && st->models_sum[0] && p->models[0] &&
+           strcmp(p->models, st->models_sum) != 0;
 }
 
 static int64_t auto_faces(const fn_xp_photo *p)
