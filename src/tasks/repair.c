@@ -587,6 +587,8 @@ static int write_one(fn_batch *b, repair_job *st, fn_store_tx *tx, fn_item *it)
         return log_action(b, tx, "repair.relink", d);
     }
     case R_RECOMPUTE:
+        /* a photo that is back and stale: unmarked too, whatever the pipeline said */
+        if (x->photo.missing_at && (rc = fn_xp_set_missing(tx, x->photo.id, 0)) < 0) return rc;
         if (it->err) return 0;
         for (size_t i = 0; !rc && i < x->photo.n_faces; i++)
             if (x->matched[i])
