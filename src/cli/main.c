@@ -24,8 +24,8 @@ struct command {
 
 static const struct command commands[] = {
     {"ingest", cmd_ingest}, {"photos", cmd_photos}, {"faces", cmd_faces},   {"detect", cmd_detect},
-    {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config},
-    {"repair", cmd_repair}, {"export", cmd_export}, {"import", cmd_import},
+    {"jobs", cmd_jobs},     {"worker", cmd_worker}, {"config", cmd_config}, {"repair", cmd_repair},
+    {"export", cmd_export}, {"import", cmd_import},
 };
 
 static void usage(FILE *out)
