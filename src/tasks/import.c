@@ -105,6 +105,7 @@ typedef struct import_job {
     size_t next;    /* json: next photo index */
     int tail_done;
     const char *prefix; /* xmp: the folder or photo */
+    char *photo;        /* xmp: the photo a sidecar named (prefix points here) */
     size_t prefix_len;
     int single; /* xmp: one photo */
     fn_store *s;
@@ -852,6 +853,12 @@ static int import_open(fn_batch *b)
     while (st->prefix_len > 1 && path[st->prefix_len - 1] == '/')
         st->prefix_len--;
     st->single = !S_ISDIR(sb.st_mode);
+    /* a sidecar named for its photo (PHOTO.EXT.xmp): the photo is what is imported */
+    if (st->single && len > 4 && strcasecmp(path + len - 4, ".xmp") == 0) {
+        if (!(st->photo = strndup(path, len - 4))) return FN_ERR_NOMEM;
+        st->prefix = st->photo;
+        st->prefix_len = len - 4;
+    }
     if (st->single) {
         fn_batch_set(b, C_ITEMS_TOTAL, 1);
     } else {
@@ -883,6 +890,7 @@ static void import_close(fn_batch *b)
     json_decref(st->doc);
     fn_xp_reader_free(st->reader);
     fn_library_reader_free(st->lreader);
+    free(st->photo);
     for (size_t i = 0; i < st->cap_names; i++)
         free(st->names[i].name);
     free(st->names);

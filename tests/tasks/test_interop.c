@@ -709,6 +709,22 @@ static void test_xmp_import(void **state)
     assert_int_equal(h_counter(j, "faces_confirmed"), 0);
     assert_int_equal(h_counter(j, "faces_added"), 0);
     fn_job_info_free(j);
+    /* one sidecar named on its own imports its photo (the malformed one replaced) */
+    assert_int_equal(unlink(bad), 0);
+    assert_int_equal(sh("exiftool -q -o '%s' '-XMP-mwg-rs:RegionInfo={RegionList=[{Area={X=%f,"
+                        "Y=%f,W=%f,H=%f,Unit=normalized},Name=Gus,Type=Face}]}'",
+                        bad, AREA(2)),
+                     0);
+    snprintf(payload, sizeof payload, "{\"path\": \"%s\"}", bad);
+    j = run(a.e, "import", payload, NULL);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(h_counter(j, "faces_confirmed"), 1);
+    assert_int_equal(h_counter(j, "photos_matched"), 1);
+    fn_job_info_free(j);
+    assert_int_equal(sql_int(&a, "SELECT count(*) FROM faces f JOIN persons p ON p.id = f.person_id"
+                                 " JOIN photos ph ON ph.id = f.photo_id WHERE p.name = 'Gus' AND"
+                                 " ph.path LIKE '%%/sample3.jpg' AND f.origin = 'auto'"),
+                     1);
     lib_close(&a);
 #undef AREA
 }
