@@ -78,6 +78,9 @@ int cmd_audit(cli_ctx *ctx, int argc, char **argv);       /* audit list */
 int cmd_predict(cli_ctx *ctx, int argc, char **argv);
 /* `--version`: version, revision, library versions, model files and their checksums (always 0). */
 int cli_print_version(FILE *out);
+int cmd_repair(cli_ctx *ctx, int argc, char **argv); /* repair (cmd_interop.c) */
+int cmd_export(cli_ctx *ctx, int argc, char **argv); /* export --format F (cmd_interop.c) */
+int cmd_import(cli_ctx *ctx, int argc, char **argv); /* import FILE|DIR (cmd_interop.c) */
 
 /* Shared helpers (option parsing, errors, tables, progress line): */
 #include "cli/cli_util.h"

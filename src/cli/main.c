@@ -33,6 +33,9 @@ static const struct command commands[] = {
     {"undo", cmd_undo},
     {"audit", cmd_audit},
     {"predict", cmd_predict},
+    {"repair", cmd_repair},
+    {"export", cmd_export},
+    {"import", cmd_import},
 };
 
 static void usage(FILE *out)
@@ -53,6 +56,9 @@ static void usage(FILE *out)
           "  cluster [--full]   group the faces without a person into clusters\n"
           "  predict            suggest a person for every face without one\n"
           "  detect IMAGE...    find faces in images (no library needed)\n"
+          "  repair             relink moved photos, mark gone ones, recompute stale faces\n"
+          "  export --format F  people and faces as json, XMP sidecars or csv\n"
+          "  import FILE|DIR    names from a json export or from XMP face regions\n"
           "  jobs SUBCOMMAND    list, show, cancel, resume, retry, watch jobs; show their log\n"
           "  worker             run queued jobs (those enqueued with --detach)\n"
           "  config [show|path] print the effective configuration, or the file it came from\n"

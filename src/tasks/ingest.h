@@ -39,7 +39,8 @@ typedef struct ingest_job {
     const fn_models *models; /* NULL until the first batch with work (ingest_warm) */
     unsigned models_which;
     const char *models_dir;
-    char **exts; /* lower case, without the dot */
+    char models_sum[17]; /* the landmark and recognition models' checksum ("" when unknown) */
+    char **exts;         /* lower case, without the dot */
     size_t n_exts;
     fn_library_reader *reader;
     fn_walk *walk;

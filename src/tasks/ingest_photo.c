@@ -16,6 +16,7 @@
 #include "tasks/content_hash.h"
 #include "tasks/ingest.h"
 #include "tasks/models_cache.h"
+#include "tasks/models_sum.h"
 #include "util/clock.h"
 
 enum { READ_BUF = 1 << 20 };
@@ -36,8 +37,14 @@ int ingest_warm(fn_batch *b)
     if (st->models) return 0;
     char err[1024] = "";
     int rc = fn_models_cache_get(st->models_dir, st->models_which, &st->models, err, sizeof err);
-    if (rc < 0) fn_batch_fail(b, "ingest: %s", err);
-    return rc;
+    if (rc < 0) {
+        fn_batch_fail(b, "ingest: %s", err);
+        return rc;
+    }
+    /* Recorded with each photo, so repair knows which faces other model files computed. A file
+     * that loaded but cannot be hashed again leaves it unknown rather than failing the job. */
+    if (fn_models_sum(st->models_dir, st->models_sum) < 0) st->models_sum[0] = 0;
+    return 0;
 }
 
 int ingest_slot_open(fn_batch *b, void *slot, char *err, size_t errlen)
@@ -205,6 +212,7 @@ int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n_i
             p->faces = ph->faces;
             p->n_faces = ph->n_faces;
             p->faces_skipped_small = (int)ph->skipped_small;
+            p->models = st->models_sum;
         } else if (it->work && it->err != FN_ERR_NOT_FOUND && it->err != FN_ERR_NOT_FILE &&
                    it->err != FN_ERR_NOMEM) {
             /* A file that is there but is not a usable photo: remember it as such. */

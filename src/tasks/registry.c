@@ -6,12 +6,16 @@
 #include "facenames/jobtype.h"
 #include "tasks/cluster.h"
 #include "tasks/ingest.h"
+#include "tasks/interop.h"
 #include "tasks/predict.h"
 
 int fn_tasks_register_all(fn_engine *e)
 {
-    int rc = fn_jobtype_register(e, &fn_ingest_type);
-    if (rc == 0) rc = fn_jobtype_register(e, &fn_cluster_type);
-    if (rc == 0) rc = fn_jobtype_register(e, &fn_predict_type);
-    return rc;
+    const fn_jobtype *types[] = {&fn_ingest_type, &fn_cluster_type, &fn_predict_type,
+                                 &fn_repair_type, &fn_export_type,  &fn_import_type};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        int rc = fn_jobtype_register(e, types[i]);
+        if (rc < 0) return rc;
+    }
+    return 0;
 }

@@ -116,6 +116,15 @@ static const fn_migration migrations[] = {
         "ALTER TABLE faces ADD COLUMN cluster_prev INTEGER;"
         "CREATE INDEX faces_cluster_run ON faces(cluster_run);"
         "CREATE INDEX faces_photo_people ON faces(photo_id, person_id, cluster_id);"},
+    /* Repair, export and import (docs/export.md). `models` is the checksum of the model files that
+     * computed a photo's landmarks and descriptors (tasks/models_sum.h), NULL when unknown (rows
+     * from before it was recorded, or imported without descriptors): repair recomputes the faces
+     * of a photo whose checksum is not the current models'. `missing_at` is when repair last found
+     * the file gone (kept with its people until `repair --prune`). The hash index finds a moved
+     * photo by its content. */
+    {4, "ALTER TABLE photos ADD COLUMN models TEXT;"
+        "ALTER TABLE photos ADD COLUMN missing_at INTEGER;"
+        "CREATE INDEX photos_hash ON photos(hash);"},
 };
 
 int fn_library_migrate(fn_store *s)

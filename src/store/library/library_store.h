@@ -109,6 +109,7 @@ typedef struct fn_photo_put {
     const fn_face_put *faces;
     size_t n_faces;
     int64_t job_id;
+    const char *models; /* FN_PUT_RESULT: checksum of the model files used (NULL: unknown) */
 } fn_photo_put;
 
 /* Writes `n` photos (each with its faces) in the caller's open transaction, preparing each

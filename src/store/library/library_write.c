@@ -14,20 +14,22 @@
 enum { ST_UPSERT, ST_UPSERT_ERROR, ST_TOUCH, ST_DEL_FACES, ST_INS_FACE, ST_COUNT };
 
 static const char *const sql[ST_COUNT] = {
+    /* A photo found again is no longer missing; `models` records which model files computed
+     * its faces (library migration 3). */
     [ST_UPSERT] = "INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, format,"
-                  " status, error_code, faces_skipped_small, ingested_at, job_id)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, ?11, ?12)"
+                  " status, error_code, faces_skipped_small, ingested_at, job_id, models)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, ?11, ?12, ?13)"
                   " ON CONFLICT (path) DO UPDATE SET size = ?2, mtime_ns = ?3, hash = ?4,"
                   " width = ?5, height = ?6, taken_at = ?7, format = ?8, status = ?9,"
-                  " error_code = NULL, faces_skipped_small = ?10, ingested_at = ?11, job_id = ?12"
-                  " RETURNING id",
+                  " error_code = NULL, faces_skipped_small = ?10, ingested_at = ?11, job_id = ?12,"
+                  " models = ?13, missing_at = NULL RETURNING id",
     /* A failed attempt keeps what the row knew (its faces too: a photo that became unreadable
      * should not silently lose the names a user gave its faces). */
     [ST_UPSERT_ERROR] = "INSERT INTO photos (path, size, mtime_ns, status, error_code, ingested_at,"
                         " job_id) VALUES (?1, ?2, ?3, 'error', ?4, ?5, ?6)"
                         " ON CONFLICT (path) DO UPDATE SET status = 'error', error_code = ?4,"
                         " ingested_at = ?5, job_id = ?6 RETURNING id",
-    [ST_TOUCH] = "UPDATE photos SET mtime_ns = ?2 WHERE path = ?1 RETURNING id",
+    [ST_TOUCH] = "UPDATE photos SET mtime_ns = ?2, missing_at = NULL WHERE path = ?1 RETURNING id",
     [ST_DEL_FACES] = "DELETE FROM faces WHERE photo_id = ?1 AND origin = 'auto'",
     [ST_INS_FACE] =
         "INSERT INTO faces (photo_id, x, y, width, height, score, landmarks, descriptor,"
@@ -95,6 +97,7 @@ static int put_one(fn_store *s, sqlite3_stmt **st, const fn_photo_put *p, int64_
     sqlite3_bind_int(u, 10, p->faces_skipped_small);
     sqlite3_bind_int64(u, 11, now);
     sqlite3_bind_int64(u, 12, p->job_id);
+    bind_text_or_null(u, 13, p->models);
     if ((rc = step_id(s, u, id, "storing a photo")) < 0) return rc;
 
     sqlite3_stmt *d = st[ST_DEL_FACES];
