@@ -44,7 +44,7 @@ typedef struct fn_config {
                                   0.5 */
     int predict_k;             /* predict.k: confirmed faces that vote per face; 10 */
     double predict_threshold;  /* predict.threshold: confidence below which a face is unknown;
-                                  0.5 */
+                                  0.4 */
     int predict_auto_accept;   /* predict.auto_accept: confirm very confident suggestions (and
                                   audit them as the job's); 0 (off) */
 } fn_config;

@@ -42,7 +42,7 @@ struct fn_predict_model {
 void fn_predict_opts_default(fn_predict_opts *o)
 {
     o->k = 10;
-    o->threshold = 0.5f;
+    o->threshold = 0.4f;
     o->radius_min = 0.45f;
     o->radius_max = 0.6f;
     o->radius_default = 0.5f;

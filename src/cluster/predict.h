@@ -37,7 +37,7 @@
 
 typedef struct fn_predict_opts {
     int k;                /* nearest confirmed faces that vote, 1..FN_PREDICT_K_MAX; 10 */
-    float threshold;      /* confidence below which the answer is unknown; 0.5 */
+    float threshold;      /* confidence below which the answer is unknown; 0.4 */
     float radius_min;     /* per-person radius clamp (Euclidean); 0.45 */
     float radius_max;     /* 0.6 */
     float radius_default; /* for a person with one confirmed face; 0.5 */

@@ -97,7 +97,7 @@ void fn_config_defaults(fn_config *cfg)
     cfg->cluster_weak_size = 48;
     cfg->cluster_weak_score = 0.5;
     cfg->predict_k = 10;
-    cfg->predict_threshold = 0.5;
+    cfg->predict_threshold = 0.4;
     cfg->predict_auto_accept = 0;
 }
 

@@ -535,7 +535,7 @@ static void test_payload(void **state)
     assert_int_equal(fn_job_inspect(e, id, &j), 0);
     assert_non_null(strstr(j->payload, "\"k\":7"));
     assert_non_null(strstr(j->payload, "\"auto_accept\":true"));
-    assert_non_null(strstr(j->payload, "\"threshold\":0.5"));
+    assert_non_null(strstr(j->payload, "\"threshold\":0.4"));
     fn_job_info_free(j);
     /* an empty library: nothing to do, completed */
     assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);

@@ -12,13 +12,13 @@
  *   predict_named_unknown       ... left unknown
  *   predict_strangers_suggested share of the faces of people nobody named that get a suggestion
  *
- * The descriptors: identity centres drawn so that two identities are about 1.0 apart (what the
- * face model gives unrelated people), a share of them look-alikes of another identity (centres
- * about 0.6 apart: siblings), and each identity's faces drawn around its centre with a spread of
- * its own, so that two faces of one person are 0.3 to 0.55 apart (the model's same-person range).
- * The named people have `--confirmed` confirmed faces each; the queries are new faces of named
- * people and faces of strangers (identities nobody named). These are easier than real photos (no
- * ageing, no profile views, no bad light): the accuracy here checks the method's arithmetic, the
+ * The descriptors come from bench/people/people_synth.c, the model bench_people clusters
+ * (measured on the sample photos' faces: unrelated people about 0.71 apart, relatives 0.58,
+ * faces of one person 0.3-0.55, strangers seen once). People with at least `--confirmed` + 1
+ * faces are named, in turn, until `--named` are (their first `--confirmed` faces are the
+ * confirmed ones); the queries are every other face: the named people's further faces, the
+ * faces of people nobody named and the strangers. These are easier than real photos (no ageing,
+ * no profile views, no bad light): the accuracy here checks the method's arithmetic, the
  * real-face figures come from bench/eval_people. */
 #include <math.h>
 #include <pthread.h>
@@ -28,25 +28,9 @@
 #include <time.h>
 
 #include "cluster/predict.h"
+#include "people_synth.h"
 
 #define D FN_DESC_DIM
-
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-
-static double uniform(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-
-static float gauss(void)
-{
-    double u = uniform(), v = uniform();
-    if (u < 1e-12) u = 1e-12;
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
 
 static double clock_s(clockid_t id)
 {
@@ -58,18 +42,6 @@ static double clock_s(clockid_t id)
 static double now_s(void)
 {
     return clock_s(CLOCK_MONOTONIC);
-}
-
-typedef struct identity {
-    float centre[D];
-    float spread; /* per-dimension standard deviation of its faces */
-} identity;
-
-/* One face of identity `id` into out. */
-static void draw_face(const identity *id, float *out)
-{
-    for (int k = 0; k < D; k++)
-        out[k] = id->centre[k] + gauss() * id->spread;
 }
 
 typedef struct run_arg {
@@ -126,66 +98,68 @@ static double timed_run(const fn_predict_model *m, const float *q, size_t n, fn_
 
 int main(int argc, char **argv)
 {
-    size_t named = 2000, confirmed = 5, strangers = 2000, queries = 100000;
-    double lookalike = 0.05, stranger_share = 0.2;
+    size_t named = 2000, confirmed = 5, faces = 120000;
     int threads = 2, reps = 3;
+    fn_predict_opts o;
+    fn_predict_opts_default(&o);
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--named") == 0)
             named = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--confirmed") == 0)
             confirmed = strtoul(argv[i + 1], NULL, 10);
-        else if (strcmp(argv[i], "--queries") == 0)
-            queries = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--faces") == 0)
+            faces = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--threads") == 0)
             threads = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--lookalike") == 0)
-            lookalike = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--reps") == 0)
             reps = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--threshold") == 0)
+            o.threshold = strtof(argv[i + 1], NULL);
         else {
-            fprintf(stderr,
-                    "usage: bench_predict [--named N] [--confirmed N] [--queries N] [--threads N]"
-                    " [--lookalike SHARE] [--reps N]\n");
+            fprintf(stderr, "usage: bench_predict [--named N] [--confirmed N] [--faces N]"
+                            " [--threads N] [--reps N] [--threshold C]\n");
             return 2;
         }
     }
-    if (threads < 1 || threads > 16 || named == 0 || confirmed == 0 || queries == 0) return 2;
+    if (threads < 1 || threads > 16 || named == 0 || confirmed == 0 || faces == 0) return 2;
 
-    /* identities 0..named-1 are named, the rest strangers */
-    size_t nid = named + strangers;
-    identity *ids = malloc(nid * sizeof *ids);
-    for (size_t i = 0; i < nid; i++) {
-        /* centres: |a - b| ~ sqrt(2 D) * s = 1.0 for s = 0.707 / sqrt(D) */
-        int like = i > 0 && uniform() < lookalike;
-        size_t of = like ? (size_t)(uniform() * (double)i) : 0;
-        for (int k = 0; k < D; k++)
-            ids[i].centre[k] = like ? ids[of].centre[k] + gauss() * 0.6f / sqrtf(2.0f * D)
-                                    : gauss() * 0.707f / sqrtf(D);
-        /* two faces of one identity: |a - b| ~ sqrt(2 D) * spread, 0.3 to 0.55 */
-        float pair = 0.3f + 0.25f * (float)uniform();
-        ids[i].spread = pair / sqrtf(2.0f * D);
-    }
-    size_t nref = named * confirmed;
-    float *ref = malloc(nref * D * sizeof *ref);
+    fn_synth_opts so;
+    fn_synth_defaults(&so, faces, 7);
+    fn_synth syn;
+    if (fn_synth_make(&so, &syn) != 0) return 1;
+    /* faces per identity, then the named identities: those with a face to spare, in id order */
+    size_t *count = calloc(syn.n_ident, sizeof *count), *taken = calloc(syn.n_ident, sizeof *taken);
+    uint8_t *is_named = calloc(syn.n_ident, 1);
+    if (!count || !taken || !is_named) return 1;
+    for (size_t i = 0; i < syn.n; i++)
+        count[syn.identity[i]]++;
+    size_t n_named_ids = 0;
+    for (size_t id = 0; id < syn.n_ident && n_named_ids < named; id++)
+        if (count[id] > confirmed) {
+            is_named[id] = 1;
+            n_named_ids++;
+        }
+    size_t nref = n_named_ids * confirmed, queries = syn.n - nref;
+    float *ref = malloc(nref * D * sizeof *ref), *q = malloc(queries * D * sizeof *q);
     int64_t *person = malloc(nref * sizeof *person), *face = malloc(nref * sizeof *face);
-    for (size_t i = 0; i < nref; i++) {
-        size_t id = i / confirmed;
-        draw_face(&ids[id], ref + i * D);
-        person[i] = (int64_t)id + 1;
-        face[i] = (int64_t)i + 1;
-    }
-    float *q = malloc(queries * D * sizeof *q);
-    int64_t *truth = malloc(queries * sizeof *truth); /* the person, 0 for a stranger */
-    for (size_t i = 0; i < queries; i++) {
-        int stranger = uniform() < stranger_share;
-        size_t id = stranger ? named + (size_t)(uniform() * (double)strangers)
-                             : (size_t)(uniform() * (double)named);
-        draw_face(&ids[id], q + i * D);
-        truth[i] = stranger ? 0 : (int64_t)id + 1;
+    int64_t *truth = malloc(queries * sizeof *truth); /* the person, 0 for one nobody named */
+    if (!ref || !q || !person || !face || !truth) return 1;
+    size_t r = 0, k = 0;
+    for (size_t i = 0; i < syn.n; i++) {
+        int32_t id = syn.identity[i];
+        if (is_named[id] && taken[id] < confirmed) {
+            taken[id]++;
+            memcpy(ref + r * D, syn.desc + i * D, D * sizeof *ref);
+            person[r] = (int64_t)id + 1;
+            face[r] = (int64_t)i + 1;
+            r++;
+        } else {
+            memcpy(q + k * D, syn.desc + i * D, D * sizeof *q);
+            truth[k] = is_named[id] ? (int64_t)id + 1 : 0;
+            k++;
+        }
     }
 
-    fn_predict_opts o;
-    fn_predict_opts_default(&o);
     fn_predict_model *m = NULL;
     double t0 = now_s();
     if (fn_predict_model_new(ref, person, face, nref, &o, &m) != 0) {
@@ -231,6 +205,9 @@ int main(int argc, char **argv)
     free(ref);
     free(person);
     free(face);
-    free(ids);
+    free(count);
+    free(taken);
+    free(is_named);
+    fn_synth_free(&syn);
     return 0;
 }
