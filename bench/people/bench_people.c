@@ -34,7 +34,7 @@
 #include "people_synth.h"
 
 #define RADIUS 0.5f
-#define LINK   0.5f
+#define LINK   0.45f
 #define K      16
 
 static double now_s(void)

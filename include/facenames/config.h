@@ -37,7 +37,7 @@ typedef struct fn_config {
     int ingest_batch;          /* ingest.batch: photos per batch (per commit); 32 */
     double cluster_threshold;  /* cluster.threshold: the largest distance of an edge; 0.5 */
     double cluster_link;       /* cluster.link: the largest RMS distance between two joined groups'
-                                  faces (average linkage, the chaining bound); 0.5 */
+                                  faces (average linkage, the chaining bound); 0.45 */
     int cluster_min_faces;     /* cluster.min_faces: good faces a new cluster needs; 2 */
     int cluster_weak_size;     /* cluster.weak_size: smaller faces (pixels) are weak; 48 */
     double cluster_weak_score; /* cluster.weak_score: faces detected with a lower score are weak;

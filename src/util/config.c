@@ -92,7 +92,7 @@ void fn_config_defaults(fn_config *cfg)
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
     cfg->cluster_threshold = 0.5;
-    cfg->cluster_link = 0.5;
+    cfg->cluster_link = 0.45;
     cfg->cluster_min_faces = 2;
     cfg->cluster_weak_size = 48;
     cfg->cluster_weak_score = 0.5;
