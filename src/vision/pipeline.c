@@ -60,6 +60,7 @@ void fn_detect_opts_default(fn_detect_opts *opts)
     opts->landmarks = 1;
     opts->descriptors = 1;
     opts->thumb_size = 0;
+    opts->pad = FN_DETECT_PAD_RETRY;
 }
 
 /* TinyFaceDetector input sizes: the scratch is sized for the default at creation and grows once
@@ -161,6 +162,118 @@ static int make_thumb(const fn_image *img, const fn_det *d, int size, uint8_t **
     return rc;
 }
 
+/* The detector the options ask for on `img`: up to FN_MAX_FACES detections in v->dets, in img's
+ * coordinates. Returns how many, or a negative fn_err (message in err). */
+static long detect_once(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                        fn_det *dets, char *err, size_t errlen)
+{
+    const fn_models *m = v->models;
+    if (opts->detector == FN_DETECTOR_TINY) {
+        int s = opts->tiny_input_size ? opts->tiny_input_size : 416;
+        if (!m->tiny)
+            return fail(err, errlen, FN_ERR_MODEL, "TinyFaceDetector model not loaded", NULL);
+        if (s < 32 || s % 32 || s > FN_TINY_MAX_INPUT)
+            return fail(err, errlen, FN_ERR_INVALID,
+                        "tiny_input_size must be a multiple of 32 between 32 and 1024", NULL);
+        if (ensure_scratch(v, fn_tiny_scratch_floats(s)))
+            return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the tiny detector", NULL);
+        return (long)fn_tiny_detect(m->tiny, img, s, conf, v->scratch, dets, FN_MAX_FACES);
+    }
+    if (!m->ssd) return fail(err, errlen, FN_ERR_MODEL, "SsdMobilenetv1 model not loaded", NULL);
+    return (long)fn_ssd_detect(m->ssd, img, conf, v->scratch, dets, FN_MAX_FACES);
+}
+
+/* Padding before detection (fn_detect_pad). The photo is centred in a square canvas whose side is
+ * its longer side times (1 + 2 * pad_fraction), filled as pad_fill says, and shrunk so that side
+ * is at most FN_PAD_MAX_SIDE (the detectors see 512 or 416 px anyway, so a larger canvas would only
+ * cost memory). The fraction and the fill were chosen with bench/bench_recall (README, "Tight
+ * portrait crops"); fn_vision_set_pad_tuning changes them for that benchmark. */
+#define FN_PAD_MAX_SIDE    1024
+#define FN_PAD_SMALL_SIDE  640 /* FN_DETECT_PAD_SMALL: photos up to this size ... */
+#define FN_PAD_SMALL_RATIO 1.5 /* ... whose sides differ by at most this factor */
+
+static float pad_fraction = 0.6f;
+static int pad_fill = FN_PAD_FILL_GREY;
+
+void fn_vision_set_pad_tuning(float fraction, int fill)
+{
+    pad_fraction = fraction;
+    pad_fill = fill;
+}
+
+/* Detects on the padded canvas and maps the boxes back into img's coordinates, clipped to it
+ * (boxes that end up empty are dropped). Returns how many, or a negative fn_err. */
+static long detect_padded(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                          char *err, size_t errlen)
+{
+    const int W = img->width, H = img->height, side = W > H ? W : H;
+    const int S = (int)lround(side * (1.0 + 2.0 * pad_fraction));
+    const int ox = (S - W) / 2, oy = (S - H) / 2;
+    VipsImage *base =
+        vips_image_new_from_memory(img->rgb, (size_t)W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
+    VipsImage *emb = NULL, *small = NULL;
+    if (!base) goto nomem;
+    static const VipsExtend ext[] = {VIPS_EXTEND_BLACK, VIPS_EXTEND_COPY, VIPS_EXTEND_MIRROR,
+                                     VIPS_EXTEND_BACKGROUND};
+    VipsArrayDouble *grey = vips_array_double_newv(3, 128.0, 128.0, 128.0);
+    int rc =
+        vips_embed(base, &emb, ox, oy, S, S, "extend", ext[pad_fill], "background", grey, NULL);
+    vips_area_unref(VIPS_AREA(grey));
+    if (rc) goto nomem;
+    double f = S > FN_PAD_MAX_SIDE ? (double)FN_PAD_MAX_SIDE / S : 1.0;
+    if (f < 1.0) {
+        if (vips_resize(emb, &small, f, NULL)) goto nomem;
+    } else {
+        small = emb;
+        g_object_ref(small);
+    }
+    size_t len = 0;
+    fn_image pimg = {vips_image_get_width(small), vips_image_get_height(small), NULL};
+    pimg.rgb = vips_image_write_to_memory(small, &len);
+    if (!pimg.rgb || len != (size_t)pimg.width * pimg.height * 3) {
+        g_free(pimg.rgb);
+        goto nomem;
+    }
+    g_object_unref(small);
+    g_object_unref(emb);
+    g_object_unref(base);
+    long n = detect_once(v, &pimg, opts, conf, v->dets, err, errlen);
+    g_free(pimg.rgb);
+    const double fx = (double)pimg.width / S, fy = (double)pimg.height / S;
+    long kept = 0;
+    for (long i = 0; i < n; i++) {
+        fn_det d = v->dets[i];
+        double x0 = fmax(d.x / fx - ox, 0), y0 = fmax(d.y / fy - oy, 0);
+        double x1 = fmin((d.x + d.w) / fx - ox, W), y1 = fmin((d.y + d.h) / fy - oy, H);
+        if (!(x1 > x0 && y1 > y0)) continue;
+        v->dets[kept++] =
+            (fn_det){(float)x0, (float)y0, (float)(x1 - x0), (float)(y1 - y0), d.score};
+    }
+    return n < 0 ? n : kept;
+nomem:
+    if (small) g_object_unref(small);
+    if (emb) g_object_unref(emb);
+    if (base) g_object_unref(base);
+    vips_error_clear();
+    return fail(err, errlen, FN_ERR_NOMEM, "out of memory padding the photo for detection", NULL);
+}
+
+/* Detection as opts->pad asks: the plain pass, the padded one instead of it (near-square small
+ * photos with FN_DETECT_PAD_SMALL), or the padded one after a plain pass that found nothing. */
+static long detect(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                   char *err, size_t errlen)
+{
+    const int W = img->width, H = img->height;
+    const int lo = W < H ? W : H, hi = W > H ? W : H;
+    if (opts->pad == FN_DETECT_PAD_SMALL && hi <= FN_PAD_SMALL_SIDE &&
+        hi <= FN_PAD_SMALL_RATIO * lo)
+        return detect_padded(v, img, opts, conf, err, errlen);
+    long n = detect_once(v, img, opts, conf, v->dets, err, errlen);
+    if (n == 0 && opts->pad != FN_DETECT_PAD_OFF)
+        n = detect_padded(v, img, opts, conf, err, errlen);
+    return n;
+}
+
 /* Detection, filtering, landmarks, descriptors and thumbnails on `img`; coordinates are then
  * multiplied by (sx, sy) into the caller's frame. */
 static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, double sx,
@@ -172,22 +285,9 @@ static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *op
     if (!(conf < 1.0f))
         return fail(err, errlen, FN_ERR_INVALID, "min_confidence must be below 1", NULL);
     double t0 = ms_now();
-    size_t n;
-    if (opts->detector == FN_DETECTOR_TINY) {
-        int s = opts->tiny_input_size ? opts->tiny_input_size : 416;
-        if (!m->tiny)
-            return fail(err, errlen, FN_ERR_MODEL, "TinyFaceDetector model not loaded", NULL);
-        if (s < 32 || s % 32 || s > FN_TINY_MAX_INPUT)
-            return fail(err, errlen, FN_ERR_INVALID,
-                        "tiny_input_size must be a multiple of 32 between 32 and 1024", NULL);
-        if (ensure_scratch(v, fn_tiny_scratch_floats(s)))
-            return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the tiny detector", NULL);
-        n = fn_tiny_detect(m->tiny, img, s, conf, v->scratch, v->dets, FN_MAX_FACES);
-    } else {
-        if (!m->ssd)
-            return fail(err, errlen, FN_ERR_MODEL, "SsdMobilenetv1 model not loaded", NULL);
-        n = fn_ssd_detect(m->ssd, img, conf, v->scratch, v->dets, FN_MAX_FACES);
-    }
+    long nd = detect(v, img, opts, conf, err, errlen);
+    if (nd < 0) return (int)nd;
+    size_t n = (size_t)nd;
     double t1 = ms_now();
     out->ms_detect = t1 - t0;
 
