@@ -126,6 +126,59 @@ __attribute__((target("avx2,fma"))) static double fma_gflops_256(void)
     return t > 0 ? (double)FMA_ITERS * 12 * 8 * 2 / t / 1e9 : 0;
 }
 
+/* The BF16 dot-product rate (AVX512_BF16 vdpbf16ps: two multiply-adds per FP32 lane), in the same
+ * way: whether a BF16 GEMM could beat the FP32 one on this core depends on this figure against
+ * fma_peak_512 (docs/design.md decision 24). 20 chains, zmm0-19. */
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_dot_gflops_512(void)
+{
+    __m512 a = _mm512_set1_ps(1e-3f);
+    long n = FMA_ITERS;
+    double t0 = thread_s();
+    __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+                     "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\t"
+                     "vmovaps %%zmm0, %%zmm3\n\tvmovaps %%zmm0, %%zmm4\n\t"
+                     "vmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
+                     "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\t"
+                     "vmovaps %%zmm0, %%zmm9\n\tvmovaps %%zmm0, %%zmm10\n\t"
+                     "vmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm12\n\t"
+                     "vmovaps %%zmm0, %%zmm13\n\tvmovaps %%zmm0, %%zmm14\n\t"
+                     "vmovaps %%zmm0, %%zmm15\n\tvmovaps %%zmm0, %%zmm16\n\t"
+                     "vmovaps %%zmm0, %%zmm17\n\tvmovaps %%zmm0, %%zmm18\n\t"
+                     "vmovaps %%zmm0, %%zmm19\n\t"
+                     "1:\n\t"
+                     "vdpbf16ps %1, %1, %%zmm0\n\tvdpbf16ps %1, %1, %%zmm1\n\t"
+                     "vdpbf16ps %1, %1, %%zmm2\n\tvdpbf16ps %1, %1, %%zmm3\n\t"
+                     "vdpbf16ps %1, %1, %%zmm4\n\tvdpbf16ps %1, %1, %%zmm5\n\t"
+                     "vdpbf16ps %1, %1, %%zmm6\n\tvdpbf16ps %1, %1, %%zmm7\n\t"
+                     "vdpbf16ps %1, %1, %%zmm8\n\tvdpbf16ps %1, %1, %%zmm9\n\t"
+                     "vdpbf16ps %1, %1, %%zmm10\n\tvdpbf16ps %1, %1, %%zmm11\n\t"
+                     "vdpbf16ps %1, %1, %%zmm12\n\tvdpbf16ps %1, %1, %%zmm13\n\t"
+                     "vdpbf16ps %1, %1, %%zmm14\n\tvdpbf16ps %1, %1, %%zmm15\n\t"
+                     "vdpbf16ps %1, %1, %%zmm16\n\tvdpbf16ps %1, %1, %%zmm17\n\t"
+                     "vdpbf16ps %1, %1, %%zmm18\n\tvdpbf16ps %1, %1, %%zmm19\n\t"
+                     "dec %0\n\t"
+                     "jnz 1b\n\t"
+                     "vzeroupper"
+                     : "+r"(n)
+                     : "v"(a)
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16",
+                       "xmm17", "xmm18", "xmm19", "cc");
+    double t = thread_s() - t0;
+    return t > 0 ? (double)FMA_ITERS * 20 * 16 * 4 / t / 1e9 : 0;
+}
+
+static double bf16_dot_peak(void)
+{
+    double best = 0;
+    if (!__builtin_cpu_supports("avx512bf16")) return 0;
+    for (int r = 0; r < FMA_REPS; r++) {
+        double g = bf16_dot_gflops_512();
+        if (g > best) best = g;
+    }
+    return best;
+}
+
 /* Best of FMA_REPS runs at each width this CPU has; 0 for a width it lacks. */
 static void measured_peak(double *p512, double *p256)
 {
@@ -146,6 +199,10 @@ static void measured_peak(double *p512, double *p256)
 static void measured_peak(double *p512, double *p256)
 {
     *p512 = *p256 = 0;
+}
+static double bf16_dot_peak(void)
+{
+    return 0;
 }
 #endif
 
@@ -331,6 +388,7 @@ int main(int argc, char **argv)
         printf("fma_peak_512 %.1f GFLOP/s\n", p512);
         printf("fma_peak_256 %.1f GFLOP/s\n", p256);
         printf("cpu_peak %.1f GFLOP/s\n", peak);
+        printf("bf16_dot_peak_512 %.1f GFLOP/s\n", bf16_dot_peak());
         time_network("ssd", run_ssd, m->ssd, 512, 3 * reps, scratch, peak);
         time_network("tiny", run_tiny, m->tiny, 416, 3 * reps, scratch, peak);
         time_network("landmarks", run_landmarks, m->landmarks, 112, 10 * reps, scratch, peak);
