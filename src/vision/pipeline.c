@@ -184,10 +184,10 @@ static long detect_once(fn_vision *v, const fn_image *img, const fn_detect_opts 
 }
 
 /* Padding before detection (fn_detect_pad). The photo is centred in a square canvas whose side is
- * its longer side times (1 + 2 * pad_fraction), filled as pad_fill says, and shrunk so that side
- * is at most FN_PAD_MAX_SIDE (the detectors see 512 or 416 px anyway, so a larger canvas would only
- * cost memory). The fraction and the fill were chosen with bench/bench_recall (README, "Tight
- * portrait crops"); fn_vision_set_pad_tuning changes them for that benchmark. */
+ * its longer side times (1 + 2 * pad_fraction), filled as pad_fill says, and the whole shrunk so
+ * that side is at most FN_PAD_MAX_SIDE (the detectors see 512 or 416 px anyway, so a larger canvas
+ * would only cost memory). The fraction and the fill were chosen with bench/bench_recall (README,
+ * "Tight portrait crops"); fn_vision_set_pad_tuning changes them for that benchmark. */
 #define FN_PAD_MAX_SIDE    1024
 #define FN_PAD_SMALL_SIDE  640 /* FN_DETECT_PAD_SMALL: photos up to this size ... */
 #define FN_PAD_SMALL_RATIO 1.5 /* ... whose sides differ by at most this factor */
@@ -202,57 +202,62 @@ void fn_vision_set_pad_tuning(float fraction, int fill)
 }
 
 /* Detects on the padded canvas and maps the boxes back into img's coordinates, clipped to it
- * (boxes that end up empty are dropped). Returns how many, or a negative fn_err. */
+ * (boxes that end up empty are dropped). The photo is shrunk before it is embedded, so the work
+ * is proportional to the photo, not to the larger canvas. Returns how many, or a negative fn_err.
+ */
 static long detect_padded(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
                           char *err, size_t errlen)
 {
     const int W = img->width, H = img->height, side = W > H ? W : H;
-    const int S = (int)lround(side * (1.0 + 2.0 * pad_fraction));
-    const int ox = (S - W) / 2, oy = (S - H) / 2;
+    const double S = side * (1.0 + 2.0 * pad_fraction);
+    const double f = S > FN_PAD_MAX_SIDE ? FN_PAD_MAX_SIDE / S : 1.0;
     VipsImage *base =
         vips_image_new_from_memory(img->rgb, (size_t)W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
-    VipsImage *emb = NULL, *small = NULL;
+    VipsImage *small = NULL, *emb = NULL;
     if (!base) goto nomem;
+    if (f < 1.0) {
+        if (vips_resize(base, &small, f, NULL)) goto nomem;
+    } else {
+        small = base;
+        g_object_ref(small);
+    }
+    /* The shrunk photo (w x h) centred in an s x s canvas; fx, fy: its scale on each axis. */
+    const int w = vips_image_get_width(small), h = vips_image_get_height(small);
+    const int s = (int)lround(S * f);
+    const int ox = (s - w) / 2, oy = (s - h) / 2;
+    const double fx = (double)w / W, fy = (double)h / H;
     static const VipsExtend ext[] = {VIPS_EXTEND_BLACK, VIPS_EXTEND_COPY, VIPS_EXTEND_MIRROR,
                                      VIPS_EXTEND_BACKGROUND};
     VipsArrayDouble *grey = vips_array_double_newv(3, 128.0, 128.0, 128.0);
     int rc =
-        vips_embed(base, &emb, ox, oy, S, S, "extend", ext[pad_fill], "background", grey, NULL);
+        vips_embed(small, &emb, ox, oy, s, s, "extend", ext[pad_fill], "background", grey, NULL);
     vips_area_unref(VIPS_AREA(grey));
     if (rc) goto nomem;
-    double f = S > FN_PAD_MAX_SIDE ? (double)FN_PAD_MAX_SIDE / S : 1.0;
-    if (f < 1.0) {
-        if (vips_resize(emb, &small, f, NULL)) goto nomem;
-    } else {
-        small = emb;
-        g_object_ref(small);
-    }
     size_t len = 0;
-    fn_image pimg = {vips_image_get_width(small), vips_image_get_height(small), NULL};
-    pimg.rgb = vips_image_write_to_memory(small, &len);
-    if (!pimg.rgb || len != (size_t)pimg.width * pimg.height * 3) {
+    fn_image pimg = {s, s, NULL};
+    pimg.rgb = vips_image_write_to_memory(emb, &len);
+    if (!pimg.rgb || len != (size_t)s * s * 3) {
         g_free(pimg.rgb);
         goto nomem;
     }
-    g_object_unref(small);
     g_object_unref(emb);
+    g_object_unref(small);
     g_object_unref(base);
     long n = detect_once(v, &pimg, opts, conf, v->dets, err, errlen);
     g_free(pimg.rgb);
-    const double fx = (double)pimg.width / S, fy = (double)pimg.height / S;
     long kept = 0;
     for (long i = 0; i < n; i++) {
         fn_det d = v->dets[i];
-        double x0 = fmax(d.x / fx - ox, 0), y0 = fmax(d.y / fy - oy, 0);
-        double x1 = fmin((d.x + d.w) / fx - ox, W), y1 = fmin((d.y + d.h) / fy - oy, H);
+        double x0 = fmax((d.x - ox) / fx, 0), y0 = fmax((d.y - oy) / fy, 0);
+        double x1 = fmin((d.x + d.w - ox) / fx, W), y1 = fmin((d.y + d.h - oy) / fy, H);
         if (!(x1 > x0 && y1 > y0)) continue;
         v->dets[kept++] =
             (fn_det){(float)x0, (float)y0, (float)(x1 - x0), (float)(y1 - y0), d.score};
     }
     return n < 0 ? n : kept;
 nomem:
-    if (small) g_object_unref(small);
     if (emb) g_object_unref(emb);
+    if (small) g_object_unref(small);
     if (base) g_object_unref(base);
     vips_error_clear();
     return fail(err, errlen, FN_ERR_NOMEM, "out of memory padding the photo for detection", NULL);
