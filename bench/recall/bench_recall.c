@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <vips/vips.h>
 
 #include "facenames/vision.h"
@@ -397,13 +398,197 @@ static int run(const char *dir, const char *ref)
     return 0;
 }
 
+/* ---- Small faces in large photos ------------------------------------------------------------
+ *
+ * Group photos made from the samples: sample i enlarged 2.5x (about 4800 px wide; its own faces
+ * become large ones) with GROUP_PASTE faces of the other samples pasted small into it, each cut
+ * with some context (its box grown 1.6x) and resized so the face is 50-120 px wide, on a grid of
+ * cells that touch none of the large faces. Saved as JPEG (q 90), so the fast path decodes them
+ * shrunk to 2048 px as ingest does. */
+#define GROUP_PHOTOS 12
+#define GROUP_PASTE  12
+#define GROUP_SCALE  2.5
+
+static int group_make(const char *root, const char *dir)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/tests/fixtures/vision/goldens.json", root);
+    json_error_t je;
+    json_t *g = json_load_file(path, 0, &je);
+    if (!g) return 1;
+    mkdir(dir, 0755);
+    json_t *images = json_object_get(g, "images"), *manifest = json_array();
+    fn_image src[8];
+    int nsrc = 0;
+    box faces[64];
+    int face_img[64], nfaces = 0;
+    for (size_t i = 0; i < json_array_size(images) && nsrc < 6; i++) {
+        json_t *im = json_array_get(images, i);
+        if (strncmp(json_string_value(json_object_get(im, "file")), "sample", 6)) continue;
+        snprintf(path, sizeof path, "%s/%s", root, json_string_value(json_object_get(im, "path")));
+        if (fn_image_load(path, NULL, &src[nsrc], NULL, err, sizeof err)) return 1;
+        json_t *fl = json_object_get(im, "faces_ssd");
+        for (size_t k = 0; k < json_array_size(fl) && nfaces < 64; k++) {
+            faces[nfaces] = box_of(json_array_get(fl, k));
+            face_img[nfaces++] = nsrc;
+        }
+        nsrc++;
+    }
+    int next_face = 0;
+    for (int p = 0; p < GROUP_PHOTOS; p++) {
+        const int bi = p % nsrc;
+        fn_image *b = &src[bi];
+        VipsImage *base = vips_image_new_from_memory(b->rgb, (size_t)b->width * b->height * 3,
+                                                     b->width, b->height, 3, VIPS_FORMAT_UCHAR);
+        VipsImage *canvas = NULL;
+        if (vips_resize(base, &canvas, GROUP_SCALE, NULL)) return 1;
+        g_object_unref(base);
+        const int W = vips_image_get_width(canvas), H = vips_image_get_height(canvas);
+        json_t *fl = json_array();
+        box big[16];
+        int nbig = 0;
+        for (int f = 0; f < nfaces; f++)
+            if (face_img[f] == bi && nbig < 16) {
+                box q = faces[f];
+                big[nbig++] = (box){q.x * GROUP_SCALE, q.y * GROUP_SCALE, q.w * GROUP_SCALE,
+                                    q.h * GROUP_SCALE};
+                json_array_append_new(fl, json_pack("[f,f,f,f,i]", big[nbig - 1].x, big[nbig - 1].y,
+                                                    big[nbig - 1].w, big[nbig - 1].h, 0));
+            }
+        /* cells of a 6 x 4 grid, in an order that spreads the pasted faces */
+        int pasted = 0;
+        for (int c = 0; c < 24 && pasted < GROUP_PASTE; c++) {
+            const int cell = (c * 7 + p) % 24, cx = cell % 6, cy = cell / 6;
+            box cb = {cx * W / 6.0, cy * H / 4.0, W / 6.0, H / 4.0};
+            int ok = 1;
+            for (int k = 0; k < nbig && ok; k++) {
+                box grown = {big[k].x - big[k].w, big[k].y - big[k].h, 3 * big[k].w, 3 * big[k].h};
+                ok = iou(cb, grown) == 0;
+            }
+            if (!ok) continue;
+            int f = next_face++ % nfaces;
+            if (face_img[f] == bi) f = next_face++ % nfaces;
+            const box q = faces[f];
+            const double want = 50 + (pasted * 37 % 71); /* face width 50..120 px */
+            box r = {q.x + q.w / 2 - q.w * 0.8, q.y + q.h / 2 - q.h * 0.8, q.w * 1.6, q.h * 1.6};
+            fn_image piece;
+            box cl;
+            double sc;
+            const int side = (int)lround(want / q.w * fmax(r.w, r.h));
+            if (crop_resize(&src[face_img[f]], r, side, &piece, &cl, &sc)) continue;
+            const int px = (int)(cb.x + (cb.w - piece.width) / 2),
+                      py = (int)(cb.y + (cb.h - piece.height) / 2);
+            VipsImage *pi =
+                vips_image_new_from_memory(piece.rgb, (size_t)piece.width * piece.height * 3,
+                                           piece.width, piece.height, 3, VIPS_FORMAT_UCHAR);
+            VipsImage *out = NULL;
+            if (vips_insert(canvas, pi, &out, px, py, NULL)) return 1;
+            g_object_unref(pi);
+            g_object_unref(canvas);
+            canvas = out;
+            /* write_to_memory below needs the piece's pixels: copy now */
+            VipsImage *mem = vips_image_copy_memory(canvas);
+            g_object_unref(canvas);
+            canvas = mem;
+            fn_image_free(&piece);
+            json_array_append_new(fl, json_pack("[f,f,f,f,i]", px + (q.x - cl.x) * sc,
+                                                py + (q.y - cl.y) * sc, q.w * sc, q.h * sc, 1));
+            pasted++;
+        }
+        snprintf(path, sizeof path, "%s/g%02d.jpg", dir, p);
+        if (vips_jpegsave(canvas, path, "Q", 90, NULL)) return 1;
+        g_object_unref(canvas);
+        json_array_append_new(manifest,
+                              json_pack("{s:s, s:i, s:i, s:o}", "file", path + strlen(dir) + 1,
+                                        "width", W, "height", H, "faces", fl));
+    }
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    if (json_dump_file(manifest, path, JSON_INDENT(1))) return 1;
+    printf("group_photos %d photos\n", GROUP_PHOTOS);
+    for (int i = 0; i < nsrc; i++)
+        fn_image_free(&src[i]);
+    json_decref(manifest);
+    json_decref(g);
+    return 0;
+}
+
+static double thread_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static int group_run(const char *dir)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    json_error_t je;
+    json_t *man = json_load_file(path, 0, &je);
+    if (!man) return 1;
+    fn_models *m;
+    if (fn_models_load(NULL, FN_MODEL_SSD, &m, err, sizeof err)) return 1;
+    fn_vision *v;
+    if (fn_vision_new(m, &v)) return 1;
+    for (int mode = 0; mode < 2; mode++) {
+        fn_detect_opts o;
+        fn_detect_opts_default(&o);
+        o.landmarks = 0, o.descriptors = 0;
+        o.tiles = mode ? FN_DETECT_TILES_ON : FN_DETECT_TILES_OFF;
+        int small = 0, small_found = 0, large = 0, large_found = 0, false_faces = 0;
+        double ms = 0;
+        for (size_t i = 0; i < json_array_size(man); i++) {
+            json_t *e = json_array_get(man, i), *fl = json_object_get(e, "faces");
+            snprintf(path, sizeof path, "%s/%s", dir,
+                     json_string_value(json_object_get(e, "file")));
+            fn_faces f;
+            double t0 = thread_ms();
+            if (fn_vision_detect_file(v, path, &o, &f, err, sizeof err)) return 1;
+            ms += thread_ms() - t0;
+            int used[256] = {0};
+            for (size_t k = 0; k < json_array_size(fl); k++) {
+                json_t *q = json_array_get(fl, k);
+                box want = {json_number_value(json_array_get(q, 0)),
+                            json_number_value(json_array_get(q, 1)),
+                            json_number_value(json_array_get(q, 2)),
+                            json_number_value(json_array_get(q, 3))};
+                const int is_small = (int)json_integer_value(json_array_get(q, 4));
+                int hit = 0;
+                for (size_t j = 0; j < f.n && j < 256 && !hit; j++) {
+                    box d = {f.faces[j].x, f.faces[j].y, f.faces[j].width, f.faces[j].height};
+                    if (!used[j] && iou(d, want) >= MATCH_IOU) used[j] = hit = 1;
+                }
+                if (is_small)
+                    small++, small_found += hit;
+                else
+                    large++, large_found += hit;
+            }
+            for (size_t j = 0; j < f.n && j < 256; j++)
+                false_faces += !used[j];
+        }
+        const char *name = mode ? "group_tiled" : "group_default";
+        printf("%s_small_found %d/%d faces\n", name, small_found, small);
+        printf("%s_small_recall %.3f ratio\n", name, small ? (double)small_found / small : 0);
+        printf("%s_large_found %d/%d faces\n", name, large_found, large);
+        printf("%s_false_faces %d faces\n", name, false_faces);
+        printf("%s_cpu_ms %.1f ms/photo\n", name, ms / json_array_size(man));
+    }
+    fn_vision_free(v);
+    fn_models_free(m);
+    json_decref(man);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (fn_vision_init()) return 1;
     if (argc == 4 && !strcmp(argv[1], "make")) return make(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "group")) return group_make(argv[2], argv[3]);
+    if (argc == 3 && !strcmp(argv[1], "rungroup")) return group_run(argv[2]);
     if ((argc == 3 || argc == 4) && !strcmp(argv[1], "run"))
         return run(argv[2], argc == 4 ? argv[3] : NULL);
-    fprintf(stderr, "usage: bench_recall make ROOT DIR | run DIR [REF.json]\n");
+    fprintf(stderr, "usage: bench_recall make ROOT DIR | run DIR [REF.json] | group ROOT DIR | "
+                    "rungroup DIR\n");
     return 2;
 }

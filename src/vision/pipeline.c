@@ -263,8 +263,91 @@ nomem:
     return fail(err, errlen, FN_ERR_NOMEM, "out of memory padding the photo for detection", NULL);
 }
 
-/* Detection as opts->pad asks: the plain pass, the padded one instead of it (near-square small
- * photos with FN_DETECT_PAD_SMALL), or the padded one after a plain pass that found nothing. */
+/* Tiled detection (fn_detect_tiles): tiles of FN_TILE_SIDE pixels of the image the detector was
+ * given, overlapping by a quarter, so a face up to a quarter of a tile across lies whole in one of
+ * them. A tile's face that touches one of its inner edges is cut and dropped (the overlapping
+ * tile has it whole). Images whose sides are all below 1.5 tiles gain nothing: the whole-photo
+ * pass already sees them near 1:1. */
+#define FN_TILE_SIDE   512
+#define FN_TILE_STRIDE 384
+
+static double det_iou(const fn_det *a, const fn_det *b)
+{
+    double w = fmin(a->x + a->w, b->x + b->w) - fmax(a->x, b->x);
+    double h = fmin(a->y + a->h, b->y + b->h) - fmax(a->y, b->y);
+    if (w <= 0 || h <= 0) return 0;
+    return w * h / ((double)a->w * a->h + (double)b->w * b->h - w * h);
+}
+
+/* Whether a and b are the same face: overlapping boxes, or one's centre inside the other (a tile
+ * box and the whole-photo box of one face differ in size more than IoU tolerates). */
+static int same_face(const fn_det *a, const fn_det *b)
+{
+    double ax = a->x + a->w / 2, ay = a->y + a->h / 2, bx = b->x + b->w / 2, by = b->y + b->h / 2;
+    return det_iou(a, b) > 0.3 ||
+           (ax >= b->x && ax <= b->x + b->w && ay >= b->y && ay <= b->y + b->h) ||
+           (bx >= a->x && bx <= a->x + a->w && by >= a->y && by <= a->y + a->h);
+}
+
+static int tile_count(int side)
+{
+    return side <= FN_TILE_SIDE ? 1
+                                : (side - FN_TILE_SIDE + FN_TILE_STRIDE - 1) / FN_TILE_STRIDE + 1;
+}
+
+/* Adds to v->dets[0, n) the faces only the tiles find; the first n are kept as they are. Returns
+ * the new count, or a negative fn_err. */
+static long detect_tiles(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                         long n, char *err, size_t errlen)
+{
+    const int W = img->width, H = img->height, T = FN_TILE_SIDE;
+    if (W < T * 3 / 2 && H < T * 3 / 2) return n;
+    const long whole = n;
+    const int tw = W < T ? W : T, th = H < T ? H : T;
+    uint8_t *buf = malloc((size_t)tw * th * 3);
+    fn_det *td = malloc(sizeof(fn_det) * FN_MAX_FACES);
+    if (!buf || !td) {
+        free(buf), free(td);
+        return fail(err, errlen, FN_ERR_NOMEM, "out of memory for tiled detection", NULL);
+    }
+    const int nx = tile_count(W), ny = tile_count(H);
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            const int x0 = tx * FN_TILE_STRIDE < W - tw ? tx * FN_TILE_STRIDE : W - tw;
+            const int y0 = ty * FN_TILE_STRIDE < H - th ? ty * FN_TILE_STRIDE : H - th;
+            for (int y = 0; y < th; y++)
+                memcpy(buf + (size_t)y * tw * 3, img->rgb + ((size_t)(y0 + y) * W + x0) * 3,
+                       (size_t)tw * 3);
+            fn_image t = {tw, th, buf};
+            long k = detect_once(v, &t, opts, conf, td, err, errlen);
+            if (k < 0) {
+                free(buf), free(td);
+                return k;
+            }
+            for (long i = 0; i < k; i++) {
+                fn_det d = td[i];
+                if ((d.x <= 1 && x0 > 0) || (d.y <= 1 && y0 > 0) ||
+                    (d.x + d.w >= tw - 1 && x0 + tw < W) || (d.y + d.h >= th - 1 && y0 + th < H))
+                    continue; /* cut by an inner edge */
+                d.x += (float)x0;
+                d.y += (float)y0;
+                long j = 0;
+                while (j < n && !same_face(&d, &v->dets[j]))
+                    j++;
+                if (j < n) { /* known: a tile face replaces another tile's weaker one */
+                    if (j >= whole && d.score > v->dets[j].score) v->dets[j] = d;
+                    continue;
+                }
+                if (n < FN_MAX_FACES) v->dets[n++] = d;
+            }
+        }
+    free(buf), free(td);
+    return n;
+}
+
+/* Detection as opts asks: the plain pass, the padded one instead of it (near-square small photos
+ * with FN_DETECT_PAD_SMALL); then the tiles (FN_DETECT_TILES_ON); then the padded pass when
+ * nothing was found. */
 static long detect(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
                    char *err, size_t errlen)
 {
@@ -274,6 +357,8 @@ static long detect(fn_vision *v, const fn_image *img, const fn_detect_opts *opts
         hi <= FN_PAD_SMALL_RATIO * lo)
         return detect_padded(v, img, opts, conf, err, errlen);
     long n = detect_once(v, img, opts, conf, v->dets, err, errlen);
+    if (n >= 0 && opts->tiles == FN_DETECT_TILES_ON)
+        n = detect_tiles(v, img, opts, conf, n, err, errlen);
     if (n == 0 && opts->pad != FN_DETECT_PAD_OFF)
         n = detect_padded(v, img, opts, conf, err, errlen);
     return n;

@@ -1,6 +1,8 @@
-/* test_pad: padding before detection (fn_detect_opts.pad), on tight portrait crops made from the
- * reference goldens' faces (each SsdMobilenetv1 face of the samples and the portrait cut exactly
- * to its box and resized to 150 px, as bench/bench_recall makes its "tight150" set).
+/* test_pad: padding before detection (fn_detect_opts.pad) and tiled detection (.tiles).
+ *
+ * Padding, on tight portrait crops made from the reference goldens' faces (each SsdMobilenetv1 face
+ * of the samples and the portrait cut exactly to its box and resized to 150 px, as
+ * bench/bench_recall makes its "tight150" set).
  *
  * - The default (FN_DETECT_PAD_RETRY) finds at least PAD_MIN_FOUND of them where padding is off
  *   (the reference's behaviour) finds about one in six, each box inside the crop and on the face
@@ -8,7 +10,10 @@
  * - Parity: wherever the plain pass finds a face, the default's faces are exactly the plain ones.
  * - No new false faces: squares of the samples away from every face give none, padded or not.
  * - The fast path (fn_vision_detect_file) maps the boxes back through the padding and the
- *   shrink-on-load: a tight crop enlarged to 3000 px gives its face in the file's coordinates. */
+ *   shrink-on-load: a tight crop enlarged to 3000 px gives its face in the file's coordinates.
+ * - Tiles: a face of sample2 pasted 90 px wide into sample1 enlarged 2.5x (a 4800 px "group
+ *   photo", as bench/bench_recall's group set) is found with tiles on and not without, and the
+ *   whole-photo faces come out unchanged. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -301,12 +306,103 @@ static void test_fast_path_mapping(void **state)
     fn_vision_free(v);
 }
 
+static void test_tiles(void **state)
+{
+    (void)state;
+    json_t *images = json_object_get(goldens, "images");
+    json_t *im1 = json_array_get(images, 0), *im2 = json_array_get(images, 1);
+    char path[1200], err[256], tmp[] = "/tmp/fn-test-tiles-XXXXXX", file[1300];
+    fn_image a, b;
+    image_path(json_string_value(json_object_get(im1, "file")), path, sizeof path);
+    if (fn_image_load(path, NULL, &a, NULL, err, sizeof err)) fail_msg("%s", err);
+    image_path(json_string_value(json_object_get(im2, "file")), path, sizeof path);
+    if (fn_image_load(path, NULL, &b, NULL, err, sizeof err)) fail_msg("%s", err);
+    /* the piece: sample2's first face with context, the face 90 px wide */
+    box q = golden_box(json_array_get(json_object_get(im2, "faces_ssd"), 0)), at;
+    box r = {q.x + q.w / 2 - q.w * 0.8, q.y + q.h / 2 - q.h * 0.8, q.w * 1.6, q.h * 1.6};
+    fn_image piece;
+    double sc;
+    crop_resize(&b, r, (int)lround(90.0 / q.w * fmax(r.w, r.h)), &piece, &at, &sc);
+    /* the canvas: sample1 at 2.5x; the piece in the first cell of a 6 x 4 grid far from its faces
+     */
+    VipsImage *base = vips_image_new_from_memory(a.rgb, (size_t)a.width * a.height * 3, a.width,
+                                                 a.height, 3, VIPS_FORMAT_UCHAR);
+    VipsImage *canvas = NULL, *pi = NULL, *out = NULL;
+    assert_int_equal(vips_resize(base, &canvas, 2.5, NULL), 0);
+    const int W = vips_image_get_width(canvas), H = vips_image_get_height(canvas);
+    json_t *faces = json_object_get(im1, "faces_ssd");
+    int px = -1, py = -1;
+    for (int cell = 0; cell < 24 && px < 0; cell++) {
+        box cb = {(cell % 6) * W / 6.0, (cell / 6) * H / 4.0, W / 6.0, H / 4.0};
+        int ok = 1;
+        for (size_t k = 0; k < json_array_size(faces) && ok; k++) {
+            box f = golden_box(json_array_get(faces, k));
+            ok = iou(cb, (box){(f.x - f.w) * 2.5, (f.y - f.h) * 2.5, 7.5 * f.w, 7.5 * f.h}) == 0;
+        }
+        if (ok) {
+            px = (int)(cb.x + (cb.w - piece.width) / 2);
+            py = (int)(cb.y + (cb.h - piece.height) / 2);
+        }
+    }
+    assert_true(px >= 0);
+    pi = vips_image_new_from_memory(piece.rgb, (size_t)piece.width * piece.height * 3, piece.width,
+                                    piece.height, 3, VIPS_FORMAT_UCHAR);
+    assert_int_equal(vips_insert(canvas, pi, &out, px, py, NULL), 0);
+    assert_non_null(mkdtemp(tmp));
+    snprintf(file, sizeof file, "%s/group.jpg", tmp);
+    assert_int_equal(vips_jpegsave(out, file, "Q", 90, NULL), 0);
+    g_object_unref(out);
+    g_object_unref(pi);
+    g_object_unref(canvas);
+    g_object_unref(base);
+    box want = {px + (q.x - at.x) * sc, py + (q.y - at.y) * sc, q.w * sc, q.h * sc};
+
+    fn_vision *v;
+    assert_int_equal(fn_vision_new(models, &v), 0);
+    fn_detect_opts o;
+    fn_detect_opts_default(&o);
+    assert_int_equal(o.tiles, FN_DETECT_TILES_OFF);
+    fn_faces f;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    const size_t n_off = f.n;
+    assert_int_equal(n_off, json_array_size(faces));
+    fn_face *off = malloc(sizeof(fn_face) * n_off);
+    memcpy(off, f.faces, sizeof(fn_face) * n_off);
+    int small_off = 0;
+    for (size_t j = 0; j < n_off; j++)
+        small_off |= iou((box){off[j].x, off[j].y, off[j].width, off[j].height}, want) >= MATCH_IOU;
+    o.tiles = FN_DETECT_TILES_ON;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    assert_true(f.n > n_off);
+    for (size_t j = 0; j < n_off; j++) { /* the whole-photo faces first, unchanged */
+        assert_true(f.faces[j].x == off[j].x && f.faces[j].y == off[j].y);
+        assert_true(f.faces[j].width == off[j].width && f.faces[j].score == off[j].score);
+        assert_memory_equal(f.faces[j].descriptor, off[j].descriptor, sizeof off[j].descriptor);
+    }
+    int small_on = 0;
+    for (size_t j = n_off; j < f.n; j++)
+        small_on |= iou((box){f.faces[j].x, f.faces[j].y, f.faces[j].width, f.faces[j].height},
+                        want) >= MATCH_IOU;
+    print_message("group photo %dx%d: %zu faces without tiles, %zu with; the pasted one %s / %s\n",
+                  W, H, n_off, f.n, small_off ? "found" : "missed", small_on ? "found" : "missed");
+    assert_false(small_off);
+    assert_true(small_on);
+    free(off);
+    unlink(file);
+    rmdir(tmp);
+    fn_image_free(&piece);
+    fn_image_free(&a);
+    fn_image_free(&b);
+    fn_vision_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tight_crops),
         cmocka_unit_test(test_negatives),
         cmocka_unit_test(test_fast_path_mapping),
+        cmocka_unit_test(test_tiles),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
