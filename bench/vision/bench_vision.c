@@ -5,14 +5,12 @@
  *
  * Stages: decode (fn_image_load as the fast path loads: shrink-on-load to the useful resolution),
  * ssd and tiny (whole detectors on that image: resize, network, NMS), landmarks and descriptor
- * per face, the whole fast pipeline (fn_vision_detect_file) in photos/s; and the SSD network alone
- * (fn_ssd_forward) in GFLOP/s against the single-core peak (GHz from /proc/cpuinfo x 16 FP32 lanes
- * x 2 FMA units x 2 flops), with the FLOPs counted from the layer shapes. The clock is the higher
- * of /proc/cpuinfo's "cpu MHz" and the one measured by measured_ghz(): in a virtual machine the
- * former is the nominal clock of a core that boosts well above it; ssd_peak_fraction_nominal_clock
- * is the figure at the nominal clock alone. Every stage is warmed up once; each item's (photo's,
- * face's) best of the repetitions counts and the stages show the mean over items.
- * Times are wall time unless BENCH_CLOCK=cpu (see ms_now). */
+ * per face, the whole fast pipeline (fn_vision_detect_file) in photos/s; and each network alone
+ * (SSD, tiny, landmarks, descriptor on synthetic inputs) in GFLOP/s against the core's peak FP32
+ * FMA rate, measured at run time by an FMA microkernel at 512 and 256 bits (see measured_peak),
+ * with the FLOPs counted by the kernels themselves (fn_ops_flops). Every stage is warmed up once;
+ * each item's (photo's, face's) best of the repetitions counts and the stages show the mean over
+ * items. Times are wall time unless BENCH_CLOCK=cpu (see ms_now). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +20,7 @@
 #include "facenames/vision.h"
 #include "vision/models.h"
 #include "vision/nets.h"
+#include "vision/ops_isa.h"
 
 /* The clock: wall time by default (each item's best of the repetitions, which filters out the
  * moments other processes held the core); BENCH_CLOCK=cpu for process CPU time (all our threads,
@@ -36,68 +35,222 @@ static double ms_now(void)
     return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
 }
 
-/* FLOPs of SsdMobilenetv1 (2 per multiply-add; convs and depthwise convs, biases ignored). */
-static double ssd_flops(void)
+/* ---- The measured peak ----------------------------------------------------------------------
+ *
+ * The core's FP32 FMA rate, measured rather than modelled (lanes x FMA units x clock is twice the
+ * truth on a core that runs 512-bit instructions as two 256-bit halves, and the clock of a virtual
+ * machine is not what /proc/cpuinfo says): a loop of FMAs on independent accumulators (16 at 512
+ * bits, 12 at 256), more than the FMA latency (4-5 cycles) times two FMA ports, so only the
+ * throughput limits it. Written in assembly so that the accumulators stay in registers whatever
+ * the compiler does. Each width runs FMA_REPS times in thread CPU time (time the thread was not
+ * running does not count) and its best counts. acc += a * b with a tiny product never overflows
+ * nor goes denormal. */
+#define FMA_ITERS (4L * 1000 * 1000)
+#define FMA_REPS  7
+
+static double thread_s(void)
 {
-    static const int pw_out[14] = {32,  64,  128, 128, 256, 256,  512,
-                                   512, 512, 512, 512, 512, 1024, 1024};
-    double f = 0;
-    int s = 256; /* conv0: 3x3/2 on 512 -> 256 */
-    f += 2.0 * s * s * 9 * 3 * 32;
-    for (int i = 1; i <= 13; i++) {
-        if (i == 2 || i == 4 || i == 6 || i == 12) s = (s + 1) / 2;
-        f += 2.0 * s * s * 9 * pw_out[i - 1];         /* depthwise */
-        f += 2.0 * s * s * pw_out[i - 1] * pw_out[i]; /* pointwise */
-        if (i == 11) f += 2.0 * s * s * 512 * (12 + 9);
-    }
-    f += 2.0 * s * s * 1024 * (24 + 18); /* box predictor 1 on the 16x16 backbone output */
-    static const int pk[8] = {1, 3, 1, 3, 1, 3, 1, 3};
-    static const int po[8] = {256, 512, 128, 256, 128, 256, 64, 128};
-    int cin = 1024;
-    for (int i = 0; i < 8; i++) {
-        if (pk[i] == 3) s = (s + 1) / 2;
-        f += 2.0 * s * s * pk[i] * pk[i] * cin * po[i];
-        if (pk[i] == 3) f += 2.0 * s * s * po[i] * (24 + 18);
-        cin = po[i];
-    }
-    return f;
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static double cpu_ghz(void)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define FMA12(R)                                                                                   \
+    "vfmadd231ps %1, %2, %%" R "0\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "1\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "2\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "3\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "4\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "5\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "6\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "7\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "8\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "9\n\t"                                                             \
+    "vfmadd231ps %1, %2, %%" R "10\n\t"                                                            \
+    "vfmadd231ps %1, %2, %%" R "11\n\t"
+
+/* GFLOP/s of one run at 512 bits: 16 chains in zmm0-15, the operands in zmm16 and up. */
+__attribute__((target("avx512f"))) static double fma_gflops_512(void)
 {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    double mhz = 0;
-    if (!f) return 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "cpu MHz", 7)) {
-            char *c = strchr(line, ':');
-            if (c) mhz = atof(c + 1);
-            break;
+    __m512 a = _mm512_set1_ps(1e-3f), b = _mm512_set1_ps(1e-3f);
+    long n = FMA_ITERS;
+    double t0 = thread_s();
+    __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+                     "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\t"
+                     "vmovaps %%zmm0, %%zmm3\n\tvmovaps %%zmm0, %%zmm4\n\t"
+                     "vmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
+                     "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\t"
+                     "vmovaps %%zmm0, %%zmm9\n\tvmovaps %%zmm0, %%zmm10\n\t"
+                     "vmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm12\n\t"
+                     "vmovaps %%zmm0, %%zmm13\n\tvmovaps %%zmm0, %%zmm14\n\t"
+                     "vmovaps %%zmm0, %%zmm15\n\t"
+                     "1:\n\t" FMA12("zmm") "vfmadd231ps %1, %2, %%zmm12\n\t"
+                                           "vfmadd231ps %1, %2, %%zmm13\n\t"
+                                           "vfmadd231ps %1, %2, %%zmm14\n\t"
+                                           "vfmadd231ps %1, %2, %%zmm15\n\t"
+                                           "dec %0\n\t"
+                                           "jnz 1b\n\t"
+                                           "vzeroupper"
+                     : "+r"(n)
+                     : "v"(a), "v"(b)
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+    double t = thread_s() - t0;
+    return t > 0 ? (double)FMA_ITERS * 16 * 16 * 2 / t / 1e9 : 0;
+}
+
+/* GFLOP/s of one run at 256 bits: 12 chains in ymm0-11, the operands in the four left. */
+__attribute__((target("avx2,fma"))) static double fma_gflops_256(void)
+{
+    __m256 a = _mm256_set1_ps(1e-3f), b = _mm256_set1_ps(1e-3f);
+    long n = FMA_ITERS;
+    double t0 = thread_s();
+    __asm__ volatile("vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
+                     "vmovaps %%ymm0, %%ymm1\n\tvmovaps %%ymm0, %%ymm2\n\t"
+                     "vmovaps %%ymm0, %%ymm3\n\tvmovaps %%ymm0, %%ymm4\n\t"
+                     "vmovaps %%ymm0, %%ymm5\n\tvmovaps %%ymm0, %%ymm6\n\t"
+                     "vmovaps %%ymm0, %%ymm7\n\tvmovaps %%ymm0, %%ymm8\n\t"
+                     "vmovaps %%ymm0, %%ymm9\n\tvmovaps %%ymm0, %%ymm10\n\t"
+                     "vmovaps %%ymm0, %%ymm11\n\t"
+                     "1:\n\t" FMA12("ymm") "dec %0\n\t"
+                                           "jnz 1b\n\t"
+                                           "vzeroupper"
+                     : "+r"(n)
+                     : "x"(a), "x"(b)
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "cc");
+    double t = thread_s() - t0;
+    return t > 0 ? (double)FMA_ITERS * 12 * 8 * 2 / t / 1e9 : 0;
+}
+
+/* The BF16 dot-product rate (AVX512_BF16 vdpbf16ps: two multiply-adds per FP32 lane), in the same
+ * way: whether a BF16 GEMM could beat the FP32 one on this core depends on this figure against
+ * fma_peak_512 (docs/design.md decision 25). 20 chains, zmm0-19. */
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_dot_gflops_512(void)
+{
+    __m512 a = _mm512_set1_ps(1e-3f);
+    long n = FMA_ITERS;
+    double t0 = thread_s();
+    __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+                     "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\t"
+                     "vmovaps %%zmm0, %%zmm3\n\tvmovaps %%zmm0, %%zmm4\n\t"
+                     "vmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
+                     "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\t"
+                     "vmovaps %%zmm0, %%zmm9\n\tvmovaps %%zmm0, %%zmm10\n\t"
+                     "vmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm12\n\t"
+                     "vmovaps %%zmm0, %%zmm13\n\tvmovaps %%zmm0, %%zmm14\n\t"
+                     "vmovaps %%zmm0, %%zmm15\n\tvmovaps %%zmm0, %%zmm16\n\t"
+                     "vmovaps %%zmm0, %%zmm17\n\tvmovaps %%zmm0, %%zmm18\n\t"
+                     "vmovaps %%zmm0, %%zmm19\n\t"
+                     "1:\n\t"
+                     "vdpbf16ps %1, %1, %%zmm0\n\tvdpbf16ps %1, %1, %%zmm1\n\t"
+                     "vdpbf16ps %1, %1, %%zmm2\n\tvdpbf16ps %1, %1, %%zmm3\n\t"
+                     "vdpbf16ps %1, %1, %%zmm4\n\tvdpbf16ps %1, %1, %%zmm5\n\t"
+                     "vdpbf16ps %1, %1, %%zmm6\n\tvdpbf16ps %1, %1, %%zmm7\n\t"
+                     "vdpbf16ps %1, %1, %%zmm8\n\tvdpbf16ps %1, %1, %%zmm9\n\t"
+                     "vdpbf16ps %1, %1, %%zmm10\n\tvdpbf16ps %1, %1, %%zmm11\n\t"
+                     "vdpbf16ps %1, %1, %%zmm12\n\tvdpbf16ps %1, %1, %%zmm13\n\t"
+                     "vdpbf16ps %1, %1, %%zmm14\n\tvdpbf16ps %1, %1, %%zmm15\n\t"
+                     "vdpbf16ps %1, %1, %%zmm16\n\tvdpbf16ps %1, %1, %%zmm17\n\t"
+                     "vdpbf16ps %1, %1, %%zmm18\n\tvdpbf16ps %1, %1, %%zmm19\n\t"
+                     "dec %0\n\t"
+                     "jnz 1b\n\t"
+                     "vzeroupper"
+                     : "+r"(n)
+                     : "v"(a)
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16",
+                       "xmm17", "xmm18", "xmm19", "cc");
+    double t = thread_s() - t0;
+    return t > 0 ? (double)FMA_ITERS * 20 * 16 * 4 / t / 1e9 : 0;
+}
+
+static double bf16_dot_peak(void)
+{
+    double best = 0;
+    if (!__builtin_cpu_supports("avx512bf16")) return 0;
+    for (int r = 0; r < FMA_REPS; r++) {
+        double g = bf16_dot_gflops_512();
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+/* Best of FMA_REPS runs at each width this CPU has; 0 for a width it lacks. */
+static void measured_peak(double *p512, double *p256)
+{
+    __builtin_cpu_init();
+    *p512 = *p256 = 0;
+    for (int r = 0; r < FMA_REPS; r++) {
+        if (__builtin_cpu_supports("avx512f")) {
+            double g = fma_gflops_512();
+            if (g > *p512) *p512 = g;
         }
-    fclose(f);
-    return mhz / 1000.0;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            double g = fma_gflops_256();
+            if (g > *p256) *p256 = g;
+        }
+    }
+}
+#else
+static void measured_peak(double *p512, double *p256)
+{
+    *p512 = *p256 = 0;
+}
+static double bf16_dot_peak(void)
+{
+    return 0;
+}
+#endif
+
+/* One network alone on a synthetic input: its best thread CPU time over `reps` runs (after a
+ * warm-up; the same clock as the peak, so the fraction is the core's, whatever else runs on the
+ * machine) and the FLOPs the kernels counted during one run. */
+typedef void (*net_run_fn)(const void *net, const fn_t3 *in, float *scratch, float *out);
+
+static void run_ssd(const void *net, const fn_t3 *in, float *scratch, float *out)
+{
+    fn_ssd_forward(net, in, scratch, out, out + 5118 * 4);
+}
+static void run_tiny(const void *net, const fn_t3 *in, float *scratch, float *out)
+{
+    fn_tiny_forward(net, in, scratch, out);
+}
+static void run_landmarks(const void *net, const fn_t3 *in, float *scratch, float *out)
+{
+    fn_landmark_forward(net, in, scratch, out);
+}
+static void run_descriptor(const void *net, const fn_t3 *in, float *scratch, float *out)
+{
+    fn_recog_forward(net, in, scratch, out);
 }
 
-/* The clock the core actually runs at, measured: a chain of dependent one-cycle adds timed in
- * thread CPU time (virtual machines report the nominal "cpu MHz", while the core boosts). */
-static double measured_ghz(void)
+static void time_network(const char *name, net_run_fn run, const void *net, int size, int reps,
+                         float *scratch, double peak)
 {
-#if defined(__x86_64__)
-    struct timespec a, b;
-    unsigned long x = 0;
-    const long n = 50 * 1000 * 1000;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-    for (long i = 0; i < n; i++)
-        __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-                         "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
-                         : "+r"(x));
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-    double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
-    return s > 0 && x == (unsigned long)n * 8 ? n * 8.0 / s / 1e9 : 0;
-#else
-    return 0;
-#endif
+    fn_t3 in = {size, size, 3, malloc(sizeof(float) * size * size * 3)};
+    float *out = malloc(sizeof(float) * 5118 * 5);
+    for (size_t i = 0; i < (size_t)size * size * 3; i++)
+        in.d[i] = (float)((i * 2654435761u) % 255) / 127.5f - 1.0f;
+    run(net, &in, scratch, out);
+    double f0 = fn_ops_flops();
+    run(net, &in, scratch, out);
+    double fl = fn_ops_flops() - f0, best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = thread_s();
+        run(net, &in, scratch, out);
+        double d = (thread_s() - t0) * 1e3;
+        if (d < best) best = d;
+    }
+    double gflops = fl / (best * 1e-3) / 1e9;
+    printf("%s_network %.3f ms\n", name, best);
+    printf("%s_flops %.4f GFLOP\n", name, fl / 1e9);
+    printf("%s_gflops %.1f GFLOP/s\n", name, gflops);
+    printf("%s_peak_fraction %.3f ratio\n", name, peak > 0 ? gflops / peak : 0);
+    free(in.d), free(out);
 }
 
 int main(int argc, char **argv)
@@ -227,34 +380,19 @@ int main(int argc, char **argv)
     printf("landmarks %.2f ms/face\n", nfaces ? lm / nfaces : 0);
     printf("descriptor %.2f ms/face\n", nfaces ? rc / nfaces : 0);
 
-    /* SSD network alone: GFLOP/s, best of the repetitions */
+    /* Each network alone: GFLOP/s against the measured peak (the wider of the two widths). */
     {
-        fn_t3 in = {512, 512, 3, malloc(sizeof(float) * 512 * 512 * 3)};
-        for (size_t i = 0; i < 512 * 512 * 3; i++)
-            in.d[i] = (float)((i * 2654435761u) % 255) / 127.5f - 1.0f;
-        float *boxes = malloc(sizeof(float) * 5118 * 4), *scores = malloc(sizeof(float) * 5118);
-        double fbest = 1e30;
-        fn_ssd_forward(m->ssd, &in, scratch, boxes, scores);
-        for (int r = 0; r < 3 * reps; r++) {
-            double t0 = ms_now();
-            fn_ssd_forward(m->ssd, &in, scratch, boxes, scores);
-            double d = ms_now() - t0;
-            if (d < fbest) fbest = d;
-        }
-        double fl = ssd_flops(), ghz = cpu_ghz(), mghz = measured_ghz();
-        double gflops = fl / (fbest * 1e-3) / 1e9;
-        /* The peak at the higher of the two clocks: /proc/cpuinfo's nominal MHz (what the issue
-         * names) understates a boosting core, and a fraction above 1 would mean nothing. */
-        double use = mghz > ghz ? mghz : ghz, peak = use * 16 * 2 * 2;
-        printf("ssd_network %.2f ms\n", fbest);
-        printf("ssd_flops %.3f GFLOP\n", fl / 1e9);
-        printf("ssd_gflops %.1f GFLOP/s\n", gflops);
-        printf("cpu_ghz_nominal %.3f GHz\n", ghz);
-        printf("cpu_ghz_measured %.3f GHz\n", mghz);
+        double p512, p256;
+        measured_peak(&p512, &p256);
+        double peak = p512 > p256 ? p512 : p256;
+        printf("fma_peak_512 %.1f GFLOP/s\n", p512);
+        printf("fma_peak_256 %.1f GFLOP/s\n", p256);
         printf("cpu_peak %.1f GFLOP/s\n", peak);
-        printf("ssd_peak_fraction_nominal_clock %.3f ratio\n", ghz > 0 ? gflops / (ghz * 64) : 0);
-        printf("ssd_peak_fraction %.3f ratio\n", peak > 0 ? gflops / peak : 0);
-        free(in.d), free(boxes), free(scores);
+        printf("bf16_dot_peak_512 %.1f GFLOP/s\n", bf16_dot_peak());
+        time_network("ssd", run_ssd, m->ssd, 512, 3 * reps, scratch, peak);
+        time_network("tiny", run_tiny, m->tiny, 416, 3 * reps, scratch, peak);
+        time_network("landmarks", run_landmarks, m->landmarks, 112, 10 * reps, scratch, peak);
+        time_network("descriptor", run_descriptor, m->recognition, 150, 10 * reps, scratch, peak);
     }
 
     /* whole fast pipeline, decode included: photos/s from each photo's best time */

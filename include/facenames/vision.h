@@ -103,6 +103,29 @@ typedef enum fn_detector {
     FN_DETECTOR_TINY = 1, /* TinyFaceDetector, input size opts.tiny_input_size */
 } fn_detector;
 
+/* Padding before detection. SsdMobilenetv1 misses a face that touches the frame (a cropped
+ * portrait, a profile picture, an ID photo): it was trained on faces with some context around
+ * them. Detecting again on the photo centred in a larger square canvas finds them; boxes are
+ * mapped back to the photo and clipped to it. */
+typedef enum fn_detect_pad {
+    FN_DETECT_PAD_OFF = 0,   /* the reference's behaviour */
+    FN_DETECT_PAD_RETRY = 1, /* only when the first pass finds no face (default): results are the
+                                reference's wherever it finds a face */
+    FN_DETECT_PAD_SMALL = 2, /* retry as above, and near-square photos of at most 640 px are always
+                                detected padded (measured in bench/bench_recall) */
+} fn_detect_pad;
+
+/* Tiled detection for small faces in large photos. The detector sees the whole photo at 512 (SSD)
+ * or 416 px (tiny), so a 60 px face in a 6000 px group photo shrinks to a few pixels. With tiles
+ * on, the detector also runs on overlapping 512 px tiles of the image it was given (on the fast
+ * path, the photo decoded at up to 2048 px), and the faces only the tiles find are added; every
+ * face of the whole-photo pass is kept as it is. Costs one detector pass per tile (bench/
+ * bench_recall, "group"). */
+typedef enum fn_detect_tiles {
+    FN_DETECT_TILES_OFF = 0, /* default */
+    FN_DETECT_TILES_ON = 1,
+} fn_detect_tiles;
+
 typedef struct fn_detect_opts {
     fn_detector detector;
     float min_confidence;  /* reference defaults: 0.5 for SSD, 0.5 for tiny */
@@ -112,10 +135,13 @@ typedef struct fn_detect_opts {
     int landmarks;         /* 0: none, 1: FaceLandmark68Net, 2: the tiny landmark net */
     int descriptors;       /* compute 128-d descriptors (needs landmarks) */
     int thumb_size;        /* > 0: a JPEG face thumbnail of this many pixels square per face */
+    fn_detect_pad pad;     /* padding before detection (see fn_detect_pad) */
+    fn_detect_tiles tiles; /* tiled detection (see fn_detect_tiles) */
 } fn_detect_opts;
 
 /* Fills opts with the reference's defaults: SSD, 0.5, 416, min_face_size 0, landmarks 1,
- * descriptors 1, thumb_size 0. */
+ * descriptors 1, thumb_size 0; and pad FN_DETECT_PAD_RETRY (which changes nothing where the
+ * reference finds a face). */
 void fn_detect_opts_default(fn_detect_opts *opts);
 
 typedef struct fn_face {

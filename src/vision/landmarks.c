@@ -185,6 +185,7 @@ static void lm_dw3x3(const fn_t3 *in, const float *w, int stride, fn_t3 *out)
     out->h = oh;
     out->w = ow;
     out->c = c;
+    fn_ops_flops_add(2.0 * oh * ow * 9 * c);
     for (int oy = 0; oy < oh; oy++) {
         const int y0 = oy * stride - pt;
         for (int ox = 0; ox < ow; ox++) {

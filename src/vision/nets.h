@@ -95,4 +95,11 @@ void fn_recog_aligned_box(const float landmarks[68][2], int crop_w, int crop_h, 
 void fn_crop_square_resize(const fn_image *img, float x, float y, float w, float h, int s,
                            fn_t3 *out);
 
+/* ---- Padding before detection (pipeline.c) ---- */
+enum { FN_PAD_FILL_BLACK = 0, FN_PAD_FILL_EDGE = 1, FN_PAD_FILL_MIRROR = 2, FN_PAD_FILL_GREY = 3 };
+/* The padding's margin (each side, as a fraction of the photo's longer side) and fill, for
+ * bench/bench_recall to compare; the defaults are the measured choice. Not while other threads
+ * detect. */
+void fn_vision_set_pad_tuning(float fraction, int fill);
+
 #endif

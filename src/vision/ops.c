@@ -393,6 +393,18 @@ static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w,
 }
 #endif
 
+static _Thread_local double ops_flops;
+
+double fn_ops_flops(void)
+{
+    return ops_flops;
+}
+
+void fn_ops_flops_add(double flops)
+{
+    ops_flops += flops;
+}
+
 /* Which kernels run: -1 not decided yet, 0 generic C, 1 AVX-512. Read and written atomically so
  * concurrent first calls are well defined (they all store the same value). */
 static int isa_level = -1;
@@ -455,6 +467,7 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
     out->w = ow;
     out->c = cout;
     const int k = kh * kw * cin;
+    ops_flops += 2.0 * oh * ow * k * cout;
     if (kh == 1 && kw == 1 && stride == 1) {
         gemm_bias_act(oh * ow, cout, k, in->d, w_hwio, bias, act, out->d);
         return;
@@ -539,6 +552,7 @@ void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int 
     out->h = oh;
     out->w = ow;
     out->c = in->c;
+    ops_flops += 2.0 * oh * ow * k * k * in->c;
     dw_rows(in, w, bias, k, stride, pad_before(in->h, k, stride, pad),
             pad_before(in->w, k, stride, pad), act, out->d, 0, oh, ow);
 }
@@ -577,6 +591,7 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
     out->h = oh;
     out->w = ow;
     out->c = cout;
+    ops_flops += 2.0 * oh * ow * c * (9 + cout);
     for (int y0 = 0; y0 < oh; y0 += rows) {
         const int y1 = y0 + rows < oh ? y0 + rows : oh;
         dw_rows(in, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
@@ -671,6 +686,7 @@ void fn_dense(const float *in, int n_in, const float *w, const float *bias, int 
 {
     for (int j = 0; j < n_out; j++)
         out[j] = bias ? bias[j] : 0.0f;
+    ops_flops += 2.0 * n_in * n_out;
     cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
 }
 

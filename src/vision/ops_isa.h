@@ -15,4 +15,11 @@ int fn_cpu_has_avx512(void);
  * Not for use while other threads run kernels. */
 void fn_ops_set_isa(int level);
 
+/* The floating-point operations (2 per multiply-add) the convolution, depthwise and dense kernels
+ * of the calling thread have run, counted per layer from the shapes (biases and activations not
+ * counted), so a benchmark can state each network's GFLOP/s without a hand-made model of it.
+ * Thread-local; the increments are one per layer call, so they cost nothing measurable. */
+double fn_ops_flops(void);
+void fn_ops_flops_add(double flops);
+
 #endif

@@ -60,6 +60,7 @@ void fn_detect_opts_default(fn_detect_opts *opts)
     opts->landmarks = 1;
     opts->descriptors = 1;
     opts->thumb_size = 0;
+    opts->pad = FN_DETECT_PAD_RETRY;
 }
 
 /* TinyFaceDetector input sizes: the scratch is sized for the default at creation and grows once
@@ -161,6 +162,208 @@ static int make_thumb(const fn_image *img, const fn_det *d, int size, uint8_t **
     return rc;
 }
 
+/* The detector the options ask for on `img`: up to FN_MAX_FACES detections in v->dets, in img's
+ * coordinates. Returns how many, or a negative fn_err (message in err). */
+static long detect_once(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                        fn_det *dets, char *err, size_t errlen)
+{
+    const fn_models *m = v->models;
+    if (opts->detector == FN_DETECTOR_TINY) {
+        int s = opts->tiny_input_size ? opts->tiny_input_size : 416;
+        if (!m->tiny)
+            return fail(err, errlen, FN_ERR_MODEL, "TinyFaceDetector model not loaded", NULL);
+        if (s < 32 || s % 32 || s > FN_TINY_MAX_INPUT)
+            return fail(err, errlen, FN_ERR_INVALID,
+                        "tiny_input_size must be a multiple of 32 between 32 and 1024", NULL);
+        if (ensure_scratch(v, fn_tiny_scratch_floats(s)))
+            return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the tiny detector", NULL);
+        return (long)fn_tiny_detect(m->tiny, img, s, conf, v->scratch, dets, FN_MAX_FACES);
+    }
+    if (!m->ssd) return fail(err, errlen, FN_ERR_MODEL, "SsdMobilenetv1 model not loaded", NULL);
+    return (long)fn_ssd_detect(m->ssd, img, conf, v->scratch, dets, FN_MAX_FACES);
+}
+
+/* Padding before detection (fn_detect_pad). The photo is centred in a square canvas whose side is
+ * its longer side times (1 + 2 * pad_fraction), filled as pad_fill says, and the whole shrunk so
+ * that side is at most FN_PAD_MAX_SIDE (the detectors see 512 or 416 px anyway, so a larger canvas
+ * would only cost memory). The fraction and the fill were chosen with bench/bench_recall (README,
+ * "Tight portrait crops"); fn_vision_set_pad_tuning changes them for that benchmark. */
+#define FN_PAD_MAX_SIDE    1024
+#define FN_PAD_SMALL_SIDE  640 /* FN_DETECT_PAD_SMALL: photos up to this size ... */
+#define FN_PAD_SMALL_RATIO 1.5 /* ... whose sides differ by at most this factor */
+
+static float pad_fraction = 0.6f;
+static int pad_fill = FN_PAD_FILL_GREY;
+
+void fn_vision_set_pad_tuning(float fraction, int fill)
+{
+    pad_fraction = fraction;
+    pad_fill = fill;
+}
+
+/* Detects on the padded canvas and maps the boxes back into img's coordinates, clipped to it
+ * (boxes that end up empty are dropped). The photo is shrunk before it is embedded, so the work
+ * is proportional to the photo, not to the larger canvas. Returns how many, or a negative fn_err.
+ */
+static long detect_padded(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                          char *err, size_t errlen)
+{
+    const int W = img->width, H = img->height, side = W > H ? W : H;
+    const double S = side * (1.0 + 2.0 * pad_fraction);
+    const double f = S > FN_PAD_MAX_SIDE ? FN_PAD_MAX_SIDE / S : 1.0;
+    VipsImage *base =
+        vips_image_new_from_memory(img->rgb, (size_t)W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
+    VipsImage *small = NULL, *emb = NULL;
+    if (!base) goto nomem;
+    if (f < 1.0) {
+        if (vips_resize(base, &small, f, NULL)) goto nomem;
+    } else {
+        small = base;
+        g_object_ref(small);
+    }
+    /* The shrunk photo (w x h) centred in an s x s canvas; fx, fy: its scale on each axis. */
+    const int w = vips_image_get_width(small), h = vips_image_get_height(small);
+    const int s = (int)lround(S * f);
+    const int ox = (s - w) / 2, oy = (s - h) / 2;
+    const double fx = (double)w / W, fy = (double)h / H;
+    static const VipsExtend ext[] = {VIPS_EXTEND_BLACK, VIPS_EXTEND_COPY, VIPS_EXTEND_MIRROR,
+                                     VIPS_EXTEND_BACKGROUND};
+    VipsArrayDouble *grey = vips_array_double_newv(3, 128.0, 128.0, 128.0);
+    int rc =
+        vips_embed(small, &emb, ox, oy, s, s, "extend", ext[pad_fill], "background", grey, NULL);
+    vips_area_unref(VIPS_AREA(grey));
+    if (rc) goto nomem;
+    size_t len = 0;
+    fn_image pimg = {s, s, NULL};
+    pimg.rgb = vips_image_write_to_memory(emb, &len);
+    if (!pimg.rgb || len != (size_t)s * s * 3) {
+        g_free(pimg.rgb);
+        goto nomem;
+    }
+    g_object_unref(emb);
+    g_object_unref(small);
+    g_object_unref(base);
+    long n = detect_once(v, &pimg, opts, conf, v->dets, err, errlen);
+    g_free(pimg.rgb);
+    long kept = 0;
+    for (long i = 0; i < n; i++) {
+        fn_det d = v->dets[i];
+        double x0 = fmax((d.x - ox) / fx, 0), y0 = fmax((d.y - oy) / fy, 0);
+        double x1 = fmin((d.x + d.w - ox) / fx, W), y1 = fmin((d.y + d.h - oy) / fy, H);
+        if (!(x1 > x0 && y1 > y0)) continue;
+        v->dets[kept++] =
+            (fn_det){(float)x0, (float)y0, (float)(x1 - x0), (float)(y1 - y0), d.score};
+    }
+    return n < 0 ? n : kept;
+nomem:
+    if (emb) g_object_unref(emb);
+    if (small) g_object_unref(small);
+    if (base) g_object_unref(base);
+    vips_error_clear();
+    return fail(err, errlen, FN_ERR_NOMEM, "out of memory padding the photo for detection", NULL);
+}
+
+/* Tiled detection (fn_detect_tiles): tiles of FN_TILE_SIDE pixels of the image the detector was
+ * given, overlapping by a quarter, so a face up to a quarter of a tile across lies whole in one of
+ * them. A tile's face that touches one of its inner edges is cut and dropped (the overlapping
+ * tile has it whole). Images whose sides are all below 1.5 tiles gain nothing: the whole-photo
+ * pass already sees them near 1:1. */
+#define FN_TILE_SIDE   512
+#define FN_TILE_STRIDE 384
+
+static double det_iou(const fn_det *a, const fn_det *b)
+{
+    double w = fmin(a->x + a->w, b->x + b->w) - fmax(a->x, b->x);
+    double h = fmin(a->y + a->h, b->y + b->h) - fmax(a->y, b->y);
+    if (w <= 0 || h <= 0) return 0;
+    return w * h / ((double)a->w * a->h + (double)b->w * b->h - w * h);
+}
+
+/* Whether a and b are the same face: overlapping boxes, or one's centre inside the other (a tile
+ * box and the whole-photo box of one face differ in size more than IoU tolerates). */
+static int same_face(const fn_det *a, const fn_det *b)
+{
+    double ax = a->x + a->w / 2, ay = a->y + a->h / 2, bx = b->x + b->w / 2, by = b->y + b->h / 2;
+    return det_iou(a, b) > 0.3 ||
+           (ax >= b->x && ax <= b->x + b->w && ay >= b->y && ay <= b->y + b->h) ||
+           (bx >= a->x && bx <= a->x + a->w && by >= a->y && by <= a->y + a->h);
+}
+
+static int tile_count(int side)
+{
+    return side <= FN_TILE_SIDE ? 1
+                                : (side - FN_TILE_SIDE + FN_TILE_STRIDE - 1) / FN_TILE_STRIDE + 1;
+}
+
+/* Adds to v->dets[0, n) the faces only the tiles find; the first n are kept as they are. Returns
+ * the new count, or a negative fn_err. */
+static long detect_tiles(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                         long n, char *err, size_t errlen)
+{
+    const int W = img->width, H = img->height, T = FN_TILE_SIDE;
+    if (W < T * 3 / 2 && H < T * 3 / 2) return n;
+    const long whole = n;
+    const int tw = W < T ? W : T, th = H < T ? H : T;
+    uint8_t *buf = malloc((size_t)tw * th * 3);
+    fn_det *td = malloc(sizeof(fn_det) * FN_MAX_FACES);
+    if (!buf || !td) {
+        free(buf), free(td);
+        return fail(err, errlen, FN_ERR_NOMEM, "out of memory for tiled detection", NULL);
+    }
+    const int nx = tile_count(W), ny = tile_count(H);
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            const int x0 = tx * FN_TILE_STRIDE < W - tw ? tx * FN_TILE_STRIDE : W - tw;
+            const int y0 = ty * FN_TILE_STRIDE < H - th ? ty * FN_TILE_STRIDE : H - th;
+            for (int y = 0; y < th; y++)
+                memcpy(buf + (size_t)y * tw * 3, img->rgb + ((size_t)(y0 + y) * W + x0) * 3,
+                       (size_t)tw * 3);
+            fn_image t = {tw, th, buf};
+            long k = detect_once(v, &t, opts, conf, td, err, errlen);
+            if (k < 0) {
+                free(buf), free(td);
+                return k;
+            }
+            for (long i = 0; i < k; i++) {
+                fn_det d = td[i];
+                if ((d.x <= 1 && x0 > 0) || (d.y <= 1 && y0 > 0) ||
+                    (d.x + d.w >= tw - 1 && x0 + tw < W) || (d.y + d.h >= th - 1 && y0 + th < H))
+                    continue; /* cut by an inner edge */
+                d.x += (float)x0;
+                d.y += (float)y0;
+                long j = 0;
+                while (j < n && !same_face(&d, &v->dets[j]))
+                    j++;
+                if (j < n) { /* known: a tile face replaces another tile's weaker one */
+                    if (j >= whole && d.score > v->dets[j].score) v->dets[j] = d;
+                    continue;
+                }
+                if (n < FN_MAX_FACES) v->dets[n++] = d;
+            }
+        }
+    free(buf), free(td);
+    return n;
+}
+
+/* Detection as opts asks: the plain pass, the padded one instead of it (near-square small photos
+ * with FN_DETECT_PAD_SMALL); then the tiles (FN_DETECT_TILES_ON); then the padded pass when
+ * nothing was found. */
+static long detect(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
+                   char *err, size_t errlen)
+{
+    const int W = img->width, H = img->height;
+    const int lo = W < H ? W : H, hi = W > H ? W : H;
+    if (opts->pad == FN_DETECT_PAD_SMALL && hi <= FN_PAD_SMALL_SIDE &&
+        hi <= FN_PAD_SMALL_RATIO * lo)
+        return detect_padded(v, img, opts, conf, err, errlen);
+    long n = detect_once(v, img, opts, conf, v->dets, err, errlen);
+    if (n >= 0 && opts->tiles == FN_DETECT_TILES_ON)
+        n = detect_tiles(v, img, opts, conf, n, err, errlen);
+    if (n == 0 && opts->pad != FN_DETECT_PAD_OFF)
+        n = detect_padded(v, img, opts, conf, err, errlen);
+    return n;
+}
+
 /* Detection, filtering, landmarks, descriptors and thumbnails on `img`; coordinates are then
  * multiplied by (sx, sy) into the caller's frame. */
 static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, double sx,
@@ -172,22 +375,9 @@ static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *op
     if (!(conf < 1.0f))
         return fail(err, errlen, FN_ERR_INVALID, "min_confidence must be below 1", NULL);
     double t0 = ms_now();
-    size_t n;
-    if (opts->detector == FN_DETECTOR_TINY) {
-        int s = opts->tiny_input_size ? opts->tiny_input_size : 416;
-        if (!m->tiny)
-            return fail(err, errlen, FN_ERR_MODEL, "TinyFaceDetector model not loaded", NULL);
-        if (s < 32 || s % 32 || s > FN_TINY_MAX_INPUT)
-            return fail(err, errlen, FN_ERR_INVALID,
-                        "tiny_input_size must be a multiple of 32 between 32 and 1024", NULL);
-        if (ensure_scratch(v, fn_tiny_scratch_floats(s)))
-            return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the tiny detector", NULL);
-        n = fn_tiny_detect(m->tiny, img, s, conf, v->scratch, v->dets, FN_MAX_FACES);
-    } else {
-        if (!m->ssd)
-            return fail(err, errlen, FN_ERR_MODEL, "SsdMobilenetv1 model not loaded", NULL);
-        n = fn_ssd_detect(m->ssd, img, conf, v->scratch, v->dets, FN_MAX_FACES);
-    }
+    long nd = detect(v, img, opts, conf, err, errlen);
+    if (nd < 0) return (int)nd;
+    size_t n = (size_t)nd;
     double t1 = ms_now();
     out->ms_detect = t1 - t0;
 
