@@ -125,6 +125,10 @@ static void check_decided(const char *lib, const decided *d, const boxes *now)
         assert_true(found);
     }
     fn_library_free(f);
+    /* what `facenames faces list` reads (fn_library_faces_each) holds no face twice either */
+    size_t listed;
+    free(h_faces(lib, &listed));
+    assert_int_equal(listed, now->n);
     fn_person *people;
     size_t np;
     assert_int_equal(fn_people_list(L, &people, &np), 0);
