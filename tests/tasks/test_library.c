@@ -1,7 +1,7 @@
 /* test_library.c: the library schema and its rows: migration is idempotent, a photo is upserted
  * by path and its auto faces replaced (user faces kept), a failure keeps the faces, a touch only
- * moves the mtime, vectors round-trip bit for bit, listings filter and order, and a rolled-back
- * batch leaves nothing. */
+ * moves the mtime, vectors round-trip bit for bit, listings filter and order, a rolled-back
+ * batch leaves nothing, and a re-ingest keeps the faces people decided (matched by box overlap). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -235,7 +235,8 @@ static void test_listing_and_counts(void **state)
     assert_int_equal(c.faces, 2);
     uint8_t *jpeg;
     size_t len;
-    assert_int_equal(fn_library_face_thumbnail(s, 4, &jpeg, &len), 0);
+    /* face 2: a.jpg's second face, renewed in place by test_put_lookup_replace's re-ingest */
+    assert_int_equal(fn_library_face_thumbnail(s, 2, &jpeg, &len), 0);
     assert_int_equal(len, sizeof thumb);
     free(jpeg);
 }
@@ -266,12 +267,150 @@ static void test_rollback_leaves_nothing(void **state)
     assert_int_equal(after.faces, before.faces);
 }
 
+/* One integer from the test's connection (the first column of the first row; -1 when no row). */
+static int64_t q1(const char *fmt, long long arg)
+{
+    char sql[400];
+    snprintf(sql, sizeof sql, fmt, arg);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(fn_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+    int64_t v = -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void run_sql(const char *fmt, long long a, long long b)
+{
+    char sql[400];
+    snprintf(sql, sizeof sql, fmt, a, b);
+    assert_int_equal(sqlite3_exec(fn_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* A detection at (x, y) with the vectors of face(v). */
+static fn_face_put face_at(int v, float x, float y)
+{
+    fn_face_put f = face(v);
+    f.x = x;
+    f.y = y;
+    return f;
+}
+
+/* Issue 9: a re-ingest (changed content, or a retry) never drops what a person decided. Five
+ * faces, 50x60 and far apart: A confirmed to Ann (with an audit entry), B ignored, C undecided with
+ * a suggestion and a cannot-link, D undecided, E confirmed to Ann. The new detections move A, B and
+ * C by a few pixels, miss D and E, and add two: A2 (overlapping A, IoU 0.67, listed before the
+ * closer A1 so a first-come match would pick it) and N far away. */
+static void test_reingest_keeps_decisions(void **state)
+{
+    (void)state;
+    const float xs[5] = {0, 100, 200, 300, 400};
+    fn_face_put first[5];
+    for (int i = 0; i < 5; i++)
+        first[i] = face_at(0, xs[i], 20);
+    fn_photo_put p = {.kind = FN_PUT_RESULT,
+                      .path = "/photos/keep.jpg",
+                      .size = 10,
+                      .taken_at = -1,
+                      .faces = first,
+                      .n_faces = 5};
+    assert_int_equal(put(&p, 1), 0);
+    int64_t photo = q1("SELECT id FROM photos WHERE path = '/photos/keep.jpg' -- %lld", 0);
+    int64_t id[5];
+    for (int i = 0; i < 5; i++) {
+        char fmt[200];
+        snprintf(fmt, sizeof fmt, "SELECT id FROM faces WHERE photo_id = %%lld AND x = %g",
+                 (double)xs[i]);
+        id[i] = q1(fmt, (long long)photo);
+        assert_true(id[i] > 0);
+    }
+    run_sql("INSERT INTO persons (id, name, created_at) VALUES (%lld, 'Ann', 0), (%lld, 'Bo', 0)",
+            901, 902);
+    run_sql("INSERT INTO clusters (id, created_at) VALUES (%lld, 0) -- %lld", 77, 0);
+    run_sql(
+        "UPDATE faces SET person_id = 901, state = 'confirmed', cluster_id = 77, cluster_run = 5"
+        " WHERE id IN (%lld, %lld)",
+        (long long)id[0], (long long)id[4]);
+    run_sql("UPDATE faces SET state = 'ignored' WHERE id = %lld -- %lld", (long long)id[1], 0);
+    run_sql("INSERT INTO suggestions (face_id, person_id, confidence, distance, margin, created_at)"
+            " VALUES (%lld, %lld, 0.9, 0.3, 0.1, 0)",
+            (long long)id[2], 901);
+    run_sql("INSERT INTO cannot_links (face_id, person_id, created_at) VALUES (%lld, %lld, 0)",
+            (long long)id[2], 902);
+    run_sql("INSERT INTO audit_log (id, at, actor, action) VALUES (%lld, 0, 'user', 'face.assign')"
+            " -- %lld",
+            55, 0);
+    run_sql("INSERT INTO audit_faces (audit_id, face_id, person_after, state_before, state_after)"
+            " VALUES (55, %lld, %lld, 'auto', 'confirmed')",
+            (long long)id[0], 901);
+
+    fn_face_put again[5] = {
+        face_at(2, xs[0] + 10, 20), /* A2 */
+        face_at(1, xs[0] + 2, 21),  /* A1: A, moved a little */
+        face_at(1, xs[1] - 2, 20),  /* B */
+        face_at(1, xs[2] + 1, 19),  /* C */
+        face_at(1, 600, 20),        /* N */
+    };
+    p.faces = again;
+    p.size = 11;
+    for (int round = 0; round < 2; round++) { /* a changed photo, then a retry of the same */
+        assert_int_equal(put(&p, 1), 0);
+        /* A keeps its row, person, state and cluster; its box and vectors are the new ones */
+        assert_int_equal(q1("SELECT person_id FROM faces WHERE id = %lld", (long long)id[0]), 901);
+        assert_int_equal(q1("SELECT state = 'confirmed' AND cluster_id = 77 AND cluster_run = 5"
+                            " FROM faces WHERE id = %lld",
+                            (long long)id[0]),
+                         1);
+        assert_int_equal(q1("SELECT x = 2 AND y = 21 FROM faces WHERE id = %lld", (long long)id[0]),
+                         1);
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(fn_store_db(s),
+                                            "SELECT descriptor, landmarks FROM faces WHERE id = ?1",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(st, 1, id[0]);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_memory_equal(sqlite3_column_blob(st, 0), desc[1], sizeof desc[1]);
+        assert_memory_equal(sqlite3_column_blob(st, 1), lm[1], sizeof lm[1]);
+        sqlite3_finalize(st);
+        assert_int_equal(q1("SELECT count(*) FROM audit_faces a JOIN faces f ON f.id = a.face_id"
+                            " WHERE a.audit_id = 55 -- %lld",
+                            0),
+                         1);
+        /* B stays ignored; C keeps its suggestion and cannot-link */
+        assert_int_equal(
+            q1("SELECT state = 'ignored' AND x = 98 FROM faces WHERE id = %lld", (long long)id[1]),
+            1);
+        assert_int_equal(
+            q1("SELECT person_id FROM suggestions WHERE face_id = %lld", (long long)id[2]), 901);
+        assert_int_equal(
+            q1("SELECT person_id FROM cannot_links WHERE face_id = %lld", (long long)id[2]), 902);
+        /* D (nobody decided, not found again) is gone; E (Ann's, not found again) stays as it was
+         */
+        assert_int_equal(q1("SELECT count(*) FROM faces WHERE id = %lld", (long long)id[3]), 0);
+        assert_int_equal(
+            q1("SELECT person_id = 901 AND state = 'confirmed' AND x = 400 FROM faces WHERE id = "
+               "%lld",
+               (long long)id[4]),
+            1);
+        /* A2 and N are new faces; nothing doubled: A, B, C, E, A2, N */
+        assert_int_equal(q1("SELECT count(*) FROM faces WHERE photo_id = %lld AND x IN (10, 600)"
+                            " AND state = 'auto' AND person_id IS NULL",
+                            (long long)photo),
+                         2);
+        assert_int_equal(faces_of(photo), 6);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_lookup_replace),
         cmocka_unit_test(test_listing_and_counts),
         cmocka_unit_test(test_rollback_leaves_nothing),
+        cmocka_unit_test(test_reingest_keeps_decisions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,7 +6,10 @@
  *   working directory still finds its photos. Callers pass such paths; these functions do not
  *   resolve them (they may be called for files that no longer exist).
  * - Replacing a photo's faces replaces only the faces the pipeline found (origin 'auto'); faces a
- *   user drew (origin 'user') are kept.
+ *   user drew (origin 'user') are kept. It keeps what people decided (docs/people.md,
+ *   "Re-ingest"): a new detection overlapping an old face (IoU >= 0.5, best first, one to one)
+ *   renews that face's row (id, person, state, cluster kept; box, score and vectors replaced); an
+ *   unmatched old face is deleted only when undecided (state 'auto', no person), else kept.
  * - Writes happen inside an fn_store_tx (the job engine's batch transaction), so a batch's photos,
  *   its faces, the checkpoint and the progress commit together or not at all.
  *

@@ -3,7 +3,16 @@
  * A batch prepares its statements once and binds them per row: an ingest batch is 32 photos and a
  * few hundred faces, and this runs while the database write lock is held, so it must be short.
  * Re-ingesting a photo upserts its row (the path is the key) and replaces its auto faces in the
- * same transaction, so a reader never sees a photo with half its faces. */
+ * same transaction, so a reader never sees a photo with half its faces.
+ *
+ * Replacing keeps what people decided (docs/people.md, "Re-ingest"): each new detection is matched
+ * to an old auto face of the photo by box overlap (IoU >= 0.5, greedy best-first, one to one), and
+ * a matched old face keeps its row (id, person, state, cluster; so suggestions, cannot-links and
+ * audit entries still point at it) with only its box, score, landmarks, descriptor and thumbnail
+ * renewed. An old face nobody decided (state 'auto', no person) that no detection matches is
+ * deleted; one with a person or a state a person set is kept as it was, so a name is never dropped
+ * by a job. Unmatched detections are inserted as new faces. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "facenames/error.h"
@@ -11,7 +20,16 @@
 #include "store/store_sql.h"
 #include "util/clock.h"
 
-enum { ST_UPSERT, ST_UPSERT_ERROR, ST_TOUCH, ST_DEL_FACES, ST_INS_FACE, ST_COUNT };
+enum {
+    ST_UPSERT,
+    ST_UPSERT_ERROR,
+    ST_TOUCH,
+    ST_OLD_FACES,
+    ST_DEL_FACE,
+    ST_UPD_FACE,
+    ST_INS_FACE,
+    ST_COUNT
+};
 
 static const char *const sql[ST_COUNT] = {
     /* A photo found again is no longer missing; `models` records which model files computed
@@ -30,7 +48,13 @@ static const char *const sql[ST_COUNT] = {
                         " ON CONFLICT (path) DO UPDATE SET status = 'error', error_code = ?4,"
                         " ingested_at = ?5, job_id = ?6 RETURNING id",
     [ST_TOUCH] = "UPDATE photos SET mtime_ns = ?2, missing_at = NULL WHERE path = ?1 RETURNING id",
-    [ST_DEL_FACES] = "DELETE FROM faces WHERE photo_id = ?1 AND origin = 'auto'",
+    /* Faces a user drew (origin 'user') are neither matched nor replaced: they stay as drawn.
+     * `free`: nobody decided the face, so it may go when no new detection matches it. */
+    [ST_OLD_FACES] = "SELECT id, x, y, width, height, state = 'auto' AND person_id IS NULL"
+                     " FROM faces WHERE photo_id = ?1 AND origin = 'auto' ORDER BY id",
+    [ST_DEL_FACE] = "DELETE FROM faces WHERE id = ?1",
+    [ST_UPD_FACE] = "UPDATE faces SET x = ?2, y = ?3, width = ?4, height = ?5, score = ?6,"
+                    " landmarks = ?7, descriptor = ?8, thumbnail = ?9 WHERE id = ?1",
     [ST_INS_FACE] =
         "INSERT INTO faces (photo_id, x, y, width, height, score, landmarks, descriptor,"
         " thumbnail, origin, created_at)"
@@ -54,6 +78,150 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
+}
+
+/* Binds a detection's measurements to ?2..?9 (box, score, landmarks, descriptor, thumbnail), the
+ * same positions in the insert and the update. */
+static void bind_face(sqlite3_stmt *f, const fn_face_put *fp)
+{
+    sqlite3_bind_double(f, 2, fp->x);
+    sqlite3_bind_double(f, 3, fp->y);
+    sqlite3_bind_double(f, 4, fp->width);
+    sqlite3_bind_double(f, 5, fp->height);
+    sqlite3_bind_double(f, 6, fp->score);
+    if (fp->landmarks)
+        sqlite3_bind_blob(f, 7, fp->landmarks, 68 * 2 * sizeof(float), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(f, 7);
+    if (fp->descriptor)
+        sqlite3_bind_blob(f, 8, fp->descriptor, 128 * sizeof(float), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(f, 8);
+    if (fp->thumb_jpeg && fp->thumb_len)
+        sqlite3_bind_blob(f, 9, fp->thumb_jpeg, (int)fp->thumb_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(f, 9);
+}
+
+typedef struct old_face {
+    int64_t id;
+    double x, y, w, h;
+    int free; /* nobody decided it: deleted when unmatched */
+    int matched;
+} old_face;
+
+typedef struct face_pair {
+    double iou;
+    size_t old, put;
+} face_pair;
+
+/* Best overlap first; ties by the older face, then the earlier detection, so the match does not
+ * depend on qsort's order. */
+static int pair_cmp(const void *a, const void *b)
+{
+    const face_pair *p = a, *q = b;
+    if (p->iou != q->iou) return p->iou > q->iou ? -1 : 1;
+    if (p->old != q->old) return p->old < q->old ? -1 : 1;
+    return p->put < q->put ? -1 : p->put > q->put;
+}
+
+static double box_iou(const old_face *o, const fn_face_put *f)
+{
+    double x0 = o->x > f->x ? o->x : f->x, y0 = o->y > f->y ? o->y : f->y;
+    double x1 = o->x + o->w < f->x + f->width ? o->x + o->w : f->x + f->width;
+    double y1 = o->y + o->h < f->y + f->height ? o->y + o->h : f->y + f->height;
+    double inter = x1 > x0 && y1 > y0 ? (x1 - x0) * (y1 - y0) : 0;
+    double uni = o->w * o->h + (double)f->width * f->height - inter;
+    return uni > 0 ? inter / uni : 0;
+}
+
+/* Replaces photo `photo_id`'s auto faces by the detections `faces`, keeping decided faces (see the
+ * comment at the top). A photo has a handful of faces, so all pairs are scored. */
+static int replace_faces(fn_store *s, sqlite3_stmt **st, int64_t photo_id, const fn_face_put *faces,
+                         size_t n_faces, int64_t now)
+{
+    old_face *old = NULL;
+    face_pair *pairs = NULL;
+    int64_t *match = NULL; /* per detection: the old face id it renews, 0 for a new face */
+    size_t n_old = 0, cap = 0, n_pairs = 0;
+    int rc = 0, src;
+
+    sqlite3_stmt *q = st[ST_OLD_FACES];
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, photo_id);
+    while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n_old == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            old_face *grown = realloc(old, ncap * sizeof *old);
+            if (!grown) {
+                rc = FN_ERR_NOMEM;
+                goto out;
+            }
+            old = grown;
+            cap = ncap;
+        }
+        old[n_old++] = (old_face){.id = sqlite3_column_int64(q, 0),
+                                  .x = sqlite3_column_double(q, 1),
+                                  .y = sqlite3_column_double(q, 2),
+                                  .w = sqlite3_column_double(q, 3),
+                                  .h = sqlite3_column_double(q, 4),
+                                  .free = sqlite3_column_int(q, 5)};
+    }
+    sqlite3_reset(q);
+    if (src != SQLITE_DONE) {
+        rc = fn_store_fail(s, src, "reading a photo's faces");
+        goto out;
+    }
+
+    if (n_faces && !(match = calloc(n_faces, sizeof *match))) {
+        rc = FN_ERR_NOMEM;
+        goto out;
+    }
+    if (n_old && n_faces) {
+        if (!(pairs = malloc(n_old * n_faces * sizeof *pairs))) {
+            rc = FN_ERR_NOMEM;
+            goto out;
+        }
+        for (size_t o = 0; o < n_old; o++)
+            for (size_t i = 0; i < n_faces; i++) {
+                double v = box_iou(&old[o], &faces[i]);
+                if (v >= 0.5) pairs[n_pairs++] = (face_pair){.iou = v, .old = o, .put = i};
+            }
+        qsort(pairs, n_pairs, sizeof *pairs, pair_cmp);
+        for (size_t k = 0; k < n_pairs; k++) {
+            const face_pair *pr = &pairs[k];
+            if (old[pr->old].matched || match[pr->put]) continue;
+            old[pr->old].matched = 1;
+            match[pr->put] = old[pr->old].id;
+        }
+    }
+
+    sqlite3_stmt *d = st[ST_DEL_FACE];
+    for (size_t o = 0; o < n_old; o++) {
+        if (old[o].matched || !old[o].free) continue;
+        sqlite3_reset(d);
+        sqlite3_bind_int64(d, 1, old[o].id);
+        if ((rc = step_id(s, d, NULL, "removing a face no longer found")) < 0) goto out;
+    }
+    for (size_t i = 0; i < n_faces; i++) {
+        sqlite3_stmt *f = match[i] ? st[ST_UPD_FACE] : st[ST_INS_FACE];
+        sqlite3_reset(f);
+        bind_face(f, &faces[i]);
+        if (match[i]) {
+            sqlite3_bind_int64(f, 1, match[i]);
+            rc = step_id(s, f, NULL, "renewing a face");
+        } else {
+            sqlite3_bind_int64(f, 1, photo_id);
+            sqlite3_bind_int64(f, 10, now);
+            rc = step_id(s, f, NULL, "storing a face");
+        }
+        if (rc < 0) goto out;
+    }
+out:
+    free(old);
+    free(pairs);
+    free(match);
+    return rc;
 }
 
 static int put_one(fn_store *s, sqlite3_stmt **st, const fn_photo_put *p, int64_t now, int64_t *id)
@@ -100,37 +268,7 @@ static int put_one(fn_store *s, sqlite3_stmt **st, const fn_photo_put *p, int64_
     bind_text_or_null(u, 13, p->models);
     if ((rc = step_id(s, u, id, "storing a photo")) < 0) return rc;
 
-    sqlite3_stmt *d = st[ST_DEL_FACES];
-    sqlite3_reset(d);
-    sqlite3_bind_int64(d, 1, *id);
-    if ((rc = step_id(s, d, NULL, "replacing a photo's faces")) < 0) return rc;
-
-    sqlite3_stmt *f = st[ST_INS_FACE];
-    for (size_t i = 0; i < p->n_faces; i++) {
-        const fn_face_put *fp = &p->faces[i];
-        sqlite3_reset(f);
-        sqlite3_bind_int64(f, 1, *id);
-        sqlite3_bind_double(f, 2, fp->x);
-        sqlite3_bind_double(f, 3, fp->y);
-        sqlite3_bind_double(f, 4, fp->width);
-        sqlite3_bind_double(f, 5, fp->height);
-        sqlite3_bind_double(f, 6, fp->score);
-        if (fp->landmarks)
-            sqlite3_bind_blob(f, 7, fp->landmarks, 68 * 2 * sizeof(float), SQLITE_STATIC);
-        else
-            sqlite3_bind_null(f, 7);
-        if (fp->descriptor)
-            sqlite3_bind_blob(f, 8, fp->descriptor, 128 * sizeof(float), SQLITE_STATIC);
-        else
-            sqlite3_bind_null(f, 8);
-        if (fp->thumb_jpeg && fp->thumb_len)
-            sqlite3_bind_blob(f, 9, fp->thumb_jpeg, (int)fp->thumb_len, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(f, 9);
-        sqlite3_bind_int64(f, 10, now);
-        if ((rc = step_id(s, f, NULL, "storing a face")) < 0) return rc;
-    }
-    return 0;
+    return replace_faces(s, st, *id, p->faces, p->n_faces, now);
 }
 
 int fn_library_put_photos(fn_store_tx *tx, const fn_photo_put *p, size_t n, int64_t *photo_ids)
