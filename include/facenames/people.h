@@ -90,7 +90,7 @@ typedef struct fn_cluster {
  * fn_library_free(*out). */
 int fn_clusters_list(fn_library *lib, size_t limit, fn_cluster **out, size_t *n);
 
-typedef struct fn_face {
+typedef struct fn_library_face {
     int64_t id;
     int64_t photo_id;
     float x, y, width, height; /* box in the oriented photo's pixels */
@@ -102,7 +102,7 @@ typedef struct fn_face {
     /* the pending suggestion, suggestion_person 0 when none */
     int64_t suggestion_person;
     float suggestion_confidence;
-} fn_face;
+} fn_library_face;
 
 typedef struct fn_face_query {
     int64_t person_id;    /* 0: any; -1: faces without a person */
@@ -113,7 +113,7 @@ typedef struct fn_face_query {
 } fn_face_query;
 
 /* The faces matching `q` (NULL: all) ordered by id. Freed with fn_library_free(*out). */
-int fn_faces_query(fn_library *lib, const fn_face_query *q, fn_face **out, size_t *n);
+int fn_faces_query(fn_library *lib, const fn_face_query *q, fn_library_face **out, size_t *n);
 /* One face's JPEG thumbnail (*jpeg freed with fn_library_free). FN_ERR_NOT_FOUND when the face
  * does not exist or has no thumbnail. */
 int fn_face_thumbnail(fn_library *lib, int64_t face_id, uint8_t **jpeg, size_t *len);

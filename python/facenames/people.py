@@ -85,7 +85,7 @@ class Cluster:
 
 
 class Face(NamedTuple):
-    """One face (fn_face). A named tuple, not a dataclass: a query returns every face of a
+    """One face (fn_library_face). A named tuple, not a dataclass: a query returns every face of a
     cluster, and 20k frozen dataclasses cost a second of interpreter time holding the GIL."""
     id: int
     photo_id: int
@@ -102,7 +102,7 @@ class Face(NamedTuple):
     suggestion_confidence: float
 
 
-# fn_face as the struct module reads it (native alignment), padded to its C size, so a query's
+# fn_library_face as the struct module reads it (native alignment), padded to its C size, so a query's
 # array is decoded by one iter_unpack over its bytes instead of a ctypes access per field.
 _FACE_FMT = "@qq5fqqiiqf"
 _FACE_FMT += "x" * (ctypes.sizeof(_Face) - struct.calcsize(_FACE_FMT))

@@ -109,7 +109,7 @@ static int people_show(cli_ctx *ctx, fn_library *lib, const args *a)
     fn_person p;
     if (cli_find_person(ctx, lib, a->pos[0], &p) < 0) return CLI_EXIT_FAILURE;
     fn_face_query q = {.person_id = p.id, .state = -1};
-    fn_face *f = NULL;
+    fn_library_face *f = NULL;
     size_t n = 0;
     int rc = fn_faces_query(lib, &q, &f, &n);
     if (rc < 0) {

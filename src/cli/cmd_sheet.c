@@ -100,7 +100,7 @@ static int sheet_html(cli_ctx *ctx, fn_library *lib, const char *out, group *g, 
         html_escape(f, g[i].label);
         fputs("</h2>\n", f);
         g[i].q.limit = (size_t)max;
-        fn_face *faces = NULL;
+        fn_library_face *faces = NULL;
         size_t n = 0;
         if ((rc = fn_faces_query(lib, &g[i].q, &faces, &n)) < 0) break;
         for (size_t k = 0; k < n; k++) {
@@ -214,7 +214,7 @@ static int sheet_png(cli_ctx *ctx, fn_library *lib, const char *out, group *g, s
     const char *err = ng == 0 && !sheet ? "drawing a label" : NULL;
     for (size_t i = 0; rc == 0 && !err && i < ng; i++) {
         g[i].q.limit = (size_t)max;
-        fn_face *faces = NULL;
+        fn_library_face *faces = NULL;
         size_t n = 0;
         if ((rc = fn_faces_query(lib, &g[i].q, &faces, &n)) < 0) break;
         VipsImage *row = NULL;

@@ -285,7 +285,7 @@ int fn_clusters_list(fn_library *lib, size_t limit, fn_cluster **out, size_t *n)
     return rc < 0 ? rc : fn_ps_clusters_list(&lib->ctx, limit, out, n);
 }
 
-int fn_faces_query(fn_library *lib, const fn_face_query *q, fn_face **out, size_t *n)
+int fn_faces_query(fn_library *lib, const fn_face_query *q, fn_library_face **out, size_t *n)
 {
     begin_call(lib);
     *out = NULL;

@@ -213,7 +213,7 @@ static void test_open_and_read(void **state)
 {
     fx *f = *state;
     assert_string_equal(fn_library_errmsg(f->lib), "");
-    fn_face *faces = NULL;
+    fn_library_face *faces = NULL;
     size_t n = 0;
     assert_int_equal(fn_faces_query(f->lib, NULL, &faces, &n), 0);
     assert_int_equal(n, 6);
@@ -587,7 +587,7 @@ static void test_suggestions(void **state)
     assert_int_equal(s[0].support_face, 1);
     fn_library_free(s);
     fn_face_query q = {.photo_id = 3, .state = -1};
-    fn_face *fc = NULL;
+    fn_library_face *fc = NULL;
     assert_int_equal(fn_faces_query(f->lib, &q, &fc, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(fc[0].suggestion_person, ann);

@@ -6,8 +6,7 @@
  * their ids and decisions and take the new detections' boxes, and no face is stored twice.
  *
  * The expected faces are not copied from an earlier run: a second, fresh library ingests the
- * re-encoded photo, and its faces are what the named library must hold. (This test includes
- * facenames/people.h, so not facenames/vision.h: both name a struct fn_face.) */
+ * re-encoded photo, and its faces are what the named library must hold. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,14 +64,14 @@ static void fresh_ingest(const char *photo, const char *tag, boxes *out)
     fn_store_close(s);
 }
 
-static fn_face *faces_now(fn_library *lib, size_t *n)
+static fn_library_face *faces_now(fn_library *lib, size_t *n)
 {
-    fn_face *f;
+    fn_library_face *f;
     assert_int_equal(fn_faces_query(lib, NULL, &f, n), 0);
     return f;
 }
 
-static const fn_face *face_by_id(const fn_face *f, size_t n, int64_t id)
+static const fn_library_face *face_by_id(const fn_library_face *f, size_t n, int64_t id)
 {
     for (size_t i = 0; i < n; i++)
         if (f[i].id == id) return &f[i];
@@ -103,18 +102,18 @@ static void check_decided(const char *lib, const decided *d, const boxes *now)
     fn_library *L;
     assert_int_equal(fn_library_open(lib, NULL, &L), 0);
     size_t n;
-    fn_face *f = faces_now(L, &n);
+    fn_library_face *f = faces_now(L, &n);
     assert_int_equal(n, now->n);
-    const fn_face *named = face_by_id(f, n, d->named);
+    const fn_library_face *named = face_by_id(f, n, d->named);
     assert_int_equal(named->person_id, d->ann);
     assert_int_equal(named->state, FN_FACE_CONFIRMED);
-    const fn_face *ignored = face_by_id(f, n, d->ignored);
+    const fn_library_face *ignored = face_by_id(f, n, d->ignored);
     assert_int_equal(ignored->state, FN_FACE_IGNORED);
     assert_int_equal(ignored->person_id, 0);
-    const fn_face *sug = face_by_id(f, n, d->suggested);
+    const fn_library_face *sug = face_by_id(f, n, d->suggested);
     assert_int_equal(sug->state, FN_FACE_AUTO);
     assert_int_equal(sug->suggestion_person, d->ann);
-    const fn_face *kept[3] = {named, ignored, sug};
+    const fn_library_face *kept[3] = {named, ignored, sug};
     for (int k = 0; k < 3; k++) {
         int found = 0;
         for (size_t i = 0; i < now->n; i++)
@@ -191,7 +190,7 @@ static void test_reingest_keeps_decisions(void **state)
     fn_library *L;
     assert_int_equal(fn_library_open(lib, NULL, &L), 0);
     size_t n;
-    fn_face *f = faces_now(L, &n);
+    fn_library_face *f = faces_now(L, &n);
     assert_int_equal(n, first.n);
     d.named = f[0].id;
     d.ignored = f[1].id;

@@ -307,7 +307,7 @@ int fn_ps_clusters_list(fn_ps_ctx *c, size_t limit, fn_cluster **out, size_t *n)
     return ret;
 }
 
-int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_face **out, size_t *n)
+int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_library_face **out, size_t *n)
 {
     static const fn_face_query all = {.state = -1};
     if (!q) q = &all;
@@ -335,7 +335,7 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_face **out, size_
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if ((ret = grow((void **)out, &cap, *n, sizeof **out)) < 0) break;
-        fn_face *f = &(*out)[(*n)++];
+        fn_library_face *f = &(*out)[(*n)++];
         memset(f, 0, sizeof *f);
         f->id = sqlite3_column_int64(st, 0);
         f->photo_id = sqlite3_column_int64(st, 1);

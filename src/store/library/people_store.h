@@ -38,7 +38,7 @@ int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n);
 int fn_ps_person_by_id(fn_ps_ctx *c, int64_t id, int include_deleted, fn_person *out);
 int fn_ps_person_by_name(fn_ps_ctx *c, const char *name, fn_person *out);
 int fn_ps_clusters_list(fn_ps_ctx *c, size_t limit, fn_cluster **out, size_t *n);
-int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_face **out, size_t *n);
+int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_library_face **out, size_t *n);
 int fn_ps_photo_path(fn_ps_ctx *c, int64_t photo_id, char **path);
 int fn_ps_suggestions_list(fn_ps_ctx *c, int64_t person_id, size_t limit, fn_suggestion **out,
                            size_t *n);
