@@ -308,6 +308,17 @@ static void test_python_binding(void **state)
     SH_EXPECT(r, 0);
     assert_string_equal(r.out, "hello queued\n");
     sh_free(&r);
+    /* the app's launcher, desktop entry and icon; the launcher's --help runs the app's argument
+     * parsing (Qt is imported, no window is opened) */
+    r = sh_run("test -f '%s/usr/share/applications/facenames.desktop' && "
+               "grep -qx 'Exec=facenames-app' '%s/usr/share/applications/facenames.desktop' && "
+               "test -f '%s/usr/share/icons/hicolor/scalable/apps/facenames.svg' && "
+               "%s PYTHONPATH='%s/usr/lib/python3/dist-packages' LD_LIBRARY_PATH='%s' "
+               "QT_QPA_PLATFORM=offscreen '%s/usr/bin/facenames-app' --help 2>&1",
+               root, root, root, run_env, root, libdir, root);
+    SH_EXPECT(r, 0);
+    assert_non_null(strstr(r.out, "usage: facenames-app"));
+    sh_free(&r);
 }
 
 int main(int argc, char **argv)
