@@ -482,3 +482,44 @@ int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json)
 {
     return cli_follow_job(ctx, e, id, 1, json);
 }
+
+int cli_start_job(cli_ctx *ctx, fn_engine *e, const char *cmd, const char *type,
+                  const struct json_t *payload, fn_priority prio, int detach, int json,
+                  const char *same)
+{
+    char *text = json_dumps(payload, JSON_COMPACT);
+    fn_job_id id = 0;
+    int continued = 0;
+    fn_enqueue_opts o = {
+        .type = type, .payload = text, .priority = prio, .gpu_slots = -1, .mem_mb = -1};
+    int rc = !text  ? FN_ERR_NOMEM
+             : same ? fn_enqueue_or_continue(e, &o, &id, &continued)
+                    : fn_enqueue_ex(e, &o, &id);
+    free(text);
+    if (rc < 0) return cli_engine_error(ctx, e, rc, "%s", cmd);
+    if (detach && json) {
+        char *shown = NULL;
+        rc = fn_job_inspect_json(e, id, &shown);
+        if (rc < 0) return cli_engine_error(ctx, e, rc, "%s", cmd);
+        printf("%s\n", shown);
+        free(shown);
+        return CLI_EXIT_OK;
+    }
+    if (detach) {
+        printf("%lld\n", (long long)id);
+        return CLI_EXIT_OK;
+    }
+    if (continued == 2) {
+        fprintf(stderr,
+                "%s job %lld with the same %s is already running; following it instead of "
+                "starting a second one (Ctrl-C stops following, the job goes on)\n",
+                type, (long long)id, same);
+        return cli_follow_job(ctx, e, id, 0, json);
+    }
+    if (continued)
+        fprintf(stderr,
+                "continuing %s job %lld, already queued with the same %s (from its checkpoint, "
+                "if it ran before)\n",
+                type, (long long)id, same);
+    return cli_run_foreground(ctx, e, id, json);
+}

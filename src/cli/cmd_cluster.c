@@ -82,30 +82,8 @@ int cmd_cluster(cli_ctx *ctx, int argc, char **argv)
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
-    char *text = json_dumps(payload, JSON_COMPACT);
-    fn_job_id id = 0;
-    fn_enqueue_opts o = {
-        .type = "clustering", .payload = text, .priority = prio, .gpu_slots = -1, .mem_mb = -1};
-    int erc = text ? fn_enqueue_ex(e, &o, &id) : FN_ERR_NOMEM;
-    free(text);
-    if (erc < 0) {
-        rc = cli_engine_error(ctx, e, erc, "cluster");
-    } else if (detach && json) {
-        char *shown = NULL;
-        int src = fn_job_inspect_json(e, id, &shown);
-        if (src < 0) {
-            rc = cli_engine_error(ctx, e, src, "cluster");
-        } else {
-            printf("%s\n", shown);
-            rc = CLI_EXIT_OK;
-        }
-        free(shown);
-    } else if (detach) {
-        printf("%lld\n", (long long)id);
-        rc = CLI_EXIT_OK;
-    } else {
-        rc = cli_run_foreground(ctx, e, id, json);
-    }
+    /* As with ingest: two clusterings at once would only race to place the same faces. */
+    rc = cli_start_job(ctx, e, "cluster", "clustering", payload, prio, detach, json, "settings");
     fn_engine_close(e);
 out:
     json_decref(payload);

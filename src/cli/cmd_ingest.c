@@ -154,48 +154,11 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
-    char *text = json_dumps(payload, JSON_COMPACT);
-    fn_job_id id = 0;
-    int continued = 0;
-    fn_enqueue_opts o = {
-        .type = "ingest", .payload = text, .priority = prio, .gpu_slots = -1, .mem_mb = -1};
     /* The same ingest run again while an identical job waits (recovered after a crash, or
      * enqueued with --detach and not run yet) continues that job rather than adding a second;
-     * while one runs, this follows it. */
-    int erc = text ? fn_enqueue_or_continue(e, &o, &id, &continued) : FN_ERR_NOMEM;
-    free(text);
-    if (erc < 0) {
-        rc = cli_engine_error(ctx, e, erc, "ingest");
-    } else if (detach && json) {
-        /* the queued job, as `jobs show --json` prints it */
-        char *shown = NULL;
-        int src = fn_job_inspect_json(e, id, &shown);
-        if (src < 0) {
-            rc = cli_engine_error(ctx, e, src, "ingest");
-        } else {
-            printf("%s\n", shown);
-            rc = CLI_EXIT_OK;
-        }
-        free(shown);
-    } else if (detach) {
-        printf("%lld\n", (long long)id);
-        rc = CLI_EXIT_OK;
-    } else if (continued == 2) {
-        /* Two runs of the same ingest would each process every photo (and churn face ids):
-         * this one follows the running job instead, as `jobs watch` does. */
-        fprintf(stderr,
-                "ingest job %lld with the same paths and settings is already running; following "
-                "it instead of starting a second one (Ctrl-C stops following, the job goes on)\n",
-                (long long)id);
-        rc = cli_follow_job(ctx, e, id, 0, json);
-    } else {
-        if (continued)
-            fprintf(stderr,
-                    "continuing ingest job %lld, already queued with the same paths and settings "
-                    "(from its checkpoint, if it ran before)\n",
-                    (long long)id);
-        rc = cli_run_foreground(ctx, e, id, json);
-    }
+     * while one runs, this follows it (two would each process every photo and churn face ids). */
+    rc = cli_start_job(ctx, e, "ingest", "ingest", payload, prio, detach, json,
+                       "paths and settings");
     fn_engine_close(e);
 out:
     json_decref(payload);

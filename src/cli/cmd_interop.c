@@ -80,28 +80,7 @@ static int run_job(cli_ctx *ctx, const char *cmd, int create, json_t *payload, i
         if (p < 0) return CLI_EXIT_FAILURE;
         if (cli_open_engine(ctx, &e) != 0) return CLI_EXIT_FAILURE;
     }
-    char *text = json_dumps(payload, JSON_COMPACT);
-    fn_job_id id = 0;
-    int rc = text ? fn_enqueue(e, cmd, text, FN_PRIO_NORMAL, &id) : FN_ERR_NOMEM;
-    free(text);
-    if (rc < 0) {
-        rc = cli_engine_error(ctx, e, rc, "%s", cmd);
-    } else if (detach && json) {
-        char *shown = NULL;
-        int src = fn_job_inspect_json(e, id, &shown);
-        if (src < 0) {
-            rc = cli_engine_error(ctx, e, src, "%s", cmd);
-        } else {
-            printf("%s\n", shown);
-            rc = CLI_EXIT_OK;
-        }
-        free(shown);
-    } else if (detach) {
-        printf("%lld\n", (long long)id);
-        rc = CLI_EXIT_OK;
-    } else {
-        rc = cli_run_foreground(ctx, e, id, json);
-    }
+    int rc = cli_start_job(ctx, e, cmd, cmd, payload, FN_PRIO_NORMAL, detach, json, NULL);
     fn_engine_close(e);
     return rc;
 }

@@ -97,42 +97,8 @@ int cmd_predict(cli_ctx *ctx, int argc, char **argv)
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
-    char *text = json_dumps(payload, JSON_COMPACT);
-    fn_job_id id = 0;
-    int continued = 0;
-    fn_enqueue_opts o = {
-        .type = "predict", .payload = text, .priority = prio, .gpu_slots = -1, .mem_mb = -1};
-    /* As with ingest: the same predict while an identical one waits continues it; while one
-     * runs, this follows it (two at once would only race to write the same suggestions). */
-    int erc = text ? fn_enqueue_or_continue(e, &o, &id, &continued) : FN_ERR_NOMEM;
-    free(text);
-    if (erc < 0) {
-        rc = cli_engine_error(ctx, e, erc, "predict");
-    } else if (detach && json) {
-        char *shown = NULL;
-        int src = fn_job_inspect_json(e, id, &shown);
-        if (src < 0) {
-            rc = cli_engine_error(ctx, e, src, "predict");
-        } else {
-            printf("%s\n", shown);
-            rc = CLI_EXIT_OK;
-        }
-        free(shown);
-    } else if (detach) {
-        printf("%lld\n", (long long)id);
-        rc = CLI_EXIT_OK;
-    } else if (continued == 2) {
-        fprintf(stderr,
-                "predict job %lld with the same settings is already running; following it "
-                "(Ctrl-C stops following, the job goes on)\n",
-                (long long)id);
-        rc = cli_follow_job(ctx, e, id, 0, json);
-    } else {
-        if (continued)
-            fprintf(stderr, "continuing predict job %lld, already queued with the same settings\n",
-                    (long long)id);
-        rc = cli_run_foreground(ctx, e, id, json);
-    }
+    /* As with ingest: two predicts at once would only race to write the same suggestions. */
+    rc = cli_start_job(ctx, e, "predict", "predict", payload, prio, detach, json, "settings");
     fn_engine_close(e);
 out:
     json_decref(payload);

@@ -58,6 +58,18 @@ int cli_open_existing(cli_ctx *ctx, int for_writing, fn_engine **out);
  * json != 0 the final job as `jobs show --json` does. Returns the job's exit code. */
 int cli_run_foreground(cli_ctx *ctx, fn_engine *e, fn_job_id id, int json);
 
+struct json_t;
+/* How every command that adds work starts its job (of `type`, with the JSON `payload` the
+ * command built, priority `prio`): enqueue it, then print the queued job (`detach`; as `jobs show
+ * --json` prints it with `json`) or run it in the foreground (cli_run_foreground). With `same`
+ * (words for what makes two such jobs the same, e.g. "paths and settings") an identical queued
+ * job is continued rather than a second added, and an identical running one is followed (two
+ * would race to write the same rows); NULL always adds a job. Messages name `cmd`. Returns the
+ * exit code; the caller still owns `e`. */
+int cli_start_job(cli_ctx *ctx, fn_engine *e, const char *cmd, const char *type,
+                  const struct json_t *payload, fn_priority prio, int detach, int json,
+                  const char *same);
+
 /* The subcommands. */
 /* jobs list|show|cancel|resume|retry|watch|log */
 int cmd_jobs(cli_ctx *ctx, int argc, char **argv);
