@@ -14,6 +14,8 @@
  *   clusters_*, identities_*                      groups of 2+ found, identities of 2+ faces
  *
  *   blas_core                                     the OpenBLAS kernels in use (docs/clustering.md)
+ *   l2_kernel                                     the distance kernel in use (src/cluster/l2.c;
+ *                                                 FN_BENCH_L2=sgemm|avx2|avx512 forces one)
  *
  * FN_BENCH_SIZES=10k,100k,1m picks the sizes (default 10k,100k: the 1M run takes a minute and
  * 1.2 GB, keep it rare on a shared machine). FN_BENCH_SWITCH=1 adds the exact-vs-index timings
@@ -310,9 +312,20 @@ static void sweep(void)
 
 extern char *openblas_get_corename(void);
 
+/* FN_BENCH_L2 (sgemm, avx2, avx512) forces that distance kernel; the one in use is printed. */
+static void l2_kernel_choice(void)
+{
+    const char *e = getenv("FN_BENCH_L2");
+    int want = -1;
+    for (int l = 0; e && fn_l2_isa_name(l); l++)
+        if (strcmp(e, fn_l2_isa_name(l)) == 0) want = l;
+    printf("l2_kernel %s name\n", fn_l2_isa_name(fn_l2_set_isa(want)));
+}
+
 int main(void)
 {
     printf("blas_core %s name\n", openblas_get_corename());
+    l2_kernel_choice();
     const char *sizes = getenv("FN_BENCH_SIZES");
     if (!sizes) sizes = "10k,100k";
     if (getenv("FN_BENCH_SWEEP")) sweep();

@@ -1,6 +1,8 @@
 /* bench_predict.c: the predict arithmetic (src/cluster/predict.c) on synthetic descriptors.
  * Prints `name value unit` lines (see bench/bench_predict):
  *
+ *   l2_kernel                   the distance kernel in use (src/cluster/l2.c; FN_BENCH_L2=sgemm,
+ *                               avx2 or avx512 forces one)
  *   predict_model_build_ms      building the model from the confirmed faces
  *   predict_faces_per_s         queries answered per second, one thread per core
  *   predict_faces_per_s_1t      the same on one thread
@@ -27,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/l2.h"
 #include "cluster/predict.h"
 #include "people_synth.h"
 
@@ -96,6 +99,16 @@ static double timed_run(const fn_predict_model *m, const float *q, size_t n, fn_
     return best;
 }
 
+/* FN_BENCH_L2 (sgemm, avx2, avx512) forces that distance kernel; the one in use is printed. */
+static void l2_kernel_choice(void)
+{
+    const char *e = getenv("FN_BENCH_L2");
+    int want = -1;
+    for (int l = 0; e && fn_l2_isa_name(l); l++)
+        if (strcmp(e, fn_l2_isa_name(l)) == 0) want = l;
+    printf("l2_kernel %s name\n", fn_l2_isa_name(fn_l2_set_isa(want)));
+}
+
 int main(int argc, char **argv)
 {
     size_t named = 2000, confirmed = 5, faces = 120000;
@@ -122,6 +135,7 @@ int main(int argc, char **argv)
         }
     }
     if (threads < 1 || threads > 16 || named == 0 || confirmed == 0 || faces == 0) return 2;
+    l2_kernel_choice();
 
     fn_synth_opts so;
     fn_synth_defaults(&so, faces, 7);

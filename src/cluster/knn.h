@@ -42,7 +42,7 @@ typedef struct fn_knn_opts {
 } fn_knn_opts;
 
 #define FN_KNN_EXACT_MAX 5000
-#define FN_KNN_NPROBE    12
+#define FN_KNN_NPROBE    16
 
 /* A cancel check: fn(arg) != 0 stops the search. Called on the calling thread only, between
  * blocks of work (a few milliseconds apart), so it may use what that thread owns (a job's

@@ -1,6 +1,7 @@
 /* test_cluster.c: the neighbour search and the grouping rules (src/cluster), on generated
- * descriptors: the index's recall against exact search, the same-photo rule, forbidden labels
- * (cannot-links), the chaining bound, and fixed groups never merged. */
+ * descriptors: every distance kernel this CPU can run against double precision, the index's recall
+ * against exact search, the same-photo rule, forbidden labels (cannot-links), the chaining bound,
+ * and fixed groups never merged. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,6 +107,89 @@ static void test_exact_is_exact(void **state)
     fn_knn_free(&g);
     free(x);
     free(ident);
+}
+
+/* One distance kernel (forced by fn_l2_set_isa) against a double-precision loop, over block
+ * shapes that hit every edge of the micro-tiles: query counts not a multiple of 8 or 6, reference
+ * counts not a multiple of 32 or 16, ldd > nr (the columns past nr must stay untouched), and
+ * references equal to a query (distance 0: the clamp must keep it >= 0). */
+static void check_kernel(int level)
+{
+    if (fn_l2_set_isa(level) != level) {
+        fn_l2_set_isa(-1);
+        skip();
+    }
+    static const size_t nqs[] = {1, 5, 6, 7, 8, 9, 13, 64, 71};
+    static const size_t nrs[] = {1, 3, 15, 16, 17, 31, 32, 33, 100, 257};
+    const size_t maxq = 71, maxr = 257, pad = 5, ldd = maxr + pad;
+    int32_t *ident = malloc((maxq + maxr) * sizeof *ident);
+    float *x = people(maxq + maxr, 7, ident);
+    float *q = x, *r = x + maxq * D;
+    /* a few references are exact copies of queries */
+    for (size_t j = 0; j < maxr; j += 11)
+        memcpy(r + j * D, q + (j % maxq) * D, D * sizeof *r);
+    float *qn = malloc(maxq * sizeof *qn), *rn = malloc(maxr * sizeof *rn);
+    float *d = malloc(maxq * ldd * sizeof *d);
+    fn_l2_norms(q, maxq, qn);
+    fn_l2_norms(r, maxr, rn);
+    for (size_t a = 0; a < sizeof nqs / sizeof *nqs; a++)
+        for (size_t b = 0; b < sizeof nrs / sizeof *nrs; b++) {
+            size_t nq = nqs[a], nr = nrs[b];
+            for (size_t i = 0; i < maxq * ldd; i++)
+                d[i] = -7.0f;
+            fn_l2sq_block(q, qn, nq, r, rn, nr, d, ldd);
+            for (size_t i = 0; i < maxq; i++)
+                for (size_t j = 0; j < ldd; j++) {
+                    float got = d[i * ldd + j];
+                    if (i >= nq || j >= nr) {
+                        assert_true(got == -7.0f);
+                        continue;
+                    }
+                    double s = 0;
+                    for (int k = 0; k < D; k++) {
+                        double t = (double)q[i * D + k] - (double)r[j * D + k];
+                        s += t * t;
+                    }
+                    /* float rounding of |q|^2 + |r|^2 - 2 q.r grows with the norms */
+                    double tol = 1e-5 * (qn[i] + rn[j]) + 1e-7;
+                    assert_true(got >= 0);
+                    if (fabs(got - s) > tol)
+                        fail_msg("level %d nq %zu nr %zu: d[%zu][%zu] = %.9g, exact %.9g", level,
+                                 nq, nr, i, j, (double)got, s);
+                }
+        }
+    fn_l2_set_isa(-1);
+    free(d);
+    free(rn);
+    free(qn);
+    free(x);
+    free(ident);
+}
+
+/* Back to the CPU's best kernel, also after a failed check (which leaves its level forced). */
+static int l2_reset(void **state)
+{
+    (void)state;
+    fn_l2_set_isa(-1);
+    return 0;
+}
+
+static void test_l2_sgemm(void **state)
+{
+    (void)state;
+    check_kernel(FN_L2_SGEMM);
+}
+
+static void test_l2_avx2(void **state)
+{
+    (void)state;
+    check_kernel(FN_L2_AVX2);
+}
+
+static void test_l2_avx512(void **state)
+{
+    (void)state;
+    check_kernel(FN_L2_AVX512);
 }
 
 /* Runs the grouping over x with exact neighbours. */
@@ -256,10 +340,17 @@ static void test_weak_faces(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_index_recall),       cmocka_unit_test(test_exact_is_exact),
-        cmocka_unit_test(test_people_found),       cmocka_unit_test(test_same_photo),
-        cmocka_unit_test(test_forbidden_label),    cmocka_unit_test(test_chaining_bound),
-        cmocka_unit_test(test_labels_never_merge), cmocka_unit_test(test_weak_faces),
+        cmocka_unit_test_teardown(test_l2_sgemm, l2_reset),
+        cmocka_unit_test_teardown(test_l2_avx2, l2_reset),
+        cmocka_unit_test_teardown(test_l2_avx512, l2_reset),
+        cmocka_unit_test(test_index_recall),
+        cmocka_unit_test(test_exact_is_exact),
+        cmocka_unit_test(test_people_found),
+        cmocka_unit_test(test_same_photo),
+        cmocka_unit_test(test_forbidden_label),
+        cmocka_unit_test(test_chaining_bound),
+        cmocka_unit_test(test_labels_never_merge),
+        cmocka_unit_test(test_weak_faces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
