@@ -117,6 +117,20 @@ int fn_faces_query(fn_library *lib, const fn_face_query *q, fn_library_face **ou
 /* One face's JPEG thumbnail (*jpeg freed with fn_library_free). FN_ERR_NOT_FOUND when the face
  * does not exist or has no thumbnail. */
 int fn_face_thumbnail(fn_library *lib, int64_t face_id, uint8_t **jpeg, size_t *len);
+typedef struct fn_photo_entry {
+    int64_t id;
+    char *path;        /* bytes, as stored; owned by the list */
+    int width, height; /* oriented pixels, 0 when unknown */
+    int64_t taken_at;  /* EXIF capture time, epoch seconds, -1 when absent */
+    int faces;         /* faces stored for the photo */
+    int status;        /* 0 processed with faces, 1 no face found, 2 the last attempt failed */
+} fn_photo_entry;
+
+/* The library's photos ordered by path, `limit` (0: all) from `offset`, only those under the
+ * directory `under` when it is not NULL. *out (n elements) is freed with fn_photos_free. */
+int fn_photos_list(fn_library *lib, const char *under, size_t limit, size_t offset,
+                   fn_photo_entry **out, size_t *n);
+void fn_photos_free(fn_photo_entry *p, size_t n);
 /* One photo's path (bytes, as stored; freed with fn_library_free). */
 int fn_photo_path(fn_library *lib, int64_t photo_id, char **path);
 

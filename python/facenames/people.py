@@ -66,6 +66,27 @@ class _Audit(ctypes.Structure):
                 ("undoes", ctypes.c_int64)]
 
 
+class _Photo(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int64), ("path", ctypes.c_void_p), ("width", ctypes.c_int),
+                ("height", ctypes.c_int), ("taken_at", ctypes.c_int64), ("faces", ctypes.c_int),
+                ("status", ctypes.c_int)]
+
+
+class Photo(NamedTuple):
+    """One photo (fn_photo_entry). path is bytes: file names need not be UTF-8. status: "ok"
+    (faces found), "no_faces" or "error"."""
+    id: int
+    path: bytes
+    width: int
+    height: int
+    taken_at: int
+    faces: int
+    status: str
+
+
+_PHOTO_STATUS = ("ok", "no_faces", "error")
+
+
 @dataclass(frozen=True)
 class Person:
     id: int
@@ -246,6 +267,22 @@ class Library:
                 return ctypes.string_at(out, n.value)
             finally:
                 lib().fn_library_free(out)
+
+    def photos(self, under=None, limit=0, offset=0):
+        """The library's photos ordered by path (only those under the folder `under`, bytes or
+        str, when given), `limit` of them (0: all) from `offset`."""
+        out, n = ctypes.c_void_p(), ctypes.c_size_t()
+        if isinstance(under, str):
+            under = os.fsencode(under)
+        with self._mu:
+            self._call("fn_photos_list", under, limit, offset, ctypes.byref(out), ctypes.byref(n))
+            try:
+                arr = ctypes.cast(out, ctypes.POINTER(_Photo))
+                return [Photo(p.id, ctypes.string_at(p.path), p.width, p.height, p.taken_at,
+                              p.faces, _PHOTO_STATUS[p.status] if 0 <= p.status < 3 else "?")
+                        for p in arr[:n.value]]
+            finally:
+                lib().fn_photos_free(out, n)
 
     def photo_path(self, photo_id):
         """The photo's path as stored (bytes: file names need not be UTF-8)."""

@@ -316,6 +316,61 @@ int fn_photo_path(fn_library *lib, int64_t photo_id, char **path)
     return rc < 0 ? rc : fn_ps_photo_path(&lib->ctx, photo_id, path);
 }
 
+typedef struct photo_list {
+    fn_photo_entry *v;
+    size_t n, cap;
+} photo_list;
+
+static int photo_cb(const fn_photo_row *row, void *arg)
+{
+    photo_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        fn_photo_entry *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return FN_ERR_NOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    char *path = strdup(row->path);
+    if (!path) return FN_ERR_NOMEM;
+    l->v[l->n++] = (fn_photo_entry){.id = row->id,
+                                    .path = path,
+                                    .width = row->width,
+                                    .height = row->height,
+                                    .taken_at = row->taken_at,
+                                    .faces = row->n_faces,
+                                    .status = (int)row->status};
+    return 0;
+}
+
+int fn_photos_list(fn_library *lib, const char *under, size_t limit, size_t offset,
+                   fn_photo_entry **out, size_t *n)
+{
+    begin_call(lib);
+    *out = NULL;
+    *n = 0;
+    int rc = check_open(lib);
+    if (rc < 0) return rc;
+    fn_photo_filter f = {.status = -1, .path_prefix = under, .limit = limit, .offset = offset};
+    photo_list l = {0};
+    rc = fn_library_photos_each(lib->s, &f, photo_cb, &l);
+    if (rc < 0) {
+        fn_photos_free(l.v, l.n);
+        return fail(lib, rc, "listing the photos: %s",
+                    rc == FN_ERR_NOMEM ? "out of memory" : fn_store_errmsg(lib->s));
+    }
+    *out = l.v;
+    *n = l.n;
+    return 0;
+}
+
+void fn_photos_free(fn_photo_entry *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++)
+        free(p[i].path);
+    free(p);
+}
+
 int fn_suggestions_list(fn_library *lib, int64_t person_id, size_t limit, fn_suggestion **out,
                         size_t *n)
 {

@@ -242,6 +242,28 @@ static void test_open_and_read(void **state)
     fn_library_free(path);
     assert_int_equal(fn_photo_path(f->lib, 7, &path), FN_ERR_NOT_FOUND);
 
+    /* the photos, by path: all, then a page, then those under a folder (none) */
+    sql(f, "INSERT INTO photos (id, path, size, mtime_ns, status, error_code, ingested_at, width,"
+           " height) VALUES (4, '/other/q.jpg', 10, 1, 'error', 'truncated', 1, 0, 0)");
+    fn_photo_entry *ph = NULL;
+    assert_int_equal(fn_photos_list(f->lib, NULL, 0, 0, &ph, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(ph[0].path, "/other/q.jpg");
+    assert_int_equal(ph[0].status, 2);
+    assert_int_equal(ph[0].faces, 0);
+    assert_string_equal(ph[1].path, "/photos/p1.jpg");
+    assert_int_equal(ph[1].id, 1);
+    assert_int_equal(ph[1].faces, 2);
+    assert_int_equal(ph[1].status, 0);
+    fn_photos_free(ph, n);
+    assert_int_equal(fn_photos_list(f->lib, "/photos", 1, 1, &ph, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ph[0].path, "/photos/p2.jpg");
+    fn_photos_free(ph, n);
+    assert_int_equal(fn_photos_list(f->lib, "/nowhere", 0, 0, &ph, &n), 0);
+    assert_int_equal(n, 0);
+    fn_photos_free(ph, n);
+
     fn_cluster *cl = NULL;
     assert_int_equal(fn_clusters_list(f->lib, 0, &cl, &n), 0);
     assert_int_equal(n, 2);

@@ -1,9 +1,11 @@
 """The binding without Qt: configuration handle, errors as exceptions, the controller API and
 events, against the real library and the CLI's view of the same jobs."""
+import os
+
 import pytest
 
 from conftest import cli, cli_json
-from facenames import Config, Engine, FacenamesError, item_bytes
+from facenames import Config, Engine, FacenamesError, Library, item_bytes
 
 
 def test_config_handle_sets_gets_and_names_a_bad_key():
@@ -62,6 +64,16 @@ def test_inline_ingest_matches_the_cli(library, bad_photos):
     assert row["n_errors"] == 1 and row["parent"] == 0 and row["fail_reason"] is None
     assert summary.startswith(f"ingest job {job} completed")
     assert "finish: completed" in log and log == cli(library, "jobs", "log", str(job))
+    # the photos as the library lists them, as `facenames photos list --json` does
+    listed_cli = cli_json(library, "photos", "list", "--json")
+    with Library(library) as lib:
+        photos = lib.photos()
+        under = lib.photos(under=str(bad_photos), limit=1, offset=1)
+    assert [p.id for p in photos] == [p["id"] for p in listed_cli]
+    assert [p.faces for p in photos] == [p["faces"] for p in listed_cli]
+    assert [p.status for p in photos] == [p["status"] for p in listed_cli]
+    assert [os.fsdecode(p.path) for p in photos] == [p["path"] for p in listed_cli]
+    assert under == photos[1:2]
 
 
 def test_skip_and_retry_through_the_binding(library, bad_photos):
