@@ -49,4 +49,7 @@ def test_a_cluster_of_20k_faces_stays_fast(qtbot, make_ctx, clustered, library):
     assert len(view.thumbs.cache) < 200, "thumbnails were read for faces not on screen"
     view.faces_view.scrollToBottom()
     until(qtbot, lambda: view.faces_model.rowCount() > shown)
-    probe.check(50, 16)
+    # The run is short (about 150 ticks of 4 ms), so its 99th percentile is its second-longest
+    # gap: one scheduler hiccup decides it. Only the stall bound is checked here; the 16 ms p99
+    # is test_latency's, over an ingest and a clustering long enough for a percentile.
+    probe.check(50, 50)
