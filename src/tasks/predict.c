@@ -187,7 +187,7 @@ static void predict_chunk(size_t c, int worker, void *arg)
         for (size_t i = 0; i < n; i++) {
             const predict_item *pi = w->todo[lo + i]->data;
             memcpy(q + i * FN_DESC_DIM, pi->f.desc, sizeof pi->f.desc);
-            memcpy(excl + off[i], pi->f.excl, pi->f.n_excl * sizeof *excl);
+            if (pi->f.n_excl) memcpy(excl + off[i], pi->f.excl, pi->f.n_excl * sizeof *excl);
             off[i + 1] = off[i] + pi->f.n_excl;
         }
         if (fn_predict_run(st->model, q, n, NULL, off, excl, pred) == 0)

@@ -166,7 +166,7 @@ int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n)
     }
     /* Most faces first, then by name: sorted here rather than in SQL so the counts are computed
      * once per person. */
-    qsort(*out, *n, sizeof **out, person_cmp);
+    if (*n > 1) qsort(*out, *n, sizeof **out, person_cmp);
     return 0;
 }
 
