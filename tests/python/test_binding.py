@@ -195,5 +195,8 @@ def test_a_job_with_20k_errors_is_decoded_without_holding_the_gil(library, tmp_p
         worst = _gil_wait_probe(lambda: e.inspect(job), 2.0)
     print(f"longest wait of another thread: {worst:.1f} ms while inspect decodes,"
           f" {plain:.1f} ms while json.loads decodes the same text")
-    # measured in the same run, so the machine's load weighs on both alike
-    assert worst <= 30 and worst < plain / 2, f"another thread waited {worst:.1f} ms for the GIL"
+    # Measured in the same run, so the machine's load weighs on both alike; an absolute bound
+    # (30 ms once) failed in CI when other test programs had both cores: the wait then holds the
+    # run-queue time too, whatever the binding does.
+    assert worst < plain / 2, (f"another thread waited {worst:.1f} ms for the GIL, against"
+                               f" {plain:.1f} ms while json.loads decoded the same text")
