@@ -74,6 +74,19 @@ int cli_opt_limit(cli_ctx *ctx, const char *cmd, char **argv, int argc, int *i, 
     return 1;
 }
 
+int cli_opt_priority(cli_ctx *ctx, const char *cmd, char **argv, int argc, int *i,
+                     fn_priority *prio)
+{
+    const char *v;
+    int m = cli_opt_value(ctx, cmd, argv, argc, i, "--priority", &v);
+    if (m <= 0) return m;
+    if (fn_priority_parse(v, prio) < 0) {
+        cli_usage_error(ctx, cmd, "--priority is interactive, normal or background");
+        return -1;
+    }
+    return 1;
+}
+
 void cli_list_begin(cli_list *l, int json, int ncols, const char *const *headers, const int *right)
 {
     l->json = json;

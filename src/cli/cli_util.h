@@ -94,6 +94,9 @@ int cli_library_photo(struct fn_library_reader *r, const char *which, struct fn_
 /* Matches "--limit N" (N >= 1) as cli_opt_value does: 1 and sets *limit, 0 if argv[*i] is another
  * argument, -1 on a usage error (message printed, return CLI_EXIT_USAGE). */
 int cli_opt_limit(cli_ctx *ctx, const char *cmd, char **argv, int argc, int *i, size_t *limit);
+/* The same for `--priority interactive|normal|background` into *prio. */
+int cli_opt_priority(cli_ctx *ctx, const char *cmd, char **argv, int argc, int *i,
+                     fn_priority *prio);
 
 /* A list printed as a table (rows added with cli_list_row, printed at the end) or, with json, as a
  * JSON array streamed row by row (cli_list_json). n counts the rows. */

@@ -60,12 +60,8 @@ int cmd_cluster(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             json_object_set_new(payload, "min_faces", json_integer(n));
-        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--priority", &v)) != 0) {
+        } else if ((m = cli_opt_priority(ctx, cmd, argv, argc, &i, &prio)) != 0) {
             if (m < 0) goto out;
-            if (fn_priority_parse(v, &prio) < 0) {
-                rc = cli_usage_error(ctx, cmd, "--priority is interactive, normal or background");
-                goto out;
-            }
         } else if (strcmp(argv[i], "--full") == 0) {
             json_object_set_new(payload, "full", json_true());
         } else if (strcmp(argv[i], "--detach") == 0) {

@@ -119,12 +119,8 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             json_object_set_new(payload, "batch", json_integer(n));
-        } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--priority", &v)) != 0) {
+        } else if ((m = cli_opt_priority(ctx, cmd, argv, argc, &i, &prio)) != 0) {
             if (m < 0) goto out;
-            if (fn_priority_parse(v, &prio) < 0) {
-                rc = cli_usage_error(ctx, cmd, "--priority is interactive, normal or background");
-                goto out;
-            }
         } else if ((m = cli_opt_value(ctx, cmd, argv, argc, &i, "--ext", &v)) != 0) {
             if (m < 0) goto out;
             if (add_exts(payload, v) < 0) {
