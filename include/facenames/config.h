@@ -47,6 +47,8 @@ typedef struct fn_config {
                                   0.4 */
     int predict_auto_accept;   /* predict.auto_accept: confirm very confident suggestions (and
                                   audit them as the job's); 0 (off) */
+    char db_url[1024];         /* db.url: the library as a postgresql:// address, used when
+                                  neither --library nor FACENAMES_LIBRARY names one; "" = none */
 } fn_config;
 
 /* Fills *cfg with the defaults. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli_util.h"
+#include "util/libaddr.h"
 #include "util/pathenc.h"
 
 int cli_is_help(const char *arg)
@@ -65,6 +66,7 @@ int cli_usage_error(cli_ctx *ctx, const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fn_libaddr_redact(ctx->library_dir, msg, sizeof msg);
     cli_term_lock();
     if (cmd)
         fprintf(stderr, "%s %s: %s\nTry '%s %s --help'.\n", ctx->prog, cmd, fn_term_str(msg),
@@ -84,6 +86,11 @@ int cli_engine_error(cli_ctx *ctx, fn_engine *e, int rc, const char *what_fmt, .
     va_end(ap);
     const char *detail = e ? fn_engine_errmsg(e) : "";
     if (!detail || !*detail) detail = fn_strerror(rc);
+    char shown[1024];
+    snprintf(shown, sizeof shown, "%s", detail);
+    fn_libaddr_redact(ctx->library_dir, what, sizeof what);
+    fn_libaddr_redact(ctx->library_dir, shown, sizeof shown);
+    detail = shown;
     cli_term_lock();
     fprintf(stderr, "%s: %s: %s\n", ctx->prog, fn_term_str(what), fn_term_str(detail));
     cli_term_unlock();
@@ -97,6 +104,7 @@ int cli_error(cli_ctx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fn_libaddr_redact(ctx->library_dir, msg, sizeof msg);
     cli_term_lock();
     fprintf(stderr, "%s: %s\n", ctx->prog, fn_term_str(msg));
     cli_term_unlock();

@@ -13,13 +13,14 @@
 
 #include "cli/commands.h"
 #include "store/library/library_store.h"
+#include "util/libaddr.h"
 #include "util/pathenc.h"
 
 int cli_library_open(cli_ctx *ctx, fn_store **out)
 {
     char path[4200];
     *out = NULL;
-    snprintf(path, sizeof path, "%s/library.db", ctx->library_dir);
+    fn_libaddr_db(ctx->library_dir, path, sizeof path);
     int readonly = 0;
     int p = cli_library_probe(ctx, &readonly);
     if (p != 0) return p < 0 ? -1 : 1;

@@ -25,6 +25,7 @@
 #include "facenames/tasks.h"
 #include "store/library/library_store.h"
 #include "util/clock.h"
+#include "util/libaddr.h"
 #include "util/pathenc.h"
 
 /* mkdir -p */
@@ -53,6 +54,9 @@ int cli_library_probe(cli_ctx *ctx, int *readonly)
     char db[4200];
     struct stat st;
     *readonly = 0;
+    /* A library on a server: whether it exists and may be written is the server's to say when the
+     * store connects. */
+    if (fn_libaddr_is_url(ctx->library_dir)) return 0;
     if (stat(ctx->library_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
         cli_error(ctx, "library %s is not a folder; choose another with --library DIR",
                   ctx->library_dir);
@@ -89,7 +93,7 @@ static int readonly_error(cli_ctx *ctx)
 static int check_library_version(cli_ctx *ctx)
 {
     char path[4200], err[1024];
-    snprintf(path, sizeof path, "%s/library.db", ctx->library_dir);
+    fn_libaddr_db(ctx->library_dir, path, sizeof path);
     fn_store *s = NULL;
     if (fn_store_open_readonly(path, ctx->cfg.db_busy_timeout_ms, &s, err, sizeof err) < 0)
         return cli_error(ctx, "%s", err);
@@ -131,7 +135,7 @@ int cli_open_engine(cli_ctx *ctx, fn_engine **out)
     int p = cli_library_probe(ctx, &readonly);
     if (p < 0) return CLI_EXIT_FAILURE;
     if (p == 0 && readonly) return readonly_error(ctx);
-    if (make_dirs(ctx->library_dir) < 0)
+    if (!fn_libaddr_is_url(ctx->library_dir) && make_dirs(ctx->library_dir) < 0)
         return cli_error(ctx, "cannot create library directory %s: %s", ctx->library_dir,
                          strerror(errno));
     return open_engine(ctx, 0, out);

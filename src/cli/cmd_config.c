@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "util/libaddr.h"
 
 static const char config_usage[] =
     "usage: facenames config [show]   the effective configuration, as `key = value` lines\n"
@@ -30,7 +31,11 @@ int cmd_config(cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error(ctx, "config", "unknown subcommand '%s' (show, path)", sub);
     char *text = fn_config_format(&ctx->cfg);
     if (!text) return cli_error(ctx, "out of memory");
-    printf("# library: %s\n# file: %s\n%s", ctx->library_dir,
+    /* an address's password is not shown, in the library line or in db.url */
+    char shown[4096];
+    fn_libaddr_display(ctx->library_dir, shown, sizeof shown);
+    fn_libaddr_redact(ctx->cfg.db_url, text, strlen(text) + 1);
+    printf("# library: %s\n# file: %s\n%s", shown,
            ctx->config_path[0] ? ctx->config_path : "(none)", text);
     free(text);
     return CLI_EXIT_OK;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "util/libaddr.h"
 #include "util/clock.h"
 #include "util/pathenc.h"
 
@@ -116,8 +117,10 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
         cli_signals_restore();
         return CLI_EXIT_FAILURE;
     }
+    char shown[4096];
+    fn_libaddr_display(ctx->library_dir, shown, sizeof shown);
     cli_term_lock();
-    fprintf(stderr, "worker: %s, %d thread(s)%s; Ctrl-C to stop\n", ctx->library_dir, nthreads,
+    fprintf(stderr, "worker: %s, %d thread(s)%s; Ctrl-C to stop\n", shown, nthreads,
             until_idle ? ", until idle" : "");
     cli_term_unlock();
 

@@ -22,7 +22,9 @@ enum cli_exit {
 
 typedef struct cli_ctx {
     const char *prog;       /* argv[0] of the program, for messages */
-    char library_dir[4096]; /* resolved library directory */
+    char library_dir[4096]; /* resolved library directory, or a postgresql:// address */
+    int library_default;    /* library_dir is the default folder (no --library, no
+                               FACENAMES_LIBRARY): db.url may replace it */
     fn_config cfg;          /* effective configuration */
     int stdout_tty, stderr_tty;
     /* added by the CLI part: */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "util/libaddr.h"
 
 struct command {
     const char *name;
@@ -123,6 +124,13 @@ static int resolve_library(cli_ctx *ctx, const char *opt)
         return cli_error(ctx, "no library: give --library DIR or set FACENAMES_LIBRARY (HOME is "
                               "not set)");
     }
+    if (fn_libaddr_is_url(buf)) {
+        /* a PostgreSQL address is used as it is (only a folder is made absolute) */
+        if (fn_libaddr_db(buf, ctx->library_dir, sizeof ctx->library_dir) < 0)
+            return cli_error(ctx, "library address: too long");
+        return 0;
+    }
+    ctx->library_default = !opt && !(env && *env);
     if (absolute(buf, ctx->library_dir, sizeof ctx->library_dir) < 0)
         return cli_error(ctx, "library path %s: %s", buf, strerror(errno ? errno : ENAMETOOLONG));
     return 0;
@@ -140,7 +148,8 @@ static int load_config(cli_ctx *ctx, const char *opt_config)
         rc = fn_config_load_file(&ctx->cfg, file, err, sizeof err);
         if (rc < 0) return cli_error(ctx, "configuration: %s", err);
         snprintf(ctx->config_path, sizeof ctx->config_path, "%s", file);
-    } else {
+    } else if (!fn_libaddr_is_url(ctx->library_dir)) {
+        /* a library on a server has no folder to hold a facenames.conf */
         char path[4200];
         snprintf(path, sizeof path, "%s/facenames.conf", ctx->library_dir);
         struct stat st;
@@ -310,6 +319,9 @@ int main(int argc, char **argv)
     }
     if (rc == 0) rc = load_config(&ctx, opt_config);
     if (rc == 0) rc = apply_sets(&ctx, sets, nsets);
+    /* db.url names the library when neither --library nor FACENAMES_LIBRARY did. */
+    if (rc == 0 && ctx.library_default && ctx.cfg.db_url[0])
+        snprintf(ctx.library_dir, sizeof ctx.library_dir, "%s", ctx.cfg.db_url);
     if (rc == 0) {
         char err[512];
         if (fn_config_validate(&ctx.cfg, err, sizeof err) < 0)

@@ -25,6 +25,7 @@
 #include "jobs/internal.h"
 #include "store/jobs_store.h"
 #include "util/clock.h"
+#include "util/libaddr.h"
 #include "util/log.h"
 static _Thread_local char tl_msg[768];
 
@@ -108,7 +109,8 @@ int fn_engine_open_readonly(const char *library_dir, const fn_config *cfg, fn_en
     char db[4200];
     struct stat st;
     snprintf(db, sizeof db, "%s/library.db", library_dir);
-    if (stat(db, &st) != 0) {
+    /* A server's database is looked for by connecting to it (fn_store_open_readonly). */
+    if (!fn_libaddr_is_url(library_dir) && stat(db, &st) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return fn_eng_fail(FN_ERR_NOT_FOUND, "%s: there is no library here (no library.db)",
                                library_dir);
@@ -124,7 +126,8 @@ static int open_engine(const char *library_dir, const fn_config *cfg, int readon
     *out = NULL;
     if (!library_dir || !*library_dir)
         return fn_eng_fail(FN_ERR_INVALID, "no library directory given");
-    if (!readonly && mkdir(library_dir, 0777) != 0 && errno != EEXIST)
+    const int url = fn_libaddr_is_url(library_dir);
+    if (!readonly && !url && mkdir(library_dir, 0777) != 0 && errno != EEXIST)
         return fn_eng_fail(FN_ERR_IO, "%s: cannot create the library directory: %s", library_dir,
                            strerror(errno));
     fn_engine *e = calloc(1, sizeof *e);
@@ -186,8 +189,10 @@ static int open_engine(const char *library_dir, const fn_config *cfg, int readon
         code = fn_eng_fail(FN_ERR_NOMEM, "out of memory opening %s", library_dir);
         goto fail;
     }
-    snprintf(e->db_path, dl + 16, "%s/library.db", library_dir);
-    if (!readonly && strcmp(e->cfg.log_path, "-") != 0) {
+    fn_libaddr_db(library_dir, e->db_path, dl + 16);
+    /* A library on a server has no folder for jobs.log: only an explicit log.path writes one (the
+     * log is in the database either way). */
+    if (!readonly && strcmp(e->cfg.log_path, "-") != 0 && (!url || e->cfg.log_path[0])) {
         if (e->cfg.log_path[0]) {
             e->log_path = strdup(e->cfg.log_path);
         } else {

@@ -18,6 +18,7 @@
 #include "store/library/library_store.h"
 #include "store/library/people_store.h"
 #include "store/store.h"
+#include "util/libaddr.h"
 
 struct fn_library {
     fn_store *s;
@@ -74,14 +75,16 @@ int fn_library_open(const char *library_dir, const fn_config *cfg, fn_library **
         cfg = &defaults;
     }
     char db[4200], err[1024] = "";
-    snprintf(db, sizeof db, "%s/library.db", library_dir);
+    fn_libaddr_db(library_dir, db, sizeof db);
     struct stat st;
-    if (stat(library_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+    const int url = fn_libaddr_is_url(library_dir);
+    if (!url && stat(library_dir, &st) == 0 && !S_ISDIR(st.st_mode))
         return fail(lib, FN_ERR_NOT_FILE, "library %s is not a folder", library_dir);
-    int exists = stat(db, &st) == 0;
+    /* A database on a server is made and checked by the store when it connects. */
+    int exists = url || stat(db, &st) == 0;
     /* A library this process cannot write is read as it is: the reading calls work and every
      * naming call says FN_ERR_READONLY. */
-    int readonly = exists && (access(library_dir, W_OK) != 0 || access(db, W_OK) != 0);
+    int readonly = !url && exists && (access(library_dir, W_OK) != 0 || access(db, W_OK) != 0);
     if (!exists && make_dirs(library_dir) < 0)
         return fail(lib, errno == EACCES || errno == EROFS ? FN_ERR_READONLY : FN_ERR_IO,
                     "cannot create the library folder %s: %s", library_dir, strerror(errno));

@@ -9,6 +9,7 @@
 #include "facenames/config.h"
 
 #include "facenames/error.h"
+#include "util/libaddr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -49,6 +50,7 @@ static const struct key keys[] = {
      NULL},
     {"jobs.aging_ms", KEY_INT, OFF(jobs_aging_ms), 0, 1, INT_MAX, 0, 0, NULL, NULL},
     {"db.busy_timeout_ms", KEY_INT, OFF(db_busy_timeout_ms), 0, 0, INT_MAX, 0, 0, NULL, NULL},
+    {"db.url", KEY_STR, OFF(db_url), SZ(db_url), 0, 0, 0, 0, NULL, NULL},
     {"log.path", KEY_STR, OFF(log_path), SZ(log_path), 0, 0, 0, 0, NULL, NULL},
     {"models.dir", KEY_STR, OFF(models_dir), SZ(models_dir), 0, 0, 0, 0, NULL, NULL},
     {"ingest.detector", KEY_ENUM, OFF(detector), SZ(detector), 0, 0, 0, 0, detectors, NULL},
@@ -287,6 +289,13 @@ static int set_key(fn_config *cfg, const struct key *k, const char *value, char 
                         k->name);
                 return FN_ERR_CONFIG;
             }
+        }
+        if (field == (void *)cfg->db_url && n && !fn_libaddr_is_url(value)) {
+            set_err(err, errlen,
+                    "%s: \"%s\" is not allowed; allowed: a postgresql:// or postgres:// address, "
+                    "or \"\" for none (a library folder is given with --library DIR)",
+                    k->name, shown(value, buf, sizeof buf));
+            return FN_ERR_CONFIG;
         }
         memcpy(field, value, n + 1);
         return 0;

@@ -71,6 +71,11 @@ static void test_set_good(void **state)
     assert_string_equal(c.log_path, "-");
     assert_int_equal(fn_config_set(&c, "models.dir", "/opt/models", err, sizeof err), 0);
     assert_string_equal(c.models_dir, "/opt/models");
+    assert_int_equal(fn_config_set(&c, "db.url", "postgresql://faces@nas/faces", err, sizeof err),
+                     0);
+    assert_string_equal(c.db_url, "postgresql://faces@nas/faces");
+    assert_int_equal(fn_config_set(&c, "db.url", "", err, sizeof err), 0);
+    assert_string_equal(c.db_url, "");
     assert_int_equal(fn_config_set(&c, "ingest.detector", "tiny", err, sizeof err), 0);
     assert_string_equal(c.detector, "tiny");
     assert_int_equal(fn_config_set(&c, "ingest.min_face_size", "12", err, sizeof err), 0);
@@ -115,6 +120,8 @@ static const struct bad bads[] = {
     {"ingest.batch", "0", "from 1 to 4096"},
     {"ingest.batch", "4097", "from 1 to 4096"},
     {"log.path", "a\nb", "control character"},
+    {"db.url", "/home/me/faces", "postgresql://"},
+    {"db.url", "mysql://h/db", "postgresql://"},
 };
 
 static void test_set_bad(void **state)
@@ -411,7 +418,7 @@ static void test_docs_list_every_key(void **state)
         if (!strstr(doc, want)) fail_msg("%s: %s is not documented", docs_path, env);
         keys++;
     }
-    assert_int_equal(keys, 22);
+    assert_int_equal(keys, 23);
     free(text);
 }
 
