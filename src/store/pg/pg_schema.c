@@ -156,8 +156,8 @@ const fn_migration fn_pg_library_migrations[] = {
         "  detail TEXT,"
         "  job_id BIGINT"
         ");"},
-    /* suggestions.face_id is an INTEGER PRIMARY KEY in SQLite only to be the rowid: it is always
-     * given (the face's id), so here it is a plain key, not an identity. */
+    /* suggestions.face_id is always given (the face's id), but it is an INTEGER PRIMARY KEY in
+     * SQLite, which would number it if omitted: an identity keeps that. */
     {2,
      "ALTER TABLE faces ADD COLUMN state TEXT NOT NULL DEFAULT 'auto'"
      "  CHECK (state IN ('auto', 'confirmed', 'ignored'));"
@@ -167,7 +167,7 @@ const fn_migration fn_pg_library_migrations[] = {
      "ALTER TABLE clusters ADD COLUMN size BIGINT NOT NULL DEFAULT 0;"
      "ALTER TABLE clusters ADD COLUMN centroid BYTEA;"
      "CREATE TABLE suggestions ("
-     "  face_id BIGINT PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,"
+     "  face_id " ID " REFERENCES faces(id) ON DELETE CASCADE,"
      "  person_id BIGINT NOT NULL REFERENCES persons(id) ON DELETE CASCADE,"
      "  confidence DOUBLE PRECISION NOT NULL,"
      "  distance DOUBLE PRECISION NOT NULL,"
