@@ -280,13 +280,24 @@ int fn_pg_exec(fn_pg_conn *c, const char *sql)
 /* Copies `sql` rewriting SQLite parameters outside literals, identifiers and comments: `?NNN`
  * becomes `$NNN`, a bare `?` the next number after the largest so far (SQLite's rule). PostgreSQL
  * dollar-quoted strings ($tag$ ... $tag$) are copied as they are. */
-char *fn_pg_translate(const char *sql, int *nparams)
+/* Parameter numbers beyond this are clamped (SQLite's default limit is 32766). */
+#define MAX_PARAMS 32766
+
+/* As fn_pg_translate; when `used` is not NULL it gets a calloc'd array of *nparams flags, 1 for
+ * each parameter number that appears in the text (the caller frees it). */
+static char *translate(const char *sql, int *nparams, unsigned char **used)
 {
     size_t n = strlen(sql);
     /* A bare `?` may grow to `$` and up to 10 digits. */
     char *out = malloc(n * 11 + 1), *o = out;
     if (!out) return NULL;
     int maxp = 0;
+    /* Which numbers appear (sized for the largest possible; trimmed by the caller's use). */
+    unsigned char *seen = used ? calloc(MAX_PARAMS, 1) : NULL;
+    if (used && !seen) {
+        free(out);
+        return NULL;
+    }
     const char *p = sql;
     while (*p) {
         if (*p == '\'' || *p == '"') {
@@ -353,22 +364,25 @@ char *fn_pg_translate(const char *sql, int *nparams)
             long v = 0;
             while (*p >= '0' && *p <= '9') {
                 v = v * 10 + (*p - '0');
-                if (v > 100000) v = 100000;
+                if (v > MAX_PARAMS) v = MAX_PARAMS;
                 *o++ = *p++;
             }
             if (v > maxp) maxp = (int)v;
+            if (seen && v > 0) seen[v - 1] = 1;
         } else if (*p == '?') {
             p++;
             long v = 0;
             bool digits = false;
             while (*p >= '0' && *p <= '9') {
                 v = v * 10 + (*p - '0');
-                if (v > 100000) v = 100000;
+                if (v > MAX_PARAMS) v = MAX_PARAMS;
                 digits = true;
                 p++;
             }
             if (!digits) v = maxp + 1;
+            if (v > MAX_PARAMS) v = MAX_PARAMS;
             if (v > maxp) maxp = (int)v;
+            if (seen && v > 0) seen[v - 1] = 1;
             o += sprintf(o, "$%ld", v);
         } else {
             *o++ = *p++;
@@ -376,7 +390,13 @@ char *fn_pg_translate(const char *sql, int *nparams)
     }
     *o = 0;
     if (nparams) *nparams = maxp;
+    if (used) *used = seen;
     return out;
+}
+
+char *fn_pg_translate(const char *sql, int *nparams)
+{
+    return translate(sql, nparams, NULL);
 }
 
 /* ---- statements -------------------------------------------------------------------------------
@@ -394,7 +414,8 @@ int fn_pg_prepare(fn_pg_conn *c, const char *sql, fn_pg_stmt **out)
 {
     *out = NULL;
     int np = 0;
-    char *text = fn_pg_translate(sql, &np);
+    unsigned char *used = NULL;
+    char *text = translate(sql, &np, &used);
     if (!text) {
         set_msg(c, NULL, "out of memory preparing a statement");
         return FN_ERR_NOMEM;
@@ -405,17 +426,28 @@ int fn_pg_prepare(fn_pg_conn *c, const char *sql, fn_pg_stmt **out)
         e = e->next;
     if (e) {
         free(text);
+        free(used);
     } else {
         e = calloc(1, sizeof *e);
         if (!e) {
             free(text);
+            free(used);
             set_msg(c, NULL, "out of memory preparing a statement");
             return FN_ERR_NOMEM;
         }
         e->text = text;
         e->nparams = np;
         snprintf(e->name, sizeof e->name, "fn%u", c->next_name++);
-        PGresult *r = PQprepare(c->pg, e->name, text, 0, NULL);
+        /* A number the text skips (SQLite lets a statement use ?1 and ?3 only, and the store's
+         * statements share numbering across variants) leaves the server nothing to infer its
+         * type from: declare those as text, which accepts whatever is bound (and is unused). The
+         * others are left for the server to infer. */
+        Oid *types = np ? calloc((size_t)np, sizeof *types) : NULL;
+        for (int k = 0; types && k < np; k++)
+            types[k] = used[k] ? 0 : 25 /* text */;
+        free(used);
+        PGresult *r = np && !types ? NULL : PQprepare(c->pg, e->name, text, np, types);
+        free(types);
         if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
             int code = fail_res(c, r);
             PQclear(r);

@@ -55,7 +55,9 @@ const char *fn_pg_sqlstate(const fn_pg_conn *c);
  * an fn_err with the message set. */
 int fn_pg_exec(fn_pg_conn *c, const char *sql);
 
-/* A statement for `sql` (one statement; `?N` parameters). FN_OK or an fn_err (message set; a
+/* A statement for `sql` (one statement; `?N` parameters; a number the text skips is declared
+ * text to the server, which could not infer its type, and its binding is unused). FN_OK or an
+ * fn_err (message set; a
  * failed prepare inside a transaction aborts that transaction, as any PostgreSQL error does);
  * *out is NULL on error. The caller owns *out and finalizes it before closing `c`. */
 int fn_pg_prepare(fn_pg_conn *c, const char *sql, fn_pg_stmt **out);
