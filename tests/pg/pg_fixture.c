@@ -1,7 +1,6 @@
 /* pg_fixture.c: see pg_fixture.h. The cluster is started by scripts/pg-tmp (FN_PG_TMP is its path,
- * set by the build) and stopped by an atexit handler, so a failing test still removes it (a test
- * killed by its timeout leaves a folder /tmp/fn-pg-* and a server behind, which pg-tmp stop
- * removes). */
+ * set by the build) and stopped by an atexit handler, so a failing test still removes it; a test
+ * killed outright (its timeout) is noticed by pg-tmp's --watch, which removes it then. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pg_fixture.h"
 
@@ -34,7 +34,9 @@ const char *fn_pg_fixture_start(void)
     if (off && strcmp(off, "0") == 0) return NULL;
     if (cluster_url) return cluster_url;
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' start", FN_PG_TMP);
+    /* --watch: if this program dies without its atexit handler (a timeout's SIGKILL), pg-tmp
+     * still stops the server. */
+    snprintf(cmd, sizeof cmd, "'%s' start --watch %ld", FN_PG_TMP, (long)getpid());
     FILE *p = popen(cmd, "r");
     char line[1024] = "";
     if (!p || !fgets(line, sizeof line, p)) line[0] = 0;
