@@ -219,6 +219,30 @@ static void test_round_trip_text(void **state)
     free(url);
 }
 
+/* Types the binary readers do not decode (timestamps, jsonb, uuid, arrays) still read as their
+ * text, in the default (binary) mode. */
+static void test_other_types_read_as_text(void **state)
+{
+    (void)state;
+    FN_PG_DB_OR_SKIP(url);
+    fn_pg_conn *c = fn_pg_fixture_connect(url);
+    fn_pg_stmt *st = prep(c, "SELECT '2026-01-02 03:04:05+00'::timestamptz AT TIME ZONE 'UTC', "
+                             "'{\"a\": 1}'::jsonb, "
+                             "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, ARRAY[1,2]::bigint[], "
+                             "?1::bigint");
+    fn_pg_bind_int(st, 1, 7);
+    assert_int_equal(fn_pg_step(st), FN_PG_ROW);
+    assert_string_equal(fn_pg_column_text(st, 0), "2026-01-02 03:04:05");
+    assert_string_equal(fn_pg_column_text(st, 1), "{\"a\": 1}");
+    assert_string_equal(fn_pg_column_text(st, 2), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    assert_string_equal(fn_pg_column_text(st, 3), "{1,2}");
+    assert_int_equal(fn_pg_column_type(st, 1), FN_PG_TEXT);
+    assert_int_equal(fn_pg_column_int(st, 4), 7);
+    fn_pg_finalize(st);
+    fn_pg_close(c);
+    free(url);
+}
+
 /* ?N on the server: repeated and out-of-order parameters, a `?` in a literal. */
 static void test_parameters_on_server(void **state)
 {
@@ -515,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_translate),
         cmocka_unit_test(test_round_trip_binary),
         cmocka_unit_test(test_round_trip_text),
+        cmocka_unit_test(test_other_types_read_as_text),
         cmocka_unit_test(test_parameters_on_server),
         cmocka_unit_test(test_step_reset_rebind),
         cmocka_unit_test(test_statement_cache),

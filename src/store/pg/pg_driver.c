@@ -33,12 +33,40 @@ enum {
     OID_NUMERIC = 1700,
 };
 
+/* Types whose binary form the column readers decode: the numbers, bytea, and the text types
+ * (whose binary form is their text). */
+static int binary_readable(Oid t)
+{
+    switch (t) {
+    case OID_BOOL:
+    case OID_BYTEA:
+    case OID_INT8:
+    case OID_INT2:
+    case OID_INT4:
+    case OID_OID:
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+    case OID_NUMERIC:
+    case 18:   /* "char" */
+    case 19:   /* name */
+    case 25:   /* text */
+    case 114:  /* json */
+    case 705:  /* unknown */
+    case 1042: /* bpchar */
+    case 1043: /* varchar */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* One server-side prepared statement, by translated text. */
 typedef struct cached {
     struct cached *next;
     char *text; /* translated */
     char name[24];
     int nparams;
+    int binary_ok; /* every result column has a binary form the readers decode */
 } cached;
 
 #define CACHE_BUCKETS 256
@@ -456,6 +484,21 @@ int fn_pg_prepare(fn_pg_conn *c, const char *sql, fn_pg_stmt **out)
             return code;
         }
         PQclear(r);
+        /* Which result types come back: binary results only when the readers know every one's
+         * binary form (a timestamp's is microseconds since 2000, jsonb's has a version byte);
+         * otherwise this statement's results come as text, which reads right for any type. */
+        r = PQdescribePrepared(c->pg, e->name);
+        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            int code = fail_res(c, r);
+            PQclear(r);
+            free(e->text);
+            free(e);
+            return code;
+        }
+        e->binary_ok = 1;
+        for (int k = 0; k < PQnfields(r); k++)
+            if (!binary_readable(PQftype(r, k))) e->binary_ok = 0;
+        PQclear(r);
         e->next = c->cache[b];
         c->cache[b] = e;
     }
@@ -634,7 +677,8 @@ int fn_pg_step(fn_pg_stmt *st)
         st->lens[i] = st->params[i].len;
         st->fmts[i] = st->params[i].format;
     }
-    PGresult *r = PQexecPrepared(c->pg, st->prep->name, n, st->vals, st->lens, st->fmts, c->binary);
+    PGresult *r = PQexecPrepared(c->pg, st->prep->name, n, st->vals, st->lens, st->fmts,
+                                 c->binary && st->prep->binary_ok);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         int code = fail_res(c, r);
