@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "facenames/error.h"
 #include "pg_fixture.h"
@@ -412,6 +414,75 @@ static void test_serialization_failure_is_busy(void **state)
     free(url);
 }
 
+/* Two transactions taking two rows in opposite orders: the server's deadlock detector fails one
+ * of them with 40P01, which is FN_ERR_BUSY (the caller retries). The second transaction runs in a
+ * child process, since a connection's call blocks while it waits for the lock. */
+static void test_deadlock_is_busy(void **state)
+{
+    (void)state;
+    FN_PG_DB_OR_SKIP(url);
+    fn_pg_conn *a = fn_pg_fixture_connect(url);
+    exec_ok(a, "CREATE TABLE d(k BIGINT PRIMARY KEY, v BIGINT); INSERT INTO d VALUES(1,0), (2,0)");
+    exec_ok(a, "SET deadlock_timeout='100ms'; BEGIN; UPDATE d SET v=1 WHERE k=1");
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn_pg_conn *b = NULL;
+        int rc = fn_pg_connect(url, &b);
+        if (!rc)
+            rc = fn_pg_exec(b, "SET deadlock_timeout='100ms'; BEGIN; UPDATE d SET v=2 WHERE k=2");
+        char one = 1;
+        if (write(ready[1], &one, 1) != 1) _exit(3);
+        if (!rc) rc = fn_pg_exec(b, "UPDATE d SET v=2 WHERE k=1"); /* waits for a */
+        _exit(rc == FN_ERR_BUSY && !strcmp(fn_pg_sqlstate(b), "40P01") ? 1 : rc ? 2 : 0);
+    }
+    char one;
+    assert_int_equal(read(ready[0], &one, 1), 1);
+    struct timespec nap = {0, 200000000}; /* let the child start waiting for row 1 */
+    nanosleep(&nap, NULL);
+    int rc = fn_pg_exec(a, "UPDATE d SET v=1 WHERE k=2");
+    int a_busy = rc == FN_ERR_BUSY && !strcmp(fn_pg_sqlstate(a), "40P01");
+    assert_true(rc == FN_OK || a_busy);
+    exec_ok(a, "ROLLBACK");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    int child = WEXITSTATUS(status);
+    /* Exactly one of the two was chosen as the victim, and it saw BUSY. */
+    assert_true((a_busy && child == 0) || (!a_busy && child == 1));
+    close(ready[0]);
+    close(ready[1]);
+    fn_pg_close(a);
+    free(url);
+}
+
+/* A write in a read-only transaction (as on a hot standby) is FN_ERR_READONLY; a multi-statement
+ * exec that fails part-way keeps nothing (one implicit transaction) and names the failure. */
+static void test_readonly_and_exec_atomic(void **state)
+{
+    (void)state;
+    FN_PG_DB_OR_SKIP(url);
+    fn_pg_conn *c = fn_pg_fixture_connect(url);
+    exec_ok(c, "CREATE TABLE r(k BIGINT PRIMARY KEY)");
+    exec_ok(c, "BEGIN READ ONLY");
+    assert_int_equal(fn_pg_exec(c, "INSERT INTO r VALUES(1)"), FN_ERR_READONLY);
+    assert_string_equal(fn_pg_sqlstate(c), "25006");
+    /* The failed transaction refuses everything else until it ends (25P02). */
+    assert_int_equal(fn_pg_exec(c, "SELECT 1"), FN_ERR_DB);
+    assert_string_equal(fn_pg_sqlstate(c), "25P02");
+    exec_ok(c, "ROLLBACK");
+    assert_int_equal(fn_pg_exec(c, "INSERT INTO r VALUES(1); INSERT INTO r VALUES(1)"), FN_ERR_DB);
+    assert_string_equal(fn_pg_sqlstate(c), "23505");
+    fn_pg_stmt *n = prep(c, "SELECT count(*) FROM r");
+    assert_int_equal(fn_pg_step(n), FN_PG_ROW);
+    assert_int_equal(fn_pg_column_int(n, 0), 0);
+    fn_pg_finalize(n);
+    fn_pg_close(c);
+    free(url);
+}
+
 static void test_server_gone_is_io(void **state)
 {
     (void)state;
@@ -545,6 +616,8 @@ int main(void)
         cmocka_unit_test(test_statement_cache),
         cmocka_unit_test(test_unique_violation_is_db),
         cmocka_unit_test(test_serialization_failure_is_busy),
+        cmocka_unit_test(test_deadlock_is_busy),
+        cmocka_unit_test(test_readonly_and_exec_atomic),
         cmocka_unit_test(test_server_gone_is_io),
         cmocka_unit_test(test_listen_notify),
         cmocka_unit_test(test_now),
