@@ -72,6 +72,9 @@ static void test_translate(void **state)
     check_translation("SELECT $fn$ ?1 $fn$, ?2", "SELECT $fn$ ?1 $fn$, $2", 2);
     check_translation("SELECT $$?$$, ?1", "SELECT $$?$$, $1", 1);
     check_translation("SELECT $1, ?2", "SELECT $1, $2", 2);
+    /* `$` inside an identifier starts no dollar quote. */
+    check_translation("SELECT x$y$ FROM t WHERE k=?1", "SELECT x$y$ FROM t WHERE k=$1", 1);
+    check_translation("SELECT a$1 FROM t", "SELECT a$1 FROM t", 0);
 }
 
 /* ---- round trips ----------------------------------------------------------------------------- */

@@ -311,6 +311,12 @@ int fn_pg_exec(fn_pg_conn *c, const char *sql)
 /* Parameter numbers beyond this are clamped (SQLite's default limit is 32766). */
 #define MAX_PARAMS 32766
 
+static bool ident_char(char ch)
+{
+    return ch == '_' || ch == '$' || (ch >= '0' && ch <= '9') ||
+           ((ch | 32) >= 'a' && (ch | 32) <= 'z') || (unsigned char)ch >= 0x80;
+}
+
 /* As fn_pg_translate; when `used` is not NULL it gets a calloc'd array of *nparams flags, 1 for
  * each parameter number that appears in the text (the caller frees it). */
 static char *translate(const char *sql, int *nparams, unsigned char **used)
@@ -365,9 +371,10 @@ static char *translate(const char *sql, int *nparams, unsigned char **used)
                 *o++ = *p++;
                 *o++ = *p++;
             }
-        } else if (*p == '$' &&
+        } else if (*p == '$' && !(p > sql && ident_char(p[-1])) &&
                    (p[1] == '$' || ((p[1] | 32) >= 'a' && (p[1] | 32) <= 'z') || p[1] == '_')) {
-            /* $tag$ starts a dollar-quoted string only if the tag is closed by a `$`. */
+            /* $tag$ starts a dollar-quoted string only if the tag is closed by a `$`, and not
+             * inside an identifier (PostgreSQL allows `$` after an identifier's first letter). */
             const char *t = p + 1;
             while (*t == '_' || ((*t | 32) >= 'a' && (*t | 32) <= 'z') || (*t >= '0' && *t <= '9'))
                 t++;
@@ -386,7 +393,7 @@ static char *translate(const char *sql, int *nparams, unsigned char **used)
             memcpy(o, p, (size_t)(stop - p));
             o += stop - p;
             p = stop;
-        } else if (*p == '$' && p[1] >= '0' && p[1] <= '9') {
+        } else if (*p == '$' && p[1] >= '0' && p[1] <= '9' && !(p > sql && ident_char(p[-1]))) {
             /* Already PostgreSQL's form: count it. */
             *o++ = *p++;
             long v = 0;
