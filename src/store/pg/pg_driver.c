@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "facenames/error.h"
+#include "store/sql.h"
 
 /* PostgreSQL type oids (pg_type.dat; stable across versions). */
 enum {
@@ -111,7 +112,17 @@ struct fn_pg_stmt {
     colbuf *cols;
 };
 
-_Static_assert(FN_PG_ROW == 100 && FN_PG_DONE == 101 && FN_PG_NULL == 5, "sql.h's values");
+/* The dispatch in sql.h's implementation passes these through unchanged. */
+_Static_assert((int)FN_PG_OK == (int)FN_SQL_OK && (int)FN_PG_ROW == (int)FN_SQL_ROW &&
+                   (int)FN_PG_DONE == (int)FN_SQL_DONE,
+               "step results as sql.h's");
+_Static_assert((int)FN_PG_INTEGER == (int)FN_SQL_INTEGER && (int)FN_PG_FLOAT == (int)FN_SQL_FLOAT &&
+                   (int)FN_PG_TEXT == (int)FN_SQL_TEXT && (int)FN_PG_BLOB == (int)FN_SQL_BLOB &&
+                   (int)FN_PG_NULL == (int)FN_SQL_NULL,
+               "column types as sql.h's");
+_Static_assert((int)FN_PG_STATIC == (int)FN_SQL_STATIC &&
+                   (int)FN_PG_TRANSIENT == (int)FN_SQL_TRANSIENT,
+               "lifetimes as sql.h's");
 
 /* ---- messages and errors -------------------------------------------------------------------- */
 

@@ -30,7 +30,7 @@
 typedef struct fn_pg_conn fn_pg_conn;
 typedef struct fn_pg_stmt fn_pg_stmt;
 
-/* Same values as sql.h's enums (kept equal by a static assertion in pg_driver.c). */
+/* Same values as sql.h's enums (pg_driver.c asserts it at compile time). */
 enum { FN_PG_OK = 0, FN_PG_ROW = 100, FN_PG_DONE = 101 };
 enum { FN_PG_INTEGER = 1, FN_PG_FLOAT = 2, FN_PG_TEXT = 3, FN_PG_BLOB = 4, FN_PG_NULL = 5 };
 typedef enum fn_pg_lifetime { FN_PG_STATIC = 0, FN_PG_TRANSIENT = 1 } fn_pg_lifetime;
