@@ -4,7 +4,7 @@
  * decisions 9 and 15); what speaks SQL (prepared statements through sql.h, error messages from
  * a failed statement, migrations) is declared here and in sql.h, and names no SQLite type either:
  * the SQLite driver is store_sqlite.c. tests/build/test_layering.c checks that no file outside
- * src/store includes this header, and that no file in src/ but the driver includes <sqlite3.h>.
+ * src/store includes this header, and that no file in src/ but the driver includes SQLite's header.
  * White-box tests and benchmarks that write their own rows in a job's transaction may include it
  * too.
  *
