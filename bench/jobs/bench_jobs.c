@@ -134,31 +134,30 @@ static double commit_ms[COMMITS], commit_cpu_ms[COMMITS];
 static int rows32(fn_store_tx *tx, void *arg)
 {
     int base = *(int *)arg;
-    sqlite3 *db = fn_store_db(fn_store_tx_store(tx));
-    static _Thread_local sqlite3_stmt *st;
-    static _Thread_local sqlite3 *st_db;
-    if (st_db != db) {
-        sqlite3_exec(db,
-                     "CREATE TABLE IF NOT EXISTS bench_rows(id INTEGER PRIMARY KEY, photo TEXT, "
-                     "x REAL, y REAL, w REAL, h REAL, score REAL, embedding BLOB)",
-                     NULL, NULL, NULL);
-        if (sqlite3_prepare_v2(
-                db, "INSERT INTO bench_rows(photo,x,y,w,h,score,embedding) VALUES(?,?,?,?,?,?,?)",
-                -1, &st, NULL))
+    fn_store *s = fn_store_tx_store(tx);
+    static _Thread_local fn_sql_stmt *st;
+    static _Thread_local fn_store *st_store;
+    if (st_store != s) {
+        fn_sql_exec(s, "CREATE TABLE IF NOT EXISTS bench_rows(id INTEGER PRIMARY KEY, photo TEXT, "
+                       "x REAL, y REAL, w REAL, h REAL, score REAL, embedding BLOB)");
+        if (fn_sql_prepare(s,
+                           "INSERT INTO bench_rows(photo,x,y,w,h,score,embedding) "
+                           "VALUES(?1,?2,?3,?4,?5,?6,?7)",
+                           &st))
             return FN_ERR_DB;
-        st_db = db;
+        st_store = s;
     }
     static const float emb[128];
     for (int i = 0; i < 32; i++) {
         char path[64];
         snprintf(path, sizeof path, "/photos/2026/IMG_%06d.jpg", base + i);
-        sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+        fn_sql_bind_text(st, 1, path, -1, FN_SQL_TRANSIENT);
         for (int k = 2; k <= 6; k++)
-            sqlite3_bind_double(st, k, 0.5 * k);
-        sqlite3_bind_blob(st, 7, emb, sizeof emb, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return FN_ERR_DB;
+            fn_sql_bind_double(st, k, 0.5 * k);
+        fn_sql_bind_blob(st, 7, emb, sizeof emb, FN_SQL_STATIC);
+        int rc = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) return FN_ERR_DB;
     }
     return 0;
 }

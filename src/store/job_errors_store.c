@@ -16,7 +16,7 @@
 #include "util/clock.h"
 
 #define STMT(s, sql)                                                                               \
-    sqlite3_stmt *st = fn_store_stmt((s), (sql));                                                  \
+    fn_sql_stmt *st = fn_store_stmt((s), (sql));                                                   \
     if (!st) return FN_ERR_DB
 
 /* The selection predicate. ?2 = codes JSON, ?3 = items JSON; with both NULL, `dflt` decides. */
@@ -26,17 +26,17 @@
     "json_each(?3)))"                                                                              \
     " END)"
 
-static void bind_sel(sqlite3_stmt *st, const char *codes_json, const char *items_json)
+static void bind_sel(fn_sql_stmt *st, const char *codes_json, const char *items_json)
 {
-    if (codes_json) sqlite3_bind_text(st, 2, codes_json, -1, SQLITE_STATIC);
-    if (items_json) sqlite3_bind_text(st, 3, items_json, -1, SQLITE_STATIC);
+    if (codes_json) fn_sql_bind_text(st, 2, codes_json, -1, FN_SQL_STATIC);
+    if (items_json) fn_sql_bind_text(st, 3, items_json, -1, FN_SQL_STATIC);
 }
 
-static int step_done(fn_store *s, sqlite3_stmt *st, const char *what)
+static int step_done(fn_store *s, fn_sql_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    int code = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fn_store_fail(s, rc, what);
-    sqlite3_reset(st);
+    int rc = fn_sql_step(st);
+    int code = rc == FN_SQL_DONE || rc == FN_SQL_ROW ? 0 : fn_store_fail(s, rc, what);
+    fn_sql_reset(st);
     return code;
 }
 
@@ -61,27 +61,27 @@ int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_js
     memset(out, 0, sizeof *out);
     {
         STMT(s, SQL_TAKEN);
-        sqlite3_bind_int64(st, 1, from);
+        fn_sql_bind_int64(st, 1, from);
         bind_sel(st, codes_json, items_json);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            out->pending = sqlite3_column_int64(st, 0);
-            out->retry = sqlite3_column_int64(st, 1);
-            out->skipped = sqlite3_column_int64(st, 2);
-            out->left = sqlite3_column_int64(st, 3);
-            out->matched = sqlite3_column_int64(st, 4);
+        int rc = fn_sql_step(st);
+        if (rc == FN_SQL_ROW) {
+            out->pending = fn_sql_column_int64(st, 0);
+            out->retry = fn_sql_column_int64(st, 1);
+            out->skipped = fn_sql_column_int64(st, 2);
+            out->left = fn_sql_column_int64(st, 3);
+            out->matched = fn_sql_column_int64(st, 4);
         }
-        int code = rc == SQLITE_ROW ? 0 : fn_store_fail(s, rc, "counting the errors to retry");
-        sqlite3_reset(st);
+        int code = rc == FN_SQL_ROW ? 0 : fn_store_fail(s, rc, "counting the errors to retry");
+        fn_sql_reset(st);
         if (code) return code;
     }
     if (!to || !out->matched) return 0;
     STMT(s, SQL_TAKE);
-    sqlite3_bind_int64(st, 1, from);
+    fn_sql_bind_int64(st, 1, from);
     bind_sel(st, codes_json, items_json);
-    sqlite3_bind_int64(st, 4, to);
+    fn_sql_bind_int64(st, 4, to);
     int code = step_done(s, st, "storing the items to retry");
-    if (!code) out->items = sqlite3_changes(fn_store_db(s));
+    if (!code) out->items = fn_sql_changes(s);
     return code;
 }
 
@@ -97,27 +97,27 @@ int fn_js_items_page(fn_store *s, int64_t job, size_t offset, int64_t *after_seq
     *items = NULL;
     *n = 0;
     STMT(s, *after_seq >= 0 ? SQL_ITEMS_AFTER : SQL_ITEMS_OFFSET);
-    sqlite3_bind_int64(st, 1, job);
-    sqlite3_bind_int64(st, 2, *after_seq >= 0 ? *after_seq : (sqlite3_int64)offset);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)cap);
+    fn_sql_bind_int64(st, 1, job);
+    fn_sql_bind_int64(st, 2, *after_seq >= 0 ? *after_seq : (int64_t)offset);
+    fn_sql_bind_int64(st, 3, (int64_t)cap);
     char **a = calloc(cap ? cap : 1, sizeof *a);
     if (!a) {
-        sqlite3_reset(st);
+        fn_sql_reset(st);
         return FN_ERR_NOMEM;
     }
     int rc, code = 0;
     size_t k = 0;
-    while (k < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(st, 0);
-        if (!(a[k] = strdup(t ? (const char *)t : ""))) {
+    while (k < cap && (rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        const char *t = fn_sql_column_text(st, 0);
+        if (!(a[k] = strdup(t ? t : ""))) {
             code = FN_ERR_NOMEM;
             break;
         }
-        *after_seq = sqlite3_column_int64(st, 1);
+        *after_seq = fn_sql_column_int64(st, 1);
         k++;
     }
-    if (!code && k < cap && rc != SQLITE_DONE) code = fn_store_fail(s, rc, "reading retry items");
-    sqlite3_reset(st);
+    if (!code && k < cap && rc != FN_SQL_DONE) code = fn_store_fail(s, rc, "reading retry items");
+    fn_sql_reset(st);
     if (code) {
         for (size_t i = 0; i < k; i++)
             free(a[i]);
@@ -133,11 +133,11 @@ int fn_js_items_count(fn_store *s, int64_t job, size_t *n)
 {
     *n = 0;
     STMT(s, SQL_ITEMS_COUNT);
-    sqlite3_bind_int64(st, 1, job);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *n = (size_t)sqlite3_column_int64(st, 0);
-    int code = rc == SQLITE_ROW ? 0 : fn_store_fail(s, rc, "counting retry items");
-    sqlite3_reset(st);
+    fn_sql_bind_int64(st, 1, job);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) *n = (size_t)fn_sql_column_int64(st, 0);
+    int code = rc == FN_SQL_ROW ? 0 : fn_store_fail(s, rc, "counting retry items");
+    fn_sql_reset(st);
     return code;
 }
 
@@ -157,30 +157,30 @@ int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const
     *matched = *changed = 0;
     {
         STMT(s, SQL_MATCHED);
-        sqlite3_bind_int64(st, 1, job);
+        fn_sql_bind_int64(st, 1, job);
         bind_sel(st, codes_json, items_json);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) *matched = (size_t)sqlite3_column_int64(st, 0);
-        int code = rc == SQLITE_ROW ? 0 : fn_store_fail(s, rc, "selecting job errors");
-        sqlite3_reset(st);
+        int rc = fn_sql_step(st);
+        if (rc == FN_SQL_ROW) *matched = (size_t)fn_sql_column_int64(st, 0);
+        int code = rc == FN_SQL_ROW ? 0 : fn_store_fail(s, rc, "selecting job errors");
+        fn_sql_reset(st);
         if (code || !*matched) return code;
     }
     {
         STMT(s, SQL_DECIDE);
-        sqlite3_bind_int64(st, 1, job);
+        fn_sql_bind_int64(st, 1, job);
         bind_sel(st, codes_json, items_json);
-        sqlite3_bind_int(st, 4, res);
-        sqlite3_bind_int64(st, 5, now);
-        sqlite3_bind_text(st, 6, who, -1, SQLITE_STATIC);
+        fn_sql_bind_int(st, 4, res);
+        fn_sql_bind_int64(st, 5, now);
+        fn_sql_bind_text(st, 6, who, -1, FN_SQL_STATIC);
         int code = step_done(s, st, "recording error decisions");
         if (code) return code;
     }
     STMT(s, SQL_RESOLVE);
-    sqlite3_bind_int64(st, 1, job);
+    fn_sql_bind_int64(st, 1, job);
     bind_sel(st, codes_json, items_json);
-    sqlite3_bind_int(st, 4, res);
+    fn_sql_bind_int(st, 4, res);
     int code = step_done(s, st, "changing error resolutions");
-    if (!code) *changed = (size_t)sqlite3_changes(fn_store_db(s));
+    if (!code) *changed = (size_t)fn_sql_changes(s);
     return code;
 }
 
@@ -197,10 +197,10 @@ static json_t *iso_time(int64_t ms)
     return json_string(fn_iso8601(ms, buf, sizeof buf));
 }
 
-static json_t *col_string(sqlite3_stmt *st, int i)
+static json_t *col_string(fn_sql_stmt *st, int i)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return json_string(t ? (const char *)t : "");
+    const char *t = fn_sql_column_text(st, i);
+    return json_string(t ? t : "");
 }
 
 /* One pass over the errors, their decisions joined in order (a LEFT JOIN: an error without
@@ -215,38 +215,36 @@ int fn_js_errors_json(fn_store *s, int64_t job, const char *codes_json, const ch
 {
     *json = NULL;
     STMT(s, SQL_ERRORS_JSON);
-    sqlite3_bind_int64(st, 1, job);
+    fn_sql_bind_int64(st, 1, job);
     bind_sel(st, codes_json, items_json);
     json_t *arr = json_array(), *cur = NULL;
     int64_t cur_id = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        int64_t id = fn_sql_column_int64(st, 0);
         if (!cur || id != cur_id) {
             cur = json_object();
             cur_id = id;
             json_object_set_new(cur, "id", json_integer(id));
             /* an item (a path) and its message may hold any bytes: the path encoding */
-            fn_json_set_path(cur, "item", (const char *)sqlite3_column_text(st, 1));
+            fn_json_set_path(cur, "item", fn_sql_column_text(st, 1));
             json_object_set_new(cur, "code", col_string(st, 2));
-            json_object_set_new(cur, "message",
-                                fn_json_text((const char *)sqlite3_column_text(st, 3)));
-            json_object_set_new(cur, "resolution",
-                                json_string(res_name(sqlite3_column_int(st, 4))));
+            json_object_set_new(cur, "message", fn_json_text(fn_sql_column_text(st, 3)));
+            json_object_set_new(cur, "resolution", json_string(res_name(fn_sql_column_int(st, 4))));
             json_object_set_new(cur, "decisions", json_array());
             json_array_append_new(arr, cur);
         }
-        if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+        if (fn_sql_column_type(st, 5) != FN_SQL_NULL) {
             json_t *d = json_object();
-            json_object_set_new(d, "at", iso_time(sqlite3_column_int64(st, 5)));
+            json_object_set_new(d, "at", iso_time(fn_sql_column_int64(st, 5)));
             json_object_set_new(d, "who", col_string(st, 6));
-            json_object_set_new(d, "from", json_string(res_name(sqlite3_column_int(st, 7))));
-            json_object_set_new(d, "to", json_string(res_name(sqlite3_column_int(st, 8))));
+            json_object_set_new(d, "from", json_string(res_name(fn_sql_column_int(st, 7))));
+            json_object_set_new(d, "to", json_string(res_name(fn_sql_column_int(st, 8))));
             json_array_append_new(json_object_get(cur, "decisions"), d);
         }
     }
-    int code = rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "reading job errors");
-    sqlite3_reset(st);
+    int code = rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "reading job errors");
+    fn_sql_reset(st);
     if (!code && !(*json = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
         code = FN_ERR_NOMEM;
     json_decref(arr);
@@ -264,16 +262,16 @@ int fn_js_find_same(fn_store *s, const char *type, int priority, const char *pay
     *id = 0;
     *state = -1;
     STMT(s, SQL_FIND_SAME);
-    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, priority);
-    sqlite3_bind_text(st, 3, payload ? payload : "{}", -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-        *state = sqlite3_column_int(st, 1);
+    fn_sql_bind_text(st, 1, type, -1, FN_SQL_STATIC);
+    fn_sql_bind_int(st, 2, priority);
+    fn_sql_bind_text(st, 3, payload ? payload : "{}", -1, FN_SQL_STATIC);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) {
+        *id = fn_sql_column_int64(st, 0);
+        *state = fn_sql_column_int(st, 1);
     }
-    int code = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "finding a job");
-    sqlite3_reset(st);
+    int code = rc == FN_SQL_ROW || rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "finding a job");
+    fn_sql_reset(st);
     return code;
 }
 
@@ -284,11 +282,11 @@ int fn_js_live_child(fn_store *s, int64_t parent, int64_t *child)
 {
     *child = 0;
     STMT(s, SQL_LIVE_CHILD);
-    sqlite3_bind_int64(st, 1, parent);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *child = sqlite3_column_int64(st, 0);
+    fn_sql_bind_int64(st, 1, parent);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) *child = fn_sql_column_int64(st, 0);
     int code =
-        rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "finding a job's resume");
-    sqlite3_reset(st);
+        rc == FN_SQL_ROW || rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "finding a job's resume");
+    fn_sql_reset(st);
     return code;
 }

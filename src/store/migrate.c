@@ -12,19 +12,17 @@
 
 static int current_version(fn_store *s, const char *component, int *v)
 {
-    sqlite3 *db = fn_store_db(s);
-    sqlite3_stmt *st = NULL;
+    fn_sql_stmt *st = NULL;
     *v = 0;
-    int rc = sqlite3_prepare_v2(db, "SELECT version FROM schema_versions WHERE component=?", -1,
-                                &st, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "reading the schema version");
-    sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *v = sqlite3_column_int(st, 0);
-    int code = (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    int rc = fn_sql_prepare(s, "SELECT version FROM schema_versions WHERE component=?1", &st);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the schema version");
+    fn_sql_bind_text(st, 1, component, -1, FN_SQL_STATIC);
+    rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) *v = fn_sql_column_int(st, 0);
+    int code = (rc == FN_SQL_ROW || rc == FN_SQL_DONE)
                    ? FN_OK
                    : fn_store_fail(s, rc, "reading the schema version");
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return code;
 }
 
@@ -42,15 +40,14 @@ static int too_new(fn_store *s, const char *component, int have, int newest)
 int fn_store_check_version(fn_store *s, const char *component, const fn_migration *m, size_t n)
 {
     long long tables = 0;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(fn_store_db(s),
-                                "SELECT count(*) FROM sqlite_master WHERE type='table' AND "
-                                "name='schema_versions'",
-                                -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        tables = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return fn_store_fail(s, rc, "reading the schema version");
+    fn_sql_stmt *st = NULL;
+    int rc = fn_sql_prepare(s,
+                            "SELECT count(*) FROM sqlite_master WHERE type='table' AND "
+                            "name='schema_versions'",
+                            &st);
+    if (rc == FN_OK && (rc = fn_sql_step(st)) == FN_SQL_ROW) tables = fn_sql_column_int(st, 0);
+    fn_sql_finalize(st);
+    if (rc != FN_SQL_ROW) return fn_store_fail(s, rc, "reading the schema version");
     if (!tables) return FN_OK; /* nothing there yet: whatever writes it first sets it up */
     int have = 0;
     int code = current_version(s, component, &have);
@@ -61,12 +58,9 @@ int fn_store_check_version(fn_store *s, const char *component, const fn_migratio
 
 int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, size_t n)
 {
-    sqlite3 *db = fn_store_db(s);
-    int rc = sqlite3_exec(db,
-                          "CREATE TABLE IF NOT EXISTS schema_versions("
-                          "component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-                          NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "creating schema_versions");
+    int rc = fn_sql_exec(s, "CREATE TABLE IF NOT EXISTS schema_versions("
+                            "component TEXT PRIMARY KEY, version INTEGER NOT NULL)");
+    if (rc != FN_OK) return fn_store_fail(s, rc, "creating schema_versions");
     int have = 0;
     int code = current_version(s, component, &have);
     if (code) return code;
@@ -85,25 +79,25 @@ int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, 
             fn_store_rollback(tx);
             continue;
         }
-        rc = sqlite3_exec(db, m[i].sql, NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
+        rc = fn_sql_exec(s, m[i].sql);
+        if (rc != FN_OK) {
             code = fn_store_fail(s, rc, "applying a schema migration");
             fn_store_rollback(tx);
             return code;
         }
-        sqlite3_stmt *st = NULL;
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO schema_versions(component, version) VALUES(?1, ?2) "
-                                "ON CONFLICT(component) DO UPDATE SET version=?2",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 2, m[i].version);
-            rc = sqlite3_step(st);
-            if (rc == SQLITE_DONE) rc = SQLITE_OK;
+        fn_sql_stmt *st = NULL;
+        rc = fn_sql_prepare(s,
+                            "INSERT INTO schema_versions(component, version) VALUES(?1, ?2) "
+                            "ON CONFLICT(component) DO UPDATE SET version=?2",
+                            &st);
+        if (rc == FN_OK) {
+            fn_sql_bind_text(st, 1, component, -1, FN_SQL_STATIC);
+            fn_sql_bind_int(st, 2, m[i].version);
+            rc = fn_sql_step(st);
+            if (rc == FN_SQL_DONE) rc = FN_OK;
         }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_OK) {
+        fn_sql_finalize(st);
+        if (rc != FN_OK) {
             code = fn_store_fail(s, rc, "recording a schema version");
             fn_store_rollback(tx);
             return code;

@@ -1,8 +1,9 @@
 /* store.h: the SQLite store (internal), as the engine and the tasks see it. The only place SQL
  * lives is src/store (docs/design.md decision 9), so this header names no SQLite type: the engine
  * and the tasks hold opaque handles and call functions, and a store on another database could
- * implement the same interface. The SQLite-typed half (the raw connection, cached statements,
- * error mapping from a SQLite code, migrations) is store_sql.h, for files in src/store only.
+ * implement the same interface. The SQL half (sql.h's statements, messages from a failed
+ * statement, migrations) is store_sql.h, for files in src/store only; SQLite itself is behind the
+ * driver, store_sqlite.c.
  *
  * One database per library, `<library>/library.db`, in WAL mode with synchronous=NORMAL, foreign
  * keys on, and a busy timeout. Each part of the schema is a *component* ("jobs", "library", ...)

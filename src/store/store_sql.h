@@ -1,30 +1,27 @@
-/* store_sql.h: the SQLite-typed half of the store, for files in src/store only.
+/* store_sql.h: the SQL half of the store, for files in src/store only.
  *
- * store.h is what the engine and the tasks see, and it names no SQLite type (docs/design.md
- * decisions 9 and 15); what needs the raw connection (SQL text, prepared statements, SQLite
- * result codes, migrations) is declared here. tests/build/test_layering.c checks that no file
- * outside src/store includes this header or <sqlite3.h>. White-box tests and benchmarks that
- * write their own rows in a job's transaction may include it too.
+ * store.h is what the engine and the tasks see, and it names no SQL at all (docs/design.md
+ * decisions 9 and 15); what speaks SQL (prepared statements through sql.h, error messages from
+ * a failed statement, migrations) is declared here and in sql.h, and names no SQLite type either:
+ * the SQLite driver is store_sqlite.c. tests/build/test_layering.c checks that no file outside
+ * src/store includes this header, and that no file in src/ but the driver includes SQLite's header.
+ * White-box tests and benchmarks that write their own rows in a job's transaction may include it
+ * too.
  *
  * Threading: as store.h (a connection is used by one thread at a time). */
 #ifndef FN_STORE_STORE_SQL_H
 #define FN_STORE_STORE_SQL_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 
+#include "store/sql.h"
 #include "store/store.h"
 
-/* The raw connection; owned by the store, valid until fn_store_close. */
-sqlite3 *fn_store_db(fn_store *s);
-
-/* Maps the connection's last SQLite error to fn_err and records a message prefixed by `what`. */
-int fn_store_fail(fn_store *s, int sqlite_rc, const char *what);
-
-/* A prepared statement for `sql`, cached per connection by the *pointer* `sql` (pass string
- * literals), already reset with bindings cleared; owned by the store; NULL on error (message set).
- * (Added by the engine part.) */
-sqlite3_stmt *fn_store_stmt(fn_store *s, const char *sql);
+/* Records the message for a failed statement, prefixed by `what`, with the backend's own message
+ * as the detail; returns the fn_err. `rc` is what the failing fn_sql_step, fn_sql_exec or
+ * fn_sql_prepare returned (an fn_err); any other value (FN_SQL_ROW where none was expected)
+ * counts as FN_ERR_DB. (fn_store_stmt, the cached statements, is in sql.h.) */
+int fn_store_fail(fn_store *s, int rc, const char *what);
 
 /* One migration: SQL run in the migration's transaction. */
 typedef struct fn_migration {

@@ -1,4 +1,5 @@
-/* test_layering.c: SQLite stays inside src/store (docs/design.md decisions 9 and 15).
+/* test_layering.c: SQLite stays inside src/store (docs/design.md decisions 9 and 15), and inside
+ * src/store it stays in the SQLite driver (issue 14: the store speaks sql.h).
  *
  * The engine, the tasks, the vision code, the CLI and the public headers see the store through
  * store.h, jobs_store.h and library_store.h, which name no SQLite type; the SQLite-typed half is
@@ -6,7 +7,10 @@
  * follows its #include "..." lines (resolved as the build resolves them: the file's directory,
  * include/, src/) and fails if the file or any header it reaches includes <sqlite3.h> or
  * store/store_sql.h, or if a store header it reaches mentions a sqlite3 type. (Tests and
- * benchmarks are white-box and may use SQLite directly.) Argument: the source root. */
+ * benchmarks are white-box and may use SQLite directly.) Inside src/store, every file but the
+ * SQLite driver (store_sqlite.c) and sqlite_version.c must reach no <sqlite3.h> either: the rest
+ * of the store speaks sql.h, so the PostgreSQL driver can stand behind it. Argument: the source
+ * root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,6 +82,7 @@ typedef struct visit {
     char chain[16][PATH_MAX];
     int depth;
     int problems;
+    int store_only; /* checking a store file: only <sqlite3.h> is a problem */
 } visit;
 
 static void report(visit *v, const char *what)
@@ -104,7 +109,8 @@ static void check_file(visit *v, const char *path)
     assert_non_null(text);
     /* A store header reached from outside must not even name a SQLite type (a forward
      * declaration of sqlite3 would bring the type in without the include). */
-    if (v->depth > 1 && in_store(path) && strstr(text, "sqlite3")) report(v, "names sqlite3");
+    if (!v->store_only && v->depth > 1 && in_store(path) && strstr(text, "sqlite3"))
+        report(v, "names sqlite3");
     for (char *line = text; line && *line;) {
         char *eol = strchr(line, '\n');
         if (eol) *eol = 0;
@@ -126,7 +132,8 @@ static void check_file(visit *v, const char *path)
                     name[end - p - 1] = 0;
                     const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
                     if (strcmp(base, "sqlite3.h") == 0) report(v, "includes <sqlite3.h>");
-                    if (strcmp(base, "store_sql.h") == 0) report(v, "includes store_sql.h");
+                    if (!v->store_only && strcmp(base, "store_sql.h") == 0)
+                        report(v, "includes store_sql.h");
                     char next[PATH_MAX];
                     if (open == '"' && resolve(path, name, next, sizeof next)) check_file(v, next);
                 }
@@ -150,6 +157,33 @@ static int walk_cb(const char *path, const struct stat *st, int flag, struct FTW
     if (in_store(path)) return 0;
     visit *v = calloc(1, sizeof *v);
     assert_non_null(v);
+    check_file(v, path);
+    problems += v->problems;
+    free(v);
+    return 0;
+}
+
+/* The files of src/store that may use SQLite's API: the driver and the version string. */
+static int sqlite_driver(const char *path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    return strcmp(base, "store_sqlite.c") == 0 || strcmp(base, "sqlite_version.c") == 0;
+}
+
+static int store_files_seen;
+
+static int store_walk_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    size_t n = strlen(path);
+    if (flag != FTW_F || n < 3) return 0;
+    if (strcmp(path + n - 2, ".c") != 0 && strcmp(path + n - 2, ".h") != 0) return 0;
+    store_files_seen++;
+    if (sqlite_driver(path)) return 0;
+    visit *v = calloc(1, sizeof *v);
+    assert_non_null(v);
+    v->store_only = 1;
     check_file(v, path);
     problems += v->problems;
     free(v);
@@ -183,6 +217,68 @@ static void test_sqlite_stays_in_store(void **state)
     /* The walk saw the tree at all (a wrong root must not pass vacuously). */
     assert_true(files_seen > 20);
     assert_int_equal(problems, 0);
+}
+
+/* Inside src/store, only the SQLite driver reaches SQLite's API. */
+static void test_sqlite_stays_in_driver(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX + 16];
+    problems = 0;
+    store_files_seen = 0;
+    snprintf(dir, sizeof dir, "%s/src/store", root);
+    assert_int_equal(nftw(dir, store_walk_cb, 16, FTW_PHYS), 0);
+    assert_true(store_files_seen > 10);
+    assert_int_equal(problems, 0);
+}
+
+/* The store check itself: a store file that reaches <sqlite3.h> through a header of its own is
+ * caught; the driver is exempt by name, and a store file may include store_sql.h. */
+static void test_store_check_catches_a_chain(void **state)
+{
+    (void)state;
+    char saved[PATH_MAX];
+    snprintf(saved, sizeof saved, "%s", root);
+    char tmpl[] = "/tmp/fn_layering_XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(root, sizeof root, "%s", tmpl);
+    const char *files[][2] = {
+        {"src/store/lite.h", "#include <stddef.h>\n#include <sqlite3.h>\n"},
+        {"src/store/store_sql.h", "#include <stddef.h>\n"},
+        {"src/store/bad_store.c", "#include \"store/store_sql.h\"\n#include \"store/lite.h\"\n"},
+        {"src/store/good_store.c", "#include \"store/store_sql.h\"\n"},
+    };
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "mkdir -p %s/src/store", tmpl);
+    assert_int_equal(system(path), 0);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpl, files[i][0]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(files[i][1], f);
+        fclose(f);
+    }
+    visit *v = calloc(1, sizeof *v);
+    assert_non_null(v);
+    v->store_only = 1;
+    snprintf(path, sizeof path, "%s/src/store/bad_store.c", tmpl);
+    check_file(v, path);
+    int bad = v->problems;
+    memset(v, 0, sizeof *v);
+    v->store_only = 1;
+    snprintf(path, sizeof path, "%s/src/store/good_store.c", tmpl);
+    check_file(v, path);
+    int good = v->problems;
+    free(v);
+    snprintf(path, sizeof path, "rm -rf %s", tmpl);
+    int rm = system(path);
+    snprintf(root, sizeof root, "%s", saved);
+    assert_int_equal(bad, 1);
+    assert_int_equal(good, 0);
+    assert_int_equal(rm, 0);
+    assert_true(sqlite_driver("/x/src/store/store_sqlite.c"));
+    assert_true(sqlite_driver("/x/src/store/sqlite_version.c"));
+    assert_false(sqlite_driver("/x/src/store/store.c"));
 }
 
 /* The check itself: a file in a scratch tree that includes store.h, which includes sqlite3.h, is
@@ -239,6 +335,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_catches_a_chain),
         cmocka_unit_test(test_sqlite_stays_in_store),
+        cmocka_unit_test(test_store_check_catches_a_chain),
+        cmocka_unit_test(test_sqlite_stays_in_driver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

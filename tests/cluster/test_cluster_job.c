@@ -112,28 +112,28 @@ typedef struct placed {
 static void read_faces(const char *lib, placed *out, size_t n)
 {
     fn_store *s = h_store(lib);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(fn_store_db(s),
-                                        "SELECT id, coalesce(cluster_id, 0),"
-                                        " coalesce(person_id, 0), state FROM faces ORDER BY id",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    fn_sql_stmt *st;
+    assert_int_equal(fn_sql_prepare(s,
+                                    "SELECT id, coalesce(cluster_id, 0),"
+                                    " coalesce(person_id, 0), state FROM faces ORDER BY id",
+                                    &st),
+                     FN_OK);
     memset(out, 0, n * sizeof *out);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
+    while (fn_sql_step(st) == FN_SQL_ROW) {
+        int64_t id = fn_sql_column_int64(st, 0);
         assert_true(id >= 1 && (size_t)id < n);
-        out[id].cluster = sqlite3_column_int64(st, 1);
-        out[id].person = sqlite3_column_int64(st, 2);
-        snprintf(out[id].state, sizeof out[id].state, "%s", sqlite3_column_text(st, 3));
+        out[id].cluster = fn_sql_column_int64(st, 1);
+        out[id].person = fn_sql_column_int64(st, 2);
+        snprintf(out[id].state, sizeof out[id].state, "%s", fn_sql_column_text(st, 3));
     }
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     fn_store_close(s);
 }
 
 static void exec_sql(const char *lib, const char *sql)
 {
     fn_store *s = h_store(lib);
-    assert_int_equal(sqlite3_exec(fn_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(fn_sql_exec(s, sql), FN_OK);
     fn_store_close(s);
 }
 
@@ -170,14 +170,13 @@ static void test_end_to_end(void **state)
     check_people(p, n_faces + 1);
     /* the clusters' sizes were written */
     fn_store *s = h_store(lib);
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(fn_store_db(s), "SELECT count(*), min(size), max(size) FROM clusters", -1,
-                       &st, NULL);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), N_IDENT);
-    assert_int_equal(sqlite3_column_int(st, 1), PER);
-    assert_int_equal(sqlite3_column_int(st, 2), PER);
-    sqlite3_finalize(st);
+    fn_sql_stmt *st;
+    fn_sql_prepare(s, "SELECT count(*), min(size), max(size) FROM clusters", &st);
+    assert_int_equal(fn_sql_step(st), FN_SQL_ROW);
+    assert_int_equal(fn_sql_column_int(st, 0), N_IDENT);
+    assert_int_equal(fn_sql_column_int(st, 1), PER);
+    assert_int_equal(fn_sql_column_int(st, 2), PER);
+    fn_sql_finalize(st);
     fn_store_close(s);
     fn_engine_close(e);
     h_rmrf(lib);

@@ -87,25 +87,23 @@ static int write_rows(fn_store_tx *tx, void *arg)
 {
     rows *r = arg;
     fn_store *s = fn_store_tx_store(tx);
-    sqlite3 *db = fn_store_db(s);
-    int rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS items(job INTEGER, item INTEGER)", NULL,
-                          NULL, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "creating the test table");
-    sqlite3_stmt *st;
-    rc = sqlite3_prepare_v2(db, "INSERT INTO items(job, item) VALUES(?,?)", -1, &st, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "preparing");
+    int rc = fn_sql_exec(s, "CREATE TABLE IF NOT EXISTS items(job INTEGER, item INTEGER)");
+    if (rc != FN_OK) return fn_store_fail(s, rc, "creating the test table");
+    fn_sql_stmt *st;
+    rc = fn_sql_prepare(s, "INSERT INTO items(job, item) VALUES(?1,?2)", &st);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "preparing");
     for (int i = 0; i < r->n; i++) {
-        sqlite3_bind_int64(st, 1, r->job);
-        sqlite3_bind_int(st, 2, r->items[i]);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
+        fn_sql_bind_int64(st, 1, r->job);
+        fn_sql_bind_int(st, 2, r->items[i]);
+        rc = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) {
             int code = fn_store_fail(s, rc, "writing test rows");
-            sqlite3_finalize(st);
+            fn_sql_finalize(st);
             return code;
         }
     }
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return 0;
 }
 

@@ -129,24 +129,23 @@ static int sq_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t 
 {
     (void)b;
     atomic_fetch_add(&S.writes, 1);
-    sqlite3 *db = fn_store_db(fn_store_tx_store(tx));
-    if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS sq(job INTEGER, i INTEGER, square INTEGER)",
-                     NULL, NULL, NULL) != SQLITE_OK)
+    fn_store *s = fn_store_tx_store(tx);
+    if (fn_sql_exec(s, "CREATE TABLE IF NOT EXISTS sq(job INTEGER, i INTEGER, square INTEGER)") !=
+        FN_OK)
         return FN_ERR_DB;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "INSERT INTO sq VALUES(?,?,?)", -1, &st, NULL) != SQLITE_OK)
-        return FN_ERR_DB;
+    fn_sql_stmt *st;
+    if (fn_sql_prepare(s, "INSERT INTO sq VALUES(?1,?2,?3)", &st) != FN_OK) return FN_ERR_DB;
     int rc = 0;
     for (size_t k = 0; k < n && !rc; k++) {
         if (items[k]->err || !items[k]->work) continue;
         const sq_item *d = items[k]->data;
-        sqlite3_bind_int64(st, 1, fn_job_id_of(fn_batch_ctx(b)));
-        sqlite3_bind_int64(st, 2, d->i);
-        sqlite3_bind_int64(st, 3, d->square);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = FN_ERR_DB;
-        sqlite3_reset(st);
+        fn_sql_bind_int64(st, 1, fn_job_id_of(fn_batch_ctx(b)));
+        fn_sql_bind_int64(st, 2, d->i);
+        fn_sql_bind_int64(st, 3, d->square);
+        if (fn_sql_step(st) != FN_SQL_DONE) rc = FN_ERR_DB;
+        fn_sql_reset(st);
     }
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return rc;
 }
 

@@ -33,24 +33,21 @@ static int full_write(fn_store_tx *tx, void *arg)
 {
     (void)arg;
     fn_store *s = fn_store_tx_store(tx);
-    sqlite3 *db = fn_store_db(s);
-    sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS blobs(b BLOB)", NULL, NULL, NULL);
+    fn_sql_exec(s, "CREATE TABLE IF NOT EXISTS blobs(b BLOB)");
     /* Cap the database at its current size: the next page it needs makes it "full". */
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL);
-    sqlite3_step(st);
-    int pages = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    fn_sql_stmt *st;
+    fn_sql_prepare(s, "PRAGMA page_count", &st);
+    fn_sql_step(st);
+    int pages = fn_sql_column_int(st, 0);
+    fn_sql_finalize(st);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA max_page_count=%d", pages);
-    sqlite3_exec(db, sql, NULL, NULL, NULL);
-    int rc = sqlite3_exec(db,
-                          "INSERT INTO blobs SELECT zeroblob(4000) FROM "
-                          "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE "
-                          "x<500) SELECT x FROM c)",
-                          NULL, NULL, NULL);
-    int code = rc == SQLITE_OK ? 0 : fn_store_fail(s, rc, "writing the batch's blobs");
-    sqlite3_exec(db, "PRAGMA max_page_count=1073741823", NULL, NULL, NULL);
+    fn_sql_exec(s, sql);
+    int rc = fn_sql_exec(s, "INSERT INTO blobs SELECT zeroblob(4000) FROM "
+                            "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE "
+                            "x<500) SELECT x FROM c)");
+    int code = rc == FN_OK ? 0 : fn_store_fail(s, rc, "writing the batch's blobs");
+    fn_sql_exec(s, "PRAGMA max_page_count=1073741823");
     return code;
 }
 

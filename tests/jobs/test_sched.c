@@ -382,33 +382,33 @@ static void test_stmt_cache_keeps_statement_in_use(void **state)
     assert_int_equal(fn_store_open(path, 1000, &s, err, sizeof err), 0);
     static const char SQL_ROWS[] = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM r "
                                    "WHERE x<100) SELECT x FROM r";
-    sqlite3_stmt *first = fn_store_stmt(s, SQL_ROWS);
+    fn_sql_stmt *first = fn_store_stmt(s, SQL_ROWS);
     assert_non_null(first);
-    assert_int_equal(sqlite3_step(first), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(first, 0), 1);
+    assert_int_equal(fn_sql_step(first), FN_SQL_ROW);
+    assert_int_equal(fn_sql_column_int(first, 0), 1);
     /* The cache is keyed by the SQL's address: 200 distinct strings are 200 distinct entries. */
     enum { OTHERS = 200 };
     char *other[OTHERS];
     for (int i = 0; i < OTHERS; i++) {
         other[i] = malloc(64);
         snprintf(other[i], 64, "SELECT %d", 1000 + i);
-        sqlite3_stmt *st = fn_store_stmt(s, other[i]);
+        fn_sql_stmt *st = fn_store_stmt(s, other[i]);
         assert_non_null(st);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 1000 + i);
-        sqlite3_reset(st);
+        assert_int_equal(fn_sql_step(st), FN_SQL_ROW);
+        assert_int_equal(fn_sql_column_int(st, 0), 1000 + i);
+        fn_sql_reset(st);
         /* The first statement is still the one being stepped. */
         if (i % 50 == 49) {
-            assert_int_equal(sqlite3_step(first), SQLITE_ROW);
-            assert_int_equal(sqlite3_column_int(first, 0), 2 + i / 50);
+            assert_int_equal(fn_sql_step(first), FN_SQL_ROW);
+            assert_int_equal(fn_sql_column_int(first, 0), 2 + i / 50);
         }
     }
     int next = 2 + OTHERS / 50, rc;
-    while ((rc = sqlite3_step(first)) == SQLITE_ROW)
-        assert_int_equal(sqlite3_column_int(first, 0), next++);
-    assert_int_equal(rc, SQLITE_DONE);
+    while ((rc = fn_sql_step(first)) == FN_SQL_ROW)
+        assert_int_equal(fn_sql_column_int(first, 0), next++);
+    assert_int_equal(rc, FN_SQL_DONE);
     assert_int_equal(next, 101);
-    sqlite3_reset(first);
+    fn_sql_reset(first);
     /* The cache still answers for recently used SQL. */
     assert_ptr_equal(fn_store_stmt(s, SQL_ROWS), first);
     fn_store_close(s);

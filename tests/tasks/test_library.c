@@ -163,7 +163,7 @@ static void test_put_lookup_replace(void **state)
              "INSERT INTO faces (photo_id, x, y, width, height, score, origin, created_at)"
              " VALUES (%lld, 1, 1, 5, 5, 1, 'user', 0)",
              (long long)id);
-    assert_int_equal(sqlite3_exec(fn_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(fn_sql_exec(s, sql), FN_OK);
     fn_face_put one = face(2);
     p.faces = &one;
     p.n_faces = 1;
@@ -272,13 +272,13 @@ static int64_t q1(const char *fmt, long long arg)
 {
     char sql[400];
     snprintf(sql, sizeof sql, fmt, arg);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(fn_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+    fn_sql_stmt *st;
+    assert_int_equal(fn_sql_prepare(s, sql, &st), FN_OK);
     int64_t v = -1;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    assert_true(rc == SQLITE_ROW || rc == SQLITE_DONE);
-    sqlite3_finalize(st);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) v = fn_sql_column_int64(st, 0);
+    assert_true(rc == FN_SQL_ROW || rc == FN_SQL_DONE);
+    fn_sql_finalize(st);
     return v;
 }
 
@@ -286,7 +286,7 @@ static void run_sql(const char *fmt, long long a, long long b)
 {
     char sql[400];
     snprintf(sql, sizeof sql, fmt, a, b);
-    assert_int_equal(sqlite3_exec(fn_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(fn_sql_exec(s, sql), FN_OK);
 }
 
 /* A detection at (x, y) with the vectors of face(v). */
@@ -365,16 +365,14 @@ static void test_reingest_keeps_decisions(void **state)
                          1);
         assert_int_equal(q1("SELECT x = 2 AND y = 21 FROM faces WHERE id = %lld", (long long)id[0]),
                          1);
-        sqlite3_stmt *st;
-        assert_int_equal(sqlite3_prepare_v2(fn_store_db(s),
-                                            "SELECT descriptor, landmarks FROM faces WHERE id = ?1",
-                                            -1, &st, NULL),
-                         SQLITE_OK);
-        sqlite3_bind_int64(st, 1, id[0]);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_memory_equal(sqlite3_column_blob(st, 0), desc[1], sizeof desc[1]);
-        assert_memory_equal(sqlite3_column_blob(st, 1), lm[1], sizeof lm[1]);
-        sqlite3_finalize(st);
+        fn_sql_stmt *st;
+        assert_int_equal(
+            fn_sql_prepare(s, "SELECT descriptor, landmarks FROM faces WHERE id = ?1", &st), FN_OK);
+        fn_sql_bind_int64(st, 1, id[0]);
+        assert_int_equal(fn_sql_step(st), FN_SQL_ROW);
+        assert_memory_equal(fn_sql_column_blob(st, 0), desc[1], sizeof desc[1]);
+        assert_memory_equal(fn_sql_column_blob(st, 1), lm[1], sizeof lm[1]);
+        fn_sql_finalize(st);
         assert_int_equal(q1("SELECT count(*) FROM audit_faces a JOIN faces f ON f.id = a.face_id"
                             " WHERE a.audit_id = 55 -- %lld",
                             0),

@@ -32,11 +32,21 @@ static void vec(float *v, int i, float a, int j, float b)
 
 static void sql(fn_store *s, const char *text)
 {
-    char *err = NULL;
-    if (sqlite3_exec(fn_store_db(s), text, NULL, NULL, &err) != SQLITE_OK) {
-        fprintf(stderr, "sql: %s: %s\n", text, err);
+    int rc = fn_sql_exec(s, text);
+    if (rc != FN_OK) {
+        fn_store_fail(s, rc, "sql");
+        fprintf(stderr, "sql: %s: %s\n", text, fn_store_errmsg(s));
         abort();
     }
+}
+
+/* Steps an INSERT ... RETURNING id once and gives the id. */
+static int64_t returned_id(fn_sql_stmt *st)
+{
+    assert_int_equal(fn_sql_step(st), FN_SQL_ROW);
+    int64_t id = fn_sql_column_int64(st, 0);
+    fn_sql_finalize(st);
+    return id;
 }
 
 static int64_t photo(fn_store *s, int k)
@@ -44,44 +54,40 @@ static int64_t photo(fn_store *s, int k)
     char text[256];
     snprintf(text, sizeof text,
              "INSERT INTO photos (path, size, mtime_ns, status, ingested_at)"
-             " VALUES ('/p/%d.jpg', 1, 1, 'ok', 1)",
+             " VALUES ('/p/%d.jpg', 1, 1, 'ok', 1) RETURNING id",
              k);
-    sql(s, text);
-    return sqlite3_last_insert_rowid(fn_store_db(s));
+    fn_sql_stmt *st;
+    assert_int_equal(fn_sql_prepare(s, text, &st), FN_OK);
+    return returned_id(st);
 }
 
 static int64_t person(fn_store *s, const char *name)
 {
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(fn_store_db(s), "INSERT INTO persons (name, created_at) VALUES (?1, 1)", -1,
-                       &st, NULL);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
-    return sqlite3_last_insert_rowid(fn_store_db(s));
+    fn_sql_stmt *st;
+    fn_sql_prepare(s, "INSERT INTO persons (name, created_at) VALUES (?1, 1) RETURNING id", &st);
+    fn_sql_bind_text(st, 1, name, -1, FN_SQL_STATIC);
+    return returned_id(st);
 }
 
 /* A face of photo `ph` with descriptor v, person (0: none), state and origin. */
 static int64_t face(fn_store *s, int64_t ph, const float *v, int64_t who, const char *state,
                     const char *origin)
 {
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(fn_store_db(s),
-                       "INSERT INTO faces (photo_id, x, y, width, height, score, descriptor,"
-                       " person_id, state, origin, created_at)"
-                       " VALUES (?1, 0, 0, 50, 50, 0.9, ?2, ?3, ?4, ?5, 1)",
-                       -1, &st, NULL);
-    sqlite3_bind_int64(st, 1, ph);
-    sqlite3_bind_blob(st, 2, v, D * sizeof(float), SQLITE_STATIC);
+    fn_sql_stmt *st;
+    fn_sql_prepare(s,
+                   "INSERT INTO faces (photo_id, x, y, width, height, score, descriptor,"
+                   " person_id, state, origin, created_at)"
+                   " VALUES (?1, 0, 0, 50, 50, 0.9, ?2, ?3, ?4, ?5, 1) RETURNING id",
+                   &st);
+    fn_sql_bind_int64(st, 1, ph);
+    fn_sql_bind_blob(st, 2, v, D * sizeof(float), FN_SQL_STATIC);
     if (who)
-        sqlite3_bind_int64(st, 3, who);
+        fn_sql_bind_int64(st, 3, who);
     else
-        sqlite3_bind_null(st, 3);
-    sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, origin, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
-    return sqlite3_last_insert_rowid(fn_store_db(s));
+        fn_sql_bind_null(st, 3);
+    fn_sql_bind_text(st, 4, state, -1, FN_SQL_STATIC);
+    fn_sql_bind_text(st, 5, origin, -1, FN_SQL_STATIC);
+    return returned_id(st);
 }
 
 static int64_t q_int(fn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -94,35 +100,34 @@ static int64_t q_int(fn_store *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(fn_store_db(s), text, -1, &st, NULL), SQLITE_OK);
+    fn_sql_stmt *st;
+    assert_int_equal(fn_sql_prepare(s, text, &st), FN_OK);
     int64_t v = -2;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    if (fn_sql_step(st) == FN_SQL_ROW)
+        v = fn_sql_column_type(st, 0) == FN_SQL_NULL ? -1 : fn_sql_column_int64(st, 0);
+    fn_sql_finalize(st);
     return v;
 }
 
 /* Every face's person, state, cluster and origin, one line each: what no job may change. */
 static char *decisions(fn_store *s)
 {
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(fn_store_db(s),
-                       "SELECT id, person_id, state, cluster_id, origin FROM faces ORDER BY id", -1,
-                       &st, NULL);
+    fn_sql_stmt *st;
+    fn_sql_prepare(s, "SELECT id, person_id, state, cluster_id, origin FROM faces ORDER BY id",
+                   &st);
     char *out = calloc(1, 1);
     size_t len = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (fn_sql_step(st) == FN_SQL_ROW) {
         char line[128];
         int n = snprintf(line, sizeof line, "%lld %lld %s %lld %s\n",
-                         (long long)sqlite3_column_int64(st, 0),
-                         (long long)sqlite3_column_int64(st, 1), sqlite3_column_text(st, 2),
-                         (long long)sqlite3_column_int64(st, 3), sqlite3_column_text(st, 4));
+                         (long long)fn_sql_column_int64(st, 0),
+                         (long long)fn_sql_column_int64(st, 1), fn_sql_column_text(st, 2),
+                         (long long)fn_sql_column_int64(st, 3), fn_sql_column_text(st, 4));
         out = realloc(out, len + (size_t)n + 1);
         memcpy(out + len, line, (size_t)n + 1);
         len += (size_t)n;
     }
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return out;
 }
 
@@ -275,20 +280,20 @@ static void test_suggestions_written(void **state)
     /* the rows: what the vote computed, for the right faces only */
     fn_prediction want = expect(&l, 0, 40, 0.25f);
     assert_int_equal(want.person, l.a);
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(fn_store_db(s),
-                       "SELECT person_id, confidence, distance, margin, support_face_id, job_id"
-                       " FROM suggestions WHERE face_id = ?1",
-                       -1, &st, NULL);
-    sqlite3_bind_int64(st, 1, l.near_a);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int64(st, 0), l.a);
-    assert_float_equal(sqlite3_column_double(st, 1), want.confidence, 1e-5);
-    assert_float_equal(sqlite3_column_double(st, 2), want.distance, 1e-5);
-    assert_float_equal(sqlite3_column_double(st, 3), want.margin, 1e-5);
-    assert_int_equal(sqlite3_column_int64(st, 4), want.support_face);
-    assert_int_equal(sqlite3_column_int64(st, 5), id);
-    sqlite3_finalize(st);
+    fn_sql_stmt *st;
+    fn_sql_prepare(s,
+                   "SELECT person_id, confidence, distance, margin, support_face_id, job_id"
+                   " FROM suggestions WHERE face_id = ?1",
+                   &st);
+    fn_sql_bind_int64(st, 1, l.near_a);
+    assert_int_equal(fn_sql_step(st), FN_SQL_ROW);
+    assert_int_equal(fn_sql_column_int64(st, 0), l.a);
+    assert_float_equal(fn_sql_column_double(st, 1), want.confidence, 1e-5);
+    assert_float_equal(fn_sql_column_double(st, 2), want.distance, 1e-5);
+    assert_float_equal(fn_sql_column_double(st, 3), want.margin, 1e-5);
+    assert_int_equal(fn_sql_column_int64(st, 4), want.support_face);
+    assert_int_equal(fn_sql_column_int64(st, 5), id);
+    fn_sql_finalize(st);
     assert_int_equal(
         q_int(s, "SELECT person_id FROM suggestions WHERE face_id = %lld", (long long)l.near_b),
         l.b);

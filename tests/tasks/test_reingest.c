@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include <math.h>
-#include <sqlite3.h>
 
 #include "facenames/people.h"
 #include "helpers.h"
@@ -84,11 +83,11 @@ static int64_t count_sql(const char *lib, const char *fmt, long long a, long lon
     char sql[400];
     snprintf(sql, sizeof sql, fmt, a, b);
     fn_store *s = h_store(lib);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(fn_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    fn_sql_stmt *st;
+    assert_int_equal(fn_sql_prepare(s, sql, &st), FN_OK);
+    assert_int_equal(fn_sql_step(st), FN_SQL_ROW);
+    int64_t v = fn_sql_column_int64(st, 0);
+    fn_sql_finalize(st);
     fn_store_close(s);
     return v;
 }
@@ -208,7 +207,7 @@ static void test_reingest_keeps_decisions(void **state)
              " created_at) VALUES (%lld, %lld, 0.8, 0.4, 0.1, 0);"
              "INSERT INTO cannot_links (face_id, person_id, created_at) VALUES (%lld, %lld, 0)",
              (long long)d.suggested, (long long)d.ann, (long long)d.suggested, (long long)d.bo);
-    assert_int_equal(sqlite3_exec(fn_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(fn_sql_exec(s, sql), FN_OK);
     fn_store_close(s);
 
     /* the content changes: re-encoded at another JPEG quality */

@@ -36,7 +36,7 @@ static const char q_siblings[] = "SELECT id, person_id, cluster_id FROM faces WH
                                  " AND (person_id IS NOT NULL OR cluster_id IS NOT NULL)";
 static const char q_cannot[] = "SELECT face_id, person_id FROM cannot_links ORDER BY face_id";
 static const char w_cluster[] =
-    "INSERT OR IGNORE INTO clusters (id, job_id, created_at) VALUES (?1, ?2, ?3)";
+    "INSERT INTO clusters (id, job_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 static const char w_place[] =
     "UPDATE faces SET cluster_prev = CASE WHEN cluster_run IS ?4 THEN cluster_prev"
     " ELSE cluster_id END, cluster_id = ?2, person_id = ?3, cluster_run = ?4"
@@ -107,39 +107,39 @@ static int by_photo(const void *x, const void *y)
 
 static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *in)
 {
-    sqlite3_stmt *st = fn_store_stmt(s, full ? q_free_full : q_free_new);
+    fn_sql_stmt *st = fn_store_stmt(s, full ? q_free_full : q_free_new);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, run);
-    sqlite3_bind_int64(st, 2, upto > 0 ? upto : INT64_MAX);
+    fn_sql_bind_int64(st, 1, run);
+    fn_sql_bind_int64(st, 2, upto > 0 ? upto : INT64_MAX);
     size_t cap = 0, dcap = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 6) != DIM * (int)sizeof(float)) continue;
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        if (fn_sql_column_bytes(st, 6) != DIM * (int)sizeof(float)) continue;
         if (grow((void **)&in->faces, &cap, in->n + 1, sizeof *in->faces) < 0 ||
             grow((void **)&in->desc, &dcap, (in->n + 1), DIM * sizeof(float)) < 0)
             return FN_ERR_NOMEM;
         fn_cl_face *f = &in->faces[in->n];
-        f->id = sqlite3_column_int64(st, 0);
-        f->photo_id = sqlite3_column_int64(st, 1);
-        f->old_cluster = sqlite3_column_int64(st, 2);
-        f->width = (float)sqlite3_column_double(st, 3);
-        f->height = (float)sqlite3_column_double(st, 4);
-        f->score = (float)sqlite3_column_double(st, 5);
-        memcpy(in->desc + in->n * DIM, sqlite3_column_blob(st, 6), DIM * sizeof(float));
+        f->id = fn_sql_column_int64(st, 0);
+        f->photo_id = fn_sql_column_int64(st, 1);
+        f->old_cluster = fn_sql_column_int64(st, 2);
+        f->width = (float)fn_sql_column_double(st, 3);
+        f->height = (float)fn_sql_column_double(st, 4);
+        f->score = (float)fn_sql_column_double(st, 5);
+        memcpy(in->desc + in->n * DIM, fn_sql_column_blob(st, 6), DIM * sizeof(float));
         in->n++;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the faces to cluster");
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the faces to cluster");
 
     /* persons: the mean of each one's faces */
     if (!(st = fn_store_stmt(s, q_persons))) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, run);
+    fn_sql_bind_int64(st, 1, run);
     cap = 0;
     double acc[DIM];
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 1) != DIM * (int)sizeof(float)) continue;
-        int64_t pid = sqlite3_column_int64(st, 0);
-        const float *d = sqlite3_column_blob(st, 1);
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        if (fn_sql_column_bytes(st, 1) != DIM * (int)sizeof(float)) continue;
+        int64_t pid = fn_sql_column_int64(st, 0);
+        const float *d = fn_sql_column_blob(st, 1);
         if (!in->n_persons || in->persons[in->n_persons - 1].id != pid) {
             if (grow((void **)&in->persons, &cap, in->n_persons + 1, sizeof *in->persons) < 0)
                 return FN_ERR_NOMEM;
@@ -153,28 +153,28 @@ static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *i
         for (int c = 0; c < DIM; c++)
             g->centre[c] += (float)((d[c] - g->centre[c]) / g->weight);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the persons' faces");
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the persons' faces");
 
     if (!full) {
         if (!(st = fn_store_stmt(s, q_clusters))) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, run);
+        fn_sql_bind_int64(st, 1, run);
         cap = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (sqlite3_column_bytes(st, 2) != DIM * (int)sizeof(float)) continue;
+        while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+            if (fn_sql_column_bytes(st, 2) != DIM * (int)sizeof(float)) continue;
             if (grow((void **)&in->clusters, &cap, in->n_clusters + 1, sizeof *in->clusters) < 0)
                 return FN_ERR_NOMEM;
             fn_cl_group *g = &in->clusters[in->n_clusters++];
-            g->id = sqlite3_column_int64(st, 0);
-            g->weight = (double)sqlite3_column_int64(st, 1);
-            memcpy(g->centre, sqlite3_column_blob(st, 2), sizeof g->centre);
+            g->id = fn_sql_column_int64(st, 0);
+            g->weight = (double)fn_sql_column_int64(st, 1);
+            memcpy(g->centre, fn_sql_column_blob(st, 2), sizeof g->centre);
         }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the clusters");
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the clusters");
     }
     if (!(st = fn_store_stmt(s, q_max_id))) return FN_ERR_DB;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) in->max_cluster_id = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    if ((rc = fn_sql_step(st)) == FN_SQL_ROW) in->max_cluster_id = fn_sql_column_int64(st, 0);
+    fn_sql_reset(st);
 
     /* What each face is forbidden: the persons and clusters of the other faces of its photo that
      * are not being placed. The placed faces are visited photo by photo. */
@@ -189,17 +189,17 @@ static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *i
         free(order);
         return FN_ERR_DB;
     }
-    rc = SQLITE_DONE;
-    for (size_t a = 0, b; a < in->n && rc == SQLITE_DONE; a = b) {
+    rc = FN_SQL_DONE;
+    for (size_t a = 0, b; a < in->n && rc == FN_SQL_DONE; a = b) {
         int64_t photo = in->faces[order[a]].photo_id;
         for (b = a; b < in->n && in->faces[order[b]].photo_id == photo; b++)
             ;
-        sqlite3_bind_int64(st, 1, photo);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn_sql_bind_int64(st, 1, photo);
+        while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
             size_t at;
-            if (face_index(in, sqlite3_column_int64(st, 0), &at)) continue; /* placed too */
-            int64_t person = sqlite3_column_int64(st, 1);
-            int64_t cluster = full ? 0 : sqlite3_column_int64(st, 2);
+            if (face_index(in, fn_sql_column_int64(st, 0), &at)) continue; /* placed too */
+            int64_t person = fn_sql_column_int64(st, 1);
+            int64_t cluster = full ? 0 : fn_sql_column_int64(st, 2);
             for (size_t j = a; j < b; j++) {
                 if ((person && add_forbid(in, &cap, order[j], person, 0) < 0) ||
                     (cluster && add_forbid(in, &cap, order[j], 0, cluster) < 0)) {
@@ -208,30 +208,29 @@ static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *i
                 }
             }
         }
-        sqlite3_reset(st);
+        fn_sql_reset(st);
     }
     free(order);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the faces' photos");
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the faces' photos");
     if (!(st = fn_store_stmt(s, q_cannot))) return FN_ERR_DB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         size_t at;
-        if (face_index(in, sqlite3_column_int64(st, 0), &at) &&
-            add_forbid(in, &cap, at, sqlite3_column_int64(st, 1), 0) < 0)
+        if (face_index(in, fn_sql_column_int64(st, 0), &at) &&
+            add_forbid(in, &cap, at, fn_sql_column_int64(st, 1), 0) < 0)
             return FN_ERR_NOMEM;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the cannot-links");
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the cannot-links");
     return 0;
 }
 
 int fn_cl_load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3 *db = fn_store_db(s);
-    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "reading the faces to cluster");
+    int rc = fn_sql_exec(s, "BEGIN");
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces to cluster");
     int r = load(s, full, run, upto, out);
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    fn_sql_exec(s, "COMMIT");
     if (r < 0) fn_cl_input_free(out);
     return r;
 }
@@ -240,33 +239,33 @@ int fn_cl_write(fn_store_tx *tx, int64_t run, const int64_t *ids, size_t n_ids,
                 const fn_cl_place *p, size_t n)
 {
     fn_store *s = fn_store_tx_store(tx);
-    sqlite3_stmt *st = fn_store_stmt(s, w_cluster);
+    fn_sql_stmt *st = fn_store_stmt(s, w_cluster);
     if (!st) return FN_ERR_DB;
     int64_t now = fn_wall_ms();
     int rc;
     for (size_t i = 0; i < n_ids; i++) {
-        sqlite3_bind_int64(st, 1, ids[i]);
-        sqlite3_bind_int64(st, 2, run);
-        sqlite3_bind_int64(st, 3, now);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "creating a cluster");
+        fn_sql_bind_int64(st, 1, ids[i]);
+        fn_sql_bind_int64(st, 2, run);
+        fn_sql_bind_int64(st, 3, now);
+        rc = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "creating a cluster");
     }
     if (!(st = fn_store_stmt(s, w_place))) return FN_ERR_DB;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(st, 1, p[i].face);
+        fn_sql_bind_int64(st, 1, p[i].face);
         if (p[i].cluster)
-            sqlite3_bind_int64(st, 2, p[i].cluster);
+            fn_sql_bind_int64(st, 2, p[i].cluster);
         else
-            sqlite3_bind_null(st, 2);
+            fn_sql_bind_null(st, 2);
         if (p[i].person)
-            sqlite3_bind_int64(st, 3, p[i].person);
+            fn_sql_bind_int64(st, 3, p[i].person);
         else
-            sqlite3_bind_null(st, 3);
-        sqlite3_bind_int64(st, 4, run);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "placing a face");
+            fn_sql_bind_null(st, 3);
+        fn_sql_bind_int64(st, 4, run);
+        rc = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "placing a face");
     }
     return 0;
 }
@@ -274,19 +273,19 @@ int fn_cl_write(fn_store_tx *tx, int64_t run, const int64_t *ids, size_t n_ids,
 int fn_cl_finish(fn_store_tx *tx, int full, const fn_cl_group *touched, size_t n)
 {
     fn_store *s = fn_store_tx_store(tx);
-    sqlite3_stmt *st = fn_store_stmt(s, w_size);
+    fn_sql_stmt *st = fn_store_stmt(s, w_size);
     if (!st) return FN_ERR_DB;
     int rc;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(st, 1, touched[i].id);
-        sqlite3_bind_blob(st, 2, touched[i].centre, sizeof touched[i].centre, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "updating a cluster");
+        fn_sql_bind_int64(st, 1, touched[i].id);
+        fn_sql_bind_blob(st, 2, touched[i].centre, sizeof touched[i].centre, FN_SQL_STATIC);
+        rc = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "updating a cluster");
     }
     if (full) {
-        rc = sqlite3_exec(fn_store_db(s), w_delete, NULL, NULL, NULL);
-        if (rc != SQLITE_OK) return fn_store_fail(s, rc, "removing empty clusters");
+        rc = fn_sql_exec(s, w_delete);
+        if (rc != FN_OK) return fn_store_fail(s, rc, "removing empty clusters");
     }
     return 0;
 }

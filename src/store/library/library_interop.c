@@ -55,8 +55,8 @@ int fn_xp_reader_new(fn_store *s, fn_xp_reader **out)
 int fn_xp_reader_hold(fn_xp_reader *r, int on)
 {
     if (!r || !!on == r->holding) return 0;
-    int rc = sqlite3_exec(fn_store_db(r->s), on ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(r->s, rc, "holding a read transaction");
+    int rc = fn_sql_exec(r->s, on ? "BEGIN" : "COMMIT");
+    if (rc != FN_OK) return fn_store_fail(r->s, rc, "holding a read transaction");
     r->holding = !!on;
     return 0;
 }
@@ -67,18 +67,18 @@ void fn_xp_reader_free(fn_xp_reader *r)
     free(r);
 }
 
-static char *dup_col(sqlite3_stmt *st, int i)
+static char *dup_col(fn_sql_stmt *st, int i)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? strdup((const char *)t) : NULL;
+    const char *t = fn_sql_column_text(st, i);
+    return t ? strdup(t) : NULL;
 }
 
-static void copy_col(sqlite3_stmt *st, int i, char *dst, size_t cap)
+static void copy_col(fn_sql_stmt *st, int i, char *dst, size_t cap)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
+    const char *t = fn_sql_column_text(st, i);
     dst[0] = 0;
     if (t) {
-        strncpy(dst, (const char *)t, cap - 1);
+        strncpy(dst, t, cap - 1);
         dst[cap - 1] = 0;
     }
 }
@@ -98,37 +98,37 @@ static const char sql_faces[] =
     "  WHERE c.face_id = f.id), f.cluster_id, f.landmarks, f.descriptor, f.thumbnail IS NOT NULL"
     " FROM faces f LEFT JOIN persons p ON p.id = f.person_id WHERE f.photo_id = ?1 ORDER BY f.id";
 
-static void photo_cols(sqlite3_stmt *st, fn_xp_photo *p)
+static void photo_cols(fn_sql_stmt *st, fn_xp_photo *p)
 {
-    p->id = sqlite3_column_int64(st, 0);
+    p->id = fn_sql_column_int64(st, 0);
     p->path = dup_col(st, 1);
-    p->size = sqlite3_column_int64(st, 2);
-    p->mtime_ns = sqlite3_column_int64(st, 3);
-    p->hash = (uint64_t)sqlite3_column_int64(st, 4);
-    p->width = sqlite3_column_int(st, 5);
-    p->height = sqlite3_column_int(st, 6);
-    p->taken_at = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+    p->size = fn_sql_column_int64(st, 2);
+    p->mtime_ns = fn_sql_column_int64(st, 3);
+    p->hash = (uint64_t)fn_sql_column_int64(st, 4);
+    p->width = fn_sql_column_int(st, 5);
+    p->height = fn_sql_column_int(st, 6);
+    p->taken_at = fn_sql_column_type(st, 7) == FN_SQL_NULL ? -1 : fn_sql_column_int64(st, 7);
     copy_col(st, 8, p->format, sizeof p->format);
     copy_col(st, 9, p->status, sizeof p->status);
-    p->missing_at = sqlite3_column_int64(st, 10);
+    p->missing_at = fn_sql_column_int64(st, 10);
     copy_col(st, 11, p->models, sizeof p->models);
-    p->incomplete = sqlite3_column_int(st, 12);
+    p->incomplete = fn_sql_column_int(st, 12);
 }
 
 static int load_faces(fn_store *s, fn_xp_photo *p, unsigned what)
 {
-    sqlite3_stmt *st = fn_store_stmt(s, sql_faces);
+    fn_sql_stmt *st = fn_store_stmt(s, sql_faces);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, p->id);
+    fn_sql_bind_int64(st, 1, p->id);
     size_t cap = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((what & FN_XP_NAMED_ONLY) && sqlite3_column_type(st, 9) == SQLITE_NULL) continue;
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        if ((what & FN_XP_NAMED_ONLY) && fn_sql_column_type(st, 9) == FN_SQL_NULL) continue;
         if (p->n_faces == cap) {
             size_t nc = cap ? cap * 2 : 8;
             fn_xp_face *g = realloc(p->faces, nc * sizeof *g);
             if (!g) {
-                sqlite3_reset(st);
+                fn_sql_reset(st);
                 return FN_ERR_NOMEM;
             }
             p->faces = g;
@@ -136,52 +136,52 @@ static int load_faces(fn_store *s, fn_xp_photo *p, unsigned what)
         }
         fn_xp_face *f = &p->faces[p->n_faces++];
         memset(f, 0, sizeof *f);
-        f->id = sqlite3_column_int64(st, 0);
-        f->x = (float)sqlite3_column_double(st, 1);
-        f->y = (float)sqlite3_column_double(st, 2);
-        f->width = (float)sqlite3_column_double(st, 3);
-        f->height = (float)sqlite3_column_double(st, 4);
-        f->score = (float)sqlite3_column_double(st, 5);
-        const unsigned char *o = sqlite3_column_text(st, 6);
+        f->id = fn_sql_column_int64(st, 0);
+        f->x = (float)fn_sql_column_double(st, 1);
+        f->y = (float)fn_sql_column_double(st, 2);
+        f->width = (float)fn_sql_column_double(st, 3);
+        f->height = (float)fn_sql_column_double(st, 4);
+        f->score = (float)fn_sql_column_double(st, 5);
+        const char *o = fn_sql_column_text(st, 6);
         f->origin_user = o && strcmp((const char *)o, "user") == 0;
-        int state = fn_xp_state_parse((const char *)sqlite3_column_text(st, 7));
+        int state = fn_xp_state_parse(fn_sql_column_text(st, 7));
         f->state = state < 0 ? 0 : state;
-        f->person_id = sqlite3_column_int64(st, 8);
+        f->person_id = fn_sql_column_int64(st, 8);
         f->person = dup_col(st, 9);
-        const unsigned char *rej = sqlite3_column_text(st, 10);
+        const char *rej = fn_sql_column_text(st, 10);
         if (rej && strcmp((const char *)rej, "[]") != 0) f->rejected = strdup((const char *)rej);
-        f->cluster_id = sqlite3_column_int64(st, 11);
-        if (sqlite3_column_bytes(st, 12) == (int)sizeof f->landmarks) {
+        f->cluster_id = fn_sql_column_int64(st, 11);
+        if (fn_sql_column_bytes(st, 12) == (int)sizeof f->landmarks) {
             f->has_landmarks = 1;
             if (what & FN_XP_VECTORS)
-                memcpy(f->landmarks, sqlite3_column_blob(st, 12), sizeof f->landmarks);
+                memcpy(f->landmarks, fn_sql_column_blob(st, 12), sizeof f->landmarks);
         }
-        if (sqlite3_column_bytes(st, 13) == (int)sizeof f->descriptor) {
+        if (fn_sql_column_bytes(st, 13) == (int)sizeof f->descriptor) {
             f->has_descriptor = 1;
             if (what & FN_XP_VECTORS)
-                memcpy(f->descriptor, sqlite3_column_blob(st, 13), sizeof f->descriptor);
+                memcpy(f->descriptor, fn_sql_column_blob(st, 13), sizeof f->descriptor);
         }
-        f->has_thumbnail = sqlite3_column_int(st, 14);
+        f->has_thumbnail = fn_sql_column_int(st, 14);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "reading a photo's faces");
+    fn_sql_reset(st);
+    return rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "reading a photo's faces");
 }
 
 static int photo_query(fn_store *s, const char *sql, int64_t arg, unsigned what, fn_xp_photo *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = fn_store_stmt(s, sql);
+    fn_sql_stmt *st = fn_store_stmt(s, sql);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, arg);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    fn_sql_bind_int64(st, 1, arg);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) {
         photo_cols(st, out);
-        sqlite3_reset(st);
+        fn_sql_reset(st);
         if (!out->path) return FN_ERR_NOMEM;
         return what & FN_XP_FACES ? load_faces(s, out, what) : 0;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? FN_ERR_NOT_FOUND : fn_store_fail(s, rc, "reading photos");
+    fn_sql_reset(st);
+    return rc == FN_SQL_DONE ? FN_ERR_NOT_FOUND : fn_store_fail(s, rc, "reading photos");
 }
 
 int fn_xp_photo_after(fn_xp_reader *r, int64_t after, unsigned what, fn_xp_photo *out)
@@ -199,11 +199,11 @@ int64_t fn_xp_count_photos(fn_store *s, const char *prefix)
     static const char all[] = "SELECT count(*) FROM photos";
     static const char under[] =
         "SELECT count(*) FROM photos WHERE substr(path, 1, length(?1)) = ?1";
-    sqlite3_stmt *st = fn_store_stmt(s, prefix ? under : all);
+    fn_sql_stmt *st = fn_store_stmt(s, prefix ? under : all);
     if (!st) return 0;
-    if (prefix) sqlite3_bind_text(st, 1, prefix, -1, SQLITE_TRANSIENT);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
+    if (prefix) fn_sql_bind_text(st, 1, prefix, -1, FN_SQL_TRANSIENT);
+    int64_t n = fn_sql_step(st) == FN_SQL_ROW ? fn_sql_column_int64(st, 0) : 0;
+    fn_sql_reset(st);
     return n;
 }
 
@@ -213,32 +213,32 @@ int fn_xp_photo_same_content(fn_xp_reader *r, int64_t size, uint64_t hash, int64
 {
     static const char q[] = "SELECT id, path FROM photos WHERE hash = ?1 AND size = ?2 AND id != ?3"
                             " AND missing_at IS NULL ORDER BY id";
-    sqlite3_stmt *st = fn_store_stmt(r->s, q);
+    fn_sql_stmt *st = fn_store_stmt(r->s, q);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, (int64_t)hash);
-    sqlite3_bind_int64(st, 2, size);
-    sqlite3_bind_int64(st, 3, not_id);
+    fn_sql_bind_int64(st, 1, (int64_t)hash);
+    fn_sql_bind_int64(st, 2, size);
+    fn_sql_bind_int64(st, 3, not_id);
     int rc, ret = FN_ERR_NOT_FOUND;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *p = (const char *)sqlite3_column_text(st, 1);
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        const char *p = fn_sql_column_text(st, 1);
         if (!p || (keep && !keep(p, arg))) continue;
-        *id = sqlite3_column_int64(st, 0);
+        *id = fn_sql_column_int64(st, 0);
         ret = (*path = strdup(p)) ? 0 : FN_ERR_NOMEM;
         break;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) ret = fn_store_fail(r->s, rc, "finding a photo");
-    sqlite3_reset(st);
+    if (rc != FN_SQL_ROW && rc != FN_SQL_DONE) ret = fn_store_fail(r->s, rc, "finding a photo");
+    fn_sql_reset(st);
     return ret;
 }
 
 int fn_xp_path_known(fn_xp_reader *r, const char *path)
 {
     static const char q[] = "SELECT 1 FROM photos WHERE path = ?1";
-    sqlite3_stmt *st = fn_store_stmt(r->s, q);
+    fn_sql_stmt *st = fn_store_stmt(r->s, q);
     if (!st) return 0;
-    sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
-    int known = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
+    fn_sql_bind_text(st, 1, path, -1, FN_SQL_TRANSIENT);
+    int known = fn_sql_step(st) == FN_SQL_ROW;
+    fn_sql_reset(st);
     return known;
 }
 
@@ -250,11 +250,11 @@ int fn_xp_ingest_paths(fn_store *s, char ***out, size_t *n)
         " AND j.type = 'text' ORDER BY 1";
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st = fn_store_stmt(s, q);
+    fn_sql_stmt *st = fn_store_stmt(s, q);
     if (!st) return FN_ERR_DB;
     size_t cap = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if (*n == cap) {
             size_t nc = cap ? cap * 2 : 8;
             char **g = realloc(*out, nc * sizeof *g);
@@ -265,9 +265,9 @@ int fn_xp_ingest_paths(fn_store *s, char ***out, size_t *n)
         if (!((*out)[*n] = dup_col(st, 0))) break;
         (*n)++;
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return FN_ERR_NOMEM;
-    return rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "reading the library's roots");
+    fn_sql_reset(st);
+    if (rc == FN_SQL_ROW) return FN_ERR_NOMEM;
+    return rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "reading the library's roots");
 }
 
 /* ---- the checks -------------------------------------------------------------------------------
@@ -281,32 +281,32 @@ static const char sql_faceless_persons[] =
 
 static int count_rows(fn_store *s, const char *sql, int64_t *n, int ok_is_fine)
 {
-    sqlite3_stmt *st = NULL;
+    fn_sql_stmt *st = NULL;
     *n = 0;
-    int rc = sqlite3_prepare_v2(fn_store_db(s), sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "checking the database");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(st, 0);
-        if (ok_is_fine && t && strcmp((const char *)t, "ok") == 0) continue;
+    int rc = fn_sql_prepare(s, sql, &st);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "checking the database");
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        const char *t = fn_sql_column_text(st, 0);
+        if (ok_is_fine && t && strcmp(t, "ok") == 0) continue;
         (*n)++;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "checking the database");
+    fn_sql_finalize(st);
+    return rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "checking the database");
 }
 
 static int count_of(fn_store *s, const char *from, int64_t *n)
 {
     char q[512];
     snprintf(q, sizeof q, "SELECT count(*) %s", from);
-    sqlite3_stmt *st = NULL;
+    fn_sql_stmt *st = NULL;
     *n = 0;
-    int rc = sqlite3_prepare_v2(fn_store_db(s), q, -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *n = sqlite3_column_int64(st, 0);
-        rc = SQLITE_DONE;
+    int rc = fn_sql_prepare(s, q, &st);
+    if (rc == FN_OK && (rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        *n = fn_sql_column_int64(st, 0);
+        rc = FN_SQL_DONE;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, "checking the database");
+    fn_sql_finalize(st);
+    return rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "checking the database");
 }
 
 int fn_xp_check(fn_store *s, fn_xp_health *h)
@@ -321,9 +321,9 @@ int fn_xp_check(fn_store *s, fn_xp_health *h)
 
 static int exec_count(fn_store *s, const char *sql, int64_t *n)
 {
-    int rc = sqlite3_exec(fn_store_db(s), sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "fixing the database");
-    *n += sqlite3_changes64(fn_store_db(s));
+    int rc = fn_sql_exec(s, sql);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "fixing the database");
+    *n += fn_sql_changes(s);
     return 0;
 }
 
@@ -363,32 +363,32 @@ int fn_xp_fix(fn_store_tx *tx, fn_xp_health *fixed)
 /* ---- writing ----------------------------------------------------------------------------------
  */
 
-static int step_done(fn_store *s, sqlite3_stmt *st, const char *what)
+static int step_done(fn_store *s, fn_sql_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, what);
+    int rc = fn_sql_step(st);
+    while (rc == FN_SQL_ROW)
+        rc = fn_sql_step(st);
+    fn_sql_reset(st);
+    return rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, what);
 }
 
-static int step_id(fn_store *s, sqlite3_stmt *st, int64_t *id, const char *what)
+static int step_id(fn_store *s, fn_sql_stmt *st, int64_t *id, const char *what)
 {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
-    } else if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) {
+        *id = fn_sql_column_int64(st, 0);
+        rc = fn_sql_step(st);
+    } else if (rc == FN_SQL_DONE) {
+        fn_sql_reset(st);
         return FN_ERR_NOT_FOUND;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fn_store_fail(s, rc, what);
+    fn_sql_reset(st);
+    return rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, what);
 }
 
 #define TX_STMT(sqlv)                                                                              \
     fn_store *s = fn_store_tx_store(tx);                                                           \
-    sqlite3_stmt *st = fn_store_stmt(s, sqlv);                                                     \
+    fn_sql_stmt *st = fn_store_stmt(s, sqlv);                                                      \
     if (!st) return FN_ERR_DB
 
 int fn_xp_relink(fn_store_tx *tx, int64_t id, const char *path, int64_t mtime_ns)
@@ -396,9 +396,9 @@ int fn_xp_relink(fn_store_tx *tx, int64_t id, const char *path, int64_t mtime_ns
     static const char q[] =
         "UPDATE photos SET path = ?2, mtime_ns = ?3, missing_at = NULL WHERE id = ?1";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, mtime_ns);
+    fn_sql_bind_int64(st, 1, id);
+    fn_sql_bind_text(st, 2, path, -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_int64(st, 3, mtime_ns);
     return step_done(s, st, "relinking a photo");
 }
 
@@ -406,11 +406,11 @@ int fn_xp_set_missing(fn_store_tx *tx, int64_t id, int64_t at_ms)
 {
     static const char q[] = "UPDATE photos SET missing_at = ?2 WHERE id = ?1";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, id);
+    fn_sql_bind_int64(st, 1, id);
     if (at_ms)
-        sqlite3_bind_int64(st, 2, at_ms);
+        fn_sql_bind_int64(st, 2, at_ms);
     else
-        sqlite3_bind_null(st, 2);
+        fn_sql_bind_null(st, 2);
     return step_done(s, st, "marking a photo missing");
 }
 
@@ -418,7 +418,7 @@ int fn_xp_delete_photo(fn_store_tx *tx, int64_t id)
 {
     static const char q[] = "DELETE FROM photos WHERE id = ?1";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, id);
+    fn_sql_bind_int64(st, 1, id);
     return step_done(s, st, "removing a photo");
 }
 
@@ -442,13 +442,13 @@ int fn_xp_merge_photo(fn_store_tx *tx, int64_t from, int64_t to, int64_t *moved)
     for (size_t i = 0; !rc && i < a.n_faces; i++) {
         const fn_xp_face *f = &a.faces[i];
         if (f->origin_user) {
-            sqlite3_stmt *st = fn_store_stmt(s, move);
+            fn_sql_stmt *st = fn_store_stmt(s, move);
             if (!st) {
                 rc = FN_ERR_DB;
                 break;
             }
-            sqlite3_bind_int64(st, 1, f->id);
-            sqlite3_bind_int64(st, 2, to);
+            fn_sql_bind_int64(st, 1, f->id);
+            fn_sql_bind_int64(st, 2, to);
             rc = step_done(s, st, "moving a drawn face");
             if (!rc) (*moved)++;
             continue;
@@ -475,28 +475,28 @@ int fn_xp_merge_photo(fn_store_tx *tx, int64_t from, int64_t to, int64_t *moved)
         }
         if (k == b.n_faces) continue;
         used[k] = 1;
-        sqlite3_stmt *st = fn_store_stmt(s, take);
+        fn_sql_stmt *st = fn_store_stmt(s, take);
         if (!st) {
             rc = FN_ERR_DB;
             break;
         }
-        sqlite3_bind_int64(st, 1, b.faces[k].id);
+        fn_sql_bind_int64(st, 1, b.faces[k].id);
         if (f->person_id)
-            sqlite3_bind_int64(st, 2, f->person_id);
+            fn_sql_bind_int64(st, 2, f->person_id);
         else
-            sqlite3_bind_null(st, 2);
-        sqlite3_bind_text(st, 3, fn_xp_state_name(f->state), -1, SQLITE_STATIC);
+            fn_sql_bind_null(st, 2);
+        fn_sql_bind_text(st, 3, fn_xp_state_name(f->state), -1, FN_SQL_STATIC);
         if (f->cluster_id)
-            sqlite3_bind_int64(st, 4, f->cluster_id);
+            fn_sql_bind_int64(st, 4, f->cluster_id);
         else
-            sqlite3_bind_null(st, 4);
+            fn_sql_bind_null(st, 4);
         if ((rc = step_done(s, st, "moving a face's person"))) break;
         if (!(st = fn_store_stmt(s, links))) {
             rc = FN_ERR_DB;
             break;
         }
-        sqlite3_bind_int64(st, 1, f->id);
-        sqlite3_bind_int64(st, 2, b.faces[k].id);
+        fn_sql_bind_int64(st, 1, f->id);
+        fn_sql_bind_int64(st, 2, b.faces[k].id);
         if ((rc = step_done(s, st, "moving a face's rejections"))) break;
         (*moved)++;
     }
@@ -512,13 +512,13 @@ int fn_xp_face_vectors(fn_store_tx *tx, int64_t face_id, const float (*landmarks
     static const char q[] = "UPDATE faces SET landmarks = ?2, descriptor = ?3,"
                             " thumbnail = coalesce(?4, thumbnail) WHERE id = ?1";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, face_id);
-    sqlite3_bind_blob(st, 2, landmarks, 68 * 2 * sizeof(float), SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, descriptor, 128 * sizeof(float), SQLITE_STATIC);
+    fn_sql_bind_int64(st, 1, face_id);
+    fn_sql_bind_blob(st, 2, landmarks, 68 * 2 * sizeof(float), FN_SQL_STATIC);
+    fn_sql_bind_blob(st, 3, descriptor, 128 * sizeof(float), FN_SQL_STATIC);
     if (thumb && thumb_len)
-        sqlite3_bind_blob(st, 4, thumb, (int)thumb_len, SQLITE_STATIC);
+        fn_sql_bind_blob(st, 4, thumb, (int)thumb_len, FN_SQL_STATIC);
     else
-        sqlite3_bind_null(st, 4);
+        fn_sql_bind_null(st, 4);
     return step_done(s, st, "storing recomputed face vectors");
 }
 
@@ -526,11 +526,11 @@ int fn_xp_set_models(fn_store_tx *tx, int64_t photo_id, const char *models)
 {
     static const char q[] = "UPDATE photos SET models = ?2 WHERE id = ?1";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, photo_id);
+    fn_sql_bind_int64(st, 1, photo_id);
     if (models && *models)
-        sqlite3_bind_text(st, 2, models, -1, SQLITE_TRANSIENT);
+        fn_sql_bind_text(st, 2, models, -1, FN_SQL_TRANSIENT);
     else
-        sqlite3_bind_null(st, 2);
+        fn_sql_bind_null(st, 2);
     return step_done(s, st, "recording the photo's models");
 }
 
@@ -540,14 +540,14 @@ int fn_xp_person(fn_store_tx *tx, const char *name, int create, int64_t *id)
         "SELECT id FROM persons WHERE name = ?1 AND deleted_at IS NULL ORDER BY id LIMIT 1";
     static const char add[] = "INSERT INTO persons (name, created_at) VALUES (?1, ?2) RETURNING id";
     fn_store *s = fn_store_tx_store(tx);
-    sqlite3_stmt *st = fn_store_stmt(s, find);
+    fn_sql_stmt *st = fn_store_stmt(s, find);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    fn_sql_bind_text(st, 1, name, -1, FN_SQL_TRANSIENT);
     int rc = step_id(s, st, id, "finding a person");
     if (rc != FN_ERR_NOT_FOUND || !create) return rc;
     if (!(st = fn_store_stmt(s, add))) return FN_ERR_DB;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, fn_wall_ms());
+    fn_sql_bind_text(st, 1, name, -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_int64(st, 2, fn_wall_ms());
     return step_id(s, st, id, "adding a person");
 }
 
@@ -560,16 +560,16 @@ int fn_xp_find_photo(fn_store_tx *tx, int64_t size, uint64_t hash, const char *p
     fn_store *s = fn_store_tx_store(tx);
     int rc = FN_ERR_NOT_FOUND;
     if (hash) {
-        sqlite3_stmt *st = fn_store_stmt(s, by_hash);
+        fn_sql_stmt *st = fn_store_stmt(s, by_hash);
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, (int64_t)hash);
-        sqlite3_bind_int64(st, 2, size);
+        fn_sql_bind_int64(st, 1, (int64_t)hash);
+        fn_sql_bind_int64(st, 2, size);
         rc = step_id(s, st, id, "finding a photo by content");
     }
     if (rc == FN_ERR_NOT_FOUND && path) {
-        sqlite3_stmt *st = fn_store_stmt(s, by_path);
+        fn_sql_stmt *st = fn_store_stmt(s, by_path);
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+        fn_sql_bind_text(st, 1, path, -1, FN_SQL_TRANSIENT);
         rc = step_id(s, st, id, "finding a photo by path");
     }
     return rc;
@@ -586,27 +586,27 @@ int fn_xp_insert_photo(fn_store_tx *tx, const fn_xp_photo *p, int64_t job_id, in
     if (strcmp(status, "ok") != 0 && strcmp(status, "no_faces") != 0 &&
         strcmp(status, "error") != 0)
         status = p->n_faces ? "ok" : "no_faces";
-    sqlite3_bind_text(st, 1, p->path, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, p->size);
-    sqlite3_bind_int64(st, 3, p->mtime_ns);
-    sqlite3_bind_int64(st, 4, (int64_t)p->hash);
-    sqlite3_bind_int(st, 5, p->width);
-    sqlite3_bind_int(st, 6, p->height);
+    fn_sql_bind_text(st, 1, p->path, -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_int64(st, 2, p->size);
+    fn_sql_bind_int64(st, 3, p->mtime_ns);
+    fn_sql_bind_int64(st, 4, (int64_t)p->hash);
+    fn_sql_bind_int(st, 5, p->width);
+    fn_sql_bind_int(st, 6, p->height);
     if (p->taken_at >= 0)
-        sqlite3_bind_int64(st, 7, p->taken_at);
+        fn_sql_bind_int64(st, 7, p->taken_at);
     else
-        sqlite3_bind_null(st, 7);
+        fn_sql_bind_null(st, 7);
     if (p->format[0])
-        sqlite3_bind_text(st, 8, p->format, -1, SQLITE_TRANSIENT);
+        fn_sql_bind_text(st, 8, p->format, -1, FN_SQL_TRANSIENT);
     else
-        sqlite3_bind_null(st, 8);
-    sqlite3_bind_text(st, 9, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 10, fn_wall_ms());
-    sqlite3_bind_int64(st, 11, job_id);
+        fn_sql_bind_null(st, 8);
+    fn_sql_bind_text(st, 9, status, -1, FN_SQL_STATIC);
+    fn_sql_bind_int64(st, 10, fn_wall_ms());
+    fn_sql_bind_int64(st, 11, job_id);
     if (p->models[0])
-        sqlite3_bind_text(st, 12, p->models, -1, SQLITE_TRANSIENT);
+        fn_sql_bind_text(st, 12, p->models, -1, FN_SQL_TRANSIENT);
     else
-        sqlite3_bind_null(st, 12);
+        fn_sql_bind_null(st, 12);
     return step_id(s, st, id, "adding an imported photo");
 }
 
@@ -617,27 +617,27 @@ int fn_xp_insert_face(fn_store_tx *tx, int64_t photo_id, const fn_xp_face *f, in
         " origin, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         " RETURNING id";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, photo_id);
-    sqlite3_bind_double(st, 2, f->x);
-    sqlite3_bind_double(st, 3, f->y);
-    sqlite3_bind_double(st, 4, f->width);
-    sqlite3_bind_double(st, 5, f->height);
-    sqlite3_bind_double(st, 6, f->score);
+    fn_sql_bind_int64(st, 1, photo_id);
+    fn_sql_bind_double(st, 2, f->x);
+    fn_sql_bind_double(st, 3, f->y);
+    fn_sql_bind_double(st, 4, f->width);
+    fn_sql_bind_double(st, 5, f->height);
+    fn_sql_bind_double(st, 6, f->score);
     if (f->has_landmarks)
-        sqlite3_bind_blob(st, 7, f->landmarks, sizeof f->landmarks, SQLITE_TRANSIENT);
+        fn_sql_bind_blob(st, 7, f->landmarks, sizeof f->landmarks, FN_SQL_TRANSIENT);
     else
-        sqlite3_bind_null(st, 7);
+        fn_sql_bind_null(st, 7);
     if (f->has_descriptor)
-        sqlite3_bind_blob(st, 8, f->descriptor, sizeof f->descriptor, SQLITE_TRANSIENT);
+        fn_sql_bind_blob(st, 8, f->descriptor, sizeof f->descriptor, FN_SQL_TRANSIENT);
     else
-        sqlite3_bind_null(st, 8);
+        fn_sql_bind_null(st, 8);
     if (f->person_id)
-        sqlite3_bind_int64(st, 9, f->person_id);
+        fn_sql_bind_int64(st, 9, f->person_id);
     else
-        sqlite3_bind_null(st, 9);
-    sqlite3_bind_text(st, 10, f->origin_user ? "user" : "auto", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 11, fn_xp_state_name(f->state), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 12, fn_wall_ms());
+        fn_sql_bind_null(st, 9);
+    fn_sql_bind_text(st, 10, f->origin_user ? "user" : "auto", -1, FN_SQL_STATIC);
+    fn_sql_bind_text(st, 11, fn_xp_state_name(f->state), -1, FN_SQL_STATIC);
+    fn_sql_bind_int64(st, 12, fn_wall_ms());
     return step_id(s, st, id, "adding an imported face");
 }
 
@@ -645,23 +645,23 @@ int fn_xp_face_decide(fn_store_tx *tx, int64_t face_id, int64_t person_id, int s
 {
     static const char q[] = "UPDATE faces SET person_id = ?2, state = ?3 WHERE id = ?1";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, face_id);
+    fn_sql_bind_int64(st, 1, face_id);
     if (person_id)
-        sqlite3_bind_int64(st, 2, person_id);
+        fn_sql_bind_int64(st, 2, person_id);
     else
-        sqlite3_bind_null(st, 2);
-    sqlite3_bind_text(st, 3, fn_xp_state_name(state), -1, SQLITE_STATIC);
+        fn_sql_bind_null(st, 2);
+    fn_sql_bind_text(st, 3, fn_xp_state_name(state), -1, FN_SQL_STATIC);
     return step_done(s, st, "naming a face");
 }
 
 int fn_xp_cannot_link(fn_store_tx *tx, int64_t face_id, int64_t person_id)
 {
-    static const char q[] = "INSERT OR IGNORE INTO cannot_links (face_id, person_id, created_at)"
-                            " VALUES (?1, ?2, ?3)";
+    static const char q[] = "INSERT INTO cannot_links (face_id, person_id, created_at)"
+                            " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, face_id);
-    sqlite3_bind_int64(st, 2, person_id);
-    sqlite3_bind_int64(st, 3, fn_wall_ms());
+    fn_sql_bind_int64(st, 1, face_id);
+    fn_sql_bind_int64(st, 2, person_id);
+    fn_sql_bind_int64(st, 3, fn_wall_ms());
     return step_done(s, st, "recording a rejected person");
 }
 
@@ -671,26 +671,26 @@ int fn_xp_audit(fn_store_tx *tx, const char *actor, const char *action, const ch
     static const char q[] = "INSERT INTO audit_log (at, actor, action, detail, job_id)"
                             " VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, fn_wall_ms());
-    sqlite3_bind_text(st, 2, actor, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, action, -1, SQLITE_TRANSIENT);
+    fn_sql_bind_int64(st, 1, fn_wall_ms());
+    fn_sql_bind_text(st, 2, actor, -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_text(st, 3, action, -1, FN_SQL_TRANSIENT);
     if (detail)
-        sqlite3_bind_text(st, 4, detail, -1, SQLITE_TRANSIENT);
+        fn_sql_bind_text(st, 4, detail, -1, FN_SQL_TRANSIENT);
     else
-        sqlite3_bind_null(st, 4);
+        fn_sql_bind_null(st, 4);
     if (job_id)
-        sqlite3_bind_int64(st, 5, job_id);
+        fn_sql_bind_int64(st, 5, job_id);
     else
-        sqlite3_bind_null(st, 5);
+        fn_sql_bind_null(st, 5);
     return step_id(s, st, audit_id, "writing an audit entry");
 }
 
-static void bind_id_or_null(sqlite3_stmt *st, int i, int64_t v)
+static void bind_id_or_null(fn_sql_stmt *st, int i, int64_t v)
 {
     if (v)
-        sqlite3_bind_int64(st, i, v);
+        fn_sql_bind_int64(st, i, v);
     else
-        sqlite3_bind_null(st, i);
+        fn_sql_bind_null(st, i);
 }
 
 int fn_xp_audit_face(fn_store_tx *tx, int64_t audit_id, int64_t face_id, int64_t person_before,
@@ -698,16 +698,19 @@ int fn_xp_audit_face(fn_store_tx *tx, int64_t audit_id, int64_t face_id, int64_t
                      int64_t cluster_before, int64_t cluster_after)
 {
     static const char q[] =
-        "INSERT OR REPLACE INTO audit_faces (audit_id, face_id, person_before, person_after,"
+        "INSERT INTO audit_faces (audit_id, face_id, person_before, person_after,"
         " state_before, state_after, cluster_before, cluster_after)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (audit_id, face_id) DO UPDATE SET"
+        " person_before = excluded.person_before, person_after = excluded.person_after,"
+        " state_before = excluded.state_before, state_after = excluded.state_after,"
+        " cluster_before = excluded.cluster_before, cluster_after = excluded.cluster_after";
     TX_STMT(q);
-    sqlite3_bind_int64(st, 1, audit_id);
-    sqlite3_bind_int64(st, 2, face_id);
+    fn_sql_bind_int64(st, 1, audit_id);
+    fn_sql_bind_int64(st, 2, face_id);
     bind_id_or_null(st, 3, person_before);
     bind_id_or_null(st, 4, person_after);
-    sqlite3_bind_text(st, 5, fn_xp_state_name(state_before), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, fn_xp_state_name(state_after), -1, SQLITE_STATIC);
+    fn_sql_bind_text(st, 5, fn_xp_state_name(state_before), -1, FN_SQL_STATIC);
+    fn_sql_bind_text(st, 6, fn_xp_state_name(state_after), -1, FN_SQL_STATIC);
     bind_id_or_null(st, 7, cluster_before);
     bind_id_or_null(st, 8, cluster_after);
     return step_done(s, st, "writing an audit entry's face");
@@ -719,9 +722,9 @@ char *fn_xp_persons_json(fn_store *s)
         "SELECT json_group_array(json_object('name', name, 'faces', n)) FROM (SELECT p.name AS"
         " name, (SELECT count(*) FROM faces f WHERE f.person_id = p.id) AS n FROM persons p"
         " WHERE p.deleted_at IS NULL ORDER BY p.name, p.id)";
-    sqlite3_stmt *st = fn_store_stmt(s, q);
+    fn_sql_stmt *st = fn_store_stmt(s, q);
     if (!st) return NULL;
-    char *r = sqlite3_step(st) == SQLITE_ROW ? dup_col(st, 0) : NULL;
-    sqlite3_reset(st);
+    char *r = fn_sql_step(st) == FN_SQL_ROW ? dup_col(st, 0) : NULL;
+    fn_sql_reset(st);
     return r;
 }

@@ -15,7 +15,7 @@
 
 struct fn_library_reader {
     fn_store *s;
-    sqlite3_stmt *by_path, *by_id, *probe;
+    fn_sql_stmt *by_path, *by_id, *probe;
     int holding;
 };
 
@@ -33,38 +33,38 @@ void fn_face_row_clear(fn_face_row *r)
     r->photo_path = NULL;
 }
 
-static void copy_text(char *dst, size_t cap, const unsigned char *src)
+static void copy_text(char *dst, size_t cap, const char *src)
 {
     dst[0] = 0;
     if (src) {
-        strncpy(dst, (const char *)src, cap - 1);
+        strncpy(dst, src, cap - 1);
         dst[cap - 1] = 0;
     }
 }
 
 /* Fills r from a row of PHOTO_COLS; r->path is malloc'd unless `borrow`. */
-static int photo_from_row(sqlite3_stmt *st, fn_photo_row *r, int borrow)
+static int photo_from_row(fn_sql_stmt *st, fn_photo_row *r, int borrow)
 {
     memset(r, 0, sizeof *r);
-    r->id = sqlite3_column_int64(st, 0);
-    const char *path = (const char *)sqlite3_column_text(st, 1);
+    r->id = fn_sql_column_int64(st, 0);
+    const char *path = fn_sql_column_text(st, 1);
     r->path = borrow ? (char *)path : strdup(path ? path : "");
     if (!r->path) return FN_ERR_NOMEM;
-    r->size = sqlite3_column_int64(st, 2);
-    r->mtime_ns = sqlite3_column_int64(st, 3);
-    r->hash = (uint64_t)sqlite3_column_int64(st, 4);
-    r->width = sqlite3_column_int(st, 5);
-    r->height = sqlite3_column_int(st, 6);
-    r->taken_at = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
-    copy_text(r->format, sizeof r->format, sqlite3_column_text(st, 8));
+    r->size = fn_sql_column_int64(st, 2);
+    r->mtime_ns = fn_sql_column_int64(st, 3);
+    r->hash = (uint64_t)fn_sql_column_int64(st, 4);
+    r->width = fn_sql_column_int(st, 5);
+    r->height = fn_sql_column_int(st, 6);
+    r->taken_at = fn_sql_column_type(st, 7) == FN_SQL_NULL ? -1 : fn_sql_column_int64(st, 7);
+    copy_text(r->format, sizeof r->format, fn_sql_column_text(st, 8));
     fn_photo_status status = FN_PHOTO_ERROR;
-    fn_photo_status_parse((const char *)sqlite3_column_text(st, 9), &status);
+    fn_photo_status_parse(fn_sql_column_text(st, 9), &status);
     r->status = status;
-    copy_text(r->error_code, sizeof r->error_code, sqlite3_column_text(st, 10));
-    r->n_faces = sqlite3_column_int(st, 11);
-    r->faces_skipped_small = sqlite3_column_int(st, 12);
-    r->ingested_at = sqlite3_column_int64(st, 13);
-    r->job_id = sqlite3_column_int64(st, 14);
+    copy_text(r->error_code, sizeof r->error_code, fn_sql_column_text(st, 10));
+    r->n_faces = fn_sql_column_int(st, 11);
+    r->faces_skipped_small = fn_sql_column_int(st, 12);
+    r->ingested_at = fn_sql_column_int64(st, 13);
+    r->job_id = fn_sql_column_int64(st, 14);
     return 0;
 }
 
@@ -74,18 +74,16 @@ int fn_library_reader_new(fn_store *s, fn_library_reader **out)
     fn_library_reader *r = calloc(1, sizeof *r);
     if (!r) return FN_ERR_NOMEM;
     r->s = s;
-    sqlite3 *db = fn_store_db(s);
-    int rc = sqlite3_prepare_v3(db, "SELECT " PHOTO_COLS " FROM photos p WHERE p.path = ?1", -1,
-                                SQLITE_PREPARE_PERSISTENT, &r->by_path, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v3(db, "SELECT " PHOTO_COLS " FROM photos p WHERE p.id = ?1", -1,
-                                SQLITE_PREPARE_PERSISTENT, &r->by_id, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v3(db,
-                                "SELECT id, size, mtime_ns, hash, status, ingested_at FROM photos"
-                                " WHERE path = ?1",
-                                -1, SQLITE_PREPARE_PERSISTENT, &r->probe, NULL);
-    if (rc != SQLITE_OK) {
+    int rc =
+        fn_sql_prepare(s, "SELECT " PHOTO_COLS " FROM photos p WHERE p.path = ?1", &r->by_path);
+    if (rc == FN_OK)
+        rc = fn_sql_prepare(s, "SELECT " PHOTO_COLS " FROM photos p WHERE p.id = ?1", &r->by_id);
+    if (rc == FN_OK)
+        rc = fn_sql_prepare(s,
+                            "SELECT id, size, mtime_ns, hash, status, ingested_at FROM photos"
+                            " WHERE path = ?1",
+                            &r->probe);
+    if (rc != FN_OK) {
         int err = fn_store_fail(s, rc, "preparing photo lookups");
         fn_library_reader_free(r);
         return err;
@@ -97,8 +95,8 @@ int fn_library_reader_new(fn_store *s, fn_library_reader **out)
 int fn_library_reader_hold(fn_library_reader *r, int on)
 {
     if (!!on == r->holding) return 0;
-    int rc = sqlite3_exec(fn_store_db(r->s), on ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(r->s, rc, "holding a read transaction");
+    int rc = fn_sql_exec(r->s, on ? "BEGIN" : "COMMIT");
+    if (rc != FN_OK) return fn_store_fail(r->s, rc, "holding a read transaction");
     r->holding = !!on;
     return 0;
 }
@@ -107,59 +105,59 @@ void fn_library_reader_free(fn_library_reader *r)
 {
     if (!r) return;
     fn_library_reader_hold(r, 0);
-    sqlite3_finalize(r->by_path);
-    sqlite3_finalize(r->by_id);
-    sqlite3_finalize(r->probe);
+    fn_sql_finalize(r->by_path);
+    fn_sql_finalize(r->by_id);
+    fn_sql_finalize(r->probe);
     free(r);
 }
 
-static int lookup(fn_library_reader *r, sqlite3_stmt *st, fn_photo_row *out)
+static int lookup(fn_library_reader *r, fn_sql_stmt *st, fn_photo_row *out)
 {
-    int rc = sqlite3_step(st);
+    int rc = fn_sql_step(st);
     int ret;
-    if (rc == SQLITE_ROW)
+    if (rc == FN_SQL_ROW)
         ret = photo_from_row(st, out, 0);
-    else if (rc == SQLITE_DONE)
+    else if (rc == FN_SQL_DONE)
         ret = FN_ERR_NOT_FOUND;
     else
         ret = fn_store_fail(r->s, rc, "looking up a photo");
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
 int fn_library_photo_by_path(fn_library_reader *r, const char *path, fn_photo_row *out)
 {
-    sqlite3_bind_text(r->by_path, 1, path, -1, SQLITE_TRANSIENT);
+    fn_sql_bind_text(r->by_path, 1, path, -1, FN_SQL_TRANSIENT);
     return lookup(r, r->by_path, out);
 }
 
 int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_probe *out)
 {
-    sqlite3_stmt *st = r->probe;
-    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(st, 0);
-        out->size = sqlite3_column_int64(st, 1);
-        out->mtime_ns = sqlite3_column_int64(st, 2);
-        out->hash = (uint64_t)sqlite3_column_int64(st, 3);
+    fn_sql_stmt *st = r->probe;
+    fn_sql_bind_text(st, 1, path, -1, FN_SQL_STATIC);
+    int rc = fn_sql_step(st), ret = 0;
+    if (rc == FN_SQL_ROW) {
+        out->id = fn_sql_column_int64(st, 0);
+        out->size = fn_sql_column_int64(st, 1);
+        out->mtime_ns = fn_sql_column_int64(st, 2);
+        out->hash = (uint64_t)fn_sql_column_int64(st, 3);
         fn_photo_status status = FN_PHOTO_ERROR;
-        fn_photo_status_parse((const char *)sqlite3_column_text(st, 4), &status);
+        fn_photo_status_parse(fn_sql_column_text(st, 4), &status);
         out->status = status;
-        out->ingested_at = sqlite3_column_int64(st, 5);
-    } else if (rc == SQLITE_DONE) {
+        out->ingested_at = fn_sql_column_int64(st, 5);
+    } else if (rc == FN_SQL_DONE) {
         ret = FN_ERR_NOT_FOUND;
     } else {
         ret = fn_store_fail(r->s, rc, "looking up a photo");
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    fn_sql_reset(st);
+    fn_sql_clear_bindings(st);
     return ret;
 }
 
 int fn_library_photo_by_id(fn_library_reader *r, int64_t id, fn_photo_row *out)
 {
-    sqlite3_bind_int64(r->by_id, 1, id);
+    fn_sql_bind_int64(r->by_id, 1, id);
     return lookup(r, r->by_id, out);
 }
 
@@ -169,40 +167,40 @@ int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb
     if (!f) f = &all;
     /* The prefix test is a range on the path index: path > 'dir/' and path < 'dir0' ('0' follows
      * '/'), so "photos under a folder" never scans the table. */
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(fn_store_db(s),
-                                "SELECT " PHOTO_COLS " FROM photos p"
-                                " WHERE (?1 IS NULL OR p.status = ?1)"
-                                " AND (?2 IS NULL OR (p.path > ?2 || '/' AND p.path < ?2 || '0'))"
-                                " ORDER BY p.path LIMIT ?3 OFFSET ?4",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "listing photos");
+    fn_sql_stmt *st = NULL;
+    int rc = fn_sql_prepare(s,
+                            "SELECT " PHOTO_COLS " FROM photos p"
+                            " WHERE (?1 IS NULL OR p.status = ?1)"
+                            " AND (?2 IS NULL OR (p.path > ?2 || '/' AND p.path < ?2 || '0'))"
+                            " ORDER BY p.path LIMIT ?3 OFFSET ?4",
+                            &st);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "listing photos");
     if (f->status >= 0)
-        sqlite3_bind_text(st, 1, fn_photo_status_name((fn_photo_status)f->status), -1,
-                          SQLITE_STATIC);
+        fn_sql_bind_text(st, 1, fn_photo_status_name((fn_photo_status)f->status), -1,
+                         FN_SQL_STATIC);
     if (f->path_prefix) {
         size_t len = strlen(f->path_prefix);
         while (len > 0 && f->path_prefix[len - 1] == '/')
             len--;
-        sqlite3_bind_text(st, 2, f->path_prefix, (int)len, SQLITE_TRANSIENT);
+        fn_sql_bind_text(st, 2, f->path_prefix, (int)len, FN_SQL_TRANSIENT);
     }
-    sqlite3_bind_int64(st, 3, f->limit ? (int64_t)f->limit : -1);
-    sqlite3_bind_int64(st, 4, (int64_t)f->offset);
+    fn_sql_bind_int64(st, 3, f->limit ? (int64_t)f->limit : -1);
+    fn_sql_bind_int64(st, 4, (int64_t)f->offset);
     int ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         fn_photo_row row;
         photo_from_row(st, &row, 1);
         if ((ret = cb(&row, arg)) != 0) break;
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fn_store_fail(s, rc, "listing photos");
-    sqlite3_finalize(st);
+    if (ret == 0 && rc != FN_SQL_DONE) ret = fn_store_fail(s, rc, "listing photos");
+    fn_sql_finalize(st);
     return ret;
 }
 
-static void blob_to_floats(sqlite3_stmt *st, int col, float *dst, size_t n, int *has)
+static void blob_to_floats(fn_sql_stmt *st, int col, float *dst, size_t n, int *has)
 {
-    const void *b = sqlite3_column_blob(st, col);
-    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    const void *b = fn_sql_column_blob(st, col);
+    size_t len = (size_t)fn_sql_column_bytes(st, col);
     *has = b && len == n * sizeof(float);
     if (*has) memcpy(dst, b, len);
 }
@@ -211,9 +209,9 @@ int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, v
 {
     static const fn_face_filter all = {0};
     if (!f) f = &all;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        fn_store_db(s),
+    fn_sql_stmt *st = NULL;
+    int rc = fn_sql_prepare(
+        s,
         "SELECT f.id, f.photo_id, p.path, f.x, f.y, f.width, f.height, f.score, f.person_id,"
         " f.cluster_id, f.origin, length(f.thumbnail),"
         " CASE WHEN ?5 THEN f.landmarks END, CASE WHEN ?5 THEN f.descriptor END,"
@@ -226,53 +224,53 @@ int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, v
         " AND (?2 = 0 OR (?2 = -1 AND f.person_id IS NULL) OR f.person_id = ?2)"
         " AND (?3 = 0 OR (?3 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?3)"
         " ORDER BY p.path, f.id LIMIT ?4 OFFSET ?6",
-        -1, &st, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "listing faces");
-    sqlite3_bind_int64(st, 1, f->photo_id);
-    sqlite3_bind_int64(st, 2, f->person_id);
-    sqlite3_bind_int64(st, 3, f->cluster_id);
-    sqlite3_bind_int64(st, 4, f->limit ? (int64_t)f->limit : -1);
-    sqlite3_bind_int(st, 5, f->with_vectors ? 1 : 0);
-    sqlite3_bind_int64(st, 6, (int64_t)f->offset);
+        &st);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "listing faces");
+    fn_sql_bind_int64(st, 1, f->photo_id);
+    fn_sql_bind_int64(st, 2, f->person_id);
+    fn_sql_bind_int64(st, 3, f->cluster_id);
+    fn_sql_bind_int64(st, 4, f->limit ? (int64_t)f->limit : -1);
+    fn_sql_bind_int(st, 5, f->with_vectors ? 1 : 0);
+    fn_sql_bind_int64(st, 6, (int64_t)f->offset);
     int ret = 0;
     fn_face_row *row = malloc(sizeof *row);
     if (!row) {
-        sqlite3_finalize(st);
+        fn_sql_finalize(st);
         return FN_ERR_NOMEM;
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         memset(row, 0, sizeof *row);
-        row->id = sqlite3_column_int64(st, 0);
-        row->photo_id = sqlite3_column_int64(st, 1);
-        row->photo_path = (char *)sqlite3_column_text(st, 2);
-        row->x = (float)sqlite3_column_double(st, 3);
-        row->y = (float)sqlite3_column_double(st, 4);
-        row->width = (float)sqlite3_column_double(st, 5);
-        row->height = (float)sqlite3_column_double(st, 6);
-        row->score = (float)sqlite3_column_double(st, 7);
-        row->person_id = sqlite3_column_int64(st, 8);
-        row->cluster_id = sqlite3_column_int64(st, 9);
-        const char *origin = (const char *)sqlite3_column_text(st, 10);
+        row->id = fn_sql_column_int64(st, 0);
+        row->photo_id = fn_sql_column_int64(st, 1);
+        row->photo_path = (char *)fn_sql_column_text(st, 2);
+        row->x = (float)fn_sql_column_double(st, 3);
+        row->y = (float)fn_sql_column_double(st, 4);
+        row->width = (float)fn_sql_column_double(st, 5);
+        row->height = (float)fn_sql_column_double(st, 6);
+        row->score = (float)fn_sql_column_double(st, 7);
+        row->person_id = fn_sql_column_int64(st, 8);
+        row->cluster_id = fn_sql_column_int64(st, 9);
+        const char *origin = fn_sql_column_text(st, 10);
         row->origin_user = origin && strcmp(origin, "user") == 0;
-        row->thumb_len = (size_t)sqlite3_column_int64(st, 11);
+        row->thumb_len = (size_t)fn_sql_column_int64(st, 11);
         if (f->with_vectors) {
             blob_to_floats(st, 12, &row->landmarks[0][0], 136, &row->has_landmarks);
             blob_to_floats(st, 13, row->descriptor, 128, &row->has_descriptor);
         }
-        const char *state = (const char *)sqlite3_column_text(st, 14);
+        const char *state = fn_sql_column_text(st, 14);
         row->state = state && strcmp(state, "confirmed") == 0 ? 1
                      : state && strcmp(state, "ignored") == 0 ? 2
                                                               : 0;
-        row->suggestion_person = sqlite3_column_int64(st, 15);
+        row->suggestion_person = fn_sql_column_int64(st, 15);
         if (row->suggestion_person) {
-            row->suggestion_name = (const char *)sqlite3_column_text(st, 16);
-            row->suggestion_confidence = (float)sqlite3_column_double(st, 17);
+            row->suggestion_name = fn_sql_column_text(st, 16);
+            row->suggestion_confidence = (float)fn_sql_column_double(st, 17);
         }
         if ((ret = cb(row, arg)) != 0) break;
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fn_store_fail(s, rc, "listing faces");
+    if (ret == 0 && rc != FN_SQL_DONE) ret = fn_store_fail(s, rc, "listing faces");
     free(row);
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return ret;
 }
 
@@ -280,16 +278,15 @@ int fn_library_face_thumbnail(fn_store *s, int64_t face_id, uint8_t **jpeg, size
 {
     *jpeg = NULL;
     *len = 0;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(fn_store_db(s), "SELECT thumbnail FROM faces WHERE id = ?1", -1,
-                                &st, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "reading a face thumbnail");
-    sqlite3_bind_int64(st, 1, face_id);
+    fn_sql_stmt *st = NULL;
+    int rc = fn_sql_prepare(s, "SELECT thumbnail FROM faces WHERE id = ?1", &st);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading a face thumbnail");
+    fn_sql_bind_int64(st, 1, face_id);
     int ret = FN_ERR_NOT_FOUND;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        const void *b = sqlite3_column_blob(st, 0);
+    rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) {
+        size_t n = (size_t)fn_sql_column_bytes(st, 0);
+        const void *b = fn_sql_column_blob(st, 0);
         if (b && n) {
             *jpeg = malloc(n);
             if (*jpeg) {
@@ -300,38 +297,38 @@ int fn_library_face_thumbnail(fn_store *s, int64_t face_id, uint8_t **jpeg, size
                 ret = FN_ERR_NOMEM;
             }
         }
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != FN_SQL_DONE) {
         ret = fn_store_fail(s, rc, "reading a face thumbnail");
     }
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return ret;
 }
 
 int fn_library_count(fn_store *s, fn_library_counts *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(fn_store_db(s),
-                                "SELECT (SELECT count(*) FROM photos),"
-                                " (SELECT count(*) FROM photos WHERE status = 'ok'),"
-                                " (SELECT count(*) FROM photos WHERE status = 'no_faces'),"
-                                " (SELECT count(*) FROM photos WHERE status = 'error'),"
-                                " (SELECT count(*) FROM faces), (SELECT count(*) FROM persons),"
-                                " (SELECT count(*) FROM clusters)",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK) return fn_store_fail(s, rc, "counting photos and faces");
+    fn_sql_stmt *st = NULL;
+    int rc = fn_sql_prepare(s,
+                            "SELECT (SELECT count(*) FROM photos),"
+                            " (SELECT count(*) FROM photos WHERE status = 'ok'),"
+                            " (SELECT count(*) FROM photos WHERE status = 'no_faces'),"
+                            " (SELECT count(*) FROM photos WHERE status = 'error'),"
+                            " (SELECT count(*) FROM faces), (SELECT count(*) FROM persons),"
+                            " (SELECT count(*) FROM clusters)",
+                            &st);
+    if (rc != FN_OK) return fn_store_fail(s, rc, "counting photos and faces");
     int ret = 0;
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        out->photos = sqlite3_column_int64(st, 0);
-        out->photos_ok = sqlite3_column_int64(st, 1);
-        out->photos_no_faces = sqlite3_column_int64(st, 2);
-        out->photos_error = sqlite3_column_int64(st, 3);
-        out->faces = sqlite3_column_int64(st, 4);
-        out->persons = sqlite3_column_int64(st, 5);
-        out->clusters = sqlite3_column_int64(st, 6);
+    if ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        out->photos = fn_sql_column_int64(st, 0);
+        out->photos_ok = fn_sql_column_int64(st, 1);
+        out->photos_no_faces = fn_sql_column_int64(st, 2);
+        out->photos_error = fn_sql_column_int64(st, 3);
+        out->faces = fn_sql_column_int64(st, 4);
+        out->persons = fn_sql_column_int64(st, 5);
+        out->clusters = fn_sql_column_int64(st, 6);
     } else {
         ret = fn_store_fail(s, rc, "counting photos and faces");
     }
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return ret;
 }

@@ -61,46 +61,46 @@ static const char *const sql[ST_COUNT] = {
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'auto', ?10)",
 };
 
-static int step_id(fn_store *s, sqlite3_stmt *st, int64_t *id, const char *what)
+static int step_id(fn_store *s, fn_sql_stmt *st, int64_t *id, const char *what)
 {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (id) *id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) {
+        if (id) *id = fn_sql_column_int64(st, 0);
+        rc = fn_sql_step(st);
     }
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, what);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, what);
     return 0;
 }
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+static void bind_text_or_null(fn_sql_stmt *st, int i, const char *v)
 {
     if (v && *v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+        fn_sql_bind_text(st, i, v, -1, FN_SQL_STATIC);
     else
-        sqlite3_bind_null(st, i);
+        fn_sql_bind_null(st, i);
 }
 
 /* Binds a detection's measurements to ?2..?9 (box, score, landmarks, descriptor, thumbnail), the
  * same positions in the insert and the update. */
-static void bind_face(sqlite3_stmt *f, const fn_face_put *fp)
+static void bind_face(fn_sql_stmt *f, const fn_face_put *fp)
 {
-    sqlite3_bind_double(f, 2, fp->x);
-    sqlite3_bind_double(f, 3, fp->y);
-    sqlite3_bind_double(f, 4, fp->width);
-    sqlite3_bind_double(f, 5, fp->height);
-    sqlite3_bind_double(f, 6, fp->score);
+    fn_sql_bind_double(f, 2, fp->x);
+    fn_sql_bind_double(f, 3, fp->y);
+    fn_sql_bind_double(f, 4, fp->width);
+    fn_sql_bind_double(f, 5, fp->height);
+    fn_sql_bind_double(f, 6, fp->score);
     if (fp->landmarks)
-        sqlite3_bind_blob(f, 7, fp->landmarks, 68 * 2 * sizeof(float), SQLITE_STATIC);
+        fn_sql_bind_blob(f, 7, fp->landmarks, 68 * 2 * sizeof(float), FN_SQL_STATIC);
     else
-        sqlite3_bind_null(f, 7);
+        fn_sql_bind_null(f, 7);
     if (fp->descriptor)
-        sqlite3_bind_blob(f, 8, fp->descriptor, 128 * sizeof(float), SQLITE_STATIC);
+        fn_sql_bind_blob(f, 8, fp->descriptor, 128 * sizeof(float), FN_SQL_STATIC);
     else
-        sqlite3_bind_null(f, 8);
+        fn_sql_bind_null(f, 8);
     if (fp->thumb_jpeg && fp->thumb_len)
-        sqlite3_bind_blob(f, 9, fp->thumb_jpeg, (int)fp->thumb_len, SQLITE_STATIC);
+        fn_sql_bind_blob(f, 9, fp->thumb_jpeg, (int)fp->thumb_len, FN_SQL_STATIC);
     else
-        sqlite3_bind_null(f, 9);
+        fn_sql_bind_null(f, 9);
 }
 
 typedef struct old_face {
@@ -137,7 +137,7 @@ static double box_iou(const old_face *o, const fn_face_put *f)
 
 /* Replaces photo `photo_id`'s auto faces by the detections `faces`, keeping decided faces (see the
  * comment at the top). A photo has a handful of faces, so all pairs are scored. */
-static int replace_faces(fn_store *s, sqlite3_stmt **st, int64_t photo_id, const fn_face_put *faces,
+static int replace_faces(fn_store *s, fn_sql_stmt **st, int64_t photo_id, const fn_face_put *faces,
                          size_t n_faces, int64_t now)
 {
     old_face *old = NULL;
@@ -146,10 +146,10 @@ static int replace_faces(fn_store *s, sqlite3_stmt **st, int64_t photo_id, const
     size_t n_old = 0, cap = 0, n_pairs = 0;
     int rc = 0, src;
 
-    sqlite3_stmt *q = st[ST_OLD_FACES];
-    sqlite3_reset(q);
-    sqlite3_bind_int64(q, 1, photo_id);
-    while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+    fn_sql_stmt *q = st[ST_OLD_FACES];
+    fn_sql_reset(q);
+    fn_sql_bind_int64(q, 1, photo_id);
+    while ((src = fn_sql_step(q)) == FN_SQL_ROW) {
         if (n_old == cap) {
             size_t ncap = cap ? 2 * cap : 8;
             old_face *grown = realloc(old, ncap * sizeof *old);
@@ -160,15 +160,15 @@ static int replace_faces(fn_store *s, sqlite3_stmt **st, int64_t photo_id, const
             old = grown;
             cap = ncap;
         }
-        old[n_old++] = (old_face){.id = sqlite3_column_int64(q, 0),
-                                  .x = sqlite3_column_double(q, 1),
-                                  .y = sqlite3_column_double(q, 2),
-                                  .w = sqlite3_column_double(q, 3),
-                                  .h = sqlite3_column_double(q, 4),
-                                  .free = sqlite3_column_int(q, 5)};
+        old[n_old++] = (old_face){.id = fn_sql_column_int64(q, 0),
+                                  .x = fn_sql_column_double(q, 1),
+                                  .y = fn_sql_column_double(q, 2),
+                                  .w = fn_sql_column_double(q, 3),
+                                  .h = fn_sql_column_double(q, 4),
+                                  .free = fn_sql_column_int(q, 5)};
     }
-    sqlite3_reset(q);
-    if (src != SQLITE_DONE) {
+    fn_sql_reset(q);
+    if (src != FN_SQL_DONE) {
         rc = fn_store_fail(s, src, "reading a photo's faces");
         goto out;
     }
@@ -196,23 +196,23 @@ static int replace_faces(fn_store *s, sqlite3_stmt **st, int64_t photo_id, const
         }
     }
 
-    sqlite3_stmt *d = st[ST_DEL_FACE];
+    fn_sql_stmt *d = st[ST_DEL_FACE];
     for (size_t o = 0; o < n_old; o++) {
         if (old[o].matched || !old[o].free) continue;
-        sqlite3_reset(d);
-        sqlite3_bind_int64(d, 1, old[o].id);
+        fn_sql_reset(d);
+        fn_sql_bind_int64(d, 1, old[o].id);
         if ((rc = step_id(s, d, NULL, "removing a face no longer found")) < 0) goto out;
     }
     for (size_t i = 0; i < n_faces; i++) {
-        sqlite3_stmt *f = match[i] ? st[ST_UPD_FACE] : st[ST_INS_FACE];
-        sqlite3_reset(f);
+        fn_sql_stmt *f = match[i] ? st[ST_UPD_FACE] : st[ST_INS_FACE];
+        fn_sql_reset(f);
         bind_face(f, &faces[i]);
         if (match[i]) {
-            sqlite3_bind_int64(f, 1, match[i]);
+            fn_sql_bind_int64(f, 1, match[i]);
             rc = step_id(s, f, NULL, "renewing a face");
         } else {
-            sqlite3_bind_int64(f, 1, photo_id);
-            sqlite3_bind_int64(f, 10, now);
+            fn_sql_bind_int64(f, 1, photo_id);
+            fn_sql_bind_int64(f, 10, now);
             rc = step_id(s, f, NULL, "storing a face");
         }
         if (rc < 0) goto out;
@@ -224,47 +224,47 @@ out:
     return rc;
 }
 
-static int put_one(fn_store *s, sqlite3_stmt **st, const fn_photo_put *p, int64_t now, int64_t *id)
+static int put_one(fn_store *s, fn_sql_stmt **st, const fn_photo_put *p, int64_t now, int64_t *id)
 {
     int rc;
     *id = 0;
     if (p->kind == FN_PUT_TOUCH) {
-        sqlite3_stmt *t = st[ST_TOUCH];
-        sqlite3_reset(t);
-        sqlite3_bind_text(t, 1, p->path, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(t, 2, p->mtime_ns);
+        fn_sql_stmt *t = st[ST_TOUCH];
+        fn_sql_reset(t);
+        fn_sql_bind_text(t, 1, p->path, -1, FN_SQL_STATIC);
+        fn_sql_bind_int64(t, 2, p->mtime_ns);
         return step_id(s, t, id, "recording a photo's new modification time");
     }
     if (p->kind == FN_PUT_ERROR) {
-        sqlite3_stmt *t = st[ST_UPSERT_ERROR];
-        sqlite3_reset(t);
-        sqlite3_bind_text(t, 1, p->path, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(t, 2, p->size);
-        sqlite3_bind_int64(t, 3, p->mtime_ns);
-        sqlite3_bind_text(t, 4, p->error_code ? p->error_code : "unknown", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(t, 5, now);
-        sqlite3_bind_int64(t, 6, p->job_id);
+        fn_sql_stmt *t = st[ST_UPSERT_ERROR];
+        fn_sql_reset(t);
+        fn_sql_bind_text(t, 1, p->path, -1, FN_SQL_STATIC);
+        fn_sql_bind_int64(t, 2, p->size);
+        fn_sql_bind_int64(t, 3, p->mtime_ns);
+        fn_sql_bind_text(t, 4, p->error_code ? p->error_code : "unknown", -1, FN_SQL_STATIC);
+        fn_sql_bind_int64(t, 5, now);
+        fn_sql_bind_int64(t, 6, p->job_id);
         return step_id(s, t, id, "recording a photo that failed");
     }
 
-    sqlite3_stmt *u = st[ST_UPSERT];
-    sqlite3_reset(u);
-    sqlite3_bind_text(u, 1, p->path, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(u, 2, p->size);
-    sqlite3_bind_int64(u, 3, p->mtime_ns);
-    sqlite3_bind_int64(u, 4, (int64_t)p->hash);
-    sqlite3_bind_int(u, 5, p->width);
-    sqlite3_bind_int(u, 6, p->height);
+    fn_sql_stmt *u = st[ST_UPSERT];
+    fn_sql_reset(u);
+    fn_sql_bind_text(u, 1, p->path, -1, FN_SQL_STATIC);
+    fn_sql_bind_int64(u, 2, p->size);
+    fn_sql_bind_int64(u, 3, p->mtime_ns);
+    fn_sql_bind_int64(u, 4, (int64_t)p->hash);
+    fn_sql_bind_int(u, 5, p->width);
+    fn_sql_bind_int(u, 6, p->height);
     if (p->taken_at >= 0)
-        sqlite3_bind_int64(u, 7, p->taken_at);
+        fn_sql_bind_int64(u, 7, p->taken_at);
     else
-        sqlite3_bind_null(u, 7);
+        fn_sql_bind_null(u, 7);
     bind_text_or_null(u, 8, p->format);
-    sqlite3_bind_text(u, 9, fn_photo_status_name(p->n_faces ? FN_PHOTO_OK : FN_PHOTO_NO_FACES), -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_int(u, 10, p->faces_skipped_small);
-    sqlite3_bind_int64(u, 11, now);
-    sqlite3_bind_int64(u, 12, p->job_id);
+    fn_sql_bind_text(u, 9, fn_photo_status_name(p->n_faces ? FN_PHOTO_OK : FN_PHOTO_NO_FACES), -1,
+                     FN_SQL_STATIC);
+    fn_sql_bind_int(u, 10, p->faces_skipped_small);
+    fn_sql_bind_int64(u, 11, now);
+    fn_sql_bind_int64(u, 12, p->job_id);
     bind_text_or_null(u, 13, p->models);
     if ((rc = step_id(s, u, id, "storing a photo")) < 0) return rc;
 
@@ -274,14 +274,13 @@ static int put_one(fn_store *s, sqlite3_stmt **st, const fn_photo_put *p, int64_
 int fn_library_put_photos(fn_store_tx *tx, const fn_photo_put *p, size_t n, int64_t *photo_ids)
 {
     fn_store *s = fn_store_tx_store(tx);
-    sqlite3 *db = fn_store_db(s);
-    sqlite3_stmt *st[ST_COUNT] = {0};
+    fn_sql_stmt *st[ST_COUNT] = {0};
     int rc = 0;
     int64_t now = fn_wall_ms();
 
     for (int i = 0; i < ST_COUNT; i++) {
-        int src = sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL);
-        if (src != SQLITE_OK) {
+        int src = fn_sql_prepare(s, sql[i], &st[i]);
+        if (src != FN_OK) {
             rc = fn_store_fail(s, src, "preparing the photo statements");
             goto out;
         }
@@ -293,7 +292,7 @@ int fn_library_put_photos(fn_store_tx *tx, const fn_photo_put *p, size_t n, int6
     }
 out:
     for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(st[i]);
+        fn_sql_finalize(st[i]);
     return rc;
 }
 
@@ -301,21 +300,21 @@ int fn_library_audit(fn_store_tx *tx, const char *actor, const char *action, con
                      int64_t job_id)
 {
     fn_store *s = fn_store_tx_store(tx);
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(fn_store_db(s),
-                                 "INSERT INTO audit_log (at, actor, action, detail, job_id)"
-                                 " VALUES (?1, ?2, ?3, ?4, ?5)",
-                                 -1, &st, NULL);
-    if (src != SQLITE_OK) return fn_store_fail(s, src, "preparing an audit entry");
-    sqlite3_bind_int64(st, 1, fn_wall_ms());
-    sqlite3_bind_text(st, 2, actor ? actor : "user", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+    fn_sql_stmt *st = NULL;
+    int src = fn_sql_prepare(s,
+                             "INSERT INTO audit_log (at, actor, action, detail, job_id)"
+                             " VALUES (?1, ?2, ?3, ?4, ?5)",
+                             &st);
+    if (src != FN_OK) return fn_store_fail(s, src, "preparing an audit entry");
+    fn_sql_bind_int64(st, 1, fn_wall_ms());
+    fn_sql_bind_text(st, 2, actor ? actor : "user", -1, FN_SQL_STATIC);
+    fn_sql_bind_text(st, 3, action, -1, FN_SQL_STATIC);
     bind_text_or_null(st, 4, detail);
     if (job_id)
-        sqlite3_bind_int64(st, 5, job_id);
+        fn_sql_bind_int64(st, 5, job_id);
     else
-        sqlite3_bind_null(st, 5);
+        fn_sql_bind_null(st, 5);
     int rc = step_id(s, st, NULL, "writing an audit entry");
-    sqlite3_finalize(st);
+    fn_sql_finalize(st);
     return rc;
 }

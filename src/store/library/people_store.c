@@ -35,43 +35,43 @@ static int dbfail(fn_ps_ctx *c, int rc, const char *what)
 }
 
 /* A cached statement (see fn_store_stmt: `sql` must be a literal). */
-static sqlite3_stmt *stmt(fn_ps_ctx *c, const char *sql)
+static fn_sql_stmt *stmt(fn_ps_ctx *c, const char *sql)
 {
-    sqlite3_stmt *st = fn_store_stmt(c->s, sql);
+    fn_sql_stmt *st = fn_store_stmt(c->s, sql);
     if (!st) snprintf(c->msg, sizeof c->msg, "%s", fn_store_errmsg(c->s));
     return st;
 }
 
-static void bind_id(sqlite3_stmt *st, int i, int64_t v)
+static void bind_id(fn_sql_stmt *st, int i, int64_t v)
 {
     if (v)
-        sqlite3_bind_int64(st, i, v);
+        fn_sql_bind_int64(st, i, v);
     else
-        sqlite3_bind_null(st, i);
+        fn_sql_bind_null(st, i);
 }
 
 /* Steps a statement that returns no row or one row we ignore, and resets it. */
-static int exec_st(fn_ps_ctx *c, sqlite3_stmt *st, const char *what)
+static int exec_st(fn_ps_ctx *c, fn_sql_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? 0 : dbfail(c, rc, what);
-    sqlite3_reset(st);
+    int rc = fn_sql_step(st);
+    while (rc == FN_SQL_ROW)
+        rc = fn_sql_step(st);
+    int ret = rc == FN_SQL_DONE ? 0 : dbfail(c, rc, what);
+    fn_sql_reset(st);
     return ret;
 }
 
-static char *dup_text(const unsigned char *t)
+static char *dup_text(const char *t)
 {
-    return strdup(t ? (const char *)t : "");
+    return strdup(t ? t : "");
 }
 
 static const char *const state_names[] = {"auto", "confirmed", "ignored"};
 
-static int state_parse(const unsigned char *t)
+static int state_parse(const char *t)
 {
     for (int i = 0; t && i < 3; i++)
-        if (strcmp((const char *)t, state_names[i]) == 0) return i;
+        if (strcmp(t, state_names[i]) == 0) return i;
     return FN_FACE_AUTO;
 }
 
@@ -121,15 +121,15 @@ static void audit_free(fn_audit_entry *a, size_t n)
     " (SELECT f.id FROM faces f WHERE f.person_id = p.id AND f.state = 'confirmed'"                \
     "  ORDER BY f.score DESC, f.id LIMIT 1)"
 
-static int person_from_row(sqlite3_stmt *st, fn_person *p, int64_t *deleted_at)
+static int person_from_row(fn_sql_stmt *st, fn_person *p, int64_t *deleted_at)
 {
-    p->id = sqlite3_column_int64(st, 0);
-    p->name = dup_text(sqlite3_column_text(st, 1));
-    p->created_at = sqlite3_column_int64(st, 2);
-    if (deleted_at) *deleted_at = sqlite3_column_int64(st, 3);
-    p->faces = sqlite3_column_int64(st, 4);
-    p->confirmed = sqlite3_column_int64(st, 5);
-    p->cover_face = sqlite3_column_int64(st, 6);
+    p->id = fn_sql_column_int64(st, 0);
+    p->name = dup_text(fn_sql_column_text(st, 1));
+    p->created_at = fn_sql_column_int64(st, 2);
+    if (deleted_at) *deleted_at = fn_sql_column_int64(st, 3);
+    p->faces = fn_sql_column_int64(st, 4);
+    p->confirmed = fn_sql_column_int64(st, 5);
+    p->cover_face = fn_sql_column_int64(st, 6);
     return p->name ? 0 : FN_ERR_NOMEM;
 }
 
@@ -146,17 +146,17 @@ int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st = stmt(c, "SELECT " PERSON_COLS " FROM persons p WHERE p.deleted_at IS NULL");
+    fn_sql_stmt *st = stmt(c, "SELECT " PERSON_COLS " FROM persons p WHERE p.deleted_at IS NULL");
     if (!st) return FN_ERR_DB;
     size_t cap = 0;
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if ((ret = grow((void **)out, &cap, *n, sizeof **out)) < 0) break;
         if ((ret = person_from_row(st, &(*out)[*n], NULL)) < 0) break;
         (*n)++;
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = dbfail(c, rc, "listing persons");
-    sqlite3_reset(st);
+    if (ret == 0 && rc != FN_SQL_DONE) ret = dbfail(c, rc, "listing persons");
+    fn_sql_reset(st);
     if (ret < 0) {
         persons_free(*out, *n);
         *out = NULL;
@@ -173,12 +173,12 @@ int fn_ps_people_list(fn_ps_ctx *c, fn_person **out, size_t *n)
 int fn_ps_person_by_id(fn_ps_ctx *c, int64_t id, int include_deleted, fn_person *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = stmt(c, "SELECT " PERSON_COLS " FROM persons p WHERE p.id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT " PERSON_COLS " FROM persons p WHERE p.id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st), ret = 0;
+    fn_sql_bind_int64(st, 1, id);
+    int rc = fn_sql_step(st), ret = 0;
     int64_t deleted_at = 0;
-    if (rc == SQLITE_ROW) {
+    if (rc == FN_SQL_ROW) {
         ret = person_from_row(st, out, &deleted_at);
         if (ret == 0 && deleted_at && !include_deleted) {
             ret = fail(c, FN_ERR_NOT_FOUND,
@@ -188,12 +188,12 @@ int fn_ps_person_by_id(fn_ps_ctx *c, int64_t id, int include_deleted, fn_person 
             free(out->name);
             out->name = NULL;
         }
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == FN_SQL_DONE) {
         ret = fail(c, FN_ERR_NOT_FOUND, "no person %lld in the library", (long long)id);
     } else {
         ret = dbfail(c, rc, "reading a person");
     }
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -201,14 +201,14 @@ int fn_ps_person_by_name(fn_ps_ctx *c, const char *name, fn_person *out)
 {
     memset(out, 0, sizeof *out);
     /* exact match first, then ASCII case-insensitive */
-    sqlite3_stmt *st = stmt(c, "SELECT " PERSON_COLS ", p.name = ?1 AS exact FROM persons p"
-                               " WHERE p.deleted_at IS NULL AND p.name = ?1 COLLATE NOCASE"
-                               " ORDER BY exact DESC, p.id");
+    fn_sql_stmt *st = stmt(c, "SELECT " PERSON_COLS ", p.name = ?1 AS exact FROM persons p"
+                              " WHERE p.deleted_at IS NULL AND p.name = ?1 COLLATE NOCASE"
+                              " ORDER BY exact DESC, p.id");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    fn_sql_bind_text(st, 1, name, -1, FN_SQL_TRANSIENT);
     int rc, ret = 0, found = 0, exact = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int ex = sqlite3_column_int(st, 7);
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        int ex = fn_sql_column_int(st, 7);
         if (found == 0) {
             ret = person_from_row(st, out, NULL);
             exact = ex;
@@ -219,8 +219,8 @@ int fn_ps_person_by_name(fn_ps_ctx *c, const char *name, fn_person *out)
             break;
         }
     }
-    if (ret == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW) ret = dbfail(c, rc, "finding a person");
-    sqlite3_reset(st);
+    if (ret == 0 && rc != FN_SQL_DONE && rc != FN_SQL_ROW) ret = dbfail(c, rc, "finding a person");
+    fn_sql_reset(st);
     if (ret == 0 && found == 0)
         ret = fail(c, FN_ERR_NOT_FOUND, "no person named \"%s\" in the library", name);
     if (ret == 0 && found == 2)
@@ -237,39 +237,39 @@ int fn_ps_person_by_name(fn_ps_ctx *c, const char *name, fn_person *out)
 static int cluster_cover(fn_ps_ctx *c, int64_t cluster, int64_t *cover)
 {
     *cover = 0;
-    sqlite3_stmt *st = stmt(c, "SELECT centroid FROM clusters WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT centroid FROM clusters WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, cluster);
+    fn_sql_bind_int64(st, 1, cluster);
     float centroid[128];
     int have = 0;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)sizeof centroid) {
-        memcpy(centroid, sqlite3_column_blob(st, 0), sizeof centroid);
+    if (fn_sql_step(st) == FN_SQL_ROW && fn_sql_column_bytes(st, 0) == (int)sizeof centroid) {
+        memcpy(centroid, fn_sql_column_blob(st, 0), sizeof centroid);
         have = 1;
     }
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     st = stmt(c, "SELECT id, descriptor FROM faces WHERE cluster_id = ?1 AND person_id IS NULL"
                  " AND state = 'auto' ORDER BY score DESC, id");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, cluster);
+    fn_sql_bind_int64(st, 1, cluster);
     double best = 1e30;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if (!have) {
-            *cover = sqlite3_column_int64(st, 0);
+            *cover = fn_sql_column_int64(st, 0);
             break;
         }
-        const float *d = sqlite3_column_blob(st, 1);
-        if (!d || sqlite3_column_bytes(st, 1) != (int)sizeof centroid) continue;
+        const float *d = fn_sql_column_blob(st, 1);
+        if (!d || fn_sql_column_bytes(st, 1) != (int)sizeof centroid) continue;
         double sum = 0;
         for (int k = 0; k < 128; k++)
             sum += (double)(d[k] - centroid[k]) * (d[k] - centroid[k]);
         if (sum < best) {
             best = sum;
-            *cover = sqlite3_column_int64(st, 0);
+            *cover = fn_sql_column_int64(st, 0);
         }
     }
-    int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : dbfail(c, rc, "reading a cluster");
-    sqlite3_reset(st);
+    int ret = rc == FN_SQL_ROW || rc == FN_SQL_DONE ? 0 : dbfail(c, rc, "reading a cluster");
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -277,25 +277,25 @@ int fn_ps_clusters_list(fn_ps_ctx *c, size_t limit, fn_cluster **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st =
+    fn_sql_stmt *st =
         stmt(c, "SELECT f.cluster_id, count(*), coalesce(c.person_id, 0) FROM faces f"
                 " JOIN clusters c ON c.id = f.cluster_id"
                 " WHERE f.person_id IS NULL AND f.state = 'auto' AND f.cluster_id IS NOT NULL"
                 " GROUP BY f.cluster_id ORDER BY count(*) DESC, f.cluster_id LIMIT ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, limit ? (int64_t)limit : -1);
+    fn_sql_bind_int64(st, 1, limit ? (int64_t)limit : -1);
     size_t cap = 0;
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if ((ret = grow((void **)out, &cap, *n, sizeof **out)) < 0) break;
         fn_cluster *k = &(*out)[(*n)++];
-        k->id = sqlite3_column_int64(st, 0);
-        k->faces = sqlite3_column_int64(st, 1);
-        k->person_id = sqlite3_column_int64(st, 2);
+        k->id = fn_sql_column_int64(st, 0);
+        k->faces = fn_sql_column_int64(st, 1);
+        k->person_id = fn_sql_column_int64(st, 2);
         k->cover_face = 0;
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = dbfail(c, rc, "listing clusters");
-    sqlite3_reset(st);
+    if (ret == 0 && rc != FN_SQL_DONE) ret = dbfail(c, rc, "listing clusters");
+    fn_sql_reset(st);
     for (size_t i = 0; ret == 0 && i < *n; i++)
         ret = cluster_cover(c, (*out)[i].id, &(*out)[i].cover_face);
     if (ret < 0) {
@@ -313,7 +313,7 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_library_face **ou
     if (!q) q = &all;
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st =
+    fn_sql_stmt *st =
         stmt(c, "SELECT f.id, f.photo_id, f.x, f.y, f.width, f.height, f.score, f.person_id,"
                 " f.cluster_id, f.state, f.origin, sp.id, s.confidence"
                 " FROM faces f LEFT JOIN suggestions s ON s.face_id = f.id AND f.person_id IS NULL"
@@ -324,37 +324,37 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_library_face **ou
                 " AND (?3 = 0 OR f.photo_id = ?3) AND (?4 IS NULL OR f.state = ?4)"
                 " ORDER BY f.id LIMIT ?5 OFFSET ?6");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, q->person_id);
-    sqlite3_bind_int64(st, 2, q->cluster_id);
-    sqlite3_bind_int64(st, 3, q->photo_id);
+    fn_sql_bind_int64(st, 1, q->person_id);
+    fn_sql_bind_int64(st, 2, q->cluster_id);
+    fn_sql_bind_int64(st, 3, q->photo_id);
     if (q->state >= 0 && q->state <= 2)
-        sqlite3_bind_text(st, 4, state_names[q->state], -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, q->limit ? (int64_t)q->limit : -1);
-    sqlite3_bind_int64(st, 6, (int64_t)q->offset);
+        fn_sql_bind_text(st, 4, state_names[q->state], -1, FN_SQL_STATIC);
+    fn_sql_bind_int64(st, 5, q->limit ? (int64_t)q->limit : -1);
+    fn_sql_bind_int64(st, 6, (int64_t)q->offset);
     size_t cap = 0;
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if ((ret = grow((void **)out, &cap, *n, sizeof **out)) < 0) break;
         fn_library_face *f = &(*out)[(*n)++];
         memset(f, 0, sizeof *f);
-        f->id = sqlite3_column_int64(st, 0);
-        f->photo_id = sqlite3_column_int64(st, 1);
-        f->x = (float)sqlite3_column_double(st, 2);
-        f->y = (float)sqlite3_column_double(st, 3);
-        f->width = (float)sqlite3_column_double(st, 4);
-        f->height = (float)sqlite3_column_double(st, 5);
-        f->score = (float)sqlite3_column_double(st, 6);
-        f->person_id = sqlite3_column_int64(st, 7);
-        f->cluster_id = sqlite3_column_int64(st, 8);
-        f->state = (fn_face_state)state_parse(sqlite3_column_text(st, 9));
-        const unsigned char *origin = sqlite3_column_text(st, 10);
+        f->id = fn_sql_column_int64(st, 0);
+        f->photo_id = fn_sql_column_int64(st, 1);
+        f->x = (float)fn_sql_column_double(st, 2);
+        f->y = (float)fn_sql_column_double(st, 3);
+        f->width = (float)fn_sql_column_double(st, 4);
+        f->height = (float)fn_sql_column_double(st, 5);
+        f->score = (float)fn_sql_column_double(st, 6);
+        f->person_id = fn_sql_column_int64(st, 7);
+        f->cluster_id = fn_sql_column_int64(st, 8);
+        f->state = (fn_face_state)state_parse(fn_sql_column_text(st, 9));
+        const char *origin = fn_sql_column_text(st, 10);
         f->user_drawn = origin && strcmp((const char *)origin, "user") == 0;
-        f->suggestion_person = sqlite3_column_int64(st, 11);
+        f->suggestion_person = fn_sql_column_int64(st, 11);
         f->suggestion_confidence =
-            f->suggestion_person ? (float)sqlite3_column_double(st, 12) : 0.0f;
+            f->suggestion_person ? (float)fn_sql_column_double(st, 12) : 0.0f;
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = dbfail(c, rc, "listing faces");
-    sqlite3_reset(st);
+    if (ret == 0 && rc != FN_SQL_DONE) ret = dbfail(c, rc, "listing faces");
+    fn_sql_reset(st);
     if (ret < 0) {
         if (ret == FN_ERR_NOMEM) fail(c, ret, "out of memory listing faces");
         free(*out);
@@ -367,19 +367,19 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_library_face **ou
 int fn_ps_photo_path(fn_ps_ctx *c, int64_t photo_id, char **path)
 {
     *path = NULL;
-    sqlite3_stmt *st = stmt(c, "SELECT path FROM photos WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT path FROM photos WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, photo_id);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW) {
-        *path = dup_text(sqlite3_column_text(st, 0));
+    fn_sql_bind_int64(st, 1, photo_id);
+    int rc = fn_sql_step(st), ret = 0;
+    if (rc == FN_SQL_ROW) {
+        *path = dup_text(fn_sql_column_text(st, 0));
         if (!*path) ret = fail(c, FN_ERR_NOMEM, "out of memory");
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == FN_SQL_DONE) {
         ret = fail(c, FN_ERR_NOT_FOUND, "no photo %lld in the library", (long long)photo_id);
     } else {
         ret = dbfail(c, rc, "reading a photo's path");
     }
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -390,29 +390,29 @@ int fn_ps_suggestions_list(fn_ps_ctx *c, int64_t person_id, size_t limit, fn_sug
     *n = 0;
     /* Only what a person can still act on: the face has no person and is not ignored, and the
      * suggested person exists. */
-    sqlite3_stmt *st = stmt(
+    fn_sql_stmt *st = stmt(
         c, "SELECT s.face_id, s.person_id, s.confidence, s.distance, s.margin,"
            " coalesce(s.support_face_id, 0) FROM suggestions s"
            " JOIN persons p ON p.id = s.person_id AND p.deleted_at IS NULL"
            " JOIN faces f ON f.id = s.face_id AND f.person_id IS NULL AND f.state = 'auto'"
            " WHERE (?1 = 0 OR s.person_id = ?1) ORDER BY s.confidence DESC, s.face_id LIMIT ?2");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, person_id);
-    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    fn_sql_bind_int64(st, 1, person_id);
+    fn_sql_bind_int64(st, 2, limit ? (int64_t)limit : -1);
     size_t cap = 0;
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if ((ret = grow((void **)out, &cap, *n, sizeof **out)) < 0) break;
         fn_suggestion *g = &(*out)[(*n)++];
-        g->face_id = sqlite3_column_int64(st, 0);
-        g->person_id = sqlite3_column_int64(st, 1);
-        g->confidence = (float)sqlite3_column_double(st, 2);
-        g->distance = (float)sqlite3_column_double(st, 3);
-        g->margin = (float)sqlite3_column_double(st, 4);
-        g->support_face = sqlite3_column_int64(st, 5);
+        g->face_id = fn_sql_column_int64(st, 0);
+        g->person_id = fn_sql_column_int64(st, 1);
+        g->confidence = (float)fn_sql_column_double(st, 2);
+        g->distance = (float)fn_sql_column_double(st, 3);
+        g->margin = (float)fn_sql_column_double(st, 4);
+        g->support_face = fn_sql_column_int64(st, 5);
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = dbfail(c, rc, "listing suggestions");
-    sqlite3_reset(st);
+    if (ret == 0 && rc != FN_SQL_DONE) ret = dbfail(c, rc, "listing suggestions");
+    fn_sql_reset(st);
     if (ret < 0) {
         if (ret == FN_ERR_NOMEM) fail(c, ret, "out of memory listing suggestions");
         free(*out);
@@ -426,37 +426,37 @@ int fn_ps_audit_list(fn_ps_ctx *c, int64_t since_id, size_t limit, fn_audit_entr
 {
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st =
+    fn_sql_stmt *st =
         stmt(c, "SELECT a.id, a.at, a.actor, a.action, coalesce(a.detail, '{}'),"
                 " (SELECT count(*) FROM audit_faces af WHERE af.audit_id = a.id),"
                 " coalesce(a.job_id, 0), coalesce(a.undone_by, 0), coalesce(a.undoes, 0)"
                 " FROM audit_log a WHERE a.id > ?1 ORDER BY a.id DESC LIMIT ?2");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, since_id);
-    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    fn_sql_bind_int64(st, 1, since_id);
+    fn_sql_bind_int64(st, 2, limit ? (int64_t)limit : -1);
     size_t cap = 0;
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if ((ret = grow((void **)out, &cap, *n, sizeof **out)) < 0) break;
         fn_audit_entry *a = &(*out)[*n];
         memset(a, 0, sizeof *a);
-        a->id = sqlite3_column_int64(st, 0);
-        a->at = sqlite3_column_int64(st, 1);
-        a->actor = dup_text(sqlite3_column_text(st, 2));
-        a->action = dup_text(sqlite3_column_text(st, 3));
-        a->detail = dup_text(sqlite3_column_text(st, 4));
-        a->faces = sqlite3_column_int64(st, 5);
-        a->job_id = sqlite3_column_int64(st, 6);
-        a->undone_by = sqlite3_column_int64(st, 7);
-        a->undoes = sqlite3_column_int64(st, 8);
+        a->id = fn_sql_column_int64(st, 0);
+        a->at = fn_sql_column_int64(st, 1);
+        a->actor = dup_text(fn_sql_column_text(st, 2));
+        a->action = dup_text(fn_sql_column_text(st, 3));
+        a->detail = dup_text(fn_sql_column_text(st, 4));
+        a->faces = fn_sql_column_int64(st, 5);
+        a->job_id = fn_sql_column_int64(st, 6);
+        a->undone_by = fn_sql_column_int64(st, 7);
+        a->undoes = fn_sql_column_int64(st, 8);
         (*n)++;
         if (!a->actor || !a->action || !a->detail) {
             ret = FN_ERR_NOMEM;
             break;
         }
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = dbfail(c, rc, "listing the audit");
-    sqlite3_reset(st);
+    if (ret == 0 && rc != FN_SQL_DONE) ret = dbfail(c, rc, "listing the audit");
+    fn_sql_reset(st);
     if (ret < 0) {
         if (ret == FN_ERR_NOMEM) fail(c, ret, "out of memory listing the audit");
         audit_free(*out, *n);
@@ -476,23 +476,23 @@ typedef struct face_now {
 
 static int face_get(fn_ps_ctx *c, int64_t id, face_now *f)
 {
-    sqlite3_stmt *st =
+    fn_sql_stmt *st =
         stmt(c, "SELECT coalesce(person_id, 0), coalesce(cluster_id, 0), state FROM faces"
                 " WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW) {
+    fn_sql_bind_int64(st, 1, id);
+    int rc = fn_sql_step(st), ret = 0;
+    if (rc == FN_SQL_ROW) {
         f->id = id;
-        f->person = sqlite3_column_int64(st, 0);
-        f->cluster = sqlite3_column_int64(st, 1);
-        f->state = state_parse(sqlite3_column_text(st, 2));
-    } else if (rc == SQLITE_DONE) {
+        f->person = fn_sql_column_int64(st, 0);
+        f->cluster = fn_sql_column_int64(st, 1);
+        f->state = state_parse(fn_sql_column_text(st, 2));
+    } else if (rc == FN_SQL_DONE) {
         ret = fail(c, FN_ERR_NOT_FOUND, "no face %lld in the library", (long long)id);
     } else {
         ret = dbfail(c, rc, "reading a face");
     }
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -503,31 +503,31 @@ static int face_set(fn_ps_ctx *c, int64_t audit, const face_now *b, int64_t pers
                     int64_t cluster, size_t *changed)
 {
     if (b->person == person && b->state == state && b->cluster == cluster) return 0;
-    sqlite3_stmt *st = stmt(c, "INSERT INTO audit_faces (audit_id, face_id, person_before,"
-                               " person_after, state_before, state_after, cluster_before,"
-                               " cluster_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    fn_sql_stmt *st = stmt(c, "INSERT INTO audit_faces (audit_id, face_id, person_before,"
+                              " person_after, state_before, state_after, cluster_before,"
+                              " cluster_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, audit);
-    sqlite3_bind_int64(st, 2, b->id);
+    fn_sql_bind_int64(st, 1, audit);
+    fn_sql_bind_int64(st, 2, b->id);
     bind_id(st, 3, b->person);
     bind_id(st, 4, person);
-    sqlite3_bind_text(st, 5, state_names[b->state], -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, state_names[state], -1, SQLITE_STATIC);
+    fn_sql_bind_text(st, 5, state_names[b->state], -1, FN_SQL_STATIC);
+    fn_sql_bind_text(st, 6, state_names[state], -1, FN_SQL_STATIC);
     bind_id(st, 7, b->cluster);
     bind_id(st, 8, cluster);
     int ret = exec_st(c, st, "recording a face's change");
     if (ret < 0) return ret;
     st = stmt(c, "UPDATE faces SET person_id = ?2, state = ?3, cluster_id = ?4 WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, b->id);
+    fn_sql_bind_int64(st, 1, b->id);
     bind_id(st, 2, person);
-    sqlite3_bind_text(st, 3, state_names[state], -1, SQLITE_STATIC);
+    fn_sql_bind_text(st, 3, state_names[state], -1, FN_SQL_STATIC);
     bind_id(st, 4, cluster);
     if ((ret = exec_st(c, st, "changing a face")) < 0) return ret;
     if (person || state == FN_FACE_IGNORED) {
         st = stmt(c, "DELETE FROM suggestions WHERE face_id = ?1");
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, b->id);
+        fn_sql_bind_int64(st, 1, b->id);
         if ((ret = exec_st(c, st, "dropping a suggestion")) < 0) return ret;
     }
     if (changed) (*changed)++;
@@ -536,18 +536,18 @@ static int face_set(fn_ps_ctx *c, int64_t audit, const face_now *b, int64_t pers
 
 static int audit_begin(fn_ps_ctx *c, const char *action, int64_t undoes, int64_t *id)
 {
-    sqlite3_stmt *st = stmt(c, "INSERT INTO audit_log (at, actor, action, undoes)"
-                               " VALUES (?1, ?2, ?3, ?4) RETURNING id");
+    fn_sql_stmt *st = stmt(c, "INSERT INTO audit_log (at, actor, action, undoes)"
+                              " VALUES (?1, ?2, ?3, ?4) RETURNING id");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, fn_wall_ms());
-    sqlite3_bind_text(st, 2, c->actor && *c->actor ? c->actor : "user", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+    fn_sql_bind_int64(st, 1, fn_wall_ms());
+    fn_sql_bind_text(st, 2, c->actor && *c->actor ? c->actor : "user", -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_text(st, 3, action, -1, FN_SQL_STATIC);
     bind_id(st, 4, undoes);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
-    int ret = rc == SQLITE_ROW ? exec_st(c, st, "writing an audit entry")
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) *id = fn_sql_column_int64(st, 0);
+    int ret = rc == FN_SQL_ROW ? exec_st(c, st, "writing an audit entry")
                                : dbfail(c, rc, "writing an audit entry");
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -557,14 +557,14 @@ static int audit_finish(fn_ps_ctx *c, int64_t id, const char *action, json_t *de
     char *s = json_dumps(detail, JSON_COMPACT);
     json_decref(detail);
     if (!s) return fail(c, FN_ERR_NOMEM, "out of memory writing an audit entry");
-    sqlite3_stmt *st = stmt(c, "UPDATE audit_log SET detail = ?2, action = ?3 WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "UPDATE audit_log SET detail = ?2, action = ?3 WHERE id = ?1");
     if (!st) {
         free(s);
         return FN_ERR_DB;
     }
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, s, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+    fn_sql_bind_int64(st, 1, id);
+    fn_sql_bind_text(st, 2, s, -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_text(st, 3, action, -1, FN_SQL_STATIC);
     int ret = exec_st(c, st, "writing an audit entry");
     free(s);
     return ret;
@@ -573,9 +573,9 @@ static int audit_finish(fn_ps_ctx *c, int64_t id, const char *action, json_t *de
 /* Removes an entry that turned out to change nothing (still inside the transaction). */
 static int audit_drop(fn_ps_ctx *c, int64_t id)
 {
-    sqlite3_stmt *st = stmt(c, "DELETE FROM audit_log WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "DELETE FROM audit_log WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, id);
+    fn_sql_bind_int64(st, 1, id);
     return exec_st(c, st, "dropping an empty audit entry");
 }
 
@@ -608,15 +608,15 @@ static void effect_id(json_t *detail, const char *key, int64_t id)
 static int name_taken(fn_ps_ctx *c, const char *name, int64_t except, int64_t *other)
 {
     *other = 0;
-    sqlite3_stmt *st = stmt(c, "SELECT id FROM persons WHERE deleted_at IS NULL"
-                               " AND name = ?1 COLLATE NOCASE AND id != ?2 ORDER BY id LIMIT 1");
+    fn_sql_stmt *st = stmt(c, "SELECT id FROM persons WHERE deleted_at IS NULL"
+                              " AND name = ?1 COLLATE NOCASE AND id != ?2 ORDER BY id LIMIT 1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, except);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *other = sqlite3_column_int64(st, 0);
-    int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : dbfail(c, rc, "looking up a name");
-    sqlite3_reset(st);
+    fn_sql_bind_text(st, 1, name, -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_int64(st, 2, except);
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) *other = fn_sql_column_int64(st, 0);
+    int ret = rc == FN_SQL_ROW || rc == FN_SQL_DONE ? 0 : dbfail(c, rc, "looking up a name");
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -628,27 +628,27 @@ static int person_insert(fn_ps_ctx *c, const char *name, int64_t *id)
     if (other)
         return fail(c, FN_ERR_EXISTS, "a person named \"%s\" exists already (person %lld)", name,
                     (long long)other);
-    sqlite3_stmt *st =
+    fn_sql_stmt *st =
         stmt(c, "INSERT INTO persons (name, created_at) VALUES (?1, ?2) RETURNING id");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, fn_wall_ms());
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
+    fn_sql_bind_text(st, 1, name, -1, FN_SQL_TRANSIENT);
+    fn_sql_bind_int64(st, 2, fn_wall_ms());
+    int rc = fn_sql_step(st);
+    if (rc != FN_SQL_ROW) {
         ret = dbfail(c, rc, "creating a person");
-        sqlite3_reset(st);
+        fn_sql_reset(st);
         return ret;
     }
-    *id = sqlite3_column_int64(st, 0);
+    *id = fn_sql_column_int64(st, 0);
     return exec_st(c, st, "creating a person");
 }
 
 static int person_set_deleted(fn_ps_ctx *c, int64_t id, int deleted)
 {
-    sqlite3_stmt *st = stmt(c, "UPDATE persons SET deleted_at = ?2 WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "UPDATE persons SET deleted_at = ?2 WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, id);
-    if (deleted) sqlite3_bind_int64(st, 2, fn_wall_ms());
+    fn_sql_bind_int64(st, 1, id);
+    if (deleted) fn_sql_bind_int64(st, 2, fn_wall_ms());
     return exec_st(c, st, deleted ? "deleting a person" : "bringing a person back");
 }
 
@@ -657,17 +657,17 @@ static int select_ids(fn_ps_ctx *c, const char *sql, int64_t a, int64_t b, int64
 {
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *st = stmt(c, sql);
+    fn_sql_stmt *st = stmt(c, sql);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, a);
-    if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, b);
+    fn_sql_bind_int64(st, 1, a);
+    if (fn_sql_bind_parameter_count(st) >= 2) fn_sql_bind_int64(st, 2, b);
     size_t cap = 0;
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((ret = ids_push(ids, n, &cap, sqlite3_column_int64(st, 0))) < 0) break;
-    if (ret == 0 && rc != SQLITE_DONE) ret = dbfail(c, rc, "selecting faces");
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW)
+        if ((ret = ids_push(ids, n, &cap, fn_sql_column_int64(st, 0))) < 0) break;
+    if (ret == 0 && rc != FN_SQL_DONE) ret = dbfail(c, rc, "selecting faces");
     if (ret == FN_ERR_NOMEM) fail(c, ret, "out of memory selecting faces");
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -707,15 +707,15 @@ int fn_ps_create(fn_ps_ctx *c, const char *name, int64_t *person_id, int64_t *au
 int fn_ps_name_cluster(fn_ps_ctx *c, int64_t cluster_id, const char *name, int64_t *person_id,
                        int64_t *audit_id)
 {
-    sqlite3_stmt *st = stmt(c, "SELECT coalesce(person_id, 0) FROM clusters WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT coalesce(person_id, 0) FROM clusters WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, cluster_id);
-    int rc = sqlite3_step(st);
-    int64_t before = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    fn_sql_bind_int64(st, 1, cluster_id);
+    int rc = fn_sql_step(st);
+    int64_t before = rc == FN_SQL_ROW ? fn_sql_column_int64(st, 0) : 0;
+    fn_sql_reset(st);
+    if (rc == FN_SQL_DONE)
         return fail(c, FN_ERR_NOT_FOUND, "no cluster %lld in the library", (long long)cluster_id);
-    if (rc != SQLITE_ROW) return dbfail(c, rc, "reading a cluster");
+    if (rc != FN_SQL_ROW) return dbfail(c, rc, "reading a cluster");
 
     int64_t audit = 0, pid = 0;
     int ret = audit_begin(c, "person.name_cluster", 0, &audit);
@@ -756,8 +756,8 @@ int fn_ps_name_cluster(fn_ps_ctx *c, int64_t cluster_id, const char *name, int64
         st = stmt(c, "UPDATE clusters SET person_id = ?2 WHERE id = ?1");
         if (!st) ret = FN_ERR_DB;
         if (st) {
-            sqlite3_bind_int64(st, 1, cluster_id);
-            sqlite3_bind_int64(st, 2, pid);
+            fn_sql_bind_int64(st, 1, cluster_id);
+            fn_sql_bind_int64(st, 2, pid);
             ret = exec_st(c, st, "naming a cluster");
         }
     }
@@ -879,10 +879,10 @@ int fn_ps_ignore(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
 
 static int person_set_name(fn_ps_ctx *c, int64_t id, const char *name)
 {
-    sqlite3_stmt *st = stmt(c, "UPDATE persons SET name = ?2 WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "UPDATE persons SET name = ?2 WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+    fn_sql_bind_int64(st, 1, id);
+    fn_sql_bind_text(st, 2, name, -1, FN_SQL_TRANSIENT);
     return exec_st(c, st, "renaming a person");
 }
 
@@ -922,22 +922,23 @@ int fn_ps_rename(fn_ps_ctx *c, int64_t person_id, const char *name, int64_t *aud
 
 static int drop_suggestions_of(fn_ps_ctx *c, int64_t person)
 {
-    sqlite3_stmt *st = stmt(c, "DELETE FROM suggestions WHERE person_id = ?1");
+    fn_sql_stmt *st = stmt(c, "DELETE FROM suggestions WHERE person_id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, person);
+    fn_sql_bind_int64(st, 1, person);
     return exec_st(c, st, "dropping suggestions");
 }
 
 static int links_copy(fn_ps_ctx *c, int64_t from, int64_t into, int64_t audit)
 {
-    sqlite3_stmt *st = stmt(c, "INSERT OR IGNORE INTO cannot_links (face_id, person_id,"
-                               " created_at, audit_id) SELECT face_id, ?2, ?3, ?4"
-                               " FROM cannot_links WHERE person_id = ?1");
+    /* The WHERE clause also keeps SQLite from reading ON CONFLICT as a join's ON. */
+    fn_sql_stmt *st = stmt(c, "INSERT INTO cannot_links (face_id, person_id,"
+                              " created_at, audit_id) SELECT face_id, ?2, ?3, ?4"
+                              " FROM cannot_links WHERE person_id = ?1 ON CONFLICT DO NOTHING");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, from);
-    sqlite3_bind_int64(st, 2, into);
-    sqlite3_bind_int64(st, 3, fn_wall_ms());
-    sqlite3_bind_int64(st, 4, audit);
+    fn_sql_bind_int64(st, 1, from);
+    fn_sql_bind_int64(st, 2, into);
+    fn_sql_bind_int64(st, 3, fn_wall_ms());
+    fn_sql_bind_int64(st, 4, audit);
     return exec_st(c, st, "carrying cannot-links over");
 }
 
@@ -1063,15 +1064,15 @@ static int suggestion_of(fn_ps_ctx *c, int64_t face, int64_t *person)
     face_now f;
     int ret = face_get(c, face, &f);
     if (ret < 0) return ret;
-    sqlite3_stmt *st = stmt(c, "SELECT s.person_id FROM suggestions s JOIN persons p"
-                               " ON p.id = s.person_id AND p.deleted_at IS NULL"
-                               " WHERE s.face_id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT s.person_id FROM suggestions s JOIN persons p"
+                              " ON p.id = s.person_id AND p.deleted_at IS NULL"
+                              " WHERE s.face_id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, face);
-    int rc = sqlite3_step(st);
-    *person = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return dbfail(c, rc, "reading a suggestion");
+    fn_sql_bind_int64(st, 1, face);
+    int rc = fn_sql_step(st);
+    *person = rc == FN_SQL_ROW ? fn_sql_column_int64(st, 0) : 0;
+    fn_sql_reset(st);
+    if (rc != FN_SQL_ROW && rc != FN_SQL_DONE) return dbfail(c, rc, "reading a suggestion");
     if (!*person || f.person || f.state != FN_FACE_AUTO)
         return fail(c, FN_ERR_INVALID, "face %lld has no pending suggestion", (long long)face);
     return 0;
@@ -1081,19 +1082,18 @@ static int suggestion_of(fn_ps_ctx *c, int64_t face, int64_t *person)
  * entry's effects, so an undo can put it back. */
 static json_t *suggestion_row(fn_ps_ctx *c, int64_t face)
 {
-    sqlite3_stmt *st = stmt(c, "SELECT person_id, confidence, distance, margin,"
-                               " coalesce(support_face_id, 0), coalesce(job_id, 0)"
-                               " FROM suggestions WHERE face_id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT person_id, confidence, distance, margin,"
+                              " coalesce(support_face_id, 0), coalesce(job_id, 0)"
+                              " FROM suggestions WHERE face_id = ?1");
     if (!st) return NULL;
-    sqlite3_bind_int64(st, 1, face);
+    fn_sql_bind_int64(st, 1, face);
     json_t *row = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        row = json_pack("[I, I, f, f, f, I, I]", (json_int_t)face,
-                        (json_int_t)sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
-                        sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
-                        (json_int_t)sqlite3_column_int64(st, 4),
-                        (json_int_t)sqlite3_column_int64(st, 5));
-    sqlite3_reset(st);
+    if (fn_sql_step(st) == FN_SQL_ROW)
+        row = json_pack(
+            "[I, I, f, f, f, I, I]", (json_int_t)face, (json_int_t)fn_sql_column_int64(st, 0),
+            fn_sql_column_double(st, 1), fn_sql_column_double(st, 2), fn_sql_column_double(st, 3),
+            (json_int_t)fn_sql_column_int64(st, 4), (json_int_t)fn_sql_column_int64(st, 5));
+    fn_sql_reset(st);
     return row;
 }
 
@@ -1148,23 +1148,24 @@ int fn_ps_reject(fn_ps_ctx *c, const int64_t *faces, size_t n, int64_t *audit_id
         if ((ret = suggestion_of(c, faces[i], &person)) < 0) break;
         json_t *row = suggestion_row(c, faces[i]);
         if (row) json_array_append_new(taken, row);
-        sqlite3_stmt *st = stmt(c, "INSERT OR IGNORE INTO cannot_links (face_id, person_id,"
-                                   " created_at, audit_id) VALUES (?1, ?2, ?3, ?4)");
+        fn_sql_stmt *st = stmt(c, "INSERT INTO cannot_links (face_id, person_id,"
+                                  " created_at, audit_id) VALUES (?1, ?2, ?3, ?4)"
+                                  " ON CONFLICT DO NOTHING");
         if (!st) {
             ret = FN_ERR_DB;
             break;
         }
-        sqlite3_bind_int64(st, 1, faces[i]);
-        sqlite3_bind_int64(st, 2, person);
-        sqlite3_bind_int64(st, 3, fn_wall_ms());
-        sqlite3_bind_int64(st, 4, audit);
+        fn_sql_bind_int64(st, 1, faces[i]);
+        fn_sql_bind_int64(st, 2, person);
+        fn_sql_bind_int64(st, 3, fn_wall_ms());
+        fn_sql_bind_int64(st, 4, audit);
         if ((ret = exec_st(c, st, "recording a cannot-link")) < 0) break;
         st = stmt(c, "DELETE FROM suggestions WHERE face_id = ?1");
         if (!st) {
             ret = FN_ERR_DB;
             break;
         }
-        sqlite3_bind_int64(st, 1, faces[i]);
+        fn_sql_bind_int64(st, 1, faces[i]);
         if ((ret = exec_st(c, st, "dropping a suggestion")) < 0) break;
         json_array_append_new(links, json_pack("[I, I]", (json_int_t)faces[i], (json_int_t)person));
         done++;
@@ -1197,25 +1198,25 @@ typedef struct entry {
 static int entry_get(fn_ps_ctx *c, int64_t id, entry *e)
 {
     memset(e, 0, sizeof *e);
-    sqlite3_stmt *st = stmt(c, "SELECT action, coalesce(detail, '{}'), coalesce(undone_by, 0),"
-                               " coalesce(undoes, 0) FROM audit_log WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT action, coalesce(detail, '{}'), coalesce(undone_by, 0),"
+                              " coalesce(undoes, 0) FROM audit_log WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW) {
+    fn_sql_bind_int64(st, 1, id);
+    int rc = fn_sql_step(st), ret = 0;
+    if (rc == FN_SQL_ROW) {
         e->id = id;
-        snprintf(e->action, sizeof e->action, "%s", (const char *)sqlite3_column_text(st, 0));
-        e->detail = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+        snprintf(e->action, sizeof e->action, "%s", fn_sql_column_text(st, 0));
+        e->detail = json_loads(fn_sql_column_text(st, 1), 0, NULL);
         if (!e->detail) e->detail = json_object();
-        e->undone_by = sqlite3_column_int64(st, 2);
-        e->undoes = sqlite3_column_int64(st, 3);
-    } else if (rc == SQLITE_DONE) {
+        e->undone_by = fn_sql_column_int64(st, 2);
+        e->undoes = fn_sql_column_int64(st, 3);
+    } else if (rc == FN_SQL_DONE) {
         ret = fail(c, FN_ERR_NOT_FOUND, "no audit entry %lld (see facenames audit list)",
                    (long long)id);
     } else {
         ret = dbfail(c, rc, "reading an audit entry");
     }
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -1227,22 +1228,22 @@ static const char *summary_of(const entry *e)
 
 static int set_undone_by(fn_ps_ctx *c, int64_t id, int64_t by)
 {
-    sqlite3_stmt *st = stmt(c, "UPDATE audit_log SET undone_by = ?2 WHERE id = ?1");
+    fn_sql_stmt *st = stmt(c, "UPDATE audit_log SET undone_by = ?2 WHERE id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, id);
+    fn_sql_bind_int64(st, 1, id);
     bind_id(st, 2, by);
     return exec_st(c, st, "marking an audit entry undone");
 }
 
 static int person_face_count(fn_ps_ctx *c, int64_t person, int64_t *n)
 {
-    sqlite3_stmt *st = stmt(c, "SELECT count(*) FROM faces WHERE person_id = ?1");
+    fn_sql_stmt *st = stmt(c, "SELECT count(*) FROM faces WHERE person_id = ?1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, person);
-    int rc = sqlite3_step(st);
-    *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : dbfail(c, rc, "counting a person's faces");
+    fn_sql_bind_int64(st, 1, person);
+    int rc = fn_sql_step(st);
+    *n = rc == FN_SQL_ROW ? fn_sql_column_int64(st, 0) : 0;
+    fn_sql_reset(st);
+    return rc == FN_SQL_ROW ? 0 : dbfail(c, rc, "counting a person's faces");
 }
 
 /* Brings a person back, unless another person took the name meanwhile. */
@@ -1269,15 +1270,15 @@ static int person_uncreate(fn_ps_ctx *c, int64_t id)
     int ret = person_face_count(c, id, &n);
     if (ret == 0 && n > 0) {
         /* name the latest change in force that gave it one of them */
-        sqlite3_stmt *st = stmt(c, "SELECT max(af.audit_id) FROM audit_faces af"
-                                   " JOIN faces f ON f.id = af.face_id AND f.person_id = ?1"
-                                   " JOIN audit_log l ON l.id = af.audit_id"
-                                   " WHERE af.person_after = ?1 AND l.undone_by IS NULL");
+        fn_sql_stmt *st = stmt(c, "SELECT max(af.audit_id) FROM audit_faces af"
+                                  " JOIN faces f ON f.id = af.face_id AND f.person_id = ?1"
+                                  " JOIN audit_log l ON l.id = af.audit_id"
+                                  " WHERE af.person_after = ?1 AND l.undone_by IS NULL");
         int64_t later = 0;
         if (st) {
-            sqlite3_bind_int64(st, 1, id);
-            if (sqlite3_step(st) == SQLITE_ROW) later = sqlite3_column_int64(st, 0);
-            sqlite3_reset(st);
+            fn_sql_bind_int64(st, 1, id);
+            if (fn_sql_step(st) == FN_SQL_ROW) later = fn_sql_column_int64(st, 0);
+            fn_sql_reset(st);
         }
         if (later)
             ret = fail(c, FN_ERR_CONFLICT,
@@ -1326,9 +1327,9 @@ static int effects_apply(fn_ps_ctx *c, const entry *b, int forward)
     }
     json_t *k = json_object_get(ef, "cluster_named");
     if (k) {
-        sqlite3_stmt *st = stmt(c, "UPDATE clusters SET person_id = ?2 WHERE id = ?1");
+        fn_sql_stmt *st = stmt(c, "UPDATE clusters SET person_id = ?2 WHERE id = ?1");
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(k, "cluster")));
+        fn_sql_bind_int64(st, 1, json_integer_value(json_object_get(k, "cluster")));
         bind_id(st, 2, json_integer_value(json_object_get(k, forward ? "after" : "before")));
         if ((ret = exec_st(c, st, "naming a cluster")) < 0) return ret;
     }
@@ -1336,42 +1337,48 @@ static int effects_apply(fn_ps_ctx *c, const entry *b, int forward)
      * take it), gone again when redone */
     json_array_foreach(json_object_get(ef, "suggestions"), i, v)
     {
-        sqlite3_stmt *st =
+        fn_sql_stmt *st =
             forward ? stmt(c, "DELETE FROM suggestions WHERE face_id = ?1")
-                    : stmt(c, "INSERT OR REPLACE INTO suggestions (face_id, person_id, confidence,"
+                    : stmt(c, "INSERT INTO suggestions (face_id, person_id, confidence,"
                               " distance, margin, support_face_id, job_id, created_at)"
                               " SELECT ?1, ?2, ?3, ?4, ?5, nullif(?6, 0), nullif(?7, 0), ?8"
                               " FROM faces f JOIN persons p ON p.id = ?2 AND p.deleted_at IS NULL"
-                              " WHERE f.id = ?1 AND f.person_id IS NULL AND f.state = 'auto'");
+                              " WHERE f.id = ?1 AND f.person_id IS NULL AND f.state = 'auto'"
+                              " ON CONFLICT (face_id) DO UPDATE SET"
+                              " person_id = excluded.person_id, confidence = excluded.confidence,"
+                              " distance = excluded.distance, margin = excluded.margin,"
+                              " support_face_id = excluded.support_face_id,"
+                              " job_id = excluded.job_id, created_at = excluded.created_at");
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, json_integer_value(json_array_get(v, 0)));
+        fn_sql_bind_int64(st, 1, json_integer_value(json_array_get(v, 0)));
         if (!forward) {
-            sqlite3_bind_int64(st, 2, json_integer_value(json_array_get(v, 1)));
-            sqlite3_bind_double(st, 3, json_number_value(json_array_get(v, 2)));
-            sqlite3_bind_double(st, 4, json_number_value(json_array_get(v, 3)));
-            sqlite3_bind_double(st, 5, json_number_value(json_array_get(v, 4)));
-            sqlite3_bind_int64(st, 6, json_integer_value(json_array_get(v, 5)));
-            sqlite3_bind_int64(st, 7, json_integer_value(json_array_get(v, 6)));
-            sqlite3_bind_int64(st, 8, fn_wall_ms());
+            fn_sql_bind_int64(st, 2, json_integer_value(json_array_get(v, 1)));
+            fn_sql_bind_double(st, 3, json_number_value(json_array_get(v, 2)));
+            fn_sql_bind_double(st, 4, json_number_value(json_array_get(v, 3)));
+            fn_sql_bind_double(st, 5, json_number_value(json_array_get(v, 4)));
+            fn_sql_bind_int64(st, 6, json_integer_value(json_array_get(v, 5)));
+            fn_sql_bind_int64(st, 7, json_integer_value(json_array_get(v, 6)));
+            fn_sql_bind_int64(st, 8, fn_wall_ms());
         }
         if ((ret = exec_st(c, st, "putting a suggestion back")) < 0) return ret;
     }
     if (!forward) {
         /* every cannot-link the entry added carries its id */
-        sqlite3_stmt *st = stmt(c, "DELETE FROM cannot_links WHERE audit_id = ?1");
+        fn_sql_stmt *st = stmt(c, "DELETE FROM cannot_links WHERE audit_id = ?1");
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, b->id);
+        fn_sql_bind_int64(st, 1, b->id);
         return exec_st(c, st, "removing cannot-links");
     }
     json_array_foreach(json_object_get(ef, "links"), i, v)
     {
-        sqlite3_stmt *st = stmt(c, "INSERT OR IGNORE INTO cannot_links (face_id, person_id,"
-                                   " created_at, audit_id) VALUES (?1, ?2, ?3, ?4)");
+        fn_sql_stmt *st = stmt(c, "INSERT INTO cannot_links (face_id, person_id,"
+                                  " created_at, audit_id) VALUES (?1, ?2, ?3, ?4)"
+                                  " ON CONFLICT DO NOTHING");
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, json_integer_value(json_array_get(v, 0)));
-        sqlite3_bind_int64(st, 2, json_integer_value(json_array_get(v, 1)));
-        sqlite3_bind_int64(st, 3, fn_wall_ms());
-        sqlite3_bind_int64(st, 4, b->id);
+        fn_sql_bind_int64(st, 1, json_integer_value(json_array_get(v, 0)));
+        fn_sql_bind_int64(st, 2, json_integer_value(json_array_get(v, 1)));
+        fn_sql_bind_int64(st, 3, fn_wall_ms());
+        fn_sql_bind_int64(st, 4, b->id);
         if ((ret = exec_st(c, st, "recording a cannot-link")) < 0) return ret;
     }
     json_t *lc = json_object_get(ef, "links_copied");
@@ -1385,25 +1392,24 @@ static int effects_apply(fn_ps_ctx *c, const entry *b, int forward)
  * entry does not count (it put the face back as `target` left it). */
 static int find_conflict(fn_ps_ctx *c, int64_t target)
 {
-    sqlite3_stmt *st = stmt(
+    fn_sql_stmt *st = stmt(
         c, "SELECT af.face_id, l.id, l.action, l.actor FROM audit_faces af"
            " JOIN audit_faces lf ON lf.face_id = af.face_id AND lf.audit_id > ?1"
            " JOIN audit_log l ON l.id = lf.audit_id"
            " WHERE af.audit_id = ?1 AND l.undone_by IS NULL"
            " AND NOT (l.action = 'undo' AND l.undoes > ?1) ORDER BY l.id DESC, af.face_id LIMIT 1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, target);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW)
-        ret =
-            fail(c, FN_ERR_CONFLICT,
-                 "face %lld was changed again by audit entry %lld (%s by %s); undo %lld first",
-                 (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
-                 (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
-                 (long long)sqlite3_column_int64(st, 1));
-    else if (rc != SQLITE_DONE)
+    fn_sql_bind_int64(st, 1, target);
+    int rc = fn_sql_step(st), ret = 0;
+    if (rc == FN_SQL_ROW)
+        ret = fail(c, FN_ERR_CONFLICT,
+                   "face %lld was changed again by audit entry %lld (%s by %s); undo %lld first",
+                   (long long)fn_sql_column_int64(st, 0), (long long)fn_sql_column_int64(st, 1),
+                   fn_sql_column_text(st, 2), fn_sql_column_text(st, 3),
+                   (long long)fn_sql_column_int64(st, 1));
+    else if (rc != FN_SQL_DONE)
         ret = dbfail(c, rc, "checking later changes");
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -1411,23 +1417,23 @@ static int find_conflict(fn_ps_ctx *c, int64_t target)
  * undone after its person was merged away, say). */
 static int check_no_deleted_owner(fn_ps_ctx *c, int64_t undo)
 {
-    sqlite3_stmt *st = stmt(c, "SELECT f.id, p.id, p.name FROM audit_faces af"
-                               " JOIN faces f ON f.id = af.face_id"
-                               " JOIN persons p ON p.id = f.person_id"
-                               " WHERE af.audit_id = ?1 AND p.deleted_at IS NOT NULL"
-                               " ORDER BY f.id LIMIT 1");
+    fn_sql_stmt *st = stmt(c, "SELECT f.id, p.id, p.name FROM audit_faces af"
+                              " JOIN faces f ON f.id = af.face_id"
+                              " JOIN persons p ON p.id = f.person_id"
+                              " WHERE af.audit_id = ?1 AND p.deleted_at IS NOT NULL"
+                              " ORDER BY f.id LIMIT 1");
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, undo);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW)
+    fn_sql_bind_int64(st, 1, undo);
+    int rc = fn_sql_step(st), ret = 0;
+    if (rc == FN_SQL_ROW)
         ret = fail(c, FN_ERR_CONFLICT,
                    "face %lld would go back to \"%s\" (person %lld), who was deleted or merged "
                    "away since; undo that first (see facenames audit list)",
-                   (long long)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 2),
-                   (long long)sqlite3_column_int64(st, 1));
-    else if (rc != SQLITE_DONE)
+                   (long long)fn_sql_column_int64(st, 0), fn_sql_column_text(st, 2),
+                   (long long)fn_sql_column_int64(st, 1));
+    else if (rc != FN_SQL_DONE)
         ret = dbfail(c, rc, "checking the persons of an undo");
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     return ret;
 }
 
@@ -1435,13 +1441,13 @@ int fn_ps_undo(fn_ps_ctx *c, int64_t target, int64_t *undo_id)
 {
     int ret;
     if (target == 0) {
-        sqlite3_stmt *st = stmt(c, "SELECT id FROM audit_log WHERE undone_by IS NULL"
-                                   " AND action != 'undo' ORDER BY id DESC LIMIT 1");
+        fn_sql_stmt *st = stmt(c, "SELECT id FROM audit_log WHERE undone_by IS NULL"
+                                  " AND action != 'undo' ORDER BY id DESC LIMIT 1");
         if (!st) return FN_ERR_DB;
-        int rc = sqlite3_step(st);
-        target = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return dbfail(c, rc, "finding the last change");
+        int rc = fn_sql_step(st);
+        target = rc == FN_SQL_ROW ? fn_sql_column_int64(st, 0) : 0;
+        fn_sql_reset(st);
+        if (rc != FN_SQL_ROW && rc != FN_SQL_DONE) return dbfail(c, rc, "finding the last change");
         if (!target) return fail(c, FN_ERR_NOT_FOUND, "nothing to undo");
     }
     entry t, base = {0};
@@ -1477,25 +1483,25 @@ int fn_ps_undo(fn_ps_ctx *c, int64_t target, int64_t *undo_id)
         ret = select_ids(c, "SELECT face_id FROM audit_faces WHERE audit_id = ?1 ORDER BY face_id",
                          t.id, 0, &ids, &n);
     for (size_t i = 0; ret == 0 && i < n; i++) {
-        sqlite3_stmt *st =
+        fn_sql_stmt *st =
             stmt(c, "SELECT coalesce(person_before, 0), state_before, coalesce(cluster_before, 0)"
                     " FROM audit_faces WHERE audit_id = ?1 AND face_id = ?2");
         if (!st) {
             ret = FN_ERR_DB;
             break;
         }
-        sqlite3_bind_int64(st, 1, t.id);
-        sqlite3_bind_int64(st, 2, ids[i]);
-        int rc = sqlite3_step(st);
+        fn_sql_bind_int64(st, 1, t.id);
+        fn_sql_bind_int64(st, 2, ids[i]);
+        int rc = fn_sql_step(st);
         int64_t person = 0, cluster = 0;
         int state = 0;
-        if (rc == SQLITE_ROW) {
-            person = sqlite3_column_int64(st, 0);
-            state = state_parse(sqlite3_column_text(st, 1));
-            cluster = sqlite3_column_int64(st, 2);
+        if (rc == FN_SQL_ROW) {
+            person = fn_sql_column_int64(st, 0);
+            state = state_parse(fn_sql_column_text(st, 1));
+            cluster = fn_sql_column_int64(st, 2);
         }
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW) {
+        fn_sql_reset(st);
+        if (rc != FN_SQL_ROW) {
             ret = dbfail(c, rc, "reading an audit entry's faces");
             break;
         }
@@ -1514,9 +1520,9 @@ int fn_ps_undo(fn_ps_ctx *c, int64_t target, int64_t *undo_id)
                     ret = FN_ERR_DB;
                     break;
                 }
-                sqlite3_bind_int64(st, 1, cluster);
-                if (sqlite3_step(st) != SQLITE_ROW) cluster = 0;
-                sqlite3_reset(st);
+                fn_sql_bind_int64(st, 1, cluster);
+                if (fn_sql_step(st) != FN_SQL_ROW) cluster = 0;
+                fn_sql_reset(st);
             }
             ret = face_set(c, u, &f, person, state, cluster, &changed);
         }

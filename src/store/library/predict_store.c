@@ -24,12 +24,12 @@ int fn_predict_load_refs(fn_store *s, float **desc, int64_t **person, int64_t **
     *desc = NULL;
     *person = *face = NULL;
     *n = 0;
-    sqlite3_stmt *st = fn_store_stmt(s, sql_refs);
+    fn_sql_stmt *st = fn_store_stmt(s, sql_refs);
     if (!st) return FN_ERR_DB;
     size_t cap = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 2) != (int)DESC_BYTES) continue; /* not a descriptor */
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        if (fn_sql_column_bytes(st, 2) != (int)DESC_BYTES) continue; /* not a descriptor */
         if (*n == cap) {
             cap = cap ? cap * 2 : 1024;
             float *d = realloc(*desc, cap * DESC_BYTES);
@@ -39,17 +39,17 @@ int fn_predict_load_refs(fn_store *s, float **desc, int64_t **person, int64_t **
             int64_t *f = realloc(*face, cap * sizeof *f);
             if (f) *face = f;
             if (!d || !p || !f) {
-                sqlite3_reset(st);
+                fn_sql_reset(st);
                 return FN_ERR_NOMEM;
             }
         }
-        (*face)[*n] = sqlite3_column_int64(st, 0);
-        (*person)[*n] = sqlite3_column_int64(st, 1);
-        memcpy(*desc + *n * 128, sqlite3_column_blob(st, 2), DESC_BYTES);
+        (*face)[*n] = fn_sql_column_int64(st, 0);
+        (*person)[*n] = fn_sql_column_int64(st, 1);
+        memcpy(*desc + *n * 128, fn_sql_column_blob(st, 2), DESC_BYTES);
         (*n)++;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the confirmed faces");
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the confirmed faces");
     return 0;
 }
 
@@ -60,12 +60,12 @@ static const char sql_count[] =
 int fn_predict_count_faces(fn_store *s, int64_t *n)
 {
     *n = 0;
-    sqlite3_stmt *st = fn_store_stmt(s, sql_count);
+    fn_sql_stmt *st = fn_store_stmt(s, sql_count);
     if (!st) return FN_ERR_DB;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW) return fn_store_fail(s, rc, "counting the faces to predict");
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) *n = fn_sql_column_int64(st, 0);
+    fn_sql_reset(st);
+    if (rc != FN_SQL_ROW) return fn_store_fail(s, rc, "counting the faces to predict");
     return 0;
 }
 
@@ -82,26 +82,26 @@ static const char sql_excl[] = "SELECT person_id FROM cannot_links WHERE face_id
 
 static int exclusions(fn_store *s, fn_predict_face *f)
 {
-    sqlite3_stmt *st = fn_store_stmt(s, sql_excl);
+    fn_sql_stmt *st = fn_store_stmt(s, sql_excl);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, f->face);
-    sqlite3_bind_int64(st, 2, f->photo);
+    fn_sql_bind_int64(st, 1, f->face);
+    fn_sql_bind_int64(st, 2, f->photo);
     size_t cap = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         if (f->n_excl == cap) {
             cap = cap ? cap * 2 : 4;
             int64_t *e = realloc(f->excl, cap * sizeof *e);
             if (!e) {
-                sqlite3_reset(st);
+                fn_sql_reset(st);
                 return FN_ERR_NOMEM;
             }
             f->excl = e;
         }
-        f->excl[f->n_excl++] = sqlite3_column_int64(st, 0);
+        f->excl[f->n_excl++] = fn_sql_column_int64(st, 0);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading a face's cannot-links");
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading a face's cannot-links");
     return 0;
 }
 
@@ -109,27 +109,27 @@ int fn_predict_faces_page(fn_store *s, int64_t after_photo, int64_t after_face, 
                           fn_predict_face *out, size_t *n)
 {
     *n = 0;
-    sqlite3_stmt *st = fn_store_stmt(s, sql_page);
+    fn_sql_stmt *st = fn_store_stmt(s, sql_page);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, after_photo);
-    sqlite3_bind_int64(st, 2, after_face);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
-    int rc = SQLITE_DONE;
-    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    fn_sql_bind_int64(st, 1, after_photo);
+    fn_sql_bind_int64(st, 2, after_face);
+    fn_sql_bind_int64(st, 3, (int64_t)max);
+    int rc = FN_SQL_DONE;
+    while (*n < max && (rc = fn_sql_step(st)) == FN_SQL_ROW) {
         fn_predict_face *f = &out[*n];
         memset(f, 0, sizeof *f);
-        f->face = sqlite3_column_int64(st, 0);
-        f->photo = sqlite3_column_int64(st, 1);
-        if (sqlite3_column_bytes(st, 2) != (int)DESC_BYTES) {
+        f->face = fn_sql_column_int64(st, 0);
+        f->photo = fn_sql_column_int64(st, 1);
+        if (fn_sql_column_bytes(st, 2) != (int)DESC_BYTES) {
             f->no_desc = 1; /* nothing to predict from; it still moves the cursor */
         } else {
-            memcpy(f->desc, sqlite3_column_blob(st, 2), DESC_BYTES);
+            memcpy(f->desc, fn_sql_column_blob(st, 2), DESC_BYTES);
         }
         (*n)++;
     }
-    if (*n == max) rc = SQLITE_DONE;
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "reading the faces to predict");
+    if (*n == max) rc = FN_SQL_DONE;
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the faces to predict");
     for (size_t i = 0; i < *n; i++) {
         if (out[i].no_desc) continue;
         int e = exclusions(s, &out[i]);
@@ -178,23 +178,23 @@ static const char sql_audit_face[] =
 
 /* Steps a statement that returns at most one row: 1 with a row (left for reading), 0 without;
  * the caller resets it. */
-static int step_row(fn_store *s, sqlite3_stmt *st, const char *what)
+static int step_row(fn_store *s, fn_sql_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) return 1;
-    if (rc == SQLITE_DONE) return 0;
+    int rc = fn_sql_step(st);
+    if (rc == FN_SQL_ROW) return 1;
+    if (rc == FN_SQL_DONE) return 0;
     return fn_store_fail(s, rc, what);
 }
 
 static int exec_face(fn_store *s, const char *sql, int64_t face, int *changed)
 {
-    sqlite3_stmt *st = fn_store_stmt(s, sql);
+    fn_sql_stmt *st = fn_store_stmt(s, sql);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, face);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "writing a suggestion");
-    if (changed) *changed = sqlite3_changes(fn_store_db(s)) > 0;
+    fn_sql_bind_int64(st, 1, face);
+    int rc = fn_sql_step(st);
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "writing a suggestion");
+    if (changed) *changed = fn_sql_changes(s) > 0;
     return 0;
 }
 
@@ -207,21 +207,21 @@ static int put_one(fn_store *s, const fn_predict_put *p, int64_t job_id, double 
         *outcome = changed ? FN_PREDICT_DROPPED : FN_PREDICT_NONE;
         return 0;
     }
-    sqlite3_stmt *st = fn_store_stmt(s, sql_check);
+    fn_sql_stmt *st = fn_store_stmt(s, sql_check);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, p->face);
-    sqlite3_bind_int64(st, 2, p->person);
+    fn_sql_bind_int64(st, 1, p->face);
+    fn_sql_bind_int64(st, 2, p->person);
     rc = step_row(s, st, "checking a face before suggesting");
     int user_drawn = 0;
     int64_t cluster = 0;
     int has_cluster = 0;
     if (rc == 1) {
-        const unsigned char *origin = sqlite3_column_text(st, 0);
+        const char *origin = fn_sql_column_text(st, 0);
         user_drawn = origin && strcmp((const char *)origin, "user") == 0;
-        has_cluster = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        cluster = sqlite3_column_int64(st, 1);
+        has_cluster = fn_sql_column_type(st, 1) != FN_SQL_NULL;
+        cluster = fn_sql_column_int64(st, 1);
     }
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     if (rc < 0) return rc;
     if (rc == 0) {
         /* A person decided since the face was read (it has a person, was ignored, the person
@@ -229,9 +229,9 @@ static int put_one(fn_store *s, const fn_predict_put *p, int64_t job_id, double 
          * for a face without a person is stale. */
         st = fn_store_stmt(s, sql_still_free);
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, p->face);
+        fn_sql_bind_int64(st, 1, p->face);
         rc = step_row(s, st, "checking a face before suggesting");
-        sqlite3_reset(st);
+        fn_sql_reset(st);
         if (rc < 0) return rc;
         if (rc == 1 && (rc = exec_face(s, sql_drop, p->face, NULL)) < 0) return rc;
         *outcome = FN_PREDICT_SKIPPED;
@@ -241,23 +241,23 @@ static int put_one(fn_store *s, const fn_predict_put *p, int64_t job_id, double 
     /* Two faces of one photo are two people. */
     st = fn_store_stmt(s, sql_photo_has);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, p->photo);
-    sqlite3_bind_int64(st, 2, p->face);
-    sqlite3_bind_int64(st, 3, p->person);
+    fn_sql_bind_int64(st, 1, p->photo);
+    fn_sql_bind_int64(st, 2, p->face);
+    fn_sql_bind_int64(st, 3, p->person);
     rc = step_row(s, st, "checking a photo's other faces");
-    sqlite3_reset(st);
+    fn_sql_reset(st);
     if (rc < 0) return rc;
     int lose = rc == 1;
     if (!lose) {
         st = fn_store_stmt(s, sql_photo_rival);
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, p->photo);
-        sqlite3_bind_int64(st, 2, p->face);
-        sqlite3_bind_int64(st, 3, p->person);
+        fn_sql_bind_int64(st, 1, p->photo);
+        fn_sql_bind_int64(st, 2, p->face);
+        fn_sql_bind_int64(st, 3, p->person);
         rc = step_row(s, st, "checking a photo's other suggestions");
-        if (rc == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL)
-            lose = sqlite3_column_double(st, 0) >= (double)p->confidence;
-        sqlite3_reset(st);
+        if (rc == 1 && fn_sql_column_type(st, 0) != FN_SQL_NULL)
+            lose = fn_sql_column_double(st, 0) >= (double)p->confidence;
+        fn_sql_reset(st);
         if (rc < 0) return rc;
     }
     if (lose) {
@@ -267,12 +267,12 @@ static int put_one(fn_store *s, const fn_predict_put *p, int64_t job_id, double 
     }
     st = fn_store_stmt(s, sql_photo_drop);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, p->photo);
-    sqlite3_bind_int64(st, 2, p->face);
-    sqlite3_bind_int64(st, 3, p->person);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "dropping a weaker suggestion");
+    fn_sql_bind_int64(st, 1, p->photo);
+    fn_sql_bind_int64(st, 2, p->face);
+    fn_sql_bind_int64(st, 3, p->person);
+    rc = fn_sql_step(st);
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "dropping a weaker suggestion");
 
     if ((double)p->confidence >= accept_min && !user_drawn) {
         if (!*audit_id) {
@@ -280,35 +280,35 @@ static int put_one(fn_store *s, const fn_predict_put *p, int64_t job_id, double 
             if (!st) return FN_ERR_DB;
             char actor[48];
             snprintf(actor, sizeof actor, "job:%lld", (long long)job_id);
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_text(st, 2, actor, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_null(st, 3);
-            sqlite3_bind_int64(st, 4, job_id);
+            fn_sql_bind_int64(st, 1, now);
+            fn_sql_bind_text(st, 2, actor, -1, FN_SQL_TRANSIENT);
+            fn_sql_bind_null(st, 3);
+            fn_sql_bind_int64(st, 4, job_id);
             rc = step_row(s, st, "writing the audit entry of accepted suggestions");
-            if (rc == 1) *audit_id = sqlite3_column_int64(st, 0);
-            sqlite3_reset(st);
+            if (rc == 1) *audit_id = fn_sql_column_int64(st, 0);
+            fn_sql_reset(st);
             if (rc < 0) return rc;
-            if (rc == 0) return fn_store_fail(s, SQLITE_ERROR, "an audit entry without an id");
+            if (rc == 0) return fn_store_fail(s, FN_ERR_DB, "an audit entry without an id");
         }
         st = fn_store_stmt(s, sql_accept);
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, p->face);
-        sqlite3_bind_int64(st, 2, p->person);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "confirming a face");
+        fn_sql_bind_int64(st, 1, p->face);
+        fn_sql_bind_int64(st, 2, p->person);
+        rc = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "confirming a face");
         st = fn_store_stmt(s, sql_audit_face);
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, *audit_id);
-        sqlite3_bind_int64(st, 2, p->face);
-        sqlite3_bind_int64(st, 3, p->person);
+        fn_sql_bind_int64(st, 1, *audit_id);
+        fn_sql_bind_int64(st, 2, p->face);
+        fn_sql_bind_int64(st, 3, p->person);
         if (has_cluster)
-            sqlite3_bind_int64(st, 4, cluster);
+            fn_sql_bind_int64(st, 4, cluster);
         else
-            sqlite3_bind_null(st, 4);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "auditing a confirmed face");
+            fn_sql_bind_null(st, 4);
+        rc = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "auditing a confirmed face");
         if ((rc = exec_face(s, sql_drop, p->face, NULL)) < 0) return rc;
         (*accepted)++;
         *outcome = FN_PREDICT_ACCEPTED;
@@ -317,23 +317,23 @@ static int put_one(fn_store *s, const fn_predict_put *p, int64_t job_id, double 
 
     st = fn_store_stmt(s, sql_upsert);
     if (!st) return FN_ERR_DB;
-    sqlite3_bind_int64(st, 1, p->face);
-    sqlite3_bind_int64(st, 2, p->person);
-    sqlite3_bind_double(st, 3, p->confidence);
-    sqlite3_bind_double(st, 4, p->distance);
-    sqlite3_bind_double(st, 5, p->margin);
+    fn_sql_bind_int64(st, 1, p->face);
+    fn_sql_bind_int64(st, 2, p->person);
+    fn_sql_bind_double(st, 3, p->confidence);
+    fn_sql_bind_double(st, 4, p->distance);
+    fn_sql_bind_double(st, 5, p->margin);
     if (p->support_face)
-        sqlite3_bind_int64(st, 6, p->support_face);
+        fn_sql_bind_int64(st, 6, p->support_face);
     else
-        sqlite3_bind_null(st, 6);
+        fn_sql_bind_null(st, 6);
     if (job_id)
-        sqlite3_bind_int64(st, 7, job_id);
+        fn_sql_bind_int64(st, 7, job_id);
     else
-        sqlite3_bind_null(st, 7);
-    sqlite3_bind_int64(st, 8, now);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "writing a suggestion");
+        fn_sql_bind_null(st, 7);
+    fn_sql_bind_int64(st, 8, now);
+    rc = fn_sql_step(st);
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "writing a suggestion");
     *outcome = FN_PREDICT_SUGGESTED;
     return 0;
 }
@@ -355,13 +355,13 @@ int fn_predict_put_batch(fn_store_tx *tx, const fn_predict_put *p, size_t n, int
         snprintf(detail, sizeof detail,
                  "{\"faces\":%lld,\"auto_accept\":true,\"min_confidence\":%.3f}",
                  (long long)accepted, accept_min);
-        sqlite3_stmt *st = fn_store_stmt(s, sql_audit_detail);
+        fn_sql_stmt *st = fn_store_stmt(s, sql_audit_detail);
         if (!st) return FN_ERR_DB;
-        sqlite3_bind_int64(st, 1, audit);
-        sqlite3_bind_text(st, 2, detail, -1, SQLITE_TRANSIENT);
-        int src = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (src != SQLITE_DONE) rc = fn_store_fail(s, src, "writing the audit entry's detail");
+        fn_sql_bind_int64(st, 1, audit);
+        fn_sql_bind_text(st, 2, detail, -1, FN_SQL_TRANSIENT);
+        int src = fn_sql_step(st);
+        fn_sql_reset(st);
+        if (src != FN_SQL_DONE) rc = fn_store_fail(s, src, "writing the audit entry's detail");
     }
     if (audit_id) *audit_id = audit;
     return rc;
@@ -373,12 +373,12 @@ static const char sql_per_person[] =
 int fn_predict_suggestions_per_person(fn_store *s, void (*cb)(int64_t person, int64_t n, void *),
                                       void *arg)
 {
-    sqlite3_stmt *st = fn_store_stmt(s, sql_per_person);
+    fn_sql_stmt *st = fn_store_stmt(s, sql_per_person);
     if (!st) return FN_ERR_DB;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), arg);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fn_store_fail(s, rc, "counting suggestions per person");
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW)
+        cb(fn_sql_column_int64(st, 0), fn_sql_column_int64(st, 1), arg);
+    fn_sql_reset(st);
+    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "counting suggestions per person");
     return 0;
 }
