@@ -4,10 +4,11 @@
  * - fn_vision_detect_image, the reference path: the detector sees the given pixels through the
  *   reference's own padToSquare + resizeBilinear, and the landmark and recognition crops come from
  *   the same pixels, so results equal face-api's on those pixels.
- * - fn_vision_detect_file, the fast path: the photo is decoded with shrink-on-load to a "useful
- *   resolution" (longest side at most FN_USEFUL_SIDE: large enough that a face covering a small
- *   part of a photo still has more pixels than the 150x150 recognition input, small enough that a
- *   24-megapixel JPEG is decoded at a fraction of its size); the detector runs on the 512 input
+ * - fn_vision_detect_file, the fast path: the photo is decoded with shrink-on-load to about a
+ *   "useful resolution" (FN_USEFUL_SIDE, within the tolerance of image_load.h: large enough that a
+ *   face covering a small part of a photo still has more pixels than the 150x150 recognition
+ *   input, small enough that a 24-megapixel JPEG is decoded at a fraction of its size, and never
+ *   resampled once more only to land on the exact number); the detector runs on the 512 input
  *   made from it, and the landmark and recognition crops are taken from that image, never from
  *   the detector's downscaled input. Boxes and points are then scaled to the full oriented photo.
  *
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <vips/vips.h>
 
+#include "vision/image_load.h"
 #include "vision/models.h"
 #include "vision/nets.h"
 
@@ -462,10 +464,9 @@ int fn_vision_detect_file(fn_vision *v, const char *path, const fn_detect_opts *
     int rc = check_args(v, opts, out, err, errlen);
     if (rc) return rc;
     if (!path) return fail(err, errlen, FN_ERR_INVALID, "no path", NULL);
-    fn_load_opts lo = {FN_USEFUL_SIDE, 0};
     fn_image img;
     double t0 = ms_now();
-    rc = fn_image_load(path, &lo, &img, &out->info, err, errlen);
+    rc = fn_image_load_near(path, FN_USEFUL_SIDE, &img, &out->info, err, errlen);
     out->ms_decode = ms_now() - t0;
     if (rc) return rc;
     out->width = out->info.width;
