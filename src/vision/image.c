@@ -41,6 +41,7 @@
 
 #include "facenames/vision.h"
 #include "util/log.h"
+#include "vision/image_load.h"
 #include "vision/verr.h"
 
 #define DEFAULT_MAX_PIXELS 100000000ull
@@ -342,10 +343,11 @@ static int orient_rgb(const fn_image *in, int o, fn_image *out)
     return 0;
 }
 
-/* The common part of fn_image_load and fn_image_load_buffer. Does not take `src`. */
+/* The common part of fn_image_load, fn_image_load_buffer and fn_image_load_near. Does not take
+ * `src`. `near`: opts->max_side is a target with the tolerance of image_load.h, not a bound. */
 static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
-                       const fn_load_opts *opts, fn_image *img, fn_image_info *info, char *err,
-                       size_t errlen)
+                       const fn_load_opts *opts, int near, fn_image *img, fn_image_info *info,
+                       char *err, size_t errlen)
 {
     char vmsg[400];
     /* Only bytes that claim one of our formats reach libvips' sniffers and decoders: the other
@@ -391,12 +393,15 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
      * the largest factor: a 6000 px JPEG for a 2048 px target decodes at 3000 px, not 6000. */
     int side = opts && opts->max_side > 0 ? opts->max_side : 0;
     int longest = w > h ? w : h;
-    if (side && longest > side) {
+    /* Within the tolerance of fn_image_load_near: the shrink may undershoot the target down to
+     * lo, and what is at most hi is not resized at all. */
+    const int lo = near ? FN_NEAR_LO(side) : side, hi = near ? FN_NEAR_HI(side) : side;
+    if (side && longest > hi) {
         VipsImage *shrunk = NULL;
         int reopen = 0;
         if (!strcmp(format, "jpeg")) {
             int f = 8;
-            while (f > 1 && (longest + f - 1) / f < side)
+            while (f > 1 && (longest + f - 1) / f < lo)
                 f /= 2;
             if (f > 1) {
                 reopen = 1;
@@ -426,7 +431,7 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
                        format, vmsg[0] ? vmsg : "no detail");
     }
     int now_longest = im->Xsize > im->Ysize ? im->Xsize : im->Ysize;
-    if (side && now_longest > side) {
+    if (side && now_longest > hi) {
         VipsImage *t = NULL;
         int rc = vips_resize(im, &t, (double)side / now_longest, NULL);
         g_object_unref(im);
@@ -476,8 +481,8 @@ static void clear_out(fn_image *img, fn_image_info *info)
     }
 }
 
-int fn_image_load(const char *path, const fn_load_opts *opts, fn_image *img, fn_image_info *info,
-                  char *err, size_t errlen)
+static int load_path(const char *path, const fn_load_opts *opts, int near, fn_image *img,
+                     fn_image_info *info, char *err, size_t errlen)
 {
     clear_out(img, info);
     if (!path || !img)
@@ -541,10 +546,23 @@ int fn_image_load(const char *path, const fn_load_opts *opts, fn_image *img, fn_
         take_vips_error(vmsg, sizeof vmsg);
         return fn_verr(err, errlen, FN_ERR_IO, "%s: cannot read (libvips: %s)", path, vmsg);
     }
-    int rc = load_source(src, path, &bf, opts, img, info, err, errlen);
+    int rc = load_source(src, path, &bf, opts, near, img, info, err, errlen);
     g_object_unref(src);
     if (rc) clear_out(img, info);
     return rc;
+}
+
+int fn_image_load(const char *path, const fn_load_opts *opts, fn_image *img, fn_image_info *info,
+                  char *err, size_t errlen)
+{
+    return load_path(path, opts, 0, img, info, err, errlen);
+}
+
+int fn_image_load_near(const char *path, int side, fn_image *img, fn_image_info *info, char *err,
+                       size_t errlen)
+{
+    fn_load_opts o = {side, 0};
+    return load_path(path, &o, side > 0, img, info, err, errlen);
 }
 
 int fn_image_load_buffer(const void *data, size_t len, const char *name, const fn_load_opts *opts,
@@ -572,7 +590,7 @@ int fn_image_load_buffer(const void *data, size_t len, const char *name, const f
         take_vips_error(vmsg, sizeof vmsg);
         return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: cannot read (libvips: %s)", name, vmsg);
     }
-    int rc = load_source(src, name, &bf, opts, img, info, err, errlen);
+    int rc = load_source(src, name, &bf, opts, 0, img, info, err, errlen);
     g_object_unref(src);
     if (rc) clear_out(img, info);
     return rc;

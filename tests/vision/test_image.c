@@ -25,6 +25,7 @@
 
 #include "facenames/log.h"
 #include "facenames/vision.h"
+#include "vision/image_load.h"
 
 #include "test_util.h"
 
@@ -387,6 +388,59 @@ static void test_exif_date(void **s)
     assert_int_equal(info.taken_at, 1577934245); /* 2020-01-02T03:04:05Z */
     fn_image_free(&im);
     g_free(buf);
+}
+
+/* fn_image_load_near (the face pipeline's decode): a photo up to 1.5x the target is kept at its
+ * own size, not resampled to the exact target as fn_image_load does; a larger JPEG takes the
+ * decoder's largest shrink that stays at or above 3/4 of the target; a PNG (no decoder shrink)
+ * over 1.5x is resized to the target. */
+static void test_load_near(void **s)
+{
+    (void)s;
+    static const struct {
+        int w, h;
+        const char *suffix;
+        int side, want_w; /* want_w: the longer side fn_image_load_near must give */
+    } cases[] = {
+        {1300, 1000, ".jpg", 1000, 1300}, /* within 1.5x: kept (fn_image_load: 1000) */
+        {1500, 1000, ".jpg", 1000, 1500}, /* exactly 1.5x: kept */
+        {2016, 1512, ".jpg", 1000, 1008}, /* over: DCT shrink 2 gives 1008 >= 750 */
+        {3000, 2000, ".jpg", 1000, 750},  /* shrink 4 gives 750 = 3/4 of the target */
+        {3200, 2000, ".jpg", 1000, 800},  /* shrink 4 gives 800 */
+        {1600, 1000, ".png", 1000, 1000}, /* no decoder shrink, over 1.5x: resized */
+        {1400, 1000, ".png", 1000, 1400}, /* no decoder shrink, within 1.5x: kept */
+        {800, 600, ".jpg", 1000, 800},    /* smaller than the target: never enlarged */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *px = quadrants(cases[i].w, cases[i].h);
+        VipsImage *vi = vimage(px, cases[i].w, cases[i].h, 3);
+        free(px);
+        size_t len;
+        void *buf = encode(vi, cases[i].suffix, &len);
+        g_object_unref(vi);
+        assert_non_null(buf);
+        char name[64];
+        snprintf(name, sizeof name, "near%zu%s", i, cases[i].suffix);
+        write_bytes(tpath(name), buf, len);
+        g_free(buf);
+        fn_image im;
+        fn_image_info info;
+        assert_int_equal(
+            fn_image_load_near(tpath(name), cases[i].side, &im, &info, err, sizeof err), 0);
+        assert_int_equal(im.width, cases[i].want_w);
+        int want_h = (int)((double)cases[i].h * cases[i].want_w / cases[i].w + 0.5);
+        assert_in_range(im.height, want_h - 1, want_h + 1);
+        assert_int_equal(info.width, cases[i].w);
+        assert_int_equal(info.height, cases[i].h);
+        check_quadrants(&im, 40);
+        fn_image_free(&im);
+        /* fn_image_load keeps its bound. */
+        fn_load_opts o = {.max_side = cases[i].side};
+        assert_int_equal(load(tpath(name), &o, &im, &info), 0);
+        int longest = im.width > im.height ? im.width : im.height;
+        assert_true(longest <= cases[i].side);
+        fn_image_free(&im);
+    }
 }
 
 /* Captures the loader's debug log to see the JPEG decoder's own shrink. */
@@ -793,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_invalid_args),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_load_near),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
