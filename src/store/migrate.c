@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 #include "facenames/error.h"
+#include "store/store_impl.h"
+#include "store/store_pg.h"
 #include "store/store_sql.h"
 
 static int current_version(fn_store *s, const char *component, int *v)
@@ -39,6 +41,8 @@ static int too_new(fn_store *s, const char *component, int have, int newest)
 
 int fn_store_check_version(fn_store *s, const char *component, const fn_migration *m, size_t n)
 {
+    if (s->backend == FN_SQL_POSTGRES)
+        return fn_pgs_check_version(s, component, n ? m[n - 1].version : 0);
     long long tables = 0;
     fn_sql_stmt *st = NULL;
     int rc = fn_sql_prepare(s,
@@ -58,6 +62,7 @@ int fn_store_check_version(fn_store *s, const char *component, const fn_migratio
 
 int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, size_t n)
 {
+    if (s->backend == FN_SQL_POSTGRES) return fn_pgs_migrate(s, component, m, n);
     int rc = fn_sql_exec(s, "CREATE TABLE IF NOT EXISTS schema_versions("
                             "component TEXT PRIMARY KEY, version INTEGER NOT NULL)");
     if (rc != FN_OK) return fn_store_fail(s, rc, "creating schema_versions");

@@ -20,6 +20,8 @@
 #include "facenames/error.h"
 #include "store/sql.h"
 #include "store/store_impl.h"
+#include "store/store_pg.h"
+#include "util/libaddr.h"
 
 /* Fault injection (beanstalkd's falloc idea): read on every write transaction. */
 static atomic_int fault_code;
@@ -87,24 +89,29 @@ static int set_msg(fn_store *s, int code, const char *what, const char *detail)
 int fn_store_fail(fn_store *s, int rc, const char *what)
 {
     int code = rc < 0 ? rc : FN_ERR_DB;
-    return fn_store_msg(s, code, what, fn_lite_errmsg(s), 1);
+    return fn_store_msg(s, code, what,
+                        s->backend == FN_SQL_POSTGRES ? fn_pgs_errmsg(s) : fn_lite_errmsg(s), 1);
 }
 
 static int open_store(const char *path, int busy_timeout_ms, int readonly, fn_store **out,
                       char *err, size_t errlen)
 {
     *out = NULL;
+    /* A postgresql:// address is a library on a server; messages show it without its password. */
+    const int pg = fn_libaddr_is_url(path);
+    char shown[4096];
+    fn_libaddr_display(path, shown, sizeof shown);
     fn_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->path = strdup(path))) {
+    if (!s || !(s->path = strdup(shown))) {
         free(s);
-        if (err && errlen) snprintf(err, errlen, "%s: out of memory", path);
+        if (err && errlen) snprintf(err, errlen, "%s: out of memory", shown);
         return FN_ERR_NOMEM;
     }
-    s->backend = FN_SQL_SQLITE;
+    s->backend = pg ? FN_SQL_POSTGRES : FN_SQL_SQLITE;
     s->tx.store = s;
     s->readonly = readonly;
     s->busy_ms = busy_timeout_ms > 0 ? busy_timeout_ms : 0;
-    int code = fn_lite_open(s);
+    int code = pg ? fn_pgs_open(s, path) : fn_lite_open(s);
     if (code) {
         if (err && errlen) snprintf(err, errlen, "%s", s->msg);
         fn_store_close(s);
@@ -134,7 +141,10 @@ void fn_store_close(fn_store *s)
 {
     if (!s) return;
     if (s->tx.open) fn_store_rollback(&s->tx);
-    fn_lite_close(s);
+    if (s->backend == FN_SQL_POSTGRES)
+        fn_pgs_close(s);
+    else
+        fn_lite_close(s);
     free(s->path);
     free(s);
 }
@@ -159,13 +169,19 @@ void fn_store_set_write_lock(fn_store *s, pthread_mutex_t *mu)
     s->wlock = mu;
 }
 
+/* WAL checkpoints are SQLite's; a PostgreSQL server runs its own. */
 void fn_store_set_autocheckpoint(fn_store *s, int pages)
 {
+    if (s->backend == FN_SQL_POSTGRES) return;
     fn_lite_set_autocheckpoint(s, pages);
 }
 
 int fn_store_wal_checkpoint(fn_store *s, int *wal_pages)
 {
+    if (s->backend == FN_SQL_POSTGRES) {
+        if (wal_pages) *wal_pages = 0;
+        return FN_OK;
+    }
     return fn_lite_wal_checkpoint(s, wal_pages);
 }
 
@@ -202,7 +218,9 @@ int fn_store_begin(fn_store *s, fn_store_tx **tx)
                            "another thread of this process kept the library's write lock for "
                            "longer than the busy timeout");
     }
-    int code = exec(s, "BEGIN IMMEDIATE", "beginning a write transaction");
+    int code = s->backend == FN_SQL_POSTGRES
+                   ? fn_pgs_begin(s)
+                   : exec(s, "BEGIN IMMEDIATE", "beginning a write transaction");
     if (code) {
         if (s->wlock) pthread_mutex_unlock(s->wlock);
         return code;
@@ -225,7 +243,7 @@ int fn_store_commit(fn_store_tx *tx)
     if (rc != FN_OK) {
         int code = fn_store_fail(s, rc, "committing a transaction");
         /* A failed COMMIT may leave the transaction open (a busy database); never leave it so. */
-        if (fn_lite_in_transaction(s)) fn_sql_exec(s, "ROLLBACK");
+        if (s->backend == FN_SQL_POSTGRES || fn_lite_in_transaction(s)) fn_sql_exec(s, "ROLLBACK");
         s->tx.open = 0;
         if (s->wlock) pthread_mutex_unlock(s->wlock);
         return code;
@@ -239,7 +257,8 @@ void fn_store_rollback(fn_store_tx *tx)
 {
     if (!tx) return;
     fn_store *s = tx->store;
-    if (fn_lite_in_transaction(s)) fn_sql_exec(s, "ROLLBACK");
+    if (s->backend == FN_SQL_POSTGRES ? s->tx.open : fn_lite_in_transaction(s))
+        fn_sql_exec(s, "ROLLBACK");
     if (s->tx.open && s->wlock) pthread_mutex_unlock(s->wlock);
     s->tx.open = 0;
 }

@@ -244,7 +244,9 @@ static void test_same_schema_as_sqlite(void **state)
     assert_int_equal(fn_store_open(path, 2000, &s, err, sizeof err), FN_OK);
     assert_int_equal(fn_js_migrate(s), FN_OK);
     assert_int_equal(fn_library_migrate(s), FN_OK);
-    sqlite3 *db = fn_store_db(s);
+    /* the SQLite side is read through its file (the store no longer hands out its connection) */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     fn_pg_conn *c = fn_pg_fixture_connect(url);
     assert_int_equal(migrate_all(c), FN_OK);
 
@@ -395,6 +397,7 @@ static void test_same_schema_as_sqlite(void **state)
     free(ptr);
 
     fn_pg_close(c);
+    sqlite3_close(db);
     fn_store_close(s);
     nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     free(url);
