@@ -49,6 +49,8 @@ typedef struct fn_config {
                                   audit them as the job's); 0 (off) */
     char db_url[1024];         /* db.url: the library as a postgresql:// address, used when
                                   neither --library nor FACENAMES_LIBRARY names one; "" = none */
+    char detect_tiles[8];      /* ingest.detect_tiles: "off" or "on" (overlapping tiles find small
+                                  faces in large photos, at one detector pass per tile); "off" */
 } fn_config;
 
 /* Fills *cfg with the defaults. */

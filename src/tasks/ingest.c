@@ -37,6 +37,7 @@ void *fn_ingest_test_hook_arg;
  */
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
+static const char *const tile_modes[] = {"off", "on", NULL};
 
 static const fn_param params[] = {
     {"paths", FN_PARAM_STRINGS, NULL, NULL, 1, 0, NULL, "file or folder"},
@@ -47,6 +48,7 @@ static const fn_param params[] = {
      "extension"},
     {"min_face_size", FN_PARAM_INT, "ingest.min_face_size", NULL, 0, 100000, NULL, "pixels"},
     {"detector", FN_PARAM_STRING, "ingest.detector", NULL, 0, 0, detectors, NULL},
+    {"detect_tiles", FN_PARAM_STRING, "ingest.detect_tiles", NULL, 0, 0, tile_modes, NULL},
     {"batch", FN_PARAM_INT, "ingest.batch", NULL, 1, 4096, NULL, "photos per commit"},
     {"thumb_size", FN_PARAM_INT, NULL, "112", 0, 512, NULL, "pixels"},
 };
@@ -308,6 +310,8 @@ static int ingest_open(fn_batch *b)
     st->det.detector =
         strcmp(fn_batch_string(b, "detector"), "tiny") == 0 ? FN_DETECTOR_TINY : FN_DETECTOR_SSD;
     st->det.min_face_size = (int)fn_batch_int(b, "min_face_size");
+    st->det.tiles = strcmp(fn_batch_string(b, "detect_tiles"), "on") == 0 ? FN_DETECT_TILES_ON
+                                                                          : FN_DETECT_TILES_OFF;
     st->det.landmarks = 1;
     st->det.descriptors = 1;
     st->det.thumb_size = (int)fn_batch_int(b, "thumb_size");

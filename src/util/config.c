@@ -35,6 +35,7 @@ struct key {
 };
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
+static const char *const tile_modes[] = {"off", "on", NULL};
 
 #define OFF(field) offsetof(fn_config, field)
 #define SZ(field)  sizeof(((fn_config *)0)->field)
@@ -54,6 +55,8 @@ static const struct key keys[] = {
     {"log.path", KEY_STR, OFF(log_path), SZ(log_path), 0, 0, 0, 0, NULL, NULL},
     {"models.dir", KEY_STR, OFF(models_dir), SZ(models_dir), 0, 0, 0, 0, NULL, NULL},
     {"ingest.detector", KEY_ENUM, OFF(detector), SZ(detector), 0, 0, 0, 0, detectors, NULL},
+    {"ingest.detect_tiles", KEY_ENUM, OFF(detect_tiles), SZ(detect_tiles), 0, 0, 0, 0, tile_modes,
+     NULL},
     {"ingest.min_face_size", KEY_INT, OFF(ingest_min_face_size), 0, 1, 100000, 0, 0, NULL, NULL},
     {"ingest.batch", KEY_INT, OFF(ingest_batch), 0, 1, 4096, 0, 0, NULL, NULL},
     {"cluster.threshold", KEY_DOUBLE, OFF(cluster_threshold), 0, 0, 0, 0.0, 2.0, NULL, NULL},
@@ -91,6 +94,7 @@ void fn_config_defaults(fn_config *cfg)
     cfg->log_path[0] = '\0';
     cfg->models_dir[0] = '\0';
     snprintf(cfg->detector, sizeof cfg->detector, "ssd");
+    snprintf(cfg->detect_tiles, sizeof cfg->detect_tiles, "off");
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
     cfg->cluster_threshold = 0.5;

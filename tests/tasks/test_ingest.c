@@ -18,6 +18,7 @@
 #include <sys/time.h>
 
 #include "facenames/vision.h"
+#include <vips/vips.h>
 #include "helpers.h"
 #include "tasks/ingest.h"
 
@@ -643,6 +644,67 @@ static void test_settings_travel_with_the_job(void **state)
     free(dir);
 }
 
+/* ingest.detect_tiles travels with the job like the other settings, a bad value is refused at
+ * enqueue, and "on" reaches the detector: a group photo shrunk into a large canvas (its faces
+ * about 50 px of 6000) has no face the whole-photo pass can see, while the tiles find them. */
+static void test_detect_tiles(void **state)
+{
+    (void)state;
+    char *lib = h_tmpdir("tiles"), *dir = h_tmpdir("tiles-photos");
+    char src[1024], file[1100];
+    snprintf(src, sizeof src, "%s/sample1.jpg", samples_dir());
+    snprintf(file, sizeof file, "%s/group.jpg", dir);
+    VipsImage *photo = vips_image_new_from_file(src, NULL), *small = NULL, *black = NULL,
+              *grey = NULL, *out = NULL;
+    assert_non_null(photo);
+    assert_int_equal(vips_resize(photo, &small, 0.5, NULL), 0);
+    assert_int_equal(vips_black(&black, 6000, 4000, "bands", 3, NULL), 0);
+    assert_int_equal(vips_linear1(black, &grey, 1.0, 128.0, "uchar", TRUE, NULL), 0);
+    assert_int_equal(vips_insert(grey, small, &out, 2200, 1500, NULL), 0);
+    assert_int_equal(vips_jpegsave(out, file, "Q", 90, NULL), 0);
+    g_object_unref(out);
+    g_object_unref(grey);
+    g_object_unref(black);
+    g_object_unref(small);
+    g_object_unref(photo);
+
+    fn_config cfg;
+    fn_config_defaults(&cfg);
+    snprintf(cfg.log_path, sizeof cfg.log_path, "-");
+    assert_string_equal(cfg.detect_tiles, "off");
+    fn_engine *e = NULL;
+    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_tasks_register_all(e), 0);
+    assert_int_equal(fn_enqueue(e, "ingest", "{\"paths\": [\"/x\"], \"detect_tiles\": \"auto\"}",
+                                FN_PRIO_NORMAL, NULL),
+                     FN_ERR_INVALID);
+    assert_non_null(strstr(fn_engine_errmsg(e), "detect_tiles"));
+    char payload[700];
+    snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"]}", dir);
+    fn_job_id id;
+    fn_job_info *j = h_run(e, payload, &id);
+    assert_non_null(strstr(j->payload, "\"detect_tiles\":\"off\""));
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(h_counter(j, "faces_found"), 0);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    h_rmrf(lib);
+
+    snprintf(cfg.detect_tiles, sizeof cfg.detect_tiles, "on"); /* --set ingest.detect_tiles=on */
+    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_tasks_register_all(e), 0);
+    j = h_run(e, payload, &id);
+    assert_non_null(strstr(j->payload, "\"detect_tiles\":\"on\""));
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_true(h_counter(j, "faces_found") >= 2);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    h_rmrf(lib);
+    h_rmrf(dir);
+    free(lib);
+    free(dir);
+}
+
 /* ---- cancel, then resume --------------------------------------------------------------------- */
 
 typedef struct cancel_at {
@@ -858,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_repair),
         cmocka_unit_test(test_retry_folder_walks_it),
         cmocka_unit_test(test_settings_travel_with_the_job),
+        cmocka_unit_test(test_detect_tiles),
         cmocka_unit_test(test_cancel_then_resume),
         cmocka_unit_test(test_two_workers_same_faces),
         cmocka_unit_test(test_yield_to_interactive),
