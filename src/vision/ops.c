@@ -22,6 +22,7 @@
 #endif
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int fn_out_size(int in, int k, int stride, fn_pad pad)
@@ -93,6 +94,35 @@ GENERIC_CLONES static void bias_act_rows(float *restrict y, size_t rows, int c,
     default:
         break;
     }
+}
+
+/* ---- Packed weights (fn_wpack) ----
+ *
+ * A layer's [K][N] weights are copied once, at model load, into column panels of 48, 32 or 16
+ * floats (the widths the tiles below hold in registers), each panel K rows of its width rounded up
+ * to whole vectors (zero-filled), 64-byte aligned. The kernel then reads B as one sequential
+ * stream with aligned, unmasked loads, where the in-place path reads rows a whole weight row
+ * apart (the B loads were its hottest instructions: cache and TLB misses on every k). Panel
+ * widths: 48 (8x3 tile, 24 accumulators) as long as more than 64 columns remain, then 64 as two
+ * 32s (12x2 tile, 24 accumulators) instead of a 48 and a lone 16 (a 16-wide panel does one FMA
+ * per broadcast, half the rate), and the rest as it comes (a partial last vector is masked only
+ * at the store). */
+static int panel_width(int rem)
+{
+    if (rem == 64) return 32;
+    return rem > 48 ? 48 : rem;
+}
+
+/* Floats of the packed copy of a [k][n] matrix. */
+static size_t packed_floats(int k, int n)
+{
+    size_t f = 0;
+    for (int n0 = 0; n0 < n;) {
+        int w = panel_width(n - n0);
+        f += (size_t)k * (size_t)((w + 15) / 16 * 16);
+        n0 += w;
+    }
+    return f;
 }
 
 /* ---- AVX-512 kernels ------------------------------------------------------------------------
@@ -267,6 +297,81 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
     }
 }
 
+/* One panel tile: MR rows of A times the packed panel (NV vectors wide, K rows), bias and
+ * activation fused into the only store; the last vector's store is masked by m_last. */
+#define PTILE(MR, NV, NAME)                                                                        \
+    AVX512 static void NAME(int K, const float *A, int lda, const float *Bp, const float *bias,    \
+                            fn_act act, float *C, int ldc, __mmask16 m_last)                       \
+    {                                                                                              \
+        __m512 acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                      \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps(); \
+        for (int k = 0; k < K; k++) {                                                              \
+            __m512 b[NV];                                                                          \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) b[v] =                           \
+                _mm512_load_ps(Bp + (size_t)k * (NV * 16) + v * 16);                               \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                 \
+                _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] =                  \
+                    _mm512_fmadd_ps(a, b[v], acc[r][v]);                                           \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                                      \
+        {                                                                                          \
+            const __mmask16 m = v == NV - 1 ? m_last : (__mmask16)0xffff;                          \
+            __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + v * 16) : _mm512_setzero_ps();      \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                __m512 x = act_v(_mm512_add_ps(acc[r][v], bv), act);                               \
+                if (m == (__mmask16)0xffff)                                                        \
+                    _mm512_storeu_ps(C + (size_t)r * ldc + v * 16, x);                             \
+                else                                                                               \
+                    _mm512_mask_storeu_ps(C + (size_t)r * ldc + v * 16, m, x);                     \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+PTILE(8, 3, ptile_8x3)
+PTILE(4, 3, ptile_4x3)
+PTILE(1, 3, ptile_1x3)
+PTILE(12, 2, ptile_12x2)
+PTILE(4, 2, ptile_4x2)
+PTILE(1, 2, ptile_1x2)
+PTILE(16, 1, ptile_16x1)
+PTILE(4, 1, ptile_4x1)
+PTILE(1, 1, ptile_1x1)
+
+typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
+                         int, __mmask16);
+
+/* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: panel by panel, every row of A
+ * against the panel (which stays in L2 while the rows pass), rows in tiles of the panel's height
+ * (8 rows for 3 vectors, 12 for 2, 16 for 1), then 4-row and 1-row tiles for the rest. */
+AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
+                                      const float *bias, fn_act act, float *C, int ldc)
+{
+    static const ptile_fn big[4] = {NULL, ptile_16x1, ptile_12x2, ptile_8x3};
+    static const ptile_fn four[4] = {NULL, ptile_4x1, ptile_4x2, ptile_4x3};
+    static const ptile_fn one[4] = {NULL, ptile_1x1, ptile_1x2, ptile_1x3};
+    static const int big_rows[4] = {0, 16, 12, 8};
+    for (int n0 = 0; n0 < N;) {
+        const int w = panel_width(N - n0), nv = (w + 15) / 16;
+        const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
+        const float *bb = bias ? bias + n0 : NULL;
+        const int mr = big_rows[nv];
+        int m = 0;
+        for (; m + mr <= M; m += mr)
+            big[nv](K, A + (size_t)m * lda, lda, Bp, bb, act, C + (size_t)m * ldc + n0, ldc, ml);
+        for (; m + 4 <= M; m += 4)
+            four[nv](K, A + (size_t)m * lda, lda, Bp, bb, act, C + (size_t)m * ldc + n0, ldc, ml);
+        for (; m < M; m++)
+            one[nv](K, A + (size_t)m * lda, lda, Bp, bb, act, C + (size_t)m * ldc + n0, ldc, ml);
+        Bp += (size_t)K * nv * 16;
+        n0 += w;
+    }
+}
+
 /* One output vector of the depthwise 3x3 at a border (taps outside the input skipped). */
 AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, const __m512 *wk,
                                        __m512 bv, __mmask16 m, int y0, int x0)
@@ -391,6 +496,12 @@ static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w,
     (void)in, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt, (void)pl;
     (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
 }
+static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
+                               const float *bias, fn_act act, float *C, int ldc)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
+    (void)ldc;
+}
 #endif
 
 static _Thread_local double ops_flops;
@@ -446,21 +557,58 @@ size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int
     return (size_t)strip_rows(oh, ow, k) * ow * k;
 }
 
-/* The GEMM with fused bias and activation, by the fastest kernel this CPU has. */
-static void gemm_bias_act(int m, int n, int k, const float *a, const float *w, const float *bias,
-                          fn_act act, float *c)
+int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
 {
+    wp->w = w;
+    wp->p = NULL;
+    wp->k = k;
+    wp->n = n;
+    if (!fn_cpu_has_avx512() || k <= 0 || n <= 0) return 0;
+    size_t bytes = (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p) return -1;
+    float *d = p;
+    for (int n0 = 0; n0 < n;) {
+        const int pw = panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
+        for (int r = 0; r < k; r++, d += wpad) {
+            memcpy(d, w + (size_t)r * n + n0, sizeof(float) * (size_t)pw);
+            memset(d + pw, 0, sizeof(float) * (size_t)(wpad - pw));
+        }
+        n0 += pw;
+    }
+    wp->p = p;
+    return 0;
+}
+
+void fn_wpack_free(fn_wpack *wp)
+{
+    if (!wp) return;
+    free(wp->p);
+    wp->p = NULL;
+}
+
+/* The GEMM with fused bias and activation, by the fastest kernel this CPU has: the packed panels
+ * when the weights have them, else B read in place (AVX-512) or OpenBLAS. */
+static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
+                          float *c)
+{
+    const int n = wp->n, k = wp->k;
     if (use_avx512()) {
-        gemm_avx512(m, n, k, a, k, w, n, bias, act, c, n);
+        if (wp->p)
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);
+        else
+            gemm_avx512(m, n, k, a, k, wp->w, n, bias, act, c, n);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, w, n, 0.0f, c, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, wp->w, n, 0.0f, c,
+                n);
     bias_act_rows(c, (size_t)m, n, bias, act);
 }
 
-void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
-               int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,
+                 fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
 {
+    const int cout = wp->n;
     const int ih = in->h, iw = in->w, cin = in->c;
     const int oh = fn_out_size(ih, kh, stride, pad), ow = fn_out_size(iw, kw, stride, pad);
     out->h = oh;
@@ -469,7 +617,7 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
     const int k = kh * kw * cin;
     ops_flops += 2.0 * oh * ow * k * cout;
     if (kh == 1 && kw == 1 && stride == 1) {
-        gemm_bias_act(oh * ow, cout, k, in->d, w_hwio, bias, act, out->d);
+        gemm_bias_act(oh * ow, wp, in->d, bias, act, out->d);
         return;
     }
     const int pt = pad_before(ih, kh, stride, pad), pl = pad_before(iw, kw, stride, pad);
@@ -499,12 +647,17 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
                 }
             }
         }
-        gemm_bias_act((y1 - y0) * ow, cout, k, col, w_hwio, bias, act,
-                      out->d + (size_t)y0 * ow * cout);
+        gemm_bias_act((y1 - y0) * ow, wp, col, bias, act, out->d + (size_t)y0 * ow * cout);
     }
 }
 
-/* Output rows [oy_begin, oy_end) of a k x k depthwise conv into out (which holds those rows). */
+void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
+               int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    const fn_wpack wp = {w_hwio, NULL, kh * kw * in->c, cout};
+    fn_conv2d_w(in, &wp, bias, kh, kw, stride, pad, act, out, scratch);
+}
+
 /* The portable depthwise loop for output rows [oy_begin, oy_end). */
 GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, const float *w, const float *bias,
                                            int k, int stride, int pt, int pl, fn_act act,
@@ -578,11 +731,10 @@ size_t fn_sepconv_scratch_floats(int in_h, int in_w, int cin, int stride)
     return (size_t)sep_strip_rows(oh, ow, cin) * ow * cin;
 }
 
-void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
-                const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
-                float *scratch)
+void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                  const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch)
 {
-    const int ih = in->h, iw = in->w, c = in->c;
+    const int ih = in->h, iw = in->w, c = in->c, cout = pw->n;
     const int oh = fn_out_size(ih, 3, stride, FN_PAD_SAME),
               ow = fn_out_size(iw, 3, stride, FN_PAD_SAME);
     const int pt = pad_before(ih, 3, stride, FN_PAD_SAME),
@@ -595,9 +747,16 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
     for (int y0 = 0; y0 < oh; y0 += rows) {
         const int y1 = y0 + rows < oh ? y0 + rows : oh;
         dw_rows(in, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
-        gemm_bias_act((y1 - y0) * ow, cout, c, scratch, pw_w, pw_b, pw_act,
-                      out->d + (size_t)y0 * ow * cout);
+        gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, out->d + (size_t)y0 * ow * cout);
     }
+}
+
+void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
+                float *scratch)
+{
+    const fn_wpack wp = {pw_w, NULL, in->c, cout};
+    fn_sepconv_w(in, dw_w, dw_b, stride, dw_act, &wp, pw_b, pw_act, out, scratch);
 }
 
 GENERIC_CLONES static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max,

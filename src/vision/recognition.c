@@ -38,6 +38,7 @@ typedef struct rc_conv {
     const float *f; /* folded filters [k][k][cin][cout] */
     const float *b; /* folded bias [cout] */
     int k, cin, cout;
+    fn_wpack wp; /* f packed for the GEMM once, at bind (owned) */
 } rc_conv;
 
 typedef struct rc_res {
@@ -98,6 +99,10 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
     c->k = k;
     c->cin = cin;
     c->cout = cout;
+    if (fn_wpack_init(&c->wp, ff, k * k * cin, cout)) {
+        snprintf(err, errlen, "out of memory binding %s", prefix);
+        return -2;
+    }
     return 0;
 }
 
@@ -126,35 +131,45 @@ int fn_recog_bind(const fn_weights *w, fn_recog_net **out, char *err, size_t err
     }
     n->mem = mem;
     char prefix[64];
-    if (rc_bind_conv(w, "conv32_down", 7, 3, 32, &mem, &n->first, err, errlen) < 0) goto fail;
+    int rc = -1; /* -2: out of memory */
+    if ((rc = rc_bind_conv(w, "conv32_down", 7, 3, 32, &mem, &n->first, err, errlen)) < 0)
+        goto fail;
     for (int i = 0; i < RC_NRES; i++) {
         rc_res *r = &n->res[i];
         r->down = rc_layers[i].down;
         snprintf(prefix, sizeof prefix, "%s/conv1", rc_layers[i].name);
-        if (rc_bind_conv(w, prefix, 3, rc_layers[i].cin, rc_layers[i].cout, &mem, &r->c1, err,
-                         errlen) < 0)
+        if ((rc = rc_bind_conv(w, prefix, 3, rc_layers[i].cin, rc_layers[i].cout, &mem, &r->c1, err,
+                               errlen)) < 0)
             goto fail;
         snprintf(prefix, sizeof prefix, "%s/conv2", rc_layers[i].name);
-        if (rc_bind_conv(w, prefix, 3, rc_layers[i].cout, rc_layers[i].cout, &mem, &r->c2, err,
-                         errlen) < 0)
+        if ((rc = rc_bind_conv(w, prefix, 3, rc_layers[i].cout, rc_layers[i].cout, &mem, &r->c2,
+                               err, errlen)) < 0)
             goto fail;
     }
     {
         const int fs[2] = {256, 128};
         const fn_tensor *fc = rc_get(w, "fc", 2, fs, err, errlen);
-        if (!fc) goto fail;
+        if (!fc) {
+            rc = -1;
+            goto fail;
+        }
         n->fc = fc->d;
     }
     *out = n;
     return 0;
 fail:
     fn_recog_free(n);
-    return FN_ERR_MODEL;
+    return rc == -2 ? FN_ERR_NOMEM : FN_ERR_MODEL;
 }
 
 void fn_recog_free(fn_recog_net *n)
 {
     if (!n) return;
+    fn_wpack_free(&n->first.wp);
+    for (int i = 0; i < RC_NRES; i++) {
+        fn_wpack_free(&n->res[i].c1.wp);
+        fn_wpack_free(&n->res[i].c2.wp);
+    }
     free(n->mem);
     free(n);
 }
@@ -236,7 +251,7 @@ static void rc_add_relu(const float *a, const float *b, float *out, size_t n)
 static void rc_conv_run(const rc_conv *c, const fn_t3 *in, int stride, fn_pad pad, fn_act act,
                         fn_t3 *out, float *col)
 {
-    fn_conv2d(in, c->f, c->b, c->k, c->k, c->cout, stride, pad, act, out, col);
+    fn_conv2d_w(in, &c->wp, c->b, c->k, c->k, stride, pad, act, out, col);
 }
 
 void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, float out[128])
