@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int fn_out_size(int in, int k, int stride, fn_pad pad)
 {
@@ -345,9 +346,14 @@ PTILE(1, 1, ptile_1x1)
 typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
                          int, __mmask16);
 
-/* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: panel by panel, every row of A
- * against the panel (which stays in L2 while the rows pass), rows in tiles of the panel's height
- * (8 rows for 3 vectors, 12 for 2, 16 for 1), then 4-row and 1-row tiles for the rest. */
+/* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: rows in blocks whose slice of A
+ * (GEMM_A_BLOCK bytes at most) stays in L2 while every panel of B passes over it; within a block,
+ * panel by panel, rows in tiles of the panel's height (8 rows for 3 vectors, 12 for 2, 16 for 1),
+ * then 4-row and 1-row tiles for the rest. Without the row blocks, a 1024x512 A (2 MB) was
+ * re-read from L3 for each of the 11 panels of a 512-wide layer: 0.75 of the peak instead of the
+ * 0.9 the same tile reaches when A fits. */
+#define GEMM_A_BLOCK (512 * 1024)
+
 AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
                                       const float *bias, fn_act act, float *C, int ldc)
 {
@@ -355,20 +361,30 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
     static const ptile_fn four[4] = {NULL, ptile_4x1, ptile_4x2, ptile_4x3};
     static const ptile_fn one[4] = {NULL, ptile_1x1, ptile_1x2, ptile_1x3};
     static const int big_rows[4] = {0, 16, 12, 8};
-    for (int n0 = 0; n0 < N;) {
-        const int w = panel_width(N - n0), nv = (w + 15) / 16;
-        const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
-        const float *bb = bias ? bias + n0 : NULL;
-        const int mr = big_rows[nv];
-        int m = 0;
-        for (; m + mr <= M; m += mr)
-            big[nv](K, A + (size_t)m * lda, lda, Bp, bb, act, C + (size_t)m * ldc + n0, ldc, ml);
-        for (; m + 4 <= M; m += 4)
-            four[nv](K, A + (size_t)m * lda, lda, Bp, bb, act, C + (size_t)m * ldc + n0, ldc, ml);
-        for (; m < M; m++)
-            one[nv](K, A + (size_t)m * lda, lda, Bp, bb, act, C + (size_t)m * ldc + n0, ldc, ml);
-        Bp += (size_t)K * nv * 16;
-        n0 += w;
+    /* A multiple of 48 rows, so every tile height divides it. */
+    int mc = (int)(GEMM_A_BLOCK / sizeof(float) / (size_t)(K > 0 ? K : 1)) / 48 * 48;
+    if (mc < 48) mc = 48;
+    for (int m0 = 0; m0 < M; m0 += mc) {
+        const int m1 = m0 + mc < M ? m0 + mc : M;
+        const float *bp = Bp;
+        for (int n0 = 0; n0 < N;) {
+            const int w = panel_width(N - n0), nv = (w + 15) / 16;
+            const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
+            const float *bb = bias ? bias + n0 : NULL;
+            const int mr = big_rows[nv];
+            int m = m0;
+            for (; m + mr <= m1; m += mr)
+                big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                        ml);
+            for (; m + 4 <= m1; m += 4)
+                four[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                         ml);
+            for (; m < m1; m++)
+                one[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                        ml);
+            bp += (size_t)K * nv * 16;
+            n0 += w;
+        }
     }
 }
 
@@ -405,69 +421,83 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, c
 #define LD_FULL(ptr) _mm512_loadu_ps(ptr)
 #define LD_MASK(ptr) _mm512_maskz_loadu_ps(m, ptr)
 
-/* Interior pixels run four at a time (four independent FMA chains hide the FMA latency) with the
- * weights in registers; border pixels take dw3x3_edge. */
+/* One output row of one 16-channel block: border pixels by dw3x3_edge, the interior four at a time
+ * (four independent FMA chains hide the FMA latency) with the nine weights in registers. */
+AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const float *w,
+                                   const float *bias, int stride, int pl, fn_act act, float *orow,
+                                   int y0, int ow, int lo, int hi, int c0)
+{
+    const size_t rs = (size_t)iw * c;     /* floats per input row */
+    const size_t xs = (size_t)stride * c; /* floats between neighbouring outputs' inputs */
+    const __mmask16 m = tail_mask(c - c0);
+    __m512 wk[9];
+    for (int k = 0; k < 9; k++)
+        wk[k] = _mm512_maskz_loadu_ps(m, w + (size_t)k * c + c0);
+    const __m512 w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6],
+                 w7 = wk[7], w8 = wk[8];
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
+    const float *inc = in + c0;
+    orow += c0;
+    int ox = 0;
+    for (; ox < lo; ox++)
+        _mm512_mask_storeu_ps(
+            orow + (size_t)ox * c, m,
+            act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+    const float *base = lo < hi ? inc + (size_t)y0 * rs : inc;
+    if (m == (__mmask16)0xffff) {
+        for (; ox + 4 <= hi; ox += 4) {
+            const float *p = base + (size_t)(ox * stride - pl) * c;
+            __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+            DW_TAPS(LD_FULL, a0, p);
+            DW_TAPS(LD_FULL, a1, p + xs);
+            DW_TAPS(LD_FULL, a2, p + 2 * xs);
+            DW_TAPS(LD_FULL, a3, p + 3 * xs);
+            float *o = orow + (size_t)ox * c;
+            _mm512_storeu_ps(o, act_v(a0, act));
+            _mm512_storeu_ps(o + c, act_v(a1, act));
+            _mm512_storeu_ps(o + 2 * c, act_v(a2, act));
+            _mm512_storeu_ps(o + 3 * c, act_v(a3, act));
+        }
+        for (; ox < hi; ox++) {
+            __m512 a0 = bv;
+            DW_TAPS(LD_FULL, a0, base + (size_t)(ox * stride - pl) * c);
+            _mm512_storeu_ps(orow + (size_t)ox * c, act_v(a0, act));
+        }
+    } else {
+        for (; ox < hi; ox++) {
+            __m512 a0 = bv;
+            DW_TAPS(LD_MASK, a0, base + (size_t)(ox * stride - pl) * c);
+            _mm512_mask_storeu_ps(orow + (size_t)ox * c, m, act_v(a0, act));
+        }
+    }
+    for (; ox < ow; ox++)
+        _mm512_mask_storeu_ps(
+            orow + (size_t)ox * c, m,
+            act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+}
+
+/* Output rows are the outer loop and channel blocks the inner one, so the three input rows an
+ * output row reads stay in L1/L2 while every channel block passes over them. The other order (all
+ * rows of one channel block, then the next) read a single 64-byte line out of every pixel's
+ * channels per pass and ran at 6-20 GFLOP/s on the 512- and 1024-channel layers
+ * (bench_vision --layers), about half the speed of this one; reloading the nine weight vectors
+ * per row costs nothing visible. (Pixel-major, every channel block of four pixels before the
+ * next four, measured no better than this.) */
 AVX512 static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w,
                                 const float *bias, int stride, int pt, int pl, fn_act act,
                                 float *out, int oy_begin, int oy_end, int ow)
 {
-    const size_t rs = (size_t)iw * c;     /* floats per input row */
-    const size_t xs = (size_t)stride * c; /* floats between neighbouring outputs' inputs */
     /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). */
     int ox_lo = (pl + stride - 1) / stride, ox_hi = (iw - 3 + pl) / stride + 1;
     if (ox_hi > ow) ox_hi = ow;
     if (ox_lo > ox_hi) ox_lo = ox_hi;
-    for (int c0 = 0; c0 < c; c0 += 16) {
-        const __mmask16 m = tail_mask(c - c0);
-        __m512 wk[9];
-        for (int k = 0; k < 9; k++)
-            wk[k] = _mm512_maskz_loadu_ps(m, w + (size_t)k * c + c0);
-        const __m512 w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5],
-                     w6 = wk[6], w7 = wk[7], w8 = wk[8];
-        const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
-        const float *inc = in + c0;
-        for (int oy = oy_begin; oy < oy_end; oy++) {
-            const int y0 = oy * stride - pt;
-            float *orow = out + (size_t)(oy - oy_begin) * ow * c + c0;
-            const int full = y0 >= 0 && y0 + 3 <= ih;
-            const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
-            int ox = 0;
-            for (; ox < lo; ox++)
-                _mm512_mask_storeu_ps(
-                    orow + (size_t)ox * c, m,
-                    act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
-            const float *base = full ? inc + (size_t)y0 * rs : inc;
-            if (m == (__mmask16)0xffff) {
-                for (; ox + 4 <= hi; ox += 4) {
-                    const float *p = base + (size_t)(ox * stride - pl) * c;
-                    __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
-                    DW_TAPS(LD_FULL, a0, p);
-                    DW_TAPS(LD_FULL, a1, p + xs);
-                    DW_TAPS(LD_FULL, a2, p + 2 * xs);
-                    DW_TAPS(LD_FULL, a3, p + 3 * xs);
-                    float *o = orow + (size_t)ox * c;
-                    _mm512_storeu_ps(o, act_v(a0, act));
-                    _mm512_storeu_ps(o + c, act_v(a1, act));
-                    _mm512_storeu_ps(o + 2 * c, act_v(a2, act));
-                    _mm512_storeu_ps(o + 3 * c, act_v(a3, act));
-                }
-                for (; ox < hi; ox++) {
-                    __m512 a0 = bv;
-                    DW_TAPS(LD_FULL, a0, base + (size_t)(ox * stride - pl) * c);
-                    _mm512_storeu_ps(orow + (size_t)ox * c, act_v(a0, act));
-                }
-            } else {
-                for (; ox < hi; ox++) {
-                    __m512 a0 = bv;
-                    DW_TAPS(LD_MASK, a0, base + (size_t)(ox * stride - pl) * c);
-                    _mm512_mask_storeu_ps(orow + (size_t)ox * c, m, act_v(a0, act));
-                }
-            }
-            for (; ox < ow; ox++)
-                _mm512_mask_storeu_ps(
-                    orow + (size_t)ox * c, m,
-                    act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
-        }
+    for (int oy = oy_begin; oy < oy_end; oy++) {
+        const int y0 = oy * stride - pt;
+        float *orow = out + (size_t)(oy - oy_begin) * ow * c;
+        const int full = y0 >= 0 && y0 + 3 <= ih;
+        const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
+        for (int c0 = 0; c0 < c; c0 += 16)
+            dw3x3_row_block(in, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, c0);
     }
 }
 
@@ -516,6 +546,29 @@ void fn_ops_flops_add(double flops)
     ops_flops += flops;
 }
 
+/* The per-layer trace (fn_ops_set_trace): off unless a benchmark sets it, and then one thread-CPU
+ * clock read before and after each layer (each strip's two halves for the separable conv). */
+static _Thread_local fn_ops_trace_fn ops_trace;
+
+void fn_ops_set_trace(fn_ops_trace_fn fn)
+{
+    ops_trace = fn;
+}
+
+static double trace_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void trace_layer(const char *op, int m, int n, int k, double flops, double floats,
+                        double seconds)
+{
+    const fn_ops_layer l = {op, m, n, k, flops, floats * sizeof(float), seconds};
+    ops_trace(&l);
+}
+
 /* Which kernels run: -1 not decided yet, 0 generic C, 1 AVX-512. Read and written atomically so
  * concurrent first calls are well defined (they all store the same value). */
 static int isa_level = -1;
@@ -536,10 +589,13 @@ static int use_avx512(void)
     return v;
 }
 
-/* im2col runs over strips of output rows so its scratch stays near L2 size instead of growing
- * with the image (conv0 of a 512x512 input would need 7 MB): this many floats per strip, at
- * least one output row. */
-#define COL_STRIP_FLOATS ((size_t)512 * 1024)
+/* im2col runs over strips of output rows so its scratch stays in L2 instead of growing with the
+ * image (conv0 of a 512x512 input would need 7 MB): this many floats per strip (256 KB, well
+ * inside a 1-2 MB L2 next to the weights and the output), at least one output row. The strip is
+ * written and at once read back by the GEMM; at 2 MB (the earlier size) it spilled out of L2
+ * between the two, and the descriptor's first conv (7x7, 72 rows of 10584 floats, one strip)
+ * ran at 0.2 of the peak. */
+#define COL_STRIP_FLOATS ((size_t)64 * 1024)
 
 static int strip_rows(int oh, int ow, int k)
 {
@@ -605,6 +661,9 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
     bias_act_rows(c, (size_t)m, n, bias, act);
 }
 
+static void conv_im2col(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw,
+                        int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+
 void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,
                  fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
 {
@@ -615,11 +674,26 @@ void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh,
     out->w = ow;
     out->c = cout;
     const int k = kh * kw * cin;
-    ops_flops += 2.0 * oh * ow * k * cout;
+    const double flops = 2.0 * oh * ow * k * cout;
+    ops_flops += flops;
+    const double t0 = ops_trace ? trace_now() : 0;
     if (kh == 1 && kw == 1 && stride == 1) {
         gemm_bias_act(oh * ow, wp, in->d, bias, act, out->d);
-        return;
+    } else {
+        conv_im2col(in, wp, bias, kh, kw, stride, pad, act, out, scratch);
     }
+    if (ops_trace)
+        trace_layer(kh == 1 && kw == 1 ? "pointwise" : "conv", oh * ow, cout, k, flops,
+                    (double)ih * iw * cin + (double)k * cout + (double)oh * ow * cout,
+                    trace_now() - t0);
+}
+
+/* fn_conv2d_w's im2col path: the im2col matrix strip by strip, each strip's GEMM at once. */
+static void conv_im2col(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw,
+                        int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    const int ih = in->h, iw = in->w, cin = in->c, cout = wp->n;
+    const int oh = out->h, ow = out->w, k = kh * kw * cin;
     const int pt = pad_before(ih, kh, stride, pad), pl = pad_before(iw, kw, stride, pad);
     const int rows = strip_rows(oh, ow, k);
     for (int y0 = 0; y0 < oh; y0 += rows) {
@@ -628,8 +702,16 @@ void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh,
         for (int oy = y0; oy < y1; oy++) {
             for (int ox = 0; ox < ow; ox++) {
                 float *row = col + ((size_t)(oy - y0) * ow + ox) * (size_t)k;
+                const int x0 = ox * stride - pl;
                 for (int ky = 0; ky < kh; ky++) {
                     int y = oy * stride - pt + ky;
+                    if (y >= 0 && y < ih && x0 >= 0 && x0 + kw <= iw) {
+                        /* The kw taps of an input row are kw * cin adjacent floats: one copy
+                         * (for the RGB first layers, 3 floats a call was most of the layer). */
+                        memcpy(row + (size_t)ky * kw * cin, in->d + ((size_t)y * iw + x0) * cin,
+                               sizeof(float) * (size_t)kw * cin);
+                        continue;
+                    }
                     for (int kx = 0; kx < kw; kx++) {
                         int x = ox * stride - pl + kx;
                         float *dst = row + ((size_t)ky * kw + kx) * cin;
@@ -705,9 +787,15 @@ void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int 
     out->h = oh;
     out->w = ow;
     out->c = in->c;
-    ops_flops += 2.0 * oh * ow * k * k * in->c;
+    const double flops = 2.0 * oh * ow * k * k * in->c;
+    ops_flops += flops;
+    const double t0 = ops_trace ? trace_now() : 0;
     dw_rows(in, w, bias, k, stride, pad_before(in->h, k, stride, pad),
             pad_before(in->w, k, stride, pad), act, out->d, 0, oh, ow);
+    if (ops_trace)
+        trace_layer("depthwise", oh * ow, in->c, k * k, flops,
+                    (double)in->h * in->w * in->c + (double)k * k * in->c + (double)oh * ow * in->c,
+                    trace_now() - t0);
 }
 
 /* The separable conv runs in strips of output rows: the depthwise result of a strip (at most
@@ -744,10 +832,22 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
     out->w = ow;
     out->c = cout;
     ops_flops += 2.0 * oh * ow * c * (9 + cout);
+    double t_dw = 0, t_pw = 0;
     for (int y0 = 0; y0 < oh; y0 += rows) {
         const int y1 = y0 + rows < oh ? y0 + rows : oh;
+        const double t0 = ops_trace ? trace_now() : 0;
         dw_rows(in, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
+        const double t1 = ops_trace ? trace_now() : 0;
         gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, out->d + (size_t)y0 * ow * cout);
+        if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
+    }
+    if (ops_trace) {
+        /* The depthwise half's traffic is its input and weights (its output stays in cache);
+         * the pointwise half's is its weights and output. */
+        trace_layer("sep.depthwise", oh * ow, c, 9, 2.0 * oh * ow * c * 9,
+                    (double)ih * iw * c + 9.0 * c, t_dw);
+        trace_layer("sep.pointwise", oh * ow, cout, c, 2.0 * oh * ow * c * cout,
+                    (double)c * cout + (double)oh * ow * cout, t_pw);
     }
 }
 
@@ -846,7 +946,11 @@ void fn_dense(const float *in, int n_in, const float *w, const float *bias, int 
     for (int j = 0; j < n_out; j++)
         out[j] = bias ? bias[j] : 0.0f;
     ops_flops += 2.0 * n_in * n_out;
+    const double t0 = ops_trace ? trace_now() : 0;
     cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
+    if (ops_trace)
+        trace_layer("dense", 1, n_out, n_in, 2.0 * n_in * n_out,
+                    (double)n_in * n_out + n_in + n_out, trace_now() - t0);
 }
 
 void fn_global_avgpool(const fn_t3 *in, float *out)
