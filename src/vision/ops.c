@@ -300,6 +300,7 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
 
 /* One panel tile: MR rows of A times the packed panel (NV vectors wide, K rows), bias and
  * activation fused into the only store; the last vector's store is masked by m_last. */
+#define PTILE_PF 24
 #define PTILE(MR, NV, NAME)                                                                        \
     AVX512 static void NAME(int K, const float *A, int lda, const float *Bp, const float *bias,    \
                             fn_act act, float *C, int ldc, __mmask16 m_last)                       \
@@ -309,8 +310,12 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps(); \
         for (int k = 0; k < K; k++) {                                                              \
             __m512 b[NV];                                                                          \
-            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) b[v] =                           \
-                _mm512_load_ps(Bp + (size_t)k * (NV * 16) + v * 16);                               \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                                  \
+            {                                                                                      \
+                b[v] = _mm512_load_ps(Bp + (size_t)k * (NV * 16) + v * 16);                        \
+                _mm_prefetch((const char *)(Bp + (size_t)(k + PTILE_PF) * (NV * 16) + v * 16),     \
+                             _MM_HINT_T0);                                                         \
+            }                                                                                      \
             _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
             {                                                                                      \
                 __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                 \
@@ -376,6 +381,16 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
             for (; m + mr <= m1; m += mr)
                 big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
                         ml);
+            if (m < m1 && m1 - m0 >= mr) {
+                /* The leftover rows as one more full tile ending at the last row: it recomputes
+                 * some rows of the tile before (C does not alias A, and every tile writes C
+                 * from scratch, so they get the same values again), which costs less than
+                 * 4- and 1-row tiles (one FMA per broadcast or worse). */
+                m = m1 - mr;
+                big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                        ml);
+                m = m1;
+            }
             for (; m + 4 <= m1; m += 4)
                 four[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
                          ml);
@@ -418,6 +433,19 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, c
         acc = _mm512_fmadd_ps(LD(q2_ + c), w7, acc);                                               \
         acc = _mm512_fmadd_ps(LD(q2_ + 2 * c), w8, acc);                                           \
     } while (0)
+/* One input row's three taps for eight stride-1 outputs a[0..7]: columns q + j*c, j = 0..9. */
+#define DW_S1_ROW(a, q, wa, wb, wc)                                                                \
+    do {                                                                                           \
+        __m512 x_[10];                                                                             \
+        _Pragma("GCC unroll 10") for (int j_ = 0; j_ < 10; j_++) x_[j_] =                          \
+            _mm512_loadu_ps((q) + (size_t)j_ * c);                                                 \
+        _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
+        {                                                                                          \
+            a[j_] = _mm512_fmadd_ps(x_[j_], wa, a[j_]);                                            \
+            a[j_] = _mm512_fmadd_ps(x_[j_ + 1], wb, a[j_]);                                        \
+            a[j_] = _mm512_fmadd_ps(x_[j_ + 2], wc, a[j_]);                                        \
+        }                                                                                          \
+    } while (0)
 #define LD_FULL(ptr) _mm512_loadu_ps(ptr)
 #define LD_MASK(ptr) _mm512_maskz_loadu_ps(m, ptr)
 
@@ -445,6 +473,22 @@ AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const
             act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
     const float *base = lo < hi ? inc + (size_t)y0 * rs : inc;
     if (m == (__mmask16)0xffff) {
+        if (stride == 1)
+            for (; ox + 8 <= hi; ox += 8) {
+                /* Eight neighbours share their input columns: each of the ten columns of a
+                 * row is loaded once and used by up to three outputs (30 loads for 72 FMAs
+                 * instead of 72), the same taps in the same order as DW_TAPS. */
+                const float *p = base + (size_t)(ox - pl) * c;
+                __m512 a[8];
+                for (int j = 0; j < 8; j++)
+                    a[j] = bv;
+                DW_S1_ROW(a, p, w0, w1, w2);
+                DW_S1_ROW(a, p + rs, w3, w4, w5);
+                DW_S1_ROW(a, p + 2 * rs, w6, w7, w8);
+                float *o = orow + (size_t)ox * c;
+                for (int j = 0; j < 8; j++)
+                    _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], act));
+            }
         for (; ox + 4 <= hi; ox += 4) {
             const float *p = base + (size_t)(ox * stride - pl) * c;
             __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
@@ -947,7 +991,11 @@ void fn_dense(const float *in, int n_in, const float *w, const float *bias, int 
         out[j] = bias ? bias[j] : 0.0f;
     ops_flops += 2.0 * n_in * n_out;
     const double t0 = ops_trace ? trace_now() : 0;
-    cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
+    if (use_avx512())
+        /* A one-row GEMM (OpenBLAS's sgemv runs its SSE3 "Prescott" kernel on these CPUs). */
+        gemm_avx512(1, n_out, n_in, in, n_in, w, n_out, bias, FN_ACT_NONE, out, n_out);
+    else
+        cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
     if (ops_trace)
         trace_layer("dense", 1, n_out, n_in, 2.0 * n_in * n_out,
                     (double)n_in * n_out + n_in + n_out, trace_now() - t0);

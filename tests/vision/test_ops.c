@@ -368,6 +368,19 @@ static void test_elementwise(void **state)
     }
     fn_dense(a, (int)n, wt, of, 11, out);
     assert_close(out, ref, 11, 1e-4f);
+    /* The landmark nets' shape: 136 outputs (whole vectors and a partial one), no bias. */
+    {
+        float *w2 = rand_buf((size_t)n * 136), o2[136], r2[136];
+        for (int j = 0; j < 136; j++) {
+            double acc = 0;
+            for (size_t i = 0; i < n; i++)
+                acc += (double)a[i] * w2[i * 136 + j];
+            r2[j] = (float)acc;
+        }
+        fn_dense(a, (int)n, w2, NULL, 136, o2);
+        assert_close(o2, r2, 136, 1e-4f);
+        free(w2);
+    }
     fn_t3 ta = {h, w, c, a};
     for (int j = 0; j < c; j++) {
         double acc = 0;
