@@ -418,11 +418,12 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, c
     return acc;
 }
 
-/* The nine taps of one interior output vector; p points at its top-left input (channel block).
- * LD is the load: unmasked for full channel blocks (masked loads are slow on some cores). */
-#define DW_TAPS(LD, acc, p)                                                                        \
+/* The nine taps of one interior output vector; r0, r1, r2 (in scope) are its three input rows
+ * (channel block), off the offset of its left column. LD is the load: unmasked for full channel
+ * blocks (masked loads are slow on some cores). */
+#define DW_TAPS(LD, acc, off)                                                                      \
     do {                                                                                           \
-        const float *q0_ = (p), *q1_ = q0_ + rs, *q2_ = q1_ + rs;                                  \
+        const float *q0_ = r0 + (off), *q1_ = r1 + (off), *q2_ = r2 + (off);                       \
         acc = _mm512_fmadd_ps(LD(q0_), w0, acc);                                                   \
         acc = _mm512_fmadd_ps(LD(q0_ + c), w1, acc);                                               \
         acc = _mm512_fmadd_ps(LD(q0_ + 2 * c), w2, acc);                                           \
@@ -451,6 +452,18 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, c
 
 /* One output row of one 16-channel block: border pixels by dw3x3_edge, the interior four at a time
  * (four independent FMA chains hide the FMA latency) with the nine weights in registers. */
+/* Zeros that stand for the missing input row of an output row at the top or bottom border
+ * (SAME padding), so such rows run the interior kernels too (an exact zero product changes no
+ * sum) instead of dw3x3_edge for every pixel: on the 7x7 and 14x14 maps of the landmark nets
+ * those were a third to a half of the pixels. Never written; rows wider than this (none in our
+ * networks) take the edge path. Untouched .bss pages all read the kernel's one zero page. */
+#define DW_ZERO_FLOATS (64 * 1024)
+static float dw_zero[DW_ZERO_FLOATS];
+
+/* One output row of one 16-channel block: the pixels outside [lo, hi) by dw3x3_edge, the others
+ * eight (stride 1) or four at a time with the nine weights in registers (independent FMA chains
+ * hide the FMA latency). Input rows outside the image read dw_zero (lo < hi only when the caller
+ * has checked that it is wide enough). */
 AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const float *w,
                                    const float *bias, int stride, int pl, fn_act act, float *orow,
                                    int y0, int ow, int lo, int hi, int c0)
@@ -465,37 +478,39 @@ AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const
                  w7 = wk[7], w8 = wk[8];
     const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
     const float *inc = in + c0;
+    const float *r0 = y0 >= 0 && y0 < ih ? inc + (size_t)y0 * rs : dw_zero + c0;
+    const float *r1 = y0 + 1 >= 0 && y0 + 1 < ih ? inc + (size_t)(y0 + 1) * rs : dw_zero + c0;
+    const float *r2 = y0 + 2 >= 0 && y0 + 2 < ih ? inc + (size_t)(y0 + 2) * rs : dw_zero + c0;
     orow += c0;
     int ox = 0;
     for (; ox < lo; ox++)
         _mm512_mask_storeu_ps(
             orow + (size_t)ox * c, m,
             act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
-    const float *base = lo < hi ? inc + (size_t)y0 * rs : inc;
     if (m == (__mmask16)0xffff) {
         if (stride == 1)
             for (; ox + 8 <= hi; ox += 8) {
                 /* Eight neighbours share their input columns: each of the ten columns of a
                  * row is loaded once and used by up to three outputs (30 loads for 72 FMAs
                  * instead of 72), the same taps in the same order as DW_TAPS. */
-                const float *p = base + (size_t)(ox - pl) * c;
+                const size_t off = (size_t)(ox - pl) * c;
                 __m512 a[8];
                 for (int j = 0; j < 8; j++)
                     a[j] = bv;
-                DW_S1_ROW(a, p, w0, w1, w2);
-                DW_S1_ROW(a, p + rs, w3, w4, w5);
-                DW_S1_ROW(a, p + 2 * rs, w6, w7, w8);
+                DW_S1_ROW(a, r0 + off, w0, w1, w2);
+                DW_S1_ROW(a, r1 + off, w3, w4, w5);
+                DW_S1_ROW(a, r2 + off, w6, w7, w8);
                 float *o = orow + (size_t)ox * c;
                 for (int j = 0; j < 8; j++)
                     _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], act));
             }
         for (; ox + 4 <= hi; ox += 4) {
-            const float *p = base + (size_t)(ox * stride - pl) * c;
+            const size_t off = (size_t)(ox * stride - pl) * c;
             __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
-            DW_TAPS(LD_FULL, a0, p);
-            DW_TAPS(LD_FULL, a1, p + xs);
-            DW_TAPS(LD_FULL, a2, p + 2 * xs);
-            DW_TAPS(LD_FULL, a3, p + 3 * xs);
+            DW_TAPS(LD_FULL, a0, off);
+            DW_TAPS(LD_FULL, a1, off + xs);
+            DW_TAPS(LD_FULL, a2, off + 2 * xs);
+            DW_TAPS(LD_FULL, a3, off + 3 * xs);
             float *o = orow + (size_t)ox * c;
             _mm512_storeu_ps(o, act_v(a0, act));
             _mm512_storeu_ps(o + c, act_v(a1, act));
@@ -504,13 +519,13 @@ AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const
         }
         for (; ox < hi; ox++) {
             __m512 a0 = bv;
-            DW_TAPS(LD_FULL, a0, base + (size_t)(ox * stride - pl) * c);
+            DW_TAPS(LD_FULL, a0, (size_t)(ox * stride - pl) * c);
             _mm512_storeu_ps(orow + (size_t)ox * c, act_v(a0, act));
         }
     } else {
         for (; ox < hi; ox++) {
             __m512 a0 = bv;
-            DW_TAPS(LD_MASK, a0, base + (size_t)(ox * stride - pl) * c);
+            DW_TAPS(LD_MASK, a0, (size_t)(ox * stride - pl) * c);
             _mm512_mask_storeu_ps(orow + (size_t)ox * c, m, act_v(a0, act));
         }
     }
@@ -538,7 +553,8 @@ AVX512 static void dw3x3_avx512(const float *in, int ih, int iw, int c, const fl
     for (int oy = oy_begin; oy < oy_end; oy++) {
         const int y0 = oy * stride - pt;
         float *orow = out + (size_t)(oy - oy_begin) * ow * c;
-        const int full = y0 >= 0 && y0 + 3 <= ih;
+        /* Rows whose input rows are all inside, or whose missing ones dw_zero can stand for. */
+        const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= DW_ZERO_FLOATS;
         const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
         for (int c0 = 0; c0 < c; c0 += 16)
             dw3x3_row_block(in, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, c0);
