@@ -703,12 +703,43 @@ void fn_wpack_free(fn_wpack *wp)
     wp->p = NULL;
 }
 
+/* C = act(A B + bias) from the packed panels in portable C: for a pack whose source was dropped
+ * (fn_wpack.w NULL) when the generic kernels are forced on an AVX-512 CPU (tests). */
+GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float *A, const float *Bp,
+                                               const float *bias, fn_act act, float *C)
+{
+    for (int n0 = 0; n0 < N;) {
+        const int w = panel_width(N - n0), wpad = (w + 15) / 16 * 16;
+        for (int m = 0; m < M; m++) {
+            float *restrict c = C + (size_t)m * N + n0;
+            for (int j = 0; j < w; j++)
+                c[j] = 0.0f;
+            for (int k = 0; k < K; k++) {
+                const float a = A[(size_t)m * K + k];
+                const float *restrict b = Bp + (size_t)k * wpad;
+                for (int j = 0; j < w; j++)
+                    c[j] += a * b[j];
+            }
+        }
+        Bp += (size_t)K * wpad;
+        n0 += w;
+    }
+    bias_act_rows(C, (size_t)M, N, bias, act);
+}
+
 /* The GEMM with fused bias and activation, by the fastest kernel this CPU has: the packed panels
  * when the weights have them, else B read in place (AVX-512) or OpenBLAS. */
 static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
                           float *c)
 {
     const int n = wp->n, k = wp->k;
+    if (!wp->w) {
+        if (use_avx512())
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);
+        else
+            gemm_packed_generic(m, n, k, a, wp->p, bias, act, c);
+        return;
+    }
     if (use_avx512()) {
         if (wp->p)
             gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);

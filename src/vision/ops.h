@@ -45,11 +45,13 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
 /* Weights of a conv (HWIO, viewed as a [kh*kw*cin][cout] matrix) prepared once, at model load, for
  * the GEMM: on a CPU with the AVX-512 kernels, a copy in the column panels the microkernel streams
  * (owned, 64-byte aligned; see ops.c); elsewhere none, and the kernels read `w`. `w` is not
- * copied for the other paths and must outlive the pack. fn_wpack_init returns 0, or -1 when out
- * of memory; fn_wpack_free frees the copy (NULL and a zeroed pack are fine). Packs are immutable
- * after init and may be shared by threads. */
+ * copied for the other paths and must outlive the pack, unless the caller sets it to NULL after a
+ * successful pack (p non-NULL) to free its own copy: every kernel then reads the panels (the
+ * generic one too, slowly). fn_wpack_init returns 0, or -1 when out of memory; fn_wpack_free
+ * frees the copy (NULL and a zeroed pack are fine). Packs are immutable after init and may be
+ * shared by threads. */
 typedef struct fn_wpack {
-    const float *w; /* [k][n], not owned */
+    const float *w; /* [k][n], not owned; NULL: only the panels */
     float *p;       /* packed panels (owned) or NULL */
     int k, n;       /* k = kh * kw * cin, n = cout */
 } fn_wpack;

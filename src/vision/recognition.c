@@ -19,8 +19,9 @@
  * padded to a square and resized to 150.
  *
  * What must stay true: the arithmetic is the reference's; forward/run never allocate and use only
- * the caller's scratch (fn_recog_scratch_floats() floats); a bound net owns its folded filters and
- * keeps a pointer only to the fc tensor of the weights it was bound to. */
+ * the caller's scratch (fn_recog_scratch_floats() floats); a bound net owns its folded filters
+ * (as GEMM panels only where the AVX-512 kernels run: see rc_bind_conv) and keeps a pointer only
+ * to the fc tensor of the weights it was bound to. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@
 static const float rc_mean[3] = {122.782f, 117.001f, 104.298f};
 
 typedef struct rc_conv {
-    const float *f; /* folded filters [k][k][cin][cout] */
+    float *f;       /* folded filters [k][k][cin][cout] (owned), NULL once packed */
     const float *b; /* folded bias [cout] */
     int k, cin, cout;
     fn_wpack wp; /* f packed for the GEMM once, at bind (owned) */
@@ -50,7 +51,7 @@ struct fn_recog_net {
     rc_conv first; /* conv32_down */
     rc_res res[RC_NRES];
     const float *fc; /* [256][128], owned by the weights */
-    float *mem;      /* all folded filters and biases */
+    float *mem;      /* all folded biases */
 };
 
 /* The residual layers in order: name, input channels, output channels, down-sampling. */
@@ -88,7 +89,13 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
     snprintf(name, sizeof name, "%s/scale/biases", prefix);
     if (!(t = rc_get(w, name, 1, vs, err, errlen))) return -1;
 
-    float *ff = *mem, *fb = ff + f->n;
+    /* The folded filters go into a pack for the GEMM; where there is one (AVX-512), the folded
+     * copy is dropped, so the net holds its filters once (25 MB) rather than twice. */
+    float *ff = malloc(f->n * sizeof(float)), *fb = *mem;
+    if (!ff) {
+        snprintf(err, errlen, "out of memory binding %s", prefix);
+        return -2;
+    }
     for (size_t i = 0; i < f->n; i++)
         ff[i] = f->d[i] * s->d[i % (size_t)cout];
     for (int o = 0; o < cout; o++)
@@ -103,12 +110,19 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
         snprintf(err, errlen, "out of memory binding %s", prefix);
         return -2;
     }
+    if (c->wp.p) {
+        free(ff);
+        c->f = NULL;
+        c->wp.w = NULL;
+    }
     return 0;
 }
 
+/* Floats of a conv's folded bias in the net's `mem` (the filters are allocated apiece). */
 static size_t rc_conv_floats(int k, int cin, int cout)
 {
-    return (size_t)k * k * cin * cout + (size_t)cout;
+    (void)k, (void)cin;
+    return (size_t)cout;
 }
 
 int fn_recog_bind(const fn_weights *w, fn_recog_net **out, char *err, size_t errlen)
@@ -166,9 +180,12 @@ void fn_recog_free(fn_recog_net *n)
 {
     if (!n) return;
     fn_wpack_free(&n->first.wp);
+    free(n->first.f);
     for (int i = 0; i < RC_NRES; i++) {
         fn_wpack_free(&n->res[i].c1.wp);
         fn_wpack_free(&n->res[i].c2.wp);
+        free(n->res[i].c1.f);
+        free(n->res[i].c2.f);
     }
     free(n->mem);
     free(n);
