@@ -381,11 +381,13 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
             for (; m + mr <= m1; m += mr)
                 big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
                         ml);
-            if (m < m1 && m1 - m0 >= mr) {
+            const int left = m1 - m;
+            if (left > 0 && m1 - m0 >= mr && left / 4 + left % 4 >= 3) {
                 /* The leftover rows as one more full tile ending at the last row: it recomputes
                  * some rows of the tile before (C does not alias A, and every tile writes C
-                 * from scratch, so they get the same values again), which costs less than
-                 * 4- and 1-row tiles (one FMA per broadcast or worse). */
+                 * from scratch, so they get the same values again). A 4- or 1-row tile takes
+                 * about a third of a full tile's time per k (it is bound by the FMA latency,
+                 * not the FMA units), so this pays from three such small tiles on. */
                 m = m1 - mr;
                 big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
                         ml);
