@@ -233,6 +233,16 @@ static void run_descriptor(const void *net, const fn_t3 *in, float *scratch, flo
 {
     fn_recog_forward(net, in, scratch, out);
 }
+/* Eight copies of the input: the same work as eight faces (the kernels do not look at values). */
+static void run_descriptor_batch8(const void *net, const fn_t3 *in, float *scratch, float *out)
+{
+    static float batch_in[8 * 150 * 150 * 3], batch_out[8][128];
+    for (int i = 0; i < 8; i++)
+        memcpy(batch_in + (size_t)i * 150 * 150 * 3, in->d, sizeof(float) * 150 * 150 * 3);
+    fn_t3 all = {150, 150, 3, batch_in};
+    fn_recog_forward_batch(net, &all, 8, scratch, batch_out);
+    memcpy(out, batch_out[0], sizeof batch_out[0]);
+}
 
 /* --layers: each layer's best thread CPU time over the repetitions, from the kernels' trace
  * (fn_ops_set_trace), indexed by its position in the network. */
@@ -324,6 +334,15 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
     time_network("tiny", run_tiny, m->tiny, 416, 3 * reps, scratch, peak);
     time_network("landmarks", run_landmarks, m->landmarks, 112, 10 * reps, scratch, peak);
     time_network("descriptor", run_descriptor, m->recognition, 150, 10 * reps, scratch, peak);
+    /* The descriptor over eight faces at once (fn_recog_forward_batch): what batching a photo's
+     * faces would give; the pipeline runs one face at a time. */
+    float *bs =
+        aligned_alloc(64, (fn_recog_batch_scratch_floats(8) * sizeof(float) + 63) / 64 * 64);
+    if (bs) {
+        time_network("descriptor_batch8", run_descriptor_batch8, m->recognition, 150, 3 * reps, bs,
+                     peak);
+        free(bs);
+    }
 }
 
 int main(int argc, char **argv)

@@ -669,10 +669,16 @@ static int strip_rows(int oh, int ow, int k)
 
 size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int stride, fn_pad pad)
 {
+    return fn_conv2d_scratch_floats_n(1, in_h, in_w, cin, kh, kw, stride, pad);
+}
+
+size_t fn_conv2d_scratch_floats_n(int nimg, int in_h, int in_w, int cin, int kh, int kw, int stride,
+                                  fn_pad pad)
+{
     if (kh == 1 && kw == 1 && stride == 1) return 0;
     int oh = fn_out_size(in_h, kh, stride, pad), ow = fn_out_size(in_w, kw, stride, pad);
     int k = kh * kw * cin;
-    return (size_t)strip_rows(oh, ow, k) * ow * k;
+    return (size_t)strip_rows(nimg * oh, ow, k) * ow * k;
 }
 
 int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
@@ -754,11 +760,17 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
     bias_act_rows(c, (size_t)m, n, bias, act);
 }
 
-static void conv_im2col(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw,
-                        int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                        int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
 
 void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,
                  fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    fn_conv2d_wn(in, 1, wp, bias, kh, kw, stride, pad, act, out, scratch);
+}
+
+void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh, int kw,
+                  int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
 {
     const int cout = wp->n;
     const int ih = in->h, iw = in->w, cin = in->c;
@@ -767,41 +779,45 @@ void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh,
     out->w = ow;
     out->c = cout;
     const int k = kh * kw * cin;
-    const double flops = 2.0 * oh * ow * k * cout;
+    const double flops = 2.0 * nimg * oh * ow * k * cout;
     ops_flops += flops;
     const double t0 = ops_trace ? trace_now() : 0;
     if (kh == 1 && kw == 1 && stride == 1) {
-        gemm_bias_act(oh * ow, wp, in->d, bias, act, out->d);
+        gemm_bias_act(nimg * oh * ow, wp, in->d, bias, act, out->d);
     } else {
-        conv_im2col(in, wp, bias, kh, kw, stride, pad, act, out, scratch);
+        conv_im2col(in, nimg, wp, bias, kh, kw, stride, pad, act, out, scratch);
     }
     if (ops_trace)
-        trace_layer(kh == 1 && kw == 1 ? "pointwise" : "conv", oh * ow, cout, k, flops,
-                    (double)ih * iw * cin + (double)k * cout + (double)oh * ow * cout,
+        trace_layer(kh == 1 && kw == 1 ? "pointwise" : "conv", nimg * oh * ow, cout, k, flops,
+                    (double)nimg * ih * iw * cin + (double)k * cout + (double)nimg * oh * ow * cout,
                     trace_now() - t0);
 }
 
 /* fn_conv2d_w's im2col path: the im2col matrix strip by strip, each strip's GEMM at once. */
-static void conv_im2col(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw,
-                        int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                        int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
 {
     const int ih = in->h, iw = in->w, cin = in->c, cout = wp->n;
     const int oh = out->h, ow = out->w, k = kh * kw * cin;
     const int pt = pad_before(ih, kh, stride, pad), pl = pad_before(iw, kw, stride, pad);
-    const int rows = strip_rows(oh, ow, k);
-    for (int y0 = 0; y0 < oh; y0 += rows) {
-        const int y1 = y0 + rows < oh ? y0 + rows : oh;
+    /* The images' output rows one after the other (image gy / oh, row gy % oh): a strip may span
+     * images, so a small map's GEMM gets the rows of several images at once. */
+    const int total = nimg * oh, rows = strip_rows(total, ow, k);
+    for (int y0 = 0; y0 < total; y0 += rows) {
+        const int y1 = y0 + rows < total ? y0 + rows : total;
         float *col = scratch;
-        for (int oy = y0; oy < y1; oy++) {
+        for (int gy = y0; gy < y1; gy++) {
+            const int oy = gy % oh;
+            const float *img = in->d + (size_t)(gy / oh) * ih * iw * cin;
             for (int ox = 0; ox < ow; ox++) {
-                float *row = col + ((size_t)(oy - y0) * ow + ox) * (size_t)k;
+                float *row = col + ((size_t)(gy - y0) * ow + ox) * (size_t)k;
                 const int x0 = ox * stride - pl;
                 for (int ky = 0; ky < kh; ky++) {
                     int y = oy * stride - pt + ky;
                     if (y >= 0 && y < ih && x0 >= 0 && x0 + kw <= iw) {
                         /* The kw taps of an input row are kw * cin adjacent floats: one copy
                          * (for the RGB first layers, 3 floats a call was most of the layer). */
-                        memcpy(row + (size_t)ky * kw * cin, in->d + ((size_t)y * iw + x0) * cin,
+                        memcpy(row + (size_t)ky * kw * cin, img + ((size_t)y * iw + x0) * cin,
                                sizeof(float) * (size_t)kw * cin);
                         continue;
                     }
@@ -811,7 +827,7 @@ static void conv_im2col(const fn_t3 *in, const fn_wpack *wp, const float *bias, 
                         if (y < 0 || y >= ih || x < 0 || x >= iw) {
                             memset(dst, 0, sizeof(float) * (size_t)cin);
                         } else {
-                            const float *src = in->d + ((size_t)y * iw + x) * cin;
+                            const float *src = img + ((size_t)y * iw + x) * cin;
                             if (cin <= 4) /* the RGB first layers: no call per tap */
                                 for (int j = 0; j < cin; j++)
                                     dst[j] = src[j];

@@ -61,6 +61,14 @@ void fn_wpack_free(fn_wpack *wp);
 /* fn_conv2d with packed weights (wp->k must be kh * kw * in->c; cout is wp->n). */
 void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,
                  fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+/* fn_conv2d_w over nimg images of in's shape stored one after the other at in->d (outputs one
+ * after the other at out->d; out->h/w/c are one image's): the same results as nimg calls, but one
+ * GEMM takes the rows of several images, so a small map's layer streams its weights once for the
+ * batch. scratch: fn_conv2d_scratch_floats_n() floats. */
+size_t fn_conv2d_scratch_floats_n(int nimg, int in_h, int in_w, int cin, int kh, int kw, int stride,
+                                  fn_pad pad);
+void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh, int kw,
+                  int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
 
 /* Depthwise convolution, k x k, channel multiplier 1. `bias` may be NULL. */
 void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,

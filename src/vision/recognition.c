@@ -196,21 +196,21 @@ void fn_recog_free(fn_recog_net *n)
 #define RC_IN_FLOATS  ((size_t)RC_SIZE * RC_SIZE * 3)
 #define RC_BUF_FLOATS ((size_t)72 * 72 * 32)
 
-static size_t rc_col_floats(void)
+static size_t rc_col_floats(int nimg)
 {
-    size_t m = fn_conv2d_scratch_floats(RC_SIZE, RC_SIZE, 3, 7, 7, 2, FN_PAD_VALID);
+    size_t m = fn_conv2d_scratch_floats_n(nimg, RC_SIZE, RC_SIZE, 3, 7, 7, 2, FN_PAD_VALID);
     int hw = 35;
     for (int i = 0; i < RC_NRES; i++) {
         const int cin = rc_layers[i].cin, cout = rc_layers[i].cout;
         size_t a, b;
         if (rc_layers[i].down) {
             int o = fn_out_size(hw, 3, 2, FN_PAD_VALID);
-            a = fn_conv2d_scratch_floats(hw, hw, cin, 3, 3, 2, FN_PAD_VALID);
-            b = fn_conv2d_scratch_floats(o, o, cout, 3, 3, 1, FN_PAD_SAME);
+            a = fn_conv2d_scratch_floats_n(nimg, hw, hw, cin, 3, 3, 2, FN_PAD_VALID);
+            b = fn_conv2d_scratch_floats_n(nimg, o, o, cout, 3, 3, 1, FN_PAD_SAME);
             hw = fn_out_size(hw, 2, 2, FN_PAD_VALID);
         } else {
-            a = fn_conv2d_scratch_floats(hw, hw, cin, 3, 3, 1, FN_PAD_SAME);
-            b = fn_conv2d_scratch_floats(hw, hw, cout, 3, 3, 1, FN_PAD_SAME);
+            a = fn_conv2d_scratch_floats_n(nimg, hw, hw, cin, 3, 3, 1, FN_PAD_SAME);
+            b = fn_conv2d_scratch_floats_n(nimg, hw, hw, cout, 3, 3, 1, FN_PAD_SAME);
         }
         if (a > m) m = a;
         if (b > m) m = b;
@@ -220,7 +220,12 @@ static size_t rc_col_floats(void)
 
 size_t fn_recog_scratch_floats(void)
 {
-    return RC_IN_FLOATS + 4 * RC_BUF_FLOATS + rc_col_floats();
+    return RC_IN_FLOATS + 4 * RC_BUF_FLOATS + rc_col_floats(1);
+}
+
+size_t fn_recog_batch_scratch_floats(int nimg)
+{
+    return (size_t)nimg * 4 * RC_BUF_FLOATS + rc_col_floats(nimg);
 }
 
 /* out = relu(zero-extend(q) + zero-extend(pooled)) at pooled's height and width and q's channels:
@@ -265,10 +270,64 @@ static void rc_add_relu(const float *a, const float *b, float *out, size_t n)
     }
 }
 
-static void rc_conv_run(const rc_conv *c, const fn_t3 *in, int stride, fn_pad pad, fn_act act,
-                        fn_t3 *out, float *col)
+static void rc_conv_run(const rc_conv *c, const fn_t3 *in, int nimg, int stride, fn_pad pad,
+                        fn_act act, fn_t3 *out, float *col)
 {
-    fn_conv2d_w(in, &c->wp, c->b, c->k, c->k, stride, pad, act, out, col);
+    fn_conv2d_wn(in, nimg, &c->wp, c->b, c->k, c->k, stride, pad, act, out, col);
+}
+
+/* The net over nimg inputs stored one after the other (`in` holds one's shape): the convs take
+ * every image at once (fn_conv2d_wn), the pools and sums go image by image. buf: four buffers of
+ * nimg * RC_BUF_FLOATS; col: the im2col scratch for nimg images. */
+static void rc_forward(const fn_recog_net *n, const fn_t3 *in, int nimg, float *buf[4], float *col,
+                       float (*out)[128])
+{
+    fn_t3 a = {0, 0, 0, buf[0]}, cur = {0, 0, 0, buf[1]};
+    rc_conv_run(&n->first, in, nimg, 2, FN_PAD_VALID, FN_ACT_RELU, &a, col);
+    for (int i = 0; i < nimg; i++) {
+        const size_t sa = (size_t)a.h * a.w * a.c;
+        fn_t3 ai = {a.h, a.w, a.c, a.d + i * sa}, ci = {0, 0, 0, NULL};
+        ci.d = cur.d + (size_t)i * fn_out_size(a.h, 3, 2, FN_PAD_VALID) *
+                           fn_out_size(a.w, 3, 2, FN_PAD_VALID) * a.c;
+        fn_maxpool(&ai, 3, 2, FN_PAD_VALID, &ci);
+        cur.h = ci.h, cur.w = ci.w, cur.c = ci.c;
+    }
+
+    fn_t3 p = {0, 0, 0, buf[0]}, q = {0, 0, 0, buf[2]}, r = {0, 0, 0, buf[3]};
+    for (int l = 0; l < RC_NRES; l++) {
+        const rc_res *L = &n->res[l];
+        if (!L->down) {
+            rc_conv_run(&L->c1, &cur, nimg, 1, FN_PAD_SAME, FN_ACT_RELU, &p, col);
+            rc_conv_run(&L->c2, &p, nimg, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
+            /* residual(): relu(conv2(...) + x); q and cur have the same shape here. */
+            p.h = q.h, p.w = q.w, p.c = q.c;
+            rc_add_relu(q.d, cur.d, p.d, (size_t)nimg * q.h * q.w * q.c);
+        } else {
+            rc_conv_run(&L->c1, &cur, nimg, 2, FN_PAD_VALID, FN_ACT_RELU, &p, col);
+            rc_conv_run(&L->c2, &p, nimg, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
+            const int ph = fn_out_size(cur.h, 2, 2, FN_PAD_VALID),
+                      pw = fn_out_size(cur.w, 2, 2, FN_PAD_VALID);
+            for (int i = 0; i < nimg; i++) {
+                fn_t3 ci = {cur.h, cur.w, cur.c, cur.d + (size_t)i * cur.h * cur.w * cur.c};
+                fn_t3 ri = {0, 0, 0, r.d + (size_t)i * ph * pw * cur.c};
+                fn_t3 qi = {q.h, q.w, q.c, q.d + (size_t)i * q.h * q.w * q.c};
+                fn_t3 oi = {0, 0, 0, p.d + (size_t)i * ph * pw * q.c};
+                fn_avgpool(&ci, 2, 2, FN_PAD_VALID, &ri);
+                rc_down_sum(&qi, &ri, &oi);
+                p.h = oi.h, p.w = oi.w, p.c = oi.c;
+            }
+        }
+        /* p holds the layer's output: it becomes cur, and cur's buffer is free for the next p. */
+        fn_t3 t = cur;
+        cur = p;
+        p = t;
+    }
+    for (int i = 0; i < nimg; i++) {
+        fn_t3 ci = {cur.h, cur.w, cur.c, cur.d + (size_t)i * cur.h * cur.w * cur.c};
+        float feat[256];
+        fn_global_avgpool(&ci, feat);
+        fn_dense(feat, 256, n->fc, NULL, 128, out[i]);
+    }
 }
 
 void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, float out[128])
@@ -276,35 +335,16 @@ void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, fl
     float *buf[4];
     for (int i = 0; i < 4; i++)
         buf[i] = scratch + RC_IN_FLOATS + (size_t)i * RC_BUF_FLOATS;
-    float *col = scratch + RC_IN_FLOATS + 4 * RC_BUF_FLOATS;
+    rc_forward(n, in, 1, buf, scratch + RC_IN_FLOATS + 4 * RC_BUF_FLOATS, (float(*)[128])out);
+}
 
-    fn_t3 a = {0, 0, 0, buf[0]}, cur = {0, 0, 0, buf[1]};
-    rc_conv_run(&n->first, in, 2, FN_PAD_VALID, FN_ACT_RELU, &a, col);
-    fn_maxpool(&a, 3, 2, FN_PAD_VALID, &cur);
-
-    fn_t3 p = {0, 0, 0, buf[0]}, q = {0, 0, 0, buf[2]}, r = {0, 0, 0, buf[3]};
-    for (int i = 0; i < RC_NRES; i++) {
-        const rc_res *L = &n->res[i];
-        if (!L->down) {
-            rc_conv_run(&L->c1, &cur, 1, FN_PAD_SAME, FN_ACT_RELU, &p, col);
-            rc_conv_run(&L->c2, &p, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
-            /* residual(): relu(conv2(...) + x); q and cur have the same shape here. */
-            p.h = q.h, p.w = q.w, p.c = q.c;
-            rc_add_relu(q.d, cur.d, p.d, (size_t)q.h * q.w * q.c);
-        } else {
-            rc_conv_run(&L->c1, &cur, 2, FN_PAD_VALID, FN_ACT_RELU, &p, col);
-            rc_conv_run(&L->c2, &p, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
-            fn_avgpool(&cur, 2, 2, FN_PAD_VALID, &r);
-            rc_down_sum(&q, &r, &p);
-        }
-        /* p holds the layer's output: it becomes cur, and cur's buffer is free for the next p. */
-        fn_t3 t = cur;
-        cur = p;
-        p = t;
-    }
-    float feat[256];
-    fn_global_avgpool(&cur, feat);
-    fn_dense(feat, 256, n->fc, NULL, 128, out);
+void fn_recog_forward_batch(const fn_recog_net *n, const fn_t3 *in, int nimg, float *scratch,
+                            float (*out)[128])
+{
+    float *buf[4];
+    for (int i = 0; i < 4; i++)
+        buf[i] = scratch + (size_t)i * nimg * RC_BUF_FLOATS;
+    rc_forward(n, in, nimg, buf, scratch + (size_t)4 * nimg * RC_BUF_FLOATS, out);
 }
 
 void fn_recog_aligned_box(const float lm[68][2], int crop_w, int crop_h, float box[4])
