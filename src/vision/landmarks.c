@@ -38,6 +38,7 @@ typedef struct lm_sep {
     const float *pw;   /* [1][1][cin][cout] */
     const float *bias; /* [cout] */
     int cin, cout;
+    fn_wpack pwp; /* pw packed for the GEMM once, at bind (owned) */
 } lm_sep;
 
 struct fn_landmark_net {
@@ -46,6 +47,7 @@ struct fn_landmark_net {
     int nconvs;                         /* convs per block: 4, tiny 3 */
     const float *conv0_f;               /* dense0/conv0 [3][3][3][32] */
     const float *conv0_b;               /* [32] */
+    fn_wpack conv0_p;                   /* conv0_f packed (owned) */
     lm_sep sep[LM_MAX_BLK][LM_MAX_CNV]; /* sep[0][0] unused (plain conv) */
     int ch[LM_MAX_BLK];                 /* output channels of each block */
     const float *fc_w;                  /* [fc_in][136] */
@@ -91,6 +93,7 @@ int fn_landmark_bind(const fn_weights *w, int tiny, fn_landmark_net **out, char 
                 if (!(n->conv0_f = lm_get(w, name, 4, fs, err, errlen))) goto fail;
                 snprintf(name, sizeof name, "dense0/conv0/bias");
                 if (!(n->conv0_b = lm_get(w, name, 1, bs, err, errlen))) goto fail;
+                if (fn_wpack_init(&n->conv0_p, n->conv0_f, 27, c)) goto nomem;
                 continue;
             }
             lm_sep *s = &n->sep[b][k];
@@ -103,6 +106,7 @@ int fn_landmark_bind(const fn_weights *w, int tiny, fn_landmark_net **out, char 
             if (!(s->pw = lm_get(w, name, 4, ps, err, errlen))) goto fail;
             snprintf(name, sizeof name, "dense%d/conv%d/bias", b, k);
             if (!(s->bias = lm_get(w, name, 1, bs, err, errlen))) goto fail;
+            if (fn_wpack_init(&s->pwp, s->pw, kin, c)) goto nomem;
         }
         cin = c;
     }
@@ -114,13 +118,22 @@ int fn_landmark_bind(const fn_weights *w, int tiny, fn_landmark_net **out, char 
     }
     *out = n;
     return 0;
+nomem:
+    if (err && errlen) snprintf(err, errlen, "out of memory binding the landmark net");
+    fn_landmark_free(n);
+    return FN_ERR_NOMEM;
 fail:
-    free(n);
+    fn_landmark_free(n);
     return FN_ERR_MODEL;
 }
 
 void fn_landmark_free(fn_landmark_net *n)
 {
+    if (!n) return;
+    fn_wpack_free(&n->conv0_p);
+    for (int b = 0; b < LM_MAX_BLK; b++)
+        for (int k = 0; k < LM_MAX_CNV; k++)
+            fn_wpack_free(&n->sep[b][k].pwp);
     free(n);
 }
 
@@ -222,7 +235,7 @@ static void lm_sepconv(const lm_sep *s, const fn_t3 *in, int stride, fn_act act,
         fn_dwconv2d(in, s->dw, NULL, 3, stride, FN_PAD_SAME, FN_ACT_NONE, t);
     else
         lm_dw3x3(in, s->dw, stride, t);
-    fn_conv2d(t, s->pw, s->bias, 1, 1, s->cout, 1, FN_PAD_VALID, act, q, NULL);
+    fn_conv2d_w(t, &s->pwp, s->bias, 1, 1, 1, FN_PAD_VALID, act, q, NULL);
 }
 
 /* -1: by the CPU; 0: lm_dw3x3; 1: fn_dwconv2d (see fn_landmark_set_isa). */
@@ -251,8 +264,7 @@ void fn_landmark_forward(const fn_landmark_net *n, const fn_t3 *in, float *scrat
     for (int b = 0; b < n->nblocks; b++) {
         /* out1 = relu(conv0(x)): the running sum starts at out1, which is also conv1's input. */
         if (b == 0)
-            fn_conv2d(&x, n->conv0_f, n->conv0_b, 3, 3, n->ch[0], 2, FN_PAD_SAME, FN_ACT_RELU, &s,
-                      col);
+            fn_conv2d_w(&x, &n->conv0_p, n->conv0_b, 3, 3, 2, FN_PAD_SAME, FN_ACT_RELU, &s, col);
         else {
             lm_sepconv(&n->sep[b][0], &x, 2, FN_ACT_RELU, ops_dw, &t, &s);
         }

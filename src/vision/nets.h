@@ -76,6 +76,15 @@ size_t fn_recog_scratch_floats(void);
 /* Raw: 150x150x3 input as the reference feeds it (after its normalisation (rgb - mean) / 255) ->
  * 128-d descriptor. `in` may occupy the first 150*150*3 floats of scratch. */
 void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, float out[128]);
+/* fn_recog_forward over nimg inputs (150x150x3 each, one after the other at in->d; `in` holds one's
+ * shape; not inside scratch) -> out[nimg][128], equal to nimg fn_recog_forward calls: the convs run
+ * every face at once, so the last layers (3x3, 2x2 and 1x1 maps against 1-2 MB of weights each)
+ * read their weights once per batch instead of once per face. Scratch:
+ * fn_recog_batch_scratch_floats(nimg) floats. (Added by the kernels engineer; the pipeline does
+ * not call it yet.) */
+size_t fn_recog_batch_scratch_floats(int nimg);
+void fn_recog_forward_batch(const fn_recog_net *n, const fn_t3 *in, int nimg, float *scratch,
+                            float (*out)[128]);
 /* The reference's whole step: the aligned face box from the 68 landmarks, crop from img, pad,
  * resize, run. */
 void fn_recog_run(const fn_recog_net *n, const fn_image *img, const float landmarks[68][2],

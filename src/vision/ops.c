@@ -22,7 +22,9 @@
 #endif
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int fn_out_size(int in, int k, int stride, fn_pad pad)
 {
@@ -93,6 +95,35 @@ GENERIC_CLONES static void bias_act_rows(float *restrict y, size_t rows, int c,
     default:
         break;
     }
+}
+
+/* ---- Packed weights (fn_wpack) ----
+ *
+ * A layer's [K][N] weights are copied once, at model load, into column panels of 48, 32 or 16
+ * floats (the widths the tiles below hold in registers), each panel K rows of its width rounded up
+ * to whole vectors (zero-filled), 64-byte aligned. The kernel then reads B as one sequential
+ * stream with aligned, unmasked loads, where the in-place path reads rows a whole weight row
+ * apart (the B loads were its hottest instructions: cache and TLB misses on every k). Panel
+ * widths: 48 (8x3 tile, 24 accumulators) as long as more than 64 columns remain, then 64 as two
+ * 32s (12x2 tile, 24 accumulators) instead of a 48 and a lone 16 (a 16-wide panel does one FMA
+ * per broadcast, half the rate), and the rest as it comes (a partial last vector is masked only
+ * at the store). */
+static int panel_width(int rem)
+{
+    if (rem == 64) return 32;
+    return rem > 48 ? 48 : rem;
+}
+
+/* Floats of the packed copy of a [k][n] matrix. */
+static size_t packed_floats(int k, int n)
+{
+    size_t f = 0;
+    for (int n0 = 0; n0 < n;) {
+        int w = panel_width(n - n0);
+        f += (size_t)k * (size_t)((w + 15) / 16 * 16);
+        n0 += w;
+    }
+    return f;
 }
 
 /* ---- AVX-512 kernels ------------------------------------------------------------------------
@@ -267,6 +298,113 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
     }
 }
 
+/* One panel tile: MR rows of A times the packed panel (NV vectors wide, K rows), bias and
+ * activation fused into the only store; the last vector's store is masked by m_last. */
+#define PTILE_PF 24
+#define PTILE(MR, NV, NAME)                                                                        \
+    AVX512 static void NAME(int K, const float *A, int lda, const float *Bp, const float *bias,    \
+                            fn_act act, float *C, int ldc, __mmask16 m_last)                       \
+    {                                                                                              \
+        __m512 acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                      \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps(); \
+        for (int k = 0; k < K; k++) {                                                              \
+            __m512 b[NV];                                                                          \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                                  \
+            {                                                                                      \
+                b[v] = _mm512_load_ps(Bp + (size_t)k * (NV * 16) + v * 16);                        \
+                _mm_prefetch((const char *)(Bp + (size_t)(k + PTILE_PF) * (NV * 16) + v * 16),     \
+                             _MM_HINT_T0);                                                         \
+            }                                                                                      \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                 \
+                _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] =                  \
+                    _mm512_fmadd_ps(a, b[v], acc[r][v]);                                           \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                                      \
+        {                                                                                          \
+            const __mmask16 m = v == NV - 1 ? m_last : (__mmask16)0xffff;                          \
+            __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + v * 16) : _mm512_setzero_ps();      \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
+            {                                                                                      \
+                __m512 x = act_v(_mm512_add_ps(acc[r][v], bv), act);                               \
+                if (m == (__mmask16)0xffff)                                                        \
+                    _mm512_storeu_ps(C + (size_t)r * ldc + v * 16, x);                             \
+                else                                                                               \
+                    _mm512_mask_storeu_ps(C + (size_t)r * ldc + v * 16, m, x);                     \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+PTILE(8, 3, ptile_8x3)
+PTILE(4, 3, ptile_4x3)
+PTILE(1, 3, ptile_1x3)
+PTILE(12, 2, ptile_12x2)
+PTILE(4, 2, ptile_4x2)
+PTILE(1, 2, ptile_1x2)
+PTILE(16, 1, ptile_16x1)
+PTILE(4, 1, ptile_4x1)
+PTILE(1, 1, ptile_1x1)
+
+typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
+                         int, __mmask16);
+
+/* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: rows in blocks whose slice of A
+ * (GEMM_A_BLOCK bytes at most) stays in L2 while every panel of B passes over it; within a block,
+ * panel by panel, rows in tiles of the panel's height (8 rows for 3 vectors, 12 for 2, 16 for 1),
+ * then 4-row and 1-row tiles for the rest. Without the row blocks, a 1024x512 A (2 MB) was
+ * re-read from L3 for each of the 11 panels of a 512-wide layer: 0.75 of the peak instead of the
+ * 0.9 the same tile reaches when A fits. */
+#define GEMM_A_BLOCK (512 * 1024)
+
+AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
+                                      const float *bias, fn_act act, float *C, int ldc)
+{
+    static const ptile_fn big[4] = {NULL, ptile_16x1, ptile_12x2, ptile_8x3};
+    static const ptile_fn four[4] = {NULL, ptile_4x1, ptile_4x2, ptile_4x3};
+    static const ptile_fn one[4] = {NULL, ptile_1x1, ptile_1x2, ptile_1x3};
+    static const int big_rows[4] = {0, 16, 12, 8};
+    /* A multiple of 48 rows, so every tile height divides it. */
+    int mc = (int)(GEMM_A_BLOCK / sizeof(float) / (size_t)(K > 0 ? K : 1)) / 48 * 48;
+    if (mc < 48) mc = 48;
+    for (int m0 = 0; m0 < M; m0 += mc) {
+        const int m1 = m0 + mc < M ? m0 + mc : M;
+        const float *bp = Bp;
+        for (int n0 = 0; n0 < N;) {
+            const int w = panel_width(N - n0), nv = (w + 15) / 16;
+            const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
+            const float *bb = bias ? bias + n0 : NULL;
+            const int mr = big_rows[nv];
+            int m = m0;
+            for (; m + mr <= m1; m += mr)
+                big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                        ml);
+            const int left = m1 - m;
+            if (left > 0 && m1 - m0 >= mr && left / 4 + left % 4 >= 3) {
+                /* The leftover rows as one more full tile ending at the last row: it recomputes
+                 * some rows of the tile before (C does not alias A, and every tile writes C
+                 * from scratch, so they get the same values again). A 4- or 1-row tile takes
+                 * about a third of a full tile's time per k (it is bound by the FMA latency,
+                 * not the FMA units), so this pays from three such small tiles on. */
+                m = m1 - mr;
+                big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                        ml);
+                m = m1;
+            }
+            for (; m + 4 <= m1; m += 4)
+                four[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                         ml);
+            for (; m < m1; m++)
+                one[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
+                        ml);
+            bp += (size_t)K * nv * 16;
+            n0 += w;
+        }
+    }
+}
+
 /* One output vector of the depthwise 3x3 at a border (taps outside the input skipped). */
 AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, const __m512 *wk,
                                        __m512 bv, __mmask16 m, int y0, int x0)
@@ -282,11 +420,12 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, c
     return acc;
 }
 
-/* The nine taps of one interior output vector; p points at its top-left input (channel block).
- * LD is the load: unmasked for full channel blocks (masked loads are slow on some cores). */
-#define DW_TAPS(LD, acc, p)                                                                        \
+/* The nine taps of one interior output vector; r0, r1, r2 (in scope) are its three input rows
+ * (channel block), off the offset of its left column. LD is the load: unmasked for full channel
+ * blocks (masked loads are slow on some cores). */
+#define DW_TAPS(LD, acc, off)                                                                      \
     do {                                                                                           \
-        const float *q0_ = (p), *q1_ = q0_ + rs, *q2_ = q1_ + rs;                                  \
+        const float *q0_ = r0 + (off), *q1_ = r1 + (off), *q2_ = r2 + (off);                       \
         acc = _mm512_fmadd_ps(LD(q0_), w0, acc);                                                   \
         acc = _mm512_fmadd_ps(LD(q0_ + c), w1, acc);                                               \
         acc = _mm512_fmadd_ps(LD(q0_ + 2 * c), w2, acc);                                           \
@@ -297,72 +436,130 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, c
         acc = _mm512_fmadd_ps(LD(q2_ + c), w7, acc);                                               \
         acc = _mm512_fmadd_ps(LD(q2_ + 2 * c), w8, acc);                                           \
     } while (0)
+/* One input row's three taps for eight stride-1 outputs a[0..7]: columns q + j*c, j = 0..9. */
+#define DW_S1_ROW(a, q, wa, wb, wc)                                                                \
+    do {                                                                                           \
+        __m512 x_[10];                                                                             \
+        _Pragma("GCC unroll 10") for (int j_ = 0; j_ < 10; j_++) x_[j_] =                          \
+            _mm512_loadu_ps((q) + (size_t)j_ * c);                                                 \
+        _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
+        {                                                                                          \
+            a[j_] = _mm512_fmadd_ps(x_[j_], wa, a[j_]);                                            \
+            a[j_] = _mm512_fmadd_ps(x_[j_ + 1], wb, a[j_]);                                        \
+            a[j_] = _mm512_fmadd_ps(x_[j_ + 2], wc, a[j_]);                                        \
+        }                                                                                          \
+    } while (0)
 #define LD_FULL(ptr) _mm512_loadu_ps(ptr)
 #define LD_MASK(ptr) _mm512_maskz_loadu_ps(m, ptr)
 
-/* Interior pixels run four at a time (four independent FMA chains hide the FMA latency) with the
- * weights in registers; border pixels take dw3x3_edge. */
+/* One output row of one 16-channel block: border pixels by dw3x3_edge, the interior four at a time
+ * (four independent FMA chains hide the FMA latency) with the nine weights in registers. */
+/* Zeros that stand for the missing input row of an output row at the top or bottom border
+ * (SAME padding), so such rows run the interior kernels too (an exact zero product changes no
+ * sum) instead of dw3x3_edge for every pixel: on the 7x7 and 14x14 maps of the landmark nets
+ * those were a third to a half of the pixels. Never written; rows wider than this (none in our
+ * networks) take the edge path. Untouched .bss pages all read the kernel's one zero page. */
+#define DW_ZERO_FLOATS (64 * 1024)
+static float dw_zero[DW_ZERO_FLOATS];
+
+/* One output row of one 16-channel block: the pixels outside [lo, hi) by dw3x3_edge, the others
+ * eight (stride 1) or four at a time with the nine weights in registers (independent FMA chains
+ * hide the FMA latency). Input rows outside the image read dw_zero (lo < hi only when the caller
+ * has checked that it is wide enough). */
+AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const float *w,
+                                   const float *bias, int stride, int pl, fn_act act, float *orow,
+                                   int y0, int ow, int lo, int hi, int c0)
+{
+    const size_t rs = (size_t)iw * c;     /* floats per input row */
+    const size_t xs = (size_t)stride * c; /* floats between neighbouring outputs' inputs */
+    const __mmask16 m = tail_mask(c - c0);
+    __m512 wk[9];
+    for (int k = 0; k < 9; k++)
+        wk[k] = _mm512_maskz_loadu_ps(m, w + (size_t)k * c + c0);
+    const __m512 w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6],
+                 w7 = wk[7], w8 = wk[8];
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
+    const float *inc = in + c0;
+    const float *r0 = y0 >= 0 && y0 < ih ? inc + (size_t)y0 * rs : dw_zero + c0;
+    const float *r1 = y0 + 1 >= 0 && y0 + 1 < ih ? inc + (size_t)(y0 + 1) * rs : dw_zero + c0;
+    const float *r2 = y0 + 2 >= 0 && y0 + 2 < ih ? inc + (size_t)(y0 + 2) * rs : dw_zero + c0;
+    orow += c0;
+    int ox = 0;
+    for (; ox < lo; ox++)
+        _mm512_mask_storeu_ps(
+            orow + (size_t)ox * c, m,
+            act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+    if (m == (__mmask16)0xffff) {
+        if (stride == 1)
+            for (; ox + 8 <= hi; ox += 8) {
+                /* Eight neighbours share their input columns: each of the ten columns of a
+                 * row is loaded once and used by up to three outputs (30 loads for 72 FMAs
+                 * instead of 72), the same taps in the same order as DW_TAPS. */
+                const size_t off = (size_t)(ox - pl) * c;
+                __m512 a[8];
+                for (int j = 0; j < 8; j++)
+                    a[j] = bv;
+                DW_S1_ROW(a, r0 + off, w0, w1, w2);
+                DW_S1_ROW(a, r1 + off, w3, w4, w5);
+                DW_S1_ROW(a, r2 + off, w6, w7, w8);
+                float *o = orow + (size_t)ox * c;
+                for (int j = 0; j < 8; j++)
+                    _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], act));
+            }
+        for (; ox + 4 <= hi; ox += 4) {
+            const size_t off = (size_t)(ox * stride - pl) * c;
+            __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+            DW_TAPS(LD_FULL, a0, off);
+            DW_TAPS(LD_FULL, a1, off + xs);
+            DW_TAPS(LD_FULL, a2, off + 2 * xs);
+            DW_TAPS(LD_FULL, a3, off + 3 * xs);
+            float *o = orow + (size_t)ox * c;
+            _mm512_storeu_ps(o, act_v(a0, act));
+            _mm512_storeu_ps(o + c, act_v(a1, act));
+            _mm512_storeu_ps(o + 2 * c, act_v(a2, act));
+            _mm512_storeu_ps(o + 3 * c, act_v(a3, act));
+        }
+        for (; ox < hi; ox++) {
+            __m512 a0 = bv;
+            DW_TAPS(LD_FULL, a0, (size_t)(ox * stride - pl) * c);
+            _mm512_storeu_ps(orow + (size_t)ox * c, act_v(a0, act));
+        }
+    } else {
+        for (; ox < hi; ox++) {
+            __m512 a0 = bv;
+            DW_TAPS(LD_MASK, a0, (size_t)(ox * stride - pl) * c);
+            _mm512_mask_storeu_ps(orow + (size_t)ox * c, m, act_v(a0, act));
+        }
+    }
+    for (; ox < ow; ox++)
+        _mm512_mask_storeu_ps(
+            orow + (size_t)ox * c, m,
+            act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+}
+
+/* Output rows are the outer loop and channel blocks the inner one, so the three input rows an
+ * output row reads stay in L1/L2 while every channel block passes over them. The other order (all
+ * rows of one channel block, then the next) read a single 64-byte line out of every pixel's
+ * channels per pass and ran at 6-20 GFLOP/s on the 512- and 1024-channel layers
+ * (bench_vision --layers), about half the speed of this one; reloading the nine weight vectors
+ * per row costs nothing visible. (Pixel-major, every channel block of four pixels before the
+ * next four, measured no better than this.) */
 AVX512 static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w,
                                 const float *bias, int stride, int pt, int pl, fn_act act,
                                 float *out, int oy_begin, int oy_end, int ow)
 {
-    const size_t rs = (size_t)iw * c;     /* floats per input row */
-    const size_t xs = (size_t)stride * c; /* floats between neighbouring outputs' inputs */
     /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). */
     int ox_lo = (pl + stride - 1) / stride, ox_hi = (iw - 3 + pl) / stride + 1;
     if (ox_hi > ow) ox_hi = ow;
     if (ox_lo > ox_hi) ox_lo = ox_hi;
-    for (int c0 = 0; c0 < c; c0 += 16) {
-        const __mmask16 m = tail_mask(c - c0);
-        __m512 wk[9];
-        for (int k = 0; k < 9; k++)
-            wk[k] = _mm512_maskz_loadu_ps(m, w + (size_t)k * c + c0);
-        const __m512 w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5],
-                     w6 = wk[6], w7 = wk[7], w8 = wk[8];
-        const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
-        const float *inc = in + c0;
-        for (int oy = oy_begin; oy < oy_end; oy++) {
-            const int y0 = oy * stride - pt;
-            float *orow = out + (size_t)(oy - oy_begin) * ow * c + c0;
-            const int full = y0 >= 0 && y0 + 3 <= ih;
-            const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
-            int ox = 0;
-            for (; ox < lo; ox++)
-                _mm512_mask_storeu_ps(
-                    orow + (size_t)ox * c, m,
-                    act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
-            const float *base = full ? inc + (size_t)y0 * rs : inc;
-            if (m == (__mmask16)0xffff) {
-                for (; ox + 4 <= hi; ox += 4) {
-                    const float *p = base + (size_t)(ox * stride - pl) * c;
-                    __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
-                    DW_TAPS(LD_FULL, a0, p);
-                    DW_TAPS(LD_FULL, a1, p + xs);
-                    DW_TAPS(LD_FULL, a2, p + 2 * xs);
-                    DW_TAPS(LD_FULL, a3, p + 3 * xs);
-                    float *o = orow + (size_t)ox * c;
-                    _mm512_storeu_ps(o, act_v(a0, act));
-                    _mm512_storeu_ps(o + c, act_v(a1, act));
-                    _mm512_storeu_ps(o + 2 * c, act_v(a2, act));
-                    _mm512_storeu_ps(o + 3 * c, act_v(a3, act));
-                }
-                for (; ox < hi; ox++) {
-                    __m512 a0 = bv;
-                    DW_TAPS(LD_FULL, a0, base + (size_t)(ox * stride - pl) * c);
-                    _mm512_storeu_ps(orow + (size_t)ox * c, act_v(a0, act));
-                }
-            } else {
-                for (; ox < hi; ox++) {
-                    __m512 a0 = bv;
-                    DW_TAPS(LD_MASK, a0, base + (size_t)(ox * stride - pl) * c);
-                    _mm512_mask_storeu_ps(orow + (size_t)ox * c, m, act_v(a0, act));
-                }
-            }
-            for (; ox < ow; ox++)
-                _mm512_mask_storeu_ps(
-                    orow + (size_t)ox * c, m,
-                    act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
-        }
+    for (int oy = oy_begin; oy < oy_end; oy++) {
+        const int y0 = oy * stride - pt;
+        float *orow = out + (size_t)(oy - oy_begin) * ow * c;
+        /* Rows whose input rows are all inside, or whose missing ones dw_zero can stand for. */
+        const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= DW_ZERO_FLOATS;
+        const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
+        for (int c0 = 0; c0 < c; c0 += 16)
+            dw3x3_row_block(in, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, c0);
     }
 }
 
@@ -391,6 +588,12 @@ static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w,
     (void)in, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt, (void)pl;
     (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
 }
+static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
+                               const float *bias, fn_act act, float *C, int ldc)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
+    (void)ldc;
+}
 #endif
 
 static _Thread_local double ops_flops;
@@ -403,6 +606,29 @@ double fn_ops_flops(void)
 void fn_ops_flops_add(double flops)
 {
     ops_flops += flops;
+}
+
+/* The per-layer trace (fn_ops_set_trace): off unless a benchmark sets it, and then one thread-CPU
+ * clock read before and after each layer (each strip's two halves for the separable conv). */
+static _Thread_local fn_ops_trace_fn ops_trace;
+
+void fn_ops_set_trace(fn_ops_trace_fn fn)
+{
+    ops_trace = fn;
+}
+
+static double trace_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void trace_layer(const char *op, int m, int n, int k, double flops, double floats,
+                        double seconds)
+{
+    const fn_ops_layer l = {op, m, n, k, flops, floats * sizeof(float), seconds};
+    ops_trace(&l);
 }
 
 /* Which kernels run: -1 not decided yet, 0 generic C, 1 AVX-512. Read and written atomically so
@@ -425,10 +651,13 @@ static int use_avx512(void)
     return v;
 }
 
-/* im2col runs over strips of output rows so its scratch stays near L2 size instead of growing
- * with the image (conv0 of a 512x512 input would need 7 MB): this many floats per strip, at
- * least one output row. */
-#define COL_STRIP_FLOATS ((size_t)512 * 1024)
+/* im2col runs over strips of output rows so its scratch stays in L2 instead of growing with the
+ * image (conv0 of a 512x512 input would need 7 MB): this many floats per strip (256 KB, well
+ * inside a 1-2 MB L2 next to the weights and the output), at least one output row. The strip is
+ * written and at once read back by the GEMM; at 2 MB (the earlier size) it spilled out of L2
+ * between the two, and the descriptor's first conv (7x7, 72 rows of 10584 floats, one strip)
+ * ran at 0.2 of the peak. */
+#define COL_STRIP_FLOATS ((size_t)64 * 1024)
 
 static int strip_rows(int oh, int ow, int k)
 {
@@ -440,55 +669,165 @@ static int strip_rows(int oh, int ow, int k)
 
 size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int stride, fn_pad pad)
 {
+    return fn_conv2d_scratch_floats_n(1, in_h, in_w, cin, kh, kw, stride, pad);
+}
+
+size_t fn_conv2d_scratch_floats_n(int nimg, int in_h, int in_w, int cin, int kh, int kw, int stride,
+                                  fn_pad pad)
+{
     if (kh == 1 && kw == 1 && stride == 1) return 0;
     int oh = fn_out_size(in_h, kh, stride, pad), ow = fn_out_size(in_w, kw, stride, pad);
     int k = kh * kw * cin;
-    return (size_t)strip_rows(oh, ow, k) * ow * k;
+    return (size_t)strip_rows(nimg * oh, ow, k) * ow * k;
 }
 
-/* The GEMM with fused bias and activation, by the fastest kernel this CPU has. */
-static void gemm_bias_act(int m, int n, int k, const float *a, const float *w, const float *bias,
-                          fn_act act, float *c)
+int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
 {
-    if (use_avx512()) {
-        gemm_avx512(m, n, k, a, k, w, n, bias, act, c, n);
+    wp->w = w;
+    wp->p = NULL;
+    wp->k = k;
+    wp->n = n;
+    if (!fn_cpu_has_avx512() || k <= 0 || n <= 0) return 0;
+    size_t bytes = (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p) return -1;
+    float *d = p;
+    for (int n0 = 0; n0 < n;) {
+        const int pw = panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
+        for (int r = 0; r < k; r++, d += wpad) {
+            memcpy(d, w + (size_t)r * n + n0, sizeof(float) * (size_t)pw);
+            memset(d + pw, 0, sizeof(float) * (size_t)(wpad - pw));
+        }
+        n0 += pw;
+    }
+    wp->p = p;
+    return 0;
+}
+
+void fn_wpack_free(fn_wpack *wp)
+{
+    if (!wp) return;
+    free(wp->p);
+    wp->p = NULL;
+}
+
+/* C = act(A B + bias) from the packed panels in portable C: for a pack whose source was dropped
+ * (fn_wpack.w NULL) when the generic kernels are forced on an AVX-512 CPU (tests). */
+GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float *A, const float *Bp,
+                                               const float *bias, fn_act act, float *C)
+{
+    for (int n0 = 0; n0 < N;) {
+        const int w = panel_width(N - n0), wpad = (w + 15) / 16 * 16;
+        for (int m = 0; m < M; m++) {
+            float *restrict c = C + (size_t)m * N + n0;
+            for (int j = 0; j < w; j++)
+                c[j] = 0.0f;
+            for (int k = 0; k < K; k++) {
+                const float a = A[(size_t)m * K + k];
+                const float *restrict b = Bp + (size_t)k * wpad;
+                for (int j = 0; j < w; j++)
+                    c[j] += a * b[j];
+            }
+        }
+        Bp += (size_t)K * wpad;
+        n0 += w;
+    }
+    bias_act_rows(C, (size_t)M, N, bias, act);
+}
+
+/* The GEMM with fused bias and activation, by the fastest kernel this CPU has: the packed panels
+ * when the weights have them, else B read in place (AVX-512) or OpenBLAS. */
+static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
+                          float *c)
+{
+    const int n = wp->n, k = wp->k;
+    if (!wp->w) {
+        if (use_avx512())
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);
+        else
+            gemm_packed_generic(m, n, k, a, wp->p, bias, act, c);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, w, n, 0.0f, c, n);
+    if (use_avx512()) {
+        if (wp->p)
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);
+        else
+            gemm_avx512(m, n, k, a, k, wp->w, n, bias, act, c, n);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, wp->w, n, 0.0f, c,
+                n);
     bias_act_rows(c, (size_t)m, n, bias, act);
 }
 
-void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
-               int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                        int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+
+void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,
+                 fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
 {
+    fn_conv2d_wn(in, 1, wp, bias, kh, kw, stride, pad, act, out, scratch);
+}
+
+void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh, int kw,
+                  int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    const int cout = wp->n;
     const int ih = in->h, iw = in->w, cin = in->c;
     const int oh = fn_out_size(ih, kh, stride, pad), ow = fn_out_size(iw, kw, stride, pad);
     out->h = oh;
     out->w = ow;
     out->c = cout;
     const int k = kh * kw * cin;
-    ops_flops += 2.0 * oh * ow * k * cout;
+    const double flops = 2.0 * nimg * oh * ow * k * cout;
+    ops_flops += flops;
+    const double t0 = ops_trace ? trace_now() : 0;
     if (kh == 1 && kw == 1 && stride == 1) {
-        gemm_bias_act(oh * ow, cout, k, in->d, w_hwio, bias, act, out->d);
-        return;
+        gemm_bias_act(nimg * oh * ow, wp, in->d, bias, act, out->d);
+    } else {
+        conv_im2col(in, nimg, wp, bias, kh, kw, stride, pad, act, out, scratch);
     }
+    if (ops_trace)
+        trace_layer(kh == 1 && kw == 1 ? "pointwise" : "conv", nimg * oh * ow, cout, k, flops,
+                    (double)nimg * ih * iw * cin + (double)k * cout + (double)nimg * oh * ow * cout,
+                    trace_now() - t0);
+}
+
+/* fn_conv2d_w's im2col path: the im2col matrix strip by strip, each strip's GEMM at once. */
+static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                        int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    const int ih = in->h, iw = in->w, cin = in->c, cout = wp->n;
+    const int oh = out->h, ow = out->w, k = kh * kw * cin;
     const int pt = pad_before(ih, kh, stride, pad), pl = pad_before(iw, kw, stride, pad);
-    const int rows = strip_rows(oh, ow, k);
-    for (int y0 = 0; y0 < oh; y0 += rows) {
-        const int y1 = y0 + rows < oh ? y0 + rows : oh;
+    /* The images' output rows one after the other (image gy / oh, row gy % oh): a strip may span
+     * images, so a small map's GEMM gets the rows of several images at once. */
+    const int total = nimg * oh, rows = strip_rows(total, ow, k);
+    for (int y0 = 0; y0 < total; y0 += rows) {
+        const int y1 = y0 + rows < total ? y0 + rows : total;
         float *col = scratch;
-        for (int oy = y0; oy < y1; oy++) {
+        for (int gy = y0; gy < y1; gy++) {
+            const int oy = gy % oh;
+            const float *img = in->d + (size_t)(gy / oh) * ih * iw * cin;
             for (int ox = 0; ox < ow; ox++) {
-                float *row = col + ((size_t)(oy - y0) * ow + ox) * (size_t)k;
+                float *row = col + ((size_t)(gy - y0) * ow + ox) * (size_t)k;
+                const int x0 = ox * stride - pl;
                 for (int ky = 0; ky < kh; ky++) {
                     int y = oy * stride - pt + ky;
+                    if (y >= 0 && y < ih && x0 >= 0 && x0 + kw <= iw) {
+                        /* The kw taps of an input row are kw * cin adjacent floats: one copy
+                         * (for the RGB first layers, 3 floats a call was most of the layer). */
+                        memcpy(row + (size_t)ky * kw * cin, img + ((size_t)y * iw + x0) * cin,
+                               sizeof(float) * (size_t)kw * cin);
+                        continue;
+                    }
                     for (int kx = 0; kx < kw; kx++) {
                         int x = ox * stride - pl + kx;
                         float *dst = row + ((size_t)ky * kw + kx) * cin;
                         if (y < 0 || y >= ih || x < 0 || x >= iw) {
                             memset(dst, 0, sizeof(float) * (size_t)cin);
                         } else {
-                            const float *src = in->d + ((size_t)y * iw + x) * cin;
+                            const float *src = img + ((size_t)y * iw + x) * cin;
                             if (cin <= 4) /* the RGB first layers: no call per tap */
                                 for (int j = 0; j < cin; j++)
                                     dst[j] = src[j];
@@ -499,12 +838,17 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
                 }
             }
         }
-        gemm_bias_act((y1 - y0) * ow, cout, k, col, w_hwio, bias, act,
-                      out->d + (size_t)y0 * ow * cout);
+        gemm_bias_act((y1 - y0) * ow, wp, col, bias, act, out->d + (size_t)y0 * ow * cout);
     }
 }
 
-/* Output rows [oy_begin, oy_end) of a k x k depthwise conv into out (which holds those rows). */
+void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
+               int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    const fn_wpack wp = {w_hwio, NULL, kh * kw * in->c, cout};
+    fn_conv2d_w(in, &wp, bias, kh, kw, stride, pad, act, out, scratch);
+}
+
 /* The portable depthwise loop for output rows [oy_begin, oy_end). */
 GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, const float *w, const float *bias,
                                            int k, int stride, int pt, int pl, fn_act act,
@@ -552,9 +896,15 @@ void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int 
     out->h = oh;
     out->w = ow;
     out->c = in->c;
-    ops_flops += 2.0 * oh * ow * k * k * in->c;
+    const double flops = 2.0 * oh * ow * k * k * in->c;
+    ops_flops += flops;
+    const double t0 = ops_trace ? trace_now() : 0;
     dw_rows(in, w, bias, k, stride, pad_before(in->h, k, stride, pad),
             pad_before(in->w, k, stride, pad), act, out->d, 0, oh, ow);
+    if (ops_trace)
+        trace_layer("depthwise", oh * ow, in->c, k * k, flops,
+                    (double)in->h * in->w * in->c + (double)k * k * in->c + (double)oh * ow * in->c,
+                    trace_now() - t0);
 }
 
 /* The separable conv runs in strips of output rows: the depthwise result of a strip (at most
@@ -578,11 +928,10 @@ size_t fn_sepconv_scratch_floats(int in_h, int in_w, int cin, int stride)
     return (size_t)sep_strip_rows(oh, ow, cin) * ow * cin;
 }
 
-void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
-                const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
-                float *scratch)
+void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                  const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch)
 {
-    const int ih = in->h, iw = in->w, c = in->c;
+    const int ih = in->h, iw = in->w, c = in->c, cout = pw->n;
     const int oh = fn_out_size(ih, 3, stride, FN_PAD_SAME),
               ow = fn_out_size(iw, 3, stride, FN_PAD_SAME);
     const int pt = pad_before(ih, 3, stride, FN_PAD_SAME),
@@ -592,12 +941,31 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
     out->w = ow;
     out->c = cout;
     ops_flops += 2.0 * oh * ow * c * (9 + cout);
+    double t_dw = 0, t_pw = 0;
     for (int y0 = 0; y0 < oh; y0 += rows) {
         const int y1 = y0 + rows < oh ? y0 + rows : oh;
+        const double t0 = ops_trace ? trace_now() : 0;
         dw_rows(in, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
-        gemm_bias_act((y1 - y0) * ow, cout, c, scratch, pw_w, pw_b, pw_act,
-                      out->d + (size_t)y0 * ow * cout);
+        const double t1 = ops_trace ? trace_now() : 0;
+        gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, out->d + (size_t)y0 * ow * cout);
+        if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
     }
+    if (ops_trace) {
+        /* The depthwise half's traffic is its input and weights (its output stays in cache);
+         * the pointwise half's is its weights and output. */
+        trace_layer("sep.depthwise", oh * ow, c, 9, 2.0 * oh * ow * c * 9,
+                    (double)ih * iw * c + 9.0 * c, t_dw);
+        trace_layer("sep.pointwise", oh * ow, cout, c, 2.0 * oh * ow * c * cout,
+                    (double)c * cout + (double)oh * ow * cout, t_pw);
+    }
+}
+
+void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
+                float *scratch)
+{
+    const fn_wpack wp = {pw_w, NULL, in->c, cout};
+    fn_sepconv_w(in, dw_w, dw_b, stride, dw_act, &wp, pw_b, pw_act, out, scratch);
 }
 
 GENERIC_CLONES static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max,
@@ -687,7 +1055,15 @@ void fn_dense(const float *in, int n_in, const float *w, const float *bias, int 
     for (int j = 0; j < n_out; j++)
         out[j] = bias ? bias[j] : 0.0f;
     ops_flops += 2.0 * n_in * n_out;
-    cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
+    const double t0 = ops_trace ? trace_now() : 0;
+    if (use_avx512())
+        /* A one-row GEMM (OpenBLAS's sgemv runs its SSE3 "Prescott" kernel on these CPUs). */
+        gemm_avx512(1, n_out, n_in, in, n_in, w, n_out, bias, FN_ACT_NONE, out, n_out);
+    else
+        cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
+    if (ops_trace)
+        trace_layer("dense", 1, n_out, n_in, 2.0 * n_in * n_out,
+                    (double)n_in * n_out + n_in + n_out, trace_now() - t0);
 }
 
 void fn_global_avgpool(const fn_t3 *in, float *out)

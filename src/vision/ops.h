@@ -42,6 +42,34 @@ size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int
 void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
                int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
 
+/* Weights of a conv (HWIO, viewed as a [kh*kw*cin][cout] matrix) prepared once, at model load, for
+ * the GEMM: on a CPU with the AVX-512 kernels, a copy in the column panels the microkernel streams
+ * (owned, 64-byte aligned; see ops.c); elsewhere none, and the kernels read `w`. `w` is not
+ * copied for the other paths and must outlive the pack, unless the caller sets it to NULL after a
+ * successful pack (p non-NULL) to free its own copy: every kernel then reads the panels (the
+ * generic one too, slowly). fn_wpack_init returns 0, or -1 when out of memory; fn_wpack_free
+ * frees the copy (NULL and a zeroed pack are fine). Packs are immutable after init and may be
+ * shared by threads. */
+typedef struct fn_wpack {
+    const float *w; /* [k][n], not owned; NULL: only the panels */
+    float *p;       /* packed panels (owned) or NULL */
+    int k, n;       /* k = kh * kw * cin, n = cout */
+} fn_wpack;
+int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n);
+void fn_wpack_free(fn_wpack *wp);
+
+/* fn_conv2d with packed weights (wp->k must be kh * kw * in->c; cout is wp->n). */
+void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,
+                 fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+/* fn_conv2d_w over nimg images of in's shape stored one after the other at in->d (outputs one
+ * after the other at out->d; out->h/w/c are one image's): the same results as nimg calls, but one
+ * GEMM takes the rows of several images, so a small map's layer streams its weights once for the
+ * batch. scratch: fn_conv2d_scratch_floats_n() floats. */
+size_t fn_conv2d_scratch_floats_n(int nimg, int in_h, int in_w, int cin, int kh, int kw, int stride,
+                                  fn_pad pad);
+void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh, int kw,
+                  int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+
 /* Depthwise convolution, k x k, channel multiplier 1. `bias` may be NULL. */
 void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,
                  fn_act act, fn_t3 *out);
@@ -55,6 +83,10 @@ size_t fn_sepconv_scratch_floats(int in_h, int in_w, int cin, int stride);
 void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
                 const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
                 float *scratch);
+
+/* fn_sepconv with packed pointwise weights (pw->k must be in->c; cout is pw->n). */
+void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                  const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch);
 
 /* Max and average pooling, k x k window. Average pooling divides by the number of in-bounds cells
  * (TensorFlow's SAME semantics). */

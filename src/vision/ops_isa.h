@@ -22,4 +22,17 @@ void fn_ops_set_isa(int level);
 double fn_ops_flops(void);
 void fn_ops_flops_add(double flops);
 
+/* A per-layer trace for benchmarks: while set (on the calling thread only), every conv, depthwise,
+ * separable (reported as its depthwise and pointwise halves) and dense layer calls `fn` after it
+ * ran, with its shape as a GEMM (m rows, n columns, k depth), its FLOPs, the least memory traffic
+ * it needs (inputs, weights and outputs once, in bytes) and the thread CPU time it took. NULL
+ * turns it off (the default). The layer record is valid only during the call. */
+typedef struct fn_ops_layer {
+    const char *op; /* "conv", "pointwise", "depthwise", "sep.depthwise", "sep.pointwise", "dense" */
+    int m, n, k;
+    double flops, bytes, seconds;
+} fn_ops_layer;
+typedef void (*fn_ops_trace_fn)(const fn_ops_layer *layer);
+void fn_ops_set_trace(fn_ops_trace_fn fn);
+
 #endif

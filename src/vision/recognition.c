@@ -19,8 +19,9 @@
  * padded to a square and resized to 150.
  *
  * What must stay true: the arithmetic is the reference's; forward/run never allocate and use only
- * the caller's scratch (fn_recog_scratch_floats() floats); a bound net owns its folded filters and
- * keeps a pointer only to the fc tensor of the weights it was bound to. */
+ * the caller's scratch (fn_recog_scratch_floats() floats); a bound net owns its folded filters
+ * (as GEMM panels only where the AVX-512 kernels run: see rc_bind_conv) and keeps a pointer only
+ * to the fc tensor of the weights it was bound to. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +36,10 @@
 static const float rc_mean[3] = {122.782f, 117.001f, 104.298f};
 
 typedef struct rc_conv {
-    const float *f; /* folded filters [k][k][cin][cout] */
+    float *f;       /* folded filters [k][k][cin][cout] (owned), NULL once packed */
     const float *b; /* folded bias [cout] */
     int k, cin, cout;
+    fn_wpack wp; /* f packed for the GEMM once, at bind (owned) */
 } rc_conv;
 
 typedef struct rc_res {
@@ -49,7 +51,7 @@ struct fn_recog_net {
     rc_conv first; /* conv32_down */
     rc_res res[RC_NRES];
     const float *fc; /* [256][128], owned by the weights */
-    float *mem;      /* all folded filters and biases */
+    float *mem;      /* all folded biases */
 };
 
 /* The residual layers in order: name, input channels, output channels, down-sampling. */
@@ -87,7 +89,13 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
     snprintf(name, sizeof name, "%s/scale/biases", prefix);
     if (!(t = rc_get(w, name, 1, vs, err, errlen))) return -1;
 
-    float *ff = *mem, *fb = ff + f->n;
+    /* The folded filters go into a pack for the GEMM; where there is one (AVX-512), the folded
+     * copy is dropped, so the net holds its filters once (25 MB) rather than twice. */
+    float *ff = malloc(f->n * sizeof(float)), *fb = *mem;
+    if (!ff) {
+        snprintf(err, errlen, "out of memory binding %s", prefix);
+        return -2;
+    }
     for (size_t i = 0; i < f->n; i++)
         ff[i] = f->d[i] * s->d[i % (size_t)cout];
     for (int o = 0; o < cout; o++)
@@ -98,12 +106,23 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
     c->k = k;
     c->cin = cin;
     c->cout = cout;
+    if (fn_wpack_init(&c->wp, ff, k * k * cin, cout)) {
+        snprintf(err, errlen, "out of memory binding %s", prefix);
+        return -2;
+    }
+    if (c->wp.p) {
+        free(ff);
+        c->f = NULL;
+        c->wp.w = NULL;
+    }
     return 0;
 }
 
+/* Floats of a conv's folded bias in the net's `mem` (the filters are allocated apiece). */
 static size_t rc_conv_floats(int k, int cin, int cout)
 {
-    return (size_t)k * k * cin * cout + (size_t)cout;
+    (void)k, (void)cin;
+    return (size_t)cout;
 }
 
 int fn_recog_bind(const fn_weights *w, fn_recog_net **out, char *err, size_t errlen)
@@ -126,35 +145,48 @@ int fn_recog_bind(const fn_weights *w, fn_recog_net **out, char *err, size_t err
     }
     n->mem = mem;
     char prefix[64];
-    if (rc_bind_conv(w, "conv32_down", 7, 3, 32, &mem, &n->first, err, errlen) < 0) goto fail;
+    int rc = -1; /* -2: out of memory */
+    if ((rc = rc_bind_conv(w, "conv32_down", 7, 3, 32, &mem, &n->first, err, errlen)) < 0)
+        goto fail;
     for (int i = 0; i < RC_NRES; i++) {
         rc_res *r = &n->res[i];
         r->down = rc_layers[i].down;
         snprintf(prefix, sizeof prefix, "%s/conv1", rc_layers[i].name);
-        if (rc_bind_conv(w, prefix, 3, rc_layers[i].cin, rc_layers[i].cout, &mem, &r->c1, err,
-                         errlen) < 0)
+        if ((rc = rc_bind_conv(w, prefix, 3, rc_layers[i].cin, rc_layers[i].cout, &mem, &r->c1, err,
+                               errlen)) < 0)
             goto fail;
         snprintf(prefix, sizeof prefix, "%s/conv2", rc_layers[i].name);
-        if (rc_bind_conv(w, prefix, 3, rc_layers[i].cout, rc_layers[i].cout, &mem, &r->c2, err,
-                         errlen) < 0)
+        if ((rc = rc_bind_conv(w, prefix, 3, rc_layers[i].cout, rc_layers[i].cout, &mem, &r->c2,
+                               err, errlen)) < 0)
             goto fail;
     }
     {
         const int fs[2] = {256, 128};
         const fn_tensor *fc = rc_get(w, "fc", 2, fs, err, errlen);
-        if (!fc) goto fail;
+        if (!fc) {
+            rc = -1;
+            goto fail;
+        }
         n->fc = fc->d;
     }
     *out = n;
     return 0;
 fail:
     fn_recog_free(n);
-    return FN_ERR_MODEL;
+    return rc == -2 ? FN_ERR_NOMEM : FN_ERR_MODEL;
 }
 
 void fn_recog_free(fn_recog_net *n)
 {
     if (!n) return;
+    fn_wpack_free(&n->first.wp);
+    free(n->first.f);
+    for (int i = 0; i < RC_NRES; i++) {
+        fn_wpack_free(&n->res[i].c1.wp);
+        fn_wpack_free(&n->res[i].c2.wp);
+        free(n->res[i].c1.f);
+        free(n->res[i].c2.f);
+    }
     free(n->mem);
     free(n);
 }
@@ -164,21 +196,21 @@ void fn_recog_free(fn_recog_net *n)
 #define RC_IN_FLOATS  ((size_t)RC_SIZE * RC_SIZE * 3)
 #define RC_BUF_FLOATS ((size_t)72 * 72 * 32)
 
-static size_t rc_col_floats(void)
+static size_t rc_col_floats(int nimg)
 {
-    size_t m = fn_conv2d_scratch_floats(RC_SIZE, RC_SIZE, 3, 7, 7, 2, FN_PAD_VALID);
+    size_t m = fn_conv2d_scratch_floats_n(nimg, RC_SIZE, RC_SIZE, 3, 7, 7, 2, FN_PAD_VALID);
     int hw = 35;
     for (int i = 0; i < RC_NRES; i++) {
         const int cin = rc_layers[i].cin, cout = rc_layers[i].cout;
         size_t a, b;
         if (rc_layers[i].down) {
             int o = fn_out_size(hw, 3, 2, FN_PAD_VALID);
-            a = fn_conv2d_scratch_floats(hw, hw, cin, 3, 3, 2, FN_PAD_VALID);
-            b = fn_conv2d_scratch_floats(o, o, cout, 3, 3, 1, FN_PAD_SAME);
+            a = fn_conv2d_scratch_floats_n(nimg, hw, hw, cin, 3, 3, 2, FN_PAD_VALID);
+            b = fn_conv2d_scratch_floats_n(nimg, o, o, cout, 3, 3, 1, FN_PAD_SAME);
             hw = fn_out_size(hw, 2, 2, FN_PAD_VALID);
         } else {
-            a = fn_conv2d_scratch_floats(hw, hw, cin, 3, 3, 1, FN_PAD_SAME);
-            b = fn_conv2d_scratch_floats(hw, hw, cout, 3, 3, 1, FN_PAD_SAME);
+            a = fn_conv2d_scratch_floats_n(nimg, hw, hw, cin, 3, 3, 1, FN_PAD_SAME);
+            b = fn_conv2d_scratch_floats_n(nimg, hw, hw, cout, 3, 3, 1, FN_PAD_SAME);
         }
         if (a > m) m = a;
         if (b > m) m = b;
@@ -188,7 +220,12 @@ static size_t rc_col_floats(void)
 
 size_t fn_recog_scratch_floats(void)
 {
-    return RC_IN_FLOATS + 4 * RC_BUF_FLOATS + rc_col_floats();
+    return RC_IN_FLOATS + 4 * RC_BUF_FLOATS + rc_col_floats(1);
+}
+
+size_t fn_recog_batch_scratch_floats(int nimg)
+{
+    return (size_t)nimg * 4 * RC_BUF_FLOATS + rc_col_floats(nimg);
 }
 
 /* out = relu(zero-extend(q) + zero-extend(pooled)) at pooled's height and width and q's channels:
@@ -233,10 +270,64 @@ static void rc_add_relu(const float *a, const float *b, float *out, size_t n)
     }
 }
 
-static void rc_conv_run(const rc_conv *c, const fn_t3 *in, int stride, fn_pad pad, fn_act act,
-                        fn_t3 *out, float *col)
+static void rc_conv_run(const rc_conv *c, const fn_t3 *in, int nimg, int stride, fn_pad pad,
+                        fn_act act, fn_t3 *out, float *col)
 {
-    fn_conv2d(in, c->f, c->b, c->k, c->k, c->cout, stride, pad, act, out, col);
+    fn_conv2d_wn(in, nimg, &c->wp, c->b, c->k, c->k, stride, pad, act, out, col);
+}
+
+/* The net over nimg inputs stored one after the other (`in` holds one's shape): the convs take
+ * every image at once (fn_conv2d_wn), the pools and sums go image by image. buf: four buffers of
+ * nimg * RC_BUF_FLOATS; col: the im2col scratch for nimg images. */
+static void rc_forward(const fn_recog_net *n, const fn_t3 *in, int nimg, float *buf[4], float *col,
+                       float (*out)[128])
+{
+    fn_t3 a = {0, 0, 0, buf[0]}, cur = {0, 0, 0, buf[1]};
+    rc_conv_run(&n->first, in, nimg, 2, FN_PAD_VALID, FN_ACT_RELU, &a, col);
+    for (int i = 0; i < nimg; i++) {
+        const size_t sa = (size_t)a.h * a.w * a.c;
+        fn_t3 ai = {a.h, a.w, a.c, a.d + i * sa}, ci = {0, 0, 0, NULL};
+        ci.d = cur.d + (size_t)i * fn_out_size(a.h, 3, 2, FN_PAD_VALID) *
+                           fn_out_size(a.w, 3, 2, FN_PAD_VALID) * a.c;
+        fn_maxpool(&ai, 3, 2, FN_PAD_VALID, &ci);
+        cur.h = ci.h, cur.w = ci.w, cur.c = ci.c;
+    }
+
+    fn_t3 p = {0, 0, 0, buf[0]}, q = {0, 0, 0, buf[2]}, r = {0, 0, 0, buf[3]};
+    for (int l = 0; l < RC_NRES; l++) {
+        const rc_res *L = &n->res[l];
+        if (!L->down) {
+            rc_conv_run(&L->c1, &cur, nimg, 1, FN_PAD_SAME, FN_ACT_RELU, &p, col);
+            rc_conv_run(&L->c2, &p, nimg, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
+            /* residual(): relu(conv2(...) + x); q and cur have the same shape here. */
+            p.h = q.h, p.w = q.w, p.c = q.c;
+            rc_add_relu(q.d, cur.d, p.d, (size_t)nimg * q.h * q.w * q.c);
+        } else {
+            rc_conv_run(&L->c1, &cur, nimg, 2, FN_PAD_VALID, FN_ACT_RELU, &p, col);
+            rc_conv_run(&L->c2, &p, nimg, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
+            const int ph = fn_out_size(cur.h, 2, 2, FN_PAD_VALID),
+                      pw = fn_out_size(cur.w, 2, 2, FN_PAD_VALID);
+            for (int i = 0; i < nimg; i++) {
+                fn_t3 ci = {cur.h, cur.w, cur.c, cur.d + (size_t)i * cur.h * cur.w * cur.c};
+                fn_t3 ri = {0, 0, 0, r.d + (size_t)i * ph * pw * cur.c};
+                fn_t3 qi = {q.h, q.w, q.c, q.d + (size_t)i * q.h * q.w * q.c};
+                fn_t3 oi = {0, 0, 0, p.d + (size_t)i * ph * pw * q.c};
+                fn_avgpool(&ci, 2, 2, FN_PAD_VALID, &ri);
+                rc_down_sum(&qi, &ri, &oi);
+                p.h = oi.h, p.w = oi.w, p.c = oi.c;
+            }
+        }
+        /* p holds the layer's output: it becomes cur, and cur's buffer is free for the next p. */
+        fn_t3 t = cur;
+        cur = p;
+        p = t;
+    }
+    for (int i = 0; i < nimg; i++) {
+        fn_t3 ci = {cur.h, cur.w, cur.c, cur.d + (size_t)i * cur.h * cur.w * cur.c};
+        float feat[256];
+        fn_global_avgpool(&ci, feat);
+        fn_dense(feat, 256, n->fc, NULL, 128, out[i]);
+    }
 }
 
 void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, float out[128])
@@ -244,35 +335,16 @@ void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, fl
     float *buf[4];
     for (int i = 0; i < 4; i++)
         buf[i] = scratch + RC_IN_FLOATS + (size_t)i * RC_BUF_FLOATS;
-    float *col = scratch + RC_IN_FLOATS + 4 * RC_BUF_FLOATS;
+    rc_forward(n, in, 1, buf, scratch + RC_IN_FLOATS + 4 * RC_BUF_FLOATS, (float(*)[128])out);
+}
 
-    fn_t3 a = {0, 0, 0, buf[0]}, cur = {0, 0, 0, buf[1]};
-    rc_conv_run(&n->first, in, 2, FN_PAD_VALID, FN_ACT_RELU, &a, col);
-    fn_maxpool(&a, 3, 2, FN_PAD_VALID, &cur);
-
-    fn_t3 p = {0, 0, 0, buf[0]}, q = {0, 0, 0, buf[2]}, r = {0, 0, 0, buf[3]};
-    for (int i = 0; i < RC_NRES; i++) {
-        const rc_res *L = &n->res[i];
-        if (!L->down) {
-            rc_conv_run(&L->c1, &cur, 1, FN_PAD_SAME, FN_ACT_RELU, &p, col);
-            rc_conv_run(&L->c2, &p, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
-            /* residual(): relu(conv2(...) + x); q and cur have the same shape here. */
-            p.h = q.h, p.w = q.w, p.c = q.c;
-            rc_add_relu(q.d, cur.d, p.d, (size_t)q.h * q.w * q.c);
-        } else {
-            rc_conv_run(&L->c1, &cur, 2, FN_PAD_VALID, FN_ACT_RELU, &p, col);
-            rc_conv_run(&L->c2, &p, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
-            fn_avgpool(&cur, 2, 2, FN_PAD_VALID, &r);
-            rc_down_sum(&q, &r, &p);
-        }
-        /* p holds the layer's output: it becomes cur, and cur's buffer is free for the next p. */
-        fn_t3 t = cur;
-        cur = p;
-        p = t;
-    }
-    float feat[256];
-    fn_global_avgpool(&cur, feat);
-    fn_dense(feat, 256, n->fc, NULL, 128, out);
+void fn_recog_forward_batch(const fn_recog_net *n, const fn_t3 *in, int nimg, float *scratch,
+                            float (*out)[128])
+{
+    float *buf[4];
+    for (int i = 0; i < 4; i++)
+        buf[i] = scratch + (size_t)i * nimg * RC_BUF_FLOATS;
+    rc_forward(n, in, nimg, buf, scratch + (size_t)4 * nimg * RC_BUF_FLOATS, out);
 }
 
 void fn_recog_aligned_box(const float lm[68][2], int crop_w, int crop_h, float box[4])

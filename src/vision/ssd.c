@@ -33,6 +33,7 @@ typedef struct ssd_conv {
     const float *w; /* HWIO */
     const float *b; /* [cout] */
     int k, cin, cout;
+    fn_wpack wp; /* w packed for the GEMM once, at bind (owned) */
 } ssd_conv;
 
 typedef struct ssd_dw {
@@ -106,6 +107,10 @@ static int bind_conv(const fn_weights *w, const char *wname, const char *bname, 
     c->k = k;
     c->cin = cin;
     c->cout = cout;
+    if (fn_wpack_init(&c->wp, tw->d, k * k * cin, cout)) {
+        snprintf(err, errlen, "out of memory binding %s", wname);
+        return FN_ERR_NOMEM;
+    }
     return 0;
 }
 
@@ -143,6 +148,15 @@ void fn_ssd_free(fn_ssd_net *n)
     for (int i = 1; i <= 13; i++) {
         free(n->dw[i].w);
         free(n->dw[i].b);
+    }
+    fn_wpack_free(&n->conv0.wp);
+    for (int i = 0; i < 14; i++)
+        fn_wpack_free(&n->pw[i].wp);
+    for (int i = 0; i < 8; i++)
+        fn_wpack_free(&n->pred[i].wp);
+    for (int i = 0; i < 6; i++) {
+        fn_wpack_free(&n->box[i].wp);
+        fn_wpack_free(&n->cls[i].wp);
     }
     free(n);
 }
@@ -206,7 +220,7 @@ fail:
 static void run_conv(const ssd_conv *c, const fn_t3 *in, int stride, fn_act act, fn_t3 *out,
                      float *col)
 {
-    fn_conv2d(in, c->w, c->b, c->k, c->k, c->cout, stride, FN_PAD_SAME, act, out, col);
+    fn_conv2d_w(in, &c->wp, c->b, c->k, c->k, stride, FN_PAD_SAME, act, out, col);
 }
 
 /* A box predictor on feature map `x`: raw box encodings and class logits of its anchors. */
@@ -234,8 +248,8 @@ void fn_ssd_forward(const fn_ssd_net *n, const fn_t3 *in, float *scratch, float 
         int stride = (i == 2 || i == 4 || i == 6 || i == 12) ? 2 : 1;
         const fn_t3 *src = (i % 2) ? &b : &a;
         fn_t3 *dst = (i % 2) ? &a : &b;
-        fn_sepconv(src, n->dw[i].w, n->dw[i].b, stride, FN_ACT_RELU6, n->pw[i].w, n->pw[i].b,
-                   n->pw[i].cout, FN_ACT_RELU6, dst, col);
+        fn_sepconv_w(src, n->dw[i].w, n->dw[i].b, stride, FN_ACT_RELU6, &n->pw[i].wp, n->pw[i].b,
+                     FN_ACT_RELU6, dst, col);
         if (i == 11) run_predictor(n, 0, &a, rawb, rawc, &anchor);
     }
     run_predictor(n, 1, &a, rawb, rawc, &anchor);

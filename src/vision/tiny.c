@@ -35,16 +35,23 @@ static const float tiny_mean[3] = {117.001f, 114.697f, 97.404f};
 typedef struct tiny_sep {
     const float *dw, *pw, *b;
     int cin, cout;
+    fn_wpack pwp; /* pw packed for the GEMM once, at bind (owned) */
 } tiny_sep;
 
 struct fn_tiny_net {
     const float *conv0_w, *conv0_b;
     tiny_sep sep[6]; /* 1..5 */
     const float *conv8_w, *conv8_b;
+    fn_wpack conv0_p, conv8_p; /* packed conv0_w, conv8_w (owned) */
 };
 
 void fn_tiny_free(fn_tiny_net *n)
 {
+    if (!n) return;
+    fn_wpack_free(&n->conv0_p);
+    fn_wpack_free(&n->conv8_p);
+    for (int i = 1; i <= 5; i++)
+        fn_wpack_free(&n->sep[i].pwp);
     free(n);
 }
 
@@ -84,10 +91,19 @@ int fn_tiny_bind(const fn_weights *w, fn_tiny_net **out, char *err, size_t errle
     TGET("conv8/bias", 1, 25);
     n->conv8_b = t->d;
 #undef TGET
+    int bad = fn_wpack_init(&n->conv0_p, n->conv0_w, 27, 16);
+    bad |= fn_wpack_init(&n->conv8_p, n->conv8_w, 512, 25);
+    for (int i = 1; i <= 5; i++)
+        bad |= fn_wpack_init(&n->sep[i].pwp, n->sep[i].pw, n->sep[i].cin, n->sep[i].cout);
+    if (bad) {
+        snprintf(err, errlen, "out of memory binding the tiny face detector");
+        fn_tiny_free(n);
+        return FN_ERR_NOMEM;
+    }
     *out = n;
     return 0;
 fail:
-    free(n);
+    fn_tiny_free(n);
     return FN_ERR_MODEL;
 }
 
@@ -128,15 +144,15 @@ void fn_tiny_forward(const fn_tiny_net *n, const fn_t3 *in, float *scratch, floa
     float *col = scratch + 2 * bufn;
     fn_t3 a = {0, 0, 0, scratch}, b = {0, 0, 0, scratch + bufn};
 
-    fn_conv2d(in, n->conv0_w, n->conv0_b, 3, 3, 16, 1, FN_PAD_VALID, FN_ACT_LEAKY, &a, col);
+    fn_conv2d_w(in, &n->conv0_p, n->conv0_b, 3, 3, 1, FN_PAD_VALID, FN_ACT_LEAKY, &a, col);
     fn_maxpool(&a, 2, 2, FN_PAD_SAME, &b);
     for (int i = 1; i <= 5; i++) {
         const tiny_sep *s = &n->sep[i];
-        fn_sepconv(&b, s->dw, NULL, 1, FN_ACT_NONE, s->pw, s->b, s->cout, FN_ACT_LEAKY, &a, col);
+        fn_sepconv_w(&b, s->dw, NULL, 1, FN_ACT_NONE, &s->pwp, s->b, FN_ACT_LEAKY, &a, col);
         fn_maxpool(&a, 2, i < 5 ? 2 : 1, FN_PAD_SAME, &b);
     }
     fn_t3 o = {0, 0, 0, out};
-    fn_conv2d(&b, n->conv8_w, n->conv8_b, 1, 1, 25, 1, FN_PAD_VALID, FN_ACT_NONE, &o, NULL);
+    fn_conv2d_w(&b, &n->conv8_p, n->conv8_b, 1, 1, 1, FN_PAD_VALID, FN_ACT_NONE, &o, NULL);
 }
 
 static double sigmoid(double x)

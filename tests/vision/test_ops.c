@@ -106,6 +106,23 @@ static void check_conv(int h, int w, int cin, int cout, int k, int s, fn_pad pad
     assert_int_equal(out.w, ow);
     assert_int_equal(out.c, cout);
     assert_close(out.d, ref, on, 1e-4f);
+    /* The same with the weights packed as the networks bind them (column panels). */
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, wt, k * k * cin, cout), 0);
+    memset(out.d, 0, on * sizeof(float));
+    fn_conv2d_w(&in, &wp, bias, k, k, s, pad, act, &out, scratch);
+    assert_int_equal(out.h, oh);
+    assert_int_equal(out.w, ow);
+    assert_int_equal(out.c, cout);
+    assert_close(out.d, ref, on, 1e-4f);
+    if (wp.p) {
+        /* Only the panels, as the recognition net keeps them (its own copy dropped). */
+        wp.w = NULL;
+        memset(out.d, 0, on * sizeof(float));
+        fn_conv2d_w(&in, &wp, bias, k, k, s, pad, act, &out, scratch);
+        assert_close(out.d, ref, on, 1e-4f);
+    }
+    fn_wpack_free(&wp);
     free(in.d), free(wt), free(bias), free(ref), free(scratch), free(out.d);
 }
 
@@ -134,6 +151,14 @@ static void test_conv2d(void **state)
      * 8-, 4- and 1-row tiles. */
     check_conv(9, 9, 300, 260, 1, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(10, 7, 520, 256, 1, 1, FN_PAD_VALID, FN_ACT_NONE, 0);
+    /* Packed panels (fn_conv2d_w): 48-wide, the last 64 columns as two 32s, a lone or partial
+     * last panel; row counts that leave remainders after the 8-, 12- and 16-row tiles. */
+    check_conv(5, 7, 64, 1024, 1, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(13, 3, 32, 64, 1, 1, FN_PAD_SAME, FN_ACT_RELU, 1);
+    check_conv(29, 1, 24, 16, 1, 1, FN_PAD_VALID, FN_ACT_LEAKY, 1);
+    check_conv(6, 5, 36, 112, 1, 1, FN_PAD_VALID, FN_ACT_NONE, 0);
+    check_conv(11, 11, 9, 42, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(3, 3, 256, 9, 1, 1, FN_PAD_SAME, FN_ACT_NONE, 1);
     /* im2col in several strips of output rows (and a short last strip). */
     check_conv(100, 97, 32, 8, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(101, 64, 32, 20, 3, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
@@ -229,6 +254,13 @@ static void check_sep(int h, int w, int c, int cout, int s, fn_act dw_act, fn_ac
     assert_int_equal(out.w, ow);
     assert_int_equal(out.c, cout);
     assert_close(out.d, ref, on, 1e-4f);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, pw, c, cout), 0);
+    memset(out.d, 0, on * sizeof(float));
+    fn_sepconv_w(&in, dw, db, s, dw_act, &wp, pb, pw_act, &out, scratch);
+    assert_int_equal(out.c, cout);
+    assert_close(out.d, ref, on, 1e-4f);
+    fn_wpack_free(&wp);
     free(in.d), free(dw), free(db), free(pw), free(pb), free(mid), free(ref), free(scratch);
     free(out.d);
 }
@@ -343,6 +375,19 @@ static void test_elementwise(void **state)
     }
     fn_dense(a, (int)n, wt, of, 11, out);
     assert_close(out, ref, 11, 1e-4f);
+    /* The landmark nets' shape: 136 outputs (whole vectors and a partial one), no bias. */
+    {
+        float *w2 = rand_buf((size_t)n * 136), o2[136], r2[136];
+        for (int j = 0; j < 136; j++) {
+            double acc = 0;
+            for (size_t i = 0; i < n; i++)
+                acc += (double)a[i] * w2[i * 136 + j];
+            r2[j] = (float)acc;
+        }
+        fn_dense(a, (int)n, w2, NULL, 136, o2);
+        assert_close(o2, r2, 136, 1e-4f);
+        free(w2);
+    }
     fn_t3 ta = {h, w, c, a};
     for (int j = 0; j < c; j++) {
         double acc = 0;
