@@ -49,6 +49,8 @@ typedef struct fn_config {
                                   audit them as the job's); 0 (off) */
     char db_url[1024];         /* db.url: the library as a postgresql:// address, used when
                                   neither --library nor FACENAMES_LIBRARY names one; "" = none */
+    char worker_host[256];     /* worker.host: this process's host id in the job owners (what
+                                  "same host, pid dead" recovery compares); "" = the hostname */
 } fn_config;
 
 /* Fills *cfg with the defaults. */
