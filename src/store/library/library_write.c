@@ -42,15 +42,15 @@ static const char *const sql[ST_COUNT] = {
                   " ON CONFLICT (path) DO UPDATE SET size = ?2, mtime_ns = ?3, hash = ?4,"
                   " width = ?5, height = ?6, taken_at = ?7, format = ?8, status = ?9,"
                   " error_code = NULL, faces_skipped_small = ?10, ingested_at = ?11, job_id = ?12,"
-                  " models = ?13, missing_at = NULL, root = coalesce(?14, root),"
-                  " rel = coalesce(?15, rel) RETURNING id",
+                  " models = ?13, missing_at = NULL, root = coalesce(?14, photos.root),"
+                  " rel = coalesce(?15, photos.rel) RETURNING id",
     /* A failed attempt keeps what the row knew (its faces too: a photo that became unreadable
      * should not silently lose the names a user gave its faces). */
     [ST_UPSERT_ERROR] = "INSERT INTO photos (path, size, mtime_ns, status, error_code, ingested_at,"
                         " job_id, root, rel) VALUES (?1, ?2, ?3, 'error', ?4, ?5, ?6, ?7, ?8)"
                         " ON CONFLICT (path) DO UPDATE SET status = 'error', error_code = ?4,"
-                        " ingested_at = ?5, job_id = ?6, root = coalesce(?7, root),"
-                        " rel = coalesce(?8, rel) RETURNING id",
+                        " ingested_at = ?5, job_id = ?6, root = coalesce(?7, photos.root),"
+                        " rel = coalesce(?8, photos.rel) RETURNING id",
     [ST_TOUCH] = "UPDATE photos SET mtime_ns = ?2, missing_at = NULL WHERE path = ?1 RETURNING id",
     /* Faces a user drew (origin 'user') are neither matched nor replaced: they stay as drawn.
      * `free`: nobody decided the face, so it may go when no new detection matches it. */
