@@ -138,8 +138,19 @@ static int setup(void **state)
     return ok && n_photos == 12 ? 0 : -1;
 }
 
+/* Every worker spawned, so that a failed test (cmocka leaves it at the failed check) leaves no
+ * worker running behind it: the group teardown kills what is left. */
+static pid_t spawned[4 * N_WORKERS * (KILL_TRIALS + 2)];
+static size_t n_spawned;
+
 static int teardown(void **state)
 {
+    /* Only children not reaped yet (waitpid says so): a reaped one's pid may be another's now. */
+    for (size_t i = 0; i < n_spawned; i++) {
+        if (waitpid(spawned[i], NULL, WNOHANG) != 0) continue;
+        kill(spawned[i], SIGKILL);
+        waitpid(spawned[i], NULL, 0);
+    }
     return harness_group_teardown(state);
 }
 
@@ -246,6 +257,8 @@ static void hosts_start(hosts *h, const char *name, int first)
                                                heartbeat_set, "worker", "--host", host, "--threads",
                                                "1", NULL},
                               h->tag[i]);
+        if (h->pid[i] > 0 && n_spawned < sizeof spawned / sizeof spawned[0])
+            spawned[n_spawned++] = h->pid[i];
         for (long long t0 = now_ms(); k < 0 && !runner(h) && now_ms() - t0 < 20000;)
             sleep_ms(20);
     }
