@@ -51,6 +51,8 @@ typedef struct fn_config {
                                   neither --library nor FACENAMES_LIBRARY names one; "" = none */
     char detect_tiles[8];      /* ingest.detect_tiles: "off" or "on" (overlapping tiles find small
                                   faces in large photos, at one detector pass per tile); "off" */
+    char worker_host[256];     /* worker.host: this process's host id in the job owners (what
+                                  "same host, pid dead" recovery compares); "" = the hostname */
 } fn_config;
 
 /* Fills *cfg with the defaults. */

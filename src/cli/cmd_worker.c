@@ -1,6 +1,8 @@
-/* cmd_worker.c: `facenames worker [--threads N] [--until-idle]`: runs the library's queued jobs
- * (those enqueued with --detach, by the app, or recovered from a crashed process) until stopped,
- * or until nothing runnable is left.
+/* cmd_worker.c: `facenames worker [--threads N] [--host ID] [--until-idle]`: runs the library's
+ * queued jobs (those enqueued with --detach, by the app, or recovered from a crashed process) until
+ * stopped, or until nothing runnable is left. Several workers, on one machine or many sharing a
+ * library on a server, share its jobs; --host names this one's machine in the job owners
+ * (worker.host).
  *
  * It prints one line per job start and end. Ctrl-C (or SIGTERM) stops it gracefully: running jobs
  * checkpoint at their next batch and go back to the queue (fn_engine_close asks them to yield), so
@@ -17,11 +19,13 @@
 #include "util/pathenc.h"
 
 static const char worker_usage[] =
-    "usage: facenames worker [--threads N] [--until-idle]\n"
+    "usage: facenames worker [--threads N] [--host ID] [--until-idle]\n"
     "\n"
     "Runs queued jobs (enqueued with --detach, or by the app) in this process.\n"
     "\n"
     "  --threads N    worker threads (default and cap: workers.cpu_max)\n"
+    "  --host ID      this machine's id in the job owners (default: worker.host, else the\n"
+    "                 hostname); give each machine sharing a library its own\n"
     "  --until-idle   exit when no job is left that this worker runs, instead of waiting\n"
     "\n"
     "Ctrl-C stops gracefully: running jobs go back to the queue after their current batch\n"
@@ -83,6 +87,11 @@ int cmd_worker(cli_ctx *ctx, int argc, char **argv)
             return CLI_EXIT_OK;
         } else if (strcmp(argv[i], "--until-idle") == 0) {
             until_idle = 1;
+        } else if ((r = cli_opt_value(ctx, "worker", argv, argc, &i, "--host", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            char err[512];
+            if (fn_config_set(&ctx->cfg, "worker.host", v, err, sizeof err) < 0)
+                return cli_usage_error(ctx, "worker", "--host: %s", err);
         } else if ((r = cli_opt_value(ctx, "worker", argv, argc, &i, "--threads", &v)) != 0) {
             if (r < 0) return CLI_EXIT_USAGE;
             if (cli_parse_ll(v, 1, 4096, &threads) < 0)

@@ -81,6 +81,7 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv); /* ingest PATH... (ingest p
 /* cluster [--full] (cluster part) */
 int cmd_cluster(cli_ctx *ctx, int argc, char **argv);
 int cmd_photos(cli_ctx *ctx, int argc, char **argv); /* photos list|show (ingest part) */
+int cmd_roots(cli_ctx *ctx, int argc, char **argv);  /* roots list|add|map */
 int cmd_faces(cli_ctx *ctx, int argc, char **argv);  /* faces list (ingest part), assign... */
 int cmd_config(cli_ctx *ctx, int argc, char **argv); /* config [show|path] (CLI part) */
 /* people list|show|rename|merge|split|delete|sheet (people part) */

@@ -22,6 +22,7 @@ struct command {
 static const struct command commands[] = {
     {"ingest", cmd_ingest},
     {"photos", cmd_photos},
+    {"roots", cmd_roots},
     {"faces", cmd_faces},
     {"detect", cmd_detect},
     {"jobs", cmd_jobs},
@@ -48,6 +49,7 @@ static void usage(FILE *out)
           "Commands:\n"
           "  ingest PATH...     add photos to the library and find their faces\n"
           "  photos list|show   the library's photos\n"
+          "  roots list|add|map the photo folders and each host's path of them\n"
           "  faces list         the faces found, with their person, state and suggestion\n"
           "  faces assign|move|unassign|ignore FACE_ID...  name faces (--person NAME|ID)\n"
           "  people SUBCOMMAND  list, show, rename, merge, split, delete persons; sheet\n"

@@ -204,7 +204,12 @@ static int open_engine(const char *library_dir, const fn_config *cfg, int readon
             goto fail;
         }
     }
-    if (gethostname(e->host, sizeof e->host - 1) != 0)
+    /* worker.host names this process's host in the owner rows; two processes on one machine
+     * may claim to be different hosts (a test of several hosts, a container), and then never
+     * take each other's pids for their own. */
+    if (e->cfg.worker_host[0])
+        snprintf(e->host, sizeof e->host, "%s", e->cfg.worker_host);
+    else if (gethostname(e->host, sizeof e->host - 1) != 0)
         snprintf(e->host, sizeof e->host, "localhost");
 
     char err[512];
@@ -622,7 +627,12 @@ static void *monitor_main(void *arg)
     if (tick_ms < 10) tick_ms = 10;
     if (tick_ms > 100) tick_ms = 100;
     if (tick_ms > poll_ms) tick_ms = poll_ms;
-    uint64_t last_beat = fn_mono_ns(), last_poll = last_beat, last_prune = last_beat;
+    uint64_t last_beat = fn_mono_ns(), last_poll = last_beat, last_prune = last_beat,
+             last_recover = last_beat;
+    /* Live owners recover dead ones while they run, not only at open: a worker on another host
+     * that died mid-job has its job requeued by whichever worker notices first, within the
+     * owner timeout and half of it again. */
+    uint64_t recover_ns = (uint64_t)e->cfg.jobs_owner_timeout_ms * 500000u;
     unsigned prunes = 0;
     fn_snap *sn = malloc(sizeof *sn);
     feed_state fs;
@@ -656,6 +666,15 @@ static void *monitor_main(void *arg)
             if (fn_store_wal_checkpoint(e->monitor_store, NULL))
                 FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
             fn_joblog_flush(e);
+        }
+        if (now - last_recover >= recover_ns) {
+            last_recover = now;
+            int recovered = 0;
+            if (fn_js_recover(e->monitor_store, e->owner, e->host, fn_wall_ms(),
+                              e->cfg.jobs_owner_timeout_ms, &recovered))
+                FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
+            else if (recovered)
+                FN_LOG(FN_LOG_INFO, "%s: recovered %d orphaned job(s)", e->db_path, recovered);
         }
         if (now - last_prune >= 5000000000u) {
             last_prune = now;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "facenames/error.h"
 #include "tasks/content_hash.h"
@@ -89,6 +90,27 @@ static int in_batch(fn_batch *b, const char *path)
     return 0;
 }
 
+int64_t ingest_root_of(const ingest_job *st, const char *path, const char **rel)
+{
+    size_t best = st->n_roots, best_len = 0;
+    for (size_t i = 0; i < st->n_roots; i++) {
+        const char *base = st->roots[i].path;
+        size_t n = base ? strlen(base) : 0;
+        if (!n || (best < st->n_roots && n <= best_len)) continue;
+        if (n == 1 && base[0] == '/') {
+            best = i, best_len = 0;
+        } else if (strncmp(base, path, n) == 0 && (path[n] == '/' || path[n] == 0)) {
+            best = i, best_len = n;
+        }
+    }
+    if (best == st->n_roots) return 0;
+    const char *r = path + best_len;
+    while (*r == '/')
+        r++;
+    *rel = r;
+    return st->roots[best].root;
+}
+
 /* Decides what one listed file needs and fills its item: nothing (unchanged: not kept), its new
  * mtime only (touch), work, or a failure. `force` (a retry) skips the unchanged checks. */
 static int consider(fn_batch *b, const char *path, int force, fn_item *it)
@@ -123,6 +145,12 @@ static int consider(fn_batch *b, const char *path, int force, fn_item *it)
         fn_photo_probe row;
         rc = fn_library_reader_hold(st->reader, 1);
         if (rc == 0) rc = fn_library_photo_probe(st->reader, path, &row);
+        /* Not under this path: perhaps under another host's mount of the same root, which is
+         * the same photo (its row keeps the path it was first stored under). */
+        const char *rel;
+        int64_t root;
+        if (rc == FN_ERR_NOT_FOUND && (root = ingest_root_of(st, path, &rel)) > 0)
+            rc = fn_library_photo_probe_rel(st->reader, root, rel, &row, &ph->key);
         if (rc == 0) {
             int same_size = row.size == ph->size && row.status != FN_PHOTO_ERROR;
             int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
@@ -292,6 +320,80 @@ static int read_position(fn_batch *b, ingest_job *st)
     return rc;
 }
 
+/* `path` as this host mounts it: the root (of any host's mount) that holds it, then this host's
+ * path of that root with the rest appended. NULL when the library knows no such pair (or out of
+ * memory: the caller then keeps the path as it is, and the walk reports it missing). */
+static char *translate(const ingest_job *st, const fn_root_path *all, size_t n_all,
+                       const char *path)
+{
+    size_t best = n_all, best_len = 0;
+    for (size_t i = 0; i < n_all; i++) {
+        size_t n = all[i].path ? strlen(all[i].path) : 0;
+        if (n > best_len && strncmp(all[i].path, path, n) == 0 && (path[n] == '/' || path[n] == 0))
+            best = i, best_len = n;
+    }
+    if (best == n_all) return NULL;
+    for (size_t i = 0; i < n_all; i++) {
+        if (all[i].root != all[best].root || !all[i].host || strcmp(all[i].host, st->host) != 0)
+            continue;
+        size_t n = strlen(all[i].path), rest = strlen(path + best_len);
+        char *out = malloc(n + rest + 1);
+        if (!out) return NULL;
+        memcpy(out, all[i].path, n);
+        memcpy(out + n, path + best_len, rest + 1);
+        return out;
+    }
+    return NULL;
+}
+
+/* This host's id (worker.host, else the hostname: what the job owners record), its mounts of
+ * the library's roots, and the payload's folders a new root would be made of. */
+static int open_roots(fn_batch *b, ingest_job *st)
+{
+    const fn_config *cfg = fn_engine_config(fn_job_engine(fn_batch_ctx(b)));
+    if (cfg->worker_host[0])
+        snprintf(st->host, sizeof st->host, "%s", cfg->worker_host);
+    else if (gethostname(st->host, sizeof st->host - 1) != 0)
+        snprintf(st->host, sizeof st->host, "localhost");
+    fn_store *s = fn_batch_reader(b);
+    int rc = fn_library_root_paths(s, st->host, &st->roots, &st->n_roots);
+    if (rc < 0) {
+        fn_batch_fail(b, "ingest: %s", fn_store_errmsg(s));
+        return rc;
+    }
+    const char *const *paths;
+    size_t n_paths = fn_batch_strings(b, "paths", &paths);
+    if (!(st->dirs = calloc(n_paths ? n_paths : 1, sizeof *st->dirs))) return FN_ERR_NOMEM;
+    if (!(st->local = calloc(n_paths ? n_paths : 1, sizeof *st->local))) return FN_ERR_NOMEM;
+    fn_root_path *all = NULL;
+    size_t n_all = 0;
+    for (size_t i = 0; i < n_paths; i++) {
+        /* A path under a root (the job may have been enqueued on another host, through its
+         * mount): this host reads the root where it mounts it, when the library knows that. */
+        if (!all && (rc = fn_library_root_paths(s, NULL, &all, &n_all)) < 0) {
+            fn_batch_fail(b, "ingest: %s", fn_store_errmsg(s));
+            return rc;
+        }
+        st->local[i] = translate(st, all, n_all, paths[i]);
+        if (!st->local[i] && !(st->local[i] = strdup(paths[i]))) rc = FN_ERR_NOMEM;
+        st->n_local = i + 1;
+        if (rc < 0) break;
+        char *real = realpath(st->local[i], NULL);
+        if (!real) continue; /* a path that is gone: the walk reports it */
+        struct stat sb;
+        if (stat(real, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+            char *slash = strrchr(real, '/');
+            if (slash && slash != real)
+                *slash = 0;
+            else if (slash)
+                slash[1] = 0;
+        }
+        st->dirs[st->n_dirs++] = real;
+    }
+    fn_root_paths_free(all, n_all);
+    return rc;
+}
+
 static int ingest_open(fn_batch *b)
 {
     ingest_job *st = fn_batch_state(b);
@@ -336,10 +438,12 @@ static int ingest_open(fn_batch *b)
         return rc;
     }
     if ((rc = read_position(b, st)) < 0) return rc;
+    if ((rc = open_roots(b, st)) < 0) return rc;
     if (fn_batch_is_retry(b)) return 0; /* only the retry items: no walk */
 
-    const char *const *paths;
-    size_t n_paths = fn_batch_strings(b, "paths", &paths);
+    /* The payload's paths as this host mounts them (open_roots). */
+    const char *const *paths = (const char *const *)st->local;
+    size_t n_paths = st->n_local;
     if ((rc = count_pass(b, paths, n_paths)) < 0) return rc;
     fn_walk_opts wo;
     walk_opts(b, 0, &wo);
@@ -363,6 +467,13 @@ static void ingest_close(fn_batch *b)
     fn_library_reader_free(st->reader);
     free(st->last);
     free(st->hashbuf);
+    fn_root_paths_free(st->roots, st->n_roots);
+    for (size_t i = 0; i < st->n_dirs; i++)
+        free(st->dirs[i]);
+    free(st->dirs);
+    for (size_t i = 0; i < st->n_local; i++)
+        free(st->local[i]);
+    free(st->local);
 }
 
 const fn_jobtype fn_ingest_type = {

@@ -52,11 +52,24 @@ typedef struct ingest_job {
     char *last;
     uint8_t *hashbuf;
     _Atomic uint64_t vision_ns; /* time inside the vision code in this run */
+    /* Roots (library migration 5): this host's id, its mounts of the library's roots (loaded at
+     * open, grown by ingest_write when a payload folder is in none), and the payload's folders
+     * (realpath; a file's parent) that a new root is made of. Job thread. */
+    char host[256];
+    fn_root_path *roots;
+    size_t n_roots;
+    char **dirs;
+    size_t n_dirs;
+    char **local; /* the payload's paths as this host mounts them (translated through roots) */
+    size_t n_local;
 } ingest_job;
 
 /* One photo's record (fn_item.data). */
 typedef struct ingest_photo {
     int touch;              /* unchanged content, new mtime: only that is recorded */
+    char *key;              /* the path its row is stored under when that is not the item's own
+                               (the photo was first reached through another host's mount of
+                               its root); NULL: the item's path. Freed by ingest_item_clear. */
     int64_t size, mtime_ns; /* from the stat that decided to process it */
     uint64_t hash;
     /* results, written by exactly one worker */
@@ -90,6 +103,10 @@ int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n);
 void ingest_item_clear(fn_batch *b, fn_item *item);
 /* The resolution an ingest error gets: retry what the user can fix without changing the file. */
 fn_resolution ingest_resolution(const char *code);
+
+/* ingest.c: the root of this host that holds `path`, and the path relative to it (pointing into
+ * `path`); 0 when no root holds it. */
+int64_t ingest_root_of(const ingest_job *st, const char *path, const char **rel);
 
 /* ingest_summary.c */
 char *ingest_summary(const fn_job_info *job, void *user);

@@ -76,6 +76,7 @@ void ingest_item_clear(fn_batch *b, fn_item *it)
     free(ph->faces);
     free(ph->landmarks);
     free(ph->descriptors);
+    free(ph->key);
 }
 
 /* Largest files first: workers take items in this order, so the batch ends on small photos and no
@@ -183,6 +184,31 @@ void ingest_process(fn_batch *b, void *slot, fn_item *it)
     count(b, ph, vision_ns);
 }
 
+/* The root of `path` on this host: a known one, or one made (in the batch's transaction) of the
+ * payload folder that holds it. 0 and *root = 0 when no payload folder holds it (a retry of a
+ * path the payload does not name). */
+static int locate(ingest_job *st, fn_store_tx *tx, const char *path, int64_t *root,
+                  const char **rel)
+{
+    if ((*root = ingest_root_of(st, path, rel)) > 0) return 0;
+    for (size_t i = 0; i < st->n_dirs; i++) {
+        size_t n = strlen(st->dirs[i]);
+        if (strncmp(st->dirs[i], path, n) != 0 || (path[n] != '/' && path[n] != 0 && n > 1))
+            continue;
+        fn_root_path *v = realloc(st->roots, (st->n_roots + 1) * sizeof *v);
+        if (!v) return FN_ERR_NOMEM;
+        st->roots = v;
+        fn_root_path *p = &v[st->n_roots];
+        memset(p, 0, sizeof *p);
+        int rc = fn_library_root_ensure(tx, st->host, st->dirs[i], &p->root, &p->path);
+        if (rc < 0) return rc;
+        st->n_roots++;
+        *root = ingest_root_of(st, path, rel);
+        return 0;
+    }
+    return 0;
+}
+
 int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n_items)
 {
     ingest_job *st = fn_batch_state(b);
@@ -195,7 +221,12 @@ int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n_i
         const fn_item *it = items[i];
         const ingest_photo *ph = it->data;
         fn_photo_put *p = &puts[n];
-        p->path = it->ref;
+        p->path = ph->key ? ph->key : it->ref;
+        int rc = locate(st, tx, it->ref, &p->root, &p->rel);
+        if (rc < 0) {
+            free(puts);
+            return rc;
+        }
         p->size = ph->size;
         p->mtime_ns = ph->mtime_ns;
         p->hash = ph->hash;

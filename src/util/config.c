@@ -52,6 +52,7 @@ static const struct key keys[] = {
     {"jobs.aging_ms", KEY_INT, OFF(jobs_aging_ms), 0, 1, INT_MAX, 0, 0, NULL, NULL},
     {"db.busy_timeout_ms", KEY_INT, OFF(db_busy_timeout_ms), 0, 0, INT_MAX, 0, 0, NULL, NULL},
     {"db.url", KEY_STR, OFF(db_url), SZ(db_url), 0, 0, 0, 0, NULL, NULL},
+    {"worker.host", KEY_STR, OFF(worker_host), SZ(worker_host), 0, 0, 0, 0, NULL, NULL},
     {"log.path", KEY_STR, OFF(log_path), SZ(log_path), 0, 0, 0, 0, NULL, NULL},
     {"models.dir", KEY_STR, OFF(models_dir), SZ(models_dir), 0, 0, 0, 0, NULL, NULL},
     {"ingest.detector", KEY_ENUM, OFF(detector), SZ(detector), 0, 0, 0, 0, detectors, NULL},

@@ -25,7 +25,8 @@ static inline int fn_config_equal(const fn_config *a, const fn_config *b)
            strcmp(a->log_path, b->log_path) == 0 && strcmp(a->db_url, b->db_url) == 0 &&
            strcmp(a->models_dir, b->models_dir) == 0 && strcmp(a->detector, b->detector) == 0 &&
            strcmp(a->detect_tiles, b->detect_tiles) == 0 &&
-           a->ingest_min_face_size == b->ingest_min_face_size && a->ingest_batch == b->ingest_batch;
+           a->ingest_min_face_size == b->ingest_min_face_size &&
+           a->ingest_batch == b->ingest_batch && strcmp(a->worker_host, b->worker_host) == 0;
 }
 
 #endif

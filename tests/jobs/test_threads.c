@@ -1,7 +1,8 @@
 /* test_threads.c: the engine with worker threads: completion, device-slot and memory caps,
  * preemption of a running background job by an interactive one, closing requeues running jobs,
  * parallel_for within workers.cpu_max, cross-process cancel through the database, heartbeat and
- * recovery of orphaned jobs on open. Timing here is generous: only orderings and caps are checked.
+ * recovery of orphaned jobs on open and while open, and the host id owners record. Timing here is
+ * generous: only orderings and caps are checked.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -418,6 +419,91 @@ static void test_orphan_recovery(void **state)
     rm_library(dir);
 }
 
+/* A dead pid (a child that has exited and been reaped). */
+static pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    return pid;
+}
+
+/* worker.host is the host the owner row records, and the one "same host, pid dead" recovery
+ * compares: an owner of host "host-a" whose pid is gone is recovered at once by a process of
+ * host "host-a", and left to the owner timeout by a process of any other host (its pid may be
+ * alive there). */
+static void test_host_identity(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    snprintf(c.worker_host, sizeof c.worker_host, "host-a");
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_owners WHERE host='host-a'"), 1);
+    fn_job_id job;
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, &job), 0);
+    fn_engine_close(e);
+    int64_t now = fn_wall_ms();
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO job_owners(id,pid,host,started_at,heartbeat_at) VALUES"
+             "(300,%d,'host-a',%lld,%lld);"
+             "UPDATE jobs SET state=1, owner=300, started_at=%lld WHERE id=%lld;",
+             (int)dead_pid(), (long long)now, (long long)now, (long long)now, (long long)job);
+    exec_sql(dir, sql);
+    /* Another host: the pid means nothing here, and the heartbeat is fresh. */
+    fn_config other = test_config();
+    snprintf(other.worker_host, sizeof other.worker_host, "host-b");
+    assert_int_equal(fn_engine_open(dir, &other, &e), 0);
+    assert_int_equal(job_state(e, job), FN_JOB_RUNNING);
+    fn_engine_close(e);
+    /* The same host: the pid is gone, so is the owner. */
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    assert_int_equal(job_state(e, job), FN_JOB_QUEUED);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_owners WHERE id=300"), 0);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* A live engine recovers an owner that goes silent while it runs (another host's worker that
+ * died mid-job), not only at open: the job is queued again within the owner timeout and half of
+ * it again. */
+static void test_recover_while_open(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.jobs_heartbeat_ms = 50;
+    c.jobs_owner_timeout_ms = 400;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_job_id job;
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, &job), 0);
+    /* Registered after this engine's open, with a fresh heartbeat, then never again. */
+    int64_t now = fn_wall_ms();
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO job_owners(id,pid,host,started_at,heartbeat_at) VALUES"
+             "(400,1,'elsewhere',%lld,%lld);"
+             "UPDATE jobs SET state=1, owner=400, started_at=%lld WHERE id=%lld;",
+             (long long)now, (long long)now, (long long)now, (long long)job);
+    exec_sql(dir, sql);
+    assert_int_equal(job_state(e, job), FN_JOB_RUNNING);
+    int64_t t0 = fn_wall_ms();
+    while (job_state(e, job) == FN_JOB_RUNNING && fn_wall_ms() - t0 < 5000)
+        sleep_ms(20);
+    assert_int_equal(job_state(e, job), FN_JOB_QUEUED);
+    /* silence (400 ms) plus at most one recovery period (200 ms), with slack for a busy machine */
+    assert_true(fn_wall_ms() - t0 < 2500);
+    char *log;
+    assert_int_equal(fn_job_log(e, job, &log), 0);
+    assert_non_null(strstr(log, "recovered: owner 400 is gone"));
+    free(log);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +517,8 @@ int main(void)
         cmocka_unit_test(test_cross_process_cancel),
         cmocka_unit_test(test_heartbeat),
         cmocka_unit_test(test_orphan_recovery),
+        cmocka_unit_test(test_host_identity),
+        cmocka_unit_test(test_recover_while_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

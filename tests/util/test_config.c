@@ -76,6 +76,8 @@ static void test_set_good(void **state)
     assert_string_equal(c.db_url, "postgresql://faces@nas/faces");
     assert_int_equal(fn_config_set(&c, "db.url", "", err, sizeof err), 0);
     assert_string_equal(c.db_url, "");
+    assert_int_equal(fn_config_set(&c, "worker.host", "nas-2", err, sizeof err), 0);
+    assert_string_equal(c.worker_host, "nas-2");
     assert_int_equal(fn_config_set(&c, "ingest.detector", "tiny", err, sizeof err), 0);
     assert_string_equal(c.detector, "tiny");
     assert_int_equal(fn_config_set(&c, "ingest.min_face_size", "12", err, sizeof err), 0);
@@ -419,7 +421,7 @@ static void test_docs_list_every_key(void **state)
         if (!strstr(doc, want)) fail_msg("%s: %s is not documented", docs_path, env);
         keys++;
     }
-    assert_int_equal(keys, 24);
+    assert_int_equal(keys, 25);
     free(text);
 }
 

@@ -15,7 +15,7 @@
 
 struct fn_library_reader {
     fn_store *s;
-    fn_sql_stmt *by_path, *by_id, *probe;
+    fn_sql_stmt *by_path, *by_id, *probe, *probe_rel;
     int holding;
 };
 
@@ -83,6 +83,11 @@ int fn_library_reader_new(fn_store *s, fn_library_reader **out)
                             "SELECT id, size, mtime_ns, hash, status, ingested_at FROM photos"
                             " WHERE path = ?1",
                             &r->probe);
+    if (rc == FN_OK)
+        rc = fn_sql_prepare(s,
+                            "SELECT id, size, mtime_ns, hash, status, ingested_at, path FROM photos"
+                            " WHERE root = ?1 AND rel = ?2 ORDER BY id LIMIT 1",
+                            &r->probe_rel);
     if (rc != FN_OK) {
         int err = fn_store_fail(s, rc, "preparing photo lookups");
         fn_library_reader_free(r);
@@ -108,6 +113,7 @@ void fn_library_reader_free(fn_library_reader *r)
     fn_sql_finalize(r->by_path);
     fn_sql_finalize(r->by_id);
     fn_sql_finalize(r->probe);
+    fn_sql_finalize(r->probe_rel);
     free(r);
 }
 
@@ -131,10 +137,9 @@ int fn_library_photo_by_path(fn_library_reader *r, const char *path, fn_photo_ro
     return lookup(r, r->by_path, out);
 }
 
-int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_probe *out)
+/* Reads a probe row (id, size, mtime_ns, hash, status, ingested_at[, path]) of `st`, bound. */
+static int probe_row(fn_library_reader *r, fn_sql_stmt *st, fn_photo_probe *out, char **path)
 {
-    fn_sql_stmt *st = r->probe;
-    fn_sql_bind_text(st, 1, path, -1, FN_SQL_STATIC);
     int rc = fn_sql_step(st), ret = 0;
     if (rc == FN_SQL_ROW) {
         out->id = fn_sql_column_int64(st, 0);
@@ -145,6 +150,10 @@ int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_prob
         fn_photo_status_parse(fn_sql_column_text(st, 4), &status);
         out->status = status;
         out->ingested_at = fn_sql_column_int64(st, 5);
+        if (path) {
+            const char *p = fn_sql_column_text(st, 6);
+            if (!(*path = strdup(p ? p : ""))) ret = FN_ERR_NOMEM;
+        }
     } else if (rc == FN_SQL_DONE) {
         ret = FN_ERR_NOT_FOUND;
     } else {
@@ -153,6 +162,21 @@ int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_prob
     fn_sql_reset(st);
     fn_sql_clear_bindings(st);
     return ret;
+}
+
+int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_probe *out)
+{
+    fn_sql_bind_text(r->probe, 1, path, -1, FN_SQL_STATIC);
+    return probe_row(r, r->probe, out, NULL);
+}
+
+int fn_library_photo_probe_rel(fn_library_reader *r, int64_t root, const char *rel,
+                               fn_photo_probe *out, char **path)
+{
+    *path = NULL;
+    fn_sql_bind_int64(r->probe_rel, 1, root);
+    fn_sql_bind_text(r->probe_rel, 2, rel, -1, FN_SQL_STATIC);
+    return probe_row(r, r->probe_rel, out, path);
 }
 
 int fn_library_photo_by_id(fn_library_reader *r, int64_t id, fn_photo_row *out)

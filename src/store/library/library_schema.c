@@ -125,6 +125,25 @@ static const fn_migration migrations[] = {
     {4, "ALTER TABLE photos ADD COLUMN models TEXT;"
         "ALTER TABLE photos ADD COLUMN missing_at INTEGER;"
         "CREATE INDEX photos_hash ON photos(hash);"},
+    /* Roots (issue 14, docs/postgresql.md "Roots"): a photo folder the library knows by name,
+     * mounted at a path per host (root_paths), so workers on several machines recognise one photo
+     * by its root and its path relative to it, wherever they mount it. `path` stays the absolute
+     * path the photo was first ingested under (what the existing commands show and look up);
+     * root and rel are kept in step with it by ingest. Not unique: two hosts that ingest the same
+     * new photo at the same moment through different mounts must not fail each other's batch. */
+    {5, "CREATE TABLE roots ("
+        "  id INTEGER PRIMARY KEY,"
+        "  name TEXT NOT NULL UNIQUE"
+        ");"
+        "CREATE TABLE root_paths ("
+        "  root INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,"
+        "  host TEXT NOT NULL,"
+        "  path TEXT NOT NULL,"
+        "  PRIMARY KEY (root, host)"
+        ");"
+        "ALTER TABLE photos ADD COLUMN root INTEGER REFERENCES roots(id);"
+        "ALTER TABLE photos ADD COLUMN rel TEXT;"
+        "CREATE INDEX photos_root_rel ON photos(root, rel);"},
 };
 
 int fn_library_migrate(fn_store *s)

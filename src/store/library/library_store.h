@@ -113,6 +113,8 @@ typedef struct fn_photo_put {
     size_t n_faces;
     int64_t job_id;
     const char *models; /* FN_PUT_RESULT: checksum of the model files used (NULL: unknown) */
+    int64_t root;       /* the photo's root (roots.id), 0: none (the row keeps what it had) */
+    const char *rel;    /* its path relative to the root's folder ("" for the root itself) */
 } fn_photo_put;
 
 /* Writes `n` photos (each with its faces) in the caller's open transaction, preparing each
@@ -150,6 +152,39 @@ typedef struct fn_photo_probe {
     fn_photo_status status;
 } fn_photo_probe;
 int fn_library_photo_probe(fn_library_reader *r, const char *path, fn_photo_probe *out);
+/* The same for the photo stored under root `root` at `rel` (reached through another host's mount
+ * of the root, perhaps): *path gets the path its row is stored under (malloc'ed; NULL unless 0 is
+ * returned). */
+int fn_library_photo_probe_rel(fn_library_reader *r, int64_t root, const char *rel,
+                               fn_photo_probe *out, char **path);
+
+/* ---- Roots (library migration 5) -------------------------------------------------------------
+ * A root is a photo folder the library knows by a name, mounted at a path per host. */
+
+typedef struct fn_root_path {
+    int64_t root;
+    char *name; /* the root's name */
+    char *host; /* NULL for a root no host has mapped */
+    char *path;
+} fn_root_path;
+
+/* Every root and each host's path of it, by name then host. *out is caller-owned
+ * (fn_root_paths_free). `host` non-NULL: only that host's paths (roots it has none of left out). */
+int fn_library_root_paths(fn_store *s, const char *host, fn_root_path **out, size_t *n);
+void fn_root_paths_free(fn_root_path *p, size_t n);
+
+/* Adds root `name` with `host`'s path `path`, in the caller's transaction. FN_ERR_EXISTS when the
+ * name is taken (the message says so). */
+int fn_library_root_add(fn_store_tx *tx, const char *name, const char *host, const char *path,
+                        int64_t *id);
+/* Sets `host`'s path of root `name` (replacing the one it had). FN_ERR_NOT_FOUND when there is no
+ * such root. */
+int fn_library_root_map(fn_store_tx *tx, const char *name, const char *host, const char *path);
+/* The root of `host` whose path holds `dir` (the longest such path), or a new one named after
+ * dir's last component (made unique with "-2", "-3", ...) with `dir` as this host's path. *id and
+ * *base (malloc'ed: the root's path on this host) are set. In the caller's transaction. */
+int fn_library_root_ensure(fn_store_tx *tx, const char *host, const char *dir, int64_t *id,
+                           char **base);
 
 typedef struct fn_photo_filter {
     int status;              /* fn_photo_status, or -1 for any */

@@ -35,18 +35,22 @@ static const char *const sql[ST_COUNT] = {
     /* A photo found again is no longer missing; `models` records which model files computed
      * its faces (library migration 3). */
     [ST_UPSERT] = "INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, format,"
-                  " status, error_code, faces_skipped_small, ingested_at, job_id, models)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, ?11, ?12, ?13)"
+                  " status, error_code, faces_skipped_small, ingested_at, job_id, models, root,"
+                  " rel)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, ?11, ?12, ?13, ?14,"
+                  " ?15)"
                   " ON CONFLICT (path) DO UPDATE SET size = ?2, mtime_ns = ?3, hash = ?4,"
                   " width = ?5, height = ?6, taken_at = ?7, format = ?8, status = ?9,"
                   " error_code = NULL, faces_skipped_small = ?10, ingested_at = ?11, job_id = ?12,"
-                  " models = ?13, missing_at = NULL RETURNING id",
+                  " models = ?13, missing_at = NULL, root = coalesce(?14, photos.root),"
+                  " rel = coalesce(?15, photos.rel) RETURNING id",
     /* A failed attempt keeps what the row knew (its faces too: a photo that became unreadable
      * should not silently lose the names a user gave its faces). */
     [ST_UPSERT_ERROR] = "INSERT INTO photos (path, size, mtime_ns, status, error_code, ingested_at,"
-                        " job_id) VALUES (?1, ?2, ?3, 'error', ?4, ?5, ?6)"
+                        " job_id, root, rel) VALUES (?1, ?2, ?3, 'error', ?4, ?5, ?6, ?7, ?8)"
                         " ON CONFLICT (path) DO UPDATE SET status = 'error', error_code = ?4,"
-                        " ingested_at = ?5, job_id = ?6 RETURNING id",
+                        " ingested_at = ?5, job_id = ?6, root = coalesce(?7, photos.root),"
+                        " rel = coalesce(?8, photos.rel) RETURNING id",
     [ST_TOUCH] = "UPDATE photos SET mtime_ns = ?2, missing_at = NULL WHERE path = ?1 RETURNING id",
     /* Faces a user drew (origin 'user') are neither matched nor replaced: they stay as drawn.
      * `free`: nobody decided the face, so it may go when no new detection matches it. */
@@ -224,6 +228,19 @@ out:
     return rc;
 }
 
+/* Binds the photo's root and relative path to ?i and ?i+1 (NULL when it has none: the upsert
+ * then keeps what the row had). */
+static void bind_root(fn_sql_stmt *st, int i, const fn_photo_put *p)
+{
+    if (p->root > 0 && p->rel) {
+        fn_sql_bind_int64(st, i, p->root);
+        fn_sql_bind_text(st, i + 1, p->rel, -1, FN_SQL_STATIC);
+    } else {
+        fn_sql_bind_null(st, i);
+        fn_sql_bind_null(st, i + 1);
+    }
+}
+
 static int put_one(fn_store *s, fn_sql_stmt **st, const fn_photo_put *p, int64_t now, int64_t *id)
 {
     int rc;
@@ -244,6 +261,7 @@ static int put_one(fn_store *s, fn_sql_stmt **st, const fn_photo_put *p, int64_t
         fn_sql_bind_text(t, 4, p->error_code ? p->error_code : "unknown", -1, FN_SQL_STATIC);
         fn_sql_bind_int64(t, 5, now);
         fn_sql_bind_int64(t, 6, p->job_id);
+        bind_root(t, 7, p);
         return step_id(s, t, id, "recording a photo that failed");
     }
 
@@ -266,6 +284,7 @@ static int put_one(fn_store *s, fn_sql_stmt **st, const fn_photo_put *p, int64_t
     fn_sql_bind_int64(u, 11, now);
     fn_sql_bind_int64(u, 12, p->job_id);
     bind_text_or_null(u, 13, p->models);
+    bind_root(u, 14, p);
     if ((rc = step_id(s, u, id, "storing a photo")) < 0) return rc;
 
     return replace_faces(s, st, *id, p->faces, p->n_faces, now);

@@ -202,6 +202,19 @@ const fn_migration fn_pg_library_migrations[] = {
     {4, "ALTER TABLE photos ADD COLUMN models TEXT;"
         "ALTER TABLE photos ADD COLUMN missing_at BIGINT;"
         "CREATE INDEX photos_hash ON photos(hash);"},
+    {5, "CREATE TABLE roots ("
+        "  id " ID ","
+        "  name TEXT NOT NULL UNIQUE"
+        ");"
+        "CREATE TABLE root_paths ("
+        "  root BIGINT NOT NULL REFERENCES roots(id) ON DELETE CASCADE,"
+        "  host TEXT NOT NULL,"
+        "  path TEXT NOT NULL,"
+        "  PRIMARY KEY (root, host)"
+        ");"
+        "ALTER TABLE photos ADD COLUMN root BIGINT REFERENCES roots(id);"
+        "ALTER TABLE photos ADD COLUMN rel TEXT;"
+        "CREATE INDEX photos_root_rel ON photos(root, rel);"},
 };
 const size_t fn_pg_library_migrations_count =
     sizeof fn_pg_library_migrations / sizeof fn_pg_library_migrations[0];
