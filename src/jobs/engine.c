@@ -620,8 +620,9 @@ static void listen_open(fn_engine *e)
 
 /* The jobs other hosts changed, as their notifications name them, turned into events (and a
  * cancel of a job running here taken at once). Returns 0 when the listening connection failed
- * (then closed: the caller polls). */
-static int notified_changes(fn_engine *e, fn_store *s, feed_state *fs, int poll_anyway)
+ * (then closed: the caller polls). Writers that bypass the store notify nobody: the change feed
+ * (the trigger's job_changes, polled at the monitor's poll interval) still catches those. */
+static int notified_changes(fn_engine *e, fn_store *s, feed_state *fs)
 {
     enum { CAP = 2048 };
     static _Thread_local int64_t ids[CAP];
@@ -637,7 +638,7 @@ static int notified_changes(fn_engine *e, fn_store *s, feed_state *fs, int poll_
                "%s: more than %d jobs changed within one tick; events for some "
                "of them are not sent",
                e->db_path, CAP);
-    if (n == 0 && !poll_anyway && !fs->feed.more) return 1;
+    if (n == 0) return 1;
     if (n > 0) take_cancels(e, s);
     int64_t lo, hi;
     fn_evq_own_ids(&e->ev, &lo, &hi);
@@ -729,10 +730,10 @@ static void *monitor_main(void *arg)
             last_beat = now;
         }
         if (sn) live_progress(e, sn);
-        /* With a listener, the feed is read when notified, and at every poll as a fallback (a
-         * new job's row, an error row); without one it is polled as on SQLite. */
+        /* With a listener, the jobs are read when notified, and the change feed at every poll as
+         * the fallback; without one the feed is polled every tick, as on SQLite. */
         int polled = now - last_poll + 2000000u >= (uint64_t)poll_ms * 1000000u;
-        if (!e->listen_store || !notified_changes(e, e->monitor_store, &fs, polled))
+        if (!e->listen_store || !notified_changes(e, e->monitor_store, &fs) || polled)
             foreign_changes(e, e->monitor_store, &fs);
         if (!e->listen_store && fn_libaddr_is_url(e->dir) && now - last_listen >= 5000000000u) {
             last_listen = now;

@@ -169,14 +169,14 @@ static const char SQL_DECIDE[] =
     " WHERE job=?1 AND resolution<>?4 AND " SELECTED("1") " ORDER BY id";
 static const char SQL_RESOLVE[] =
     "UPDATE job_errors SET resolution=?4 WHERE job=?1 AND resolution<>?4 AND " SELECTED("1");
-static const char SQL_MATCHED_PG[] = "SELECT count(*) FROM job_errors WHERE job=?1 AND " SELECTED_PG("1");
+static const char SQL_MATCHED_PG[] = "SELECT count(*) FROM job_errors WHERE job=?1 AND " SELECTED_PG("TRUE");
 static const char SQL_DECIDE_PG[] =
     "INSERT INTO job_error_decisions(error, at, who, from_res, to_res)"
     " SELECT id, CAST(?5 AS BIGINT), CAST(?6 AS TEXT), resolution, CAST(?4 AS BIGINT) FROM job_errors"
-    " WHERE job=?1 AND resolution<>CAST(?4 AS BIGINT) AND " SELECTED_PG("1") " ORDER BY id";
+    " WHERE job=?1 AND resolution<>CAST(?4 AS BIGINT) AND " SELECTED_PG("TRUE") " ORDER BY id";
 static const char SQL_RESOLVE_PG[] =
     "UPDATE job_errors SET resolution=CAST(?4 AS BIGINT) WHERE job=?1 AND"
-    " resolution<>CAST(?4 AS BIGINT) AND " SELECTED_PG("1");
+    " resolution<>CAST(?4 AS BIGINT) AND " SELECTED_PG("TRUE");
 // clang-format on
 
 int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
@@ -240,7 +240,7 @@ static const char SQL_ERRORS_JSON[] =
 static const char SQL_ERRORS_JSON_PG[] =
     "SELECT e.id, e.item, e.code, e.message, e.resolution, d.at, d.who, d.from_res, d.to_res"
     " FROM job_errors e LEFT JOIN job_error_decisions d ON d.error=e.id"
-    " WHERE e.job=?1 AND " SELECTED_PG("1") " ORDER BY e.id, d.id";
+    " WHERE e.job=?1 AND " SELECTED_PG("TRUE") " ORDER BY e.id, d.id";
 
 int fn_js_errors_json(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
                       char **json)

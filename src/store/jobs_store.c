@@ -7,6 +7,7 @@
 #include "store/store_sql.h"
 
 #include "util/clock.h"
+#include "util/pathenc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -428,11 +429,21 @@ int fn_js_add_error(fn_store *s, int64_t id, const char *item, const char *code,
     int rc;
     {
         STMT(s, SQL_ADD_ERROR);
+        /* A file name is bytes; PostgreSQL's text must be UTF-8: there an item or message that is
+         * not goes in as its escaped text form (util/pathenc.h: \xHH), which names it exactly. */
+        char *item_t = NULL, *msg_t = NULL;
+        if (fn_store_backend(s) == FN_SQL_POSTGRES) {
+            if (item && !fn_utf8_valid(item, strlen(item)))
+                item = item_t = fn_path_text(item, NULL);
+            if (msg && !fn_utf8_valid(msg, strlen(msg))) msg = msg_t = fn_path_text(msg, NULL);
+        }
         fn_sql_bind_int64(st, 1, id);
-        fn_sql_bind_text(st, 2, item ? item : "", -1, FN_SQL_STATIC);
+        fn_sql_bind_text(st, 2, item ? item : "", -1, FN_SQL_TRANSIENT);
         fn_sql_bind_text(st, 3, code ? code : "unknown", -1, FN_SQL_STATIC);
-        fn_sql_bind_text(st, 4, msg ? msg : "", -1, FN_SQL_STATIC);
+        fn_sql_bind_text(st, 4, msg ? msg : "", -1, FN_SQL_TRANSIENT);
         fn_sql_bind_int(st, 5, resolution);
+        free(item_t);
+        free(msg_t);
         if ((rc = run(s, st, "recording a job error"))) return rc;
     }
     STMT(s, SQL_BUMP_ERRORS);

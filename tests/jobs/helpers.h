@@ -367,6 +367,80 @@ static inline long long q_store(const char *url, const char *sql, char **text)
     return v;
 }
 
+/* Runs `sql` (no rows) on the library `dir` (a folder or a postgresql:// address) from a
+ * connection of its own, as another process would; 0 or the backend's error (printed). */
+static inline int q_exec(const char *dir, const char *sql)
+{
+    int rc;
+    if (strncmp(dir, "postgresql://", 13) == 0) {
+        fn_store *s = NULL;
+        char err[512];
+        if ((rc = fn_store_open(dir, 5000, &s, err, sizeof err)) != 0) {
+            fprintf(stderr, "q_exec: %s\n", err);
+            return rc;
+        }
+        if ((rc = fn_sql_exec(s, sql)) != 0)
+            fprintf(stderr, "q_exec: %s: %s\n", sql,
+                    (fn_store_fail(s, rc, "q_exec"), fn_store_errmsg(s)));
+        fn_store_close(s);
+        return rc;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK) abort();
+    sqlite3_busy_timeout(db, 5000);
+    char *err = NULL;
+    rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) fprintf(stderr, "q_exec: %s: %s\n", sql, err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Another process holding the library's write lock: SQLite's exclusive lock on the file, or on
+ * PostgreSQL a write transaction of another connection (it holds the library's advisory lock). */
+typedef struct locker {
+    sqlite3 *db;
+    fn_store *s;
+    fn_store_tx *tx;
+} locker;
+
+static inline void locker_take(const char *dir, locker *l)
+{
+    memset(l, 0, sizeof *l);
+    char err[512];
+    if (strncmp(dir, "postgresql://", 13) == 0) {
+        if (fn_store_open(dir, 5000, &l->s, err, sizeof err) != 0 || fn_store_begin(l->s, &l->tx))
+            abort();
+        return;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    if (sqlite3_open(path, &l->db) != SQLITE_OK ||
+        sqlite3_exec(l->db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
+        abort();
+}
+
+static inline void locker_release(locker *l)
+{
+    if (l->s) {
+        fn_store_rollback(l->tx);
+        fn_store_close(l->s);
+    }
+    if (l->db) {
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(l->db);
+    }
+    memset(l, 0, sizeof *l);
+}
+
+/* What a message names the library by: its file, or its server address. */
+static inline const char *lib_name(void)
+{
+    return test_pg() ? "postgresql://" : "library.db";
+}
+
 static inline long long q_int(const char *dir, const char *sql)
 {
     if (strncmp(dir, "postgresql://", 13) == 0) return q_store(dir, sql, NULL);
