@@ -328,7 +328,7 @@ static inline sqlite3 *open_db(const char *dir)
 {
     /* Only the SQLite tests get here: the others skip (SKIP_ON_PG) or read through q_store. */
     if (strncmp(dir, "postgresql://", 13) == 0) {
-        fprintf(stderr, "open_db: %s is not a SQLite library; this test needs SKIP_ON_PG\n", dir);
+        fputs("open_db: the library is not SQLite's; this test needs SKIP_ON_PG\n", stderr);
         abort();
     }
     char path[512];
