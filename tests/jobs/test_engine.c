@@ -467,7 +467,7 @@ static void run_aging(int aging_ms, fn_job_id *a, fn_job_id *b, fn_job_id *c)
     register_count(e, "count", 0, 0);
     assert_int_equal(fn_engine_start(e, 0), 0);
     assert_int_equal(fn_enqueue(e, "count", "{\"n\":1}", FN_PRIO_BACKGROUND, a), 0);
-    sleep_ms(130);
+    sleep_ms(400);
     assert_int_equal(fn_enqueue(e, "count", "{\"n\":1}", FN_PRIO_NORMAL, b), 0);
     assert_int_equal(fn_enqueue(e, "count", "{\"n\":1}", FN_PRIO_INTERACTIVE, c), 0);
     assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
@@ -484,9 +484,11 @@ static void test_aging(void **state)
     assert_int_equal(T.order[0], c);
     assert_int_equal(T.order[1], b);
     assert_int_equal(T.order[2], a);
-    /* 130 ms at 50 ms per lane lifts the background job two lanes: as high as the interactive
-     * one and older, so it goes first. */
-    run_aging(50, &a, &b, &c);
+    /* 400 ms at 190 ms per lane lifts the background job two lanes: as high as the interactive
+     * one and older, so it goes first. The normal job needs 190 ms of its own to rise one lane,
+     * far more than running the first job takes even on a slow build against a server (with
+     * 50 ms per lane it overtook the interactive one there). */
+    run_aging(190, &a, &b, &c);
     assert_int_equal(T.order[0], a);
     assert_int_equal(T.order[1], c);
     assert_int_equal(T.order[2], b);
