@@ -18,6 +18,19 @@
  *                             a job in a forked child process (its own engine) commits progress
  *                             every 10-30 ms; for each commit, the time until this process's
  *                             event consumer (poll on the events fd) holds that progress or newer
+ *   claim3_p50_ms, claim3_p99_ms, claim3_per_s
+ *                             3 worker processes claim 6000 queued jobs at once, each claim its
+ *                             own write transaction (fn_store_begin_rows + the scheduler's
+ *                             candidates + fn_js_claim_job: FOR UPDATE SKIP LOCKED on
+ *                             PostgreSQL); every job must be claimed exactly once
+ *   xcancel_p99_ms            fn_job_cancel in another process (its own engine, as another host)
+ *                             -> the handler running the job here sees FN_STOP_CANCEL (1 ms
+ *                             batches); on PostgreSQL carried by NOTIFY, on SQLite by polling
+ *
+ * PostgreSQL (issue 14): FN_BENCH_PG=postgresql://... runs on that server (each part in a fresh
+ * database made on it), FN_BENCH_PG=start starts a throwaway durable cluster (scripts/pg-tmp
+ * start --durable, FN_PG_TMP) and removes it at the end. There the default parts are durable,
+ * claim3, xcancel and cross.
  *
  * The "10 ms batches" are real CPU work, not sleeps: a 64-bit LCG chain iterated until 10 ms of
  * the monotonic clock have passed, then the batch is committed like any handler's. */
@@ -36,6 +49,8 @@
 
 #include "facenames/jobs.h"
 #include "jobs/internal.h"
+#include "store/jobs_store.h"
+#include "store/pg/pg_driver.h"
 #include "store/store_sql.h" /* white-box: rows written in the job's own transaction */
 #include "util/clock.h"
 
@@ -45,8 +60,65 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
     return remove(p);
 }
 
+/* PostgreSQL: the cluster's URL (database "postgres"), NULL for SQLite. */
+static char *pg_url;
+static int pg_started, pg_seq;
+
+static void pg_stop(void)
+{
+    if (!pg_started) return;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' stop '%s' >/dev/null", FN_PG_TMP, pg_url);
+    if (system(cmd) != 0) fprintf(stderr, "bench_jobs: could not stop %s\n", pg_url);
+}
+
+static void pg_setup(void)
+{
+    const char *v = getenv("FN_BENCH_PG");
+    if (!v || !*v) return;
+    if (strcmp(v, "start") != 0) {
+        pg_url = strdup(v);
+        return;
+    }
+    char cmd[1024], line[1024] = "";
+    snprintf(cmd, sizeof cmd, "'%s' start --durable --watch %ld", FN_PG_TMP, (long)getpid());
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(line, sizeof line, p)) line[0] = 0;
+    if ((p ? pclose(p) : -1) != 0 || strncmp(line, "postgresql://", 13) != 0) {
+        fprintf(stderr, "bench_jobs: scripts/pg-tmp start --durable failed\n");
+        exit(1);
+    }
+    line[strcspn(line, "\n")] = 0;
+    pg_url = strdup(line);
+    pg_started = 1;
+    atexit(pg_stop);
+}
+
+/* CREATE or DROP DATABASE `name` on the cluster. */
+static void pg_admin(const char *verb, const char *name)
+{
+    fn_pg_conn *c = NULL;
+    char sql[160];
+    snprintf(sql, sizeof sql, "%s DATABASE %s%s", verb, name,
+             strcmp(verb, "DROP") == 0 ? " WITH (FORCE)" : "");
+    if (fn_pg_connect(pg_url, &c) || fn_pg_exec(c, sql)) {
+        fprintf(stderr, "bench_jobs: %s: %s\n", sql, c ? fn_pg_errmsg(c) : "no memory");
+        exit(1);
+    }
+    fn_pg_close(c);
+}
+
 static char *tmp_lib(void)
 {
+    if (pg_url) {
+        char name[64];
+        snprintf(name, sizeof name, "bench%d_%ld", ++pg_seq, (long)getpid());
+        pg_admin("CREATE", name);
+        const char *q = strchr(pg_url, '?');
+        char *url = malloc(strlen(pg_url) + 80);
+        sprintf(url, "postgresql:///%s%s", name, q ? q : "");
+        return url;
+    }
     const char *base = getenv("FN_BENCH_DIR");
     char *d = malloc(512);
     snprintf(d, 512, "%s/fn-bench-XXXXXX", base ? base : "/tmp");
@@ -56,6 +128,14 @@ static char *tmp_lib(void)
 
 static void rm_lib(char *d)
 {
+    if (strncmp(d, "postgresql://", 13) == 0) {
+        char name[64];
+        const char *q = strchr(d, '?');
+        snprintf(name, sizeof name, "%.*s", (int)((q ? q : d + strlen(d)) - (d + 14)), d + 14);
+        pg_admin("DROP", name);
+        free(d);
+        return;
+    }
     nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     free(d);
 }
@@ -370,16 +450,252 @@ static double cross_process_delay_p99(const fn_config *cfg)
     return r;
 }
 
-/* FN_BENCH_ONLY=durable,cancel ... runs only the named parts (for profiling). */
+/* ---- claim3: 3 competing worker processes ----------------------------------------------------
+ */
+
+/* The first column of `sql`'s first row on library `dir` (-1 on failure). */
+static long long q_count(const char *dir, const char *sql)
+{
+    char path[600], err[512];
+    snprintf(path, sizeof path, pg_url ? "%s" : "%s/library.db", dir);
+    fn_store *s = NULL;
+    long long v = -1;
+    if (fn_store_open(path, 5000, &s, err, sizeof err)) return -1;
+    fn_sql_stmt *st = NULL;
+    if (!fn_sql_prepare(s, sql, &st) && fn_sql_step(st) == FN_SQL_ROW)
+        v = fn_sql_column_int64(st, 0);
+    fn_sql_finalize(st);
+    fn_store_close(s);
+    return v;
+}
+
+#define CLAIM_JOBS 6000
+#define CLAIMERS   3
+
+typedef struct claim_result {
+    int n, skipped, failed;
+    double lat_ms[CLAIM_JOBS];
+} claim_result;
+
+/* One worker process: claims until nothing is queued, each claim in its own transaction, the
+ * candidates read as the scheduler reads them (the lane's oldest of the type that fit). */
+static void claim_child(const char *dir, int idx, int go_fd, claim_result *out)
+{
+    char b, path[600], err[512];
+    if (read(go_fd, &b, 1) != 1) _exit(2);
+    snprintf(path, sizeof path, pg_url ? "%s" : "%s/library.db", dir);
+    fn_store *s = NULL;
+    if (fn_store_open(path, 10000, &s, err, sizeof err)) {
+        fprintf(stderr, "bench_jobs: %s\n", err);
+        _exit(3);
+    }
+    fn_js_fit fit = {0, 0, 0, 0, 0, 0};
+    for (;;) {
+        uint64_t t0 = fn_mono_ns();
+        fn_store_tx *tx;
+        if (fn_store_begin_rows(s, &tx)) {
+            out->failed++;
+            continue;
+        }
+        fn_js_queued q[8];
+        int nq = 0, got = 0;
+        int rc = fn_js_lane_type_heads(s, FN_PRIO_NORMAL, "tiny", 0, &fit, q, 8, &nq);
+        for (int k = 0; !rc && k < nq && !got; k++) {
+            fn_js_claim c;
+            rc = fn_js_claim_job(s, q[k].id, 1000 + idx, fn_wall_ms(), &c, &got);
+            fn_js_claim_clear(&c);
+            if (!rc && !got) out->skipped++;
+        }
+        if (rc || fn_store_commit(tx)) {
+            if (!rc) tx = NULL;
+            if (tx) fn_store_rollback(tx);
+            out->failed++;
+            continue;
+        }
+        if (nq == 0) break;
+        if (got && out->n < CLAIM_JOBS) out->lat_ms[out->n++] = (double)(fn_mono_ns() - t0) / 1e6;
+    }
+    fn_store_close(s);
+    _exit(0);
+}
+
+static void claim3(const fn_config *cfg)
+{
+    char *d = tmp_lib();
+    fn_engine *e;
+    check(fn_engine_open(d, cfg, &e), NULL, "open");
+    fn_enqueue_opts o = {"tiny", NULL, NULL, FN_PRIO_NORMAL, -1, -1};
+    fn_enqueue_opts *many = malloc(sizeof *many * 100);
+    for (int i = 0; i < 100; i++)
+        many[i] = o;
+    for (int i = 0; i < CLAIM_JOBS; i += 100)
+        check(fn_enqueue_many(e, many, 100, NULL), e, "enqueue");
+    free(many);
+    fn_engine_close(e);
+    claim_result *res = mmap(NULL, sizeof *res * CLAIMERS, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (res == MAP_FAILED) abort();
+    memset(res, 0, sizeof *res * CLAIMERS);
+    int go[2];
+    if (pipe(go)) abort();
+    pid_t pids[CLAIMERS];
+    fflush(NULL);
+    for (int i = 0; i < CLAIMERS; i++) {
+        if ((pids[i] = fork()) < 0) abort();
+        if (pids[i] == 0) {
+            close(go[1]);
+            claim_child(d, i, go[0], &res[i]);
+        }
+    }
+    close(go[0]);
+    uint64_t t0 = fn_mono_ns();
+    for (int i = 0; i < CLAIMERS; i++)
+        if (write(go[1], "g", 1) != 1) abort();
+    close(go[1]);
+    for (int i = 0; i < CLAIMERS; i++) {
+        int st;
+        waitpid(pids[i], &st, 0);
+        if (st != 0) {
+            fprintf(stderr, "bench_jobs: claim worker %d failed (%d)\n", i, st);
+            exit(1);
+        }
+    }
+    double secs = (double)(fn_mono_ns() - t0) / 1e9;
+    double *all = malloc(sizeof *all * CLAIM_JOBS * CLAIMERS);
+    int n = 0, skipped = 0, failed = 0;
+    for (int i = 0; i < CLAIMERS; i++) {
+        memcpy(all + n, res[i].lat_ms, sizeof *all * (size_t)res[i].n);
+        n += res[i].n;
+        skipped += res[i].skipped;
+        failed += res[i].failed;
+    }
+    /* Exactly once: every job claimed, by one worker, and the workers' counts add up. */
+    long long running = q_count(d, "SELECT count(*) FROM jobs WHERE state=1");
+    if (n != CLAIM_JOBS || running != CLAIM_JOBS) {
+        fprintf(stderr, "bench_jobs: %d claims counted, %lld jobs running, %d jobs queued\n", n,
+                running, CLAIM_JOBS);
+        exit(1);
+    }
+    qsort(all, (size_t)n, sizeof *all, cmp_d);
+    printf("claim3_p50_ms %.3f ms\n", all[n / 2]);
+    printf("claim3_p99_ms %.3f ms\n", all[(int)(n * 0.99)]);
+    printf("claim3_per_s %.0f claims/s\n", n / secs);
+    printf("claim3_skipped %d rows\n", skipped);
+    printf("claim3_failed_tx %d tx\n", failed);
+    printf("claim3_per_worker %d/%d/%d claims\n", res[0].n, res[1].n, res[2].n);
+    free(all);
+    munmap(res, sizeof *res * CLAIMERS);
+    rm_lib(d);
+}
+
+/* ---- xcancel: a cancel from another process ---------------------------------------------------
+ */
+
+#define XC_TRIALS 60
+static _Atomic uint64_t *xc_cancel_ns; /* shared: when the other process's cancel returned */
+static _Atomic uint64_t xc_seen_ns;
+
+static int xc_run(fn_job_ctx *ctx, void *user)
+{
+    (void)user;
+    atomic_store(&started_ns[fn_job_id_of(ctx) & 0xffff], fn_mono_ns());
+    for (;;) {
+        uint64_t end = fn_mono_ns() + 1000000u;
+        volatile uint64_t x = 1;
+        while (fn_mono_ns() < end)
+            x = x * 6364136223846793005ull + 1;
+        if (fn_job_should_stop(ctx) == FN_STOP_CANCEL) {
+            atomic_store(&xc_seen_ns, fn_mono_ns());
+            return FN_ERR_CANCELLED;
+        }
+    }
+}
+
+/* The other host: its own engine; cancels each job id the runner sends, 20 ms after. */
+static void xc_child(const char *dir, int in_fd, int ack_fd)
+{
+    fn_config cfg = bench_cfg();
+    cfg.log_path[0] = '\0';
+    fn_engine *e;
+    if (fn_engine_open(dir, &cfg, &e)) _exit(3);
+    fn_job_id id;
+    for (int t = 0; t < XC_TRIALS; t++) {
+        if (read(in_fd, &id, sizeof id) != sizeof id) _exit(4);
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+        if (fn_job_cancel(e, id)) _exit(5);
+        atomic_store(&xc_cancel_ns[t], fn_mono_ns());
+        if (write(ack_fd, "c", 1) != 1) _exit(6);
+    }
+    fn_engine_close(e);
+    _exit(0);
+}
+
+static double xcancel_p99(const fn_config *cfg)
+{
+    xc_cancel_ns = mmap(NULL, sizeof *xc_cancel_ns * XC_TRIALS, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (xc_cancel_ns == MAP_FAILED) abort();
+    char *d = tmp_lib();
+    fn_engine *e;
+    check(fn_engine_open(d, cfg, &e), NULL, "open"); /* creates the tables before the child */
+    fn_handler h = {.type = "xc", .run = xc_run, .gpu_slots = 0, .mem_mb = 0};
+    check(fn_engine_register(e, &h), e, "register");
+    int to_child[2], ack[2];
+    if (pipe(to_child) || pipe(ack)) abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) abort();
+    if (pid == 0) {
+        close(to_child[1]);
+        close(ack[0]);
+        xc_child(d, to_child[0], ack[1]);
+    }
+    close(to_child[0]);
+    close(ack[1]);
+    check(fn_engine_start(e, 1), e, "start");
+    double lat[XC_TRIALS];
+    for (int t = 0; t < XC_TRIALS; t++) {
+        fn_job_id id;
+        atomic_store(&xc_seen_ns, 0);
+        check(fn_enqueue(e, "xc", NULL, FN_PRIO_NORMAL, &id), e, "enqueue");
+        wait_started(id);
+        if (write(to_child[1], &id, sizeof id) != sizeof id) abort();
+        char b;
+        if (read(ack[0], &b, 1) != 1) abort();
+        fn_job_state st;
+        check(fn_job_wait(e, id, 10000, &st), e, "wait");
+        uint64_t c = atomic_load(&xc_cancel_ns[t]), s = atomic_load(&xc_seen_ns);
+        lat[t] = s > c ? (double)(s - c) / 1e6 : 0;
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    fn_engine_close(e);
+    rm_lib(d);
+    munmap(xc_cancel_ns, sizeof *xc_cancel_ns * XC_TRIALS);
+    double med[XC_TRIALS];
+    memcpy(med, lat, sizeof med);
+    qsort(med, XC_TRIALS, sizeof *med, cmp_d);
+    printf("xcancel_p50_ms %.1f ms\n", med[XC_TRIALS / 2]);
+    return p99(lat, XC_TRIALS);
+}
+
+/* FN_BENCH_ONLY=durable,cancel ... runs only the named parts (for profiling). On PostgreSQL the
+ * parts that measure SQLite's file (bulk, recovery, retry, events ...) are left out unless named.
+ */
 static int want(const char *name)
 {
     const char *only = getenv("FN_BENCH_ONLY");
-    return !only || strstr(only, name) != NULL;
+    if (!only && pg_url) only = "durable,claim3,xcancel,cross";
+    /* SQLite's default run is as it was; the new parts run there when named. */
+    if (!only) return strcmp(name, "claim3") != 0 && strcmp(name, "xcancel") != 0;
+    return strstr(only, name) != NULL;
 }
 
 int main(int argc, char **argv)
 {
     (void)argc, (void)argv;
+    pg_setup();
     fn_config cfg = bench_cfg();
     cfg.log_path[0] = '\0';
     FILE *la = fopen("/proc/loadavg", "r");
@@ -684,6 +1000,16 @@ int main(int argc, char **argv)
         free(ev);
         fn_engine_close(e);
         rm_lib(d);
+    }
+    fflush(stdout);
+
+    if (want("claim3")) {
+        claim3(&cfg);
+        fflush(stdout);
+    }
+    if (want("xcancel")) {
+        printf("xcancel_p99_ms %.1f ms\n", xcancel_p99(&cfg));
+        fflush(stdout);
     }
     return 0;
 }

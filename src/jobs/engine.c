@@ -10,9 +10,15 @@
  * processes enqueued, checkpoints the WAL (so batch commits never pay for its fsync) and flushes
  * the log file. Every 1/events.progress_hz (10 to 100 ms) it also queues live progress snapshots
  * of this process's running jobs and, when PRAGMA data_version says another connection wrote,
- * turns the database's change feed into events for the jobs other processes run. */
+ * turns the database's change feed into events for the jobs other processes run. On PostgreSQL
+ * it waits on a listening connection's socket instead: a notification names each job another
+ * host changed, and wakes the monitor at once, so cancels and events cross hosts without waiting
+ * for a poll (data_version polling stays the fallback while that connection is down). Every
+ * engine also recovers the jobs of owners that went silent, periodically, not only at open: on
+ * many hosts nobody else may be about to open the library. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,6 +97,7 @@ int fn_eng_open_conn(fn_engine *e, fn_store **out, char *err, size_t errlen)
 
 static void *monitor_main(void *arg);
 static int feed_start(fn_engine *e);
+static void listen_open(fn_engine *e);
 
 static int open_engine(const char *library_dir, const fn_config *cfg, int readonly,
                        fn_engine **out);
@@ -276,6 +283,9 @@ static int open_engine(const char *library_dir, const fn_config *cfg, int readon
         fn_eng_fail(code, "opening the library: %s", err);
         goto fail;
     }
+    /* Listening starts before the feed's cursor is read, so a change after that is never
+     * missed. */
+    if (fn_libaddr_is_url(library_dir)) listen_open(e);
     feed_start(e); /* a failure is retried by the monitor */
     if (pthread_create(&e->monitor, NULL, monitor_main, e) != 0) {
         code = fn_eng_fail(FN_ERR_NOMEM, "cannot start the monitor thread");
@@ -441,6 +451,7 @@ void fn_engine_close(fn_engine *e)
         pthread_join(e->monitor, NULL);
     }
     fn_store_close(e->monitor_store);
+    fn_store_close(e->listen_store);
     if (e->store && e->owner) {
         fn_store_tx *tx;
         if (fn_store_begin(e->store, &tx) == 0) {
@@ -481,7 +492,7 @@ void fn_engine_close(fn_engine *e)
 static int heartbeat(fn_store *s, int64_t owner)
 {
     fn_store_tx *tx;
-    int code = fn_store_begin(s, &tx);
+    int code = fn_store_begin_rows(s, &tx); /* its own row only */
     if (code) return code;
     code = fn_js_owner_heartbeat(s, owner, fn_wall_ms());
     if (code) {
@@ -500,7 +511,8 @@ int fn_engine_heartbeat_now(fn_engine *e)
     return code;
 }
 
-static void monitor_tick(fn_engine *e, fn_store *s)
+/* Cancel requests other processes wrote for jobs running here become local stop requests. */
+static void take_cancels(fn_engine *e, fn_store *s)
 {
     int64_t ids[64];
     int n = 0;
@@ -511,6 +523,11 @@ static void monitor_tick(fn_engine *e, fn_store *s)
                 if (e->running[j]->id == ids[i]) atomic_store(&e->running[j]->stop, FN_STOP_CANCEL);
         pthread_mutex_unlock(&e->mu);
     }
+}
+
+static void monitor_tick(fn_engine *e, fn_store *s)
+{
+    take_cancels(e, s);
     pthread_mutex_lock(&e->mu);
     int all_busy = e->n_threads > 0 && fn_eng_idle_workers_locked(e) == 0 && e->n_running > 0;
     pthread_mutex_unlock(&e->mu);
@@ -588,6 +605,57 @@ static int feed_start(fn_engine *e)
     return e->feed_ok;
 }
 
+/* PostgreSQL: a connection that LISTENs (before the feed's cursor is read). On failure the
+ * monitor polls, and tries again later. */
+static void listen_open(fn_engine *e)
+{
+    char err[512];
+    fn_store *l = NULL;
+    if (fn_store_open(e->db_path, e->cfg.db_busy_timeout_ms, &l, err, sizeof err) != 0) {
+        FN_LOG(FN_LOG_WARN, "%s", err);
+        return;
+    }
+    if (fn_js_listen(l) != 0) {
+        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(l));
+        fn_store_close(l);
+        return;
+    }
+    e->listen_store = l;
+}
+
+/* The jobs other hosts changed, as their notifications name them, turned into events (and a
+ * cancel of a job running here taken at once). Returns 0 when the listening connection failed
+ * (then closed: the caller polls). Writers that bypass the store notify nobody: the change feed
+ * (the trigger's job_changes, polled at the monitor's poll interval) still catches those. */
+static int notified_changes(fn_engine *e, fn_store *s, feed_state *fs)
+{
+    enum { CAP = 2048 };
+    static _Thread_local int64_t ids[CAP];
+    int n = 0, overflow = 0;
+    if (fn_js_listen_drain(e->listen_store, ids, CAP, &n, &overflow) < 0) {
+        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->listen_store));
+        fn_store_close(e->listen_store);
+        e->listen_store = NULL;
+        return 0;
+    }
+    if (overflow)
+        FN_LOG(FN_LOG_WARN,
+               "%s: more than %d jobs changed within one tick; events for some "
+               "of them are not sent",
+               e->db_path, CAP);
+    if (n == 0) return 1;
+    if (n > 0) take_cancels(e, s);
+    int64_t lo, hi;
+    fn_evq_own_ids(&e->ev, &lo, &hi);
+    if (lo && fs->cur.id + 1 >= lo && fs->cur.id < hi) fs->cur.id = hi;
+    if (fn_js_feed_read_ids(s, &fs->cur, e->owner, CAP, ids, (size_t)n, &fs->feed)) {
+        FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
+        return 1;
+    }
+    if (fs->feed.n_jobs || fs->feed.n_errs) fn_evq_feed(&e->ev, e->owner, &fs->feed);
+    return 1;
+}
+
 static void foreign_changes(fn_engine *e, fn_store *s, feed_state *fs)
 {
     if (!e->feed_ok) {
@@ -627,12 +695,11 @@ static void *monitor_main(void *arg)
     if (tick_ms < 10) tick_ms = 10;
     if (tick_ms > 100) tick_ms = 100;
     if (tick_ms > poll_ms) tick_ms = poll_ms;
-    uint64_t last_beat = fn_mono_ns(), last_poll = last_beat, last_prune = last_beat,
-             last_recover = last_beat;
-    /* Live owners recover dead ones while they run, not only at open: a worker on another host
-     * that died mid-job has its job requeued by whichever worker notices first, within the
-     * owner timeout and half of it again. */
-    uint64_t recover_ns = (uint64_t)e->cfg.jobs_owner_timeout_ms * 500000u;
+    uint64_t last_beat = fn_mono_ns(), last_poll = last_beat, last_prune = last_beat;
+    uint64_t last_recover = last_beat, last_listen = last_beat;
+    /* Dead owners are looked for four times per owner timeout, so their jobs are back in the
+     * queue within 1.25 timeouts of their last heartbeat. */
+    uint64_t recover_ns = (uint64_t)e->cfg.jobs_owner_timeout_ms * 250000u;
     unsigned prunes = 0;
     fn_snap *sn = malloc(sizeof *sn);
     feed_state fs;
@@ -648,7 +715,17 @@ static void *monitor_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&e->mon_cv, &e->mon_mu, &ts);
+        if (e->listen_store) {
+            /* Woken by the server as soon as another host changes a job; close notices the stop
+             * within a tick. */
+            int fd = fn_js_listen_fd(e->listen_store);
+            pthread_mutex_unlock(&e->mon_mu);
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (fd >= 0) poll(&pfd, 1, tick_ms);
+            pthread_mutex_lock(&e->mon_mu);
+        } else {
+            pthread_cond_timedwait(&e->mon_cv, &e->mon_mu, &ts);
+        }
         if (e->mon_stop) break;
         pthread_mutex_unlock(&e->mon_mu);
         uint64_t now = fn_mono_ns();
@@ -658,7 +735,29 @@ static void *monitor_main(void *arg)
             last_beat = now;
         }
         if (sn) live_progress(e, sn);
-        foreign_changes(e, e->monitor_store, &fs);
+        /* With a listener, the jobs are read when notified, and the change feed at every poll as
+         * the fallback; without one the feed is polled every tick, as on SQLite. */
+        int polled = now - last_poll + 2000000u >= (uint64_t)poll_ms * 1000000u;
+        if (!e->listen_store || !notified_changes(e, e->monitor_store, &fs) || polled)
+            foreign_changes(e, e->monitor_store, &fs);
+        if (!e->listen_store && fn_libaddr_is_url(e->dir) && now - last_listen >= 5000000000u) {
+            last_listen = now;
+            listen_open(e);
+        }
+        if (now - last_recover >= recover_ns) {
+            last_recover = now;
+            int gone = 0, recovered = 0;
+            if (fn_js_owners_gone(e->monitor_store, e->owner, e->host, fn_wall_ms(),
+                                  e->cfg.jobs_owner_timeout_ms, &gone) == 0 &&
+                gone > 0) {
+                if (fn_js_recover(e->monitor_store, e->owner, e->host, fn_wall_ms(),
+                                  e->cfg.jobs_owner_timeout_ms, &recovered))
+                    FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
+                else if (recovered)
+                    FN_LOG(FN_LOG_INFO, "%s: recovered %d job(s) of processes that are gone",
+                           e->db_path, recovered);
+            }
+        }
         /* The tick may be shorter than the poll: what follows keeps its own pace. */
         if (now - last_poll + 2000000u >= (uint64_t)poll_ms * 1000000u) {
             last_poll = now;
@@ -666,15 +765,6 @@ static void *monitor_main(void *arg)
             if (fn_store_wal_checkpoint(e->monitor_store, NULL))
                 FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
             fn_joblog_flush(e);
-        }
-        if (now - last_recover >= recover_ns) {
-            last_recover = now;
-            int recovered = 0;
-            if (fn_js_recover(e->monitor_store, e->owner, e->host, fn_wall_ms(),
-                              e->cfg.jobs_owner_timeout_ms, &recovered))
-                FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
-            else if (recovered)
-                FN_LOG(FN_LOG_INFO, "%s: recovered %d orphaned job(s)", e->db_path, recovered);
         }
         if (now - last_prune >= 5000000000u) {
             last_prune = now;

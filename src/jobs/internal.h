@@ -217,6 +217,9 @@ struct fn_engine {
     int feed_ok;
     int64_t feed_dv;
     fn_js_cursor feed_cur;
+    /* PostgreSQL: a connection of the monitor's that LISTENs for job changes (NULL on SQLite, or
+     * while the server cannot be reached: the monitor polls then). */
+    fn_store *listen_store;
 
     pthread_mutex_t log_mu;
     int log_fd;

@@ -343,7 +343,7 @@ static int write_ends_alone(fn_store *s, fn_end *ends, int n)
     int code = 0;
     for (int attempt = 0; attempt < 5; attempt++) {
         fn_store_tx *tx;
-        code = fn_store_begin(s, &tx);
+        code = fn_store_begin_rows(s, &tx);
         if (!code) {
             code = write_ends_tx(s, ends, n, fn_wall_ms());
             if (!code)
@@ -605,7 +605,9 @@ static int claim_next(fn_worker *w, fn_end *own, int *n_own, fn_job_ctx **out)
     pthread_mutex_unlock(&e->mu);
     int kept = 0;
     fn_store_tx *tx;
-    int code = stopping ? FN_ERR_STATE : fn_store_begin(s, &tx);
+    /* Rows only: a claim locks its job's row (SKIP LOCKED on PostgreSQL) and an end is fenced by
+     * owner, so claims of different jobs by other workers and hosts do not wait for this one. */
+    int code = stopping ? FN_ERR_STATE : fn_store_begin_rows(s, &tx);
     if (code) {
         if (!stopping) FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(s));
         flush_ends(e, s, ends, ne);

@@ -26,6 +26,16 @@
     "json_each(?3)))"                                                                              \
     " END)"
 
+/* The same on PostgreSQL: json_array_elements_text for json_each (the arrays come as text), and
+ * SQLite's hex() (upper case, of the text's bytes) spelled out. The casts type parameters that
+ * only NULL tests would otherwise leave unknown. */
+#define SELECTED_PG(dflt)                                                                          \
+    "(CASE WHEN CAST(?2 AS TEXT) IS NULL AND CAST(?3 AS TEXT) IS NULL THEN (" dflt ") ELSE"        \
+    " (code IN (SELECT json_array_elements_text(CAST(?2 AS TEXT)::json)) OR"                       \
+    " upper(encode(convert_to(item, 'UTF8'), 'hex')) IN"                                           \
+    " (SELECT json_array_elements_text(CAST(?3 AS TEXT)::json)))"                                  \
+    " END)"
+
 static void bind_sel(fn_sql_stmt *st, const char *codes_json, const char *items_json)
 {
     if (codes_json) fn_sql_bind_text(st, 2, codes_json, -1, FN_SQL_STATIC);
@@ -53,6 +63,16 @@ static const char SQL_TAKE[] =
     "INSERT INTO job_items(job, seq, item)"
     " SELECT ?4, min(id), item FROM job_errors WHERE job=?1 AND " SELECTED("resolution<>1")
     " GROUP BY item";
+/* PostgreSQL: no sum() of booleans (count ... FILTER), an alias on the subquery, typed ?4. */
+static const char SQL_TAKEN_PG[] =
+    "SELECT count(*) FILTER (WHERE sel AND resolution=0), count(*) FILTER (WHERE sel AND resolution=2),"
+    " count(*) FILTER (WHERE sel AND resolution=1), count(*) FILTER (WHERE NOT sel AND resolution=1),"
+    " count(*) FILTER (WHERE sel)"
+    " FROM (SELECT resolution, " SELECTED_PG("resolution<>1") " AS sel FROM job_errors WHERE job=?1) AS t";
+static const char SQL_TAKE_PG[] =
+    "INSERT INTO job_items(job, seq, item)"
+    " SELECT CAST(?4 AS BIGINT), min(id), item FROM job_errors WHERE job=?1 AND " SELECTED_PG("resolution<>1")
+    " GROUP BY item";
 // clang-format on
 
 int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_json,
@@ -60,7 +80,7 @@ int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_js
 {
     memset(out, 0, sizeof *out);
     {
-        STMT(s, SQL_TAKEN);
+        STMT(s, FN_SQL_PICK(s, SQL_TAKEN, SQL_TAKEN_PG));
         fn_sql_bind_int64(st, 1, from);
         bind_sel(st, codes_json, items_json);
         int rc = fn_sql_step(st);
@@ -76,7 +96,7 @@ int fn_js_take_items(fn_store *s, int64_t from, int64_t to, const char *codes_js
         if (code) return code;
     }
     if (!to || !out->matched) return 0;
-    STMT(s, SQL_TAKE);
+    STMT(s, FN_SQL_PICK(s, SQL_TAKE, SQL_TAKE_PG));
     fn_sql_bind_int64(st, 1, from);
     bind_sel(st, codes_json, items_json);
     fn_sql_bind_int64(st, 4, to);
@@ -149,6 +169,14 @@ static const char SQL_DECIDE[] =
     " WHERE job=?1 AND resolution<>?4 AND " SELECTED("1") " ORDER BY id";
 static const char SQL_RESOLVE[] =
     "UPDATE job_errors SET resolution=?4 WHERE job=?1 AND resolution<>?4 AND " SELECTED("1");
+static const char SQL_MATCHED_PG[] = "SELECT count(*) FROM job_errors WHERE job=?1 AND " SELECTED_PG("TRUE");
+static const char SQL_DECIDE_PG[] =
+    "INSERT INTO job_error_decisions(error, at, who, from_res, to_res)"
+    " SELECT id, CAST(?5 AS BIGINT), CAST(?6 AS TEXT), resolution, CAST(?4 AS BIGINT) FROM job_errors"
+    " WHERE job=?1 AND resolution<>CAST(?4 AS BIGINT) AND " SELECTED_PG("TRUE") " ORDER BY id";
+static const char SQL_RESOLVE_PG[] =
+    "UPDATE job_errors SET resolution=CAST(?4 AS BIGINT) WHERE job=?1 AND"
+    " resolution<>CAST(?4 AS BIGINT) AND " SELECTED_PG("TRUE");
 // clang-format on
 
 int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
@@ -156,7 +184,7 @@ int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const
 {
     *matched = *changed = 0;
     {
-        STMT(s, SQL_MATCHED);
+        STMT(s, FN_SQL_PICK(s, SQL_MATCHED, SQL_MATCHED_PG));
         fn_sql_bind_int64(st, 1, job);
         bind_sel(st, codes_json, items_json);
         int rc = fn_sql_step(st);
@@ -166,7 +194,7 @@ int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const
         if (code || !*matched) return code;
     }
     {
-        STMT(s, SQL_DECIDE);
+        STMT(s, FN_SQL_PICK(s, SQL_DECIDE, SQL_DECIDE_PG));
         fn_sql_bind_int64(st, 1, job);
         bind_sel(st, codes_json, items_json);
         fn_sql_bind_int(st, 4, res);
@@ -175,7 +203,7 @@ int fn_js_errors_resolve(fn_store *s, int64_t job, const char *codes_json, const
         int code = step_done(s, st, "recording error decisions");
         if (code) return code;
     }
-    STMT(s, SQL_RESOLVE);
+    STMT(s, FN_SQL_PICK(s, SQL_RESOLVE, SQL_RESOLVE_PG));
     fn_sql_bind_int64(st, 1, job);
     bind_sel(st, codes_json, items_json);
     fn_sql_bind_int(st, 4, res);
@@ -209,12 +237,16 @@ static const char SQL_ERRORS_JSON[] =
     "SELECT e.id, e.item, e.code, e.message, e.resolution, d.at, d.who, d.from_res, d.to_res"
     " FROM job_errors e LEFT JOIN job_error_decisions d ON d.error=e.id"
     " WHERE e.job=?1 AND " SELECTED("1") " ORDER BY e.id, d.id";
+static const char SQL_ERRORS_JSON_PG[] =
+    "SELECT e.id, e.item, e.code, e.message, e.resolution, d.at, d.who, d.from_res, d.to_res"
+    " FROM job_errors e LEFT JOIN job_error_decisions d ON d.error=e.id"
+    " WHERE e.job=?1 AND " SELECTED_PG("TRUE") " ORDER BY e.id, d.id";
 
 int fn_js_errors_json(fn_store *s, int64_t job, const char *codes_json, const char *items_json,
                       char **json)
 {
     *json = NULL;
-    STMT(s, SQL_ERRORS_JSON);
+    STMT(s, FN_SQL_PICK(s, SQL_ERRORS_JSON, SQL_ERRORS_JSON_PG));
     fn_sql_bind_int64(st, 1, job);
     bind_sel(st, codes_json, items_json);
     json_t *arr = json_array(), *cur = NULL;

@@ -7,6 +7,7 @@
 #include "store/store_sql.h"
 
 #include "util/clock.h"
+#include "util/pathenc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -169,6 +170,15 @@ static int run_id(fn_store *s, fn_sql_stmt *st, int64_t *id, const char *what)
     fn_sql_stmt *st = fn_store_stmt((s), (sql));                                                   \
     if (!st) return FN_ERR_DB
 
+/* The database server's clock in ms since the epoch, for PostgreSQL texts: leases and heartbeats
+ * compare times taken on one clock, the server's, never a host's (hosts' clocks drift apart).
+ * clock_timestamp() is the time of the call (now() is the transaction's start). */
+#define PG_NOW_MS "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
+/* Appended to a PostgreSQL UPDATE of a job's state or progress: tells every listening monitor
+ * (fn_js_listen) which job moved, at the transaction's commit (a NOTIFY of a transaction that
+ * rolls back is never sent). In the statement itself, so it costs no extra round trip. */
+#define PG_NOTIFY " RETURNING pg_notify('" FN_JS_CHANNEL "', CAST(id AS TEXT))"
+
 /* Two texts of one insert. SQLite's RETURNING buffers its row in a temporary table: it doubled
  * the cost of an enqueue (bulk enqueue ran at 0.55-0.65x the jobs per CPU second of the same
  * insert followed by last_insert_rowid(), the same loss in every pair of an interleaved run), so
@@ -179,7 +189,9 @@ static int run_id(fn_store *s, fn_sql_stmt *st, int64_t *id, const char *what)
     " checkpoint, progress, parent, gpu_slots, mem_mb, retry_only) "                               \
     "VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
 static const char SQL_INSERT_LITE[] = SQL_INSERT_TEXT;
-static const char SQL_INSERT_RETURNING[] = SQL_INSERT_TEXT " RETURNING id";
+/* PostgreSQL: the new job is told to listening monitors too (another host's UI shows it). */
+static const char SQL_INSERT_RETURNING[] =
+    SQL_INSERT_TEXT " RETURNING id, pg_notify('" FN_JS_CHANNEL "', CAST(id AS TEXT))";
 
 int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id)
 {
@@ -201,8 +213,8 @@ int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id)
 
 static const char SQL_COPY_ERRORS[] =
     "INSERT INTO job_errors(job, item, code, message, resolution)"
-    " SELECT ?2, item, code, message, resolution FROM job_errors WHERE job=?1"
-    " AND (?3 < 0 OR resolution=?3) ORDER BY id";
+    " SELECT CAST(?2 AS BIGINT), item, code, message, resolution FROM job_errors WHERE job=?1"
+    " AND (CAST(?3 AS BIGINT) < 0 OR resolution=CAST(?3 AS BIGINT)) ORDER BY id";
 static const char SQL_COUNT_ERRORS[] =
     "UPDATE jobs SET n_errors=(SELECT count(*) FROM job_errors WHERE job=?1) WHERE id=?1";
 
@@ -277,17 +289,25 @@ void fn_js_claim_clear(fn_js_claim *c)
     memset(c, 0, sizeof *c);
 }
 
-static const char SQL_CLAIM[] =
+#define CLAIM_SET                                                                                  \
     "UPDATE jobs SET state=1, owner=?2, updated_at=?3, started_at=coalesce(started_at, ?3)"
-    " WHERE id=?1 AND state=0"
-    " RETURNING type, payload, checkpoint, progress, priority, parent, started_at, created_at,"
-    " cancel_requested, n_errors, retry_only";
+#define CLAIM_RETURNING                                                                            \
+    " RETURNING type, payload, checkpoint, progress, priority, parent, started_at, created_at,"    \
+    " cancel_requested, n_errors, retry_only"
+static const char SQL_CLAIM[] = CLAIM_SET " WHERE id=?1 AND state=0" CLAIM_RETURNING;
+/* PostgreSQL: claims run in transactions without the library's lock (fn_store_begin_rows), so
+ * the row is locked here; a job whose row another transaction holds (a competing claim, a cancel)
+ * is skipped at once instead of waited for. The re-check of state=0 after the lock keeps exactly
+ * one winner. */
+static const char SQL_CLAIM_PG[] =
+    CLAIM_SET " WHERE id=(SELECT id FROM jobs WHERE id=?1 AND state=0 FOR UPDATE SKIP LOCKED) AND "
+              "state=0" CLAIM_RETURNING ", pg_notify('" FN_JS_CHANNEL "', CAST(id AS TEXT))";
 
 int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_claim *out,
                     int *claimed)
 {
     memset(out, 0, sizeof *out);
-    STMT(s, SQL_CLAIM);
+    STMT(s, FN_SQL_PICK(s, SQL_CLAIM, SQL_CLAIM_PG));
     fn_sql_bind_int64(st, 1, id);
     fn_sql_bind_int64(st, 2, owner);
     fn_sql_bind_int64(st, 3, now);
@@ -365,16 +385,22 @@ void fn_js_errors_free(fn_job_error *e, size_t n)
 
 /* Fenced by owner: a process whose job was recovered by another one (its heartbeat went silent
  * for too long) must not commit into it any more. */
-static const char SQL_SAVE_CK[] =
-    "UPDATE jobs SET checkpoint=?2, progress=coalesce(?3, progress), updated_at=?4"
-    " WHERE id=?1 AND state=1 AND owner=?5";
-static const char SQL_SAVE_NOCK[] = "UPDATE jobs SET progress=coalesce(?3, progress), updated_at=?4"
-                                    " WHERE id=?1 AND state=1 AND owner=?5";
+#define SAVE_CK                                                                                    \
+    "UPDATE jobs SET checkpoint=?2, progress=coalesce(?3, progress), updated_at=?4"                \
+    " WHERE id=?1 AND state=1 AND owner=?5"
+#define SAVE_NOCK                                                                                  \
+    "UPDATE jobs SET progress=coalesce(?3, progress), updated_at=?4"                               \
+    " WHERE id=?1 AND state=1 AND owner=?5"
+static const char SQL_SAVE_CK[] = SAVE_CK;
+static const char SQL_SAVE_NOCK[] = SAVE_NOCK;
+static const char SQL_SAVE_CK_PG[] = SAVE_CK PG_NOTIFY;
+static const char SQL_SAVE_NOCK_PG[] = SAVE_NOCK PG_NOTIFY;
 
 int fn_js_save_progress(fn_store *s, int64_t id, int64_t owner, const char *checkpoint,
                         int set_checkpoint, const char *progress, int64_t now)
 {
-    STMT(s, set_checkpoint ? SQL_SAVE_CK : SQL_SAVE_NOCK);
+    STMT(s, set_checkpoint ? FN_SQL_PICK(s, SQL_SAVE_CK, SQL_SAVE_CK_PG)
+                           : FN_SQL_PICK(s, SQL_SAVE_NOCK, SQL_SAVE_NOCK_PG));
     fn_sql_bind_int64(st, 1, id);
     if (set_checkpoint && checkpoint) fn_sql_bind_text(st, 2, checkpoint, -1, FN_SQL_STATIC);
     if (progress) fn_sql_bind_text(st, 3, progress, -1, FN_SQL_STATIC);
@@ -403,11 +429,21 @@ int fn_js_add_error(fn_store *s, int64_t id, const char *item, const char *code,
     int rc;
     {
         STMT(s, SQL_ADD_ERROR);
+        /* A file name is bytes; PostgreSQL's text must be UTF-8: there an item or message that is
+         * not goes in as its escaped text form (util/pathenc.h: \xHH), which names it exactly. */
+        char *item_t = NULL, *msg_t = NULL;
+        if (fn_store_backend(s) == FN_SQL_POSTGRES) {
+            if (item && !fn_utf8_valid(item, strlen(item)))
+                item = item_t = fn_path_text(item, NULL);
+            if (msg && !fn_utf8_valid(msg, strlen(msg))) msg = msg_t = fn_path_text(msg, NULL);
+        }
         fn_sql_bind_int64(st, 1, id);
-        fn_sql_bind_text(st, 2, item ? item : "", -1, FN_SQL_STATIC);
+        fn_sql_bind_text(st, 2, item ? item : "", -1, FN_SQL_TRANSIENT);
         fn_sql_bind_text(st, 3, code ? code : "unknown", -1, FN_SQL_STATIC);
-        fn_sql_bind_text(st, 4, msg ? msg : "", -1, FN_SQL_STATIC);
+        fn_sql_bind_text(st, 4, msg ? msg : "", -1, FN_SQL_TRANSIENT);
         fn_sql_bind_int(st, 5, resolution);
+        free(item_t);
+        free(msg_t);
         if ((rc = run(s, st, "recording a job error"))) return rc;
     }
     STMT(s, SQL_BUMP_ERRORS);
@@ -431,10 +467,14 @@ int fn_js_add_audit(fn_store *s, int64_t id, int64_t now, const char *action, co
 static const char SQL_LOG_ADD[] =
     "INSERT INTO job_log(job, seq, at, line) VALUES(?1,"
     " max(?2, coalesce((SELECT max(seq)+1 FROM job_log WHERE job=?1), 0)),?3,?4)";
+static const char SQL_LOG_ADD_PG[] =
+    "INSERT INTO job_log(job, seq, at, line) VALUES(?1,"
+    " greatest(CAST(?2 AS BIGINT), coalesce((SELECT max(seq)+1 FROM job_log WHERE job=?1), 0)),"
+    "?3,?4)";
 
 int fn_js_log_add(fn_store *s, int64_t id, int64_t now, const char *line)
 {
-    STMT(s, SQL_LOG_ADD);
+    STMT(s, FN_SQL_PICK(s, SQL_LOG_ADD, SQL_LOG_ADD_PG));
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     fn_sql_bind_int64(st, 1, id);
@@ -446,17 +486,19 @@ int fn_js_log_add(fn_store *s, int64_t id, int64_t now, const char *line)
 
 /* Back to queued keeps started_at (the job has started once) and sets queued_at afresh only when
  * it was never queued before: a yielded job keeps its age, so aging still lifts it. */
-static const char SQL_FINISH[] =
-    "UPDATE jobs SET state=?2, updated_at=?3, owner=NULL,"
-    " finished_at=CASE WHEN ?2 IN (2,3,4) THEN ?3 ELSE NULL END,"
-    " fail_reason=coalesce(?4, fail_reason), progress=coalesce(?5, progress),"
-    " cancel_requested=CASE WHEN ?2=0 THEN cancel_requested ELSE 0 END"
-    " WHERE id=?1 AND state=1 AND owner=?6";
+#define FINISH                                                                                     \
+    "UPDATE jobs SET state=CAST(?2 AS BIGINT), updated_at=?3, owner=NULL,"                         \
+    " finished_at=CASE WHEN CAST(?2 AS BIGINT) IN (2,3,4) THEN CAST(?3 AS BIGINT) END,"            \
+    " fail_reason=coalesce(?4, fail_reason), progress=coalesce(?5, progress),"                     \
+    " cancel_requested=CASE WHEN CAST(?2 AS BIGINT)=0 THEN cancel_requested ELSE 0 END"            \
+    " WHERE id=?1 AND state=1 AND owner=?6"
+static const char SQL_FINISH[] = FINISH;
+static const char SQL_FINISH_PG[] = FINISH PG_NOTIFY;
 
 int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
                  const char *fail_reason, const char *progress)
 {
-    STMT(s, SQL_FINISH);
+    STMT(s, FN_SQL_PICK(s, SQL_FINISH, SQL_FINISH_PG));
     fn_sql_bind_int64(st, 6, owner);
     fn_sql_bind_int64(st, 1, id);
     fn_sql_bind_int(st, 2, state);
@@ -478,9 +520,9 @@ int fn_js_finish(fn_store *s, int64_t id, int64_t owner, int state, int64_t now,
 
 static const char SQL_STATE[] = "SELECT state FROM jobs WHERE id=?1";
 
-int fn_js_state(fn_store *s, int64_t id, int *state)
+static int state_of(fn_store *s, const char *sql, int64_t id, int *state)
 {
-    STMT(s, SQL_STATE);
+    STMT(s, sql);
     fn_sql_bind_int64(st, 1, id);
     int rc = fn_sql_step(st);
     int code = 0;
@@ -494,10 +536,23 @@ int fn_js_state(fn_store *s, int64_t id, int *state)
     return code;
 }
 
-static const char SQL_CANCEL_QUEUED[] =
-    "UPDATE jobs SET state=2, finished_at=?2, updated_at=?2 WHERE id=?1 AND state=0";
-static const char SQL_CANCEL_RUNNING[] =
-    "UPDATE jobs SET cancel_requested=1, updated_at=?2 WHERE id=?1 AND state=1";
+int fn_js_state(fn_store *s, int64_t id, int *state)
+{
+    return state_of(s, SQL_STATE, id, state);
+}
+
+#define CANCEL_QUEUED                                                                              \
+    "UPDATE jobs SET state=2, finished_at=?2, updated_at=?2 WHERE id=?1 AND state=0"
+#define CANCEL_RUNNING "UPDATE jobs SET cancel_requested=1, updated_at=?2 WHERE id=?1 AND state=1"
+static const char SQL_CANCEL_QUEUED[] = CANCEL_QUEUED;
+static const char SQL_CANCEL_RUNNING[] = CANCEL_RUNNING;
+/* A cancel of a running job is told to the host that runs it at once (its monitor listens). */
+static const char SQL_CANCEL_QUEUED_PG[] = CANCEL_QUEUED PG_NOTIFY;
+static const char SQL_CANCEL_RUNNING_PG[] = CANCEL_RUNNING PG_NOTIFY;
+/* PostgreSQL: claims take no library lock (SQL_CLAIM_PG), so the cancel locks the job's row
+ * before it reads the state it acts on: a claim then skips the row, and a claim that came first
+ * is waited for, so the state read is the one the update meets. */
+static const char SQL_STATE_LOCK_PG[] = "SELECT state FROM jobs WHERE id=?1 FOR UPDATE";
 
 int fn_js_cancel(fn_store *s, int64_t id, int64_t now, int *outcome)
 {
@@ -505,9 +560,10 @@ int fn_js_cancel(fn_store *s, int64_t id, int64_t now, int *outcome)
     int code = fn_store_begin(s, &tx);
     if (code) return code;
     int state = -1;
-    if ((code = fn_js_state(s, id, &state))) goto fail;
+    if ((code = state_of(s, FN_SQL_PICK(s, SQL_STATE, SQL_STATE_LOCK_PG), id, &state))) goto fail;
     if (state == 0 || state == 1) {
-        STMT(s, state == 0 ? SQL_CANCEL_QUEUED : SQL_CANCEL_RUNNING);
+        STMT(s, state == 0 ? FN_SQL_PICK(s, SQL_CANCEL_QUEUED, SQL_CANCEL_QUEUED_PG)
+                           : FN_SQL_PICK(s, SQL_CANCEL_RUNNING, SQL_CANCEL_RUNNING_PG));
         fn_sql_bind_int64(st, 1, id);
         fn_sql_bind_int64(st, 2, now);
         if ((code = run(s, st, "cancelling a job"))) goto fail;
@@ -631,11 +687,13 @@ int fn_js_list(fn_store *s, int state, size_t limit, fn_job_info ***out, size_t 
     *n = 0;
     int64_t lim = limit ? (int64_t)limit : -1;
     STMT(s, state < 0 ? SQL_LIST_ALL : SQL_LIST_STATE);
+    /* No limit: SQLite's LIMIT -1; PostgreSQL refuses a negative limit and reads NULL as none. */
+    const int no_limit_null = !limit && fn_store_backend(s) == FN_SQL_POSTGRES;
     if (state < 0) {
-        fn_sql_bind_int64(st, 1, lim);
+        if (!no_limit_null) fn_sql_bind_int64(st, 1, lim);
     } else {
         fn_sql_bind_int(st, 1, state);
-        fn_sql_bind_int64(st, 2, lim);
+        if (!no_limit_null) fn_sql_bind_int64(st, 2, lim);
     }
     size_t cap = 0;
     int rc, code = 0;
@@ -744,10 +802,13 @@ int fn_js_log_text(fn_store *s, int64_t id, char **text)
 
 static const char SQL_OWNER_ADD[] =
     "INSERT INTO job_owners(pid, host, started_at, heartbeat_at) VALUES(?1,?2,?3,?4) RETURNING id";
+/* PostgreSQL: the lease starts on the server's clock (the host's `now`, ?3 and ?4, is unused). */
+static const char SQL_OWNER_ADD_PG[] = "INSERT INTO job_owners(pid, host, started_at, heartbeat_at)"
+                                       " VALUES(?1,?2," PG_NOW_MS "," PG_NOW_MS ") RETURNING id";
 
 int fn_js_owner_register(fn_store *s, int pid, const char *host, int64_t now, int64_t *owner)
 {
-    STMT(s, SQL_OWNER_ADD);
+    STMT(s, FN_SQL_PICK(s, SQL_OWNER_ADD, SQL_OWNER_ADD_PG));
     fn_sql_bind_int(st, 1, pid);
     fn_sql_bind_text(st, 2, host, -1, FN_SQL_STATIC);
     fn_sql_bind_int64(st, 3, now);
@@ -756,10 +817,12 @@ int fn_js_owner_register(fn_store *s, int pid, const char *host, int64_t now, in
 }
 
 static const char SQL_OWNER_BEAT[] = "UPDATE job_owners SET heartbeat_at=?1 WHERE id=?2";
+static const char SQL_OWNER_BEAT_PG[] =
+    "UPDATE job_owners SET heartbeat_at=" PG_NOW_MS " WHERE id=?2";
 
 int fn_js_owner_heartbeat(fn_store *s, int64_t owner, int64_t now)
 {
-    STMT(s, SQL_OWNER_BEAT);
+    STMT(s, FN_SQL_PICK(s, SQL_OWNER_BEAT, SQL_OWNER_BEAT_PG));
     fn_sql_bind_int64(st, 1, now);
     fn_sql_bind_int64(st, 2, owner);
     return run(s, st, "writing the owner heartbeat");
@@ -774,11 +837,43 @@ int fn_js_owner_leave(fn_store *s, int64_t owner)
     return run(s, st, "removing the job owner");
 }
 
-static const char SQL_OWNERS[] = "SELECT id, pid, host, heartbeat_at FROM job_owners WHERE id<>?1";
+/* Each other owner with the age of its last heartbeat: on PostgreSQL by the server's clock (the
+ * heartbeats were written by it too), on SQLite by the caller's (?2). */
+static const char SQL_OWNERS[] =
+    "SELECT id, pid, host, ?2 - heartbeat_at FROM job_owners WHERE id<>?1";
+static const char SQL_OWNERS_PG[] =
+    "SELECT id, pid, host, " PG_NOW_MS " - heartbeat_at FROM job_owners WHERE id<>?1";
 static const char SQL_ORPHANS[] = "SELECT id, owner FROM jobs WHERE state=1 AND"
                                   " (owner IS NULL OR owner NOT IN (SELECT id FROM job_owners))";
-static const char SQL_REQUEUE[] =
-    "UPDATE jobs SET state=0, owner=NULL, updated_at=?2 WHERE id=?1 AND state=1";
+#define REQUEUE "UPDATE jobs SET state=0, owner=NULL, updated_at=?2 WHERE id=?1 AND state=1"
+static const char SQL_REQUEUE[] = REQUEUE;
+static const char SQL_REQUEUE_PG[] = REQUEUE PG_NOTIFY;
+
+/* Whether an owner other than `self` is gone: silent for longer than timeout_ms, or on this host
+ * with its process gone. */
+static int owner_dead(fn_sql_stmt *st, const char *host, int timeout_ms)
+{
+    int pid = fn_sql_column_int(st, 1);
+    const char *h = fn_sql_column_text(st, 2);
+    int64_t age = fn_sql_column_int64(st, 3);
+    if (age > timeout_ms) return 1;
+    return h && strcmp(h, host) == 0 && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+int fn_js_owners_gone(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
+                      int *gone)
+{
+    *gone = 0;
+    STMT(s, FN_SQL_PICK(s, SQL_OWNERS, SQL_OWNERS_PG));
+    fn_sql_bind_int64(st, 1, self);
+    fn_sql_bind_int64(st, 2, now);
+    int rc;
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW)
+        *gone += owner_dead(st, host, timeout_ms);
+    int code = rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "reading job owners");
+    fn_sql_reset(st);
+    return code;
+}
 
 int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
                   int *recovered)
@@ -791,22 +886,16 @@ int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int 
     int64_t *gone = NULL;
     size_t n_gone = 0, cap = 0;
     {
-        fn_sql_stmt *st = fn_store_stmt(s, SQL_OWNERS);
+        fn_sql_stmt *st = fn_store_stmt(s, FN_SQL_PICK(s, SQL_OWNERS, SQL_OWNERS_PG));
         if (!st) {
             code = FN_ERR_DB;
             goto out;
         }
         fn_sql_bind_int64(st, 1, self);
+        fn_sql_bind_int64(st, 2, now);
         int rc;
         while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-            int pid = fn_sql_column_int(st, 1);
-            const char *h = fn_sql_column_text(st, 2);
-            int64_t beat = fn_sql_column_int64(st, 3);
-            int dead = now - beat > timeout_ms;
-            if (!dead && h && strcmp(h, host) == 0 && pid > 0 && kill(pid, 0) != 0 &&
-                errno == ESRCH)
-                dead = 1;
-            if (!dead) continue;
+            if (!owner_dead(st, host, timeout_ms)) continue;
             if (n_gone == cap) {
                 cap = cap ? cap * 2 : 16;
                 int64_t *ng = realloc(gone, cap * sizeof *ng);
@@ -853,7 +942,7 @@ int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int 
         if (!code && rc != FN_SQL_DONE) code = fn_store_fail(s, rc, "finding orphaned jobs");
         fn_sql_reset(st);
         for (size_t i = 0; !code && i < n; i++) {
-            fn_sql_stmt *up = fn_store_stmt(s, SQL_REQUEUE);
+            fn_sql_stmt *up = fn_store_stmt(s, FN_SQL_PICK(s, SQL_REQUEUE, SQL_REQUEUE_PG));
             if (!up) {
                 code = FN_ERR_DB;
                 break;
@@ -884,9 +973,15 @@ out:
 /* ---- the change feed (other processes' jobs, for the monitor's events) ------------------------
  */
 
+/* PostgreSQL has no data_version: the sum of the change feed's, the jobs' and the errors' last
+ * numbers moves whenever a row the feed reads is added (the fallback when nobody listens). */
+static const char SQL_DATA_VERSION_PG[] = "SELECT (SELECT coalesce(max(seq), 0) FROM job_changes)"
+                                          " + (SELECT coalesce(max(id), 0) FROM jobs)"
+                                          " + (SELECT coalesce(max(id), 0) FROM job_errors)";
+
 int fn_js_data_version(fn_store *s, int64_t *v)
 {
-    STMT(s, "PRAGMA data_version");
+    STMT(s, FN_SQL_PICK(s, "PRAGMA data_version", SQL_DATA_VERSION_PG));
     int rc = fn_sql_step(st);
     int code = 0;
     if (rc == FN_SQL_ROW)
@@ -951,6 +1046,8 @@ static const char SQL_FEED_CHANGED[] =
     FEED_COLS " WHERE id IN (SELECT job FROM job_changes WHERE seq > ?1 AND seq <= ?2)";
 /* New rows (some may have been read above too: fn_js_feed_read drops the repeats). */
 static const char SQL_FEED_NEW[] = FEED_COLS " WHERE id > ?3 ORDER BY id LIMIT ?5";
+/* PostgreSQL: the jobs its notifications named (?6, an array literal such as {4,7}). */
+static const char SQL_FEED_IDS_PG[] = FEED_COLS " WHERE id = ANY(CAST(?6 AS BIGINT[]))";
 static const char SQL_FEED_ERR[] =
     "SELECT id, job, item, code, message, resolution FROM job_errors WHERE id > ?1"
     " ORDER BY id LIMIT ?2";
@@ -1000,7 +1097,24 @@ static int by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_feed *f)
+/* The ids as a PostgreSQL array literal ({1,2,3}); malloc'ed, NULL when out of memory. */
+static char *id_array(const int64_t *ids, size_t n)
+{
+    char *t = malloc(n * 21 + 3);
+    if (!t) return NULL;
+    size_t k = 0;
+    t[k++] = '{';
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)sprintf(t + k, i ? ",%lld" : "%lld", (long long)ids[i]);
+    t[k++] = '}';
+    t[k] = '\0';
+    return t;
+}
+
+/* fn_js_feed_read and fn_js_feed_read_ids: the changed jobs come from the change feed (ids NULL)
+ * or are the given ids. */
+static int feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const int64_t *ids,
+                     size_t n_ids, fn_js_feed *f)
 {
     fn_js_feed_clear(f);
     int code = read_begin(s);
@@ -1008,12 +1122,27 @@ int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_f
     fn_js_cursor next = *c;
     int full = 0, got = 0;
     int64_t max_seq = 0, ignored = 0;
-    code = one_int(s, SQL_MAX_SEQ, &max_seq);
-    /* At most `cap` changes a read; a cursor the table was pruned past just moves on. */
-    next.seq = max_seq - c->seq > cap ? c->seq + cap : max_seq;
-    if (next.seq < c->seq) next.seq = max_seq;
-    if (next.seq < max_seq) full = 1;
-    if (!code && next.seq > c->seq) {
+    if (ids) {
+        if (n_ids) {
+            char *arr = id_array(ids, n_ids);
+            fn_sql_stmt *st = arr ? fn_store_stmt(s, SQL_FEED_IDS_PG) : NULL;
+            if (!st) {
+                code = arr ? FN_ERR_DB : FN_ERR_NOMEM;
+            } else {
+                feed_bind(st, c->seq, c->seq, c->id, self, cap);
+                fn_sql_bind_text(st, 6, arr, -1, FN_SQL_TRANSIENT);
+                code = feed_rows(s, st, f, &ignored, &got);
+            }
+            free(arr);
+        }
+    } else {
+        code = one_int(s, SQL_MAX_SEQ, &max_seq);
+        /* At most `cap` changes a read; a cursor the table was pruned past just moves on. */
+        next.seq = max_seq - c->seq > cap ? c->seq + cap : max_seq;
+        if (next.seq < c->seq) next.seq = max_seq;
+        if (next.seq < max_seq) full = 1;
+    }
+    if (!code && !ids && next.seq > c->seq) {
         STMT(s, SQL_FEED_CHANGED);
         feed_bind(st, c->seq, next.seq, c->id, self, cap);
         code = feed_rows(s, st, f, &ignored, &got);
@@ -1075,6 +1204,61 @@ int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_f
     *c = next;
     f->more = full;
     return 0;
+}
+
+int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_feed *f)
+{
+    return feed_read(s, c, self, cap, NULL, 0, f);
+}
+
+int fn_js_feed_read_ids(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const int64_t *ids,
+                        size_t n_ids, fn_js_feed *f)
+{
+    static const int64_t none[1] = {0};
+    return feed_read(s, c, self, cap, ids ? ids : none, ids ? n_ids : 0, f);
+}
+
+/* ---- notifications (PostgreSQL's LISTEN/NOTIFY) ------------------------------------------------
+ */
+
+int fn_js_listen(fn_store *s)
+{
+    if (fn_store_backend(s) != FN_SQL_POSTGRES) return FN_ERR_UNSUPPORTED;
+    return fn_store_listen(s, FN_JS_CHANNEL);
+}
+
+int fn_js_listen_fd(fn_store *s)
+{
+    return fn_store_socket(s);
+}
+
+typedef struct drain_state {
+    int64_t *ids;
+    int cap, n, overflow;
+} drain_state;
+
+static void on_notify(void *arg, const char *channel, const char *payload, int pid)
+{
+    (void)pid;
+    drain_state *d = arg;
+    if (strcmp(channel, FN_JS_CHANNEL) != 0 || !payload) return;
+    int64_t id = strtoll(payload, NULL, 10);
+    if (id <= 0) return;
+    for (int i = 0; i < d->n; i++)
+        if (d->ids[i] == id) return;
+    if (d->n < d->cap)
+        d->ids[d->n++] = id;
+    else
+        d->overflow = 1;
+}
+
+int fn_js_listen_drain(fn_store *s, int64_t *ids, int cap, int *n, int *overflow)
+{
+    drain_state d = {ids, cap, 0, 0};
+    int code = fn_store_drain_notifications(s, on_notify, &d);
+    *n = d.n;
+    *overflow = d.overflow;
+    return code;
 }
 
 static const char SQL_FEED_PRUNE[] =

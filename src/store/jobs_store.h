@@ -13,6 +13,10 @@
 #include "facenames/jobs.h"
 #include "store/store.h"
 
+/* The PostgreSQL channel job changes are notified on (the payload is the job's id): every update
+ * of a job's state or progress and every new job, by the statement that writes it. */
+#define FN_JS_CHANNEL "fn_jobs"
+
 /* Creates or upgrades the job tables. */
 int fn_js_migrate(fn_store *s);
 /* Checks, writing nothing, that the job tables are not newer than this build (FN_ERR_VERSION). */
@@ -66,7 +70,9 @@ typedef struct fn_js_claim {
 } fn_js_claim;
 void fn_js_claim_clear(fn_js_claim *c);
 
-/* queued -> running for `owner`. *claimed = 0 when the job was no longer queued. */
+/* queued -> running for `owner`. *claimed = 0 when the job was no longer queued (or, on
+ * PostgreSQL, when another transaction holds its row: FOR UPDATE SKIP LOCKED, so competing
+ * claimers never wait for each other; run it in fn_store_begin_rows's transaction). */
 int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_claim *out,
                     int *claimed);
 
@@ -112,6 +118,12 @@ int fn_js_owner_heartbeat(fn_store *s, int64_t owner, int64_t now);
 int fn_js_owner_leave(fn_store *s, int64_t owner);
 int fn_js_recover(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
                   int *recovered);
+/* How many owners other than `self` are gone (as fn_js_recover decides it), reading only: the
+ * engine's monitor asks this periodically and recovers only when one is. On PostgreSQL the
+ * heartbeats are written and their ages measured by the server's clock (`now` is unused there);
+ * on SQLite by the hosts' (one host). */
+int fn_js_owners_gone(fn_store *s, int64_t self, const char *host, int64_t now, int timeout_ms,
+                      int *gone);
 
 /* The change feed: how a monitor learns what other processes did to jobs (events for a UI). A
  * trigger appends (seq, job) to job_changes for every update of a job's state or progress; new
@@ -144,11 +156,24 @@ int fn_js_feed_cursor(fn_store *s, fn_js_cursor *c);
  * in one read transaction, into f (reused between calls; free with fn_js_feed_free); advances
  * *c. `self` is the caller's owner id (their progress is not read). */
 int fn_js_feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, fn_js_feed *f);
+/* As fn_js_feed_read, but the changed jobs are `ids` (from fn_js_listen_drain), not the change
+ * feed's; *c's seq is left as it is. (PostgreSQL, whose feed's seq is not in commit order.) */
+int fn_js_feed_read_ids(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const int64_t *ids,
+                        size_t n_ids, fn_js_feed *f);
 void fn_js_feed_clear(fn_js_feed *f);
 /* Deletes all but the last `keep` changes (own transaction). A reader whose cursor falls behind
  * the kept range misses the changes in between. */
 int fn_js_feed_prune(fn_store *s, int64_t keep);
 void fn_js_feed_free(fn_js_feed *f);
+
+/* Cross-host notifications (PostgreSQL): fn_js_listen makes `s`, a connection kept for this
+ * alone, LISTEN on FN_JS_CHANNEL (FN_ERR_UNSUPPORTED on SQLite: poll fn_js_data_version there);
+ * fn_js_listen_fd is the socket to wait on (-1 on SQLite); fn_js_listen_drain gives the distinct
+ * job ids notified since the last call, without blocking (*overflow = 1 when more than `cap`
+ * arrived: read everything then). */
+int fn_js_listen(fn_store *s);
+int fn_js_listen_fd(fn_store *s);
+int fn_js_listen_drain(fn_store *s, int64_t *ids, int cap, int *n, int *overflow);
 
 /* ---- Error decisions and retry items (job_errors_store.c) -------------------------------------
  * A selection is two JSON arrays of strings (codes, items; either may be NULL): an error is

@@ -191,7 +191,40 @@ static int exec(fn_store *s, const char *sql, const char *what)
     return code ? fn_store_fail(s, code, what) : FN_OK;
 }
 
+static int begin(fn_store *s, fn_store_tx **tx, int library_lock);
+
 int fn_store_begin(fn_store *s, fn_store_tx **tx)
+{
+    return begin(s, tx, 1);
+}
+
+int fn_store_begin_rows(fn_store *s, fn_store_tx **tx)
+{
+    return begin(s, tx, 0);
+}
+
+int fn_store_listen(fn_store *s, const char *channel)
+{
+    if (s->backend != FN_SQL_POSTGRES)
+        return set_msg(s, FN_ERR_UNSUPPORTED, "listening for changes",
+                       "SQLite has no notifications; poll instead");
+    return fn_pgs_listen(s, channel);
+}
+
+int fn_store_socket(fn_store *s)
+{
+    return s->backend == FN_SQL_POSTGRES ? fn_pgs_socket(s) : -1;
+}
+
+int fn_store_drain_notifications(fn_store *s, fn_store_notify_cb cb, void *arg)
+{
+    return s->backend == FN_SQL_POSTGRES ? fn_pgs_drain(s, cb, arg) : 0;
+}
+
+/* library_lock 0 (fn_store_begin_rows): on PostgreSQL neither the library's advisory lock nor the
+ * process's write lock, since rows are locked one by one and writers of different rows proceed at
+ * once; on SQLite a write transaction is the database's one writer whatever the caller asked. */
+static int begin(fn_store *s, fn_store_tx **tx, int library_lock)
 {
     *tx = NULL;
     if (s->tx.open)
@@ -204,7 +237,8 @@ int fn_store_begin(fn_store *s, fn_store_tx **tx)
     if (fault == FN_ERR_BUSY)
         return set_msg(s, FN_ERR_BUSY, "beginning a write transaction",
                        "database is locked (injected fault)");
-    if (s->wlock) {
+    const int wlock = s->wlock && (library_lock || s->backend != FN_SQL_POSTGRES);
+    if (wlock) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += s->busy_ms / 1000;
@@ -219,13 +253,14 @@ int fn_store_begin(fn_store *s, fn_store_tx **tx)
                            "longer than the busy timeout");
     }
     int code = s->backend == FN_SQL_POSTGRES
-                   ? fn_pgs_begin(s)
+                   ? fn_pgs_begin(s, library_lock)
                    : exec(s, "BEGIN IMMEDIATE", "beginning a write transaction");
     if (code) {
-        if (s->wlock) pthread_mutex_unlock(s->wlock);
+        if (wlock) pthread_mutex_unlock(s->wlock);
         return code;
     }
     s->tx.open = 1;
+    s->tx.wlocked = wlock;
     *tx = &s->tx;
     return FN_OK;
 }
@@ -245,11 +280,13 @@ int fn_store_commit(fn_store_tx *tx)
         /* A failed COMMIT may leave the transaction open (a busy database); never leave it so. */
         if (s->backend == FN_SQL_POSTGRES || fn_lite_in_transaction(s)) fn_sql_exec(s, "ROLLBACK");
         s->tx.open = 0;
-        if (s->wlock) pthread_mutex_unlock(s->wlock);
+        if (s->tx.wlocked) pthread_mutex_unlock(s->wlock);
+        s->tx.wlocked = 0;
         return code;
     }
     s->tx.open = 0;
-    if (s->wlock) pthread_mutex_unlock(s->wlock);
+    if (s->tx.wlocked) pthread_mutex_unlock(s->wlock);
+    s->tx.wlocked = 0;
     return FN_OK;
 }
 
@@ -259,8 +296,9 @@ void fn_store_rollback(fn_store_tx *tx)
     fn_store *s = tx->store;
     if (s->backend == FN_SQL_POSTGRES ? s->tx.open : fn_lite_in_transaction(s))
         fn_sql_exec(s, "ROLLBACK");
-    if (s->tx.open && s->wlock) pthread_mutex_unlock(s->wlock);
+    if (s->tx.open && s->tx.wlocked) pthread_mutex_unlock(s->wlock);
     s->tx.open = 0;
+    s->tx.wlocked = 0;
 }
 
 fn_store *fn_store_tx_store(fn_store_tx *tx)

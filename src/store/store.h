@@ -51,6 +51,13 @@ void fn_store_set_msg(fn_store *s, int code, const char *what, const char *detai
 /* BEGIN IMMEDIATE ... COMMIT. The tx handle lives until commit/rollback. */
 int fn_store_begin(fn_store *s, fn_store_tx **tx);
 int fn_store_commit(fn_store_tx *tx);
+/* A write transaction for callers whose SQL locks the rows it reads and then writes (added for
+ * the job engine on PostgreSQL, issue 14: claims by FOR UPDATE SKIP LOCKED, ends and heartbeats
+ * fenced by owner). On PostgreSQL it is a plain BEGIN without the library's advisory lock or the
+ * process's write lock, so claims of different jobs by different workers and hosts do not
+ * serialize; on SQLite it is fn_store_begin (one writer at a time there anyway). Commit and roll
+ * back as usual. */
+int fn_store_begin_rows(fn_store *s, fn_store_tx **tx);
 void fn_store_rollback(fn_store_tx *tx);
 fn_store *fn_store_tx_store(fn_store_tx *tx);
 

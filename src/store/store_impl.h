@@ -21,6 +21,7 @@
 struct fn_store_tx {
     fn_store *store;
     int open;
+    int wlocked; /* holds the store's wlock (fn_store_begin_rows on PostgreSQL does not) */
 };
 
 struct fn_lite; /* the SQLite driver's connection (store_sqlite.c) */

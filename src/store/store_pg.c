@@ -145,16 +145,33 @@ int64_t fn_pgs_changes(fn_store *s)
     return fn_pg_changes(conn_of(s));
 }
 
-int fn_pgs_begin(fn_store *s)
+int fn_pgs_begin(fn_store *s, int library_lock)
 {
     int code = fn_pg_exec(conn_of(s), "BEGIN");
-    if (!code) code = fn_pg_exec(conn_of(s), WRITE_LOCK_SQL);
+    if (!code && library_lock) code = fn_pg_exec(conn_of(s), WRITE_LOCK_SQL);
     if (code) {
         int keep = fn_store_fail(s, code, "beginning a write transaction");
         fn_pg_exec(conn_of(s), "ROLLBACK");
         return keep;
     }
     return FN_OK;
+}
+
+int fn_pgs_listen(fn_store *s, const char *channel)
+{
+    int code = fn_pg_listen(conn_of(s), channel);
+    return code ? fn_store_fail(s, code, "listening for job changes") : FN_OK;
+}
+
+int fn_pgs_socket(fn_store *s)
+{
+    return fn_pg_socket(conn_of(s));
+}
+
+int fn_pgs_drain(fn_store *s, void (*cb)(void *, const char *, const char *, int), void *arg)
+{
+    int code = fn_pg_drain_notifications(conn_of(s), cb, arg);
+    return code < 0 ? fn_store_fail(s, code, "reading job change notifications") : code;
 }
 
 /* The PostgreSQL twin of a component's SQLite migrations (same versions: test_pg_schema). */

@@ -22,8 +22,13 @@ fn_sql_stmt *fn_pgs_stmt(fn_store *s, const char *sql);
 int fn_pgs_prepare(fn_store *s, const char *sql, fn_sql_stmt *st);
 int fn_pgs_exec(fn_store *s, const char *sql);
 int64_t fn_pgs_changes(fn_store *s);
-/* BEGIN, then the library's advisory write lock (waiting at most the busy timeout). */
-int fn_pgs_begin(fn_store *s);
+/* BEGIN, then (when library_lock) the library's advisory write lock (waiting at most the busy
+ * timeout). */
+int fn_pgs_begin(fn_store *s, int library_lock);
+/* fn_store_listen, fn_store_socket and fn_store_drain_notifications (store_sql.h) on PostgreSQL. */
+int fn_pgs_listen(fn_store *s, const char *channel);
+int fn_pgs_socket(fn_store *s);
+int fn_pgs_drain(fn_store *s, void (*cb)(void *, const char *, const char *, int), void *arg);
 /* fn_store_migrate / fn_store_check_version on PostgreSQL: the component's PostgreSQL migrations
  * (pg_schema.c), which must end at the same version as the SQLite list `lite`. */
 int fn_pgs_migrate(fn_store *s, const char *component, const fn_migration *lite, size_t n_lite);

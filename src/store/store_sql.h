@@ -37,4 +37,15 @@ int fn_store_migrate(fn_store *s, const char *component, const fn_migration *m, 
  * passes. For read-only connections and for refusing up front. */
 int fn_store_check_version(fn_store *s, const char *component, const fn_migration *m, size_t n);
 
+/* Notifications (added for the job engine on PostgreSQL, issue 14): LISTEN on `channel` on this
+ * connection (FN_ERR_UNSUPPORTED on SQLite, which has no such thing: poll instead); the socket to
+ * wait on for POLLIN (-1 on SQLite or when the connection is down); and the notifications that
+ * have arrived, delivered to `cb` without blocking (returns how many, or an fn_err: FN_ERR_IO when
+ * the connection was lost). A connection that listens should do nothing else, so notifications
+ * are never left unread behind other statements' results. */
+typedef void (*fn_store_notify_cb)(void *arg, const char *channel, const char *payload, int pid);
+int fn_store_listen(fn_store *s, const char *channel);
+int fn_store_socket(fn_store *s);
+int fn_store_drain_notifications(fn_store *s, fn_store_notify_cb cb, void *arg);
+
 #endif

@@ -7,7 +7,12 @@
  * item errors, code "decode" when odd, "io" when even), fail_at (item number at which the job
  * fails), spin_us (busy work per item). Retry items ("item-K", fn_job_retry_items) are processed
  * first: in a retry job (which processes nothing else) they succeed, as if the user fixed them; in
- * a resume, bad ones fail again. */
+ * a resume, bad ones fail again.
+ *
+ * Backends: with FN_TEST_BACKEND=pg (suite engine-pg) a test's library is a fresh database on the
+ * program's throwaway PostgreSQL cluster (pg_fixture.h), its postgresql:// address standing for
+ * the library folder; q_int and q_text then read through the store, and tests that need SQLite's
+ * own file call SKIP_ON_PG with the reason. Include cmocka before this header. */
 #ifndef FN_TESTS_JOBS_HELPERS_H
 #define FN_TESTS_JOBS_HELPERS_H
 
@@ -22,8 +27,26 @@
 #include <unistd.h>
 
 #include "facenames/jobs.h"
+#include "facenames/log.h"
+#include "pg_fixture.h"
 #include "store/store_sql.h" /* white-box: rows written in the job's own transaction */
 #include "util/clock.h"
+
+/* 1 when the tests run on PostgreSQL (FN_TEST_BACKEND=pg). */
+static inline int test_pg(void)
+{
+    const char *b = getenv("FN_TEST_BACKEND");
+    return b && strcmp(b, "pg") == 0;
+}
+
+/* In a test that needs the SQLite file itself (sqlite3 on library.db, its WAL, its locks). */
+#define SKIP_ON_PG(reason)                                                                         \
+    do {                                                                                           \
+        if (test_pg()) {                                                                           \
+            fprintf(stderr, "skipped on PostgreSQL: %s\n", reason);                                \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -35,6 +58,11 @@ static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct F
 
 static inline char *tmp_library(void)
 {
+    if (test_pg()) {
+        char *url = fn_pg_fixture_db();
+        if (!url) abort(); /* FN_TEST_PG=0 with FN_TEST_BACKEND=pg: nothing to run on */
+        return url;
+    }
     char *d = strdup("/tmp/fn-engine-test-XXXXXX");
     if (!mkdtemp(d)) abort();
     return d;
@@ -42,7 +70,8 @@ static inline char *tmp_library(void)
 
 static inline void rm_library(char *d)
 {
-    nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    /* A database on the test cluster goes with the cluster when the program ends. */
+    if (strncmp(d, "postgresql://", 13) != 0) nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     free(d);
 }
 
@@ -259,9 +288,17 @@ typedef struct fx {
 /* Opens a fresh library (test_config, then `tune` may change it) with the "count" handler
  * registered under each of the NULL-terminated `types` and whatever `reg` registers, started
  * inline. `tune` and `reg` may be NULL. */
+static void log_to_stderr(fn_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    fprintf(stderr, "log %d: %s\n", (int)level, msg);
+}
+
 static inline fx *fx_open(const char *const *types, void (*tune)(fn_config *),
                           void (*reg)(fn_engine *))
 {
+    /* FN_TEST_LOG=1 shows the engine's warnings, to see why a test failed. */
+    if (getenv("FN_TEST_LOG")) fn_log_set_handler(log_to_stderr, NULL, FN_LOG_WARN);
     test_reset();
     fx *f = calloc(1, sizeof *f);
     f->dir = tmp_library();
@@ -289,6 +326,11 @@ static inline int fx_teardown(void **state)
 
 static inline sqlite3 *open_db(const char *dir)
 {
+    /* Only the SQLite tests get here: the others skip (SKIP_ON_PG) or read through q_store. */
+    if (strncmp(dir, "postgresql://", 13) == 0) {
+        fputs("open_db: the library is not SQLite's; this test needs SKIP_ON_PG\n", stderr);
+        abort();
+    }
     char path[512];
     snprintf(path, sizeof path, "%s/library.db", dir);
     sqlite3 *db;
@@ -297,8 +339,111 @@ static inline sqlite3 *open_db(const char *dir)
     return db;
 }
 
+/* The first column of the first row of `sql` through the store (the PostgreSQL library at the
+ * address `url`), as text (malloc'ed) into *text when text is not NULL, else as an integer (-1:
+ * no row or an error). */
+static inline long long q_store(const char *url, const char *sql, char **text)
+{
+    fn_store *s = NULL;
+    char err[512];
+    long long v = -1;
+    if (text) *text = NULL;
+    if (fn_store_open(url, 5000, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "q_store: %s\n", err);
+        return -1;
+    }
+    fn_sql_stmt *st = NULL;
+    if (fn_sql_prepare(s, sql, &st) == 0) {
+        if (fn_sql_step(st) == FN_SQL_ROW) {
+            v = fn_sql_column_int64(st, 0);
+            const char *t = fn_sql_column_text(st, 0);
+            if (text && t) *text = strdup(t);
+        }
+        fn_sql_finalize(st);
+    } else {
+        fprintf(stderr, "q_store: %s\n", fn_store_errmsg(s));
+    }
+    fn_store_close(s);
+    return v;
+}
+
+/* Runs `sql` (no rows) on the library `dir` (a folder or a postgresql:// address) from a
+ * connection of its own, as another process would; 0 or the backend's error (printed). */
+static inline int q_exec(const char *dir, const char *sql)
+{
+    int rc;
+    if (strncmp(dir, "postgresql://", 13) == 0) {
+        fn_store *s = NULL;
+        char err[512];
+        if ((rc = fn_store_open(dir, 5000, &s, err, sizeof err)) != 0) {
+            fprintf(stderr, "q_exec: %s\n", err);
+            return rc;
+        }
+        if ((rc = fn_sql_exec(s, sql)) != 0)
+            fprintf(stderr, "q_exec: %s: %s\n", sql,
+                    (fn_store_fail(s, rc, "q_exec"), fn_store_errmsg(s)));
+        fn_store_close(s);
+        return rc;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK) abort();
+    sqlite3_busy_timeout(db, 5000);
+    char *err = NULL;
+    rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) fprintf(stderr, "q_exec: %s: %s\n", sql, err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Another process holding the library's write lock: SQLite's exclusive lock on the file, or on
+ * PostgreSQL a write transaction of another connection (it holds the library's advisory lock). */
+typedef struct locker {
+    sqlite3 *db;
+    fn_store *s;
+    fn_store_tx *tx;
+} locker;
+
+static inline void locker_take(const char *dir, locker *l)
+{
+    memset(l, 0, sizeof *l);
+    char err[512];
+    if (strncmp(dir, "postgresql://", 13) == 0) {
+        if (fn_store_open(dir, 5000, &l->s, err, sizeof err) != 0 || fn_store_begin(l->s, &l->tx))
+            abort();
+        return;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/library.db", dir);
+    if (sqlite3_open(path, &l->db) != SQLITE_OK ||
+        sqlite3_exec(l->db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
+        abort();
+}
+
+static inline void locker_release(locker *l)
+{
+    if (l->s) {
+        fn_store_rollback(l->tx);
+        fn_store_close(l->s);
+    }
+    if (l->db) {
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(l->db);
+    }
+    memset(l, 0, sizeof *l);
+}
+
+/* What a message names the library by: its file, or its server address. */
+static inline const char *lib_name(void)
+{
+    return test_pg() ? "postgresql://" : "library.db";
+}
+
 static inline long long q_int(const char *dir, const char *sql)
 {
+    if (strncmp(dir, "postgresql://", 13) == 0) return q_store(dir, sql, NULL);
     sqlite3 *db = open_db(dir);
     sqlite3_stmt *st;
     long long v = -1;
@@ -312,6 +457,11 @@ static inline long long q_int(const char *dir, const char *sql)
 
 static inline char *q_text(const char *dir, const char *sql)
 {
+    if (strncmp(dir, "postgresql://", 13) == 0) {
+        char *v = NULL;
+        q_store(dir, sql, &v);
+        return v;
+    }
     sqlite3 *db = open_db(dir);
     sqlite3_stmt *st;
     char *v = NULL;

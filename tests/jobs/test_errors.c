@@ -115,8 +115,9 @@ static void test_skip_is_respected(void **state)
     assert_int_equal(fu.left, 2);
     char sql[200];
     snprintf(sql, sizeof sql,
-             "SELECT group_concat(item) FROM (SELECT item FROM job_items WHERE job=%lld ORDER BY "
-             "seq)",
+             test_pg() ? "SELECT string_agg(item, ',' ORDER BY seq) FROM job_items WHERE job=%lld"
+                       : "SELECT group_concat(item) FROM (SELECT item FROM job_items WHERE "
+                         "job=%lld ORDER BY seq)",
              (long long)fu.id);
     char *s = q_text(f->dir, sql);
     assert_string_equal(s, "item-3,item-7");
@@ -141,12 +142,8 @@ static void test_resume_with_decisions(void **state)
     char sql[200];
     snprintf(sql, sizeof sql, "UPDATE jobs SET state=2, checkpoint='{\"next\":8}' WHERE id=%lld",
              (long long)id);
-    sqlite3 *db = open_db(f->dir);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db, "DELETE FROM job_errors WHERE item='item-17'", NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(q_exec(f->dir, sql), 0);
+    assert_int_equal(q_exec(f->dir, "DELETE FROM job_errors WHERE item='item-17'"), 0);
     const char *items[] = {"item-2"};
     fn_error_selection sel = {.items = items, .n_items = 1};
     assert_int_equal(fn_job_errors_resolve(f->e, id, &sel, FN_RES_SKIP, "t", NULL), 0);
@@ -179,9 +176,7 @@ static void test_resume_interrupted(void **state)
     snprintf(sql, sizeof sql,
              "UPDATE jobs SET started_at=1, checkpoint='{\"next\":2}' WHERE id=%lld",
              (long long)id);
-    sqlite3 *db = open_db(f->dir);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(q_exec(f->dir, sql), 0);
     fn_followup fu;
     assert_int_equal(fn_job_resume_ex(f->e, id, &fu), 0);
     assert_int_equal(fu.continued, 1);
@@ -203,7 +198,6 @@ static void test_many_retry_items(void **state)
     fn_job_id id;
     assert_int_equal(fn_enqueue(f->e, "count", "{\"n\":0}", FN_PRIO_NORMAL, &id), 0);
     assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
-    sqlite3 *db = open_db(f->dir);
     char sql[400];
     /* N errors on N/2 items (each twice), newest item first. */
     snprintf(sql, sizeof sql,
@@ -211,8 +205,7 @@ static void test_many_retry_items(void **state)
              "INSERT INTO job_errors(job, item, code, message, resolution) "
              "SELECT %lld, 'item-' || (%d - x / 2), 'io', 'm', 0 FROM k",
              N - 1, (long long)id, N / 2);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(q_exec(f->dir, sql), 0);
     fn_followup fu;
     assert_int_equal(fn_job_retry_ex(f->e, id, NULL, &fu), 0);
     assert_int_equal(fu.items, N / 2);

@@ -363,9 +363,7 @@ static const char *taken_dir;
 
 static void exec_sql(const char *dir, const char *sql)
 {
-    sqlite3 *db = open_db(dir);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(q_exec(dir, sql), 0);
 }
 
 /* What another process does when this one's heartbeat went silent: recover the job (back to
@@ -519,7 +517,7 @@ static void test_feed_prune(void **state)
     long long before = q_int(dir, "SELECT count(*) FROM job_changes");
     assert_true(before >= 5 * 6); /* claim, 4 commits, end */
     char path[600], err[256];
-    snprintf(path, sizeof path, "%s/library.db", dir);
+    snprintf(path, sizeof path, test_pg() ? "%s" : "%s/library.db", dir);
     fn_store *s;
     assert_int_equal(fn_store_open(path, 2000, &s, err, sizeof err), 0);
     assert_int_equal(fn_js_feed_prune(s, 3), 0);

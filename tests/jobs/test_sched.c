@@ -142,11 +142,9 @@ static const char *steal_dir;
 
 static void steal_row(fn_job_id id)
 {
-    sqlite3 *db = open_db(steal_dir);
     char sql[128];
     snprintf(sql, sizeof sql, "UPDATE jobs SET owner=424242 WHERE id=%lld", (long long)id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(q_exec(steal_dir, sql), 0);
 }
 
 /* Records an item error, then loses its row to "another process" and returns success. */
@@ -181,6 +179,10 @@ static void test_lost_job_end_not_reported(void **state)
     assert_int_equal(log_lines(dir, id, "finish:%"), 0);
     assert_int_equal(drain_state_events(e, id, FN_JOB_COMPLETED), 0);
     fn_engine_close(e);
+    if (test_pg()) { /* a library on a server has no folder for a log file */
+        rm_library(dir);
+        return;
+    }
     /* Nor in the log file. */
     char path[512];
     snprintf(path, sizeof path, "%s/jobs.log", dir);
@@ -376,7 +378,7 @@ static void test_stmt_cache_keeps_statement_in_use(void **state)
     (void)state;
     char *dir = tmp_library();
     char path[512];
-    snprintf(path, sizeof path, "%s/library.db", dir);
+    snprintf(path, sizeof path, test_pg() ? "%s" : "%s/library.db", dir);
     fn_store *s;
     char err[256];
     assert_int_equal(fn_store_open(path, 1000, &s, err, sizeof err), 0);

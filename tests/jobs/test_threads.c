@@ -367,13 +367,7 @@ static void test_heartbeat(void **state)
 
 static void exec_sql(const char *dir, const char *sql)
 {
-    sqlite3 *db = open_db(dir);
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        fprintf(stderr, "%s: %s\n", sql, err);
-        fail();
-    }
-    sqlite3_close(db);
+    if (q_exec(dir, sql) != 0) fail();
 }
 
 static void test_orphan_recovery(void **state)
