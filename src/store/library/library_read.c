@@ -168,12 +168,13 @@ int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb
     /* The prefix test is a range on the path index: path > 'dir/' and path < 'dir0' ('0' follows
      * '/'), so "photos under a folder" never scans the table. */
     fn_sql_stmt *st = NULL;
-    int rc = fn_sql_prepare(s,
-                            "SELECT " PHOTO_COLS " FROM photos p"
-                            " WHERE (?1 IS NULL OR p.status = ?1)"
-                            " AND (?2 IS NULL OR (p.path > ?2 || '/' AND p.path < ?2 || '0'))"
-                            " ORDER BY p.path LIMIT ?3 OFFSET ?4",
-                            &st);
+    int rc = fn_sql_prepare(
+        s,
+        "SELECT " PHOTO_COLS " FROM photos p"
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR p.status = ?1)"
+        " AND (CAST(?2 AS TEXT) IS NULL OR (p.path > ?2 || '/' AND p.path < ?2 || '0'))"
+        " ORDER BY p.path LIMIT ?3 OFFSET ?4",
+        &st);
     if (rc != FN_OK) return fn_store_fail(s, rc, "listing photos");
     if (f->status >= 0)
         fn_sql_bind_text(st, 1, fn_photo_status_name((fn_photo_status)f->status), -1,
@@ -184,7 +185,7 @@ int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb
             len--;
         fn_sql_bind_text(st, 2, f->path_prefix, (int)len, FN_SQL_TRANSIENT);
     }
-    fn_sql_bind_int64(st, 3, f->limit ? (int64_t)f->limit : -1);
+    fn_sql_bind_int64(st, 3, f->limit ? (int64_t)f->limit : INT64_MAX);
     fn_sql_bind_int64(st, 4, (int64_t)f->offset);
     int ret = 0;
     while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
@@ -229,7 +230,7 @@ int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, v
     fn_sql_bind_int64(st, 1, f->photo_id);
     fn_sql_bind_int64(st, 2, f->person_id);
     fn_sql_bind_int64(st, 3, f->cluster_id);
-    fn_sql_bind_int64(st, 4, f->limit ? (int64_t)f->limit : -1);
+    fn_sql_bind_int64(st, 4, f->limit ? (int64_t)f->limit : INT64_MAX);
     fn_sql_bind_int(st, 5, f->with_vectors ? 1 : 0);
     fn_sql_bind_int64(st, 6, (int64_t)f->offset);
     int ret = 0;
