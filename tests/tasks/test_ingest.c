@@ -557,12 +557,10 @@ static void test_retry_folder_walks_it(void **state)
              "INSERT INTO job_errors(job, item, code, message, resolution) VALUES(%lld, '%s', "
              "'unreadable', '%s: Permission denied; its photos were not ingested', 2)",
              (long long)bad_job, sub, sub);
-    char db[600];
-    snprintf(db, sizeof db, "%s/library.db", lib2);
-    sqlite3 *d;
-    assert_int_equal(sqlite3_open(db, &d), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(d, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(d);
+    h_db d;
+    h_db_open(&d, h_engine_addr(lib2));
+    h_db_exec(&d, "%s", sql);
+    h_db_close(&d);
 
     fn_engine *e = h_engine(lib2);
     const char *items[] = {sub};
@@ -605,7 +603,7 @@ static void test_settings_travel_with_the_job(void **state)
     cfg.ingest_min_face_size = 5000; /* --set ingest.min_face_size=5000 */
     snprintf(cfg.detector, sizeof cfg.detector, "tiny");
     fn_engine *e = NULL;
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
     assert_int_equal(fn_tasks_register_all(e), 0);
     char payload[700];
     snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"]}", dir);
@@ -749,7 +747,7 @@ static fn_engine *samples_engine(int tag, int workers, char *lib, char *photos, 
     cfg.workers_cpu_max = workers;
     snprintf(cfg.log_path, sizeof cfg.log_path, "-");
     fn_engine *e = NULL;
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
     assert_int_equal(fn_tasks_register_all(e), 0);
     return e;
 }

@@ -1,7 +1,8 @@
 /* test_library.c: the library schema and its rows: migration is idempotent, a photo is upserted
  * by path and its auto faces replaced (user faces kept), a failure keeps the faces, a touch only
  * moves the mtime, vectors round-trip bit for bit, listings filter and order, a rolled-back
- * batch leaves nothing, and a re-ingest keeps the faces people decided (matched by box overlap). */
+ * batch leaves nothing, and a re-ingest keeps the faces people decided (matched by box overlap).
+ * With FN_TEST_BACKEND=pg (suite tasks-pg) the library is a fresh PostgreSQL database. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "facenames/error.h"
 #include "store/library/library_store.h"
 #include "store/store_sql.h" /* white-box: raw SQL on the test's connection */
+#include "tasks/backend.h"
 
 static char dir[256];
 static fn_store *s;
@@ -25,9 +27,15 @@ static int setup(void **state)
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/fn-lib-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    char path[300], err[256];
-    snprintf(path, sizeof path, "%s/library.db", dir);
-    assert_int_equal(fn_store_open(path, 1000, &s, err, sizeof err), 0);
+    char path[600], err[256];
+    if (h_on_pg()) {
+        char *url = h_library_at(dir);
+        snprintf(path, sizeof path, "%s", url);
+        free(url);
+    } else {
+        snprintf(path, sizeof path, "%s/library.db", dir);
+    }
+    if (fn_store_open(path, 1000, &s, err, sizeof err) != 0) fail_msg("open: %s", err);
     assert_int_equal(fn_library_migrate(s), 0);
     assert_int_equal(fn_library_migrate(s), 0); /* idempotent */
     return 0;
