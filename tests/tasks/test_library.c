@@ -2,7 +2,8 @@
  * by path and its auto faces replaced (user faces kept), a failure keeps the faces, a touch only
  * moves the mtime, vectors round-trip bit for bit, listings filter and order, a rolled-back
  * batch leaves nothing, and a re-ingest keeps the faces people decided (matched by box overlap).
- * With FN_TEST_BACKEND=pg (suite tasks-pg) the library is a fresh PostgreSQL database. */
+ * The interop reads give the same text and counts on both backends. With FN_TEST_BACKEND=pg
+ * (suite tasks-pg) the library is a fresh PostgreSQL database. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "facenames/error.h"
+#include "store/library/library_interop.h"
 #include "store/library/library_store.h"
 #include "store/store_sql.h" /* white-box: raw SQL on the test's connection */
 #include "tasks/backend.h"
@@ -410,6 +414,68 @@ static void test_reingest_keeps_decisions(void **state)
     }
 }
 
+typedef struct named {
+    char *name;
+    int64_t id, faces;
+} named;
+
+static int named_cmp(const void *a, const void *b)
+{
+    const named *x = a, *y = b;
+    int k = strcmp(x->name, y->name); /* byte order, as SQLite sorts text */
+    return k ? k : (x->id > y->id) - (x->id < y->id);
+}
+
+/* The persons JSON the export copies is the same text on both backends (SQLite's compact
+ * json_group_array, names in byte order), and the database checks run on both. The expected text
+ * is built here from the rows with jansson, not by the store's SQL. */
+static void test_interop_text_and_checks(void **state)
+{
+    (void)state;
+    assert_int_equal(fn_sql_exec(s, "INSERT INTO persons (name, created_at) VALUES ('Bo', 1),"
+                                    " ('ann', 1), ('Ann', 1), ('Zo\xc3\xab \"Z\" \\ x', 1)"),
+                     FN_OK);
+    assert_int_equal(fn_sql_exec(s, "INSERT INTO persons (name, created_at, deleted_at)"
+                                    " VALUES ('Gone', 1, 2)"),
+                     FN_OK);
+    fn_sql_stmt *st = NULL;
+    assert_int_equal(fn_sql_prepare(s,
+                                    "SELECT id, name, (SELECT count(*) FROM faces f WHERE"
+                                    " f.person_id = p.id) FROM persons p WHERE deleted_at IS NULL",
+                                    &st),
+                     FN_OK);
+    named rows[64];
+    size_t n = 0;
+    while (fn_sql_step(st) == FN_SQL_ROW && n < 64) {
+        rows[n].id = fn_sql_column_int64(st, 0);
+        rows[n].name = strdup(fn_sql_column_text(st, 1));
+        rows[n].faces = fn_sql_column_int64(st, 2);
+        n++;
+    }
+    fn_sql_finalize(st);
+    assert_true(n >= 4);
+    qsort(rows, n, sizeof rows[0], named_cmp);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(
+            a, json_pack("{s:s, s:I}", "name", rows[i].name, "faces", (json_int_t)rows[i].faces));
+        free(rows[i].name);
+    }
+    char *want = json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(a);
+    char *got = fn_xp_persons_json(s);
+    if (!got) fail_msg("persons json: %s", fn_store_errmsg(s));
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+
+    fn_xp_health h;
+    int rc = fn_xp_check(s, &h);
+    if (rc) fail_msg("check: %s", fn_store_errmsg(s));
+    assert_int_equal(h.integrity, 0);
+    assert_int_equal(h.foreign_keys, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_listing_and_counts),
         cmocka_unit_test(test_rollback_leaves_nothing),
         cmocka_unit_test(test_reingest_keeps_decisions),
+        cmocka_unit_test(test_interop_text_and_checks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

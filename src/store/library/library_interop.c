@@ -327,7 +327,7 @@ static int count_rows(fn_store *s, const char *sql, int64_t *n, int ok_is_fine)
 
 static int count_of(fn_store *s, const char *from, int64_t *n)
 {
-    char q[512];
+    char q[2048]; /* room for sql_dangling_pg */
     snprintf(q, sizeof q, "SELECT count(*) %s", from);
     fn_sql_stmt *st = NULL;
     *n = 0;
