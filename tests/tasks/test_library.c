@@ -414,6 +414,86 @@ static void test_reingest_keeps_decisions(void **state)
     }
 }
 
+static int face_path_cb(const fn_face_row *r, void *arg)
+{
+    strcat(arg, r->photo_path);
+    strcat(arg, " ");
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Listings and the folder-prefix test follow byte order, as on SQLite, whatever the server's
+ * collation: on PostgreSQL the library is a database whose default collation is ICU's en-US
+ * (which sorts "a" before "B", and would put "/p/DIR/c.jpg" between "/p/dir/" and "/p/dir0"). The
+ * expected order is strcmp's. */
+static void test_byte_order_on_any_collation(void **state)
+{
+    (void)state;
+    char dir2[64] = "/tmp/fn-lib2-XXXXXX", path[600], err[256];
+    assert_non_null(mkdtemp(dir2));
+    if (h_on_pg()) {
+        const char *base = fn_pg_fixture_start();
+        fn_pg_conn *c = fn_pg_fixture_connect(base);
+        int rc = fn_pg_exec(c, "CREATE DATABASE icu_lib TEMPLATE template0 LOCALE_PROVIDER icu"
+                               " ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'");
+        if (rc) fprintf(stderr, "skipped: no ICU collation here: %s\n", fn_pg_errmsg(c));
+        fn_pg_close(c);
+        if (rc) skip();
+        snprintf(path, sizeof path, "postgresql:///icu_lib%s", strchr(base, '?'));
+    } else {
+        snprintf(path, sizeof path, "%s/library.db", dir2);
+    }
+    fn_store *keep = s;
+    if (fn_store_open(path, 1000, &s, err, sizeof err) != 0) fail_msg("open: %s", err);
+    assert_int_equal(fn_library_migrate(s), 0);
+    const char *paths[] = {"/p/dir/a.jpg", "/p/dir/B.jpg", "/p/DIR/c.jpg", "/p/dir-x/d.jpg",
+                           "/p/dir/_e.jpg"};
+    enum { N = sizeof paths / sizeof paths[0] };
+    fn_photo_put p[N];
+    fn_face_put fc[N];
+    for (int i = 0; i < N; i++) {
+        fc[i] = face(0);
+        p[i] = (fn_photo_put){.kind = FN_PUT_RESULT,
+                              .path = paths[i],
+                              .size = 1,
+                              .taken_at = -1,
+                              .faces = &fc[i],
+                              .n_faces = 1};
+    }
+    assert_int_equal(put(p, N), 0);
+    const char *sorted[N];
+    memcpy(sorted, paths, sizeof sorted);
+    qsort(sorted, N, sizeof sorted[0], cmp_str);
+    char want_all[512] = "", want_dir[512] = "", got[512] = "";
+    for (int i = 0; i < N; i++) {
+        strcat(want_all, sorted[i]);
+        strcat(want_all, " ");
+        if (strncmp(sorted[i], "/p/dir/", 7) == 0) {
+            strcat(want_dir, sorted[i]);
+            strcat(want_dir, " ");
+        }
+    }
+    fn_photo_filter all = {.status = -1};
+    assert_int_equal(fn_library_photos_each(s, &all, list_cb, got), 0);
+    assert_string_equal(got, want_all);
+    got[0] = 0;
+    fn_photo_filter under = {.status = -1, .path_prefix = "/p/dir"};
+    assert_int_equal(fn_library_photos_each(s, &under, list_cb, got), 0);
+    assert_string_equal(got, want_dir);
+    got[0] = 0;
+    assert_int_equal(fn_library_faces_each(s, NULL, face_path_cb, got), 0);
+    assert_string_equal(got, want_all);
+    fn_store_close(s);
+    s = keep;
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir2);
+    assert_int_equal(system(cmd), 0);
+}
+
 typedef struct named {
     char *name;
     int64_t id, faces;
@@ -484,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_rollback_leaves_nothing),
         cmocka_unit_test(test_reingest_keeps_decisions),
         cmocka_unit_test(test_interop_text_and_checks),
+        cmocka_unit_test(test_byte_order_on_any_collation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
