@@ -595,6 +595,7 @@ static void test_retry_folder_walks_it(void **state)
 static void test_settings_travel_with_the_job(void **state)
 {
     (void)state;
+    H_PG_ENGINE_OR_SKIP(); /* before anything is allocated */
     char *lib = h_tmpdir("settings"), *dir = h_tmpdir("settings-photos");
     h_sample(1, dir, "one.jpg");
     fn_config cfg;
