@@ -155,6 +155,7 @@ static void check_people(const placed *p, size_t n)
 static void test_end_to_end(void **state)
 {
     (void)state;
+    H_PG_ENGINE_OR_SKIP(); /* before anything is allocated */
     char *lib = h_tmpdir("cluster");
     fn_engine *e = h_engine(lib);
     base_library(lib);
@@ -186,6 +187,7 @@ static void test_end_to_end(void **state)
 static void test_incremental_stable(void **state)
 {
     (void)state;
+    H_PG_ENGINE_OR_SKIP(); /* before anything is allocated */
     char *lib = h_tmpdir("cluster");
     fn_engine *e = h_engine(lib);
     base_library(lib);
@@ -226,6 +228,7 @@ static void test_incremental_stable(void **state)
 static void test_full_keeps_user_decisions(void **state)
 {
     (void)state;
+    H_PG_ENGINE_OR_SKIP(); /* before anything is allocated */
     char *lib = h_tmpdir("cluster");
     fn_engine *e = h_engine(lib);
     base_library(lib);
@@ -312,6 +315,7 @@ static void add_one(void)
 static void test_cancel_resume_same_result(void **state)
 {
     (void)state;
+    H_PG_ENGINE_OR_SKIP(); /* before anything is allocated */
     /* two identical libraries: one clustered at once, one cancelled after its first batch and
      * resumed; a full run, then an incremental one whose new person is split by the cancel */
     char *a = h_tmpdir("cluster"), *b = h_tmpdir("cluster");

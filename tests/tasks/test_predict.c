@@ -151,7 +151,7 @@ static fn_engine *engine(const char *lib)
     fn_config_defaults(&cfg);
     snprintf(cfg.log_path, sizeof cfg.log_path, "-");
     fn_engine *e = NULL;
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
     assert_int_equal(fn_jobtype_register(e, &fn_predict_type), 0);
     assert_int_equal(fn_engine_start(e, 0), 0);
     return e;
@@ -486,7 +486,7 @@ static void test_two_workers(void **state)
     cfg.workers_cpu_max = 2;
     snprintf(cfg.log_path, sizeof cfg.log_path, "-");
     fn_engine *e = NULL;
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
     assert_int_equal(fn_jobtype_register(e, &fn_predict_type), 0);
     fn_store *s = h_store(lib);
     lib1 l;
@@ -528,7 +528,7 @@ static void test_payload(void **state)
     assert_int_equal(fn_config_set(&cfg, "predict.auto_accept", "on", err, sizeof err), 0);
     assert_int_not_equal(fn_config_set(&cfg, "predict.threshold", "1.5", err, sizeof err), 0);
     fn_engine *e = NULL;
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
     assert_int_equal(fn_jobtype_register(e, &fn_predict_type), 0);
     assert_int_equal(fn_engine_start(e, 0), 0);
     fn_job_id id;

@@ -99,7 +99,7 @@ static int64_t count_sql(const char *lib, const char *fmt, long long a, long lon
 static void check_decided(const char *lib, const decided *d, const boxes *now)
 {
     fn_library *L;
-    assert_int_equal(fn_library_open(lib, NULL, &L), 0);
+    assert_int_equal(fn_library_open(h_addr(lib), NULL, &L), 0);
     size_t n;
     fn_library_face *f = faces_now(L, &n);
     assert_int_equal(n, now->n);
@@ -187,7 +187,7 @@ static void test_reingest_keeps_decisions(void **state)
      * person rejected Bo for it (written directly: predict needs named faces elsewhere). */
     decided d;
     fn_library *L;
-    assert_int_equal(fn_library_open(lib, NULL, &L), 0);
+    assert_int_equal(fn_library_open(h_addr(lib), NULL, &L), 0);
     size_t n;
     fn_library_face *f = faces_now(L, &n);
     assert_int_equal(n, first.n);

@@ -12,12 +12,14 @@
 #define DIM 128
 
 static const char q_free_full[] =
-    "SELECT id, photo_id, CASE WHEN cluster_run IS ?1 THEN cluster_prev ELSE cluster_id END,"
+    "SELECT id, photo_id, CASE WHEN cluster_run IS NOT DISTINCT FROM ?1 THEN cluster_prev ELSE "
+    "cluster_id END,"
     " width, height, score, descriptor FROM faces"
     " WHERE state = 'auto' AND origin = 'auto' AND descriptor IS NOT NULL"
-    " AND (person_id IS NULL OR cluster_run IS ?1) AND id <= ?2 ORDER BY id";
+    " AND (person_id IS NULL OR cluster_run IS NOT DISTINCT FROM ?1) AND id <= ?2 ORDER BY id";
 static const char q_free_new[] =
-    "SELECT id, photo_id, CASE WHEN cluster_run IS ?1 THEN cluster_prev ELSE cluster_id END,"
+    "SELECT id, photo_id, CASE WHEN cluster_run IS NOT DISTINCT FROM ?1 THEN cluster_prev ELSE "
+    "cluster_id END,"
     " width, height, score, descriptor FROM faces"
     " WHERE state = 'auto' AND origin = 'auto' AND descriptor IS NOT NULL"
     " AND ((cluster_run IS NULL AND person_id IS NULL) OR cluster_run = ?1) AND id <= ?2"
@@ -26,11 +28,11 @@ static const char q_free_new[] =
 static const char q_persons[] =
     "SELECT f.person_id, f.descriptor FROM faces f JOIN persons p ON p.id = f.person_id"
     " WHERE p.deleted_at IS NULL AND f.state <> 'ignored' AND f.descriptor IS NOT NULL"
-    " AND NOT (f.cluster_run IS ?1 AND f.state = 'auto' AND f.origin = 'auto')"
-    " ORDER BY f.person_id";
+    " AND NOT (f.cluster_run IS NOT DISTINCT FROM ?1 AND f.state = 'auto' AND f.origin = 'auto')"
+    " ORDER BY f.person_id, f.id";
 static const char q_clusters[] =
     "SELECT id, size, centroid FROM clusters WHERE person_id IS NULL AND size > 0"
-    " AND centroid IS NOT NULL AND job_id IS NOT ?1 ORDER BY id";
+    " AND centroid IS NOT NULL AND job_id IS DISTINCT FROM ?1 ORDER BY id";
 static const char q_max_id[] = "SELECT coalesce(max(id), 0) FROM clusters";
 static const char q_siblings[] = "SELECT id, person_id, cluster_id FROM faces WHERE photo_id = ?1"
                                  " AND (person_id IS NOT NULL OR cluster_id IS NOT NULL)";
@@ -38,7 +40,8 @@ static const char q_cannot[] = "SELECT face_id, person_id FROM cannot_links ORDE
 static const char w_cluster[] =
     "INSERT INTO clusters (id, job_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 static const char w_place[] =
-    "UPDATE faces SET cluster_prev = CASE WHEN cluster_run IS ?4 THEN cluster_prev"
+    "UPDATE faces SET cluster_prev = CASE WHEN cluster_run IS NOT DISTINCT FROM ?4 THEN "
+    "cluster_prev"
     " ELSE cluster_id END, cluster_id = ?2, person_id = ?3, cluster_run = ?4"
     " WHERE id = ?1 AND state = 'auto' AND origin = 'auto'";
 static const char w_size[] = "UPDATE clusters SET size = (SELECT count(*) FROM faces"
@@ -227,7 +230,9 @@ static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *i
 int fn_cl_load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *out)
 {
     memset(out, 0, sizeof *out);
-    int rc = fn_sql_exec(s, "BEGIN");
+    /* One snapshot for all the reads, as SQLite's deferred transaction gives: PostgreSQL's default
+     * (READ COMMITTED) would let each statement see a newer commit than the one before. */
+    int rc = fn_sql_exec(s, FN_SQL_PICK(s, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ"));
     if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces to cluster");
     int r = load(s, full, run, upto, out);
     fn_sql_exec(s, "COMMIT");
@@ -250,6 +255,14 @@ int fn_cl_write(fn_store_tx *tx, int64_t run, const int64_t *ids, size_t n_ids,
         rc = fn_sql_step(st);
         fn_sql_reset(st);
         if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "creating a cluster");
+    }
+    /* Clusters are numbered by the job (max id + 1 ...), not by the table; PostgreSQL's identity
+     * sequence does not follow explicit ids as SQLite's rowid does, so move it past them for any
+     * insert that takes a default id later (import). */
+    if (n_ids && fn_store_backend(s) == FN_SQL_POSTGRES) {
+        rc = fn_sql_exec(s, "SELECT setval(pg_get_serial_sequence('clusters', 'id'), max(id))"
+                            " FROM clusters");
+        if (rc != FN_OK) return fn_store_fail(s, rc, "numbering the clusters");
     }
     if (!(st = fn_store_stmt(s, w_place))) return FN_ERR_DB;
     for (size_t i = 0; i < n; i++) {

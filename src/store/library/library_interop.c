@@ -97,6 +97,15 @@ static const char sql_faces[] =
     " (SELECT json_group_array(q.name) FROM cannot_links c JOIN persons q ON q.id = c.person_id"
     "  WHERE c.face_id = f.id), f.cluster_id, f.landmarks, f.descriptor, f.thumbnail IS NOT NULL"
     " FROM faces f LEFT JOIN persons p ON p.id = f.person_id WHERE f.photo_id = ?1 ORDER BY f.id";
+/* PostgreSQL's twin: the rejected names as SQLite's json_group_array writes them (compact, `[]`
+ * when there are none; json_agg would add spaces and give NULL), since export copies the text. */
+static const char sql_faces_pg[] =
+    "SELECT f.id, f.x, f.y, f.width, f.height, f.score, f.origin, f.state, f.person_id, p.name,"
+    " (SELECT coalesce('[' || string_agg(coalesce(to_json(q.name)::text, 'null'), ','"
+    "  ORDER BY c.person_id) || ']', '[]') FROM cannot_links c JOIN persons q"
+    "  ON q.id = c.person_id WHERE c.face_id = f.id), f.cluster_id, f.landmarks, f.descriptor,"
+    " f.thumbnail IS NOT NULL"
+    " FROM faces f LEFT JOIN persons p ON p.id = f.person_id WHERE f.photo_id = ?1 ORDER BY f.id";
 
 static void photo_cols(fn_sql_stmt *st, fn_xp_photo *p)
 {
@@ -117,7 +126,7 @@ static void photo_cols(fn_sql_stmt *st, fn_xp_photo *p)
 
 static int load_faces(fn_store *s, fn_xp_photo *p, unsigned what)
 {
-    fn_sql_stmt *st = fn_store_stmt(s, sql_faces);
+    fn_sql_stmt *st = fn_store_stmt(s, FN_SQL_PICK(s, sql_faces, sql_faces_pg));
     if (!st) return FN_ERR_DB;
     fn_sql_bind_int64(st, 1, p->id);
     size_t cap = 0;
@@ -248,9 +257,16 @@ int fn_xp_ingest_paths(fn_store *s, char ***out, size_t *n)
         "SELECT DISTINCT j.value FROM jobs, json_each(jobs.payload, '$.paths') j"
         " WHERE jobs.type = 'ingest' AND json_valid(jobs.payload)"
         " AND j.type = 'text' ORDER BY 1";
+    /* PostgreSQL has no json_valid before 16; payloads are JSON the engine checked at enqueue.
+     * The strings of the paths array, in byte order as SQLite sorts them. */
+    static const char q_pg[] =
+        "SELECT DISTINCT (j.value #>> '{}') COLLATE \"C\" FROM jobs,"
+        " json_array_elements(CASE WHEN json_typeof(jobs.payload::json -> 'paths') = 'array'"
+        " THEN jobs.payload::json -> 'paths' END) j"
+        " WHERE jobs.type = 'ingest' AND json_typeof(j.value) = 'string' ORDER BY 1";
     *out = NULL;
     *n = 0;
-    fn_sql_stmt *st = fn_store_stmt(s, q);
+    fn_sql_stmt *st = fn_store_stmt(s, FN_SQL_PICK(s, q, q_pg));
     if (!st) return FN_ERR_DB;
     size_t cap = 0;
     int rc;
@@ -279,6 +295,21 @@ static const char sql_faceless_persons[] =
     "FROM persons p WHERE p.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM faces f WHERE"
     " f.person_id = p.id) AND NOT EXISTS (SELECT 1 FROM suggestions s WHERE s.person_id = p.id)";
 
+/* The rows fn_xp_fix's foreign-key statements would change, counted (PostgreSQL's check). */
+static const char sql_dangling_pg[] =
+    "FROM (SELECT 1 FROM faces WHERE photo_id NOT IN (SELECT id FROM photos)"
+    " UNION ALL SELECT 1 FROM faces WHERE person_id IS NOT NULL AND person_id NOT IN"
+    " (SELECT id FROM persons)"
+    " UNION ALL SELECT 1 FROM faces WHERE cluster_id IS NOT NULL AND cluster_id NOT IN"
+    " (SELECT id FROM clusters)"
+    " UNION ALL SELECT 1 FROM clusters WHERE person_id IS NOT NULL AND person_id NOT IN"
+    " (SELECT id FROM persons)"
+    " UNION ALL SELECT 1 FROM suggestions WHERE face_id NOT IN (SELECT id FROM faces)"
+    " OR person_id NOT IN (SELECT id FROM persons)"
+    " UNION ALL SELECT 1 FROM cannot_links WHERE face_id NOT IN (SELECT id FROM faces)"
+    " OR person_id NOT IN (SELECT id FROM persons)"
+    " UNION ALL SELECT 1 FROM audit_faces WHERE audit_id NOT IN (SELECT id FROM audit_log)) d";
+
 static int count_rows(fn_store *s, const char *sql, int64_t *n, int ok_is_fine)
 {
     fn_sql_stmt *st = NULL;
@@ -296,7 +327,7 @@ static int count_rows(fn_store *s, const char *sql, int64_t *n, int ok_is_fine)
 
 static int count_of(fn_store *s, const char *from, int64_t *n)
 {
-    char q[512];
+    char q[2048]; /* room for sql_dangling_pg */
     snprintf(q, sizeof q, "SELECT count(*) %s", from);
     fn_sql_stmt *st = NULL;
     *n = 0;
@@ -312,8 +343,18 @@ static int count_of(fn_store *s, const char *from, int64_t *n)
 int fn_xp_check(fn_store *s, fn_xp_health *h)
 {
     memset(h, 0, sizeof *h);
-    int rc = count_rows(s, "PRAGMA integrity_check", &h->integrity, 1);
-    if (!rc) rc = count_rows(s, "PRAGMA foreign_key_check", &h->foreign_keys, 0);
+    int rc = 0;
+    if (fn_store_backend(s) == FN_SQL_POSTGRES) {
+        /* The server checks its own pages (checksums, WAL) and has no statement like
+         * integrity_check (amcheck is an extension a library cannot count on): nothing to count.
+         * Foreign keys are always enforced there, so the rows fn_xp_fix would touch are what a
+         * check can still find (a constraint made NOT VALID, or rows from before one). */
+        h->integrity = 0;
+        rc = count_of(s, sql_dangling_pg, &h->foreign_keys);
+    } else {
+        rc = count_rows(s, "PRAGMA integrity_check", &h->integrity, 1);
+        if (!rc) rc = count_rows(s, "PRAGMA foreign_key_check", &h->foreign_keys, 0);
+    }
     if (!rc) rc = count_of(s, sql_orphan_clusters, &h->orphan_clusters);
     if (!rc) rc = count_of(s, sql_faceless_persons, &h->faceless_persons);
     return rc;
@@ -435,7 +476,10 @@ int fn_xp_merge_photo(fn_store_tx *tx, int64_t from, int64_t to, int64_t *moved)
     }
     static const char take[] =
         "UPDATE faces SET person_id = ?2, state = ?3, cluster_id = ?4 WHERE id = ?1";
-    static const char links[] = "UPDATE OR IGNORE cannot_links SET face_id = ?2 WHERE face_id = ?1";
+    /* UPDATE OR IGNORE, portably: a link the target face already has stays on the old face. */
+    static const char links[] =
+        "UPDATE cannot_links SET face_id = ?2 WHERE face_id = ?1 AND NOT EXISTS (SELECT 1 FROM"
+        " cannot_links d WHERE d.face_id = ?2 AND d.person_id = cannot_links.person_id)";
     static const char move[] = "UPDATE faces SET photo_id = ?2 WHERE id = ?1";
     char *used = calloc(b.n_faces + 1, 1);
     if (!used) rc = FN_ERR_NOMEM;
@@ -722,7 +766,13 @@ char *fn_xp_persons_json(fn_store *s)
         "SELECT json_group_array(json_object('name', name, 'faces', n)) FROM (SELECT p.name AS"
         " name, (SELECT count(*) FROM faces f WHERE f.person_id = p.id) AS n FROM persons p"
         " WHERE p.deleted_at IS NULL ORDER BY p.name, p.id)";
-    fn_sql_stmt *st = fn_store_stmt(s, q);
+    /* The same text on PostgreSQL (the export copies it): compact JSON, names in byte order. */
+    static const char q_pg[] =
+        "SELECT coalesce('[' || string_agg('{\"name\":' || coalesce(to_json(name)::text, 'null')"
+        " || ',\"faces\":' || n, '},' ORDER BY name COLLATE \"C\", id) || '}]', '[]') FROM"
+        " (SELECT p.name AS name, p.id AS id, (SELECT count(*) FROM faces f"
+        " WHERE f.person_id = p.id) AS n FROM persons p WHERE p.deleted_at IS NULL) x";
+    fn_sql_stmt *st = fn_store_stmt(s, FN_SQL_PICK(s, q, q_pg));
     if (!st) return NULL;
     char *r = fn_sql_step(st) == FN_SQL_ROW ? dup_col(st, 0) : NULL;
     fn_sql_reset(st);

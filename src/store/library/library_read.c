@@ -189,15 +189,20 @@ int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb
 {
     static const fn_photo_filter all = {.status = -1};
     if (!f) f = &all;
-    /* The prefix test is a range on the path index: path > 'dir/' and path < 'dir0' ('0' follows
-     * '/'), so "photos under a folder" never scans the table. */
+        /* The prefix test is a range on the path index: path > 'dir/' and path < 'dir0' ('0'
+         * follows
+         * '/'), so "photos under a folder" never scans the table. Both the range and the order are
+         * byte order: SQLite's, and PostgreSQL's "C" collation whatever the database's default (in
+         * en-US, "/p/DIR/x" would fall inside the range of "/p/dir"). */
+#define PHOTOS_EACH_SQL(C)                                                                         \
+    "SELECT " PHOTO_COLS " FROM photos p"                                                          \
+    " WHERE (CAST(?1 AS TEXT) IS NULL OR p.status = ?1)"                                           \
+    " AND (CAST(?2 AS TEXT) IS NULL OR (p.path" C " > ?2 || '/' AND p.path" C " < ?2 || '0'))"     \
+    " ORDER BY p.path" C " LIMIT ?3 OFFSET ?4"
     fn_sql_stmt *st = NULL;
-    int rc = fn_sql_prepare(s,
-                            "SELECT " PHOTO_COLS " FROM photos p"
-                            " WHERE (?1 IS NULL OR p.status = ?1)"
-                            " AND (?2 IS NULL OR (p.path > ?2 || '/' AND p.path < ?2 || '0'))"
-                            " ORDER BY p.path LIMIT ?3 OFFSET ?4",
-                            &st);
+    int rc = fn_sql_prepare(
+        s, FN_SQL_PICK(s, PHOTOS_EACH_SQL(""), PHOTOS_EACH_SQL(" COLLATE \"C\"")), &st);
+#undef PHOTOS_EACH_SQL
     if (rc != FN_OK) return fn_store_fail(s, rc, "listing photos");
     if (f->status >= 0)
         fn_sql_bind_text(st, 1, fn_photo_status_name((fn_photo_status)f->status), -1,
@@ -208,7 +213,7 @@ int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb
             len--;
         fn_sql_bind_text(st, 2, f->path_prefix, (int)len, FN_SQL_TRANSIENT);
     }
-    fn_sql_bind_int64(st, 3, f->limit ? (int64_t)f->limit : -1);
+    fn_sql_bind_int64(st, 3, f->limit ? (int64_t)f->limit : INT64_MAX);
     fn_sql_bind_int64(st, 4, (int64_t)f->offset);
     int ret = 0;
     while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
@@ -234,26 +239,28 @@ int fn_library_faces_each(fn_store *s, const fn_face_filter *f, fn_face_cb cb, v
     static const fn_face_filter all = {0};
     if (!f) f = &all;
     fn_sql_stmt *st = NULL;
-    int rc = fn_sql_prepare(
-        s,
-        "SELECT f.id, f.photo_id, p.path, f.x, f.y, f.width, f.height, f.score, f.person_id,"
-        " f.cluster_id, f.origin, length(f.thumbnail),"
-        " CASE WHEN ?5 THEN f.landmarks END, CASE WHEN ?5 THEN f.descriptor END,"
-        " f.state, sp.id, sp.name, s.confidence"
-        " FROM faces f JOIN photos p ON p.id = f.photo_id"
-        " LEFT JOIN suggestions s ON s.face_id = f.id AND f.person_id IS NULL"
-        " AND f.state = 'auto'"
-        " LEFT JOIN persons sp ON sp.id = s.person_id AND sp.deleted_at IS NULL"
-        " WHERE (?1 = 0 OR f.photo_id = ?1)"
-        " AND (?2 = 0 OR (?2 = -1 AND f.person_id IS NULL) OR f.person_id = ?2)"
-        " AND (?3 = 0 OR (?3 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?3)"
-        " ORDER BY p.path, f.id LIMIT ?4 OFFSET ?6",
-        &st);
+    /* Ordered by path in byte order on both backends (see fn_library_photos_each). */
+#define FACES_EACH_SQL(C)                                                                          \
+    "SELECT f.id, f.photo_id, p.path, f.x, f.y, f.width, f.height, f.score, f.person_id,"          \
+    " f.cluster_id, f.origin, length(f.thumbnail),"                                                \
+    " CASE WHEN ?5 THEN f.landmarks END, CASE WHEN ?5 THEN f.descriptor END,"                      \
+    " f.state, sp.id, sp.name, s.confidence"                                                       \
+    " FROM faces f JOIN photos p ON p.id = f.photo_id"                                             \
+    " LEFT JOIN suggestions s ON s.face_id = f.id AND f.person_id IS NULL"                         \
+    " AND f.state = 'auto'"                                                                        \
+    " LEFT JOIN persons sp ON sp.id = s.person_id AND sp.deleted_at IS NULL"                       \
+    " WHERE (?1 = 0 OR f.photo_id = ?1)"                                                           \
+    " AND (?2 = 0 OR (?2 = -1 AND f.person_id IS NULL) OR f.person_id = ?2)"                       \
+    " AND (?3 = 0 OR (?3 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?3)"                     \
+    " ORDER BY p.path" C ", f.id LIMIT ?4 OFFSET ?6"
+    int rc = fn_sql_prepare(s, FN_SQL_PICK(s, FACES_EACH_SQL(""), FACES_EACH_SQL(" COLLATE \"C\"")),
+                            &st);
+#undef FACES_EACH_SQL
     if (rc != FN_OK) return fn_store_fail(s, rc, "listing faces");
     fn_sql_bind_int64(st, 1, f->photo_id);
     fn_sql_bind_int64(st, 2, f->person_id);
     fn_sql_bind_int64(st, 3, f->cluster_id);
-    fn_sql_bind_int64(st, 4, f->limit ? (int64_t)f->limit : -1);
+    fn_sql_bind_int64(st, 4, f->limit ? (int64_t)f->limit : INT64_MAX);
     fn_sql_bind_int(st, 5, f->with_vectors ? 1 : 0);
     fn_sql_bind_int64(st, 6, (int64_t)f->offset);
     int ret = 0;

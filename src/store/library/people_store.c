@@ -201,9 +201,16 @@ int fn_ps_person_by_name(fn_ps_ctx *c, const char *name, fn_person *out)
 {
     memset(out, 0, sizeof *out);
     /* exact match first, then ASCII case-insensitive */
-    fn_sql_stmt *st = stmt(c, "SELECT " PERSON_COLS ", p.name = ?1 AS exact FROM persons p"
-                              " WHERE p.deleted_at IS NULL AND p.name = ?1 COLLATE NOCASE"
-                              " ORDER BY exact DESC, p.id");
+    /* PostgreSQL has no NOCASE; lower() under the "C" collation folds ASCII only, as NOCASE. */
+    fn_sql_stmt *st = stmt(
+        c, FN_SQL_PICK(c->s,
+                       "SELECT " PERSON_COLS ", p.name = ?1 AS exact FROM persons p"
+                       " WHERE p.deleted_at IS NULL AND p.name = ?1 COLLATE NOCASE"
+                       " ORDER BY exact DESC, p.id",
+                       "SELECT " PERSON_COLS ", p.name = ?1 AS exact FROM persons p"
+                       " WHERE p.deleted_at IS NULL"
+                       " AND lower(p.name COLLATE \"C\") = lower(CAST(?1 AS TEXT) COLLATE \"C\")"
+                       " ORDER BY exact DESC, p.id"));
     if (!st) return FN_ERR_DB;
     fn_sql_bind_text(st, 1, name, -1, FN_SQL_TRANSIENT);
     int rc, ret = 0, found = 0, exact = 0;
@@ -281,9 +288,10 @@ int fn_ps_clusters_list(fn_ps_ctx *c, size_t limit, fn_cluster **out, size_t *n)
         stmt(c, "SELECT f.cluster_id, count(*), coalesce(c.person_id, 0) FROM faces f"
                 " JOIN clusters c ON c.id = f.cluster_id"
                 " WHERE f.person_id IS NULL AND f.state = 'auto' AND f.cluster_id IS NOT NULL"
-                " GROUP BY f.cluster_id ORDER BY count(*) DESC, f.cluster_id LIMIT ?1");
+                " GROUP BY f.cluster_id, c.person_id ORDER BY count(*) DESC, f.cluster_id"
+                " LIMIT ?1");
     if (!st) return FN_ERR_DB;
-    fn_sql_bind_int64(st, 1, limit ? (int64_t)limit : -1);
+    fn_sql_bind_int64(st, 1, limit ? (int64_t)limit : INT64_MAX);
     size_t cap = 0;
     int rc, ret = 0;
     while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
@@ -319,9 +327,12 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_library_face **ou
                 " FROM faces f LEFT JOIN suggestions s ON s.face_id = f.id AND f.person_id IS NULL"
                 " AND f.state = 'auto'"
                 " LEFT JOIN persons sp ON sp.id = s.person_id AND sp.deleted_at IS NULL"
-                " WHERE (?1 = 0 OR (?1 = -1 AND f.person_id IS NULL) OR f.person_id = ?1)"
-                " AND (?2 = 0 OR (?2 = -1 AND f.cluster_id IS NULL) OR f.cluster_id = ?2)"
-                " AND (?3 = 0 OR f.photo_id = ?3) AND (?4 IS NULL OR f.state = ?4)"
+                " WHERE (CAST(?1 AS BIGINT) = 0 OR (?1 = -1 AND f.person_id IS NULL)"
+                " OR f.person_id = ?1)"
+                " AND (CAST(?2 AS BIGINT) = 0 OR (?2 = -1 AND f.cluster_id IS NULL)"
+                " OR f.cluster_id = ?2)"
+                " AND (CAST(?3 AS BIGINT) = 0 OR f.photo_id = ?3)"
+                " AND (CAST(?4 AS TEXT) IS NULL OR f.state = ?4)"
                 " ORDER BY f.id LIMIT ?5 OFFSET ?6");
     if (!st) return FN_ERR_DB;
     fn_sql_bind_int64(st, 1, q->person_id);
@@ -329,7 +340,7 @@ int fn_ps_faces_query(fn_ps_ctx *c, const fn_face_query *q, fn_library_face **ou
     fn_sql_bind_int64(st, 3, q->photo_id);
     if (q->state >= 0 && q->state <= 2)
         fn_sql_bind_text(st, 4, state_names[q->state], -1, FN_SQL_STATIC);
-    fn_sql_bind_int64(st, 5, q->limit ? (int64_t)q->limit : -1);
+    fn_sql_bind_int64(st, 5, q->limit ? (int64_t)q->limit : INT64_MAX);
     fn_sql_bind_int64(st, 6, (int64_t)q->offset);
     size_t cap = 0;
     int rc, ret = 0;
@@ -398,7 +409,7 @@ int fn_ps_suggestions_list(fn_ps_ctx *c, int64_t person_id, size_t limit, fn_sug
            " WHERE (?1 = 0 OR s.person_id = ?1) ORDER BY s.confidence DESC, s.face_id LIMIT ?2");
     if (!st) return FN_ERR_DB;
     fn_sql_bind_int64(st, 1, person_id);
-    fn_sql_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    fn_sql_bind_int64(st, 2, limit ? (int64_t)limit : INT64_MAX);
     size_t cap = 0;
     int rc, ret = 0;
     while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
@@ -433,7 +444,7 @@ int fn_ps_audit_list(fn_ps_ctx *c, int64_t since_id, size_t limit, fn_audit_entr
                 " FROM audit_log a WHERE a.id > ?1 ORDER BY a.id DESC LIMIT ?2");
     if (!st) return FN_ERR_DB;
     fn_sql_bind_int64(st, 1, since_id);
-    fn_sql_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    fn_sql_bind_int64(st, 2, limit ? (int64_t)limit : INT64_MAX);
     size_t cap = 0;
     int rc, ret = 0;
     while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
@@ -608,8 +619,13 @@ static void effect_id(json_t *detail, const char *key, int64_t id)
 static int name_taken(fn_ps_ctx *c, const char *name, int64_t except, int64_t *other)
 {
     *other = 0;
-    fn_sql_stmt *st = stmt(c, "SELECT id FROM persons WHERE deleted_at IS NULL"
-                              " AND name = ?1 COLLATE NOCASE AND id != ?2 ORDER BY id LIMIT 1");
+    fn_sql_stmt *st = stmt(
+        c, FN_SQL_PICK(c->s,
+                       "SELECT id FROM persons WHERE deleted_at IS NULL"
+                       " AND name = ?1 COLLATE NOCASE AND id != ?2 ORDER BY id LIMIT 1",
+                       "SELECT id FROM persons WHERE deleted_at IS NULL AND lower(name COLLATE"
+                       " \"C\") = lower(CAST(?1 AS TEXT) COLLATE \"C\") AND id != ?2 ORDER BY id"
+                       " LIMIT 1"));
     if (!st) return FN_ERR_DB;
     fn_sql_bind_text(st, 1, name, -1, FN_SQL_TRANSIENT);
     fn_sql_bind_int64(st, 2, except);
