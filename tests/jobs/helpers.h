@@ -12,7 +12,7 @@
  * Backends: with FN_TEST_BACKEND=pg (suite engine-pg) a test's library is a fresh database on the
  * program's throwaway PostgreSQL cluster (pg_fixture.h), its postgresql:// address standing for
  * the library folder; q_int and q_text then read through the store, and tests that need SQLite's
- * own file call SKIP_ON_PG with the reason. Include cmocka before this header. */
+ * own file call FN_SKIP_ON_PG (pg_fixture.h) with the reason. Include cmocka before this header. */
 #ifndef FN_TESTS_JOBS_HELPERS_H
 #define FN_TESTS_JOBS_HELPERS_H
 
@@ -32,22 +32,6 @@
 #include "store/store_sql.h" /* white-box: rows written in the job's own transaction */
 #include "util/clock.h"
 
-/* 1 when the tests run on PostgreSQL (FN_TEST_BACKEND=pg). */
-static inline int test_pg(void)
-{
-    const char *b = getenv("FN_TEST_BACKEND");
-    return b && strcmp(b, "pg") == 0;
-}
-
-/* In a test that needs the SQLite file itself (sqlite3 on library.db, its WAL, its locks). */
-#define SKIP_ON_PG(reason)                                                                         \
-    do {                                                                                           \
-        if (test_pg()) {                                                                           \
-            fprintf(stderr, "skipped on PostgreSQL: %s\n", reason);                                \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -58,7 +42,7 @@ static inline int rm_cb(const char *p, const struct stat *sb, int flag, struct F
 
 static inline char *tmp_library(void)
 {
-    if (test_pg()) {
+    if (fn_test_on_pg()) {
         char *url = fn_pg_fixture_db();
         if (!url) abort(); /* FN_TEST_PG=0 with FN_TEST_BACKEND=pg: nothing to run on */
         return url;
@@ -326,9 +310,9 @@ static inline int fx_teardown(void **state)
 
 static inline sqlite3 *open_db(const char *dir)
 {
-    /* Only the SQLite tests get here: the others skip (SKIP_ON_PG) or read through q_store. */
+    /* Only the SQLite tests get here: the others skip (FN_SKIP_ON_PG) or read through q_store. */
     if (strncmp(dir, "postgresql://", 13) == 0) {
-        fputs("open_db: the library is not SQLite's; this test needs SKIP_ON_PG\n", stderr);
+        fputs("open_db: the library is not SQLite's; this test needs FN_SKIP_ON_PG\n", stderr);
         abort();
     }
     char path[512];
@@ -438,7 +422,7 @@ static inline void locker_release(locker *l)
 /* What a message names the library by: its file, or its server address. */
 static inline const char *lib_name(void)
 {
-    return test_pg() ? "postgresql://" : "library.db";
+    return fn_test_on_pg() ? "postgresql://" : "library.db";
 }
 
 static inline long long q_int(const char *dir, const char *sql)

@@ -54,7 +54,7 @@ static fn_job_id enqueue_one(const char *dir)
 static char *items_of(const char *dir)
 {
     return q_text(
-        dir, test_pg() ? "SELECT string_agg(CAST(item AS TEXT), ',' ORDER BY item) FROM items"
+        dir, fn_test_on_pg() ? "SELECT string_agg(CAST(item AS TEXT), ',' ORDER BY item) FROM items"
                        : "SELECT group_concat(item) FROM (SELECT item FROM items ORDER BY item)");
 }
 
@@ -149,7 +149,7 @@ static void test_sigkill_recovery(void **state)
     assert_int_equal(q_int(dir, sql), 4);
     assert_int_equal(q_int(dir, "SELECT count(*) FROM jobs WHERE state=1"), 0);
     /* SQLite's own check of the file (a server checks its own storage). */
-    if (!test_pg()) {
+    if (!fn_test_on_pg()) {
         char *ok = q_text(dir, "PRAGMA integrity_check");
         assert_string_equal(ok, "ok");
         free(ok);

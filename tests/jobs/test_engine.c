@@ -121,7 +121,7 @@ static void test_complete(void **state)
     free(log);
     /* The same lines are in the log file (buffered for up to one monitor tick); a library on a
      * server has no folder for one (its log is the database's). */
-    if (test_pg()) return;
+    if (fn_test_on_pg()) return;
     fn_joblog_flush(f->e);
     char path[512];
     snprintf(path, sizeof path, "%s/jobs.log", f->dir);
@@ -350,7 +350,7 @@ static char *retry_items_of(fx *f, fn_job_id id)
     assert_null(strstr(j->payload, "retry_items")); /* items are not copied into the payload */
     fn_job_info_free(j);
     char sql[200];
-    if (test_pg())
+    if (fn_test_on_pg())
         snprintf(sql, sizeof sql,
                  "SELECT '[' || string_agg('\"' || item || '\"', ',' ORDER BY seq) || ']'"
                  " FROM job_items WHERE job=%lld",

@@ -16,7 +16,7 @@ static int last_rc;
 
 static void integrity_ok(const char *dir)
 {
-    if (test_pg()) return; /* SQLite's check of its file; a server checks its own storage */
+    if (fn_test_on_pg()) return; /* SQLite's check of its file; a server checks its own storage */
     char *s = q_text(dir, "PRAGMA integrity_check");
     assert_non_null(s);
     assert_string_equal(s, "ok");
@@ -125,7 +125,7 @@ static void test_injected_full(void **state)
 static void test_real_full(void **state)
 {
     (void)state;
-    SKIP_ON_PG("a real full database is SQLite's max_page_count; a server's disk is not the "
+    FN_SKIP_ON_PG("a real full database is SQLite's max_page_count; a server's disk is not the "
                "test's to fill");
     run_fault(FAULT_REAL_FULL, FN_ERR_FULL, "full; free some disk space");
 }
@@ -227,7 +227,7 @@ static void test_corrupt_and_version(void **state)
     char *dir = tmp_library();
     fn_engine *e = NULL;
     /* A damaged file is SQLite's case; the newer version below is both backends'. */
-    if (!test_pg()) {
+    if (!fn_test_on_pg()) {
         char path[512];
         snprintf(path, sizeof path, "%s/library.db", dir);
         FILE *f = fopen(path, "w");

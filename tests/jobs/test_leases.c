@@ -17,7 +17,7 @@
 
 #define SKIP_ON_SQLITE(reason)                                                                     \
     do {                                                                                           \
-        if (!test_pg()) {                                                                          \
+        if (!fn_test_on_pg()) {                                                                          \
             fprintf(stderr, "skipped on SQLite: %s\n", reason);                                    \
             skip();                                                                                \
         }                                                                                          \
@@ -35,7 +35,7 @@ static fn_job_state wait_state(fn_engine *e, fn_job_id id, fn_job_state want, in
 static fn_store *open_store(const char *dir)
 {
     char path[600], err[512];
-    snprintf(path, sizeof path, test_pg() ? "%s" : "%s/library.db", dir);
+    snprintf(path, sizeof path, fn_test_on_pg() ? "%s" : "%s/library.db", dir);
     fn_store *s = NULL;
     if (fn_store_open(path, 2000, &s, err, sizeof err) != 0) fail_msg("%s", err);
     return s;

@@ -62,7 +62,7 @@ static int exists(const char *dir, const char *name)
 
 static void test_foreign_database_untouched(void **state)
 {
-    SKIP_ON_PG("another program's SQLite file is a SQLite case (store_pg refuses a foreign "
+    FN_SKIP_ON_PG("another program's SQLite file is a SQLite case (store_pg refuses a foreign "
                "database: tests/pg/test_pg_store.c)");
     (void)state;
     static const char *const variants[] = {NULL, "PRAGMA application_id=1234"};
@@ -109,7 +109,7 @@ static void test_foreign_database_untouched(void **state)
 
 static void test_new_database_marked(void **state)
 {
-    SKIP_ON_PG("PRAGMA application_id is SQLite's mark");
+    FN_SKIP_ON_PG("PRAGMA application_id is SQLite's mark");
     (void)state;
     char *dir = tmp_library();
     fn_config cfg = test_config();
@@ -126,7 +126,7 @@ static void test_new_database_marked(void **state)
 /* A library made before the mark existed: our schema_versions, application_id 0. */
 static void test_unmarked_library_adopted(void **state)
 {
-    SKIP_ON_PG("PRAGMA application_id is SQLite's mark");
+    FN_SKIP_ON_PG("PRAGMA application_id is SQLite's mark");
     (void)state;
     char *dir = tmp_library();
     fn_config cfg = test_config();
@@ -181,7 +181,7 @@ static void test_newer_schema_refused_at_open(void **state)
 
 static void test_readonly_open_writes_nothing(void **state)
 {
-    SKIP_ON_PG("checks files in the library folder");
+    FN_SKIP_ON_PG("checks files in the library folder");
     (void)state;
     fn_config cfg = test_config();
     fn_engine *e = NULL;
@@ -229,7 +229,7 @@ static void test_store_messages(void **state)
     (void)state;
     char *dir = tmp_library();
     char path[512], err[512];
-    snprintf(path, sizeof path, test_pg() ? "%s" : "%s/library.db", dir);
+    snprintf(path, sizeof path, fn_test_on_pg() ? "%s" : "%s/library.db", dir);
     fn_store *s = NULL;
     assert_int_equal(fn_store_open(path, 30, &s, err, sizeof err), 0);
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

@@ -517,7 +517,7 @@ static void test_feed_prune(void **state)
     long long before = q_int(dir, "SELECT count(*) FROM job_changes");
     assert_true(before >= 5 * 6); /* claim, 4 commits, end */
     char path[600], err[256];
-    snprintf(path, sizeof path, test_pg() ? "%s" : "%s/library.db", dir);
+    snprintf(path, sizeof path, fn_test_on_pg() ? "%s" : "%s/library.db", dir);
     fn_store *s;
     assert_int_equal(fn_store_open(path, 2000, &s, err, sizeof err), 0);
     assert_int_equal(fn_js_feed_prune(s, 3), 0);

@@ -179,7 +179,7 @@ static void test_lost_job_end_not_reported(void **state)
     assert_int_equal(log_lines(dir, id, "finish:%"), 0);
     assert_int_equal(drain_state_events(e, id, FN_JOB_COMPLETED), 0);
     fn_engine_close(e);
-    if (test_pg()) { /* a library on a server has no folder for a log file */
+    if (fn_test_on_pg()) { /* a library on a server has no folder for a log file */
         rm_library(dir);
         return;
     }
@@ -378,7 +378,7 @@ static void test_stmt_cache_keeps_statement_in_use(void **state)
     (void)state;
     char *dir = tmp_library();
     char path[512];
-    snprintf(path, sizeof path, test_pg() ? "%s" : "%s/library.db", dir);
+    snprintf(path, sizeof path, fn_test_on_pg() ? "%s" : "%s/library.db", dir);
     fn_store *s;
     char err[256];
     assert_int_equal(fn_store_open(path, 1000, &s, err, sizeof err), 0);

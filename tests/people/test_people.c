@@ -896,7 +896,7 @@ static void test_undo_after_face_removed(void **state)
 static void test_readonly(void **state)
 {
     fx *f = *state;
-    H_SKIP_ON_PG("a read-only library is a folder's permissions; a server's are its roles");
+    FN_SKIP_ON_PG("a read-only library is a folder's permissions; a server's are its roles");
     int64_t ann = create(f, "Ann");
     int64_t one = 1;
     assert_int_equal(fn_faces_assign(f->lib, &one, 1, ann, NULL), 0);

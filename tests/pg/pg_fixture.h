@@ -8,7 +8,29 @@
 #ifndef FN_TESTS_PG_FIXTURE_H
 #define FN_TESTS_PG_FIXTURE_H
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "store/pg/pg_driver.h"
+
+/* 1 when this run's libraries are on PostgreSQL: FN_TEST_BACKEND=pg, as the -pg suites (engine-pg,
+ * tasks-pg, people-pg, cluster-pg) run the same test programs. */
+static inline int fn_test_on_pg(void)
+{
+    const char *b = getenv("FN_TEST_BACKEND");
+    return b && strcmp(b, "pg") == 0;
+}
+
+/* In a cmocka test that needs SQLite's own file (sqlite3 on library.db, its WAL, its locks, folder
+ * permissions): skipped on PostgreSQL, saying why on stderr (cmocka's skip takes no message). */
+#define FN_SKIP_ON_PG(why)                                                                         \
+    do {                                                                                           \
+        if (fn_test_on_pg()) {                                                                     \
+            fprintf(stderr, "skipped on PostgreSQL: %s\n", why);                                   \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 /* The cluster's postgresql:// URL (database "postgres"), or NULL when FN_TEST_PG=0. Fails the
  * test program (exit 1, with pg-tmp's output on stderr) when the server cannot start. */

@@ -22,27 +22,11 @@
 
 #include "../pg/pg_fixture.h"
 
-/* 1 when this run's libraries are on PostgreSQL. */
-static inline int h_on_pg(void)
-{
-    const char *b = getenv("FN_TEST_BACKEND");
-    return b && strcmp(b, "pg") == 0;
-}
-
-/* In a cmocka test: skip it on PostgreSQL, saying why on stderr (cmocka's skip has no message). */
-#define H_SKIP_ON_PG(why)                                                                          \
-    do {                                                                                           \
-        if (h_on_pg()) {                                                                           \
-            fprintf(stderr, "skipped on PostgreSQL: %s\n", why);                                   \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 /* A new library address: `dir` itself on SQLite (the caller made the folder), a fresh database's
  * postgresql:// URL on PostgreSQL. Caller frees. */
 static inline char *h_library_at(const char *dir)
 {
-    if (!h_on_pg()) return strdup(dir);
+    if (!fn_test_on_pg()) return strdup(dir);
     char *url = fn_pg_fixture_db();
     if (!url) {
         fprintf(stderr, "FN_TEST_BACKEND=pg but FN_TEST_PG=0: no server to test on\n");

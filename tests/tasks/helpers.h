@@ -78,7 +78,7 @@ static struct {
 
 static inline const char *h_addr(const char *lib)
 {
-    if (!h_on_pg() || strncmp(lib, "postgresql://", 13) == 0) return lib;
+    if (!fn_test_on_pg() || strncmp(lib, "postgresql://", 13) == 0) return lib;
     size_t free_slot = sizeof h_libs / sizeof h_libs[0];
     for (size_t i = 0; i < sizeof h_libs / sizeof h_libs[0]; i++) {
         if (h_libs[i].path && strcmp(h_libs[i].path, lib) == 0) return h_libs[i].url;
@@ -147,7 +147,7 @@ static inline int h_engine_pg_ready(void)
 /* In a cmocka test that runs jobs: skip it on PostgreSQL while the engine cannot run there. */
 #define H_PG_ENGINE_OR_SKIP()                                                                      \
     do {                                                                                           \
-        if (h_on_pg() && !h_engine_pg_ready()) {                                                   \
+        if (fn_test_on_pg() && !h_engine_pg_ready()) {                                                   \
             fprintf(stderr, "skipped on PostgreSQL: %s\n", h_engine_pg_why);                       \
             skip();                                                                                \
         }                                                                                          \
@@ -209,7 +209,7 @@ static inline fn_store *h_store(const char *lib)
 {
     char path[600], err[256];
     H_PG_ENGINE_OR_SKIP(); /* what the tests read was written by jobs */
-    if (h_on_pg()) {
+    if (fn_test_on_pg()) {
         snprintf(path, sizeof path, "%s", h_addr(lib));
     } else if ((size_t)snprintf(path, sizeof path, "%s/library.db", lib) >= sizeof path) {
         fprintf(stderr, "store: library path too long: %s\n", lib);

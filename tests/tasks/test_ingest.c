@@ -320,7 +320,7 @@ static void test_rerun_adds_nothing_and_is_fast(void **state)
      * PostgreSQL a job's fixed cost (its claim, commits and notifications, each a round trip to a
      * server sharing this machine's cores) is a larger part of a rerun of six photos: one run
      * measured 19x there, so 10x is asked of it. */
-    assert_true(first_run_ns >= (h_on_pg() ? 10 : 20) * rerun_ns);
+    assert_true(first_run_ns >= (fn_test_on_pg() ? 10 : 20) * rerun_ns);
 }
 
 static void test_changed_photo_reprocessed(void **state)

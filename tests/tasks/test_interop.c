@@ -82,7 +82,7 @@ static void ingest(lib *l, const char *path)
  * PostgreSQL are covered by test_payloads here and by the store's own SQL being prepared
  * (test_pg_sql). */
 #define SKIP_SQLITE_CHECKS()                                                                       \
-    H_SKIP_ON_PG("checks the library with SQLite's own SQL (printf, group_concat) through SQLite")
+    FN_SKIP_ON_PG("checks the library with SQLite's own SQL (printf, group_concat) through SQLite")
 
 static sqlite3 *db_of(const lib *l)
 {

@@ -32,7 +32,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/fn-lib-XXXXXX");
     assert_non_null(mkdtemp(dir));
     char path[600], err[256];
-    if (h_on_pg()) {
+    if (fn_test_on_pg()) {
         char *url = h_library_at(dir);
         snprintf(path, sizeof path, "%s", url);
         free(url);
@@ -435,7 +435,7 @@ static void test_byte_order_on_any_collation(void **state)
     (void)state;
     char dir2[64] = "/tmp/fn-lib2-XXXXXX", path[600], err[256];
     assert_non_null(mkdtemp(dir2));
-    if (h_on_pg()) {
+    if (fn_test_on_pg()) {
         const char *base = fn_pg_fixture_start();
         fn_pg_conn *c = fn_pg_fixture_connect(base);
         int rc = fn_pg_exec(c, "CREATE DATABASE icu_lib TEMPLATE template0 LOCALE_PROVIDER icu"
