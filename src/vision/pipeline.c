@@ -36,8 +36,8 @@
 #define FN_MAX_FACES   256
 #define FN_USEFUL_SIDE 2048
 /* Faces per fn_recog_forward_batch call. Measured with bench_vision's descriptor_batchN lines
- * (decision 32): the time per face falls up to about this size and not beyond, while the scratch
- * grows by about 5 MB per face. */
+ * (decision 32): the time per face falls up to this size and not beyond, and the batch's scratch
+ * (about 2.7 MB a face) still fits in SSD's, which the vision allocates anyway. */
 #define FN_DESC_BATCH 8
 
 struct fn_vision {
