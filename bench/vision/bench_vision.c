@@ -233,14 +233,17 @@ static void run_descriptor(const void *net, const fn_t3 *in, float *scratch, flo
 {
     fn_recog_forward(net, in, scratch, out);
 }
-/* Eight copies of the input: the same work as eight faces (the kernels do not look at values). */
-static void run_descriptor_batch8(const void *net, const fn_t3 *in, float *scratch, float *out)
+/* batch_n copies of the input: the same work as batch_n faces (the kernels do not look at
+ * values). */
+#define MAX_BATCH 16
+static int batch_n = 8;
+static void run_descriptor_batch(const void *net, const fn_t3 *in, float *scratch, float *out)
 {
-    static float batch_in[8 * 150 * 150 * 3], batch_out[8][128];
-    for (int i = 0; i < 8; i++)
+    static float batch_in[MAX_BATCH * 150 * 150 * 3], batch_out[MAX_BATCH][128];
+    for (int i = 0; i < batch_n; i++)
         memcpy(batch_in + (size_t)i * 150 * 150 * 3, in->d, sizeof(float) * 150 * 150 * 3);
     fn_t3 all = {150, 150, 3, batch_in};
-    fn_recog_forward_batch(net, &all, 8, scratch, batch_out);
+    fn_recog_forward_batch(net, &all, batch_n, scratch, batch_out);
     memcpy(out, batch_out[0], sizeof batch_out[0]);
 }
 
@@ -259,8 +262,9 @@ static void on_layer(const fn_ops_layer *l)
     layer_n++;
 }
 
-static void time_network(const char *name, net_run_fn run, const void *net, int size, int reps,
-                         float *scratch, double peak)
+/* Returns the best time of one run, in ms. */
+static double time_network(const char *name, net_run_fn run, const void *net, int size, int reps,
+                           float *scratch, double peak)
 {
     fn_t3 in = {size, size, 3, malloc(sizeof(float) * size * size * 3)};
     float *out = malloc(sizeof(float) * 5118 * 5);
@@ -318,6 +322,7 @@ static void time_network(const char *name, net_run_fn run, const void *net, int 
         printf("layer %s sum %.3f ms (of the layers traced)\n", name, total * 1e3);
     }
     free(in.d), free(out);
+    return best;
 }
 
 /* Each network alone: GFLOP/s against the measured peak (the wider of the two widths). */
@@ -333,14 +338,27 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
     time_network("ssd", run_ssd, m->ssd, 512, 3 * reps, scratch, peak);
     time_network("tiny", run_tiny, m->tiny, 416, 3 * reps, scratch, peak);
     time_network("landmarks", run_landmarks, m->landmarks, 112, 10 * reps, scratch, peak);
-    time_network("descriptor", run_descriptor, m->recognition, 150, 10 * reps, scratch, peak);
-    /* The descriptor over eight faces at once (fn_recog_forward_batch): what batching a photo's
-     * faces would give; the pipeline runs one face at a time. */
-    float *bs =
-        aligned_alloc(64, (fn_recog_batch_scratch_floats(8) * sizeof(float) + 63) / 64 * 64);
-    if (bs) {
-        time_network("descriptor_batch8", run_descriptor_batch8, m->recognition, 150, 3 * reps, bs,
-                     peak);
+    double one =
+        time_network("descriptor", run_descriptor, m->recognition, 150, 10 * reps, scratch, peak);
+    /* The descriptor over several faces at once (fn_recog_forward_batch), as the pipeline runs a
+     * photo's faces (FN_DESC_BATCH at a time, pipeline.c): the time per face and the scratch at
+     * each batch size, from which that size was chosen (design decision 32; a batch's scratch up to
+     * SSD's costs no memory, the pipeline's one scratch serving both). */
+    printf("descriptor_scratch %.1f MB\n", fn_recog_scratch_floats() * sizeof(float) / 1e6);
+    printf("ssd_scratch %.1f MB\n", fn_ssd_scratch_floats() * sizeof(float) / 1e6);
+    static const int sizes[] = {2, 4, 8, 16};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        batch_n = sizes[k];
+        const size_t floats = fn_recog_batch_scratch_floats(batch_n);
+        float *bs = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        if (!bs) continue;
+        char name[32];
+        snprintf(name, sizeof name, "descriptor_batch%d", batch_n);
+        double ms = time_network(name, run_descriptor_batch, m->recognition, 150,
+                                 batch_n >= 8 ? 3 * reps : 5 * reps, bs, peak);
+        printf("%s_per_face %.3f ms\n", name, ms / batch_n);
+        printf("%s_per_face_vs_one %.3f ratio\n", name, ms / batch_n / one);
+        printf("%s_scratch %.1f MB\n", name, floats * sizeof(float) / 1e6);
         free(bs);
     }
 }

@@ -80,8 +80,8 @@ void fn_recog_forward(const fn_recog_net *n, const fn_t3 *in, float *scratch, fl
  * shape; not inside scratch) -> out[nimg][128], equal to nimg fn_recog_forward calls: the convs run
  * every face at once, so the last layers (3x3, 2x2 and 1x1 maps against 1-2 MB of weights each)
  * read their weights once per batch instead of once per face. Scratch:
- * fn_recog_batch_scratch_floats(nimg) floats. (Added by the kernels engineer; the pipeline does
- * not call it yet.) */
+ * fn_recog_batch_scratch_floats(nimg) floats. (Added by the kernels engineer; the pipeline runs
+ * a photo's faces through it, FN_DESC_BATCH at a time.) */
 size_t fn_recog_batch_scratch_floats(int nimg);
 void fn_recog_forward_batch(const fn_recog_net *n, const fn_t3 *in, int nimg, float *scratch,
                             float (*out)[128]);
@@ -94,6 +94,14 @@ void fn_recog_run(const fn_recog_net *n, const fn_image *img, const float landma
  * landmarks were computed from). The pipeline should call this one. (Added by recognition.c.) */
 void fn_recog_run_det(const fn_recog_net *n, const fn_image *img, const fn_det *det,
                       const float landmarks[68][2], float *scratch, float out[128]);
+/* fn_recog_run_det split in two for fn_recog_forward_batch: writes the normalised 150x150x3 input
+ * of the face into `in` (fn_recog_input_floats() floats, caller's) and returns 1; returns 0 when
+ * the face has no descriptor (NaN landmarks, or an aligned box empty once clipped to the image:
+ * fn_recog_run_det gives zeros then), leaving `in` unspecified. fn_recog_forward_batch over the
+ * inputs gives, to the bit, what fn_recog_run_det gives. Pure; any thread. (For pipeline.c.) */
+size_t fn_recog_input_floats(void);
+int fn_recog_input_det(const fn_image *img, const fn_det *det, const float landmarks[68][2],
+                       float *in);
 /* The aligned face box (x, y, w, h, whole pixels, before clipping to the image) that the
  * descriptor is computed from; crop_w/crop_h: the landmark crop's size, or 0 for no bound. */
 void fn_recog_aligned_box(const float landmarks[68][2], int crop_w, int crop_h, float box[4]);

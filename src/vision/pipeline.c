@@ -12,8 +12,13 @@
  *   made from it, and the landmark and recognition crops are taken from that image, never from
  *   the detector's downscaled input. Boxes and points are then scaled to the full oriented photo.
  *
+ * A photo's descriptors run FN_DESC_BATCH faces at a time through fn_recog_forward_batch (each
+ * layer's weights read once per batch, not once per face; decision 32), giving to the bit what
+ * one face at a time gives.
+ *
  * What must stay true: a fn_vision allocates its scratch (the largest need of any network, the tiny
- * detector counted at its default input size) and its face arrays once, in fn_vision_new; the
+ * detector counted at its default input size, the descriptor at FN_DESC_BATCH faces), the batch's
+ * descriptor inputs and its face arrays once, in fn_vision_new; the
  * scratch grows once more only if a caller asks for a larger tiny input size. Per image only the
  * decoded photo and the optional JPEG thumbnails are allocated. One fn_vision serves one thread at
  * a time; the kernels need about 64 KB of stack. */
@@ -30,13 +35,20 @@
 
 #define FN_MAX_FACES   256
 #define FN_USEFUL_SIDE 2048
+/* Faces per fn_recog_forward_batch call. Measured with bench_vision's descriptor_batchN lines
+ * (decision 32): the time per face falls up to this size and not beyond, and the batch's scratch
+ * (about 2.7 MB a face) still fits in SSD's, which the vision allocates anyway. */
+#define FN_DESC_BATCH 8
 
 struct fn_vision {
     const fn_models *models;
     float *scratch;
     size_t scratch_floats;
     fn_det dets[FN_MAX_FACES];
-    fn_face *faces; /* FN_MAX_FACES */
+    fn_face *faces;         /* FN_MAX_FACES */
+    float *desc_in;         /* FN_DESC_BATCH descriptor inputs, fn_recog_input_floats() each */
+    float (*desc_out)[128]; /* FN_DESC_BATCH */
+    size_t desc_face[FN_DESC_BATCH]; /* the face (index in faces) of each batch slot */
 };
 
 static double ms_now(void)
@@ -88,7 +100,17 @@ int fn_vision_new(const fn_models *models, fn_vision **out)
     if (models->tiny) need = max_sz(need, fn_tiny_scratch_floats(FN_TINY_DEFAULT_INPUT));
     if (models->landmarks || models->landmarks_tiny)
         need = max_sz(need, fn_landmark_scratch_floats());
-    if (models->recognition) need = max_sz(need, fn_recog_scratch_floats());
+    if (models->recognition) {
+        need = max_sz(need, fn_recog_scratch_floats());
+        need = max_sz(need, fn_recog_batch_scratch_floats(FN_DESC_BATCH));
+        size_t in = (size_t)FN_DESC_BATCH * fn_recog_input_floats() * sizeof(float);
+        v->desc_in = aligned_alloc(64, (in + 63) / 64 * 64);
+        v->desc_out = malloc(FN_DESC_BATCH * sizeof *v->desc_out);
+        if (!v->desc_in || !v->desc_out) {
+            fn_vision_free(v);
+            return FN_ERR_NOMEM;
+        }
+    }
     v->scratch_floats = need;
     v->scratch = need ? aligned_alloc(64, ((need * sizeof(float)) + 63) / 64 * 64) : NULL;
     v->faces = calloc(FN_MAX_FACES, sizeof *v->faces);
@@ -127,6 +149,8 @@ void fn_vision_free(fn_vision *v)
     if (v->faces) free_thumbs(v);
     free(v->faces);
     free(v->scratch);
+    free(v->desc_in);
+    free(v->desc_out);
     free(v);
 }
 
@@ -417,6 +441,16 @@ static long detect(fn_vision *v, const fn_image *img, const fn_detect_opts *opts
     return n;
 }
 
+/* Runs the descriptor over the nb inputs queued in v->desc_in and stores each in its face. */
+static void flush_descriptors(fn_vision *v, int nb)
+{
+    if (nb <= 0) return;
+    fn_t3 in = {150, 150, 3, v->desc_in};
+    fn_recog_forward_batch(v->models->recognition, &in, nb, v->scratch, v->desc_out);
+    for (int j = 0; j < nb; j++)
+        memcpy(v->faces[v->desc_face[j]].descriptor, v->desc_out[j], sizeof v->desc_out[j]);
+}
+
 /* Detection, filtering, landmarks, descriptors and thumbnails on `img`; coordinates are then
  * multiplied by (sx, sy) into the caller's frame. */
 static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, double sx,
@@ -445,6 +479,8 @@ static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *op
 
     size_t kept = 0;
     double ms_lm = 0, ms_desc = 0;
+    const size_t in_floats = want_desc ? fn_recog_input_floats() : 0;
+    int nb = 0; /* descriptor inputs queued in v->desc_in */
     for (size_t i = 0; i < n; i++) {
         const fn_det *d = &v->dets[i];
         double fw = d->w * sx, fh = d->h * sy;
@@ -465,10 +501,17 @@ static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *op
             fn_landmark_run(lm, img, d, v->scratch, f->landmarks);
             double b = ms_now();
             ms_lm += b - a;
-            if (want_desc) {
-                fn_recog_run_det(m->recognition, img, d, f->landmarks, v->scratch, f->descriptor);
-                ms_desc += ms_now() - b;
+            /* The input is taken now, while the landmarks are still in img's frame; the
+             * descriptor is computed when the batch is full (a face without one keeps zeros). */
+            if (want_desc &&
+                fn_recog_input_det(img, d, f->landmarks, v->desc_in + (size_t)nb * in_floats)) {
+                v->desc_face[nb++] = kept - 1;
+                if (nb == FN_DESC_BATCH) {
+                    flush_descriptors(v, nb);
+                    nb = 0;
+                }
             }
+            if (want_desc) ms_desc += ms_now() - b;
             for (int k = 0; k < 68; k++) {
                 f->landmarks[k][0] = (float)(f->landmarks[k][0] * sx);
                 f->landmarks[k][1] = (float)(f->landmarks[k][1] * sy);
@@ -477,6 +520,9 @@ static int run_faces(fn_vision *v, const fn_image *img, const fn_detect_opts *op
         if (opts->thumb_size > 0)
             (void)make_thumb(img, d, opts->thumb_size, &f->thumb_jpeg, &f->thumb_len);
     }
+    double a = ms_now();
+    flush_descriptors(v, nb);
+    ms_desc += ms_now() - a;
     out->faces = v->faces;
     out->n = kept;
     out->ms_landmarks = ms_lm;

@@ -389,25 +389,31 @@ static void rc_normalise(fn_t3 *t)
     }
 }
 
+/* Writes the face tensor for `box` into in (RC_IN_FLOATS floats): Box.clipAtImageBorders (the box
+ * is already integral), then the face padded to a square and resized as NetInput.toBatchTensor
+ * does, normalised. Returns 0 when the face has no descriptor (NaN landmarks, or a box that is
+ * empty once clipped: the reference drops such a face; computeFaceDescriptor would give zeros). */
+static int rc_input_box(const fn_image *img, const float box[4], float *in)
+{
+    int cx, cy, cw, ch;
+    for (int k = 0; k < 4; k++)
+        if (!(isfinite(box[k]) && fabsf(box[k]) < 1e8f)) return 0;
+    if (!fn_clip_box(img->width, img->height, box[0], box[1], box[2], box[3], &cx, &cy, &cw, &ch))
+        return 0;
+    fn_t3 t = {RC_SIZE, RC_SIZE, 3, in};
+    fn_pad_resize_region(img, cx, cy, cw, ch, 1, RC_SIZE, &t);
+    rc_normalise(&t);
+    return 1;
+}
+
 static void rc_run_box(const fn_recog_net *n, const fn_image *img, const float box[4],
                        float *scratch, float out[128])
 {
-    /* Box.clipAtImageBorders (the box is already integral), then the face tensor, padded to a
-     * square and resized as NetInput.toBatchTensor does. */
-    int cx, cy, cw, ch;
-    for (int k = 0; k < 4; k++)
-        if (!(isfinite(box[k]) && fabsf(box[k]) < 1e8f)) { /* NaN landmarks: no face */
-            memset(out, 0, 128 * sizeof(float));
-            return;
-        }
-    if (!fn_clip_box(img->width, img->height, box[0], box[1], box[2], box[3], &cx, &cy, &cw, &ch)) {
-        /* The reference drops an empty face; computeFaceDescriptor would give zeros. */
+    if (!rc_input_box(img, box, scratch)) {
         memset(out, 0, 128 * sizeof(float));
         return;
     }
     fn_t3 in = {RC_SIZE, RC_SIZE, 3, scratch};
-    fn_pad_resize_region(img, cx, cy, cw, ch, 1, RC_SIZE, &in);
-    rc_normalise(&in);
     fn_recog_forward(n, &in, scratch, out);
 }
 
@@ -419,12 +425,32 @@ void fn_recog_run(const fn_recog_net *n, const fn_image *img, const float landma
     rc_run_box(n, img, box, scratch, out);
 }
 
+/* The box of fn_recog_run_det: the aligned box bounded by the landmark crop of `det`. */
+static void rc_box_det(const fn_image *img, const fn_det *det, const float landmarks[68][2],
+                       float box[4])
+{
+    int crop[4] = {0, 0, 0, 0};
+    fn_landmark_crop_box(img, det, crop);
+    fn_recog_aligned_box(landmarks, crop[2], crop[3], box);
+}
+
 void fn_recog_run_det(const fn_recog_net *n, const fn_image *img, const fn_det *det,
                       const float landmarks[68][2], float *scratch, float out[128])
 {
-    int crop[4] = {0, 0, 0, 0};
     float box[4];
-    fn_landmark_crop_box(img, det, crop);
-    fn_recog_aligned_box(landmarks, crop[2], crop[3], box);
+    rc_box_det(img, det, landmarks, box);
     rc_run_box(n, img, box, scratch, out);
+}
+
+size_t fn_recog_input_floats(void)
+{
+    return RC_IN_FLOATS;
+}
+
+int fn_recog_input_det(const fn_image *img, const fn_det *det, const float landmarks[68][2],
+                       float *in)
+{
+    float box[4];
+    rc_box_det(img, det, landmarks, box);
+    return rc_input_box(img, box, in);
 }

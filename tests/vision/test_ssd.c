@@ -9,7 +9,9 @@
  *   on those inputs match the reference's.
  * - End to end (fn_vision_detect_image on the decoded photo, SSD and tiny): every reference face
  *   found with IoU >= 0.9, score within 0.03, landmarks within 2 px, descriptor distance <= 0.03,
- *   no extra face. The worst figures are printed. */
+ *   no extra face. The worst figures are printed.
+ * - Batched descriptors: the pipeline's descriptors, computed several faces per call, equal the
+ *   one-face-at-a-time ones to the bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -700,6 +702,81 @@ static void test_options(void **state)
     fn_vision_free(v);
 }
 
+/* The pipeline's batched descriptors (fn_recog_forward_batch, several faces per call) equal, to
+ * the bit, the one-face-at-a-time fn_recog_run_det on each face's detection and landmarks: on
+ * every sample photo, and on a mosaic of all six at half size with tiled detection, which has more
+ * faces than one batch holds (full batches and a remainder). */
+static void check_batched(fn_vision *v, const fn_image *img, const fn_detect_opts *o,
+                          const char *what, size_t min_faces)
+{
+    char err[256];
+    fn_faces f;
+    if (fn_vision_detect_image(v, img, o, &f, err, sizeof err)) fail_msg("%s", err);
+    if (f.n < min_faces) fail_msg("%s: %zu faces, want at least %zu", what, f.n, min_faces);
+    float *scratch = malloc(fn_recog_scratch_floats() * sizeof(float));
+    assert_non_null(scratch);
+    for (size_t k = 0; k < f.n; k++) {
+        const fn_face *fc = &f.faces[k];
+        fn_det d = {fc->x, fc->y, fc->width, fc->height, fc->score};
+        float one[128];
+        fn_recog_run_det(models->recognition, img, &d, fc->landmarks, scratch, one);
+        if (memcmp(one, fc->descriptor, sizeof one))
+            fail_msg("%s face %zu: batched descriptor differs from the one-face one", what, k);
+    }
+    print_message("%s: %zu faces, batched descriptors equal to one at a time\n", what, f.n);
+    free(scratch);
+}
+
+static void test_batched_descriptors(void **state)
+{
+    (void)state;
+    fn_vision *v;
+    assert_int_equal(fn_vision_new(models, &v), 0);
+    fn_detect_opts o;
+    fn_detect_opts_default(&o);
+    fn_image half[6];
+    int cw = 0, ch = 0;
+    char path[1200], err[256], name[32];
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof name, "sample%d.jpg", i + 1);
+        image_path(name, path, sizeof path);
+        fn_image img;
+        if (fn_image_load(path, NULL, &img, NULL, err, sizeof err)) fail_msg("%s", err);
+        check_batched(v, &img, &o, name, 1);
+        /* Halved by 2x2 means, for the mosaic. */
+        half[i].width = img.width / 2;
+        half[i].height = img.height / 2;
+        half[i].rgb = malloc((size_t)half[i].width * half[i].height * 3);
+        assert_non_null(half[i].rgb);
+        for (int y = 0; y < half[i].height; y++)
+            for (int x = 0; x < half[i].width; x++)
+                for (int c = 0; c < 3; c++) {
+                    const uint8_t *p = img.rgb + ((size_t)(2 * y) * img.width + 2 * x) * 3 + c;
+                    const size_t row = (size_t)img.width * 3;
+                    half[i].rgb[((size_t)y * half[i].width + x) * 3 + c] =
+                        (uint8_t)((p[0] + p[3] + p[row] + p[row + 3] + 2) / 4);
+                }
+        if (half[i].width > cw) cw = half[i].width;
+        if (half[i].height > ch) ch = half[i].height;
+        fn_image_free(&img);
+    }
+    fn_image mosaic = {3 * cw, 2 * ch, calloc((size_t)3 * cw * 2 * ch, 3)};
+    assert_non_null(mosaic.rgb);
+    memset(mosaic.rgb, 128, (size_t)3 * cw * 2 * ch * 3);
+    for (int i = 0; i < 6; i++) {
+        const int x0 = (i % 3) * cw, y0 = (i / 3) * ch;
+        for (int y = 0; y < half[i].height; y++)
+            memcpy(mosaic.rgb + ((size_t)(y0 + y) * mosaic.width + x0) * 3,
+                   half[i].rgb + (size_t)y * half[i].width * 3, (size_t)half[i].width * 3);
+        free(half[i].rgb);
+    }
+    o.tiles = FN_DETECT_TILES_ON;
+    /* The six samples hold 21 faces; at least 17 makes two full batches of 8 and a remainder. */
+    check_batched(v, &mosaic, &o, "mosaic", 17);
+    free(mosaic.rgb);
+    fn_vision_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,7 +784,7 @@ int main(void)
         cmocka_unit_test(test_ssd_raw),    cmocka_unit_test(test_tiny_raw),
         cmocka_unit_test(test_end_to_end), cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_options),    cmocka_unit_test(test_fast_path_large),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threads),    cmocka_unit_test(test_batched_descriptors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
