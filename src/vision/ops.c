@@ -45,7 +45,10 @@ static int pad_before(int in, int k, int stride, fn_pad pad)
 /* The generic loops are also compiled for AVX2+FMA machines (x86-64-v3) and picked at load time
  * (GCC function multiversioning), so CPUs without AVX-512 still get 256-bit vectors. FMA
  * contraction stays off (-std=c11), so every clone computes the same floats. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+/* Not under ThreadSanitizer: a clone's resolver (an ifunc) runs while the dynamic loader relocates,
+ * before TSan's runtime is up, and crashes there; the TSan build then runs the default clone. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) &&       \
+    !defined(__SANITIZE_THREAD__)
 #define GENERIC_CLONES __attribute__((target_clones("arch=haswell", "default")))
 #else
 #define GENERIC_CLONES
