@@ -248,7 +248,9 @@ static int open_engine(const char *library_dir, const fn_config *cfg, int readon
             fn_eng_store_fail(e->store, code, "registering this process");
             goto fail;
         }
-        code = fn_js_owner_register(e->store, (int)getpid(), e->host, fn_wall_ms(), &e->owner);
+        int64_t owner = 0;
+        code = fn_js_owner_register(e->store, (int)getpid(), e->host, fn_wall_ms(), &owner);
+        atomic_store(&e->owner, owner);
         if (!code)
             code = fn_store_commit(tx);
         else
@@ -488,24 +490,49 @@ void fn_engine_close(fn_engine *e)
  * ------------------------------------------------------------------------------------- */
 
 /* Through fn_store_begin, so it queues on the engine's write lock rather than in SQLite's busy
- * handler (which sleeps whole milliseconds). */
-static int heartbeat(fn_store *s, int64_t owner)
+ * handler (which sleeps whole milliseconds). A process whose owner row is gone (another one took it
+ * for dead, say while it was stopped past its lease, and recovered its jobs) registers again:
+ * otherwise every job it claimed would carry an owner nobody knows and be recovered again from
+ * under it, for good. Its jobs of before stay fenced (their commits name the old owner). */
+static int heartbeat(fn_engine *e, fn_store *s)
 {
     fn_store_tx *tx;
     int code = fn_store_begin_rows(s, &tx); /* its own row only */
     if (code) return code;
+    const int64_t owner = atomic_load(&e->owner);
+    int64_t fresh = 0;
     code = fn_js_owner_heartbeat(s, owner, fn_wall_ms());
+    if (code == FN_ERR_NOT_FOUND) {
+        code = fn_js_owner_register(s, (int)getpid(), e->host, fn_wall_ms(), &fresh);
+        /* Never the old id again (SQLite hands out the largest id plus one, which is the old one
+         * when it was the largest): this process's runs of before must stay fenced, and a run it
+         * claimed anew under the same id would pass their fence. */
+        if (!code && fresh == owner) {
+            int64_t again = 0;
+            code = fn_js_owner_register(s, (int)getpid(), e->host, fn_wall_ms(), &again);
+            if (!code) code = fn_js_owner_leave(s, fresh);
+            fresh = again;
+        }
+    }
     if (code) {
         fn_store_rollback(tx);
         return code;
     }
-    return fn_store_commit(tx);
+    if ((code = fn_store_commit(tx))) return code;
+    if (fresh) {
+        atomic_store(&e->owner, fresh);
+        FN_LOG(FN_LOG_WARN,
+               "%s: this process was taken for dead (owner %lld, heartbeat late) and its jobs "
+               "recovered elsewhere; registered again as owner %lld",
+               e->db_path, (long long)owner, (long long)fresh);
+    }
+    return FN_OK;
 }
 
 int fn_engine_heartbeat_now(fn_engine *e)
 {
     pthread_mutex_lock(&e->api_mu);
-    int code = heartbeat(e->store, e->owner);
+    int code = heartbeat(e, e->store);
     if (code) fn_eng_store_fail(e->store, code, "heartbeat");
     pthread_mutex_unlock(&e->api_mu);
     return code;
@@ -730,7 +757,7 @@ static void *monitor_main(void *arg)
         pthread_mutex_unlock(&e->mon_mu);
         uint64_t now = fn_mono_ns();
         if (now - last_beat >= (uint64_t)e->cfg.jobs_heartbeat_ms * 1000000u) {
-            if (heartbeat(e->monitor_store, e->owner))
+            if (heartbeat(e, e->monitor_store))
                 FN_LOG(FN_LOG_WARN, "%s", fn_store_errmsg(e->monitor_store));
             last_beat = now;
         }

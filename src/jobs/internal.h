@@ -175,7 +175,9 @@ struct fn_engine {
     char *dir, *db_path, *log_path;
     fn_config cfg;
     char host[256];
-    int64_t owner;
+    /* This process's row in job_owners. Atomic: the monitor replaces it when the row was taken for
+     * dead and removed (it registers again), while workers claim and commit with it. */
+    _Atomic int64_t owner;
 
     pthread_mutex_t api_mu;
     pthread_mutex_t wmu; /* the engine's connections' shared write lock (store.h) */

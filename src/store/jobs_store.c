@@ -825,7 +825,14 @@ int fn_js_owner_heartbeat(fn_store *s, int64_t owner, int64_t now)
     STMT(s, FN_SQL_PICK(s, SQL_OWNER_BEAT, SQL_OWNER_BEAT_PG));
     fn_sql_bind_int64(st, 1, now);
     fn_sql_bind_int64(st, 2, owner);
-    return run(s, st, "writing the owner heartbeat");
+    int code = run(s, st, "writing the owner heartbeat");
+    if (!code && fn_sql_changes(s) == 0) {
+        fn_store_set_msg(s, FN_ERR_NOT_FOUND, "writing the owner heartbeat",
+                         "this process's owner row is gone: another process took it for dead "
+                         "(its heartbeat was late) and recovered its jobs");
+        return FN_ERR_NOT_FOUND;
+    }
+    return code;
 }
 
 static const char SQL_OWNER_DEL[] = "DELETE FROM job_owners WHERE id=?1";

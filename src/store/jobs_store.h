@@ -112,7 +112,9 @@ int fn_js_log_text(fn_store *s, int64_t id, char **text);
 
 /* Owners: register (own transaction), heartbeat, leave; recovery requeues running jobs whose owner
  * is gone (same host and pid dead, or silent longer than timeout_ms) in one transaction and writes
- * a log line for each. *recovered gets how many. */
+ * a log line for each. *recovered gets how many. A heartbeat for an owner whose row is gone (a
+ * process that was taken for dead while it lived, say stopped past its lease) is FN_ERR_NOT_FOUND:
+ * the caller registers again. */
 int fn_js_owner_register(fn_store *s, int pid, const char *host, int64_t now, int64_t *owner);
 int fn_js_owner_heartbeat(fn_store *s, int64_t owner, int64_t now);
 int fn_js_owner_leave(fn_store *s, int64_t owner);

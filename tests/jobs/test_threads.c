@@ -500,6 +500,39 @@ static void test_recover_while_open(void **state)
     rm_library(dir);
 }
 
+/* A process taken for dead while it lived (its owner row removed by another's recovery, as after
+ * being stopped past its lease) registers again at its next heartbeat and goes on running jobs;
+ * without that, every job it claimed would name an owner nobody knows. */
+static void test_reregister_when_taken_for_dead(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    fn_config c = test_config();
+    c.jobs_heartbeat_ms = 50;
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    register_count(e, "count", 0, 0);
+    assert_int_equal(fn_engine_start(e, 1), 0);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job_owners WHERE pid=%d", (int)getpid());
+    assert_int_equal(q_int(dir, sql), 1);
+    const long long old = q_int(dir, "SELECT max(id) FROM job_owners");
+    exec_sql(dir, "DELETE FROM job_owners");
+    int64_t t0 = fn_wall_ms();
+    while (q_int(dir, sql) < 1 && fn_wall_ms() - t0 < 5000)
+        sleep_ms(20);
+    assert_int_equal(q_int(dir, sql), 1);
+    /* a new id, never the old one (its runs of before stay fenced) */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job_owners WHERE id=%lld", old);
+    assert_int_equal(q_int(dir, sql), 0);
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "count", "{\"n\":3}", FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(wait_state(e, id, 10000), FN_JOB_COMPLETED);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_orphan_recovery),
         cmocka_unit_test(test_host_identity),
         cmocka_unit_test(test_recover_while_open),
+        cmocka_unit_test(test_reregister_when_taken_for_dead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
