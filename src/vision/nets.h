@@ -32,8 +32,8 @@ void fn_ssd_forward(const fn_ssd_net *n, const fn_t3 *in, float *scratch, float 
                     float *scores);
 /* Whole detector on an RGB8 image as the reference does it (pad/resize, normalise, decode, NMS,
  * min_confidence). Writes up to `cap` detections (image coordinates) and returns how many. */
-size_t fn_ssd_detect(const fn_ssd_net *n, const fn_image *img, float min_confidence,
-                     float *scratch, fn_det *out, size_t cap);
+size_t fn_ssd_detect(const fn_ssd_net *n, const fn_image *img, float min_confidence, float *scratch,
+                     fn_det *out, size_t cap);
 
 /* ---- TinyFaceDetector (tiny.c) ---- */
 typedef struct fn_tiny_net fn_tiny_net;

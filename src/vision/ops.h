@@ -24,8 +24,8 @@ typedef struct fn_t3 {
 typedef enum fn_act {
     FN_ACT_NONE = 0,
     FN_ACT_RELU,
-    FN_ACT_RELU6,  /* min(max(x, 0), 6) */
-    FN_ACT_LEAKY,  /* x < 0 ? 0.1x : x  (TinyFaceDetector's leaky relu) */
+    FN_ACT_RELU6, /* min(max(x, 0), 6) */
+    FN_ACT_LEAKY, /* x < 0 ? 0.1x : x  (TinyFaceDetector's leaky relu) */
 } fn_act;
 
 typedef enum fn_pad {
@@ -38,7 +38,8 @@ int fn_out_size(int in, int k, int stride, fn_pad pad);
 
 /* Regular convolution (kh x kw, any stride) via GEMM; 1x1 stride-1 convs skip im2col. `bias` may be
  * NULL. Writes out->h/w/c and out->d (caller-sized). scratch: fn_conv2d_scratch_floats() floats. */
-size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int stride, fn_pad pad);
+size_t fn_conv2d_scratch_floats(int in_h, int in_w, int cin, int kh, int kw, int stride,
+                                fn_pad pad);
 void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
                int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
 

@@ -53,9 +53,10 @@ static fn_job_id enqueue_one(const char *dir)
 
 static char *items_of(const char *dir)
 {
-    return q_text(
-        dir, fn_test_on_pg() ? "SELECT string_agg(CAST(item AS TEXT), ',' ORDER BY item) FROM items"
-                       : "SELECT group_concat(item) FROM (SELECT item FROM items ORDER BY item)");
+    return q_text(dir,
+                  fn_test_on_pg()
+                      ? "SELECT string_agg(CAST(item AS TEXT), ',' ORDER BY item) FROM items"
+                      : "SELECT group_concat(item) FROM (SELECT item FROM items ORDER BY item)");
 }
 
 static void test_sigkill_recovery(void **state)

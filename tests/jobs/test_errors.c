@@ -115,9 +115,10 @@ static void test_skip_is_respected(void **state)
     assert_int_equal(fu.left, 2);
     char sql[200];
     snprintf(sql, sizeof sql,
-             fn_test_on_pg() ? "SELECT string_agg(item, ',' ORDER BY seq) FROM job_items WHERE job=%lld"
-                       : "SELECT group_concat(item) FROM (SELECT item FROM job_items WHERE "
-                         "job=%lld ORDER BY seq)",
+             fn_test_on_pg()
+                 ? "SELECT string_agg(item, ',' ORDER BY seq) FROM job_items WHERE job=%lld"
+                 : "SELECT group_concat(item) FROM (SELECT item FROM job_items WHERE "
+                   "job=%lld ORDER BY seq)",
              (long long)fu.id);
     char *s = q_text(f->dir, sql);
     assert_string_equal(s, "item-3,item-7");

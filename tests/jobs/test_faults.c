@@ -126,7 +126,7 @@ static void test_real_full(void **state)
 {
     (void)state;
     FN_SKIP_ON_PG("a real full database is SQLite's max_page_count; a server's disk is not the "
-               "test's to fill");
+                  "test's to fill");
     run_fault(FAULT_REAL_FULL, FN_ERR_FULL, "full; free some disk space");
 }
 

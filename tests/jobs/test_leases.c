@@ -17,7 +17,7 @@
 
 #define SKIP_ON_SQLITE(reason)                                                                     \
     do {                                                                                           \
-        if (!fn_test_on_pg()) {                                                                          \
+        if (!fn_test_on_pg()) {                                                                    \
             fprintf(stderr, "skipped on SQLite: %s\n", reason);                                    \
             skip();                                                                                \
         }                                                                                          \

@@ -63,7 +63,7 @@ static int exists(const char *dir, const char *name)
 static void test_foreign_database_untouched(void **state)
 {
     FN_SKIP_ON_PG("another program's SQLite file is a SQLite case (store_pg refuses a foreign "
-               "database: tests/pg/test_pg_store.c)");
+                  "database: tests/pg/test_pg_store.c)");
     (void)state;
     static const char *const variants[] = {NULL, "PRAGMA application_id=1234"};
     for (size_t v = 0; v < 2; v++) {

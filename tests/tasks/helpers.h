@@ -147,7 +147,7 @@ static inline int h_engine_pg_ready(void)
 /* In a cmocka test that runs jobs: skip it on PostgreSQL while the engine cannot run there. */
 #define H_PG_ENGINE_OR_SKIP()                                                                      \
     do {                                                                                           \
-        if (fn_test_on_pg() && !h_engine_pg_ready()) {                                                   \
+        if (fn_test_on_pg() && !h_engine_pg_ready()) {                                             \
             fprintf(stderr, "skipped on PostgreSQL: %s\n", h_engine_pg_why);                       \
             skip();                                                                                \
         }                                                                                          \
