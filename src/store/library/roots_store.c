@@ -139,7 +139,7 @@ int fn_library_root_add(fn_store_tx *tx, const char *name, const char *host, con
 int fn_library_root_map(fn_store_tx *tx, const char *name, const char *host, const char *path)
 {
     fn_store *s = fn_store_tx_store(tx);
-    int64_t id;
+    int64_t id = 0;
     int code = root_id(s, name, &id);
     if (code == FN_ERR_NOT_FOUND)
         fn_store_set_msg(s, code, "mapping a root", "there is no root of that name");
