@@ -1000,6 +1000,12 @@ int fn_js_data_version(fn_store *s, int64_t *v)
 }
 
 static const char SQL_READ_BEGIN[] = "BEGIN";
+/* One snapshot for the whole read, as SQLite's read transaction is: PostgreSQL's default (READ
+ * COMMITTED) takes a new one per statement, and a job read as still queued whose error then
+ * committed before the errors' statement had that error dropped (a queued job's errors are the
+ * ones a resumed job inherits). A read-only REPEATABLE READ transaction never fails to serialize.
+ */
+static const char SQL_READ_BEGIN_PG[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 static const char SQL_READ_END[] = "COMMIT";
 static const char SQL_MAX_SEQ[] = "SELECT coalesce(max(seq), 0) FROM job_changes";
 static const char SQL_MAX_ID[] = "SELECT coalesce(max(id), 0) FROM jobs";
@@ -1021,7 +1027,7 @@ static int one_int(fn_store *s, const char *sql, int64_t *v)
 /* A read transaction, so the rows and the error rows of one pass are one snapshot. */
 static int read_begin(fn_store *s)
 {
-    STMT(s, SQL_READ_BEGIN);
+    STMT(s, FN_SQL_PICK(s, SQL_READ_BEGIN, SQL_READ_BEGIN_PG));
     return run(s, st, "starting a read of the change feed");
 }
 
@@ -1055,9 +1061,16 @@ static const char SQL_FEED_CHANGED[] =
 static const char SQL_FEED_NEW[] = FEED_COLS " WHERE id > ?3 ORDER BY id LIMIT ?5";
 /* PostgreSQL: the jobs its notifications named (?6, an array literal such as {4,7}). */
 static const char SQL_FEED_IDS_PG[] = FEED_COLS " WHERE id = ANY(CAST(?6 AS BIGINT[]))";
-static const char SQL_FEED_ERR[] =
-    "SELECT id, job, item, code, message, resolution FROM job_errors WHERE id > ?1"
-    " ORDER BY id LIMIT ?2";
+/* The jobs of the errors in (?1, ?2]: an error is told with its job's state (fn_evq_feed), and
+ * the job may not be among the read's changed ones (its change was notified after this read's
+ * ids were drained, or was read by an earlier one). */
+static const char SQL_FEED_ERR_JOBS[] =
+    FEED_COLS " WHERE id IN (SELECT job FROM job_errors WHERE id > ?1 AND id <= ?2)";
+#define FEED_ERR "SELECT id, job, item, code, message, resolution FROM job_errors WHERE id > ?1"
+static const char SQL_FEED_ERR[] = FEED_ERR " ORDER BY id LIMIT ?2";
+/* PostgreSQL: the new errors and the ones missed below the cursor (?3, an array literal). */
+static const char SQL_FEED_ERR_PG[] =
+    FEED_ERR " OR id = ANY(CAST(?3 AS BIGINT[])) ORDER BY id LIMIT ?2";
 
 /* Appends the rows of `st` (bound already) to f->jobs; *last_id gets the highest id. */
 static int feed_rows(fn_store *s, fn_sql_stmt *st, fn_js_feed *f, int64_t *last_id, int *got)
@@ -1118,6 +1131,39 @@ static char *id_array(const int64_t *ids, size_t n)
     return t;
 }
 
+/* Drops the gaps older than FN_JS_GAP_MS, and gap `id` when it was found. Returns 1 when `id` was
+ * one of the cursor's gaps. */
+static int gap_take(fn_js_cursor *c, int64_t id, uint64_t now)
+{
+    int found = 0, k = 0;
+    for (int i = 0; i < c->n_gaps; i++) {
+        if (c->gap[i] == id) {
+            found = 1;
+            continue;
+        }
+        if (now - c->gap_ns[i] > (uint64_t)FN_JS_GAP_MS * 1000000u) continue;
+        c->gap[k] = c->gap[i];
+        c->gap_ns[k++] = c->gap_ns[i];
+    }
+    c->n_gaps = k;
+    return found;
+}
+
+/* Records the ids in (from, to) as missed; the oldest go first when there are too many. */
+static void gap_add(fn_js_cursor *c, int64_t from, int64_t to, uint64_t now)
+{
+    if (to - from - 1 > FN_JS_GAPS) from = to - 1 - FN_JS_GAPS;
+    for (int64_t id = from + 1; id < to; id++) {
+        if (c->n_gaps == FN_JS_GAPS) {
+            memmove(c->gap, c->gap + 1, (FN_JS_GAPS - 1) * sizeof *c->gap);
+            memmove(c->gap_ns, c->gap_ns + 1, (FN_JS_GAPS - 1) * sizeof *c->gap_ns);
+            c->n_gaps--;
+        }
+        c->gap[c->n_gaps] = id;
+        c->gap_ns[c->n_gaps++] = now;
+    }
+}
+
 /* fn_js_feed_read and fn_js_feed_read_ids: the changed jobs come from the change feed (ids NULL)
  * or are the given ids. */
 static int feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const int64_t *ids,
@@ -1160,10 +1206,21 @@ static int feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const 
         code = feed_rows(s, st, f, &next.id, &got);
         if (got >= cap) full = 1;
     }
+    const int pg = fn_store_backend(s) == FN_SQL_POSTGRES;
+    const uint64_t now = fn_mono_ns();
     if (!code) {
-        STMT(s, SQL_FEED_ERR);
+        char *gaps = NULL;
+        fn_sql_stmt *st = fn_store_stmt(s, pg ? SQL_FEED_ERR_PG : SQL_FEED_ERR);
+        if (!st) code = FN_ERR_DB;
+        if (!code && pg) {
+            gap_take(&next, 0, now);
+            if (!(gaps = id_array(next.gap, (size_t)next.n_gaps))) code = FN_ERR_NOMEM;
+        }
+        if (code) goto err_done;
         fn_sql_bind_int64(st, 1, c->err);
         fn_sql_bind_int(st, 2, cap);
+        if (pg) fn_sql_bind_text(st, 3, gaps, -1, FN_SQL_TRANSIENT);
+        free(gaps);
         int rc;
         got = 0;
         while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
@@ -1178,7 +1235,13 @@ static int feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const 
                 f->cap_errs = nc;
             }
             fn_js_error_row *r = &f->errs[f->n_errs++];
-            next.err = r->id = fn_sql_column_int64(st, 0);
+            r->id = fn_sql_column_int64(st, 0);
+            if (r->id <= next.err) {
+                gap_take(&next, r->id, now); /* committed after a later one was read */
+            } else {
+                if (pg) gap_add(&next, next.err, r->id, now);
+                next.err = r->id;
+            }
             r->job = fn_sql_column_int64(st, 1);
             r->item = dup_col(st, 2);
             r->code = dup_col(st, 3);
@@ -1189,6 +1252,30 @@ static int feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const 
         if (!code && rc != FN_SQL_DONE) code = fn_store_fail(s, rc, "reading new job errors");
         fn_sql_reset(st);
         if (got >= cap) full = 1;
+    }
+err_done:
+    if (!code && f->n_errs > 0 && !pg) {
+        STMT(s, SQL_FEED_ERR_JOBS);
+        feed_bind(st, c->err, next.err, c->id, self, cap);
+        code = feed_rows(s, st, f, &ignored, &got);
+    } else if (!code && f->n_errs > 0) {
+        int64_t *jobs = malloc(f->n_errs * sizeof *jobs);
+        char *arr = NULL;
+        if (jobs) {
+            for (size_t i = 0; i < f->n_errs; i++)
+                jobs[i] = f->errs[i].job;
+            arr = id_array(jobs, f->n_errs);
+        }
+        fn_sql_stmt *st = arr ? fn_store_stmt(s, SQL_FEED_IDS_PG) : NULL;
+        if (!st) {
+            code = arr ? FN_ERR_DB : FN_ERR_NOMEM;
+        } else {
+            feed_bind(st, c->seq, c->seq, c->id, self, cap);
+            fn_sql_bind_text(st, 6, arr, -1, FN_SQL_TRANSIENT);
+            code = feed_rows(s, st, f, &ignored, &got);
+        }
+        free(arr);
+        free(jobs);
     }
     read_end(s);
     if (code) {

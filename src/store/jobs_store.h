@@ -132,8 +132,16 @@ int fn_js_owners_gone(fn_store *s, int64_t self, const char *host, int64_t now, 
  * rows are found by id and new item errors by job_errors.id. */
 int fn_js_data_version(fn_store *s, int64_t *v); /* PRAGMA data_version: moves when another
                                                     connection commits */
+/* On PostgreSQL error ids are taken at insert, not at commit: a transaction can commit error 7
+ * after another committed error 8 and a reader took it. The cursor keeps the ids it skipped
+ * below `err` for FN_JS_GAP_MS (a transaction that wrote an error commits well within that, or
+ * rolled back and left a hole for good) and reads them again until they appear. */
+enum { FN_JS_GAPS = 64, FN_JS_GAP_MS = 30000 };
 typedef struct fn_js_cursor {
     int64_t seq, id, err; /* the last job_changes seq, job id and job_errors id read */
+    int n_gaps;
+    int64_t gap[FN_JS_GAPS];     /* error ids below err not seen yet (PostgreSQL) */
+    uint64_t gap_ns[FN_JS_GAPS]; /* when each was first missed (fn_mono_ns) */
 } fn_js_cursor;
 typedef struct fn_js_change {
     int64_t id, owner; /* owner 0: none */

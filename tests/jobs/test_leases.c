@@ -329,6 +329,53 @@ static void test_cancel_races_claim(void **state)
     rm_library(dir);
 }
 
+/* On PostgreSQL an error's id is taken at insert: transaction A takes error id n, B takes n + 1
+ * and commits first, and a reader of the feed reads n + 1. When A commits, the next read still
+ * gives error n (before, the cursor had moved past it, and another host never told it), with its
+ * job's row so the event can be sent. */
+static void test_error_feed_out_of_commit_order(void **state)
+{
+    (void)state;
+    SKIP_ON_SQLITE("SQLite has one writer: ids are taken in commit order");
+    char *dir = tmp_library();
+    fn_engine *e;
+    fn_config c = test_config();
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_job_id j1, j2;
+    assert_int_equal(fn_enqueue(e, "x", NULL, FN_PRIO_NORMAL, &j1), 0);
+    assert_int_equal(fn_enqueue(e, "x", NULL, FN_PRIO_NORMAL, &j2), 0);
+    fn_engine_close(e);
+    fn_store *a = open_store(dir), *b = open_store(dir), *r = open_store(dir);
+    fn_js_cursor cur;
+    assert_int_equal(fn_js_feed_cursor(r, &cur), 0);
+    fn_js_feed f;
+    memset(&f, 0, sizeof f);
+    fn_store_tx *ta, *tb;
+    assert_int_equal(fn_store_begin_rows(a, &ta), 0);
+    assert_int_equal(fn_js_add_error(a, j1, "first.jpg", "decode", "slow", FN_RES_PENDING), 0);
+    assert_int_equal(fn_store_begin_rows(b, &tb), 0);
+    assert_int_equal(fn_js_add_error(b, j2, "second.jpg", "decode", "fast", FN_RES_PENDING), 0);
+    assert_int_equal(fn_store_commit(tb), 0);
+    assert_int_equal(fn_js_feed_read(r, &cur, 0, 100, &f), 0);
+    assert_int_equal(f.n_errs, 1);
+    assert_string_equal(f.errs[0].item, "second.jpg");
+    assert_int_equal(fn_store_commit(ta), 0);
+    assert_int_equal(fn_js_feed_read(r, &cur, 0, 100, &f), 0);
+    assert_int_equal(f.n_errs, 1);
+    assert_string_equal(f.errs[0].item, "first.jpg");
+    int has_job = 0;
+    for (size_t i = 0; i < f.n_jobs; i++)
+        if (f.jobs[i].id == j1) has_job = 1;
+    assert_true(has_job);
+    /* Told once: a third read gives nothing. */
+    assert_int_equal(fn_js_feed_read(r, &cur, 0, 100, &f), 0);
+    assert_int_equal(f.n_errs, 0);
+    fn_js_feed_free(&f);
+    fn_store_close(a);
+    fn_store_close(b);
+    fn_store_close(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_claim_without_library_lock),
         cmocka_unit_test(test_claim_skip_locked_one_winner),
         cmocka_unit_test(test_cancel_races_claim),
+        cmocka_unit_test(test_error_feed_out_of_commit_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -466,6 +466,50 @@ static void test_other_engine_error_not_utf8(void **state)
     rm_library(dir);
 }
 
+/* Many short jobs of another engine, each with one error, each run as soon as it is queued: every
+ * error reaches this engine's consumer. A read of the feed that saw a job still queued and then
+ * its error committed in between (two snapshots in one read, as PostgreSQL's default isolation
+ * gives) dropped the error, taken for one a resumed job inherits. */
+static void test_other_engine_many_quick_errors(void **state)
+{
+    (void)state;
+    test_reset();
+    char *dir = tmp_library();
+    static collector a;
+    memset(&a, 0, sizeof a);
+    a.e = open_engine(dir, 0, 0);
+    fn_config cfg = test_config();
+    fn_engine *b;
+    assert_int_equal(fn_engine_open(dir, &cfg, &b), 0);
+    fn_handler h = {.type = "badname", .run = bad_name_run, .gpu_slots = 0, .mem_mb = 0};
+    assert_int_equal(fn_engine_register(b, &h), 0);
+    assert_int_equal(fn_engine_start(b, 2), 0);
+    enum { JOBS = 60 };
+    fn_job_id ids[JOBS];
+    for (int i = 0; i < JOBS; i++) {
+        assert_int_equal(fn_enqueue(b, "badname", NULL, FN_PRIO_NORMAL, &ids[i]), 0);
+        usleep(3000);
+    }
+    for (int i = 0; i < JOBS; i++)
+        assert_int_equal(fn_job_wait(b, ids[i], 10000, NULL), 0);
+    for (int i = 0; i < JOBS; i++)
+        assert_true(wait_state(&a, ids[i], FN_JOB_COMPLETED, 5000) >= 0);
+    int missed = 0;
+    for (int k = 0; k < JOBS; k++) {
+        int errs = 0;
+        for (int i = 0; i < a.n; i++)
+            if (a.ev[i].kind == FN_EVENT_ERROR && a.ev[i].job == ids[k]) errs++;
+        if (errs != 1) {
+            print_message("job %lld: %d error events\n", (long long)ids[k], errs);
+            missed++;
+        }
+    }
+    assert_int_equal(missed, 0);
+    fn_engine_close(b);
+    fn_engine_close(a.e);
+    rm_library(dir);
+}
+
 /* Engine A enqueues, then B, then A again (jobs nobody runs): A's consumer gets B's job from the
  * database and its own from memory, each queued event once. (A's monitor skips reading back the
  * ids A enqueued itself, but never one in between.) */
@@ -565,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_no_duplicates_for_own_jobs),
         cmocka_unit_test(test_interleaved_enqueues),
         cmocka_unit_test(test_other_engine_error_not_utf8),
+        cmocka_unit_test(test_other_engine_many_quick_errors),
         cmocka_unit_test(test_job_taken_over),
         cmocka_unit_test(test_feed_prune),
         cmocka_unit_test(test_feed_only_when_shared),
