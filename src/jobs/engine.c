@@ -503,16 +503,9 @@ static int heartbeat(fn_engine *e, fn_store *s)
     int64_t fresh = 0;
     code = fn_js_owner_heartbeat(s, owner, fn_wall_ms());
     if (code == FN_ERR_NOT_FOUND) {
+        /* A new id, never the old one (jobs migration 5): this process's runs of before must
+         * stay fenced, and a run it claimed anew under the old id would pass their fence. */
         code = fn_js_owner_register(s, (int)getpid(), e->host, fn_wall_ms(), &fresh);
-        /* Never the old id again (SQLite hands out the largest id plus one, which is the old one
-         * when it was the largest): this process's runs of before must stay fenced, and a run it
-         * claimed anew under the same id would pass their fence. */
-        if (!code && fresh == owner) {
-            int64_t again = 0;
-            code = fn_js_owner_register(s, (int)getpid(), e->host, fn_wall_ms(), &again);
-            if (!code) code = fn_js_owner_leave(s, fresh);
-            fresh = again;
-        }
     }
     if (code) {
         fn_store_rollback(tx);

@@ -110,6 +110,25 @@ static const fn_migration jobs_migrations[] = {
         " WHEN (SELECT count(*) FROM job_owners) > 1 BEGIN"
         " INSERT INTO job_changes(job) VALUES(NEW.id);"
         " END;"},
+    /* Owner ids are never handed out twice. A plain rowid gives the largest id plus one, which is
+     * a dead owner's id again when its row was the last; a process that registers anew (taken for
+     * dead while it lived, engine.c heartbeat) or a new process would then carry the id that the
+     * dead owner's runs are fenced by, and could commit into them. The trigger names job_owners,
+     * so it is dropped while the table is rebuilt. */
+    {5, "DROP TRIGGER jobs_changed;"
+        "CREATE TABLE job_owners_v5("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " pid INTEGER NOT NULL,"
+        " host TEXT NOT NULL,"
+        " started_at INTEGER NOT NULL,"
+        " heartbeat_at INTEGER NOT NULL);"
+        "INSERT INTO job_owners_v5 SELECT id, pid, host, started_at, heartbeat_at FROM job_owners;"
+        "DROP TABLE job_owners;"
+        "ALTER TABLE job_owners_v5 RENAME TO job_owners;"
+        "CREATE TRIGGER jobs_changed AFTER UPDATE OF state, progress ON jobs"
+        " WHEN (SELECT count(*) FROM job_owners) > 1 BEGIN"
+        " INSERT INTO job_changes(job) VALUES(NEW.id);"
+        " END;"},
 };
 
 int fn_js_migrate(fn_store *s)

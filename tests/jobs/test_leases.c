@@ -376,6 +376,27 @@ static void test_error_feed_out_of_commit_order(void **state)
     fn_store_close(r);
 }
 
+/* An owner id is never handed out twice: after the last owner leaves (or is taken for dead and
+ * removed), the next process to register gets a new id, not the one the old owner's runs are
+ * fenced by. (SQLite gave the largest id plus one, that is the old id again, before jobs
+ * migration 5.) */
+static void test_owner_id_never_reused(void **state)
+{
+    (void)state;
+    char *dir = tmp_library();
+    fn_engine *e;
+    fn_config c = test_config();
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    fn_engine_close(e);
+    fn_store *s = open_store(dir);
+    int64_t first = 0, second = 0;
+    assert_int_equal(fn_js_owner_register(s, 1, "host-a", fn_wall_ms(), &first), 0);
+    assert_int_equal(fn_js_owner_leave(s, first), 0);
+    assert_int_equal(fn_js_owner_register(s, 2, "host-b", fn_wall_ms(), &second), 0);
+    assert_true(second > first);
+    fn_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_claim_skip_locked_one_winner),
         cmocka_unit_test(test_cancel_races_claim),
         cmocka_unit_test(test_error_feed_out_of_commit_order),
+        cmocka_unit_test(test_owner_id_never_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
