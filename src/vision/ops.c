@@ -553,8 +553,11 @@ AVX512 static void dw3x3_avx512(const float *in, int ybase, int ih, int iw, int 
                                 const float *bias, int stride, int pt, int pl, fn_act act,
                                 float *out, int oy_begin, int oy_end, int ow)
 {
-    /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). */
-    int ox_lo = (pl + stride - 1) / stride, ox_hi = (iw - 3 + pl) / stride + 1;
+    /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). None when the
+     * input is narrower than the taps' reach (C's division rounds -1 / 2 up to 0, which made the
+     * one column of a 2-wide input at stride 2 an interior one, reading past its row). */
+    int ox_lo = (pl + stride - 1) / stride,
+        ox_hi = iw - 3 + pl >= 0 ? (iw - 3 + pl) / stride + 1 : 0;
     if (ox_hi > ow) ox_hi = ow;
     if (ox_lo > ox_hi) ox_lo = ox_hi;
     for (int oy = oy_begin; oy < oy_end; oy++) {

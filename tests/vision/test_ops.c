@@ -212,6 +212,12 @@ static void test_dwconv(void **state)
             }
     check_dw(64, 64, 128, 3, 2, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_dw(32, 32, 512, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    /* Two columns at stride 2 (no left padding): the one output column's taps reach past the
+     * row, so it is a border pixel (the AVX-512 kernel once took it for an interior one and read
+     * the next row's first pixel as its third column). */
+    for (int h = 1; h <= 4; h++)
+        for (size_t j = 0; j < sizeof chans / sizeof chans[0]; j++)
+            check_dw(h, 2, chans[j], 3, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
 }
 
 /* fn_sepconv against the naive depthwise then naive pointwise conv. */
