@@ -66,6 +66,8 @@ struct fn_ssd_net {
 #ifndef SSD_CHAIN
 #define SSD_CHAIN 5
 #endif
+/* Beyond block 11 the chain would swallow conv11, which the first box predictor reads. */
+_Static_assert(SSD_CHAIN >= 1 && SSD_CHAIN <= 11, "SSD_CHAIN: blocks 1..1 to 1..11");
 
 static int ssd_stride(int i)
 {
@@ -87,7 +89,7 @@ static void ssd_chain_blocks(const fn_ssd_net *n, fn_sep_block *blocks, fn_wpack
 }
 
 /* The scratch of the convs: the largest im2col strip of the 3x3 convs (conv0 and prediction
- * convs 1, 3, 5, 7) or depthwise strip of the 13 separable blocks. */
+ * convs 1, 3, 5, 7), depthwise strip of the 13 separable blocks, or the chain's buffers. */
 static size_t ssd_col_floats(void)
 {
     static const int pw_in[14] = {0,   32,  64,  128, 128, 256, 256,
