@@ -3,8 +3,9 @@
  * Convolutions are GEMMs: an im2col matrix [oh*ow][kh*kw*cin], built in strips of output rows
  * (skipped for 1x1 stride-1 convs, whose input already is that matrix), times the HWIO weights
  * viewed as [kh*kw*cin][cout]. fn_sepconv chains a depthwise 3x3 and a pointwise GEMM strip by
- * strip so the intermediate map stays in cache. The element-wise kernels keep the channel loop
- * innermost and contiguous so the compiler vectorises them.
+ * strip so the intermediate map stays in cache; fn_sepchain_w does the same across a head conv
+ * and several such blocks, each keeping only a window of rows of its output. The element-wise
+ * kernels keep the channel loop innermost and contiguous so the compiler vectorises them.
  *
  * Dispatch: on a CPU with AVX-512 the GEMM and the 3x3 depthwise conv run the AVX-512 kernels
  * below (bias and activation fused into their only store; 2-5x faster than OpenBLAS 0.3.21 on
@@ -409,15 +410,15 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
 }
 
 /* One output vector of the depthwise 3x3 at a border (taps outside the input skipped). */
-AVX512 static inline __m512 dw3x3_edge(const float *in, int ih, int iw, int c, const __m512 *wk,
-                                       __m512 bv, __mmask16 m, int y0, int x0)
+AVX512 static inline __m512 dw3x3_edge(const float *in, int ybase, int ih, int iw, int c,
+                                       const __m512 *wk, __m512 bv, __mmask16 m, int y0, int x0)
 {
     int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > ih ? ih - y0 : 3;
     int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > iw ? iw - x0 : 3;
     __m512 acc = bv;
     for (int ky = ky0; ky < ky1; ky++)
         for (int kx = kx0; kx < kx1; kx++) {
-            const float *q = in + ((size_t)(y0 + ky) * iw + (x0 + kx)) * c;
+            const float *q = in + ((size_t)(y0 + ky - ybase) * iw + (x0 + kx)) * c;
             acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q), wk[ky * 3 + kx], acc);
         }
     return acc;
@@ -469,9 +470,9 @@ static float dw_zero[DW_ZERO_FLOATS];
  * eight (stride 1) or four at a time with the nine weights in registers (independent FMA chains
  * hide the FMA latency). Input rows outside the image read dw_zero (lo < hi only when the caller
  * has checked that it is wide enough). */
-AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const float *w,
-                                   const float *bias, int stride, int pl, fn_act act, float *orow,
-                                   int y0, int ow, int lo, int hi, int c0)
+AVX512 static void dw3x3_row_block(const float *in, int ybase, int ih, int iw, int c,
+                                   const float *w, const float *bias, int stride, int pl,
+                                   fn_act act, float *orow, int y0, int ow, int lo, int hi, int c0)
 {
     const size_t rs = (size_t)iw * c;     /* floats per input row */
     const size_t xs = (size_t)stride * c; /* floats between neighbouring outputs' inputs */
@@ -483,15 +484,17 @@ AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const
                  w7 = wk[7], w8 = wk[8];
     const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
     const float *inc = in + c0;
-    const float *r0 = y0 >= 0 && y0 < ih ? inc + (size_t)y0 * rs : dw_zero + c0;
-    const float *r1 = y0 + 1 >= 0 && y0 + 1 < ih ? inc + (size_t)(y0 + 1) * rs : dw_zero + c0;
-    const float *r2 = y0 + 2 >= 0 && y0 + 2 < ih ? inc + (size_t)(y0 + 2) * rs : dw_zero + c0;
+    const float *r0 = y0 >= 0 && y0 < ih ? inc + (size_t)(y0 - ybase) * rs : dw_zero + c0;
+    const float *r1 =
+        y0 + 1 >= 0 && y0 + 1 < ih ? inc + (size_t)(y0 + 1 - ybase) * rs : dw_zero + c0;
+    const float *r2 =
+        y0 + 2 >= 0 && y0 + 2 < ih ? inc + (size_t)(y0 + 2 - ybase) * rs : dw_zero + c0;
     orow += c0;
     int ox = 0;
     for (; ox < lo; ox++)
         _mm512_mask_storeu_ps(
             orow + (size_t)ox * c, m,
-            act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+            act_v(dw3x3_edge(inc, ybase, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
     if (m == (__mmask16)0xffff) {
         if (stride == 1)
             for (; ox + 8 <= hi; ox += 8) {
@@ -537,7 +540,7 @@ AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const
     for (; ox < ow; ox++)
         _mm512_mask_storeu_ps(
             orow + (size_t)ox * c, m,
-            act_v(dw3x3_edge(inc, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+            act_v(dw3x3_edge(inc, ybase, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
 }
 
 /* Output rows are the outer loop and channel blocks the inner one, so the three input rows an
@@ -547,12 +550,15 @@ AVX512 static void dw3x3_row_block(const float *in, int ih, int iw, int c, const
  * (bench_vision --layers), about half the speed of this one; reloading the nine weight vectors
  * per row costs nothing visible. (Pixel-major, every channel block of four pixels before the
  * next four, measured no better than this.) */
-AVX512 static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w,
+AVX512 static void dw3x3_avx512(const float *in, int ybase, int ih, int iw, int c, const float *w,
                                 const float *bias, int stride, int pt, int pl, fn_act act,
                                 float *out, int oy_begin, int oy_end, int ow)
 {
-    /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). */
-    int ox_lo = (pl + stride - 1) / stride, ox_hi = (iw - 3 + pl) / stride + 1;
+    /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). None when the
+     * input is narrower than the taps' reach (C's division rounds -1 / 2 up to 0, which made the
+     * one column of a 2-wide input at stride 2 an interior one, reading past its row). */
+    int ox_lo = (pl + stride - 1) / stride,
+        ox_hi = iw - 3 + pl >= 0 ? (iw - 3 + pl) / stride + 1 : 0;
     if (ox_hi > ow) ox_hi = ow;
     if (ox_lo > ox_hi) ox_lo = ox_hi;
     for (int oy = oy_begin; oy < oy_end; oy++) {
@@ -562,7 +568,8 @@ AVX512 static void dw3x3_avx512(const float *in, int ih, int iw, int c, const fl
         const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= DW_ZERO_FLOATS;
         const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
         for (int c0 = 0; c0 < c; c0 += 16)
-            dw3x3_row_block(in, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, c0);
+            dw3x3_row_block(in, ybase, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi,
+                            c0);
     }
 }
 
@@ -584,11 +591,12 @@ static void gemm_avx512(int M, int N, int K, const float *A, int lda, const floa
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)bias, (void)act;
     (void)C, (void)ldc;
 }
-static void dw3x3_avx512(const float *in, int ih, int iw, int c, const float *w, const float *bias,
-                         int stride, int pt, int pl, fn_act act, float *out, int oy_begin,
-                         int oy_end, int ow)
+static void dw3x3_avx512(const float *in, int ybase, int ih, int iw, int c, const float *w,
+                         const float *bias, int stride, int pt, int pl, fn_act act, float *out,
+                         int oy_begin, int oy_end, int ow)
 {
-    (void)in, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt, (void)pl;
+    (void)in, (void)ybase, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt,
+        (void)pl;
     (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
 }
 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
@@ -796,6 +804,46 @@ void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bi
                     trace_now() - t0);
 }
 
+/* Rows [y0, y1) of the im2col matrix of nimg images (row gy: image gy / oh, output row gy % oh)
+ * into col, ow * k floats a row. */
+static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int stride, int pt, int pl,
+                        int y0, int y1, float *col)
+{
+    const int ih = in->h, iw = in->w, cin = in->c, k = kh * kw * cin;
+    for (int gy = y0; gy < y1; gy++) {
+        const int oy = gy % oh;
+        const float *img = in->d + (size_t)(gy / oh) * ih * iw * cin;
+        for (int ox = 0; ox < ow; ox++) {
+            float *row = col + ((size_t)(gy - y0) * ow + ox) * (size_t)k;
+            const int x0 = ox * stride - pl;
+            for (int ky = 0; ky < kh; ky++) {
+                int y = oy * stride - pt + ky;
+                if (y >= 0 && y < ih && x0 >= 0 && x0 + kw <= iw) {
+                    /* The kw taps of an input row are kw * cin adjacent floats: one copy
+                     * (for the RGB first layers, 3 floats a call was most of the layer). */
+                    memcpy(row + (size_t)ky * kw * cin, img + ((size_t)y * iw + x0) * cin,
+                           sizeof(float) * (size_t)kw * cin);
+                    continue;
+                }
+                for (int kx = 0; kx < kw; kx++) {
+                    int x = ox * stride - pl + kx;
+                    float *dst = row + ((size_t)ky * kw + kx) * cin;
+                    if (y < 0 || y >= ih || x < 0 || x >= iw) {
+                        memset(dst, 0, sizeof(float) * (size_t)cin);
+                    } else {
+                        const float *src = img + ((size_t)y * iw + x) * cin;
+                        if (cin <= 4) /* the RGB first layers: no call per tap */
+                            for (int j = 0; j < cin; j++)
+                                dst[j] = src[j];
+                        else
+                            memcpy(dst, src, sizeof(float) * (size_t)cin);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* fn_conv2d_w's im2col path: the im2col matrix strip by strip, each strip's GEMM at once. */
 static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
                         int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
@@ -808,40 +856,8 @@ static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const flo
     const int total = nimg * oh, rows = strip_rows(total, ow, k);
     for (int y0 = 0; y0 < total; y0 += rows) {
         const int y1 = y0 + rows < total ? y0 + rows : total;
-        float *col = scratch;
-        for (int gy = y0; gy < y1; gy++) {
-            const int oy = gy % oh;
-            const float *img = in->d + (size_t)(gy / oh) * ih * iw * cin;
-            for (int ox = 0; ox < ow; ox++) {
-                float *row = col + ((size_t)(gy - y0) * ow + ox) * (size_t)k;
-                const int x0 = ox * stride - pl;
-                for (int ky = 0; ky < kh; ky++) {
-                    int y = oy * stride - pt + ky;
-                    if (y >= 0 && y < ih && x0 >= 0 && x0 + kw <= iw) {
-                        /* The kw taps of an input row are kw * cin adjacent floats: one copy
-                         * (for the RGB first layers, 3 floats a call was most of the layer). */
-                        memcpy(row + (size_t)ky * kw * cin, img + ((size_t)y * iw + x0) * cin,
-                               sizeof(float) * (size_t)kw * cin);
-                        continue;
-                    }
-                    for (int kx = 0; kx < kw; kx++) {
-                        int x = ox * stride - pl + kx;
-                        float *dst = row + ((size_t)ky * kw + kx) * cin;
-                        if (y < 0 || y >= ih || x < 0 || x >= iw) {
-                            memset(dst, 0, sizeof(float) * (size_t)cin);
-                        } else {
-                            const float *src = img + ((size_t)y * iw + x) * cin;
-                            if (cin <= 4) /* the RGB first layers: no call per tap */
-                                for (int j = 0; j < cin; j++)
-                                    dst[j] = src[j];
-                            else
-                                memcpy(dst, src, sizeof(float) * (size_t)cin);
-                        }
-                    }
-                }
-            }
-        }
-        gemm_bias_act((y1 - y0) * ow, wp, col, bias, act, out->d + (size_t)y0 * ow * cout);
+        im2col_rows(in, oh, ow, kh, kw, stride, pt, pl, y0, y1, scratch);
+        gemm_bias_act((y1 - y0) * ow, wp, scratch, bias, act, out->d + (size_t)y0 * ow * cout);
     }
 }
 
@@ -852,10 +868,11 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
     fn_conv2d_w(in, &wp, bias, kh, kw, stride, pad, act, out, scratch);
 }
 
-/* The portable depthwise loop for output rows [oy_begin, oy_end). */
-GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, const float *w, const float *bias,
-                                           int k, int stride, int pt, int pl, fn_act act,
-                                           float *out, int oy_begin, int oy_end, int ow)
+/* The portable depthwise loop for output rows [oy_begin, oy_end). in->d holds the input's rows
+ * from ybase on (in->h is the whole map's height). */
+GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, int ybase, const float *w,
+                                           const float *bias, int k, int stride, int pt, int pl,
+                                           fn_act act, float *out, int oy_begin, int oy_end, int ow)
 {
     const int ih = in->h, iw = in->w, c = in->c;
     for (int oy = oy_begin; oy < oy_end; oy++) {
@@ -869,7 +886,7 @@ GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, const float *w, cons
                 for (int kx = 0; kx < k; kx++) {
                     int x = ox * stride - pl + kx;
                     if (x < 0 || x >= iw) continue;
-                    const float *restrict p = in->d + ((size_t)y * iw + x) * c;
+                    const float *restrict p = in->d + ((size_t)(y - ybase) * iw + x) * c;
                     const float *restrict wk = w + ((size_t)ky * k + kx) * c;
                     for (int j = 0; j < c; j++)
                         o[j] += p[j] * wk[j];
@@ -880,16 +897,19 @@ GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, const float *w, cons
     bias_act_rows(out, (size_t)(oy_end - oy_begin) * ow, c, bias, act);
 }
 
-/* Output rows [oy_begin, oy_end) of a k x k depthwise conv into out (which holds those rows). */
-static void dw_rows(const fn_t3 *in, const float *w, const float *bias, int k, int stride, int pt,
-                    int pl, fn_act act, float *out, int oy_begin, int oy_end, int ow)
+/* Output rows [oy_begin, oy_end) of a k x k depthwise conv into out (which holds those rows).
+ * in->d holds the input's rows from ybase on: all of them (ybase 0), or the window of them a
+ * separable chain keeps (fn_sepchain_w), which must hold every row these outputs read. */
+static void dw_rows(const fn_t3 *in, int ybase, const float *w, const float *bias, int k,
+                    int stride, int pt, int pl, fn_act act, float *out, int oy_begin, int oy_end,
+                    int ow)
 {
     if (k == 3 && use_avx512()) {
-        dw3x3_avx512(in->d, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out, oy_begin,
+        dw3x3_avx512(in->d, ybase, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out, oy_begin,
                      oy_end, ow);
         return;
     }
-    dw_rows_generic(in, w, bias, k, stride, pt, pl, act, out, oy_begin, oy_end, ow);
+    dw_rows_generic(in, ybase, w, bias, k, stride, pt, pl, act, out, oy_begin, oy_end, ow);
 }
 
 void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,
@@ -902,7 +922,7 @@ void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int 
     const double flops = 2.0 * oh * ow * k * k * in->c;
     ops_flops += flops;
     const double t0 = ops_trace ? trace_now() : 0;
-    dw_rows(in, w, bias, k, stride, pad_before(in->h, k, stride, pad),
+    dw_rows(in, 0, w, bias, k, stride, pad_before(in->h, k, stride, pad),
             pad_before(in->w, k, stride, pad), act, out->d, 0, oh, ow);
     if (ops_trace)
         trace_layer("depthwise", oh * ow, in->c, k * k, flops,
@@ -948,7 +968,7 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
     for (int y0 = 0; y0 < oh; y0 += rows) {
         const int y1 = y0 + rows < oh ? y0 + rows : oh;
         const double t0 = ops_trace ? trace_now() : 0;
-        dw_rows(in, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
+        dw_rows(in, 0, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
         const double t1 = ops_trace ? trace_now() : 0;
         gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, out->d + (size_t)y0 * ow * cout);
         if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
@@ -969,6 +989,185 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
 {
     const fn_wpack wp = {pw_w, NULL, in->c, cout};
     fn_sepconv_w(in, dw_w, dw_b, stride, dw_act, &wp, pw_b, pw_act, out, scratch);
+}
+
+/* ---- Chains of separable blocks (fn_sepchain_w) ----
+ *
+ * Each block is a stage that makes its output rows a strip at a time: the depthwise rows of the
+ * strip into its own small buffer, then the pointwise GEMM on them. A stage's input is the stage
+ * before's output, which that stage keeps only as a window of rows (those the next strip still
+ * reads, plus one strip more), made on demand when the stage after asks for rows it does not hold
+ * yet. An optional head conv (SSD's conv0) is a stage too, its strips im2col then GEMM. So the big
+ * maps of SSD's first layers (8-16 MB each at 256x256 and 128x128) never go to memory:
+ * fn_sepconv_w wrote each one out and the next block's depthwise read it back at DRAM speed
+ * (0.05-0.15 of the peak, bench_vision --layers). Every output is computed once, by the same
+ * kernels and in the same order as fn_conv2d_w and fn_sepconv_w, so the results are the same to
+ * the bit (on the AVX-512 path: OpenBLAS may sum in another order for another number of rows). */
+
+/* Strip height of a stage: about this many floats of its widest row (input, im2col or output),
+ * at least one row. */
+#define CHAIN_STRIP_FLOATS ((size_t)32 * 1024)
+
+typedef struct chain_stage {
+    const fn_conv_head *conv; /* the head conv, or NULL: block b */
+    const fn_sep_block *b;
+    int ih, iw, c, oh, ow, cout, pt, pl, stride, kh;
+    int rows;   /* output rows per strip */
+    int cap;    /* rows the window holds (not for the last stage) */
+    float *dw;  /* the strip's depthwise output (rows * ow * c) or im2col matrix */
+    float *win; /* output rows [lo, done) (the last stage writes the caller's map) */
+    int lo, done;
+    double t_dw, t_pw; /* trace only */
+} chain_stage;
+
+/* Shapes, strip heights and window capacities of the stages; with `scratch`, also their
+ * buffers. Returns the scratch floats they need. */
+static size_t chain_plan(int in_h, int in_w, int cin, const fn_conv_head *head,
+                         const fn_sep_block *blocks, int nb, chain_stage *st, float *scratch)
+{
+    size_t total = 0;
+    int h = in_h, w = in_w, c = cin;
+    const int ns = nb + (head ? 1 : 0);
+    for (int s = 0; s < ns; s++) {
+        chain_stage *g = &st[s];
+        g->conv = head && s == 0 ? head : NULL;
+        g->b = g->conv ? NULL : &blocks[s - (head ? 1 : 0)];
+        const int k = g->conv ? head->k : 3;
+        const fn_pad pad = g->conv ? head->pad : FN_PAD_SAME;
+        g->stride = g->conv ? head->stride : g->b->stride;
+        g->kh = k;
+        g->ih = h, g->iw = w, g->c = c;
+        g->oh = fn_out_size(h, k, g->stride, pad);
+        g->ow = fn_out_size(w, k, g->stride, pad);
+        g->cout = g->conv ? head->wp->n : g->b->pw->n;
+        g->pt = pad_before(h, k, g->stride, pad);
+        g->pl = pad_before(w, k, g->stride, pad);
+        const int kin = g->conv ? k * k * c : c; /* floats per pixel of the strip buffer */
+        const size_t row = (size_t)g->ow * (size_t)(kin > g->cout ? kin : g->cout);
+        const size_t r = row ? CHAIN_STRIP_FLOATS / row : 1;
+        g->rows = r < 1 ? 1 : r > (size_t)g->oh ? g->oh : (int)r;
+        g->lo = g->done = 0;
+        g->t_dw = g->t_pw = 0;
+        h = g->oh, w = g->ow, c = g->cout;
+    }
+    for (int s = 0; s < ns; s++) {
+        chain_stage *g = &st[s];
+        const int kin = g->conv ? g->kh * g->kh * g->c : g->c;
+        const size_t dw = ((size_t)g->rows * g->ow * kin + 15) / 16 * 16;
+        size_t win = 0;
+        g->cap = 0;
+        if (s + 1 < ns) {
+            /* The next stage's strip reads (rows - 1) * stride + 3 of our rows; we hold them from
+             * its first on, and a strip of ours can overshoot what it asked for by rows - 1. */
+            const chain_stage *n = &st[s + 1];
+            g->cap = (n->rows - 1) * n->stride + 3 + g->rows - 1;
+            if (g->cap > g->oh) g->cap = g->oh;
+            win = ((size_t)g->cap * g->ow * g->cout + 15) / 16 * 16;
+        }
+        if (scratch) {
+            g->dw = scratch + total;
+            g->win = win ? scratch + total + dw : NULL;
+        }
+        total += dw + win;
+    }
+    return total;
+}
+
+size_t fn_sepchain_scratch_floats(int in_h, int in_w, int cin, const fn_conv_head *head,
+                                  const fn_sep_block *blocks, int nblocks)
+{
+    chain_stage st[FN_SEPCHAIN_MAX + 1];
+    if (nblocks < (head ? 0 : 1) || nblocks > FN_SEPCHAIN_MAX) return 0;
+    return chain_plan(in_h, in_w, cin, head, blocks, nblocks, st, NULL);
+}
+
+/* Makes stage s hold its output rows [need_lo, need_hi) (the last stage: writes them to out),
+ * first dropping the rows below need_lo, which no later strip reads. */
+static void chain_fill(chain_stage *st, int s, int last, const fn_t3 *in, fn_t3 *out, int need_lo,
+                       int need_hi)
+{
+    chain_stage *g = &st[s];
+    const size_t orow = (size_t)g->ow * g->cout;
+    if (s != last && need_lo > g->lo) {
+        /* Consecutive strips of a stage read overlapping or adjacent rows (strides 1 and 2), so
+         * need_lo <= done; were it not, the rows between would be needed by nobody. */
+        const int keep = g->done - need_lo;
+        if (keep > 0)
+            memmove(g->win, g->win + (size_t)(need_lo - g->lo) * orow,
+                    sizeof(float) * (size_t)keep * orow);
+        else
+            g->done = need_lo;
+        g->lo = need_lo;
+    }
+    while (g->done < need_hi) {
+        const int y0 = g->done, y1 = y0 + g->rows < g->oh ? y0 + g->rows : g->oh;
+        int in_lo = y0 * g->stride - g->pt, in_hi = (y1 - 1) * g->stride - g->pt + g->kh;
+        if (in_lo < 0) in_lo = 0;
+        if (in_hi > g->ih) in_hi = g->ih;
+        fn_t3 src;
+        int ybase;
+        if (s == 0) {
+            src = *in;
+            ybase = 0;
+        } else {
+            chain_fill(st, s - 1, last, in, out, in_lo, in_hi);
+            src = (fn_t3){g->ih, g->iw, g->c, st[s - 1].win};
+            ybase = st[s - 1].lo;
+        }
+        float *dst = s == last ? out->d + (size_t)y0 * orow : g->win + (size_t)(y0 - g->lo) * orow;
+        const double t0 = ops_trace ? trace_now() : 0;
+        if (g->conv) {
+            /* The head reads the caller's whole input (stage 0 only). */
+            im2col_rows(&src, g->oh, g->ow, g->kh, g->kh, g->stride, g->pt, g->pl, y0, y1, g->dw);
+            gemm_bias_act((y1 - y0) * g->ow, g->conv->wp, g->dw, g->conv->bias, g->conv->act, dst);
+            if (ops_trace) g->t_pw += trace_now() - t0;
+        } else {
+            dw_rows(&src, ybase, g->b->dw_w, g->b->dw_b, 3, g->stride, g->pt, g->pl, g->b->dw_act,
+                    g->dw, y0, y1, g->ow);
+            const double t1 = ops_trace ? trace_now() : 0;
+            gemm_bias_act((y1 - y0) * g->ow, g->b->pw, g->dw, g->b->pw_b, g->b->pw_act, dst);
+            if (ops_trace) g->t_dw += t1 - t0, g->t_pw += trace_now() - t1;
+        }
+        g->done = y1;
+    }
+}
+
+void fn_sepchain_w(const fn_t3 *in, const fn_conv_head *head, const fn_sep_block *blocks,
+                   int nblocks, fn_t3 *out, float *scratch)
+{
+    chain_stage st[FN_SEPCHAIN_MAX + 1];
+    if (nblocks < (head ? 0 : 1) || nblocks > FN_SEPCHAIN_MAX) return;
+    chain_plan(in->h, in->w, in->c, head, blocks, nblocks, st, scratch);
+    const int last = nblocks + (head ? 1 : 0) - 1;
+    out->h = st[last].oh;
+    out->w = st[last].ow;
+    out->c = st[last].cout;
+    for (int s = 0; s <= last; s++) {
+        const chain_stage *g = &st[s];
+        const double m = (double)g->oh * g->ow;
+        ops_flops +=
+            g->conv ? 2.0 * m * g->kh * g->kh * g->c * g->cout : 2.0 * m * g->c * (9 + g->cout);
+    }
+    chain_fill(st, last, last, in, out, 0, st[last].oh);
+    if (ops_trace)
+        for (int s = 0; s <= last; s++) {
+            /* The least traffic: the first stage's input, the weights, the last stage's output;
+             * the maps between stages stay in cache. */
+            const chain_stage *g = &st[s];
+            const double m = (double)g->oh * g->ow,
+                         first = s == 0 ? (double)g->ih * g->iw * g->c : 0;
+            const double lastout = s == last ? m * g->cout : 0;
+            if (g->conv) {
+                const int k = g->kh * g->kh * g->c;
+                trace_layer("chain.conv", (int)m, g->cout, k, 2.0 * m * k * g->cout,
+                            first + (double)k * g->cout + lastout, g->t_pw);
+                continue;
+            }
+            trace_layer("chain.depthwise", (int)m, g->c, 9, 2.0 * m * g->c * 9, first + 9.0 * g->c,
+                        g->t_dw);
+            trace_layer("chain.pointwise", (int)m, g->cout, g->c, 2.0 * m * g->c * g->cout,
+                        (double)g->c * g->cout + lastout, g->t_pw);
+        }
 }
 
 GENERIC_CLONES static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max,

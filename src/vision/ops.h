@@ -89,6 +89,38 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
 void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
                   const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch);
 
+/* A chain of separable blocks (fn_sepconv_w's MobileNet block: depthwise 3x3 SAME, then pointwise
+ * 1x1), each block's output the next one's input, optionally after a head conv (fn_conv2d_w's
+ * conv, any kernel size, stride and padding; NULL: none): the same results as the fn_conv2d_w and
+ * nblocks fn_sepconv_w calls (to the bit with the AVX-512 kernels; with OpenBLAS within rounding,
+ * as its sum order may depend on the rows per call), but run a strip of output rows at a time
+ * through every layer, so the maps between layers exist only as windows of a few rows in cache,
+ * never whole in memory. nblocks is 0 (with a head) or 1 to FN_SEPCHAIN_MAX; blocks[i].pw->k must
+ * be the channels of block i's input (head->wp->k: k * k * in->c). out: the last layer's output
+ * (whole map; it must not alias in). scratch: fn_sepchain_scratch_floats() floats (0 for a bad
+ * nblocks, and then fn_sepchain_w does nothing). The head, the blocks and their weights are only
+ * read. */
+#define FN_SEPCHAIN_MAX 16
+typedef struct fn_conv_head {
+    const fn_wpack *wp; /* [k * k * cin][cout] */
+    const float *bias;  /* [cout] or NULL */
+    int k, stride;
+    fn_pad pad;
+    fn_act act;
+} fn_conv_head;
+typedef struct fn_sep_block {
+    const float *dw_w, *dw_b; /* depthwise [3][3][c] (HWC), bias [c] or NULL */
+    int stride;               /* 1 or 2 */
+    fn_act dw_act;
+    const fn_wpack *pw; /* pointwise [c][cout] */
+    const float *pw_b;  /* [cout] or NULL */
+    fn_act pw_act;
+} fn_sep_block;
+size_t fn_sepchain_scratch_floats(int in_h, int in_w, int cin, const fn_conv_head *head,
+                                  const fn_sep_block *blocks, int nblocks);
+void fn_sepchain_w(const fn_t3 *in, const fn_conv_head *head, const fn_sep_block *blocks,
+                   int nblocks, fn_t3 *out, float *scratch);
+
 /* Max and average pooling, k x k window. Average pooling divides by the number of in-bounds cells
  * (TensorFlow's SAME semantics). */
 void fn_maxpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out);

@@ -28,8 +28,9 @@ void fn_ops_flops_add(double flops);
  * it needs (inputs, weights and outputs once, in bytes) and the thread CPU time it took. NULL
  * turns it off (the default). The layer record is valid only during the call. */
 typedef struct fn_ops_layer {
-    const char
-        *op; /* "conv", "pointwise", "depthwise", "sep.depthwise", "sep.pointwise", "dense" */
+    const char *op; /* "conv", "pointwise", "depthwise", "sep.depthwise", "sep.pointwise",
+                     * "chain.conv", "chain.depthwise", "chain.pointwise" (fn_sepchain_w's head and
+                     * blocks), "dense" */
     int m, n, k;
     double flops, bytes, seconds;
 } fn_ops_layer;

@@ -60,8 +60,36 @@ struct fn_ssd_net {
 #define RAWB_FLOATS ((size_t)SSD_ANCHORS * 4)
 #define RAWC_FLOATS ((size_t)SSD_ANCHORS * 3)
 
+/* conv0 and blocks 1..SSD_CHAIN run as one chain (fn_sepchain_w): their 256x256 and 128x128
+ * maps stay in cache instead of going through memory. The chain's output goes to the buffer the
+ * layers one by one would have left it in (a for an odd block). */
+#ifndef SSD_CHAIN
+#define SSD_CHAIN 5
+#endif
+/* Beyond block 11 the chain would swallow conv11, which the first box predictor reads. */
+_Static_assert(SSD_CHAIN >= 1 && SSD_CHAIN <= 11, "SSD_CHAIN: blocks 1..1 to 1..11");
+
+static int ssd_stride(int i)
+{
+    return (i == 2 || i == 4 || i == 6 || i == 12) ? 2 : 1;
+}
+
+/* The chain's blocks (1..SSD_CHAIN at [0..SSD_CHAIN-1]); with n NULL only the shapes (in
+ * `shapes`), for the scratch size. */
+static void ssd_chain_blocks(const fn_ssd_net *n, fn_sep_block *blocks, fn_wpack *shapes)
+{
+    static const int pw_out[14] = {32,  64,  128, 128, 256, 256,  512,
+                                   512, 512, 512, 512, 512, 1024, 1024};
+    for (int i = 1; i <= SSD_CHAIN; i++) {
+        if (!n) shapes[i] = (fn_wpack){NULL, NULL, pw_out[i - 1], pw_out[i]};
+        blocks[i - 1] = (fn_sep_block){
+            n ? n->dw[i].w : NULL,         n ? n->dw[i].b : NULL, ssd_stride(i), FN_ACT_RELU6,
+            n ? &n->pw[i].wp : &shapes[i], n ? n->pw[i].b : NULL, FN_ACT_RELU6};
+    }
+}
+
 /* The scratch of the convs: the largest im2col strip of the 3x3 convs (conv0 and prediction
- * convs 1, 3, 5, 7) or depthwise strip of the 13 separable blocks. */
+ * convs 1, 3, 5, 7), depthwise strip of the 13 separable blocks, or the chain's buffers. */
 static size_t ssd_col_floats(void)
 {
     static const int pw_in[14] = {0,   32,  64,  128, 128, 256, 256,
@@ -72,6 +100,13 @@ static size_t ssd_col_floats(void)
         size_t f = fn_conv2d_scratch_floats(in_s[i], in_s[i], in_c[i], 3, 3, 2, FN_PAD_SAME);
         if (f > m) m = f;
     }
+    fn_sep_block blocks[13];
+    fn_wpack shapes[14];
+    ssd_chain_blocks(NULL, blocks, shapes);
+    const fn_wpack conv0 = {NULL, NULL, 27, 32};
+    const fn_conv_head head = {&conv0, NULL, 3, 2, FN_PAD_SAME, FN_ACT_RELU6};
+    size_t chain = fn_sepchain_scratch_floats(SSD_SIZE, SSD_SIZE, 3, &head, blocks, SSD_CHAIN);
+    if (chain > m) m = chain;
     int sz = 256;
     for (int i = 1; i <= 13; i++) {
         int stride = (i == 2 || i == 4 || i == 6 || i == 12) ? 2 : 1;
@@ -242,10 +277,14 @@ void fn_ssd_forward(const fn_ssd_net *n, const fn_t3 *in, float *scratch, float 
     size_t anchor = 0;
 
     /* conv0 into b; block i reads one buffer and writes the other, so the odd blocks (conv11 and
-     * the backbone's output among them) end in a. */
-    run_conv(&n->conv0, in, 2, FN_ACT_RELU6, &b, col);
-    for (int i = 1; i <= 13; i++) {
-        int stride = (i == 2 || i == 4 || i == 6 || i == 12) ? 2 : 1;
+     * the backbone's output among them) end in a. The first layers run as one chain. */
+    const fn_conv_head head = {&n->conv0.wp, n->conv0.b, 3, 2, FN_PAD_SAME, FN_ACT_RELU6};
+    fn_sep_block blocks[13];
+    ssd_chain_blocks(n, blocks, NULL);
+    fn_sepchain_w(in, &head, blocks, SSD_CHAIN, (SSD_CHAIN % 2) ? &a : &b, col);
+    if (SSD_CHAIN == 11) run_predictor(n, 0, &a, rawb, rawc, &anchor);
+    for (int i = SSD_CHAIN + 1; i <= 13; i++) {
+        int stride = ssd_stride(i);
         const fn_t3 *src = (i % 2) ? &b : &a;
         fn_t3 *dst = (i % 2) ? &a : &b;
         fn_sepconv_w(src, n->dw[i].w, n->dw[i].b, stride, FN_ACT_RELU6, &n->pw[i].wp, n->pw[i].b,

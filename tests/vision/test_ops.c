@@ -212,6 +212,12 @@ static void test_dwconv(void **state)
             }
     check_dw(64, 64, 128, 3, 2, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_dw(32, 32, 512, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    /* Two columns at stride 2 (no left padding): the one output column's taps reach past the
+     * row, so it is a border pixel (the AVX-512 kernel once took it for an interior one and read
+     * the next row's first pixel as its third column). */
+    for (int h = 1; h <= 4; h++)
+        for (size_t j = 0; j < sizeof chans / sizeof chans[0]; j++)
+            check_dw(h, 2, chans[j], 3, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
 }
 
 /* fn_sepconv against the naive depthwise then naive pointwise conv. */
@@ -275,6 +281,128 @@ static void test_sepconv(void **state)
     /* several strips, a short last one, stride 2 with an odd size */
     check_sep(130, 130, 40, 24, 1, FN_ACT_RELU6, FN_ACT_RELU6, 1);
     check_sep(131, 129, 48, 16, 2, FN_ACT_NONE, FN_ACT_LEAKY, 1);
+}
+
+/* Whether the kernels run now are the AVX-512 ones (set by the groups' setup below). */
+static int isa_avx512;
+
+/* fn_sepchain_w against the same layers one at a time (fn_conv2d_w for the head, fn_sepconv_w for
+ * each block): the chain computes every output once, with the same kernels in the same order, so
+ * on the AVX-512 path the results must be equal to the bit (OpenBLAS, the generic path's GEMM,
+ * may sum in another order for another number of rows). strides[i] is block i's stride, chans[i]
+ * its output channels; with head_k the chain starts with a head_k x head_k conv (stride head_s, pad
+ * head_pad) from cin channels to chans0. */
+static void check_chain(int h, int w, int cin, int head_k, int head_s, fn_pad head_pad, int chans0,
+                        int nb, const int *strides, const int *chans, int biases)
+{
+    fn_t3 in = {h, w, cin, rand_buf((size_t)h * w * cin)};
+    fn_wpack hp = {0}, pw[FN_SEPCHAIN_MAX];
+    fn_conv_head head = {0};
+    fn_sep_block blocks[FN_SEPCHAIN_MAX];
+    float *hw = NULL, *hb = NULL, *dw[FN_SEPCHAIN_MAX], *db[FN_SEPCHAIN_MAX], *pww[FN_SEPCHAIN_MAX],
+          *pb[FN_SEPCHAIN_MAX];
+    int c = cin;
+    if (head_k) {
+        hw = rand_buf((size_t)head_k * head_k * cin * chans0);
+        hb = biases ? rand_buf((size_t)chans0) : NULL;
+        assert_int_equal(fn_wpack_init(&hp, hw, head_k * head_k * cin, chans0), 0);
+        head = (fn_conv_head){&hp, hb, head_k, head_s, head_pad, FN_ACT_RELU6};
+        c = chans0;
+    }
+    for (int i = 0; i < nb; i++) {
+        dw[i] = rand_buf((size_t)9 * c);
+        db[i] = biases ? rand_buf((size_t)c) : NULL;
+        pww[i] = rand_buf((size_t)c * chans[i]);
+        pb[i] = biases ? rand_buf((size_t)chans[i]) : NULL;
+        assert_int_equal(fn_wpack_init(&pw[i], pww[i], c, chans[i]), 0);
+        blocks[i] = (fn_sep_block){dw[i],
+                                   db[i],
+                                   strides[i],
+                                   i % 2 ? FN_ACT_NONE : FN_ACT_RELU6,
+                                   &pw[i],
+                                   pb[i],
+                                   i % 3 ? FN_ACT_RELU6 : FN_ACT_LEAKY};
+        c = chans[i];
+    }
+
+    /* The layers one at a time, each into a map of its own. */
+    fn_t3 maps[FN_SEPCHAIN_MAX + 2];
+    int nm = 0;
+    maps[nm++] = in;
+    if (head_k) {
+        fn_t3 *x = &maps[nm - 1], *y = &maps[nm++];
+        const int oh =
+            head_pad == FN_PAD_SAME ? (h + head_s - 1) / head_s : (h - head_k) / head_s + 1;
+        const int ow =
+            head_pad == FN_PAD_SAME ? (w + head_s - 1) / head_s : (w - head_k) / head_s + 1;
+        *y = (fn_t3){0, 0, 0, malloc((size_t)oh * ow * chans0 * sizeof(float))};
+        float *scratch =
+            malloc((fn_conv2d_scratch_floats(h, w, cin, head_k, head_k, head_s, head_pad) + 1) *
+                   sizeof(float));
+        fn_conv2d_w(x, &hp, hb, head_k, head_k, head_s, head_pad, FN_ACT_RELU6, y, scratch);
+        free(scratch);
+    }
+    for (int i = 0; i < nb; i++) {
+        fn_t3 *x = &maps[nm - 1], *y = &maps[nm++];
+        const int oh = (x->h + strides[i] - 1) / strides[i],
+                  ow = (x->w + strides[i] - 1) / strides[i];
+        *y = (fn_t3){0, 0, 0, malloc((size_t)oh * ow * chans[i] * sizeof(float))};
+        float *scratch =
+            malloc((fn_sepconv_scratch_floats(x->h, x->w, x->c, strides[i]) + 1) * sizeof(float));
+        fn_sepconv_w(x, dw[i], db[i], strides[i], blocks[i].dw_act, &pw[i], pb[i], blocks[i].pw_act,
+                     y, scratch);
+        free(scratch);
+    }
+    const fn_t3 ref = maps[nm - 1];
+
+    size_t cf = fn_sepchain_scratch_floats(h, w, cin, head_k ? &head : NULL, blocks, nb);
+    assert_true(cf > 0);
+    /* The scratch and the output exactly as large as asked, so that ASan sees any overrun. */
+    float *cs = malloc(cf * sizeof(float));
+    const size_t on = (size_t)ref.h * ref.w * ref.c;
+    fn_t3 out = {0, 0, 0, malloc(on * sizeof(float))};
+    fn_sepchain_w(&in, head_k ? &head : NULL, blocks, nb, &out, cs);
+    assert_int_equal(out.h, ref.h);
+    assert_int_equal(out.w, ref.w);
+    assert_int_equal(out.c, ref.c);
+    if (isa_avx512)
+        assert_memory_equal(out.d, ref.d, on * sizeof(float));
+    else /* OpenBLAS's sum order may depend on the rows of a call: equal within rounding */
+        assert_close(out.d, ref.d, on, 1e-4f);
+
+    free(cs), free(out.d);
+    for (int i = 0; i < nm; i++)
+        free(maps[i].d);
+    for (int i = 0; i < nb; i++) {
+        fn_wpack_free(&pw[i]);
+        free(dw[i]), free(db[i]), free(pww[i]), free(pb[i]);
+    }
+    fn_wpack_free(&hp);
+    free(hw), free(hb);
+}
+
+static void test_sepchain(void **state)
+{
+    (void)state;
+    static const int s5[] = {1, 2, 1, 2, 1}, c5[] = {64, 128, 128, 256, 256};
+    /* SSD's head and first five blocks at a quarter of its 512x512 input: many strips per stage,
+     * stride-2 stages that read odd windows */
+    check_chain(128, 128, 3, 3, 2, FN_PAD_SAME, 32, 5, s5, c5, 1);
+    /* odd sizes, channels off the vector width, no biases */
+    static const int s4[] = {2, 1, 2, 2}, c4[] = {19, 8, 33, 24};
+    check_chain(37, 41, 5, 3, 2, FN_PAD_SAME, 16, 4, s4, c4, 0);
+    check_chain(23, 29, 3, 3, 1, FN_PAD_VALID, 20, 4, s4, c4, 1);
+    /* no head; a head alone; a 7x7 head; maps down to one pixel */
+    check_chain(45, 44, 24, 0, 0, FN_PAD_SAME, 0, 4, s4, c4, 1);
+    check_chain(40, 38, 3, 3, 2, FN_PAD_SAME, 48, 0, s4, c4, 1);
+    check_chain(40, 38, 3, 7, 2, FN_PAD_VALID, 32, 2, s4, c4, 1);
+    check_chain(3, 2, 16, 0, 0, FN_PAD_SAME, 0, 4, s4, c4, 1);
+    /* wide rows: one row a strip */
+    static const int s2[] = {1, 2}, c2[] = {600, 40};
+    check_chain(9, 70, 8, 0, 0, FN_PAD_SAME, 0, 2, s2, c2, 1);
+    /* no layer at all, or more blocks than a chain takes */
+    assert_int_equal(fn_sepchain_scratch_floats(8, 8, 8, NULL, NULL, 0), 0);
+    assert_int_equal(fn_sepchain_scratch_floats(8, 8, 8, NULL, NULL, FN_SEPCHAIN_MAX + 1), 0);
 }
 
 static void check_pool(int h, int w, int c, int k, int s, fn_pad pad, int is_max)
@@ -511,6 +639,7 @@ static int generic_isa(void **state)
 {
     (void)state;
     fn_ops_set_isa(0);
+    isa_avx512 = 0;
     return 0;
 }
 
@@ -518,6 +647,7 @@ static int best_isa(void **state)
 {
     (void)state;
     fn_ops_set_isa(-1);
+    isa_avx512 = fn_cpu_has_avx512();
     return 0;
 }
 
@@ -529,7 +659,7 @@ int main(void)
         cmocka_unit_test(test_conv2d),  cmocka_unit_test(test_dwconv),
         cmocka_unit_test(test_pool),    cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_resize),  cmocka_unit_test(test_pad_resize),
-        cmocka_unit_test(test_sepconv),
+        cmocka_unit_test(test_sepconv), cmocka_unit_test(test_sepchain),
     };
     /* Every kernel twice: the generic C path, then what this CPU runs by default. */
     int failed = cmocka_run_group_tests_name("generic", tests, generic_isa, best_isa);
