@@ -19,37 +19,45 @@ static const char sql_refs[] =
     " WHERE f.state = 'confirmed' AND p.deleted_at IS NULL AND f.descriptor IS NOT NULL"
     " ORDER BY f.id";
 
+typedef struct refs_loading {
+    float **desc;
+    int64_t **person, **face;
+    size_t *n, cap;
+} refs_loading;
+
+static int ref_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    refs_loading *l = arg;
+    if (v[2].bytes != (int)DESC_BYTES) return 0; /* not a descriptor */
+    size_t n = *l->n;
+    if (n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        float *d = realloc(*l->desc, l->cap * DESC_BYTES);
+        if (d) *l->desc = d;
+        int64_t *p = realloc(*l->person, l->cap * sizeof *p);
+        if (p) *l->person = p;
+        int64_t *f = realloc(*l->face, l->cap * sizeof *f);
+        if (f) *l->face = f;
+        if (!d || !p || !f) return FN_ERR_NOMEM;
+    }
+    (*l->face)[n] = v[0].i;
+    (*l->person)[n] = v[1].i;
+    memcpy(*l->desc + n * 128, v[2].blob, DESC_BYTES);
+    (*l->n)++;
+    return 0;
+}
+
 int fn_predict_load_refs(fn_store *s, float **desc, int64_t **person, int64_t **face, size_t *n)
 {
     *desc = NULL;
     *person = *face = NULL;
     *n = 0;
-    fn_sql_stmt *st = fn_store_stmt(s, sql_refs);
-    if (!st) return FN_ERR_DB;
-    size_t cap = 0;
-    int rc;
-    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-        if (fn_sql_column_bytes(st, 2) != (int)DESC_BYTES) continue; /* not a descriptor */
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            float *d = realloc(*desc, cap * DESC_BYTES);
-            if (d) *desc = d;
-            int64_t *p = realloc(*person, cap * sizeof *p);
-            if (p) *person = p;
-            int64_t *f = realloc(*face, cap * sizeof *f);
-            if (f) *face = f;
-            if (!d || !p || !f) {
-                fn_sql_reset(st);
-                return FN_ERR_NOMEM;
-            }
-        }
-        (*face)[*n] = fn_sql_column_int64(st, 0);
-        (*person)[*n] = fn_sql_column_int64(st, 1);
-        memcpy(*desc + *n * 128, fn_sql_column_blob(st, 2), DESC_BYTES);
-        (*n)++;
-    }
-    fn_sql_reset(st);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the confirmed faces");
+    /* Every confirmed face's descriptor: a bulk read (one round trip on PostgreSQL). */
+    refs_loading l = {desc, person, face, n, 0};
+    int rc = fn_sql_bulk_read(s, sql_refs, NULL, 0, 3, ref_row, &l);
+    if (rc == FN_ERR_NOMEM) return rc;
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the confirmed faces");
     return 0;
 }
 
@@ -105,31 +113,38 @@ static int exclusions(fn_store *s, fn_predict_face *f)
     return 0;
 }
 
+typedef struct page_loading {
+    fn_predict_face *out;
+    size_t *n, max;
+} page_loading;
+
+static int page_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    page_loading *l = arg;
+    if (*l->n == l->max) return 0; /* LIMIT says no more; never reached */
+    fn_predict_face *f = &l->out[*l->n];
+    memset(f, 0, sizeof *f);
+    f->face = v[0].i;
+    f->photo = v[1].i;
+    if (v[2].bytes != (int)DESC_BYTES)
+        f->no_desc = 1; /* nothing to predict from; it still moves the cursor */
+    else
+        memcpy(f->desc, v[2].blob, DESC_BYTES);
+    (*l->n)++;
+    return 0;
+}
+
 int fn_predict_faces_page(fn_store *s, int64_t after_photo, int64_t after_face, size_t max,
                           fn_predict_face *out, size_t *n)
 {
     *n = 0;
-    fn_sql_stmt *st = fn_store_stmt(s, sql_page);
-    if (!st) return FN_ERR_DB;
-    fn_sql_bind_int64(st, 1, after_photo);
-    fn_sql_bind_int64(st, 2, after_face);
-    fn_sql_bind_int64(st, 3, (int64_t)max);
-    int rc = FN_SQL_DONE;
-    while (*n < max && (rc = fn_sql_step(st)) == FN_SQL_ROW) {
-        fn_predict_face *f = &out[*n];
-        memset(f, 0, sizeof *f);
-        f->face = fn_sql_column_int64(st, 0);
-        f->photo = fn_sql_column_int64(st, 1);
-        if (fn_sql_column_bytes(st, 2) != (int)DESC_BYTES) {
-            f->no_desc = 1; /* nothing to predict from; it still moves the cursor */
-        } else {
-            memcpy(f->desc, fn_sql_column_blob(st, 2), DESC_BYTES);
-        }
-        (*n)++;
-    }
-    if (*n == max) rc = FN_SQL_DONE;
-    fn_sql_reset(st);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the faces to predict");
+    /* A page of faces with their descriptors: a bulk read. */
+    int64_t params[3] = {after_photo, after_face, (int64_t)max};
+    page_loading l = {out, n, max};
+    int rc = fn_sql_bulk_read(s, sql_page, params, 3, 3, page_row, &l);
+    if (rc == FN_ERR_NOMEM) return rc;
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces to predict");
     for (size_t i = 0; i < *n; i++) {
         if (out[i].no_desc) continue;
         int e = exclusions(s, &out[i]);
