@@ -114,6 +114,7 @@ static void make_library(const char *lib)
             f->state = "ignored";
         }
         if (id % 17 == 0) f->cluster = 1 + id % 2;
+        if (id % 14 == 0) f->cluster = 2; /* a confirmed face in a cluster */
         if (id % 11 == 0) f->desc = 0;
         if (id % 13 == 0) f->desc = -1;
         h_db_exec(&d,
@@ -155,6 +156,49 @@ static void same_input(const fn_cl_input *a, const fn_cl_input *b)
     }
     assert_int_equal(a->n_forbid, b->n_forbid);
     assert_int_equal(a->max_cluster_id, b->max_cluster_id);
+}
+
+static int by_forbid(const void *x, const void *y)
+{
+    const fn_cl_forbid *a = x, *b = y;
+    if (a->face != b->face) return a->face < b->face ? -1 : 1;
+    if (a->person != b->person) return a->person < b->person ? -1 : 1;
+    return (a->cluster > b->cluster) - (a->cluster < b->cluster);
+}
+
+/* What each placed face is forbidden, from the plan: the person (and, incremental, the cluster) of
+ * every other face of its photo that is not placed itself; compared as sets (order is free). */
+static void expected_forbid(const fn_cl_input *in, int full)
+{
+    fn_cl_forbid *want = calloc(MAXFACE * 8, sizeof *want);
+    assert_non_null(want);
+    size_t nw = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        int64_t me = in->faces[i].id;
+        for (int id = 1; id <= n_faces; id++) {
+            if (id == me || plan[id].photo != plan[me].photo) continue;
+            int placed = 0;
+            for (size_t k = 0; k < in->n; k++)
+                placed |= in->faces[k].id == id;
+            if (placed) continue;
+            if (plan[id].person) want[nw++] = (fn_cl_forbid){i, plan[id].person, 0};
+            if (!full && plan[id].cluster) want[nw++] = (fn_cl_forbid){i, 0, plan[id].cluster};
+        }
+    }
+    assert_true(nw > 0); /* the plan has such photos: the check checks something */
+    assert_int_equal(in->n_forbid, nw);
+    fn_cl_forbid *got = malloc(nw * sizeof *got);
+    assert_non_null(got);
+    memcpy(got, in->forbid, nw * sizeof *got);
+    qsort(got, nw, sizeof *got, by_forbid);
+    qsort(want, nw, sizeof *want, by_forbid);
+    for (size_t k = 0; k < nw; k++) {
+        assert_int_equal(got[k].face, want[k].face);
+        assert_int_equal(got[k].person, want[k].person);
+        assert_int_equal(got[k].cluster, want[k].cluster);
+    }
+    free(got);
+    free(want);
 }
 
 /* The input checked against the plan: the free faces (auto, no person, a valid descriptor) in
@@ -210,6 +254,7 @@ static void expected_input(const fn_cl_input *in, int full)
         assert_int_equal(in->n_clusters, 0);
     }
     assert_int_equal(in->max_cluster_id, 3);
+    expected_forbid(in, full);
 }
 
 static void test_cluster_load(void **state)
