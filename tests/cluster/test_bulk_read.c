@@ -125,7 +125,48 @@ static void make_library(const char *lib)
         if (f->desc < 0)
             h_db_exec(&d, "UPDATE faces SET descriptor = %s WHERE id = %d", h_blob(&d, "0102"), id);
     }
+    /* Cannot-links on some faces to predict (person 1 on every ninth face, person 2 too on every
+     * eighteenth), which their exclusions must hold. */
+    for (int id = 9; id <= n_faces; id += 9) {
+        h_db_exec(&d, "INSERT INTO cannot_links (face_id, person_id, created_at) VALUES (%d, 1, 0)",
+                  id);
+        if (id % 18 == 0)
+            h_db_exec(&d,
+                      "INSERT INTO cannot_links (face_id, person_id, created_at) VALUES (%d, 2, 0)",
+                      id);
+    }
     h_db_close(&d);
+}
+
+static int by_int64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* A face to predict's exclusions, from the plan: its cannot-links and the persons of the other
+ * faces of its photo, each once, compared as sets. */
+static void expected_excl(const fn_predict_face *f)
+{
+    int64_t want[8];
+    size_t nw = 0;
+    int id = (int)f->face;
+    if (id % 9 == 0) want[nw++] = 1;
+    if (id % 18 == 0) want[nw++] = 2;
+    for (int o = 1; o <= n_faces; o++) {
+        if (o == id || plan[o].photo != plan[id].photo || !plan[o].person) continue;
+        int dup = 0;
+        for (size_t k = 0; k < nw; k++)
+            dup |= want[k] == plan[o].person;
+        if (!dup) want[nw++] = plan[o].person;
+    }
+    assert_int_equal(f->n_excl, nw);
+    if (!nw) return;
+    int64_t got[8];
+    memcpy(got, f->excl, nw * sizeof *got);
+    qsort(got, nw, sizeof *got, by_int64);
+    qsort(want, nw, sizeof *want, by_int64);
+    assert_memory_equal(got, want, nw * sizeof *got);
 }
 
 static void same_input(const fn_cl_input *a, const fn_cl_input *b)
@@ -167,7 +208,8 @@ static int by_forbid(const void *x, const void *y)
 }
 
 /* What each placed face is forbidden, from the plan: the person (and, incremental, the cluster) of
- * every other face of its photo that is not placed itself; compared as sets (order is free). */
+ * every other face of its photo that is not placed itself, and its cannot-links; compared as sets
+ * (order is free). */
 static void expected_forbid(const fn_cl_input *in, int full)
 {
     fn_cl_forbid *want = calloc(MAXFACE * 8, sizeof *want);
@@ -175,6 +217,8 @@ static void expected_forbid(const fn_cl_input *in, int full)
     size_t nw = 0;
     for (size_t i = 0; i < in->n; i++) {
         int64_t me = in->faces[i].id;
+        if (me % 9 == 0) want[nw++] = (fn_cl_forbid){i, 1, 0}; /* its cannot-links */
+        if (me % 18 == 0) want[nw++] = (fn_cl_forbid){i, 2, 0};
         for (int id = 1; id <= n_faces; id++) {
             if (id == me || plan[id].photo != plan[me].photo) continue;
             int placed = 0;
@@ -326,6 +370,7 @@ static void test_predict_reads(void **state)
     static fn_predict_face page[2][7];
     int64_t at_photo[2] = {0, 0}, at_face[2] = {0, 0};
     int next = 1; /* the next face id the plan says comes (ids grow with photos) */
+    size_t n_excl_seen = 0;
     for (;;) {
         size_t got[2];
         for (int b = 0; b < 2; b++) {
@@ -345,7 +390,11 @@ static void test_predict_reads(void **state)
             assert_int_equal(a->no_desc, plan[next].desc != 1);
             float x[D];
             desc_of(next, x);
-            if (!a->no_desc) assert_memory_equal(a->desc, x, sizeof x);
+            if (!a->no_desc) {
+                assert_memory_equal(a->desc, x, sizeof x);
+                expected_excl(a);
+                n_excl_seen += a->n_excl;
+            }
             next++;
             assert_int_equal(o->face, a->face);
             assert_int_equal(o->photo, a->photo);
@@ -365,6 +414,7 @@ static void test_predict_reads(void **state)
            (plan[next].person || strcmp(plan[next].state, "auto") || plan[next].desc == 0))
         next++;
     assert_int_equal(next, n_faces + 1); /* every face to predict came */
+    assert_true(n_excl_seen > 3);        /* the plan has exclusions: the check checks something */
     fn_store_close(s);
     h_rmrf(lib);
     free(lib);
