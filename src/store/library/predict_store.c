@@ -81,21 +81,43 @@ static const char sql_page[] =
     "SELECT id, photo_id, descriptor FROM faces WHERE person_id IS NULL AND state = 'auto'"
     " AND descriptor IS NOT NULL AND (photo_id > ?1 OR (photo_id = ?1 AND id > ?2))"
     " ORDER BY photo_id, id LIMIT ?3";
+/* On SQLite the same, walking the faces_photo index: left to itself SQLite picks faces_state or
+ * faces_person (equalities that hold for nearly every face), then sorts every face to predict for
+ * each page of 256, which made a predict job quadratic in the library's faces. */
+static const char sql_page_lite[] =
+    "SELECT id, photo_id, descriptor FROM faces INDEXED BY faces_photo WHERE person_id IS NULL"
+    " AND state = 'auto' AND descriptor IS NOT NULL AND photo_id >= ?1"
+    " AND (photo_id > ?1 OR (photo_id = ?1 AND id > ?2)) ORDER BY photo_id, id LIMIT ?3";
 
 /* The persons each face of a page must not be suggested as: its cannot-links, and the persons of
  * the other faces of its photo; for all the page's faces in one read, the page being the faces of
  * sql_page from after (?1, ?2) up to and including (?3, ?4) in (photo, face) order. (One query
- * per face was a round trip per face on PostgreSQL.) */
+ * per face was a round trip per face on PostgreSQL.) The BETWEEN repeats the range in a form both
+ * engines can look up in the faces_photo index; without it each page scanned the whole table. */
 static const char sql_excl_page[] =
     "SELECT q.id, c.person_id FROM faces q JOIN cannot_links c ON c.face_id = q.id"
     " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
     " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
-    " AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
     " UNION SELECT q.id, f.person_id FROM faces q JOIN faces f ON f.photo_id = q.photo_id"
     " AND f.id <> q.id AND f.person_id IS NOT NULL"
     " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
     " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
-    " AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " ORDER BY 1, 2";
+/* SQLite: the page's faces looked up in faces_photo (as sql_page_lite). */
+static const char sql_excl_page_lite[] =
+    "SELECT q.id, c.person_id FROM faces q INDEXED BY faces_photo JOIN cannot_links c ON c.face_id "
+    "= q.id"
+    " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
+    " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " UNION SELECT q.id, f.person_id FROM faces q INDEXED BY faces_photo JOIN faces f ON "
+    "f.photo_id = q.photo_id"
+    " AND f.id <> q.id AND f.person_id IS NOT NULL"
+    " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
+    " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
     " ORDER BY 1, 2";
 
 /* The page's faces by id, to hand each exclusion to its face. */
@@ -151,7 +173,8 @@ static int exclusions(fn_store *s, int64_t after_photo, int64_t after_face, fn_p
     qsort(by_id, n, sizeof *by_id, by_face_id);
     int64_t params[4] = {after_photo, after_face, out[n - 1].photo, out[n - 1].face};
     excl_loading l = {out, by_id, n};
-    int rc = fn_sql_bulk_read(s, sql_excl_page, params, 4, 2, excl_row, &l);
+    int rc = fn_sql_bulk_read(s, FN_SQL_PICK(s, sql_excl_page_lite, sql_excl_page), params, 4, 2,
+                              excl_row, &l);
     free(by_id);
     if (rc == FN_ERR_NOMEM) return rc;
     if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces' cannot-links");
@@ -187,7 +210,8 @@ int fn_predict_faces_page(fn_store *s, int64_t after_photo, int64_t after_face, 
     /* A page of faces with their descriptors: a bulk read. */
     int64_t params[3] = {after_photo, after_face, (int64_t)max};
     page_loading l = {out, n, max};
-    int rc = fn_sql_bulk_read(s, sql_page, params, 3, 3, page_row, &l);
+    int rc =
+        fn_sql_bulk_read(s, FN_SQL_PICK(s, sql_page_lite, sql_page), params, 3, 3, page_row, &l);
     if (rc == FN_ERR_NOMEM) return rc;
     if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces to predict");
     return exclusions(s, after_photo, after_face, out, *n);
