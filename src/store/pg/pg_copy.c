@@ -257,6 +257,7 @@ static int parse(fn_pg_copy *p, const unsigned char *b, size_t n, size_t *used)
         int code = p->row ? p->row(p->ctx, p->vals, nf) : 0;
         if (code < 0) {
             snprintf(p->err, sizeof p->err, "stopped by the reader");
+            p->reader_stopped = 1;
             p->state = 3;
             return code;
         }

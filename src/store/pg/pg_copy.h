@@ -12,8 +12,9 @@
  * query: the binary form carries no types of its own. Each value is checked against its type
  * (an int8 is exactly 8 bytes, ...) and decoded into an fn_pg_value. Anything that does not fit
  * (a bad signature, a critical flag we do not know, a tuple with another number of fields than
- * declared, a negative length other than -1, a value of the wrong size, bytes after the trailer,
- * a stream that ends before the trailer) is FN_ERR_CORRUPT with a message saying where.
+ * declared, a negative length other than -1, a value of the wrong size, bytes after the trailer)
+ * is FN_ERR_CORRUPT with a message saying where; a stream that ends before its trailer is
+ * FN_ERR_TRUNCATED.
  *
  * Threading: one parser is used by one thread at a time; parsers are independent. */
 #ifndef FN_STORE_PG_COPY_H
@@ -67,7 +68,8 @@ typedef struct fn_pg_copy {
     int64_t rows;       /* tuples delivered */
     uint64_t offset;    /* bytes of the stream consumed before buf */
     fn_pg_value vals[FN_PG_COPY_MAX_COLS];
-    char err[160]; /* why it failed ("" while it has not) */
+    char err[160];      /* why it failed ("" while it has not) */
+    int reader_stopped; /* 1: the row callback's error stopped it (not damage) */
 } fn_pg_copy;
 
 /* Readies `p` for a stream of tuples of `ncols` columns of types oids[0..ncols). FN_OK, or

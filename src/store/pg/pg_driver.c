@@ -1132,6 +1132,7 @@ int fn_pg_copy_rows(fn_pg_conn *c, const char *sql, const int64_t *params, int n
     free(q);
     if (!text) {
         set_msg(c, NULL, "out of memory building a bulk read");
+        fn_pg_copy_free(&p);
         return FN_ERR_NOMEM;
     }
     PGresult *r = PQexec(c->pg, text);
@@ -1152,12 +1153,10 @@ int fn_pg_copy_rows(fn_pg_conn *c, const char *sql, const int64_t *params, int n
         if (code) break;
     }
     if (code) {
-        /* The parser or the reader stopped: the rest of the stream is read and dropped. */
-        char msg[sizeof p.err];
-        snprintf(msg, sizeof msg, "%s", p.err);
+        /* The parser or the reader stopped: the rest of the stream is read and dropped. A reader's
+         * error is its own (its message, if any, is where it put it); damage gets the parser's. */
         copy_drain(c, 0);
-        if (code != FN_ERR_STATE && msg[0] && strcmp(msg, "stopped by the reader"))
-            set_msg(c, NULL, "%s", msg);
+        if (!p.reader_stopped) set_msg(c, NULL, "%s", p.err);
         fn_pg_copy_free(&p);
         return code;
     }
