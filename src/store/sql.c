@@ -6,6 +6,7 @@
 #include "store/sql.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "facenames/error.h"
 #include "store/pg/pg_driver.h"
@@ -165,4 +166,84 @@ const void *fn_sql_column_blob(fn_sql_stmt *st, int i)
 int fn_sql_column_bytes(fn_sql_stmt *st, int i)
 {
     return st->pg ? fn_pg_column_bytes(st->pg, i) : fn_lite_column_bytes(st, i);
+}
+
+/* ---- bulk reads ------------------------------------------------------------------------------ */
+
+/* The driver's decoded values, handed on as sql.h's (the same fields; copying a row's few values
+ * costs little next to parsing its descriptor). */
+typedef struct bulk_relay {
+    fn_sql_row_fn row;
+    void *arg;
+} bulk_relay;
+
+static int relay_row(void *ctx, const fn_pg_value *in, int ncols)
+{
+    const bulk_relay *r = ctx;
+    fn_sql_value out[FN_PG_COPY_MAX_COLS];
+    for (int c = 0; c < ncols; c++)
+        out[c] = (fn_sql_value){
+            .type = in[c].type, .bytes = in[c].len, .i = in[c].i, .d = in[c].d, .blob = in[c].p};
+    return r->row(r->arg, out, ncols);
+}
+
+/* The statement loop: SQLite's bulk read, and PostgreSQL's when COPY is switched off. */
+static int bulk_by_rows(fn_store *s, const char *sql, const int64_t *params, int nparams, int ncols,
+                        fn_sql_row_fn row, void *arg)
+{
+    fn_sql_value vals[FN_PG_COPY_MAX_COLS];
+    if (ncols < 1 || ncols > FN_PG_COPY_MAX_COLS)
+        return fn_store_msg(s, FN_ERR_INVALID, "reading in bulk", "too many columns", 0);
+    fn_sql_stmt *st = fn_store_stmt(s, sql);
+    if (!st) return FN_ERR_DB;
+    for (int k = 0; k < nparams; k++)
+        fn_sql_bind_int64(st, k + 1, params[k]);
+    int rc;
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        for (int c = 0; c < ncols; c++) {
+            fn_sql_value *v = &vals[c];
+            memset(v, 0, sizeof *v);
+            v->type = fn_sql_column_type(st, c);
+            switch (v->type) {
+            case FN_SQL_INTEGER:
+                v->i = fn_sql_column_int64(st, c);
+                v->d = (double)v->i;
+                break;
+            case FN_SQL_FLOAT:
+                v->d = fn_sql_column_double(st, c);
+                v->i = fn_sql_column_int64(st, c);
+                break;
+            case FN_SQL_BLOB:
+            case FN_SQL_TEXT:
+                v->blob = fn_sql_column_blob(st, c);
+                v->bytes = fn_sql_column_bytes(st, c);
+                if (!v->bytes) v->blob = NULL;
+                break;
+            default:
+                break;
+            }
+        }
+        int code = row(arg, vals, ncols);
+        if (code < 0) {
+            fn_sql_reset(st);
+            return code;
+        }
+    }
+    fn_sql_reset(st);
+    return rc == FN_SQL_DONE ? FN_OK : rc;
+}
+
+int fn_sql_bulk_read(fn_store *s, const char *sql, const int64_t *params, int nparams, int ncols,
+                     fn_sql_row_fn row, void *arg)
+{
+    if (s->backend == FN_SQL_POSTGRES && fn_pgs_bulk_copy(s)) {
+        bulk_relay r = {row, arg};
+        return fn_pgs_copy_rows(s, sql, params, nparams, ncols, relay_row, &r);
+    }
+    return bulk_by_rows(s, sql, params, nparams, ncols, row, arg);
+}
+
+void fn_store_set_bulk_copy(fn_store *s, int on)
+{
+    if (s->backend == FN_SQL_POSTGRES) fn_pgs_set_bulk_copy(s, on);
 }

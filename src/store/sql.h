@@ -96,4 +96,41 @@ int fn_sql_column_bytes(fn_sql_stmt *st, int i);
  * RETURNING, on both backends: there is no last-insert-rowid.) */
 int64_t fn_sql_changes(fn_store *s);
 
+/* ---- bulk reads (issue 14) ------------------------------------------------------------------
+ *
+ * What clustering and predict read in volume (every face's id and 128-float descriptor), read in
+ * one go: on PostgreSQL as COPY (query) TO STDOUT (FORMAT binary), one round trip whose rows
+ * stream through the store's own parser (pg/pg_copy.c) instead of a result held whole in memory;
+ * on SQLite the statement loop, which is already the cheapest read there. The caller sees the same
+ * rows, in the same order, as the same values on both. */
+
+/* One column of a bulk-read row. type is FN_SQL_INTEGER (i, and d = i), FN_SQL_FLOAT (d, and i
+ * as SQLite converts it), FN_SQL_BLOB or FN_SQL_TEXT (blob and bytes; blob is NULL when bytes is 0;
+ * text is not NUL-terminated) or FN_SQL_NULL (all zero). Pointers are valid during the callback
+ * only. */
+typedef struct fn_sql_value {
+    int type;
+    int bytes;
+    int64_t i;
+    double d;
+    const void *blob;
+} fn_sql_value;
+
+/* Called once per row with its ncols values: 0 goes on, a negative fn_err stops the read (and
+ * fn_sql_bulk_read returns it). It must not use the store connection it is called from. */
+typedef int (*fn_sql_row_fn)(void *arg, const fn_sql_value *row, int ncols);
+
+/* Reads every row of `sql` (one SELECT, a string literal as for fn_store_stmt, returning ncols
+ * columns of integer, real, blob or text types; its parameters ?1..?nparams are the integers
+ * params[0..nparams)) and hands each to `row`. Inside a transaction it reads the transaction's
+ * snapshot. FN_OK, the callback's fn_err, or another fn_err with the backend's message kept for
+ * fn_store_fail (FN_ERR_CORRUPT / FN_ERR_TRUNCATED: PostgreSQL's stream did not parse). */
+int fn_sql_bulk_read(fn_store *s, const char *sql, const int64_t *params, int nparams, int ncols,
+                     fn_sql_row_fn row, void *arg);
+
+/* On PostgreSQL, bulk reads use COPY (on, the default) or step a prepared statement with binary
+ * results row by row (off), for tests that compare the two and benchmarks that time them. SQLite
+ * has only the statement loop and ignores it. */
+void fn_store_set_bulk_copy(fn_store *s, int on);
+
 #endif

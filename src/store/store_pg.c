@@ -36,6 +36,7 @@ struct fn_pgs {
     fn_pg_conn *conn;
     struct pg_cached cache[PG_CACHE];
     int n_cache;
+    int rows_only; /* bulk reads step a statement instead of COPY (fn_store_set_bulk_copy) */
 };
 
 static fn_pg_conn *conn_of(fn_store *s)
@@ -172,6 +173,22 @@ int fn_pgs_drain(fn_store *s, void (*cb)(void *, const char *, const char *, int
 {
     int code = fn_pg_drain_notifications(conn_of(s), cb, arg);
     return code < 0 ? fn_store_fail(s, code, "reading job change notifications") : code;
+}
+
+int fn_pgs_bulk_copy(fn_store *s)
+{
+    return !((struct fn_pgs *)s->pg)->rows_only;
+}
+
+void fn_pgs_set_bulk_copy(fn_store *s, int on)
+{
+    ((struct fn_pgs *)s->pg)->rows_only = !on;
+}
+
+int fn_pgs_copy_rows(fn_store *s, const char *sql, const int64_t *params, int nparams, int ncols,
+                     fn_pg_copy_row_fn row, void *arg)
+{
+    return fn_pg_copy_rows(conn_of(s), sql, params, nparams, ncols, row, arg);
 }
 
 /* The PostgreSQL twin of a component's SQLite migrations (same versions: test_pg_schema). */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/pg/pg_copy.h"
 #include "store/sql.h"
 #include "store/store_sql.h"
 
@@ -31,6 +32,13 @@ int fn_pgs_socket(fn_store *s);
 int fn_pgs_drain(fn_store *s, void (*cb)(void *, const char *, const char *, int), void *arg);
 /* fn_store_migrate / fn_store_check_version on PostgreSQL: the component's PostgreSQL migrations
  * (pg_schema.c), which must end at the same version as the SQLite list `lite`. */
+/* fn_sql_bulk_read's PostgreSQL side: whether COPY is on for this connection
+ * (fn_store_set_bulk_copy), and the COPY read itself (fn_pg_copy_rows on the store's connection).
+ */
+int fn_pgs_bulk_copy(fn_store *s);
+void fn_pgs_set_bulk_copy(fn_store *s, int on);
+int fn_pgs_copy_rows(fn_store *s, const char *sql, const int64_t *params, int nparams, int ncols,
+                     fn_pg_copy_row_fn row, void *arg);
 int fn_pgs_migrate(fn_store *s, const char *component, const fn_migration *lite, size_t n_lite);
 int fn_pgs_check_version(fn_store *s, const char *component, int newest);
 

@@ -607,6 +607,111 @@ static void test_now(void **state)
     free(url);
 }
 
+/* ---- bulk reads: COPY binary ---------------------------------------------------------------- */
+
+/* What the reader was given, row by row, to compare with what stepping the same query gives. */
+typedef struct copied {
+    int rows;
+    int64_t id[16];
+    int type[16][4];
+    int64_t i[16][4];
+    double d[16][4];
+    int len[16][4];
+    unsigned char blob[16][8];
+    int stop_at;
+} copied;
+
+static int copy_row(void *ctx, const fn_pg_value *v, int ncols)
+{
+    copied *g = ctx;
+    assert_int_equal(ncols, 4);
+    if (g->stop_at && g->rows == g->stop_at) return FN_ERR_CANCELLED;
+    assert_true(g->rows < 16);
+    for (int c = 0; c < ncols; c++) {
+        g->type[g->rows][c] = v[c].type;
+        g->i[g->rows][c] = v[c].i;
+        g->d[g->rows][c] = v[c].d;
+        g->len[g->rows][c] = v[c].len;
+        if (c == 3 && v[c].len) memcpy(g->blob[g->rows], v[c].p, (size_t)v[c].len);
+    }
+    g->rows++;
+    return 0;
+}
+
+static void test_copy_rows(void **state)
+{
+    (void)state;
+    FN_PG_DB_OR_SKIP(url);
+    fn_pg_conn *c = fn_pg_fixture_connect(url);
+    exec_ok(c, "CREATE TABLE t(id BIGINT, n INTEGER, score DOUBLE PRECISION, b BYTEA, x NUMERIC)");
+    exec_ok(c, "INSERT INTO t VALUES (1, 7, 0.5, '\\x0102'::bytea, 1),"
+               " (2, NULL, NULL, NULL, 2), (3, -4, -1e300, ''::bytea, 3),"
+               " (-9223372036854775808, 2147483647, 'NaN', '\\xff'::bytea, 4)");
+    static const char q[] = "SELECT id, n, score, b FROM t WHERE id <> ?1 AND id >= ?2 ORDER BY id";
+    /* Every row, as stepping the statement reads it (the row-by-row path). */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            exec_ok(c, "BEGIN ISOLATION LEVEL REPEATABLE READ"); /* inside a transaction too */
+        int64_t params[2] = {2, INT64_MIN};
+        copied g = {0};
+        int rc = fn_pg_copy_rows(c, q, params, 2, 4, copy_row, &g);
+        if (rc) fprintf(stderr, "%s\n", fn_pg_errmsg(c));
+        assert_int_equal(rc, FN_OK);
+        fn_pg_stmt *st = prep(c, q);
+        fn_pg_bind_int64(st, 1, 2);
+        fn_pg_bind_int64(st, 2, INT64_MIN);
+        int n = 0;
+        while (fn_pg_step(st) == FN_PG_ROW) {
+            assert_true(n < g.rows);
+            for (int col = 0; col < 4; col++) {
+                assert_int_equal(g.type[n][col], fn_pg_column_type(st, col));
+                if (col < 3) assert_int_equal(g.i[n][col], fn_pg_column_int64(st, col));
+                if (col == 2 && !isnan(g.d[n][col]))
+                    assert_true(g.d[n][col] == fn_pg_column_double(st, col));
+                if (col == 3) {
+                    assert_int_equal(g.len[n][col], fn_pg_column_bytes(st, col));
+                    if (g.len[n][col])
+                        assert_memory_equal(g.blob[n], fn_pg_column_blob(st, col),
+                                            (size_t)g.len[n][col]);
+                }
+            }
+            n++;
+        }
+        fn_pg_finalize(st);
+        assert_int_equal(n, 3); /* id 2 left out by ?1 */
+        assert_int_equal(g.rows, 3);
+        assert_int_equal(g.i[0][0], INT64_MIN);
+        assert_int_equal(g.type[1][3], FN_PG_BLOB);
+        assert_int_equal(g.len[1][3], 2);
+        if (pass) exec_ok(c, "COMMIT");
+    }
+    /* A parameter past the ones given reads as NULL: no rows. */
+    copied g = {0};
+    assert_int_equal(fn_pg_copy_rows(c, q, (int64_t[]){0}, 1, 4, copy_row, &g), FN_OK);
+    assert_int_equal(g.rows, 0);
+    /* Another number of columns than the query has. */
+    assert_int_equal(fn_pg_copy_rows(c, q, NULL, 0, 3, copy_row, &g), FN_ERR_STATE);
+    assert_non_null(strstr(fn_pg_errmsg(c), "columns"));
+    /* A type the parser does not decode. */
+    assert_int_equal(fn_pg_copy_rows(c, "SELECT id, n, x, b FROM t", NULL, 0, 4, copy_row, &g),
+                     FN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(fn_pg_errmsg(c), "1700"));
+    /* A query the server refuses. */
+    assert_int_equal(fn_pg_copy_rows(c, "SELECT nope FROM t", NULL, 0, 4, copy_row, &g), FN_ERR_DB);
+    /* The reader stops after one row: its code comes back, and the connection is ready for the
+     * next command (the rest of the stream was read). */
+    copied h = {.stop_at = 1};
+    assert_int_equal(fn_pg_copy_rows(c, q, (int64_t[]){0, INT64_MIN}, 2, 4, copy_row, &h),
+                     FN_ERR_CANCELLED);
+    assert_int_equal(h.rows, 1);
+    fn_pg_stmt *st = prep(c, "SELECT count(*) FROM t");
+    assert_int_equal(fn_pg_step(st), FN_PG_ROW);
+    assert_int_equal(fn_pg_column_int64(st, 0), 4);
+    fn_pg_finalize(st);
+    fn_pg_close(c);
+    free(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_server_gone_is_io),
         cmocka_unit_test(test_listen_notify),
         cmocka_unit_test(test_now),
+        cmocka_unit_test(test_copy_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,21 @@ static const char q_clusters[] =
     "SELECT id, size, centroid FROM clusters WHERE person_id IS NULL AND size > 0"
     " AND centroid IS NOT NULL AND job_id IS DISTINCT FROM ?1 ORDER BY id";
 static const char q_max_id[] = "SELECT coalesce(max(id), 0) FROM clusters";
-static const char q_siblings[] = "SELECT id, person_id, cluster_id FROM faces WHERE photo_id = ?1"
-                                 " AND (person_id IS NOT NULL OR cluster_id IS NOT NULL)";
+/* The faces with a person or a cluster in the photos of the faces to place (the photos as the two
+ * free-face queries above select them, ?1 and ?2 the same), by photo: one read for all photos,
+ * not one query per photo (a round trip each on PostgreSQL). */
+static const char q_siblings_full[] =
+    "SELECT photo_id, id, person_id, cluster_id FROM faces"
+    " WHERE (person_id IS NOT NULL OR cluster_id IS NOT NULL) AND photo_id IN"
+    " (SELECT photo_id FROM faces WHERE state = 'auto' AND origin = 'auto'"
+    " AND descriptor IS NOT NULL AND (person_id IS NULL OR cluster_run IS NOT DISTINCT FROM ?1)"
+    " AND id <= ?2) ORDER BY photo_id, id";
+static const char q_siblings_new[] =
+    "SELECT photo_id, id, person_id, cluster_id FROM faces"
+    " WHERE (person_id IS NOT NULL OR cluster_id IS NOT NULL) AND photo_id IN"
+    " (SELECT photo_id FROM faces WHERE state = 'auto' AND origin = 'auto'"
+    " AND descriptor IS NOT NULL AND ((cluster_run IS NULL AND person_id IS NULL)"
+    " OR cluster_run = ?1) AND id <= ?2) ORDER BY photo_id, id";
 static const char q_cannot[] = "SELECT face_id, person_id FROM cannot_links ORDER BY face_id";
 static const char w_cluster[] =
     "INSERT INTO clusters (id, job_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
@@ -108,113 +121,152 @@ static int by_photo(const void *x, const void *y)
     return (*(const size_t *)x > *(const size_t *)y) - (*(const size_t *)x < *(const size_t *)y);
 }
 
+/* The bulk reads' row callbacks (fn_sql_bulk_read): the input being built and its capacities. */
+typedef struct loading {
+    fn_cl_input *in;
+    size_t cap, dcap;
+} loading;
+
+static int free_face_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    loading *l = arg;
+    fn_cl_input *in = l->in;
+    if (v[6].bytes != DIM * (int)sizeof(float)) return 0; /* not a descriptor */
+    if (grow((void **)&in->faces, &l->cap, in->n + 1, sizeof *in->faces) < 0 ||
+        grow((void **)&in->desc, &l->dcap, (in->n + 1), DIM * sizeof(float)) < 0)
+        return FN_ERR_NOMEM;
+    fn_cl_face *f = &in->faces[in->n];
+    f->id = v[0].i;
+    f->photo_id = v[1].i;
+    f->old_cluster = v[2].i;
+    f->width = (float)v[3].d;
+    f->height = (float)v[4].d;
+    f->score = (float)v[5].d;
+    memcpy(in->desc + in->n * DIM, v[6].blob, DIM * sizeof(float));
+    in->n++;
+    return 0;
+}
+
+static int person_face_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    loading *l = arg;
+    fn_cl_input *in = l->in;
+    if (v[1].bytes != DIM * (int)sizeof(float)) return 0;
+    int64_t pid = v[0].i;
+    const float *d = v[1].blob;
+    if (!in->n_persons || in->persons[in->n_persons - 1].id != pid) {
+        if (grow((void **)&in->persons, &l->cap, in->n_persons + 1, sizeof *in->persons) < 0)
+            return FN_ERR_NOMEM;
+        memset(&in->persons[in->n_persons], 0, sizeof *in->persons);
+        in->persons[in->n_persons++].id = pid;
+    }
+    fn_cl_group *g = &in->persons[in->n_persons - 1];
+    /* a running mean, so no second pass is needed; the blob may be unaligned (a pointer into
+     * PostgreSQL's stream), so each float is copied out */
+    g->weight += 1;
+    for (int c = 0; c < DIM; c++) {
+        float x;
+        memcpy(&x, d + c, sizeof x);
+        g->centre[c] += (float)((x - g->centre[c]) / g->weight);
+    }
+    return 0;
+}
+
+static int cluster_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    loading *l = arg;
+    fn_cl_input *in = l->in;
+    if (v[2].bytes != DIM * (int)sizeof(float)) return 0;
+    if (grow((void **)&in->clusters, &l->cap, in->n_clusters + 1, sizeof *in->clusters) < 0)
+        return FN_ERR_NOMEM;
+    fn_cl_group *g = &in->clusters[in->n_clusters++];
+    g->id = v[0].i;
+    g->weight = (double)v[1].i;
+    memcpy(g->centre, v[2].blob, sizeof g->centre);
+    return 0;
+}
+
+/* The merge of the placed faces (order: their indices sorted by photo) with the photos' faces
+ * that have a person or a cluster (rows by photo): [a, b) is the run of placed faces of the
+ * current row's photo. */
+typedef struct siblings {
+    fn_cl_input *in;
+    const size_t *order;
+    size_t a, b, cap;
+    int full;
+} siblings;
+
+static int sibling_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    siblings *sb = arg;
+    fn_cl_input *in = sb->in;
+    int64_t photo = v[0].i;
+    if (sb->a == sb->b || in->faces[sb->order[sb->a]].photo_id != photo) {
+        while (sb->a < in->n && in->faces[sb->order[sb->a]].photo_id < photo)
+            sb->a++;
+        for (sb->b = sb->a; sb->b < in->n && in->faces[sb->order[sb->b]].photo_id == photo; sb->b++)
+            ;
+    }
+    if (sb->a == sb->b) return 0; /* no face of this photo is placed (a bad descriptor) */
+    size_t at;
+    if (face_index(in, v[1].i, &at)) return 0; /* placed too */
+    int64_t person = v[2].i;
+    int64_t cluster = sb->full ? 0 : v[3].i;
+    for (size_t j = sb->a; j < sb->b; j++)
+        if ((person && add_forbid(in, &sb->cap, sb->order[j], person, 0) < 0) ||
+            (cluster && add_forbid(in, &sb->cap, sb->order[j], 0, cluster) < 0))
+            return FN_ERR_NOMEM;
+    return 0;
+}
+
 static int load(fn_store *s, int full, int64_t run, int64_t upto, fn_cl_input *in)
 {
-    fn_sql_stmt *st = fn_store_stmt(s, full ? q_free_full : q_free_new);
-    if (!st) return FN_ERR_DB;
-    fn_sql_bind_int64(st, 1, run);
-    fn_sql_bind_int64(st, 2, upto > 0 ? upto : INT64_MAX);
-    size_t cap = 0, dcap = 0;
-    int rc;
-    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-        if (fn_sql_column_bytes(st, 6) != DIM * (int)sizeof(float)) continue;
-        if (grow((void **)&in->faces, &cap, in->n + 1, sizeof *in->faces) < 0 ||
-            grow((void **)&in->desc, &dcap, (in->n + 1), DIM * sizeof(float)) < 0)
-            return FN_ERR_NOMEM;
-        fn_cl_face *f = &in->faces[in->n];
-        f->id = fn_sql_column_int64(st, 0);
-        f->photo_id = fn_sql_column_int64(st, 1);
-        f->old_cluster = fn_sql_column_int64(st, 2);
-        f->width = (float)fn_sql_column_double(st, 3);
-        f->height = (float)fn_sql_column_double(st, 4);
-        f->score = (float)fn_sql_column_double(st, 5);
-        memcpy(in->desc + in->n * DIM, fn_sql_column_blob(st, 6), DIM * sizeof(float));
-        in->n++;
-    }
-    fn_sql_reset(st);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the faces to cluster");
+    /* The faces, the persons' faces and the clusters are what a run reads in volume (a
+     * descriptor of 512 bytes each): bulk reads, one round trip each on PostgreSQL. */
+    int64_t params[2] = {run, upto > 0 ? upto : INT64_MAX};
+    loading l = {in, 0, 0};
+    int rc = fn_sql_bulk_read(s, full ? q_free_full : q_free_new, params, 2, 7, free_face_row, &l);
+    if (rc != FN_OK)
+        return rc == FN_ERR_NOMEM ? rc : fn_store_fail(s, rc, "reading the faces to cluster");
 
     /* persons: the mean of each one's faces */
-    if (!(st = fn_store_stmt(s, q_persons))) return FN_ERR_DB;
-    fn_sql_bind_int64(st, 1, run);
-    cap = 0;
-    double acc[DIM];
-    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-        if (fn_sql_column_bytes(st, 1) != DIM * (int)sizeof(float)) continue;
-        int64_t pid = fn_sql_column_int64(st, 0);
-        const float *d = fn_sql_column_blob(st, 1);
-        if (!in->n_persons || in->persons[in->n_persons - 1].id != pid) {
-            if (grow((void **)&in->persons, &cap, in->n_persons + 1, sizeof *in->persons) < 0)
-                return FN_ERR_NOMEM;
-            memset(&in->persons[in->n_persons], 0, sizeof *in->persons);
-            in->persons[in->n_persons++].id = pid;
-            memset(acc, 0, sizeof acc);
-        }
-        fn_cl_group *g = &in->persons[in->n_persons - 1];
-        /* a running mean, so no second pass is needed */
-        g->weight += 1;
-        for (int c = 0; c < DIM; c++)
-            g->centre[c] += (float)((d[c] - g->centre[c]) / g->weight);
-    }
-    fn_sql_reset(st);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the persons' faces");
+    l = (loading){in, 0, 0};
+    rc = fn_sql_bulk_read(s, q_persons, params, 1, 2, person_face_row, &l);
+    if (rc != FN_OK)
+        return rc == FN_ERR_NOMEM ? rc : fn_store_fail(s, rc, "reading the persons' faces");
 
     if (!full) {
-        if (!(st = fn_store_stmt(s, q_clusters))) return FN_ERR_DB;
-        fn_sql_bind_int64(st, 1, run);
-        cap = 0;
-        while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-            if (fn_sql_column_bytes(st, 2) != DIM * (int)sizeof(float)) continue;
-            if (grow((void **)&in->clusters, &cap, in->n_clusters + 1, sizeof *in->clusters) < 0)
-                return FN_ERR_NOMEM;
-            fn_cl_group *g = &in->clusters[in->n_clusters++];
-            g->id = fn_sql_column_int64(st, 0);
-            g->weight = (double)fn_sql_column_int64(st, 1);
-            memcpy(g->centre, fn_sql_column_blob(st, 2), sizeof g->centre);
-        }
-        fn_sql_reset(st);
-        if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the clusters");
+        l = (loading){in, 0, 0};
+        rc = fn_sql_bulk_read(s, q_clusters, params, 1, 3, cluster_row, &l);
+        if (rc != FN_OK)
+            return rc == FN_ERR_NOMEM ? rc : fn_store_fail(s, rc, "reading the clusters");
     }
+    fn_sql_stmt *st;
+    size_t cap;
     if (!(st = fn_store_stmt(s, q_max_id))) return FN_ERR_DB;
     if ((rc = fn_sql_step(st)) == FN_SQL_ROW) in->max_cluster_id = fn_sql_column_int64(st, 0);
     fn_sql_reset(st);
 
     /* What each face is forbidden: the persons and clusters of the other faces of its photo that
-     * are not being placed. The placed faces are visited photo by photo. */
-    cap = 0;
+     * are not being placed. The placed faces, sorted by photo, are merged with the photos'
+     * faces, which come by photo too. */
     size_t *order = malloc((in->n ? in->n : 1) * sizeof *order);
     if (!order) return FN_ERR_NOMEM;
     for (size_t i = 0; i < in->n; i++)
         order[i] = i;
     sort_faces = in->faces;
     qsort(order, in->n, sizeof *order, by_photo);
-    if (!(st = fn_store_stmt(s, q_siblings))) {
-        free(order);
-        return FN_ERR_DB;
-    }
-    rc = FN_SQL_DONE;
-    for (size_t a = 0, b; a < in->n && rc == FN_SQL_DONE; a = b) {
-        int64_t photo = in->faces[order[a]].photo_id;
-        for (b = a; b < in->n && in->faces[order[b]].photo_id == photo; b++)
-            ;
-        fn_sql_bind_int64(st, 1, photo);
-        while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-            size_t at;
-            if (face_index(in, fn_sql_column_int64(st, 0), &at)) continue; /* placed too */
-            int64_t person = fn_sql_column_int64(st, 1);
-            int64_t cluster = full ? 0 : fn_sql_column_int64(st, 2);
-            for (size_t j = a; j < b; j++) {
-                if ((person && add_forbid(in, &cap, order[j], person, 0) < 0) ||
-                    (cluster && add_forbid(in, &cap, order[j], 0, cluster) < 0)) {
-                    free(order);
-                    return FN_ERR_NOMEM;
-                }
-            }
-        }
-        fn_sql_reset(st);
-    }
+    siblings sb = {in, order, 0, 0, 0, full};
+    rc = fn_sql_bulk_read(s, full ? q_siblings_full : q_siblings_new, params, 2, 4, sibling_row,
+                          &sb);
     free(order);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the faces' photos");
+    if (rc == FN_ERR_NOMEM) return rc;
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces' photos");
+    cap = sb.cap;
     if (!(st = fn_store_stmt(s, q_cannot))) return FN_ERR_DB;
     while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
         size_t at;

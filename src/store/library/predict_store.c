@@ -19,37 +19,45 @@ static const char sql_refs[] =
     " WHERE f.state = 'confirmed' AND p.deleted_at IS NULL AND f.descriptor IS NOT NULL"
     " ORDER BY f.id";
 
+typedef struct refs_loading {
+    float **desc;
+    int64_t **person, **face;
+    size_t *n, cap;
+} refs_loading;
+
+static int ref_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    refs_loading *l = arg;
+    if (v[2].bytes != (int)DESC_BYTES) return 0; /* not a descriptor */
+    size_t n = *l->n;
+    if (n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        float *d = realloc(*l->desc, l->cap * DESC_BYTES);
+        if (d) *l->desc = d;
+        int64_t *p = realloc(*l->person, l->cap * sizeof *p);
+        if (p) *l->person = p;
+        int64_t *f = realloc(*l->face, l->cap * sizeof *f);
+        if (f) *l->face = f;
+        if (!d || !p || !f) return FN_ERR_NOMEM;
+    }
+    (*l->face)[n] = v[0].i;
+    (*l->person)[n] = v[1].i;
+    memcpy(*l->desc + n * 128, v[2].blob, DESC_BYTES);
+    (*l->n)++;
+    return 0;
+}
+
 int fn_predict_load_refs(fn_store *s, float **desc, int64_t **person, int64_t **face, size_t *n)
 {
     *desc = NULL;
     *person = *face = NULL;
     *n = 0;
-    fn_sql_stmt *st = fn_store_stmt(s, sql_refs);
-    if (!st) return FN_ERR_DB;
-    size_t cap = 0;
-    int rc;
-    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-        if (fn_sql_column_bytes(st, 2) != (int)DESC_BYTES) continue; /* not a descriptor */
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            float *d = realloc(*desc, cap * DESC_BYTES);
-            if (d) *desc = d;
-            int64_t *p = realloc(*person, cap * sizeof *p);
-            if (p) *person = p;
-            int64_t *f = realloc(*face, cap * sizeof *f);
-            if (f) *face = f;
-            if (!d || !p || !f) {
-                fn_sql_reset(st);
-                return FN_ERR_NOMEM;
-            }
-        }
-        (*face)[*n] = fn_sql_column_int64(st, 0);
-        (*person)[*n] = fn_sql_column_int64(st, 1);
-        memcpy(*desc + *n * 128, fn_sql_column_blob(st, 2), DESC_BYTES);
-        (*n)++;
-    }
-    fn_sql_reset(st);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the confirmed faces");
+    /* Every confirmed face's descriptor: a bulk read (one round trip on PostgreSQL). */
+    refs_loading l = {desc, person, face, n, 0};
+    int rc = fn_sql_bulk_read(s, sql_refs, NULL, 0, 3, ref_row, &l);
+    if (rc == FN_ERR_NOMEM) return rc;
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the confirmed faces");
     return 0;
 }
 
@@ -69,39 +77,132 @@ int fn_predict_count_faces(fn_store *s, int64_t *n)
     return 0;
 }
 
+/* `photo_id >= ?1` repeats the key's first part in a form the faces_photo index can start from:
+ * with the OR alone, PostgreSQL walked the index from the first photo and filtered up to the
+ * page, each page (200 ms a page at 100k faces, quadratic in all). */
 static const char sql_page[] =
     "SELECT id, photo_id, descriptor FROM faces WHERE person_id IS NULL AND state = 'auto'"
-    " AND descriptor IS NOT NULL AND (photo_id > ?1 OR (photo_id = ?1 AND id > ?2))"
-    " ORDER BY photo_id, id LIMIT ?3";
+    " AND descriptor IS NOT NULL AND photo_id >= ?1"
+    " AND (photo_id > ?1 OR (photo_id = ?1 AND id > ?2)) ORDER BY photo_id, id LIMIT ?3";
+/* On SQLite the same, walking the faces_photo index: left to itself SQLite picks faces_state or
+ * faces_person (equalities that hold for nearly every face), then sorts every face to predict for
+ * each page of 256, which made a predict job quadratic in the library's faces. */
+static const char sql_page_lite[] =
+    "SELECT id, photo_id, descriptor FROM faces INDEXED BY faces_photo WHERE person_id IS NULL"
+    " AND state = 'auto' AND descriptor IS NOT NULL AND photo_id >= ?1"
+    " AND (photo_id > ?1 OR (photo_id = ?1 AND id > ?2)) ORDER BY photo_id, id LIMIT ?3";
 
-/* The persons a face must not be suggested as: its cannot-links, and the persons of the other
- * faces of its photo. */
-static const char sql_excl[] = "SELECT person_id FROM cannot_links WHERE face_id = ?1"
-                               " UNION SELECT person_id FROM faces WHERE photo_id = ?2 AND id <> ?1"
-                               " AND person_id IS NOT NULL";
+/* The persons each face of a page must not be suggested as: its cannot-links, and the persons of
+ * the other faces of its photo; for all the page's faces in one read, the page being the faces of
+ * sql_page from after (?1, ?2) up to and including (?3, ?4) in (photo, face) order. (One query
+ * per face was a round trip per face on PostgreSQL.) The BETWEEN repeats the range in a form both
+ * engines can look up in the faces_photo index; without it each page scanned the whole table. */
+static const char sql_excl_page[] =
+    "SELECT q.id, c.person_id FROM faces q JOIN cannot_links c ON c.face_id = q.id"
+    " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
+    " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " UNION SELECT q.id, f.person_id FROM faces q JOIN faces f ON f.photo_id = q.photo_id"
+    " AND f.id <> q.id AND f.person_id IS NOT NULL"
+    " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
+    " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " ORDER BY 1, 2";
+/* SQLite: the page's faces looked up in faces_photo (as sql_page_lite). */
+static const char sql_excl_page_lite[] =
+    "SELECT q.id, c.person_id FROM faces q INDEXED BY faces_photo JOIN cannot_links c ON c.face_id "
+    "= q.id"
+    " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
+    " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " UNION SELECT q.id, f.person_id FROM faces q INDEXED BY faces_photo JOIN faces f ON "
+    "f.photo_id = q.photo_id"
+    " AND f.id <> q.id AND f.person_id IS NOT NULL"
+    " WHERE q.person_id IS NULL AND q.state = 'auto' AND q.descriptor IS NOT NULL"
+    " AND (q.photo_id > ?1 OR (q.photo_id = ?1 AND q.id > ?2))"
+    " AND q.photo_id BETWEEN ?1 AND ?3 AND (q.photo_id < ?3 OR (q.photo_id = ?3 AND q.id <= ?4))"
+    " ORDER BY 1, 2";
 
-static int exclusions(fn_store *s, fn_predict_face *f)
+/* The page's faces by id, to hand each exclusion to its face. */
+typedef struct excl_loading {
+    fn_predict_face *out;
+    size_t *by_id; /* indices into out, sorted by face id */
+    size_t n;
+} excl_loading;
+
+static _Thread_local const fn_predict_face *sort_page;
+
+static int by_face_id(const void *x, const void *y)
 {
-    fn_sql_stmt *st = fn_store_stmt(s, sql_excl);
-    if (!st) return FN_ERR_DB;
-    fn_sql_bind_int64(st, 1, f->face);
-    fn_sql_bind_int64(st, 2, f->photo);
-    size_t cap = 0;
-    int rc;
-    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
-        if (f->n_excl == cap) {
-            cap = cap ? cap * 2 : 4;
-            int64_t *e = realloc(f->excl, cap * sizeof *e);
-            if (!e) {
-                fn_sql_reset(st);
-                return FN_ERR_NOMEM;
-            }
-            f->excl = e;
-        }
-        f->excl[f->n_excl++] = fn_sql_column_int64(st, 0);
+    int64_t a = sort_page[*(const size_t *)x].face, b = sort_page[*(const size_t *)y].face;
+    return (a > b) - (a < b);
+}
+
+static int excl_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    excl_loading *l = arg;
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l->out[l->by_id[mid]].face < v[0].i)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    fn_sql_reset(st);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading a face's cannot-links");
+    if (lo == l->n || l->out[l->by_id[lo]].face != v[0].i) return 0; /* not in this page */
+    fn_predict_face *f = &l->out[l->by_id[lo]];
+    if (f->no_desc) return 0; /* nothing will be predicted for it */
+    /* Rows come by face: a face's list grows by doubling from 4. */
+    if (f->n_excl == 0 || (f->n_excl >= 4 && !(f->n_excl & (f->n_excl - 1)))) {
+        size_t cap = f->n_excl ? f->n_excl * 2 : 4;
+        int64_t *e = realloc(f->excl, cap * sizeof *e);
+        if (!e) return FN_ERR_NOMEM;
+        f->excl = e;
+    }
+    f->excl[f->n_excl++] = v[1].i;
+    return 0;
+}
+
+static int exclusions(fn_store *s, int64_t after_photo, int64_t after_face, fn_predict_face *out,
+                      size_t n)
+{
+    if (!n) return 0;
+    size_t *by_id = malloc(n * sizeof *by_id);
+    if (!by_id) return FN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        by_id[i] = i;
+    sort_page = out;
+    qsort(by_id, n, sizeof *by_id, by_face_id);
+    int64_t params[4] = {after_photo, after_face, out[n - 1].photo, out[n - 1].face};
+    excl_loading l = {out, by_id, n};
+    int rc = fn_sql_bulk_read(s, FN_SQL_PICK(s, sql_excl_page_lite, sql_excl_page), params, 4, 2,
+                              excl_row, &l);
+    free(by_id);
+    if (rc == FN_ERR_NOMEM) return rc;
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces' cannot-links");
+    return 0;
+}
+
+typedef struct page_loading {
+    fn_predict_face *out;
+    size_t *n, max;
+} page_loading;
+
+static int page_row(void *arg, const fn_sql_value *v, int ncols)
+{
+    (void)ncols;
+    page_loading *l = arg;
+    if (*l->n == l->max) return 0; /* LIMIT says no more; never reached */
+    fn_predict_face *f = &l->out[*l->n];
+    memset(f, 0, sizeof *f);
+    f->face = v[0].i;
+    f->photo = v[1].i;
+    if (v[2].bytes != (int)DESC_BYTES)
+        f->no_desc = 1; /* nothing to predict from; it still moves the cursor */
+    else
+        memcpy(f->desc, v[2].blob, DESC_BYTES);
+    (*l->n)++;
     return 0;
 }
 
@@ -109,33 +210,14 @@ int fn_predict_faces_page(fn_store *s, int64_t after_photo, int64_t after_face, 
                           fn_predict_face *out, size_t *n)
 {
     *n = 0;
-    fn_sql_stmt *st = fn_store_stmt(s, sql_page);
-    if (!st) return FN_ERR_DB;
-    fn_sql_bind_int64(st, 1, after_photo);
-    fn_sql_bind_int64(st, 2, after_face);
-    fn_sql_bind_int64(st, 3, (int64_t)max);
-    int rc = FN_SQL_DONE;
-    while (*n < max && (rc = fn_sql_step(st)) == FN_SQL_ROW) {
-        fn_predict_face *f = &out[*n];
-        memset(f, 0, sizeof *f);
-        f->face = fn_sql_column_int64(st, 0);
-        f->photo = fn_sql_column_int64(st, 1);
-        if (fn_sql_column_bytes(st, 2) != (int)DESC_BYTES) {
-            f->no_desc = 1; /* nothing to predict from; it still moves the cursor */
-        } else {
-            memcpy(f->desc, fn_sql_column_blob(st, 2), DESC_BYTES);
-        }
-        (*n)++;
-    }
-    if (*n == max) rc = FN_SQL_DONE;
-    fn_sql_reset(st);
-    if (rc != FN_SQL_DONE) return fn_store_fail(s, rc, "reading the faces to predict");
-    for (size_t i = 0; i < *n; i++) {
-        if (out[i].no_desc) continue;
-        int e = exclusions(s, &out[i]);
-        if (e < 0) return e;
-    }
-    return 0;
+    /* A page of faces with their descriptors: a bulk read. */
+    int64_t params[3] = {after_photo, after_face, (int64_t)max};
+    page_loading l = {out, n, max};
+    int rc =
+        fn_sql_bulk_read(s, FN_SQL_PICK(s, sql_page_lite, sql_page), params, 3, 3, page_row, &l);
+    if (rc == FN_ERR_NOMEM) return rc;
+    if (rc != FN_OK) return fn_store_fail(s, rc, "reading the faces to predict");
+    return exclusions(s, after_photo, after_face, out, *n);
 }
 
 /* ---- writing ------------------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "facenames/error.h"
+#include "store/pg/pg_copy.h"
 #include "store/sql.h"
 
 /* PostgreSQL type oids (pg_type.dat; stable across versions). */
@@ -68,6 +69,8 @@ typedef struct cached {
     char name[24];
     int nparams;
     int binary_ok; /* every result column has a binary form the readers decode */
+    int ncols;     /* result columns, and their type oids (for bulk reads) */
+    uint32_t *col_oids;
 } cached;
 
 #define CACHE_BUCKETS 256
@@ -264,6 +267,7 @@ void fn_pg_close(fn_pg_conn *c)
     for (int b = 0; b < CACHE_BUCKETS; b++) {
         for (cached *e = c->cache[b], *n; e; e = n) {
             n = e->next;
+            free(e->col_oids);
             free(e->text);
             free(e);
         }
@@ -329,12 +333,16 @@ static bool ident_char(char ch)
 }
 
 /* As fn_pg_translate; when `used` is not NULL it gets a calloc'd array of *nparams flags, 1 for
- * each parameter number that appears in the text (the caller frees it). */
-static char *translate(const char *sql, int *nparams, unsigned char **used)
+ * each parameter number that appears in the text (the caller frees it). When `vals` is not NULL,
+ * each `?N` becomes the literal value vals[N-1] (NULL past nvals) instead of `$N`: for COPY,
+ * which takes no parameters. */
+static char *translate_with(const char *sql, int *nparams, unsigned char **used,
+                            const int64_t *vals, int nvals)
 {
     size_t n = strlen(sql);
-    /* A bare `?` may grow to `$` and up to 10 digits. */
-    char *out = malloc(n * 11 + 1), *o = out;
+    /* A bare `?` may grow to `$` and up to 10 digits, or to a literal
+     * '-9223372036854775808'::bigint. */
+    char *out = malloc(n * (vals ? 32 : 11) + 1), *o = out;
     if (!out) return NULL;
     int maxp = 0;
     /* Which numbers appear (sized for the largest possible; trimmed by the caller's use). */
@@ -429,7 +437,12 @@ static char *translate(const char *sql, int *nparams, unsigned char **used)
             if (v > MAX_PARAMS) v = MAX_PARAMS;
             if (v > maxp) maxp = (int)v;
             if (seen && v > 0) seen[v - 1] = 1;
-            o += sprintf(o, "$%ld", v);
+            if (!vals)
+                o += sprintf(o, "$%ld", v);
+            else if (v >= 1 && v <= nvals)
+                o += sprintf(o, "'%lld'::bigint", (long long)vals[v - 1]);
+            else
+                o += sprintf(o, "NULL");
         } else {
             *o++ = *p++;
         }
@@ -438,6 +451,11 @@ static char *translate(const char *sql, int *nparams, unsigned char **used)
     if (nparams) *nparams = maxp;
     if (used) *used = seen;
     return out;
+}
+
+static char *translate(const char *sql, int *nparams, unsigned char **used)
+{
+    return translate_with(sql, nparams, used, NULL, 0);
 }
 
 char *fn_pg_translate(const char *sql, int *nparams)
@@ -514,8 +532,19 @@ int fn_pg_prepare(fn_pg_conn *c, const char *sql, fn_pg_stmt **out)
             return code;
         }
         e->binary_ok = 1;
-        for (int k = 0; k < PQnfields(r); k++)
+        e->ncols = PQnfields(r);
+        e->col_oids = e->ncols ? calloc((size_t)e->ncols, sizeof *e->col_oids) : NULL;
+        if (e->ncols && !e->col_oids) {
+            PQclear(r);
+            free(e->text);
+            free(e);
+            set_msg(c, NULL, "out of memory preparing a statement");
+            return FN_ERR_NOMEM;
+        }
+        for (int k = 0; k < e->ncols; k++) {
+            e->col_oids[k] = PQftype(r, k);
             if (!binary_readable(PQftype(r, k))) e->binary_ok = 0;
+        }
         PQclear(r);
         e->next = c->cache[b];
         c->cache[b] = e;
@@ -1052,6 +1081,94 @@ int fn_pg_column_bytes(fn_pg_stmt *st, int i)
     int len;
     raw(st, i, &len);
     return len;
+}
+
+/* ---- bulk reads: COPY (query) TO STDOUT (FORMAT binary) ------------------------------------- */
+
+/* Reads what is left of a COPY OUT stream (when `ended` is 0: PQgetCopyData has not yet said -1)
+ * and its final result, so the connection can take the next command; FN_OK when the server
+ * finished the COPY without error. */
+static int copy_drain(fn_pg_conn *c, int ended)
+{
+    char *buf = NULL;
+    int n = -1;
+    while (!ended && (n = PQgetCopyData(c->pg, &buf, 0)) > 0)
+        PQfreemem(buf);
+    int code = FN_OK;
+    PGresult *r;
+    while ((r = PQgetResult(c->pg))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && code == FN_OK) code = fail_res(c, r);
+        PQclear(r);
+    }
+    if (n == -2 && code == FN_OK) code = lost(c, PQerrorMessage(c->pg));
+    return code;
+}
+
+int fn_pg_copy_rows(fn_pg_conn *c, const char *sql, const int64_t *params, int nparams, int ncols,
+                    fn_pg_copy_row_fn row, void *ctx)
+{
+    /* The statement prepared (and cached) as it is for stepping tells the column types, which
+     * the binary COPY stream does not carry; it also checks the SQL once with the server's own
+     * error message. */
+    fn_pg_stmt *st = NULL;
+    int code = fn_pg_prepare(c, sql, &st);
+    if (code) return code;
+    const cached *e = st->prep;
+    fn_pg_finalize(st);
+    if (e->ncols != ncols) {
+        set_msg(c, NULL, "a bulk read expected %d columns and the query returns %d", ncols,
+                e->ncols);
+        return FN_ERR_STATE;
+    }
+    fn_pg_copy p;
+    if ((code = fn_pg_copy_begin(&p, e->col_oids, ncols, row, ctx))) {
+        set_msg(c, NULL, "%s", p.err);
+        fn_pg_copy_free(&p);
+        return code;
+    }
+    char *q = translate_with(sql, NULL, NULL, params, nparams);
+    char *text = NULL;
+    if (!q || asprintf(&text, "COPY (%s) TO STDOUT (FORMAT binary)", q) < 0) text = NULL;
+    free(q);
+    if (!text) {
+        set_msg(c, NULL, "out of memory building a bulk read");
+        fn_pg_copy_free(&p);
+        return FN_ERR_NOMEM;
+    }
+    PGresult *r = PQexec(c->pg, text);
+    free(text);
+    if (!r || PQresultStatus(r) != PGRES_COPY_OUT) {
+        code = fail_res(c, r);
+        PQclear(r);
+        fn_pg_copy_free(&p);
+        return code;
+    }
+    PQclear(r);
+    char *buf = NULL;
+    int n;
+    code = FN_OK;
+    while ((n = PQgetCopyData(c->pg, &buf, 0)) > 0) {
+        code = fn_pg_copy_feed(&p, buf, (size_t)n);
+        PQfreemem(buf);
+        if (code) break;
+    }
+    if (code) {
+        /* The parser or the reader stopped: the rest of the stream is read and dropped. A reader's
+         * error is its own (its message, if any, is where it put it); damage gets the parser's. */
+        copy_drain(c, 0);
+        if (!p.reader_stopped) set_msg(c, NULL, "%s", p.err);
+        fn_pg_copy_free(&p);
+        return code;
+    }
+    int end = copy_drain(c, 1);
+    if (end == FN_OK && n == -1) {
+        code = fn_pg_copy_end(&p);
+        if (code) set_msg(c, NULL, "%s", p.err);
+    } else {
+        code = end != FN_OK ? end : lost(c, PQerrorMessage(c->pg));
+    }
+    fn_pg_copy_free(&p);
+    return code;
 }
 
 /* ---- LISTEN / NOTIFY and the clock ------------------------------------------------------------

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/pg/pg_copy.h"
+
 typedef struct fn_pg_conn fn_pg_conn;
 typedef struct fn_pg_stmt fn_pg_stmt;
 
@@ -112,6 +114,22 @@ int64_t fn_pg_changes(fn_pg_conn *c);
 /* Results come back in binary format (the default: no text parsing, bytea without hex) or text;
  * for measuring, the two must read the same. Affects statements stepped afterwards. */
 void fn_pg_set_binary_results(fn_pg_conn *c, int binary);
+
+/* ---- bulk reads --------------------------------------------------------------------------------
+ */
+
+/* Runs `sql` (one SELECT; `?N` parameters, all integers: params[0..nparams), a number past
+ * nparams reads as NULL) as COPY (...) TO STDOUT (FORMAT binary) and calls `row` once per row, in
+ * the query's order, with `ncols` values decoded by pg_copy.c (the column types are the ones the
+ * server describes for `sql`, prepared and cached as fn_pg_prepare does). One round trip for the
+ * whole result, which streams: memory stays one row, not the whole result as fn_pg_step's. FN_OK;
+ * FN_ERR_STATE (the query has another number of columns); FN_ERR_UNSUPPORTED (a column type the
+ * parser does not decode: numeric, timestamps ...); FN_ERR_CORRUPT or FN_ERR_TRUNCATED (the stream
+ * did not parse); a server error's fn_err; or the callback's fn_err (the rest of the stream is
+ * then read and dropped). The message is on the connection, except for the callback's own
+ * errors. Works inside a transaction (it sees the transaction's snapshot). */
+int fn_pg_copy_rows(fn_pg_conn *c, const char *sql, const int64_t *params, int nparams, int ncols,
+                    fn_pg_copy_row_fn row, void *ctx);
 
 /* ---- LISTEN / NOTIFY and the clock ---------------------------------------------------------- */
 
