@@ -65,6 +65,7 @@ static const char *const counters[C_COUNT] = {
     [C_NON_IMAGES] = "non_images",
     [C_SKIPPED_UNCHANGED] = "skipped_unchanged",
     [C_VISION_MS] = "vision_ms",
+    [C_RECOGNISED] = "recognised_by_content",
 };
 
 static const double faces_per_photo_bounds[] = {0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 50};
@@ -111,8 +112,76 @@ int64_t ingest_root_of(const ingest_job *st, const char *path, const char **rel)
     return st->roots[best].root;
 }
 
+/* Where `path` would sit under this host's roots: the root that holds it and the path relative to
+ * it, or, for a file in a payload folder no root holds yet (ingest_write makes that folder a
+ * root), root 0 and the path relative to that folder. NULL when neither holds it. */
+static const char *prospective_rel(const ingest_job *st, const char *path, int64_t *root)
+{
+    const char *rel;
+    if ((*root = ingest_root_of(st, path, &rel)) > 0) return rel;
+    for (size_t i = 0; i < st->n_dirs; i++) {
+        size_t n = strlen(st->dirs[i]);
+        if (n == 1 && st->dirs[i][0] == '/') return path + 1;
+        if (strncmp(st->dirs[i], path, n) == 0 && path[n] == '/') return path + n + 1;
+    }
+    return NULL;
+}
+
+/* Whether photo `m`'s file is gone from this host: its root is mounted here and the file is not
+ * there. A root this host does not mount says nothing (the photo may well be on another host). */
+static int known_file_gone(const ingest_job *st, const fn_photo_match *m)
+{
+    if (!m->root || !m->rel) return 0;
+    for (size_t i = 0; i < st->n_roots; i++) {
+        if (st->roots[i].root != m->root || !st->roots[i].path) continue;
+        size_t n = strlen(st->roots[i].path), r = strlen(m->rel);
+        char *p = malloc(n + r + 2);
+        if (!p) return 0;
+        snprintf(p, n + r + 2, "%s/%s", st->roots[i].path, m->rel);
+        struct stat sb;
+        int gone = stat(p, &sb) != 0 && errno == ENOENT;
+        free(p);
+        return gone;
+    }
+    return 0;
+}
+
+/* Photos by content (design decision 33): whether the file `path`, which no photo holds, is a
+ * known photo under another root. Only a file with the size of some photo is read (then its hash
+ * is kept for the worker); a file that cannot be read now is left to the worker, which reports
+ * it. 1: recognised (the item records it), 0: not, or a negative fn_err. `h` is the file's hash
+ * when already computed (0: not yet). */
+static int recognise(fn_batch *b, const char *path, uint64_t h, fn_item *it)
+{
+    ingest_job *st = fn_batch_state(b);
+    ingest_photo *ph = it->data;
+    fn_store *s = fn_batch_reader(b);
+    int64_t root;
+    const char *rel = prospective_rel(st, path, &root);
+    if (!rel || !*rel) return 0;
+    int rc = fn_library_size_known(s, ph->size);
+    if (rc <= 0) return rc;
+    if (!h) {
+        int64_t n;
+        if (fn_hash_file(path, st->hashbuf, 1 << 20, &h, &n) != 0 || n != ph->size) return 0;
+    }
+    ph->hash = h;
+    ph->hashed = 1;
+    fn_photo_match m;
+    rc = fn_library_photo_same_content(s, ph->size, h, root, rel, path, &m);
+    if (rc == FN_ERR_NOT_FOUND) return 0;
+    if (rc < 0) return rc;
+    ph->same_as = m.id;
+    ph->relink = known_file_gone(st, &m);
+    fn_photo_match_clear(&m);
+    it->keep = 1;
+    fn_batch_add(b, C_RECOGNISED, 1);
+    return 1;
+}
+
 /* Decides what one listed file needs and fills its item: nothing (unchanged: not kept), its new
- * mtime only (touch), work, or a failure. `force` (a retry) skips the unchanged checks. */
+ * mtime only (touch), its record as a known photo's copy, work, or a failure. `force` (a retry)
+ * skips the unchanged checks. */
 static int consider(fn_batch *b, const char *path, int force, fn_item *it)
 {
     ingest_job *st = fn_batch_state(b);
@@ -141,39 +210,58 @@ static int consider(fn_batch *b, const char *path, int force, fn_item *it)
     }
     ph->size = (int64_t)sb.st_size;
     ph->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-    if (!force) {
-        fn_photo_probe row;
-        rc = fn_library_reader_hold(st->reader, 1);
-        if (rc == 0) rc = fn_library_photo_probe(st->reader, path, &row);
-        /* Not under this path: perhaps under another host's mount of the same root, which is
-         * the same photo (its row keeps the path it was first stored under). */
-        const char *rel;
-        int64_t root;
-        if (rc == FN_ERR_NOT_FOUND && (root = ingest_root_of(st, path, &rel)) > 0)
-            rc = fn_library_photo_probe_rel(st->reader, root, rel, &row, &ph->key);
-        if (rc == 0) {
-            int same_size = row.size == ph->size && row.status != FN_PHOTO_ERROR;
-            int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
-            int same_mtime = row.mtime_ns == ph->mtime_ns;
-            if (same_size && same_mtime && !racy) {
+    /* The row the file is: under its path, or (retries too, so that the row keeps the path it was
+     * first stored under) under another host's mount of the same root, or recorded as a copy of
+     * a photo. */
+    fn_photo_probe row;
+    int copy = 0, stale = 0;
+    rc = fn_library_reader_hold(st->reader, 1);
+    if (rc == 0) rc = fn_library_photo_probe(st->reader, path, &row);
+    const char *rel;
+    int64_t root;
+    if (rc == FN_ERR_NOT_FOUND && (root = ingest_root_of(st, path, &rel)) > 0)
+        rc = fn_library_photo_probe_rel(st->reader, root, rel, &row, &ph->key);
+    if (rc == FN_ERR_NOT_FOUND &&
+        (rc = fn_library_copy_probe(fn_batch_reader(b), path, &row, &stale)) == 0)
+        copy = 1;
+    if (rc != 0 && rc != FN_ERR_NOT_FOUND) {
+        fn_batch_fail(b, "ingest: looking up %s: %s", path, fn_store_errmsg(fn_batch_reader(b)));
+        return rc;
+    }
+    uint64_t h = 0;
+    if (rc == 0 && !force && !stale) {
+        int same_size = row.size == ph->size && row.status != FN_PHOTO_ERROR;
+        int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
+        int same_mtime = row.mtime_ns == ph->mtime_ns;
+        if (same_size && same_mtime && !racy) {
+            fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
+            return FN_SOURCE_ITEM;
+        }
+        int64_t n;
+        if (same_size && row.hash && fn_hash_file(path, st->hashbuf, 1 << 20, &h, &n) == 0 &&
+            n == ph->size) {
+            ph->hash = h;
+            ph->hashed = 1;
+            if (h == row.hash) {
                 fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
-                return FN_SOURCE_ITEM;
-            }
-            uint64_t h;
-            int64_t n;
-            if (same_size && row.hash && fn_hash_file(path, st->hashbuf, 1 << 20, &h, &n) == 0 &&
-                h == row.hash && n == ph->size) {
-                fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
-                ph->hash = h;
                 ph->touch = !same_mtime;
+                if (copy) ph->same_as = row.id; /* a copy's new mtime is the copy's */
                 it->keep = ph->touch;
                 return FN_SOURCE_ITEM;
             }
-        } else if (rc != FN_ERR_NOT_FOUND) {
+        }
+    }
+    if (rc == FN_ERR_NOT_FOUND || copy) {
+        /* No photo at this path (or a copy whose bytes changed): perhaps a known photo's bytes at
+         * its relative path under another root. */
+        ph->fresh = 1;
+        ph->was_copy = copy;
+        if ((rc = recognise(b, path, h, it)) < 0) {
             fn_batch_fail(b, "ingest: looking up %s: %s", path,
                           fn_store_errmsg(fn_batch_reader(b)));
             return rc;
         }
+        if (rc == 1) return FN_SOURCE_ITEM;
     }
     it->work = 1;
     return FN_SOURCE_ITEM;
