@@ -298,41 +298,75 @@ static int ingest_next(fn_batch *b, fn_item *it)
     return rc;
 }
 
+static char *translate(const ingest_job *st, const fn_root_path *all, size_t n_all,
+                       const char *path);
+
+/* A retry reference as this host reads it. Items are stored as the absolute paths of the host that
+ * failed them; a retry may run on another host, which mounts the same root elsewhere (and may not
+ * see the first host's mount at all): a reference under a root of another host is read at this
+ * host's mount of that root. One under this host's own roots, or under no root, stays as it is.
+ * NULL: keep `ref` (or out of memory, when the stat then reports it). Translating at retry time,
+ * rather than storing items as (root, rel), keeps the items what `jobs errors` prints and
+ * `--item` takes: a path the user recognises. */
+static char *retry_local(ingest_job *st, fn_batch *b, const char *ref)
+{
+    const char *rel;
+    if (ref[0] != '/' || ingest_root_of(st, ref, &rel) > 0) return NULL;
+    if (!st->all_loaded) {
+        fn_store *s = fn_batch_reader(b);
+        if (fn_library_root_paths(s, NULL, &st->all_roots, &st->n_all_roots) < 0) return NULL;
+        st->all_loaded = 1;
+    }
+    return translate(st, st->all_roots, st->n_all_roots, ref);
+}
+
 /* A retry reference is a file (considered again, without the unchanged shortcut) or a folder
  * that could not be read before (an unreadable sub-folder): then it is walked, and its files are
  * handed over one by one (FN_SOURCE_MORE), each with the unchanged check, so files committed
- * before a crash in the middle are not redone. */
-static int ingest_retry_item(fn_batch *b, const char *ref, fn_item *it)
+ * before a crash in the middle are not redone. Either is read where this host mounts it
+ * (retry_local). */
+static int ingest_retry_item(fn_batch *b, const char *ref_in, fn_item *it)
 {
     ingest_job *st = fn_batch_state(b);
+    char *local = retry_local(st, b, ref_in);
+    const char *ref = local ? local : ref_in;
     struct stat sb;
     int in_walk = st->retry_walk && strcmp(st->retry_root, ref) == 0;
+    int rc;
     if (!in_walk && stat(ref, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         fn_walk_free(st->retry_walk);
         st->retry_walk = NULL;
         free(st->retry_root);
-        if (!(st->retry_root = strdup(ref))) return FN_ERR_NOMEM;
+        if (!(st->retry_root = strdup(ref))) {
+            free(local);
+            return FN_ERR_NOMEM;
+        }
         fn_walk_opts wo;
         walk_opts(b, 0, &wo);
-        int rc = fn_walk_open(&ref, 1, &wo, &st->retry_walk);
-        if (rc < 0) return rc;
+        rc = fn_walk_open(&ref, 1, &wo, &st->retry_walk);
+        if (rc < 0) {
+            free(local);
+            return rc;
+        }
         in_walk = 1;
     }
-    int rc;
     if (in_walk) {
         fn_walk_item w;
         if ((rc = fn_walk_next(st->retry_walk, &w)) <= 0) {
             fn_walk_free(st->retry_walk);
             st->retry_walk = NULL;
+            free(local);
             return rc; /* the end of the folder, or an error */
         }
         rc = walked(b, &w, 0, it);
         if (rc >= 0) rc = FN_SOURCE_MORE;
         if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(w.path, fn_ingest_test_hook_arg);
+        free(local);
         return rc;
     }
     rc = consider(b, ref, 1, it);
     if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(ref, fn_ingest_test_hook_arg);
+    free(local);
     return rc;
 }
 
@@ -562,6 +596,7 @@ static void ingest_close(fn_batch *b)
     for (size_t i = 0; i < st->n_local; i++)
         free(st->local[i]);
     free(st->local);
+    fn_root_paths_free(st->all_roots, st->n_all_roots);
 }
 
 const fn_jobtype fn_ingest_type = {

@@ -63,6 +63,9 @@ typedef struct ingest_job {
     size_t n_dirs;
     char **local; /* the payload's paths as this host mounts them (translated through roots) */
     size_t n_local;
+    fn_root_path *all_roots; /* every host's mounts, for translating retry items (loaded once) */
+    size_t n_all_roots;
+    int all_loaded;
 } ingest_job;
 
 /* One photo's record (fn_item.data). */

@@ -9,7 +9,10 @@
  *     the file to the new root (relinked) instead of gaining a location;
  *   - one run: a tree and its copy in one job's payload, in one batch, still give each photo once;
  *   - duplicates inside one root (the same bytes under two names) stay two photos, each with its
- *     faces: a relative path is part of the identity.
+ *     faces: a relative path is part of the identity;
+ *   - retry on another host: an item failed on host-a (its absolute path under host-a's mount) is
+ *     retried by host-b, which mounts the root elsewhere and cannot see host-a's mount: the item is
+ *     read through host-b's mount and stored on the photo's one row.
  * Expected face counts come from the first ingest of the same bytes, never from constants. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -268,6 +271,87 @@ static void test_duplicates_in_one_root(void **state)
     assert_int_equal(q(lib, "SELECT count(DISTINCT hash) FROM photos%s", ""), 1);
 }
 
+/* ---- retry on another host -------------------------------------------------------------------
+ */
+
+static void test_retry_on_another_host(void **state)
+{
+    (void)state;
+    char lib[600], ma[600], mb[600], moved[600], photo[800], payload[1400];
+    snprintf(lib, sizeof lib, "%s/lib-retry", base);
+    /* host-a's mount of the share is a folder (the walk reads real paths, so a symlink would
+     * stand for its target); host-b's is a symlink made later, to where host-a's is not */
+    snprintf(ma, sizeof ma, "%s/mnt-a", base);
+    snprintf(mb, sizeof mb, "%s/mnt-b", base);
+    snprintf(moved, sizeof moved, "%s/share-on-b", base);
+    h_mkdir("%s%s", ma, "");
+    h_sample(1, ma, "good.jpg");
+    h_sample(2, ma, "later.jpg");
+    /* later.jpg is half written when host-a reads it */
+    snprintf(photo, sizeof photo, "%s/later.jpg", ma);
+    FILE *f = fopen(photo, "rb");
+    assert_non_null(f);
+    static unsigned char bytes[1 << 23];
+    size_t len = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    assert_true(len > 1000 && len < sizeof bytes);
+    f = fopen(photo, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len / 2, f), len / 2);
+    fclose(f);
+
+    /* one root, mounted at mnt-a by host-a and at mnt-b by host-b */
+    fn_engine *e = host_engine(lib, "host-a");
+    fn_store_close(h_store(lib)); /* the library's tables, before its first job makes them */
+    h_db d;
+    h_db_open(&d, h_addr(lib));
+    h_db_exec(&d, "INSERT INTO roots (name) VALUES ('share')");
+    h_db_exec(&d,
+              "INSERT INTO root_paths (root, host, path) SELECT id, 'host-a', '%s' FROM roots;"
+              "INSERT INTO root_paths (root, host, path) SELECT id, 'host-b', '%s' FROM roots",
+              ma, mb);
+    h_db_close(&d);
+    fn_job_id failed;
+    snprintf(payload, sizeof payload, "\"%s\"", ma);
+    fn_job_info *j = ingest(e, payload, &failed);
+    assert_int_equal(h_counter(j, "errors"), 1);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    char item[800];
+    snprintf(item, sizeof item, "%s/later.jpg", ma);
+    assert_int_equal(q(lib, "SELECT count(*) FROM job_errors WHERE item = '%s'", item), 1);
+
+    /* the file is complete now; host-b retries, and host-a's mount is not there for it */
+    f = fopen(photo, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+    assert_int_equal(rename(ma, moved), 0);
+    assert_int_equal(symlink(moved, mb), 0);
+    e = host_engine(lib, "host-b");
+    fn_job_id retry;
+    assert_int_equal(fn_job_retry(e, failed, NULL, &retry), 0);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_int_equal(fn_job_inspect(e, retry, &j), 0);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(h_counter(j, "errors"), 0);
+    assert_int_equal(h_counter(j, "files_total"), 1);
+    int64_t faces = h_counter(j, "faces_found");
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    assert_true(faces > 0);
+    /* one row for the photo, under the path it was first stored under, now with its faces */
+    assert_int_equal(q(lib, "SELECT count(*) FROM photos WHERE rel = '%s'", "later.jpg"), 1);
+    assert_int_equal(
+        q(lib, "SELECT count(*) FROM photos WHERE path = '%s' AND status <> 'error'", item), 1);
+    assert_int_equal(q(lib,
+                       "SELECT count(*) FROM faces f JOIN photos p ON p.id = f.photo_id"
+                       " WHERE p.rel = '%s'",
+                       "later.jpg"),
+                     faces);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photos%s", ""), 2);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -288,6 +372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_is_recognised),    cmocka_unit_test(test_moved_tree_relinks),
         cmocka_unit_test(test_copy_in_the_same_run),  cmocka_unit_test(test_duplicates_in_one_root),
+        cmocka_unit_test(test_retry_on_another_host),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
