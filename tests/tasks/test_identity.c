@@ -131,6 +131,27 @@ static void test_copy_is_recognised(void **state)
     assert_int_equal(n_after, n_faces);
     assert_string_equal(after, before);
     free(after);
+    /* a copy's path names its photo, and the photo lists its copy */
+    fn_store *s = h_store(lib);
+    fn_library_reader *r;
+    assert_int_equal(fn_library_reader_new(s, &r), 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/sub/three.jpg", b);
+    fn_photo_row row;
+    assert_int_equal(fn_library_photo_by_path(r, path, &row), FN_ERR_NOT_FOUND);
+    assert_int_equal(fn_library_photo_by_copy(r, path, &row), 0);
+    char **copies;
+    size_t n_copies;
+    assert_int_equal(fn_library_photo_copies(s, row.id, &copies, &n_copies), 0);
+    assert_int_equal(n_copies, 1);
+    assert_string_equal(copies[0], path);
+    snprintf(path, sizeof path, "%s/sub/three.jpg", a);
+    assert_string_equal(row.path, path);
+    free(copies[0]);
+    free(copies);
+    fn_photo_row_clear(&row);
+    fn_library_reader_free(r);
+    fn_store_close(s);
 
     /* a rerun over the copy is the unchanged fast path: nothing read, nothing new */
     j = ingest(e, paths, NULL);

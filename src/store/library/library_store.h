@@ -227,6 +227,14 @@ int fn_library_photo_same_content(fn_store *s, int64_t size, uint64_t hash, int6
  * copy's (the photo was reprocessed with other bytes). 0, FN_ERR_NOT_FOUND or an error. */
 int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, int *stale);
 
+/* The paths recorded as copies of photo `photo`, in the order they were found: *paths (each
+ * string and the array malloc'ed; caller frees) and *n. */
+int fn_library_photo_copies(fn_store *s, int64_t photo, char ***paths, size_t *n);
+
+/* The photo that `path` is recorded as a copy of (fn_library_photo_by_path's twin for copies):
+ * 0 and *out filled (caller clears), FN_ERR_NOT_FOUND, or another error. */
+int fn_library_photo_by_copy(fn_library_reader *r, const char *path, fn_photo_row *out);
+
 typedef struct fn_photo_filter {
     int status;              /* fn_photo_status, or -1 for any */
     const char *path_prefix; /* only photos under this directory, or NULL */

@@ -23,6 +23,7 @@ static const char SQL_SIZE_KNOWN[] = "SELECT 1 FROM photos WHERE size = ?1 LIMIT
 static const char SQL_SAME_CONTENT[] =
     "SELECT id, root, rel, path FROM photos WHERE size = ?1 AND hash = ?2 AND status <> 'error'"
     " ORDER BY id";
+static const char SQL_COPIES_OF[] = "SELECT path FROM photo_copies WHERE photo_id = ?1 ORDER BY id";
 static const char SQL_COPY_PROBE[] =
     "SELECT c.photo_id, c.size, c.mtime_ns, c.hash, c.seen_at, p.hash FROM photo_copies c"
     " JOIN photos p ON p.id = c.photo_id WHERE c.path = ?1";
@@ -120,4 +121,38 @@ int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, in
     }
     fn_sql_reset(st);
     return ret;
+}
+
+int fn_library_photo_copies(fn_store *s, int64_t photo, char ***paths, size_t *n)
+{
+    *paths = NULL;
+    *n = 0;
+    fn_sql_stmt *st = fn_store_stmt(s, SQL_COPIES_OF);
+    if (!st) return FN_ERR_DB;
+    fn_sql_bind_int64(st, 1, photo);
+    char **v = NULL;
+    size_t len = 0;
+    int rc, code = 0;
+    while ((rc = fn_sql_step(st)) == FN_SQL_ROW) {
+        const char *p = fn_sql_column_text(st, 0);
+        char **nv = realloc(v, (len + 1) * sizeof *v);
+        if (!nv || !(nv[len] = strdup(p ? p : ""))) {
+            if (nv) v = nv;
+            code = FN_ERR_NOMEM;
+            break;
+        }
+        v = nv;
+        len++;
+    }
+    if (!code && rc != FN_SQL_DONE) code = fn_store_fail(s, rc, "reading a photo's copies");
+    fn_sql_reset(st);
+    if (code) {
+        for (size_t i = 0; i < len; i++)
+            free(v[i]);
+        free(v);
+        return code;
+    }
+    *paths = v;
+    *n = len;
+    return 0;
 }
