@@ -214,6 +214,7 @@ static int consider(fn_batch *b, const char *path, int force, fn_item *it)
      * first stored under) under another host's mount of the same root, or recorded as a copy of
      * a photo. */
     fn_photo_probe row;
+    fn_photo_match of = {0}; /* a copy's photo */
     int copy = 0, stale = 0;
     rc = fn_library_reader_hold(st->reader, 1);
     if (rc == 0) rc = fn_library_photo_probe(st->reader, path, &row);
@@ -222,14 +223,19 @@ static int consider(fn_batch *b, const char *path, int force, fn_item *it)
     if (rc == FN_ERR_NOT_FOUND && (root = ingest_root_of(st, path, &rel)) > 0)
         rc = fn_library_photo_probe_rel(st->reader, root, rel, &row, &ph->key);
     if (rc == FN_ERR_NOT_FOUND &&
-        (rc = fn_library_copy_probe(fn_batch_reader(b), path, &row, &stale)) == 0)
+        (rc = fn_library_copy_probe(fn_batch_reader(b), path, &row, &stale, &of)) == 0)
         copy = 1;
     if (rc != 0 && rc != FN_ERR_NOT_FOUND) {
         fn_batch_fail(b, "ingest: looking up %s: %s", path, fn_store_errmsg(fn_batch_reader(b)));
         return rc;
     }
     uint64_t h = 0;
-    if (rc == 0 && !force && !stale) {
+    /* A copy whose photo's file is gone from this host's mount of its root (perhaps since another
+     * host, which could not tell, recorded the copy): the photo moves to it, as it would have
+     * when first recognised here. */
+    int moved = copy && !stale && known_file_gone(st, &of);
+    fn_photo_match_clear(&of);
+    if (rc == 0 && !force && !stale && !moved) {
         int same_size = row.size == ph->size && row.status != FN_PHOTO_ERROR;
         int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
         int same_mtime = row.mtime_ns == ph->mtime_ns;

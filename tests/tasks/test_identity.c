@@ -6,7 +6,9 @@
  *     detected again), each recorded as another location of its photo; a rerun over the copy
  *     reads no file again;
  *   - moved: when the known file is gone from this host's mount of its root, the photo follows
- *     the file to the new root (relinked) instead of gaining a location;
+ *     the file to the new root (relinked) instead of gaining a location; a host that does not
+ *     mount the photo's root cannot tell and records copies, until the host that does sees the
+ *     known files gone and moves the photos;
  *   - one run: a tree and its copy in one job's payload, in one batch, still give each photo once;
  *   - duplicates inside one root (the same bytes under two names) stay two photos, each with its
  *     faces: a relative path is part of the identity;
@@ -222,6 +224,50 @@ static void test_moved_tree_relinks(void **state)
     fn_engine_close(e);
 }
 
+/* A host that does not mount the photos' root cannot tell a move from a copy: it records copies.
+ * The host that mounts the root, and finds the known files gone, then moves the photos there. */
+static void test_other_host_cannot_tell(void **state)
+{
+    (void)state;
+    char lib[600], a[600], c[600], paths[1400], like[700];
+    snprintf(lib, sizeof lib, "%s/lib-tell", base);
+    tree(a, sizeof a, "tell-a");
+    fn_engine *e = host_engine(lib, "host-a");
+    snprintf(paths, sizeof paths, "\"%s\"", a);
+    fn_job_info *j = ingest(e, paths, NULL);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    char *before = h_faces(lib, NULL);
+
+    snprintf(c, sizeof c, "%s/tell-c", base);
+    assert_int_equal(rename(a, c), 0);
+    e = host_engine(lib, "host-b");
+    snprintf(paths, sizeof paths, "\"%s\"", c);
+    j = ingest(e, paths, NULL);
+    assert_int_equal(h_counter(j, "faces_found"), 0);
+    assert_int_equal(h_counter(j, "recognised_by_content"), 3);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    snprintf(like, sizeof like, "%s/%%", a);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photos WHERE path LIKE '%s'", like), 3);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photo_copies%s", ""), 3);
+
+    e = host_engine(lib, "host-a");
+    j = ingest(e, paths, NULL);
+    assert_int_equal(h_counter(j, "faces_found"), 0);
+    assert_int_equal(h_counter(j, "recognised_by_content"), 3);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    snprintf(like, sizeof like, "%s/%%", c);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photos WHERE path LIKE '%s'", like), 3);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photo_copies%s", ""), 0);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photos%s", ""), 3);
+    char *after = h_faces(lib, NULL);
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+}
+
 /* ---- one run: a tree and its copy together ---------------------------------------------------
  */
 
@@ -391,8 +437,11 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_copy_is_recognised),    cmocka_unit_test(test_moved_tree_relinks),
-        cmocka_unit_test(test_copy_in_the_same_run),  cmocka_unit_test(test_duplicates_in_one_root),
+        cmocka_unit_test(test_copy_is_recognised),
+        cmocka_unit_test(test_moved_tree_relinks),
+        cmocka_unit_test(test_copy_in_the_same_run),
+        cmocka_unit_test(test_duplicates_in_one_root),
+        cmocka_unit_test(test_other_host_cannot_tell),
         cmocka_unit_test(test_retry_on_another_host),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -189,7 +189,7 @@ int fn_library_photo_by_copy(fn_library_reader *r, const char *path, fn_photo_ro
 {
     fn_photo_probe copy;
     int stale = 0;
-    int rc = fn_library_copy_probe(r->s, path, &copy, &stale);
+    int rc = fn_library_copy_probe(r->s, path, &copy, &stale, NULL);
     return rc ? rc : fn_library_photo_by_id(r, copy.id, out);
 }
 

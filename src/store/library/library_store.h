@@ -224,8 +224,10 @@ int fn_library_photo_same_content(fn_store *s, int64_t size, uint64_t hash, int6
 
 /* The copy recorded at `path`: *out gets the photo's id (id), the copy's size, mtime_ns, hash
  * and when it was recorded (ingested_at); *stale is set when the photo's hash is no longer the
- * copy's (the photo was reprocessed with other bytes). 0, FN_ERR_NOT_FOUND or an error. */
-int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, int *stale);
+ * copy's (the photo was reprocessed with other bytes); *photo (may be NULL) gets the photo's id,
+ * root, rel and path (fn_photo_match_clear, after a 0 return). 0, FN_ERR_NOT_FOUND or an error. */
+int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, int *stale,
+                          fn_photo_match *photo);
 
 /* The paths recorded as copies of photo `photo`, in the order they were found: *paths (each
  * string and the array malloc'ed; caller frees) and *n. */

@@ -25,8 +25,8 @@ static const char SQL_SAME_CONTENT[] =
     " ORDER BY id";
 static const char SQL_COPIES_OF[] = "SELECT path FROM photo_copies WHERE photo_id = ?1 ORDER BY id";
 static const char SQL_COPY_PROBE[] =
-    "SELECT c.photo_id, c.size, c.mtime_ns, c.hash, c.seen_at, p.hash FROM photo_copies c"
-    " JOIN photos p ON p.id = c.photo_id WHERE c.path = ?1";
+    "SELECT c.photo_id, c.size, c.mtime_ns, c.hash, c.seen_at, p.hash, p.root, p.rel, p.path"
+    " FROM photo_copies c JOIN photos p ON p.id = c.photo_id WHERE c.path = ?1";
 
 int fn_library_size_known(fn_store *s, int64_t size)
 {
@@ -98,8 +98,10 @@ void fn_photo_match_clear(fn_photo_match *m)
     m->rel = m->path = NULL;
 }
 
-int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, int *stale)
+int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, int *stale,
+                          fn_photo_match *photo)
 {
+    if (photo) memset(photo, 0, sizeof *photo);
     fn_sql_stmt *st = fn_store_stmt(s, SQL_COPY_PROBE);
     if (!st) return FN_ERR_DB;
     fn_sql_bind_text(st, 1, path, -1, FN_SQL_STATIC);
@@ -114,6 +116,17 @@ int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, in
         out->status = FN_PHOTO_OK;
         /* The photo was reprocessed with other bytes since: this file no longer equals it. */
         *stale = (uint64_t)fn_sql_column_int64(st, 5) != out->hash;
+        if (photo) {
+            const char *rel = fn_sql_column_text(st, 7), *ppath = fn_sql_column_text(st, 8);
+            photo->id = out->id;
+            photo->root = fn_sql_column_int64(st, 6);
+            photo->rel = rel ? strdup(rel) : NULL;
+            photo->path = strdup(ppath ? ppath : "");
+            if ((rel && !photo->rel) || !photo->path) {
+                fn_photo_match_clear(photo);
+                ret = FN_ERR_NOMEM;
+            }
+        }
     } else if (rc == FN_SQL_DONE) {
         ret = FN_ERR_NOT_FOUND;
     } else {
