@@ -268,6 +268,36 @@ static void test_other_host_cannot_tell(void **state)
     free(before);
 }
 
+/* A copy of the folder above the root (another host mounted the share one level up): the
+ * relative paths differ by a leading folder, and one still ends the other. */
+static void test_copy_of_the_parent(void **state)
+{
+    (void)state;
+    char lib[600], parent[600], a[700], b[600], paths[1400];
+    snprintf(lib, sizeof lib, "%s/lib-parent", base);
+    snprintf(parent, sizeof parent, "%s/parent", base);
+    h_mkdir("%s%s", parent, "");
+    snprintf(a, sizeof a, "%s/photos", parent);
+    h_mkdir("%s%s", a, "");
+    h_sample(1, a, "one.jpg");
+    h_sample(2, a, "two.jpg");
+    fn_engine *e = host_engine(lib, "host-a");
+    snprintf(paths, sizeof paths, "\"%s\"", a);
+    fn_job_info *j = ingest(e, paths, NULL);
+    fn_job_info_free(j);
+    snprintf(b, sizeof b, "%s/parent-copy", base);
+    assert_int_equal(sh("cp -rp '%s' '%s'", parent, b), 0);
+    snprintf(paths, sizeof paths, "\"%s\"", b);
+    j = ingest(e, paths, NULL);
+    assert_int_equal(h_counter(j, "recognised_by_content"), 2);
+    assert_int_equal(h_counter(j, "faces_found"), 0);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photos%s", ""), 2);
+    assert_int_equal(q(lib, "SELECT count(*) FROM photo_copies WHERE rel LIKE '%s'", "photos/%"),
+                     2);
+}
+
 /* ---- one run: a tree and its copy together ---------------------------------------------------
  */
 
@@ -442,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_copy_in_the_same_run),
         cmocka_unit_test(test_duplicates_in_one_root),
         cmocka_unit_test(test_other_host_cannot_tell),
+        cmocka_unit_test(test_copy_of_the_parent),
         cmocka_unit_test(test_retry_on_another_host),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

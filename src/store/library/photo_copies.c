@@ -16,7 +16,6 @@
 #include "facenames/error.h"
 #include "store/library/library_store.h"
 #include "store/store_sql.h"
-#include "util/clock.h"
 
 static const char SQL_SIZE_KNOWN[] = "SELECT 1 FROM photos WHERE size = ?1 LIMIT 1";
 /* Photos that failed keep an older content's hash beside their new size: never a match. */
