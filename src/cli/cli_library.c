@@ -58,6 +58,12 @@ int cli_library_photo(fn_library_reader *r, const char *which, fn_photo_row *row
         free(real);
         free(bytes);
     }
+    if (rc == FN_ERR_NOT_FOUND) {
+        /* a copy of a photo (design decision 34) names that photo */
+        real = realpath(which, NULL);
+        rc = fn_library_photo_by_copy(r, real ? real : which, row);
+        free(real);
+    }
     return rc;
 }
 

@@ -177,7 +177,18 @@ static int photos_show(cli_ctx *ctx, int argc, char **argv)
         fn_face_filter ff = {.photo_id = row.id};
         fn_library_faces_each(s, &ff, face_cb, faces);
         json_t *p = photo_json(&row);
+        /* Where else its bytes were found (design decision 34); a read error leaves it out. */
+        char **copies = NULL;
+        size_t n_copies = 0;
+        fn_library_photo_copies(s, row.id, &copies, &n_copies);
         if (json) {
+            json_t *ca = json_array();
+            for (size_t i = 0; i < n_copies; i++) {
+                json_t *co = json_object();
+                fn_json_set_path(co, "path", copies[i]);
+                json_array_append_new(ca, co);
+            }
+            json_object_set_new(p, "copies", ca);
             json_object_set(p, "faces", faces);
             char *t = json_dumps(p, JSON_INDENT(2));
             printf("%s\n", t ? t : "null");
@@ -193,6 +204,8 @@ static int photos_show(cli_ctx *ctx, int argc, char **argv)
                 printf("  taken      %s\n", cli_fmt_time(row.taken_at * 1000, b, sizeof b));
             printf("  ingested   %s by job %lld\n", cli_fmt_iso(row.ingested_at, iso, sizeof iso),
                    (long long)row.job_id);
+            for (size_t i = 0; i < n_copies; i++)
+                printf("  copy       %s\n", fn_term_str(copies[i]));
             printf("  faces      %d", row.n_faces);
             if (row.faces_skipped_small)
                 printf(" (%d smaller than the minimum size ignored)", row.faces_skipped_small);
@@ -211,6 +224,9 @@ static int photos_show(cli_ctx *ctx, int argc, char **argv)
         }
         json_decref(p);
         json_decref(faces);
+        for (size_t i = 0; i < n_copies; i++)
+            free(copies[i]);
+        free(copies);
         fn_photo_row_clear(&row);
     }
     fn_library_reader_free(r);

@@ -65,6 +65,7 @@ static const char *const counters[C_COUNT] = {
     [C_NON_IMAGES] = "non_images",
     [C_SKIPPED_UNCHANGED] = "skipped_unchanged",
     [C_VISION_MS] = "vision_ms",
+    [C_RECOGNISED] = "recognised_by_content",
 };
 
 static const double faces_per_photo_bounds[] = {0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 50};
@@ -111,8 +112,76 @@ int64_t ingest_root_of(const ingest_job *st, const char *path, const char **rel)
     return st->roots[best].root;
 }
 
+/* Where `path` would sit under this host's roots: the root that holds it and the path relative to
+ * it, or, for a file in a payload folder no root holds yet (ingest_write makes that folder a
+ * root), root 0 and the path relative to that folder. NULL when neither holds it. */
+static const char *prospective_rel(const ingest_job *st, const char *path, int64_t *root)
+{
+    const char *rel;
+    if ((*root = ingest_root_of(st, path, &rel)) > 0) return rel;
+    for (size_t i = 0; i < st->n_dirs; i++) {
+        size_t n = strlen(st->dirs[i]);
+        if (n == 1 && st->dirs[i][0] == '/') return path + 1;
+        if (strncmp(st->dirs[i], path, n) == 0 && path[n] == '/') return path + n + 1;
+    }
+    return NULL;
+}
+
+/* Whether photo `m`'s file is gone from this host: its root is mounted here and the file is not
+ * there. A root this host does not mount says nothing (the photo may well be on another host). */
+static int known_file_gone(const ingest_job *st, const fn_photo_match *m)
+{
+    if (!m->root || !m->rel) return 0;
+    for (size_t i = 0; i < st->n_roots; i++) {
+        if (st->roots[i].root != m->root || !st->roots[i].path) continue;
+        size_t n = strlen(st->roots[i].path), r = strlen(m->rel);
+        char *p = malloc(n + r + 2);
+        if (!p) return 0;
+        snprintf(p, n + r + 2, "%s/%s", st->roots[i].path, m->rel);
+        struct stat sb;
+        int gone = stat(p, &sb) != 0 && errno == ENOENT;
+        free(p);
+        return gone;
+    }
+    return 0;
+}
+
+/* Photos by content (design decision 34): whether the file `path`, which no photo holds, is a
+ * known photo under another root. Only a file with the size of some photo is read (then its hash
+ * is kept for the worker); a file that cannot be read now is left to the worker, which reports
+ * it. 1: recognised (the item records it), 0: not, or a negative fn_err. `h` is the file's hash
+ * when already computed (0: not yet). */
+static int recognise(fn_batch *b, const char *path, uint64_t h, fn_item *it)
+{
+    ingest_job *st = fn_batch_state(b);
+    ingest_photo *ph = it->data;
+    fn_store *s = fn_batch_reader(b);
+    int64_t root;
+    const char *rel = prospective_rel(st, path, &root);
+    if (!rel || !*rel) return 0;
+    int rc = fn_library_size_known(s, ph->size);
+    if (rc <= 0) return rc;
+    if (!h) {
+        int64_t n;
+        if (fn_hash_file(path, st->hashbuf, 1 << 20, &h, &n) != 0 || n != ph->size) return 0;
+    }
+    ph->hash = h;
+    ph->hashed = 1;
+    fn_photo_match m;
+    rc = fn_library_photo_same_content(s, ph->size, h, root, rel, path, &m);
+    if (rc == FN_ERR_NOT_FOUND) return 0;
+    if (rc < 0) return rc;
+    ph->same_as = m.id;
+    ph->relink = known_file_gone(st, &m);
+    fn_photo_match_clear(&m);
+    it->keep = 1;
+    fn_batch_add(b, C_RECOGNISED, 1);
+    return 1;
+}
+
 /* Decides what one listed file needs and fills its item: nothing (unchanged: not kept), its new
- * mtime only (touch), work, or a failure. `force` (a retry) skips the unchanged checks. */
+ * mtime only (touch), its record as a known photo's copy, work, or a failure. `force` (a retry)
+ * skips the unchanged checks. */
 static int consider(fn_batch *b, const char *path, int force, fn_item *it)
 {
     ingest_job *st = fn_batch_state(b);
@@ -141,39 +210,64 @@ static int consider(fn_batch *b, const char *path, int force, fn_item *it)
     }
     ph->size = (int64_t)sb.st_size;
     ph->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-    if (!force) {
-        fn_photo_probe row;
-        rc = fn_library_reader_hold(st->reader, 1);
-        if (rc == 0) rc = fn_library_photo_probe(st->reader, path, &row);
-        /* Not under this path: perhaps under another host's mount of the same root, which is
-         * the same photo (its row keeps the path it was first stored under). */
-        const char *rel;
-        int64_t root;
-        if (rc == FN_ERR_NOT_FOUND && (root = ingest_root_of(st, path, &rel)) > 0)
-            rc = fn_library_photo_probe_rel(st->reader, root, rel, &row, &ph->key);
-        if (rc == 0) {
-            int same_size = row.size == ph->size && row.status != FN_PHOTO_ERROR;
-            int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
-            int same_mtime = row.mtime_ns == ph->mtime_ns;
-            if (same_size && same_mtime && !racy) {
+    /* The row the file is: under its path, or (retries too, so that the row keeps the path it was
+     * first stored under) under another host's mount of the same root, or recorded as a copy of
+     * a photo. */
+    fn_photo_probe row;
+    fn_photo_match of = {0}; /* a copy's photo */
+    int copy = 0, stale = 0;
+    rc = fn_library_reader_hold(st->reader, 1);
+    if (rc == 0) rc = fn_library_photo_probe(st->reader, path, &row);
+    const char *rel;
+    int64_t root;
+    if (rc == FN_ERR_NOT_FOUND && (root = ingest_root_of(st, path, &rel)) > 0)
+        rc = fn_library_photo_probe_rel(st->reader, root, rel, &row, &ph->key);
+    if (rc == FN_ERR_NOT_FOUND &&
+        (rc = fn_library_copy_probe(fn_batch_reader(b), path, &row, &stale, &of)) == 0)
+        copy = 1;
+    if (rc != 0 && rc != FN_ERR_NOT_FOUND) {
+        fn_batch_fail(b, "ingest: looking up %s: %s", path, fn_store_errmsg(fn_batch_reader(b)));
+        return rc;
+    }
+    uint64_t h = 0;
+    /* A copy whose photo's file is gone from this host's mount of its root (perhaps since another
+     * host, which could not tell, recorded the copy): the photo moves to it, as it would have
+     * when first recognised here. */
+    int moved = copy && !stale && known_file_gone(st, &of);
+    fn_photo_match_clear(&of);
+    if (rc == 0 && !force && !stale && !moved) {
+        int same_size = row.size == ph->size && row.status != FN_PHOTO_ERROR;
+        int racy = row.mtime_ns >= row.ingested_at * 1000000LL - RACY_WINDOW_NS;
+        int same_mtime = row.mtime_ns == ph->mtime_ns;
+        if (same_size && same_mtime && !racy) {
+            fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
+            return FN_SOURCE_ITEM;
+        }
+        int64_t n;
+        if (same_size && row.hash && fn_hash_file(path, st->hashbuf, 1 << 20, &h, &n) == 0 &&
+            n == ph->size) {
+            ph->hash = h;
+            ph->hashed = 1;
+            if (h == row.hash) {
                 fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
-                return FN_SOURCE_ITEM;
-            }
-            uint64_t h;
-            int64_t n;
-            if (same_size && row.hash && fn_hash_file(path, st->hashbuf, 1 << 20, &h, &n) == 0 &&
-                h == row.hash && n == ph->size) {
-                fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
-                ph->hash = h;
                 ph->touch = !same_mtime;
+                if (copy) ph->same_as = row.id; /* a copy's new mtime is the copy's */
                 it->keep = ph->touch;
                 return FN_SOURCE_ITEM;
             }
-        } else if (rc != FN_ERR_NOT_FOUND) {
+        }
+    }
+    if (rc == FN_ERR_NOT_FOUND || copy) {
+        /* No photo at this path (or a copy whose bytes changed): perhaps a known photo's bytes at
+         * its relative path under another root. */
+        ph->fresh = 1;
+        ph->was_copy = copy;
+        if ((rc = recognise(b, path, h, it)) < 0) {
             fn_batch_fail(b, "ingest: looking up %s: %s", path,
                           fn_store_errmsg(fn_batch_reader(b)));
             return rc;
         }
+        if (rc == 1) return FN_SOURCE_ITEM;
     }
     it->work = 1;
     return FN_SOURCE_ITEM;
@@ -210,41 +304,75 @@ static int ingest_next(fn_batch *b, fn_item *it)
     return rc;
 }
 
+static char *translate(const ingest_job *st, const fn_root_path *all, size_t n_all,
+                       const char *path);
+
+/* A retry reference as this host reads it. Items are stored as the absolute paths of the host that
+ * failed them; a retry may run on another host, which mounts the same root elsewhere (and may not
+ * see the first host's mount at all): a reference under a root of another host is read at this
+ * host's mount of that root. One under this host's own roots, or under no root, stays as it is.
+ * NULL: keep `ref` (or out of memory, when the stat then reports it). Translating at retry time,
+ * rather than storing items as (root, rel), keeps the items what `jobs errors` prints and
+ * `--item` takes: a path the user recognises. */
+static char *retry_local(ingest_job *st, fn_batch *b, const char *ref)
+{
+    const char *rel;
+    if (ref[0] != '/' || ingest_root_of(st, ref, &rel) > 0) return NULL;
+    if (!st->all_loaded) {
+        fn_store *s = fn_batch_reader(b);
+        if (fn_library_root_paths(s, NULL, &st->all_roots, &st->n_all_roots) < 0) return NULL;
+        st->all_loaded = 1;
+    }
+    return translate(st, st->all_roots, st->n_all_roots, ref);
+}
+
 /* A retry reference is a file (considered again, without the unchanged shortcut) or a folder
  * that could not be read before (an unreadable sub-folder): then it is walked, and its files are
  * handed over one by one (FN_SOURCE_MORE), each with the unchanged check, so files committed
- * before a crash in the middle are not redone. */
-static int ingest_retry_item(fn_batch *b, const char *ref, fn_item *it)
+ * before a crash in the middle are not redone. Either is read where this host mounts it
+ * (retry_local). */
+static int ingest_retry_item(fn_batch *b, const char *ref_in, fn_item *it)
 {
     ingest_job *st = fn_batch_state(b);
+    char *local = retry_local(st, b, ref_in);
+    const char *ref = local ? local : ref_in;
     struct stat sb;
     int in_walk = st->retry_walk && strcmp(st->retry_root, ref) == 0;
+    int rc;
     if (!in_walk && stat(ref, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         fn_walk_free(st->retry_walk);
         st->retry_walk = NULL;
         free(st->retry_root);
-        if (!(st->retry_root = strdup(ref))) return FN_ERR_NOMEM;
+        if (!(st->retry_root = strdup(ref))) {
+            free(local);
+            return FN_ERR_NOMEM;
+        }
         fn_walk_opts wo;
         walk_opts(b, 0, &wo);
-        int rc = fn_walk_open(&ref, 1, &wo, &st->retry_walk);
-        if (rc < 0) return rc;
+        rc = fn_walk_open(&ref, 1, &wo, &st->retry_walk);
+        if (rc < 0) {
+            free(local);
+            return rc;
+        }
         in_walk = 1;
     }
-    int rc;
     if (in_walk) {
         fn_walk_item w;
         if ((rc = fn_walk_next(st->retry_walk, &w)) <= 0) {
             fn_walk_free(st->retry_walk);
             st->retry_walk = NULL;
+            free(local);
             return rc; /* the end of the folder, or an error */
         }
         rc = walked(b, &w, 0, it);
         if (rc >= 0) rc = FN_SOURCE_MORE;
         if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(w.path, fn_ingest_test_hook_arg);
+        free(local);
         return rc;
     }
     rc = consider(b, ref, 1, it);
     if (rc >= 0 && fn_ingest_test_hook) fn_ingest_test_hook(ref, fn_ingest_test_hook_arg);
+    free(local);
     return rc;
 }
 
@@ -474,6 +602,7 @@ static void ingest_close(fn_batch *b)
     for (size_t i = 0; i < st->n_local; i++)
         free(st->local[i]);
     free(st->local);
+    fn_root_paths_free(st->all_roots, st->n_all_roots);
 }
 
 const fn_jobtype fn_ingest_type = {

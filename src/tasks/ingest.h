@@ -29,6 +29,7 @@ enum {
     C_NON_IMAGES,
     C_SKIPPED_UNCHANGED,
     C_VISION_MS,
+    C_RECOGNISED, /* files found to be known photos under another root (by content) */
     C_COUNT
 };
 enum { H_FACES_PER_PHOTO, H_FACE_SIZE, H_COUNT };
@@ -62,6 +63,9 @@ typedef struct ingest_job {
     size_t n_dirs;
     char **local; /* the payload's paths as this host mounts them (translated through roots) */
     size_t n_local;
+    fn_root_path *all_roots; /* every host's mounts, for translating retry items (loaded once) */
+    size_t n_all_roots;
+    int all_loaded;
 } ingest_job;
 
 /* One photo's record (fn_item.data). */
@@ -72,6 +76,11 @@ typedef struct ingest_photo {
                                its root); NULL: the item's path. Freed by ingest_item_clear. */
     int64_t size, mtime_ns; /* from the stat that decided to process it */
     uint64_t hash;
+    int hashed;      /* hash was computed when the file was considered: the worker reuses it */
+    int64_t same_as; /* the known photo this file is (by content, or its recorded copy) */
+    int relink;      /* ... and that photo's file is gone from this host: it moves here */
+    int fresh;       /* no photo had this path when considered (fn_photo_put.fresh) */
+    int was_copy;    /* the path was recorded as a copy that no longer matches its photo */
     /* results, written by exactly one worker */
     int width, height;
     int64_t taken_at;

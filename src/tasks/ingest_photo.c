@@ -150,8 +150,9 @@ void ingest_process(fn_batch *b, void *slot, fn_item *it)
     ingest_job *st = fn_batch_state(b);
     ingest_slot *s = slot;
     ingest_photo *ph = it->data;
-    int64_t size = 0;
-    int rc = fn_hash_file(it->ref, s->buf, s->buflen, &ph->hash, &size);
+    int64_t size = ph->size;
+    /* Hashed already when it was considered (its size was a known photo's): not read twice. */
+    int rc = ph->hashed ? 0 : fn_hash_file(it->ref, s->buf, s->buflen, &ph->hash, &size);
     if (rc < 0) {
         if (rc == FN_ERR_NOT_FOUND)
             fn_item_fail(it, rc, NULL, "%s: vanished (listed, then gone before it was read)",
@@ -232,7 +233,17 @@ int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n_i
         p->hash = ph->hash;
         p->job_id = job;
         p->taken_at = -1;
-        if (ph->touch) {
+        p->same_as = ph->same_as;
+        p->fresh = ph->fresh;
+        p->was_copy = ph->was_copy;
+        if (ph->same_as && !it->err) {
+            /* A known photo seen here (ingest.c, recognise). One photo moves once per batch: a
+             * second file of it, found before the first move was committed, is its copy. */
+            p->kind = ph->relink ? FN_PUT_RELINK : FN_PUT_COPY;
+            for (size_t k = 0; k < n && p->kind == FN_PUT_RELINK; k++)
+                if (puts[k].kind == FN_PUT_RELINK && puts[k].same_as == ph->same_as)
+                    p->kind = FN_PUT_COPY;
+        } else if (ph->touch) {
             p->kind = FN_PUT_TOUCH;
         } else if (it->work && !it->err) {
             p->kind = FN_PUT_RESULT;

@@ -43,7 +43,8 @@ char *ingest_summary(const fn_job_info *job, void *user)
     json_t *c = json_object_get(p, "counters");
     long long done = counter(c, "files_done"), total = counter(c, "files_total");
     long long errors = counter(c, "errors"), unchanged = counter(c, "skipped_unchanged");
-    long long processed = done - errors - unchanged;
+    long long known = counter(c, "recognised_by_content");
+    long long processed = done - errors - unchanged - known;
     if (processed < 0) processed = 0;
     long long faces = counter(c, "faces_found"), noface = counter(c, "no_face_images");
     /* The counters are the totals of the logical job. A continued run (resume, or recovery after
@@ -56,7 +57,8 @@ char *ingest_summary(const fn_job_info *job, void *user)
     int64_t run_start = job->started_at;
     if (continued) {
         long long b_processed = counter(base, "files_done") - counter(base, "errors") -
-                                counter(base, "skipped_unchanged");
+                                counter(base, "skipped_unchanged") -
+                                counter(base, "recognised_by_content");
         run_processed = processed - (b_processed > 0 ? b_processed : 0);
         if (run_processed < 0) run_processed = 0;
         run_faces = faces - counter(base, "faces_found");
@@ -76,6 +78,11 @@ char *ingest_summary(const fn_job_info *job, void *user)
     if (continued)
         fprintf(f, ", %s of them in this run", fn_fmt_count(run_processed, b3, sizeof b3));
     if (unchanged) fprintf(f, " (%s unchanged, skipped)", fn_fmt_count(unchanged, b3, sizeof b3));
+    if (known)
+        fprintf(f,
+                "\n  known       %s already in the library under another folder (same content"
+                " and relative path: not processed again)",
+                fn_fmt_count(known, b1, sizeof b1));
     fprintf(f, "\n  faces       %s", fn_fmt_count(faces, b1, sizeof b1));
     if (counter(c, "faces_skipped_small"))
         fprintf(f, " (%s smaller than the minimum size ignored)",

@@ -185,6 +185,14 @@ int fn_library_photo_by_id(fn_library_reader *r, int64_t id, fn_photo_row *out)
     return lookup(r, r->by_id, out);
 }
 
+int fn_library_photo_by_copy(fn_library_reader *r, const char *path, fn_photo_row *out)
+{
+    fn_photo_probe copy;
+    int stale = 0;
+    int rc = fn_library_copy_probe(r->s, path, &copy, &stale, NULL);
+    return rc ? rc : fn_library_photo_by_id(r, copy.id, out);
+}
+
 int fn_library_photos_each(fn_store *s, const fn_photo_filter *f, fn_photo_cb cb, void *arg)
 {
     static const fn_photo_filter all = {.status = -1};

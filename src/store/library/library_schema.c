@@ -144,6 +144,26 @@ static const fn_migration migrations[] = {
         "ALTER TABLE photos ADD COLUMN root INTEGER REFERENCES roots(id);"
         "ALTER TABLE photos ADD COLUMN rel TEXT;"
         "CREATE INDEX photos_root_rel ON photos(root, rel);"},
+    /* Photos by content (issue 14, design decision 34): a file whose bytes equal a known photo's
+     * at the same relative path under another root (a copied tree, a share another host mounted
+     * without a mapping) is that photo, not a new one; each such place is a row here, by its
+     * absolute path as the host that found it reads it (rel under its own root), with the size,
+     * mtime and hash it had, so that the next run over it is the unchanged fast path. A photo's
+     * removal removes its copies. photos_size_hash finds the photos of a size (the only ones a
+     * new file can equal: it is hashed only when there are some) and then of a hash. */
+    {6, "CREATE TABLE photo_copies ("
+        "  id INTEGER PRIMARY KEY,"
+        "  path TEXT NOT NULL UNIQUE,"
+        "  photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,"
+        "  root INTEGER REFERENCES roots(id),"
+        "  rel TEXT,"
+        "  size INTEGER NOT NULL,"
+        "  mtime_ns INTEGER NOT NULL,"
+        "  hash INTEGER NOT NULL,"
+        "  seen_at INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX photo_copies_photo ON photo_copies(photo_id);"
+        "CREATE INDEX photos_size_hash ON photos(size, hash);"},
 };
 
 int fn_library_migrate(fn_store *s)

@@ -4,7 +4,9 @@
  * What must stay true:
  * - A photo is keyed by its absolute, normalised path (realpath), so a library opened from another
  *   working directory still finds its photos. Callers pass such paths; these functions do not
- *   resolve them (they may be called for files that no longer exist).
+ *   resolve them (they may be called for files that no longer exist). The same bytes at the same
+ *   relative path under another root are the same photo: that path is a row of photo_copies
+ *   pointing at it, not a photo of its own (design decision 34).
  * - Replacing a photo's faces replaces only the faces the pipeline found (origin 'auto'); faces a
  *   user drew (origin 'user') are kept. It keeps what people decided (docs/people.md,
  *   "Re-ingest"): a new detection overlapping an old face (IoU >= 0.5, best first, one to one)
@@ -97,6 +99,10 @@ typedef enum fn_photo_put_kind {
     FN_PUT_RESULT = 0, /* processed: upsert the photo and replace its auto faces */
     FN_PUT_ERROR = 1,  /* failed: upsert the photo as status error, keep its faces */
     FN_PUT_TOUCH = 2,  /* unchanged content (hash matched): only record the new mtime */
+    FN_PUT_COPY = 3,   /* the file is photo `same_as` seen elsewhere: record (or renew) it as a
+                          copy of it (photo_copies), the photo unchanged */
+    FN_PUT_RELINK = 4, /* the file is photo `same_as`, whose known file is gone: the photo's path,
+                          root and rel become the file's (its faces unchanged) */
 } fn_photo_put_kind;
 
 typedef struct fn_photo_put {
@@ -115,6 +121,13 @@ typedef struct fn_photo_put {
     const char *models; /* FN_PUT_RESULT: checksum of the model files used (NULL: unknown) */
     int64_t root;       /* the photo's root (roots.id), 0: none (the row keeps what it had) */
     const char *rel;    /* its path relative to the root's folder ("" for the root itself) */
+    int64_t same_as;    /* FN_PUT_COPY, FN_PUT_RELINK: the photo the file is */
+    /* FN_PUT_RESULT: the path was no photo when the item was considered (nor a copy of one that
+     * still matches): if, by now, a photo with the same content at a matching relative path under
+     * another root exists (committed since, or earlier in this batch), the file is recorded as
+     * its copy instead of a new photo (fn_library_photo_same_content). */
+    int fresh;
+    int was_copy; /* the path is recorded as a copy: that record goes (it is a photo now) */
 } fn_photo_put;
 
 /* Writes `n` photos (each with its faces) in the caller's open transaction, preparing each
@@ -185,6 +198,44 @@ int fn_library_root_map(fn_store_tx *tx, const char *name, const char *host, con
  * *base (malloc'ed: the root's path on this host) are set. In the caller's transaction. */
 int fn_library_root_ensure(fn_store_tx *tx, const char *host, const char *dir, int64_t *id,
                            char **base);
+
+/* ---- Photos by content (library migration 6, photo_copies.c) ---------------------------------
+ * A file with a known photo's bytes at the same relative path (or one ending the other) under
+ * another root is that photo (design decision 34). All of these run on any connection, inside the
+ * caller's transaction if it has one. */
+
+/* 1 when some photo has exactly `size` bytes, 0 when none, or a negative fn_err. */
+int fn_library_size_known(fn_store *s, int64_t size);
+
+typedef struct fn_photo_match {
+    int64_t id, root; /* root 0: the photo has none */
+    char *rel;        /* NULL when it has none */
+    char *path;       /* where its row says it is */
+} fn_photo_match;
+void fn_photo_match_clear(fn_photo_match *m);
+
+/* The photo that a file at `path`, relative path `rel` under root `root` (0: a root not made
+ * yet), with `size` bytes hashing to `hash`, is: same size and hash, not failed, under another
+ * root, and its relative path equal to `rel` or one ending the other at a '/' (the first by id
+ * with an equal one, else the first by id). 0 and *out filled (fn_photo_match_clear), or
+ * FN_ERR_NOT_FOUND (also for hash 0 or an empty rel), or another error. */
+int fn_library_photo_same_content(fn_store *s, int64_t size, uint64_t hash, int64_t root,
+                                  const char *rel, const char *path, fn_photo_match *out);
+
+/* The copy recorded at `path`: *out gets the photo's id (id), the copy's size, mtime_ns, hash
+ * and when it was recorded (ingested_at); *stale is set when the photo's hash is no longer the
+ * copy's (the photo was reprocessed with other bytes); *photo (may be NULL) gets the photo's id,
+ * root, rel and path (fn_photo_match_clear, after a 0 return). 0, FN_ERR_NOT_FOUND or an error. */
+int fn_library_copy_probe(fn_store *s, const char *path, fn_photo_probe *out, int *stale,
+                          fn_photo_match *photo);
+
+/* The paths recorded as copies of photo `photo`, in the order they were found: *paths (each
+ * string and the array malloc'ed; caller frees) and *n. */
+int fn_library_photo_copies(fn_store *s, int64_t photo, char ***paths, size_t *n);
+
+/* The photo that `path` is recorded as a copy of (fn_library_photo_by_path's twin for copies):
+ * 0 and *out filled (caller clears), FN_ERR_NOT_FOUND, or another error. */
+int fn_library_photo_by_copy(fn_library_reader *r, const char *path, fn_photo_row *out);
 
 typedef struct fn_photo_filter {
     int status;              /* fn_photo_status, or -1 for any */

@@ -11,7 +11,10 @@
  * audit entries still point at it) with only its box, score, landmarks, descriptor and thumbnail
  * renewed. An old face nobody decided (state 'auto', no person) that no detection matches is
  * deleted; one with a person or a state a person set is kept as it was, so a name is never dropped
- * by a job. Unmatched detections are inserted as new faces. */
+ * by a job. Unmatched detections are inserted as new faces.
+ *
+ * A file that is a known photo seen elsewhere (photo_copies.c) writes no photo and no face: its
+ * place is recorded as the photo's copy, or the photo moves to it when its known file is gone. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +31,9 @@ enum {
     ST_DEL_FACE,
     ST_UPD_FACE,
     ST_INS_FACE,
+    ST_COPY,
+    ST_RELINK,
+    ST_DEL_COPY,
     ST_COUNT
 };
 
@@ -63,6 +69,18 @@ static const char *const sql[ST_COUNT] = {
         "INSERT INTO faces (photo_id, x, y, width, height, score, landmarks, descriptor,"
         " thumbnail, origin, created_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'auto', ?10)",
+    /* Photos by content (photo_copies.c): a place where a photo's bytes were found again. */
+    [ST_COPY] =
+        "INSERT INTO photo_copies (path, photo_id, root, rel, size, mtime_ns, hash, seen_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        " ON CONFLICT (path) DO UPDATE SET photo_id = ?2,"
+        " root = coalesce(?3, photo_copies.root), rel = coalesce(?4, photo_copies.rel),"
+        " size = ?5, mtime_ns = ?6, hash = ?7, seen_at = ?8 RETURNING photo_id",
+    /* The photo follows its file; not onto a path another photo holds by now. */
+    [ST_RELINK] = "UPDATE photos SET path = ?2, root = coalesce(?3, root), rel = coalesce(?4, rel),"
+                  " size = ?5, mtime_ns = ?6, missing_at = NULL WHERE id = ?1"
+                  " AND NOT EXISTS (SELECT 1 FROM photos o WHERE o.path = ?2) RETURNING id",
+    [ST_DEL_COPY] = "DELETE FROM photo_copies WHERE path = ?1",
 };
 
 static int step_id(fn_store *s, fn_sql_stmt *st, int64_t *id, const char *what)
@@ -241,10 +259,66 @@ static void bind_root(fn_sql_stmt *st, int i, const fn_photo_put *p)
     }
 }
 
+static int del_copy(fn_store *s, fn_sql_stmt **st, const char *path)
+{
+    fn_sql_stmt *d = st[ST_DEL_COPY];
+    fn_sql_reset(d);
+    fn_sql_bind_text(d, 1, path, -1, FN_SQL_STATIC);
+    return step_id(s, d, NULL, "forgetting a copy of a photo");
+}
+
+/* Records the file `p` as a copy of photo `photo` (*id gets the photo's id). */
+static int put_copy(fn_store *s, fn_sql_stmt **st, const fn_photo_put *p, int64_t photo,
+                    int64_t now, int64_t *id)
+{
+    fn_sql_stmt *c = st[ST_COPY];
+    fn_sql_reset(c);
+    fn_sql_bind_text(c, 1, p->path, -1, FN_SQL_STATIC);
+    fn_sql_bind_int64(c, 2, photo);
+    bind_root(c, 3, p);
+    fn_sql_bind_int64(c, 5, p->size);
+    fn_sql_bind_int64(c, 6, p->mtime_ns);
+    fn_sql_bind_int64(c, 7, (int64_t)p->hash);
+    fn_sql_bind_int64(c, 8, now);
+    return step_id(s, c, id, "recording a copy of a photo");
+}
+
+/* Moves photo p->same_as to the file `p`; a path taken meanwhile makes it a copy instead. */
+static int put_relink(fn_store *s, fn_sql_stmt **st, const fn_photo_put *p, int64_t now,
+                      int64_t *id)
+{
+    fn_sql_stmt *u = st[ST_RELINK];
+    fn_sql_reset(u);
+    fn_sql_bind_int64(u, 1, p->same_as);
+    fn_sql_bind_text(u, 2, p->path, -1, FN_SQL_STATIC);
+    bind_root(u, 3, p);
+    fn_sql_bind_int64(u, 5, p->size);
+    fn_sql_bind_int64(u, 6, p->mtime_ns);
+    int rc = step_id(s, u, id, "moving a photo to where its file is now");
+    if (rc < 0) return rc;
+    if (!*id) return put_copy(s, st, p, p->same_as, now, id);
+    return del_copy(s, st, p->path);
+}
+
 static int put_one(fn_store *s, fn_sql_stmt **st, const fn_photo_put *p, int64_t now, int64_t *id)
 {
     int rc;
     *id = 0;
+    if (p->kind == FN_PUT_COPY) return put_copy(s, st, p, p->same_as, now, id);
+    if (p->kind == FN_PUT_RELINK) return put_relink(s, st, p, now, id);
+    if (p->was_copy && (rc = del_copy(s, st, p->path)) < 0) return rc;
+    if (p->kind == FN_PUT_RESULT && p->fresh) {
+        /* The same photo under another root, stored since the file was considered (another
+         * host's commit, or an earlier item of this batch): a copy of it, not a second photo. */
+        fn_photo_match m;
+        rc = fn_library_photo_same_content(s, p->size, p->hash, p->root, p->rel, p->path, &m);
+        if (rc == 0) {
+            rc = put_copy(s, st, p, m.id, now, id);
+            fn_photo_match_clear(&m);
+            return rc;
+        }
+        if (rc != FN_ERR_NOT_FOUND) return rc;
+    }
     if (p->kind == FN_PUT_TOUCH) {
         fn_sql_stmt *t = st[ST_TOUCH];
         fn_sql_reset(t);

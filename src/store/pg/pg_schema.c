@@ -218,6 +218,19 @@ const fn_migration fn_pg_library_migrations[] = {
         "ALTER TABLE photos ADD COLUMN root BIGINT REFERENCES roots(id);"
         "ALTER TABLE photos ADD COLUMN rel TEXT;"
         "CREATE INDEX photos_root_rel ON photos(root, rel);"},
+    {6, "CREATE TABLE photo_copies ("
+        "  id " ID ","
+        "  path TEXT NOT NULL UNIQUE,"
+        "  photo_id BIGINT NOT NULL REFERENCES photos(id) ON DELETE CASCADE,"
+        "  root BIGINT REFERENCES roots(id),"
+        "  rel TEXT,"
+        "  size BIGINT NOT NULL,"
+        "  mtime_ns BIGINT NOT NULL,"
+        "  hash BIGINT NOT NULL,"
+        "  seen_at BIGINT NOT NULL"
+        ");"
+        "CREATE INDEX photo_copies_photo ON photo_copies(photo_id);"
+        "CREATE INDEX photos_size_hash ON photos(size, hash);"},
 };
 const size_t fn_pg_library_migrations_count =
     sizeof fn_pg_library_migrations / sizeof fn_pg_library_migrations[0];
