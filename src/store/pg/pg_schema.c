@@ -98,6 +98,9 @@ const fn_migration fn_pg_jobs_migrations[] = {
         " END $fn$;"
         "CREATE TRIGGER jobs_changed AFTER UPDATE OF state, progress ON jobs"
         " FOR EACH ROW EXECUTE FUNCTION jobs_changed();"},
+    {5, "ALTER TABLE jobs ADD COLUMN shard_of BIGINT;"
+        "ALTER TABLE jobs ADD COLUMN shards BIGINT NOT NULL DEFAULT 0;"
+        "CREATE INDEX jobs_by_shard_of ON jobs(shard_of) WHERE shard_of IS NOT NULL;"},
 };
 const size_t fn_pg_jobs_migrations_count =
     sizeof fn_pg_jobs_migrations / sizeof fn_pg_jobs_migrations[0];
