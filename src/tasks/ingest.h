@@ -62,6 +62,10 @@ typedef struct ingest_job {
     size_t n_dirs;
     char **local; /* the payload's paths as this host mounts them (translated through roots) */
     size_t n_local;
+    /* A shard (fn_batch_is_shard): the walk ends after (end_root, end_last) when has_end. */
+    int has_end;
+    size_t end_root;
+    char *end_last;
 } ingest_job;
 
 /* One photo's record (fn_item.data). */
