@@ -143,12 +143,13 @@ typedef struct fn_jobtype {
     fn_handler_summary_fn summary; /* a person-readable summary (NULL: the counters) */
 
     /* Shards (docs/job-types.md, "Shards"): a fresh job whose total counter, as `open` set it,
-     * exceeds the integer configuration key `shard_config` (0 there: never) is split, right after
-     * its open, into shards of that many source items: contiguous ranges of the source, which
-     * idle workers of any process or host claim as jobs of their own. The driver runs a shard
-     * from the cursor before its range (fn_batch_checkpoint, as a resume) and the type ends its
-     * source after the range's last item (fn_batch_shard_last). NULL / NULL: never split. */
-    const char *shard_config;
+     * exceeds the INT payload key `shard_param` (0 there: never; like every setting it travels
+     * with the job, its default from the configuration) is split, right after its open, into
+     * shards of that many source items: contiguous ranges of the source, which idle workers of any
+     * process or host claim as jobs of their own. The driver runs a shard from the cursor before
+     * its range (fn_batch_checkpoint, as a resume) and the type ends its source after the range's
+     * last item (fn_batch_shard_last). NULL / NULL: never split. */
+    const char *shard_param;
     /* The type's cursor fields (as `cursor` writes them, a JSON object text, malloc'ed) at every
      * `per`-th item of the source: (*cursors)[i] is the cursor after item (i + 1) * per - 1, for
      * each such item that has another item after it. *n gets how many. Job thread; may be slow

@@ -632,13 +632,9 @@ static void teardown(fn_batch *b, int opened)
 /* The type's threshold: split above this many items (0: never). */
 static int64_t shard_threshold(fn_batch *b)
 {
-    char buf[64];
-    if (!b->t->shard_config || !b->t->shard_bounds ||
-        fn_config_get(fn_engine_config(fn_job_engine(b->ctx)), b->t->shard_config, buf,
-                      sizeof buf) != 0)
-        return 0;
-    long long v = strtoll(buf, NULL, 10);
-    return v > 0 ? (int64_t)v : 0;
+    if (!b->t->shard_param || !b->t->shard_bounds) return 0;
+    int64_t v = fn_batch_int(b, b->t->shard_param);
+    return v > 0 ? v : 0;
 }
 
 /* Splits the job into the shards described (payloads and first checkpoints), recording its

@@ -58,6 +58,8 @@ static const fn_param params[] = {
     {"detect_tiles", FN_PARAM_STRING, "ingest.detect_tiles", NULL, 0, 0, tile_modes, NULL},
     {"batch", FN_PARAM_INT, "ingest.batch", NULL, 1, 4096, NULL, "photos per commit"},
     {"thumb_size", FN_PARAM_INT, NULL, "112", 0, 512, NULL, "pixels"},
+    {"shard_photos", FN_PARAM_INT, "ingest.shard_photos", NULL, 0, 2147483647, NULL,
+     "photos per shard (0: never split)"},
 };
 
 static const char *const counters[C_COUNT] = {
@@ -584,6 +586,6 @@ const fn_jobtype fn_ingest_type = {
     .item_clear = ingest_item_clear,
     .resolution = ingest_resolution,
     .summary = ingest_summary,
-    .shard_config = "ingest.shard_photos",
+    .shard_param = "shard_photos",
     .shard_bounds = ingest_shard_bounds,
 };

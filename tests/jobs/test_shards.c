@@ -24,6 +24,7 @@ static const fn_param rg_params[] = {
     {"n", FN_PARAM_INT, NULL, NULL, 0, 100000, NULL, "items"},
     {"batch", FN_PARAM_INT, NULL, "4", 1, 1000, NULL, NULL},
     {"bad", FN_PARAM_STRINGS, NULL, "[]", 0, 0, NULL, NULL},
+    {"shard_items", FN_PARAM_INT, "ingest.shard_photos", NULL, 0, 100000, NULL, NULL},
 };
 
 typedef struct rg_job {
@@ -178,7 +179,7 @@ static const fn_jobtype range_type = {
     .write = rg_write,
     .cursor = rg_cursor,
     .resolution = rg_resolution,
-    .shard_config = "ingest.shard_photos",
+    .shard_param = "shard_items",
     .shard_bounds = rg_bounds_fn,
 };
 
