@@ -10,6 +10,7 @@
 #   ROUNDS pairs (default 3). --pg: each run's library is a fresh database on that PostgreSQL
 #   server (`start`: a throwaway one from scripts/pg-tmp, stopped at the end); else a fresh SQLite
 #   library folder.
+# cpu: the workers' user + system seconds together (the split's cost shows there too).
 # A run's time is from the workers' start to the split job's completion (the split itself, its
 # counting pass and the models' load in each worker included); the library is made and the job
 # enqueued before the clock starts.
@@ -64,7 +65,8 @@ run() {
   local t0 t1 pids=() k
   t0=$(date +%s.%N)
   for ((k = 1; k <= workers; k++)); do
-    "$exe" --library "$lib" worker --host "host$k" --threads 1 >/dev/null 2>&1 &
+    /usr/bin/time -f "%U %S" -o "$tmp/cpu$seq_no.$k" \
+      "$exe" --library "$lib" worker --host "host$k" --threads 1 >/dev/null 2>&1 &
     pids+=($!)
   done
   while [[ $(q "$lib" "SELECT state FROM jobs WHERE id=$id") != 3 ]]; do sleep 0.05; done
@@ -77,18 +79,22 @@ run() {
     echo "run $seq_no: $photos photos in the library, expected $n" >&2
     exit 1
   fi
-  awk -v w="$workers" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%d %.3f\n", w, t1 - t0 }' 
+  local cpu
+  cpu=$(cat "$tmp"/cpu"$seq_no".* | awk '{s += $1 + $2} END {printf "%.1f", s}')
+  awk -v w="$workers" -v t0="$t0" -v t1="$t1" -v c="$cpu" 'BEGIN { printf "%d %.3f %s\n", w, t1 - t0, c }' 
 }
 
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
-echo "backend: ${pg:+postgresql}${pg:-sqlite}; photos: $n; shard: $shard photos; rounds: $rounds"
+backend=sqlite
+[[ -n $pg ]] && backend=postgresql
+echo "backend: $backend; photos: $n; shard: $shard photos; rounds: $rounds"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$tmp/results"
 for ((r = 1; r <= rounds; r++)); do
   a=$(run 1 $((2 * r - 1)))
   b=$(run 2 $((2 * r)))
-  echo "round $r: 1 process $(cut -d' ' -f2 <<<"$a") s ($(awk -v n="$n" '{printf "%.2f", n / $2}' <<<"$a") photos/s)," \
-    "2 processes $(cut -d' ' -f2 <<<"$b") s ($(awk -v n="$n" '{printf "%.2f", n / $2}' <<<"$b") photos/s)"
+  echo "round $r: 1 process $(cut -d' ' -f2 <<<"$a") s ($(awk -v n="$n" '{printf "%.2f", n / $2}' <<<"$a") photos/s, cpu $(cut -d' ' -f3 <<<"$a") s)," \
+    "2 processes $(cut -d' ' -f2 <<<"$b") s ($(awk -v n="$n" '{printf "%.2f", n / $2}' <<<"$b") photos/s, cpu $(cut -d' ' -f3 <<<"$b") s)"
   echo "$(cut -d' ' -f2 <<<"$a") $(cut -d' ' -f2 <<<"$b")" >>"$tmp/results"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
