@@ -65,12 +65,16 @@ run() {
   local t0 t1 pids=() k
   t0=$(date +%s.%N)
   for ((k = 1; k <= workers; k++)); do
-    /usr/bin/time -f "%U %S" -o "$tmp/cpu$seq_no.$k" \
-      "$exe" --library "$lib" worker --host "host$k" --threads 1 >/dev/null 2>&1 &
+    "$exe" --library "$lib" worker --host "host$k" --threads 1 >/dev/null 2>&1 &
     pids+=($!)
   done
   while [[ $(q "$lib" "SELECT state FROM jobs WHERE id=$id") != 3 ]]; do sleep 0.05; done
   t1=$(date +%s.%N)
+  # the workers' CPU seconds so far (utime + stime in clock ticks), read before they are stopped
+  local cpu ticks
+  ticks=$(getconf CLK_TCK)
+  cpu=$(for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done |
+    awk -v t="$ticks" '{s += $1} END {printf "%.1f", s / t}')
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   local photos
@@ -79,8 +83,6 @@ run() {
     echo "run $seq_no: $photos photos in the library, expected $n" >&2
     exit 1
   fi
-  local cpu
-  cpu=$(cat "$tmp"/cpu"$seq_no".* | awk '{s += $1 + $2} END {printf "%.1f", s}')
   awk -v w="$workers" -v t0="$t0" -v t1="$t1" -v c="$cpu" 'BEGIN { printf "%d %.3f %s\n", w, t1 - t0, c }' 
 }
 
