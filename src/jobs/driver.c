@@ -652,9 +652,13 @@ static int split_into(fn_batch *b, size_t n, char *const *payloads, char *const 
                   (json_int_t)b->next_index);
     char *cktext = ck ? json_dumps(ck, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(ck);
-    int rc = progress && cktext ? fn_job_split(b->ctx, n, payloads, checkpoints, cktext, progress)
-                                : FN_ERR_NOMEM;
-    if (rc < 0 && rc != FN_ERR_NOMEM)
+    /* A stop asked for before the split is honoured as after a batch: nothing is split. */
+    fn_stop stop = fn_job_should_stop(b->ctx);
+    int rc = stop == FN_STOP_CANCEL  ? FN_ERR_CANCELLED
+             : stop == FN_STOP_YIELD ? FN_ERR_YIELDED
+             : progress && cktext ? fn_job_split(b->ctx, n, payloads, checkpoints, cktext, progress)
+                                  : FN_ERR_NOMEM;
+    if (rc < 0 && rc != FN_ERR_NOMEM && rc != FN_ERR_CANCELLED && rc != FN_ERR_YIELDED)
         fn_batch_fail(b, "%s: %s", t->type, fn_engine_errmsg(fn_job_engine(b->ctx)));
     free(progress);
     free(cktext);

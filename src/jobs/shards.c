@@ -44,6 +44,10 @@ int fn_job_split(fn_job_ctx *ctx, size_t n, char *const *payloads, char *const *
         fn_store_rollback(tx);
     else
         code = fn_store_commit(tx);
+    if (code == FN_ERR_CANCELLED) {
+        free(ids);
+        return code; /* cancelled before it split: it ends cancelled, as a stop after a batch */
+    }
     if (code) {
         free(ids);
         return fn_eng_store_fail(s, code, "job %lld: splitting it into shards (%s)",

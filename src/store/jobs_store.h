@@ -224,7 +224,8 @@ int fn_js_live_child(fn_store *s, int64_t parent, int64_t *child);
 /* Job `id`, running under `owner`, becomes a split job of n shards (inserted by the caller in the
  * same transaction, with fn_js_insert and shard_of = id): no owner from now on, `checkpoint` the
  * split's record, progress as given (NULL: kept). FN_ERR_STATE when it no longer runs under
- * `owner` (fencing, as for a commit). */
+ * `owner` (fencing, as for a commit); FN_ERR_CANCELLED when a cancel of it was asked for (it
+ * would reach no shard: the caller ends the job cancelled instead). */
 int fn_js_split(fn_store *s, int64_t id, int64_t owner, int n, const char *checkpoint,
                 const char *progress, int64_t now);
 

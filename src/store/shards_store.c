@@ -43,10 +43,11 @@ static char *dup_col(fn_sql_stmt *st, int i)
     return t ? strdup(t) : NULL;
 }
 
-/* Fenced by owner, as a commit: a worker whose job was recovered elsewhere cannot split it. */
+/* Fenced by owner, as a commit: a worker whose job was recovered elsewhere cannot split it. Nor
+ * is a job split whose cancel another process asked for meanwhile: it would reach no shard. */
 #define SPLIT                                                                                      \
     "UPDATE jobs SET owner=NULL, shards=?2, checkpoint=?3, progress=coalesce(?4, progress),"       \
-    " updated_at=?5 WHERE id=?1 AND state=1 AND owner=?6"
+    " updated_at=?5 WHERE id=?1 AND state=1 AND owner=?6 AND cancel_requested=0"
 static const char SQL_SPLIT[] = SPLIT;
 static const char SQL_SPLIT_PG[] = SPLIT PG_NOTIFY;
 
@@ -62,6 +63,19 @@ int fn_js_split(fn_store *s, int64_t id, int64_t owner, int n, const char *check
     fn_sql_bind_int64(st, 6, owner);
     int code = run(s, st, "splitting a job into shards");
     if (!code && fn_sql_changes(s) == 0) {
+        int64_t cancel = 0;
+        fn_sql_stmt *c = fn_store_stmt(
+            s, "SELECT cancel_requested FROM jobs WHERE id=?1 AND state=1 AND owner=?2");
+        if (!c) return FN_ERR_DB;
+        fn_sql_bind_int64(c, 1, id);
+        fn_sql_bind_int64(c, 2, owner);
+        if (fn_sql_step(c) == FN_SQL_ROW) cancel = fn_sql_column_int64(c, 0);
+        fn_sql_reset(c);
+        if (cancel) {
+            fn_store_set_msg(s, FN_ERR_CANCELLED, "splitting a job into shards",
+                             "its cancel was asked for first");
+            return FN_ERR_CANCELLED;
+        }
         char detail[160];
         snprintf(detail, sizeof detail,
                  "job %lld is no longer running under this process (it was recovered or "

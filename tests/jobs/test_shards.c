@@ -38,6 +38,7 @@ static struct {
     atomic_int fixed, fail_at, cancel_at_batch, batches, bounds_calls;
     _Atomic fn_job_id cancel_id;
     fn_engine *e;
+    const char *cancel_row_in_open; /* the library: set the job's cancel_requested in its open */
 } R;
 
 static int64_t json_pos(const char *text, const char *key, int64_t dflt)
@@ -56,6 +57,13 @@ static int rg_open(fn_batch *b)
     j->pos = json_pos(fn_batch_checkpoint(b), "last", -1) + 1;
     j->end = json_pos(fn_batch_shard_last(b), "last", n - 1);
     if (!fn_batch_is_shard(b)) fn_batch_set(b, RG_TOTAL, n);
+    /* Another process's cancel, written to the row before this process's monitor has seen it. */
+    if (R.cancel_row_in_open && !fn_batch_is_shard(b)) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE jobs SET cancel_requested=1 WHERE id=%lld",
+                 (long long)fn_job_id_of(fn_batch_ctx(b)));
+        if (q_exec(R.cancel_row_in_open, sql) != 0) abort();
+    }
     return 0;
 }
 
@@ -479,6 +487,23 @@ static void test_failed_shard_resume_retry(void **state)
     assert_rows_exact(f, 25);
 }
 
+/* A cancel another process wrote to the job's row before it split (this process not yet told):
+ * the job is not split (its shards would never hear of the cancel) and ends cancelled. */
+static void test_cancel_before_split(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(f->e, "range", "{\"n\":25}", FN_PRIO_NORMAL, &id), 0);
+    R.cancel_row_in_open = f->dir;
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    R.cancel_row_in_open = NULL;
+    fn_job_info *j = info(f, id);
+    assert_int_equal(j->state, FN_JOB_CANCELLED);
+    assert_int_equal(j->shards, 0);
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM jobs WHERE shard_of=%lld", (long long)id), 0);
+}
+
 /* Two worker threads share one split job's shards; the result is exact. */
 static void test_two_threads(void **state)
 {
@@ -543,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_queued_then_resume, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_running_then_resume, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_failed_shard_resume_retry, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_before_split, setup, fx_teardown),
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test_setup_teardown(test_not_recovered, setup, fx_teardown),
     };
