@@ -46,7 +46,10 @@ struct fn_batch {
     const char ***strings; /* per param: the STRINGS values (NULL-terminated), else NULL */
     size_t *n_strings;
     int *counters, *hists;           /* declaration index -> engine handle */
-    const char *checkpoint_in;       /* the checkpoint this run started from */
+    const char *checkpoint_in;       /* the checkpoint this run started from (the ctx's: valid
+                                        until the first commit replaces it) */
+    int resumed;                     /* this run started from a checkpoint */
+    json_t *split_in;                /* that checkpoint's split record (a resumed split job) */
     int64_t next_index, start_index; /* source items handled (now, and when this run started) */
     size_t retry_next, n_retry;
     int retry_only;
@@ -302,12 +305,7 @@ static char *checkpoint_json(fn_batch *b)
     json_decref(o);
     /* A resumed split job commits its retry items before it splits again: its checkpoint keeps
      * the split's record, so a crash in between resumes into the split again. */
-    if (b->checkpoint_in && !b->shard && strstr(b->checkpoint_in, "\"split\"")) {
-        json_t *in = json_loads(b->checkpoint_in, 0, NULL);
-        json_t *split = json_object_get(in, "split");
-        if (json_is_object(split)) json_object_set(ck, "split", split);
-        json_decref(in);
-    }
+    if (b->split_in) json_object_set(ck, "split", b->split_in);
     char *s = json_dumps(ck, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(ck);
     return s;
@@ -570,7 +568,10 @@ static int setup(fn_batch *b)
         if (ok) {
             b->next_index = json_integer_value(ni);
             b->retry_next = (size_t)json_integer_value(rn);
+            json_t *split = json_object_get(ck, "split");
+            if (json_is_object(split) && !b->shard) b->split_in = json_incref(split);
         }
+        b->resumed = 1;
         json_decref(ck);
         if (!ok) {
             fn_batch_fail(b, "%s: the checkpoint %s is not {\"next_index\": N, ...}", t->type,
@@ -623,6 +624,7 @@ static void teardown(fn_batch *b, int opened)
     free(b->hists);
     json_decref(b->payload);
     json_decref(b->shard);
+    json_decref(b->split_in);
     free(b->shard_last);
 }
 
@@ -756,12 +758,7 @@ static int maybe_split(fn_batch *b, int *done)
 {
     *done = 0;
     if (b->shard || b->retry_only || !b->t->shard_bounds) return 0;
-    if (b->checkpoint_in) {
-        json_t *ck = json_loads(b->checkpoint_in, 0, NULL);
-        int was_split = json_is_object(json_object_get(ck, "split"));
-        json_decref(ck);
-        return was_split ? split_resumed(b, done) : 0;
-    }
+    if (b->resumed) return b->split_in ? split_resumed(b, done) : 0;
     int64_t per = shard_threshold(b);
     if (per <= 0 || b->t->total_counter < 0 || fn_batch_get(b, b->t->total_counter) <= per)
         return 0;
