@@ -87,9 +87,12 @@ struct fn_job_ctx {
 
     fn_job_error *inherited;
     size_t n_inherited;
-    int retry_only;         /* a retry job */
-    int64_t parent;         /* the job this one resumes or retries (0: none) */
-    int64_t shard_of;       /* a shard: the split job it is part of, where its errors go (0) */
+    int retry_only; /* a retry job */
+    int64_t parent; /* the job this one resumes or retries (0: none) */
+    /* A shard: the split job it is part of, where its errors go (0: none). Atomic: set when
+     * the claim commits, after the ctx is in the running table, where a cancel of the split job
+     * reads it (under e->mu) to stop the shard at once. */
+    _Atomic int64_t shard_of;
     int sharded;            /* the handler split this job (fn_job_split): its run ends unrecorded */
     int64_t n_retry_items;  /* -1 until counted */
     size_t retry_page_end;  /* paging: the offset just past the last page read ... */
