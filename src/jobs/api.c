@@ -514,6 +514,25 @@ unlock:
     return code;
 }
 
+/* The checkpoint a resume starts from: the old job's, without its "retry_next" (how far the old
+ * job got through ITS retry items; the resume's are new, taken from the old job's errors, and
+ * start at 0). Kept, it made a resume of a resume skip that many of its own retry items: lost.
+ * NULL when there is none or out of memory (then the resume starts from the source's start and
+ * redoes rather than loses). */
+static char *resume_checkpoint(const char *ck)
+{
+    if (!ck) return NULL;
+    json_t *j = json_loads(ck, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return strdup(ck);
+    }
+    json_object_del(j, "retry_next");
+    char *out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return out;
+}
+
 int fn_job_resume_ex(fn_engine *e, fn_job_id id, fn_followup *out)
 {
     fn_followup local;
@@ -540,7 +559,9 @@ int fn_job_resume_ex(fn_engine *e, fn_job_id id, fn_followup *out)
                            j->state == FN_JOB_RUNNING ? " (it is running: jobs watch follows it)"
                                                       : "");
     } else {
-        code = follow_up(e, j, j->checkpoint, j->progress, 0, NULL, out);
+        char *ck = resume_checkpoint(j->checkpoint);
+        code = follow_up(e, j, ck, j->progress, 0, NULL, out);
+        free(ck);
     }
     fn_job_info_free(j);
     return code;
