@@ -647,8 +647,9 @@ static int split_into(fn_batch *b, size_t n, char *const *payloads, char *const 
     char *progress = fn_ctx_progress_json(b->ctx);
     json_t *base = progress ? json_loads(progress, 0, NULL) : NULL;
     json_t *ck =
-        json_pack("{s:I,s:{s:I,s:o,s:s?,s:s?,s:I}}", "next_index", (json_int_t)b->next_index,
-                  "split", "shards", (json_int_t)n, "base", base ? base : json_object(), "done",
+        json_pack("{s:I,s:{s:I,s:I,s:o,s:s?,s:s?,s:I}}", "next_index", (json_int_t)b->next_index,
+                  "split", "job", (json_int_t)fn_job_id_of(b->ctx), "shards", (json_int_t)n, "base",
+                  base ? base : json_object(), "done",
                   t->done_counter >= 0 ? t->counters[t->done_counter] : NULL, "total",
                   t->total_counter >= 0 ? t->counters[t->total_counter] : NULL, "next_base",
                   (json_int_t)b->next_index);
@@ -724,13 +725,17 @@ static int split_fresh(fn_batch *b, int64_t per, int *done)
 
 /* A resume of a split job: its shards that did not complete go on, as new shards of this job,
  * from their checkpoints (their errors came to this job with the split job's: the retry phase
- * before this took them). Nothing left: the source is done. */
+ * before this took them). Nothing left: the source is done. The shards are those of the job the
+ * split record names (the one that split): a resume that stopped in its retry phase, before it
+ * split again, carries the record on to the next resume. */
 static int split_resumed(fn_batch *b, int *done)
 {
     fn_job_ctx *ctx = b->ctx;
     fn_js_shard *sh = NULL;
     size_t n = 0;
-    int rc = ctx->parent ? fn_js_shards(ctx->w->store, ctx->parent, &sh, &n) : 0;
+    int64_t split_job = json_integer_value(json_object_get(b->split_in, "job"));
+    if (split_job <= 0) split_job = ctx->parent;
+    int rc = split_job ? fn_js_shards(ctx->w->store, split_job, &sh, &n) : 0;
     if (rc < 0) return source_error(b, rc, "reading the shards it resumes");
     char **payloads = calloc(n ? n : 1, sizeof *payloads);
     char **checkpoints = calloc(n ? n : 1, sizeof *checkpoints);

@@ -5,9 +5,9 @@
  * recomputed from its shards' rows by fn_js_shard_settle, which each shard's commit and end and
  * each cancel call in their own transaction, and which ends the split job once its last shard has
  * ended. The split's record is the parent's checkpoint:
- *   {"next_index": N, "split": {"shards": n, "base": PROGRESS, "done": "files_done",
+ *   {"next_index": N, "split": {"job": ID, "shards": n, "base": PROGRESS, "done": "files_done",
  *    "total": "files_total", "next_base": N0}}
- * where PROGRESS is the parent's progress when it split (what it had counted itself: the total of
+ * where ID is the job that split (a resume that has not split again yet carries it on), PROGRESS is the parent's progress when it split (what it had counted itself: the total of
  * its counting pass, a resumed job's earlier counts), "done"/"total" name the type's done and
  * total counters (a shard's total is its range, part of the parent's, so it is not added), and
  * next_index is next_base plus the items the shards handled.

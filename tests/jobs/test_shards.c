@@ -487,6 +487,43 @@ static void test_failed_shard_resume_retry(void **state)
     assert_rows_exact(f, 25);
 }
 
+/* A resume cancelled in its retry phase, before it split again, still hands the first split
+ * job's unfinished shards on to the next resume: every item once in the end. */
+static void test_resume_cancelled_before_split(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(f->e, "range", "{\"n\":25,\"bad\":[\"2\"]}", FN_PRIO_NORMAL, &id),
+                     0);
+    R.cancel_id = id;
+    R.cancel_at_batch = 4; /* shard 1's first batch (10-13): shard 2 never runs */
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    fn_job_info *j = info(f, id);
+    assert_int_equal(j->state, FN_JOB_CANCELLED);
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM rg"), 13); /* 0-13 but the bad 2 */
+    fn_followup fu;
+    assert_int_equal(fn_job_resume_ex(f->e, id, &fu), 0);
+    R.cancel_id = fu.id; /* cancelled at its first batch: item 2's retry, before it splits */
+    R.batches = 0;
+    R.cancel_at_batch = 1;
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    j = info(f, fu.id);
+    assert_int_equal(j->state, FN_JOB_CANCELLED);
+    assert_int_equal(j->shards, 0);
+    fn_job_info_free(j);
+    R.cancel_at_batch = 0;
+    R.fixed = 1;
+    fn_followup fu2;
+    assert_int_equal(fn_job_resume_ex(f->e, fu.id, &fu2), 0);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    j = info(f, fu2.id);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(j->shards, 2); /* the first job's shards 2 and 3 */
+    fn_job_info_free(j);
+    assert_rows_exact(f, 25);
+}
+
 /* A cancel another process wrote to the job's row before it split (this process not yet told):
  * the job is not split (its shards would never hear of the cancel) and ends cancelled. */
 static void test_cancel_before_split(void **state)
@@ -569,6 +606,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_running_then_resume, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_failed_shard_resume_retry, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_before_split, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_cancelled_before_split, setup, fx_teardown),
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test_setup_teardown(test_not_recovered, setup, fx_teardown),
     };
