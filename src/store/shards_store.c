@@ -7,10 +7,11 @@
  * ended. The split's record is the parent's checkpoint:
  *   {"next_index": N, "split": {"job": ID, "shards": n, "base": PROGRESS, "done": "files_done",
  *    "total": "files_total", "next_base": N0}}
- * where ID is the job that split (a resume that has not split again yet carries it on), PROGRESS is the parent's progress when it split (what it had counted itself: the total of
- * its counting pass, a resumed job's earlier counts), "done"/"total" name the type's done and
- * total counters (a shard's total is its range, part of the parent's, so it is not added), and
- * next_index is next_base plus the items the shards handled.
+ * where ID is the job that split (a resume that has not split again yet carries it on), PROGRESS is
+ * the parent's progress when it split (what it had counted itself: the total of its counting pass,
+ * a resumed job's earlier counts), "done"/"total" name the type's done and total counters (a
+ * shard's total is its range, part of the parent's, so it is not added), and next_index is
+ * next_base plus the items the shards handled.
  *
  * What must stay true: the settle locks the parent's row before it reads the shards (PostgreSQL:
  * the ends of two shards are written by transactions that do not take the library's lock, and
