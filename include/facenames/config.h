@@ -53,6 +53,9 @@ typedef struct fn_config {
                                   faces in large photos, at one detector pass per tile); "off" */
     char worker_host[256];     /* worker.host: this process's host id in the job owners (what
                                   "same host, pid dead" recovery compares); "" = the hostname */
+    int ingest_shard_photos;   /* ingest.shard_photos: an ingest of more photos is split into
+                                  shards of this many, which workers on any host share; 0 =
+                                  never; 1000 */
 } fn_config;
 
 /* Fills *cfg with the defaults. */

@@ -193,6 +193,11 @@ struct fn_job_info {
     fn_job_id parent;  /* the job this one resumes or retries, 0 if none */
     char *fail_reason; /* why a failed job failed, or NULL */
     int retry_only;    /* 1: a retry job (reprocesses only its retry items) */
+    /* Shards (docs/job-types.md): a job split into shards has shards > 0 and stays running, under
+     * no process, until its last shard ends; its progress, errors and checkpoint are its shards'
+     * together. A shard has shard_of = the job it is part of (0: not a shard). */
+    fn_job_id shard_of;
+    int shards;
 };
 
 /* Reads job `id`. FN_ERR_NOT_FOUND if there is none. *out is caller-owned. */

@@ -141,6 +141,20 @@ typedef struct fn_jobtype {
     /* The resolution an error code gets (NULL: pending). */
     fn_resolution (*resolution)(const char *code);
     fn_handler_summary_fn summary; /* a person-readable summary (NULL: the counters) */
+
+    /* Shards (docs/job-types.md, "Shards"): a fresh job whose total counter, as `open` set it,
+     * exceeds the INT payload key `shard_param` (0 there: never; like every setting it travels
+     * with the job, its default from the configuration) is split, right after its open, into
+     * shards of that many source items: contiguous ranges of the source, which idle workers of any
+     * process or host claim as jobs of their own. The driver runs a shard from the cursor before
+     * its range (fn_batch_checkpoint, as a resume) and the type ends its source after the range's
+     * last item (fn_batch_shard_last). NULL / NULL: never split. */
+    const char *shard_param;
+    /* The type's cursor fields (as `cursor` writes them, a JSON object text, malloc'ed) at every
+     * `per`-th item of the source: (*cursors)[i] is the cursor after item (i + 1) * per - 1, for
+     * each such item that has another item after it. *n gets how many. Job thread; may be slow
+     * (it walks the source) but must not do the items' work. */
+    int (*shard_bounds)(fn_batch *b, int64_t per, char ***cursors, size_t *n);
 } fn_jobtype;
 
 /* Registers `t` (which must outlive the engine) as a handler on the driver. */
@@ -160,6 +174,11 @@ void *fn_batch_state(fn_batch *b);            /* the type's job state (job_size 
 const char *fn_batch_checkpoint(fn_batch *b); /* the checkpoint resumed from, or NULL */
 int fn_batch_is_retry(fn_batch *b);           /* 1: the job only reprocesses retry items */
 int64_t fn_batch_next_index(fn_batch *b);     /* source items handled before this run started */
+/* Shards: 1 when this job is a shard of a split job. Its source starts after the cursor in
+ * fn_batch_checkpoint (NULL: from the start) and must end after the item whose cursor fields are
+ * fn_batch_shard_last (a JSON object text as `cursor` wrote it; NULL: at the source's end). */
+int fn_batch_is_shard(fn_batch *b);
+const char *fn_batch_shard_last(fn_batch *b);
 /* The items gathered into the current batch so far, in source order (for a type that must not
  * take one item twice in a batch). Job thread. */
 size_t fn_batch_items(fn_batch *b, fn_item *const **items);

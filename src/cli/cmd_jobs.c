@@ -28,6 +28,7 @@ static const char jobs_usage[] =
     "       facenames jobs log ID\n"
     "\n"
     "  list     jobs, newest first; STATE is queued, running, cancelled, completed or failed\n"
+    "           (a split job's shards are listed under it)\n"
     "  show     one job: times, progress, checkpoint, errors\n"
     "  cancel   a queued job ends at once; a running one stops after its current batch and\n"
     "           keeps its work (--wait: until it has stopped)\n"
@@ -118,6 +119,34 @@ static int open_for_job(cli_ctx *ctx, const char *sub, fn_job_id id, int for_wri
     return r == 0 ? 0 : -1;
 }
 
+/* A shard's place in its job: "shard 2/5" from its payload's range (its index counts from 0). */
+static void shard_label(const fn_job_info *j, char *out, size_t len)
+{
+    json_t *p = json_loads(j->payload ? j->payload : "{}", 0, NULL);
+    json_t *sh = json_object_get(p, "shard");
+    snprintf(out, len, "  shard %lld/%lld",
+             (long long)json_integer_value(json_object_get(sh, "index")) + 1,
+             (long long)json_integer_value(json_object_get(sh, "of")));
+    json_decref(p);
+}
+
+/* The listing's order: newest first, each shard right under the job it is part of (in range
+ * order) when that job is listed too. order[] gets indexes into list. */
+static void nest_shards(fn_job_info **list, size_t n, size_t *order)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int parent_listed = 0;
+        for (size_t p = 0; list[i]->shard_of && p < n && !parent_listed; p++)
+            parent_listed = list[p]->id == list[i]->shard_of;
+        if (parent_listed) continue;
+        order[k++] = i;
+        if (list[i]->shards <= 0) continue;
+        for (size_t c = n; c-- > 0;) /* oldest (first range) first */
+            if (list[c]->shard_of == list[i]->id) order[k++] = c;
+    }
+}
+
 static int jobs_list(cli_ctx *ctx, int argc, char **argv)
 {
     int json = 0, state = -1;
@@ -191,16 +220,20 @@ static int jobs_list(cli_ctx *ctx, int argc, char **argv)
                                           "CREATED", "TIME", "PROGRESS", "ERRORS"};
         static const int right[] = {1, 0, 0, 0, 0, 1, 0, 1};
         cli_table *t = cli_table_new(8, hdr, right);
+        size_t *order = calloc(n, sizeof *order);
+        if (order) nest_shards(list, n, order);
         for (size_t i = 0; i < n; i++) {
-            const fn_job_info *j = list[i];
-            char id[32], created[40], dur[32], prog[128], errs[32];
+            const fn_job_info *j = list[order ? order[i] : i];
+            char id[32], created[40], dur[32], prog[128], errs[32], type[48];
+            snprintf(type, sizeof type, "%s", j->type);
+            if (j->shard_of) shard_label(j, type, sizeof type);
             snprintf(id, sizeof id, "%lld", (long long)j->id);
             cli_fmt_ago(j->created_at, created, sizeof created);
             cli_fmt_elapsed(duration_s(j), dur, sizeof dur);
             progress_pair(j->progress, prog, sizeof prog);
             fn_fmt_count((int64_t)j->n_errors, errs, sizeof errs);
             const char *row[] = {id,
-                                 j->type,
+                                 type,
                                  fn_priority_name(j->priority),
                                  fn_job_state_name(j->state),
                                  created,
@@ -209,6 +242,7 @@ static int jobs_list(cli_ctx *ctx, int argc, char **argv)
                                  errs};
             cli_table_add(t, row);
         }
+        free(order);
         cli_table_print(t, stdout);
         cli_table_free(t);
     }
@@ -257,6 +291,32 @@ static void print_json_field(const char *label, const char *json)
     printf("%-10s  %s\n", label, fn_term_str(json));
 }
 
+/* A split job's shards by state ("shards      3: 1 running, 2 completed (jobs 12-14)"). */
+static void print_shards(fn_engine *e, const fn_job_info *j)
+{
+    fn_job_info **list = NULL;
+    size_t n = 0;
+    int by_state[5] = {0};
+    fn_job_id lo = 0, hi = 0;
+    if (fn_job_list(e, -1, 0, &list, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (list[i]->shard_of == j->id && (unsigned)list[i]->state < 5) {
+                by_state[list[i]->state]++;
+                if (!lo || list[i]->id < lo) lo = list[i]->id;
+                if (list[i]->id > hi) hi = list[i]->id;
+            }
+    free_list(list, n);
+    printf("%-10s  %d:", "shards", j->shards);
+    const char *sep = " ";
+    for (int st = 0; st < 5; st++)
+        if (by_state[st]) {
+            printf("%s%d %s", sep, by_state[st], fn_job_state_name((fn_job_state)st));
+            sep = ", ";
+        }
+    if (lo) printf(" (jobs %lld-%lld)", (long long)lo, (long long)hi);
+    printf("\n");
+}
+
 static int jobs_show(cli_ctx *ctx, int argc, char **argv)
 {
     fn_job_id id;
@@ -289,6 +349,12 @@ static int jobs_show(cli_ctx *ctx, int argc, char **argv)
     printf("job %lld: %s, %s priority, %s\n", (long long)j->id, j->type,
            fn_priority_name(j->priority), fn_job_state_name(j->state));
     if (j->parent > 0) printf("%-10s  job %lld\n", "continues", (long long)j->parent);
+    if (j->shard_of > 0) {
+        char label[48];
+        shard_label(j, label, sizeof label);
+        printf("%-10s  job %lld (%s)\n", "shard of", (long long)j->shard_of, label + 2);
+    }
+    if (j->shards > 0) print_shards(e, j);
     printf("%-10s  %s\n", "created", cli_fmt_iso(j->created_at, t, sizeof t));
     if (j->started_at >= 0)
         printf("%-10s  %s\n", "started", cli_fmt_iso(j->started_at, t, sizeof t));

@@ -60,7 +60,8 @@ static int insert_jobs(fn_engine *e, const fn_enqueue_opts *opts, size_t n, fn_j
                        o->gpu_slots < 0 ? -1 : o->gpu_slots,
                        o->mem_mb < 0 ? -1 : o->mem_mb,
                        parent,
-                       retry_only};
+                       retry_only,
+                       0};
         int64_t id;
         int code = fn_js_insert(e->store, &j, now, &id);
         if (code) {
@@ -304,6 +305,8 @@ static json_t *job_json(const fn_job_info *j, int with_errors)
         json_object_set_new(o, "n_errors", json_integer((json_int_t)j->n_errors));
         json_object_set_new(o, "parent", json_integer(j->parent));
         json_object_set_new(o, "retry_only", json_boolean(j->retry_only));
+        json_object_set_new(o, "shard_of", json_integer(j->shard_of));
+        json_object_set_new(o, "shards", json_integer(j->shards));
         json_object_set_new(o, "fail_reason",
                             j->fail_reason ? fn_json_text(j->fail_reason) : json_null());
     }
@@ -361,21 +364,27 @@ int fn_job_cancel(fn_engine *e, fn_job_id id)
     int local = 0;
     pthread_mutex_lock(&e->mu);
     for (size_t i = 0; i < e->n_running; i++)
-        if (e->running[i]->id == id) {
+        if (e->running[i]->id == id || e->running[i]->shard_of == id) { /* a split job's shards */
             atomic_store(&e->running[i]->stop, FN_STOP_CANCEL);
-            local = 1;
+            local |= e->running[i]->id == id;
         }
     pthread_mutex_unlock(&e->mu);
 
     pthread_mutex_lock(&e->api_mu);
     int outcome = 0;
-    int code = fn_js_cancel(e->store, id, fn_wall_ms(), &outcome);
+    fn_js_settled settled;
+    int code = fn_js_cancel_ex(e->store, id, fn_wall_ms(), &outcome, &settled);
+    /* The split job that was settled: this one, or the one this queued shard is part of. */
+    int64_t split_of = settled.touched && outcome == 2 ? id : 0;
+    if (!code && settled.touched && !split_of) fn_js_shard_of(e->store, id, &split_of);
     if (code == FN_ERR_NOT_FOUND)
         fn_eng_fail(code, "job %lld: no such job in %s", (long long)id, e->db_path);
     else if (code)
         fn_eng_store_fail(e->store, code, "job %lld: cancelling it", (long long)id);
     pthread_mutex_unlock(&e->api_mu);
     if (code) return code;
+    /* A split job whose shards were all queued (or the last queued shard of one) ended now. */
+    if (settled.touched) fn_eng_settled(e, split_of, &settled);
     /* The job may have seen our local request and ended cancelled before our transaction ran:
      * that is this call's success, not "already finished". */
     if (outcome == 4 && local) return 0;
@@ -505,6 +514,25 @@ unlock:
     return code;
 }
 
+/* The checkpoint a resume starts from: the old job's, without its "retry_next" (how far the old
+ * job got through ITS retry items; the resume's are new, taken from the old job's errors, and
+ * start at 0). Kept, it made a resume of a resume skip that many of its own retry items: lost.
+ * NULL when there is none or out of memory (then the resume starts from the source's start and
+ * redoes rather than loses). */
+static char *resume_checkpoint(const char *ck)
+{
+    if (!ck) return NULL;
+    json_t *j = json_loads(ck, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return strdup(ck);
+    }
+    json_object_del(j, "retry_next");
+    char *out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return out;
+}
+
 int fn_job_resume_ex(fn_engine *e, fn_job_id id, fn_followup *out)
 {
     fn_followup local;
@@ -513,7 +541,12 @@ int fn_job_resume_ex(fn_engine *e, fn_job_id id, fn_followup *out)
     fn_job_info *j;
     int code = fn_job_inspect(e, id, &j);
     if (code) return code;
-    if (j->state == FN_JOB_QUEUED && j->started_at >= 0) {
+    if (j->shard_of) {
+        code = fn_eng_fail(FN_ERR_STATE,
+                           "job %lld is a shard of job %lld; resume job %lld (it resumes its "
+                           "shards)",
+                           (long long)id, (long long)j->shard_of, (long long)j->shard_of);
+    } else if (j->state == FN_JOB_QUEUED && j->started_at >= 0) {
         /* Recovered after a crash (or yielded): it continues from its checkpoint under its own
          * id as soon as a worker takes it; the caller runs or watches it. */
         out->id = id;
@@ -526,7 +559,9 @@ int fn_job_resume_ex(fn_engine *e, fn_job_id id, fn_followup *out)
                            j->state == FN_JOB_RUNNING ? " (it is running: jobs watch follows it)"
                                                       : "");
     } else {
-        code = follow_up(e, j, j->checkpoint, j->progress, 0, NULL, out);
+        char *ck = resume_checkpoint(j->checkpoint);
+        code = follow_up(e, j, ck, j->progress, 0, NULL, out);
+        free(ck);
     }
     fn_job_info_free(j);
     return code;
@@ -555,7 +590,12 @@ int fn_job_retry_ex(fn_engine *e, fn_job_id id, const fn_error_selection *sel, f
         fn_eng_store_fail(e->store, code, "job %lld: reading it", (long long)id);
     pthread_mutex_unlock(&e->api_mu);
     if (code) return code;
-    if (j->state == FN_JOB_QUEUED || j->state == FN_JOB_RUNNING)
+    if (j->shard_of)
+        code = fn_eng_fail(FN_ERR_STATE,
+                           "job %lld is a shard of job %lld, which holds its errors; retry job "
+                           "%lld",
+                           (long long)id, (long long)j->shard_of, (long long)j->shard_of);
+    else if (j->state == FN_JOB_QUEUED || j->state == FN_JOB_RUNNING)
         code = fn_eng_fail(FN_ERR_STATE,
                            "job %lld is still %s; retry its failed items once it has ended",
                            (long long)id, fn_job_state_name(j->state));

@@ -297,6 +297,13 @@ int fn_job_error_add(fn_job_ctx *ctx, const char *item, const char *code, const 
     json_object_set_new(o, "resolution", json_string(fn_resolution_name(resolution)));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
+    /* A shard's errors are its split job's, and are told with the split job's row, as another
+     * process's (the change feed: once, in order, before its final state, wherever the shard
+     * ran). */
+    if (ctx->shard_of) {
+        free(s);
+        return 0;
+    }
     fn_evq_push(&ctx->e->ev, FN_EVENT_ERROR, ctx->id, FN_JOB_RUNNING, s);
     return 0;
 }
@@ -402,15 +409,20 @@ int fn_job_commit(fn_job_ctx *ctx, fn_commit_write_fn write, void *arg)
     code = fn_js_save_progress(s, ctx->id, ctx->e->owner, ctx->next_checkpoint, ctx->checkpoint_set,
                                progress, now);
     for (size_t i = 0; !code && i < ctx->n_errs; i++)
-        code = fn_js_add_error(s, ctx->id, ctx->errs[i].item, ctx->errs[i].code,
+        code = fn_js_add_error(s, fn_ctx_error_job(ctx), ctx->errs[i].item, ctx->errs[i].code,
                                ctx->errs[i].message, (int)ctx->errs[i].res);
     for (size_t i = 0; !code && i < ctx->n_audits; i++)
         code = fn_js_add_audit(s, ctx->id, now, ctx->audits[i].action, ctx->audits[i].detail);
+    /* A shard's commit moves the progress of the job it is part of in the same transaction. */
+    fn_js_settled settled;
+    memset(&settled, 0, sizeof settled);
+    if (!code && ctx->shard_of) code = fn_js_shard_settle(s, ctx->shard_of, now, &settled);
     if (code) {
         fn_store_rollback(tx);
     } else {
         code = fn_store_commit(tx);
     }
+    if (code) fn_js_settled_clear(&settled);
     if (code) {
         free(progress);
         ctx->failed_commits++;
@@ -427,5 +439,6 @@ int fn_job_commit(fn_job_ctx *ctx, fn_commit_write_fn write, void *arg)
     ctx->commits++;
     atomic_store(&ctx->last_commit_ns, fn_mono_ns());
     fn_evq_progress(&ctx->e->ev, ctx, progress, 0);
+    if (settled.touched) fn_eng_settled(ctx->e, ctx->shard_of, &settled);
     return 0;
 }

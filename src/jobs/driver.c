@@ -18,7 +18,14 @@
  *   at every commit; between commits it moves per item (workers add to it as they finish), which
  *   is what live progress shows.
  * - Workers touch only their own item and their own slot; every other engine call happens on the
- *   job's thread after the fan-out returns. */
+ *   job's thread after the fan-out returns.
+ *
+ * Shards: a fresh job of a type that declares them, whose total exceeds its threshold, is split
+ * after its open (split()): the type names the cursor at every N-th item, and each range becomes
+ * a shard job whose payload is the job's plus {"shard": {...}} (the range; stripped before the
+ * schema sees the payload) and whose first checkpoint is the cursor before its range, so a shard
+ * starts exactly as a resume would. A resume of a split job runs the retry items itself, then
+ * splits again into what its shards left (each unfinished shard's range from its checkpoint). */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,7 +46,10 @@ struct fn_batch {
     const char ***strings; /* per param: the STRINGS values (NULL-terminated), else NULL */
     size_t *n_strings;
     int *counters, *hists;           /* declaration index -> engine handle */
-    const char *checkpoint_in;       /* the checkpoint this run started from */
+    const char *checkpoint_in;       /* the checkpoint this run started from (the ctx's: valid
+                                        until the first commit replaces it) */
+    int resumed;                     /* this run started from a checkpoint */
+    json_t *split_in;                /* that checkpoint's split record (a resumed split job) */
     int64_t next_index, start_index; /* source items handled (now, and when this run started) */
     size_t retry_next, n_retry;
     int retry_only;
@@ -56,6 +66,8 @@ struct fn_batch {
     int64_t since_commit;
     uint64_t last_commit_ns, flush_ns;
     int batch_size, flush_items;
+    json_t *shard;    /* a shard: its range ({"index", "of", "first", "count", "last"}), or NULL */
+    char *shard_last; /* its range's last cursor as JSON text, or NULL */
 };
 
 /* ---- what the type's callbacks use ------------------------------------------------------------
@@ -84,6 +96,16 @@ int fn_batch_is_retry(fn_batch *b)
 int64_t fn_batch_next_index(fn_batch *b)
 {
     return b->start_index;
+}
+
+int fn_batch_is_shard(fn_batch *b)
+{
+    return b->shard != NULL;
+}
+
+const char *fn_batch_shard_last(fn_batch *b)
+{
+    return b->shard_last;
 }
 
 size_t fn_batch_items(fn_batch *b, fn_item *const **items)
@@ -281,6 +303,9 @@ static char *checkpoint_json(fn_batch *b)
     if (b->n_retry) json_object_set_new(ck, "retry_next", json_integer((json_int_t)b->retry_next));
     json_object_update(ck, o);
     json_decref(o);
+    /* A resumed split job commits its retry items before it splits again: its checkpoint keeps
+     * the split's record, so a crash in between resumes into the split again. */
+    if (b->split_in) json_object_set(ck, "split", b->split_in);
     char *s = json_dumps(ck, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(ck);
     return s;
@@ -471,14 +496,38 @@ static int setup(fn_batch *b)
     fn_engine *e = fn_job_engine(ctx);
     char err[1024] = "";
     char *resolved = NULL;
+    json_error_t jerr;
+    /* A shard's range rides in its payload beside the job's settings; the schema sees only
+     * those. */
+    const char *payload = fn_job_payload(ctx);
+    char *stripped = NULL;
+    if (strstr(payload, "\"shard\"")) {
+        json_t *p = json_loads(payload, 0, &jerr);
+        json_t *sh = json_object_get(p, "shard");
+        int nomem = 0;
+        if (json_is_object(sh)) {
+            b->shard = json_incref(sh);
+            json_object_del(p, "shard");
+            json_t *last = json_object_get(b->shard, "last");
+            if (json_is_object(last) &&
+                !(b->shard_last = json_dumps(last, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+                nomem = 1;
+            if (!(stripped = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER))) nomem = 1;
+            payload = stripped;
+        }
+        json_decref(p);
+        if (nomem) {
+            free(stripped);
+            return FN_ERR_NOMEM;
+        }
+    }
     /* A payload stored before the type had a schema default, or by hand: resolve it again. */
-    int rc =
-        fn_jobtype_resolve(t, fn_job_payload(ctx), fn_engine_config(e), &resolved, err, sizeof err);
+    int rc = fn_jobtype_resolve(t, payload, fn_engine_config(e), &resolved, err, sizeof err);
+    free(stripped);
     if (rc < 0) {
         fn_batch_fail(b, "%s", err);
         return rc;
     }
-    json_error_t jerr;
     b->payload = json_loads(resolved, 0, &jerr);
     free(resolved);
     b->strings = calloc(t->n_params ? t->n_params : 1, sizeof *b->strings);
@@ -519,7 +568,10 @@ static int setup(fn_batch *b)
         if (ok) {
             b->next_index = json_integer_value(ni);
             b->retry_next = (size_t)json_integer_value(rn);
+            json_t *split = json_object_get(ck, "split");
+            if (json_is_object(split) && !b->shard) b->split_in = json_incref(split);
         }
+        b->resumed = 1;
         json_decref(ck);
         if (!ok) {
             fn_batch_fail(b, "%s: the checkpoint %s is not {\"next_index\": N, ...}", t->type,
@@ -571,6 +623,151 @@ static void teardown(fn_batch *b, int opened)
     free(b->counters);
     free(b->hists);
     json_decref(b->payload);
+    json_decref(b->shard);
+    json_decref(b->split_in);
+    free(b->shard_last);
+}
+
+/* ---- shards -----------------------------------------------------------------------------------
+ */
+
+/* The type's threshold: split above this many items (0: never). */
+static int64_t shard_threshold(fn_batch *b)
+{
+    if (!b->t->shard_param || !b->t->shard_bounds) return 0;
+    int64_t v = fn_batch_int(b, b->t->shard_param);
+    return v > 0 ? v : 0;
+}
+
+/* Splits the job into the shards described (payloads and first checkpoints), recording its
+ * progress now as the base they add to. */
+static int split_into(fn_batch *b, size_t n, char *const *payloads, char *const *checkpoints)
+{
+    const fn_jobtype *t = b->t;
+    char *progress = fn_ctx_progress_json(b->ctx);
+    json_t *base = progress ? json_loads(progress, 0, NULL) : NULL;
+    json_t *ck =
+        json_pack("{s:I,s:{s:I,s:I,s:o,s:s?,s:s?,s:I}}", "next_index", (json_int_t)b->next_index,
+                  "split", "job", (json_int_t)fn_job_id_of(b->ctx), "shards", (json_int_t)n, "base",
+                  base ? base : json_object(), "done",
+                  t->done_counter >= 0 ? t->counters[t->done_counter] : NULL, "total",
+                  t->total_counter >= 0 ? t->counters[t->total_counter] : NULL, "next_base",
+                  (json_int_t)b->next_index);
+    char *cktext = ck ? json_dumps(ck, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(ck);
+    /* A stop asked for before the split is honoured as after a batch: nothing is split. */
+    fn_stop stop = fn_job_should_stop(b->ctx);
+    int rc = stop == FN_STOP_CANCEL  ? FN_ERR_CANCELLED
+             : stop == FN_STOP_YIELD ? FN_ERR_YIELDED
+             : progress && cktext ? fn_job_split(b->ctx, n, payloads, checkpoints, cktext, progress)
+                                  : FN_ERR_NOMEM;
+    if (rc < 0 && rc != FN_ERR_NOMEM && rc != FN_ERR_CANCELLED && rc != FN_ERR_YIELDED)
+        fn_batch_fail(b, "%s: %s", t->type, fn_engine_errmsg(fn_job_engine(b->ctx)));
+    free(progress);
+    free(cktext);
+    return rc;
+}
+
+/* A fresh job above the threshold: ranges of `per` items, each the cursor after the previous
+ * range's last item to its own last item. */
+static int split_fresh(fn_batch *b, int64_t per, int *done)
+{
+    char **cursors = NULL;
+    size_t n = 0;
+    int rc = b->t->shard_bounds(b, per, &cursors, &n);
+    if (rc < 0) return source_error(b, rc, "finding where to split it");
+    size_t n_shards = n + 1;
+    char **payloads = calloc(n_shards, sizeof *payloads);
+    char **checkpoints = calloc(n_shards, sizeof *checkpoints);
+    int64_t total = b->t->total_counter >= 0 ? fn_batch_get(b, b->t->total_counter) : 0;
+    if (!payloads || !checkpoints) rc = FN_ERR_NOMEM;
+    for (size_t i = 0; rc >= 0 && n > 0 && i < n_shards; i++) {
+        json_error_t jerr;
+        json_t *after = i > 0 ? json_loads(cursors[i - 1], 0, &jerr) : NULL;
+        json_t *last = i < n ? json_loads(cursors[i], 0, &jerr) : NULL;
+        int64_t first = (int64_t)i * per;
+        int64_t count = i < n ? per : (total > first ? total - first : 0);
+        json_t *range =
+            json_pack("{s:I,s:I,s:I,s:I}", "index", (json_int_t)i, "of", (json_int_t)n_shards,
+                      "first", (json_int_t)first, "count", (json_int_t)count);
+        if (range && last) json_object_set(range, "last", last);
+        json_t *p = json_deep_copy(b->payload);
+        if (p && range) json_object_set(p, "shard", range);
+        payloads[i] = p ? json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (after) { /* the shard starts as a resume from the cursor before its range */
+            json_t *c = json_pack("{s:I}", "next_index", (json_int_t)first);
+            if (c) json_object_update(c, after);
+            checkpoints[i] = c ? json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            json_decref(c);
+            if (!checkpoints[i]) rc = FN_ERR_NOMEM;
+        }
+        if (!payloads[i]) rc = FN_ERR_NOMEM;
+        json_decref(p);
+        json_decref(range);
+        json_decref(after);
+        json_decref(last);
+    }
+    if (rc >= 0 && n > 0) {
+        rc = split_into(b, n_shards, payloads, checkpoints);
+        if (rc == 0) *done = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(cursors[i]);
+    free(cursors);
+    for (size_t i = 0; payloads && i < n_shards; i++)
+        free(payloads[i]);
+    for (size_t i = 0; checkpoints && i < n_shards; i++)
+        free(checkpoints[i]);
+    free(payloads);
+    free(checkpoints);
+    return rc == FN_ERR_NOMEM ? source_error(b, rc, "splitting it") : rc;
+}
+
+/* A resume of a split job: its shards that did not complete go on, as new shards of this job,
+ * from their checkpoints (their errors came to this job with the split job's: the retry phase
+ * before this took them). Nothing left: the source is done. The shards are those of the job the
+ * split record names (the one that split): a resume that stopped in its retry phase, before it
+ * split again, carries the record on to the next resume. */
+static int split_resumed(fn_batch *b, int *done)
+{
+    fn_job_ctx *ctx = b->ctx;
+    fn_js_shard *sh = NULL;
+    size_t n = 0;
+    int64_t split_job = json_integer_value(json_object_get(b->split_in, "job"));
+    if (split_job <= 0) split_job = ctx->parent;
+    int rc = split_job ? fn_js_shards(ctx->w->store, split_job, &sh, &n) : 0;
+    if (rc < 0) return source_error(b, rc, "reading the shards it resumes");
+    char **payloads = calloc(n ? n : 1, sizeof *payloads);
+    char **checkpoints = calloc(n ? n : 1, sizeof *checkpoints);
+    size_t k = 0;
+    if (!payloads || !checkpoints) rc = FN_ERR_NOMEM;
+    for (size_t i = 0; rc >= 0 && i < n; i++) {
+        if (sh[i].state == FN_JOB_COMPLETED) continue;
+        payloads[k] = sh[i].payload;
+        checkpoints[k] = sh[i].checkpoint;
+        k++;
+    }
+    *done = 1; /* the source is its shards': never walked again here */
+    if (rc >= 0 && k > 0) {
+        /* What this run did in its retry phase is committed before the split. */
+        if ((rc = flush(b)) == 0) rc = split_into(b, k, payloads, checkpoints);
+    }
+    free(payloads);
+    free(checkpoints);
+    fn_js_shards_free(sh, n);
+    return rc == FN_ERR_NOMEM ? source_error(b, rc, "splitting it") : rc;
+}
+
+/* Whether the job goes on as shards (*done = 1: the source is theirs). */
+static int maybe_split(fn_batch *b, int *done)
+{
+    *done = 0;
+    if (b->shard || b->retry_only || !b->t->shard_bounds) return 0;
+    if (b->resumed) return b->split_in ? split_resumed(b, done) : 0;
+    int64_t per = shard_threshold(b);
+    if (per <= 0 || b->t->total_counter < 0 || fn_batch_get(b, b->t->total_counter) <= per)
+        return 0;
+    return split_fresh(b, per, done);
 }
 
 static int driver_run(fn_job_ctx *ctx, void *user)
@@ -586,6 +783,12 @@ static int driver_run(fn_job_ctx *ctx, void *user)
         opened = 1;
         if (rc < 0) source_error(&b, rc, "starting");
     }
+    /* A shard's total is its range (the job it is part of counted the whole source). */
+    if (rc == 0 && b.shard && b.t->total_counter >= 0) {
+        int64_t count = json_integer_value(json_object_get(b.shard, "count"));
+        if (fn_batch_get(&b, b.t->total_counter) < count)
+            fn_batch_set(&b, b.t->total_counter, count);
+    }
     if (rc == 0 && b.t->total_counter >= 0 && b.n_retry) {
         int64_t from_source = b.retry_only ? 0 : fn_batch_get(&b, b.t->total_counter);
         fn_batch_set(&b, b.t->total_counter, from_source + (int64_t)b.n_retry);
@@ -596,8 +799,10 @@ static int driver_run(fn_job_ctx *ctx, void *user)
     if (rc == 0 && fn_job_should_stop(ctx) != FN_STOP_NONE)
         rc = fn_job_should_stop(ctx) == FN_STOP_CANCEL ? FN_ERR_CANCELLED : FN_ERR_YIELDED;
     if (rc == 0) rc = run_retry(&b);
-    if (rc == 0 && !b.retry_only) rc = run_source(&b);
-    if (rc == 0) rc = maybe_flush(&b, 1);
+    int split = 0;
+    if (rc == 0 && !b.retry_only) rc = maybe_split(&b, &split);
+    if (rc == 0 && !b.retry_only && !split) rc = run_source(&b);
+    if (rc == 0 && !ctx->sharded) rc = maybe_flush(&b, 1);
     if (rc == FN_ERR_NOMEM && !ctx->fail_reason[0])
         fn_batch_fail(&b, "%s: out of memory", b.t->type);
     teardown(&b, opened);

@@ -220,6 +220,17 @@ void fn_evq_push_state(fn_evq *q, fn_job_id job, fn_job_state state)
     if (code) free(json);
 }
 
+void fn_evq_handoff(fn_evq *q, fn_job_id job)
+{
+    pthread_mutex_lock(&q->mu);
+    fn_evjob *j = job_get(q, job);
+    if (j) {
+        j->mine = 0;
+        j->by_db = 1;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
 void fn_evq_push_queued_new(fn_evq *q, fn_job_id job)
 {
     char *json = state_json(FN_JOB_QUEUED);

@@ -87,7 +87,13 @@ struct fn_job_ctx {
 
     fn_job_error *inherited;
     size_t n_inherited;
-    int retry_only;         /* a retry job */
+    int retry_only; /* a retry job */
+    int64_t parent; /* the job this one resumes or retries (0: none) */
+    /* A shard: the split job it is part of, where its errors go (0: none). Atomic: set when
+     * the claim commits, after the ctx is in the running table, where a cancel of the split job
+     * reads it (under e->mu) to stop the shard at once. */
+    _Atomic int64_t shard_of;
+    int sharded;            /* the handler split this job (fn_job_split): its run ends unrecorded */
     int64_t n_retry_items;  /* -1 until counted */
     size_t retry_page_end;  /* paging: the offset just past the last page read ... */
     int64_t retry_page_seq; /* ... and its last item's seq (-1: none yet) */
@@ -272,6 +278,9 @@ int fn_evq_init(fn_evq *q, const fn_config *cfg);
 void fn_evq_destroy(fn_evq *q);
 void fn_evq_push(fn_evq *q, fn_event_kind kind, fn_job_id job, fn_job_state state, char *json);
 void fn_evq_push_state(fn_evq *q, fn_job_id job, fn_job_state state);
+/* A job this process ran goes on elsewhere without an end here (it was split into shards): its
+ * state and progress are reported from the database from now on, as another process's job. */
+void fn_evq_handoff(fn_evq *q, fn_job_id job);
 /* The queued event of a job this process just enqueued (after its commit): dropped when a newer
  * state of the job was told meanwhile (a worker claimed it first, or the monitor read it). */
 void fn_evq_push_queued_new(fn_evq *q, fn_job_id job);
@@ -297,6 +306,24 @@ struct fn_js_feed;
 void fn_evq_feed(fn_evq *q, int64_t self, struct fn_js_feed *f);
 /* Forgets jobs whose final state was told more than keep_ns ago. */
 void fn_evq_prune(fn_evq *q, uint64_t keep_ns);
+
+/* shards.c (docs/job-types.md, "Shards"). */
+/* Splits ctx's job into n shards, one transaction: the shards (same type, lane and needs;
+ * payloads[i], checkpoints[i] may be NULL) are queued with shard_of = the job, which then runs
+ * under no owner with `split_checkpoint` as its checkpoint and `progress` as its progress (the
+ * base its shards add to) until its last shard ends. The handler then returns 0 and its run ends
+ * without an end of its own (ctx->sharded). Job thread. */
+int fn_job_split(fn_job_ctx *ctx, size_t n, char *const *payloads, char *const *checkpoints,
+                 const char *split_checkpoint, const char *progress);
+/* After a transaction that settled split job `parent` (fn_js_shard_settle) committed: its
+ * progress event, its end's log file line and its final state event, as the change feed would
+ * report them. Clears *st. */
+void fn_eng_settled(fn_engine *e, int64_t parent, fn_js_settled *st);
+/* The job a ctx's item errors are recorded under: its split job for a shard, else its own. */
+static inline fn_job_id fn_ctx_error_job(const fn_job_ctx *ctx)
+{
+    return ctx->shard_of ? ctx->shard_of : ctx->id;
+}
 
 /* ctx.c */
 char *fn_ctx_progress_json(fn_job_ctx *ctx);

@@ -265,7 +265,9 @@ typedef struct fn_end {
     int state;
     const char *reason;
     char *progress;
-    int lost; /* the row is no longer this process's (recovered elsewhere): nothing to report */
+    int lost;  /* the row is no longer this process's (recovered elsewhere): nothing to report */
+    int split; /* the run split its job (fn_job_split): its end is its shards' */
+    fn_js_settled settled; /* a shard's end: what its split job became */
     char line[900];
 } fn_end;
 
@@ -290,15 +292,24 @@ static void ctx_free(fn_job_ctx *ctx)
 static int write_end_tx(fn_store *s, fn_end *end, int64_t now)
 {
     fn_job_ctx *ctx = end->ctx;
+    /* A split job's run wrote its split and nothing else: its shards end it. */
+    if (ctx->sharded) {
+        end->split = 1;
+        return 0;
+    }
+    fn_js_settled_clear(&end->settled);
     int code = fn_js_finish(s, ctx->id, ctx->e->owner, end->state, now, end->reason, end->progress);
     end->lost = code == FN_ERR_STATE;
     if (end->lost) return 0;
     for (size_t i = 0; !code && end->state == FN_JOB_COMPLETED && i < ctx->n_errs; i++)
-        code = fn_js_add_error(s, ctx->id, ctx->errs[i].item, ctx->errs[i].code,
+        code = fn_js_add_error(s, fn_ctx_error_job(ctx), ctx->errs[i].item, ctx->errs[i].code,
                                ctx->errs[i].message, (int)ctx->errs[i].res);
     for (size_t i = 0; !code && end->state == FN_JOB_COMPLETED && i < ctx->n_audits; i++)
         code = fn_js_add_audit(s, ctx->id, now, ctx->audits[i].action, ctx->audits[i].detail);
     if (!code) code = fn_js_log_add(s, ctx->id, now, end->line);
+    /* A shard that ends (or yields: its progress moved) updates its split job, and the last one
+     * ends it, in the same transaction. */
+    if (!code && ctx->shard_of) code = fn_js_shard_settle(s, ctx->shard_of, now, &end->settled);
     return code;
 }
 
@@ -317,11 +328,20 @@ static void ends_published(fn_engine *e, fn_end *ends, int n)
     for (int i = 0; i < n; i++) {
         fn_end *end = &ends[i];
         fn_job_ctx *ctx = end->ctx;
+        if (end->split) {
+            /* Its split was logged and told when it committed (fn_job_split). */
+            free(end->progress);
+            end->progress = NULL;
+            ctx_free(ctx);
+            end->ctx = NULL;
+            continue;
+        }
         if (end->lost) {
             FN_LOG(FN_LOG_WARN,
                    "job %lld: recovered by another process while it ran here; this run's end "
                    "(%s) is dropped",
                    (long long)ctx->id, fn_job_state_name((fn_job_state)end->state));
+            fn_js_settled_clear(&end->settled);
             free(end->progress);
             end->progress = NULL;
             ctx_free(ctx);
@@ -332,6 +352,7 @@ static void ends_published(fn_engine *e, fn_end *ends, int n)
         fn_evq_progress(&e->ev, ctx, end->progress ? end->progress : fn_ctx_progress_json(ctx), 1);
         end->progress = NULL;
         fn_evq_push_state(&e->ev, ctx->id, (fn_job_state)end->state);
+        if (end->settled.touched) fn_eng_settled(e, ctx->shard_of, &end->settled);
         ctx_free(ctx);
         end->ctx = NULL;
     }
@@ -370,6 +391,7 @@ static void drop_ends(fn_store *s, fn_end *ends, int n)
                (long long)ends[i].ctx->id, fn_store_errmsg(s));
         free(ends[i].progress);
         ends[i].progress = NULL;
+        fn_js_settled_clear(&ends[i].settled);
         ctx_free(ends[i].ctx);
         ends[i].ctx = NULL;
     }
@@ -515,6 +537,8 @@ static void ctx_fill(fn_worker *w, fn_job_ctx *ctx, fn_js_claim *c, int64_t now)
     ctx->items_at_start = fn_ctx_items(ctx);
     if (c->cancel_requested) atomic_store(&ctx->stop, FN_STOP_CANCEL);
     ctx->retry_only = c->retry_only;
+    ctx->parent = c->parent;
+    ctx->shard_of = c->shard_of;
     ctx->n_retry_items = -1;
     ctx->retry_page_seq = -1;
     /* Only a continued job (resumed, or run before) can have errors already. */

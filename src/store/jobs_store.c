@@ -129,6 +129,13 @@ static const fn_migration jobs_migrations[] = {
         " WHEN (SELECT count(*) FROM job_owners) > 1 BEGIN"
         " INSERT INTO job_changes(job) VALUES(NEW.id);"
         " END;"},
+    /* Shards (docs/job-types.md, "Shards"): a big job split at its open into jobs that any worker
+     * claims. `shard_of` is the job a shard is part of (`parent` keeps its meaning, "resume or
+     * retry of"); `shards` is how many shards a split job has (0: not split), which also keeps
+     * recovery off a split job: it runs under no owner while its shards do. */
+    {6, "ALTER TABLE jobs ADD COLUMN shard_of INTEGER;"
+        "ALTER TABLE jobs ADD COLUMN shards INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX jobs_by_shard_of ON jobs(shard_of) WHERE shard_of IS NOT NULL;"},
 };
 
 int fn_js_migrate(fn_store *s)
@@ -205,8 +212,8 @@ static int run_id(fn_store *s, fn_sql_stmt *st, int64_t *id, const char *what)
  * need it. */
 #define SQL_INSERT_TEXT                                                                            \
     "INSERT INTO jobs(type, priority, payload, state, created_at, updated_at, queued_at,"          \
-    " checkpoint, progress, parent, gpu_slots, mem_mb, retry_only) "                               \
-    "VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+    " checkpoint, progress, parent, gpu_slots, mem_mb, retry_only, shard_of) "                     \
+    "VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
 static const char SQL_INSERT_LITE[] = SQL_INSERT_TEXT;
 /* PostgreSQL: the new job is told to listening monitors too (another host's UI shows it). */
 static const char SQL_INSERT_RETURNING[] =
@@ -227,6 +234,7 @@ int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id)
     fn_sql_bind_int(st, 10, j->gpu_slots);
     fn_sql_bind_int(st, 11, j->mem_mb);
     fn_sql_bind_int(st, 12, j->retry_only);
+    if (j->shard_of) fn_sql_bind_int64(st, 13, j->shard_of);
     return run_id(s, st, id, "adding a job");
 }
 
@@ -312,7 +320,7 @@ void fn_js_claim_clear(fn_js_claim *c)
     "UPDATE jobs SET state=1, owner=?2, updated_at=?3, started_at=coalesce(started_at, ?3)"
 #define CLAIM_RETURNING                                                                            \
     " RETURNING type, payload, checkpoint, progress, priority, parent, started_at, created_at,"    \
-    " cancel_requested, n_errors, retry_only"
+    " cancel_requested, n_errors, retry_only, shard_of"
 static const char SQL_CLAIM[] = CLAIM_SET " WHERE id=?1 AND state=0" CLAIM_RETURNING;
 /* PostgreSQL: claims run in transactions without the library's lock (fn_store_begin_rows), so
  * the row is locked here; a job whose row another transaction holds (a competing claim, a cancel)
@@ -344,6 +352,7 @@ int fn_js_claim_job(fn_store *s, int64_t id, int64_t owner, int64_t now, fn_js_c
         out->cancel_requested = fn_sql_column_int(st, 8);
         out->n_errors = fn_sql_column_int64(st, 9);
         out->retry_only = fn_sql_column_int(st, 10);
+        out->shard_of = fn_sql_column_int64(st, 11);
         rc = fn_sql_step(st);
     }
     int code = rc == FN_SQL_DONE ? 0 : fn_store_fail(s, rc, "claiming a job");
@@ -575,11 +584,26 @@ static const char SQL_STATE_LOCK_PG[] = "SELECT state FROM jobs WHERE id=?1 FOR 
 
 int fn_js_cancel(fn_store *s, int64_t id, int64_t now, int *outcome)
 {
+    fn_js_settled settled;
+    int code = fn_js_cancel_ex(s, id, now, outcome, &settled);
+    fn_js_settled_clear(&settled);
+    return code;
+}
+
+int fn_js_cancel_ex(fn_store *s, int64_t id, int64_t now, int *outcome, fn_js_settled *settled)
+{
+    memset(settled, 0, sizeof *settled);
     fn_store_tx *tx;
     int code = fn_store_begin(s, &tx);
     if (code) return code;
     int state = -1;
+    int64_t split_of = 0;
     if ((code = state_of(s, FN_SQL_PICK(s, SQL_STATE, SQL_STATE_LOCK_PG), id, &state))) goto fail;
+    /* A split job: its shards are cancelled with it, and it ends when they have (at once when
+     * none was running). A queued shard: the job it is part of may end with it. */
+    if (state == 1 && (code = fn_js_cancel_shards(s, id, now))) goto fail;
+    if (state == 1) split_of = id;
+    if (state == 0 && (code = fn_js_shard_of(s, id, &split_of))) goto fail;
     if (state == 0 || state == 1) {
         STMT(s, state == 0 ? FN_SQL_PICK(s, SQL_CANCEL_QUEUED, SQL_CANCEL_QUEUED_PG)
                            : FN_SQL_PICK(s, SQL_CANCEL_RUNNING, SQL_CANCEL_RUNNING_PG));
@@ -595,9 +619,12 @@ int fn_js_cancel(fn_store *s, int64_t id, int64_t now, int *outcome)
     } else {
         *outcome = state == 2 ? 4 : 3;
     }
-    return fn_store_commit(tx);
+    if (split_of && (code = fn_js_shard_settle(s, split_of, now, settled))) goto fail;
+    if ((code = fn_store_commit(tx))) fn_js_settled_clear(settled);
+    return code;
 fail:
     fn_store_rollback(tx);
+    fn_js_settled_clear(settled);
     return code;
 }
 
@@ -619,7 +646,7 @@ int fn_js_cancel_requests(fn_store *s, int64_t owner, int64_t *ids, int cap, int
 
 #define INFO_COLS                                                                                  \
     "id, type, priority, payload, state, created_at, updated_at, started_at, finished_at,"         \
-    " progress, checkpoint, parent, fail_reason, n_errors, retry_only"
+    " progress, checkpoint, parent, fail_reason, n_errors, retry_only, shard_of, shards"
 
 /* The store builds fn_job_info (fn_js_get, fn_js_list), so it owns the free: the public
  * fn_job_info_free (src/jobs/api.c) calls this, and fn_store links without fn_jobs. */
@@ -660,6 +687,8 @@ static fn_job_info *row_info(fn_sql_stmt *st)
     j->fail_reason = dup_col(st, 12);
     j->n_errors = (size_t)fn_sql_column_int64(st, 13);
     j->retry_only = fn_sql_column_int(st, 14);
+    j->shard_of = fn_sql_column_int64(st, 15);
+    j->shards = fn_sql_column_int(st, 16);
     if (!j->type || !j->payload || !j->progress) {
         fn_js_info_free(j);
         return NULL;
@@ -869,7 +898,8 @@ static const char SQL_OWNERS[] =
     "SELECT id, pid, host, ?2 - heartbeat_at FROM job_owners WHERE id<>?1";
 static const char SQL_OWNERS_PG[] =
     "SELECT id, pid, host, " PG_NOW_MS " - heartbeat_at FROM job_owners WHERE id<>?1";
-static const char SQL_ORPHANS[] = "SELECT id, owner FROM jobs WHERE state=1 AND"
+/* A split job (shards > 0) runs under no owner while its shards run: never an orphan. */
+static const char SQL_ORPHANS[] = "SELECT id, owner FROM jobs WHERE state=1 AND shards=0 AND"
                                   " (owner IS NULL OR owner NOT IN (SELECT id FROM job_owners))";
 #define REQUEUE "UPDATE jobs SET state=0, owner=NULL, updated_at=?2 WHERE id=?1 AND state=1"
 static const char SQL_REQUEUE[] = REQUEUE;

@@ -28,8 +28,9 @@ typedef struct fn_js_new {
     const char *checkpoint; /* may be NULL */
     const char *progress;   /* may be NULL */
     int priority, gpu_slots, mem_mb;
-    int64_t parent; /* 0: none */
-    int retry_only; /* a retry job: only its items (job_items) */
+    int64_t parent;   /* 0: none */
+    int retry_only;   /* a retry job: only its items (job_items) */
+    int64_t shard_of; /* a shard of this job (0: none) */
 } fn_js_new;
 
 int fn_js_insert(fn_store *s, const fn_js_new *j, int64_t now, int64_t *id);
@@ -67,6 +68,7 @@ typedef struct fn_js_claim {
     int cancel_requested;
     int64_t n_errors; /* errors already recorded: a continued job's inherited errors */
     int retry_only;   /* a retry job */
+    int64_t shard_of; /* a shard of this job (0: none) */
 } fn_js_claim;
 void fn_js_claim_clear(fn_js_claim *c);
 
@@ -222,5 +224,47 @@ int fn_js_find_same(fn_store *s, const char *type, int priority, const char *pay
                     int *state);
 /* A queued or running job whose parent is `parent` (0: none). */
 int fn_js_live_child(fn_store *s, int64_t parent, int64_t *child);
+
+/* ---- Shards (shards_store.c; docs/job-types.md, "Shards") -------------------------------------
+ * A split job has `shards` > 0 and runs under no owner while its shards (jobs with shard_of = its
+ * id) run; its checkpoint records the split (shards_store.c says how). */
+
+/* Job `id`, running under `owner`, becomes a split job of n shards (inserted by the caller in the
+ * same transaction, with fn_js_insert and shard_of = id): no owner from now on, `checkpoint` the
+ * split's record, progress as given (NULL: kept). FN_ERR_STATE when it no longer runs under
+ * `owner` (fencing, as for a commit); FN_ERR_CANCELLED when a cancel of it was asked for (it
+ * would reach no shard: the caller ends the job cancelled instead). */
+int fn_js_split(fn_store *s, int64_t id, int64_t owner, int n, const char *checkpoint,
+                const char *progress, int64_t now);
+
+typedef struct fn_js_shard {
+    int64_t id;
+    int state;
+    char *payload, *checkpoint, *progress, *fail_reason;
+} fn_js_shard;
+/* Job parent's shards, by id (free with fn_js_shards_free). */
+int fn_js_shards(fn_store *s, int64_t parent, fn_js_shard **out, size_t *n);
+void fn_js_shards_free(fn_js_shard *sh, size_t n);
+
+typedef struct fn_js_settled {
+    int touched;    /* the parent is a split job that was running: it was updated */
+    int state;      /* its state now: running, or its final state once its last shard ended */
+    char *progress; /* its progress now: the split's base plus its shards' (malloc'ed) */
+    char line[256]; /* the log line of its end (when final; also in job_log) */
+} fn_js_settled;
+/* Recomputes split job `parent`'s progress and checkpoint from its shards' rows and, when none is
+ * queued or running any more, ends it: failed if a shard failed, else cancelled if a shard was
+ * cancelled, else completed. Locks the parent's row first (PostgreSQL). Nothing when `parent` is
+ * not a running split job. Call inside the transaction that changed a shard. */
+int fn_js_shard_settle(fn_store *s, int64_t parent, int64_t now, fn_js_settled *out);
+void fn_js_settled_clear(fn_js_settled *out);
+/* The job a shard is part of (0: not a shard, or no such job). */
+int fn_js_shard_of(fn_store *s, int64_t id, int64_t *parent);
+/* Cancels a split job's shards: queued ones at once, running ones by cancel_requested. */
+int fn_js_cancel_shards(fn_store *s, int64_t parent, int64_t now);
+/* As fn_js_cancel, and shards: a split job's cancel cancels its shards too, and the cancel of a
+ * split job or of a queued shard settles the split job in the same transaction (*settled: what
+ * it became; touched = 0 when nothing was split). */
+int fn_js_cancel_ex(fn_store *s, int64_t id, int64_t now, int *outcome, fn_js_settled *settled);
 
 #endif

@@ -11,6 +11,12 @@
  * directories wholly before it. next_index is the cursor only when the checkpoint has no path
  * (one written by hand).
  *
+ * Shards (docs/job-types.md): above ingest.shard_photos photos the driver splits the job into
+ * ranges of the walk; ingest_shard_bounds names the cursor at every N-th file (the same
+ * (root, rel) positions as the checkpoint's), and a shard seeks past the cursor before its range
+ * (its first checkpoint) and ends its walk after the last file of its range (has_end), compared
+ * in walk order, so a file added or removed after the split moves no file into two shards.
+ *
  * Deciding "unchanged": same size and same mtime as stored, and the stored mtime was not so close
  * to when it was stored that a same-second rewrite could hide (the "racy" case git also guards
  * against); when size matches but mtime does not, or the mtime is racy, the content hash decides.
@@ -52,6 +58,8 @@ static const fn_param params[] = {
     {"detect_tiles", FN_PARAM_STRING, "ingest.detect_tiles", NULL, 0, 0, tile_modes, NULL},
     {"batch", FN_PARAM_INT, "ingest.batch", NULL, 1, 4096, NULL, "photos per commit"},
     {"thumb_size", FN_PARAM_INT, NULL, "112", 0, 512, NULL, "pixels"},
+    {"shard_photos", FN_PARAM_INT, "ingest.shard_photos", NULL, 0, 2147483647, NULL,
+     "photos per shard (0: never split)"},
 };
 
 static const char *const counters[C_COUNT] = {
@@ -292,6 +300,9 @@ static int ingest_next(fn_batch *b, fn_item *it)
     while ((rc = fn_walk_next(st->walk, &w)) == 1 && st->skip > 0)
         st->skip--;
     if (rc <= 0) return rc; /* the end, or an error */
+    if (st->has_end && (w.root > st->end_root ||
+                        (w.root == st->end_root && fn_walk_cmp_rel(w.rel, st->end_last) > 0)))
+        return FN_SOURCE_END; /* past this shard's range */
     if ((rc = walked(b, &w, 0, it)) < 0) return rc;
     size_t len = strlen(w.rel);
     char *p = realloc(st->last, len + 1);
@@ -376,19 +387,24 @@ static int ingest_retry_item(fn_batch *b, const char *ref_in, fn_item *it)
     return rc;
 }
 
-static char *ingest_cursor(fn_batch *b)
+/* The cursor fields of position (root, rel). */
+static char *cursor_json(size_t root, const char *rel)
 {
-    ingest_job *st = fn_batch_state(b);
-    if (!st->has_pos) return NULL;
     /* "last" is a path: the path encoding (util/pathenc.h) keeps one that is not UTF-8 */
-    json_t *j = json_pack("{s:I}", "root", (json_int_t)st->root);
-    if (j && fn_json_set_path(j, "last", st->last) < 0) {
+    json_t *j = json_pack("{s:I}", "root", (json_int_t)root);
+    if (j && fn_json_set_path(j, "last", rel) < 0) {
         json_decref(j);
         j = NULL;
     }
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     return s;
+}
+
+static char *ingest_cursor(fn_batch *b)
+{
+    ingest_job *st = fn_batch_state(b);
+    return st->has_pos ? cursor_json(st->root, st->last) : NULL;
 }
 
 /* ---- opening the job --------------------------------------------------------------------------
@@ -430,22 +446,77 @@ static int count_pass(fn_batch *b, const char *const *paths, size_t n_paths)
     return rc;
 }
 
-/* The checkpoint's position, when it has one. */
-static int read_position(fn_batch *b, ingest_job *st)
+/* A position's cursor fields (as cursor_json writes them): 1 and (*root, *rel), 0 when the text
+ * has none, or FN_ERR_NOMEM. */
+static int parse_position(const char *text, size_t *root_out, char **rel)
 {
-    const char *ck = fn_batch_checkpoint(b);
-    if (!ck) return 0;
+    if (!text) return 0;
     json_error_t jerr;
-    json_t *j = json_loads(ck, 0, &jerr);
+    json_t *j = json_loads(text, 0, &jerr);
     json_t *root = json_object_get(j, "root"), *last = json_object_get(j, "last");
     int rc = 0;
     if (json_is_integer(root) && json_is_string(last)) {
-        st->has_pos = 1;
-        st->root = (size_t)json_integer_value(root);
-        if (!(st->last = fn_json_get_path(j, "last"))) rc = FN_ERR_NOMEM;
+        *root_out = (size_t)json_integer_value(root);
+        rc = (*rel = fn_json_get_path(j, "last")) ? 1 : FN_ERR_NOMEM;
     }
     json_decref(j);
     return rc;
+}
+
+/* The checkpoint's position, when it has one, and a shard's end. */
+static int read_position(fn_batch *b, ingest_job *st)
+{
+    int rc = parse_position(fn_batch_checkpoint(b), &st->root, &st->last);
+    if (rc < 0) return rc;
+    st->has_pos = rc == 1;
+    rc = parse_position(fn_batch_shard_last(b), &st->end_root, &st->end_last);
+    if (rc < 0) return rc;
+    st->has_end = rc == 1;
+    return 0;
+}
+
+/* The cursor at every per-th file of the walk (the driver splits there): a walk of names in the
+ * walk's order, without the per-file decisions. */
+static int ingest_shard_bounds(fn_batch *b, int64_t per, char ***cursors, size_t *n)
+{
+    ingest_job *st = fn_batch_state(b);
+    *cursors = NULL;
+    *n = 0;
+    fn_walk_opts wo;
+    walk_opts(b, 0, &wo);
+    fn_walk *w = NULL;
+    int rc = fn_walk_open((const char *const *)st->local, st->n_local, &wo, &w);
+    fn_walk_item it;
+    int64_t k = 0;
+    char *pending = NULL; /* the cursor of the last file of a range, until a file follows it */
+    size_t cap = 0;
+    while (rc == 0 && (rc = fn_walk_next(w, &it)) == 1) {
+        rc = 0;
+        if (pending) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                char **nc = realloc(*cursors, cap * sizeof *nc);
+                if (!nc) {
+                    rc = FN_ERR_NOMEM;
+                    break;
+                }
+                *cursors = nc;
+            }
+            (*cursors)[(*n)++] = pending;
+            pending = NULL;
+        }
+        if (++k % per == 0 && !(pending = cursor_json(it.root, it.rel))) rc = FN_ERR_NOMEM;
+    }
+    free(pending);
+    fn_walk_free(w);
+    if (rc < 0) {
+        for (size_t i = 0; i < *n; i++)
+            free((*cursors)[i]);
+        free(*cursors);
+        *cursors = NULL;
+        *n = 0;
+    }
+    return rc < 0 ? rc : 0;
 }
 
 /* `path` as this host mounts it: the root (of any host's mount) that holds it, then this host's
@@ -572,7 +643,8 @@ static int ingest_open(fn_batch *b)
     /* The payload's paths as this host mounts them (open_roots). */
     const char *const *paths = (const char *const *)st->local;
     size_t n_paths = st->n_local;
-    if ((rc = count_pass(b, paths, n_paths)) < 0) return rc;
+    /* A shard's total is its range: the job it is part of counted the tree. */
+    if (!fn_batch_is_shard(b) && (rc = count_pass(b, paths, n_paths)) < 0) return rc;
     fn_walk_opts wo;
     walk_opts(b, 0, &wo);
     if ((rc = fn_walk_open(paths, n_paths, &wo, &st->walk)) < 0) return rc;
@@ -594,6 +666,7 @@ static void ingest_close(fn_batch *b)
     free(st->retry_root);
     fn_library_reader_free(st->reader);
     free(st->last);
+    free(st->end_last);
     free(st->hashbuf);
     fn_root_paths_free(st->roots, st->n_roots);
     for (size_t i = 0; i < st->n_dirs; i++)
@@ -642,4 +715,6 @@ const fn_jobtype fn_ingest_type = {
     .item_clear = ingest_item_clear,
     .resolution = ingest_resolution,
     .summary = ingest_summary,
+    .shard_param = "shard_photos",
+    .shard_bounds = ingest_shard_bounds,
 };

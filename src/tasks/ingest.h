@@ -66,6 +66,10 @@ typedef struct ingest_job {
     fn_root_path *all_roots; /* every host's mounts, for translating retry items (loaded once) */
     size_t n_all_roots;
     int all_loaded;
+    /* A shard (fn_batch_is_shard): the walk ends after (end_root, end_last) when has_end. */
+    int has_end;
+    size_t end_root;
+    char *end_last;
 } ingest_job;
 
 /* One photo's record (fn_item.data). */

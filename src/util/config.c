@@ -60,6 +60,7 @@ static const struct key keys[] = {
      NULL},
     {"ingest.min_face_size", KEY_INT, OFF(ingest_min_face_size), 0, 1, 100000, 0, 0, NULL, NULL},
     {"ingest.batch", KEY_INT, OFF(ingest_batch), 0, 1, 4096, 0, 0, NULL, NULL},
+    {"ingest.shard_photos", KEY_INT, OFF(ingest_shard_photos), 0, 0, INT_MAX, 0, 0, NULL, NULL},
     {"cluster.threshold", KEY_DOUBLE, OFF(cluster_threshold), 0, 0, 0, 0.0, 2.0, NULL, NULL},
     {"cluster.link", KEY_DOUBLE, OFF(cluster_link), 0, 0, 0, 0.0, 2.0, NULL, NULL},
     {"cluster.min_faces", KEY_INT, OFF(cluster_min_faces), 0, 1, 1000000, 0, 0, NULL, NULL},
@@ -98,6 +99,7 @@ void fn_config_defaults(fn_config *cfg)
     snprintf(cfg->detect_tiles, sizeof cfg->detect_tiles, "off");
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
+    cfg->ingest_shard_photos = 1000;
     cfg->cluster_threshold = 0.5;
     cfg->cluster_link = 0.45;
     cfg->cluster_min_faces = 2;

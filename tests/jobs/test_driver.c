@@ -429,6 +429,43 @@ static void test_cancel_resume(void **state)
     assert_non_null(strstr(fn_engine_errmsg(f->e), "is already being resumed by job"));
 }
 
+/* A resume of a resume that was cancelled after its retry phase redoes ITS retry items: the
+ * checkpoint it starts from says how far its parent got through the parent's own retry list,
+ * which is not its list. (Before, the resume inherited "retry_next" and skipped that many of its
+ * retry items: item 4 was lost.) */
+static void test_resume_of_resume(void **state)
+{
+    fx *f = *state;
+    fn_job_id id;
+    assert_int_equal(
+        fn_enqueue(f->e, "squares", "{\"n\":20,\"batch\":3,\"bad\":[\"4\"]}", FN_PRIO_NORMAL, &id),
+        0);
+    S.cancel_after_batches = 2; /* items 0-5, 4 failed */
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    fn_followup fu;
+    assert_int_equal(fn_job_resume_ex(f->e, id, &fu), 0);
+    S.cursors = 0;
+    S.cancel_after_batches = 1; /* its first batch: item 4 again (still bad), 6 and 7 */
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    fn_job_info *j = info(f, fu.id);
+    assert_int_equal(j->state, FN_JOB_CANCELLED);
+    assert_int_equal(j->n_errors, 1);
+    fn_job_info_free(j);
+    S.cancel_after_batches = 0;
+    S.fixed = 1;
+    fn_followup fu2;
+    assert_int_equal(fn_job_resume_ex(f->e, fu.id, &fu2), 0);
+    assert_int_equal(fu2.items, 1);
+    assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
+    j = info(f, fu2.id);
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(j->n_errors, 0);
+    fn_job_info_free(j);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq WHERE i=4"), 1);
+    assert_int_equal(q(f, "SELECT count(DISTINCT i) FROM sq"), 20);
+    assert_int_equal(q(f, "SELECT count(*) FROM sq"), 20);
+}
+
 /* Retry: only the selected items, through retry_item; the retry job is marked and walks nothing
  * else. */
 static void test_retry_items(void **state)
@@ -523,6 +560,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_counters_errors, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_flush_policy, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_resume, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_of_resume, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_retry_items, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_retry_pages, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, fx_teardown),

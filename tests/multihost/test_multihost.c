@@ -12,7 +12,11 @@
  *     single-host run;
  *   - stale: the running worker is SIGSTOPped past the lease, another takes the job over, then
  *     the stopped one is continued: its commits are refused (fenced by owner), and the result is
- *     still exact.
+ *     still exact;
+ *   - shards: the same ingest split into shards of 3 photos (ingest.shard_photos) is shared by
+ *     the three hosts (each reads its shards through its own mount); every photo once, exactly the
+ *     faces of the single-host run; and 10 trials that SIGKILL a worker running a shard at a
+ *     random moment: another recovers that shard within the lease, and the result is still exact.
  * FACENAMES_TEST_SEED replays the random kill moments. With FN_TEST_BACKEND=pg (suite
  * multihost-pg) every library is a fresh database on the program's throwaway PostgreSQL server
  * (tests/pg/pg_fixture.h) and the checks read it through the libpq driver: the same proof on
@@ -270,7 +274,7 @@ static pid_t runner(const hosts *h);
 /* A fresh library with the ingest of the tree (through host 1's mount) queued, and three workers
  * of one thread each, one per host and mount. `first` >= 0: that host's worker starts alone and
  * the others only once it has claimed the job. */
-static void hosts_start(hosts *h, const char *name, int first)
+static void hosts_start_ex(hosts *h, const char *name, int first, int shard_photos)
 {
     const char *env[] = {models_env, NULL};
     lib_at(h->lib, sizeof h->lib, name);
@@ -286,8 +290,11 @@ static void hosts_start(hosts *h, const char *name, int first)
         CHECK(r, r.code == 0);
         cli_result_free(&r);
     }
-    r = cli_run(env, (const char *[]){"--library", h->lib, "--set", "worker.host=host1", "ingest",
-                                      mounts[0], "--batch", "1", "--detach", NULL});
+    char shard_set[64];
+    snprintf(shard_set, sizeof shard_set, "ingest.shard_photos=%d", shard_photos);
+    r = cli_run(env,
+                (const char *[]){"--library", h->lib, "--set", "worker.host=host1", "--set",
+                                 shard_set, "ingest", mounts[0], "--batch", "1", "--detach", NULL});
     CHECK(r, r.code == 0);
     cli_result_free(&r);
     snprintf(h->job, sizeof h->job, "%lld",
@@ -308,6 +315,11 @@ static void hosts_start(hosts *h, const char *name, int first)
         for (long long t0 = now_ms(); k < 0 && !runner(h) && now_ms() - t0 < 20000;)
             sleep_ms(20);
     }
+}
+
+static void hosts_start(hosts *h, const char *name, int first)
+{
+    hosts_start_ex(h, name, first, 0);
 }
 
 static pid_t runner(const hosts *h)
@@ -519,12 +531,126 @@ static void test_stale_host_cannot_commit(void **state)
     hosts_stop(&h);
 }
 
+/* ---- shards: one ingest split across the three hosts -----------------------------------------
+ */
+
+enum { SHARD_PHOTOS = 3 };
+
+/* A running shard of the job: its worker's pid and owner id (0 when none runs). */
+static pid_t shard_runner(const hosts *h, long long *owner)
+{
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce((SELECT o.id FROM jobs j JOIN job_owners o ON o.id = j.owner"
+             " WHERE j.shard_of=%s AND j.state=1 ORDER BY j.id LIMIT 1), 0)",
+             h->job);
+    *owner = q_int(h->lib, sql);
+    if (*owner <= 0) return 0;
+    snprintf(sql, sizeof sql, "SELECT coalesce((SELECT pid FROM job_owners WHERE id=%lld), 0)",
+             *owner);
+    return (pid_t)q_int(h->lib, sql);
+}
+
+/* Waits for the job to complete while noting which hosts run its shards: a bit per host seen
+ * running one (job_owners.host of a running shard's owner). */
+static int wait_done_hosts(const hosts *h, int ms)
+{
+    int mask = 0;
+    long long t0 = now_ms();
+    char sql[300];
+    while (!job_state_is(h, 3) && now_ms() - t0 < ms) {
+        for (int i = 0; i < N_WORKERS; i++) {
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM jobs j JOIN job_owners o ON o.id = j.owner"
+                     " WHERE j.shard_of=%s AND j.state=1 AND o.host='host%d'",
+                     h->job, i + 1);
+            if (q_int(h->lib, sql) > 0) mask |= 1 << i;
+        }
+        sleep_ms(20);
+    }
+    wait_done(h, 1);
+    return mask;
+}
+
+static void test_sharded_three_hosts(void **state)
+{
+    (void)state;
+    if (!tree[0]) skip();
+    hosts h;
+    memset(&h, 0, sizeof h);
+    hosts_start_ex(&h, "shards", -1, SHARD_PHOTOS);
+    int mask = wait_done_hosts(&h, 120000);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT shards FROM jobs WHERE id=%s", h.job);
+    assert_int_equal(q_int(h.lib, sql), (n_photos + SHARD_PHOTOS - 1) / SHARD_PHOTOS);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE shard_of=%s AND state=3", h.job);
+    assert_int_equal(q_int(h.lib, sql), (n_photos + SHARD_PHOTOS - 1) / SHARD_PHOTOS);
+    check_exact(&h);
+    printf("shards: hosts seen running shards: %s%s%s\n", mask & 1 ? "host1 " : "",
+           mask & 2 ? "host2 " : "", mask & 4 ? "host3" : "");
+    /* Shared: the shards ran on more than one host (at once, not one after the other). */
+    assert_true(mask != 0 && mask != 1 && mask != 2 && mask != 4);
+    hosts_stop(&h);
+}
+
+static void test_kill_sharded(void **state)
+{
+    (void)state;
+    if (!tree[0]) skip();
+    const char *seed_s = getenv("FACENAMES_TEST_SEED");
+    unsigned seed = seed_s ? (unsigned)strtoul(seed_s, NULL, 10) : (unsigned)time(NULL);
+    printf("test_kill_sharded: seed %u (replay with FACENAMES_TEST_SEED=%u)\n", seed, seed);
+    srand(seed);
+    for (int trial = 0; trial < KILL_TRIALS; trial++) {
+        hosts h;
+        memset(&h, 0, sizeof h);
+        char name[32];
+        snprintf(name, sizeof name, "skill%d", trial);
+        hosts_start_ex(&h, name, -1, SHARD_PHOTOS);
+        long long t0 = now_ms(), owner = 0;
+        pid_t victim = 0;
+        while (!(victim = shard_runner(&h, &owner)) && now_ms() - t0 < 20000)
+            sleep_ms(20);
+        assert_true(victim > 0);
+        sleep_ms(rand() % 3000);
+        victim = shard_runner(&h, &owner);
+        if (!victim) { /* every shard ended before the moment came */
+            wait_done(&h, 60000);
+            check_exact(&h);
+            hosts_stop(&h);
+            continue;
+        }
+        int w = worker_of(&h, victim);
+        assert_true(w >= 0);
+        kill(victim, SIGKILL);
+        struct cli_result r = cli_wait(victim, h.tag[w]);
+        cli_result_free(&r);
+        h.pid[w] = 0;
+        long long killed = now_ms();
+        /* Its shards go back to the queue within the lease (another host recovers them). */
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE owner=%lld AND state=1", owner);
+        while (q_int(h.lib, sql) > 0 && now_ms() - killed < 30000)
+            sleep_ms(20);
+        long long took = now_ms() - killed;
+        printf("trial %d: host%d killed while running a shard; recovered in %lld ms\n", trial,
+               w + 1, took);
+        assert_int_equal(q_int(h.lib, sql), 0);
+        assert_true(took <= 2 * LEASE_MS);
+        wait_done(&h, 120000);
+        check_exact(&h);
+        hosts_stop(&h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roots_across_mounts),
         cmocka_unit_test(test_kill_one_host),
         cmocka_unit_test(test_stale_host_cannot_commit),
+        cmocka_unit_test(test_sharded_three_hosts),
+        cmocka_unit_test(test_kill_sharded),
     };
     if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);

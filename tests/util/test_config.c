@@ -37,6 +37,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.detector, "ssd");
     assert_int_equal(c.ingest_min_face_size, 40);
     assert_int_equal(c.ingest_batch, 32);
+    assert_int_equal(c.ingest_shard_photos, 1000);
     char err[256];
     assert_int_equal(fn_config_validate(&c, err, sizeof err), 0);
 }
@@ -421,7 +422,7 @@ static void test_docs_list_every_key(void **state)
         if (!strstr(doc, want)) fail_msg("%s: %s is not documented", docs_path, env);
         keys++;
     }
-    assert_int_equal(keys, 25);
+    assert_int_equal(keys, 26);
     free(text);
 }
 

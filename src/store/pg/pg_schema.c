@@ -101,6 +101,9 @@ const fn_migration fn_pg_jobs_migrations[] = {
     /* SQLite's twin rebuilds job_owners so that an owner id is never handed out twice; an
      * identity's sequence never goes back, so here the version only moves. */
     {5, "SELECT 1;"},
+    {6, "ALTER TABLE jobs ADD COLUMN shard_of BIGINT;"
+        "ALTER TABLE jobs ADD COLUMN shards BIGINT NOT NULL DEFAULT 0;"
+        "CREATE INDEX jobs_by_shard_of ON jobs(shard_of) WHERE shard_of IS NOT NULL;"},
 };
 const size_t fn_pg_jobs_migrations_count =
     sizeof fn_pg_jobs_migrations / sizeof fn_pg_jobs_migrations[0];
