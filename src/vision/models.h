@@ -28,6 +28,17 @@ struct fn_models {
     fn_landmark_net *landmarks;      /* FaceLandmark68Net */
     fn_landmark_net *landmarks_tiny; /* FaceLandmark68TinyNet */
     fn_recog_net *recognition;
+
+    /* fn_model_kind bits whose nets have their BF16 tile packs (fn_models_amx_init), read with
+     * acquire; packs are made under models.c's lock and never freed before fn_models_free. */
+    unsigned amx_done;
 };
+
+/* Makes the BF16 tile packs (vision.precision = bf16) of the loaded nets among `which`, once per
+ * net, under a lock: the only change a shared fn_models sees after fn_models_load, made before any
+ * thread runs those nets with BF16 on, and invisible to threads running them in FP32 (they never
+ * read the packs' pointers). Returns 0 (also without AMX: then nothing is made) or FN_ERR_NOMEM.
+ * Any thread. */
+int fn_models_amx_init(const fn_models *m, unsigned which);
 
 #endif

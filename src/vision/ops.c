@@ -760,7 +760,9 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
                           float *c)
 {
     const int n = wp->n, k = wp->k;
-    if (wp->amx && fn_amx_thread()) { /* vision.precision = bf16 (gemm_amx.c) */
+    /* vision.precision = bf16 (gemm_amx.c). The thread's setting is read first: a thread with BF16
+     * off never reads wp->amx, which a BF16 thread may be filling in (models.c). */
+    if (fn_amx_thread() && wp->amx) {
         fn_gemm_amx(m, wp, a, bias, act, c);
         return;
     }
