@@ -1,11 +1,13 @@
 /* bench_vision: the vision stages timed on sample photos, one thread, printing `name value unit`
  * lines (bench/bench_vision runs it next to the reference's reference_bench.mjs).
  *
- * Usage: bench_vision [--reps N] [--networks] [--layers] PHOTO...
+ * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16] PHOTO...
  *   (models from $FACENAMES_MODELS or the default dir). --networks: only the networks' GFLOP/s
  *   (no photos needed); --layers: also each layer's time, GFLOP/s, fraction of the peak and the
  *   GB/s of the least traffic it needs (from the kernels' trace, fn_ops_set_trace), which shows
- *   which layers are bound by memory rather than by the FMA units.
+ *   which layers are bound by memory rather than by the FMA units. --precision bf16: every stage
+ *   and network in vision.precision = bf16 (the AMX kernel; FP32 where the CPU has none, printed
+ *   as amx_bf16_unavailable); the FLOPs and fractions are then against the FP32 peak still.
  *
  * Stages: decode (fn_image_load as the fast path loads: shrink-on-load to the useful resolution),
  * ssd and tiny (whole detectors on that image: resize, network, NMS), landmarks and descriptor
@@ -431,7 +433,7 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
 
 int main(int argc, char **argv)
 {
-    int reps = 3, nphotos = 0, networks_only = 0;
+    int reps = 3, nphotos = 0, networks_only = 0, bf16 = 0;
     const char *photos[64];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
@@ -440,11 +442,14 @@ int main(int argc, char **argv)
             networks_only = 1;
         else if (!strcmp(argv[i], "--layers"))
             show_layers = 1;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            bf16 = !strcmp(argv[++i], "bf16");
         else if (nphotos < 64)
             photos[nphotos++] = argv[i];
     }
     if ((!nphotos && !networks_only) || reps < 1) {
-        fprintf(stderr, "usage: bench_vision [--reps N] [--networks] [--layers] PHOTO...\n");
+        fprintf(stderr, "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
+                        "fp32|bf16] PHOTO...\n");
         return 2;
     }
     const char *bc = getenv("BENCH_CLOCK");
@@ -458,6 +463,11 @@ int main(int argc, char **argv)
     }
     fn_vision *v;
     if (fn_vision_new(m, &v)) return 1;
+    /* BF16: the nets' packs made as the pipeline makes them, and this thread's kernels switched
+     * for the stages that call the nets directly. */
+    printf("precision_bf16 %d flag\n", bf16 && fn_amx_available(NULL));
+    if (bf16 && fn_models_amx_init(m, FN_MODELS_BF16)) return 1;
+    fn_amx_set_thread(bf16);
     size_t sn = fn_ssd_scratch_floats();
     size_t t = fn_tiny_scratch_floats(416);
     if (t > sn) sn = t;
@@ -572,6 +582,7 @@ int main(int argc, char **argv)
     /* whole fast pipeline, decode included: photos/s from each photo's best time */
     fn_detect_opts o;
     fn_detect_opts_default(&o);
+    o.precision = bf16 ? FN_PRECISION_BF16 : FN_PRECISION_FP32;
     fn_faces f;
     if (fn_vision_detect_file(v, photos[0], &o, &f, err, sizeof err)) {
         fprintf(stderr, "bench_vision: %s\n", err);

@@ -53,6 +53,9 @@ typedef struct fn_config {
                                   faces in large photos, at one detector pass per tile); "off" */
     char worker_host[256];     /* worker.host: this process's host id in the job owners (what
                                   "same host, pid dead" recovery compares); "" = the hostname */
+    char vision_precision[8];  /* vision.precision: "fp32" or "bf16" (the networks' convolutions
+                                  on AMX-BF16 tiles where the CPU has them, FP32 elsewhere);
+                                  "fp32" */
 } fn_config;
 
 /* Fills *cfg with the defaults. */

@@ -34,6 +34,12 @@ struct fn_models {
     unsigned amx_done;
 };
 
+/* The networks that run in BF16 under FN_PRECISION_BF16: those whose results stay within the
+ * parity tolerances (decision 33, test vision/amx_parity); the others keep FP32 (they have no BF16
+ * packs, so the kernels run them in FP32 even with the thread's BF16 on). One set for every
+ * caller, so no BF16 thread reads a pack another is making. */
+#define FN_MODELS_BF16 FN_MODEL_ALL
+
 /* Makes the BF16 tile packs (vision.precision = bf16) of the loaded nets among `which`, once per
  * net, under a lock: the only change a shared fn_models sees after fn_models_load, made before any
  * thread runs those nets with BF16 on, and invisible to threads running them in FP32 (they never

@@ -545,12 +545,6 @@ static int check_args(fn_vision *v, const fn_detect_opts *opts, fn_faces *out, c
     return 0;
 }
 
-/* The networks that run in BF16 under FN_PRECISION_BF16: those whose results stay within the
- * parity tolerances (decision 33, test vision/amx_parity); the others keep FP32 (they have no BF16
- * packs, so the kernels run them in FP32 even with the thread's BF16 on). One set for every
- * thread, so no BF16 thread reads a pack another is making. */
-#define FN_BF16_NETS FN_MODEL_ALL
-
 int fn_vision_precision_supported(fn_precision p, const char **reason)
 {
     if (p == FN_PRECISION_FP32) {
@@ -570,7 +564,7 @@ static int run_faces_in(fn_vision *v, const fn_image *img, const fn_detect_opts 
                         double sy, fn_faces *out, char *err, size_t errlen)
 {
     int bf16 = opts->precision == FN_PRECISION_BF16 && fn_amx_available(NULL);
-    if (bf16 && fn_models_amx_init(v->models, FN_BF16_NETS))
+    if (bf16 && fn_models_amx_init(v->models, FN_MODELS_BF16))
         return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the BF16 weights", NULL);
     const int was = fn_amx_set_thread(bf16);
     int rc = run_faces(v, img, opts, sx, sy, out, err, errlen);
