@@ -124,7 +124,11 @@ static int round_up(int x, int to)
 
 int fn_wpack_amx_init(fn_wpack *wp)
 {
-    if (wp->amx || wp->k <= 0 || wp->n <= 0 || !fn_amx_available(NULL)) return 0;
+    /* A layer less deep than one tile step keeps FP32: the first convs on RGB pixels (K 27), bound
+     * by their im2col and their output rather than by arithmetic (they ran no faster on the tiles,
+     * bench_vision --layers), whose inputs are the pixels themselves, which BF16 would round. */
+    if (wp->k < KSTEP) return 0;
+    if (wp->amx || wp->n <= 0 || !fn_amx_available(NULL)) return 0;
     const int k = wp->k, n = wp->n, ksteps = round_up(k, KSTEP) / KSTEP;
     const int panels = round_up(n, PANEL) / PANEL;
     const size_t count = (size_t)panels * ksteps * 2 * TILE_U16;

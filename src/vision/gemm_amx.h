@@ -23,7 +23,8 @@ int fn_amx_available(const char **reason);
 void fn_amx_force_unavailable(int on);
 
 /* Builds wp's BF16 tile pack from its FP32 weights (wp->w or the panels). Returns 0 (also when AMX
- * is unavailable: then no pack is made, and when the pack exists already), -1 when out of memory.
+ * is unavailable or wp->k is under 32: then no pack is made and the layer stays FP32; and when the
+ * pack exists already), -1 when out of memory.
  * Not while other threads read wp. */
 int fn_wpack_amx_init(fn_wpack *wp);
 void fn_wpack_amx_free(fn_wpack *wp);

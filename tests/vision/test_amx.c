@@ -111,7 +111,7 @@ static void test_gemm_shapes(void **state)
     (void)state;
     if (skip_without_amx()) skip();
     static const int ms[] = {1, 16, 17, 33, 300};
-    static const int ks[] = {3, 27, 32, 45, 512, 1100};
+    static const int ks[] = {32, 45, 64, 512, 1100};
     static const int ns[] = {5, 16, 33, 64, 100};
     int t = 0;
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
@@ -126,7 +126,7 @@ static void test_conv_through_hook(void **state)
 {
     (void)state;
     if (skip_without_amx()) skip();
-    const int h = 23, w = 19, cin = 24, cout = 40, kk = 3 * 3 * cin;
+    const int h = 23, w = 19, cin = 24, cout = 40, kk = 3 * 3 * cin; /* K 216 */
     float *x = rand_buf((size_t)h * w * cin), *wt = rand_buf((size_t)kk * cout);
     float *bias = rand_buf(cout);
     float *xr = malloc(sizeof(float) * (size_t)h * w * cin),
@@ -164,6 +164,19 @@ static void test_conv_through_hook(void **state)
     free(x), free(wt), free(bias), free(xr), free(wr), free(scratch), free(got), free(want);
 }
 
+/* A layer under 32 deep (the first convs on pixels) gets no pack: it stays FP32. */
+static void test_shallow_stays_fp32(void **state)
+{
+    (void)state;
+    float *w = rand_buf(27 * 40);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, w, 27, 40), 0);
+    assert_int_equal(fn_wpack_amx_init(&wp), 0);
+    assert_null(wp.amx);
+    fn_wpack_free(&wp);
+    free(w);
+}
+
 /* Without AMX (forced here, so it runs everywhere) bf16 changes nothing and says why. */
 static void test_fallback(void **state)
 {
@@ -175,12 +188,13 @@ static void test_fallback(void **state)
     assert_non_null(strstr(why, "fp32"));
     fn_amx_set_thread(1);
     assert_int_equal(fn_amx_thread(), 0);
-    float w[6] = {1, 2, 3, 4, 5, 6};
+    float *w = rand_buf(64 * 40); /* deep enough for a pack where AMX is on */
     fn_wpack wp;
-    assert_int_equal(fn_wpack_init(&wp, w, 2, 3), 0);
+    assert_int_equal(fn_wpack_init(&wp, w, 64, 40), 0);
     assert_int_equal(fn_wpack_amx_init(&wp), 0);
     assert_null(wp.amx);
     fn_wpack_free(&wp);
+    free(w);
     fn_amx_force_unavailable(0);
 }
 
@@ -189,6 +203,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_shapes),
         cmocka_unit_test(test_conv_through_hook),
+        cmocka_unit_test(test_shallow_stays_fp32),
         cmocka_unit_test(test_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
