@@ -35,10 +35,13 @@ struct fn_models {
 };
 
 /* The networks that run in BF16 under FN_PRECISION_BF16: those whose results stay within the
- * parity tolerances (decision 33, test vision/amx_parity); the others keep FP32 (they have no BF16
- * packs, so the kernels run them in FP32 even with the thread's BF16 on). One set for every
- * caller, so no BF16 thread reads a pack another is making. */
-#define FN_MODELS_BF16 FN_MODEL_ALL
+ * parity tolerances (decision 33, test vision/amx_parity) and that run faster for it; the others
+ * keep FP32 (they have no BF16 packs, so the kernels run them in FP32 even with the thread's BF16
+ * on). The tiny detector is left out: its layers are 16-32 channels deep and bound by memory, and
+ * it ran no faster (0.97x, bench_vision interleaved). One set for every caller, so no BF16 thread
+ * reads a pack another is making. */
+#define FN_MODELS_BF16                                                                             \
+    (FN_MODEL_SSD | FN_MODEL_LANDMARKS | FN_MODEL_LANDMARKS_TINY | FN_MODEL_RECOGNITION)
 
 /* Makes the BF16 tile packs (vision.precision = bf16) of the loaded nets among `which`, once per
  * net, under a lock: the only change a shared fn_models sees after fn_models_load, made before any
