@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+
 #include "goldens_util.h"
 #include "vision/gemm_amx.h"
 
@@ -195,6 +197,73 @@ static void test_tiny_tiny_landmarks(void **state)
     check("tiny + tiny landmarks", &s);
 }
 
+/* Threads sharing freshly loaded models: two start in BF16 at once (so they race to make the BF16
+ * packs, which must happen once, under the lock) while one runs FP32 on the same nets; each
+ * thread's faces must equal, to the bit, what one thread alone gets in its precision. */
+typedef struct worker {
+    const fn_models *m;
+    fn_precision precision;
+    const char *path;
+    fn_face faces[64];
+    size_t n;
+    int rc;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    fn_vision *v;
+    w->rc = fn_vision_new(w->m, &v);
+    if (w->rc) return NULL;
+    fn_detect_opts o;
+    fn_detect_opts_default(&o);
+    o.precision = w->precision;
+    fn_faces f;
+    char err[256];
+    for (int r = 0; r < 2 && !w->rc; r++)
+        w->rc = fn_vision_detect_file(v, w->path, &o, &f, err, sizeof err);
+    if (!w->rc) {
+        w->n = f.n < 64 ? f.n : 64;
+        memcpy(w->faces, f.faces, w->n * sizeof *w->faces);
+    }
+    fn_vision_free(v);
+    return NULL;
+}
+
+static void test_threads_share_lazy_packs(void **state)
+{
+    (void)state;
+    if (skip_without_amx()) skip();
+    char path[1200], err[512];
+    photo_path("sample1.jpg", path, sizeof path);
+    fn_models *fresh;
+    if (fn_models_load(getenv("FACENAMES_MODELS"), FN_MODEL_ALL, &fresh, err, sizeof err))
+        fail_msg("models: %s", err);
+    static worker w[3], alone[2];
+    const fn_precision p[3] = {FN_PRECISION_BF16, FN_PRECISION_BF16, FN_PRECISION_FP32};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (worker){.m = fresh, .precision = p[i], .path = path};
+        assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        alone[i] = (worker){
+            .m = models, .precision = i ? FN_PRECISION_FP32 : FN_PRECISION_BF16, .path = path};
+        worker_main(&alone[i]);
+        assert_int_equal(alone[i].rc, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        const worker *ref = &alone[p[i] == FN_PRECISION_BF16 ? 0 : 1];
+        assert_int_equal(w[i].rc, 0);
+        assert_int_equal(w[i].n, ref->n);
+        assert_memory_equal(w[i].faces, ref->faces, ref->n * sizeof *ref->faces);
+    }
+    assert_memory_not_equal(alone[0].faces, alone[1].faces, alone[0].n * sizeof *alone[0].faces);
+    fn_models_free(fresh);
+}
+
 /* Without AMX, BF16 is FP32 to the bit (forced off here, so this runs everywhere). */
 static void test_fallback_is_fp32(void **state)
 {
@@ -231,6 +300,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ssd_landmarks_descriptors),
         cmocka_unit_test(test_tiny_tiny_landmarks),
+        cmocka_unit_test(test_threads_share_lazy_packs),
         cmocka_unit_test(test_fallback_is_fp32),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
