@@ -921,6 +921,7 @@ static void test_yield_to_interactive(void **state)
 static void test_precision(void **state)
 {
     (void)state;
+    /* The engine on the backend under test (h_engine_addr), so h_store reads the same library. */
     char *lib = h_tmpdir("prec"), *dir = h_tmpdir("prec-photos");
     h_sample(1, dir, "sample1.jpg");
     static expect bf16;
@@ -944,7 +945,7 @@ static void test_precision(void **state)
     snprintf(cfg.log_path, sizeof cfg.log_path, "-");
     assert_string_equal(cfg.vision_precision, "fp32");
     fn_engine *e = NULL;
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
     assert_int_equal(fn_tasks_register_all(e), 0);
     assert_int_equal(fn_enqueue(e, "ingest", "{\"paths\": [\"/x\"], \"precision\": \"fp16\"}",
                                 FN_PRIO_NORMAL, NULL),
@@ -953,7 +954,7 @@ static void test_precision(void **state)
     fn_engine_close(e);
 
     snprintf(cfg.vision_precision, sizeof cfg.vision_precision, "bf16"); /* --set */
-    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
     assert_int_equal(fn_tasks_register_all(e), 0);
     char payload[700];
     snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"]}", dir);
