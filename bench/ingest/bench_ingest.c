@@ -132,6 +132,12 @@ static fn_engine *engine(const char *lib, int workers)
 {
     fn_config cfg;
     fn_config_defaults(&cfg);
+    /* FACENAMES_* overrides apply (FACENAMES_VISION_PRECISION=bf16 runs the ingest in BF16). */
+    char err[512];
+    if (fn_config_apply_env(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_ingest: %s\n", err);
+        exit(1);
+    }
     if (workers > 0) cfg.workers_cpu_max = workers;
     snprintf(cfg.log_path, sizeof cfg.log_path, "-");
     fn_engine *e = NULL;

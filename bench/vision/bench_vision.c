@@ -1,11 +1,13 @@
 /* bench_vision: the vision stages timed on sample photos, one thread, printing `name value unit`
  * lines (bench/bench_vision runs it next to the reference's reference_bench.mjs).
  *
- * Usage: bench_vision [--reps N] [--networks] [--layers] PHOTO...
+ * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16] PHOTO...
  *   (models from $FACENAMES_MODELS or the default dir). --networks: only the networks' GFLOP/s
  *   (no photos needed); --layers: also each layer's time, GFLOP/s, fraction of the peak and the
  *   GB/s of the least traffic it needs (from the kernels' trace, fn_ops_set_trace), which shows
- *   which layers are bound by memory rather than by the FMA units.
+ *   which layers are bound by memory rather than by the FMA units. --precision bf16: every stage
+ *   and network in vision.precision = bf16 (the AMX kernel; FP32 where the CPU has none, printed
+ *   as amx_bf16_unavailable); the FLOPs and fractions are then against the FP32 peak still.
  *
  * Stages: decode (fn_image_load as the fast path loads: shrink-on-load to the useful resolution),
  * ssd and tiny (whole detectors on that image: resize, network, NMS), landmarks and descriptor
@@ -24,6 +26,7 @@
 #include <time.h>
 
 #include "facenames/vision.h"
+#include "vision/gemm_amx.h"
 #include "vision/models.h"
 #include "vision/nets.h"
 #include "vision/ops_isa.h"
@@ -185,6 +188,63 @@ static double bf16_dot_peak(void)
     return best;
 }
 
+/* The AMX-BF16 rate: TDPBF16PS (a 16x32 by 32x16 BF16 tile product into a 16x16 FP32 tile, 8192
+ * multiply-adds) on six independent accumulator tiles (tmm0-5) from two operand tiles (tmm6-7),
+ * more than the instruction's latency over its throughput, so only the throughput limits it.
+ * Thread CPU time like the FMA loops; 0 where this process may not use AMX (fn_amx_available).
+ * The operands are zeros: the tile unit's speed does not depend on the values. */
+#define AMX_ITERS (200L * 1000)
+
+typedef struct bench_tilecfg {
+    unsigned char palette, start_row, reserved[14];
+    unsigned short colsb[16];
+    unsigned char rows[16];
+} bench_tilecfg;
+
+__attribute__((target("amx-tile,amx-bf16"))) static double amx_bf16_gflops(void)
+{
+    static unsigned short zeros[16 * 32] __attribute__((aligned(64)));
+    static float sink[16 * 16] __attribute__((aligned(64)));
+    bench_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++)
+        cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_loadd(6, zeros, 64);
+    _tile_loadd(7, zeros, 64);
+    double t0 = thread_s();
+    for (long i = 0; i < AMX_ITERS; i++) {
+        _tile_dpbf16ps(0, 6, 7);
+        _tile_dpbf16ps(1, 6, 7);
+        _tile_dpbf16ps(2, 6, 7);
+        _tile_dpbf16ps(3, 6, 7);
+        _tile_dpbf16ps(4, 6, 7);
+        _tile_dpbf16ps(5, 6, 7);
+    }
+    double t = thread_s() - t0;
+    _tile_stored(0, sink, 64);
+    _tile_release();
+    return t > 0 ? (double)AMX_ITERS * 6 * 16 * 16 * 32 * 2 / t / 1e9 : 0;
+}
+
+static double amx_bf16_peak(void)
+{
+    double best = 0;
+    if (!fn_amx_available(NULL)) return 0;
+    for (int r = 0; r < FMA_REPS; r++) {
+        double g = amx_bf16_gflops();
+        if (g > best) best = g;
+    }
+    return best;
+}
+
 /* Best of FMA_REPS runs at each width this CPU has; 0 for a width it lacks. */
 static void measured_peak(double *p512, double *p256)
 {
@@ -207,6 +267,10 @@ static void measured_peak(double *p512, double *p256)
     *p512 = *p256 = 0;
 }
 static double bf16_dot_peak(void)
+{
+    return 0;
+}
+static double amx_bf16_peak(void)
 {
     return 0;
 }
@@ -335,6 +399,10 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
     printf("fma_peak_256 %.1f GFLOP/s\n", p256);
     printf("cpu_peak %.1f GFLOP/s\n", peak);
     printf("bf16_dot_peak_512 %.1f GFLOP/s\n", bf16_dot_peak());
+    const char *why = NULL;
+    fn_amx_available(&why);
+    printf("amx_bf16_peak %.1f GFLOP/s\n", amx_bf16_peak());
+    if (why) printf("amx_bf16_unavailable 1 flag (%s)\n", why);
     time_network("ssd", run_ssd, m->ssd, 512, 3 * reps, scratch, peak);
     time_network("tiny", run_tiny, m->tiny, 416, 3 * reps, scratch, peak);
     time_network("landmarks", run_landmarks, m->landmarks, 112, 10 * reps, scratch, peak);
@@ -365,7 +433,7 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
 
 int main(int argc, char **argv)
 {
-    int reps = 3, nphotos = 0, networks_only = 0;
+    int reps = 3, nphotos = 0, networks_only = 0, bf16 = 0;
     const char *photos[64];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
@@ -374,11 +442,14 @@ int main(int argc, char **argv)
             networks_only = 1;
         else if (!strcmp(argv[i], "--layers"))
             show_layers = 1;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            bf16 = !strcmp(argv[++i], "bf16");
         else if (nphotos < 64)
             photos[nphotos++] = argv[i];
     }
     if ((!nphotos && !networks_only) || reps < 1) {
-        fprintf(stderr, "usage: bench_vision [--reps N] [--networks] [--layers] PHOTO...\n");
+        fprintf(stderr, "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
+                        "fp32|bf16] PHOTO...\n");
         return 2;
     }
     const char *bc = getenv("BENCH_CLOCK");
@@ -392,6 +463,11 @@ int main(int argc, char **argv)
     }
     fn_vision *v;
     if (fn_vision_new(m, &v)) return 1;
+    /* BF16: the nets' packs made as the pipeline makes them, and this thread's kernels switched
+     * for the stages that call the nets directly. */
+    printf("precision_bf16 %d flag\n", bf16 && fn_amx_available(NULL));
+    if (bf16 && fn_models_amx_init(m, FN_MODELS_BF16)) return 1;
+    fn_amx_set_thread(bf16);
     size_t sn = fn_ssd_scratch_floats();
     size_t t = fn_tiny_scratch_floats(416);
     if (t > sn) sn = t;
@@ -506,6 +582,7 @@ int main(int argc, char **argv)
     /* whole fast pipeline, decode included: photos/s from each photo's best time */
     fn_detect_opts o;
     fn_detect_opts_default(&o);
+    o.precision = bf16 ? FN_PRECISION_BF16 : FN_PRECISION_FP32;
     fn_faces f;
     if (fn_vision_detect_file(v, photos[0], &o, &f, err, sizeof err)) {
         fprintf(stderr, "bench_vision: %s\n", err);

@@ -126,6 +126,21 @@ typedef enum fn_detect_tiles {
     FN_DETECT_TILES_ON = 1,
 } fn_detect_tiles;
 
+/* The arithmetic of the networks' convolutions. BF16 rounds each layer's inputs and weights to
+ * bfloat16 (8 bits of mantissa) and accumulates in FP32 on the AMX tiles of Intel Sapphire Rapids
+ * and later, several times faster; results differ from FP32 within the parity tolerances of
+ * docs/design.md decision 36 (only the networks within them run in BF16). Where AMX-BF16 is absent
+ * (older Intel cores, AMD Zen 4) BF16 runs as FP32: fn_vision_precision_supported says so. */
+typedef enum fn_precision {
+    FN_PRECISION_FP32 = 0, /* default: the reference's arithmetic */
+    FN_PRECISION_BF16 = 1,
+} fn_precision;
+
+/* 1 when `p` runs as asked on this machine; else 0 and, when reason is not NULL, a static sentence
+ * saying why and what runs instead (for the caller to log once). The first call for BF16 asks the
+ * kernel for the AMX tile state. Any thread. */
+int fn_vision_precision_supported(fn_precision p, const char **reason);
+
 typedef struct fn_detect_opts {
     fn_detector detector;
     float min_confidence;  /* reference defaults: 0.5 for SSD, 0.5 for tiny */
@@ -137,11 +152,12 @@ typedef struct fn_detect_opts {
     int thumb_size;        /* > 0: a JPEG face thumbnail of this many pixels square per face */
     fn_detect_pad pad;     /* padding before detection (see fn_detect_pad) */
     fn_detect_tiles tiles; /* tiled detection (see fn_detect_tiles) */
+    fn_precision precision; /* FP32 (default) or BF16 (see fn_precision) */
 } fn_detect_opts;
 
 /* Fills opts with the reference's defaults: SSD, 0.5, 416, min_face_size 0, landmarks 1,
- * descriptors 1, thumb_size 0; and pad FN_DETECT_PAD_RETRY (which changes nothing where the
- * reference finds a face). */
+ * descriptors 1, thumb_size 0, precision FP32; and pad FN_DETECT_PAD_RETRY (which changes nothing
+ * where the reference finds a face). */
 void fn_detect_opts_default(fn_detect_opts *opts);
 
 typedef struct fn_face {

@@ -37,6 +37,8 @@ static const char USAGE[] =
     "  --min-confidence F     drop detections scoring below F, 0..1 (default 0.5)\n"
     "  --min-face-size PX     drop faces whose box is smaller than PX pixels (default 0: keep "
     "all)\n"
+    "  --precision fp32|bf16  the networks' arithmetic (default: the vision.precision key, fp32);\n"
+    "                         bf16 uses AMX tiles where the CPU has them, else runs as fp32\n"
     "  --json                 one JSON object per image per line\n"
     "  --annotate DIR         write a copy of each image with boxes and landmarks drawn to DIR\n"
     "  --models DIR           model directory (default: $FACENAMES_MODELS, else the installed\n"
@@ -210,7 +212,7 @@ static int annotate(cli_ctx *ctx, const char *dir, const char *path, int k, cons
 /* The work once the command line is parsed. Returns the exit code. */
 static int run_detect(cli_ctx *ctx, char **images, int nimages, const char *detector,
                       const char *conf_s, const char *size_s, const char *annotate_dir,
-                      const char *models_dir, int json)
+                      const char *models_dir, const char *precision, int json)
 {
     if (nimages == 0) return cli_usage_error(ctx, "detect", "no image given");
 
@@ -240,6 +242,16 @@ static int run_detect(cli_ctx *ctx, char **images, int nimages, const char *dete
         if (cli_parse_ll(size_s, 0, 1000000, &px) != 0)
             return cli_usage_error(ctx, "detect", "--min-face-size must be a whole number >= 0");
         opts.min_face_size = (int)px;
+    }
+    if (!precision) precision = ctx->cfg.vision_precision;
+    if (!strcmp(precision, "bf16")) {
+        opts.precision = FN_PRECISION_BF16;
+        const char *why = NULL;
+        if (!fn_vision_precision_supported(FN_PRECISION_BF16, &why))
+            fprintf(stderr, "%s detect: note: %s\n", ctx->prog, why);
+    } else if (strcmp(precision, "fp32") != 0) {
+        return cli_usage_error(ctx, "detect", "--precision must be 'fp32' or 'bf16', not '%s'",
+                               precision);
     }
     if (annotate_dir) {
         struct stat st;
@@ -290,7 +302,7 @@ static int run_detect(cli_ctx *ctx, char **images, int nimages, const char *dete
 int cmd_detect(cli_ctx *ctx, int argc, char **argv)
 {
     const char *detector = "ssd", *conf_s = NULL, *size_s = NULL, *annotate_dir = NULL,
-               *models_dir = NULL, *v;
+               *models_dir = NULL, *precision = NULL, *v;
     int json = 0, nimages = 0, r, only_images = 0;
     /* Options may come before or after the images; "--" ends them. Images keep their order. */
     char **images = calloc((size_t)argc + 1, sizeof *images);
@@ -324,6 +336,8 @@ int cmd_detect(cli_ctx *ctx, int argc, char **argv)
             annotate_dir = v;
         else if ((r = cli_opt_value(ctx, "detect", argv, argc, &i, "--models", &v)))
             models_dir = v;
+        else if ((r = cli_opt_value(ctx, "detect", argv, argc, &i, "--precision", &v)))
+            precision = v;
         else {
             cli_usage_error(ctx, "detect", "unknown option '%s'", a);
             r = -1;
@@ -333,8 +347,8 @@ int cmd_detect(cli_ctx *ctx, int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    int rc =
-        run_detect(ctx, images, nimages, detector, conf_s, size_s, annotate_dir, models_dir, json);
+    int rc = run_detect(ctx, images, nimages, detector, conf_s, size_s, annotate_dir, models_dir,
+                        precision, json);
     free(images);
     return rc;
 }

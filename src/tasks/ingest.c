@@ -33,6 +33,7 @@
 #include "facenames/error.h"
 #include "tasks/content_hash.h"
 #include "tasks/ingest.h"
+#include "util/log.h"
 #include "util/pathenc_json.h"
 
 #define RACY_WINDOW_NS (2LL * 1000 * 1000 * 1000)
@@ -45,6 +46,7 @@ void *fn_ingest_test_hook_arg;
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
 static const char *const tile_modes[] = {"off", "on", NULL};
+static const char *const precisions[] = {"fp32", "bf16", NULL};
 
 static const fn_param params[] = {
     {"paths", FN_PARAM_STRINGS, NULL, NULL, 1, 0, NULL, "file or folder"},
@@ -56,6 +58,7 @@ static const fn_param params[] = {
     {"min_face_size", FN_PARAM_INT, "ingest.min_face_size", NULL, 0, 100000, NULL, "pixels"},
     {"detector", FN_PARAM_STRING, "ingest.detector", NULL, 0, 0, detectors, NULL},
     {"detect_tiles", FN_PARAM_STRING, "ingest.detect_tiles", NULL, 0, 0, tile_modes, NULL},
+    {"precision", FN_PARAM_STRING, "vision.precision", NULL, 0, 0, precisions, NULL},
     {"batch", FN_PARAM_INT, "ingest.batch", NULL, 1, 4096, NULL, "photos per commit"},
     {"thumb_size", FN_PARAM_INT, NULL, "112", 0, 512, NULL, "pixels"},
     {"shard_photos", FN_PARAM_INT, "ingest.shard_photos", NULL, 0, 2147483647, NULL,
@@ -616,6 +619,13 @@ static int ingest_open(fn_batch *b)
     st->det.landmarks = 1;
     st->det.descriptors = 1;
     st->det.thumb_size = (int)fn_batch_int(b, "thumb_size");
+    if (strcmp(fn_batch_string(b, "precision"), "bf16") == 0) {
+        st->det.precision = FN_PRECISION_BF16;
+        /* Once per job run: the job keeps its setting, and the machine says what it runs. */
+        const char *why = NULL;
+        if (!fn_vision_precision_supported(FN_PRECISION_BF16, &why))
+            FN_LOG(FN_LOG_INFO, "ingest: vision.precision = bf16: %s", why);
+    }
     /* Models are loaded by the first batch that has a photo to process, so a rerun over an
      * unchanged tree never pays for them. */
     st->models_which = FN_MODEL_LANDMARKS | FN_MODEL_RECOGNITION |

@@ -36,6 +36,7 @@ struct key {
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
 static const char *const tile_modes[] = {"off", "on", NULL};
+static const char *const precisions[] = {"fp32", "bf16", NULL};
 
 #define OFF(field) offsetof(fn_config, field)
 #define SZ(field)  sizeof(((fn_config *)0)->field)
@@ -61,6 +62,8 @@ static const struct key keys[] = {
     {"ingest.min_face_size", KEY_INT, OFF(ingest_min_face_size), 0, 1, 100000, 0, 0, NULL, NULL},
     {"ingest.batch", KEY_INT, OFF(ingest_batch), 0, 1, 4096, 0, 0, NULL, NULL},
     {"ingest.shard_photos", KEY_INT, OFF(ingest_shard_photos), 0, 0, INT_MAX, 0, 0, NULL, NULL},
+    {"vision.precision", KEY_ENUM, OFF(vision_precision), SZ(vision_precision), 0, 0, 0, 0,
+     precisions, NULL},
     {"cluster.threshold", KEY_DOUBLE, OFF(cluster_threshold), 0, 0, 0, 0.0, 2.0, NULL, NULL},
     {"cluster.link", KEY_DOUBLE, OFF(cluster_link), 0, 0, 0, 0.0, 2.0, NULL, NULL},
     {"cluster.min_faces", KEY_INT, OFF(cluster_min_faces), 0, 1, 1000000, 0, 0, NULL, NULL},
@@ -97,6 +100,7 @@ void fn_config_defaults(fn_config *cfg)
     cfg->models_dir[0] = '\0';
     snprintf(cfg->detector, sizeof cfg->detector, "ssd");
     snprintf(cfg->detect_tiles, sizeof cfg->detect_tiles, "off");
+    snprintf(cfg->vision_precision, sizeof cfg->vision_precision, "fp32");
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
     cfg->ingest_shard_photos = 1000;

@@ -25,6 +25,7 @@ static inline int fn_config_equal(const fn_config *a, const fn_config *b)
            strcmp(a->log_path, b->log_path) == 0 && strcmp(a->db_url, b->db_url) == 0 &&
            strcmp(a->models_dir, b->models_dir) == 0 && strcmp(a->detector, b->detector) == 0 &&
            strcmp(a->detect_tiles, b->detect_tiles) == 0 &&
+           strcmp(a->vision_precision, b->vision_precision) == 0 &&
            a->ingest_min_face_size == b->ingest_min_face_size &&
            a->ingest_batch == b->ingest_batch && strcmp(a->worker_host, b->worker_host) == 0;
 }

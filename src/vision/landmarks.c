@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vision/gemm_amx.h"
 #include "vision/nets.h"
 #include "vision/ops_isa.h"
 #include "vision/preprocess.h"
@@ -135,6 +136,15 @@ void fn_landmark_free(fn_landmark_net *n)
         for (int k = 0; k < LM_MAX_CNV; k++)
             fn_wpack_free(&n->sep[b][k].pwp);
     free(n);
+}
+
+int fn_landmark_amx_init(fn_landmark_net *n)
+{
+    int bad = fn_wpack_amx_init(&n->conv0_p);
+    for (int b = 0; b < LM_MAX_BLK; b++)
+        for (int k = 0; k < LM_MAX_CNV; k++)
+            bad |= fn_wpack_amx_init(&n->sep[b][k].pwp);
+    return bad ? -1 : 0;
 }
 
 /* Scratch layout (floats): the 112x112x3 input, then five block-sized tensors (S, R, T, Q and the

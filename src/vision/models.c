@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "version/paths.h" /* FN_MODELS_REL_BIN/_LIB, FN_MODELS_SOURCE (generated) */
+#include "vision/gemm_amx.h"
 #include "vision/verr.h"
 
 #define INSTALL_HINT "install the models with scripts/bootstrap (from the facenames source tree)"
@@ -151,6 +152,54 @@ int fn_models_load(const char *dir, unsigned which, fn_models **out, char *err, 
     }
     *out = m;
     return 0;
+}
+
+static pthread_mutex_t amx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int fn_models_amx_init(const fn_models *cm, unsigned which)
+{
+    which &= cm->which;
+    if ((__atomic_load_n(&cm->amx_done, __ATOMIC_ACQUIRE) & which) == which) return 0;
+    if (!fn_amx_available(NULL)) return 0;
+    /* Logically const: the packs are a cache of the weights in another layout. */
+    fn_models *m = (fn_models *)cm;
+    int rc = 0;
+    pthread_mutex_lock(&amx_lock);
+    unsigned done = m->amx_done;
+    if ((which & FN_MODEL_SSD) && !(done & FN_MODEL_SSD) && m->ssd) {
+        if (fn_ssd_amx_init(m->ssd))
+            rc = FN_ERR_NOMEM;
+        else
+            done |= FN_MODEL_SSD;
+    }
+    if ((which & FN_MODEL_TINY) && !(done & FN_MODEL_TINY) && m->tiny) {
+        if (fn_tiny_amx_init(m->tiny))
+            rc = FN_ERR_NOMEM;
+        else
+            done |= FN_MODEL_TINY;
+    }
+    if ((which & FN_MODEL_LANDMARKS) && !(done & FN_MODEL_LANDMARKS) && m->landmarks) {
+        if (fn_landmark_amx_init(m->landmarks))
+            rc = FN_ERR_NOMEM;
+        else
+            done |= FN_MODEL_LANDMARKS;
+    }
+    if ((which & FN_MODEL_LANDMARKS_TINY) && !(done & FN_MODEL_LANDMARKS_TINY) &&
+        m->landmarks_tiny) {
+        if (fn_landmark_amx_init(m->landmarks_tiny))
+            rc = FN_ERR_NOMEM;
+        else
+            done |= FN_MODEL_LANDMARKS_TINY;
+    }
+    if ((which & FN_MODEL_RECOGNITION) && !(done & FN_MODEL_RECOGNITION) && m->recognition) {
+        if (fn_recog_amx_init(m->recognition))
+            rc = FN_ERR_NOMEM;
+        else
+            done |= FN_MODEL_RECOGNITION;
+    }
+    __atomic_store_n(&m->amx_done, done, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&amx_lock);
+    return rc;
 }
 
 void fn_models_free(fn_models *m)

@@ -28,6 +28,26 @@ struct fn_models {
     fn_landmark_net *landmarks;      /* FaceLandmark68Net */
     fn_landmark_net *landmarks_tiny; /* FaceLandmark68TinyNet */
     fn_recog_net *recognition;
+
+    /* fn_model_kind bits whose nets have their BF16 tile packs (fn_models_amx_init), read with
+     * acquire; packs are made under models.c's lock and never freed before fn_models_free. */
+    unsigned amx_done;
 };
+
+/* The networks that run in BF16 under FN_PRECISION_BF16: those whose results stay within the
+ * parity tolerances (decision 36, test vision/amx_parity) and that run faster for it; the others
+ * keep FP32 (they have no BF16 packs, so the kernels run them in FP32 even with the thread's BF16
+ * on). The tiny detector is left out: its layers are 16-32 channels deep and bound by memory, and
+ * it ran no faster (0.97x, bench_vision interleaved). One set for every caller, so no BF16 thread
+ * reads a pack another is making. */
+#define FN_MODELS_BF16                                                                             \
+    (FN_MODEL_SSD | FN_MODEL_LANDMARKS | FN_MODEL_LANDMARKS_TINY | FN_MODEL_RECOGNITION)
+
+/* Makes the BF16 tile packs (vision.precision = bf16) of the loaded nets among `which`, once per
+ * net, under a lock: the only change a shared fn_models sees after fn_models_load, made before any
+ * thread runs those nets with BF16 on, and invisible to threads running them in FP32 (they never
+ * read the packs' pointers). Returns 0 (also without AMX: then nothing is made) or FN_ERR_NOMEM.
+ * Any thread. */
+int fn_models_amx_init(const fn_models *m, unsigned which);
 
 #endif

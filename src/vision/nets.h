@@ -106,6 +106,16 @@ int fn_recog_input_det(const fn_image *img, const fn_det *det, const float landm
  * descriptor is computed from; crop_w/crop_h: the landmark crop's size, or 0 for no bound. */
 void fn_recog_aligned_box(const float landmarks[68][2], int crop_w, int crop_h, float box[4]);
 
+/* ---- BF16 packs (vision.precision = bf16; gemm_amx.h) ---- */
+/* Each makes the BF16 tile packs of its net's GEMM layers (fn_wpack_amx_init on each), so that a
+ * thread with BF16 on (fn_amx_set_thread) runs them on the AMX kernel. Returns 0, or -1 when out of
+ * memory (the packs made so far stay, each complete). Not while other threads run the net:
+ * models.c calls them once, under its lock, before any thread turns BF16 on. */
+int fn_ssd_amx_init(fn_ssd_net *n);
+int fn_tiny_amx_init(fn_tiny_net *n);
+int fn_landmark_amx_init(fn_landmark_net *n);
+int fn_recog_amx_init(fn_recog_net *n);
+
 /* ---- Shared preprocessing (preprocess.c, owned by the SSD/tiny owner) ---- */
 /* The reference's padToSquare + resizeBilinear of the region (x, y, w, h) of `img` (clipped to the
  * image) into an s x s RGB float tensor (0..255, not normalised). Writes out->d (s*s*3 floats). */

@@ -15,6 +15,7 @@
  * What must stay true: results equal TensorFlow's (same padding split, same pooling divisor, same
  * bilinear source coordinates); nothing here allocates. */
 #include "vision/ops.h"
+#include "vision/gemm_amx.h"
 #include "vision/ops_isa.h"
 
 #include <cblas.h>
@@ -698,6 +699,7 @@ int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
     wp->p = NULL;
     wp->k = k;
     wp->n = n;
+    wp->amx = NULL;
     if (!fn_cpu_has_avx512() || k <= 0 || n <= 0) return 0;
     size_t bytes = (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64;
     float *p = aligned_alloc(64, bytes);
@@ -720,6 +722,20 @@ void fn_wpack_free(fn_wpack *wp)
     if (!wp) return;
     free(wp->p);
     wp->p = NULL;
+    fn_wpack_amx_free(wp);
+}
+
+float fn_wpack_at(const fn_wpack *wp, int r, int c)
+{
+    if (wp->w) return wp->w[(size_t)r * wp->n + c];
+    const float *bp = wp->p;
+    int n0 = 0, pw = panel_width(wp->n);
+    while (c >= n0 + pw) {
+        bp += (size_t)wp->k * ((pw + 15) / 16 * 16);
+        n0 += pw;
+        pw = panel_width(wp->n - n0);
+    }
+    return bp[(size_t)r * ((pw + 15) / 16 * 16) + (c - n0)];
 }
 
 /* C = act(A B + bias) from the packed panels in portable C: for a pack whose source was dropped
@@ -752,6 +768,12 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
                           float *c)
 {
     const int n = wp->n, k = wp->k;
+    /* vision.precision = bf16 (gemm_amx.c). The thread's setting is read first: a thread with BF16
+     * off never reads wp->amx, which a BF16 thread may be filling in (models.c). */
+    if (fn_amx_thread() && wp->amx) {
+        fn_gemm_amx(m, wp, a, bias, act, c);
+        return;
+    }
     if (!wp->w) {
         if (use_avx512())
             gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);
@@ -864,7 +886,7 @@ static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const flo
 void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, int kw, int cout,
                int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
 {
-    const fn_wpack wp = {w_hwio, NULL, kh * kw * in->c, cout};
+    const fn_wpack wp = {.w = w_hwio, .k = kh * kw * in->c, .n = cout};
     fn_conv2d_w(in, &wp, bias, kh, kw, stride, pad, act, out, scratch);
 }
 
@@ -987,7 +1009,7 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
                 const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
                 float *scratch)
 {
-    const fn_wpack wp = {pw_w, NULL, in->c, cout};
+    const fn_wpack wp = {.w = pw_w, .k = in->c, .n = cout};
     fn_sepconv_w(in, dw_w, dw_b, stride, dw_act, &wp, pw_b, pw_act, out, scratch);
 }
 

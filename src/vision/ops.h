@@ -55,9 +55,13 @@ typedef struct fn_wpack {
     const float *w; /* [k][n], not owned; NULL: only the panels */
     float *p;       /* packed panels (owned) or NULL */
     int k, n;       /* k = kh * kw * cin, n = cout */
+    void *amx;      /* BF16 tile pack (gemm_amx.h, owned) or NULL; made on demand for bf16 */
 } fn_wpack;
 int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n);
 void fn_wpack_free(fn_wpack *wp);
+/* Element [r][c] of the weights, from `w` or, when it was dropped, from the panels (for packing
+ * them again in another layout: gemm_amx.c). */
+float fn_wpack_at(const fn_wpack *wp, int r, int c);
 
 /* fn_conv2d with packed weights (wp->k must be kh * kw * in->c; cout is wp->n). */
 void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <vips/vips.h>
 
+#include "vision/gemm_amx.h"
 #include "vision/image_load.h"
 #include "vision/models.h"
 #include "vision/nets.h"
@@ -539,7 +540,36 @@ static int check_args(fn_vision *v, const fn_detect_opts *opts, fn_faces *out, c
     free_thumbs(v);
     if (opts->descriptors && !opts->landmarks)
         return fail(err, errlen, FN_ERR_INVALID, "descriptors need landmarks", NULL);
+    if (opts->precision != FN_PRECISION_FP32 && opts->precision != FN_PRECISION_BF16)
+        return fail(err, errlen, FN_ERR_INVALID, "unknown precision", NULL);
     return 0;
+}
+
+int fn_vision_precision_supported(fn_precision p, const char **reason)
+{
+    if (p == FN_PRECISION_FP32) {
+        if (reason) *reason = NULL;
+        return 1;
+    }
+    if (p != FN_PRECISION_BF16) {
+        if (reason) *reason = "unknown precision";
+        return 0;
+    }
+    return fn_amx_available(reason);
+}
+
+/* run_faces in the precision opts ask for: BF16 turns the thread's AMX kernels on (after the
+ * shared models' BF16 packs exist) for this call only. */
+static int run_faces_in(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, double sx,
+                        double sy, fn_faces *out, char *err, size_t errlen)
+{
+    int bf16 = opts->precision == FN_PRECISION_BF16 && fn_amx_available(NULL);
+    if (bf16 && fn_models_amx_init(v->models, FN_MODELS_BF16))
+        return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the BF16 weights", NULL);
+    const int was = fn_amx_set_thread(bf16);
+    int rc = run_faces(v, img, opts, sx, sy, out, err, errlen);
+    fn_amx_set_thread(was);
+    return rc;
 }
 
 int fn_vision_detect_image(fn_vision *v, const fn_image *img, const fn_detect_opts *opts,
@@ -552,7 +582,7 @@ int fn_vision_detect_image(fn_vision *v, const fn_image *img, const fn_detect_op
     out->width = out->info.width = img->width;
     out->height = out->info.height = img->height;
     out->info.orientation = 1;
-    return run_faces(v, img, opts, 1.0, 1.0, out, err, errlen);
+    return run_faces_in(v, img, opts, 1.0, 1.0, out, err, errlen);
 }
 
 int fn_vision_detect_file(fn_vision *v, const char *path, const fn_detect_opts *opts, fn_faces *out,
@@ -569,7 +599,7 @@ int fn_vision_detect_file(fn_vision *v, const char *path, const fn_detect_opts *
     out->width = out->info.width;
     out->height = out->info.height;
     double sx = (double)out->info.width / img.width, sy = (double)out->info.height / img.height;
-    rc = run_faces(v, &img, opts, sx, sy, out, err, errlen);
+    rc = run_faces_in(v, &img, opts, sx, sy, out, err, errlen);
     fn_image_free(&img);
     return rc;
 }

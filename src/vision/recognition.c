@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vision/gemm_amx.h"
 #include "vision/nets.h"
 #include "vision/preprocess.h"
 
@@ -189,6 +190,16 @@ void fn_recog_free(fn_recog_net *n)
     }
     free(n->mem);
     free(n);
+}
+
+int fn_recog_amx_init(fn_recog_net *n)
+{
+    int bad = fn_wpack_amx_init(&n->first.wp);
+    for (int i = 0; i < RC_NRES; i++) {
+        bad |= fn_wpack_amx_init(&n->res[i].c1.wp);
+        bad |= fn_wpack_amx_init(&n->res[i].c2.wp);
+    }
+    return bad ? -1 : 0;
 }
 
 /* Scratch: the input, four tensors the size of the largest activation (72x72x32, conv32_down's

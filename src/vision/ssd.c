@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vision/gemm_amx.h"
 #include "vision/nets.h"
 #include "vision/preprocess.h"
 
@@ -194,6 +195,20 @@ void fn_ssd_free(fn_ssd_net *n)
         fn_wpack_free(&n->cls[i].wp);
     }
     free(n);
+}
+
+int fn_ssd_amx_init(fn_ssd_net *n)
+{
+    int bad = fn_wpack_amx_init(&n->conv0.wp);
+    for (int i = 0; i < 14; i++)
+        bad |= fn_wpack_amx_init(&n->pw[i].wp);
+    for (int i = 0; i < 8; i++)
+        bad |= fn_wpack_amx_init(&n->pred[i].wp);
+    for (int i = 0; i < 6; i++) {
+        bad |= fn_wpack_amx_init(&n->box[i].wp);
+        bad |= fn_wpack_amx_init(&n->cls[i].wp);
+    }
+    return bad ? -1 : 0;
 }
 
 int fn_ssd_bind(const fn_weights *w, fn_ssd_net **out, char *err, size_t errlen)

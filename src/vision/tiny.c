@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vision/gemm_amx.h"
 #include "vision/nets.h"
 #include "vision/preprocess.h"
 
@@ -53,6 +54,15 @@ void fn_tiny_free(fn_tiny_net *n)
     for (int i = 1; i <= 5; i++)
         fn_wpack_free(&n->sep[i].pwp);
     free(n);
+}
+
+int fn_tiny_amx_init(fn_tiny_net *n)
+{
+    int bad = fn_wpack_amx_init(&n->conv0_p);
+    bad |= fn_wpack_amx_init(&n->conv8_p);
+    for (int i = 1; i <= 5; i++)
+        bad |= fn_wpack_amx_init(&n->sep[i].pwp);
+    return bad ? -1 : 0;
 }
 
 int fn_tiny_bind(const fn_weights *w, fn_tiny_net **out, char *err, size_t errlen)

@@ -33,6 +33,7 @@ typedef struct expect {
 } expect;
 
 static expect exp_ssd[7], exp_tiny[7]; /* by sample number */
+static fn_precision detect_precision;  /* what detect() runs in (FP32 but in test_precision) */
 
 static void detect(fn_detector d, int k, expect *out)
 {
@@ -44,6 +45,7 @@ static void detect(fn_detector d, int k, expect *out)
     o.min_face_size = 40; /* what ingest uses by default (ingest.min_face_size) */
     o.landmarks = 1;
     o.descriptors = 1;
+    o.precision = detect_precision;
     fn_faces f;
     int rc = fn_vision_detect_file(vis, path, &o, &f, err, sizeof err);
     if (rc != 0) fprintf(stderr, "%s\n", err);
@@ -913,6 +915,76 @@ static void test_yield_to_interactive(void **state)
     fn_store_close(s);
 }
 
+/* vision.precision travels with the job like the other settings, a bad value is refused at
+ * enqueue, and bf16 reaches the networks: the stored faces are those fn_vision gives in BF16 (which
+ * where the CPU has AMX-BF16 are not FP32's; elsewhere BF16 runs as FP32 and they are). */
+static void test_precision(void **state)
+{
+    (void)state;
+    /* The engine on the backend under test (h_engine_addr), so h_store reads the same library. */
+    char *lib = h_tmpdir("prec"), *dir = h_tmpdir("prec-photos");
+    h_sample(1, dir, "sample1.jpg");
+    static expect bf16;
+    detect_precision = FN_PRECISION_BF16;
+    detect(FN_DETECTOR_SSD, 1, &bf16);
+    detect_precision = FN_PRECISION_FP32;
+    const char *why = NULL;
+    if (fn_vision_precision_supported(FN_PRECISION_BF16, &why)) {
+        assert_int_equal(bf16.n, exp_ssd[1].n);
+        double worst = 0;
+        for (size_t i = 0; i < bf16.n; i++)
+            worst = fmax(worst, fn_descriptor_distance(bf16.faces[i].descriptor,
+                                                       exp_ssd[1].faces[i].descriptor));
+        assert_true(worst > 1e-4); /* so the check below tells BF16 from FP32 */
+    } else {
+        print_message("bf16 runs as fp32 here: %s\n", why);
+    }
+
+    fn_config cfg;
+    fn_config_defaults(&cfg);
+    snprintf(cfg.log_path, sizeof cfg.log_path, "-");
+    assert_string_equal(cfg.vision_precision, "fp32");
+    fn_engine *e = NULL;
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
+    assert_int_equal(fn_tasks_register_all(e), 0);
+    assert_int_equal(fn_enqueue(e, "ingest", "{\"paths\": [\"/x\"], \"precision\": \"fp16\"}",
+                                FN_PRIO_NORMAL, NULL),
+                     FN_ERR_INVALID);
+    assert_non_null(strstr(fn_engine_errmsg(e), "precision"));
+    fn_engine_close(e);
+
+    snprintf(cfg.vision_precision, sizeof cfg.vision_precision, "bf16"); /* --set */
+    assert_int_equal(fn_engine_open(h_engine_addr(lib), &cfg, &e), 0);
+    assert_int_equal(fn_tasks_register_all(e), 0);
+    char payload[700];
+    snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"]}", dir);
+    fn_job_id id;
+    fn_job_info *j = h_run(e, payload, &id);
+    assert_non_null(strstr(j->payload, "\"precision\":\"bf16\""));
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(h_counter(j, "faces_found"), (int64_t)bf16.n);
+    fn_job_info_free(j);
+    fn_engine_close(e);
+
+    fn_store *s = h_store(lib);
+    fn_library_reader *r;
+    assert_int_equal(fn_library_reader_new(s, &r), 0);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/sample1.jpg", dir);
+    fn_photo_row row;
+    assert_int_equal(fn_library_photo_by_path(r, path, &row), 0);
+    assert_int_equal(row.n_faces, (int)bf16.n);
+    fn_face_filter ff = {.photo_id = row.id, .with_vectors = 1};
+    assert_int_equal(fn_library_faces_each(s, &ff, check_face_cb, &bf16), 0);
+    fn_photo_row_clear(&row);
+    fn_library_reader_free(r);
+    fn_store_close(s);
+    h_rmrf(lib);
+    h_rmrf(dir);
+    free(lib);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -924,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_retry_folder_walks_it),
         cmocka_unit_test(test_settings_travel_with_the_job),
         cmocka_unit_test(test_detect_tiles),
+        cmocka_unit_test(test_precision),
         cmocka_unit_test(test_cancel_then_resume),
         cmocka_unit_test(test_two_workers_same_faces),
         cmocka_unit_test(test_yield_to_interactive),
