@@ -35,7 +35,7 @@ struct key {
 };
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
-static const char *const tile_modes[] = {"off", "on", NULL};
+static const char *const tile_modes[] = {"off", "on", "auto", NULL};
 
 #define OFF(field) offsetof(fn_config, field)
 #define SZ(field)  sizeof(((fn_config *)0)->field)
