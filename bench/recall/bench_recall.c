@@ -404,10 +404,20 @@ static int run(const char *dir, const char *ref)
  * become large ones) with GROUP_PASTE faces of the other samples pasted small into it, each cut
  * with some context (its box grown 1.6x) and resized so the face is 50-120 px wide, on a grid of
  * cells that touch none of the large faces. Saved as JPEG (q 90), so the fast path decodes them
- * shrunk to 2048 px as ingest does. */
+ * shrunk as ingest does (by 2, to 2400 px; decision 27). */
 #define GROUP_PHOTOS 12
 #define GROUP_PASTE  12
 #define GROUP_SCALE  2.5
+
+/* The set's shape, changed through the environment to measure the auto rule on other sets:
+ * BENCH_GROUP_SCALE (the samples' enlargement), BENCH_GROUP_PASTE (faces pasted per photo; 0
+ * gives the enlarged samples alone), BENCH_GROUP_FACE (smallest pasted face width; the largest
+ * is 70 px more). */
+static double env_num(const char *name, double dflt)
+{
+    const char *s = getenv(name);
+    return s && *s ? atof(s) : dflt;
+}
 
 static int group_make(const char *root, const char *dir)
 {
@@ -435,13 +445,16 @@ static int group_make(const char *root, const char *dir)
         nsrc++;
     }
     int next_face = 0;
+    const double gscale = env_num("BENCH_GROUP_SCALE", GROUP_SCALE);
+    const int gpaste = (int)env_num("BENCH_GROUP_PASTE", GROUP_PASTE);
+    const double gface = env_num("BENCH_GROUP_FACE", 50);
     for (int p = 0; p < GROUP_PHOTOS; p++) {
         const int bi = p % nsrc;
         fn_image *b = &src[bi];
         VipsImage *base = vips_image_new_from_memory(b->rgb, (size_t)b->width * b->height * 3,
                                                      b->width, b->height, 3, VIPS_FORMAT_UCHAR);
         VipsImage *canvas = NULL;
-        if (vips_resize(base, &canvas, GROUP_SCALE, NULL)) return 1;
+        if (vips_resize(base, &canvas, gscale, NULL)) return 1;
         g_object_unref(base);
         const int W = vips_image_get_width(canvas), H = vips_image_get_height(canvas);
         json_t *fl = json_array();
@@ -450,14 +463,13 @@ static int group_make(const char *root, const char *dir)
         for (int f = 0; f < nfaces; f++)
             if (face_img[f] == bi && nbig < 16) {
                 box q = faces[f];
-                big[nbig++] = (box){q.x * GROUP_SCALE, q.y * GROUP_SCALE, q.w * GROUP_SCALE,
-                                    q.h * GROUP_SCALE};
+                big[nbig++] = (box){q.x * gscale, q.y * gscale, q.w * gscale, q.h * gscale};
                 json_array_append_new(fl, json_pack("[f,f,f,f,i]", big[nbig - 1].x, big[nbig - 1].y,
                                                     big[nbig - 1].w, big[nbig - 1].h, 0));
             }
         /* cells of a 6 x 4 grid, in an order that spreads the pasted faces */
         int pasted = 0;
-        for (int c = 0; c < 24 && pasted < GROUP_PASTE; c++) {
+        for (int c = 0; c < 24 && pasted < gpaste; c++) {
             const int cell = (c * 7 + p) % 24, cx = cell % 6, cy = cell / 6;
             box cb = {cx * W / 6.0, cy * H / 4.0, W / 6.0, H / 4.0};
             int ok = 1;
@@ -469,7 +481,7 @@ static int group_make(const char *root, const char *dir)
             int f = next_face++ % nfaces;
             if (face_img[f] == bi) f = next_face++ % nfaces;
             const box q = faces[f];
-            const double want = 50 + (pasted * 37 % 71); /* face width 50..120 px */
+            const double want = gface + (pasted * 37 % 71); /* face width 50..120 px */
             box r = {q.x + q.w / 2 - q.w * 0.8, q.y + q.h / 2 - q.h * 0.8, q.w * 1.6, q.h * 1.6};
             fn_image piece;
             box cl;
@@ -519,6 +531,10 @@ static double thread_ms(void)
     return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
 }
 
+/* Each way (tiles off, on, auto) over the whole set, BENCH_GROUP_REPEAT rounds (default 1) taken
+ * in turn (off on auto off on auto ...) so that the machine's load falls on all of them alike;
+ * the recall lines come from the first round (detection is deterministic), the CPU line gives
+ * every round's figure. */
 static int group_run(const char *dir)
 {
     char path[4096], err[512];
@@ -530,48 +546,69 @@ static int group_run(const char *dir)
     if (fn_models_load(NULL, FN_MODEL_SSD, &m, err, sizeof err)) return 1;
     fn_vision *v;
     if (fn_vision_new(m, &v)) return 1;
-    for (int mode = 0; mode < 2; mode++) {
-        fn_detect_opts o;
-        fn_detect_opts_default(&o);
-        o.landmarks = 0, o.descriptors = 0;
-        o.tiles = mode ? FN_DETECT_TILES_ON : FN_DETECT_TILES_OFF;
-        int small = 0, small_found = 0, large = 0, large_found = 0, false_faces = 0;
-        double ms = 0;
-        for (size_t i = 0; i < json_array_size(man); i++) {
-            json_t *e = json_array_get(man, i), *fl = json_object_get(e, "faces");
-            snprintf(path, sizeof path, "%s/%s", dir,
-                     json_string_value(json_object_get(e, "file")));
-            fn_faces f;
-            double t0 = thread_ms();
-            if (fn_vision_detect_file(v, path, &o, &f, err, sizeof err)) return 1;
-            ms += thread_ms() - t0;
-            int used[256] = {0};
-            for (size_t k = 0; k < json_array_size(fl); k++) {
-                json_t *q = json_array_get(fl, k);
-                box want = {json_number_value(json_array_get(q, 0)),
-                            json_number_value(json_array_get(q, 1)),
-                            json_number_value(json_array_get(q, 2)),
-                            json_number_value(json_array_get(q, 3))};
-                const int is_small = (int)json_integer_value(json_array_get(q, 4));
-                int hit = 0;
-                for (size_t j = 0; j < f.n && j < 256 && !hit; j++) {
-                    box d = {f.faces[j].x, f.faces[j].y, f.faces[j].width, f.faces[j].height};
-                    if (!used[j] && iou(d, want) >= MATCH_IOU) used[j] = hit = 1;
+    static const fn_detect_tiles modes[] = {FN_DETECT_TILES_OFF, FN_DETECT_TILES_ON,
+                                            FN_DETECT_TILES_AUTO};
+    static const char *const names[] = {"group_default", "group_tiled", "group_auto"};
+    enum { NMODES = 3, MAXREP = 16 };
+    int repeat = (int)env_num("BENCH_GROUP_REPEAT", 1);
+    if (repeat < 1) repeat = 1;
+    if (repeat > MAXREP) repeat = MAXREP;
+    double cpu[NMODES][MAXREP];
+    const char *ways = getenv("BENCH_GROUP_WAYS"); /* e.g. "off,auto": only those */
+    static const char *const way_names[] = {"off", "on", "auto"};
+    for (int r = 0; r < repeat; r++)
+        for (int mode = 0; mode < NMODES; mode++) {
+            cpu[mode][r] = -1;
+            if (ways && *ways && !strstr(ways, way_names[mode])) continue;
+            fn_detect_opts o;
+            fn_detect_opts_default(&o);
+            o.landmarks = 0, o.descriptors = 0;
+            o.tiles = modes[mode];
+            int small = 0, small_found = 0, large = 0, large_found = 0, false_faces = 0;
+            double ms = 0;
+            for (size_t i = 0; i < json_array_size(man); i++) {
+                json_t *e = json_array_get(man, i), *fl = json_object_get(e, "faces");
+                snprintf(path, sizeof path, "%s/%s", dir,
+                         json_string_value(json_object_get(e, "file")));
+                fn_faces f;
+                double t0 = thread_ms();
+                if (fn_vision_detect_file(v, path, &o, &f, err, sizeof err)) return 1;
+                ms += thread_ms() - t0;
+                int used[256] = {0};
+                for (size_t k = 0; k < json_array_size(fl); k++) {
+                    json_t *q = json_array_get(fl, k);
+                    box want = {json_number_value(json_array_get(q, 0)),
+                                json_number_value(json_array_get(q, 1)),
+                                json_number_value(json_array_get(q, 2)),
+                                json_number_value(json_array_get(q, 3))};
+                    const int is_small = (int)json_integer_value(json_array_get(q, 4));
+                    int hit = 0;
+                    for (size_t j = 0; j < f.n && j < 256 && !hit; j++) {
+                        box d = {f.faces[j].x, f.faces[j].y, f.faces[j].width, f.faces[j].height};
+                        if (!used[j] && iou(d, want) >= MATCH_IOU) used[j] = hit = 1;
+                    }
+                    if (is_small)
+                        small++, small_found += hit;
+                    else
+                        large++, large_found += hit;
                 }
-                if (is_small)
-                    small++, small_found += hit;
-                else
-                    large++, large_found += hit;
+                for (size_t j = 0; j < f.n && j < 256; j++)
+                    false_faces += !used[j];
             }
-            for (size_t j = 0; j < f.n && j < 256; j++)
-                false_faces += !used[j];
+            cpu[mode][r] = ms / json_array_size(man);
+            if (r) continue;
+            const char *name = names[mode];
+            printf("%s_small_found %d/%d faces\n", name, small_found, small);
+            printf("%s_small_recall %.3f ratio\n", name, small ? (double)small_found / small : 0);
+            printf("%s_large_found %d/%d faces\n", name, large_found, large);
+            printf("%s_false_faces %d faces\n", name, false_faces);
         }
-        const char *name = mode ? "group_tiled" : "group_default";
-        printf("%s_small_found %d/%d faces\n", name, small_found, small);
-        printf("%s_small_recall %.3f ratio\n", name, small ? (double)small_found / small : 0);
-        printf("%s_large_found %d/%d faces\n", name, large_found, large);
-        printf("%s_false_faces %d faces\n", name, false_faces);
-        printf("%s_cpu_ms %.1f ms/photo\n", name, ms / json_array_size(man));
+    for (int mode = 0; mode < NMODES; mode++) {
+        if (cpu[mode][0] < 0) continue;
+        printf("%s_cpu_ms", names[mode]);
+        for (int r = 0; r < repeat; r++)
+            printf("%s%.1f", r ? "," : " ", cpu[mode][r]);
+        printf(" ms/photo\n");
     }
     fn_vision_free(v);
     fn_models_free(m);

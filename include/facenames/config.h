@@ -49,8 +49,9 @@ typedef struct fn_config {
                                   audit them as the job's); 0 (off) */
     char db_url[1024];         /* db.url: the library as a postgresql:// address, used when
                                   neither --library nor FACENAMES_LIBRARY names one; "" = none */
-    char detect_tiles[8];      /* ingest.detect_tiles: "off" or "on" (overlapping tiles find small
-                                  faces in large photos, at one detector pass per tile); "off" */
+    char detect_tiles[8];      /* ingest.detect_tiles: "off", "on" (overlapping tiles find small
+                                  faces in large photos, at one detector pass per tile) or "auto"
+                                  (tiles only where the whole-photo pass says they pay); "off" */
     char worker_host[256];     /* worker.host: this process's host id in the job owners (what
                                   "same host, pid dead" recovery compares); "" = the hostname */
     int ingest_shard_photos;   /* ingest.shard_photos: an ingest of more photos is split into

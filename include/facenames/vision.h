@@ -118,12 +118,16 @@ typedef enum fn_detect_pad {
 /* Tiled detection for small faces in large photos. The detector sees the whole photo at 512 (SSD)
  * or 416 px (tiny), so a 60 px face in a 6000 px group photo shrinks to a few pixels. With tiles
  * on, the detector also runs on overlapping 512 px tiles of the image it was given (on the fast
- * path, the photo decoded at up to 2048 px), and the faces only the tiles find are added; every
+ * path, the photo decoded near 2048 px), and the faces only the tiles find are added; every
  * face of the whole-photo pass is kept as it is. Costs one detector pass per tile (bench/
- * bench_recall, "group"). */
+ * bench_recall, "group"). Auto tiles only the photos where the whole-photo pass found a face
+ * small at the detector's input or left a weak small candidate behind (measured on bench_recall's
+ * group sets: most group photos of small faces, none of the samples as they are or enlarged);
+ * where it does not tile, its faces are exactly off's. */
 typedef enum fn_detect_tiles {
     FN_DETECT_TILES_OFF = 0, /* default */
     FN_DETECT_TILES_ON = 1,
+    FN_DETECT_TILES_AUTO = 2, /* only the photos where the whole-photo pass says tiles pay */
 } fn_detect_tiles;
 
 /* The arithmetic of the networks' convolutions. BF16 rounds each layer's inputs and weights to

@@ -45,7 +45,7 @@ void *fn_ingest_test_hook_arg;
  */
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
-static const char *const tile_modes[] = {"off", "on", NULL};
+static const char *const tile_modes[] = {"off", "on", "auto", NULL};
 static const char *const precisions[] = {"fp32", "bf16", NULL};
 
 static const fn_param params[] = {
@@ -614,8 +614,10 @@ static int ingest_open(fn_batch *b)
     st->det.detector =
         strcmp(fn_batch_string(b, "detector"), "tiny") == 0 ? FN_DETECTOR_TINY : FN_DETECTOR_SSD;
     st->det.min_face_size = (int)fn_batch_int(b, "min_face_size");
-    st->det.tiles = strcmp(fn_batch_string(b, "detect_tiles"), "on") == 0 ? FN_DETECT_TILES_ON
-                                                                          : FN_DETECT_TILES_OFF;
+    const char *tiles = fn_batch_string(b, "detect_tiles");
+    st->det.tiles = !strcmp(tiles, "on")     ? FN_DETECT_TILES_ON
+                    : !strcmp(tiles, "auto") ? FN_DETECT_TILES_AUTO
+                                             : FN_DETECT_TILES_OFF;
     st->det.landmarks = 1;
     st->det.descriptors = 1;
     st->det.thumb_size = (int)fn_batch_int(b, "thumb_size");

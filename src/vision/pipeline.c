@@ -33,6 +33,7 @@
 #include "vision/image_load.h"
 #include "vision/models.h"
 #include "vision/nets.h"
+#include "vision/tiles.h"
 
 #define FN_MAX_FACES   256
 #define FN_USEFUL_SIDE 2048
@@ -423,9 +424,30 @@ static long detect_tiles(fn_vision *v, const fn_image *img, const fn_detect_opts
     return n;
 }
 
+/* FN_DETECT_TILES_AUTO's rule, measured with bench/bench_recall's group sets (README, "Small
+ * faces in large photos"; decision 37): the whole-photo pass cannot see faces of a few pixels at
+ * its input, but where such faces are it leaves weak, small candidates behind, or finds one of
+ * the larger ones, small. Photos whose faces are all large (the samples as they are, or enlarged
+ * to 4000 px) leave almost no such candidates. Sizes are the box's longer side in the detector's
+ * input pixels. */
+#define FN_TILE_AUTO_FACE  40 /* a face found smaller than this says there may be more */
+#define FN_TILE_AUTO_SMALL 32 /* and so does a candidate (above FN_TILE_AUTO_PROBE) this small */
+
+int fn_tiles_auto_pays(int side, int input, const fn_det *dets, size_t n, float conf)
+{
+    if (side < FN_TILE_SIDE * 3 / 2) return 0; /* the whole pass sees it near 1:1 already */
+    for (size_t i = 0; i < n; i++) {
+        const double s = fmax(dets[i].w, dets[i].h) * input / side;
+        if (dets[i].score > conf ? s < FN_TILE_AUTO_FACE
+                                 : dets[i].score > FN_TILE_AUTO_PROBE && s < FN_TILE_AUTO_SMALL)
+            return 1;
+    }
+    return 0;
+}
+
 /* Detection as opts asks: the plain pass, the padded one instead of it (near-square small photos
- * with FN_DETECT_PAD_SMALL); then the tiles (FN_DETECT_TILES_ON); then the padded pass when
- * nothing was found. */
+ * with FN_DETECT_PAD_SMALL); then the tiles (FN_DETECT_TILES_ON, or FN_DETECT_TILES_AUTO where
+ * fn_tiles_auto_pays); then the padded pass when nothing was found. */
 static long detect(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
                    char *err, size_t errlen)
 {
@@ -434,9 +456,29 @@ static long detect(fn_vision *v, const fn_image *img, const fn_detect_opts *opts
     if (opts->pad == FN_DETECT_PAD_SMALL && hi <= FN_PAD_SMALL_SIDE &&
         hi <= FN_PAD_SMALL_RATIO * lo)
         return detect_padded(v, img, opts, conf, err, errlen);
-    long n = detect_once(v, img, opts, conf, v->dets, err, errlen);
-    if (n >= 0 && opts->tiles == FN_DETECT_TILES_ON)
-        n = detect_tiles(v, img, opts, conf, n, err, errlen);
+    long n;
+    if (opts->tiles == FN_DETECT_TILES_AUTO &&
+        (W >= FN_TILE_SIDE * 3 / 2 || H >= FN_TILE_SIDE * 3 / 2)) {
+        /* One pass down to the probe score: its faces above conf are exactly the plain pass's
+         * (greedy NMS takes boxes by falling score, so a weaker candidate never suppresses a
+         * face), in the same order, ahead of the weaker candidates. */
+        n = detect_once(v, img, opts, FN_TILE_AUTO_PROBE < conf ? FN_TILE_AUTO_PROBE : conf,
+                        v->dets, err, errlen);
+        if (n < 0) return n;
+        const int input = opts->detector == FN_DETECTOR_TINY
+                              ? (opts->tiny_input_size ? opts->tiny_input_size : 416)
+                              : 512;
+        const int pays = fn_tiles_auto_pays(hi, input, v->dets, (size_t)n, conf);
+        long k = 0;
+        while (k < n && v->dets[k].score > conf)
+            k++;
+        n = k;
+        if (pays) n = detect_tiles(v, img, opts, conf, n, err, errlen);
+    } else {
+        n = detect_once(v, img, opts, conf, v->dets, err, errlen);
+        if (n >= 0 && opts->tiles == FN_DETECT_TILES_ON)
+            n = detect_tiles(v, img, opts, conf, n, err, errlen);
+    }
     if (n == 0 && opts->pad != FN_DETECT_PAD_OFF)
         n = detect_padded(v, img, opts, conf, err, errlen);
     return n;

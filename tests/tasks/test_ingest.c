@@ -650,8 +650,9 @@ static void test_settings_travel_with_the_job(void **state)
 }
 
 /* ingest.detect_tiles travels with the job like the other settings, a bad value is refused at
- * enqueue, and "on" reaches the detector: a group photo shrunk into a large canvas (its faces
- * about 50 px of 6000) has no face the whole-photo pass can see, while the tiles find them. */
+ * enqueue, and "on" and "auto" reach the detector: a group photo shrunk into a large canvas (its
+ * faces about 50 px of 6000) has no face the whole-photo pass can see, while the tiles find them,
+ * and so does the auto mode, which must find that this photo is one where tiles pay. */
 static void test_detect_tiles(void **state)
 {
     (void)state;
@@ -680,7 +681,7 @@ static void test_detect_tiles(void **state)
     fn_engine *e = NULL;
     assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
     assert_int_equal(fn_tasks_register_all(e), 0);
-    assert_int_equal(fn_enqueue(e, "ingest", "{\"paths\": [\"/x\"], \"detect_tiles\": \"auto\"}",
+    assert_int_equal(fn_enqueue(e, "ingest", "{\"paths\": [\"/x\"], \"detect_tiles\": \"tiled\"}",
                                 FN_PRIO_NORMAL, NULL),
                      FN_ERR_INVALID);
     assert_non_null(strstr(fn_engine_errmsg(e), "detect_tiles"));
@@ -702,6 +703,18 @@ static void test_detect_tiles(void **state)
     assert_non_null(strstr(j->payload, "\"detect_tiles\":\"on\""));
     assert_int_equal(j->state, FN_JOB_COMPLETED);
     assert_true(h_counter(j, "faces_found") >= 2);
+    const int64_t found_on = h_counter(j, "faces_found");
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    h_rmrf(lib);
+
+    snprintf(cfg.detect_tiles, sizeof cfg.detect_tiles, "auto"); /* ingest.detect_tiles=auto */
+    assert_int_equal(fn_engine_open(lib, &cfg, &e), 0);
+    assert_int_equal(fn_tasks_register_all(e), 0);
+    j = h_run(e, payload, &id);
+    assert_non_null(strstr(j->payload, "\"detect_tiles\":\"auto\""));
+    assert_int_equal(j->state, FN_JOB_COMPLETED);
+    assert_int_equal(h_counter(j, "faces_found"), found_on);
     fn_job_info_free(j);
     fn_engine_close(e);
     h_rmrf(lib);

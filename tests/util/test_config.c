@@ -81,6 +81,10 @@ static void test_set_good(void **state)
     assert_string_equal(c.worker_host, "nas-2");
     assert_int_equal(fn_config_set(&c, "ingest.detector", "tiny", err, sizeof err), 0);
     assert_string_equal(c.detector, "tiny");
+    assert_int_equal(fn_config_set(&c, "ingest.detect_tiles", "auto", err, sizeof err), 0);
+    assert_string_equal(c.detect_tiles, "auto");
+    assert_int_equal(fn_config_set(&c, "ingest.detect_tiles", "on", err, sizeof err), 0);
+    assert_string_equal(c.detect_tiles, "on");
     assert_int_equal(fn_config_set(&c, "ingest.min_face_size", "12", err, sizeof err), 0);
     assert_int_equal(c.ingest_min_face_size, 12);
     assert_int_equal(fn_config_set(&c, "ingest.batch", " 64 ", err, sizeof err), 0);
@@ -119,7 +123,9 @@ static const struct bad bads[] = {
     {"ingest.detector", "yolo", "\"ssd\" or \"tiny\""},
     {"ingest.detector", "SSD", "\"ssd\" or \"tiny\""},
     {"ingest.detector", "", "\"ssd\" or \"tiny\""},
-    {"ingest.detect_tiles", "auto", "\"off\" or \"on\""},
+    {"ingest.detect_tiles", "AUTO", "\"off\", \"on\" or \"auto\""},
+    {"ingest.detect_tiles", "tiled", "\"off\", \"on\" or \"auto\""},
+    {"ingest.detect_tiles", "", "\"off\", \"on\" or \"auto\""},
     {"vision.precision", "fp16", "\"fp32\" or \"bf16\""},
     {"vision.precision", "BF16", "\"fp32\" or \"bf16\""},
     {"ingest.min_face_size", "0", "from 1 to"},

@@ -13,7 +13,16 @@
  *   shrink-on-load: a tight crop enlarged to 3000 px gives its face in the file's coordinates.
  * - Tiles: a face of sample2 pasted 90 px wide into sample1 enlarged 2.5x (a 4800 px "group
  *   photo", as bench/bench_recall's group set) is found with tiles on and not without, and the
- *   whole-photo faces come out unchanged. */
+ *   whole-photo faces come out unchanged (also with the auto mode).
+ * - The auto mode tiles a large photo of small faces (sample1 at half size in a 6000 px canvas,
+ *   as tasks/ingest's test_detect_tiles makes it): the faces tiles on finds, none of which the
+ *   whole pass finds.
+ * - The auto mode's rule (fn_tiles_auto_pays) on constructed detections: a small photo never
+ *   tiles; a large one tiles when its pass found a small face or left a weak small candidate, and
+ *   not when it found only large faces.
+ * - Parity of the auto mode where tiles do not pay: on the six samples as they are and on sample1
+ *   enlarged to 4000 px (large photos whose faces the whole pass finds), auto gives exactly what
+ *   off gives. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +38,7 @@
 #include <vips/vips.h>
 
 #include "facenames/vision.h"
+#include "vision/tiles.h"
 
 /* Measured with bench/bench_recall on these 24 crops (README, "Tight portrait crops"); see
  * test_tight_crops. */
@@ -387,6 +397,15 @@ static void test_tiles(void **state)
                   W, H, n_off, f.n, small_off ? "found" : "missed", small_on ? "found" : "missed");
     assert_false(small_off);
     assert_true(small_on);
+    /* auto: one small face alone leaves too little behind for the rule (bench_recall's group
+     * photos hold 6-12); whether it tiles or not, the whole-photo faces come first, unchanged */
+    o.tiles = FN_DETECT_TILES_AUTO;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    assert_true(f.n >= n_off);
+    for (size_t j = 0; j < n_off; j++) {
+        assert_true(f.faces[j].x == off[j].x && f.faces[j].y == off[j].y);
+        assert_true(f.faces[j].width == off[j].width && f.faces[j].score == off[j].score);
+    }
     free(off);
     unlink(file);
     rmdir(tmp);
@@ -396,13 +415,156 @@ static void test_tiles(void **state)
     fn_vision_free(v);
 }
 
+/* A detection whose longer side is `s` pixels of the detector's 512 px input on a photo of `side`
+ * pixels (boxes are in the photo's coordinates). */
+static fn_det det_of(int side, double s, float score)
+{
+    const float w = (float)(s * side / 512.0);
+    return (fn_det){100, 100, w, w * 0.8f, score};
+}
+
+static void test_tiles_auto_rule(void **state)
+{
+    (void)state;
+    const float conf = 0.5f;
+    /* a small photo never tiles, whatever its pass left */
+    fn_det d[3] = {det_of(700, 60, 0.9f), det_of(700, 10, 0.6f), det_of(700, 12, 0.4f)};
+    assert_false(fn_tiles_auto_pays(700, 512, d, 3, conf));
+    assert_false(fn_tiles_auto_pays(700, 512, d, 0, conf));
+    /* a large photo with only large faces (and weak candidates that are large or very weak) */
+    fn_det big[4] = {det_of(2400, 60, 0.99f), det_of(2400, 45, 0.8f), det_of(2400, 50, 0.3f),
+                     det_of(2400, 15, 0.06f)};
+    assert_false(fn_tiles_auto_pays(2400, 512, big, 4, conf));
+    /* the same boxes on a photo twice as large are half as large at the input: small faces */
+    assert_true(fn_tiles_auto_pays(4800, 512, big, 2, conf));
+    /* the same photo, where its pass also found a small face ... */
+    fn_det small_face[2] = {big[0], det_of(2400, 20, 0.7f)};
+    assert_true(fn_tiles_auto_pays(2400, 512, small_face, 2, conf));
+    /* ... or left a weak small candidate */
+    fn_det weak[3] = {big[0], big[1], det_of(2400, 18, 0.15f)};
+    assert_true(fn_tiles_auto_pays(2400, 512, weak, 3, conf));
+    /* a detection at exactly conf is a candidate, not a face (faces score above conf): 35 px
+     * would be a small face but is no small candidate */
+    fn_det at_conf[2] = {big[0], det_of(2400, 35, conf)};
+    assert_false(fn_tiles_auto_pays(2400, 512, at_conf, 2, conf));
+    at_conf[1].score = 0.51f;
+    assert_true(fn_tiles_auto_pays(2400, 512, at_conf, 2, conf));
+    /* sizes are taken at the detector's input: the same box is larger at a larger input */
+    fn_det t[1] = {det_of(2400, 36, 0.9f)};
+    assert_true(fn_tiles_auto_pays(2400, 512, t, 1, conf));
+    assert_false(fn_tiles_auto_pays(2400, 416 * 2, t, 1, conf));
+}
+
+/* Auto against off on one photo file: the same faces, to the bit. */
+static void check_auto_parity(fn_vision *v, const char *file, const char *what)
+{
+    char err[256];
+    fn_detect_opts o;
+    fn_detect_opts_default(&o);
+    fn_faces f;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    const size_t n = f.n;
+    fn_face *off = malloc(sizeof(fn_face) * (n ? n : 1));
+    memcpy(off, f.faces, sizeof(fn_face) * n);
+    o.tiles = FN_DETECT_TILES_AUTO;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    print_message("%s: %zu faces off, %zu auto\n", what, n, f.n);
+    if (f.n != n) fail_msg("%s: auto found %zu faces, off %zu", what, f.n, n);
+    for (size_t j = 0; j < n; j++) {
+        assert_true(f.faces[j].x == off[j].x && f.faces[j].y == off[j].y);
+        assert_true(f.faces[j].width == off[j].width && f.faces[j].height == off[j].height);
+        assert_true(f.faces[j].score == off[j].score);
+        assert_memory_equal(f.faces[j].landmarks, off[j].landmarks, sizeof off[j].landmarks);
+        assert_memory_equal(f.faces[j].descriptor, off[j].descriptor, sizeof off[j].descriptor);
+    }
+    free(off);
+}
+
+static void test_tiles_auto_small_faces(void **state)
+{
+    (void)state;
+    char path[1200], err[256], tmp[] = "/tmp/fn-test-auto-XXXXXX", file[1300];
+    image_path("sample1.jpg", path, sizeof path);
+    VipsImage *photo = vips_image_new_from_file(path, NULL), *small = NULL, *black = NULL,
+              *grey = NULL, *out = NULL;
+    assert_non_null(photo);
+    assert_int_equal(vips_resize(photo, &small, 0.5, NULL), 0);
+    assert_int_equal(vips_black(&black, 6000, 4000, "bands", 3, NULL), 0);
+    assert_int_equal(vips_linear1(black, &grey, 1.0, 128.0, "uchar", TRUE, NULL), 0);
+    assert_int_equal(vips_insert(grey, small, &out, 2200, 1500, NULL), 0);
+    assert_non_null(mkdtemp(tmp));
+    snprintf(file, sizeof file, "%s/group.jpg", tmp);
+    assert_int_equal(vips_jpegsave(out, file, "Q", 90, NULL), 0);
+    g_object_unref(out);
+    g_object_unref(grey);
+    g_object_unref(black);
+    g_object_unref(small);
+    g_object_unref(photo);
+
+    fn_vision *v;
+    assert_int_equal(fn_vision_new(models, &v), 0);
+    fn_detect_opts o;
+    fn_detect_opts_default(&o);
+    fn_faces f;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    const size_t n_off = f.n;
+    o.tiles = FN_DETECT_TILES_ON;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    const size_t n_on = f.n;
+    fn_face *on = malloc(sizeof(fn_face) * (n_on ? n_on : 1));
+    memcpy(on, f.faces, sizeof(fn_face) * n_on);
+    o.tiles = FN_DETECT_TILES_AUTO;
+    if (fn_vision_detect_file(v, file, &o, &f, err, sizeof err)) fail_msg("%s", err);
+    print_message("small faces in 6000 px: %zu faces off, %zu on, %zu auto\n", n_off, n_on, f.n);
+    assert_int_equal(n_off, 0);
+    assert_true(n_on >= 2);
+    assert_int_equal(f.n, n_on);
+    for (size_t j = 0; j < n_on; j++) {
+        assert_true(f.faces[j].x == on[j].x && f.faces[j].y == on[j].y);
+        assert_true(f.faces[j].width == on[j].width && f.faces[j].score == on[j].score);
+    }
+    free(on);
+    unlink(file);
+    rmdir(tmp);
+    fn_vision_free(v);
+}
+
+static void test_tiles_auto_parity(void **state)
+{
+    (void)state;
+    fn_vision *v;
+    assert_int_equal(fn_vision_new(models, &v), 0);
+    char path[1200], err[256], tmp[] = "/tmp/fn-test-auto-XXXXXX", file[1300];
+    for (int i = 1; i <= 6; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "sample%d.jpg", i);
+        image_path(name, path, sizeof path);
+        check_auto_parity(v, path, name);
+    }
+    /* sample1 enlarged to 4000 px: large, but its faces are large too */
+    image_path("sample1.jpg", path, sizeof path);
+    VipsImage *in = vips_image_new_from_file(path, NULL), *big = NULL;
+    assert_non_null(in);
+    assert_int_equal(vips_resize(in, &big, 4000.0 / vips_image_get_width(in), NULL), 0);
+    assert_non_null(mkdtemp(tmp));
+    snprintf(file, sizeof file, "%s/big.jpg", tmp);
+    assert_int_equal(vips_jpegsave(big, file, "Q", 90, NULL), 0);
+    g_object_unref(big);
+    g_object_unref(in);
+    check_auto_parity(v, file, "sample1 at 4000 px");
+    unlink(file);
+    rmdir(tmp);
+    (void)err;
+    fn_vision_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tight_crops),
-        cmocka_unit_test(test_negatives),
-        cmocka_unit_test(test_fast_path_mapping),
-        cmocka_unit_test(test_tiles),
+        cmocka_unit_test(test_tight_crops),       cmocka_unit_test(test_negatives),
+        cmocka_unit_test(test_fast_path_mapping), cmocka_unit_test(test_tiles),
+        cmocka_unit_test(test_tiles_auto_rule),   cmocka_unit_test(test_tiles_auto_small_faces),
+        cmocka_unit_test(test_tiles_auto_parity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
