@@ -82,7 +82,7 @@ static void ssd_chain_blocks(const fn_ssd_net *n, fn_sep_block *blocks, fn_wpack
     static const int pw_out[14] = {32,  64,  128, 128, 256, 256,  512,
                                    512, 512, 512, 512, 512, 1024, 1024};
     for (int i = 1; i <= SSD_CHAIN; i++) {
-        if (!n) shapes[i] = (fn_wpack){NULL, NULL, pw_out[i - 1], pw_out[i]};
+        if (!n) shapes[i] = (fn_wpack){.k = pw_out[i - 1], .n = pw_out[i]};
         blocks[i - 1] = (fn_sep_block){
             n ? n->dw[i].w : NULL,         n ? n->dw[i].b : NULL, ssd_stride(i), FN_ACT_RELU6,
             n ? &n->pw[i].wp : &shapes[i], n ? n->pw[i].b : NULL, FN_ACT_RELU6};
@@ -104,7 +104,7 @@ static size_t ssd_col_floats(void)
     fn_sep_block blocks[13];
     fn_wpack shapes[14];
     ssd_chain_blocks(NULL, blocks, shapes);
-    const fn_wpack conv0 = {NULL, NULL, 27, 32};
+    const fn_wpack conv0 = {.k = 27, .n = 32};
     const fn_conv_head head = {&conv0, NULL, 3, 2, FN_PAD_SAME, FN_ACT_RELU6};
     size_t chain = fn_sepchain_scratch_floats(SSD_SIZE, SSD_SIZE, 3, &head, blocks, SSD_CHAIN);
     if (chain > m) m = chain;
