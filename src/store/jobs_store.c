@@ -1180,6 +1180,25 @@ static char *id_array(const int64_t *ids, size_t n)
     return t;
 }
 
+/* PostgreSQL: appends the rows of jobs `ids` to f->jobs. */
+static int feed_ids(fn_store *s, const fn_js_cursor *c, int64_t self, int cap, const int64_t *ids,
+                    size_t n_ids, fn_js_feed *f)
+{
+    int code, got;
+    int64_t ignored = 0;
+    char *arr = id_array(ids, n_ids);
+    fn_sql_stmt *st = arr ? fn_store_stmt(s, SQL_FEED_IDS_PG) : NULL;
+    if (!st) {
+        code = arr ? FN_ERR_DB : FN_ERR_NOMEM;
+    } else {
+        feed_bind(st, c->seq, c->seq, c->id, self, cap);
+        fn_sql_bind_text(st, 6, arr, -1, FN_SQL_TRANSIENT);
+        code = feed_rows(s, st, f, &ignored, &got);
+    }
+    free(arr);
+    return code;
+}
+
 /* Drops the gaps older than FN_JS_GAP_MS, and gap `id` when it was found. Returns 1 when `id` was
  * one of the cursor's gaps. */
 static int gap_take(fn_js_cursor *c, int64_t id, uint64_t now)
@@ -1225,18 +1244,7 @@ static int feed_read(fn_store *s, fn_js_cursor *c, int64_t self, int cap, const 
     int full = 0, got = 0;
     int64_t max_seq = 0, ignored = 0;
     if (ids) {
-        if (n_ids) {
-            char *arr = id_array(ids, n_ids);
-            fn_sql_stmt *st = arr ? fn_store_stmt(s, SQL_FEED_IDS_PG) : NULL;
-            if (!st) {
-                code = arr ? FN_ERR_DB : FN_ERR_NOMEM;
-            } else {
-                feed_bind(st, c->seq, c->seq, c->id, self, cap);
-                fn_sql_bind_text(st, 6, arr, -1, FN_SQL_TRANSIENT);
-                code = feed_rows(s, st, f, &ignored, &got);
-            }
-            free(arr);
-        }
+        if (n_ids) code = feed_ids(s, c, self, cap, ids, n_ids, f);
     } else {
         code = one_int(s, SQL_MAX_SEQ, &max_seq);
         /* At most `cap` changes a read; a cursor the table was pruned past just moves on. */
@@ -1309,21 +1317,13 @@ err_done:
         code = feed_rows(s, st, f, &ignored, &got);
     } else if (!code && f->n_errs > 0) {
         int64_t *jobs = malloc(f->n_errs * sizeof *jobs);
-        char *arr = NULL;
         if (jobs) {
             for (size_t i = 0; i < f->n_errs; i++)
                 jobs[i] = f->errs[i].job;
-            arr = id_array(jobs, f->n_errs);
-        }
-        fn_sql_stmt *st = arr ? fn_store_stmt(s, SQL_FEED_IDS_PG) : NULL;
-        if (!st) {
-            code = arr ? FN_ERR_DB : FN_ERR_NOMEM;
+            code = feed_ids(s, c, self, cap, jobs, f->n_errs, f);
         } else {
-            feed_bind(st, c->seq, c->seq, c->id, self, cap);
-            fn_sql_bind_text(st, 6, arr, -1, FN_SQL_TRANSIENT);
-            code = feed_rows(s, st, f, &ignored, &got);
+            code = FN_ERR_NOMEM;
         }
-        free(arr);
         free(jobs);
     }
     read_end(s);
