@@ -376,6 +376,7 @@ static void test_error_feed_out_of_commit_order(void **state)
     fn_store_close(a);
     fn_store_close(b);
     fn_store_close(r);
+    rm_library(dir);
 }
 
 /* An owner id is never handed out twice: after the last owner leaves (or is taken for dead and
@@ -397,6 +398,7 @@ static void test_owner_id_never_reused(void **state)
     assert_int_equal(fn_js_owner_register(s, 2, "host-b", fn_wall_ms(), &second), 0);
     assert_true(second > first);
     fn_store_close(s);
+    rm_library(dir);
 }
 
 int main(void)
