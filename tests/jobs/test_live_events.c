@@ -439,6 +439,27 @@ static int bad_name_run(fn_job_ctx *ctx, void *user)
     return fn_job_commit(ctx, NULL, NULL);
 }
 
+/* Engine B on dir running "badname" jobs on `threads` workers. */
+static fn_engine *open_badname_engine(const char *dir, int threads)
+{
+    fn_config cfg = test_config();
+    fn_engine *b;
+    assert_int_equal(fn_engine_open(dir, &cfg, &b), 0);
+    fn_handler h = {.type = "badname", .run = bad_name_run, .gpu_slots = 0, .mem_mb = 0};
+    assert_int_equal(fn_engine_register(b, &h), 0);
+    assert_int_equal(fn_engine_start(b, threads), 0);
+    return b;
+}
+
+/* How many error events of job `id` c saw. */
+static int error_events(const collector *c, fn_job_id id)
+{
+    int errs = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->ev[i].kind == FN_EVENT_ERROR && c->ev[i].job == id) errs++;
+    return errs;
+}
+
 static void test_other_engine_error_not_utf8(void **state)
 {
     (void)state;
@@ -447,20 +468,12 @@ static void test_other_engine_error_not_utf8(void **state)
     static collector a;
     memset(&a, 0, sizeof a);
     a.e = open_engine(dir, 0, 0);
-    fn_config cfg = test_config();
-    fn_engine *b;
-    assert_int_equal(fn_engine_open(dir, &cfg, &b), 0);
-    fn_handler h = {.type = "badname", .run = bad_name_run, .gpu_slots = 0, .mem_mb = 0};
-    assert_int_equal(fn_engine_register(b, &h), 0);
-    assert_int_equal(fn_engine_start(b, 1), 0);
+    fn_engine *b = open_badname_engine(dir, 1);
     fn_job_id id;
     assert_int_equal(fn_enqueue(b, "badname", NULL, FN_PRIO_NORMAL, &id), 0);
     assert_int_equal(fn_job_wait(b, id, 10000, NULL), 0);
     assert_true(wait_state(&a, id, FN_JOB_COMPLETED, 5000) >= 0);
-    int errs = 0;
-    for (int i = 0; i < a.n; i++)
-        if (a.ev[i].kind == FN_EVENT_ERROR && a.ev[i].job == id) errs++;
-    assert_int_equal(errs, 1);
+    assert_int_equal(error_events(&a, id), 1);
     fn_engine_close(b);
     fn_engine_close(a.e);
     rm_library(dir);
@@ -478,12 +491,7 @@ static void test_other_engine_many_quick_errors(void **state)
     static collector a;
     memset(&a, 0, sizeof a);
     a.e = open_engine(dir, 0, 0);
-    fn_config cfg = test_config();
-    fn_engine *b;
-    assert_int_equal(fn_engine_open(dir, &cfg, &b), 0);
-    fn_handler h = {.type = "badname", .run = bad_name_run, .gpu_slots = 0, .mem_mb = 0};
-    assert_int_equal(fn_engine_register(b, &h), 0);
-    assert_int_equal(fn_engine_start(b, 2), 0);
+    fn_engine *b = open_badname_engine(dir, 2);
     enum { JOBS = 60 };
     fn_job_id ids[JOBS];
     for (int i = 0; i < JOBS; i++) {
@@ -496,9 +504,7 @@ static void test_other_engine_many_quick_errors(void **state)
         assert_true(wait_state(&a, ids[i], FN_JOB_COMPLETED, 5000) >= 0);
     int missed = 0;
     for (int k = 0; k < JOBS; k++) {
-        int errs = 0;
-        for (int i = 0; i < a.n; i++)
-            if (a.ev[i].kind == FN_EVENT_ERROR && a.ev[i].job == ids[k]) errs++;
+        int errs = error_events(&a, ids[k]);
         if (errs != 1) {
             print_message("job %lld: %d error events\n", (long long)ids[k], errs);
             missed++;
