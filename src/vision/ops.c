@@ -9,8 +9,9 @@
  *
  * Dispatch: on a CPU with AVX-512 the GEMM and the 3x3 depthwise conv run the AVX-512 kernels
  * below (bias and activation fused into their only store; 2-5x faster than OpenBLAS 0.3.21 on
- * these thin matrices, which it runs with its Haswell kernels on Zen 5); everywhere else OpenBLAS
- * sgemm (single-threaded) and the generic loops here.
+ * these thin matrices, which it runs with its Haswell kernels on Zen 5); on one with AVX2 and FMA
+ * only, the packed GEMM and the depthwise conv of ops_avx2.c (the same floats); everywhere else
+ * OpenBLAS sgemm (single-threaded) and the generic loops here.
  *
  * What must stay true: results equal TensorFlow's (same padding split, same pooling divisor, same
  * bilinear source coordinates); nothing here allocates. */
@@ -46,12 +47,14 @@ static int pad_before(int in, int k, int stride, fn_pad pad)
 
 /* The generic loops are also compiled for AVX2+FMA machines (x86-64-v3) and picked at load time
  * (GCC function multiversioning), so CPUs without AVX-512 still get 256-bit vectors. FMA
- * contraction stays off (-std=c11), so every clone computes the same floats. */
+ * contraction stays off (-std=c11), so every clone computes the same floats. The clone is named
+ * by its feature level: GCC 12's resolver for "arch=haswell" tests the CPU's model (an Intel
+ * Haswell) rather than its features, so no AMD or later Intel core ever ran that clone. */
 /* Not under ThreadSanitizer: a clone's resolver (an ifunc) runs while the dynamic loader relocates,
  * before TSan's runtime is up, and crashes there; the TSan build then runs the default clone. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) &&       \
     !defined(__SANITIZE_THREAD__)
-#define GENERIC_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define GENERIC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define GENERIC_CLONES
 #endif
@@ -104,27 +107,18 @@ GENERIC_CLONES static void bias_act_rows(float *restrict y, size_t rows, int c,
 
 /* ---- Packed weights (fn_wpack) ----
  *
- * A layer's [K][N] weights are copied once, at model load, into column panels of 48, 32 or 16
- * floats (the widths the tiles below hold in registers), each panel K rows of its width rounded up
- * to whole vectors (zero-filled), 64-byte aligned. The kernel then reads B as one sequential
- * stream with aligned, unmasked loads, where the in-place path reads rows a whole weight row
- * apart (the B loads were its hottest instructions: cache and TLB misses on every k). Panel
- * widths: 48 (8x3 tile, 24 accumulators) as long as more than 64 columns remain, then 64 as two
- * 32s (12x2 tile, 24 accumulators) instead of a 48 and a lone 16 (a 16-wide panel does one FMA
- * per broadcast, half the rate), and the rest as it comes (a partial last vector is masked only
- * at the store). */
-static int panel_width(int rem)
-{
-    if (rem == 64) return 32;
-    return rem > 48 ? 48 : rem;
-}
-
+ * A layer's weights are copied once, at model load, into the column panels ops_isa.h describes
+ * (fn_panel_width). The kernel then reads B as one sequential stream with aligned, unmasked loads,
+ * where the in-place path reads rows a whole weight row apart (the B loads were its hottest
+ * instructions: cache and TLB misses on every k). A 16-wide panel does one FMA per broadcast in
+ * the AVX-512 tiles, half the rate, hence 64 columns as two 32s; a partial last vector is masked
+ * only at the store. */
 /* Floats of the packed copy of a [k][n] matrix. */
 static size_t packed_floats(int k, int n)
 {
     size_t f = 0;
     for (int n0 = 0; n0 < n;) {
-        int w = panel_width(n - n0);
+        int w = fn_panel_width(n - n0);
         f += (size_t)k * (size_t)((w + 15) / 16 * 16);
         n0 += w;
     }
@@ -378,7 +372,7 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
         const int m1 = m0 + mc < M ? m0 + mc : M;
         const float *bp = Bp;
         for (int n0 = 0; n0 < N;) {
-            const int w = panel_width(N - n0), nv = (w + 15) / 16;
+            const int w = fn_panel_width(N - n0), nv = (w + 15) / 16;
             const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
             const float *bb = bias ? bias + n0 : NULL;
             const int mr = big_rows[nv];
@@ -459,17 +453,9 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ybase, int ih, int i
 
 /* One output row of one 16-channel block: border pixels by dw3x3_edge, the interior four at a time
  * (four independent FMA chains hide the FMA latency) with the nine weights in registers. */
-/* Zeros that stand for the missing input row of an output row at the top or bottom border
- * (SAME padding), so such rows run the interior kernels too (an exact zero product changes no
- * sum) instead of dw3x3_edge for every pixel: on the 7x7 and 14x14 maps of the landmark nets
- * those were a third to a half of the pixels. Never written; rows wider than this (none in our
- * networks) take the edge path. Untouched .bss pages all read the kernel's one zero page. */
-#define DW_ZERO_FLOATS (64 * 1024)
-static float dw_zero[DW_ZERO_FLOATS];
-
 /* One output row of one 16-channel block: the pixels outside [lo, hi) by dw3x3_edge, the others
  * eight (stride 1) or four at a time with the nine weights in registers (independent FMA chains
- * hide the FMA latency). Input rows outside the image read dw_zero (lo < hi only when the caller
+ * hide the FMA latency). Input rows outside the image read fn_dw_zero (lo < hi only when the caller
  * has checked that it is wide enough). */
 AVX512 static void dw3x3_row_block(const float *in, int ybase, int ih, int iw, int c,
                                    const float *w, const float *bias, int stride, int pl,
@@ -485,11 +471,11 @@ AVX512 static void dw3x3_row_block(const float *in, int ybase, int ih, int iw, i
                  w7 = wk[7], w8 = wk[8];
     const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
     const float *inc = in + c0;
-    const float *r0 = y0 >= 0 && y0 < ih ? inc + (size_t)(y0 - ybase) * rs : dw_zero + c0;
+    const float *r0 = y0 >= 0 && y0 < ih ? inc + (size_t)(y0 - ybase) * rs : fn_dw_zero + c0;
     const float *r1 =
-        y0 + 1 >= 0 && y0 + 1 < ih ? inc + (size_t)(y0 + 1 - ybase) * rs : dw_zero + c0;
+        y0 + 1 >= 0 && y0 + 1 < ih ? inc + (size_t)(y0 + 1 - ybase) * rs : fn_dw_zero + c0;
     const float *r2 =
-        y0 + 2 >= 0 && y0 + 2 < ih ? inc + (size_t)(y0 + 2 - ybase) * rs : dw_zero + c0;
+        y0 + 2 >= 0 && y0 + 2 < ih ? inc + (size_t)(y0 + 2 - ybase) * rs : fn_dw_zero + c0;
     orow += c0;
     int ox = 0;
     for (; ox < lo; ox++)
@@ -565,8 +551,8 @@ AVX512 static void dw3x3_avx512(const float *in, int ybase, int ih, int iw, int 
     for (int oy = oy_begin; oy < oy_end; oy++) {
         const int y0 = oy * stride - pt;
         float *orow = out + (size_t)(oy - oy_begin) * ow * c;
-        /* Rows whose input rows are all inside, or whose missing ones dw_zero can stand for. */
-        const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= DW_ZERO_FLOATS;
+        /* Rows whose input rows are all inside, or whose missing ones fn_dw_zero can stand for. */
+        const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= FN_DW_ZERO_FLOATS;
         const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
         for (int c0 = 0; c0 < c; c0 += 16)
             dw3x3_row_block(in, ybase, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi,
@@ -643,24 +629,47 @@ static void trace_layer(const char *op, int m, int n, int k, double flops, doubl
     ops_trace(&l);
 }
 
-/* Which kernels run: -1 not decided yet, 0 generic C, 1 AVX-512. Read and written atomically so
+float fn_dw_zero[FN_DW_ZERO_FLOATS]; /* untouched .bss pages all read the kernel's one zero page */
+
+/* Which kernels run: -1 not decided yet, else FN_ISA_*. Read and written atomically so
  * concurrent first calls are well defined (they all store the same value). */
 static int isa_level = -1;
 
+static int isa_by_cpu(void)
+{
+    return fn_cpu_has_avx512() ? FN_ISA_AVX512 : fn_cpu_has_avx2() ? FN_ISA_AVX2 : FN_ISA_GENERIC;
+}
+
 void fn_ops_set_isa(int level)
 {
-    int v = level < 0 ? -1 : (level > 0 && fn_cpu_has_avx512() ? 1 : 0);
+    int v = -1;
+    if (level == FN_ISA_AVX512)
+        v = fn_cpu_has_avx512() ? FN_ISA_AVX512 : FN_ISA_GENERIC;
+    else if (level == FN_ISA_AVX2)
+        v = fn_cpu_has_avx2() ? FN_ISA_AVX2 : FN_ISA_GENERIC;
+    else if (level >= 0)
+        v = FN_ISA_GENERIC;
     __atomic_store_n(&isa_level, v, __ATOMIC_RELAXED);
+}
+
+int fn_ops_isa(void)
+{
+    int v = __atomic_load_n(&isa_level, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = isa_by_cpu();
+        __atomic_store_n(&isa_level, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 
 static int use_avx512(void)
 {
-    int v = __atomic_load_n(&isa_level, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = fn_cpu_has_avx512();
-        __atomic_store_n(&isa_level, v, __ATOMIC_RELAXED);
-    }
-    return v;
+    return fn_ops_isa() == FN_ISA_AVX512;
+}
+
+static int use_avx2(void)
+{
+    return fn_ops_isa() == FN_ISA_AVX2;
 }
 
 /* im2col runs over strips of output rows so its scratch stays in L2 instead of growing with the
@@ -700,13 +709,13 @@ int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
     wp->k = k;
     wp->n = n;
     wp->amx = NULL;
-    if (!fn_cpu_has_avx512() || k <= 0 || n <= 0) return 0;
+    if ((!fn_cpu_has_avx512() && !fn_cpu_has_avx2()) || k <= 0 || n <= 0) return 0;
     size_t bytes = (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64;
     float *p = aligned_alloc(64, bytes);
     if (!p) return -1;
     float *d = p;
     for (int n0 = 0; n0 < n;) {
-        const int pw = panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
+        const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
         for (int r = 0; r < k; r++, d += wpad) {
             memcpy(d, w + (size_t)r * n + n0, sizeof(float) * (size_t)pw);
             memset(d + pw, 0, sizeof(float) * (size_t)(wpad - pw));
@@ -729,22 +738,22 @@ float fn_wpack_at(const fn_wpack *wp, int r, int c)
 {
     if (wp->w) return wp->w[(size_t)r * wp->n + c];
     const float *bp = wp->p;
-    int n0 = 0, pw = panel_width(wp->n);
+    int n0 = 0, pw = fn_panel_width(wp->n);
     while (c >= n0 + pw) {
         bp += (size_t)wp->k * ((pw + 15) / 16 * 16);
         n0 += pw;
-        pw = panel_width(wp->n - n0);
+        pw = fn_panel_width(wp->n - n0);
     }
     return bp[(size_t)r * ((pw + 15) / 16 * 16) + (c - n0)];
 }
 
 /* C = act(A B + bias) from the packed panels in portable C: for a pack whose source was dropped
- * (fn_wpack.w NULL) when the generic kernels are forced on an AVX-512 CPU (tests). */
+ * (fn_wpack.w NULL) when the generic kernels are forced on a CPU that packs (tests). */
 GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float *A, const float *Bp,
                                                const float *bias, fn_act act, float *C)
 {
     for (int n0 = 0; n0 < N;) {
-        const int w = panel_width(N - n0), wpad = (w + 15) / 16 * 16;
+        const int w = fn_panel_width(N - n0), wpad = (w + 15) / 16 * 16;
         for (int m = 0; m < M; m++) {
             float *restrict c = C + (size_t)m * N + n0;
             for (int j = 0; j < w; j++)
@@ -763,7 +772,7 @@ GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float 
 }
 
 /* The GEMM with fused bias and activation, by the fastest kernel this CPU has: the packed panels
- * when the weights have them, else B read in place (AVX-512) or OpenBLAS. */
+ * when the weights have them (AVX-512 or AVX2), else B read in place (AVX-512) or OpenBLAS. */
 static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
                           float *c)
 {
@@ -772,6 +781,10 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
      * off never reads wp->amx, which a BF16 thread may be filling in (models.c). */
     if (fn_amx_thread() && wp->amx) {
         fn_gemm_amx(m, wp, a, bias, act, c);
+        return;
+    }
+    if (wp->p && use_avx2()) {
+        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n);
         return;
     }
     if (!wp->w) {
@@ -929,6 +942,11 @@ static void dw_rows(const fn_t3 *in, int ybase, const float *w, const float *bia
     if (k == 3 && use_avx512()) {
         dw3x3_avx512(in->d, ybase, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out, oy_begin,
                      oy_end, ow);
+        return;
+    }
+    if (k == 3 && use_avx2()) {
+        fn_dw3x3_avx2(in->d, ybase, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out,
+                      oy_begin, oy_end, ow);
         return;
     }
     dw_rows_generic(in, ybase, w, bias, k, stride, pt, pl, act, out, oy_begin, oy_end, ow);

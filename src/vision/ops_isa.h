@@ -1,8 +1,10 @@
-/* ops_isa.h: which kernels of ops.c run, generic C or AVX-512 (internal; kernels engineer).
+/* ops_isa.h: which kernels of ops.c run, generic C, AVX-512 or AVX2+FMA (internal; kernels
+ * engineer).
  *
- * ops.c picks its AVX-512 kernels at run time (fn_cpu_has_avx512) so one binary runs on every
- * x86-64; tests force the generic C path with fn_ops_set_isa(0) to check both paths against the
- * same naive references. */
+ * ops.c picks its kernels at run time (fn_cpu_has_avx512, then fn_cpu_has_avx2) so one binary
+ * runs on every x86-64; tests force each path with fn_ops_set_isa to check them all against the
+ * same naive references. The AVX-512 and AVX2 kernels compute the same floats (same operations
+ * in the same order); the generic path (OpenBLAS and plain loops) differs from them by rounding. */
 #ifndef FN_VISION_OPS_ISA_H
 #define FN_VISION_OPS_ISA_H
 
@@ -11,9 +13,47 @@
 /* 1 when this CPU runs the AVX-512 kernels (F, VL, DQ, BW). */
 int fn_cpu_has_avx512(void);
 
-/* -1: choose by the CPU (default); 0: generic C kernels only; 1: AVX-512 if the CPU has it.
- * Not for use while other threads run kernels. */
+/* 1 when this CPU runs the AVX2 kernels (AVX2 and FMA; ops_avx2.c). */
+int fn_cpu_has_avx2(void);
+
+/* Kernel sets for fn_ops_set_isa / fn_ops_isa. */
+enum { FN_ISA_GENERIC = 0, FN_ISA_AVX512 = 1, FN_ISA_AVX2 = 2 };
+
+/* -1: choose by the CPU (default: AVX-512, else AVX2, else generic); FN_ISA_GENERIC: generic C
+ * kernels only; FN_ISA_AVX512 or FN_ISA_AVX2: that set if the CPU has it, else generic. Not for
+ * use while other threads run kernels. */
 void fn_ops_set_isa(int level);
+
+/* The kernel set that runs now (FN_ISA_*). */
+int fn_ops_isa(void);
+
+/* ---- Packed weights' layout (fn_wpack_init), shared by the kernels ----
+ * A layer's [K][N] weights as column panels of 48, 32 or 16 floats (the widths the AVX-512 tiles
+ * hold in registers), each panel K rows of its width rounded up to whole 16-float vectors
+ * (zero-filled), 64-byte aligned: 48 as long as more than 64 columns remain, then 64 as two 32s
+ * (instead of a 48 and a lone 16), and the rest as it comes. The width of the panel that starts
+ * with `rem` columns left: */
+static inline int fn_panel_width(int rem)
+{
+    if (rem == 64) return 32;
+    return rem > 48 ? 48 : rem;
+}
+
+/* Zeros that stand for the missing input row of an output row at the top or bottom border of a
+ * depthwise conv (SAME padding), so such rows run the interior kernels too (an exact zero product
+ * changes no sum). Never written; rows wider than FN_DW_ZERO_FLOATS take the edge path. */
+#define FN_DW_ZERO_FLOATS (64 * 1024)
+extern float fn_dw_zero[FN_DW_ZERO_FLOATS];
+
+/* The AVX2 kernels (ops_avx2.c), for ops.c's dispatch only. C[M][N] (row stride ldc) =
+ * act(A[M][K] (row stride lda) B + bias), B packed as above; C must not alias A. */
+void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
+                         const float *bias, fn_act act, float *C, int ldc);
+/* Output rows [oy_begin, oy_end) of a 3x3 depthwise conv (stride 1 or 2, padding pt/pl) of an
+ * ih x iw x c map whose rows from ybase on are at `in`, into `out` (those rows, ow wide). */
+void fn_dw3x3_avx2(const float *in, int ybase, int ih, int iw, int c, const float *w,
+                   const float *bias, int stride, int pt, int pl, fn_act act, float *out,
+                   int oy_begin, int oy_end, int ow);
 
 /* The floating-point operations (2 per multiply-add) the convolution, depthwise and dense kernels
  * of the calling thread have run, counted per layer from the shapes (biases and activations not

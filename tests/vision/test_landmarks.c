@@ -108,13 +108,15 @@ static void test_raw_parity(void **state)
     raw_parity(*state, -1, -1);
 }
 
-/* The kernels this CPU does not pick by default: the portable depthwise kernel of landmarks.c
- * and the ops' generic C kernels. */
+/* The kernels this CPU does not pick by default: the portable depthwise kernel of landmarks.c,
+ * the ops' generic C kernels, and their AVX2 ones (where the CPU has AVX2; on an AVX-512 CPU
+ * they are not the default). */
 static void test_raw_parity_other_kernels(void **state)
 {
     raw_parity(*state, 0, -1);
     raw_parity(*state, 0, 0);
     raw_parity(*state, 1, 0);
+    raw_parity(*state, 1, FN_ISA_AVX2);
 }
 
 static void check_crop(json_t *face, const fn_image *img, const fn_det *d, const char *what)

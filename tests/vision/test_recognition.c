@@ -80,7 +80,7 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Raw parity with the ops' kernel choice given (-1: by the CPU, 0: generic C). */
+/* Raw parity with the ops' kernel choice given (-1: by the CPU, else FN_ISA_*). */
 static void raw_parity(ctx *c, int ops_isa)
 {
     char name[64];
@@ -112,6 +112,12 @@ static void test_raw_parity(void **state)
 static void test_raw_parity_generic_kernels(void **state)
 {
     raw_parity(*state, 0);
+}
+
+/* The AVX2 kernels where the CPU has them (on an AVX-512 CPU they are not the default). */
+static void test_raw_parity_avx2_kernels(void **state)
+{
+    raw_parity(*state, FN_ISA_AVX2);
 }
 
 /* fn_recog_forward_batch on the three golden inputs at once (both kernel paths): the goldens'
@@ -155,6 +161,7 @@ static void test_batch_parity(void **state)
 {
     batch_parity(*state, -1);
     batch_parity(*state, 0);
+    batch_parity(*state, FN_ISA_AVX2);
 }
 
 static void ref_landmarks(json_t *face, float pts[68][2])
@@ -413,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_outside_gives_zeros),
         cmocka_unit_test(test_raw_parity),
         cmocka_unit_test(test_raw_parity_generic_kernels),
+        cmocka_unit_test(test_raw_parity_avx2_kernels),
         cmocka_unit_test(test_batch_parity),
         cmocka_unit_test(test_aligned_box),
         cmocka_unit_test(test_preprocessing),

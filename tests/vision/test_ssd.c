@@ -208,15 +208,18 @@ static void test_ssd_raw(void **state)
         float *rb = raw(name, sizeof(float) * na * 4);
         snprintf(name, sizeof name, "ssd_%d_scores.bin", k);
         float *rs = raw(name, sizeof(float) * na);
-        /* Both kernel paths: the portable one (any x86-64) and the one this CPU runs. */
-        for (int isa = 0; isa <= 1; isa++) {
-            fn_ops_set_isa(isa ? -1 : 0);
+        /* Every kernel path: the portable one (any x86-64), AVX2 (where the CPU has it) and the
+         * one this CPU runs by default. */
+        static const int isas[] = {FN_ISA_GENERIC, FN_ISA_AVX2, -1};
+        static const char *isa_names[] = {"generic", "AVX2", "dispatched"};
+        for (int isa = 0; isa < 3; isa++) {
+            fn_ops_set_isa(isas[isa]);
             fn_ssd_forward(models->ssd, &in, scratch, boxes, scores);
             size_t at = 0;
             float db = max_abs_diff(boxes, rb, na * 4, &at),
                   ds = max_abs_diff(scores, rs, na, NULL);
             print_message("ssd_%d raw (%s kernels): boxes max abs diff %g (at %zu), scores %g\n", k,
-                          isa ? "dispatched" : "generic", db, at, ds);
+                          isa_names[isa], db, at, ds);
             if (db > NET_TOL || ds > NET_TOL) fail_msg("ssd_%d: boxes %g, scores %g", k, db, ds);
         }
 

@@ -1,0 +1,299 @@
+/* ops_avx2.c: the GEMM on packed weights and the 3x3 depthwise conv for CPUs with AVX2 and FMA
+ * but not AVX-512 (AMD Zen 2/3, Intel before Skylake-SP, and VMs that hide AVX-512), where ops.c
+ * otherwise ran OpenBLAS and the generic loops (internal; kernels engineer).
+ *
+ * Both compute every output with the same operations in the same order as ops.c's AVX-512
+ * kernels (the GEMM: a sum from zero over k by FMA, then the bias, then the activation; the
+ * depthwise conv: from the bias, the taps row by row, left to right, by FMA), so on a CPU that has
+ * both the two paths give the same floats, and a separable chain gives the same floats as its
+ * layers one at a time (ops_isa.h).
+ *
+ * - fn_gemm_packed_avx2: the panels of fn_wpack (ops_isa.h) cut into 16-column slices, one cache
+ *   line of B per k; a 6x16 tile keeps 12 of the 16 YMM registers as accumulators (two B loads
+ *   and six broadcasts per twelve FMAs). Rows in blocks whose slice of A stays in L2, as the
+ *   AVX-512 kernel does; a leftover of rows is one more full tile ending at the last row.
+ * - fn_dw3x3_avx2: 8 channels per vector. Neighbouring outputs share input columns: along an
+ *   input row each column is loaded once and fed to the up to three outputs that read it, with
+ *   only that row's three weight vectors in registers (eight outputs at stride 1, four at stride
+ *   2: accumulators, weights and the column fit in 16 registers).
+ * Compiled with per-function target attributes so the file builds with the baseline flags; called
+ * only when fn_cpu_has_avx2() says the CPU has AVX2 and FMA. */
+#include "vision/ops_isa.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+int fn_cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+AVX2 static inline __m256 act8(__m256 x, fn_act act)
+{
+    switch (act) {
+    case FN_ACT_RELU:
+        return _mm256_max_ps(x, _mm256_setzero_ps());
+    case FN_ACT_RELU6:
+        return _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()), _mm256_set1_ps(6.0f));
+    case FN_ACT_LEAKY: {
+        const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+        return _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(0.1f)), neg);
+    }
+    default:
+        return x;
+    }
+}
+
+/* Lanes [0, n) on (n <= 8), for masked loads and stores. */
+AVX2 static inline __m256i lanes(int n)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+/* Stores x's first n lanes (all 8 when n >= 8). */
+AVX2 static inline void store_n(float *p, __m256 x, int n)
+{
+    if (n >= 8)
+        _mm256_storeu_ps(p, x);
+    else if (n > 0)
+        _mm256_maskstore_ps(p, lanes(n), x);
+}
+
+/* MR rows of A times one 16-column slice of a packed panel (ldb floats per k row), bias and
+ * activation fused into the only store; only the first w columns (w <= 16) are stored. */
+#define GEMM_PF 16
+#define TILE2(MR, NAME)                                                                            \
+    AVX2 static void NAME(int K, const float *A, int lda, const float *B, int ldb,                 \
+                          const float *bias, fn_act act, float *C, int ldc, int w)                 \
+    {                                                                                              \
+        __m256 acc[MR][2];                                                                         \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] =               \
+            _mm256_setzero_ps();                                                                   \
+        for (int k = 0; k < K; k++) {                                                              \
+            const float *b = B + (size_t)k * ldb;                                                  \
+            const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                       \
+            _mm_prefetch((const char *)(b + (size_t)GEMM_PF * ldb), _MM_HINT_T0);                  \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                   \
+            {                                                                                      \
+                const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);                     \
+                acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);                                     \
+                acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);                                     \
+            }                                                                                      \
+        }                                                                                          \
+        __m256 bv0 = _mm256_setzero_ps(), bv1 = _mm256_setzero_ps();                               \
+        if (bias) {                                                                                \
+            bv0 = w >= 8 ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, lanes(w));             \
+            if (w > 8)                                                                             \
+                bv1 = w >= 16 ? _mm256_loadu_ps(bias + 8)                                          \
+                              : _mm256_maskload_ps(bias + 8, lanes(w - 8));                        \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                       \
+        {                                                                                          \
+            float *c = C + (size_t)r * ldc;                                                        \
+            store_n(c, act8(_mm256_add_ps(acc[r][0], bv0), act), w);                               \
+            store_n(c + 8, act8(_mm256_add_ps(acc[r][1], bv1), act), w - 8);                       \
+        }                                                                                          \
+    }
+
+TILE2(6, tile_6)
+TILE2(5, tile_5)
+TILE2(4, tile_4)
+TILE2(3, tile_3)
+TILE2(2, tile_2)
+TILE2(1, tile_1)
+
+typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
+                        int, int);
+
+/* Rows of A whose slice (this many bytes at most) stays in L2 while every panel passes over it. */
+#define GEMM_A_BLOCK (256 * 1024)
+
+AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
+                              const float *bias, fn_act act, float *C, int ldc)
+{
+    static const tile_fn small[6] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5};
+    int mc = (int)(GEMM_A_BLOCK / sizeof(float) / (size_t)(K > 0 ? K : 1)) / 6 * 6;
+    if (mc < 6) mc = 6;
+    for (int m0 = 0; m0 < M; m0 += mc) {
+        const int m1 = m0 + mc < M ? m0 + mc : M;
+        const float *bp = Bp;
+        for (int n0 = 0; n0 < N;) {
+            const int pw = fn_panel_width(N - n0), wpad = (pw + 15) / 16 * 16;
+            for (int s = 0; s < pw; s += 16) {
+                const int w = pw - s < 16 ? pw - s : 16;
+                const float *bs = bp + s, *bb = bias ? bias + n0 + s : NULL;
+                float *cs = C + n0 + s;
+                int m = m0;
+                for (; m + 6 <= m1; m += 6)
+                    tile_6(K, A + (size_t)m * lda, lda, bs, wpad, bb, act, cs + (size_t)m * ldc,
+                           ldc, w);
+                if (m < m1) {
+                    /* The leftover rows: one more full tile ending at the last row when the
+                     * block has one (it recomputes rows of the tile before with the same sums;
+                     * C does not alias A), else a tile of their height. */
+                    if (m1 - m0 >= 6)
+                        tile_6(K, A + (size_t)(m1 - 6) * lda, lda, bs, wpad, bb, act,
+                               cs + (size_t)(m1 - 6) * ldc, ldc, w);
+                    else
+                        small[m1 - m](K, A + (size_t)m * lda, lda, bs, wpad, bb, act,
+                                      cs + (size_t)m * ldc, ldc, w);
+                }
+            }
+            bp += (size_t)K * wpad;
+            n0 += pw;
+        }
+    }
+}
+
+/* ---- Depthwise 3x3 ---- */
+
+/* One output vector at a border (taps outside the input skipped), 8 channels (the first n). */
+AVX2 static inline __m256 dw_edge(const float *in, int ybase, int ih, int iw, int c,
+                                  const __m256 *wk, __m256 bv, __m256i m, int y0, int x0)
+{
+    const int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > ih ? ih - y0 : 3;
+    const int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > iw ? iw - x0 : 3;
+    __m256 acc = bv;
+    for (int ky = ky0; ky < ky1; ky++)
+        for (int kx = kx0; kx < kx1; kx++) {
+            const float *q = in + ((size_t)(y0 + ky - ybase) * iw + (x0 + kx)) * c;
+            acc = _mm256_fmadd_ps(_mm256_maskload_ps(q, m), wk[ky * 3 + kx], acc);
+        }
+    return acc;
+}
+
+/* NOUT outputs of one input row at stride S: input column j (of q + j * c) feeds output j / S
+ * with the row's first weight (j even or S == 1), output (j - 1) / S with the second and output
+ * (j - 2) / S with the third, so each output gets its three taps in order. */
+#define DW_ROW(S, NOUT, a, q, w3)                                                                  \
+    do {                                                                                           \
+        const __m256 wa_ = _mm256_loadu_ps(w3), wb_ = _mm256_loadu_ps((w3) + c),                   \
+                     wc_ = _mm256_loadu_ps((w3) + 2 * c);                                          \
+        _Pragma("GCC unroll 20") for (int j_ = 0; j_ < (NOUT - 1) * (S) + 3; j_++)                 \
+        {                                                                                          \
+            const __m256 x_ = _mm256_loadu_ps((q) + (size_t)j_ * c);                               \
+            if (j_ % (S) == 0 && j_ / (S) < NOUT)                                                  \
+                a[j_ / (S)] = _mm256_fmadd_ps(x_, wa_, a[j_ / (S)]);                               \
+            if (j_ >= 1 && (j_ - 1) % (S) == 0 && (j_ - 1) / (S) < NOUT)                           \
+                a[(j_ - 1) / (S)] = _mm256_fmadd_ps(x_, wb_, a[(j_ - 1) / (S)]);                   \
+            if (j_ >= 2 && (j_ - 2) % (S) == 0 && (j_ - 2) / (S) < NOUT)                           \
+                a[(j_ - 2) / (S)] = _mm256_fmadd_ps(x_, wc_, a[(j_ - 2) / (S)]);                   \
+        }                                                                                          \
+    } while (0)
+
+/* NOUT interior outputs from ox on (input column x0 = ox * S - pl), one full 8-channel block. */
+#define DW_RUN(S, NOUT)                                                                            \
+    do {                                                                                           \
+        __m256 a[NOUT];                                                                            \
+        _Pragma("GCC unroll 8") for (int j = 0; j < NOUT; j++) a[j] = bv;                          \
+        const size_t off = (size_t)(ox * (S)-pl) * c;                                              \
+        DW_ROW(S, NOUT, a, r0 + off, wc0);                                                         \
+        DW_ROW(S, NOUT, a, r1 + off, wc0 + 3 * (size_t)c);                                         \
+        DW_ROW(S, NOUT, a, r2 + off, wc0 + 6 * (size_t)c);                                         \
+        float *o = orow + (size_t)ox * c;                                                          \
+        _Pragma("GCC unroll 8") for (int j = 0; j < NOUT; j++)                                     \
+            _mm256_storeu_ps(o + (size_t)j * c, act8(a[j], act));                                  \
+    } while (0)
+
+/* One output row of one 8-channel block: the pixels outside [lo, hi) by dw_edge, the others in
+ * runs sharing their input columns (full blocks) or one at a time (a partial last block). */
+AVX2 static void dw_row_block(const float *in, int ybase, int ih, int iw, int c, const float *w,
+                              const float *bias, int stride, int pl, fn_act act, float *orow,
+                              int y0, int ow, int lo, int hi, int c0)
+{
+    const size_t rs = (size_t)iw * c;
+    const int n = c - c0 < 8 ? c - c0 : 8;
+    const __m256i m = lanes(n);
+    __m256 wk[9];
+    for (int k = 0; k < 9; k++)
+        wk[k] = _mm256_maskload_ps(w + (size_t)k * c + c0, m);
+    const __m256 bv = bias ? _mm256_maskload_ps(bias + c0, m) : _mm256_setzero_ps();
+    const float *inc = in + c0, *wc0 = w + c0;
+    const float *zero = fn_dw_zero + c0;
+    const float *r0 = y0 >= 0 && y0 < ih ? inc + (size_t)(y0 - ybase) * rs : zero;
+    const float *r1 = y0 + 1 >= 0 && y0 + 1 < ih ? inc + (size_t)(y0 + 1 - ybase) * rs : zero;
+    const float *r2 = y0 + 2 >= 0 && y0 + 2 < ih ? inc + (size_t)(y0 + 2 - ybase) * rs : zero;
+    orow += c0;
+    int ox = 0;
+    for (; ox < lo; ox++)
+        store_n(orow + (size_t)ox * c,
+                act8(dw_edge(inc, ybase, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act), n);
+    if (n == 8) {
+        if (stride == 1) {
+            for (; ox + 8 <= hi; ox += 8)
+                DW_RUN(1, 8);
+            for (; ox + 4 <= hi; ox += 4)
+                DW_RUN(1, 4);
+            for (; ox < hi; ox++)
+                DW_RUN(1, 1);
+        } else {
+            for (; ox + 4 <= hi; ox += 4)
+                DW_RUN(2, 4);
+            for (; ox < hi; ox++)
+                DW_RUN(2, 1);
+        }
+    } else {
+        for (; ox < hi; ox++) {
+            const size_t off = (size_t)(ox * stride - pl) * c;
+            const float *q0 = r0 + off, *q1 = r1 + off, *q2 = r2 + off;
+            __m256 acc = bv;
+            for (int kx = 0; kx < 3; kx++)
+                acc = _mm256_fmadd_ps(_mm256_maskload_ps(q0 + (size_t)kx * c, m), wk[kx], acc);
+            for (int kx = 0; kx < 3; kx++)
+                acc = _mm256_fmadd_ps(_mm256_maskload_ps(q1 + (size_t)kx * c, m), wk[3 + kx], acc);
+            for (int kx = 0; kx < 3; kx++)
+                acc = _mm256_fmadd_ps(_mm256_maskload_ps(q2 + (size_t)kx * c, m), wk[6 + kx], acc);
+            store_n(orow + (size_t)ox * c, act8(acc, act), n);
+        }
+    }
+    for (; ox < ow; ox++)
+        store_n(orow + (size_t)ox * c,
+                act8(dw_edge(inc, ybase, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act), n);
+}
+
+/* Output rows outer, channel blocks inner (the three input rows stay in L1/L2 while every
+ * channel block passes over them), as the AVX-512 kernel. */
+AVX2 void fn_dw3x3_avx2(const float *in, int ybase, int ih, int iw, int c, const float *w,
+                        const float *bias, int stride, int pt, int pl, fn_act act, float *out,
+                        int oy_begin, int oy_end, int ow)
+{
+    int ox_lo = (pl + stride - 1) / stride,
+        ox_hi = iw - 3 + pl >= 0 ? (iw - 3 + pl) / stride + 1 : 0;
+    if (ox_hi > ow) ox_hi = ow;
+    if (ox_lo > ox_hi) ox_lo = ox_hi;
+    for (int oy = oy_begin; oy < oy_end; oy++) {
+        const int y0 = oy * stride - pt;
+        float *orow = out + (size_t)(oy - oy_begin) * ow * c;
+        const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= FN_DW_ZERO_FLOATS;
+        const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
+        for (int c0 = 0; c0 < c; c0 += 8)
+            dw_row_block(in, ybase, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, c0);
+    }
+}
+
+#else
+int fn_cpu_has_avx2(void)
+{
+    return 0;
+}
+void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
+                         const float *bias, fn_act act, float *C, int ldc)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
+    (void)ldc;
+}
+void fn_dw3x3_avx2(const float *in, int ybase, int ih, int iw, int c, const float *w,
+                   const float *bias, int stride, int pt, int pl, fn_act act, float *out,
+                   int oy_begin, int oy_end, int ow)
+{
+    (void)in, (void)ybase, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt;
+    (void)pl, (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
+}
+#endif
