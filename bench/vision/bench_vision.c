@@ -1,13 +1,16 @@
 /* bench_vision: the vision stages timed on sample photos, one thread, printing `name value unit`
  * lines (bench/bench_vision runs it next to the reference's reference_bench.mjs).
  *
- * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16] PHOTO...
+ * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16]
+ *                     [--isa avx512|avx2|generic] PHOTO...
  *   (models from $FACENAMES_MODELS or the default dir). --networks: only the networks' GFLOP/s
  *   (no photos needed); --layers: also each layer's time, GFLOP/s, fraction of the peak and the
  *   GB/s of the least traffic it needs (from the kernels' trace, fn_ops_set_trace), which shows
  *   which layers are bound by memory rather than by the FMA units. --precision bf16: every stage
  *   and network in vision.precision = bf16 (the AMX kernel; FP32 where the CPU has none, printed
  *   as amx_bf16_unavailable); the FLOPs and fractions are then against the FP32 peak still.
+ *   --isa: the kernel set (fn_ops_set_isa; default the CPU's best, printed as `kernels_*`), e.g.
+ *   the AVX2 kernels on an AVX-512 core to see whether 256-bit ones would be faster there.
  *
  * Stages: decode (fn_image_load as the fast path loads: shrink-on-load to the useful resolution),
  * ssd and tiny (whole detectors on that image: resize, network, NMS), landmarks and descriptor
@@ -433,7 +436,7 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
 
 int main(int argc, char **argv)
 {
-    int reps = 3, nphotos = 0, networks_only = 0, bf16 = 0;
+    int reps = 3, nphotos = 0, networks_only = 0, bf16 = 0, isa = -1;
     const char *photos[64];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
@@ -444,14 +447,23 @@ int main(int argc, char **argv)
             show_layers = 1;
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
             bf16 = !strcmp(argv[++i], "bf16");
-        else if (nphotos < 64)
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            i++;
+            isa = !strcmp(argv[i], "avx512")    ? FN_ISA_AVX512
+                  : !strcmp(argv[i], "avx2")    ? FN_ISA_AVX2
+                  : !strcmp(argv[i], "generic") ? FN_ISA_GENERIC
+                                                : -2;
+        } else if (nphotos < 64)
             photos[nphotos++] = argv[i];
     }
-    if ((!nphotos && !networks_only) || reps < 1) {
+    if ((!nphotos && !networks_only) || reps < 1 || isa == -2) {
         fprintf(stderr, "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
-                        "fp32|bf16] PHOTO...\n");
+                        "fp32|bf16] [--isa avx512|avx2|generic] PHOTO...\n");
         return 2;
     }
+    fn_ops_set_isa(isa);
+    printf("kernels_avx512 %d flag\nkernels_avx2 %d flag\n", fn_ops_isa() == FN_ISA_AVX512,
+           fn_ops_isa() == FN_ISA_AVX2);
     const char *bc = getenv("BENCH_CLOCK");
     if (bc && !strcmp(bc, "cpu")) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
     printf("clock_is_process_cpu %d flag\n", bench_clock != CLOCK_MONOTONIC);
