@@ -451,8 +451,6 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ybase, int ih, int i
 #define LD_FULL(ptr) _mm512_loadu_ps(ptr)
 #define LD_MASK(ptr) _mm512_maskz_loadu_ps(m, ptr)
 
-/* One output row of one 16-channel block: border pixels by dw3x3_edge, the interior four at a time
- * (four independent FMA chains hide the FMA latency) with the nine weights in registers. */
 /* One output row of one 16-channel block: the pixels outside [lo, hi) by dw3x3_edge, the others
  * eight (stride 1) or four at a time with the nine weights in registers (independent FMA chains
  * hide the FMA latency). Input rows outside the image read fn_dw_zero (lo < hi only when the caller
