@@ -1,5 +1,6 @@
 """What the app's windows share: the engine, its event bridge, the asynchronous runner and the
 library handles for people, opened for one library directory."""
+import gc
 import getpass
 import os
 import sys
@@ -38,8 +39,8 @@ class AppContext:
         _lower_worker_priority()
         # A pool thread turning 20k faces into Python objects holds the GIL in runs of the switch
         # interval (5 ms by default); the UI thread needs the GIL for every cell it paints, so a
-        # repaint could wait for several such runs (a 40-70 ms stall, test_huge_cluster). 1 ms
-        # runs cut that wait fivefold at a small cost in switches.
+        # repaint could wait for several such runs. 1 ms runs cut that wait fivefold at a small
+        # cost in switches.
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         self.bridge = Bridge(self.engine, known_jobs=[j["id"] for j in self.engine.list()])
         self.async_ = Async()
@@ -54,6 +55,14 @@ class AppContext:
             self.thumbs = Library(self.library_dir, self.config)
         except FacenamesError as exc:
             self.people_error = exc.message
+        # The cyclic collector's full (generation 2) pass walks every object it tracks, holding
+        # the GIL, wherever the allocation that set it off happened: 45-80 ms on a 2-core VM
+        # once the app, Qt and a 20k-face page were loaded, set off by the pool thread decoding
+        # those faces, so the UI thread stalled that long (test_huge_cluster, 52-83 ms against
+        # its 50 ms bound, measured with gc.callbacks). What exists once the app has started
+        # (modules, classes, Qt's wrappers) lives as long as the process; gc.freeze moves it out
+        # of the collector's view, so later full passes walk only what came after.
+        gc.freeze()
 
     def run(self, fn, *args, on_done=None, on_error=None, **kwargs):
         """fn(*args) on the pool; on_done(result) / on_error(exc) on the UI thread."""
