@@ -56,10 +56,11 @@ class AppContext:
         except FacenamesError as exc:
             self.people_error = exc.message
         # The cyclic collector's full (generation 2) pass walks every object it tracks, holding
-        # the GIL, wherever the allocation that set it off happened: 45-80 ms on a 2-core VM
-        # once the app, Qt and a 20k-face page were loaded, set off by the pool thread decoding
-        # those faces, so the UI thread stalled that long (test_huge_cluster, 52-83 ms against
-        # its 50 ms bound, measured with gc.callbacks). What exists once the app has started
+        # the GIL, wherever the allocation that set it off happened: 45 ms on a 2-core VM (seen
+        # with gc.callbacks inside the UI thread's longest gap) once the app, Qt and a 20k-face
+        # page were loaded, set off by the pool thread decoding those faces; test_huge_cluster's
+        # longest gap was 52-83 ms in half its runs, against its 50 ms bound, and 15-31 ms with
+        # the freeze. What exists once the app has started
         # (modules, classes, Qt's wrappers) lives as long as the process; gc.freeze moves it out
         # of the collector's view, so later full passes walk only what came after.
         gc.freeze()
