@@ -190,7 +190,8 @@ AVX2 static inline __m256 dw_edge(const float *in, int ybase, int ih, int iw, in
     } while (0)
 
 /* NOUT interior outputs from ox on (input column ox * S - pl) of the 8-channel block at offset
- * c0: from the bias, the three input rows' taps in order, then the activation. */
+ * c0: from the bias, the three input rows' taps in order, then the activation. Reads r0, r1, r2
+ * (the input rows), w, bias, c, pl, act and writes orow, all in scope. */
 #define DW_RUN(S, NOUT)                                                                            \
     do {                                                                                           \
         __m256 a[NOUT];                                                                            \
