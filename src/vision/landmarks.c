@@ -237,8 +237,9 @@ static void lm_dw3x3(const fn_t3 *in, const float *w, int stride, fn_t3 *out)
 
 /* Depthwise 3x3 (stride, SAME, no bias) into t, then pointwise 1x1 + bias (+ act) into q. The
  * ops' depthwise kernel is used where it has its AVX-512 or AVX2 version (AVX-512 measured 1.4x
- * faster than lm_dw3x3 here); elsewhere lm_dw3x3, whose vectors do not depend on the optimisation
- * level. */
+ * faster than lm_dw3x3 here; with AVX2 the whole landmark net ran 1.82 ms against 2.41 ms, best
+ * of 200 interleaved runs on an AMD EPYC, Zen 3 class); elsewhere lm_dw3x3, whose vectors do not
+ * depend on the optimisation level. */
 static void lm_sepconv(const lm_sep *s, const fn_t3 *in, int stride, fn_act act, int ops_dw,
                        fn_t3 *t, fn_t3 *q)
 {
