@@ -16,6 +16,13 @@ int fn_cpu_has_avx512(void);
 /* 1 when this CPU runs the AVX2 kernels (AVX2 and FMA; ops_avx2.c). */
 int fn_cpu_has_avx2(void);
 
+/* 1 when the AVX2 kernels are a set of their own beside what this CPU runs by default (a CPU
+ * with AVX-512: elsewhere AVX2 is the default or not there), so tests run them too. */
+static inline int fn_avx2_beside_default(void)
+{
+    return fn_cpu_has_avx512() && fn_cpu_has_avx2();
+}
+
 /* Kernel sets for fn_ops_set_isa / fn_ops_isa. */
 enum { FN_ISA_GENERIC = 0, FN_ISA_AVX512 = 1, FN_ISA_AVX2 = 2 };
 

@@ -114,16 +114,9 @@ static void test_raw_parity_generic_kernels(void **state)
     raw_parity(*state, 0);
 }
 
-/* Whether the AVX2 kernels are a path of their own here: on an AVX-512 CPU they are not the
- * default (elsewhere they are the default, checked already, or not there). */
-static int avx2_not_default(void)
-{
-    return fn_cpu_has_avx512() && fn_cpu_has_avx2();
-}
-
 static void test_raw_parity_avx2_kernels(void **state)
 {
-    if (avx2_not_default()) raw_parity(*state, FN_ISA_AVX2);
+    if (fn_avx2_beside_default()) raw_parity(*state, FN_ISA_AVX2);
 }
 
 /* fn_recog_forward_batch on the three golden inputs at once (both kernel paths): the goldens'
@@ -167,7 +160,7 @@ static void test_batch_parity(void **state)
 {
     batch_parity(*state, -1);
     batch_parity(*state, 0);
-    if (avx2_not_default()) batch_parity(*state, FN_ISA_AVX2);
+    if (fn_avx2_beside_default()) batch_parity(*state, FN_ISA_AVX2);
 }
 
 static void ref_landmarks(json_t *face, float pts[68][2])

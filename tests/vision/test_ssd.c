@@ -214,7 +214,7 @@ static void test_ssd_raw(void **state)
         static const int isas[] = {FN_ISA_GENERIC, FN_ISA_AVX2, -1};
         static const char *isa_names[] = {"generic", "AVX2", "dispatched"};
         for (int isa = 0; isa < 3; isa++) {
-            if (isas[isa] == FN_ISA_AVX2 && !(fn_cpu_has_avx512() && fn_cpu_has_avx2())) continue;
+            if (isas[isa] == FN_ISA_AVX2 && !fn_avx2_beside_default()) continue;
             fn_ops_set_isa(isas[isa]);
             fn_ssd_forward(models->ssd, &in, scratch, boxes, scores);
             size_t at = 0;
