@@ -106,6 +106,14 @@ typedef struct fn_jobtype {
     int flush_items;         /* commit after this many items handled without work (0: 4096) */
     int flush_ms;            /* ... or after this long since the last commit (0: 1000 ms) */
     int gpu_slots, mem_mb;   /* what a running job declares (fn_handler) */
+    /* 1: batches overlap (with more than one worker slot): the workers run one batch while the
+     * job's thread gathers the next and commits the one before. For a type whose `next` needs
+     * nothing of the batch before it committed: a file seen in both is found with
+     * fn_batch_pending, and the previous batch's rows are not in the store yet; whose `cursor`
+     * is the source's position alone (it is taken when a batch is sealed, before its items run).
+     * `process` then runs beside `next`, `write` and `cursor` (it must not touch what they
+     * change). */
+    int overlap;
     size_t job_size;         /* bytes of the type's job state (zeroed; fn_batch_state) */
     size_t slot_size;        /* bytes of each worker slot's state (zeroed) */
     size_t item_size;        /* bytes of each item's record (zeroed) */
@@ -182,6 +190,9 @@ const char *fn_batch_shard_last(fn_batch *b);
 /* The items gathered into the current batch so far, in source order (for a type that must not
  * take one item twice in a batch). Job thread. */
 size_t fn_batch_items(fn_batch *b, fn_item *const **items);
+/* Whether an item with reference `ref` is in a batch not committed yet: the one being gathered,
+ * or (overlap) the one the workers run. Job thread. */
+int fn_batch_pending(fn_batch *b, const char *ref);
 
 /* The resolved payload's values (the schema guarantees them; a wrong key or type aborts in debug
  * builds and returns 0 / NULL). Strings are valid while the job runs. */

@@ -17,8 +17,14 @@
  * - The done counter equals its value at the start of the run plus the items handled in this run
  *   at every commit; between commits it moves per item (workers add to it as they finish), which
  *   is what live progress shows.
- * - Workers touch only their own item and their own slot; every other engine call happens on the
- *   job's thread after the fan-out returns.
+ * - Workers touch only their own item and their own slot (and add to counters); every other
+ *   engine call happens on the job's thread.
+ * - Overlap (a type's `overlap`, more than one slot; flush_overlapped): the workers run batch k
+ *   while the job's thread gathers batch k+1, and go on with k+1 while k commits. What commits
+ *   with k is still exactly k: its checkpoint is taken when it is sealed, and the counter and
+ *   histogram updates made for k+1 before k committed (its skips while gathering, its first items'
+ *   results) are kept with k+1 (`deferred`) and applied after k's commit. A stop commits k and
+ *   drops k+1 before any of its items ran.
  *
  * Shards: a fresh job of a type that declares them, whose total exceeds its threshold, is split
  * after its open (split()): the type names the cursor at every N-th item, and each range becomes
@@ -27,7 +33,9 @@
  * starts exactly as a resume would. A resume of a split job runs the retry items itself, then
  * splits again into what its shards left (each unfinished shard's range from its checkpoint). */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +45,35 @@
 #include "util/clock.h"
 
 #define RETRY_PAGE 256
+
+/* A counter or histogram update made for a batch before it went live (fn_batch_add and friends
+ * while the batch ahead of it was not committed yet). */
+typedef struct deferred {
+    enum { D_ADD, D_SET, D_OBSERVE } kind;
+    int index;
+    int64_t value;
+    double real;
+} deferred;
+
+/* One batch: the items gathered, and, once sealed, what its commit records. */
+typedef struct batchbuf {
+    fn_batch *b;
+    /* items[0..n_items) are in it; items[n_items..n_alloc) are cleared spares. */
+    fn_item **items;
+    size_t n_items, n_alloc, cap_alloc, n_work;
+    fn_item **todo; /* the items needing work, in the order the workers take them */
+    size_t cap_todo;
+    fn_ptask task;    /* its work over the worker slots */
+    char *checkpoint; /* sealed: the checkpoint that describes the source at its end */
+    int64_t handled;  /* sealed: items handled in this run up to its end */
+    /* Overlap: while the batch ahead is uncommitted, this one's counter updates are kept here
+     * (they must not commit with that batch's rows and checkpoint), and applied when it goes live
+     * (go_live). Workers and the job's thread add to it, under mu. */
+    pthread_mutex_t mu;
+    _Atomic int live;
+    deferred *ops;
+    size_t n_ops, cap_ops;
+} batchbuf;
 
 struct fn_batch {
     const fn_jobtype *t;
@@ -54,21 +91,25 @@ struct fn_batch {
     size_t retry_next, n_retry;
     int retry_only;
     int64_t done_base, handled;
-    /* The batch: items[0..n_items) are in it; items[n_items..n_alloc) are cleared spares. */
-    fn_item **items;
-    size_t n_items, n_alloc, cap_alloc, n_work;
-    fn_item **todo;
-    size_t cap_todo;
+    /* The batch being gathered (cur) and, overlapping, the one the workers run (run, or NULL). */
+    batchbuf bufs[2];
+    batchbuf *cur, *run;
+    int overlap; /* the type overlaps batches and there is more than one worker slot */
     unsigned char *slots;
     int n_slots;
-    int *slot_rc; /* 0 not opened, 1 open, < 0 failed to open */
+    unsigned char *busy; /* per slot: a thread is in it (parallel.c; slot 0 the job's thread) */
+    int *slot_rc;        /* 0 not opened, 1 open, < 0 failed to open */
     char (*slot_err)[256];
-    int64_t since_commit;
+    int64_t since_commit; /* items handled since the last batch was sealed */
     uint64_t last_commit_ns, flush_ns;
     int batch_size, flush_items;
     json_t *shard;    /* a shard: its range ({"index", "of", "first", "count", "last"}), or NULL */
     char *shard_last; /* its range's last cursor as JSON text, or NULL */
 };
+
+/* The batch whose counters this thread's updates belong to: the item's batch on a worker, the
+ * batch being gathered on the job's thread while it runs the source; NULL: update at once. */
+static _Thread_local batchbuf *tl_buf;
 
 /* ---- what the type's callbacks use ------------------------------------------------------------
  */
@@ -110,8 +151,17 @@ const char *fn_batch_shard_last(fn_batch *b)
 
 size_t fn_batch_items(fn_batch *b, fn_item *const **items)
 {
-    *items = b->items;
-    return b->n_items;
+    *items = b->cur->items;
+    return b->cur->n_items;
+}
+
+int fn_batch_pending(fn_batch *b, const char *ref)
+{
+    const batchbuf *qs[2] = {b->cur, b->run};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; qs[k] && i < qs[k]->n_items; i++)
+            if (qs[k]->items[i]->ref && strcmp(qs[k]->items[i]->ref, ref) == 0) return 1;
+    return 0;
 }
 
 static json_t *param_value(fn_batch *b, const char *key, int *index)
@@ -156,14 +206,38 @@ size_t fn_batch_strings(fn_batch *b, const char *key, const char *const **out)
     return b->n_strings[i];
 }
 
+/* Keeps an update for the thread's batch when that batch is not live yet; 0: apply it now. */
+static int defer(int kind, int index, int64_t value, double real)
+{
+    batchbuf *q = tl_buf;
+    if (!q || atomic_load(&q->live)) return 0;
+    pthread_mutex_lock(&q->mu);
+    int kept = !q->live;
+    if (kept && q->n_ops == q->cap_ops) {
+        size_t cap = q->cap_ops ? 2 * q->cap_ops : 64;
+        deferred *o = realloc(q->ops, cap * sizeof *o);
+        if (o) {
+            q->ops = o;
+            q->cap_ops = cap;
+        } else {
+            kept = 0; /* out of memory: counted at once (its commit may count it early) */
+        }
+    }
+    if (kept) q->ops[q->n_ops++] = (deferred){kind, index, value, real};
+    pthread_mutex_unlock(&q->mu);
+    return kept;
+}
+
 void fn_batch_add(fn_batch *b, int counter, int64_t delta)
 {
-    if ((unsigned)counter < b->t->n_counters) fn_job_add(b->ctx, b->counters[counter], delta);
+    if ((unsigned)counter < b->t->n_counters && !defer(D_ADD, counter, delta, 0))
+        fn_job_add(b->ctx, b->counters[counter], delta);
 }
 
 void fn_batch_set(fn_batch *b, int counter, int64_t value)
 {
-    if ((unsigned)counter < b->t->n_counters) fn_job_set(b->ctx, b->counters[counter], value);
+    if ((unsigned)counter < b->t->n_counters && !defer(D_SET, counter, value, 0))
+        fn_job_set(b->ctx, b->counters[counter], value);
 }
 
 int64_t fn_batch_get(fn_batch *b, int counter)
@@ -173,7 +247,7 @@ int64_t fn_batch_get(fn_batch *b, int counter)
 
 void fn_batch_observe(fn_batch *b, int histogram, double value)
 {
-    if ((unsigned)histogram < b->t->n_histograms)
+    if ((unsigned)histogram < b->t->n_histograms && !defer(D_OBSERVE, histogram, 0, value))
         fn_job_observe(b->ctx, b->hists[histogram], value);
 }
 
@@ -219,25 +293,26 @@ int fn_item_fail(fn_item *it, int err, const char *code, const char *fmt, ...)
 /* ---- the batch --------------------------------------------------------------------------------
  */
 
-/* The next free item of the batch (a cleared spare, or a new one). */
+/* The next free item of the batch being gathered (a cleared spare, or a new one). */
 static fn_item *spare(fn_batch *b)
 {
-    if (b->n_items == b->n_alloc) {
-        if (b->n_alloc == b->cap_alloc) {
-            size_t cap = b->cap_alloc ? b->cap_alloc * 2 : 64;
-            fn_item **ni = realloc(b->items, cap * sizeof *ni);
+    batchbuf *q = b->cur;
+    if (q->n_items == q->n_alloc) {
+        if (q->n_alloc == q->cap_alloc) {
+            size_t cap = q->cap_alloc ? q->cap_alloc * 2 : 64;
+            fn_item **ni = realloc(q->items, cap * sizeof *ni);
             if (!ni) return NULL;
-            b->items = ni;
-            b->cap_alloc = cap;
+            q->items = ni;
+            q->cap_alloc = cap;
         }
         /* One block: the item, then its data, aligned for any type. */
         size_t head = (sizeof(fn_item) + 15) & ~(size_t)15;
         fn_item *it = calloc(1, head + b->t->item_size);
         if (!it) return NULL;
         it->data = b->t->item_size ? (unsigned char *)it + head : NULL;
-        b->items[b->n_alloc++] = it;
+        q->items[q->n_alloc++] = it;
     }
-    return b->items[b->n_items];
+    return q->items[q->n_items];
 }
 
 static void clear_item(fn_batch *b, fn_item *it)
@@ -251,14 +326,48 @@ static void clear_item(fn_batch *b, fn_item *it)
     it->data = data;
 }
 
+/* Empties a batch: its items cleared, its kept updates dropped (a batch never committed counts
+ * for nothing), live again. */
+static void empty(fn_batch *b, batchbuf *q)
+{
+    for (size_t i = 0; i < q->n_items; i++)
+        clear_item(b, q->items[i]);
+    q->n_items = q->n_work = 0;
+    free(q->checkpoint);
+    q->checkpoint = NULL;
+    q->n_ops = 0;
+    atomic_store(&q->live, 1);
+}
+
+/* Applies the updates kept for q (in the order they were made), and makes it live. */
+static void go_live(fn_batch *b, batchbuf *q)
+{
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < q->n_ops; i++) {
+        const deferred *o = &q->ops[i];
+        if (o->kind == D_ADD)
+            fn_job_add(b->ctx, b->counters[o->index], o->value);
+        else if (o->kind == D_SET)
+            fn_job_set(b->ctx, b->counters[o->index], o->value);
+        else
+            fn_job_observe(b->ctx, b->hists[o->index], o->real);
+    }
+    q->n_ops = 0;
+    atomic_store(&q->live, 1);
+    pthread_mutex_unlock(&q->mu);
+}
+
 static void process_one(size_t i, int worker, void *arg)
 {
-    fn_batch *b = arg;
-    fn_item *it = b->todo[i];
+    batchbuf *q = arg;
+    fn_batch *b = q->b;
+    fn_item *it = q->todo[i];
     if (worker < 0 || worker >= b->n_slots) { /* the engine broke its promise: fail, not crash */
         fn_item_fail(it, FN_ERR_STATE, NULL, "%s: worker slot %d out of range", b->t->type, worker);
         return;
     }
+    batchbuf *outer = tl_buf; /* (the job's thread, taking part, may be gathering another) */
+    tl_buf = q;
     void *slot = b->slots + (size_t)worker * b->t->slot_size;
     if (b->slot_rc[worker] == 0) {
         int rc = b->t->slot_open ? b->t->slot_open(b, slot, b->slot_err[worker], 256) : 0;
@@ -271,6 +380,7 @@ static void process_one(size_t i, int worker, void *arg)
     else
         b->t->process(b, slot, it);
     if (b->t->done_counter >= 0) fn_batch_add(b, b->t->done_counter, 1);
+    tl_buf = outer;
 }
 
 static int cmp_items(const void *x, const void *y, void *arg)
@@ -281,8 +391,8 @@ static int cmp_items(const void *x, const void *y, void *arg)
 
 static int write_rows(fn_store_tx *tx, void *arg)
 {
-    fn_batch *b = arg;
-    return b->t->write(b, tx, b->items, b->n_items);
+    batchbuf *q = arg;
+    return q->b->t->write(q->b, tx, q->items, q->n_items);
 }
 
 static char *checkpoint_json(fn_batch *b)
@@ -311,38 +421,56 @@ static char *checkpoint_json(fn_batch *b)
     return s;
 }
 
-/* Processes the batch's work over the slots, records its errors, commits it with its checkpoint,
- * and empties it. */
-static int flush(fn_batch *b)
+/* Records where the source stands at the end of batch q: its checkpoint and items handled. */
+static int seal(fn_batch *b, batchbuf *q)
+{
+    free(q->checkpoint);
+    if (!(q->checkpoint = checkpoint_json(b))) return FN_ERR_NOMEM;
+    q->handled = b->handled;
+    return 0;
+}
+
+/* Starts a sealed batch's work: the items needing it, ordered, published to the worker slots
+ * (`warm` first). */
+static int start(fn_batch *b, batchbuf *q)
+{
+    const fn_jobtype *t = b->t;
+    size_t n = 0;
+    if (q->n_work > q->cap_todo) {
+        fn_item **nt = realloc(q->todo, q->n_work * sizeof *nt);
+        if (!nt) return FN_ERR_NOMEM;
+        q->todo = nt;
+        q->cap_todo = q->n_work;
+    }
+    for (size_t i = 0; q->n_work && i < q->n_items; i++)
+        if (q->items[i]->work && !q->items[i]->err) q->todo[n++] = q->items[i];
+    if (n > 1 && t->compare) qsort_r(q->todo, n, sizeof *q->todo, cmp_items, (void *)t);
+    int rc;
+    if (n && t->warm && (rc = t->warm(b)) < 0) return rc;
+    /* Run at once, a lone item is the job thread's own (no helper woken for it). */
+    q->task = (fn_ptask){.n = n,
+                         .fn = process_one,
+                         .arg = q,
+                         .busy = b->busy,
+                         .n_slots = b->overlap || n > 1 ? b->n_slots : 1};
+    fn_par_start(b->ctx, &q->task);
+    return 0;
+}
+
+/* Commits a batch whose work is done: its item errors, progress, checkpoint and rows in one
+ * transaction; then empties it. */
+static int commit(fn_batch *b, batchbuf *q)
 {
     const fn_jobtype *t = b->t;
     int rc = 0;
-    if (b->n_work) {
-        if (b->n_work > b->cap_todo) {
-            fn_item **nt = realloc(b->todo, b->n_work * sizeof *nt);
-            if (!nt) return FN_ERR_NOMEM;
-            b->todo = nt;
-            b->cap_todo = b->n_work;
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < b->n_items; i++)
-            if (b->items[i]->work && !b->items[i]->err) b->todo[n++] = b->items[i];
-        if (n > 1 && t->compare) qsort_r(b->todo, n, sizeof *b->todo, cmp_items, (void *)t);
-        if (n && t->warm && (rc = t->warm(b)) < 0) goto out;
-        if (n && (rc = fn_job_parallel_for(b->ctx, n, process_one, b)) < 0) {
-            fn_batch_fail(b, "%s: running a batch over the workers failed: %s", t->type,
-                          fn_engine_errmsg(fn_job_engine(b->ctx)));
+    for (int i = 0; i < b->n_slots; i++)
+        if (b->slot_rc[i] < 0) {
+            fn_batch_fail(b, "%s: %s", t->type, b->slot_err[i]);
+            rc = b->slot_rc[i];
             goto out;
         }
-        for (int i = 0; i < b->n_slots; i++)
-            if (b->slot_rc[i] < 0) {
-                fn_batch_fail(b, "%s: %s", t->type, b->slot_err[i]);
-                rc = b->slot_rc[i];
-                goto out;
-            }
-    }
-    for (size_t i = 0; i < b->n_items; i++) {
-        fn_item *it = b->items[i];
+    for (size_t i = 0; i < q->n_items; i++) {
+        fn_item *it = q->items[i];
         if (!it->err) continue;
         if (!it->code[0]) snprintf(it->code, sizeof it->code, "%s", fn_errname(it->err));
         fn_resolution res = t->resolution ? t->resolution(it->code) : FN_RES_PENDING;
@@ -352,42 +480,122 @@ static int flush(fn_batch *b)
             goto out;
         if (t->errors_counter >= 0) fn_batch_add(b, t->errors_counter, 1);
     }
-    if (t->done_counter >= 0) fn_batch_set(b, t->done_counter, b->done_base + b->handled);
-    if (t->total_counter >= 0 && fn_batch_get(b, t->total_counter) < b->done_base + b->handled)
-        fn_batch_set(b, t->total_counter, b->done_base + b->handled);
-    char *ck = checkpoint_json(b);
-    if (!ck) {
-        rc = FN_ERR_NOMEM;
-        goto out;
-    }
-    rc = fn_job_set_checkpoint(b->ctx, ck);
-    free(ck);
-    if (rc == 0) rc = fn_job_commit(b->ctx, t->write ? write_rows : NULL, b);
+    if (t->done_counter >= 0) fn_batch_set(b, t->done_counter, b->done_base + q->handled);
+    if (t->total_counter >= 0 && fn_batch_get(b, t->total_counter) < b->done_base + q->handled)
+        fn_batch_set(b, t->total_counter, b->done_base + q->handled);
+    rc = fn_job_set_checkpoint(b->ctx, q->checkpoint);
+    if (rc == 0) rc = fn_job_commit(b->ctx, t->write ? write_rows : NULL, q);
     if (rc < 0)
         fn_batch_fail(b, "%s: committing a batch failed: %s", t->type,
                       fn_engine_errmsg(fn_job_engine(b->ctx)));
 out:
-    for (size_t i = 0; i < b->n_items; i++)
-        clear_item(b, b->items[i]);
-    b->n_items = b->n_work = 0;
+    empty(b, q);
     b->since_commit = 0;
     b->last_commit_ns = fn_mono_ns();
     return rc;
 }
 
-/* Flushes when the batch is full or its flush policy says so (force: always); then honours a
- * stop request. */
+/* A stop asked for, as the error that ends the run (0: none). */
+static int stopping(fn_batch *b)
+{
+    fn_stop stop = fn_job_should_stop(b->ctx);
+    return stop == FN_STOP_CANCEL ? FN_ERR_CANCELLED : stop == FN_STOP_YIELD ? FN_ERR_YIELDED : 0;
+}
+
+/* One batch at a time: processes the gathered batch over the slots, then seals it (the type's
+ * cursor may count what its items became: export's output offset) and commits it. */
+static int flush_one(fn_batch *b)
+{
+    batchbuf *q = b->cur;
+    fn_engine *e = fn_job_engine(b->ctx);
+    int rc = start(b, q);
+    if (rc == 0) {
+        fn_par_wait(e, &q->task);
+        fn_par_end(e, &q->task);
+        rc = seal(b, q);
+    }
+    if (rc < 0) {
+        empty(b, q);
+        return rc;
+    }
+    return commit(b, q);
+}
+
+/* Overlapping batches (the type's `overlap`, with more than one slot): the workers run one batch
+ * while the job's thread gathers the next, then commits the first while they go on with the
+ * next. So no worker waits while the source is walked and checked, or a batch commits, and none
+ * idles at a batch's end behind a long item: the next batch's items are there to take.
+ *
+ * Sealing the gathered batch: the job's thread first takes part in the running batch's work
+ * until it has no item left to hand out; then, unless a stop was asked for, starts the new
+ * batch, takes its items (the workers do too) until the running one is done, commits that one,
+ * and applies the new one's kept counter updates (go_live). A stop commits the running batch and
+ * drops the gathered one unworked (resumed from the running batch's checkpoint). `all`: the
+ * source has ended (or is about to split): the new batch is waited for and committed too. */
+static int flush_overlapped(fn_batch *b, int all)
+{
+    fn_engine *e = fn_job_engine(b->ctx);
+    batchbuf *q = b->cur, *r = b->run;
+    int rc = seal(b, q), stop = 0; /* (the cursor before q's items run: its source position) */
+    b->since_commit = 0;
+    b->last_commit_ns = fn_mono_ns();
+    if (r) {
+        while (fn_par_step(&r->task))
+            ;
+        if (rc == 0 && (stop = stopping(b)) < 0) {
+            fn_par_wait(e, &r->task);
+            fn_par_end(e, &r->task);
+            b->run = NULL;
+            rc = commit(b, r);
+            empty(b, q);
+            return rc < 0 ? rc : stop;
+        }
+    }
+    if (rc == 0) rc = start(b, q);
+    if (r) {
+        while (rc == 0 && !fn_par_done(e, &r->task))
+            if (!fn_par_step(&q->task)) fn_par_wait(e, &r->task);
+        if (rc < 0) fn_par_wait(e, &r->task);
+        fn_par_end(e, &r->task);
+        b->run = NULL;
+        int crc = commit(b, r);
+        if (rc == 0) rc = crc;
+    }
+    if (rc < 0) {
+        fn_par_abandon(e, &q->task);
+        empty(b, q);
+        return rc;
+    }
+    go_live(b, q);
+    b->run = q;
+    b->cur = q == &b->bufs[0] ? &b->bufs[1] : &b->bufs[0];
+    if (all) {
+        fn_par_wait(e, &q->task);
+        fn_par_end(e, &q->task);
+        b->run = NULL;
+        return commit(b, q);
+    }
+    atomic_store(&b->cur->live, 0); /* its updates wait for q's commit */
+    return 0;
+}
+
+/* Commits what is gathered (and, overlapping, what runs). */
+static int flush(fn_batch *b)
+{
+    return b->overlap ? flush_overlapped(b, 1) : flush_one(b);
+}
+
+/* Flushes when the batch is full or its flush policy says so (force: always, the source has
+ * ended); then honours a stop request. */
 static int maybe_flush(fn_batch *b, int force)
 {
-    int due = force || b->n_work >= (size_t)b->batch_size || b->since_commit >= b->flush_items ||
+    const batchbuf *q = b->cur;
+    int due = force || q->n_work >= (size_t)b->batch_size || b->since_commit >= b->flush_items ||
               (b->since_commit && fn_mono_ns() - b->last_commit_ns >= b->flush_ns);
     if (!due) return 0;
-    int rc = flush(b);
+    int rc = b->overlap ? flush_overlapped(b, force) : flush_one(b);
     if (rc < 0) return rc;
-    fn_stop stop = fn_job_should_stop(b->ctx);
-    if (stop == FN_STOP_CANCEL) return FN_ERR_CANCELLED;
-    if (stop == FN_STOP_YIELD) return FN_ERR_YIELDED;
-    return 0;
+    return b->overlap && !force ? 0 : stopping(b);
 }
 
 /* Where an item came from: the source, a retry reference (done with it), or a retry reference
@@ -397,6 +605,7 @@ enum { FROM_SOURCE, FROM_RETRY, FROM_RETRY_PART };
 /* Accounts for the item the source just filled (the batch's next spare). */
 static int take(fn_batch *b, fn_item *it, int from)
 {
+    batchbuf *q = b->cur;
     if (from == FROM_RETRY)
         b->retry_next++;
     else if (from == FROM_SOURCE)
@@ -405,12 +614,16 @@ static int take(fn_batch *b, fn_item *it, int from)
     b->since_commit++;
     if (it->err) it->work = 0;
     if (it->work || it->keep || it->err) {
-        b->n_items++;
-        if (it->work) b->n_work++;
+        q->n_items++;
+        if (it->work) q->n_work++;
     } else {
         clear_item(b, it);
     }
-    if (!it->work && b->t->done_counter >= 0) fn_batch_add(b, b->t->done_counter, 1);
+    if (!it->work && b->t->done_counter >= 0) {
+        tl_buf = b->overlap ? q : NULL;
+        fn_batch_add(b, b->t->done_counter, 1);
+        tl_buf = NULL;
+    }
     return maybe_flush(b, 0);
 }
 
@@ -442,7 +655,9 @@ static int run_retry(fn_batch *b)
                 if (!it) {
                     rc = FN_ERR_NOMEM;
                 } else if (t->retry_item) {
+                    tl_buf = b->overlap ? b->cur : NULL;
                     rc = t->retry_item(b, refs[i], it);
+                    tl_buf = NULL;
                     more = rc == FN_SOURCE_MORE;
                     if (rc == FN_SOURCE_END) { /* a reference with nothing (left) in it */
                         clear_item(b, it);
@@ -473,7 +688,9 @@ static int run_source(fn_batch *b)
     for (;;) {
         fn_item *it = spare(b);
         if (!it) return source_error(b, FN_ERR_NOMEM, "taking the next item");
+        tl_buf = b->overlap ? b->cur : NULL; /* its counter updates are the batch's */
         int rc = b->t->next(b, it);
+        tl_buf = NULL;
         if (rc == FN_SOURCE_END) {
             clear_item(b, it);
             return 0;
@@ -590,11 +807,15 @@ static int setup(fn_batch *b)
     b->flush_items = t->flush_items > 0 ? t->flush_items : 4096;
     b->flush_ns = (uint64_t)(t->flush_ms > 0 ? t->flush_ms : 1000) * 1000000u;
     b->n_slots = fn_job_parallelism(ctx);
+    b->overlap = t->overlap && b->n_slots > 1;
     b->slots = calloc((size_t)b->n_slots, t->slot_size ? t->slot_size : 1);
+    b->busy = calloc((size_t)b->n_slots, 1);
     b->slot_rc = calloc((size_t)b->n_slots, sizeof *b->slot_rc);
     b->slot_err = calloc((size_t)b->n_slots, sizeof *b->slot_err);
     if (t->job_size) b->state = calloc(1, t->job_size);
-    if (!b->slots || !b->slot_rc || !b->slot_err || (t->job_size && !b->state)) return FN_ERR_NOMEM;
+    if (!b->slots || !b->busy || !b->slot_rc || !b->slot_err || (t->job_size && !b->state))
+        return FN_ERR_NOMEM;
+    b->busy[0] = 1; /* the job's thread's */
     b->last_commit_ns = fn_mono_ns();
     return 0;
 }
@@ -602,12 +823,20 @@ static int setup(fn_batch *b)
 static void teardown(fn_batch *b, int opened)
 {
     const fn_jobtype *t = b->t;
-    for (size_t i = 0; i < b->n_alloc; i++) {
-        if (i < b->n_items) clear_item(b, b->items[i]);
-        free(b->items[i]);
+    if (b->run) fn_par_abandon(fn_job_engine(b->ctx), &b->run->task); /* (a failed run) */
+    for (int k = 0; k < 2; k++) {
+        batchbuf *q = &b->bufs[k];
+        for (size_t i = 0; i < q->n_alloc; i++) {
+            if (i < q->n_items) clear_item(b, q->items[i]);
+            free(q->items[i]);
+        }
+        free(q->items);
+        free(q->todo);
+        free(q->ops);
+        free(q->checkpoint);
+        pthread_mutex_destroy(&q->mu);
     }
-    free(b->items);
-    free(b->todo);
+    free(b->busy);
     for (int i = 0; b->slot_rc && i < b->n_slots; i++)
         if (b->slot_rc[i] == 1 && t->slot_close)
             t->slot_close(b, b->slots + (size_t)i * t->slot_size);
@@ -776,6 +1005,12 @@ static int driver_run(fn_job_ctx *ctx, void *user)
     memset(&b, 0, sizeof b);
     b.t = user;
     b.ctx = ctx;
+    for (int k = 0; k < 2; k++) {
+        b.bufs[k].b = &b;
+        atomic_store(&b.bufs[k].live, 1);
+        pthread_mutex_init(&b.bufs[k].mu, NULL);
+    }
+    b.cur = &b.bufs[0];
     int opened = 0;
     int rc = setup(&b);
     if (rc == 0) {

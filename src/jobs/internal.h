@@ -131,8 +131,28 @@ typedef struct fn_ptask {
     int max_helpers;
     int helpers_joined; /* under e->mu */
     int helpers_active; /* under e->mu */
+    /* A task started apart (fn_par_start): the job's slots, busy[i] under e->mu (busy[0] is the
+     * job's thread's), shared by the job's tasks that run at once, so that no two threads use
+     * one slot; NULL for fn_job_parallel_for's (one task at a time: slot 1 + joined). */
+    unsigned char *busy;
+    int n_slots;
+    int published; /* in e->tasks */
     struct fn_ptask *next_task;
 } fn_ptask;
+
+/* A parallel map the job's thread starts and finishes apart, to work on something else meanwhile
+ * (the batch driver's overlap, driver.c). `t` is set up by the caller (n, fn, arg, busy with
+ * busy[0] = 1 for the job's thread, n_slots) and outlives the calls. fn_par_start publishes it to
+ * idle workers; fn_par_step runs one of its items on the job's thread, in slot 0 (0: none was
+ * left); fn_par_done says whether all of its items have finished; fn_par_wait waits for that
+ * (fn_par_step first, to take part); fn_par_end withdraws a done task; fn_par_abandon hands out
+ * no more items, waits for the running ones and withdraws it. */
+void fn_par_start(fn_job_ctx *ctx, fn_ptask *t);
+int fn_par_step(fn_ptask *t);
+int fn_par_done(fn_engine *e, fn_ptask *t);
+void fn_par_wait(fn_engine *e, fn_ptask *t);
+void fn_par_end(fn_engine *e, fn_ptask *t);
+void fn_par_abandon(fn_engine *e, fn_ptask *t);
 
 /* What the consumer was told about one job (events.c): so that a change another process made
  * is reported once, and a change this process made is never reported twice (once from memory,

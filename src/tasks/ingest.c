@@ -92,16 +92,6 @@ static const fn_histogram_decl histograms[H_COUNT] = {
 /* ---- the source -------------------------------------------------------------------------------
  */
 
-/* Whether `path` is already in the current batch (a file reached twice through links). */
-static int in_batch(fn_batch *b, const char *path)
-{
-    fn_item *const *items;
-    size_t n = fn_batch_items(b, &items);
-    for (size_t i = 0; i < n; i++)
-        if (items[i]->ref && strcmp(items[i]->ref, path) == 0) return 1;
-    return 0;
-}
-
 int64_t ingest_root_of(const ingest_job *st, const char *path, const char **rel)
 {
     size_t best = st->n_roots, best_len = 0;
@@ -197,7 +187,7 @@ static int consider(fn_batch *b, const char *path, int force, fn_item *it)
 {
     ingest_job *st = fn_batch_state(b);
     ingest_photo *ph = it->data;
-    if (!force && in_batch(b, path)) {
+    if (!force && fn_batch_pending(b, path)) { /* reached twice through links */
         fn_batch_add(b, C_SKIPPED_UNCHANGED, 1);
         return FN_SOURCE_ITEM;
     }
@@ -722,6 +712,7 @@ const fn_jobtype fn_ingest_type = {
     .warm = ingest_warm,
     .process = ingest_process,
     .compare = ingest_compare,
+    .overlap = 1,
     .write = ingest_write,
     .cursor = ingest_cursor,
     .item_clear = ingest_item_clear,
