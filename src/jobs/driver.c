@@ -98,7 +98,9 @@ struct fn_batch {
     unsigned char *slots;
     int n_slots;
     unsigned char *busy; /* per slot: a thread is in it (parallel.c; slot 0 the job's thread) */
-    int *slot_rc;        /* 0 not opened, 1 open, < 0 failed to open */
+    /* Per slot: 0 not opened, 1 open, < 0 failed to open (then slot_err says why). Written by the
+     * slot's thread, read by the job's thread at a commit (overlap: while slots still open). */
+    _Atomic int *slot_rc;
     char (*slot_err)[256];
     int64_t since_commit; /* items handled since the last batch was sealed */
     uint64_t last_commit_ns, flush_ns;
@@ -369,14 +371,15 @@ static void process_one(size_t i, int worker, void *arg)
     batchbuf *outer = tl_buf; /* (the job's thread, taking part, may be gathering another) */
     tl_buf = q;
     void *slot = b->slots + (size_t)worker * b->t->slot_size;
-    if (b->slot_rc[worker] == 0) {
+    if (atomic_load(&b->slot_rc[worker]) == 0) {
         int rc = b->t->slot_open ? b->t->slot_open(b, slot, b->slot_err[worker], 256) : 0;
         if (rc < 0 && !b->slot_err[worker][0])
             snprintf(b->slot_err[worker], 256, "setting up a worker: %s", fn_strerror(rc));
-        b->slot_rc[worker] = rc < 0 ? rc : 1;
+        atomic_store(&b->slot_rc[worker], rc < 0 ? rc : 1); /* (after slot_err: published) */
     }
-    if (b->slot_rc[worker] < 0)
-        fn_item_fail(it, b->slot_rc[worker], NULL, "%s", b->slot_err[worker]);
+    int slot_rc = atomic_load(&b->slot_rc[worker]);
+    if (slot_rc < 0)
+        fn_item_fail(it, slot_rc, NULL, "%s", b->slot_err[worker]);
     else
         b->t->process(b, slot, it);
     if (b->t->done_counter >= 0) fn_batch_add(b, b->t->done_counter, 1);
@@ -463,12 +466,14 @@ static int commit(fn_batch *b, batchbuf *q)
 {
     const fn_jobtype *t = b->t;
     int rc = 0;
-    for (int i = 0; i < b->n_slots; i++)
-        if (b->slot_rc[i] < 0) {
+    for (int i = 0; i < b->n_slots; i++) {
+        int slot_rc = atomic_load(&b->slot_rc[i]);
+        if (slot_rc < 0) {
             fn_batch_fail(b, "%s: %s", t->type, b->slot_err[i]);
-            rc = b->slot_rc[i];
+            rc = slot_rc;
             goto out;
         }
+    }
     for (size_t i = 0; i < q->n_items; i++) {
         fn_item *it = q->items[i];
         if (!it->err) continue;
