@@ -106,6 +106,9 @@ typedef struct fn_jobtype {
     int flush_items;         /* commit after this many items handled without work (0: 4096) */
     int flush_ms;            /* ... or after this long since the last commit (0: 1000 ms) */
     int gpu_slots, mem_mb;   /* what a running job declares (fn_handler) */
+    size_t job_size;         /* bytes of the type's job state (zeroed; fn_batch_state) */
+    size_t slot_size;        /* bytes of each worker slot's state (zeroed) */
+    size_t item_size;        /* bytes of each item's record (zeroed) */
     /* 1: batches overlap (with more than one worker slot): the workers run one batch while the
      * job's thread gathers the next and commits the one before. For a type whose `next` needs
      * nothing of the batch before it committed: a file seen in both is found with
@@ -114,9 +117,6 @@ typedef struct fn_jobtype {
      * `process` then runs beside `next`, `write` and `cursor` (it must not touch what they
      * change). */
     int overlap;
-    size_t job_size;         /* bytes of the type's job state (zeroed; fn_batch_state) */
-    size_t slot_size;        /* bytes of each worker slot's state (zeroed) */
-    size_t item_size;        /* bytes of each item's record (zeroed) */
 
     /* Sets up the job state from the resolved payload (fn_batch_payload) and the checkpoint's
      * type fields (fn_batch_checkpoint; NULL on a fresh start). May set the total counter. */

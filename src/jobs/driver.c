@@ -495,8 +495,6 @@ static int commit(fn_batch *b, batchbuf *q)
                       fn_engine_errmsg(fn_job_engine(b->ctx)));
 out:
     empty(b, q);
-    b->since_commit = 0;
-    b->last_commit_ns = fn_mono_ns();
     return rc;
 }
 
@@ -519,11 +517,13 @@ static int flush_one(fn_batch *b)
         fn_par_end(e, &q->task);
         rc = seal(b, q);
     }
-    if (rc < 0) {
+    if (rc == 0)
+        rc = commit(b, q);
+    else
         empty(b, q);
-        return rc;
-    }
-    return commit(b, q);
+    b->since_commit = 0;
+    b->last_commit_ns = fn_mono_ns();
+    return rc;
 }
 
 /* Overlapping batches (the type's `overlap`, with more than one slot): the workers run one batch

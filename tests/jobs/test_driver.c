@@ -577,8 +577,8 @@ static fn_jobtype sq_overlap;
 static long long hist_count(const fn_job_info *j)
 {
     json_t *p = json_loads(j->progress, 0, NULL);
-    json_t *c = json_object_get(json_object_get(json_object_get(p, "histograms"), "square"),
-                                "counts");
+    json_t *c =
+        json_object_get(json_object_get(json_object_get(p, "histograms"), "square"), "counts");
     long long n = 0;
     for (size_t k = 0; k < json_array_size(c); k++)
         n += (long long)json_integer_value(json_array_get(c, k));
@@ -617,7 +617,8 @@ static void test_overlap(void **state)
     assert_int_equal(fn_job_wait(e, id, 60000, &st), 0);
     fn_job_info *j;
     assert_int_equal(fn_job_inspect(e, id, &j), 0);
-    if (st != FN_JOB_COMPLETED) fail_msg("job %lld: %s", (long long)id, j->fail_reason ? j->fail_reason : "");
+    if (st != FN_JOB_COMPLETED)
+        fail_msg("job %lld: %s", (long long)id, j->fail_reason ? j->fail_reason : "");
     assert_int_equal(counter(j, "items_done"), 300);
     assert_int_equal(counter(j, "items_total"), 300);
     assert_int_equal(counter(j, "skipped"), skipped_below(300));
@@ -646,7 +647,8 @@ static void test_overlap(void **state)
     assert_int_equal(hist_count(j), next - skipped_below(next));
     fn_job_info_free(j);
     assert_int_equal(atomic_load(&S.processed), next - skipped_below(next));
-    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq WHERE job = 2"), next - skipped_below(next));
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq WHERE job = 2"),
+                     next - skipped_below(next));
     S.cancel_after_batches = 0;
     fn_job_id id3;
     assert_int_equal(fn_job_resume(e, id2, &id3), 0);
@@ -660,7 +662,8 @@ static void test_overlap(void **state)
     assert_int_equal(atomic_load(&S.processed), 300 - skipped_below(300));
     assert_int_equal(q_int(dir, "SELECT count(DISTINCT i) FROM sq WHERE job != 1"),
                      300 - skipped_below(300));
-    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq WHERE job != 1"), 300 - skipped_below(300));
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq WHERE job != 1"),
+                     300 - skipped_below(300));
     assert_int_equal(atomic_load(&S.bad_commits), 0);
     fn_engine_close(e);
     rm_library(dir);
