@@ -113,6 +113,13 @@ struct fn_batch {
  * batch being gathered on the job's thread while it runs the source; NULL: update at once. */
 static _Thread_local batchbuf *tl_buf;
 
+/* The batch the job's thread gathers into, as tl_buf while it runs the source: the batch being
+ * gathered when batches overlap (its updates may have to wait), else NULL. */
+static batchbuf *gathering(const fn_batch *b)
+{
+    return b->overlap ? b->cur : NULL;
+}
+
 /* ---- what the type's callbacks use ------------------------------------------------------------
  */
 
@@ -526,6 +533,16 @@ static int flush_one(fn_batch *b)
     return rc;
 }
 
+/* Overlap: waits for the work of the batch the workers run, and commits it. */
+static int finish_run(fn_batch *b, batchbuf *r)
+{
+    fn_engine *e = fn_job_engine(b->ctx);
+    fn_par_wait(e, &r->task);
+    fn_par_end(e, &r->task);
+    b->run = NULL;
+    return commit(b, r);
+}
+
 /* Overlapping batches (the type's `overlap`, with more than one slot): the workers run one batch
  * while the job's thread gathers the next, then commits the first while they go on with the
  * next. So no worker waits while the source is walked and checked, or a batch commits, and none
@@ -548,10 +565,7 @@ static int flush_overlapped(fn_batch *b, int all)
         while (fn_par_step(&r->task))
             ;
         if (rc == 0 && (stop = stopping(b)) < 0) {
-            fn_par_wait(e, &r->task);
-            fn_par_end(e, &r->task);
-            b->run = NULL;
-            rc = commit(b, r);
+            rc = finish_run(b, r);
             empty(b, q);
             return rc < 0 ? rc : stop;
         }
@@ -560,10 +574,7 @@ static int flush_overlapped(fn_batch *b, int all)
     if (r) {
         while (rc == 0 && !fn_par_done(e, &r->task))
             if (!fn_par_step(&q->task)) fn_par_wait(e, &r->task);
-        if (rc < 0) fn_par_wait(e, &r->task);
-        fn_par_end(e, &r->task);
-        b->run = NULL;
-        int crc = commit(b, r);
+        int crc = finish_run(b, r);
         if (rc == 0) rc = crc;
     }
     if (rc < 0) {
@@ -574,20 +585,15 @@ static int flush_overlapped(fn_batch *b, int all)
     go_live(b, q);
     b->run = q;
     b->cur = q == &b->bufs[0] ? &b->bufs[1] : &b->bufs[0];
-    if (all) {
-        fn_par_wait(e, &q->task);
-        fn_par_end(e, &q->task);
-        b->run = NULL;
-        return commit(b, q);
-    }
+    if (all) return finish_run(b, q);
     atomic_store(&b->cur->live, 0); /* its updates wait for q's commit */
     return 0;
 }
 
-/* Commits what is gathered (and, overlapping, what runs). */
-static int flush(fn_batch *b)
+/* Commits what is gathered (all: and, overlapping, waits for it and commits it too). */
+static int flush(fn_batch *b, int all)
 {
-    return b->overlap ? flush_overlapped(b, 1) : flush_one(b);
+    return b->overlap ? flush_overlapped(b, all) : flush_one(b);
 }
 
 /* Flushes when the batch is full or its flush policy says so (force: always, the source has
@@ -598,7 +604,7 @@ static int maybe_flush(fn_batch *b, int force)
     int due = force || q->n_work >= (size_t)b->batch_size || b->since_commit >= b->flush_items ||
               (b->since_commit && fn_mono_ns() - b->last_commit_ns >= b->flush_ns);
     if (!due) return 0;
-    int rc = b->overlap ? flush_overlapped(b, force) : flush_one(b);
+    int rc = flush(b, force);
     if (rc < 0) return rc;
     return b->overlap && !force ? 0 : stopping(b);
 }
@@ -625,7 +631,7 @@ static int take(fn_batch *b, fn_item *it, int from)
         clear_item(b, it);
     }
     if (!it->work && b->t->done_counter >= 0) {
-        tl_buf = b->overlap ? q : NULL;
+        tl_buf = gathering(b);
         fn_batch_add(b, b->t->done_counter, 1);
         tl_buf = NULL;
     }
@@ -660,7 +666,7 @@ static int run_retry(fn_batch *b)
                 if (!it) {
                     rc = FN_ERR_NOMEM;
                 } else if (t->retry_item) {
-                    tl_buf = b->overlap ? b->cur : NULL;
+                    tl_buf = gathering(b);
                     rc = t->retry_item(b, refs[i], it);
                     tl_buf = NULL;
                     more = rc == FN_SOURCE_MORE;
@@ -693,7 +699,7 @@ static int run_source(fn_batch *b)
     for (;;) {
         fn_item *it = spare(b);
         if (!it) return source_error(b, FN_ERR_NOMEM, "taking the next item");
-        tl_buf = b->overlap ? b->cur : NULL; /* its counter updates are the batch's */
+        tl_buf = gathering(b);
         int rc = b->t->next(b, it);
         tl_buf = NULL;
         if (rc == FN_SOURCE_END) {
@@ -984,7 +990,7 @@ static int split_resumed(fn_batch *b, int *done)
     *done = 1; /* the source is its shards': never walked again here */
     if (rc >= 0 && k > 0) {
         /* What this run did in its retry phase is committed before the split. */
-        if ((rc = flush(b)) == 0) rc = split_into(b, k, payloads, checkpoints);
+        if ((rc = flush(b, 1)) == 0) rc = split_into(b, k, payloads, checkpoints);
     }
     free(payloads);
     free(checkpoints);

@@ -305,6 +305,31 @@ static inline int fx_teardown(void **state)
     return 0;
 }
 
+/* ---- a job's progress, as fn_job_inspect gave it ---------------------------------------------
+ */
+
+/* One counter's value (0 when it has none). */
+static inline long long progress_counter(const fn_job_info *j, const char *name)
+{
+    json_t *p = json_loads(j->progress, 0, NULL);
+    long long v =
+        (long long)json_integer_value(json_object_get(json_object_get(p, "counters"), name));
+    json_decref(p);
+    return v;
+}
+
+/* How many values histogram `hist` holds: the sum of its buckets. */
+static inline long long progress_hist_total(const fn_job_info *j, const char *hist)
+{
+    json_t *p = json_loads(j->progress, 0, NULL);
+    json_t *c = json_object_get(json_object_get(json_object_get(p, "histograms"), hist), "counts");
+    long long n = 0;
+    for (size_t k = 0; k < json_array_size(c); k++)
+        n += (long long)json_integer_value(json_array_get(c, k));
+    json_decref(p);
+    return n;
+}
+
 /* ---- database readers for checks --------------------------------------------------------------
  */
 

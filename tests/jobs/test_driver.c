@@ -264,15 +264,6 @@ static fn_job_info *info(fx *f, fn_job_id id)
     return j;
 }
 
-static long long counter(const fn_job_info *j, const char *name)
-{
-    json_t *p = json_loads(j->progress, 0, NULL);
-    long long v =
-        (long long)json_integer_value(json_object_get(json_object_get(p, "counters"), name));
-    json_decref(p);
-    return v;
-}
-
 /* ---- tests ------------------------------------------------------------------------------------
  */
 
@@ -357,10 +348,10 @@ static void test_run_counters_errors(void **state)
     assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
     fn_job_info *j = info(f, id);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
-    assert_int_equal(counter(j, "items_total"), 30);
-    assert_int_equal(counter(j, "items_done"), 30);
-    assert_int_equal(counter(j, "skipped"), 6);
-    assert_int_equal(counter(j, "errors"), 2);
+    assert_int_equal(progress_counter(j, "items_total"), 30);
+    assert_int_equal(progress_counter(j, "items_done"), 30);
+    assert_int_equal(progress_counter(j, "skipped"), 6);
+    assert_int_equal(progress_counter(j, "errors"), 2);
     assert_int_equal(j->n_errors, 2);
     assert_string_equal(j->errors[0].item, "sq-3");
     assert_string_equal(j->errors[0].code, "odd_bad");
@@ -401,7 +392,7 @@ static void test_flush_policy(void **state)
     assert_int_equal(atomic_load(&S.warms), 0);  /* nothing needed work: nothing warmed */
     assert_int_equal(atomic_load(&S.slot_opens), 0);
     fn_job_info *j = info(f, id);
-    assert_int_equal(counter(j, "items_done"), 35);
+    assert_int_equal(progress_counter(j, "items_done"), 35);
     fn_job_info_free(j);
 }
 
@@ -419,7 +410,7 @@ static void test_cancel_resume(void **state)
     fn_job_info *j = info(f, id);
     assert_int_equal(j->state, FN_JOB_CANCELLED);
     assert_string_equal(j->checkpoint, "{\"next_index\":6,\"pos\":6}");
-    assert_int_equal(counter(j, "items_done"), 6);
+    assert_int_equal(progress_counter(j, "items_done"), 6);
     fn_job_info_free(j);
     assert_int_equal(q(f, "SELECT count(*) FROM sq"), 5); /* 0..5 but 4 */
     S.cancel_after_batches = 0;
@@ -433,8 +424,8 @@ static void test_cancel_resume(void **state)
     j = info(f, fu.id);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
     assert_int_equal(j->n_errors, 0);
-    assert_int_equal(counter(j, "items_total"), 21); /* 20, and item 4 once more */
-    assert_int_equal(counter(j, "items_done"), 21);
+    assert_int_equal(progress_counter(j, "items_total"), 21); /* 20, and item 4 once more */
+    assert_int_equal(progress_counter(j, "items_done"), 21);
     assert_string_equal(j->checkpoint, "{\"next_index\":20,\"retry_next\":1,\"pos\":20}");
     fn_job_info_free(j);
     assert_int_equal(q(f, "SELECT count(*) FROM sq"), 20);
@@ -505,8 +496,8 @@ static void test_retry_items(void **state)
     fn_job_info *j = info(f, fu.id);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
     assert_int_equal(j->retry_only, 1);
-    assert_int_equal(counter(j, "items_total"), 2);
-    assert_int_equal(counter(j, "items_done"), 2);
+    assert_int_equal(progress_counter(j, "items_total"), 2);
+    assert_int_equal(progress_counter(j, "items_done"), 2);
     fn_job_info_free(j);
     assert_int_equal(atomic_load(&S.writes) - before, 1);
     assert_int_equal(q(f, "SELECT count(*) FROM sq WHERE job=%lld", (long long)fu.id), 2);
@@ -574,18 +565,6 @@ static void test_failures(void **state)
 
 static fn_jobtype sq_overlap;
 
-static long long hist_count(const fn_job_info *j)
-{
-    json_t *p = json_loads(j->progress, 0, NULL);
-    json_t *c =
-        json_object_get(json_object_get(json_object_get(p, "histograms"), "square"), "counts");
-    long long n = 0;
-    for (size_t k = 0; k < json_array_size(c); k++)
-        n += (long long)json_integer_value(json_array_get(c, k));
-    json_decref(p);
-    return n;
-}
-
 /* A type that overlaps its batches, on two worker threads: the workers run a batch while the
  * job's thread gathers the next and commits the one before. A straight run counts every item
  * once (the skips counted while the batch before was not committed, the squares observed while
@@ -619,10 +598,10 @@ static void test_overlap(void **state)
     assert_int_equal(fn_job_inspect(e, id, &j), 0);
     if (st != FN_JOB_COMPLETED)
         fail_msg("job %lld: %s", (long long)id, j->fail_reason ? j->fail_reason : "");
-    assert_int_equal(counter(j, "items_done"), 300);
-    assert_int_equal(counter(j, "items_total"), 300);
-    assert_int_equal(counter(j, "skipped"), skipped_below(300));
-    assert_int_equal(hist_count(j), 300 - skipped_below(300));
+    assert_int_equal(progress_counter(j, "items_done"), 300);
+    assert_int_equal(progress_counter(j, "items_total"), 300);
+    assert_int_equal(progress_counter(j, "skipped"), skipped_below(300));
+    assert_int_equal(progress_hist_total(j, "square"), 300 - skipped_below(300));
     fn_job_info_free(j);
     assert_int_equal(atomic_load(&S.processed), 300 - skipped_below(300));
     assert_int_equal(q_int(dir, "SELECT count(DISTINCT i) FROM sq"), 300 - skipped_below(300));
@@ -642,9 +621,9 @@ static void test_overlap(void **state)
     long long next = (long long)json_integer_value(json_object_get(ck, "next_index"));
     json_decref(ck);
     assert_true(next > 0 && next < 300);
-    assert_int_equal(counter(j, "items_done"), next);
-    assert_int_equal(counter(j, "skipped"), skipped_below(next));
-    assert_int_equal(hist_count(j), next - skipped_below(next));
+    assert_int_equal(progress_counter(j, "items_done"), next);
+    assert_int_equal(progress_counter(j, "skipped"), skipped_below(next));
+    assert_int_equal(progress_hist_total(j, "square"), next - skipped_below(next));
     fn_job_info_free(j);
     assert_int_equal(atomic_load(&S.processed), next - skipped_below(next));
     assert_int_equal(q_int(dir, "SELECT count(*) FROM sq WHERE job = 2"),
@@ -655,9 +634,9 @@ static void test_overlap(void **state)
     assert_int_equal(fn_job_wait(e, id3, 60000, &st), 0);
     assert_int_equal(st, FN_JOB_COMPLETED);
     assert_int_equal(fn_job_inspect(e, id3, &j), 0);
-    assert_int_equal(counter(j, "items_done"), 300);
-    assert_int_equal(counter(j, "skipped"), skipped_below(300));
-    assert_int_equal(hist_count(j), 300 - skipped_below(300));
+    assert_int_equal(progress_counter(j, "items_done"), 300);
+    assert_int_equal(progress_counter(j, "skipped"), skipped_below(300));
+    assert_int_equal(progress_hist_total(j, "square"), 300 - skipped_below(300));
     fn_job_info_free(j);
     assert_int_equal(atomic_load(&S.processed), 300 - skipped_below(300));
     assert_int_equal(q_int(dir, "SELECT count(DISTINCT i) FROM sq WHERE job != 1"),

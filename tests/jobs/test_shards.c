@@ -231,27 +231,6 @@ static fn_job_info *info(fx *f, fn_job_id id)
     return j;
 }
 
-static long long counter(const fn_job_info *j, const char *name)
-{
-    json_t *p = json_loads(j->progress, 0, NULL);
-    long long v =
-        (long long)json_integer_value(json_object_get(json_object_get(p, "counters"), name));
-    json_decref(p);
-    return v;
-}
-
-static long long bucket_sum(const fn_job_info *j)
-{
-    json_t *p = json_loads(j->progress, 0, NULL);
-    json_t *c =
-        json_object_get(json_object_get(json_object_get(p, "histograms"), "value"), "counts");
-    long long sum = 0;
-    for (size_t i = 0; i < json_array_size(c); i++)
-        sum += json_integer_value(json_array_get(c, i));
-    json_decref(p);
-    return sum;
-}
-
 /* Every item of 0..n-1 exactly once in the rows. */
 static void assert_rows_exact(fx *f, long long n)
 {
@@ -277,9 +256,9 @@ static void test_split_boundaries(void **state)
     fn_job_info *j = info(f, id);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
     assert_int_equal(j->shards, 3);
-    assert_int_equal(counter(j, "items_done"), 25);
-    assert_int_equal(counter(j, "items_total"), 25);
-    assert_int_equal(bucket_sum(j), 25);
+    assert_int_equal(progress_counter(j, "items_done"), 25);
+    assert_int_equal(progress_counter(j, "items_total"), 25);
+    assert_int_equal(progress_hist_total(j, "value"), 25);
     assert_int_equal(json_pos(j->checkpoint, "next_index", -1), 25);
     fn_job_info_free(j);
     assert_int_equal(q(f, "SELECT count(*) FROM jobs WHERE shard_of=%lld", (long long)id), 3);
@@ -317,7 +296,7 @@ static void test_threshold(void **state)
     j = info(f, b);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
     assert_int_equal(j->shards, 2);
-    assert_int_equal(counter(j, "items_done"), 11);
+    assert_int_equal(progress_counter(j, "items_done"), 11);
     fn_job_info_free(j);
     assert_int_equal(q(f, "SELECT count(*) FROM rg WHERE job<>%lld", (long long)a), 11);
     assert_int_equal(q(f, "SELECT count(DISTINCT i) FROM rg WHERE job<>%lld", (long long)a), 11);
@@ -338,8 +317,8 @@ static void test_errors_and_events(void **state)
     assert_int_equal(fn_job_inspect(f->e, id, &j), 0);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
     assert_int_equal(j->n_errors, 3);
-    assert_int_equal(counter(j, "errors"), 3);
-    assert_int_equal(counter(j, "items_done"), 30);
+    assert_int_equal(progress_counter(j, "errors"), 3);
+    assert_int_equal(progress_counter(j, "items_done"), 30);
     assert_string_equal(j->errors[0].item, "rg-3");
     assert_string_equal(j->errors[1].item, "rg-17");
     assert_string_equal(j->errors[2].item, "rg-28");
@@ -407,7 +386,7 @@ static void test_cancel_queued_then_resume(void **state)
     j = info(f, fu.id);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
     assert_int_equal(j->shards, 3);
-    assert_int_equal(counter(j, "items_done"), 25);
+    assert_int_equal(progress_counter(j, "items_done"), 25);
     fn_job_info_free(j);
     assert_rows_exact(f, 25);
 }
@@ -426,7 +405,7 @@ static void test_cancel_running_then_resume(void **state)
     assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
     fn_job_info *j = info(f, id);
     assert_int_equal(j->state, FN_JOB_CANCELLED);
-    assert_int_equal(counter(j, "items_done"), 8);
+    assert_int_equal(progress_counter(j, "items_done"), 8);
     assert_int_equal(json_pos(j->checkpoint, "next_index", -1), 8);
     fn_job_info_free(j);
     assert_int_equal(q(f, "SELECT count(*) FROM rg"), 8);
@@ -440,7 +419,7 @@ static void test_cancel_running_then_resume(void **state)
     assert_int_equal(fn_engine_run_pending(f->e, 0, NULL), 0);
     j = info(f, fu.id);
     assert_int_equal(j->state, FN_JOB_COMPLETED);
-    assert_int_equal(counter(j, "items_done"), 25);
+    assert_int_equal(progress_counter(j, "items_done"), 25);
     fn_job_info_free(j);
     assert_rows_exact(f, 25);
 }
@@ -460,7 +439,8 @@ static void test_failed_shard_resume_retry(void **state)
     assert_int_equal(j->state, FN_JOB_FAILED);
     assert_non_null(j->fail_reason);
     assert_non_null(strstr(j->fail_reason, "the source broke at 14"));
-    assert_int_equal(counter(j, "items_done"), 10 + 4 + 5); /* shard 2 stopped after 10-13 */
+    assert_int_equal(progress_counter(j, "items_done"),
+                     10 + 4 + 5); /* shard 2 stopped after 10-13 */
     fn_job_info_free(j);
     assert_int_equal(q(f, "SELECT count(*) FROM rg"), 10 + 4 + 5 - 2);
     R.fail_at = 0;
@@ -561,7 +541,7 @@ static void test_two_threads(void **state)
     fn_job_info *j;
     assert_int_equal(fn_job_inspect(e, id, &j), 0);
     assert_int_equal(j->shards, 20);
-    assert_int_equal(counter(j, "items_done"), 1000);
+    assert_int_equal(progress_counter(j, "items_done"), 1000);
     fn_job_info_free(j);
     fn_engine_close(e);
     assert_int_equal(q_int(dir, "SELECT count(*) FROM rg"), 1000);
