@@ -2,7 +2,7 @@
  * lines (bench/bench_vision runs it next to the reference's reference_bench.mjs).
  *
  * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16]
- *                     [--isa avx512|avx2|generic] PHOTO...
+ *                     [--isa avx512|avx2|generic] [--only NETWORK] PHOTO...
  *   (models from $FACENAMES_MODELS or the default dir). --networks: only the networks' GFLOP/s
  *   (no photos needed); --layers: also each layer's time, GFLOP/s, fraction of the peak and the
  *   GB/s of the least traffic it needs (from the kernels' trace, fn_ops_set_trace), which shows
@@ -11,6 +11,8 @@
  *   as amx_bf16_unavailable); the FLOPs and fractions are then against the FP32 peak still.
  *   --isa: the kernel set (fn_ops_set_isa; default the CPU's best, printed as `kernels_*`), e.g.
  *   the AVX2 kernels on an AVX-512 core to see whether 256-bit ones would be faster there.
+ *   --only ssd|tiny|landmarks|descriptor|descriptor_batch: with --networks, that network alone
+ *   (descriptor_batch also times the one-face descriptor its ratios need), e.g. under perf record.
  *
  * Stages: decode (fn_image_load as the fast path loads: shrink-on-load to the useful resolution),
  * ssd and tiny (whole detectors on that image: resize, network, NMS), landmarks and descriptor
@@ -320,6 +322,8 @@ static void run_descriptor_batch(const void *net, const fn_t3 *in, float *scratc
 static fn_ops_layer layer_rec[MAX_LAYERS];
 static double layer_best[MAX_LAYERS];
 static int layer_n, show_layers;
+/* --only NAME: time that network alone (to profile it with perf); NULL: all of them. */
+static const char *only;
 
 static void on_layer(const fn_ops_layer *l)
 {
@@ -406,11 +410,16 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
     fn_amx_available(&why);
     printf("amx_bf16_peak %.1f GFLOP/s\n", amx_bf16_peak());
     if (why) printf("amx_bf16_unavailable 1 flag (%s)\n", why);
-    time_network("ssd", run_ssd, m->ssd, 512, 3 * reps, scratch, peak);
-    time_network("tiny", run_tiny, m->tiny, 416, 3 * reps, scratch, peak);
-    time_network("landmarks", run_landmarks, m->landmarks, 112, 10 * reps, scratch, peak);
+#define WANT(name) (!only || !strcmp(only, name))
+    if (WANT("ssd")) time_network("ssd", run_ssd, m->ssd, 512, 3 * reps, scratch, peak);
+    if (WANT("tiny")) time_network("tiny", run_tiny, m->tiny, 416, 3 * reps, scratch, peak);
+    if (WANT("landmarks"))
+        time_network("landmarks", run_landmarks, m->landmarks, 112, 10 * reps, scratch, peak);
+    if (!WANT("descriptor") && !WANT("descriptor_batch")) return;
     double one =
         time_network("descriptor", run_descriptor, m->recognition, 150, 10 * reps, scratch, peak);
+    if (!WANT("descriptor_batch")) return;
+#undef WANT
     /* The descriptor over several faces at once (fn_recog_forward_batch), as the pipeline runs a
      * photo's faces (FN_DESC_BATCH at a time, pipeline.c): the time per face and the scratch at
      * each batch size, from which that size was chosen (design decision 32; a batch's scratch up to
@@ -445,6 +454,8 @@ int main(int argc, char **argv)
             networks_only = 1;
         else if (!strcmp(argv[i], "--layers"))
             show_layers = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
             bf16 = !strcmp(argv[++i], "bf16");
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
@@ -457,8 +468,10 @@ int main(int argc, char **argv)
             photos[nphotos++] = argv[i];
     }
     if ((!nphotos && !networks_only) || reps < 1 || isa == -2) {
-        fprintf(stderr, "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
-                        "fp32|bf16] [--isa avx512|avx2|generic] PHOTO...\n");
+        fprintf(stderr,
+                "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
+                "fp32|bf16] [--isa avx512|avx2|generic] [--only ssd|tiny|landmarks|descriptor|"
+                "descriptor_batch] PHOTO...\n");
         return 2;
     }
     fn_ops_set_isa(isa);

@@ -9,9 +9,10 @@
  * A dense block keeps the running sum of its convolutions' outputs: with out1 = relu(conv0(x)),
  * out_k = sep_k(relu(out1 + ... + out_{k-1})) and the block's output is relu(out1 + ... + out_n).
  * A separable conv is depthwise 3x3 (no bias) then pointwise 1x1 + bias, no activation.
- * Convolutions go through ops.h (GEMM for the 3x3 and 1x1 convs); the depthwise 3x3 has a portable
- * vector version here (lm_dw3x3) used where the ops have no AVX-512 kernel, because the ops'
- * generic C loop is not vectorised at -O2.
+ * Convolutions go through ops.h (GEMM for the 3x3 and 1x1 convs); sep_2..n with the running sum
+ * run as fn_sepconv_sum_w (depthwise, pointwise and the sum a strip of rows at a time). The
+ * strided sep_1's depthwise 3x3 has a portable vector version here (lm_dw3x3) used where the ops
+ * have no AVX-512 or AVX2 kernel, because the ops' generic C loop is not vectorised at -O2.
  *
  * What must stay true: the arithmetic is the reference's (FaceFeatureExtractor.ts, denseBlock.ts,
  * FaceLandmark68NetBase.ts): same normalisation, same padding, same postProcess mapping; the net
@@ -147,24 +148,30 @@ int fn_landmark_amx_init(fn_landmark_net *n)
     return bad ? -1 : 0;
 }
 
-/* Scratch layout (floats): the 112x112x3 input, then five block-sized tensors (S, R, T, Q and the
- * next block's S), then the im2col scratch of the first conv. The largest block tensor is dense0's
- * output, 56x56x32; every later tensor is smaller. */
+/* Scratch layout (floats): the 112x112x3 input, then four block-sized buffers (three that the
+ * block tensors rotate through, and the depthwise map / fn_sepconv_sum_w strips), then the im2col
+ * scratch of the first conv. The largest block tensor is dense0's output, 56x56x32; every later
+ * tensor is smaller, and so are the strips (fn_sepconv_sum_scratch_floats). */
 #define LM_IN_FLOATS  ((size_t)LM_SIZE * LM_SIZE * 3)
-#define LM_BUF_FLOATS ((size_t)56 * 56 * 32)
+#define LM_MAP_FLOATS ((size_t)56 * 56 * 32)
+/* Each buffer is a map and 272 floats (1088 bytes) more, so that the same element of two maps
+ * (the sum's input and output and its relu, read and written in one loop) is never at the same
+ * address modulo 4 KB: a map is a multiple of 4 KB, and a load from an address whose low 12 bits
+ * match a pending store's waits for that store (4K aliasing). The add loop of the running sum
+ * ran at a third of the speed with the buffers 4 KB-aligned to each other. */
+#define LM_BUF_FLOATS (LM_MAP_FLOATS + 272)
 
 size_t fn_landmark_scratch_floats(void)
 {
     size_t col = fn_conv2d_scratch_floats(LM_SIZE, LM_SIZE, 3, 3, 3, 2, FN_PAD_SAME);
-    return LM_IN_FLOATS + 5 * LM_BUF_FLOATS + col;
+    return LM_IN_FLOATS + 4 * LM_BUF_FLOATS + col;
 }
 
 /* Four floats as one GCC/Clang vector (one SSE register, baseline x86-64; NEON on ARM). The
- * element-wise loops below use it so they are vectorised at -O2 too (GCC's -O2 cost model does
+ * depthwise loop below uses it so it is vectorised at -O2 too (GCC's -O2 cost model does
  * not vectorise loops that need a run-time aliasing check). Loads and stores go through memcpy,
  * so nothing needs to be aligned. Every channel count here is a multiple of 32. */
 typedef float lm_v4 __attribute__((vector_size(16)));
-typedef int lm_i4 __attribute__((vector_size(16)));
 
 static inline lm_v4 lm_ld(const float *p)
 {
@@ -176,23 +183,6 @@ static inline lm_v4 lm_ld(const float *p)
 static inline void lm_st(float *p, lm_v4 v)
 {
     memcpy(p, &v, sizeof v);
-}
-
-static inline lm_v4 lm_relu4(lm_v4 v)
-{
-    const lm_v4 zero = {0, 0, 0, 0};
-    return (lm_v4)((lm_i4)v & (v > zero)); /* comparison lanes are all ones or zero */
-}
-
-/* s = s + q; r = relu(s). The running sum stays un-activated because the reference adds the raw
- * conv outputs and applies relu to each partial sum separately. n is a multiple of 4. */
-static void lm_accumulate(float *s, const float *q, float *r, size_t n)
-{
-    for (size_t i = 0; i < n; i += 4) {
-        lm_v4 v = lm_ld(s + i) + lm_ld(q + i);
-        lm_st(s + i, v);
-        lm_st(r + i, lm_relu4(v));
-    }
 }
 
 /* Depthwise 3x3, SAME padding, no bias, channel multiplier 1: fn_dwconv2d specialised for these
@@ -258,42 +248,49 @@ void fn_landmark_set_isa(int level)
     __atomic_store_n(&lm_isa, level < 0 ? -1 : level > 0 ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+/* The first of the three rotating block buffers that is neither u nor v. */
+static float *lm_other(float *const p[3], const float *u, const float *v)
+{
+    for (int i = 0; i < 3; i++)
+        if (p[i] != u && p[i] != v) return p[i];
+    return NULL; /* not reached: three buffers, two excluded at most */
+}
+
 /* `in` may be the first 112*112*3 floats of `scratch` (fn_landmark_run puts it there); the rest
- * of the scratch holds the activations. */
+ * of the scratch holds the activations: three block buffers that rotate, the depthwise map of a
+ * block's strided first conv (also fn_sepconv_sum_w's strips), and the first conv's im2col. */
 void fn_landmark_forward(const fn_landmark_net *n, const fn_t3 *in, float *scratch, float *out136)
 {
-    float *buf[5];
-    for (int i = 0; i < 5; i++)
-        buf[i] = scratch + LM_IN_FLOATS + (size_t)i * LM_BUF_FLOATS;
-    float *col = scratch + LM_IN_FLOATS + 5 * LM_BUF_FLOATS;
-
-    fn_t3 x = *in;
-    fn_t3 s = {0, 0, 0, buf[0]}, r = {0, 0, 0, buf[1]}, t = {0, 0, 0, buf[2]},
-          q = {0, 0, 0, buf[3]};
-    float *spare = buf[4];
+    float *const p[3] = {scratch + LM_IN_FLOATS, scratch + LM_IN_FLOATS + LM_BUF_FLOATS,
+                         scratch + LM_IN_FLOATS + 2 * LM_BUF_FLOATS};
+    float *const t = scratch + LM_IN_FLOATS + 3 * LM_BUF_FLOATS;
+    float *const col = scratch + LM_IN_FLOATS + 4 * LM_BUF_FLOATS;
     const int isa = __atomic_load_n(&lm_isa, __ATOMIC_RELAXED);
     const int ops_dw = isa < 0 ? fn_ops_isa() != FN_ISA_GENERIC : isa;
+    fn_t3 x = *in;
     for (int b = 0; b < n->nblocks; b++) {
-        /* out1 = relu(conv0(x)): the running sum starts at out1, which is also conv1's input. */
+        /* out1 = relu(conv0(x)) into a: it starts the running sum and is conv1's input. */
+        fn_t3 a = {0, 0, 0, lm_other(p, x.d, NULL)};
         if (b == 0)
-            fn_conv2d_w(&x, &n->conv0_p, n->conv0_b, 3, 3, 2, FN_PAD_SAME, FN_ACT_RELU, &s, col);
+            fn_conv2d_w(&x, &n->conv0_p, n->conv0_b, 3, 3, 2, FN_PAD_SAME, FN_ACT_RELU, &a, col);
         else {
-            lm_sepconv(&n->sep[b][0], &x, 2, FN_ACT_RELU, ops_dw, &t, &s);
+            fn_t3 tt = {0, 0, 0, t};
+            lm_sepconv(&n->sep[b][0], &x, 2, FN_ACT_RELU, ops_dw, &tt, &a);
         }
-        const fn_t3 *cur = &s;
+        /* x is dead now: the sum may take its buffer. Each conv k reads relu(sum so far) and
+         * writes the next one into the buffer its input did not use (a's, once conv1 has read
+         * it). The block's output is the last relu(sum). */
+        float *sum = lm_other(p, a.d, NULL), *r = lm_other(p, a.d, sum);
+        fn_t3 cur = a;
         for (int k = 1; k < n->nconvs; k++) {
-            lm_sepconv(&n->sep[b][k], cur, 1, FN_ACT_NONE, ops_dw, &t, &q);
-            r.h = s.h, r.w = s.w, r.c = s.c;
-            lm_accumulate(s.d, q.d, r.d, (size_t)s.h * s.w * s.c);
-            cur = &r;
+            const lm_sep *sp = &n->sep[b][k];
+            float *relu_out = cur.d == r ? a.d : r;
+            fn_sepconv_sum_w(&cur, sp->dw, &sp->pwp, sp->bias, k == 1 ? a.d : sum, sum, relu_out,
+                             t);
+            cur.d = relu_out;
+            cur.c = sp->cout;
         }
-        /* The block's output is relu(sum), i.e. r; it becomes the next block's input, and the
-         * buffer that held x is reused for the next running sum. */
-        float *old_x = (b == 0) ? spare : x.d;
-        x = r;
-        r.d = s.d;
-        s.d = old_x;
-        if (b == 0) spare = NULL;
+        x = cur;
     }
     /* avgPool (7x7 or 14x14, stride 2, VALID) over a map of exactly that size = the global mean. */
     float feat[256];

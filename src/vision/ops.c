@@ -1021,6 +1021,67 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
     }
 }
 
+/* ---- A dense block's separable conv (fn_sepconv_sum_w) ----
+ *
+ * FaceLandmark68Net keeps a running sum of its separable convs' outputs: sum += q, then relu(sum)
+ * is the next conv's input. Done as three passes over whole maps (depthwise, pointwise, then the
+ * sum), the pointwise output q went to L2 and was read back by a separate add loop: that loop took
+ * a fifth of the net's time (perf, Intel Xeon VM). Here a strip of rows goes through the three
+ * steps while its depthwise rows and its q (each about SUM_STRIP_FLOATS) are still in L1. */
+#define SUM_STRIP_FLOATS ((size_t)8 * 1024)
+
+static int sum_strip_rows(int oh, int ow, int c, int cout)
+{
+    const size_t row = (size_t)ow * (size_t)(c > cout ? c : cout);
+    size_t rows = row ? SUM_STRIP_FLOATS / row : 1;
+    if (rows < 1) rows = 1;
+    return rows > (size_t)oh ? oh : (int)rows;
+}
+
+size_t fn_sepconv_sum_scratch_floats(int h, int w, int cin, int cout)
+{
+    return (size_t)sum_strip_rows(h, w, cin, cout) * (size_t)w * (size_t)(cin + cout);
+}
+
+/* sum_out = sum_in + q, relu_out = relu(sum_out) (sum_out may be sum_in). The relu is the one of
+ * bias_act_rows and act_v: NaN and -0 give +0. */
+GENERIC_CLONES static void add_sum_relu(const float *sum_in, const float *restrict q,
+                                        float *sum_out, float *restrict relu_out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float v = sum_in[i] + q[i];
+        sum_out[i] = v;
+        relu_out[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
+void fn_sepconv_sum_w(const fn_t3 *in, const float *dw_w, const fn_wpack *pw, const float *pw_b,
+                      const float *sum_in, float *sum_out, float *relu_out, float *scratch)
+{
+    const int h = in->h, w = in->w, c = in->c, cout = pw->n;
+    const int rows = sum_strip_rows(h, w, c, cout);
+    const int pt = pad_before(h, 3, 1, FN_PAD_SAME), pl = pad_before(w, 3, 1, FN_PAD_SAME);
+    float *q = scratch + (size_t)rows * w * c;
+    ops_flops += 2.0 * h * w * c * (9 + cout);
+    double t_dw = 0, t_pw = 0;
+    for (int y0 = 0; y0 < h; y0 += rows) {
+        const int y1 = y0 + rows < h ? y0 + rows : h;
+        const size_t off = (size_t)y0 * w * cout, n = (size_t)(y1 - y0) * w * cout;
+        const double t0 = ops_trace ? trace_now() : 0;
+        dw_rows(in, 0, dw_w, NULL, 3, 1, pt, pl, FN_ACT_NONE, scratch, y0, y1, w);
+        const double t1 = ops_trace ? trace_now() : 0;
+        gemm_bias_act((y1 - y0) * w, pw, scratch, pw_b, FN_ACT_NONE, q);
+        add_sum_relu(sum_in + off, q, sum_out + off, relu_out + off, n);
+        if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
+    }
+    if (ops_trace) {
+        trace_layer("sum.depthwise", h * w, c, 9, 2.0 * h * w * c * 9, (double)h * w * c + 9.0 * c,
+                    t_dw);
+        trace_layer("sum.pointwise", h * w, cout, c, 2.0 * h * w * c * cout,
+                    (double)c * cout + 3.0 * h * w * cout, t_pw);
+    }
+}
+
 void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
                 const float *pw_w, const float *pw_b, int cout, fn_act pw_act, fn_t3 *out,
                 float *scratch)

@@ -93,6 +93,17 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
 void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
                   const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch);
 
+/* A dense block's separable conv (FaceLandmark68Net): q = pointwise(depthwise(in)) + pw_b, the
+ * depthwise 3x3 SAME, stride 1, without bias or activation (weights dw_w [3][3][in->c][1], pw
+ * packed, pw->k = in->c), then sum_out = sum_in + q and relu_out = max(sum_out, 0), all three maps
+ * in->h x in->w x pw->n. The same floats as fn_dwconv2d, fn_conv2d_w and the sum one after the
+ * other, but a strip of rows at a time while q is in cache (q is never stored whole). sum_out may
+ * be sum_in; neither sum_out nor relu_out may overlap `in`. scratch:
+ * fn_sepconv_sum_scratch_floats(in->h, in->w, in->c, pw->n) floats. */
+size_t fn_sepconv_sum_scratch_floats(int h, int w, int cin, int cout);
+void fn_sepconv_sum_w(const fn_t3 *in, const float *dw_w, const fn_wpack *pw, const float *pw_b,
+                      const float *sum_in, float *sum_out, float *relu_out, float *scratch);
+
 /* A chain of separable blocks (fn_sepconv_w's MobileNet block: depthwise 3x3 SAME, then pointwise
  * 1x1), each block's output the next one's input, optionally after a head conv (fn_conv2d_w's
  * conv, any kernel size, stride and padding; NULL: none): the same results as the fn_conv2d_w and

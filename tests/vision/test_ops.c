@@ -407,6 +407,69 @@ static void test_sepchain(void **state)
     assert_int_equal(fn_sepchain_scratch_floats(8, 8, 8, NULL, NULL, FN_SEPCHAIN_MAX + 1), 0);
 }
 
+/* fn_sepconv_sum_w against its steps one after the other (fn_dwconv2d, fn_conv2d_w, then the sum
+ * and its relu here): to the bit on the AVX-512 and AVX2 paths (the same kernels in the same
+ * order), within rounding on the generic one (OpenBLAS may sum in another order for another
+ * number of rows). Both with the sum in place (sum_out == sum_in, as a dense block's later convs
+ * run it) and into a map of its own (as its first does). */
+static void check_sum(int h, int w, int c, int cout)
+{
+    const size_t n_in = (size_t)h * w * c, n = (size_t)h * w * cout;
+    fn_t3 in = {h, w, c, rand_buf(n_in)};
+    float *dw = rand_buf((size_t)9 * c), *pw = rand_buf((size_t)c * cout);
+    float *pb = rand_buf((size_t)cout), *sum0 = rand_buf(n);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, pw, c, cout), 0);
+
+    fn_t3 mid = {0, 0, 0, malloc(n_in * sizeof(float))}, q = {0, 0, 0, malloc(n * sizeof(float))};
+    fn_dwconv2d(&in, dw, NULL, 3, 1, FN_PAD_SAME, FN_ACT_NONE, &mid);
+    fn_conv2d_w(&mid, &wp, pb, 1, 1, 1, FN_PAD_VALID, FN_ACT_NONE, &q, NULL);
+    float *ref_sum = malloc(n * sizeof(float)), *ref_relu = malloc(n * sizeof(float));
+    size_t negative = 0;
+    for (size_t i = 0; i < n; i++) {
+        ref_sum[i] = sum0[i] + q.d[i];
+        ref_relu[i] = ref_sum[i] > 0.0f ? ref_sum[i] : 0.0f;
+        negative += ref_sum[i] < 0.0f;
+    }
+    assert_true(negative > 0 && negative < n); /* the relu has work to do */
+
+    float *scratch = malloc((fn_sepconv_sum_scratch_floats(h, w, c, cout) + 1) * sizeof(float));
+    float *sum = malloc(n * sizeof(float)), *relu = malloc(n * sizeof(float));
+    const float tol = isa_vector ? 0.0f : 1e-5f;
+    for (int in_place = 0; in_place < 2; in_place++) {
+        memset(relu, 0xff, n * sizeof(float)); /* NaN: every element must be written */
+        if (in_place) {
+            memcpy(sum, sum0, n * sizeof(float));
+            fn_sepconv_sum_w(&in, dw, &wp, pb, sum, sum, relu, scratch);
+        } else {
+            memset(sum, 0xff, n * sizeof(float));
+            fn_sepconv_sum_w(&in, dw, &wp, pb, sum0, sum, relu, scratch);
+        }
+        if (tol == 0.0f) {
+            assert_memory_equal(sum, ref_sum, n * sizeof(float));
+            assert_memory_equal(relu, ref_relu, n * sizeof(float));
+        } else {
+            assert_close(sum, ref_sum, n, tol);
+            assert_close(relu, ref_relu, n, tol);
+        }
+    }
+    fn_wpack_free(&wp);
+    free(in.d), free(dw), free(pw), free(pb), free(sum0), free(mid.d), free(q.d), free(ref_sum);
+    free(ref_relu), free(scratch), free(sum), free(relu);
+}
+
+static void test_sepconv_sum(void **state)
+{
+    (void)state;
+    /* the landmark net's dense blocks: one strip (7x7x256) and many (56x56x32) */
+    check_sum(56, 56, 32, 32);
+    check_sum(7, 7, 256, 256);
+    /* channels off the vector width, a short last strip, one-pixel and one-row maps */
+    check_sum(37, 23, 20, 40);
+    check_sum(1, 1, 16, 8);
+    check_sum(1, 90, 24, 24);
+}
+
 static void check_pool(int h, int w, int c, int k, int s, fn_pad pad, int is_max)
 {
     fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
@@ -709,15 +772,11 @@ int main(void)
     print_message("CPU kernels: %s%s generic\n", fn_cpu_has_avx512() ? "AVX-512, " : "",
                   fn_cpu_has_avx2() ? "AVX2," : "");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d),
-        cmocka_unit_test(test_dwconv),
-        cmocka_unit_test(test_pool),
-        cmocka_unit_test(test_elementwise),
-        cmocka_unit_test(test_resize),
-        cmocka_unit_test(test_pad_resize),
-        cmocka_unit_test(test_sepconv),
-        cmocka_unit_test(test_sepchain),
-        cmocka_unit_test(test_avx2_equals_avx512),
+        cmocka_unit_test(test_conv2d),      cmocka_unit_test(test_dwconv),
+        cmocka_unit_test(test_pool),        cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_resize),      cmocka_unit_test(test_pad_resize),
+        cmocka_unit_test(test_sepconv),     cmocka_unit_test(test_sepchain),
+        cmocka_unit_test(test_sepconv_sum), cmocka_unit_test(test_avx2_equals_avx512),
     };
     /* Every kernel on the generic C path, on the AVX2 kernels (where the CPU has them: every CPU
      * with AVX-512 too), then on what this CPU runs by default. */
