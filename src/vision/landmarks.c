@@ -285,8 +285,9 @@ void fn_landmark_forward(const fn_landmark_net *n, const fn_t3 *in, float *scrat
         for (int k = 1; k < n->nconvs; k++) {
             const lm_sep *sp = &n->sep[b][k];
             float *relu_out = cur.d == r ? a.d : r;
-            fn_sepconv_sum_w(&cur, sp->dw, &sp->pwp, sp->bias, k == 1 ? a.d : sum, sum, relu_out,
-                             t);
+            /* The last conv's sum is needed only through its relu. */
+            fn_sepconv_sum_w(&cur, sp->dw, &sp->pwp, sp->bias, k == 1 ? a.d : sum,
+                             k + 1 < n->nconvs ? sum : NULL, relu_out, t);
             cur.d = relu_out;
             cur.c = sp->cout;
         }

@@ -1043,11 +1043,18 @@ size_t fn_sepconv_sum_scratch_floats(int h, int w, int cin, int cout)
     return (size_t)sum_strip_rows(h, w, cin, cout) * (size_t)w * (size_t)(cin + cout);
 }
 
-/* sum_out = sum_in + q, relu_out = relu(sum_out) (sum_out may be sum_in). The relu is the one of
- * bias_act_rows and act_v: NaN and -0 give +0. */
+/* sum_out = sum_in + q, relu_out = relu(sum_out) (sum_out may be sum_in, or NULL: not stored).
+ * The relu is the one of bias_act_rows and act_v: NaN and -0 give +0. */
 GENERIC_CLONES static void add_sum_relu(const float *sum_in, const float *restrict q,
                                         float *sum_out, float *restrict relu_out, size_t n)
 {
+    if (!sum_out) {
+        for (size_t i = 0; i < n; i++) {
+            const float v = sum_in[i] + q[i];
+            relu_out[i] = v > 0.0f ? v : 0.0f;
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         const float v = sum_in[i] + q[i];
         sum_out[i] = v;
@@ -1071,7 +1078,7 @@ void fn_sepconv_sum_w(const fn_t3 *in, const float *dw_w, const fn_wpack *pw, co
         dw_rows(in, 0, dw_w, NULL, 3, 1, pt, pl, FN_ACT_NONE, scratch, y0, y1, w);
         const double t1 = ops_trace ? trace_now() : 0;
         gemm_bias_act((y1 - y0) * w, pw, scratch, pw_b, FN_ACT_NONE, q);
-        add_sum_relu(sum_in + off, q, sum_out + off, relu_out + off, n);
+        add_sum_relu(sum_in + off, q, sum_out ? sum_out + off : NULL, relu_out + off, n);
         if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
     }
     if (ops_trace) {

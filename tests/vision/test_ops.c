@@ -410,8 +410,8 @@ static void test_sepchain(void **state)
 /* fn_sepconv_sum_w against its steps one after the other (fn_dwconv2d, fn_conv2d_w, then the sum
  * and its relu here): to the bit on the AVX-512 and AVX2 paths (the same kernels in the same
  * order), within rounding on the generic one (OpenBLAS may sum in another order for another
- * number of rows). Both with the sum in place (sum_out == sum_in, as a dense block's later convs
- * run it) and into a map of its own (as its first does). */
+ * number of rows). With the sum in place (sum_out == sum_in, as a dense block's middle convs run
+ * it), into a map of its own (as its first does) and not stored (its last). */
 static void check_sum(int h, int w, int c, int cout)
 {
     const size_t n_in = (size_t)h * w * c, n = (size_t)h * w * cout;
@@ -436,22 +436,26 @@ static void check_sum(int h, int w, int c, int cout)
     float *scratch = malloc((fn_sepconv_sum_scratch_floats(h, w, c, cout) + 1) * sizeof(float));
     float *sum = malloc(n * sizeof(float)), *relu = malloc(n * sizeof(float));
     const float tol = isa_vector ? 0.0f : 1e-5f;
-    for (int in_place = 0; in_place < 2; in_place++) {
+    /* 0: into a map of its own; 1: in place; 2: the relu alone (sum_out NULL) */
+    for (int mode = 0; mode < 3; mode++) {
         memset(relu, 0xff, n * sizeof(float)); /* NaN: every element must be written */
-        if (in_place) {
+        if (mode == 1) {
             memcpy(sum, sum0, n * sizeof(float));
             fn_sepconv_sum_w(&in, dw, &wp, pb, sum, sum, relu, scratch);
         } else {
             memset(sum, 0xff, n * sizeof(float));
-            fn_sepconv_sum_w(&in, dw, &wp, pb, sum0, sum, relu, scratch);
+            fn_sepconv_sum_w(&in, dw, &wp, pb, sum0, mode ? NULL : sum, relu, scratch);
         }
         if (tol == 0.0f) {
-            assert_memory_equal(sum, ref_sum, n * sizeof(float));
+            if (mode < 2) assert_memory_equal(sum, ref_sum, n * sizeof(float));
             assert_memory_equal(relu, ref_relu, n * sizeof(float));
         } else {
-            assert_close(sum, ref_sum, n, tol);
+            if (mode < 2) assert_close(sum, ref_sum, n, tol);
             assert_close(relu, ref_relu, n, tol);
         }
+        if (mode == 2) /* nothing was written to the sum */
+            for (size_t i = 0; i < n; i++)
+                assert_true(isnan(sum[i]));
     }
     fn_wpack_free(&wp);
     free(in.d), free(dw), free(pw), free(pb), free(sum0), free(mid.d), free(q.d), free(ref_sum);
