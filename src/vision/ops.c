@@ -298,11 +298,15 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
 }
 
 /* One panel tile: MR rows of A times the packed panel (NV vectors wide, K rows), bias and
- * activation fused into the only store; the last vector's store is masked by m_last. */
+ * activation fused into the only store; the last vector's store is masked by m_last. With SUM
+ * (fn_sepconv_sum_w's running sum; Sin and Sout offset as C), each result x (act is none then) is
+ * added to Sin, the sum stored to Sout unless it is NULL, and max(sum, 0) to C: the sum's loads
+ * and stores run beside the next tile's FMAs instead of in a pass of their own over the map. */
 #define PTILE_PF 24
-#define PTILE(MR, NV, NAME)                                                                        \
+#define PTILE(MR, NV, SUM, NAME)                                                                   \
     AVX512 static void NAME(int K, const float *A, int lda, const float *Bp, const float *bias,    \
-                            fn_act act, float *C, int ldc, __mmask16 m_last)                       \
+                            fn_act act, float *C, int ldc, __mmask16 m_last, const float *Sin,     \
+                            float *Sout)                                                           \
     {                                                                                              \
         __m512 acc[MR][NV];                                                                        \
         _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                      \
@@ -328,27 +332,48 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
             __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + v * 16) : _mm512_setzero_ps();      \
             _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
             {                                                                                      \
+                const size_t o = (size_t)r * ldc + v * 16;                                         \
                 __m512 x = act_v(_mm512_add_ps(acc[r][v], bv), act);                               \
+                if (SUM) {                                                                         \
+                    x = _mm512_add_ps(m == (__mmask16)0xffff ? _mm512_loadu_ps(Sin + o)            \
+                                                             : _mm512_maskz_loadu_ps(m, Sin + o),  \
+                                      x);                                                          \
+                    if (Sout && m == (__mmask16)0xffff)                                            \
+                        _mm512_storeu_ps(Sout + o, x);                                             \
+                    else if (Sout)                                                                 \
+                        _mm512_mask_storeu_ps(Sout + o, m, x);                                     \
+                    x = _mm512_max_ps(x, _mm512_setzero_ps());                                     \
+                }                                                                                  \
                 if (m == (__mmask16)0xffff)                                                        \
-                    _mm512_storeu_ps(C + (size_t)r * ldc + v * 16, x);                             \
+                    _mm512_storeu_ps(C + o, x);                                                    \
                 else                                                                               \
-                    _mm512_mask_storeu_ps(C + (size_t)r * ldc + v * 16, m, x);                     \
+                    _mm512_mask_storeu_ps(C + o, m, x);                                            \
             }                                                                                      \
         }                                                                                          \
     }
 
-PTILE(8, 3, ptile_8x3)
-PTILE(4, 3, ptile_4x3)
-PTILE(1, 3, ptile_1x3)
-PTILE(12, 2, ptile_12x2)
-PTILE(4, 2, ptile_4x2)
-PTILE(1, 2, ptile_1x2)
-PTILE(16, 1, ptile_16x1)
-PTILE(4, 1, ptile_4x1)
-PTILE(1, 1, ptile_1x1)
+PTILE(8, 3, 0, ptile_8x3)
+PTILE(4, 3, 0, ptile_4x3)
+PTILE(1, 3, 0, ptile_1x3)
+PTILE(12, 2, 0, ptile_12x2)
+PTILE(4, 2, 0, ptile_4x2)
+PTILE(1, 2, 0, ptile_1x2)
+PTILE(16, 1, 0, ptile_16x1)
+PTILE(4, 1, 0, ptile_4x1)
+PTILE(1, 1, 0, ptile_1x1)
+/* The same with the running sum (a separate set, so the plain tiles' code is what it was). */
+PTILE(8, 3, 1, ptile_8x3s)
+PTILE(4, 3, 1, ptile_4x3s)
+PTILE(1, 3, 1, ptile_1x3s)
+PTILE(12, 2, 1, ptile_12x2s)
+PTILE(4, 2, 1, ptile_4x2s)
+PTILE(1, 2, 1, ptile_1x2s)
+PTILE(16, 1, 1, ptile_16x1s)
+PTILE(4, 1, 1, ptile_4x1s)
+PTILE(1, 1, 1, ptile_1x1s)
 
 typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
-                         int, __mmask16);
+                         int, __mmask16, const float *, float *);
 
 /* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: rows in blocks whose slice of A
  * (GEMM_A_BLOCK bytes at most) stays in L2 while every panel of B passes over it; within a block,
@@ -359,12 +384,20 @@ typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, 
 #define GEMM_A_BLOCK (512 * 1024)
 
 AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
-                                      const float *bias, fn_act act, float *C, int ldc)
+                                      const float *bias, fn_act act, float *C, int ldc,
+                                      const fn_gemm_sum *sum)
 {
-    static const ptile_fn big[4] = {NULL, ptile_16x1, ptile_12x2, ptile_8x3};
-    static const ptile_fn four[4] = {NULL, ptile_4x1, ptile_4x2, ptile_4x3};
-    static const ptile_fn one[4] = {NULL, ptile_1x1, ptile_1x2, ptile_1x3};
+    /* [with the sum][vectors] */
+    static const ptile_fn bigs[2][4] = {{NULL, ptile_16x1, ptile_12x2, ptile_8x3},
+                                        {NULL, ptile_16x1s, ptile_12x2s, ptile_8x3s}};
+    static const ptile_fn fours[2][4] = {{NULL, ptile_4x1, ptile_4x2, ptile_4x3},
+                                         {NULL, ptile_4x1s, ptile_4x2s, ptile_4x3s}};
+    static const ptile_fn ones[2][4] = {{NULL, ptile_1x1, ptile_1x2, ptile_1x3},
+                                        {NULL, ptile_1x1s, ptile_1x2s, ptile_1x3s}};
+    const ptile_fn *big = bigs[sum != NULL], *four = fours[sum != NULL], *one = ones[sum != NULL];
     static const int big_rows[4] = {0, 16, 12, 8};
+    /* A tile may not recompute rows whose sum it updated in place (it would add them twice). */
+    const int redo = !(sum && sum->out == sum->in);
     /* A multiple of 48 rows, so every tile height divides it. */
     int mc = (int)(GEMM_A_BLOCK / sizeof(float) / (size_t)(K > 0 ? K : 1)) / 48 * 48;
     if (mc < 48) mc = 48;
@@ -376,28 +409,29 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
             const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
             const float *bb = bias ? bias + n0 : NULL;
             const int mr = big_rows[nv];
+/* A tile's rows from m on: its A, C and sums. */
+#define AT(m)                                                                                      \
+    A + (size_t)(m)*lda, lda, bp, bb, act, C + (size_t)(m)*ldc + n0, ldc, ml,                      \
+        sum ? sum->in + (size_t)(m)*ldc + n0 : NULL,                                               \
+        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 : NULL
             int m = m0;
             for (; m + mr <= m1; m += mr)
-                big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
-                        ml);
+                big[nv](K, AT(m));
             const int left = m1 - m;
-            if (left > 0 && m1 - m0 >= mr && left / 4 + left % 4 >= 3) {
+            if (redo && left > 0 && m1 - m0 >= mr && left / 4 + left % 4 >= 3) {
                 /* The leftover rows as one more full tile ending at the last row: it recomputes
                  * some rows of the tile before (C does not alias A, and every tile writes C
                  * from scratch, so they get the same values again). A 4- or 1-row tile takes
                  * about a third of a full tile's time per k (it is bound by the FMA latency,
                  * not the FMA units), so this pays from three such small tiles on. */
-                m = m1 - mr;
-                big[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
-                        ml);
+                big[nv](K, AT(m1 - mr));
                 m = m1;
             }
             for (; m + 4 <= m1; m += 4)
-                four[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
-                         ml);
+                four[nv](K, AT(m));
             for (; m < m1; m++)
-                one[nv](K, A + (size_t)m * lda, lda, bp, bb, act, C + (size_t)m * ldc + n0, ldc,
-                        ml);
+                one[nv](K, AT(m));
+#undef AT
             bp += (size_t)K * nv * 16;
             n0 += w;
         }
@@ -585,10 +619,11 @@ static void dw3x3_avx512(const float *in, int ybase, int ih, int iw, int c, cons
     (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
 }
 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
-                               const float *bias, fn_act act, float *C, int ldc)
+                               const float *bias, fn_act act, float *C, int ldc,
+                               const fn_gemm_sum *sum)
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
-    (void)ldc;
+    (void)ldc, (void)sum;
 }
 #endif
 
@@ -782,19 +817,19 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
         return;
     }
     if (wp->p && use_avx2()) {
-        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n);
+        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n, NULL);
         return;
     }
     if (!wp->w) {
         if (use_avx512())
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL);
         else
             gemm_packed_generic(m, n, k, a, wp->p, bias, act, c);
         return;
     }
     if (use_avx512()) {
         if (wp->p)
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL);
         else
             gemm_avx512(m, n, k, a, k, wp->w, n, bias, act, c, n);
         return;
@@ -1026,8 +1061,11 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
  * FaceLandmark68Net keeps a running sum of its separable convs' outputs: sum += q, then relu(sum)
  * is the next conv's input. Done as three passes over whole maps (depthwise, pointwise, then the
  * sum), the pointwise output q went to L2 and was read back by a separate add loop: that loop took
- * a fifth of the net's time (perf, Intel Xeon VM). Here a strip of rows goes through the three
- * steps while its depthwise rows and its q (each about SUM_STRIP_FLOATS) are still in L1. */
+ * a fifth of the net's time (perf, Intel Xeon VM), and still 18 % when it ran per strip on a q in
+ * L1 (its loads and stores of the sum maps, in L2, waited with nothing else to do). So the sum is
+ * the packed GEMMs' epilogue (fn_gemm_sum): those loads and stores overlap the next tile's FMAs,
+ * and q is never stored. A strip of rows at a time, so the depthwise rows the GEMM reads (about
+ * SUM_STRIP_FLOATS) stay in L1; the other kernels (OpenBLAS, AMX) keep the separate pass. */
 #define SUM_STRIP_FLOATS ((size_t)8 * 1024)
 
 static int sum_strip_rows(int oh, int ow, int c, int cout)
@@ -1062,6 +1100,25 @@ GENERIC_CLONES static void add_sum_relu(const float *sum_in, const float *restri
     }
 }
 
+/* relu_out = max(sum_in + (A B + bias), 0), and the sum into sum_out unless it is NULL: in the
+ * packed GEMMs' epilogue where this thread runs them, else the GEMM into q (m x n floats) and a
+ * pass over it. */
+static void gemm_sum(int m, const fn_wpack *wp, const float *a, const float *bias,
+                     const float *sum_in, float *sum_out, float *relu_out, float *q)
+{
+    const int n = wp->n, k = wp->k;
+    const fn_gemm_sum sum = {sum_in, sum_out};
+    if (wp->p && !(fn_amx_thread() && wp->amx) && (use_avx2() || use_avx512())) {
+        if (use_avx2())
+            fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum);
+        else
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum);
+        return;
+    }
+    gemm_bias_act(m, wp, a, bias, FN_ACT_NONE, q);
+    add_sum_relu(sum_in, q, sum_out, relu_out, (size_t)m * n);
+}
+
 void fn_sepconv_sum_w(const fn_t3 *in, const float *dw_w, const fn_wpack *pw, const float *pw_b,
                       const float *sum_in, float *sum_out, float *relu_out, float *scratch)
 {
@@ -1073,12 +1130,12 @@ void fn_sepconv_sum_w(const fn_t3 *in, const float *dw_w, const fn_wpack *pw, co
     double t_dw = 0, t_pw = 0;
     for (int y0 = 0; y0 < h; y0 += rows) {
         const int y1 = y0 + rows < h ? y0 + rows : h;
-        const size_t off = (size_t)y0 * w * cout, n = (size_t)(y1 - y0) * w * cout;
+        const size_t off = (size_t)y0 * w * cout;
         const double t0 = ops_trace ? trace_now() : 0;
         dw_rows(in, 0, dw_w, NULL, 3, 1, pt, pl, FN_ACT_NONE, scratch, y0, y1, w);
         const double t1 = ops_trace ? trace_now() : 0;
-        gemm_bias_act((y1 - y0) * w, pw, scratch, pw_b, FN_ACT_NONE, q);
-        add_sum_relu(sum_in + off, q, sum_out ? sum_out + off : NULL, relu_out + off, n);
+        gemm_sum((y1 - y0) * w, pw, scratch, pw_b, sum_in + off, sum_out ? sum_out + off : NULL,
+                 relu_out + off, q);
         if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
     }
     if (ops_trace) {

@@ -97,10 +97,10 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
  * depthwise 3x3 SAME, stride 1, without bias or activation (weights dw_w [3][3][in->c][1], pw
  * packed, pw->k = in->c), then sum_out = sum_in + q and relu_out = max(sum_out, 0), all three maps
  * in->h x in->w x pw->n. The same floats as fn_dwconv2d, fn_conv2d_w and the sum one after the
- * other, but a strip of rows at a time while q is in cache (q is never stored whole). sum_out may
- * be sum_in, or NULL when only the relu is wanted; neither sum_out nor relu_out may overlap `in`.
- * scratch:
- * fn_sepconv_sum_scratch_floats(in->h, in->w, in->c, pw->n) floats. */
+ * other, but a strip of rows at a time, the sum in the GEMM's epilogue (q is not stored where the
+ * AVX-512 or AVX2 kernels run). sum_out may be sum_in, or NULL when only the relu is wanted;
+ * neither sum_out nor relu_out may overlap `in`. scratch: fn_sepconv_sum_scratch_floats(in->h,
+ * in->w, in->c, pw->n) floats. */
 size_t fn_sepconv_sum_scratch_floats(int h, int w, int cin, int cout);
 void fn_sepconv_sum_w(const fn_t3 *in, const float *dw_w, const fn_wpack *pw, const float *pw_b,
                       const float *sum_in, float *sum_out, float *relu_out, float *scratch);

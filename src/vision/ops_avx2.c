@@ -67,12 +67,24 @@ AVX2 static inline void store_n(float *p, __m256 x, int n)
         _mm256_maskstore_ps(p, lanes(n), x);
 }
 
+/* x's sum with the first n lanes of p (all 8 when n >= 8), stored to q (unless NULL), then
+ * max(sum, 0): one vector of the running-sum epilogue (fn_gemm_sum). */
+AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
+{
+    if (n <= 0) return x;
+    x = _mm256_add_ps(n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes(n)), x);
+    if (q) store_n(q, x, n);
+    return _mm256_max_ps(x, _mm256_setzero_ps());
+}
+
 /* MR rows of A times one 16-column slice of a packed panel (ldb floats per k row), bias and
- * activation fused into the only store; only the first w columns (w <= 16) are stored. */
+ * activation fused into the only store; only the first w columns (w <= 16) are stored. With SUM
+ * the running sum (fn_gemm_sum; Sin and Sout offset as C) is applied before the store. */
 #define GEMM_PF 16
-#define TILE2(MR, NAME)                                                                            \
+#define TILE2(MR, SUM, NAME)                                                                       \
     AVX2 static void NAME(int K, const float *A, int lda, const float *B, int ldb,                 \
-                          const float *bias, fn_act act, float *C, int ldc, int w)                 \
+                          const float *bias, fn_act act, float *C, int ldc, int w,                 \
+                          const float *Sin, float *Sout)                                           \
     {                                                                                              \
         __m256 acc[MR][2];                                                                         \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] =               \
@@ -97,29 +109,49 @@ AVX2 static inline void store_n(float *p, __m256 x, int n)
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                       \
         {                                                                                          \
-            float *c = C + (size_t)r * ldc;                                                        \
-            store_n(c, act8(_mm256_add_ps(acc[r][0], bv0), act), w);                               \
-            store_n(c + 8, act8(_mm256_add_ps(acc[r][1], bv1), act), w - 8);                       \
+            const size_t o = (size_t)r * ldc;                                                      \
+            __m256 x0 = act8(_mm256_add_ps(acc[r][0], bv0), act);                                  \
+            __m256 x1 = act8(_mm256_add_ps(acc[r][1], bv1), act);                                  \
+            if (SUM) {                                                                             \
+                x0 = add_sum8(x0, Sin + o, Sout ? Sout + o : NULL, w);                             \
+                x1 = add_sum8(x1, Sin + o + 8, Sout ? Sout + o + 8 : NULL, w - 8);                 \
+            }                                                                                      \
+            store_n(C + o, x0, w);                                                                 \
+            store_n(C + o + 8, x1, w - 8);                                                         \
         }                                                                                          \
     }
 
-TILE2(6, tile_6)
-TILE2(5, tile_5)
-TILE2(4, tile_4)
-TILE2(3, tile_3)
-TILE2(2, tile_2)
-TILE2(1, tile_1)
+TILE2(6, 0, tile_6)
+TILE2(5, 0, tile_5)
+TILE2(4, 0, tile_4)
+TILE2(3, 0, tile_3)
+TILE2(2, 0, tile_2)
+TILE2(1, 0, tile_1)
+/* The same with the running sum (a separate set, so the plain tiles' code is what it was). */
+TILE2(6, 1, tile_6s)
+TILE2(5, 1, tile_5s)
+TILE2(4, 1, tile_4s)
+TILE2(3, 1, tile_3s)
+TILE2(2, 1, tile_2s)
+TILE2(1, 1, tile_1s)
 
 typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
-                        int, int);
+                        int, int, const float *, float *);
 
 /* Rows of A whose slice (this many bytes at most) stays in L2 while every panel passes over it. */
 #define GEMM_A_BLOCK (256 * 1024)
 
 AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
-                              const float *bias, fn_act act, float *C, int ldc)
+                              const float *bias, fn_act act, float *C, int ldc,
+                              const fn_gemm_sum *sum)
 {
-    static const tile_fn small[6] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5};
+    /* [with the sum][rows] */
+    static const tile_fn tiles[2][7] = {
+        {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6},
+        {NULL, tile_1s, tile_2s, tile_3s, tile_4s, tile_5s, tile_6s}};
+    const tile_fn *small = tiles[sum != NULL], full = small[6];
+    /* A tile may not recompute rows whose sum it updated in place (it would add them twice). */
+    const int redo = !(sum && sum->out == sum->in);
     int mc = (int)(GEMM_A_BLOCK / sizeof(float) / (size_t)(K > 0 ? K : 1)) / 6 * 6;
     if (mc < 6) mc = 6;
     for (int m0 = 0; m0 < M; m0 += mc) {
@@ -130,22 +162,24 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
             for (int s = 0; s < pw; s += 16) {
                 const int w = pw - s < 16 ? pw - s : 16;
                 const float *bs = bp + s, *bb = bias ? bias + n0 + s : NULL;
-                float *cs = C + n0 + s;
+/* A tile's rows from m on: its A, C and sums. */
+#define AT(m)                                                                                      \
+    A + (size_t)(m)*lda, lda, bs, wpad, bb, act, C + (size_t)(m)*ldc + n0 + s, ldc, w,             \
+        sum ? sum->in + (size_t)(m)*ldc + n0 + s : NULL,                                           \
+        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 + s : NULL
                 int m = m0;
                 for (; m + 6 <= m1; m += 6)
-                    tile_6(K, A + (size_t)m * lda, lda, bs, wpad, bb, act, cs + (size_t)m * ldc,
-                           ldc, w);
+                    full(K, AT(m));
                 if (m < m1) {
                     /* The leftover rows: one more full tile ending at the last row when the
                      * block has one (it recomputes rows of the tile before with the same sums;
                      * C does not alias A), else a tile of their height. */
-                    if (m1 - m0 >= 6)
-                        tile_6(K, A + (size_t)(m1 - 6) * lda, lda, bs, wpad, bb, act,
-                               cs + (size_t)(m1 - 6) * ldc, ldc, w);
+                    if (redo && m1 - m0 >= 6)
+                        full(K, AT(m1 - 6));
                     else
-                        small[m1 - m](K, A + (size_t)m * lda, lda, bs, wpad, bb, act,
-                                      cs + (size_t)m * ldc, ldc, w);
+                        small[m1 - m](K, AT(m));
                 }
+#undef AT
             }
             bp += (size_t)K * wpad;
             n0 += pw;
@@ -296,10 +330,10 @@ int fn_cpu_has_avx2(void)
     return 0;
 }
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
-                         const float *bias, fn_act act, float *C, int ldc)
+                         const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum)
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
-    (void)ldc;
+    (void)ldc, (void)sum;
 }
 void fn_dw3x3_avx2(const float *in, int ybase, int ih, int iw, int c, const float *w,
                    const float *bias, int stride, int pt, int pl, fn_act act, float *out,

@@ -52,10 +52,19 @@ static inline int fn_panel_width(int rem)
 #define FN_DW_ZERO_FLOATS (64 * 1024)
 extern float fn_dw_zero[FN_DW_ZERO_FLOATS];
 
+/* The running sum of fn_sepconv_sum_w as the packed GEMMs' epilogue: each result x (act none)
+ * becomes s = in + x, stored to `out` unless it is NULL (it may be `in`), and C gets max(s, 0).
+ * Both maps laid out as C (row stride ldc). */
+typedef struct fn_gemm_sum {
+    const float *in;
+    float *out;
+} fn_gemm_sum;
+
 /* The AVX2 kernels (ops_avx2.c), for ops.c's dispatch only. C[M][N] (row stride ldc) =
- * act(A[M][K] (row stride lda) B + bias), B packed as above; C must not alias A. */
+ * act(A[M][K] (row stride lda) B + bias), B packed as above, then the sum when `sum` is not NULL;
+ * C must not alias A. */
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
-                         const float *bias, fn_act act, float *C, int ldc);
+                         const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum);
 /* Output rows [oy_begin, oy_end) of a 3x3 depthwise conv (stride 1 or 2, padding pt/pl) of an
  * ih x iw x c map whose rows from ybase on are at `in`, into `out` (those rows, ow wide). */
 void fn_dw3x3_avx2(const float *in, int ybase, int ih, int iw, int c, const float *w,
