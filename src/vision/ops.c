@@ -303,27 +303,31 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
  * added to Sin, the sum stored to Sout unless it is NULL, and max(sum, 0) to C: the sum's loads
  * and stores run beside the next tile's FMAs instead of in a pass of their own over the map. */
 #define PTILE_PF 24
-#define PTILE(MR, NV, SUM, NAME)                                                                   \
+#define PTILE(MR, NV, SUM, SEG, NAME)                                                              \
     AVX512 static void NAME(int K, const float *A, int lda, const float *Bp, const float *bias,    \
                             fn_act act, float *C, int ldc, __mmask16 m_last, const float *Sin,     \
-                            float *Sout)                                                           \
+                            float *Sout, size_t seg)                                               \
     {                                                                                              \
         __m512 acc[MR][NV];                                                                        \
         _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                      \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps(); \
-        for (int k = 0; k < K; k++) {                                                              \
-            __m512 b[NV];                                                                          \
-            _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                                  \
-            {                                                                                      \
-                b[v] = _mm512_load_ps(Bp + (size_t)k * (NV * 16) + v * 16);                        \
-                _mm_prefetch((const char *)(Bp + (size_t)(k + PTILE_PF) * (NV * 16) + v * 16),     \
-                             _MM_HINT_T0);                                                         \
-            }                                                                                      \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                  \
-            {                                                                                      \
-                __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                 \
-                _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] =                  \
-                    _mm512_fmadd_ps(a, b[v], acc[r][v]);                                           \
+        const int ks = SEG ? K / 3 : K;                                                            \
+        for (int s = 0; s < (SEG ? 3 : 1); s++) {                                                  \
+            const float *As = A + s * seg, *Bs = Bp + (size_t)s * ks * (NV * 16);                  \
+            for (int k = 0; k < ks; k++) {                                                         \
+                __m512 b[NV];                                                                      \
+                _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                              \
+                {                                                                                  \
+                    b[v] = _mm512_load_ps(Bs + (size_t)k * (NV * 16) + v * 16);                    \
+                    _mm_prefetch((const char *)(Bs + (size_t)(k + PTILE_PF) * (NV * 16) + v * 16), \
+                                 _MM_HINT_T0);                                                     \
+                }                                                                                  \
+                _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                              \
+                {                                                                                  \
+                    __m512 a = _mm512_set1_ps(As[(size_t)r * lda + k]);                            \
+                    _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] =              \
+                        _mm512_fmadd_ps(a, b[v], acc[r][v]);                                       \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                                      \
@@ -352,28 +356,38 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
         }                                                                                          \
     }
 
-PTILE(8, 3, 0, ptile_8x3)
-PTILE(4, 3, 0, ptile_4x3)
-PTILE(1, 3, 0, ptile_1x3)
-PTILE(12, 2, 0, ptile_12x2)
-PTILE(4, 2, 0, ptile_4x2)
-PTILE(1, 2, 0, ptile_1x2)
-PTILE(16, 1, 0, ptile_16x1)
-PTILE(4, 1, 0, ptile_4x1)
-PTILE(1, 1, 0, ptile_1x1)
+PTILE(8, 3, 0, 0, ptile_8x3)
+PTILE(4, 3, 0, 0, ptile_4x3)
+PTILE(1, 3, 0, 0, ptile_1x3)
+PTILE(12, 2, 0, 0, ptile_12x2)
+PTILE(4, 2, 0, 0, ptile_4x2)
+PTILE(1, 2, 0, 0, ptile_1x2)
+PTILE(16, 1, 0, 0, ptile_16x1)
+PTILE(4, 1, 0, 0, ptile_4x1)
+PTILE(1, 1, 0, 0, ptile_1x1)
 /* The same with the running sum (a separate set, so the plain tiles' code is what it was). */
-PTILE(8, 3, 1, ptile_8x3s)
-PTILE(4, 3, 1, ptile_4x3s)
-PTILE(1, 3, 1, ptile_1x3s)
-PTILE(12, 2, 1, ptile_12x2s)
-PTILE(4, 2, 1, ptile_4x2s)
-PTILE(1, 2, 1, ptile_1x2s)
-PTILE(16, 1, 1, ptile_16x1s)
-PTILE(4, 1, 1, ptile_4x1s)
-PTILE(1, 1, 1, ptile_1x1s)
+PTILE(8, 3, 1, 0, ptile_8x3s)
+PTILE(4, 3, 1, 0, ptile_4x3s)
+PTILE(1, 3, 1, 0, ptile_1x3s)
+PTILE(12, 2, 1, 0, ptile_12x2s)
+PTILE(4, 2, 1, 0, ptile_4x2s)
+PTILE(1, 2, 1, 0, ptile_1x2s)
+PTILE(16, 1, 1, 0, ptile_16x1s)
+PTILE(4, 1, 1, 0, ptile_4x1s)
+PTILE(1, 1, 1, 0, ptile_1x1s)
+/* And with A in three segments, seg floats apart (a 3x3 conv's rows of taps: conv3x3_rows). */
+PTILE(8, 3, 0, 1, ptile_8x3g)
+PTILE(4, 3, 0, 1, ptile_4x3g)
+PTILE(1, 3, 0, 1, ptile_1x3g)
+PTILE(12, 2, 0, 1, ptile_12x2g)
+PTILE(4, 2, 0, 1, ptile_4x2g)
+PTILE(1, 2, 0, 1, ptile_1x2g)
+PTILE(16, 1, 0, 1, ptile_16x1g)
+PTILE(4, 1, 0, 1, ptile_4x1g)
+PTILE(1, 1, 0, 1, ptile_1x1g)
 
 typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
-                         int, __mmask16, const float *, float *);
+                         int, __mmask16, const float *, float *, size_t);
 
 /* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: rows in blocks whose slice of A
  * (GEMM_A_BLOCK bytes at most) stays in L2 while every panel of B passes over it; within a block,
@@ -385,16 +399,20 @@ typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, 
 
 AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
                                       const float *bias, fn_act act, float *C, int ldc,
-                                      const fn_gemm_sum *sum)
+                                      const fn_gemm_sum *sum, size_t seg)
 {
-    /* [with the sum][vectors] */
-    static const ptile_fn bigs[2][4] = {{NULL, ptile_16x1, ptile_12x2, ptile_8x3},
-                                        {NULL, ptile_16x1s, ptile_12x2s, ptile_8x3s}};
-    static const ptile_fn fours[2][4] = {{NULL, ptile_4x1, ptile_4x2, ptile_4x3},
-                                         {NULL, ptile_4x1s, ptile_4x2s, ptile_4x3s}};
-    static const ptile_fn ones[2][4] = {{NULL, ptile_1x1, ptile_1x2, ptile_1x3},
-                                        {NULL, ptile_1x1s, ptile_1x2s, ptile_1x3s}};
-    const ptile_fn *big = bigs[sum != NULL], *four = fours[sum != NULL], *one = ones[sum != NULL];
+    /* [plain, with the sum, A in segments][vectors] */
+    static const ptile_fn bigs[3][4] = {{NULL, ptile_16x1, ptile_12x2, ptile_8x3},
+                                        {NULL, ptile_16x1s, ptile_12x2s, ptile_8x3s},
+                                        {NULL, ptile_16x1g, ptile_12x2g, ptile_8x3g}};
+    static const ptile_fn fours[3][4] = {{NULL, ptile_4x1, ptile_4x2, ptile_4x3},
+                                         {NULL, ptile_4x1s, ptile_4x2s, ptile_4x3s},
+                                         {NULL, ptile_4x1g, ptile_4x2g, ptile_4x3g}};
+    static const ptile_fn ones[3][4] = {{NULL, ptile_1x1, ptile_1x2, ptile_1x3},
+                                        {NULL, ptile_1x1s, ptile_1x2s, ptile_1x3s},
+                                        {NULL, ptile_1x1g, ptile_1x2g, ptile_1x3g}};
+    const int set = sum ? 1 : seg ? 2 : 0;
+    const ptile_fn *big = bigs[set], *four = fours[set], *one = ones[set];
     static const int big_rows[4] = {0, 16, 12, 8};
     /* A tile may not recompute rows whose sum it updated in place (it would add them twice). */
     const int redo = !(sum && sum->out == sum->in);
@@ -413,7 +431,7 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
 #define AT(m)                                                                                      \
     A + (size_t)(m)*lda, lda, bp, bb, act, C + (size_t)(m)*ldc + n0, ldc, ml,                      \
         sum ? sum->in + (size_t)(m)*ldc + n0 : NULL,                                               \
-        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 : NULL
+        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 : NULL, seg
             int m = m0;
             for (; m + mr <= m1; m += mr)
                 big[nv](K, AT(m));
@@ -620,10 +638,10 @@ static void dw3x3_avx512(const float *in, int ybase, int ih, int iw, int c, cons
 }
 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
                                const float *bias, fn_act act, float *C, int ldc,
-                               const fn_gemm_sum *sum)
+                               const fn_gemm_sum *sum, size_t seg)
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
-    (void)ldc, (void)sum;
+    (void)ldc, (void)sum, (void)seg;
 }
 #endif
 
@@ -822,14 +840,14 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
     }
     if (!wp->w) {
         if (use_avx512())
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL, 0);
         else
             gemm_packed_generic(m, n, k, a, wp->p, bias, act, c);
         return;
     }
     if (use_avx512()) {
         if (wp->p)
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL, 0);
         else
             gemm_avx512(m, n, k, a, k, wp->w, n, bias, act, c, n);
         return;
@@ -912,6 +930,74 @@ static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int str
     }
 }
 
+/* A 3x3 stride-1 SAME conv on the AVX-512 GEMM without the full im2col matrix. Row m of that
+ * matrix is three runs of 3 * cin floats, the taps of input rows y - 1, y and y + 1 around x; so
+ * a strip of output rows needs only "rows of taps" (each pixel's three horizontal neighbours,
+ * 3 * cin floats) for its input rows and the one above and below, and the GEMM's tiles read
+ * their A in three segments one input row of taps apart (ptile_*g). A third of im2col's copying,
+ * the same products in the same order (the same floats). Maps of at least CONV3_MIN_PIXELS, one
+ * image at a time (smaller maps keep im2col, whose strips take the rows of several images in one
+ * GEMM so their weights stream once for the batch). */
+#define CONV3_MIN_PIXELS 256
+
+static int conv3_rows_path(const fn_t3 *in, const fn_wpack *wp, int kh, int kw, int stride,
+                           fn_pad pad)
+{
+    return kh == 3 && kw == 3 && stride == 1 && pad == FN_PAD_SAME &&
+           in->h * in->w >= CONV3_MIN_PIXELS && wp->p && use_avx512() &&
+           !(fn_amx_thread() && wp->amx);
+}
+
+/* Rows of taps [y0, y1) of one image into col (rows outside the image are zeros). */
+static void taps_rows(const fn_t3 *img, int y0, int y1, float *col)
+{
+    const int h = img->h, w = img->w, c = img->c;
+    const size_t run = (size_t)3 * c;
+    for (int y = y0; y < y1; y++) {
+        float *row = col + (size_t)(y - y0) * w * run;
+        if (y < 0 || y >= h) {
+            memset(row, 0, sizeof(float) * w * run);
+            continue;
+        }
+        const float *src = img->d + (size_t)y * w * c;
+        for (int x = 0; x < w; x++) {
+            float *dst = row + (size_t)x * run;
+            if (x >= 1 && x + 1 < w) {
+                memcpy(dst, src + (size_t)(x - 1) * c, sizeof(float) * run);
+                continue;
+            }
+            for (int t = 0; t < 3; t++) {
+                const int xx = x - 1 + t;
+                if (xx < 0 || xx >= w)
+                    memset(dst + (size_t)t * c, 0, sizeof(float) * c);
+                else
+                    memcpy(dst + (size_t)t * c, src + (size_t)xx * c, sizeof(float) * c);
+            }
+        }
+    }
+}
+
+/* conv3_rows_path's conv of nimg images; scratch holds `floats` (what im2col would use, at least
+ * one im2col row: three rows of taps). */
+static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, fn_act act,
+                       fn_t3 *out, float *scratch, size_t floats)
+{
+    const int h = in->h, w = in->w, c = in->c, n = wp->n;
+    const size_t tap_row = (size_t)w * 3 * c; /* floats of one row of taps */
+    int rows = (int)(floats / tap_row) - 2;   /* output rows per strip */
+    if (rows < 1) rows = 1;
+    for (int i = 0; i < nimg; i++) {
+        const fn_t3 img = {h, w, c, in->d + (size_t)i * h * w * c};
+        float *o = out->d + (size_t)i * h * w * n;
+        for (int y0 = 0; y0 < h; y0 += rows) {
+            const int y1 = y0 + rows < h ? y0 + rows : h;
+            taps_rows(&img, y0 - 1, y1 + 1, scratch);
+            gemm_packed_avx512((y1 - y0) * w, n, 9 * c, scratch, 3 * c, wp->p, bias, act,
+                               o + (size_t)y0 * w * n, n, NULL, tap_row);
+        }
+    }
+}
+
 /* fn_conv2d_w's im2col path: the im2col matrix strip by strip, each strip's GEMM at once. */
 static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
                         int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
@@ -922,6 +1008,10 @@ static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const flo
     /* The images' output rows one after the other (image gy / oh, row gy % oh): a strip may span
      * images, so a small map's GEMM gets the rows of several images at once. */
     const int total = nimg * oh, rows = strip_rows(total, ow, k);
+    if (conv3_rows_path(in, wp, kh, kw, stride, pad)) {
+        conv3_rows(in, nimg, wp, bias, act, out, scratch, (size_t)rows * ow * k);
+        return;
+    }
     for (int y0 = 0; y0 < total; y0 += rows) {
         const int y1 = y0 + rows < total ? y0 + rows : total;
         im2col_rows(in, oh, ow, kh, kw, stride, pt, pl, y0, y1, scratch);
@@ -1112,7 +1202,7 @@ static void gemm_sum(int m, const fn_wpack *wp, const float *a, const float *bia
         if (use_avx2())
             fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum);
         else
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, 0);
         return;
     }
     gemm_bias_act(m, wp, a, bias, FN_ACT_NONE, q);

@@ -159,6 +159,14 @@ static void test_conv2d(void **state)
     check_conv(6, 5, 36, 112, 1, 1, FN_PAD_VALID, FN_ACT_NONE, 0);
     check_conv(11, 11, 9, 42, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(3, 3, 256, 9, 1, 1, FN_PAD_SAME, FN_ACT_NONE, 1);
+    /* 3x3 stride 1 SAME on 256 pixels and more (rows of taps on the AVX-512 path): the recognition
+     * net's shape (several strips), one pixel wide (every tap row at a border), one row, odd
+     * channel counts, wide rows (one output row a strip) */
+    check_conv(35, 35, 32, 32, 3, 1, FN_PAD_SAME, FN_ACT_RELU, 1);
+    check_conv(300, 1, 8, 16, 3, 1, FN_PAD_SAME, FN_ACT_NONE, 1);
+    check_conv(1, 300, 5, 7, 3, 1, FN_PAD_SAME, FN_ACT_LEAKY, 0);
+    check_conv(16, 17, 13, 40, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(6, 200, 64, 24, 3, 1, FN_PAD_SAME, FN_ACT_NONE, 1);
     /* im2col in several strips of output rows (and a short last strip). */
     check_conv(100, 97, 32, 8, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(101, 64, 32, 20, 3, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
@@ -748,6 +756,11 @@ static void test_avx2_equals_avx512(void **state)
     same_floats(9, 11, 20, 100, 1, 1, FN_ACT_LEAKY); /* partial panel, partial channel block */
     same_floats(15, 16, 24, 48, 3, 2, FN_ACT_RELU);  /* im2col, stride 2 */
     same_floats(5, 3, 512, 256, 1, 1, FN_ACT_NONE);  /* long K, row remainders */
+    /* 3x3 stride 1 from 256 pixels: the AVX-512 path reads rows of taps (conv3_rows), the AVX2
+     * one the im2col matrix: the same products in the same order */
+    same_floats(35, 35, 32, 32, 3, 1, FN_ACT_RELU); /* the recognition net's, several strips */
+    same_floats(17, 17, 64, 64, 3, 1, FN_ACT_NONE);
+    same_floats(40, 7, 20, 40, 3, 1, FN_ACT_LEAKY); /* channels off the vector width */
 }
 
 static int generic_isa(void **state)
