@@ -835,7 +835,7 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
         return;
     }
     if (wp->p && use_avx2()) {
-        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n, NULL);
+        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n, NULL, 0);
         return;
     }
     if (!wp->w) {
@@ -940,21 +940,21 @@ static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int str
     }
 }
 
-/* A 3x3 stride-1 SAME conv on the AVX-512 GEMM without the full im2col matrix. Row m of that
- * matrix is three runs of 3 * cin floats, the taps of input rows y - 1, y and y + 1 around x; so
- * a strip of output rows needs only "rows of taps" (each pixel's three horizontal neighbours,
- * 3 * cin floats) for its input rows and the one above and below, and the GEMM's tiles read
- * their A in three segments one input row of taps apart (ptile_*g). A third of im2col's copying,
- * the same products in the same order (the same floats). Maps of at least CONV3_MIN_PIXELS, one
- * image at a time (smaller maps keep im2col, whose strips take the rows of several images in one
- * GEMM so their weights stream once for the batch). */
+/* A 3x3 stride-1 SAME conv on the AVX-512 or AVX2 GEMM without the full im2col matrix. Row m of
+ * that matrix is three runs of 3 x cin floats, the taps of input rows y - 1, y and y + 1 around
+ * x; so a strip of output rows needs only "rows of taps" (each pixel's three horizontal
+ * neighbours) for its input rows and the one above and below, and the GEMM's tiles read their A
+ * in three segments one input row of taps apart (ptile_*g, AVX2 tile_*g). A third of im2col's
+ * copying, the same products in the same order (the same floats). Maps of at least
+ * CONV3_MIN_PIXELS, one image at a time (smaller maps keep im2col, whose strips take the rows of
+ * several images in one GEMM so their weights stream once for the batch). */
 #define CONV3_MIN_PIXELS 256
 
 static int conv3_rows_path(const fn_t3 *in, const fn_wpack *wp, int kh, int kw, int stride,
                            fn_pad pad)
 {
     return kh == 3 && kw == 3 && stride == 1 && pad == FN_PAD_SAME &&
-           in->h * in->w >= CONV3_MIN_PIXELS && wp->p && use_avx512() &&
+           in->h * in->w >= CONV3_MIN_PIXELS && wp->p && (use_avx512() || use_avx2()) &&
            !(fn_amx_thread() && wp->amx);
 }
 
@@ -1002,8 +1002,12 @@ static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const floa
         for (int y0 = 0; y0 < h; y0 += rows) {
             const int y1 = y0 + rows < h ? y0 + rows : h;
             taps_rows(&img, y0 - 1, y1 + 1, scratch);
-            gemm_packed_avx512((y1 - y0) * w, n, 9 * c, scratch, 3 * c, wp->p, bias, act,
-                               o + (size_t)y0 * w * n, n, NULL, tap_row);
+            if (use_avx2())
+                fn_gemm_packed_avx2((y1 - y0) * w, n, 9 * c, scratch, 3 * c, wp->p, bias, act,
+                                    o + (size_t)y0 * w * n, n, NULL, tap_row);
+            else
+                gemm_packed_avx512((y1 - y0) * w, n, 9 * c, scratch, 3 * c, wp->p, bias, act,
+                                   o + (size_t)y0 * w * n, n, NULL, tap_row);
         }
     }
 }
@@ -1210,7 +1214,7 @@ static void gemm_sum(int m, const fn_wpack *wp, const float *a, const float *bia
     const fn_gemm_sum sum = {sum_in, sum_out};
     if (wp->p && !(fn_amx_thread() && wp->amx) && (use_avx2() || use_avx512())) {
         if (use_avx2())
-            fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum);
+            fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, 0);
         else
             gemm_packed_avx512(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, 0);
         return;

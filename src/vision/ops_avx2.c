@@ -79,25 +79,30 @@ AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
 
 /* MR rows of A times one 16-column slice of a packed panel (ldb floats per k row), bias and
  * activation fused into the only store; only the first w columns (w <= 16) are stored. With SUM
- * the running sum (fn_gemm_sum; Sin and Sout offset as C) is applied before the store. */
+ * the running sum (fn_gemm_sum; Sin and Sout offset as C) is applied before the store; with SEG
+ * A is read in three segments of K / 3, `seg` floats apart (a 3x3 conv's rows of taps, ops.c). */
 #define GEMM_PF 16
-#define TILE2(MR, SUM, NAME)                                                                       \
+#define TILE2(MR, SUM, SEG, NAME)                                                                  \
     AVX2 static void NAME(int K, const float *A, int lda, const float *B, int ldb,                 \
                           const float *bias, fn_act act, float *C, int ldc, int w,                 \
-                          const float *Sin, float *Sout)                                           \
+                          const float *Sin, float *Sout, size_t seg)                               \
     {                                                                                              \
         __m256 acc[MR][2];                                                                         \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] =               \
             _mm256_setzero_ps();                                                                   \
-        for (int k = 0; k < K; k++) {                                                              \
-            const float *b = B + (size_t)k * ldb;                                                  \
-            const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                       \
-            _mm_prefetch((const char *)(b + (size_t)GEMM_PF * ldb), _MM_HINT_T0);                  \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                   \
-            {                                                                                      \
-                const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);                     \
-                acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);                                     \
-                acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);                                     \
+        const int ks = SEG ? K / 3 : K;                                                            \
+        for (int s = 0; s < (SEG ? 3 : 1); s++) {                                                  \
+            const float *As = A + s * seg, *Bs = B + (size_t)s * ks * ldb;                         \
+            for (int k = 0; k < ks; k++) {                                                         \
+                const float *b = Bs + (size_t)k * ldb;                                             \
+                const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                   \
+                _mm_prefetch((const char *)(b + (size_t)GEMM_PF * ldb), _MM_HINT_T0);              \
+                _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                               \
+                {                                                                                  \
+                    const __m256 a = _mm256_broadcast_ss(As + (size_t)r * lda + k);                \
+                    acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);                                 \
+                    acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);                                 \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         __m256 bv0 = _mm256_setzero_ps(), bv1 = _mm256_setzero_ps();                               \
@@ -121,35 +126,43 @@ AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
         }                                                                                          \
     }
 
-TILE2(6, 0, tile_6)
-TILE2(5, 0, tile_5)
-TILE2(4, 0, tile_4)
-TILE2(3, 0, tile_3)
-TILE2(2, 0, tile_2)
-TILE2(1, 0, tile_1)
+TILE2(6, 0, 0, tile_6)
+TILE2(5, 0, 0, tile_5)
+TILE2(4, 0, 0, tile_4)
+TILE2(3, 0, 0, tile_3)
+TILE2(2, 0, 0, tile_2)
+TILE2(1, 0, 0, tile_1)
 /* The same with the running sum (a separate set, so the plain tiles' code is what it was). */
-TILE2(6, 1, tile_6s)
-TILE2(5, 1, tile_5s)
-TILE2(4, 1, tile_4s)
-TILE2(3, 1, tile_3s)
-TILE2(2, 1, tile_2s)
-TILE2(1, 1, tile_1s)
+TILE2(6, 1, 0, tile_6s)
+TILE2(5, 1, 0, tile_5s)
+TILE2(4, 1, 0, tile_4s)
+TILE2(3, 1, 0, tile_3s)
+TILE2(2, 1, 0, tile_2s)
+TILE2(1, 1, 0, tile_1s)
+/* And with A in three segments (rows of taps). */
+TILE2(6, 0, 1, tile_6g)
+TILE2(5, 0, 1, tile_5g)
+TILE2(4, 0, 1, tile_4g)
+TILE2(3, 0, 1, tile_3g)
+TILE2(2, 0, 1, tile_2g)
+TILE2(1, 0, 1, tile_1g)
 
 typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
-                        int, int, const float *, float *);
+                        int, int, const float *, float *, size_t);
 
 /* Rows of A whose slice (this many bytes at most) stays in L2 while every panel passes over it. */
 #define GEMM_A_BLOCK (256 * 1024)
 
 AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
                               const float *bias, fn_act act, float *C, int ldc,
-                              const fn_gemm_sum *sum)
+                              const fn_gemm_sum *sum, size_t seg)
 {
-    /* [with the sum][rows] */
-    static const tile_fn tiles[2][7] = {
+    /* [plain, with the sum, A in segments][rows] */
+    static const tile_fn tiles[3][7] = {
         {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6},
-        {NULL, tile_1s, tile_2s, tile_3s, tile_4s, tile_5s, tile_6s}};
-    const tile_fn *small = tiles[sum != NULL], full = small[6];
+        {NULL, tile_1s, tile_2s, tile_3s, tile_4s, tile_5s, tile_6s},
+        {NULL, tile_1g, tile_2g, tile_3g, tile_4g, tile_5g, tile_6g}};
+    const tile_fn *small = tiles[sum ? 1 : seg ? 2 : 0], full = small[6];
     /* A tile may not recompute rows whose sum it updated in place (it would add them twice). */
     const int redo = !(sum && sum->out == sum->in);
     int mc = (int)(GEMM_A_BLOCK / sizeof(float) / (size_t)(K > 0 ? K : 1)) / 6 * 6;
@@ -166,7 +179,7 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
 #define AT(m)                                                                                      \
     A + (size_t)(m)*lda, lda, bs, wpad, bb, act, C + (size_t)(m)*ldc + n0 + s, ldc, w,             \
         sum ? sum->in + (size_t)(m)*ldc + n0 + s : NULL,                                           \
-        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 + s : NULL
+        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 + s : NULL, seg
                 int m = m0;
                 for (; m + 6 <= m1; m += 6)
                     full(K, AT(m));
@@ -330,10 +343,11 @@ int fn_cpu_has_avx2(void)
     return 0;
 }
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
-                         const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum)
+                         const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
+                         size_t seg)
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
-    (void)ldc, (void)sum;
+    (void)ldc, (void)sum, (void)seg;
 }
 void fn_dw3x3_avx2(const float *in, int ybase, int ih, int iw, int c, const float *w,
                    const float *bias, int stride, int pt, int pl, fn_act act, float *out,

@@ -406,6 +406,9 @@ static void test_sepchain(void **state)
     check_chain(45, 44, 24, 0, 0, FN_PAD_SAME, 0, 4, s4, c4, 1);
     check_chain(40, 38, 3, 3, 2, FN_PAD_SAME, 48, 0, s4, c4, 1);
     check_chain(40, 38, 3, 7, 2, FN_PAD_VALID, 32, 2, s4, c4, 1);
+    /* a 3x3 stride-1 SAME head on 480 pixels: the chain builds its im2col matrix, the conv alone
+     * reads rows of taps (conv3_rows), and on the vector paths the two must agree to the bit */
+    check_chain(20, 24, 16, 3, 1, FN_PAD_SAME, 32, 2, s4, c4, 1);
     check_chain(3, 2, 16, 0, 0, FN_PAD_SAME, 0, 4, s4, c4, 1);
     /* wide rows: one row a strip */
     static const int s2[] = {1, 2}, c2[] = {600, 40};
@@ -756,8 +759,8 @@ static void test_avx2_equals_avx512(void **state)
     same_floats(9, 11, 20, 100, 1, 1, FN_ACT_LEAKY); /* partial panel, partial channel block */
     same_floats(15, 16, 24, 48, 3, 2, FN_ACT_RELU);  /* im2col, stride 2 */
     same_floats(5, 3, 512, 256, 1, 1, FN_ACT_NONE);  /* long K, row remainders */
-    /* 3x3 stride 1 from 256 pixels: the AVX-512 path reads rows of taps (conv3_rows), the AVX2
-     * one the im2col matrix: the same products in the same order */
+    /* 3x3 stride 1 from 256 pixels, where both read rows of taps (conv3_rows; against im2col:
+     * test_sepchain) */
     same_floats(35, 35, 32, 32, 3, 1, FN_ACT_RELU); /* the recognition net's, several strips */
     same_floats(17, 17, 64, 64, 3, 1, FN_ACT_NONE);
     same_floats(40, 7, 20, 40, 3, 1, FN_ACT_LEAKY); /* channels off the vector width */
