@@ -1,10 +1,12 @@
 /* ops.c: the tensor kernels of ops.h (HWC float32, TensorFlow padding rules).
  *
  * Convolutions are GEMMs: an im2col matrix [oh*ow][kh*kw*cin], built in strips of output rows
- * (skipped for 1x1 stride-1 convs, whose input already is that matrix), times the HWIO weights
- * viewed as [kh*kw*cin][cout]. fn_sepconv chains a depthwise 3x3 and a pointwise GEMM strip by
- * strip so the intermediate map stays in cache; fn_sepchain_w does the same across a head conv
- * and several such blocks, each keeping only a window of rows of its output. The element-wise
+ * (skipped for 1x1 stride-1 convs, whose input already is that matrix; for 3x3 stride-1 convs on
+ * the vector kernels only each input row's taps, read in three segments: conv3_rows), times the
+ * HWIO weights viewed as [kh*kw*cin][cout]. fn_sepconv chains a depthwise 3x3 and a pointwise
+ * GEMM strip by strip so the intermediate map stays in cache; fn_sepconv_sum_w adds a dense
+ * block's running sum in the GEMM's epilogue; fn_sepchain_w chains across a head conv and
+ * several such blocks, each keeping only a window of rows of its output. The element-wise
  * kernels keep the channel loop innermost and contiguous so the compiler vectorises them.
  *
  * Dispatch: on a CPU with AVX-512 the GEMM and the 3x3 depthwise conv run the AVX-512 kernels
