@@ -2,7 +2,8 @@
  *
  * Convolutions are GEMMs: an im2col matrix [oh*ow][kh*kw*cin], built in strips of output rows
  * (skipped for 1x1 stride-1 convs, whose input already is that matrix; for 3x3 stride-1 convs on
- * the vector kernels only each input row's taps, read in three segments: conv3_rows), times the
+ * the vector kernels only each input row's taps, read in three segments: conv3_rows; for VALID
+ * convs with wide output rows none, the taps read in the input: conv_direct), times the
  * HWIO weights viewed as [kh*kw*cin][cout]. fn_sepconv chains a depthwise 3x3 and a pointwise
  * GEMM strip by strip so the intermediate map stays in cache; fn_sepconv_sum_w adds a dense
  * block's running sum in the GEMM's epilogue; fn_sepchain_w chains across a head conv and
@@ -308,14 +309,15 @@ AVX512 static void gemm_avx512(int M, int N, int K, const float *A, int lda, con
 #define PTILE(MR, NV, SUM, SEG, NAME)                                                              \
     AVX512 static void NAME(int K, const float *A, int lda, const float *Bp, const float *bias,    \
                             fn_act act, float *C, int ldc, __mmask16 m_last, const float *Sin,     \
-                            float *Sout, size_t seg)                                               \
+                            float *Sout, const fn_gemm_seg *seg)                                   \
     {                                                                                              \
         __m512 acc[MR][NV];                                                                        \
         _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                      \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps(); \
-        const int ks = SEG ? K / 3 : K;                                                            \
-        for (int s = 0; s < (SEG ? 3 : 1); s++) {                                                  \
-            const float *As = A + s * seg, *Bs = Bp + (size_t)s * ks * (NV * 16);                  \
+        const int ns = SEG ? seg->n : 1, ks = K / ns;                                              \
+        for (int s = 0; s < ns; s++) {                                                             \
+            const float *As = A + (SEG ? s * seg->stride : 0);                                     \
+            const float *Bs = Bp + (size_t)s * ks * (NV * 16);                                     \
             for (int k = 0; k < ks; k++) {                                                         \
                 __m512 b[NV];                                                                      \
                 _Pragma("GCC unroll 16") for (int v = 0; v < NV; v++)                              \
@@ -377,7 +379,8 @@ PTILE(1, 2, 1, 0, ptile_1x2s)
 PTILE(16, 1, 1, 0, ptile_16x1s)
 PTILE(4, 1, 1, 0, ptile_4x1s)
 PTILE(1, 1, 1, 0, ptile_1x1s)
-/* And with A in three segments, seg floats apart (a 3x3 conv's rows of taps: conv3x3_rows). */
+/* And with A in segments (fn_gemm_seg: rows of taps, conv3_rows; a VALID conv's input,
+ * conv_direct). */
 PTILE(8, 3, 0, 1, ptile_8x3g)
 PTILE(4, 3, 0, 1, ptile_4x3g)
 PTILE(1, 3, 0, 1, ptile_1x3g)
@@ -389,7 +392,7 @@ PTILE(4, 1, 0, 1, ptile_4x1g)
 PTILE(1, 1, 0, 1, ptile_1x1g)
 
 typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
-                         int, __mmask16, const float *, float *, size_t);
+                         int, __mmask16, const float *, float *, const fn_gemm_seg *);
 
 /* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: rows in blocks whose slice of A
  * (GEMM_A_BLOCK bytes at most) stays in L2 while every panel of B passes over it; within a block,
@@ -401,7 +404,7 @@ typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, 
 
 AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
                                       const float *bias, fn_act act, float *C, int ldc,
-                                      const fn_gemm_sum *sum, size_t seg)
+                                      const fn_gemm_sum *sum, const fn_gemm_seg *seg)
 {
     /* [plain, with the sum, A in segments][vectors] */
     static const ptile_fn bigs[3][4] = {{NULL, ptile_16x1, ptile_12x2, ptile_8x3},
@@ -640,7 +643,7 @@ static void dw3x3_avx512(const float *in, int ybase, int ih, int iw, int c, cons
 }
 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
                                const float *bias, fn_act act, float *C, int ldc,
-                               const fn_gemm_sum *sum, size_t seg)
+                               const fn_gemm_sum *sum, const fn_gemm_seg *seg)
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
     (void)ldc, (void)sum, (void)seg;
@@ -837,19 +840,19 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
         return;
     }
     if (wp->p && use_avx2()) {
-        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n, NULL, 0);
+        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n, NULL, NULL);
         return;
     }
     if (!wp->w) {
         if (use_avx512())
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL, 0);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL, NULL);
         else
             gemm_packed_generic(m, n, k, a, wp->p, bias, act, c);
         return;
     }
     if (use_avx512()) {
         if (wp->p)
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL, 0);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL, NULL);
         else
             gemm_avx512(m, n, k, a, k, wp->w, n, bias, act, c, n);
         return;
@@ -942,6 +945,46 @@ static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int str
     }
 }
 
+/* C[m][wp->n] = act(A B + bias) on the AVX-512 or AVX2 packed GEMM with A read in segments
+ * (row stride lda). */
+static void gemm_segs(int m, const fn_wpack *wp, const float *a, int lda, const fn_gemm_seg *sg,
+                      const float *bias, fn_act act, float *c)
+{
+    if (use_avx2())
+        fn_gemm_packed_avx2(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, NULL, sg);
+    else
+        gemm_packed_avx512(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, NULL, sg);
+}
+
+/* A VALID conv with wide output rows (the recognition net's first layer, 7x7 stride 2 on RGB)
+ * reads its taps where they are, without an im2col matrix: the kw taps of one kernel row are
+ * kw * cin adjacent floats of the input, so row ox of one output row's A is kh segments of them,
+ * one input row apart, and the next output pixel's start stride * cin floats on (the GEMM's row
+ * stride). One GEMM per output row, ow rows; the same products in the same order as im2col,
+ * whose matrix (147 floats for every 32 outputs of that layer) took 0.3 of its 0.7 ms a face. */
+#define DIRECT_MIN_OW 24
+
+static int conv_direct_path(const fn_t3 *in, const fn_wpack *wp, int kh, int kw, int stride,
+                            fn_pad pad)
+{
+    return pad == FN_PAD_VALID && fn_out_size(in->w, kw, stride, pad) >= DIRECT_MIN_OW &&
+           fn_out_size(in->h, kh, stride, pad) > 0 && wp->p && (use_avx512() || use_avx2()) &&
+           !(fn_amx_thread() && wp->amx);
+}
+
+static void conv_direct(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                        int stride, fn_act act, fn_t3 *out)
+{
+    const int ih = in->h, iw = in->w, cin = in->c, oh = out->h, ow = out->w, n = wp->n;
+    const fn_gemm_seg sg = {(size_t)iw * cin, kh};
+    for (int i = 0; i < nimg; i++) {
+        const float *img = in->d + (size_t)i * ih * iw * cin;
+        for (int oy = 0; oy < oh; oy++)
+            gemm_segs(ow, wp, img + (size_t)oy * stride * iw * cin, stride * cin, &sg, bias, act,
+                      out->d + ((size_t)i * oh + oy) * ow * n);
+    }
+}
+
 /* A 3x3 stride-1 SAME conv on the AVX-512 or AVX2 GEMM without the full im2col matrix. Row m of
  * that matrix is three runs of 3 x cin floats, the taps of input rows y - 1, y and y + 1 around
  * x; so a strip of output rows needs only "rows of taps" (each pixel's three horizontal
@@ -997,6 +1040,7 @@ static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const floa
     const int h = in->h, w = in->w, c = in->c, n = wp->n;
     const size_t tap_row = (size_t)w * 3 * c; /* floats of one row of taps */
     int rows = (int)(floats / tap_row) - 2;   /* output rows per strip */
+    const fn_gemm_seg sg = {tap_row, 3};
     if (rows < 1) rows = 1;
     for (int i = 0; i < nimg; i++) {
         const fn_t3 img = {h, w, c, in->d + (size_t)i * h * w * c};
@@ -1004,12 +1048,7 @@ static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const floa
         for (int y0 = 0; y0 < h; y0 += rows) {
             const int y1 = y0 + rows < h ? y0 + rows : h;
             taps_rows(&img, y0 - 1, y1 + 1, scratch);
-            if (use_avx2())
-                fn_gemm_packed_avx2((y1 - y0) * w, n, 9 * c, scratch, 3 * c, wp->p, bias, act,
-                                    o + (size_t)y0 * w * n, n, NULL, tap_row);
-            else
-                gemm_packed_avx512((y1 - y0) * w, n, 9 * c, scratch, 3 * c, wp->p, bias, act,
-                                   o + (size_t)y0 * w * n, n, NULL, tap_row);
+            gemm_segs((y1 - y0) * w, wp, scratch, 3 * c, &sg, bias, act, o + (size_t)y0 * w * n);
         }
     }
 }
@@ -1026,6 +1065,10 @@ static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const flo
     const int total = nimg * oh, rows = strip_rows(total, ow, k);
     if (conv3_rows_path(in, wp, kh, kw, stride, pad)) {
         conv3_rows(in, nimg, wp, bias, act, out, scratch, (size_t)rows * ow * k);
+        return;
+    }
+    if (conv_direct_path(in, wp, kh, kw, stride, pad)) {
+        conv_direct(in, nimg, wp, bias, kh, stride, act, out);
         return;
     }
     for (int y0 = 0; y0 < total; y0 += rows) {
@@ -1216,9 +1259,9 @@ static void gemm_sum(int m, const fn_wpack *wp, const float *a, const float *bia
     const fn_gemm_sum sum = {sum_in, sum_out};
     if (wp->p && !(fn_amx_thread() && wp->amx) && (use_avx2() || use_avx512())) {
         if (use_avx2())
-            fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, 0);
+            fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, NULL);
         else
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, 0);
+            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, NULL);
         return;
     }
     gemm_bias_act(m, wp, a, bias, FN_ACT_NONE, q);

@@ -80,19 +80,19 @@ AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
 /* MR rows of A times one 16-column slice of a packed panel (ldb floats per k row), bias and
  * activation fused into the only store; only the first w columns (w <= 16) are stored. With SUM
  * the running sum (fn_gemm_sum; Sin and Sout offset as C) is applied before the store; with SEG
- * A is read in three segments of K / 3, `seg` floats apart (a 3x3 conv's rows of taps, ops.c). */
+ * A is read in the segments of `seg` (fn_gemm_seg). */
 #define GEMM_PF 16
 #define TILE2(MR, SUM, SEG, NAME)                                                                  \
     AVX2 static void NAME(int K, const float *A, int lda, const float *B, int ldb,                 \
                           const float *bias, fn_act act, float *C, int ldc, int w,                 \
-                          const float *Sin, float *Sout, size_t seg)                               \
+                          const float *Sin, float *Sout, const fn_gemm_seg *seg)                   \
     {                                                                                              \
         __m256 acc[MR][2];                                                                         \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] =               \
             _mm256_setzero_ps();                                                                   \
-        const int ks = SEG ? K / 3 : K;                                                            \
-        for (int s = 0; s < (SEG ? 3 : 1); s++) {                                                  \
-            const float *As = A + s * seg, *Bs = B + (size_t)s * ks * ldb;                         \
+        const int ns = SEG ? seg->n : 1, ks = K / ns;                                              \
+        for (int s = 0; s < ns; s++) {                                                             \
+            const float *As = A + (SEG ? s * seg->stride : 0), *Bs = B + (size_t)s * ks * ldb;     \
             for (int k = 0; k < ks; k++) {                                                         \
                 const float *b = Bs + (size_t)k * ldb;                                             \
                 const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);                   \
@@ -139,7 +139,7 @@ TILE2(4, 1, 0, tile_4s)
 TILE2(3, 1, 0, tile_3s)
 TILE2(2, 1, 0, tile_2s)
 TILE2(1, 1, 0, tile_1s)
-/* And with A in three segments (rows of taps). */
+/* And with A in segments (fn_gemm_seg). */
 TILE2(6, 0, 1, tile_6g)
 TILE2(5, 0, 1, tile_5g)
 TILE2(4, 0, 1, tile_4g)
@@ -148,14 +148,14 @@ TILE2(2, 0, 1, tile_2g)
 TILE2(1, 0, 1, tile_1g)
 
 typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
-                        int, int, const float *, float *, size_t);
+                        int, int, const float *, float *, const fn_gemm_seg *);
 
 /* Rows of A whose slice (this many bytes at most) stays in L2 while every panel passes over it. */
 #define GEMM_A_BLOCK (256 * 1024)
 
 AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
                               const float *bias, fn_act act, float *C, int ldc,
-                              const fn_gemm_sum *sum, size_t seg)
+                              const fn_gemm_sum *sum, const fn_gemm_seg *seg)
 {
     /* [plain, with the sum, A in segments][rows] */
     static const tile_fn tiles[3][7] = {
@@ -344,7 +344,7 @@ int fn_cpu_has_avx2(void)
 }
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
                          const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
-                         size_t seg)
+                         const fn_gemm_seg *seg)
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
     (void)ldc, (void)sum, (void)seg;

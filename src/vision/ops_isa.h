@@ -60,13 +60,20 @@ typedef struct fn_gemm_sum {
     float *out;
 } fn_gemm_sum;
 
+/* A read in segments: row m of A is n runs of K / n floats, at A + m * lda, `stride` floats
+ * further, 2 * stride further, ... (a conv's taps read where they are, ops.c: the rows of taps of
+ * a 3x3 stride-1 conv, n = 3; the input itself for a VALID conv, n = kh). */
+typedef struct fn_gemm_seg {
+    size_t stride;
+    int n;
+} fn_gemm_seg;
+
 /* The AVX2 kernels (ops_avx2.c), for ops.c's dispatch only. C[M][N] (row stride ldc) =
  * act(A[M][K] (row stride lda) B + bias), B packed as above, then the sum when `sum` is not NULL;
- * C must not alias A. With seg > 0 (and no sum), row m of A is three segments of K / 3 floats,
- * at A + m * lda, seg floats further and 2 * seg further (a 3x3 conv's rows of taps, ops.c). */
+ * C must not alias A. With `seg` (not NULL; then no sum) A is read in its segments. */
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
                          const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
-                         size_t seg);
+                         const fn_gemm_seg *seg);
 /* Output rows [oy_begin, oy_end) of a 3x3 depthwise conv (stride 1 or 2, padding pt/pl) of an
  * ih x iw x c map whose rows from ybase on are at `in`, into `out` (those rows, ow wide). */
 void fn_dw3x3_avx2(const float *in, int ybase, int ih, int iw, int c, const float *w,

@@ -170,6 +170,13 @@ static void test_conv2d(void **state)
     /* im2col in several strips of output rows (and a short last strip). */
     check_conv(100, 97, 32, 8, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(101, 64, 32, 20, 3, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
+    /* VALID convs with output rows of 24 pixels and more (taps read in place on the AVX-512 and
+     * AVX2 paths: conv_direct): the recognition net's first layer (7x7 stride 2 on RGB, 72 wide),
+     * stride 1, a partial panel, an output row off the tile heights, one output row. */
+    check_conv(150, 150, 3, 32, 7, 2, FN_PAD_VALID, FN_ACT_RELU, 1);
+    check_conv(9, 61, 8, 40, 3, 1, FN_PAD_VALID, FN_ACT_LEAKY, 1);
+    check_conv(12, 57, 4, 16, 5, 2, FN_PAD_VALID, FN_ACT_NONE, 0);
+    check_conv(3, 30, 6, 70, 3, 1, FN_PAD_VALID, FN_ACT_RELU6, 1);
 }
 
 static void check_dw(int h, int w, int c, int k, int s, fn_pad pad, fn_act act, int with_bias)
@@ -721,7 +728,7 @@ static void test_pad_resize(void **state)
 /* One packed conv (1x1 or 3x3) and one depthwise conv under the AVX-512 kernels and under the AVX2
  * ones: the same operations in the same order, so the same floats (ops_isa.h). Needs a CPU with
  * both; elsewhere there is nothing to compare. */
-static void same_floats(int h, int w, int cin, int cout, int k, int s, fn_act act)
+static void same_floats(int h, int w, int cin, int cout, int k, int s, fn_pad pad, fn_act act)
 {
     fn_t3 in = {h, w, cin, rand_buf((size_t)h * w * cin)};
     float *wt = rand_buf((size_t)k * k * cin * cout), *bias = rand_buf((size_t)cout);
@@ -730,12 +737,12 @@ static void same_floats(int h, int w, int cin, int cout, int k, int s, fn_act ac
     assert_int_equal(fn_wpack_init(&wp, wt, k * k * cin, cout), 0);
     const size_t on = (size_t)h * w * (cin > cout ? cin : cout);
     float *scratch =
-        malloc((fn_conv2d_scratch_floats(h, w, cin, k, k, s, FN_PAD_SAME) + 1) * sizeof(float));
+        malloc((fn_conv2d_scratch_floats(h, w, cin, k, k, s, pad) + 1) * sizeof(float));
     float *out[2][2];
     for (int v = 0; v < 2; v++) {
         fn_ops_set_isa(v ? FN_ISA_AVX2 : FN_ISA_AVX512);
         fn_t3 o = {0, 0, 0, out[v][0] = calloc(on, sizeof(float))};
-        fn_conv2d_w(&in, &wp, bias, k, k, s, FN_PAD_SAME, act, &o, scratch);
+        fn_conv2d_w(&in, &wp, bias, k, k, s, pad, act, &o, scratch);
         fn_t3 d = {0, 0, 0, out[v][1] = calloc(on, sizeof(float))};
         fn_dwconv2d(&in, dw, dwb, 3, s, FN_PAD_SAME, act, &d);
     }
@@ -755,15 +762,20 @@ static void test_avx2_equals_avx512(void **state)
         print_message("this CPU has no AVX-512: nothing to compare the AVX2 kernels with\n");
         return;
     }
-    same_floats(17, 13, 32, 64, 1, 1, FN_ACT_RELU6);
-    same_floats(9, 11, 20, 100, 1, 1, FN_ACT_LEAKY); /* partial panel, partial channel block */
-    same_floats(15, 16, 24, 48, 3, 2, FN_ACT_RELU);  /* im2col, stride 2 */
-    same_floats(5, 3, 512, 256, 1, 1, FN_ACT_NONE);  /* long K, row remainders */
+    same_floats(17, 13, 32, 64, 1, 1, FN_PAD_SAME, FN_ACT_RELU6);
+    same_floats(9, 11, 20, 100, 1, 1, FN_PAD_SAME,
+                FN_ACT_LEAKY); /* partial panel, partial channel block */
+    same_floats(15, 16, 24, 48, 3, 2, FN_PAD_SAME, FN_ACT_RELU); /* im2col, stride 2 */
+    same_floats(5, 3, 512, 256, 1, 1, FN_PAD_SAME, FN_ACT_NONE); /* long K, row remainders */
     /* 3x3 stride 1 from 256 pixels, where both read rows of taps (conv3_rows; against im2col:
      * test_sepchain) */
-    same_floats(35, 35, 32, 32, 3, 1, FN_ACT_RELU); /* the recognition net's, several strips */
-    same_floats(17, 17, 64, 64, 3, 1, FN_ACT_NONE);
-    same_floats(40, 7, 20, 40, 3, 1, FN_ACT_LEAKY); /* channels off the vector width */
+    same_floats(35, 35, 32, 32, 3, 1, FN_PAD_SAME,
+                FN_ACT_RELU); /* the recognition net's, several strips */
+    same_floats(17, 17, 64, 64, 3, 1, FN_PAD_SAME, FN_ACT_NONE);
+    same_floats(40, 7, 20, 40, 3, 1, FN_PAD_SAME, FN_ACT_LEAKY); /* channels off the vector width */
+    /* VALID with wide output rows, where both read the taps in place (conv_direct) */
+    same_floats(150, 150, 3, 32, 7, 2, FN_PAD_VALID, FN_ACT_RELU); /* the recognition net's */
+    same_floats(9, 61, 8, 40, 3, 1, FN_PAD_VALID, FN_ACT_NONE);
 }
 
 static int generic_isa(void **state)
