@@ -895,6 +895,46 @@ void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bi
                     trace_now() - t0);
 }
 
+/* One row of the im2col matrix: the kh x kw taps (k = kh * kw * cin floats) of the output pixel
+ * whose top-left tap is input pixel (y0, x0) of img (ih x iw x cin); taps outside are zeros. */
+static inline void im2col_px(const float *img, int ih, int iw, int cin, int kh, int kw, int y0,
+                             int x0, float *row)
+{
+    for (int ky = 0; ky < kh; ky++) {
+        const int y = y0 + ky;
+        if (y >= 0 && y < ih && x0 >= 0 && x0 + kw <= iw) {
+            /* The kw taps of an input row are kw * cin adjacent floats: one copy (for the RGB
+             * first layers, 3 floats a call was most of the layer). The RGB first layers' runs
+             * (3x3: 9 floats, 7x7: 21) are copies of a size known here, so the compiler inlines
+             * them: a call per 36 or 84 bytes was most of those layers' im2col. */
+            float *dst = row + (size_t)ky * kw * cin;
+            const float *src = img + ((size_t)y * iw + x0) * cin;
+            const int run = kw * cin;
+            if (run == 9)
+                memcpy(dst, src, sizeof(float) * 9);
+            else if (run == 21)
+                memcpy(dst, src, sizeof(float) * 21);
+            else
+                memcpy(dst, src, sizeof(float) * (size_t)run);
+            continue;
+        }
+        for (int kx = 0; kx < kw; kx++) {
+            const int x = x0 + kx;
+            float *dst = row + ((size_t)ky * kw + kx) * cin;
+            if (y < 0 || y >= ih || x < 0 || x >= iw) {
+                memset(dst, 0, sizeof(float) * (size_t)cin);
+            } else {
+                const float *src = img + ((size_t)y * iw + x) * cin;
+                if (cin <= 4) /* the RGB first layers: no call per tap */
+                    for (int j = 0; j < cin; j++)
+                        dst[j] = src[j];
+                else
+                    memcpy(dst, src, sizeof(float) * (size_t)cin);
+            }
+        }
+    }
+}
+
 /* Rows [y0, y1) of the im2col matrix of nimg images (row gy: image gy / oh, output row gy % oh)
  * into col, ow * k floats a row. */
 static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int stride, int pt, int pl,
@@ -904,44 +944,9 @@ static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int str
     for (int gy = y0; gy < y1; gy++) {
         const int oy = gy % oh;
         const float *img = in->d + (size_t)(gy / oh) * ih * iw * cin;
-        for (int ox = 0; ox < ow; ox++) {
-            float *row = col + ((size_t)(gy - y0) * ow + ox) * (size_t)k;
-            const int x0 = ox * stride - pl;
-            for (int ky = 0; ky < kh; ky++) {
-                int y = oy * stride - pt + ky;
-                if (y >= 0 && y < ih && x0 >= 0 && x0 + kw <= iw) {
-                    /* The kw taps of an input row are kw * cin adjacent floats: one copy
-                     * (for the RGB first layers, 3 floats a call was most of the layer). The
-                     * RGB first layers' runs (3x3: 9 floats, 7x7: 21) are copies of a size
-                     * known here, so the compiler inlines them: a call per 36 or 84 bytes was
-                     * most of those layers' im2col. */
-                    float *dst = row + (size_t)ky * kw * cin;
-                    const float *src = img + ((size_t)y * iw + x0) * cin;
-                    const int run = kw * cin;
-                    if (run == 9)
-                        memcpy(dst, src, sizeof(float) * 9);
-                    else if (run == 21)
-                        memcpy(dst, src, sizeof(float) * 21);
-                    else
-                        memcpy(dst, src, sizeof(float) * (size_t)run);
-                    continue;
-                }
-                for (int kx = 0; kx < kw; kx++) {
-                    int x = ox * stride - pl + kx;
-                    float *dst = row + ((size_t)ky * kw + kx) * cin;
-                    if (y < 0 || y >= ih || x < 0 || x >= iw) {
-                        memset(dst, 0, sizeof(float) * (size_t)cin);
-                    } else {
-                        const float *src = img + ((size_t)y * iw + x) * cin;
-                        if (cin <= 4) /* the RGB first layers: no call per tap */
-                            for (int j = 0; j < cin; j++)
-                                dst[j] = src[j];
-                        else
-                            memcpy(dst, src, sizeof(float) * (size_t)cin);
-                    }
-                }
-            }
-        }
+        for (int ox = 0; ox < ow; ox++)
+            im2col_px(img, ih, iw, cin, kh, kw, oy * stride - pt, ox * stride - pl,
+                      col + ((size_t)(gy - y0) * ow + ox) * (size_t)k);
     }
 }
 
@@ -956,32 +961,80 @@ static void gemm_segs(int m, const fn_wpack *wp, const float *a, int lda, const 
         gemm_packed_avx512(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, NULL, sg);
 }
 
-/* A VALID conv with wide output rows (the recognition net's first layer, 7x7 stride 2 on RGB)
- * reads its taps where they are, without an im2col matrix: the kw taps of one kernel row are
- * kw * cin adjacent floats of the input, so row ox of one output row's A is kh segments of them,
- * one input row apart, and the next output pixel's start stride * cin floats on (the GEMM's row
- * stride). One GEMM per output row, ow rows; the same products in the same order as im2col,
- * whose matrix (147 floats for every 32 outputs of that layer) took 0.3 of its 0.7 ms a face. */
+/* Convs whose output rows have a wide interior (the output pixels all of whose taps are inside the
+ * input) read those pixels' taps where they are, without an im2col matrix: the kw taps of one
+ * kernel row are kw * cin adjacent floats of the input, so row ox of an output row's A is kh
+ * segments of them, one input row apart, and the next pixel's start stride * cin floats on (the
+ * GEMM's row stride). One GEMM per output row over its interior; the border pixels (a SAME
+ * conv's first and last columns and rows) go through im2col. The same products in the same order
+ * as im2col for every pixel. The first layers of the networks are such convs (RGB, 7x7 or 3x3,
+ * stride 2: the recognition net's VALID, SSD's and the landmark nets' SAME, whose padding on an
+ * even input is one column and row at the end), whose im2col matrices (27 or 147 floats for
+ * every 32 outputs) took 0.3 of the recognition net's first layer's 0.7 ms a face. */
 #define DIRECT_MIN_OW 24
 
-static int conv_direct_path(const fn_t3 *in, const fn_wpack *wp, int kh, int kw, int stride,
-                            fn_pad pad)
+/* A conv's geometry on one image. */
+typedef struct conv_geom {
+    int ih, iw, cin, kh, kw, stride, pt, pl, oh, ow;
+    int x_lo, x_hi; /* the interior output columns (x_lo == x_hi: none) */
+} conv_geom;
+
+static conv_geom conv_geom_of(int ih, int iw, int cin, int kh, int kw, int stride, int pt, int pl,
+                              int oh, int ow)
 {
-    return pad == FN_PAD_VALID && fn_out_size(in->w, kw, stride, pad) >= DIRECT_MIN_OW &&
-           fn_out_size(in->h, kh, stride, pad) > 0 && wp->p && (use_avx512() || use_avx2()) &&
+    conv_geom g = {ih, iw, cin, kh, kw, stride, pt, pl, oh, ow, 0, 0};
+    /* ox * stride - pl >= 0, and ox * stride - pl + kw <= iw (C's division rounds a negative
+     * numerator towards 0, hence the test). */
+    g.x_lo = (pl + stride - 1) / stride;
+    g.x_hi = iw - kw + pl >= 0 ? (iw - kw + pl) / stride + 1 : 0;
+    if (g.x_hi > ow) g.x_hi = ow;
+    if (g.x_lo > g.x_hi) g.x_lo = g.x_hi;
+    return g;
+}
+
+/* 1 when the conv's output rows go direct: the vector GEMM on packed weights, a wide interior. */
+static int conv_direct_path(const conv_geom *g, const fn_wpack *wp)
+{
+    return g->x_hi - g->x_lo >= DIRECT_MIN_OW && wp->p && (use_avx512() || use_avx2()) &&
            !(fn_amx_thread() && wp->amx);
 }
 
-static void conv_direct(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
-                        int stride, fn_act act, fn_t3 *out)
+/* Output rows [y0, y1) of one image (img) into dst (row y0 first): on conv_direct_path, each row
+ * whose taps are all inside vertically directly over its interior, its border pixels and the
+ * other rows through im2col a row at a time; elsewhere by im2col of the whole strip. col holds
+ * (y1 - y0) * ow * k floats (one row's worth on conv_direct_path). */
+static void conv_rows(const float *img, const conv_geom *g, const fn_wpack *wp, const float *bias,
+                      fn_act act, int y0, int y1, float *dst, float *col)
 {
-    const int ih = in->h, iw = in->w, cin = in->c, oh = out->h, ow = out->w, n = wp->n;
-    const fn_gemm_seg sg = {(size_t)iw * cin, kh};
-    for (int i = 0; i < nimg; i++) {
-        const float *img = in->d + (size_t)i * ih * iw * cin;
-        for (int oy = 0; oy < oh; oy++)
-            gemm_segs(ow, wp, img + (size_t)oy * stride * iw * cin, stride * cin, &sg, bias, act,
-                      out->d + ((size_t)i * oh + oy) * ow * n);
+    const int n = wp->n, k = g->kh * g->kw * g->cin, ow = g->ow;
+    const fn_t3 in = {g->ih, g->iw, g->cin, (float *)img};
+    if (!conv_direct_path(g, wp)) {
+        im2col_rows(&in, g->oh, ow, g->kh, g->kw, g->stride, g->pt, g->pl, y0, y1, col);
+        gemm_bias_act((y1 - y0) * ow, wp, col, bias, act, dst);
+        return;
+    }
+    const fn_gemm_seg sg = {(size_t)g->iw * g->cin, g->kh};
+    for (int oy = y0; oy < y1; oy++) {
+        float *o = dst + (size_t)(oy - y0) * ow * n;
+        const int ytop = oy * g->stride - g->pt;
+        if (ytop < 0 || ytop + g->kh > g->ih) {
+            im2col_rows(&in, g->oh, ow, g->kh, g->kw, g->stride, g->pt, g->pl, oy, oy + 1, col);
+            gemm_bias_act(ow, wp, col, bias, act, o);
+            continue;
+        }
+        gemm_segs(g->x_hi - g->x_lo, wp,
+                  img + ((size_t)ytop * g->iw + (size_t)(g->x_lo * g->stride - g->pl)) * g->cin,
+                  g->stride * g->cin, &sg, bias, act, o + (size_t)g->x_lo * n);
+        /* The border pixels: [0, x_lo) and [x_hi, ow). */
+        const int spans[2][2] = {{0, g->x_lo}, {g->x_hi, ow}};
+        for (int sp = 0; sp < 2; sp++) {
+            const int a = spans[sp][0], b = spans[sp][1];
+            if (a == b) continue;
+            for (int ox = a; ox < b; ox++)
+                im2col_px(img, g->ih, g->iw, g->cin, g->kh, g->kw, ytop, ox * g->stride - g->pl,
+                          col + (size_t)(ox - a) * k);
+            gemm_bias_act(b - a, wp, col, bias, act, o + (size_t)a * n);
+        }
     }
 }
 
@@ -1067,8 +1120,11 @@ static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const flo
         conv3_rows(in, nimg, wp, bias, act, out, scratch, (size_t)rows * ow * k);
         return;
     }
-    if (conv_direct_path(in, wp, kh, kw, stride, pad)) {
-        conv_direct(in, nimg, wp, bias, kh, stride, act, out);
+    const conv_geom g = conv_geom_of(ih, iw, cin, kh, kw, stride, pt, pl, oh, ow);
+    if (conv_direct_path(&g, wp)) {
+        for (int i = 0; i < nimg; i++)
+            conv_rows(in->d + (size_t)i * ih * iw * cin, &g, wp, bias, act, 0, oh,
+                      out->d + (size_t)i * oh * ow * cout, scratch);
         return;
     }
     for (int y0 = 0; y0 < total; y0 += rows) {
@@ -1430,8 +1486,9 @@ static void chain_fill(chain_stage *st, int s, int last, const fn_t3 *in, fn_t3 
         const double t0 = ops_trace ? trace_now() : 0;
         if (g->conv) {
             /* The head reads the caller's whole input (stage 0 only). */
-            im2col_rows(&src, g->oh, g->ow, g->kh, g->kh, g->stride, g->pt, g->pl, y0, y1, g->dw);
-            gemm_bias_act((y1 - y0) * g->ow, g->conv->wp, g->dw, g->conv->bias, g->conv->act, dst);
+            const conv_geom cg = conv_geom_of(g->ih, g->iw, g->c, g->kh, g->kh, g->stride, g->pt,
+                                              g->pl, g->oh, g->ow);
+            conv_rows(src.d, &cg, g->conv->wp, g->conv->bias, g->conv->act, y0, y1, dst, g->dw);
             if (ops_trace) g->t_pw += trace_now() - t0;
         } else {
             dw_rows(&src, ybase, g->b->dw_w, g->b->dw_b, 3, g->stride, g->pt, g->pl, g->b->dw_act,

@@ -170,13 +170,19 @@ static void test_conv2d(void **state)
     /* im2col in several strips of output rows (and a short last strip). */
     check_conv(100, 97, 32, 8, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(101, 64, 32, 20, 3, 2, FN_PAD_SAME, FN_ACT_NONE, 1);
-    /* VALID convs with output rows of 24 pixels and more (taps read in place on the AVX-512 and
-     * AVX2 paths: conv_direct): the recognition net's first layer (7x7 stride 2 on RGB, 72 wide),
-     * stride 1, a partial panel, an output row off the tile heights, one output row. */
+    /* Convs with 24 or more interior output pixels a row (their taps read in place on the
+     * AVX-512 and AVX2 paths, the border pixels through im2col: conv_rows): the recognition net's
+     * first layer (VALID 7x7 stride 2 on RGB, 72 wide), stride 1, a partial panel, an output row
+     * off the tile heights, one output row; SAME stride 2 on RGB as SSD's and the landmark nets'
+     * (an even input: a border column and row at the end; an odd one: one at each side), SAME
+     * 5x5 stride 1 (two border columns each side). */
     check_conv(150, 150, 3, 32, 7, 2, FN_PAD_VALID, FN_ACT_RELU, 1);
     check_conv(9, 61, 8, 40, 3, 1, FN_PAD_VALID, FN_ACT_LEAKY, 1);
     check_conv(12, 57, 4, 16, 5, 2, FN_PAD_VALID, FN_ACT_NONE, 0);
     check_conv(3, 30, 6, 70, 3, 1, FN_PAD_VALID, FN_ACT_RELU6, 1);
+    check_conv(40, 60, 3, 32, 3, 2, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    check_conv(41, 61, 3, 32, 3, 2, FN_PAD_SAME, FN_ACT_RELU, 1);
+    check_conv(9, 30, 5, 20, 5, 1, FN_PAD_SAME, FN_ACT_NONE, 0);
 }
 
 static void check_dw(int h, int w, int c, int k, int s, fn_pad pad, fn_act act, int with_bias)
@@ -773,9 +779,10 @@ static void test_avx2_equals_avx512(void **state)
                 FN_ACT_RELU); /* the recognition net's, several strips */
     same_floats(17, 17, 64, 64, 3, 1, FN_PAD_SAME, FN_ACT_NONE);
     same_floats(40, 7, 20, 40, 3, 1, FN_PAD_SAME, FN_ACT_LEAKY); /* channels off the vector width */
-    /* VALID with wide output rows, where both read the taps in place (conv_direct) */
+    /* wide output rows, where both read the taps in place (conv_rows) */
     same_floats(150, 150, 3, 32, 7, 2, FN_PAD_VALID, FN_ACT_RELU); /* the recognition net's */
     same_floats(9, 61, 8, 40, 3, 1, FN_PAD_VALID, FN_ACT_NONE);
+    same_floats(41, 61, 3, 32, 3, 2, FN_PAD_SAME, FN_ACT_RELU6); /* border pixels both sides */
 }
 
 static int generic_isa(void **state)
