@@ -492,17 +492,42 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ybase, int ih, int i
         acc = _mm512_fmadd_ps(LD(q2_ + c), w7, acc);                                               \
         acc = _mm512_fmadd_ps(LD(q2_ + 2 * c), w8, acc);                                           \
     } while (0)
-/* One input row's three taps for eight stride-1 outputs a[0..7]: columns q + j*c, j = 0..9. */
+/* One input row's three taps for eight stride-1 outputs a[0..7]: columns q + j*c, j = 0..9, each
+ * loaded once as the outputs pass along the row (three columns live, not ten: with ten the
+ * compiler spilled them and the weights to the stack, and kept the ten addresses there too). */
 #define DW_S1_ROW(a, q, wa, wb, wc)                                                                \
     do {                                                                                           \
-        __m512 x_[10];                                                                             \
-        _Pragma("GCC unroll 10") for (int j_ = 0; j_ < 10; j_++) x_[j_] =                          \
-            _mm512_loadu_ps((q) + (size_t)j_ * c);                                                 \
+        const float *p_ = (q);                                                                     \
+        __asm__("" : "+r"(p_));                                                                    \
+        __m512 x0_ = _mm512_loadu_ps(p_), x1_ = _mm512_loadu_ps(p_ + c);                           \
+        p_ += 2 * (size_t)c;                                                                       \
         _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
         {                                                                                          \
-            a[j_] = _mm512_fmadd_ps(x_[j_], wa, a[j_]);                                            \
-            a[j_] = _mm512_fmadd_ps(x_[j_ + 1], wb, a[j_]);                                        \
-            a[j_] = _mm512_fmadd_ps(x_[j_ + 2], wc, a[j_]);                                        \
+            const __m512 x2_ = _mm512_loadu_ps(p_);                                                \
+            p_ += c;                                                                               \
+            __asm__("" : "+r"(p_));                                                                \
+            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            x0_ = x1_;                                                                             \
+            x1_ = x2_;                                                                             \
+        }                                                                                          \
+    } while (0)
+/* The same for four stride-2 outputs: columns q + j*c, j = 0..8 (output j reads 2j, 2j+1, 2j+2). */
+#define DW_S2_ROW(a, q, wa, wb, wc)                                                                \
+    do {                                                                                           \
+        const float *p_ = (q);                                                                     \
+        __asm__("" : "+r"(p_));                                                                    \
+        __m512 x0_ = _mm512_loadu_ps(p_);                                                          \
+        _Pragma("GCC unroll 4") for (int j_ = 0; j_ < 4; j_++)                                     \
+        {                                                                                          \
+            const __m512 x1_ = _mm512_loadu_ps(p_ + c), x2_ = _mm512_loadu_ps(p_ + 2 * (size_t)c); \
+            p_ += 2 * (size_t)c;                                                                   \
+            __asm__("" : "+r"(p_));                                                                \
+            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            x0_ = x2_;                                                                             \
         }                                                                                          \
     } while (0)
 #define LD_FULL(ptr) _mm512_loadu_ps(ptr)
@@ -552,6 +577,18 @@ AVX512 static void dw3x3_row_block(const float *in, int ybase, int ih, int iw, i
                 DW_S1_ROW(a, r2 + off, w6, w7, w8);
                 float *o = orow + (size_t)ox * c;
                 for (int j = 0; j < 8; j++)
+                    _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], act));
+            }
+        if (stride == 2)
+            for (; ox + 4 <= hi; ox += 4) {
+                /* The same taps in the same order as DW_TAPS, each column loaded once. */
+                const size_t off = (size_t)(ox * 2 - pl) * c;
+                __m512 a[4] = {bv, bv, bv, bv};
+                DW_S2_ROW(a, r0 + off, w0, w1, w2);
+                DW_S2_ROW(a, r1 + off, w3, w4, w5);
+                DW_S2_ROW(a, r2 + off, w6, w7, w8);
+                float *o = orow + (size_t)ox * c;
+                for (int j = 0; j < 4; j++)
                     _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], act));
             }
         for (; ox + 4 <= hi; ox += 4) {
