@@ -224,9 +224,14 @@ AVX2 static inline __m256 dw_edge(const float *in, int ybase, int ih, int iw, in
     do {                                                                                           \
         const __m256 wa_ = _mm256_loadu_ps(w3), wb_ = _mm256_loadu_ps((w3) + c),                   \
                      wc_ = _mm256_loadu_ps((w3) + 2 * c);                                          \
+        const float *p_ = (q);                                                                     \
         _Pragma("GCC unroll 20") for (int j_ = 0; j_ < (NOUT - 1) * (S) + 3; j_++)                 \
         {                                                                                          \
-            const __m256 x_ = _mm256_loadu_ps((q) + (size_t)j_ * c);                               \
+            /* One pointer stepping a column at a time, opaque to the optimiser: otherwise GCC     \
+             * keeps every column's address as a loop invariant, on the stack. */                  \
+            __asm__("" : "+r"(p_));                                                                \
+            const __m256 x_ = _mm256_loadu_ps(p_);                                                 \
+            p_ += c;                                                                               \
             if (j_ % (S) == 0 && j_ / (S) < NOUT)                                                  \
                 a[j_ / (S)] = _mm256_fmadd_ps(x_, wa_, a[j_ / (S)]);                               \
             if (j_ >= 1 && (j_ - 1) % (S) == 0 && (j_ - 1) / (S) < NOUT)                           \
