@@ -202,18 +202,24 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
 
 /* ---- Depthwise 3x3 ---- */
 
-/* One output vector at a border (taps outside the input skipped), 8 channels (the first n). */
+/* One output vector at a border (taps outside the input skipped), 8 channels (the first n):
+ * unrolled, plain loads for a full block (as the AVX-512 kernel's dw3x3_edge). */
 AVX2 static inline __m256 dw_edge(const float *in, int ybase, int ih, int iw, int c,
-                                  const __m256 *wk, __m256 bv, __m256i m, int y0, int x0)
+                                  const __m256 *wk, __m256 bv, __m256i m, int n, int y0, int x0)
 {
-    const int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > ih ? ih - y0 : 3;
-    const int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + 3 > iw ? iw - x0 : 3;
     __m256 acc = bv;
-    for (int ky = ky0; ky < ky1; ky++)
-        for (int kx = kx0; kx < kx1; kx++) {
-            const float *q = in + ((size_t)(y0 + ky - ybase) * iw + (x0 + kx)) * c;
-            acc = _mm256_fmadd_ps(_mm256_maskload_ps(q, m), wk[ky * 3 + kx], acc);
+    _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++)
+    {
+        if (y0 + ky < 0 || y0 + ky >= ih) continue;
+        const float *row = in + (size_t)(y0 + ky - ybase) * iw * c;
+        _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++)
+        {
+            if (x0 + kx < 0 || x0 + kx >= iw) continue;
+            const float *q = row + (size_t)(x0 + kx) * c;
+            const __m256 v = n == 8 ? _mm256_loadu_ps(q) : _mm256_maskload_ps(q, m);
+            acc = _mm256_fmadd_ps(v, wk[ky * 3 + kx], acc);
         }
+    }
     return acc;
 }
 
@@ -276,7 +282,7 @@ AVX2 static void dw_row_edges(const float *in, int ybase, int ih, int iw, int c,
             if (ox >= ow) break;
             __m256 acc;
             if (ox < lo || ox >= hi) {
-                acc = dw_edge(in + c0, ybase, ih, iw, c, wk, bv, m, y0, ox * stride - pl);
+                acc = dw_edge(in + c0, ybase, ih, iw, c, wk, bv, m, n, y0, ox * stride - pl);
             } else {
                 const size_t off = (size_t)(ox * stride - pl) * c + c0;
                 acc = bv;
