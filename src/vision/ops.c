@@ -2,8 +2,8 @@
  *
  * Convolutions are GEMMs: an im2col matrix [oh*ow][kh*kw*cin], built in strips of output rows
  * (skipped for 1x1 stride-1 convs, whose input already is that matrix; for 3x3 stride-1 convs on
- * the vector kernels only each input row's taps, read in three segments: conv3_rows; for VALID
- * convs with wide output rows none, the taps read in the input: conv_direct), times the
+ * the vector kernels only each input row's taps, read in three segments: conv3_rows; none for
+ * the pixels of a wide interior, whose taps are read in the input: conv_rows), times the
  * HWIO weights viewed as [kh*kw*cin][cout]. fn_sepconv chains a depthwise 3x3 and a pointwise
  * GEMM strip by strip so the intermediate map stays in cache; fn_sepconv_sum_w adds a dense
  * block's running sum in the GEMM's epilogue; fn_sepchain_w chains across a head conv and
@@ -379,8 +379,7 @@ PTILE(1, 2, 1, 0, ptile_1x2s)
 PTILE(16, 1, 1, 0, ptile_16x1s)
 PTILE(4, 1, 1, 0, ptile_4x1s)
 PTILE(1, 1, 1, 0, ptile_1x1s)
-/* And with A in segments (fn_gemm_seg: rows of taps, conv3_rows; a VALID conv's input,
- * conv_direct). */
+/* And with A in segments (fn_gemm_seg: rows of taps, conv3_rows; a conv's input, conv_rows). */
 PTILE(8, 3, 0, 1, ptile_8x3g)
 PTILE(4, 3, 0, 1, ptile_4x3g)
 PTILE(1, 3, 0, 1, ptile_1x3g)

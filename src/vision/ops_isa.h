@@ -62,7 +62,7 @@ typedef struct fn_gemm_sum {
 
 /* A read in segments: row m of A is n runs of K / n floats, at A + m * lda, `stride` floats
  * further, 2 * stride further, ... (a conv's taps read where they are, ops.c: the rows of taps of
- * a 3x3 stride-1 conv, n = 3; the input itself for a VALID conv, n = kh). */
+ * a 3x3 stride-1 conv, n = 3; the input itself over a conv's interior, conv_rows, n = kh). */
 typedef struct fn_gemm_seg {
     size_t stride;
     int n;
