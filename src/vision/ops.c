@@ -538,6 +538,21 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ybase, int ih, int i
             x0_ = x2_;                                                                             \
         }                                                                                          \
     } while (0)
+/* N interior outputs of the row from ox on (their left column at r0 + off): the three input rows
+ * through ROW, then the activation and the stores. Reads r0-r2, w0-w8, bv, orow, ox, c, act. */
+#define DW_RUN(N, ROW, off)                                                                        \
+    do {                                                                                           \
+        const size_t off_ = (off);                                                                 \
+        __m512 a_[N];                                                                              \
+        for (int j_ = 0; j_ < (N); j_++)                                                           \
+            a_[j_] = bv;                                                                           \
+        ROW(a_, r0 + off_, w0, w1, w2);                                                            \
+        ROW(a_, r1 + off_, w3, w4, w5);                                                            \
+        ROW(a_, r2 + off_, w6, w7, w8);                                                            \
+        float *o_ = orow + (size_t)ox * c;                                                         \
+        for (int j_ = 0; j_ < (N); j_++)                                                           \
+            _mm512_storeu_ps(o_ + (size_t)j_ * c, act_v(a_[j_], act));                             \
+    } while (0)
 #define LD_FULL(ptr) _mm512_loadu_ps(ptr)
 #define LD_MASK(ptr) _mm512_maskz_loadu_ps(m, ptr)
 
@@ -571,34 +586,15 @@ AVX512 static void dw3x3_row_block(const float *in, int ybase, int ih, int iw, i
             orow + (size_t)ox * c, m,
             act_v(dw3x3_edge(inc, ybase, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
     if (m == (__mmask16)0xffff) {
+        /* Neighbouring outputs share their input columns: each column of a row is loaded once
+         * and used by up to three outputs (stride 1: 30 loads for 72 FMAs instead of 72), the
+         * same taps in the same order as DW_TAPS. */
         if (stride == 1)
-            for (; ox + 8 <= hi; ox += 8) {
-                /* Eight neighbours share their input columns: each of the ten columns of a
-                 * row is loaded once and used by up to three outputs (30 loads for 72 FMAs
-                 * instead of 72), the same taps in the same order as DW_TAPS. */
-                const size_t off = (size_t)(ox - pl) * c;
-                __m512 a[8];
-                for (int j = 0; j < 8; j++)
-                    a[j] = bv;
-                DW_S1_ROW(a, r0 + off, w0, w1, w2);
-                DW_S1_ROW(a, r1 + off, w3, w4, w5);
-                DW_S1_ROW(a, r2 + off, w6, w7, w8);
-                float *o = orow + (size_t)ox * c;
-                for (int j = 0; j < 8; j++)
-                    _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], act));
-            }
+            for (; ox + 8 <= hi; ox += 8)
+                DW_RUN(8, DW_S1_ROW, (size_t)(ox - pl) * c);
         if (stride == 2)
-            for (; ox + 4 <= hi; ox += 4) {
-                /* The same taps in the same order as DW_TAPS, each column loaded once. */
-                const size_t off = (size_t)(ox * 2 - pl) * c;
-                __m512 a[4] = {bv, bv, bv, bv};
-                DW_S2_ROW(a, r0 + off, w0, w1, w2);
-                DW_S2_ROW(a, r1 + off, w3, w4, w5);
-                DW_S2_ROW(a, r2 + off, w6, w7, w8);
-                float *o = orow + (size_t)ox * c;
-                for (int j = 0; j < 4; j++)
-                    _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], act));
-            }
+            for (; ox + 4 <= hi; ox += 4)
+                DW_RUN(4, DW_S2_ROW, (size_t)(ox * 2 - pl) * c);
         for (; ox + 4 <= hi; ox += 4) {
             const size_t off = (size_t)(ox * stride - pl) * c;
             __m512 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
