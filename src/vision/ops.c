@@ -390,6 +390,17 @@ PTILE(16, 1, 0, 1, ptile_16x1g)
 PTILE(4, 1, 0, 1, ptile_4x1g)
 PTILE(1, 1, 0, 1, ptile_1x1g)
 
+/* And both (a residual conv's epilogue, fn_conv2d_res_wn, on rows of taps). */
+PTILE(8, 3, 1, 1, ptile_8x3sg)
+PTILE(4, 3, 1, 1, ptile_4x3sg)
+PTILE(1, 3, 1, 1, ptile_1x3sg)
+PTILE(12, 2, 1, 1, ptile_12x2sg)
+PTILE(4, 2, 1, 1, ptile_4x2sg)
+PTILE(1, 2, 1, 1, ptile_1x2sg)
+PTILE(16, 1, 1, 1, ptile_16x1sg)
+PTILE(4, 1, 1, 1, ptile_4x1sg)
+PTILE(1, 1, 1, 1, ptile_1x1sg)
+
 typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
                          int, __mmask16, const float *, float *, const fn_gemm_seg *);
 
@@ -405,17 +416,20 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
                                       const float *bias, fn_act act, float *C, int ldc,
                                       const fn_gemm_sum *sum, const fn_gemm_seg *seg)
 {
-    /* [plain, with the sum, A in segments][vectors] */
-    static const ptile_fn bigs[3][4] = {{NULL, ptile_16x1, ptile_12x2, ptile_8x3},
+    /* [plain, with the sum, A in segments, both][vectors] */
+    static const ptile_fn bigs[4][4] = {{NULL, ptile_16x1, ptile_12x2, ptile_8x3},
                                         {NULL, ptile_16x1s, ptile_12x2s, ptile_8x3s},
-                                        {NULL, ptile_16x1g, ptile_12x2g, ptile_8x3g}};
-    static const ptile_fn fours[3][4] = {{NULL, ptile_4x1, ptile_4x2, ptile_4x3},
+                                        {NULL, ptile_16x1g, ptile_12x2g, ptile_8x3g},
+                                        {NULL, ptile_16x1sg, ptile_12x2sg, ptile_8x3sg}};
+    static const ptile_fn fours[4][4] = {{NULL, ptile_4x1, ptile_4x2, ptile_4x3},
                                          {NULL, ptile_4x1s, ptile_4x2s, ptile_4x3s},
-                                         {NULL, ptile_4x1g, ptile_4x2g, ptile_4x3g}};
-    static const ptile_fn ones[3][4] = {{NULL, ptile_1x1, ptile_1x2, ptile_1x3},
+                                         {NULL, ptile_4x1g, ptile_4x2g, ptile_4x3g},
+                                         {NULL, ptile_4x1sg, ptile_4x2sg, ptile_4x3sg}};
+    static const ptile_fn ones[4][4] = {{NULL, ptile_1x1, ptile_1x2, ptile_1x3},
                                         {NULL, ptile_1x1s, ptile_1x2s, ptile_1x3s},
-                                        {NULL, ptile_1x1g, ptile_1x2g, ptile_1x3g}};
-    const int set = sum ? 1 : seg ? 2 : 0;
+                                        {NULL, ptile_1x1g, ptile_1x2g, ptile_1x3g},
+                                        {NULL, ptile_1x1sg, ptile_1x2sg, ptile_1x3sg}};
+    const int set = (sum ? 1 : 0) + (seg ? 2 : 0);
     const ptile_fn *big = bigs[set], *four = fours[set], *one = ones[set];
     static const int big_rows[4] = {0, 16, 12, 8};
     /* A tile may not recompute rows whose sum it updated in place (it would add them twice). */
@@ -903,8 +917,37 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
     bias_act_rows(c, (size_t)m, n, bias, act);
 }
 
+/* out = relu(out + res) over n floats: fn_conv2d_res_wn's sum where the GEMM cannot take it. */
+GENERIC_CLONES static void res_relu(float *restrict out, const float *restrict res, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float v = res[i] + out[i];
+        out[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
+/* gemm_bias_act, and with `res` (act none then) C = relu(A B + bias + res), res laid out as C: in
+ * the packed GEMMs' epilogue (fn_gemm_sum with no sum stored), else a pass after the GEMM. */
+static void gemm_bias_act_res(int m, const fn_wpack *wp, const float *a, const float *bias,
+                              fn_act act, const float *res, float *c)
+{
+    if (res && wp->p && !(fn_amx_thread() && wp->amx) && (use_avx2() || use_avx512())) {
+        const fn_gemm_sum sum = {res, NULL};
+        if (use_avx2())
+            fn_gemm_packed_avx2(m, wp->n, wp->k, a, wp->k, wp->p, bias, FN_ACT_NONE, c, wp->n, &sum,
+                                NULL);
+        else
+            gemm_packed_avx512(m, wp->n, wp->k, a, wp->k, wp->p, bias, FN_ACT_NONE, c, wp->n, &sum,
+                               NULL);
+        return;
+    }
+    gemm_bias_act(m, wp, a, bias, act, c);
+    if (res) res_relu(c, res, (size_t)m * wp->n);
+}
+
 static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
-                        int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+                        int kw, int stride, fn_pad pad, fn_act act, const float *res, fn_t3 *out,
+                        float *scratch);
 
 void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh, int kw, int stride,
                  fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
@@ -912,8 +955,10 @@ void fn_conv2d_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int kh,
     fn_conv2d_wn(in, 1, wp, bias, kh, kw, stride, pad, act, out, scratch);
 }
 
-void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh, int kw,
-                  int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+/* fn_conv2d_wn, and with `res` fn_conv2d_res_wn. */
+static void conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                      int kw, int stride, fn_pad pad, fn_act act, const float *res, fn_t3 *out,
+                      float *scratch)
 {
     const int cout = wp->n;
     const int ih = in->h, iw = in->w, cin = in->c;
@@ -926,14 +971,26 @@ void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bi
     ops_flops += flops;
     const double t0 = ops_trace ? trace_now() : 0;
     if (kh == 1 && kw == 1 && stride == 1) {
-        gemm_bias_act(nimg * oh * ow, wp, in->d, bias, act, out->d);
+        gemm_bias_act_res(nimg * oh * ow, wp, in->d, bias, act, res, out->d);
     } else {
-        conv_im2col(in, nimg, wp, bias, kh, kw, stride, pad, act, out, scratch);
+        conv_im2col(in, nimg, wp, bias, kh, kw, stride, pad, act, res, out, scratch);
     }
     if (ops_trace)
         trace_layer(kh == 1 && kw == 1 ? "pointwise" : "conv", nimg * oh * ow, cout, k, flops,
                     (double)nimg * ih * iw * cin + (double)k * cout + (double)nimg * oh * ow * cout,
                     trace_now() - t0);
+}
+
+void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh, int kw,
+                  int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+{
+    conv2d_wn(in, nimg, wp, bias, kh, kw, stride, pad, act, NULL, out, scratch);
+}
+
+void fn_conv2d_res_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                      int kw, int stride, fn_pad pad, const float *res, fn_t3 *out, float *scratch)
+{
+    conv2d_wn(in, nimg, wp, bias, kh, kw, stride, pad, FN_ACT_NONE, res, out, scratch);
 }
 
 /* One row of the im2col matrix: the kh x kw taps (k = kh * kw * cin floats) of the output pixel
@@ -992,14 +1049,17 @@ static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int str
 }
 
 /* C[m][wp->n] = act(A B + bias) on the AVX-512 or AVX2 packed GEMM with A read in segments
- * (row stride lda). */
+ * (row stride lda); with `res` (act none then), C = relu(A B + bias + res), res laid out as C. */
 static void gemm_segs(int m, const fn_wpack *wp, const float *a, int lda, const fn_gemm_seg *sg,
-                      const float *bias, fn_act act, float *c)
+                      const float *bias, fn_act act, const float *res, float *c)
 {
+    const fn_gemm_sum sum = {res, NULL};
     if (use_avx2())
-        fn_gemm_packed_avx2(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, NULL, sg);
+        fn_gemm_packed_avx2(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, res ? &sum : NULL,
+                            sg);
     else
-        gemm_packed_avx512(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, NULL, sg);
+        gemm_packed_avx512(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, res ? &sum : NULL,
+                           sg);
 }
 
 /* Convs whose output rows have a wide interior (the output pixels all of whose taps are inside the
@@ -1065,7 +1125,7 @@ static void conv_rows(const float *img, const conv_geom *g, const fn_wpack *wp, 
         }
         gemm_segs(g->x_hi - g->x_lo, wp,
                   img + ((size_t)ytop * g->iw + (size_t)(g->x_lo * g->stride - g->pl)) * g->cin,
-                  g->stride * g->cin, &sg, bias, act, o + (size_t)g->x_lo * n);
+                  g->stride * g->cin, &sg, bias, act, NULL, o + (size_t)g->x_lo * n);
         /* The border pixels: [0, x_lo) and [x_hi, ow). */
         const int spans[2][2] = {{0, g->x_lo}, {g->x_hi, ow}};
         for (int sp = 0; sp < 2; sp++) {
@@ -1129,7 +1189,7 @@ static void taps_rows(const fn_t3 *img, int y0, int y1, float *col)
 /* conv3_rows_path's conv of nimg images; scratch holds `floats` (what im2col would use, at least
  * one im2col row: three rows of taps). */
 static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, fn_act act,
-                       fn_t3 *out, float *scratch, size_t floats)
+                       const float *res, fn_t3 *out, float *scratch, size_t floats)
 {
     const int h = in->h, w = in->w, c = in->c, n = wp->n;
     const size_t tap_row = (size_t)w * 3 * c; /* floats of one row of taps */
@@ -1138,18 +1198,21 @@ static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const floa
     if (rows < 1) rows = 1;
     for (int i = 0; i < nimg; i++) {
         const fn_t3 img = {h, w, c, in->d + (size_t)i * h * w * c};
-        float *o = out->d + (size_t)i * h * w * n;
         for (int y0 = 0; y0 < h; y0 += rows) {
             const int y1 = y0 + rows < h ? y0 + rows : h;
             taps_rows(&img, y0 - 1, y1 + 1, scratch);
-            gemm_segs((y1 - y0) * w, wp, scratch, 3 * c, &sg, bias, act, o + (size_t)y0 * w * n);
+            const size_t at = ((size_t)i * h + (size_t)y0) * w * n;
+            gemm_segs((y1 - y0) * w, wp, scratch, 3 * c, &sg, bias, act, res ? res + at : NULL,
+                      out->d + at);
         }
     }
 }
 
-/* fn_conv2d_w's im2col path: the im2col matrix strip by strip, each strip's GEMM at once. */
+/* fn_conv2d_w's im2col path: the im2col matrix strip by strip, each strip's GEMM at once; with
+ * `res`, out = relu(conv + res) (act none). */
 static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
-                        int kw, int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch)
+                        int kw, int stride, fn_pad pad, fn_act act, const float *res, fn_t3 *out,
+                        float *scratch)
 {
     const int ih = in->h, iw = in->w, cin = in->c, cout = wp->n;
     const int oh = out->h, ow = out->w, k = kh * kw * cin;
@@ -1158,7 +1221,7 @@ static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const flo
      * images, so a small map's GEMM gets the rows of several images at once. */
     const int total = nimg * oh, rows = strip_rows(total, ow, k);
     if (conv3_rows_path(in, wp, kh, kw, stride, pad)) {
-        conv3_rows(in, nimg, wp, bias, act, out, scratch, (size_t)rows * ow * k);
+        conv3_rows(in, nimg, wp, bias, act, res, out, scratch, (size_t)rows * ow * k);
         return;
     }
     const conv_geom g = conv_geom_of(ih, iw, cin, kh, kw, stride, pt, pl, oh, ow);
@@ -1166,12 +1229,15 @@ static void conv_im2col(const fn_t3 *in, int nimg, const fn_wpack *wp, const flo
         for (int i = 0; i < nimg; i++)
             conv_rows(in->d + (size_t)i * ih * iw * cin, &g, wp, bias, act, 0, oh,
                       out->d + (size_t)i * oh * ow * cout, scratch);
+        if (res) res_relu(out->d, res, (size_t)nimg * oh * ow * cout);
         return;
     }
     for (int y0 = 0; y0 < total; y0 += rows) {
         const int y1 = y0 + rows < total ? y0 + rows : total;
         im2col_rows(in, oh, ow, kh, kw, stride, pt, pl, y0, y1, scratch);
-        gemm_bias_act((y1 - y0) * ow, wp, scratch, bias, act, out->d + (size_t)y0 * ow * cout);
+        const size_t at = (size_t)y0 * ow * cout;
+        gemm_bias_act_res((y1 - y0) * ow, wp, scratch, bias, act, res ? res + at : NULL,
+                          out->d + at);
     }
 }
 

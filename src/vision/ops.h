@@ -74,6 +74,12 @@ size_t fn_conv2d_scratch_floats_n(int nimg, int in_h, int in_w, int cin, int kh,
                                   fn_pad pad);
 void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh, int kw,
                   int stride, fn_pad pad, fn_act act, fn_t3 *out, float *scratch);
+/* fn_conv2d_wn and a residual connection: out = relu(conv(in) + bias + res), res laid out as out
+ * (nimg maps of the output's shape; it must alias neither in nor out). The same floats as
+ * fn_conv2d_wn with FN_ACT_NONE followed by relu(res + out), but on the vector kernels the sum and
+ * the relu run in the GEMM's epilogue instead of a pass over the maps. */
+void fn_conv2d_res_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
+                      int kw, int stride, fn_pad pad, const float *res, fn_t3 *out, float *scratch);
 
 /* Depthwise convolution, k x k, channel multiplier 1. `bias` may be NULL. */
 void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,

@@ -147,6 +147,14 @@ TILE2(3, 0, 1, tile_3g)
 TILE2(2, 0, 1, tile_2g)
 TILE2(1, 0, 1, tile_1g)
 
+/* And both (a residual conv's epilogue on rows of taps). */
+TILE2(6, 1, 1, tile_6sg)
+TILE2(5, 1, 1, tile_5sg)
+TILE2(4, 1, 1, tile_4sg)
+TILE2(3, 1, 1, tile_3sg)
+TILE2(2, 1, 1, tile_2sg)
+TILE2(1, 1, 1, tile_1sg)
+
 typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
                         int, int, const float *, float *, const fn_gemm_seg *);
 
@@ -157,12 +165,13 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
                               const float *bias, fn_act act, float *C, int ldc,
                               const fn_gemm_sum *sum, const fn_gemm_seg *seg)
 {
-    /* [plain, with the sum, A in segments][rows] */
-    static const tile_fn tiles[3][7] = {
+    /* [plain, with the sum, A in segments, both][rows] */
+    static const tile_fn tiles[4][7] = {
         {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6},
         {NULL, tile_1s, tile_2s, tile_3s, tile_4s, tile_5s, tile_6s},
-        {NULL, tile_1g, tile_2g, tile_3g, tile_4g, tile_5g, tile_6g}};
-    const tile_fn *small = tiles[sum ? 1 : seg ? 2 : 0], full = small[6];
+        {NULL, tile_1g, tile_2g, tile_3g, tile_4g, tile_5g, tile_6g},
+        {NULL, tile_1sg, tile_2sg, tile_3sg, tile_4sg, tile_5sg, tile_6sg}};
+    const tile_fn *small = tiles[(sum ? 1 : 0) + (seg ? 2 : 0)], full = small[6];
     /* A tile may not recompute rows whose sum it updated in place (it would add them twice). */
     const int redo = !(sum && sum->out == sum->in);
     int mc = (int)(GEMM_A_BLOCK / sizeof(float) / (size_t)(K > 0 ? K : 1)) / 6 * 6;

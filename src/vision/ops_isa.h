@@ -70,7 +70,7 @@ typedef struct fn_gemm_seg {
 
 /* The AVX2 kernels (ops_avx2.c), for ops.c's dispatch only. C[M][N] (row stride ldc) =
  * act(A[M][K] (row stride lda) B + bias), B packed as above, then the sum when `sum` is not NULL;
- * C must not alias A. With `seg` (not NULL; then no sum) A is read in its segments. */
+ * C must not alias A. With `seg` (not NULL) A is read in its segments. */
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
                          const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
                          const fn_gemm_seg *seg);

@@ -262,25 +262,6 @@ static void rc_down_sum(const fn_t3 *q, const fn_t3 *p, fn_t3 *out)
     }
 }
 
-/* Four floats as one GCC/Clang vector (one SSE register on baseline x86-64), so the residual sum
- * below is vectorised at -O2 too. memcpy loads and stores: no alignment needed. */
-typedef float rc_v4 __attribute__((vector_size(16)));
-typedef int rc_i4 __attribute__((vector_size(16)));
-
-/* out = relu(a + b) over n floats (n a multiple of 4; out may alias a or b). */
-static void rc_add_relu(const float *a, const float *b, float *out, size_t n)
-{
-    const rc_v4 zero = {0, 0, 0, 0};
-    for (size_t i = 0; i < n; i += 4) {
-        rc_v4 va, vb;
-        memcpy(&va, a + i, sizeof va);
-        memcpy(&vb, b + i, sizeof vb);
-        rc_v4 v = va + vb;
-        v = (rc_v4)((rc_i4)v & (v > zero));
-        memcpy(out + i, &v, sizeof v);
-    }
-}
-
 static void rc_conv_run(const rc_conv *c, const fn_t3 *in, int nimg, int stride, fn_pad pad,
                         fn_act act, fn_t3 *out, float *col)
 {
@@ -307,29 +288,31 @@ static void rc_forward(const fn_recog_net *n, const fn_t3 *in, int nimg, float *
     fn_t3 p = {0, 0, 0, buf[0]}, q = {0, 0, 0, buf[2]}, r = {0, 0, 0, buf[3]};
     for (int l = 0; l < RC_NRES; l++) {
         const rc_res *L = &n->res[l];
+        fn_t3 t = cur;
         if (!L->down) {
             rc_conv_run(&L->c1, &cur, nimg, 1, FN_PAD_SAME, FN_ACT_RELU, &p, col);
-            rc_conv_run(&L->c2, &p, nimg, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
-            /* residual(): relu(conv2(...) + x); q and cur have the same shape here. */
-            p.h = q.h, p.w = q.w, p.c = q.c;
-            rc_add_relu(q.d, cur.d, p.d, (size_t)nimg * q.h * q.w * q.c);
-        } else {
-            rc_conv_run(&L->c1, &cur, nimg, 2, FN_PAD_VALID, FN_ACT_RELU, &p, col);
-            rc_conv_run(&L->c2, &p, nimg, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
-            const int ph = fn_out_size(cur.h, 2, 2, FN_PAD_VALID),
-                      pw = fn_out_size(cur.w, 2, 2, FN_PAD_VALID);
-            for (int i = 0; i < nimg; i++) {
-                fn_t3 ci = {cur.h, cur.w, cur.c, cur.d + (size_t)i * cur.h * cur.w * cur.c};
-                fn_t3 ri = {0, 0, 0, r.d + (size_t)i * ph * pw * cur.c};
-                fn_t3 qi = {q.h, q.w, q.c, q.d + (size_t)i * q.h * q.w * q.c};
-                fn_t3 oi = {0, 0, 0, p.d + (size_t)i * ph * pw * q.c};
-                fn_avgpool(&ci, 2, 2, FN_PAD_VALID, &ri);
-                rc_down_sum(&qi, &ri, &oi);
-                p.h = oi.h, p.w = oi.w, p.c = oi.c;
-            }
+            /* residual(): relu(conv2(...) + x), the sum in the conv's epilogue; q holds the
+             * layer's output: it becomes cur, and cur's buffer is free for the next q. */
+            fn_conv2d_res_wn(&p, nimg, &L->c2.wp, L->c2.b, 3, 3, 1, FN_PAD_SAME, cur.d, &q, col);
+            cur = q;
+            q = t;
+            continue;
         }
-        /* p holds the layer's output: it becomes cur, and cur's buffer is free for the next p. */
-        fn_t3 t = cur;
+        rc_conv_run(&L->c1, &cur, nimg, 2, FN_PAD_VALID, FN_ACT_RELU, &p, col);
+        rc_conv_run(&L->c2, &p, nimg, 1, FN_PAD_SAME, FN_ACT_NONE, &q, col);
+        const int ph = fn_out_size(cur.h, 2, 2, FN_PAD_VALID),
+                  pw = fn_out_size(cur.w, 2, 2, FN_PAD_VALID);
+        for (int i = 0; i < nimg; i++) {
+            fn_t3 ci = {cur.h, cur.w, cur.c, cur.d + (size_t)i * cur.h * cur.w * cur.c};
+            fn_t3 ri = {0, 0, 0, r.d + (size_t)i * ph * pw * cur.c};
+            fn_t3 qi = {q.h, q.w, q.c, q.d + (size_t)i * q.h * q.w * q.c};
+            fn_t3 oi = {0, 0, 0, p.d + (size_t)i * ph * pw * q.c};
+            fn_avgpool(&ci, 2, 2, FN_PAD_VALID, &ri);
+            rc_down_sum(&qi, &ri, &oi);
+            p.h = oi.h, p.w = oi.w, p.c = oi.c;
+        }
+        /* residualDown(): p holds the layer's output: it becomes cur, and cur's buffer is free
+         * for the next p. */
         cur = p;
         p = t;
     }

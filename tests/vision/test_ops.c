@@ -185,6 +185,45 @@ static void test_conv2d(void **state)
     check_conv(9, 30, 5, 20, 5, 1, FN_PAD_SAME, FN_ACT_NONE, 0);
 }
 
+/* fn_conv2d_res_wn against fn_conv2d_wn (no activation) and then relu(res + out), to the bit: the
+ * sum in the GEMMs' epilogue (rows of taps, im2col strips across images, 1x1) or a pass after. */
+static void check_conv_res(int nimg, int h, int w, int cin, int cout, int k, int s, fn_pad pad)
+{
+    fn_t3 in = {h, w, cin, rand_buf((size_t)nimg * h * w * cin)};
+    float *wt = rand_buf((size_t)k * k * cin * cout), *bias = rand_buf((size_t)cout);
+    const int oh = fn_out_size(h, k, s, pad), ow = fn_out_size(w, k, s, pad);
+    const size_t on = (size_t)nimg * oh * ow * cout;
+    float *res = rand_buf(on);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, wt, k * k * cin, cout), 0);
+    float *scratch =
+        malloc((fn_conv2d_scratch_floats_n(nimg, h, w, cin, k, k, s, pad) + 1) * sizeof(float));
+    fn_t3 want = {0, 0, 0, malloc(on * sizeof(float))}, got = {0, 0, 0, malloc(on * sizeof(float))};
+    fn_conv2d_wn(&in, nimg, &wp, bias, k, k, s, pad, FN_ACT_NONE, &want, scratch);
+    for (size_t i = 0; i < on; i++) {
+        const float v = res[i] + want.d[i];
+        want.d[i] = v > 0.0f ? v : 0.0f;
+    }
+    fn_conv2d_res_wn(&in, nimg, &wp, bias, k, k, s, pad, res, &got, scratch);
+    assert_int_equal(got.h, oh);
+    assert_int_equal(got.w, ow);
+    assert_int_equal(got.c, cout);
+    assert_memory_equal(got.d, want.d, on * sizeof(float));
+    fn_wpack_free(&wp);
+    free(in.d), free(wt), free(bias), free(res), free(scratch), free(want.d), free(got.d);
+}
+
+static void test_conv2d_res(void **state)
+{
+    (void)state;
+    check_conv_res(2, 35, 35, 32, 32, 3, 1, FN_PAD_SAME); /* rows of taps: the recognition net's */
+    check_conv_res(1, 17, 17, 13, 21, 3, 1, FN_PAD_SAME); /* partial vectors */
+    check_conv_res(3, 4, 4, 40, 48, 3, 1, FN_PAD_SAME);   /* im2col, a strip across images */
+    check_conv_res(5, 3, 3, 256, 64, 3, 1, FN_PAD_SAME);  /* long K, row remainders */
+    check_conv_res(2, 9, 9, 20, 24, 1, 1, FN_PAD_SAME);   /* 1x1: the GEMM alone */
+    check_conv_res(1, 40, 60, 3, 32, 3, 2, FN_PAD_SAME);  /* taps in place: a pass after */
+}
+
 static void check_dw(int h, int w, int c, int k, int s, fn_pad pad, fn_act act, int with_bias)
 {
     fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
@@ -819,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_resize),      cmocka_unit_test(test_pad_resize),
         cmocka_unit_test(test_sepconv),     cmocka_unit_test(test_sepchain),
         cmocka_unit_test(test_sepconv_sum), cmocka_unit_test(test_avx2_equals_avx512),
+        cmocka_unit_test(test_conv2d_res),
     };
     /* Every kernel on the generic C path, on the AVX2 kernels (where the CPU has them: every CPU
      * with AVX-512 too), then on what this CPU runs by default. */
