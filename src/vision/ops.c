@@ -917,6 +917,24 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
     bias_act_rows(c, (size_t)m, n, bias, act);
 }
 
+/* 1 when this thread runs wp's GEMMs on the AVX-512 or AVX2 packed kernels (not AMX): the ones
+ * that read A in segments and take a sum in their epilogue. */
+static int packed_path(const fn_wpack *wp)
+{
+    return wp->p && (use_avx512() || use_avx2()) && !(fn_amx_thread() && wp->amx);
+}
+
+/* C[m][wp->n] = act(A B + bias) on those kernels (packed_path), A's rows lda floats apart, in
+ * segments with `seg`, the sum of fn_gemm_sum in the epilogue with `sum` (act none then). */
+static void gemm_packed(int m, const fn_wpack *wp, const float *a, int lda, const float *bias,
+                        fn_act act, const fn_gemm_sum *sum, const fn_gemm_seg *seg, float *c)
+{
+    if (use_avx2())
+        fn_gemm_packed_avx2(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, sum, seg);
+    else
+        gemm_packed_avx512(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, sum, seg);
+}
+
 /* out = relu(out + res) over n floats: fn_conv2d_res_wn's sum where the GEMM cannot take it. */
 GENERIC_CLONES static void res_relu(float *restrict out, const float *restrict res, size_t n)
 {
@@ -931,14 +949,9 @@ GENERIC_CLONES static void res_relu(float *restrict out, const float *restrict r
 static void gemm_bias_act_res(int m, const fn_wpack *wp, const float *a, const float *bias,
                               fn_act act, const float *res, float *c)
 {
-    if (res && wp->p && !(fn_amx_thread() && wp->amx) && (use_avx2() || use_avx512())) {
+    if (res && packed_path(wp)) {
         const fn_gemm_sum sum = {res, NULL};
-        if (use_avx2())
-            fn_gemm_packed_avx2(m, wp->n, wp->k, a, wp->k, wp->p, bias, FN_ACT_NONE, c, wp->n, &sum,
-                                NULL);
-        else
-            gemm_packed_avx512(m, wp->n, wp->k, a, wp->k, wp->p, bias, FN_ACT_NONE, c, wp->n, &sum,
-                               NULL);
+        gemm_packed(m, wp, a, wp->k, bias, FN_ACT_NONE, &sum, NULL, c);
         return;
     }
     gemm_bias_act(m, wp, a, bias, act, c);
@@ -1048,20 +1061,6 @@ static void im2col_rows(const fn_t3 *in, int oh, int ow, int kh, int kw, int str
     }
 }
 
-/* C[m][wp->n] = act(A B + bias) on the AVX-512 or AVX2 packed GEMM with A read in segments
- * (row stride lda); with `res` (act none then), C = relu(A B + bias + res), res laid out as C. */
-static void gemm_segs(int m, const fn_wpack *wp, const float *a, int lda, const fn_gemm_seg *sg,
-                      const float *bias, fn_act act, const float *res, float *c)
-{
-    const fn_gemm_sum sum = {res, NULL};
-    if (use_avx2())
-        fn_gemm_packed_avx2(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, res ? &sum : NULL,
-                            sg);
-    else
-        gemm_packed_avx512(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, res ? &sum : NULL,
-                           sg);
-}
-
 /* Convs whose output rows have a wide interior (the output pixels all of whose taps are inside the
  * input) read those pixels' taps where they are, without an im2col matrix: the kw taps of one
  * kernel row are kw * cin adjacent floats of the input, so row ox of an output row's A is kh
@@ -1096,8 +1095,7 @@ static conv_geom conv_geom_of(int ih, int iw, int cin, int kh, int kw, int strid
 /* 1 when the conv's output rows go direct: the vector GEMM on packed weights, a wide interior. */
 static int conv_direct_path(const conv_geom *g, const fn_wpack *wp)
 {
-    return g->x_hi - g->x_lo >= DIRECT_MIN_OW && wp->p && (use_avx512() || use_avx2()) &&
-           !(fn_amx_thread() && wp->amx);
+    return g->x_hi - g->x_lo >= DIRECT_MIN_OW && packed_path(wp);
 }
 
 /* Output rows [y0, y1) of one image (img) into dst (row y0 first): on conv_direct_path, each row
@@ -1123,9 +1121,9 @@ static void conv_rows(const float *img, const conv_geom *g, const fn_wpack *wp, 
             gemm_bias_act(ow, wp, col, bias, act, o);
             continue;
         }
-        gemm_segs(g->x_hi - g->x_lo, wp,
-                  img + ((size_t)ytop * g->iw + (size_t)(g->x_lo * g->stride - g->pl)) * g->cin,
-                  g->stride * g->cin, &sg, bias, act, NULL, o + (size_t)g->x_lo * n);
+        gemm_packed(g->x_hi - g->x_lo, wp,
+                    img + ((size_t)ytop * g->iw + (size_t)(g->x_lo * g->stride - g->pl)) * g->cin,
+                    g->stride * g->cin, bias, act, NULL, &sg, o + (size_t)g->x_lo * n);
         /* The border pixels: [0, x_lo) and [x_hi, ow). */
         const int spans[2][2] = {{0, g->x_lo}, {g->x_hi, ow}};
         for (int sp = 0; sp < 2; sp++) {
@@ -1153,8 +1151,7 @@ static int conv3_rows_path(const fn_t3 *in, const fn_wpack *wp, int kh, int kw, 
                            fn_pad pad)
 {
     return kh == 3 && kw == 3 && stride == 1 && pad == FN_PAD_SAME &&
-           in->h * in->w >= CONV3_MIN_PIXELS && wp->p && (use_avx512() || use_avx2()) &&
-           !(fn_amx_thread() && wp->amx);
+           in->h * in->w >= CONV3_MIN_PIXELS && packed_path(wp);
 }
 
 /* Rows of taps [y0, y1) of one image into col (rows outside the image are zeros). */
@@ -1202,8 +1199,9 @@ static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const floa
             const int y1 = y0 + rows < h ? y0 + rows : h;
             taps_rows(&img, y0 - 1, y1 + 1, scratch);
             const size_t at = ((size_t)i * h + (size_t)y0) * w * n;
-            gemm_segs((y1 - y0) * w, wp, scratch, 3 * c, &sg, bias, act, res ? res + at : NULL,
-                      out->d + at);
+            const fn_gemm_sum sum = {res ? res + at : NULL, NULL};
+            gemm_packed((y1 - y0) * w, wp, scratch, 3 * c, bias, act, res ? &sum : NULL, &sg,
+                        out->d + at);
         }
     }
 }
@@ -1420,11 +1418,8 @@ static void gemm_sum(int m, const fn_wpack *wp, const float *a, const float *bia
 {
     const int n = wp->n, k = wp->k;
     const fn_gemm_sum sum = {sum_in, sum_out};
-    if (wp->p && !(fn_amx_thread() && wp->amx) && (use_avx2() || use_avx512())) {
-        if (use_avx2())
-            fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, NULL);
-        else
-            gemm_packed_avx512(m, n, k, a, k, wp->p, bias, FN_ACT_NONE, relu_out, n, &sum, NULL);
+    if (packed_path(wp)) {
+        gemm_packed(m, wp, a, k, bias, FN_ACT_NONE, &sum, NULL, relu_out);
         return;
     }
     gemm_bias_act(m, wp, a, bias, FN_ACT_NONE, q);
