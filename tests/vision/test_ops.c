@@ -224,6 +224,48 @@ static void test_conv2d_res(void **state)
     check_conv_res(1, 40, 60, 3, 32, 3, 2, FN_PAD_SAME);  /* taps in place: a pass after */
 }
 
+/* Whether the kernels run now are the AVX-512 or AVX2 ones, which give a chain the same floats as
+ * its layers one at a time, and a conv on 1x1 maps the same floats as its centre taps (set by the
+ * groups' setup below). */
+static int isa_vector;
+
+/* A k x k SAME stride-1 conv on 1x1 maps against the 1x1 conv with its centre taps' weights (the
+ * recognition net's last conv runs so, rc_conv_run): the same floats on the vector kernels, whose
+ * sums skip nothing but the padding's zero products; close on the generic path (OpenBLAS). */
+static void check_conv_centre(int nimg, int cin, int cout, int k, fn_act act)
+{
+    fn_t3 in = {1, 1, cin, rand_buf((size_t)nimg * cin)};
+    float *wt = rand_buf((size_t)k * k * cin * cout), *bias = rand_buf((size_t)cout);
+    const size_t on = (size_t)nimg * cout;
+    fn_wpack all, ctr;
+    assert_int_equal(fn_wpack_init(&all, wt, k * k * cin, cout), 0);
+    assert_int_equal(fn_wpack_init(&ctr, wt + (size_t)(k / 2 * k + k / 2) * cin * cout, cin, cout),
+                     0);
+    float *scratch = malloc(
+        (fn_conv2d_scratch_floats_n(nimg, 1, 1, cin, k, k, 1, FN_PAD_SAME) + 1) * sizeof(float));
+    fn_t3 want = {0, 0, 0, malloc(on * sizeof(float))}, got = {0, 0, 0, malloc(on * sizeof(float))};
+    fn_conv2d_wn(&in, nimg, &all, bias, k, k, 1, FN_PAD_SAME, act, &want, scratch);
+    fn_conv2d_wn(&in, nimg, &ctr, bias, 1, 1, 1, FN_PAD_SAME, act, &got, scratch);
+    assert_int_equal(got.h, 1);
+    assert_int_equal(got.w, 1);
+    assert_int_equal(got.c, cout);
+    if (isa_vector)
+        assert_memory_equal(got.d, want.d, on * sizeof(float));
+    else
+        assert_close(got.d, want.d, on, 1e-5f);
+    fn_wpack_free(&all), fn_wpack_free(&ctr);
+    free(in.d), free(wt), free(bias), free(scratch), free(want.d), free(got.d);
+}
+
+static void test_conv2d_centre(void **state)
+{
+    (void)state;
+    check_conv_centre(1, 256, 256, 3, FN_ACT_NONE); /* the recognition net's, one face */
+    check_conv_centre(8, 256, 256, 3, FN_ACT_RELU); /* a batch */
+    check_conv_centre(3, 40, 70, 3, FN_ACT_RELU6);  /* partial vectors and panels */
+    check_conv_centre(2, 16, 24, 5, FN_ACT_NONE);
+}
+
 static void check_dw(int h, int w, int c, int k, int s, fn_pad pad, fn_act act, int with_bias)
 {
     fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
@@ -342,10 +384,6 @@ static void test_sepconv(void **state)
     check_sep(130, 130, 40, 24, 1, FN_ACT_RELU6, FN_ACT_RELU6, 1);
     check_sep(131, 129, 48, 16, 2, FN_ACT_NONE, FN_ACT_LEAKY, 1);
 }
-
-/* Whether the kernels run now are the AVX-512 or AVX2 ones, which give a chain the same floats as
- * its layers one at a time (set by the groups' setup below). */
-static int isa_vector;
 
 /* fn_sepchain_w against the same layers one at a time (fn_conv2d_w for the head, fn_sepconv_w for
  * each block): the chain computes every output once, with the same kernels in the same order, so
@@ -853,11 +891,17 @@ int main(void)
     print_message("CPU kernels: %s%s generic\n", fn_cpu_has_avx512() ? "AVX-512, " : "",
                   fn_cpu_has_avx2() ? "AVX2," : "");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d),      cmocka_unit_test(test_dwconv),
-        cmocka_unit_test(test_pool),        cmocka_unit_test(test_elementwise),
-        cmocka_unit_test(test_resize),      cmocka_unit_test(test_pad_resize),
-        cmocka_unit_test(test_sepconv),     cmocka_unit_test(test_sepchain),
-        cmocka_unit_test(test_sepconv_sum), cmocka_unit_test(test_avx2_equals_avx512),
+        cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_conv2d_centre),
+        cmocka_unit_test(test_dwconv),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_resize),
+        cmocka_unit_test(test_pad_resize),
+        cmocka_unit_test(test_sepconv),
+        cmocka_unit_test(test_sepchain),
+        cmocka_unit_test(test_sepconv_sum),
+        cmocka_unit_test(test_avx2_equals_avx512),
         cmocka_unit_test(test_conv2d_res),
     };
     /* Every kernel on the generic C path, on the AVX2 kernels (where the CPU has them: every CPU
