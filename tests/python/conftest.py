@@ -125,7 +125,9 @@ class LoopProbe:
 
     check(max_ms, p99_ms) asserts on the gaps between ticks. On a machine that other programs
     overload (more runnable tasks than cores when the probe started, while this test's process
-    was idle) it asserts on each gap less the run-queue wait that the machine imposed on it: the
+    was idle, or on average one or more while it measured, not counting this process's own
+    threads: sampled every 25th tick) it asserts on each gap less the run-queue wait that the
+    machine imposed on it: the
     UI thread's own, plus the largest of the other threads at normal priority (a pool thread that
     holds the GIL and waits for a CPU keeps the UI thread waiting for the GIL). Threads at a
     lower priority (the engine's workers, nice 10) are not counted: the UI thread never waits for
@@ -135,6 +137,7 @@ class LoopProbe:
         from PyQt5.QtCore import Qt, QTimer
 
         self.others = others_running()
+        self.during = []
         self.ticks = []
         self.timer = QTimer()
         self.timer.setTimerType(Qt.PreciseTimer)
@@ -143,6 +146,8 @@ class LoopProbe:
 
     def _tick(self):
         self.ticks.append((time.perf_counter() * 1000, runqueue_wait_ms(), _pool_waits_ms()))
+        if len(self.ticks) % 25 == 0:
+            self.during.append(others_running_now())
 
     def start(self):
         self.timer.start()
@@ -163,12 +168,17 @@ class LoopProbe:
         raw, ours = self.gaps()
         return (f"{len(raw)} ticks; gaps p99 {p99(raw):.1f} ms, longest {max(raw):.1f} ms; less"
                 f" run-queue wait p99 {p99(ours):.1f} ms, longest {max(ours):.1f} ms;"
-                f" {self.others:.1f} other tasks runnable on {os.cpu_count()} cores")
+                f" {self.others:.1f} other tasks runnable on {os.cpu_count()} cores,"
+                f" {self.others_during():.1f} on average while measuring")
+
+    def others_during(self):
+        return sum(self.during) / len(self.during) if self.during else 0.0
 
     def check(self, max_ms=50, p99_ms=16):
         raw, ours = self.gaps()
         assert len(raw) > 20, "the timer hardly ran"
-        gaps = ours if self.others > os.cpu_count() else raw
+        loaded = self.others > os.cpu_count() or self.others_during() >= 1
+        gaps = ours if loaded else raw
         assert max(gaps) <= max_ms, f"the UI thread stalled {max(gaps):.1f} ms: {self.summary()}"
         assert p99(gaps) <= p99_ms, f"99th percentile gap {p99(gaps):.1f} ms: {self.summary()}"
 
@@ -193,6 +203,19 @@ def _pool_waits_ms():
         except (OSError, ValueError, IndexError):
             pass
     return out
+
+
+def others_running_now():
+    """Runnable tasks other than this process's threads, now."""
+    with open("/proc/loadavg") as f:
+        n = int(f.read().split()[3].split("/")[0])
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                n -= f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            pass
+    return max(n, 0)
 
 
 def others_running():
