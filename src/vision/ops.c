@@ -478,14 +478,14 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
  * in the interior kernels' order. Unrolled, with plain loads for a full channel block: the loop
  * with variable bounds and masked loads it was took a tenth of the landmark nets' depthwise time
  * (their 7- to 56-pixel rows have two border pixels each). */
-AVX512 static inline __m512 dw3x3_edge(const float *in, int ybase, int ring, int ih, int iw, int c,
+AVX512 static inline __m512 dw3x3_edge(const float *in, int ring, int ih, int iw, int c,
                                        const __m512 *wk, __m512 bv, __mmask16 m, int y0, int x0)
 {
     __m512 acc = bv;
     _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++)
     {
         if (y0 + ky < 0 || y0 + ky >= ih) continue;
-        const float *row = fn_dw_row(in, ybase, ring, (size_t)iw * c, y0 + ky);
+        const float *row = fn_dw_row(in, ring, (size_t)iw * c, y0 + ky);
         _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++)
         {
             if (x0 + kx < 0 || x0 + kx >= iw) continue;
@@ -574,9 +574,9 @@ AVX512 static inline __m512 dw3x3_edge(const float *in, int ybase, int ring, int
  * eight (stride 1) or four at a time with the nine weights in registers (independent FMA chains
  * hide the FMA latency). Input rows outside the image read fn_dw_zero (lo < hi only when the caller
  * has checked that it is wide enough). */
-AVX512 static void dw3x3_row_block(const float *in, int ybase, int ring, int ih, int iw, int c,
-                                   const float *w, const float *bias, int stride, int pl,
-                                   fn_act act, float *orow, int y0, int ow, int lo, int hi, int c0)
+AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, int c, const float *w,
+                                   const float *bias, int stride, int pl, fn_act act, float *orow,
+                                   int y0, int ow, int lo, int hi, int c0)
 {
     const size_t rs = (size_t)iw * c;     /* floats per input row */
     const size_t xs = (size_t)stride * c; /* floats between neighbouring outputs' inputs */
@@ -588,17 +588,17 @@ AVX512 static void dw3x3_row_block(const float *in, int ybase, int ring, int ih,
                  w7 = wk[7], w8 = wk[8];
     const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
     const float *inc = in + c0;
-    const float *r0 = y0 >= 0 && y0 < ih ? fn_dw_row(inc, ybase, ring, rs, y0) : fn_dw_zero + c0;
+    const float *r0 = y0 >= 0 && y0 < ih ? fn_dw_row(inc, ring, rs, y0) : fn_dw_zero + c0;
     const float *r1 =
-        y0 + 1 >= 0 && y0 + 1 < ih ? fn_dw_row(inc, ybase, ring, rs, y0 + 1) : fn_dw_zero + c0;
+        y0 + 1 >= 0 && y0 + 1 < ih ? fn_dw_row(inc, ring, rs, y0 + 1) : fn_dw_zero + c0;
     const float *r2 =
-        y0 + 2 >= 0 && y0 + 2 < ih ? fn_dw_row(inc, ybase, ring, rs, y0 + 2) : fn_dw_zero + c0;
+        y0 + 2 >= 0 && y0 + 2 < ih ? fn_dw_row(inc, ring, rs, y0 + 2) : fn_dw_zero + c0;
     orow += c0;
     int ox = 0;
     for (; ox < lo; ox++)
         _mm512_mask_storeu_ps(
             orow + (size_t)ox * c, m,
-            act_v(dw3x3_edge(inc, ybase, ring, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+            act_v(dw3x3_edge(inc, ring, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
     if (m == (__mmask16)0xffff) {
         /* Neighbouring outputs share their input columns: each column of a row is loaded once
          * and used by up to three outputs (stride 1: 30 loads for 72 FMAs instead of 72), the
@@ -637,7 +637,7 @@ AVX512 static void dw3x3_row_block(const float *in, int ybase, int ring, int ih,
     for (; ox < ow; ox++)
         _mm512_mask_storeu_ps(
             orow + (size_t)ox * c, m,
-            act_v(dw3x3_edge(inc, ybase, ring, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+            act_v(dw3x3_edge(inc, ring, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
 }
 
 /* Output rows are the outer loop and channel blocks the inner one, so the three input rows an
@@ -647,9 +647,9 @@ AVX512 static void dw3x3_row_block(const float *in, int ybase, int ring, int ih,
  * (bench_vision --layers), about half the speed of this one; reloading the nine weight vectors
  * per row costs nothing visible. (Pixel-major, every channel block of four pixels before the
  * next four, measured no better than this.) */
-AVX512 static void dw3x3_avx512(const float *in, int ybase, int ring, int ih, int iw, int c,
-                                const float *w, const float *bias, int stride, int pt, int pl,
-                                fn_act act, float *out, int oy_begin, int oy_end, int ow)
+AVX512 static void dw3x3_avx512(const float *in, int ring, int ih, int iw, int c, const float *w,
+                                const float *bias, int stride, int pt, int pl, fn_act act,
+                                float *out, int oy_begin, int oy_end, int ow)
 {
     /* Output columns whose three input columns are all inside: [ox_lo, ox_hi). None when the
      * input is narrower than the taps' reach (C's division rounds -1 / 2 up to 0, which made the
@@ -665,8 +665,8 @@ AVX512 static void dw3x3_avx512(const float *in, int ybase, int ring, int ih, in
         const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= FN_DW_ZERO_FLOATS;
         const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
         for (int c0 = 0; c0 < c; c0 += 16)
-            dw3x3_row_block(in, ybase, ring, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo,
-                            hi, c0);
+            dw3x3_row_block(in, ring, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi,
+                            c0);
     }
 }
 
@@ -688,12 +688,12 @@ static void gemm_avx512(int M, int N, int K, const float *A, int lda, const floa
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)bias, (void)act;
     (void)C, (void)ldc;
 }
-static void dw3x3_avx512(const float *in, int ybase, int ring, int ih, int iw, int c,
-                         const float *w, const float *bias, int stride, int pt, int pl, fn_act act,
-                         float *out, int oy_begin, int oy_end, int ow)
+static void dw3x3_avx512(const float *in, int ring, int ih, int iw, int c, const float *w,
+                         const float *bias, int stride, int pt, int pl, fn_act act, float *out,
+                         int oy_begin, int oy_end, int ow)
 {
-    (void)in, (void)ybase, (void)ring, (void)ih, (void)iw, (void)c, (void)w, (void)bias,
-        (void)stride, (void)pt, (void)pl;
+    (void)in, (void)ring, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt,
+        (void)pl;
     (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
 }
 static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, const float *Bp,
@@ -1248,7 +1248,7 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
 
 /* The portable depthwise loop for output rows [oy_begin, oy_end). in->d holds the input's rows
  * (fn_dw_row; in->h is the whole map's height). */
-GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, int ybase, int ring, const float *w,
+GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, int ring, const float *w,
                                            const float *bias, int k, int stride, int pt, int pl,
                                            fn_act act, float *out, int oy_begin, int oy_end, int ow)
 {
@@ -1265,7 +1265,7 @@ GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, int ybase, int ring,
                     int x = ox * stride - pl + kx;
                     if (x < 0 || x >= iw) continue;
                     const float *restrict p =
-                        fn_dw_row(in->d, ybase, ring, (size_t)iw * c, y) + (size_t)x * c;
+                        fn_dw_row(in->d, ring, (size_t)iw * c, y) + (size_t)x * c;
                     const float *restrict wk = w + ((size_t)ky * k + kx) * c;
                     for (int j = 0; j < c; j++)
                         o[j] += p[j] * wk[j];
@@ -1277,23 +1277,22 @@ GENERIC_CLONES static void dw_rows_generic(const fn_t3 *in, int ybase, int ring,
 }
 
 /* Output rows [oy_begin, oy_end) of a k x k depthwise conv into out (which holds those rows).
- * in->d holds the input's rows (fn_dw_row): all of them (ybase 0, ring 0), or the ring of them a
+ * in->d holds the input's rows (fn_dw_row): all of them (ring 0), or the ring of them a
  * separable chain keeps (fn_sepchain_w), which must hold every row these outputs read. */
-static void dw_rows(const fn_t3 *in, int ybase, int ring, const float *w, const float *bias, int k,
-                    int stride, int pt, int pl, fn_act act, float *out, int oy_begin, int oy_end,
-                    int ow)
+static void dw_rows(const fn_t3 *in, int ring, const float *w, const float *bias, int k, int stride,
+                    int pt, int pl, fn_act act, float *out, int oy_begin, int oy_end, int ow)
 {
     if (k == 3 && use_avx512()) {
-        dw3x3_avx512(in->d, ybase, ring, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out,
-                     oy_begin, oy_end, ow);
+        dw3x3_avx512(in->d, ring, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out, oy_begin,
+                     oy_end, ow);
         return;
     }
     if (k == 3 && use_avx2()) {
-        fn_dw3x3_avx2(in->d, ybase, ring, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out,
-                      oy_begin, oy_end, ow);
+        fn_dw3x3_avx2(in->d, ring, in->h, in->w, in->c, w, bias, stride, pt, pl, act, out, oy_begin,
+                      oy_end, ow);
         return;
     }
-    dw_rows_generic(in, ybase, ring, w, bias, k, stride, pt, pl, act, out, oy_begin, oy_end, ow);
+    dw_rows_generic(in, ring, w, bias, k, stride, pt, pl, act, out, oy_begin, oy_end, ow);
 }
 
 void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,
@@ -1306,7 +1305,7 @@ void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int 
     const double flops = 2.0 * oh * ow * k * k * in->c;
     ops_flops += flops;
     const double t0 = ops_trace ? trace_now() : 0;
-    dw_rows(in, 0, 0, w, bias, k, stride, pad_before(in->h, k, stride, pad),
+    dw_rows(in, 0, w, bias, k, stride, pad_before(in->h, k, stride, pad),
             pad_before(in->w, k, stride, pad), act, out->d, 0, oh, ow);
     if (ops_trace)
         trace_layer("depthwise", oh * ow, in->c, k * k, flops,
@@ -1352,7 +1351,7 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
     for (int y0 = 0; y0 < oh; y0 += rows) {
         const int y1 = y0 + rows < oh ? y0 + rows : oh;
         const double t0 = ops_trace ? trace_now() : 0;
-        dw_rows(in, 0, 0, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
+        dw_rows(in, 0, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
         const double t1 = ops_trace ? trace_now() : 0;
         gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, out->d + (size_t)y0 * ow * cout);
         if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
@@ -1440,7 +1439,7 @@ void fn_sepconv_sum_w(const fn_t3 *in, const float *dw_w, const fn_wpack *pw, co
         const int y1 = y0 + rows < h ? y0 + rows : h;
         const size_t off = (size_t)y0 * w * cout;
         const double t0 = ops_trace ? trace_now() : 0;
-        dw_rows(in, 0, 0, dw_w, NULL, 3, 1, pt, pl, FN_ACT_NONE, scratch, y0, y1, w);
+        dw_rows(in, 0, dw_w, NULL, 3, 1, pt, pl, FN_ACT_NONE, scratch, y0, y1, w);
         const double t1 = ops_trace ? trace_now() : 0;
         gemm_sum((y1 - y0) * w, pw, scratch, pw_b, sum_in + off, sum_out ? sum_out + off : NULL,
                  relu_out + off, q);
@@ -1593,7 +1592,7 @@ static void chain_fill(chain_stage *st, int s, int last, const fn_t3 *in, fn_t3 
             conv_rows(src.d, &cg, g->conv->wp, g->conv->bias, g->conv->act, y0, y1, dst, g->dw);
             if (ops_trace) g->t_pw += trace_now() - t0;
         } else {
-            dw_rows(&src, 0, ring, g->b->dw_w, g->b->dw_b, 3, g->stride, g->pt, g->pl, g->b->dw_act,
+            dw_rows(&src, ring, g->b->dw_w, g->b->dw_b, 3, g->stride, g->pt, g->pl, g->b->dw_act,
                     g->dw, y0, y1, g->ow);
             const double t1 = ops_trace ? trace_now() : 0;
             gemm_bias_act((y1 - y0) * g->ow, g->b->pw, g->dw, g->b->pw_b, g->b->pw_act, dst);

@@ -213,14 +213,14 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
 
 /* One output vector at a border (taps outside the input skipped), 8 channels (the first n):
  * unrolled, plain loads for a full block (as the AVX-512 kernel's dw3x3_edge). */
-AVX2 static inline __m256 dw_edge(const float *in, int ybase, int ring, int ih, int iw, int c,
+AVX2 static inline __m256 dw_edge(const float *in, int ring, int ih, int iw, int c,
                                   const __m256 *wk, __m256 bv, __m256i m, int n, int y0, int x0)
 {
     __m256 acc = bv;
     _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++)
     {
         if (y0 + ky < 0 || y0 + ky >= ih) continue;
-        const float *row = fn_dw_row(in, ybase, ring, (size_t)iw * c, y0 + ky);
+        const float *row = fn_dw_row(in, ring, (size_t)iw * c, y0 + ky);
         _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++)
         {
             if (x0 + kx < 0 || x0 + kx >= iw) continue;
@@ -275,9 +275,9 @@ AVX2 static inline __m256 dw_edge(const float *in, int ybase, int ring, int ih, 
 
 /* The border outputs of one output row ([0, lo) and [hi, ow)) by dw_edge, and every output of a
  * partial last channel block (its masked taps one output at a time), channel block by block. */
-AVX2 static void dw_row_edges(const float *in, int ybase, int ring, int ih, int iw, int c,
-                              const float *w, const float *bias, int stride, int pl, fn_act act,
-                              float *orow, int y0, int ow, int lo, int hi, const float *const r[3])
+AVX2 static void dw_row_edges(const float *in, int ring, int ih, int iw, int c, const float *w,
+                              const float *bias, int stride, int pl, fn_act act, float *orow,
+                              int y0, int ow, int lo, int hi, const float *const r[3])
 {
     for (int c0 = 0; c0 < c; c0 += 8) {
         const int n = c - c0 < 8 ? c - c0 : 8;
@@ -291,7 +291,7 @@ AVX2 static void dw_row_edges(const float *in, int ybase, int ring, int ih, int 
             if (ox >= ow) break;
             __m256 acc;
             if (ox < lo || ox >= hi) {
-                acc = dw_edge(in + c0, ybase, ring, ih, iw, c, wk, bv, m, n, y0, ox * stride - pl);
+                acc = dw_edge(in + c0, ring, ih, iw, c, wk, bv, m, n, y0, ox * stride - pl);
             } else {
                 const size_t off = (size_t)(ox * stride - pl) * c + c0;
                 acc = bv;
@@ -312,7 +312,7 @@ AVX2 static void dw_row_edges(const float *in, int ybase, int ring, int ih, int 
  * slower on an AMD EPYC (Zen 3 class) VM: ten columns x three rows a whole pixel apart each step
  * (bench_vision --layers: SSD's depthwise layers 20-25 ms against 12-14 ms). Input rows outside
  * the image read fn_dw_zero (only when it is wide enough: `full`). */
-AVX2 void fn_dw3x3_avx2(const float *in, int ybase, int ring, int ih, int iw, int c, const float *w,
+AVX2 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float *w,
                         const float *bias, int stride, int pt, int pl, fn_act act, float *out,
                         int oy_begin, int oy_end, int ow)
 {
@@ -329,8 +329,8 @@ AVX2 void fn_dw3x3_avx2(const float *in, int ybase, int ring, int ih, int iw, in
         const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
         const float *r[3];
         for (int k = 0; k < 3; k++)
-            r[k] = y0 + k >= 0 && y0 + k < ih ? fn_dw_row(in, ybase, ring, rs, y0 + k) : fn_dw_zero;
-        dw_row_edges(in, ybase, ring, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, r);
+            r[k] = y0 + k >= 0 && y0 + k < ih ? fn_dw_row(in, ring, rs, y0 + k) : fn_dw_zero;
+        dw_row_edges(in, ring, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, r);
         const float *r0 = r[0], *r1 = r[1], *r2 = r[2];
         for (int ox = lo; ox < hi;) {
             const int left = hi - ox;
@@ -369,12 +369,11 @@ void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const flo
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
     (void)ldc, (void)sum, (void)seg;
 }
-void fn_dw3x3_avx2(const float *in, int ybase, int ring, int ih, int iw, int c, const float *w,
+void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float *w,
                    const float *bias, int stride, int pt, int pl, fn_act act, float *out,
                    int oy_begin, int oy_end, int ow)
 {
-    (void)in, (void)ybase, (void)ring, (void)ih, (void)iw, (void)c, (void)w, (void)bias,
-        (void)stride, (void)pt;
+    (void)in, (void)ring, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt;
     (void)pl, (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
 }
 #endif

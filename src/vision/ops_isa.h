@@ -74,16 +74,16 @@ typedef struct fn_gemm_seg {
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
                          const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
                          const fn_gemm_seg *seg);
-/* Where row y of a depthwise conv's input is (rs floats a row): the map's rows from ybase on one
- * after the other at `in`, or with ring > 0 row y at row y % ring of `in` (a separable chain's
+/* Where row y of a depthwise conv's input is (rs floats a row): the whole map's rows one after
+ * the other at `in` (ring 0), or with ring > 0 row y at row y % ring of `in` (a separable chain's
  * window, fn_sepchain_w, whose rows never move). */
-static inline const float *fn_dw_row(const float *in, int ybase, int ring, size_t rs, int y)
+static inline const float *fn_dw_row(const float *in, int ring, size_t rs, int y)
 {
-    return in + (size_t)(ring > 0 ? y % ring : y - ybase) * rs;
+    return in + (size_t)(ring > 0 ? y % ring : y) * rs;
 }
 /* Output rows [oy_begin, oy_end) of a 3x3 depthwise conv (stride 1 or 2, padding pt/pl) of an
  * ih x iw x c map whose rows are at `in` (fn_dw_row), into `out` (those rows, ow wide). */
-void fn_dw3x3_avx2(const float *in, int ybase, int ring, int ih, int iw, int c, const float *w,
+void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float *w,
                    const float *bias, int stride, int pt, int pl, fn_act act, float *out,
                    int oy_begin, int oy_end, int ow);
 
