@@ -477,19 +477,19 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
 /* One output vector of the depthwise 3x3 at a border (taps outside the input skipped), its taps
  * in the interior kernels' order. Unrolled, with plain loads for a full channel block: the loop
  * with variable bounds and masked loads it was took a tenth of the landmark nets' depthwise time
- * (their 7- to 56-pixel rows have two border pixels each). */
-AVX512 static inline __m512 dw3x3_edge(const float *in, int ring, int ih, int iw, int c,
-                                       const __m512 *wk, __m512 bv, __mmask16 m, int y0, int x0)
+ * (their 7- to 56-pixel rows have two border pixels each). r: the three input rows at the channel
+ * block, `zero` (fn_dw_zero at the block) for those outside the image, which are skipped. */
+AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zero, int iw, int c,
+                                       const __m512 *wk, __m512 bv, __mmask16 m, int x0)
 {
     __m512 acc = bv;
     _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++)
     {
-        if (y0 + ky < 0 || y0 + ky >= ih) continue;
-        const float *row = fn_dw_row(in, ring, (size_t)iw * c, y0 + ky);
+        if (r[ky] == zero) continue;
         _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++)
         {
             if (x0 + kx < 0 || x0 + kx >= iw) continue;
-            const float *q = row + (size_t)(x0 + kx) * c;
+            const float *q = r[ky] + (size_t)(x0 + kx) * c;
             const __m512 v =
                 m == (__mmask16)0xffff ? _mm512_loadu_ps(q) : _mm512_maskz_loadu_ps(m, q);
             acc = _mm512_fmadd_ps(v, wk[ky * 3 + kx], acc);
@@ -593,12 +593,13 @@ AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, in
         y0 + 1 >= 0 && y0 + 1 < ih ? fn_dw_row(inc, ring, rs, y0 + 1) : fn_dw_zero + c0;
     const float *r2 =
         y0 + 2 >= 0 && y0 + 2 < ih ? fn_dw_row(inc, ring, rs, y0 + 2) : fn_dw_zero + c0;
+    const float *const r[3] = {r0, r1, r2};
     orow += c0;
     int ox = 0;
     for (; ox < lo; ox++)
         _mm512_mask_storeu_ps(
             orow + (size_t)ox * c, m,
-            act_v(dw3x3_edge(inc, ring, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+            act_v(dw3x3_edge(r, fn_dw_zero + c0, iw, c, wk, bv, m, ox * stride - pl), act));
     if (m == (__mmask16)0xffff) {
         /* Neighbouring outputs share their input columns: each column of a row is loaded once
          * and used by up to three outputs (stride 1: 30 loads for 72 FMAs instead of 72), the
@@ -637,7 +638,7 @@ AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, in
     for (; ox < ow; ox++)
         _mm512_mask_storeu_ps(
             orow + (size_t)ox * c, m,
-            act_v(dw3x3_edge(inc, ring, ih, iw, c, wk, bv, m, y0, ox * stride - pl), act));
+            act_v(dw3x3_edge(r, fn_dw_zero + c0, iw, c, wk, bv, m, ox * stride - pl), act));
 }
 
 /* Output rows are the outer loop and channel blocks the inner one, so the three input rows an

@@ -211,20 +211,20 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
 
 /* ---- Depthwise 3x3 ---- */
 
-/* One output vector at a border (taps outside the input skipped), 8 channels (the first n):
- * unrolled, plain loads for a full block (as the AVX-512 kernel's dw3x3_edge). */
-AVX2 static inline __m256 dw_edge(const float *in, int ring, int ih, int iw, int c,
-                                  const __m256 *wk, __m256 bv, __m256i m, int n, int y0, int x0)
+/* One output vector at a border (taps outside the input skipped), 8 channels from c0 (the first
+ * n): unrolled, plain loads for a full block (as the AVX-512 kernel's dw3x3_edge). r: the three
+ * input rows, fn_dw_zero for those outside the image (skipped). */
+AVX2 static inline __m256 dw_edge(const float *const r[3], int c0, int iw, int c, const __m256 *wk,
+                                  __m256 bv, __m256i m, int n, int x0)
 {
     __m256 acc = bv;
     _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++)
     {
-        if (y0 + ky < 0 || y0 + ky >= ih) continue;
-        const float *row = fn_dw_row(in, ring, (size_t)iw * c, y0 + ky);
+        if (r[ky] == fn_dw_zero) continue;
         _Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++)
         {
             if (x0 + kx < 0 || x0 + kx >= iw) continue;
-            const float *q = row + (size_t)(x0 + kx) * c;
+            const float *q = r[ky] + c0 + (size_t)(x0 + kx) * c;
             const __m256 v = n == 8 ? _mm256_loadu_ps(q) : _mm256_maskload_ps(q, m);
             acc = _mm256_fmadd_ps(v, wk[ky * 3 + kx], acc);
         }
@@ -275,9 +275,9 @@ AVX2 static inline __m256 dw_edge(const float *in, int ring, int ih, int iw, int
 
 /* The border outputs of one output row ([0, lo) and [hi, ow)) by dw_edge, and every output of a
  * partial last channel block (its masked taps one output at a time), channel block by block. */
-AVX2 static void dw_row_edges(const float *in, int ring, int ih, int iw, int c, const float *w,
-                              const float *bias, int stride, int pl, fn_act act, float *orow,
-                              int y0, int ow, int lo, int hi, const float *const r[3])
+AVX2 static void dw_row_edges(int iw, int c, const float *w, const float *bias, int stride, int pl,
+                              fn_act act, float *orow, int ow, int lo, int hi,
+                              const float *const r[3])
 {
     for (int c0 = 0; c0 < c; c0 += 8) {
         const int n = c - c0 < 8 ? c - c0 : 8;
@@ -291,7 +291,7 @@ AVX2 static void dw_row_edges(const float *in, int ring, int ih, int iw, int c, 
             if (ox >= ow) break;
             __m256 acc;
             if (ox < lo || ox >= hi) {
-                acc = dw_edge(in + c0, ring, ih, iw, c, wk, bv, m, n, y0, ox * stride - pl);
+                acc = dw_edge(r, c0, iw, c, wk, bv, m, n, ox * stride - pl);
             } else {
                 const size_t off = (size_t)(ox * stride - pl) * c + c0;
                 acc = bv;
@@ -330,7 +330,7 @@ AVX2 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const 
         const float *r[3];
         for (int k = 0; k < 3; k++)
             r[k] = y0 + k >= 0 && y0 + k < ih ? fn_dw_row(in, ring, rs, y0 + k) : fn_dw_zero;
-        dw_row_edges(in, ring, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi, r);
+        dw_row_edges(iw, c, w, bias, stride, pl, act, orow, ow, lo, hi, r);
         const float *r0 = r[0], *r1 = r[1], *r2 = r[2];
         for (int ox = lo; ox < hi;) {
             const int left = hi - ox;
