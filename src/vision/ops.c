@@ -474,6 +474,53 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
     }
 }
 
+/* C[M][N] = act(A[M][K] B + bias) with B as the bytes of fn_wpack_bytes: panel by panel, K in
+ * blocks of BYTES_KC rows, each block decoded (w = q * s + m, one FMA per 16 weights, the same
+ * floats as the panels hold) into a buffer on the stack that stays in L1 while gemm_rows runs every
+ * row of A over it, the sums carried in C from block to block; the bytes are prefetched BYTES_PF
+ * ahead (two blocks of a 48-wide panel), as the hardware's prefetcher stops while the FMAs run.
+ * For GEMMs with few rows (the recognition net's 256-channel layers on 1x1 to 4x4 maps) the
+ * panels' floats come from memory once per call, at a rate the FMAs outrun; the bytes are a
+ * quarter of them. The same products in the same order as gemm_packed_avx512's tiles, so the same
+ * floats (test_gemm_bytes). */
+#define BYTES_KC 64
+#define BYTES_PF 6144
+
+AVX512 static void gemm_bytes_avx512(int M, int N, int K, const float *A, int lda,
+                                     const fn_wpack *wp, const float *bias, fn_act act, float *C,
+                                     int ldc)
+{
+    float bp[BYTES_KC * 48] __attribute__((aligned(64)));
+    const unsigned char *qp = wp->q;
+    const float *sm = wp->qsm;
+    for (int n0 = 0; n0 < N;) {
+        const int w = fn_panel_width(N - n0), nv = (w + 15) / 16, ld = nv * 16;
+        __m512 sv[3], mv[3];
+        for (int v = 0; v < nv; v++) {
+            sv[v] = _mm512_load_ps(sm + v * 16);
+            mv[v] = _mm512_load_ps(sm + ld + v * 16);
+        }
+        for (int k0 = 0; k0 < K; k0 += BYTES_KC) {
+            const int kc = K - k0 < BYTES_KC ? K - k0 : BYTES_KC;
+            const unsigned char *q = qp + (size_t)k0 * ld;
+            for (int k = 0; k < kc; k++) {
+                _mm_prefetch((const char *)(q + (size_t)k * ld + BYTES_PF), _MM_HINT_T0);
+                for (int v = 0; v < nv; v++) {
+                    const int i = k * ld + v * 16;
+                    const __m512i b =
+                        _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(q + i)));
+                    _mm512_store_ps(bp + i, _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), sv[v], mv[v]));
+                }
+            }
+            gemm_rows(M, kc, A + k0, lda, bp, ld, bias ? bias + n0 : NULL, act, C + n0, ldc, w,
+                      k0 > 0, k0 + kc == K);
+        }
+        qp += (size_t)K * ld;
+        sm += 2 * ld;
+        n0 += w;
+    }
+}
+
 /* One output vector of the depthwise 3x3 at a border (taps outside the input skipped), its taps
  * in the interior kernels' order. Unrolled, with plain loads for a full channel block: the loop
  * with variable bounds and masked loads it was took a tenth of the landmark nets' depthwise time
@@ -704,6 +751,12 @@ static void gemm_packed_avx512(int M, int N, int K, const float *A, int lda, con
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
     (void)ldc, (void)sum, (void)seg;
 }
+static void gemm_bytes_avx512(int M, int N, int K, const float *A, int lda, const fn_wpack *wp,
+                              const float *bias, fn_act act, float *C, int ldc)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)wp, (void)bias, (void)act, (void)C;
+    (void)ldc;
+}
 #endif
 
 static _Thread_local double ops_flops;
@@ -821,6 +874,8 @@ int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
     wp->k = k;
     wp->n = n;
     wp->amx = NULL;
+    wp->q = NULL;
+    wp->qsm = NULL;
     if ((!fn_cpu_has_avx512() && !fn_cpu_has_avx2()) || k <= 0 || n <= 0) return 0;
     size_t bytes = (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64;
     float *p = aligned_alloc(64, bytes);
@@ -843,7 +898,53 @@ void fn_wpack_free(fn_wpack *wp)
     if (!wp) return;
     free(wp->p);
     wp->p = NULL;
+    free(wp->q);
+    free(wp->qsm);
+    wp->q = NULL;
+    wp->qsm = NULL;
     fn_wpack_amx_free(wp);
+}
+
+int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m)
+{
+    if (!wp->p || !fn_cpu_has_avx512()) return 0;
+    const int k = wp->k, n = wp->n;
+    const size_t qbytes = packed_floats(k, n), sfloats = packed_floats(2, n);
+    unsigned char *qb = aligned_alloc(64, (qbytes + 63) / 64 * 64);
+    float *sm = aligned_alloc(64, (sfloats * sizeof(float) + 63) / 64 * 64);
+    if (!qb || !sm) {
+        free(qb);
+        free(sm);
+        return -1;
+    }
+    /* The bytes in the panels' layout, each checked against the float the panel holds. */
+    unsigned char *d = qb;
+    const float *p = wp->p;
+    float *e = sm;
+    for (int n0 = 0; n0 < n;) {
+        const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
+        for (int r = 0; r < k; r++, d += wpad, p += wpad) {
+            memcpy(d, q + (size_t)r * n + n0, (size_t)pw);
+            memset(d + pw, 0, (size_t)(wpad - pw));
+            for (int j = 0; j < pw; j++) {
+                const float v = fmaf((float)d[j], s[n0 + j], m[n0 + j]);
+                if (memcmp(&v, &p[j], sizeof v) != 0) {
+                    free(qb);
+                    free(sm);
+                    return -2;
+                }
+            }
+        }
+        for (int j = 0; j < wpad; j++) {
+            e[j] = j < pw ? s[n0 + j] : 0.0f;
+            e[wpad + j] = j < pw ? m[n0 + j] : 0.0f;
+        }
+        e += 2 * wpad;
+        n0 += pw;
+    }
+    wp->q = qb;
+    wp->qsm = sm;
+    return 0;
 }
 
 float fn_wpack_at(const fn_wpack *wp, int r, int c)
@@ -883,6 +984,14 @@ GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float 
     bias_act_rows(C, (size_t)M, N, bias, act);
 }
 
+/* 1 when this thread runs a GEMM of m rows on wp's bytes (gemm_bytes_avx512): AVX-512 kernels,
+ * not AMX, and few enough rows that the panels' streaming would be its time. */
+#define BYTES_MAX_ROWS 64
+static int bytes_path(const fn_wpack *wp, int m)
+{
+    return wp->q && m <= BYTES_MAX_ROWS && use_avx512() && !(fn_amx_thread() && wp->amx);
+}
+
 /* The GEMM with fused bias and activation, by the fastest kernel this CPU has: the packed panels
  * when the weights have them (AVX-512 or AVX2), else B read in place (AVX-512) or OpenBLAS. */
 static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
@@ -893,6 +1002,10 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
      * off never reads wp->amx, which a BF16 thread may be filling in (models.c). */
     if (fn_amx_thread() && wp->amx) {
         fn_gemm_amx(m, wp, a, bias, act, c);
+        return;
+    }
+    if (bytes_path(wp, m)) {
+        gemm_bytes_avx512(m, n, k, a, k, wp, bias, act, c, n);
         return;
     }
     if (wp->p && use_avx2()) {
@@ -950,7 +1063,7 @@ GENERIC_CLONES static void res_relu(float *restrict out, const float *restrict r
 static void gemm_bias_act_res(int m, const fn_wpack *wp, const float *a, const float *bias,
                               fn_act act, const float *res, float *c)
 {
-    if (res && packed_path(wp)) {
+    if (res && packed_path(wp) && !bytes_path(wp, m)) {
         const fn_gemm_sum sum = {res, NULL};
         gemm_packed(m, wp, a, wp->k, bias, FN_ACT_NONE, &sum, NULL, c);
         return;

@@ -52,13 +52,23 @@ void fn_conv2d(const fn_t3 *in, const float *w_hwio, const float *bias, int kh, 
  * frees the copy (NULL and a zeroed pack are fine). Packs are immutable after init and may be
  * shared by threads. */
 typedef struct fn_wpack {
-    const float *w; /* [k][n], not owned; NULL: only the panels */
-    float *p;       /* packed panels (owned) or NULL */
-    int k, n;       /* k = kh * kw * cin, n = cout */
-    void *amx;      /* BF16 tile pack (gemm_amx.h, owned) or NULL; made on demand for bf16 */
+    const float *w;   /* [k][n], not owned; NULL: only the panels */
+    float *p;         /* packed panels (owned) or NULL */
+    int k, n;         /* k = kh * kw * cin, n = cout */
+    void *amx;        /* BF16 tile pack (gemm_amx.h, owned) or NULL; made on demand for bf16 */
+    unsigned char *q; /* the panels as bytes (fn_wpack_bytes, owned) or NULL */
+    float *qsm;       /* per panel, its columns' scales then offsets (owned with q) */
 } fn_wpack;
 int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n);
 void fn_wpack_free(fn_wpack *wp);
+/* Adds to a pack a copy of its weights as bytes, for GEMMs with few rows, whose time is the
+ * weights' streaming from memory (a quarter of the bytes; ops.c, gemm_bytes_avx512). Every weight
+ * must be exactly fmaf((float)q[r][c], s[c], m[c]) (q [k][n], s and m [n]: the caller folds its
+ * weights so), which is checked: the kernels that decode the bytes then compute the same floats as
+ * those that read the panels. Returns 0 with the copy made, or without one when this CPU does not
+ * run the AVX-512 kernels or wp has no panels; -1 out of memory; -2 when a weight is not what its
+ * byte gives (no copy). Call before the pack is shared; freed by fn_wpack_free. */
+int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m);
 /* Element [r][c] of the weights, from `w` or, when it was dropped, from the panels (for packing
  * them again in another layout: gemm_amx.c). */
 float fn_wpack_at(const fn_wpack *wp, int r, int c);

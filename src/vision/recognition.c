@@ -11,7 +11,9 @@
  * two branches' sizes differ (8 -> 3 vs 4, 4 -> 1 vs 2); mean over the final 2x2x256, times fc
  * [256][128] (no bias). Every conv layer is conv + bias followed by a per-channel scale layer; the
  * scale is folded into the filters and bias once at bind time (w' = w * s, b' = b * s + t), which
- * changes only float rounding (~1e-7 relative) and saves a pass over every activation.
+ * changes only float rounding (~1e-7 relative) and saves a pass over every activation; filters
+ * stored as bytes fold as fmaf(q, scale * s, min * s), so that the 256-channel convs, whose
+ * GEMMs have 1 to 16 rows a face, can stream their weights as those bytes (rc_bytes).
  *
  * The crop (ComputeFaceDescriptorsTasks.ts: landmarks.align(null, {useDlibAlignment: true})): a
  * square of side floor(mean eye-to-mouth distance / 0.45) around the centroid of the two eye
@@ -74,6 +76,48 @@ static const fn_tensor *rc_get(const fn_weights *w, const char *name, int rank, 
     return fn_weights_get(w, name, rank, shape, err, errlen);
 }
 
+/* Folds the scale layer's s into the filters f: ff = f * s. For filters stored as bytes (f->q8),
+ * as fmaf(q, sm[o], sm[cout + o]) with sm = scale * s, min * s, instead of (q * scale + min) * s
+ * (a float rounding apart), so the GEMMs can decode them from their bytes to the same floats
+ * (fn_wpack_bytes); returns the bytes then (malloc'ed, [k][k][cin][cout]), else NULL. sm: 2 *
+ * cout floats. */
+static unsigned char *rc_fold(const fn_tensor *f, const fn_tensor *s, int cout, float *ff,
+                              float *sm)
+{
+    unsigned char *q = f->q8 && f->qscale > 0 ? malloc(f->n) : NULL;
+    for (size_t i = 0; q && i < f->n; i++) {
+        const double v = nearbyint((f->d[i] - f->qmin) / f->qscale);
+        if (!(v >= 0 && v <= 255) || (float)(v * f->qscale + f->qmin) != f->d[i]) {
+            free(q);
+            q = NULL;
+        } else {
+            q[i] = (unsigned char)v;
+        }
+    }
+    for (int o = 0; o < cout; o++) {
+        sm[o] = (float)(f->qscale * s->d[o]);
+        sm[cout + o] = (float)(f->qmin * s->d[o]);
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const int o = (int)(i % (size_t)cout);
+        ff[i] = q ? fmaf((float)q[i], sm[o], sm[cout + o]) : f->d[i] * s->d[o];
+    }
+    return q;
+}
+
+/* Gives c's packs their bytes (fn_wpack_bytes) where a GEMM has few rows: the 256-channel layers,
+ * on 1x1 to 4x4 maps. q, sm: rc_fold's. Returns 0 or -1 (out of memory). */
+static int rc_bytes(rc_conv *c, const unsigned char *q, const float *sm, int centre)
+{
+    const int cout = c->cout, cin = c->cin, k = c->k;
+    if (!q || cout < 256) return 0;
+    int rc = fn_wpack_bytes(&c->wp, q, sm, sm + cout);
+    if (rc == 0 && centre)
+        rc =
+            fn_wpack_bytes(&c->centre, q + (size_t)(k / 2 * k + k / 2) * cin * cout, sm, sm + cout);
+    return rc == -1 ? -1 : 0;
+}
+
 /* Binds "<prefix>/conv/{filters,bias}" and "<prefix>/scale/{weights,biases}", folding the scale
  * into `*mem` (advanced past what it uses). */
 static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin, int cout,
@@ -93,13 +137,15 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
 
     /* The folded filters go into a pack for the GEMM; where there is one (AVX-512), the folded
      * copy is dropped, so the net holds its filters once (25 MB) rather than twice. */
-    float *ff = malloc(f->n * sizeof(float)), *fb = *mem;
-    if (!ff) {
+    float *ff = malloc(f->n * sizeof(float)), *fb = *mem,
+          *sm = malloc(2 * (size_t)cout * sizeof(float));
+    if (!ff || !sm) {
+        free(ff);
+        free(sm);
         snprintf(err, errlen, "out of memory binding %s", prefix);
         return -2;
     }
-    for (size_t i = 0; i < f->n; i++)
-        ff[i] = f->d[i] * s->d[i % (size_t)cout];
+    unsigned char *q = rc_fold(f, s, cout, ff, sm);
     for (int o = 0; o < cout; o++)
         fb[o] = b->d[o] * s->d[o] + t->d[o];
     *mem = fb + cout;
@@ -109,8 +155,13 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
     c->cin = cin;
     c->cout = cout;
     const float *ctr = ff + (size_t)(k / 2 * k + k / 2) * cin * cout;
-    if (fn_wpack_init(&c->wp, ff, k * k * cin, cout) ||
-        (centre && fn_wpack_init(&c->centre, ctr, cin, cout))) {
+    int rc = fn_wpack_init(&c->wp, ff, k * k * cin, cout) ||
+                     (centre && fn_wpack_init(&c->centre, ctr, cin, cout))
+                 ? -1
+                 : rc_bytes(c, q, sm, centre);
+    free(q);
+    free(sm);
+    if (rc == -1) {
         snprintf(err, errlen, "out of memory binding %s", prefix);
         return -2;
     }
@@ -196,6 +247,15 @@ void fn_recog_free(fn_recog_net *n)
     }
     free(n->mem);
     free(n);
+}
+
+int fn_recog_byte_packs(const fn_recog_net *n)
+{
+    int count = n->first.wp.q != NULL;
+    for (int i = 0; i < RC_NRES; i++)
+        count += (n->res[i].c1.wp.q != NULL) + (n->res[i].c2.wp.q != NULL) +
+                 (n->res[i].c2.centre.q != NULL);
+    return count;
 }
 
 int fn_recog_amx_init(fn_recog_net *n)

@@ -262,6 +262,9 @@ static int bind_json(json_t *root, const unsigned char *bin, size_t bin_len, con
         memcpy(t->shape, ents[k].shape, sizeof t->shape);
         t->n = ents[k].n;
         t->d = all + at;
+        t->q8 = ents[k].st == ST_U8;
+        t->qscale = ents[k].scale;
+        t->qmin = ents[k].min;
         fill(&ents[k], bin + offset, t->d);
         offset += ents[k].n * stored_size(ents[k].st);
         at += ents[k].n;

@@ -11,8 +11,11 @@ typedef struct fn_tensor {
     char *name;
     int rank;
     int shape[4];
-    size_t n;  /* product of shape */
+    size_t n; /* product of shape */
     float *d;
+    /* Stored as uint8 (d[i] = (float)(q * qscale + qmin), q in 0..255): 1, and the two; else 0. */
+    int q8;
+    double qscale, qmin;
 } fn_tensor;
 
 typedef struct fn_weights {

@@ -266,6 +266,69 @@ static void test_conv2d_centre(void **state)
     check_conv_centre(2, 16, 24, 5, FN_ACT_NONE);
 }
 
+/* A pack with a byte copy (fn_wpack_bytes) against the same pack without: GEMMs of few rows
+ * decode the bytes (the AVX-512 kernels), the others read the panels, and both must give the same
+ * floats: a k x k conv of nimg h x w maps, plain and with a residual sum, on every kernel set. */
+static void check_bytes(int nimg, int h, int w, int cin, int cout, int k, fn_act act)
+{
+    const int kk = k * k * cin;
+    const size_t nw = (size_t)kk * cout, in_n = (size_t)nimg * h * w * cin;
+    unsigned char *q = malloc(nw);
+    float *s = malloc(2 * (size_t)cout * sizeof(float)), *wt = malloc(nw * sizeof(float));
+    for (int o = 0; o < cout; o++) {
+        s[o] = 0.01f * frand();
+        s[cout + o] = 0.5f * frand();
+    }
+    for (size_t i = 0; i < nw; i++) {
+        q[i] = (unsigned char)(rng_state >> 24);
+        frand();
+        wt[i] = fmaf((float)q[i], s[i % (size_t)cout], s[cout + i % (size_t)cout]);
+    }
+    fn_wpack plain, bytes;
+    assert_int_equal(fn_wpack_init(&plain, wt, kk, cout), 0);
+    assert_int_equal(fn_wpack_init(&bytes, wt, kk, cout), 0);
+    assert_int_equal(fn_wpack_bytes(&bytes, q, s, s + cout), 0);
+    if (fn_cpu_has_avx512())
+        assert_non_null(bytes.q);
+    else
+        assert_null(bytes.q);
+    /* A weight that is not what its byte gives: no copy. */
+    fn_wpack odd;
+    wt[nw / 2] = nextafterf(wt[nw / 2], 1e30f);
+    assert_int_equal(fn_wpack_init(&odd, wt, kk, cout), 0);
+    assert_int_equal(fn_wpack_bytes(&odd, q, s, s + cout), fn_cpu_has_avx512() ? -2 : 0);
+    assert_null(odd.q);
+
+    fn_t3 in = {h, w, cin, rand_buf(in_n)};
+    float *bias = rand_buf((size_t)cout);
+    const size_t on = (size_t)nimg * h * w * cout; /* SAME, stride 1 */
+    float *res = rand_buf(on);
+    float *scratch = malloc(
+        (fn_conv2d_scratch_floats_n(nimg, h, w, cin, k, k, 1, FN_PAD_SAME) + 1) * sizeof(float));
+    fn_t3 want = {0, 0, 0, malloc(on * sizeof(float))}, got = {0, 0, 0, malloc(on * sizeof(float))};
+    fn_conv2d_wn(&in, nimg, &plain, bias, k, k, 1, FN_PAD_SAME, act, &want, scratch);
+    fn_conv2d_wn(&in, nimg, &bytes, bias, k, k, 1, FN_PAD_SAME, act, &got, scratch);
+    assert_memory_equal(got.d, want.d, on * sizeof(float));
+    fn_conv2d_res_wn(&in, nimg, &plain, bias, k, k, 1, FN_PAD_SAME, res, &want, scratch);
+    fn_conv2d_res_wn(&in, nimg, &bytes, bias, k, k, 1, FN_PAD_SAME, res, &got, scratch);
+    assert_memory_equal(got.d, want.d, on * sizeof(float));
+    fn_wpack_free(&plain), fn_wpack_free(&bytes), fn_wpack_free(&odd);
+    free(q), free(s), free(wt), free(in.d), free(bias), free(res), free(scratch);
+    free(want.d), free(got.d);
+}
+
+static void test_gemm_bytes(void **state)
+{
+    (void)state;
+    check_bytes(1, 4, 4, 256, 256, 3, FN_ACT_RELU); /* the recognition net's, one face */
+    check_bytes(1, 3, 3, 128, 256, 3, FN_ACT_NONE); /* 9 rows, K not a multiple of the block */
+    check_bytes(1, 1, 1, 256, 256, 1, FN_ACT_NONE); /* one row */
+    check_bytes(4, 4, 4, 64, 256, 3, FN_ACT_RELU);  /* a batch: 64 rows */
+    check_bytes(8, 4, 4, 32, 256, 3, FN_ACT_RELU);  /* 128 rows: the panels */
+    check_bytes(3, 2, 3, 40, 70, 3, FN_ACT_RELU6);  /* partial vectors and panels */
+    check_bytes(2, 1, 5, 24, 100, 1, FN_ACT_LEAKY); /* a 1x1 conv, a 4-column panel */
+}
+
 static void check_dw(int h, int w, int c, int k, int s, fn_pad pad, fn_act act, int with_bias)
 {
     fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
@@ -890,9 +953,11 @@ int main(void)
 {
     print_message("CPU kernels: %s%s generic\n", fn_cpu_has_avx512() ? "AVX-512, " : "",
                   fn_cpu_has_avx2() ? "AVX2," : "");
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_conv2d_centre),
+        cmocka_unit_test(test_gemm_bytes),
         cmocka_unit_test(test_dwconv),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_elementwise),
@@ -904,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_avx2_equals_avx512),
         cmocka_unit_test(test_conv2d_res),
     };
+    /* clang-format on */
     /* Every kernel on the generic C path, on the AVX2 kernels (where the CPU has them: every CPU
      * with AVX-512 too), then on what this CPU runs by default. */
     int failed = cmocka_run_group_tests_name("generic", tests, generic_isa, best_isa);

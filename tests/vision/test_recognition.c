@@ -377,6 +377,37 @@ static void test_outside_gives_zeros(void **state)
     free(img.rgb);
 }
 
+/* The 256-channel convs' packs carry their weights as bytes where the AVX-512 kernels run
+ * (fn_wpack_bytes), all nine; a conv whose filters do not decode from the quantization the
+ * manifest gives keeps only its floats, folded as before, and the net still matches the goldens. */
+static void test_byte_packs(void **state)
+{
+    ctx *c = *state;
+    const int all = fn_cpu_has_avx512() ? 9 : 0;
+    assert_int_equal(fn_recog_byte_packs(c->rec), all);
+    fn_weights *t = tampered(c->w_rec, "conv256_1/conv1/conv/filters", NULL, 0);
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->t[i].name, "conv256_1/conv1/conv/filters")) {
+            t->t[i].shape[0] -= 1; /* tampered() grew it; only the quantization changes here */
+            t->t[i].qscale *= 1.001;
+        }
+    fn_recog_net *n = NULL;
+    char err[256];
+    assert_int_equal(fn_recog_bind(t, &n, err, sizeof err), 0);
+    assert_int_equal(fn_recog_byte_packs(n), all ? all - 1 : 0);
+    float *in = load_raw(c->fixtures, "rec_0_input_u8", 150 * 150 * 3);
+    normalise(in, 150 * 150);
+    float *ref = load_raw(c->fixtures, "rec_0_output", 128), out[128];
+    memcpy(c->scratch, in, 150 * 150 * 3 * sizeof(float));
+    fn_t3 x = {150, 150, 3, c->scratch};
+    fn_recog_forward(n, &x, c->scratch, out);
+    const double d = max_abs_diff(out, ref, 128);
+    if (!(d <= PARITY_TOL)) fail_msg("without one byte pack: max abs diff %g > %g", d, PARITY_TOL);
+    free(ref), free(in);
+    fn_recog_free(n);
+    free_tampered(t);
+}
+
 static void expect_bind_error(const fn_weights *w, const char *needle)
 {
     char err[512] = "";
@@ -421,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_raw_parity_generic_kernels),
         cmocka_unit_test(test_raw_parity_avx2_kernels),
         cmocka_unit_test(test_batch_parity),
+        cmocka_unit_test(test_byte_packs),
         cmocka_unit_test(test_aligned_box),
         cmocka_unit_test(test_preprocessing),
         cmocka_unit_test(test_end_to_end),
