@@ -905,6 +905,14 @@ void fn_wpack_free(fn_wpack *wp)
     fn_wpack_amx_free(wp);
 }
 
+GENERIC_CLONES void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s,
+                                    const float *m, float *out)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < n; c++)
+            out[r * (size_t)n + (size_t)c] = fmaf((float)q[r * (size_t)n + (size_t)c], s[c], m[c]);
+}
+
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m)
 {
     if (!wp->p || !fn_cpu_has_avx512()) return 0;
@@ -917,22 +925,20 @@ int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const f
         free(sm);
         return -1;
     }
-    /* The bytes in the panels' layout, each checked against the float the panel holds. */
+    /* The bytes in the panels' layout, each row checked against the floats the panel holds. */
     unsigned char *d = qb;
     const float *p = wp->p;
-    float *e = sm;
+    float *e = sm, row[48];
     for (int n0 = 0; n0 < n;) {
         const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
         for (int r = 0; r < k; r++, d += wpad, p += wpad) {
             memcpy(d, q + (size_t)r * n + n0, (size_t)pw);
             memset(d + pw, 0, (size_t)(wpad - pw));
-            for (int j = 0; j < pw; j++) {
-                const float v = fmaf((float)d[j], s[n0 + j], m[n0 + j]);
-                if (memcmp(&v, &p[j], sizeof v) != 0) {
-                    free(qb);
-                    free(sm);
-                    return -2;
-                }
+            fn_decode_bytes(d, 1, pw, s + n0, m + n0, row);
+            if (memcmp(row, p, sizeof(float) * (size_t)pw) != 0) {
+                free(qb);
+                free(sm);
+                return -2;
             }
         }
         for (int j = 0; j < wpad; j++) {

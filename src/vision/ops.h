@@ -69,6 +69,10 @@ void fn_wpack_free(fn_wpack *wp);
  * run the AVX-512 kernels or wp has no panels; -1 out of memory; -2 when a weight is not what its
  * byte gives (no copy). Call before the pack is shared; freed by fn_wpack_free. */
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m);
+/* out[r][c] = fmaf((float)q[r][c], s[c], m[c]) for r < rows, c < n: weights given as bytes
+ * decoded as fn_wpack_bytes requires (vectorised where the CPU has FMA). */
+void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s, const float *m,
+                     float *out);
 /* Element [r][c] of the weights, from `w` or, when it was dropped, from the panels (for packing
  * them again in another layout: gemm_amx.c). */
 float fn_wpack_at(const fn_wpack *wp, int r, int c);

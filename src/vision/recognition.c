@@ -85,23 +85,29 @@ static unsigned char *rc_fold(const fn_tensor *f, const fn_tensor *s, int cout, 
                               float *sm)
 {
     unsigned char *q = f->q8 && f->qscale > 0 ? malloc(f->n) : NULL;
+    int bad = 0;
+    const double inv = q ? 1.0 / f->qscale : 0;
     for (size_t i = 0; q && i < f->n; i++) {
-        const double v = nearbyint((f->d[i] - f->qmin) / f->qscale);
-        if (!(v >= 0 && v <= 255) || (float)(v * f->qscale + f->qmin) != f->d[i]) {
-            free(q);
-            q = NULL;
-        } else {
-            q[i] = (unsigned char)v;
-        }
+        double x = (f->d[i] - f->qmin) * inv;
+        bad |= !(x > -0.5 && x < 255.5);
+        x = x < 0 ? 0 : x > 255 ? 255 : x;
+        const int v = (int)(x + 0.5);
+        q[i] = (unsigned char)v;
+        bad |= (float)(v * f->qscale + f->qmin) != f->d[i];
+    }
+    if (bad) {
+        free(q);
+        q = NULL;
     }
     for (int o = 0; o < cout; o++) {
         sm[o] = (float)(f->qscale * s->d[o]);
         sm[cout + o] = (float)(f->qmin * s->d[o]);
     }
-    for (size_t i = 0; i < f->n; i++) {
-        const int o = (int)(i % (size_t)cout);
-        ff[i] = q ? fmaf((float)q[i], sm[o], sm[cout + o]) : f->d[i] * s->d[o];
-    }
+    if (q)
+        fn_decode_bytes(q, f->n / (size_t)cout, cout, sm, sm + cout, ff);
+    else
+        for (size_t i = 0; i < f->n; i++)
+            ff[i] = f->d[i] * s->d[i % (size_t)cout];
     return q;
 }
 
