@@ -905,12 +905,19 @@ void fn_wpack_free(fn_wpack *wp)
     fn_wpack_amx_free(wp);
 }
 
-GENERIC_CLONES void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s,
-                                    const float *m, float *out)
+/* fn_decode_bytes's loop; a static clone set, as a global one's resolver would be exported. */
+GENERIC_CLONES static void decode_bytes(const unsigned char *q, size_t rows, int n, const float *s,
+                                        const float *m, float *out)
 {
     for (size_t r = 0; r < rows; r++)
         for (int c = 0; c < n; c++)
             out[r * (size_t)n + (size_t)c] = fmaf((float)q[r * (size_t)n + (size_t)c], s[c], m[c]);
+}
+
+void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s, const float *m,
+                     float *out)
+{
+    decode_bytes(q, rows, n, s, m, out);
 }
 
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m)
