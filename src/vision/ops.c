@@ -867,6 +867,22 @@ size_t fn_conv2d_scratch_floats_n(int nimg, int in_h, int in_w, int cin, int kh,
     return (size_t)strip_rows(nimg * oh, ow, k) * ow * k;
 }
 
+/* A [k][n] matrix of `size`-byte elements copied into the panels' layout (ops_isa.h), each row of
+ * a panel zero-filled past its width: fn_wpack's floats and its bytes. */
+static void to_panels(void *dst, const void *src, size_t size, int k, int n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    for (int n0 = 0; n0 < n;) {
+        const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
+        for (int r = 0; r < k; r++, d += size * (size_t)wpad) {
+            memcpy(d, s + size * ((size_t)r * n + n0), size * (size_t)pw);
+            memset(d + size * (size_t)pw, 0, size * (size_t)(wpad - pw));
+        }
+        n0 += pw;
+    }
+}
+
 int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
 {
     wp->w = w;
@@ -877,18 +893,9 @@ int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
     wp->q = NULL;
     wp->qsm = NULL;
     if ((!fn_cpu_has_avx512() && !fn_cpu_has_avx2()) || k <= 0 || n <= 0) return 0;
-    size_t bytes = (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes);
+    float *p = aligned_alloc(64, (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64);
     if (!p) return -1;
-    float *d = p;
-    for (int n0 = 0; n0 < n;) {
-        const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
-        for (int r = 0; r < k; r++, d += wpad) {
-            memcpy(d, w + (size_t)r * n + n0, sizeof(float) * (size_t)pw);
-            memset(d + pw, 0, sizeof(float) * (size_t)(wpad - pw));
-        }
-        n0 += pw;
-    }
+    to_panels(p, w, sizeof(float), k, n);
     wp->p = p;
     return 0;
 }
@@ -933,14 +940,13 @@ int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const f
         return -1;
     }
     /* The bytes in the panels' layout, each row checked against the floats the panel holds. */
-    unsigned char *d = qb;
+    to_panels(qb, q, 1, k, n);
+    const unsigned char *d = qb;
     const float *p = wp->p;
     float *e = sm, row[48];
     for (int n0 = 0; n0 < n;) {
         const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
         for (int r = 0; r < k; r++, d += wpad, p += wpad) {
-            memcpy(d, q + (size_t)r * n + n0, (size_t)pw);
-            memset(d + pw, 0, (size_t)(wpad - pw));
             fn_decode_bytes(d, 1, pw, s + n0, m + n0, row);
             if (memcmp(row, p, sizeof(float) * (size_t)pw) != 0) {
                 free(qb);
