@@ -617,10 +617,130 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
 #define LD_FULL(ptr) _mm512_loadu_ps(ptr)
 #define LD_MASK(ptr) _mm512_maskz_loadu_ps(m, ptr)
 
-/* One output row of one 16-channel block: the pixels outside [lo, hi) by dw3x3_edge, the others
- * eight (stride 1) or four at a time with the nine weights in registers (independent FMA chains
- * hide the FMA latency). Input rows outside the image read fn_dw_zero (lo < hi only when the caller
- * has checked that it is wide enough). */
+/* Column j of a run's input row `row` (column 0 at the channel block), the run's left column x_
+ * in scope with iw and c: zero for columns outside the row. */
+#define DW_COL(row, j)                                                                             \
+    ((unsigned)(x_ + (j)) < (unsigned)iw ? _mm512_loadu_ps((row) + (ptrdiff_t)(x_ + (j)) * c)      \
+                                         : _mm512_setzero_ps())
+/* DW_S1_ROW and DW_S2_ROW for eight outputs whose columns may reach outside the row. */
+#define DW_S1_ROW_EDGE(a, row, wa, wb, wc)                                                         \
+    do {                                                                                           \
+        __m512 x0_ = DW_COL(row, 0), x1_ = DW_COL(row, 1);                                         \
+        _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
+        {                                                                                          \
+            const __m512 x2_ = DW_COL(row, j_ + 2);                                                \
+            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            x0_ = x1_;                                                                             \
+            x1_ = x2_;                                                                             \
+        }                                                                                          \
+    } while (0)
+#define DW_S2_ROW_EDGE(a, row, wa, wb, wc)                                                         \
+    do {                                                                                           \
+        __m512 x0_ = DW_COL(row, 0);                                                               \
+        _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
+        {                                                                                          \
+            const __m512 x1_ = DW_COL(row, 2 * j_ + 1), x2_ = DW_COL(row, 2 * j_ + 2);             \
+            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            x0_ = x2_;                                                                             \
+        }                                                                                          \
+    } while (0)
+/* DW_S2_ROW for eight outputs (columns q + j*c, j = 0..16). */
+#define DW_S2_ROW8(a, q, wa, wb, wc)                                                               \
+    do {                                                                                           \
+        const float *p_ = (q);                                                                     \
+        __asm__("" : "+r"(p_));                                                                    \
+        __m512 x0_ = _mm512_loadu_ps(p_);                                                          \
+        _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
+        {                                                                                          \
+            const __m512 x1_ = _mm512_loadu_ps(p_ + c), x2_ = _mm512_loadu_ps(p_ + 2 * (size_t)c); \
+            p_ += 2 * (size_t)c;                                                                   \
+            __asm__("" : "+r"(p_));                                                                \
+            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
+            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            x0_ = x2_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* One output row (at least eight wide) at stride S, its full 16-channel blocks (c0 < cfull), in
+ * runs of eight outputs: each run through every channel block before the next run (the run's
+ * columns read front to back along their channels), the last run ending at the row's end (it may
+ * recompute outputs of the run before: the same values). A run whose columns reach outside the
+ * row reads zeros for them, and an input row outside the image (NULL) is skipped, so the border
+ * outputs take the same eight-way path as the others (one output at a time, as before, was a chain
+ * of nine dependent FMAs at a quarter of the FMA rate). Each output's taps in DW_TAPS's order (a
+ * missing one adds zero: the same sum). One function per stride and activation, not inlined: with
+ * both as variables the compiler kept the row pointers on the stack and tested the activation at
+ * every store. */
+#define DW_ROW_RUNS(S, ACT, NAME)                                                                  \
+    AVX512 __attribute__((noinline)) static void NAME(                                             \
+        const float *r0, const float *r1, const float *r2, int iw, int c, const float *w,          \
+        const float *bias, int pl, float *orow, int ow, int cfull)                                 \
+    {                                                                                              \
+        for (int ox = 0;; ox += 8) {                                                               \
+            if (ox + 8 > ow) ox = ow - 8;                                                          \
+            const int x_ = ox * (S)-pl;                                                            \
+            const int inside = x_ >= 0 && x_ + 7 * (S) + 2 < iw;                                   \
+            for (int c0 = 0; c0 < cfull; c0 += 16) {                                               \
+                const float *wc0 = w + c0;                                                         \
+                const __m512 w0 = _mm512_loadu_ps(wc0), w1 = _mm512_loadu_ps(wc0 + c),             \
+                             w2 = _mm512_loadu_ps(wc0 + 2 * (size_t)c),                            \
+                             w3 = _mm512_loadu_ps(wc0 + 3 * (size_t)c),                            \
+                             w4 = _mm512_loadu_ps(wc0 + 4 * (size_t)c),                            \
+                             w5 = _mm512_loadu_ps(wc0 + 5 * (size_t)c),                            \
+                             w6 = _mm512_loadu_ps(wc0 + 6 * (size_t)c),                            \
+                             w7 = _mm512_loadu_ps(wc0 + 7 * (size_t)c),                            \
+                             w8 = _mm512_loadu_ps(wc0 + 8 * (size_t)c);                            \
+                const __m512 bv = bias ? _mm512_loadu_ps(bias + c0) : _mm512_setzero_ps();         \
+                __m512 a[8];                                                                       \
+                for (int j = 0; j < 8; j++)                                                        \
+                    a[j] = bv;                                                                     \
+                const float *q0 = r0 ? r0 + c0 : NULL, *q1 = r1 ? r1 + c0 : NULL,                  \
+                            *q2 = r2 ? r2 + c0 : NULL;                                             \
+                if (inside) {                                                                      \
+                    const size_t off = (size_t)x_ * c;                                             \
+                    if (q0) DW_ROW_##S(a, q0 + off, w0, w1, w2);                                   \
+                    if (q1) DW_ROW_##S(a, q1 + off, w3, w4, w5);                                   \
+                    if (q2) DW_ROW_##S(a, q2 + off, w6, w7, w8);                                   \
+                } else {                                                                           \
+                    if (q0) DW_ROW_EDGE_##S(a, q0, w0, w1, w2);                                    \
+                    if (q1) DW_ROW_EDGE_##S(a, q1, w3, w4, w5);                                    \
+                    if (q2) DW_ROW_EDGE_##S(a, q2, w6, w7, w8);                                    \
+                }                                                                                  \
+                float *o = orow + (size_t)ox * c + c0;                                             \
+                for (int j = 0; j < 8; j++)                                                        \
+                    _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], ACT));                         \
+            }                                                                                      \
+            if (ox + 8 >= ow) break;                                                               \
+        }                                                                                          \
+    }
+#define DW_ROW_1      DW_S1_ROW
+#define DW_ROW_2      DW_S2_ROW8
+#define DW_ROW_EDGE_1 DW_S1_ROW_EDGE
+#define DW_ROW_EDGE_2 DW_S2_ROW_EDGE
+DW_ROW_RUNS(1, FN_ACT_NONE, dw_runs_1n)
+DW_ROW_RUNS(1, FN_ACT_RELU, dw_runs_1r)
+DW_ROW_RUNS(1, FN_ACT_RELU6, dw_runs_1r6)
+DW_ROW_RUNS(1, FN_ACT_LEAKY, dw_runs_1l)
+DW_ROW_RUNS(2, FN_ACT_NONE, dw_runs_2n)
+DW_ROW_RUNS(2, FN_ACT_RELU, dw_runs_2r)
+DW_ROW_RUNS(2, FN_ACT_RELU6, dw_runs_2r6)
+DW_ROW_RUNS(2, FN_ACT_LEAKY, dw_runs_2l)
+typedef void (*dw_runs_fn)(const float *, const float *, const float *, int, int, const float *,
+                           const float *, int, float *, int, int);
+/* [stride - 1][activation] */
+static const dw_runs_fn dw_runs[2][4] = {{dw_runs_1n, dw_runs_1r, dw_runs_1r6, dw_runs_1l},
+                                         {dw_runs_2n, dw_runs_2r, dw_runs_2r6, dw_runs_2l}};
+
+/* One output row of one 16-channel block, for rows narrower than eight outputs and a partial last
+ * block (dw_runs takes the others): the pixels outside [lo, hi) by dw3x3_edge, the others four at a
+ * time with the nine weights in registers (independent FMA chains hide the FMA latency). Input
+ * rows outside the image read fn_dw_zero (lo < hi only when the caller has checked that it is wide
+ * enough). */
 AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, int c, const float *w,
                                    const float *bias, int stride, int pl, fn_act act, float *orow,
                                    int y0, int ow, int lo, int hi, int c0)
@@ -648,12 +768,8 @@ AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, in
             orow + (size_t)ox * c, m,
             act_v(dw3x3_edge(r, fn_dw_zero + c0, iw, c, wk, bv, m, ox * stride - pl), act));
     if (m == (__mmask16)0xffff) {
-        /* Neighbouring outputs share their input columns: each column of a row is loaded once
-         * and used by up to three outputs (stride 1: 30 loads for 72 FMAs instead of 72), the
-         * same taps in the same order as DW_TAPS. */
-        if (stride == 1)
-            for (; ox + 8 <= hi; ox += 8)
-                DW_RUN(8, DW_S1_ROW, (size_t)(ox - pl) * c);
+        /* At stride 2, neighbouring outputs share a column: each column of a row is loaded
+         * once (DW_S2_ROW), the same taps in the same order as DW_TAPS. */
         if (stride == 2)
             for (; ox + 4 <= hi; ox += 4)
                 DW_RUN(4, DW_S2_ROW, (size_t)(ox * 2 - pl) * c);
@@ -688,13 +804,14 @@ AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, in
             act_v(dw3x3_edge(r, fn_dw_zero + c0, iw, c, wk, bv, m, ox * stride - pl), act));
 }
 
-/* Output rows are the outer loop and channel blocks the inner one, so the three input rows an
- * output row reads stay in L1/L2 while every channel block passes over them. The other order (all
- * rows of one channel block, then the next) read a single 64-byte line out of every pixel's
- * channels per pass and ran at 6-20 GFLOP/s on the 512- and 1024-channel layers
- * (bench_vision --layers), about half the speed of this one; reloading the nine weight vectors
- * per row costs nothing visible. (Pixel-major, every channel block of four pixels before the
- * next four, measured no better than this.) */
+/* Output rows are the outer loop, so the three input rows an output row reads stay in L1/L2 while
+ * it is made. Within a row, rows of at least eight outputs go run by run through the channel
+ * blocks (dw_runs); the order before, every run of one channel block before the next block, read
+ * the same lines but a whole pixel apart each step and ran SSD's depthwise layers 1.2-1.3x slower
+ * (bench_vision --layers), and with its border outputs and leftovers one or four at a time, rows of
+ * 8 and 16 outputs at half the speed. (The order before that, all rows of one channel block and
+ * then the next, read a single 64-byte line out of every pixel's channels per pass: 6-20 GFLOP/s
+ * on the 512- and 1024-channel layers.) */
 AVX512 static void dw3x3_avx512(const float *in, int ring, int ih, int iw, int c, const float *w,
                                 const float *bias, int stride, int pt, int pl, fn_act act,
                                 float *out, int oy_begin, int oy_end, int ow)
@@ -712,7 +829,16 @@ AVX512 static void dw3x3_avx512(const float *in, int ring, int ih, int iw, int c
         /* Rows whose input rows are all inside, or whose missing ones fn_dw_zero can stand for. */
         const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= FN_DW_ZERO_FLOATS;
         const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
-        for (int c0 = 0; c0 < c; c0 += 16)
+        int c0 = 0;
+        if (ow >= 8 && c >= 16) {
+            const size_t rs = (size_t)iw * c;
+            const float *r0 = y0 >= 0 && y0 < ih ? fn_dw_row(in, ring, rs, y0) : NULL,
+                        *r1 = y0 + 1 >= 0 && y0 + 1 < ih ? fn_dw_row(in, ring, rs, y0 + 1) : NULL,
+                        *r2 = y0 + 2 >= 0 && y0 + 2 < ih ? fn_dw_row(in, ring, rs, y0 + 2) : NULL;
+            c0 = c / 16 * 16;
+            dw_runs[stride - 1][act](r0, r1, r2, iw, c, w, bias, pl, orow, ow, c0);
+        }
+        for (; c0 < c; c0 += 16)
             dw3x3_row_block(in, ring, ih, iw, c, w, bias, stride, pl, act, orow, y0, ow, lo, hi,
                             c0);
     }

@@ -377,6 +377,15 @@ static void test_dwconv(void **state)
             }
     check_dw(64, 64, 128, 3, 2, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_dw(32, 32, 512, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
+    /* Rows of eight outputs or more go in runs of eight, the last one overlapping the one before
+     * when the width is no multiple of eight, the border columns read as zeros: widths either
+     * side of a multiple, both strides and paddings, with a partial last channel block. */
+    static const int widths[] = {15, 16, 17, 23, 37};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+        for (int s = 1; s <= 2; s++) {
+            check_dw(4, widths[i], 48, 3, s, FN_PAD_SAME, FN_ACT_RELU, 1);
+            check_dw(5, widths[i], 40, 3, s, FN_PAD_VALID, FN_ACT_LEAKY, 1);
+        }
     /* Two columns at stride 2 (no left padding): the one output column's taps reach past the
      * row, so it is a border pixel (the AVX-512 kernel once took it for an interior one and read
      * the next row's first pixel as its third column). */
