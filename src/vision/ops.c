@@ -1899,15 +1899,11 @@ void fn_sepchain_w(const fn_t3 *in, const fn_conv_head *head, const fn_sep_block
         }
 }
 
-GENERIC_CLONES static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max,
-                                fn_t3 *out)
+/* The portable pooling loop, for CPUs without AVX2 (fn_pool_avx2 elsewhere: the same floats). */
+GENERIC_CLONES static void pool_generic(const fn_t3 *in, int k, int stride, int pt, int pl,
+                                        int is_max, fn_t3 *out)
 {
-    const int ih = in->h, iw = in->w, c = in->c;
-    const int oh = fn_out_size(ih, k, stride, pad), ow = fn_out_size(iw, k, stride, pad);
-    const int pt = pad_before(ih, k, stride, pad), pl = pad_before(iw, k, stride, pad);
-    out->h = oh;
-    out->w = ow;
-    out->c = c;
+    const int ih = in->h, iw = in->w, c = in->c, oh = out->h, ow = out->w;
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             float *o = out->d + ((size_t)oy * ow + ox) * c;
@@ -1938,6 +1934,18 @@ GENERIC_CLONES static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, 
             }
         }
     }
+}
+
+static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max, fn_t3 *out)
+{
+    out->h = fn_out_size(in->h, k, stride, pad);
+    out->w = fn_out_size(in->w, k, stride, pad);
+    out->c = in->c;
+    const int pt = pad_before(in->h, k, stride, pad), pl = pad_before(in->w, k, stride, pad);
+    if (use_avx512() || use_avx2())
+        fn_pool_avx2(in->d, in->h, in->w, in->c, k, stride, pt, pl, is_max, out->d, out->h, out->w);
+    else
+        pool_generic(in, k, stride, pt, pl, is_max, out);
 }
 
 void fn_maxpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out)

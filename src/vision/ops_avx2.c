@@ -21,6 +21,7 @@
  * only when fn_cpu_has_avx2() says the CPU has AVX2 and FMA. */
 #include "vision/ops_isa.h"
 
+#include <float.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -357,6 +358,66 @@ AVX2 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const 
     }
 }
 
+/* One output pixel's window, channels [j0, c) in vectors of 8 (two at a time while they last),
+ * the running max or sum in registers over every tap before the one store, then the rest one by
+ * one. IS_MAX a constant at each call, so each loop is branch-free. */
+AVX2 static inline void pool_px(const float *in, int iw, int c, int y0, int y1, int x0, int x1,
+                                int is_max, float inv, float *o)
+{
+    const __m256 init = _mm256_set1_ps(is_max ? -FLT_MAX : 0.0f), vinv = _mm256_set1_ps(inv);
+    int j = 0;
+    for (; j + 16 <= c; j += 16) {
+        __m256 a0 = init, a1 = init;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) {
+                const float *p = in + ((size_t)y * iw + x) * c + j;
+                const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
+                /* max(v, a) is v > a ? v : a, as the generic loop computes it */
+                a0 = is_max ? _mm256_max_ps(v0, a0) : _mm256_add_ps(a0, v0);
+                a1 = is_max ? _mm256_max_ps(v1, a1) : _mm256_add_ps(a1, v1);
+            }
+        _mm256_storeu_ps(o + j, is_max ? a0 : _mm256_mul_ps(a0, vinv));
+        _mm256_storeu_ps(o + j + 8, is_max ? a1 : _mm256_mul_ps(a1, vinv));
+    }
+    for (; j + 8 <= c; j += 8) {
+        __m256 a0 = init;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) {
+                const __m256 v0 = _mm256_loadu_ps(in + ((size_t)y * iw + x) * c + j);
+                a0 = is_max ? _mm256_max_ps(v0, a0) : _mm256_add_ps(a0, v0);
+            }
+        _mm256_storeu_ps(o + j, is_max ? a0 : _mm256_mul_ps(a0, vinv));
+    }
+    for (; j < c; j++) {
+        float a = is_max ? -FLT_MAX : 0.0f;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) {
+                const float v = in[((size_t)y * iw + x) * c + j];
+                a = is_max ? (v > a ? v : a) : a + v;
+            }
+        o[j] = is_max ? a : a * inv;
+    }
+}
+
+AVX2 void fn_pool_avx2(const float *in, int ih, int iw, int c, int k, int stride, int pt, int pl,
+                       int is_max, float *out, int oh, int ow)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        const int yt = oy * stride - pt, y0 = yt < 0 ? 0 : yt, y1 = yt + k > ih ? ih : yt + k;
+        for (int ox = 0; ox < ow; ox++) {
+            const int xl = ox * stride - pl, x0 = xl < 0 ? 0 : xl, x1 = xl + k > iw ? iw : xl + k;
+            const int count = (y1 > y0 ? y1 - y0 : 0) * (x1 > x0 ? x1 - x0 : 0);
+            /* An average over no tap stays 0, as in the generic loop. */
+            const float inv = count > 0 ? 1.0f / (float)count : 1.0f;
+            float *o = out + ((size_t)oy * ow + ox) * c;
+            if (is_max)
+                pool_px(in, iw, c, y0, y1, x0, x1, 1, inv, o);
+            else
+                pool_px(in, iw, c, y0, y1, x0, x1, 0, inv, o);
+        }
+    }
+}
+
 #else
 int fn_cpu_has_avx2(void)
 {
@@ -375,5 +436,11 @@ void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float
 {
     (void)in, (void)ring, (void)ih, (void)iw, (void)c, (void)w, (void)bias, (void)stride, (void)pt;
     (void)pl, (void)act, (void)out, (void)oy_begin, (void)oy_end, (void)ow;
+}
+void fn_pool_avx2(const float *in, int ih, int iw, int c, int k, int stride, int pt, int pl,
+                  int is_max, float *out, int oh, int ow)
+{
+    (void)in, (void)ih, (void)iw, (void)c, (void)k, (void)stride, (void)pt, (void)pl, (void)is_max;
+    (void)out, (void)oh, (void)ow;
 }
 #endif

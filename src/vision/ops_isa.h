@@ -87,6 +87,11 @@ void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float
                    const float *bias, int stride, int pt, int pl, fn_act act, float *out,
                    int oy_begin, int oy_end, int ow);
 
+/* k x k pooling (max, or average over the taps inside the image) of an ih x iw x c map, padding
+ * pt/pl, into out (oh x ow x c): the same floats as ops.c's portable loop. */
+void fn_pool_avx2(const float *in, int ih, int iw, int c, int k, int stride, int pt, int pl,
+                  int is_max, float *out, int oh, int ow);
+
 /* The floating-point operations (2 per multiply-add) the convolution, depthwise and dense kernels
  * of the calling thread have run, counted per layer from the shapes (biases and activations not
  * counted), so a benchmark can state each network's GFLOP/s without a hand-made model of it.
