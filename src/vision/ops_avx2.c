@@ -17,6 +17,9 @@
  *   fed to the up to three outputs that read it, with only that row's three weight vectors in
  *   registers (eight outputs at stride 1, four at stride 2: accumulators, weights and the column
  *   fit in 16 registers).
+ * - fn_pool_avx2: max and average pools, 16 channels of an output pixel in two registers over
+ *   every tap of its window before the one store; used on AVX-512 CPUs too (a pool moves little
+ *   arithmetic: the wider registers would not pay), the same floats as ops.c's portable loop.
  * Compiled with per-function target attributes so the file builds with the baseline flags; called
  * only when fn_cpu_has_avx2() says the CPU has AVX2 and FMA. */
 #include "vision/ops_isa.h"
