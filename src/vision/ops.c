@@ -1572,6 +1572,8 @@ void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int 
                     trace_now() - t0);
 }
 
+static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max, fn_t3 *out);
+
 /* The separable conv runs in strips of output rows: the depthwise result of a strip (at most
  * this many floats, unless the whole map is small) stays in L2 and feeds the GEMM at once. */
 #define SEP_STRIP_FLOATS ((size_t)128 * 1024)
@@ -1593,17 +1595,34 @@ size_t fn_sepconv_scratch_floats(int in_h, int in_w, int cin, int stride)
     return (size_t)sep_strip_rows(oh, ow, cin) * ow * cin;
 }
 
-void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
-                  const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch)
+/* fn_sepconv_pool_w's strips: an even number of rows (each strip pools into whole rows). */
+static int sep_pool_rows(int oh, int ow, int c)
+{
+    const int rows = sep_strip_rows(oh, ow, c);
+    return rows >= oh ? oh : rows > 1 ? rows / 2 * 2 : 2;
+}
+
+size_t fn_sepconv_pool_scratch_floats(int in_h, int in_w, int cin, int cout)
+{
+    const int rows = sep_pool_rows(in_h, in_w, cin);
+    return (size_t)rows * in_w * (cin + cout);
+}
+
+/* fn_sepconv_w, and with `pool` (stride 1 then) fn_sepconv_pool_w: each strip's pointwise output
+ * into the scratch after its depthwise rows, then max pooled into out. */
+static void sepconv_strips(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride,
+                           fn_act dw_act, const fn_wpack *pw, const float *pw_b, fn_act pw_act,
+                           int pool_2x2, fn_t3 *out, float *scratch)
 {
     const int ih = in->h, iw = in->w, c = in->c, cout = pw->n;
     const int oh = fn_out_size(ih, 3, stride, FN_PAD_SAME),
               ow = fn_out_size(iw, 3, stride, FN_PAD_SAME);
     const int pt = pad_before(ih, 3, stride, FN_PAD_SAME),
               pl = pad_before(iw, 3, stride, FN_PAD_SAME);
-    const int rows = sep_strip_rows(oh, ow, c);
-    out->h = oh;
-    out->w = ow;
+    const int rows = pool_2x2 ? sep_pool_rows(oh, ow, c) : sep_strip_rows(oh, ow, c);
+    float *pout = scratch + (size_t)rows * ow * c; /* the strip's pointwise rows, to pool */
+    out->h = pool_2x2 ? fn_out_size(oh, 2, 2, FN_PAD_SAME) : oh;
+    out->w = pool_2x2 ? fn_out_size(ow, 2, 2, FN_PAD_SAME) : ow;
     out->c = cout;
     ops_flops += 2.0 * oh * ow * c * (9 + cout);
     double t_dw = 0, t_pw = 0;
@@ -1612,7 +1631,16 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
         const double t0 = ops_trace ? trace_now() : 0;
         dw_rows(in, 0, dw_w, dw_b, 3, stride, pt, pl, dw_act, scratch, y0, y1, ow);
         const double t1 = ops_trace ? trace_now() : 0;
-        gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, out->d + (size_t)y0 * ow * cout);
+        if (!pool_2x2) {
+            gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act,
+                          out->d + (size_t)y0 * ow * cout);
+        } else {
+            gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, pout);
+            /* As in fn_conv2d_pool_w: an even strip pools into whole rows of the map's pool. */
+            const fn_t3 cv = {y1 - y0, ow, cout, pout};
+            fn_t3 pv = {0, 0, 0, out->d + (size_t)(y0 / 2) * out->w * cout};
+            pool(&cv, 2, 2, FN_PAD_SAME, 1, &pv);
+        }
         if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
     }
     if (ops_trace) {
@@ -1621,8 +1649,21 @@ void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int str
         trace_layer("sep.depthwise", oh * ow, c, 9, 2.0 * oh * ow * c * 9,
                     (double)ih * iw * c + 9.0 * c, t_dw);
         trace_layer("sep.pointwise", oh * ow, cout, c, 2.0 * oh * ow * c * cout,
-                    (double)c * cout + (double)oh * ow * cout, t_pw);
+                    (double)c * cout + (double)out->h * out->w * cout, t_pw);
     }
+}
+
+void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
+                  const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch)
+{
+    sepconv_strips(in, dw_w, dw_b, stride, dw_act, pw, pw_b, pw_act, 0, out, scratch);
+}
+
+void fn_sepconv_pool_w(const fn_t3 *in, const float *dw_w, const float *dw_b, fn_act dw_act,
+                       const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out,
+                       float *scratch)
+{
+    sepconv_strips(in, dw_w, dw_b, 1, dw_act, pw, pw_b, pw_act, 1, out, scratch);
 }
 
 /* ---- A dense block's separable conv (fn_sepconv_sum_w) ----
@@ -1946,6 +1987,53 @@ static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max, fn_
         fn_pool_avx2(in->d, in->h, in->w, in->c, k, stride, pt, pl, is_max, out->d, out->h, out->w);
     else
         pool_generic(in, k, stride, pt, pl, is_max, out);
+}
+
+/* fn_conv2d_pool_w: strips of this many conv output rows (even, so each strip's pooled rows are
+ * whole ones): 8 rows of TinyFaceDetector's first conv are 212 KB, which stay in L2 for the pool.
+ */
+#define CONV_POOL_ROWS 8
+
+size_t fn_conv2d_pool_scratch_floats(int in_h, int in_w, int cin, int k, int cout)
+{
+    const int oh = in_h - k + 1, ow = in_w - k + 1;
+    if (oh < 1 || ow < 1) return 0;
+    const int rows = oh < CONV_POOL_ROWS ? oh : CONV_POOL_ROWS;
+    return (size_t)rows * ow * cout +
+           fn_conv2d_scratch_floats(rows + k - 1, in_w, cin, k, k, 1, FN_PAD_VALID);
+}
+
+void fn_conv2d_pool_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int k, fn_act act,
+                      fn_t3 *out, float *scratch)
+{
+    const int iw = in->w, cin = in->c, cout = wp->n;
+    const int oh = fn_out_size(in->h, k, 1, FN_PAD_VALID), ow = fn_out_size(iw, k, 1, FN_PAD_VALID);
+    const int rows = oh < CONV_POOL_ROWS ? oh : CONV_POOL_ROWS;
+    float *strip = scratch, *col = scratch + (size_t)rows * ow * cout;
+    out->h = fn_out_size(oh, 2, 2, FN_PAD_SAME);
+    out->w = fn_out_size(ow, 2, 2, FN_PAD_SAME);
+    out->c = cout;
+    const double flops = 2.0 * oh * ow * k * k * cin * cout;
+    ops_flops += flops;
+    double t_conv = 0;
+    for (int y0 = 0; y0 < oh; y0 += rows) {
+        const int n = oh - y0 < rows ? oh - y0 : rows;
+        /* A VALID conv of input rows [y0, y0 + n + k - 1) is output rows [y0, y0 + n). */
+        const fn_t3 iv = {n + k - 1, iw, cin, in->d + (size_t)y0 * iw * cin};
+        fn_t3 cv = {n, ow, cout, strip};
+        const double t0 = ops_trace ? trace_now() : 0;
+        conv_im2col(&iv, 1, wp, bias, k, k, 1, FN_PAD_VALID, act, NULL, &cv, col);
+        if (ops_trace) t_conv += trace_now() - t0;
+        /* Pooling the strip alone is pooling its rows of the whole map: its height is even (but
+         * for the last strip, which the map's own SAME padding ends the same way). */
+        fn_t3 pv = {0, 0, 0, out->d + (size_t)(y0 / 2) * out->w * cout};
+        pool(&cv, 2, 2, FN_PAD_SAME, 1, &pv);
+    }
+    if (ops_trace)
+        trace_layer("conv", oh * ow, cout, k * k * cin, flops,
+                    (double)in->h * iw * cin + (double)k * k * cin * cout +
+                        (double)out->h * out->w * cout,
+                    t_conv);
 }
 
 void fn_maxpool(const fn_t3 *in, int k, int stride, fn_pad pad, fn_t3 *out)

@@ -95,6 +95,13 @@ void fn_conv2d_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bi
 void fn_conv2d_res_wn(const fn_t3 *in, int nimg, const fn_wpack *wp, const float *bias, int kh,
                       int kw, int stride, fn_pad pad, const float *res, fn_t3 *out, float *scratch);
 
+/* A k x k VALID conv at stride 1 (fn_conv2d_w) followed by a 2x2 max pool at stride 2 (SAME),
+ * strip by strip, so the conv's output map is never written whole: the same floats as the two
+ * calls. out is the pool's output. scratch: fn_conv2d_pool_scratch_floats() floats. */
+size_t fn_conv2d_pool_scratch_floats(int in_h, int in_w, int cin, int k, int cout);
+void fn_conv2d_pool_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, int k, fn_act act,
+                      fn_t3 *out, float *scratch);
+
 /* Depthwise convolution, k x k, channel multiplier 1. `bias` may be NULL. */
 void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int stride, fn_pad pad,
                  fn_act act, fn_t3 *out);
@@ -112,6 +119,14 @@ void fn_sepconv(const fn_t3 *in, const float *dw_w, const float *dw_b, int strid
 /* fn_sepconv with packed pointwise weights (pw->k must be in->c; cout is pw->n). */
 void fn_sepconv_w(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride, fn_act dw_act,
                   const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out, float *scratch);
+
+/* fn_sepconv_w at stride 1 followed by a 2x2 max pool at stride 2 (SAME), strip by strip, so the
+ * separable conv's output map is never written whole: the same floats as the two calls. out is
+ * the pool's output. scratch: fn_sepconv_pool_scratch_floats() floats. */
+size_t fn_sepconv_pool_scratch_floats(int in_h, int in_w, int cin, int cout);
+void fn_sepconv_pool_w(const fn_t3 *in, const float *dw_w, const float *dw_b, fn_act dw_act,
+                       const fn_wpack *pw, const float *pw_b, fn_act pw_act, fn_t3 *out,
+                       float *scratch);
 
 /* A dense block's separable conv (FaceLandmark68Net): q = pointwise(depthwise(in)) + pw_b, the
  * depthwise 3x3 SAME, stride 1, without bias or activation (weights dw_w [3][3][in->c][1], pw

@@ -117,23 +117,25 @@ fail:
     return FN_ERR_MODEL;
 }
 
-/* Scratch: two activation buffers, the im2col of conv0, the input, the output grid. */
+/* Scratch: two activation buffers, the convs' scratch, the input, the output grid. conv0 and the
+ * separable blocks before a stride-2 pool are pooled strip by strip (fn_conv2d_pool_w,
+ * fn_sepconv_pool_w), so the largest map held is conv0's pooled one. */
 static size_t tiny_buf_floats(int s)
 {
-    size_t c0 = (size_t)(s - 2) * (s - 2) * 16;
     size_t h1 = (size_t)(s - 1) / 2; /* after the first pool, ceil((s - 2) / 2) */
-    size_t p1 = h1 * h1 * 32;
-    return c0 > p1 ? c0 : p1;
+    return h1 * h1 * 16;
 }
 
-/* The convs' scratch: conv0's im2col strip or the separable blocks' depthwise strip. */
+/* The convs' scratch: conv0's strips or a separable block's (fn_conv2d_pool_w, fn_sepconv_pool_w,
+ * and for the last block fn_sepconv_w). */
 static size_t tiny_col_floats(int s)
 {
-    size_t m = fn_conv2d_scratch_floats(s, s, 3, 3, 3, 1, FN_PAD_VALID);
+    size_t m = fn_conv2d_pool_scratch_floats(s, s, 3, 3, 16);
     int sz = (s - 2 + 1) / 2; /* after conv0 and the first pool */
     for (int i = 1; i <= 5; i++) {
         static const int cin[6] = {0, 16, 32, 64, 128, 256};
-        size_t f = fn_sepconv_scratch_floats(sz, sz, cin[i], 1);
+        size_t f = i < 5 ? fn_sepconv_pool_scratch_floats(sz, sz, cin[i], 2 * cin[i])
+                         : fn_sepconv_scratch_floats(sz, sz, cin[i], 1);
         if (f > m) m = f;
         if (i < 5) sz = (sz + 1) / 2;
     }
@@ -154,13 +156,18 @@ void fn_tiny_forward(const fn_tiny_net *n, const fn_t3 *in, float *scratch, floa
     float *col = scratch + 2 * bufn;
     fn_t3 a = {0, 0, 0, scratch}, b = {0, 0, 0, scratch + bufn};
 
-    fn_conv2d_w(in, &n->conv0_p, n->conv0_b, 3, 3, 1, FN_PAD_VALID, FN_ACT_LEAKY, &a, col);
-    fn_maxpool(&a, 2, 2, FN_PAD_SAME, &b);
-    for (int i = 1; i <= 5; i++) {
+    fn_conv2d_pool_w(in, &n->conv0_p, n->conv0_b, 3, FN_ACT_LEAKY, &b, col);
+    for (int i = 1; i <= 4; i++) {
         const tiny_sep *s = &n->sep[i];
-        fn_sepconv_w(&b, s->dw, NULL, 1, FN_ACT_NONE, &s->pwp, s->b, FN_ACT_LEAKY, &a, col);
-        fn_maxpool(&a, 2, i < 5 ? 2 : 1, FN_PAD_SAME, &b);
+        fn_sepconv_pool_w(&b, s->dw, NULL, FN_ACT_NONE, &s->pwp, s->b, FN_ACT_LEAKY, &a, col);
+        const fn_t3 t = a;
+        a = b;
+        b = t;
     }
+    /* The last pool is at stride 1 (its windows overlap): after the conv. */
+    const tiny_sep *s5 = &n->sep[5];
+    fn_sepconv_w(&b, s5->dw, NULL, 1, FN_ACT_NONE, &s5->pwp, s5->b, FN_ACT_LEAKY, &a, col);
+    fn_maxpool(&a, 2, 1, FN_PAD_SAME, &b);
     fn_t3 o = {0, 0, 0, out};
     fn_conv2d_w(&b, &n->conv8_p, n->conv8_b, 1, 1, 1, FN_PAD_VALID, FN_ACT_NONE, &o, NULL);
 }

@@ -457,6 +457,73 @@ static void test_sepconv(void **state)
     check_sep(131, 129, 48, 16, 2, FN_ACT_NONE, FN_ACT_LEAKY, 1);
 }
 
+/* fn_conv2d_pool_w and fn_sepconv_pool_w against their two steps one after the other (the conv,
+ * then fn_maxpool 2x2/2): the same floats, over maps that take several strips, the last one of an
+ * odd height, and odd widths (the pool's SAME padding on the right). */
+static void check_conv_pool(int h, int w, int cin, int cout)
+{
+    fn_t3 in = {h, w, cin, rand_buf((size_t)h * w * cin)};
+    float *wt = rand_buf((size_t)9 * cin * cout), *bias = rand_buf((size_t)cout);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, wt, 9 * cin, cout), 0);
+    const size_t n = (size_t)h * w * cout;
+    float *mid = calloc(n, sizeof(float)), *ref = calloc(n, sizeof(float)),
+          *got = calloc(n, sizeof(float));
+    float *scratch = malloc((fn_conv2d_scratch_floats(h, w, cin, 3, 3, 1, FN_PAD_VALID) +
+                             fn_conv2d_pool_scratch_floats(h, w, cin, 3, cout) + 1) *
+                            sizeof(float));
+    fn_t3 m = {0, 0, 0, mid}, r = {0, 0, 0, ref}, g = {0, 0, 0, got};
+    fn_conv2d_w(&in, &wp, bias, 3, 3, 1, FN_PAD_VALID, FN_ACT_LEAKY, &m, scratch);
+    fn_maxpool(&m, 2, 2, FN_PAD_SAME, &r);
+    fn_conv2d_pool_w(&in, &wp, bias, 3, FN_ACT_LEAKY, &g, scratch);
+    assert_int_equal(g.h, r.h);
+    assert_int_equal(g.w, r.w);
+    assert_int_equal(g.c, cout);
+    assert_memory_equal(got, ref, (size_t)r.h * r.w * cout * sizeof(float));
+    fn_wpack_free(&wp);
+    free(in.d), free(wt), free(bias), free(mid), free(ref), free(got), free(scratch);
+}
+
+static void check_sep_pool(int h, int w, int c, int cout)
+{
+    fn_t3 in = {h, w, c, rand_buf((size_t)h * w * c)};
+    float *dw = rand_buf((size_t)9 * c), *pw = rand_buf((size_t)c * cout),
+          *pb = rand_buf((size_t)cout);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, pw, c, cout), 0);
+    const size_t n = (size_t)h * w * cout;
+    float *mid = calloc(n, sizeof(float)), *ref = calloc(n, sizeof(float)),
+          *got = calloc(n, sizeof(float));
+    const size_t a = fn_sepconv_scratch_floats(h, w, c, 1),
+                 b = fn_sepconv_pool_scratch_floats(h, w, c, cout);
+    float *scratch = malloc(((a > b ? a : b) + 1) * sizeof(float));
+    fn_t3 m = {0, 0, 0, mid}, r = {0, 0, 0, ref}, g = {0, 0, 0, got};
+    fn_sepconv_w(&in, dw, NULL, 1, FN_ACT_NONE, &wp, pb, FN_ACT_LEAKY, &m, scratch);
+    fn_maxpool(&m, 2, 2, FN_PAD_SAME, &r);
+    fn_sepconv_pool_w(&in, dw, NULL, FN_ACT_NONE, &wp, pb, FN_ACT_LEAKY, &g, scratch);
+    assert_int_equal(g.h, r.h);
+    assert_int_equal(g.w, r.w);
+    assert_int_equal(g.c, cout);
+    assert_memory_equal(got, ref, (size_t)r.h * r.w * cout * sizeof(float));
+    fn_wpack_free(&wp);
+    free(in.d), free(dw), free(pw), free(pb), free(mid), free(ref), free(got), free(scratch);
+}
+
+static void test_conv_pool(void **state)
+{
+    (void)state;
+    /* Its own random numbers: the tests after it keep the inputs they were written against. */
+    const uint32_t rng_saved = rng_state;
+    check_conv_pool(25, 30, 3, 16);  /* conv rows 23: strips of 8, 8 and 7 */
+    check_conv_pool(12, 11, 3, 16);  /* 10 x 9: an odd width */
+    check_conv_pool(5, 5, 8, 20);    /* one strip of 3 rows */
+    check_sep_pool(139, 64, 64, 32); /* strips of 32 rows (and 11 last) */
+    check_sep_pool(127, 70, 64, 32); /* 29 rows a strip rounded to 28 (and 15 last) */
+    check_sep_pool(13, 13, 16, 32);  /* the whole map in one strip, odd */
+    check_sep_pool(1, 1, 16, 16);
+    rng_state = rng_saved;
+}
+
 /* fn_sepchain_w against the same layers one at a time (fn_conv2d_w for the head, fn_sepconv_w for
  * each block): the chain computes every output once, with the same kernels in the same order, so
  * on the AVX-512 path the results must be equal to the bit (OpenBLAS, the generic path's GEMM,
@@ -1009,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_pad_resize),
         cmocka_unit_test(test_sepconv),
         cmocka_unit_test(test_sepchain),
+        cmocka_unit_test(test_conv_pool),
         cmocka_unit_test(test_sepconv_sum),
         cmocka_unit_test(test_avx2_equals_avx512),
         cmocka_unit_test(test_conv2d_res),
