@@ -7,8 +7,10 @@
  * HWIO weights viewed as [kh*kw*cin][cout]. fn_sepconv chains a depthwise 3x3 and a pointwise
  * GEMM strip by strip so the intermediate map stays in cache; fn_sepconv_sum_w adds a dense
  * block's running sum in the GEMM's epilogue; fn_sepchain_w chains across a head conv and
- * several such blocks, each keeping only a window of rows of its output. The element-wise
- * kernels keep the channel loop innermost and contiguous so the compiler vectorises them.
+ * several such blocks, each keeping only a window of rows of its output; fn_conv2d_pool_w and
+ * fn_sepconv_pool_w pool a conv's output strip by strip. The element-wise kernels keep the channel
+ * loop innermost and contiguous so the compiler vectorises them (the pools have their own AVX2
+ * version, fn_pool_avx2).
  *
  * Dispatch: on a CPU with AVX-512 the GEMM and the 3x3 depthwise conv run the AVX-512 kernels
  * below (bias and activation fused into their only store; 2-5x faster than OpenBLAS 0.3.21 on
@@ -140,7 +142,8 @@ static size_t packed_floats(int k, int n)
  *   and only then (masked loads/stores measured several times slower than plain ones on Zen 5).
  *   B is read in place, or for wide layers packed block by block on the stack (see below).
  * - dw3x3_avx512: depthwise 3x3 (stride 1 or 2, any padding), 16 channels per vector, the nine
- *   weight vectors in registers, four interior pixels at a time, bias and activation fused.
+ *   weight vectors in registers, eight outputs of a row at a time (dw_runs; rows narrower than
+ *   eight four and one at a time), bias and activation fused.
  * Both differ from the generic path only by float rounding (FMA); test_ops checks both. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
