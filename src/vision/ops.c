@@ -116,8 +116,9 @@ GENERIC_CLONES static void bias_act_rows(float *restrict y, size_t rows, int c,
  * (fn_panel_width). The kernel then reads B as one sequential stream with aligned, unmasked loads,
  * where the in-place path reads rows a whole weight row apart (the B loads were its hottest
  * instructions: cache and TLB misses on every k). A 16-wide panel does one FMA per broadcast in
- * the AVX-512 tiles, half the rate, hence 64 columns as two 32s; a partial last vector is masked
- * only at the store. */
+ * the AVX-512 tiles, half the rate, hence 64 columns as one 64-wide panel (a 6x4 tile: 10 loads
+ * for 24 FMAs, where two 32-wide panels' 12x2 tiles took 14 and read A twice); a partial last
+ * vector is masked only at the store. */
 /* Floats of the packed copy of a [k][n] matrix. */
 static size_t packed_floats(int k, int n)
 {
@@ -236,27 +237,33 @@ GEMM_TILE(4, 1, 1, tile_4x1m)
 GEMM_TILE(1, 3, 1, tile_1x3m)
 GEMM_TILE(1, 2, 1, tile_1x2m)
 GEMM_TILE(1, 1, 1, tile_1x1m)
+GEMM_TILE(6, 4, 0, tile_6x4f)
+GEMM_TILE(4, 4, 0, tile_4x4f)
+GEMM_TILE(1, 4, 0, tile_1x4f)
+GEMM_TILE(6, 4, 1, tile_6x4m)
+GEMM_TILE(4, 4, 1, tile_4x4m)
+GEMM_TILE(1, 4, 1, tile_1x4m)
 
 typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
                         int, __mmask16, int, int);
 
-/* Rows of A against one 48-column panel of B (w columns, nv vectors): 8-row tiles, then a 4-row
- * tile, then single rows. */
+/* Rows of A against one panel of B (w columns, nv vectors): 8-row tiles (6-row for 4 vectors), then
+ * a 4-row tile, then single rows. */
 AVX512 static void gemm_rows(int M, int K, const float *A, int lda, const float *B, int ldb,
                              const float *bias, fn_act act, float *C, int ldc, int w,
                              int accumulate, int finish)
 {
     /* [masked][vectors]: the masked variants only when the panel's width is not a multiple of 16 */
-    static const tile_fn t8[2][4] = {{NULL, tile_8x1f, tile_8x2f, tile_8x3f},
-                                     {NULL, tile_8x1m, tile_8x2m, tile_8x3m}};
-    static const tile_fn t4[2][4] = {{NULL, tile_4x1f, tile_4x2f, tile_4x3f},
-                                     {NULL, tile_4x1m, tile_4x2m, tile_4x3m}};
-    static const tile_fn t1[2][4] = {{NULL, tile_1x1f, tile_1x2f, tile_1x3f},
-                                     {NULL, tile_1x1m, tile_1x2m, tile_1x3m}};
-    const int nv = (w + 15) / 16, mk = w % 16 != 0;
+    static const tile_fn t8[2][5] = {{NULL, tile_8x1f, tile_8x2f, tile_8x3f, tile_6x4f},
+                                     {NULL, tile_8x1m, tile_8x2m, tile_8x3m, tile_6x4m}};
+    static const tile_fn t4[2][5] = {{NULL, tile_4x1f, tile_4x2f, tile_4x3f, tile_4x4f},
+                                     {NULL, tile_4x1m, tile_4x2m, tile_4x3m, tile_4x4m}};
+    static const tile_fn t1[2][5] = {{NULL, tile_1x1f, tile_1x2f, tile_1x3f, tile_1x4f},
+                                     {NULL, tile_1x1m, tile_1x2m, tile_1x3m, tile_1x4m}};
+    const int nv = (w + 15) / 16, mk = w % 16 != 0, mr = nv == 4 ? 6 : 8;
     const __mmask16 ml = tail_mask(w - (nv - 1) * 16);
     int m = 0;
-    for (; m + 8 <= M; m += 8)
+    for (; m + mr <= M; m += mr)
         t8[mk][nv](K, A + (size_t)m * lda, lda, B, ldb, bias, act, C + (size_t)m * ldc, ldc, ml,
                    accumulate, finish);
     for (; m + 4 <= M; m += 4)
@@ -403,14 +410,26 @@ PTILE(1, 2, 1, 1, ptile_1x2sg)
 PTILE(16, 1, 1, 1, ptile_16x1sg)
 PTILE(4, 1, 1, 1, ptile_4x1sg)
 PTILE(1, 1, 1, 1, ptile_1x1sg)
+PTILE(6, 4, 0, 0, ptile_6x4)
+PTILE(4, 4, 0, 0, ptile_4x4)
+PTILE(1, 4, 0, 0, ptile_1x4)
+PTILE(6, 4, 1, 0, ptile_6x4s)
+PTILE(4, 4, 1, 0, ptile_4x4s)
+PTILE(1, 4, 1, 0, ptile_1x4s)
+PTILE(6, 4, 0, 1, ptile_6x4g)
+PTILE(4, 4, 0, 1, ptile_4x4g)
+PTILE(1, 4, 0, 1, ptile_1x4g)
+PTILE(6, 4, 1, 1, ptile_6x4sg)
+PTILE(4, 4, 1, 1, ptile_4x4sg)
+PTILE(1, 4, 1, 1, ptile_1x4sg)
 
 typedef void (*ptile_fn)(int, const float *, int, const float *, const float *, fn_act, float *,
                          int, __mmask16, const float *, float *, const fn_gemm_seg *);
 
 /* C[M][N] = act(A[M][K] B + bias) with B packed by fn_wpack_init: rows in blocks whose slice of A
  * (GEMM_A_BLOCK bytes at most) stays in L2 while every panel of B passes over it; within a block,
- * panel by panel, rows in tiles of the panel's height (8 rows for 3 vectors, 12 for 2, 16 for 1),
- * then 4-row and 1-row tiles for the rest. Without the row blocks, a 1024x512 A (2 MB) was
+ * panel by panel, rows in tiles of the panel's height (6 rows for 4 vectors, 8 for 3, 12 for 2, 16
+ * for 1), then 4-row and 1-row tiles for the rest. Without the row blocks, a 1024x512 A (2 MB) was
  * re-read from L3 for each of the 11 panels of a 512-wide layer: 0.75 of the peak instead of the
  * 0.9 the same tile reaches when A fits. */
 #define GEMM_A_BLOCK (512 * 1024)
@@ -420,21 +439,23 @@ AVX512 static void gemm_packed_avx512(int M, int N, int K, const float *A, int l
                                       const fn_gemm_sum *sum, const fn_gemm_seg *seg)
 {
     /* [plain, with the sum, A in segments, both][vectors] */
-    static const ptile_fn bigs[4][4] = {{NULL, ptile_16x1, ptile_12x2, ptile_8x3},
-                                        {NULL, ptile_16x1s, ptile_12x2s, ptile_8x3s},
-                                        {NULL, ptile_16x1g, ptile_12x2g, ptile_8x3g},
-                                        {NULL, ptile_16x1sg, ptile_12x2sg, ptile_8x3sg}};
-    static const ptile_fn fours[4][4] = {{NULL, ptile_4x1, ptile_4x2, ptile_4x3},
-                                         {NULL, ptile_4x1s, ptile_4x2s, ptile_4x3s},
-                                         {NULL, ptile_4x1g, ptile_4x2g, ptile_4x3g},
-                                         {NULL, ptile_4x1sg, ptile_4x2sg, ptile_4x3sg}};
-    static const ptile_fn ones[4][4] = {{NULL, ptile_1x1, ptile_1x2, ptile_1x3},
-                                        {NULL, ptile_1x1s, ptile_1x2s, ptile_1x3s},
-                                        {NULL, ptile_1x1g, ptile_1x2g, ptile_1x3g},
-                                        {NULL, ptile_1x1sg, ptile_1x2sg, ptile_1x3sg}};
+    static const ptile_fn bigs[4][5] = {
+        {NULL, ptile_16x1, ptile_12x2, ptile_8x3, ptile_6x4},
+        {NULL, ptile_16x1s, ptile_12x2s, ptile_8x3s, ptile_6x4s},
+        {NULL, ptile_16x1g, ptile_12x2g, ptile_8x3g, ptile_6x4g},
+        {NULL, ptile_16x1sg, ptile_12x2sg, ptile_8x3sg, ptile_6x4sg}};
+    static const ptile_fn fours[4][5] = {
+        {NULL, ptile_4x1, ptile_4x2, ptile_4x3, ptile_4x4},
+        {NULL, ptile_4x1s, ptile_4x2s, ptile_4x3s, ptile_4x4s},
+        {NULL, ptile_4x1g, ptile_4x2g, ptile_4x3g, ptile_4x4g},
+        {NULL, ptile_4x1sg, ptile_4x2sg, ptile_4x3sg, ptile_4x4sg}};
+    static const ptile_fn ones[4][5] = {{NULL, ptile_1x1, ptile_1x2, ptile_1x3, ptile_1x4},
+                                        {NULL, ptile_1x1s, ptile_1x2s, ptile_1x3s, ptile_1x4s},
+                                        {NULL, ptile_1x1g, ptile_1x2g, ptile_1x3g, ptile_1x4g},
+                                        {NULL, ptile_1x1sg, ptile_1x2sg, ptile_1x3sg, ptile_1x4sg}};
     const int set = (sum ? 1 : 0) + (seg ? 2 : 0);
     const ptile_fn *big = bigs[set], *four = fours[set], *one = ones[set];
-    static const int big_rows[4] = {0, 16, 12, 8};
+    static const int big_rows[5] = {0, 16, 12, 8, 6};
     /* A tile may not recompute rows whose sum it updated in place (it would add them twice). */
     const int redo = !(sum && sum->out == sum->in);
     /* A multiple of 48 rows, so every tile height divides it. */
@@ -493,12 +514,12 @@ AVX512 static void gemm_bytes_avx512(int M, int N, int K, const float *A, int ld
                                      const fn_wpack *wp, const float *bias, fn_act act, float *C,
                                      int ldc)
 {
-    float bp[BYTES_KC * 48] __attribute__((aligned(64)));
+    float bp[BYTES_KC * 64] __attribute__((aligned(64)));
     const unsigned char *qp = wp->q;
     const float *sm = wp->qsm;
     for (int n0 = 0; n0 < N;) {
         const int w = fn_panel_width(N - n0), nv = (w + 15) / 16, ld = nv * 16;
-        __m512 sv[3], mv[3];
+        __m512 sv[4], mv[4];
         for (int v = 0; v < nv; v++) {
             sv[v] = _mm512_load_ps(sm + v * 16);
             mv[v] = _mm512_load_ps(sm + ld + v * 16);
@@ -1072,7 +1093,7 @@ int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const f
     to_panels(qb, q, 1, k, n);
     const unsigned char *d = qb;
     const float *p = wp->p;
-    float *e = sm, row[48];
+    float *e = sm, row[64];
     for (int n0 = 0; n0 < n;) {
         const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
         for (int r = 0; r < k; r++, d += wpad, p += wpad) {

@@ -35,14 +35,14 @@ void fn_ops_set_isa(int level);
 int fn_ops_isa(void);
 
 /* ---- Packed weights' layout (fn_wpack_init), shared by the kernels ----
- * A layer's [K][N] weights as column panels of 48, 32 or 16 floats (the widths the AVX-512 tiles
- * hold in registers), each panel K rows of its width rounded up to whole 16-float vectors
- * (zero-filled), 64-byte aligned: 48 as long as more than 64 columns remain, then 64 as two 32s
+ * A layer's [K][N] weights as column panels of 64, 48, 32 or 16 floats (the widths the AVX-512
+ * tiles hold in registers), each panel K rows of its width rounded up to whole 16-float vectors
+ * (zero-filled), 64-byte aligned: 48 as long as more than 64 columns remain, then 64 as one panel
  * (instead of a 48 and a lone 16), and the rest as it comes. The width of the panel that starts
  * with `rem` columns left: */
 static inline int fn_panel_width(int rem)
 {
-    if (rem == 64) return 32;
+    if (rem == 64) return 64;
     return rem > 48 ? 48 : rem;
 }
 

@@ -151,10 +151,13 @@ static void test_conv2d(void **state)
      * 8-, 4- and 1-row tiles. */
     check_conv(9, 9, 300, 260, 1, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(10, 7, 520, 256, 1, 1, FN_PAD_VALID, FN_ACT_NONE, 0);
-    /* Packed panels (fn_conv2d_w): 48-wide, the last 64 columns as two 32s, a lone or partial
-     * last panel; row counts that leave remainders after the 8-, 12- and 16-row tiles. */
+    /* Packed panels (fn_conv2d_w): 48-wide, the last 64 columns as one 64-wide panel, a lone or
+     * partial last panel; row counts that leave remainders after the 6-, 8-, 12- and 16-row
+     * tiles (11 rows of 64 columns: a 6-row tile, then a 4-row and a 1-row one). */
     check_conv(5, 7, 64, 1024, 1, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
     check_conv(13, 3, 32, 64, 1, 1, FN_PAD_SAME, FN_ACT_RELU, 1);
+    check_conv(11, 1, 16, 64, 1, 1, FN_PAD_SAME, FN_ACT_LEAKY, 1);
+    check_conv(5, 2, 40, 160, 1, 1, FN_PAD_VALID, FN_ACT_RELU6, 1); /* 48 + 48 + 64 */
     check_conv(29, 1, 24, 16, 1, 1, FN_PAD_VALID, FN_ACT_LEAKY, 1);
     check_conv(6, 5, 36, 112, 1, 1, FN_PAD_VALID, FN_ACT_NONE, 0);
     check_conv(11, 11, 9, 42, 3, 1, FN_PAD_SAME, FN_ACT_RELU6, 1);
@@ -222,6 +225,7 @@ static void test_conv2d_res(void **state)
     check_conv_res(5, 3, 3, 256, 64, 3, 1, FN_PAD_SAME);  /* long K, row remainders */
     check_conv_res(2, 9, 9, 20, 24, 1, 1, FN_PAD_SAME);   /* 1x1: the GEMM alone */
     check_conv_res(1, 40, 60, 3, 32, 3, 2, FN_PAD_SAME);  /* taps in place: a pass after */
+    check_conv_res(1, 17, 17, 64, 64, 3, 1, FN_PAD_SAME); /* a 64-wide panel, rows of taps */
 }
 
 /* Whether the kernels run now are the AVX-512 or AVX2 ones, which give a chain the same floats as
@@ -707,6 +711,7 @@ static void test_sepconv_sum(void **state)
     (void)state;
     /* the landmark net's dense blocks: one strip (7x7x256) and many (56x56x32) */
     check_sum(56, 56, 32, 32);
+    check_sum(28, 28, 64, 64); /* a 64-wide panel */
     check_sum(7, 7, 256, 256);
     /* channels off the vector width, a short last strip, one-pixel and one-row maps */
     check_sum(37, 23, 20, 40);
