@@ -585,6 +585,13 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
         acc = _mm512_fmadd_ps(LD(q2_ + c), w7, acc);                                               \
         acc = _mm512_fmadd_ps(LD(q2_ + 2 * c), w8, acc);                                           \
     } while (0)
+/* One output's three taps of one input row (columns x0-x2, weights wa-wc), in order. */
+#define DW_FMA3(acc, x0, x1, x2, wa, wb, wc)                                                       \
+    do {                                                                                           \
+        acc = _mm512_fmadd_ps(x0, wa, acc);                                                        \
+        acc = _mm512_fmadd_ps(x1, wb, acc);                                                        \
+        acc = _mm512_fmadd_ps(x2, wc, acc);                                                        \
+    } while (0)
 /* One input row's three taps for eight stride-1 outputs a[0..7]: columns q + j*c, j = 0..9, each
  * loaded once as the outputs pass along the row (three columns live, not ten: with ten the
  * compiler spilled them and the weights to the stack, and kept the ten addresses there too). */
@@ -599,30 +606,29 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
             const __m512 x2_ = _mm512_loadu_ps(p_);                                                \
             p_ += c;                                                                               \
             __asm__("" : "+r"(p_));                                                                \
-            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            DW_FMA3(a[j_], x0_, x1_, x2_, wa, wb, wc);                                             \
             x0_ = x1_;                                                                             \
             x1_ = x2_;                                                                             \
         }                                                                                          \
     } while (0)
-/* The same for four stride-2 outputs: columns q + j*c, j = 0..8 (output j reads 2j, 2j+1, 2j+2). */
-#define DW_S2_ROW(a, q, wa, wb, wc)                                                                \
+/* The same for N (4 or 8) stride-2 outputs: columns q + j*c, j = 0..2N (output j reads 2j, 2j+1,
+ * 2j+2). */
+#define DW_S2_ROW_N(N, a, q, wa, wb, wc)                                                           \
     do {                                                                                           \
         const float *p_ = (q);                                                                     \
         __asm__("" : "+r"(p_));                                                                    \
         __m512 x0_ = _mm512_loadu_ps(p_);                                                          \
-        _Pragma("GCC unroll 4") for (int j_ = 0; j_ < 4; j_++)                                     \
+        _Pragma("GCC unroll 8") for (int j_ = 0; j_ < (N); j_++)                                   \
         {                                                                                          \
             const __m512 x1_ = _mm512_loadu_ps(p_ + c), x2_ = _mm512_loadu_ps(p_ + 2 * (size_t)c); \
             p_ += 2 * (size_t)c;                                                                   \
             __asm__("" : "+r"(p_));                                                                \
-            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            DW_FMA3(a[j_], x0_, x1_, x2_, wa, wb, wc);                                             \
             x0_ = x2_;                                                                             \
         }                                                                                          \
     } while (0)
+#define DW_S2_ROW(a, q, wa, wb, wc)  DW_S2_ROW_N(4, a, q, wa, wb, wc)
+#define DW_S2_ROW8(a, q, wa, wb, wc) DW_S2_ROW_N(8, a, q, wa, wb, wc)
 /* N interior outputs of the row from ox on (their left column at r0 + off): the three input rows
  * through ROW, then the activation and the stores. Reads r0-r2, w0-w8, bv, orow, ox, c, act. */
 #define DW_RUN(N, ROW, off)                                                                        \
@@ -653,9 +659,7 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
         _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
         {                                                                                          \
             const __m512 x2_ = DW_COL(row, j_ + 2);                                                \
-            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            DW_FMA3(a[j_], x0_, x1_, x2_, wa, wb, wc);                                             \
             x0_ = x1_;                                                                             \
             x1_ = x2_;                                                                             \
         }                                                                                          \
@@ -666,30 +670,10 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
         _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
         {                                                                                          \
             const __m512 x1_ = DW_COL(row, 2 * j_ + 1), x2_ = DW_COL(row, 2 * j_ + 2);             \
-            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
+            DW_FMA3(a[j_], x0_, x1_, x2_, wa, wb, wc);                                             \
             x0_ = x2_;                                                                             \
         }                                                                                          \
     } while (0)
-/* DW_S2_ROW for eight outputs (columns q + j*c, j = 0..16). */
-#define DW_S2_ROW8(a, q, wa, wb, wc)                                                               \
-    do {                                                                                           \
-        const float *p_ = (q);                                                                     \
-        __asm__("" : "+r"(p_));                                                                    \
-        __m512 x0_ = _mm512_loadu_ps(p_);                                                          \
-        _Pragma("GCC unroll 8") for (int j_ = 0; j_ < 8; j_++)                                     \
-        {                                                                                          \
-            const __m512 x1_ = _mm512_loadu_ps(p_ + c), x2_ = _mm512_loadu_ps(p_ + 2 * (size_t)c); \
-            p_ += 2 * (size_t)c;                                                                   \
-            __asm__("" : "+r"(p_));                                                                \
-            a[j_] = _mm512_fmadd_ps(x0_, wa, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x1_, wb, a[j_]);                                               \
-            a[j_] = _mm512_fmadd_ps(x2_, wc, a[j_]);                                               \
-            x0_ = x2_;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 /* One output row (at least eight wide) at stride S, its full 16-channel blocks (c0 < cfull), in
  * runs of eight outputs: each run through every channel block before the next run (the run's
  * columns read front to back along their channels), the last run ending at the row's end (it may
