@@ -1580,7 +1580,7 @@ void fn_dwconv2d(const fn_t3 *in, const float *w, const float *bias, int k, int 
                     trace_now() - t0);
 }
 
-static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max, fn_t3 *out);
+static void pool_strip(const fn_t3 *strip, int y0, fn_t3 *out);
 
 /* The separable conv runs in strips of output rows: the depthwise result of a strip (at most
  * this many floats, unless the whole map is small) stays in L2 and feeds the GEMM at once. */
@@ -1628,7 +1628,8 @@ static void sepconv_strips(const fn_t3 *in, const float *dw_w, const float *dw_b
     const int pt = pad_before(ih, 3, stride, FN_PAD_SAME),
               pl = pad_before(iw, 3, stride, FN_PAD_SAME);
     const int rows = pool_2x2 ? sep_pool_rows(oh, ow, c) : sep_strip_rows(oh, ow, c);
-    float *pout = scratch + (size_t)rows * ow * c; /* the strip's pointwise rows, to pool */
+    /* With the pool, the strip's pointwise rows go after its depthwise rows, to be pooled. */
+    float *pout = pool_2x2 ? scratch + (size_t)rows * ow * c : NULL;
     out->h = pool_2x2 ? fn_out_size(oh, 2, 2, FN_PAD_SAME) : oh;
     out->w = pool_2x2 ? fn_out_size(ow, 2, 2, FN_PAD_SAME) : ow;
     out->c = cout;
@@ -1644,10 +1645,8 @@ static void sepconv_strips(const fn_t3 *in, const float *dw_w, const float *dw_b
                           out->d + (size_t)y0 * ow * cout);
         } else {
             gemm_bias_act((y1 - y0) * ow, pw, scratch, pw_b, pw_act, pout);
-            /* As in fn_conv2d_pool_w: an even strip pools into whole rows of the map's pool. */
             const fn_t3 cv = {y1 - y0, ow, cout, pout};
-            fn_t3 pv = {0, 0, 0, out->d + (size_t)(y0 / 2) * out->w * cout};
-            pool(&cv, 2, 2, FN_PAD_SAME, 1, &pv);
+            pool_strip(&cv, y0, out);
         }
         if (ops_trace) t_dw += t1 - t0, t_pw += trace_now() - t1;
     }
@@ -1997,6 +1996,16 @@ static void pool(const fn_t3 *in, int k, int stride, fn_pad pad, int is_max, fn_
         pool_generic(in, k, stride, pt, pl, is_max, out);
 }
 
+/* The 2x2 stride-2 max pool (SAME) of a strip of a map's rows starting at row y0 into its rows of
+ * the map's pool `out` (whose h, w, c are set): pooling the strip alone is pooling those rows of
+ * the whole map, since y0 and the strip's height are even (but for the last strip, which the
+ * map's own SAME padding ends the same way). fn_conv2d_pool_w's and fn_sepconv_pool_w's. */
+static void pool_strip(const fn_t3 *strip, int y0, fn_t3 *out)
+{
+    fn_t3 pv = {0, 0, 0, out->d + (size_t)(y0 / 2) * out->w * out->c};
+    pool(strip, 2, 2, FN_PAD_SAME, 1, &pv);
+}
+
 /* fn_conv2d_pool_w: strips of this many conv output rows (even, so each strip's pooled rows are
  * whole ones): 8 rows of TinyFaceDetector's first conv are 212 KB, which stay in L2 for the pool.
  */
@@ -2032,10 +2041,7 @@ void fn_conv2d_pool_w(const fn_t3 *in, const fn_wpack *wp, const float *bias, in
         const double t0 = ops_trace ? trace_now() : 0;
         conv_im2col(&iv, 1, wp, bias, k, k, 1, FN_PAD_VALID, act, NULL, &cv, col);
         if (ops_trace) t_conv += trace_now() - t0;
-        /* Pooling the strip alone is pooling its rows of the whole map: its height is even (but
-         * for the last strip, which the map's own SAME padding ends the same way). */
-        fn_t3 pv = {0, 0, 0, out->d + (size_t)(y0 / 2) * out->w * cout};
-        pool(&cv, 2, 2, FN_PAD_SAME, 1, &pv);
+        pool_strip(&cv, y0, out);
     }
     if (ops_trace)
         trace_layer("conv", oh * ow, cout, k * k * cin, flops,
