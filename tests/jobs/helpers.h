@@ -5,9 +5,10 @@
  *
  * Payload keys of "count": n (items), batch (items per commit), bad ([item numbers] recorded as
  * item errors, code "decode" when odd, "io" when even), fail_at (item number at which the job
- * fails), spin_us (busy work per item). Retry items ("item-K", fn_job_retry_items) are processed
- * first: in a retry job (which processes nothing else) they succeed, as if the user fixed them; in
- * a resume, bad ones fail again.
+ * fails), spin_us (busy work per item), hold_at (item number before which the handler waits, with
+ * T.held set, until the test sets T.release: a job caught between its commits). Retry items
+ * ("item-K", fn_job_retry_items) are processed first: in a retry job (which processes nothing else)
+ * they succeed, as if the user fixed them; in a resume, bad ones fail again.
  *
  * Backends: with FN_TEST_BACKEND=pg (suite engine-pg) a test's library is a fresh database on the
  * program's throwaway PostgreSQL cluster (pg_fixture.h), its postgresql:// address standing for
@@ -81,6 +82,8 @@ typedef struct test_state {
     atomic_int order_n; /* order[] holds the ids of jobs as they start */
     fn_job_id order[64];
     _Atomic size_t inherited_seen; /* errors inherited by the last run */
+    atomic_int held;               /* the handler waits at hold_at */
+    atomic_int release;            /* the test lets it go on */
 } test_state;
 
 static test_state T;
@@ -157,6 +160,7 @@ static int count_run(fn_job_ctx *ctx, void *user)
     json_t *bad = json_object_get(p, "bad");
     json_t *fail_at = json_object_get(p, "fail_at");
     int spin = (int)json_integer_value(json_object_get(p, "spin_us"));
+    json_t *hold_at = json_object_get(p, "hold_at");
     int list[4096];
     int total = 0;
     for (int i = 0; i < n && i < 4096; i++)
@@ -211,6 +215,11 @@ static int count_run(fn_job_ctx *ctx, void *user)
         int end = next + batch < total ? next + batch : total;
         for (int i = next; i < end; i++) {
             int item = list[i];
+            if (hold_at && json_integer_value(hold_at) == item) {
+                atomic_store(&T.held, 1);
+                while (!atomic_load(&T.release))
+                    nanosleep(&(struct timespec){0, 1000000}, NULL);
+            }
             spin_us(spin);
             if (fail_at && json_integer_value(fail_at) == item) {
                 fn_job_fail_reason(ctx, "item-%d: simulated failure", item);
