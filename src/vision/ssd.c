@@ -6,7 +6,9 @@
  *     relu6; stride 2 at pairs 2, 4, 6, 12) and pointwise 1x1 (+ offset, relu6);
  *   prediction layers: 8 more convs (1x1, then 3x3/2, alternating; + offset, relu6) and six box
  *     predictors (1x1 conv + bias: 4 box values and 3 class logits per anchor) on conv11, the
- *     backbone output and prediction convs 1, 3, 5, 7: 3072+1536+384+96+24+6 = 5118 anchors;
+ *     backbone output and prediction convs 1, 3, 5, 7: 3072+1536+384+96+24+6 = 5118 anchors
+ *     (here each predictor's two convs are one, its box columns then its class columns, so its
+ *     input map is read once);
  *   output: boxes decoded against the anchors of Output/extra_dim ([ymin, xmin, ymax, xmax],
  *     scales 10, 10, 5, 5), scores = sigmoid(class logit 1);
  *   detection: scores > min_confidence, greedy NMS at IoU 0.5 (at most 100 faces), boxes clipped
@@ -48,8 +50,8 @@ struct fn_ssd_net {
     ssd_dw dw[14];        /* 1..13 */
     ssd_conv pw[14];      /* 1..13 */
     ssd_conv pred[8];     /* Prediction/Conv2d_i_pointwise */
-    ssd_conv box[6];      /* BoxEncodingPredictor */
-    ssd_conv cls[6];      /* ClassPredictor */
+    ssd_conv head[6];     /* BoxEncodingPredictor's columns, then ClassPredictor's */
+    float *head_wb[6];    /* head[i]'s weights [cin][7 * anchors], then bias (owned) */
     const float *anchors; /* [5118][4] */
 };
 
@@ -90,13 +92,14 @@ static void ssd_chain_blocks(const fn_ssd_net *n, fn_sep_block *blocks, fn_wpack
 }
 
 /* The scratch of the convs: the largest im2col strip of the 3x3 convs (conv0 and prediction
- * convs 1, 3, 5, 7), depthwise strip of the 13 separable blocks, or the chain's buffers. */
+ * convs 1, 3, 5, 7), depthwise strip of the 13 separable blocks, the chain's buffers, or box
+ * predictor output (run_predictor's, the largest on conv11: 32x32 pixels, 7 x 3 anchors). */
 static size_t ssd_col_floats(void)
 {
     static const int pw_in[14] = {0,   32,  64,  128, 128, 256, 256,
                                   512, 512, 512, 512, 512, 512, 1024};
     static const int in_s[5] = {512, 16, 8, 4, 2}, in_c[5] = {3, 256, 128, 128, 64};
-    size_t m = 0;
+    size_t m = (size_t)32 * 32 * 7 * 3;
     for (int i = 0; i < 5; i++) {
         size_t f = fn_conv2d_scratch_floats(in_s[i], in_s[i], in_c[i], 3, 3, 2, FN_PAD_SAME);
         if (f > m) m = f;
@@ -178,6 +181,38 @@ static int bind_dw(const fn_weights *w, int i, int c, ssd_dw *d, char *err, size
     return 0;
 }
 
+/* Box predictor i as one 1x1 conv: BoxEncodingPredictor's 4 * anchors columns, then
+ * ClassPredictor's 3 * anchors (weights and biases copied side by side into n->head_wb[i]). */
+static int bind_head(const fn_weights *w, int i, int cin, int anchors, fn_ssd_net *n, char *err,
+                     size_t errlen)
+{
+    static const char *parts[2] = {"BoxEncodingPredictor", "ClassPredictor"};
+    const int cols[2] = {4 * anchors, 3 * anchors}, cout = 7 * anchors;
+    const fn_tensor *t[2][2];
+    char name[128];
+    for (int p = 0; p < 2; p++) {
+        const int ws[4] = {1, 1, cin, cols[p]}, bs[1] = {cols[p]};
+        snprintf(name, sizeof name, "Prediction/BoxPredictor_%d/%s/weights", i, parts[p]);
+        if (!(t[p][0] = get(w, name, 4, ws, err, errlen))) return FN_ERR_MODEL;
+        snprintf(name, sizeof name, "Prediction/BoxPredictor_%d/%s/biases", i, parts[p]);
+        if (!(t[p][1] = get(w, name, 1, bs, err, errlen))) return FN_ERR_MODEL;
+    }
+    float *wb = malloc(sizeof(float) * (size_t)(cin + 1) * (size_t)cout);
+    n->head_wb[i] = wb;
+    for (int r = 0; wb && r <= cin; r++) /* row cin: the biases */
+        for (int p = 0, o = 0; p < 2; o += cols[p++])
+            memcpy(wb + (size_t)r * cout + o,
+                   r < cin ? t[p][0]->d + (size_t)r * cols[p] : t[p][1]->d,
+                   sizeof(float) * (size_t)cols[p]);
+    ssd_conv *c = &n->head[i];
+    *c = (ssd_conv){wb, wb + (size_t)cin * cout, 1, cin, cout, {0}};
+    if (!wb || fn_wpack_init(&c->wp, wb, cin, cout)) {
+        snprintf(err, errlen, "out of memory binding box predictor %d", i);
+        return FN_ERR_NOMEM;
+    }
+    return 0;
+}
+
 void fn_ssd_free(fn_ssd_net *n)
 {
     if (!n) return;
@@ -191,8 +226,8 @@ void fn_ssd_free(fn_ssd_net *n)
     for (int i = 0; i < 8; i++)
         fn_wpack_free(&n->pred[i].wp);
     for (int i = 0; i < 6; i++) {
-        fn_wpack_free(&n->box[i].wp);
-        fn_wpack_free(&n->cls[i].wp);
+        fn_wpack_free(&n->head[i].wp);
+        free(n->head_wb[i]);
     }
     free(n);
 }
@@ -204,10 +239,8 @@ int fn_ssd_amx_init(fn_ssd_net *n)
         bad |= fn_wpack_amx_init(&n->pw[i].wp);
     for (int i = 0; i < 8; i++)
         bad |= fn_wpack_amx_init(&n->pred[i].wp);
-    for (int i = 0; i < 6; i++) {
-        bad |= fn_wpack_amx_init(&n->box[i].wp);
-        bad |= fn_wpack_amx_init(&n->cls[i].wp);
-    }
+    for (int i = 0; i < 6; i++)
+        bad |= fn_wpack_amx_init(&n->head[i].wp);
     return bad ? -1 : 0;
 }
 
@@ -243,16 +276,8 @@ int fn_ssd_bind(const fn_weights *w, fn_ssd_net **out, char *err, size_t errlen)
         if ((rc = bind_conv(w, wn, bn, pred_k[i], cin, pred_out[i], &n->pred[i], err, errlen)))
             goto fail;
     }
-    for (int i = 0; i < 6; i++) {
-        snprintf(wn, sizeof wn, "Prediction/BoxPredictor_%d/BoxEncodingPredictor/weights", i);
-        snprintf(bn, sizeof bn, "Prediction/BoxPredictor_%d/BoxEncodingPredictor/biases", i);
-        if ((rc = bind_conv(w, wn, bn, 1, box_in[i], box_anch[i] * 4, &n->box[i], err, errlen)))
-            goto fail;
-        snprintf(wn, sizeof wn, "Prediction/BoxPredictor_%d/ClassPredictor/weights", i);
-        snprintf(bn, sizeof bn, "Prediction/BoxPredictor_%d/ClassPredictor/biases", i);
-        if ((rc = bind_conv(w, wn, bn, 1, box_in[i], box_anch[i] * 3, &n->cls[i], err, errlen)))
-            goto fail;
-    }
+    for (int i = 0; i < 6; i++)
+        if ((rc = bind_head(w, i, box_in[i], box_anch[i], n, err, errlen))) goto fail;
     const int as[3] = {1, SSD_ANCHORS, 4};
     const fn_tensor *ta = get(w, "Output/extra_dim", 3, as, err, errlen);
     if (!ta) {
@@ -273,14 +298,21 @@ static void run_conv(const ssd_conv *c, const fn_t3 *in, int stride, fn_act act,
     fn_conv2d_w(in, &c->wp, c->b, c->k, c->k, stride, FN_PAD_SAME, act, out, col);
 }
 
-/* A box predictor on feature map `x`: raw box encodings and class logits of its anchors. */
+/* A box predictor on feature map `x`: raw box encodings and class logits of its anchors, through
+ * `tmp` (x's pixels times 7 * anchors floats), which holds each pixel's box values then logits. */
 static void run_predictor(const fn_ssd_net *n, int i, const fn_t3 *x, float *rawb, float *rawc,
-                          size_t *anchor)
+                          size_t *anchor, float *tmp)
 {
-    fn_t3 ob = {0, 0, 0, rawb + *anchor * 4}, oc = {0, 0, 0, rawc + *anchor * 3};
-    run_conv(&n->box[i], x, 1, FN_ACT_NONE, &ob, NULL);
-    run_conv(&n->cls[i], x, 1, FN_ACT_NONE, &oc, NULL);
-    *anchor += (size_t)x->h * x->w * (n->box[i].cout / 4);
+    const ssd_conv *c = &n->head[i];
+    const int a = c->cout / 7, px = x->h * x->w;
+    fn_t3 o = {0, 0, 0, tmp};
+    run_conv(c, x, 1, FN_ACT_NONE, &o, NULL);
+    for (int p = 0; p < px; p++) {
+        const float *t = tmp + (size_t)p * c->cout;
+        memcpy(rawb + (*anchor + (size_t)p * a) * 4, t, sizeof(float) * 4 * (size_t)a);
+        memcpy(rawc + (*anchor + (size_t)p * a) * 3, t + 4 * a, sizeof(float) * 3 * (size_t)a);
+    }
+    *anchor += (size_t)px * a;
 }
 
 void fn_ssd_forward(const fn_ssd_net *n, const fn_t3 *in, float *scratch, float *boxes,
@@ -297,20 +329,20 @@ void fn_ssd_forward(const fn_ssd_net *n, const fn_t3 *in, float *scratch, float 
     fn_sep_block blocks[13];
     ssd_chain_blocks(n, blocks, NULL);
     fn_sepchain_w(in, &head, blocks, SSD_CHAIN, (SSD_CHAIN % 2) ? &a : &b, col);
-    if (SSD_CHAIN == 11) run_predictor(n, 0, &a, rawb, rawc, &anchor);
+    if (SSD_CHAIN == 11) run_predictor(n, 0, &a, rawb, rawc, &anchor, col);
     for (int i = SSD_CHAIN + 1; i <= 13; i++) {
         int stride = ssd_stride(i);
         const fn_t3 *src = (i % 2) ? &b : &a;
         fn_t3 *dst = (i % 2) ? &a : &b;
         fn_sepconv_w(src, n->dw[i].w, n->dw[i].b, stride, FN_ACT_RELU6, &n->pw[i].wp, n->pw[i].b,
                      FN_ACT_RELU6, dst, col);
-        if (i == 11) run_predictor(n, 0, &a, rawb, rawc, &anchor);
+        if (i == 11) run_predictor(n, 0, &a, rawb, rawc, &anchor, col);
     }
-    run_predictor(n, 1, &a, rawb, rawc, &anchor);
+    run_predictor(n, 1, &a, rawb, rawc, &anchor, col);
     for (int i = 0; i < 8; i++) {
         fn_t3 *src = (i % 2 == 0) ? &a : &b, *dst = (i % 2 == 0) ? &b : &a;
         run_conv(&n->pred[i], src, (i % 2) ? 2 : 1, FN_ACT_RELU6, dst, col);
-        if (i % 2) run_predictor(n, 1 + (i + 1) / 2, dst, rawb, rawc, &anchor);
+        if (i % 2) run_predictor(n, 1 + (i + 1) / 2, dst, rawb, rawc, &anchor, col);
     }
 
     /* Decode as outputLayer.ts does, in float32 like TFJS. */
