@@ -359,9 +359,10 @@ static void test_claim_does_not_hold_engine_mutex(void **state)
     double cancel_ms = (double)(atomic_load(&cancel_seen_ns) - t0) / 1e6;
     fprintf(stderr, "parallel_for took %.1f ms, the cancel was seen after %.1f ms\n", par_ms,
             cancel_ms);
-    /* The write callback holds the lock for 1200 ms; 400 ms of it remain at least. */
-    assert_true(par_ms < 150);
-    assert_true(cancel_ms < 150);
+    /* The write callback holds the lock for 1200 ms; 400 ms of it remain at least, so either
+     * would take 400 ms or more had it waited for the lock (350: room for a loaded machine). */
+    assert_true(par_ms < 350);
+    assert_true(cancel_ms < 350);
     pthread_join(t, NULL);
     assert_int_equal(ca.rc, 0); /* its database part waited for the write lock */
     assert_int_equal(wait_state(e, slow, 10000), FN_JOB_COMPLETED);
