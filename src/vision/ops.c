@@ -690,7 +690,7 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
         const float *bias, int pl, float *orow, int ow, int cfull)                                 \
     {                                                                                              \
         for (int ox = 0;; ox += 8) {                                                               \
-            if (ox + 8 > ow) ox = ow - 8;                                                          \
+            if (ox + 8 > ow) ox = ow > 8 ? ow - 8 : 0;                                             \
             const int x_ = ox * (S)-pl;                                                            \
             const int inside = x_ >= 0 && x_ + 7 * (S) + 2 < iw;                                   \
             for (int c0 = 0; c0 < cfull; c0 += 16) {                                               \
@@ -720,8 +720,12 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
                     if (q2) DW_ROW_EDGE_##S(a, q2, w6, w7, w8);                                    \
                 }                                                                                  \
                 float *o = orow + (size_t)ox * c + c0;                                             \
-                for (int j = 0; j < 8; j++)                                                        \
-                    _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], ACT));                         \
+                if (ow >= 8)                                                                       \
+                    for (int j = 0; j < 8; j++)                                                    \
+                        _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], ACT));                     \
+                else /* a row narrower than the run: its first ow outputs */                       \
+                    for (int j = 0; j < ow; j++)                                                   \
+                        _mm512_storeu_ps(o + (size_t)j * c, act_v(a[j], ACT));                     \
             }                                                                                      \
             if (ox + 8 >= ow) break;                                                               \
         }                                                                                          \
@@ -820,6 +824,11 @@ AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, in
  * 8 and 16 outputs at half the speed. (The order before that, all rows of one channel block and
  * then the next, read a single 64-byte line out of every pixel's channels per pass: 6-20 GFLOP/s
  * on the 512- and 1024-channel layers.) */
+/* Rows of at least this many outputs go through dw_runs (narrower ones compute the run's eight
+ * outputs and store theirs: the landmark nets' 7x7 maps ran at a third of their 14x14 ones' rate
+ * one and four outputs at a time); below it dw3x3_row_block. */
+#define DW_RUN_MIN_OW 6
+
 AVX512 static void dw3x3_avx512(const float *in, int ring, int ih, int iw, int c, const float *w,
                                 const float *bias, int stride, int pt, int pl, fn_act act,
                                 float *out, int oy_begin, int oy_end, int ow)
@@ -838,7 +847,7 @@ AVX512 static void dw3x3_avx512(const float *in, int ring, int ih, int iw, int c
         const int full = (y0 >= 0 && y0 + 3 <= ih) || (size_t)iw * c <= FN_DW_ZERO_FLOATS;
         const int lo = full ? ox_lo : ow, hi = full ? ox_hi : ow;
         int c0 = 0;
-        if (ow >= 8 && c >= 16) {
+        if (ow >= DW_RUN_MIN_OW && c >= 16) {
             const size_t rs = (size_t)iw * c;
             const float *r0 = y0 >= 0 && y0 < ih ? fn_dw_row(in, ring, rs, y0) : NULL,
                         *r1 = y0 + 1 >= 0 && y0 + 1 < ih ? fn_dw_row(in, ring, rs, y0 + 1) : NULL,
