@@ -133,18 +133,18 @@ static void test_live_progress_between_commits(void **state)
             if (c.ev[i].job == id && c.ev[i].kind == FN_EVENT_PROGRESS && c.ev[i].items == 20)
                 seen20 = 1;
     }
-    assert_true(seen20);
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT coalesce(progress, '') FROM jobs WHERE id=%lld",
              (long long)id);
     char *stored = q_text(dir, sql);
     long long stored_items = stored ? items_done(stored) : -1;
     free(stored);
-    atomic_store(&T.release, 1);
+    atomic_store(&T.release, 1); /* before any assert: a failed test must not leave it waiting */
+    assert_true(seen20);
     assert_true(wait_state(&c, id, FN_JOB_COMPLETED, 10000) >= 0);
 
     long long last = -1;
-    int between = 0, finals = 0;
+    int finals = 0;
     for (int i = 0; i < c.n; i++) {
         if (c.ev[i].job != id) continue;
         if (c.ev[i].kind == FN_EVENT_STATE && c.ev[i].state == FN_JOB_COMPLETED) break;
@@ -152,11 +152,9 @@ static void test_live_progress_between_commits(void **state)
         /* Never backwards, and a repeat only for the final snapshot. */
         assert_true(c.ev[i].items >= last);
         last = c.ev[i].items;
-        if (c.ev[i].items > 0 && c.ev[i].items < 40) between++;
         if (c.ev[i].items == 40) finals++;
     }
     assert_true(stored_items <= 0); /* nothing committed while the job waited at item 20 */
-    assert_true(between >= 1);
     assert_true(finals >= 1);
     assert_int_equal(last, 40);
     fn_engine_close(c.e);
