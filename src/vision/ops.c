@@ -143,8 +143,9 @@ static size_t packed_floats(int k, int n)
  *   and only then (masked loads/stores measured several times slower than plain ones on Zen 5).
  *   B is read in place, or for wide layers packed block by block on the stack (see below).
  * - dw3x3_avx512: depthwise 3x3 (stride 1 or 2, any padding), 16 channels per vector, the nine
- *   weight vectors in registers, eight outputs of a row at a time (dw_runs; rows narrower than
- *   eight four and one at a time), bias and activation fused.
+ *   weight vectors in registers, eight outputs of a row at a time (dw_runs; rows of six and seven
+ *   one run, their outputs stored; narrower rows four and one at a time), bias and activation
+ *   fused.
  * Both differ from the generic path only by float rounding (FMA); test_ops checks both. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -748,11 +749,11 @@ typedef void (*dw_runs_fn)(const float *, const float *, const float *, int, int
 static const dw_runs_fn dw_runs[2][4] = {{dw_runs_1n, dw_runs_1r, dw_runs_1r6, dw_runs_1l},
                                          {dw_runs_2n, dw_runs_2r, dw_runs_2r6, dw_runs_2l}};
 
-/* One output row of one 16-channel block, for rows narrower than eight outputs and a partial last
- * block (dw_runs takes the others): the pixels outside [lo, hi) by dw3x3_edge, the others four at a
- * time with the nine weights in registers (independent FMA chains hide the FMA latency). Input
- * rows outside the image read fn_dw_zero (lo < hi only when the caller has checked that it is wide
- * enough). */
+/* One output row of one 16-channel block, for rows narrower than DW_RUN_MIN_OW outputs and a
+ * partial last block (dw_runs takes the others): the pixels outside [lo, hi) by dw3x3_edge, the
+ * others four at a time with the nine weights in registers (independent FMA chains hide the FMA
+ * latency). Input rows outside the image read fn_dw_zero (lo < hi only when the caller has checked
+ * that it is wide enough). */
 AVX512 static void dw3x3_row_block(const float *in, int ring, int ih, int iw, int c, const float *w,
                                    const float *bias, int stride, int pl, fn_act act, float *orow,
                                    int y0, int ow, int lo, int hi, int c0)
