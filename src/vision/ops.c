@@ -675,16 +675,18 @@ AVX512 static inline __m512 dw3x3_edge(const float *const r[3], const float *zer
             x0_ = x2_;                                                                             \
         }                                                                                          \
     } while (0)
-/* One output row (at least eight wide) at stride S, its full 16-channel blocks (c0 < cfull), in
- * runs of eight outputs: each run through every channel block before the next run (the run's
- * columns read front to back along their channels), the last run ending at the row's end (it may
- * recompute outputs of the run before: the same values). A run whose columns reach outside the
- * row reads zeros for them, and an input row outside the image (NULL) is skipped, so the border
- * outputs take the same eight-way path as the others (one output at a time, as before, was a chain
- * of nine dependent FMAs at a quarter of the FMA rate). Each output's taps in DW_TAPS's order (a
- * missing one adds zero: the same sum). One function per stride and activation, not inlined: with
- * both as variables the compiler kept the row pointers on the stack and tested the activation at
- * every store. */
+/* One output row (at least DW_RUN_MIN_OW wide) at stride S, its full 16-channel blocks (c0 <
+ * cfull), in runs of eight outputs (a row narrower than eight: one run from column 0, only the
+ * row's outputs stored; the two store loops keep the eight-wide one unrolled with a[] in
+ * registers): each run through every channel block before the next run (the run's columns read
+ * front to back along their channels), the last run ending at the row's end (it may recompute
+ * outputs of the run before: the same values). A run whose columns reach outside the row reads
+ * zeros for them, and an input row outside the image (NULL) is skipped, so the border outputs take
+ * the same eight-way path as the others (one output at a time, as before, was a chain of nine
+ * dependent FMAs at a quarter of the FMA rate). Each output's taps in DW_TAPS's order (a missing
+ * one adds zero: the same sum). One function per stride and activation, not inlined: with both as
+ * variables the compiler kept the row pointers on the stack and tested the activation at every
+ * store. */
 #define DW_ROW_RUNS(S, ACT, NAME)                                                                  \
     AVX512 __attribute__((noinline)) static void NAME(                                             \
         const float *r0, const float *r1, const float *r2, int iw, int c, const float *w,          \
@@ -1626,7 +1628,7 @@ size_t fn_sepconv_pool_scratch_floats(int in_h, int in_w, int cin, int cout)
     return (size_t)rows * in_w * (cin + cout);
 }
 
-/* fn_sepconv_w, and with `pool` (stride 1 then) fn_sepconv_pool_w: each strip's pointwise output
+/* fn_sepconv_w, and with pool_2x2 (stride 1 then) fn_sepconv_pool_w: each strip's pointwise output
  * into the scratch after its depthwise rows, then max pooled into out. */
 static void sepconv_strips(const fn_t3 *in, const float *dw_w, const float *dw_b, int stride,
                            fn_act dw_act, const fn_wpack *pw, const float *pw_b, fn_act pw_act,
