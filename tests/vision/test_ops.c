@@ -233,6 +233,17 @@ static void test_conv2d_res(void **state)
  * groups' setup below). */
 static int isa_vector;
 
+/* got against want, n floats, where the two sum in the same order on the vector kernels: equal to
+ * the bit there; on the generic path within tol (OpenBLAS's sum order may depend on the rows of a
+ * call: its Haswell kernels on an AVX2-only Zen do, its SkylakeX ones did not). */
+static void assert_same_floats(const float *got, const float *want, size_t n, float tol)
+{
+    if (isa_vector)
+        assert_memory_equal(got, want, n * sizeof(float));
+    else
+        assert_close(got, want, n, tol);
+}
+
 /* A k x k SAME stride-1 conv on 1x1 maps against the 1x1 conv with its centre taps' weights (the
  * recognition net's last conv runs so, rc_conv_run): the same floats on the vector kernels, whose
  * sums skip nothing but the padding's zero products; close on the generic path (OpenBLAS). */
@@ -253,10 +264,7 @@ static void check_conv_centre(int nimg, int cin, int cout, int k, fn_act act)
     assert_int_equal(got.h, 1);
     assert_int_equal(got.w, 1);
     assert_int_equal(got.c, cout);
-    if (isa_vector)
-        assert_memory_equal(got.d, want.d, on * sizeof(float));
-    else
-        assert_close(got.d, want.d, on, 1e-5f);
+    assert_same_floats(got.d, want.d, on, 1e-5f);
     fn_wpack_free(&all), fn_wpack_free(&ctr);
     free(in.d), free(wt), free(bias), free(scratch), free(want.d), free(got.d);
 }
@@ -470,8 +478,8 @@ static void test_sepconv(void **state)
 }
 
 /* fn_conv2d_pool_w and fn_sepconv_pool_w against their two steps one after the other (the conv,
- * then fn_maxpool 2x2/2): the same floats, over maps that take several strips, the last one of an
- * odd height, and odd widths (the pool's SAME padding on the right). */
+ * then fn_maxpool 2x2/2): the same floats (OpenBLAS: within rounding), over maps that take several
+ * strips, the last one of an odd height, and odd widths (the pool's SAME padding on the right). */
 static void check_conv_pool(int h, int w, int cin, int cout)
 {
     fn_t3 in = {h, w, cin, rand_buf((size_t)h * w * cin)};
@@ -491,7 +499,7 @@ static void check_conv_pool(int h, int w, int cin, int cout)
     assert_int_equal(g.h, r.h);
     assert_int_equal(g.w, r.w);
     assert_int_equal(g.c, cout);
-    assert_memory_equal(got, ref, (size_t)r.h * r.w * cout * sizeof(float));
+    assert_same_floats(got, ref, (size_t)r.h * r.w * cout, 1e-5f);
     fn_wpack_free(&wp);
     free(in.d), free(wt), free(bias), free(mid), free(ref), free(got), free(scratch);
 }
@@ -516,7 +524,7 @@ static void check_sep_pool(int h, int w, int c, int cout)
     assert_int_equal(g.h, r.h);
     assert_int_equal(g.w, r.w);
     assert_int_equal(g.c, cout);
-    assert_memory_equal(got, ref, (size_t)r.h * r.w * cout * sizeof(float));
+    assert_same_floats(got, ref, (size_t)r.h * r.w * cout, 1e-5f);
     fn_wpack_free(&wp);
     free(in.d), free(dw), free(pw), free(pb), free(mid), free(ref), free(got), free(scratch);
 }
@@ -615,11 +623,8 @@ static void check_chain(int h, int w, int cin, int head_k, int head_s, fn_pad he
     assert_int_equal(out.h, ref.h);
     assert_int_equal(out.w, ref.w);
     assert_int_equal(out.c, ref.c);
-    if (isa_vector)
-        assert_memory_equal(out.d, ref.d, on * sizeof(float));
-    else /* OpenBLAS's sum order may depend on the rows of a call: equal within rounding, which
-          * grows with the layers (its Haswell kernels on an AVX2-only Zen: 2.4e-4 after six) */
-        assert_close(out.d, ref.d, on, 1e-3f);
+    /* (the rounding grows with the layers: OpenBLAS on an AVX2-only Zen 2.4e-4 after six) */
+    assert_same_floats(out.d, ref.d, on, 1e-3f);
 
     free(cs), free(out.d);
     for (int i = 0; i < nm; i++)
