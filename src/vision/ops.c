@@ -1075,7 +1075,7 @@ void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s,
 
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m)
 {
-    if (!wp->p || !fn_cpu_has_avx512()) return 0;
+    if (!wp->p || !(fn_cpu_has_avx512() || fn_cpu_has_avx2())) return 0;
     const int k = wp->k, n = wp->n;
     const size_t qbytes = packed_floats(k, n), sfloats = packed_floats(2, n);
     unsigned char *qb = aligned_alloc(64, (qbytes + 63) / 64 * 64);
@@ -1149,12 +1149,14 @@ GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float 
     bias_act_rows(C, (size_t)M, N, bias, act);
 }
 
-/* 1 when this thread runs a GEMM of m rows on wp's bytes (gemm_bytes_avx512): AVX-512 kernels,
- * not AMX, and few enough rows that the panels' streaming would be its time. */
+/* 1 when this thread runs a GEMM of m rows on wp's bytes (gemm_bytes_avx512, fn_gemm_bytes_avx2):
+ * AVX-512 or AVX2 kernels, not AMX, and few enough rows that the panels' streaming would be its
+ * time. */
 #define BYTES_MAX_ROWS 64
 static int bytes_path(const fn_wpack *wp, int m)
 {
-    return wp->q && m <= BYTES_MAX_ROWS && use_avx512() && !(fn_amx_thread() && wp->amx);
+    return wp->q && m <= BYTES_MAX_ROWS && (use_avx512() || use_avx2()) &&
+           !(fn_amx_thread() && wp->amx);
 }
 
 /* The GEMM with fused bias and activation, by the fastest kernel this CPU has: the packed panels
@@ -1170,7 +1172,10 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
         return;
     }
     if (bytes_path(wp, m)) {
-        gemm_bytes_avx512(m, n, k, a, k, wp, bias, act, c, n);
+        if (use_avx2())
+            fn_gemm_bytes_avx2(m, n, k, a, k, wp->q, wp->qsm, bias, act, c, n);
+        else
+            gemm_bytes_avx512(m, n, k, a, k, wp, bias, act, c, n);
         return;
     }
     if (wp->p && use_avx2()) {

@@ -12,6 +12,8 @@
  *   line of B per k; a 6x16 tile keeps 12 of the 16 YMM registers as accumulators (two B loads
  *   and six broadcasts per twelve FMAs). Rows in blocks whose slice of A stays in L2, as the
  *   AVX-512 kernel does; a leftover of rows is one more full tile ending at the last row.
+ * - fn_gemm_bytes_avx2: the same on weights stored as bytes, decoded block by block (GEMMs of few
+ *   rows, as ops.c's gemm_bytes_avx512).
  * - fn_dw3x3_avx2: 8 channels per vector, pixel-major: a run of neighbouring outputs goes through
  *   every channel block before the next run. Within a run each input column is loaded once and
  *   fed to the up to three outputs that read it, with only that row's three weight vectors in
@@ -71,6 +73,13 @@ AVX2 static inline void store_n(float *p, __m256 x, int n)
         _mm256_maskstore_ps(p, lanes(n), x);
 }
 
+/* The first n floats at p (all 8 when n >= 8), the other lanes 0. */
+AVX2 static inline __m256 load_n(const float *p, int n)
+{
+    if (n >= 8) return _mm256_loadu_ps(p);
+    return n > 0 ? _mm256_maskload_ps(p, lanes(n)) : _mm256_setzero_ps();
+}
+
 /* x's sum with the first n lanes of p (all 8 when n >= 8), stored to q (unless NULL), then
  * max(sum, 0): one vector of the running-sum epilogue (fn_gemm_sum). */
 AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
@@ -84,16 +93,23 @@ AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
 /* MR rows of A times one 16-column slice of a packed panel (ldb floats per k row), bias and
  * activation fused into the only store; only the first w columns (w <= 16) are stored. With SUM
  * the running sum (fn_gemm_sum; Sin and Sout offset as C) is applied before the store; with SEG
- * A is read in the segments of `seg` (fn_gemm_seg). */
+ * A is read in the segments of `seg` (fn_gemm_seg). With PART the sums over K may come in parts
+ * (fn_gemm_bytes_avx2's blocks): `part` & 1, C holds the sums so far, the FMAs go on from them;
+ * `part` & 2, this is not the last part: C gets the sums as they are, no bias nor activation.
+ * Storing a sum and loading it back changes no bit, so the parts give the same floats. */
 #define GEMM_PF 16
-#define TILE2(MR, SUM, SEG, NAME)                                                                  \
+#define TILE2(MR, SUM, SEG, PART, NAME)                                                            \
     AVX2 static void NAME(int K, const float *A, int lda, const float *B, int ldb,                 \
                           const float *bias, fn_act act, float *C, int ldc, int w,                 \
-                          const float *Sin, float *Sout, const fn_gemm_seg *seg)                   \
+                          const float *Sin, float *Sout, const fn_gemm_seg *seg, int part)         \
     {                                                                                              \
         __m256 acc[MR][2];                                                                         \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] =               \
-            _mm256_setzero_ps();                                                                   \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                       \
+        {                                                                                          \
+            const int go_on_ = PART && (part & 1);                                                 \
+            acc[r][0] = go_on_ ? load_n(C + (size_t)r * ldc, w) : _mm256_setzero_ps();             \
+            acc[r][1] = go_on_ ? load_n(C + (size_t)r * ldc + 8, w - 8) : _mm256_setzero_ps();     \
+        }                                                                                          \
         const int ns = SEG ? seg->n : 1, ks = K / ns;                                              \
         for (int s = 0; s < ns; s++) {                                                             \
             const float *As = A + (SEG ? s * seg->stride : 0), *Bs = B + (size_t)s * ks * ldb;     \
@@ -108,6 +124,14 @@ AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
                     acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);                                 \
                 }                                                                                  \
             }                                                                                      \
+        }                                                                                          \
+        if (PART && (part & 2)) {                                                                  \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                   \
+            {                                                                                      \
+                store_n(C + (size_t)r * ldc, acc[r][0], w);                                        \
+                store_n(C + (size_t)r * ldc + 8, acc[r][1], w - 8);                                \
+            }                                                                                      \
+            return;                                                                                \
         }                                                                                          \
         __m256 bv0 = _mm256_setzero_ps(), bv1 = _mm256_setzero_ps();                               \
         if (bias) {                                                                                \
@@ -130,37 +154,44 @@ AVX2 static inline __m256 add_sum8(__m256 x, const float *p, float *q, int n)
         }                                                                                          \
     }
 
-TILE2(6, 0, 0, tile_6)
-TILE2(5, 0, 0, tile_5)
-TILE2(4, 0, 0, tile_4)
-TILE2(3, 0, 0, tile_3)
-TILE2(2, 0, 0, tile_2)
-TILE2(1, 0, 0, tile_1)
+TILE2(6, 0, 0, 0, tile_6)
+TILE2(5, 0, 0, 0, tile_5)
+TILE2(4, 0, 0, 0, tile_4)
+TILE2(3, 0, 0, 0, tile_3)
+TILE2(2, 0, 0, 0, tile_2)
+TILE2(1, 0, 0, 0, tile_1)
 /* The same with the running sum (a separate set, so the plain tiles' code is what it was). */
-TILE2(6, 1, 0, tile_6s)
-TILE2(5, 1, 0, tile_5s)
-TILE2(4, 1, 0, tile_4s)
-TILE2(3, 1, 0, tile_3s)
-TILE2(2, 1, 0, tile_2s)
-TILE2(1, 1, 0, tile_1s)
+TILE2(6, 1, 0, 0, tile_6s)
+TILE2(5, 1, 0, 0, tile_5s)
+TILE2(4, 1, 0, 0, tile_4s)
+TILE2(3, 1, 0, 0, tile_3s)
+TILE2(2, 1, 0, 0, tile_2s)
+TILE2(1, 1, 0, 0, tile_1s)
 /* And with A in segments (fn_gemm_seg). */
-TILE2(6, 0, 1, tile_6g)
-TILE2(5, 0, 1, tile_5g)
-TILE2(4, 0, 1, tile_4g)
-TILE2(3, 0, 1, tile_3g)
-TILE2(2, 0, 1, tile_2g)
-TILE2(1, 0, 1, tile_1g)
+TILE2(6, 0, 1, 0, tile_6g)
+TILE2(5, 0, 1, 0, tile_5g)
+TILE2(4, 0, 1, 0, tile_4g)
+TILE2(3, 0, 1, 0, tile_3g)
+TILE2(2, 0, 1, 0, tile_2g)
+TILE2(1, 0, 1, 0, tile_1g)
 
 /* And both (a residual conv's epilogue on rows of taps). */
-TILE2(6, 1, 1, tile_6sg)
-TILE2(5, 1, 1, tile_5sg)
-TILE2(4, 1, 1, tile_4sg)
-TILE2(3, 1, 1, tile_3sg)
-TILE2(2, 1, 1, tile_2sg)
-TILE2(1, 1, 1, tile_1sg)
+TILE2(6, 1, 1, 0, tile_6sg)
+TILE2(5, 1, 1, 0, tile_5sg)
+TILE2(4, 1, 1, 0, tile_4sg)
+TILE2(3, 1, 1, 0, tile_3sg)
+TILE2(2, 1, 1, 0, tile_2sg)
+TILE2(1, 1, 1, 0, tile_1sg)
+/* And in parts (fn_gemm_bytes_avx2). */
+TILE2(6, 0, 0, 1, tile_6p)
+TILE2(5, 0, 0, 1, tile_5p)
+TILE2(4, 0, 0, 1, tile_4p)
+TILE2(3, 0, 0, 1, tile_3p)
+TILE2(2, 0, 0, 1, tile_2p)
+TILE2(1, 0, 0, 1, tile_1p)
 
 typedef void (*tile_fn)(int, const float *, int, const float *, int, const float *, fn_act, float *,
-                        int, int, const float *, float *, const fn_gemm_seg *);
+                        int, int, const float *, float *, const fn_gemm_seg *, int);
 
 /* Rows of A whose slice (this many bytes at most) stays in L2 while every panel passes over it. */
 #define GEMM_A_BLOCK (256 * 1024)
@@ -192,7 +223,7 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
 #define AT(m)                                                                                      \
     A + (size_t)(m)*lda, lda, bs, wpad, bb, act, C + (size_t)(m)*ldc + n0 + s, ldc, w,             \
         sum ? sum->in + (size_t)(m)*ldc + n0 + s : NULL,                                           \
-        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 + s : NULL, seg
+        sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 + s : NULL, seg, 0
                 int m = m0;
                 for (; m + 6 <= m1; m += 6)
                     full(K, AT(m));
@@ -210,6 +241,53 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
             bp += (size_t)K * wpad;
             n0 += pw;
         }
+    }
+}
+
+/* C[M][N] = act(A[M][K] B + bias) with B as the bytes of fn_wpack_bytes (q, and qsm: per panel
+ * its columns' scales then offsets), as ops.c's gemm_bytes_avx512 does on AVX-512: panel by panel,
+ * K in blocks of BYTES_KC rows, each block decoded (fmaf(q, s, m): the floats the panels hold) into
+ * a buffer on the stack that stays in L1 while every row of A passes, the sums carried in C from
+ * block to block (the tiles in parts), the bytes prefetched BYTES_PF ahead. For GEMMs of few rows,
+ * whose time is the weights' streaming from memory: the bytes are a quarter of the panels' floats.
+ * The same products in the same order as fn_gemm_packed_avx2, so the same floats. */
+#define BYTES_KC 64
+#define BYTES_PF 6144
+
+AVX2 void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const unsigned char *q,
+                             const float *qsm, const float *bias, fn_act act, float *C, int ldc)
+{
+    static const tile_fn tiles[7] = {NULL, tile_1p, tile_2p, tile_3p, tile_4p, tile_5p, tile_6p};
+    float bp[BYTES_KC * 64] __attribute__((aligned(32)));
+    for (int n0 = 0; n0 < N;) {
+        const int pw = fn_panel_width(N - n0), ld = (pw + 15) / 16 * 16;
+        for (int k0 = 0; k0 < K; k0 += BYTES_KC) {
+            const int kc = K - k0 < BYTES_KC ? K - k0 : BYTES_KC;
+            const int part = (k0 > 0 ? 1 : 0) | (k0 + kc < K ? 2 : 0);
+            const unsigned char *qb = q + (size_t)k0 * ld;
+            for (int k = 0; k < kc; k++) {
+                _mm_prefetch((const char *)(qb + (size_t)k * ld + BYTES_PF), _MM_HINT_T0);
+                for (int j = 0; j < ld; j += 8) {
+                    const __m256i b = _mm256_cvtepu8_epi32(
+                        _mm_loadl_epi64((const __m128i *)(qb + (size_t)k * ld + j)));
+                    _mm256_store_ps(bp + k * ld + j,
+                                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(b), _mm256_load_ps(qsm + j),
+                                                    _mm256_load_ps(qsm + ld + j)));
+                }
+            }
+            for (int s = 0; s < pw; s += 16) {
+                const int w = pw - s < 16 ? pw - s : 16;
+                const float *bb = bias ? bias + n0 + s : NULL;
+                for (int m = 0; m < M; m += 6) {
+                    const int mr = M - m < 6 ? M - m : 6;
+                    tiles[mr](kc, A + (size_t)m * lda + k0, lda, bp + s, ld, bb, act,
+                              C + (size_t)m * ldc + n0 + s, ldc, w, NULL, NULL, NULL, part);
+                }
+            }
+        }
+        q += (size_t)K * ld;
+        qsm += 2 * ld;
+        n0 += pw;
     }
 }
 
@@ -432,6 +510,12 @@ void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const flo
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
     (void)ldc, (void)sum, (void)seg;
+}
+void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const unsigned char *q,
+                        const float *qsm, const float *bias, fn_act act, float *C, int ldc)
+{
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)q, (void)qsm, (void)bias, (void)act;
+    (void)C, (void)ldc;
 }
 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float *w,
                    const float *bias, int stride, int pt, int pl, fn_act act, float *out,

@@ -74,6 +74,10 @@ typedef struct fn_gemm_seg {
 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
                          const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
                          const fn_gemm_seg *seg);
+/* The same with B as the bytes of fn_wpack_bytes: q the panels' bytes, qsm per panel its columns'
+ * scales then offsets (fn_wpack's q and qsm); the same floats as on the panels. */
+void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const unsigned char *q,
+                        const float *qsm, const float *bias, fn_act act, float *C, int ldc);
 /* Where row y of a depthwise conv's input is (rs floats a row): the whole map's rows one after
  * the other at `in` (ring 0), or with ring > 0 row y at row y % ring of `in` (a separable chain's
  * window, fn_sepchain_w, whose rows never move). */

@@ -377,13 +377,13 @@ static void test_outside_gives_zeros(void **state)
     free(img.rgb);
 }
 
-/* The 256-channel convs' packs carry their weights as bytes where the AVX-512 kernels run
+/* The 256-channel convs' packs carry their weights as bytes where the AVX-512 or AVX2 kernels run
  * (fn_wpack_bytes), all nine; a conv whose filters do not decode from the quantization the
  * manifest gives keeps only its floats, folded as before, and the net still matches the goldens. */
 static void test_byte_packs(void **state)
 {
     ctx *c = *state;
-    const int all = fn_cpu_has_avx512() ? 9 : 0;
+    const int all = fn_cpu_has_avx512() || fn_cpu_has_avx2() ? 9 : 0;
     assert_int_equal(fn_recog_byte_packs(c->rec), all);
     fn_weights *t = tampered(c->w_rec, "conv256_1/conv1/conv/filters", NULL, 0);
     for (size_t i = 0; i < t->n; i++)
