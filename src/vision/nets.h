@@ -101,7 +101,8 @@ void fn_recog_run_det(const fn_recog_net *n, const fn_image *img, const fn_det *
  * inputs gives, to the bit, what fn_recog_run_det gives. Pure; any thread. (For pipeline.c.) */
 size_t fn_recog_input_floats(void);
 /* How many of the net's weight packs carry a byte copy (fn_wpack_bytes: the 256-channel convs'
- * nine on a CPU with the AVX-512 or AVX2 kernels, none elsewhere): for tests. */
+ * nine, and the 128-channel convs' six where the L2 is small, recognition.c rc_bytes, on a CPU
+ * with the AVX-512 or AVX2 kernels; none elsewhere): for tests. */
 int fn_recog_byte_packs(const fn_recog_net *n);
 int fn_recog_input_det(const fn_image *img, const fn_det *det, const float landmarks[68][2],
                        float *in);

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int fn_out_size(int in, int k, int stride, fn_pad pad)
 {
@@ -1071,6 +1072,12 @@ void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s,
                      float *out)
 {
     decode_bytes(q, rows, n, s, m, out);
+}
+
+size_t fn_cpu_l2_bytes(void)
+{
+    const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return n > 0 ? (size_t)n : (size_t)1 << 20;
 }
 
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m)

@@ -70,6 +70,10 @@ void fn_wpack_free(fn_wpack *wp);
  * neither AVX-512 nor AVX2 kernels or wp has no panels; -1 out of memory; -2 when a weight is not
  * what its byte gives (no copy). Call before the pack is shared; freed by fn_wpack_free. */
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m);
+/* The bytes of one core's L2 cache (sysconf; 1 MB when the system does not say). A layer whose
+ * panels do not fit in half of it pays for a byte copy (recognition.c): its GEMMs of few rows
+ * then decode blocks that stay in L1 instead of streaming the floats from L3. Any thread. */
+size_t fn_cpu_l2_bytes(void);
 /* out[r][c] = fmaf((float)q[r][c], s[c], m[c]) for r < rows, c < n: weights given as bytes
  * decoded as fn_wpack_bytes requires (vectorised where the CPU has FMA). */
 void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s, const float *m,

@@ -111,12 +111,16 @@ static unsigned char *rc_fold(const fn_tensor *f, const fn_tensor *s, int cout, 
     return q;
 }
 
-/* Gives c's packs their bytes (fn_wpack_bytes) where a GEMM has few rows: the 256-channel layers,
- * on 1x1 to 4x4 maps. q, sm: rc_fold's. Returns 0 or -1 (out of memory). */
+/* Gives c's packs their bytes (fn_wpack_bytes) where a GEMM has few rows and the weights do not
+ * fit in half the L2 (fn_cpu_l2_bytes): the 256-channel layers (1.2 and 2.4 MB of floats, on 1x1
+ * to 4x4 maps) and, where the L2 is 512 KB (AMD Zen 3), the 128-channel ones too (0.3 and 0.6 MB,
+ * on 8x8 maps: 1.1x faster each there; on a 2 MB L2, no faster). q, sm: rc_fold's. Returns 0 or
+ * -1 (out of memory). */
 static int rc_bytes(rc_conv *c, const unsigned char *q, const float *sm, int centre)
 {
     const int cout = c->cout, cin = c->cin, k = c->k;
-    if (!q || cout < 256) return 0;
+    if (!q || cout < 128 || (size_t)k * k * cin * cout * sizeof(float) <= fn_cpu_l2_bytes() / 2)
+        return 0;
     int rc = fn_wpack_bytes(&c->wp, q, sm, sm + cout);
     if (rc == 0 && centre)
         rc =
