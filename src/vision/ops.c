@@ -2124,6 +2124,8 @@ void fn_dense(const float *in, int n_in, const float *w, const float *bias, int 
     if (use_avx512())
         /* A one-row GEMM (OpenBLAS's sgemv runs its SSE3 "Prescott" kernel on these CPUs). */
         gemm_avx512(1, n_out, n_in, in, n_in, w, n_out, bias, FN_ACT_NONE, out, n_out);
+    else if (use_avx2())
+        fn_dense_avx2(in, n_in, w, bias, n_out, out);
     else
         cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, w, n_out, in, 1, 1.0f, out, 1);
     if (ops_trace)

@@ -14,6 +14,8 @@
  *   AVX-512 kernel does; a leftover of rows is one more full tile ending at the last row.
  * - fn_gemm_bytes_avx2: the same on weights stored as bytes, decoded block by block (GEMMs of few
  *   rows, as ops.c's gemm_bytes_avx512).
+ * - fn_dense_avx2: a one-row product (the landmark and recognition nets' last layers) as the
+ *   AVX-512 one-row tiles compute it.
  * - fn_dw3x3_avx2: 8 channels per vector, pixel-major: a run of neighbouring outputs goes through
  *   every channel block before the next run. Within a run each input column is loaded once and
  *   fed to the up to three outputs that read it, with only that row's three weight vectors in
@@ -291,6 +293,27 @@ AVX2 void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const
     }
 }
 
+/* out[n_out] = in[n_in] W + bias (W [n_in][n_out]): 8 columns at a time, from zero over k by FMA,
+ * then the bias, as the AVX-512 GEMM's one-row tiles compute it (ops.c fn_dense), so the same
+ * floats; OpenBLAS's sgemv, which ran here before, sums in an order of its own. */
+AVX2 void fn_dense_avx2(const float *in, int n_in, const float *w, const float *bias, int n_out,
+                        float *out)
+{
+    for (int j = 0; j < n_out; j += 8) {
+        const int n = n_out - j < 8 ? n_out - j : 8;
+        const __m256i m = lanes(n);
+        __m256 acc = _mm256_setzero_ps();
+        for (int k = 0; k < n_in; k++) {
+            const float *p = w + (size_t)k * n_out + j;
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(in + k),
+                                  n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m), acc);
+        }
+        /* + 0 without a bias, as there (it turns a sum of -0 into +0) */
+        acc = _mm256_add_ps(acc, bias ? load_n(bias + j, n) : _mm256_setzero_ps());
+        store_n(out + j, acc, n);
+    }
+}
+
 /* ---- Depthwise 3x3 ---- */
 
 /* One output vector at a border (taps outside the input skipped), 8 channels from c0 (the first
@@ -516,6 +539,11 @@ void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const unsi
 {
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)q, (void)qsm, (void)bias, (void)act;
     (void)C, (void)ldc;
+}
+void fn_dense_avx2(const float *in, int n_in, const float *w, const float *bias, int n_out,
+                   float *out)
+{
+    (void)in, (void)n_in, (void)w, (void)bias, (void)n_out, (void)out;
 }
 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float *w,
                    const float *bias, int stride, int pt, int pl, fn_act act, float *out,

@@ -78,6 +78,9 @@ void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const flo
  * scales then offsets (fn_wpack's q and qsm); the same floats as on the panels. */
 void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const unsigned char *q,
                         const float *qsm, const float *bias, fn_act act, float *C, int ldc);
+/* fn_dense (ops.h) on AVX2: out[n_out] = in[n_in] W + bias, the same floats as on AVX-512. */
+void fn_dense_avx2(const float *in, int n_in, const float *w, const float *bias, int n_out,
+                   float *out);
 /* Where row y of a depthwise conv's input is (rs floats a row): the whole map's rows one after
  * the other at `in` (ring 0), or with ring > 0 row y at row y % ring of `in` (a separable chain's
  * window, fn_sepchain_w, whose rows never move). */

@@ -1033,6 +1033,22 @@ static void same_floats(int h, int w, int cin, int cout, int k, int s, fn_pad pa
     free(in.d), free(wt), free(bias), free(dw), free(dwb), free(scratch);
 }
 
+/* fn_dense on the AVX-512 kernels against the AVX2 ones: the same floats. */
+static void same_dense(int n_in, int n_out, int with_bias)
+{
+    float *in = rand_buf((size_t)n_in), *wt = rand_buf((size_t)n_in * n_out);
+    float *bias = with_bias ? rand_buf((size_t)n_out) : NULL;
+    float *out[2] = {calloc((size_t)n_out, sizeof(float)), calloc((size_t)n_out, sizeof(float))};
+    const int group_isa = fn_ops_isa();
+    for (int v = 0; v < 2; v++) {
+        fn_ops_set_isa(v ? FN_ISA_AVX2 : FN_ISA_AVX512);
+        fn_dense(in, n_in, wt, bias, n_out, out[v]);
+    }
+    fn_ops_set_isa(group_isa);
+    assert_memory_equal(out[0], out[1], (size_t)n_out * sizeof(float));
+    free(in), free(wt), free(bias), free(out[0]), free(out[1]);
+}
+
 static void test_avx2_equals_avx512(void **state)
 {
     (void)state;
@@ -1055,6 +1071,9 @@ static void test_avx2_equals_avx512(void **state)
     same_floats(150, 150, 3, 32, 7, 2, FN_PAD_VALID, FN_ACT_RELU); /* the recognition net's */
     same_floats(9, 61, 8, 40, 3, 1, FN_PAD_VALID, FN_ACT_NONE);
     same_floats(41, 61, 3, 32, 3, 2, FN_PAD_SAME, FN_ACT_RELU6); /* border pixels both sides */
+    same_dense(256, 136, 0); /* the landmark nets': a partial vector */
+    same_dense(256, 128, 1); /* the recognition net's */
+    same_dense(37, 11, 1);
 }
 
 static int generic_isa(void **state)
