@@ -1076,8 +1076,11 @@ void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s,
 
 size_t fn_cpu_l2_bytes(void)
 {
+#ifdef _SC_LEVEL2_CACHE_SIZE
     const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return n > 0 ? (size_t)n : (size_t)1 << 20;
+    if (n > 0) return (size_t)n;
+#endif
+    return (size_t)1 << 20;
 }
 
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m)

@@ -63,12 +63,12 @@ int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n);
 void fn_wpack_free(fn_wpack *wp);
 /* Adds to a pack a copy of its weights as bytes, for GEMMs with few rows, whose time is the
  * weights' streaming from memory (a quarter of the bytes; ops.c's gemm_bytes_avx512, ops_avx2.c's
- * fn_gemm_bytes_avx2). Every weight
- * must be exactly fmaf((float)q[r][c], s[c], m[c]) (q [k][n], s and m [n]: the caller folds its
- * weights so), which is checked: the kernels that decode the bytes then compute the same floats as
- * those that read the panels. Returns 0 with the copy made, or without one when this CPU has
- * neither AVX-512 nor AVX2 kernels or wp has no panels; -1 out of memory; -2 when a weight is not
- * what its byte gives (no copy). Call before the pack is shared; freed by fn_wpack_free. */
+ * fn_gemm_bytes_avx2). Every weight must be exactly fmaf((float)q[r][c], s[c], m[c]) (q [k][n], s
+ * and m [n]: the caller folds its weights so), which is checked: the kernels that decode the bytes
+ * then compute the same floats as those that read the panels. Returns 0 with the copy made, or
+ * without one when this CPU has neither AVX-512 nor AVX2 kernels or wp has no panels; -1 out of
+ * memory; -2 when a weight is not what its byte gives (no copy). Call before the pack is shared;
+ * freed by fn_wpack_free. */
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m);
 /* The bytes of one core's L2 cache (sysconf; 1 MB when the system does not say). A layer whose
  * panels do not fit in half of it pays for a byte copy (recognition.c): its GEMMs of few rows
