@@ -1016,16 +1016,18 @@ size_t fn_conv2d_scratch_floats_n(int nimg, int in_h, int in_w, int cin, int kh,
 
 /* A [k][n] matrix of `size`-byte elements copied into the panels' layout (ops_isa.h), each row of
  * a panel zero-filled past its width: fn_wpack's floats and its bytes. */
-static void to_panels(void *dst, const void *src, size_t size, int k, int n)
+static void to_panels(void *dst, const void *src, size_t size, int k, int n, int sliced)
 {
     unsigned char *d = dst;
     const unsigned char *s = src;
     for (int n0 = 0; n0 < n;) {
         const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
-        for (int r = 0; r < k; r++, d += size * (size_t)wpad) {
-            memcpy(d, s + size * ((size_t)r * n + n0), size * (size_t)pw);
-            memset(d + size * (size_t)pw, 0, size * (size_t)(wpad - pw));
-        }
+        memset(d, 0, size * (size_t)k * (size_t)wpad);
+        for (int r = 0; r < k; r++)
+            for (int j = 0; j < pw; j++)
+                memcpy(d + size * fn_panel_index(k, wpad, sliced, r, j),
+                       s + size * ((size_t)r * n + n0 + j), size);
+        d += size * (size_t)k * (size_t)wpad;
         n0 += pw;
     }
 }
@@ -1039,10 +1041,13 @@ int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
     wp->amx = NULL;
     wp->q = NULL;
     wp->qsm = NULL;
+    /* Sliced where the AVX2 kernels are the CPU's best (fn_panel_index); the AVX-512 and AMX
+     * kernels read rows, and a CPU that has them never slices. */
+    wp->sliced = !fn_cpu_has_avx512() && fn_cpu_has_avx2();
     if ((!fn_cpu_has_avx512() && !fn_cpu_has_avx2()) || k <= 0 || n <= 0) return 0;
     float *p = aligned_alloc(64, (packed_floats(k, n) * sizeof(float) + 63) / 64 * 64);
     if (!p) return -1;
-    to_panels(p, w, sizeof(float), k, n);
+    to_panels(p, w, sizeof(float), k, n, wp->sliced);
     wp->p = p;
     return 0;
 }
@@ -1096,20 +1101,23 @@ int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const f
         return -1;
     }
     /* The bytes in the panels' layout, each row checked against the floats the panel holds. */
-    to_panels(qb, q, 1, k, n);
+    to_panels(qb, q, 1, k, n, 0);
     const unsigned char *d = qb;
     const float *p = wp->p;
     float *e = sm, row[64];
     for (int n0 = 0; n0 < n;) {
         const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
-        for (int r = 0; r < k; r++, d += wpad, p += wpad) {
+        for (int r = 0; r < k; r++, d += wpad) {
             fn_decode_bytes(d, 1, pw, s + n0, m + n0, row);
-            if (memcmp(row, p, sizeof(float) * (size_t)pw) != 0) {
-                free(qb);
-                free(sm);
-                return -2;
-            }
+            for (int j = 0; j < pw; j++)
+                if (memcmp(&row[j], p + fn_panel_index(k, wpad, wp->sliced, r, j), sizeof(float)) !=
+                    0) {
+                    free(qb);
+                    free(sm);
+                    return -2;
+                }
         }
+        p += (size_t)k * wpad;
         for (int j = 0; j < wpad; j++) {
             e[j] = j < pw ? s[n0 + j] : 0.0f;
             e[wpad + j] = j < pw ? m[n0 + j] : 0.0f;
@@ -1132,25 +1140,31 @@ float fn_wpack_at(const fn_wpack *wp, int r, int c)
         n0 += pw;
         pw = fn_panel_width(wp->n - n0);
     }
-    return bp[(size_t)r * ((pw + 15) / 16 * 16) + (c - n0)];
+    return bp[fn_panel_index(wp->k, (pw + 15) / 16 * 16, wp->sliced, r, c - n0)];
 }
 
 /* C = act(A B + bias) from the packed panels in portable C: for a pack whose source was dropped
  * (fn_wpack.w NULL) when the generic kernels are forced on a CPU that packs (tests). */
 GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float *A, const float *Bp,
-                                               const float *bias, fn_act act, float *C)
+                                               int sliced, const float *bias, fn_act act, float *C)
 {
     for (int n0 = 0; n0 < N;) {
         const int w = fn_panel_width(N - n0), wpad = (w + 15) / 16 * 16;
+        /* a row of the panel: wpad floats, or (sliced) 16 floats of each slice */
+        const int ld = sliced ? 16 : wpad;
         for (int m = 0; m < M; m++) {
             float *restrict c = C + (size_t)m * N + n0;
             for (int j = 0; j < w; j++)
                 c[j] = 0.0f;
-            for (int k = 0; k < K; k++) {
-                const float a = A[(size_t)m * K + k];
-                const float *restrict b = Bp + (size_t)k * wpad;
-                for (int j = 0; j < w; j++)
-                    c[j] += a * b[j];
+            for (int j0 = 0; j0 < w; j0 += 16) {
+                const int jn = w - j0 < 16 ? w - j0 : 16;
+                const float *bj = Bp + fn_panel_index(K, wpad, sliced, 0, j0);
+                for (int k = 0; k < K; k++) {
+                    const float a = A[(size_t)m * K + k];
+                    const float *restrict b = bj + (size_t)k * ld;
+                    for (int j = 0; j < jn; j++)
+                        c[j0 + j] += a * b[j];
+                }
             }
         }
         Bp += (size_t)K * wpad;
@@ -1189,14 +1203,14 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
         return;
     }
     if (wp->p && use_avx2()) {
-        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, bias, act, c, n, NULL, NULL);
+        fn_gemm_packed_avx2(m, n, k, a, k, wp->p, wp->sliced, bias, act, c, n, NULL, NULL);
         return;
     }
     if (!wp->w) {
         if (use_avx512())
             gemm_packed_avx512(m, n, k, a, k, wp->p, bias, act, c, n, NULL, NULL);
         else
-            gemm_packed_generic(m, n, k, a, wp->p, bias, act, c);
+            gemm_packed_generic(m, n, k, a, wp->p, wp->sliced, bias, act, c);
         return;
     }
     if (use_avx512()) {
@@ -1224,7 +1238,8 @@ static void gemm_packed(int m, const fn_wpack *wp, const float *a, int lda, cons
                         fn_act act, const fn_gemm_sum *sum, const fn_gemm_seg *seg, float *c)
 {
     if (use_avx2())
-        fn_gemm_packed_avx2(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, sum, seg);
+        fn_gemm_packed_avx2(m, wp->n, wp->k, a, lda, wp->p, wp->sliced, bias, act, c, wp->n, sum,
+                            seg);
     else
         gemm_packed_avx512(m, wp->n, wp->k, a, lda, wp->p, bias, act, c, wp->n, sum, seg);
 }

@@ -58,6 +58,7 @@ typedef struct fn_wpack {
     void *amx;        /* BF16 tile pack (gemm_amx.h, owned) or NULL; made on demand for bf16 */
     unsigned char *q; /* the panels as bytes (fn_wpack_bytes, owned) or NULL */
     float *qsm;       /* per panel, its columns' scales then offsets (owned with q) */
+    int sliced;       /* p's panels as 16-column slices (ops_isa.h, fn_panel_index) */
 } fn_wpack;
 int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n);
 void fn_wpack_free(fn_wpack *wp);

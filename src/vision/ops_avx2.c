@@ -9,7 +9,8 @@
  * layers one at a time (ops_isa.h).
  *
  * - fn_gemm_packed_avx2: the panels of fn_wpack (ops_isa.h) cut into 16-column slices, one cache
- *   line of B per k; a 6x16 tile keeps 12 of the 16 YMM registers as accumulators (two B loads
+ *   line of B per k (stored slice after slice where these kernels are the CPU's best:
+ *   fn_panel_index); a 6x16 tile keeps 12 of the 16 YMM registers as accumulators (two B loads
  *   and six broadcasts per twelve FMAs). Rows in blocks whose slice of A stays in L2, as the
  *   AVX-512 kernel does; a leftover of rows is one more full tile ending at the last row.
  * - fn_gemm_bytes_avx2: the same on weights stored as bytes, decoded block by block (GEMMs of few
@@ -199,7 +200,7 @@ typedef void (*tile_fn)(int, const float *, int, const float *, int, const float
 #define GEMM_A_BLOCK (256 * 1024)
 
 AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
-                              const float *bias, fn_act act, float *C, int ldc,
+                              int sliced, const float *bias, fn_act act, float *C, int ldc,
                               const fn_gemm_sum *sum, const fn_gemm_seg *seg)
 {
     /* [plain, with the sum, A in segments, both][rows] */
@@ -220,10 +221,12 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
             const int pw = fn_panel_width(N - n0), wpad = (pw + 15) / 16 * 16;
             for (int s = 0; s < pw; s += 16) {
                 const int w = pw - s < 16 ? pw - s : 16;
-                const float *bs = bp + s, *bb = bias ? bias + n0 + s : NULL;
+                const float *bs = bp + fn_panel_index(K, wpad, sliced, 0, s),
+                            *bb = bias ? bias + n0 + s : NULL;
+                const int ldb = sliced ? 16 : wpad;
 /* A tile's rows from m on: its A, C and sums. */
 #define AT(m)                                                                                      \
-    A + (size_t)(m)*lda, lda, bs, wpad, bb, act, C + (size_t)(m)*ldc + n0 + s, ldc, w,             \
+    A + (size_t)(m)*lda, lda, bs, ldb, bb, act, C + (size_t)(m)*ldc + n0 + s, ldc, w,              \
         sum ? sum->in + (size_t)(m)*ldc + n0 + s : NULL,                                           \
         sum && sum->out ? sum->out + (size_t)(m)*ldc + n0 + s : NULL, seg, 0
                 int m = m0;
@@ -527,11 +530,12 @@ int fn_cpu_has_avx2(void)
 {
     return 0;
 }
-void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
+void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp, int sliced,
                          const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
                          const fn_gemm_seg *seg)
 {
-    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)bias, (void)act, (void)C;
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bp, (void)sliced, (void)bias, (void)act;
+    (void)C;
     (void)ldc, (void)sum, (void)seg;
 }
 void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const unsigned char *q,

@@ -38,12 +38,24 @@ int fn_ops_isa(void);
  * A layer's [K][N] weights as column panels of 64, 48, 32 or 16 floats (the widths the AVX-512
  * tiles hold in registers), each panel K rows of its width rounded up to whole 16-float vectors
  * (zero-filled), 64-byte aligned: 48 as long as more than 64 columns remain, then 64 as one panel
- * (instead of a 48 and a lone 16), and the rest as it comes. The width of the panel that starts
- * with `rem` columns left: */
+ * (instead of a 48 and a lone 16), and the rest as it comes; within a panel, rows or 16-column
+ * slices (fn_panel_index). The width of the panel that starts with `rem` columns left: */
 static inline int fn_panel_width(int rem)
 {
     if (rem == 64) return 64;
     return rem > 48 ? 48 : rem;
+}
+
+/* Where column j of row r of a panel (K rows, padded width wpad) is, from the panel's start: the
+ * panel's rows one after the other (wpad floats each: what the AVX-512 tiles load, a row of the
+ * panel per k), or, `sliced`, its 16-column slices one after the other (K x 16 floats each: what
+ * the AVX2 tiles stream, one slice at a time, so a slice of a K = 1024 panel is 64 KB in a row
+ * instead of a line every 192 or 256 bytes; fn_wpack_init slices where the AVX2 kernels are the
+ * CPU's best, ops.c). */
+static inline size_t fn_panel_index(int K, int wpad, int sliced, int r, int j)
+{
+    return sliced ? (size_t)(j / 16) * K * 16 + (size_t)r * 16 + (size_t)(j % 16)
+                  : (size_t)r * wpad + (size_t)j;
 }
 
 /* Zeros that stand for the missing input row of an output row at the top or bottom border of a
@@ -69,9 +81,10 @@ typedef struct fn_gemm_seg {
 } fn_gemm_seg;
 
 /* The AVX2 kernels (ops_avx2.c), for ops.c's dispatch only. C[M][N] (row stride ldc) =
- * act(A[M][K] (row stride lda) B + bias), B packed as above, then the sum when `sum` is not NULL;
+ * act(A[M][K] (row stride lda) B + bias), B packed as above (its panels sliced or not, as
+ * fn_panel_index), then the sum when `sum` is not NULL;
  * C must not alias A. With `seg` (not NULL) A is read in its segments. */
-void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp,
+void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, const float *Bp, int sliced,
                          const float *bias, fn_act act, float *C, int ldc, const fn_gemm_sum *sum,
                          const fn_gemm_seg *seg);
 /* The same with B as the bytes of fn_wpack_bytes: q the panels' bytes, qsm per panel its columns'

@@ -331,6 +331,31 @@ static void check_bytes(int nimg, int h, int w, int cin, int cout, int k, fn_act
     free(want.d), free(got.d);
 }
 
+/* fn_wpack_init's panels hold every weight where fn_wpack_at (fn_panel_index) reads it, in the
+ * layout this CPU gets: 16-column slices where the AVX2 kernels are its best, rows elsewhere. */
+static void test_wpack_layout(void **state)
+{
+    (void)state;
+    static const int shapes[][2] = {{5, 100}, {3, 64}, {7, 40}, {1, 16}, {130, 7}};
+    const uint32_t rng_saved = rng_state; /* the tests after it keep their inputs */
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int k = shapes[i][0], n = shapes[i][1];
+        float *w = rand_buf((size_t)k * n);
+        fn_wpack wp;
+        assert_int_equal(fn_wpack_init(&wp, w, k, n), 0);
+        assert_int_equal(wp.sliced, !fn_cpu_has_avx512() && fn_cpu_has_avx2());
+        if (wp.p) {
+            wp.w = NULL; /* read the panels */
+            for (int r = 0; r < k; r++)
+                for (int c = 0; c < n; c++)
+                    assert_true(fn_wpack_at(&wp, r, c) == w[(size_t)r * n + c]);
+        }
+        fn_wpack_free(&wp);
+        free(w);
+    }
+    rng_state = rng_saved;
+}
+
 static void test_gemm_bytes(void **state)
 {
     (void)state;
@@ -1108,6 +1133,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_conv2d_centre),
+        cmocka_unit_test(test_wpack_layout),
         cmocka_unit_test(test_gemm_bytes),
         cmocka_unit_test(test_dwconv),
         cmocka_unit_test(test_pool),
