@@ -1024,9 +1024,10 @@ static void to_panels(void *dst, const void *src, size_t size, int k, int n, int
         const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
         memset(d, 0, size * (size_t)k * (size_t)wpad);
         for (int r = 0; r < k; r++)
-            for (int j = 0; j < pw; j++)
+            for (int j = 0; j < pw; j += 16) /* a row's part of a slice is contiguous */
                 memcpy(d + size * fn_panel_index(k, wpad, sliced, r, j),
-                       s + size * ((size_t)r * n + n0 + j), size);
+                       s + size * ((size_t)r * n + n0 + j),
+                       size * (size_t)(pw - j < 16 ? pw - j : 16));
         d += size * (size_t)k * (size_t)wpad;
         n0 += pw;
     }
@@ -1109,9 +1110,9 @@ int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const f
         const int pw = fn_panel_width(n - n0), wpad = (pw + 15) / 16 * 16;
         for (int r = 0; r < k; r++, d += wpad) {
             fn_decode_bytes(d, 1, pw, s + n0, m + n0, row);
-            for (int j = 0; j < pw; j++)
-                if (memcmp(&row[j], p + fn_panel_index(k, wpad, wp->sliced, r, j), sizeof(float)) !=
-                    0) {
+            for (int j = 0; j < pw; j += 16)
+                if (memcmp(&row[j], p + fn_panel_index(k, wpad, wp->sliced, r, j),
+                           sizeof(float) * (size_t)(pw - j < 16 ? pw - j : 16)) != 0) {
                     free(qb);
                     free(sm);
                     return -2;
