@@ -1026,8 +1026,7 @@ static void to_panels(void *dst, const void *src, size_t size, int k, int n, int
         for (int r = 0; r < k; r++)
             for (int j = 0; j < pw; j += 16) /* a row's part of a slice is contiguous */
                 memcpy(d + size * fn_panel_index(k, wpad, sliced, r, j),
-                       s + size * ((size_t)r * n + n0 + j),
-                       size * (size_t)(pw - j < 16 ? pw - j : 16));
+                       s + size * ((size_t)r * n + n0 + j), size * (size_t)fn_slice_cols(pw, j));
         d += size * (size_t)k * (size_t)wpad;
         n0 += pw;
     }
@@ -1112,7 +1111,7 @@ int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const f
             fn_decode_bytes(d, 1, pw, s + n0, m + n0, row);
             for (int j = 0; j < pw; j += 16)
                 if (memcmp(&row[j], p + fn_panel_index(k, wpad, wp->sliced, r, j),
-                           sizeof(float) * (size_t)(pw - j < 16 ? pw - j : 16)) != 0) {
+                           sizeof(float) * (size_t)fn_slice_cols(pw, j)) != 0) {
                     free(qb);
                     free(sm);
                     return -2;
@@ -1158,7 +1157,7 @@ GENERIC_CLONES static void gemm_packed_generic(int M, int N, int K, const float 
             for (int j = 0; j < w; j++)
                 c[j] = 0.0f;
             for (int j0 = 0; j0 < w; j0 += 16) {
-                const int jn = w - j0 < 16 ? w - j0 : 16;
+                const int jn = fn_slice_cols(w, j0);
                 const float *bj = Bp + fn_panel_index(K, wpad, sliced, 0, j0);
                 for (int k = 0; k < K; k++) {
                     const float a = A[(size_t)m * K + k];

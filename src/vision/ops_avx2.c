@@ -220,7 +220,7 @@ AVX2 void fn_gemm_packed_avx2(int M, int N, int K, const float *A, int lda, cons
         for (int n0 = 0; n0 < N;) {
             const int pw = fn_panel_width(N - n0), wpad = (pw + 15) / 16 * 16;
             for (int s = 0; s < pw; s += 16) {
-                const int w = pw - s < 16 ? pw - s : 16;
+                const int w = fn_slice_cols(pw, s);
                 const float *bs = bp + fn_panel_index(K, wpad, sliced, 0, s),
                             *bb = bias ? bias + n0 + s : NULL;
                 const int ldb = sliced ? 16 : wpad;
@@ -281,7 +281,7 @@ AVX2 void fn_gemm_bytes_avx2(int M, int N, int K, const float *A, int lda, const
                 }
             }
             for (int s = 0; s < pw; s += 16) {
-                const int w = pw - s < 16 ? pw - s : 16;
+                const int w = fn_slice_cols(pw, s);
                 const float *bb = bias ? bias + n0 + s : NULL;
                 for (int m = 0; m < M; m += 6) {
                     const int mr = M - m < 6 ? M - m : 6;

@@ -46,6 +46,13 @@ static inline int fn_panel_width(int rem)
     return rem > 48 ? 48 : rem;
 }
 
+/* The columns of a panel of width pw in its 16-column slice from column j on (16 but in the last).
+ */
+static inline int fn_slice_cols(int pw, int j)
+{
+    return pw - j < 16 ? pw - j : 16;
+}
+
 /* Where column j of row r of a panel (K rows, padded width wpad) is, from the panel's start: the
  * panel's rows one after the other (wpad floats each: what the AVX-512 tiles load, a row of the
  * panel per k), or, `sliced`, its 16-column slices one after the other (K x 16 floats each: what
