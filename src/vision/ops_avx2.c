@@ -18,10 +18,11 @@
  * - fn_dense_avx2: a one-row product (the landmark and recognition nets' last layers) as the
  *   AVX-512 one-row tiles compute it.
  * - fn_dw3x3_avx2: 8 channels per vector, pixel-major: a run of neighbouring outputs goes through
- *   every channel block before the next run. Within a run each input column is loaded once and
+ *   every channel block before the next run (rows of six and seven outputs: one run of eight,
+ *   borders included, as ops.c's AVX-512 runs). Within a run each input column is loaded once and
  *   fed to the up to three outputs that read it, with only that row's three weight vectors in
- *   registers (eight outputs at stride 1, four at stride 2: accumulators, weights and the column
- *   fit in 16 registers).
+ *   registers (eight outputs at stride 1, four at stride 2 in wider rows: accumulators, weights
+ *   and the column fit in 16 registers).
  * - fn_pool_avx2: max and average pools, 16 channels of an output pixel in two registers over
  *   every tap of its window before the one store; used on AVX-512 CPUs too (a pool moves little
  *   arithmetic: the wider registers would not pay), the same floats as ops.c's portable loop.
@@ -381,13 +382,90 @@ AVX2 static inline __m256 dw_edge(const float *const r[3], int c0, int iw, int c
             _mm256_storeu_ps(o_ + (size_t)j * c, act8(a[j], act));                                 \
     } while (0)
 
+/* DW_ROW for a run whose columns may reach outside the row (`row`: column 0 of the input row at
+ * the channel block; xl, the run's left column, and iw in scope): such columns read zeros, so a
+ * missing tap adds zero (the same sum as skipping it, as ops.c's DW_COL). */
+#define DW_ROW_EDGE(S, NOUT, a, row, w3)                                                           \
+    do {                                                                                           \
+        const __m256 wa_ = _mm256_loadu_ps(w3), wb_ = _mm256_loadu_ps((w3) + c),                   \
+                     wc_ = _mm256_loadu_ps((w3) + 2 * c);                                          \
+        _Pragma("GCC unroll 20") for (int j_ = 0; j_ < (NOUT - 1) * (S) + 3; j_++)                 \
+        {                                                                                          \
+            const __m256 x_j = (unsigned)(xl + j_) < (unsigned)iw                                  \
+                                   ? _mm256_loadu_ps((row) + (ptrdiff_t)(xl + j_) * c)             \
+                                   : _mm256_setzero_ps();                                          \
+            if (j_ % (S) == 0 && j_ / (S) < NOUT)                                                  \
+                a[j_ / (S)] = _mm256_fmadd_ps(x_j, wa_, a[j_ / (S)]);                              \
+            if (j_ >= 1 && (j_ - 1) % (S) == 0 && (j_ - 1) / (S) < NOUT)                           \
+                a[(j_ - 1) / (S)] = _mm256_fmadd_ps(x_j, wb_, a[(j_ - 1) / (S)]);                  \
+            if (j_ >= 2 && (j_ - 2) % (S) == 0 && (j_ - 2) / (S) < NOUT)                           \
+                a[(j_ - 2) / (S)] = _mm256_fmadd_ps(x_j, wc_, a[(j_ - 2) / (S)]);                  \
+        }                                                                                          \
+    } while (0)
+
+/* One output row of six or seven outputs at stride S, its full 8-channel blocks (c0 < cfull), as
+ * one run of eight from column 0 whose first ow outputs are stored (ops.c's DW_ROW_RUNS for such
+ * rows): the columns it reads outside the row are zeros and an input row outside the image (NULL)
+ * is skipped, so the border outputs take the eight-way path too; the same sums as the AVX-512
+ * runs. Where the interior took a run of four and one output and each border output a chain of
+ * nine dependent FMAs, this takes 0.46-0.56 of the time on 7x7 and 6x6 maps at stride 1 and 0.8
+ * on 14x14 and 13x13 ones at stride 2 (standalone, interleaved, a Zen 3 core). Wider
+ * rows stay with the runs below: in runs of eight only (the last one pulled back to end at the
+ * row's end, as the AVX-512 kernel does) they were slower there, 28x28x64 1.15x and 64x64x256 at
+ * stride 2 1.5x the time: the OoO core overlaps the single outputs of consecutive channel blocks,
+ * and the recomputed outputs and the border runs' tested loads cost more than they saved. One
+ * function per stride and activation, not inlined (as ops.c's, for the same reasons). */
+#define DW_RUNS_AVX2(S, ACT, NAME)                                                                 \
+    AVX2 __attribute__((noinline)) static void NAME(                                               \
+        const float *r0, const float *r1, const float *r2, int iw, int c, const float *w,          \
+        const float *bias, int pl, float *orow, int ow, int cfull)                                 \
+    {                                                                                              \
+        const int xl = -pl;                                                                        \
+        const int inside = xl >= 0 && xl + 7 * (S) + 2 < iw;                                       \
+        const float *q[3] = {r0, r1, r2};                                                          \
+        for (int c0 = 0; c0 < cfull; c0 += 8) {                                                    \
+            __m256 a[8];                                                                           \
+            const __m256 bv_ = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();            \
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) a[j] = bv_;                        \
+            _Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++)                                 \
+            {                                                                                      \
+                if (!q[ky]) continue;                                                              \
+                const float *w3 = w + 3 * (size_t)ky * c + c0;                                     \
+                if (inside)                                                                        \
+                    DW_ROW(S, 8, a, q[ky] + (size_t)xl * c + c0, w3);                              \
+                else                                                                               \
+                    DW_ROW_EDGE(S, 8, a, q[ky] + c0, w3);                                          \
+            }                                                                                      \
+            float *o = orow + c0;                                                                  \
+            _Pragma("GCC unroll 6") for (int j = 0; j < 6; j++)                                    \
+                _mm256_storeu_ps(o + (size_t)j * c, act8(a[j], ACT));                              \
+            if (ow > 6) _mm256_storeu_ps(o + 6 * (size_t)c, act8(a[6], ACT));                      \
+        }                                                                                          \
+    }
+DW_RUNS_AVX2(1, FN_ACT_NONE, dw_runs_1n)
+DW_RUNS_AVX2(1, FN_ACT_RELU, dw_runs_1r)
+DW_RUNS_AVX2(1, FN_ACT_RELU6, dw_runs_1r6)
+DW_RUNS_AVX2(1, FN_ACT_LEAKY, dw_runs_1l)
+DW_RUNS_AVX2(2, FN_ACT_NONE, dw_runs_2n)
+DW_RUNS_AVX2(2, FN_ACT_RELU, dw_runs_2r)
+DW_RUNS_AVX2(2, FN_ACT_RELU6, dw_runs_2r6)
+DW_RUNS_AVX2(2, FN_ACT_LEAKY, dw_runs_2l)
+typedef void (*dw_runs_fn)(const float *, const float *, const float *, int, int, const float *,
+                           const float *, int, float *, int, int);
+/* [stride - 1][activation] */
+static const dw_runs_fn dw_runs[2][4] = {{dw_runs_1n, dw_runs_1r, dw_runs_1r6, dw_runs_1l},
+                                         {dw_runs_2n, dw_runs_2r, dw_runs_2r6, dw_runs_2l}};
+/* Rows of this many outputs and seven go through dw_runs (ops.c's DW_RUN_MIN_OW). */
+#define DW_RUN_MIN_OW 6
+
 /* The border outputs of one output row ([0, lo) and [hi, ow)) by dw_edge, and every output of a
- * partial last channel block (its masked taps one output at a time), channel block by block. */
-AVX2 static void dw_row_edges(int iw, int c, const float *w, const float *bias, int stride, int pl,
-                              fn_act act, float *orow, int ow, int lo, int hi,
+ * partial last channel block (its masked taps one output at a time), channel block by block from
+ * c_begin (only the partial block when dw_runs took the full ones). */
+AVX2 static void dw_row_edges(int iw, int c, int c_begin, const float *w, const float *bias,
+                              int stride, int pl, fn_act act, float *orow, int ow, int lo, int hi,
                               const float *const r[3])
 {
-    for (int c0 = 0; c0 < c; c0 += 8) {
+    for (int c0 = c_begin; c0 < c; c0 += 8) {
         const int n = c - c0 < 8 ? c - c0 : 8;
         const __m256i m = lanes(n);
         __m256 wk[9];
@@ -418,8 +496,9 @@ AVX2 static void dw_row_edges(int iw, int c, const float *w, const float *bias, 
  * input columns are read front to back along their channels. The other order (every run of one
  * channel block, then the next block, as the AVX-512 kernel does) ran these layers 1.3-1.7x
  * slower on an AMD EPYC (Zen 3 class) VM: ten columns x three rows a whole pixel apart each step
- * (bench_vision --layers: SSD's depthwise layers 20-25 ms against 12-14 ms). Input rows outside
- * the image read fn_dw_zero (only when it is wide enough: `full`). */
+ * (bench_vision --layers: SSD's depthwise layers 20-25 ms against 12-14 ms). Rows of six and
+ * seven outputs: one run of eight (dw_runs), borders included. Input rows outside the image read
+ * fn_dw_zero (only when it is wide enough: `full`). */
 AVX2 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float *w,
                         const float *bias, int stride, int pt, int pl, fn_act act, float *out,
                         int oy_begin, int oy_end, int ow)
@@ -438,7 +517,15 @@ AVX2 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const 
         const float *r[3];
         for (int k = 0; k < 3; k++)
             r[k] = y0 + k >= 0 && y0 + k < ih ? fn_dw_row(in, ring, rs, y0 + k) : fn_dw_zero;
-        dw_row_edges(iw, c, w, bias, stride, pl, act, orow, ow, lo, hi, r);
+        if (ow >= DW_RUN_MIN_OW && ow < 8 && cfull > 0) {
+            dw_runs[stride - 1][act](
+                r[0] == fn_dw_zero ? NULL : r[0], r[1] == fn_dw_zero ? NULL : r[1],
+                r[2] == fn_dw_zero ? NULL : r[2], iw, c, w, bias, pl, orow, ow, cfull);
+            if (cfull < c)
+                dw_row_edges(iw, c, cfull, w, bias, stride, pl, act, orow, ow, lo, hi, r);
+            continue;
+        }
+        dw_row_edges(iw, c, 0, w, bias, stride, pl, act, orow, ow, lo, hi, r);
         const float *r0 = r[0], *r1 = r[1], *r2 = r[2];
         for (int ox = lo; ox < hi;) {
             const int left = hi - ox;
