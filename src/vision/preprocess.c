@@ -14,7 +14,7 @@
 
 #include "vision/nets.h"
 
-#define PR_BLOCK 1024 /* output columns per table block */
+#define PR_BLOCK 512 /* output columns per table block */
 
 /* One padded-square pixel row (y in square coordinates) as a pointer to image bytes, or NULL for a
  * padding row. */
@@ -23,6 +23,45 @@ static const uint8_t *square_row(const fn_image *img, int rx, int ry, int rh, in
     int iy = y - py;
     if (iy < 0 || iy >= rh) return NULL;
     return img->rgb + ((size_t)(ry + iy) * img->width + rx) * 3;
+}
+
+/* The columns of one block of output columns: per column the byte offsets of its two source
+ * pixels in a row (-1: padding) and its weight; [lo, hi) are the columns whose two pixels are both
+ * in the image (offsets are monotonic, so padding columns are only before lo and from hi on). */
+typedef struct pr_cols {
+    int n, lo, hi;
+    int off0[PR_BLOCK], off1[PR_BLOCK];
+    float wx[PR_BLOCK];
+} pr_cols;
+
+/* One source row lerped along x for a block's columns: h[i*3+c] = tl + (tr - tl) * dx, with a
+ * padding row or pixel read as 0 (the same float operations as lerping zeros). */
+static void lerp_row(const pr_cols *k, const uint8_t *r, float *h)
+{
+    if (!r) {
+        memset(h, 0, sizeof(float) * (size_t)k->n * 3);
+        return;
+    }
+    for (int i = 0; i < k->n; i++) {
+        if (i == k->lo && k->hi > k->lo) {
+            for (; i < k->hi; i++) { /* both pixels in the image: no tests */
+                const uint8_t *p0 = r + k->off0[i], *p1 = r + k->off1[i];
+                const float dx = k->wx[i];
+                for (int c = 0; c < 3; c++) {
+                    float tl = p0[c], tr = p1[c];
+                    h[i * 3 + c] = tl + (tr - tl) * dx;
+                }
+            }
+            if (i == k->n) break;
+        }
+        const int a0 = k->off0[i], a1 = k->off1[i];
+        const float dx = k->wx[i];
+        for (int c = 0; c < 3; c++) {
+            float tl = a0 >= 0 ? r[a0 + c] : 0.0f;
+            float tr = a1 >= 0 ? r[a1 + c] : 0.0f;
+            h[i * 3 + c] = tl + (tr - tl) * dx;
+        }
+    }
 }
 
 void fn_pad_resize_region(const fn_image *img, int rx, int ry, int rw, int rh, int center, int s,
@@ -38,44 +77,59 @@ void fn_pad_resize_region(const fn_image *img, int rx, int ry, int rw, int rh, i
 
     out->h = out->w = s;
     out->c = 3;
-    /* Per output column: the byte offsets of its two source pixels in a row (-1: padding) and
-     * its weight, computed once per call instead of once per row (in blocks of columns). */
-    int off0[PR_BLOCK], off1[PR_BLOCK];
-    float wx[PR_BLOCK];
+    /* Per block of output columns: the columns' source offsets and weights (once per call, not
+     * per row), then per output row its two source rows lerped along x (each source row once:
+     * when a row's first source row is the last row's second, that lerp is reused) and the two
+     * lerped along y. Each output is top + (bot - top) * dy of those, as the reference computes. */
+    pr_cols k; /* 18 KB of stack with hbuf */
+    float hbuf[2][PR_BLOCK * 3];
     for (int cb = 0; cb < s; cb += PR_BLOCK) {
-        const int n = s - cb < PR_BLOCK ? s - cb : PR_BLOCK;
-        for (int i = 0; i < n; i++) {
+        k.n = s - cb < PR_BLOCK ? s - cb : PR_BLOCK;
+        k.lo = k.n;
+        k.hi = 0;
+        for (int i = 0; i < k.n; i++) {
             float fx = ratio * (float)(cb + i);
             int x0 = (int)floorf(fx);
             int x1 = (int)ceilf(fx);
             if (x1 > side - 1) x1 = side - 1;
-            wx[i] = fx - (float)x0;
+            k.wx[i] = fx - (float)x0;
             int ix0 = x0 - px, ix1 = x1 - px;
-            off0[i] = ix0 >= 0 && ix0 < rw ? ix0 * 3 : -1;
-            off1[i] = ix1 >= 0 && ix1 < rw ? ix1 * 3 : -1;
+            k.off0[i] = ix0 >= 0 && ix0 < rw ? ix0 * 3 : -1;
+            k.off1[i] = ix1 >= 0 && ix1 < rw ? ix1 * 3 : -1;
+            if (k.off0[i] >= 0 && k.off1[i] >= 0) {
+                if (i < k.lo) k.lo = i;
+                k.hi = i + 1;
+            }
         }
+        float *top = hbuf[0], *bot = hbuf[1];
+        int ytop = -1, ybot = -1; /* the source rows now in top and bot */
         for (int oy = 0; oy < s; oy++) {
             float fy = ratio * (float)oy;
             int y0 = (int)floorf(fy);
             int y1 = (int)ceilf(fy);
             if (y1 > side - 1) y1 = side - 1;
             float dy = fy - (float)y0;
-            const uint8_t *r0 = square_row(img, rx, ry, rh, py, y0);
-            const uint8_t *r1 = square_row(img, rx, ry, rh, py, y1);
-            float *o = out->d + ((size_t)oy * s + cb) * 3;
-            for (int i = 0; i < n; i++, o += 3) {
-                const int a0 = off0[i], a1 = off1[i];
-                const float dx = wx[i];
-                for (int c = 0; c < 3; c++) {
-                    float tl = (r0 && a0 >= 0) ? r0[a0 + c] : 0.0f;
-                    float tr = (r0 && a1 >= 0) ? r0[a1 + c] : 0.0f;
-                    float bl = (r1 && a0 >= 0) ? r1[a0 + c] : 0.0f;
-                    float br = (r1 && a1 >= 0) ? r1[a1 + c] : 0.0f;
-                    float top = tl + (tr - tl) * dx;
-                    float bot = bl + (br - bl) * dx;
-                    o[c] = top + (bot - top) * dy;
-                }
+            if (y0 == ybot && y0 != ytop) { /* the last row's second source row is this first */
+                float *t = top;
+                top = bot;
+                bot = t;
+                ytop = ybot;
+                ybot = -1;
             }
+            if (y0 != ytop) {
+                lerp_row(&k, square_row(img, rx, ry, rh, py, y0), top);
+                ytop = y0;
+            }
+            if (y1 != ybot) {
+                if (y1 == ytop)
+                    memcpy(bot, top, sizeof(float) * (size_t)k.n * 3);
+                else
+                    lerp_row(&k, square_row(img, rx, ry, rh, py, y1), bot);
+                ybot = y1;
+            }
+            float *o = out->d + ((size_t)oy * s + cb) * 3;
+            for (int j = 0; j < k.n * 3; j++)
+                o[j] = top[j] + (bot[j] - top[j]) * dy;
         }
     }
 }
