@@ -19,10 +19,11 @@
  *   AVX-512 one-row tiles compute it.
  * - fn_dw3x3_avx2: 8 channels per vector, pixel-major: a run of neighbouring outputs goes through
  *   every channel block before the next run (rows of six and seven outputs: one run of eight,
- *   borders included, as ops.c's AVX-512 runs). Within a run each input column is loaded once and
- *   fed to the up to three outputs that read it, with only that row's three weight vectors in
- *   registers (eight outputs at stride 1, four at stride 2 in wider rows: accumulators, weights
- *   and the column fit in 16 registers).
+ *   borders included, as ops.c's AVX-512 runs; at 512 channels or more four outputs through the
+ *   two blocks of a cache line, which L1's sets otherwise evicted between them). Within a run each
+ *   input column is loaded once and fed to the up to three outputs that read it, with only that
+ *   row's three weight vectors in registers (eight outputs at stride 1, four at stride 2 in wider
+ *   rows: accumulators, weights and the column fit in 16 registers).
  * - fn_pool_avx2: max and average pools, 16 channels of an output pixel in two registers over
  *   every tap of its window before the one store; used on AVX-512 CPUs too (a pool moves little
  *   arithmetic: the wider registers would not pay), the same floats as ops.c's portable loop.
@@ -458,6 +459,37 @@ static const dw_runs_fn dw_runs[2][4] = {{dw_runs_1n, dw_runs_1r, dw_runs_1r6, d
 /* Rows of this many outputs and seven go through dw_runs (ops.c's DW_RUN_MIN_OW). */
 #define DW_RUN_MIN_OW 6
 
+/* DW_RUN for the two 8-channel blocks of a cache line (c0, c0 + 8), NOUT outputs: each input
+ * row's columns through the first block, then the same columns (still in L1) through the second,
+ * so each line is read from L2 once per run. For maps of DW_PAIR_MIN_C channels or more at stride
+ * 1: their columns are 2 KB or more apart (SSD's 32x32x512 and 16x16x1024 maps), so a run of
+ * eight's thirty lines (ten columns, three rows) fall in one or two of the L1's 64 sets, which
+ * hold eight lines each, and were evicted before the second block of their line read them (the
+ * same layer with 520 channels ran 1.45x faster, with 1032 instead of 1024 1.85x). Four outputs a
+ * pair: 0.72-0.75 of the time of runs of eight there (standalone, interleaved, a Zen 3 core);
+ * 0.96 at 256 channels and slower below, so those keep the runs of eight. */
+#define DW_PAIR_MIN_C 512
+#define DW_RUN_PAIR(S, NOUT)                                                                       \
+    do {                                                                                           \
+        __m256 a[NOUT], b[NOUT];                                                                   \
+        const __m256 ba_ = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps(),                \
+                     bb_ = bias ? _mm256_loadu_ps(bias + c0 + 8) : _mm256_setzero_ps();            \
+        _Pragma("GCC unroll 8") for (int j = 0; j < NOUT; j++) a[j] = ba_, b[j] = bb_;             \
+        const size_t off = (size_t)(ox * (S)-pl) * c + c0;                                         \
+        DW_ROW(S, NOUT, a, r0 + off, w + c0);                                                      \
+        DW_ROW(S, NOUT, b, r0 + off + 8, w + c0 + 8);                                              \
+        DW_ROW(S, NOUT, a, r1 + off, w + 3 * (size_t)c + c0);                                      \
+        DW_ROW(S, NOUT, b, r1 + off + 8, w + 3 * (size_t)c + c0 + 8);                              \
+        DW_ROW(S, NOUT, a, r2 + off, w + 6 * (size_t)c + c0);                                      \
+        DW_ROW(S, NOUT, b, r2 + off + 8, w + 6 * (size_t)c + c0 + 8);                              \
+        float *o_ = orow + (size_t)ox * c + c0;                                                    \
+        _Pragma("GCC unroll 8") for (int j = 0; j < NOUT; j++)                                     \
+        {                                                                                          \
+            _mm256_storeu_ps(o_ + (size_t)j * c, act8(a[j], act));                                 \
+            _mm256_storeu_ps(o_ + (size_t)j * c + 8, act8(b[j], act));                             \
+        }                                                                                          \
+    } while (0)
+
 /* The border outputs of one output row ([0, lo) and [hi, ow)) by dw_edge, and every output of a
  * partial last channel block (its masked taps one output at a time), channel block by block from
  * c_begin (only the partial block when dw_runs took the full ones). */
@@ -497,8 +529,9 @@ AVX2 static void dw_row_edges(int iw, int c, int c_begin, const float *w, const 
  * channel block, then the next block, as the AVX-512 kernel does) ran these layers 1.3-1.7x
  * slower on an AMD EPYC (Zen 3 class) VM: ten columns x three rows a whole pixel apart each step
  * (bench_vision --layers: SSD's depthwise layers 20-25 ms against 12-14 ms). Rows of six and
- * seven outputs: one run of eight (dw_runs), borders included. Input rows outside the image read
- * fn_dw_zero (only when it is wide enough: `full`). */
+ * seven outputs: one run of eight (dw_runs), borders included; maps of 512 channels or more at
+ * stride 1: runs of four through both blocks of a cache line (DW_RUN_PAIR). Input rows outside
+ * the image read fn_dw_zero (only when it is wide enough: `full`). */
 AVX2 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const float *w,
                         const float *bias, int stride, int pt, int pl, fn_act act, float *out,
                         int oy_begin, int oy_end, int ow)
@@ -527,6 +560,20 @@ AVX2 void fn_dw3x3_avx2(const float *in, int ring, int ih, int iw, int c, const 
         }
         dw_row_edges(iw, c, 0, w, bias, stride, pl, act, orow, ow, lo, hi, r);
         const float *r0 = r[0], *r1 = r[1], *r2 = r[2];
+        if (stride == 1 && c >= DW_PAIR_MIN_C && c % 16 == 0) {
+            for (int ox = lo; ox < hi;) {
+                if (hi - ox >= 4) {
+                    for (int c0 = 0; c0 < cfull; c0 += 16)
+                        DW_RUN_PAIR(1, 4);
+                    ox += 4;
+                } else {
+                    for (int c0 = 0; c0 < cfull; c0 += 8)
+                        DW_RUN(1, 1);
+                    ox += 1;
+                }
+            }
+            continue;
+        }
         for (int ox = lo; ox < hi;) {
             const int left = hi - ox;
             if (stride == 1 && left >= 8) {
