@@ -1,7 +1,7 @@
 /* bench_vision: the vision stages timed on sample photos, one thread, printing `name value unit`
  * lines (bench/bench_vision runs it next to the reference's reference_bench.mjs).
  *
- * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16]
+ * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16|int16]
  *                     [--isa avx512|avx2|generic] [--only NETWORK] PHOTO...
  *   (models from $FACENAMES_MODELS or the default dir). --networks: only the networks' GFLOP/s
  *   (no photos needed); --layers: also each layer's time, GFLOP/s, fraction of the peak and the
@@ -9,6 +9,7 @@
  *   which layers are bound by memory rather than by the FMA units. --precision bf16: every stage
  *   and network in vision.precision = bf16 (the AMX kernel; FP32 where the CPU has none, printed
  *   as amx_bf16_unavailable); the FLOPs and fractions are then against the FP32 peak still.
+ *   --precision int16: likewise with SSD's int16 kernel (gemm_i16.h; printed as precision_int16).
  *   --isa: the kernel set (fn_ops_set_isa; default the CPU's best, printed as `kernels_*`), e.g.
  *   the AVX2 kernels on an AVX-512 core to see whether 256-bit ones would be faster there.
  *   --only ssd|tiny|landmarks|descriptor|descriptor_batch: with --networks, that network alone
@@ -32,6 +33,7 @@
 
 #include "facenames/vision.h"
 #include "vision/gemm_amx.h"
+#include "vision/gemm_i16.h"
 #include "vision/models.h"
 #include "vision/nets.h"
 #include "vision/ops_isa.h"
@@ -445,7 +447,7 @@ static void run_networks(const fn_models *m, float *scratch, int reps)
 
 int main(int argc, char **argv)
 {
-    int reps = 3, nphotos = 0, networks_only = 0, bf16 = 0, isa = -1;
+    int reps = 3, nphotos = 0, networks_only = 0, bf16 = 0, i16 = 0, isa = -1;
     const char *photos[64];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
@@ -456,9 +458,11 @@ int main(int argc, char **argv)
             show_layers = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
-        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
-            bf16 = !strcmp(argv[++i], "bf16");
-        else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            i++;
+            bf16 = !strcmp(argv[i], "bf16");
+            i16 = !strcmp(argv[i], "int16");
+        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             i++;
             isa = !strcmp(argv[i], "avx512")    ? FN_ISA_AVX512
                   : !strcmp(argv[i], "avx2")    ? FN_ISA_AVX2
@@ -468,10 +472,11 @@ int main(int argc, char **argv)
             photos[nphotos++] = argv[i];
     }
     if ((!nphotos && !networks_only) || reps < 1 || isa == -2) {
-        fprintf(stderr,
-                "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
-                "fp32|bf16] [--isa avx512|avx2|generic] [--only ssd|tiny|landmarks|descriptor|"
-                "descriptor_batch] PHOTO...\n");
+        fprintf(
+            stderr,
+            "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
+            "fp32|bf16|int16] [--isa avx512|avx2|generic] [--only ssd|tiny|landmarks|descriptor|"
+            "descriptor_batch] PHOTO...\n");
         return 2;
     }
     fn_ops_set_isa(isa);
@@ -493,6 +498,9 @@ int main(int argc, char **argv)
     printf("precision_bf16 %d flag\n", bf16 && fn_amx_available(NULL));
     if (bf16 && fn_models_amx_init(m, FN_MODELS_BF16)) return 1;
     fn_amx_set_thread(bf16);
+    printf("precision_int16 %d flag\n", i16 && fn_i16_available(NULL));
+    if (i16 && fn_models_i16_init(m)) return 1;
+    fn_i16_set_thread(i16);
     size_t sn = fn_ssd_scratch_floats();
     size_t t = fn_tiny_scratch_floats(416);
     if (t > sn) sn = t;
@@ -607,7 +615,7 @@ int main(int argc, char **argv)
     /* whole fast pipeline, decode included: photos/s from each photo's best time */
     fn_detect_opts o;
     fn_detect_opts_default(&o);
-    o.precision = bf16 ? FN_PRECISION_BF16 : FN_PRECISION_FP32;
+    o.precision = bf16 ? FN_PRECISION_BF16 : i16 ? FN_PRECISION_INT16 : FN_PRECISION_FP32;
     fn_faces f;
     if (fn_vision_detect_file(v, photos[0], &o, &f, err, sizeof err)) {
         fprintf(stderr, "bench_vision: %s\n", err);

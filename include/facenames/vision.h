@@ -134,10 +134,15 @@ typedef enum fn_detect_tiles {
  * bfloat16 (8 bits of mantissa) and accumulates in FP32 on the AMX tiles of Intel Sapphire Rapids
  * and later, several times faster; results differ from FP32 within the parity tolerances of
  * docs/design.md decision 36 (only the networks within them run in BF16). Where AMX-BF16 is absent
- * (older Intel cores, AMD Zen 4) BF16 runs as FP32: fn_vision_precision_supported says so. */
+ * (older Intel cores, AMD Zen 4) BF16 runs as FP32: fn_vision_precision_supported says so.
+ * INT16 runs the SSD detector's pointwise layers on 16-bit integers (inputs rounded to 1/2048,
+ * the weights' bytes exact, sums exact; docs/design.md decision 55): the same results on every
+ * CPU with AVX2 (Intel and AMD), within the same tolerances of FP32; the landmark and recognition
+ * nets stay FP32. Without AVX2 it runs as FP32. */
 typedef enum fn_precision {
     FN_PRECISION_FP32 = 0, /* default: the reference's arithmetic */
     FN_PRECISION_BF16 = 1,
+    FN_PRECISION_INT16 = 2,
 } fn_precision;
 
 /* 1 when `p` runs as asked on this machine; else 0 and, when reason is not NULL, a static sentence
@@ -156,7 +161,7 @@ typedef struct fn_detect_opts {
     int thumb_size;        /* > 0: a JPEG face thumbnail of this many pixels square per face */
     fn_detect_pad pad;     /* padding before detection (see fn_detect_pad) */
     fn_detect_tiles tiles; /* tiled detection (see fn_detect_tiles) */
-    fn_precision precision; /* FP32 (default) or BF16 (see fn_precision) */
+    fn_precision precision; /* FP32 (default), BF16 or INT16 (see fn_precision) */
 } fn_detect_opts;
 
 /* Fills opts with the reference's defaults: SSD, 0.5, 416, min_face_size 0, landmarks 1,

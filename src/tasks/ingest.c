@@ -46,7 +46,7 @@ void *fn_ingest_test_hook_arg;
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
 static const char *const tile_modes[] = {"off", "on", "auto", NULL};
-static const char *const precisions[] = {"fp32", "bf16", NULL};
+static const char *const precisions[] = {"fp32", "bf16", "int16", NULL};
 
 static const fn_param params[] = {
     {"paths", FN_PARAM_STRINGS, NULL, NULL, 1, 0, NULL, "file or folder"},
@@ -611,12 +611,13 @@ static int ingest_open(fn_batch *b)
     st->det.landmarks = 1;
     st->det.descriptors = 1;
     st->det.thumb_size = (int)fn_batch_int(b, "thumb_size");
-    if (strcmp(fn_batch_string(b, "precision"), "bf16") == 0) {
-        st->det.precision = FN_PRECISION_BF16;
+    const char *precision = fn_batch_string(b, "precision");
+    if (!strcmp(precision, "bf16") || !strcmp(precision, "int16")) {
+        st->det.precision = !strcmp(precision, "bf16") ? FN_PRECISION_BF16 : FN_PRECISION_INT16;
         /* Once per job run: the job keeps its setting, and the machine says what it runs. */
         const char *why = NULL;
-        if (!fn_vision_precision_supported(FN_PRECISION_BF16, &why))
-            FN_LOG(FN_LOG_INFO, "ingest: vision.precision = bf16: %s", why);
+        if (!fn_vision_precision_supported(st->det.precision, &why))
+            FN_LOG(FN_LOG_INFO, "ingest: vision.precision = %s: %s", precision, why);
     }
     /* Models are loaded by the first batch that has a photo to process, so a rerun over an
      * unchanged tree never pays for them. */

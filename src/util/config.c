@@ -36,7 +36,7 @@ struct key {
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
 static const char *const tile_modes[] = {"off", "on", "auto", NULL};
-static const char *const precisions[] = {"fp32", "bf16", NULL};
+static const char *const precisions[] = {"fp32", "bf16", "int16", NULL};
 
 #define OFF(field) offsetof(fn_config, field)
 #define SZ(field)  sizeof(((fn_config *)0)->field)

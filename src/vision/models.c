@@ -20,6 +20,7 @@
 
 #include "version/paths.h" /* FN_MODELS_REL_BIN/_LIB, FN_MODELS_SOURCE (generated) */
 #include "vision/gemm_amx.h"
+#include "vision/gemm_i16.h"
 #include "vision/verr.h"
 
 #define INSTALL_HINT "install the models with scripts/bootstrap (from the facenames source tree)"
@@ -198,6 +199,23 @@ int fn_models_amx_init(const fn_models *cm, unsigned which)
             done |= FN_MODEL_RECOGNITION;
     }
     __atomic_store_n(&m->amx_done, done, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&amx_lock);
+    return rc;
+}
+
+int fn_models_i16_init(const fn_models *cm)
+{
+    if (__atomic_load_n(&cm->i16_done, __ATOMIC_ACQUIRE) || !cm->ssd || !fn_i16_available(NULL))
+        return 0;
+    fn_models *m = (fn_models *)cm; /* logically const, as for the BF16 packs */
+    int rc = 0;
+    pthread_mutex_lock(&amx_lock);
+    if (!m->i16_done) {
+        if (fn_ssd_i16_init(m->ssd))
+            rc = FN_ERR_NOMEM;
+        else
+            __atomic_store_n(&m->i16_done, 1u, __ATOMIC_RELEASE);
+    }
     pthread_mutex_unlock(&amx_lock);
     return rc;
 }

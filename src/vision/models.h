@@ -32,14 +32,16 @@ struct fn_models {
     /* fn_model_kind bits whose nets have their BF16 tile packs (fn_models_amx_init), read with
      * acquire; packs are made under models.c's lock and never freed before fn_models_free. */
     unsigned amx_done;
+    /* The same for the int16 packs (fn_models_i16_init). */
+    unsigned i16_done;
 };
 
 /* The networks that run in BF16 under FN_PRECISION_BF16: those whose results stay within the
- * parity tolerances (decision 36, test vision/amx_parity) and that run faster for it; the others
- * keep FP32 (they have no BF16 packs, so the kernels run them in FP32 even with the thread's BF16
- * on). The tiny detector is left out: its layers are 16-32 channels deep and bound by memory, and
- * it ran no faster (0.97x, bench_vision interleaved). One set for every caller, so no BF16 thread
- * reads a pack another is making. */
+ * parity tolerances (decision 36, test vision/precision_parity) and that run faster for it; the
+ * others keep FP32 (they have no BF16 packs, so the kernels run them in FP32 even with the thread's
+ * BF16 on). The tiny detector is left out: its layers are 16-32 channels deep and bound by memory,
+ * and it ran no faster (0.97x, bench_vision interleaved). One set for every caller, so no BF16
+ * thread reads a pack another is making. */
 #define FN_MODELS_BF16                                                                             \
     (FN_MODEL_SSD | FN_MODEL_LANDMARKS | FN_MODEL_LANDMARKS_TINY | FN_MODEL_RECOGNITION)
 
@@ -49,5 +51,10 @@ struct fn_models {
  * read the packs' pointers). Returns 0 (also without AMX: then nothing is made) or FN_ERR_NOMEM.
  * Any thread. */
 int fn_models_amx_init(const fn_models *m, unsigned which);
+
+/* The same for the int16 packs (vision.precision = int16): only SSD has them (the detector is
+ * most of ingest's time; the landmark and recognition nets keep FP32, so descriptors move only
+ * where a box does). Returns 0 (also without AVX2: nothing is made) or FN_ERR_NOMEM. Any thread. */
+int fn_models_i16_init(const fn_models *m);
 
 #endif

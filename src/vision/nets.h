@@ -120,6 +120,12 @@ int fn_tiny_amx_init(fn_tiny_net *n);
 int fn_landmark_amx_init(fn_landmark_net *n);
 int fn_recog_amx_init(fn_recog_net *n);
 
+/* ---- int16 packs (vision.precision = int16; gemm_i16.h) ---- */
+/* Makes the int16 packs of SSD's layers whose inputs are relu6 outputs (fn_wpack_i16_init), so
+ * that a thread with int16 on (fn_i16_set_thread) runs them on the int16 kernel. Returns 0, or -1
+ * when out of memory. Not while other threads run the net (models.c, as for the BF16 packs). */
+int fn_ssd_i16_init(fn_ssd_net *n);
+
 /* ---- Shared preprocessing (preprocess.c, owned by the SSD/tiny owner) ---- */
 /* The reference's padToSquare + resizeBilinear of the region (x, y, w, h) of `img` (clipped to the
  * image) into an s x s RGB float tensor (0..255, not normalised). Writes out->d (s*s*3 floats). */

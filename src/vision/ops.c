@@ -22,6 +22,7 @@
  * bilinear source coordinates); nothing here allocates. */
 #include "vision/ops.h"
 #include "vision/gemm_amx.h"
+#include "vision/gemm_i16.h"
 #include "vision/ops_isa.h"
 
 #include <cblas.h>
@@ -1039,6 +1040,7 @@ int fn_wpack_init(fn_wpack *wp, const float *w, int k, int n)
     wp->k = k;
     wp->n = n;
     wp->amx = NULL;
+    wp->i16 = NULL;
     wp->q = NULL;
     wp->qsm = NULL;
     /* Sliced where the AVX2 kernels are the CPU's best (fn_panel_index); the AVX-512 and AMX
@@ -1062,6 +1064,7 @@ void fn_wpack_free(fn_wpack *wp)
     wp->q = NULL;
     wp->qsm = NULL;
     fn_wpack_amx_free(wp);
+    fn_wpack_i16_free(wp);
 }
 
 /* fn_decode_bytes's loop; a static clone set, as a global one's resolver would be exported. */
@@ -1193,6 +1196,11 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
      * off never reads wp->amx, which a BF16 thread may be filling in (models.c). */
     if (fn_amx_thread() && wp->amx) {
         fn_gemm_amx(m, wp, a, bias, act, c);
+        return;
+    }
+    /* vision.precision = int16 (gemm_i16.c), likewise. */
+    if (fn_i16_thread() && wp->i16) {
+        fn_gemm_i16(m, wp, a, bias, act, c);
         return;
     }
     if (bytes_path(wp, m)) {

@@ -56,6 +56,7 @@ typedef struct fn_wpack {
     float *p;         /* packed panels (owned) or NULL */
     int k, n;         /* k = kh * kw * cin, n = cout */
     void *amx;        /* BF16 tile pack (gemm_amx.h, owned) or NULL; made on demand for bf16 */
+    void *i16;        /* int16 pack (gemm_i16.h, owned) or NULL; made on demand for int16 */
     unsigned char *q; /* the panels as bytes (fn_wpack_bytes, owned) or NULL */
     float *qsm;       /* per panel, its columns' scales then offsets (owned with q) */
     int sliced;       /* p's panels as 16-column slices (ops_isa.h, fn_panel_index) */

@@ -30,6 +30,7 @@
 #include <vips/vips.h>
 
 #include "vision/gemm_amx.h"
+#include "vision/gemm_i16.h"
 #include "vision/image_load.h"
 #include "vision/models.h"
 #include "vision/nets.h"
@@ -582,7 +583,8 @@ static int check_args(fn_vision *v, const fn_detect_opts *opts, fn_faces *out, c
     free_thumbs(v);
     if (opts->descriptors && !opts->landmarks)
         return fail(err, errlen, FN_ERR_INVALID, "descriptors need landmarks", NULL);
-    if (opts->precision != FN_PRECISION_FP32 && opts->precision != FN_PRECISION_BF16)
+    if (opts->precision != FN_PRECISION_FP32 && opts->precision != FN_PRECISION_BF16 &&
+        opts->precision != FN_PRECISION_INT16)
         return fail(err, errlen, FN_ERR_INVALID, "unknown precision", NULL);
     return 0;
 }
@@ -593,6 +595,7 @@ int fn_vision_precision_supported(fn_precision p, const char **reason)
         if (reason) *reason = NULL;
         return 1;
     }
+    if (p == FN_PRECISION_INT16) return fn_i16_available(reason);
     if (p != FN_PRECISION_BF16) {
         if (reason) *reason = "unknown precision";
         return 0;
@@ -601,16 +604,20 @@ int fn_vision_precision_supported(fn_precision p, const char **reason)
 }
 
 /* run_faces in the precision opts ask for: BF16 turns the thread's AMX kernels on (after the
- * shared models' BF16 packs exist) for this call only. */
+ * shared models' BF16 packs exist), int16 its int16 kernel (likewise), for this call only. */
 static int run_faces_in(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, double sx,
                         double sy, fn_faces *out, char *err, size_t errlen)
 {
     int bf16 = opts->precision == FN_PRECISION_BF16 && fn_amx_available(NULL);
     if (bf16 && fn_models_amx_init(v->models, FN_MODELS_BF16))
         return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the BF16 weights", NULL);
-    const int was = fn_amx_set_thread(bf16);
+    int i16 = opts->precision == FN_PRECISION_INT16 && fn_i16_available(NULL);
+    if (i16 && fn_models_i16_init(v->models))
+        return fail(err, errlen, FN_ERR_NOMEM, "out of memory for the int16 weights", NULL);
+    const int was = fn_amx_set_thread(bf16), was16 = fn_i16_set_thread(i16);
     int rc = run_faces(v, img, opts, sx, sy, out, err, errlen);
     fn_amx_set_thread(was);
+    fn_i16_set_thread(was16);
     return rc;
 }
 

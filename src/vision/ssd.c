@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "vision/gemm_amx.h"
+#include "vision/gemm_i16.h"
 #include "vision/nets.h"
 #include "vision/preprocess.h"
 
@@ -36,7 +37,8 @@ typedef struct ssd_conv {
     const float *w; /* HWIO */
     const float *b; /* [cout] */
     int k, cin, cout;
-    fn_wpack wp; /* w packed for the GEMM once, at bind (owned) */
+    fn_wpack wp;         /* w packed for the GEMM once, at bind (owned) */
+    double qscale, qmin; /* w's byte quantization (weights.h), qscale 0 when it has none */
 } ssd_conv;
 
 typedef struct ssd_dw {
@@ -143,6 +145,8 @@ static int bind_conv(const fn_weights *w, const char *wname, const char *bname, 
     if (!tb) return FN_ERR_MODEL;
     c->w = tw->d;
     c->b = tb->d;
+    c->qscale = tw->q8 ? tw->qscale : 0;
+    c->qmin = tw->q8 ? tw->qmin : 0;
     c->k = k;
     c->cin = cin;
     c->cout = cout;
@@ -205,7 +209,7 @@ static int bind_head(const fn_weights *w, int i, int cin, int anchors, fn_ssd_ne
                    r < cin ? t[p][0]->d + (size_t)r * cols[p] : t[p][1]->d,
                    sizeof(float) * (size_t)cols[p]);
     ssd_conv *c = &n->head[i];
-    *c = (ssd_conv){wb, wb + (size_t)cin * cout, 1, cin, cout, {0}};
+    *c = (ssd_conv){wb, wb + (size_t)cin * cout, 1, cin, cout, {0}, 0, 0};
     if (!wb || fn_wpack_init(&c->wp, wb, cin, cout)) {
         snprintf(err, errlen, "out of memory binding box predictor %d", i);
         return FN_ERR_NOMEM;
@@ -241,6 +245,20 @@ int fn_ssd_amx_init(fn_ssd_net *n)
         bad |= fn_wpack_amx_init(&n->pred[i].wp);
     for (int i = 0; i < 6; i++)
         bad |= fn_wpack_amx_init(&n->head[i].wp);
+    return bad ? -1 : 0;
+}
+
+int fn_ssd_i16_init(fn_ssd_net *n)
+{
+    /* The layers whose inputs are relu6 outputs and whose weights are one tensor's bytes: the
+     * backbone's pointwise convs (after a depthwise conv's relu6) and the extra feature layers
+     * (after the last pointwise's). conv0 reads pixels; each box predictor joins two tensors of
+     * their own quantization (and is 1 % of the net). */
+    int bad = 0;
+    for (int i = 1; i <= 13; i++)
+        bad |= fn_wpack_i16_init(&n->pw[i].wp, n->pw[i].qscale, n->pw[i].qmin);
+    for (int i = 0; i < 8; i++)
+        bad |= fn_wpack_i16_init(&n->pred[i].wp, n->pred[i].qscale, n->pred[i].qmin);
     return bad ? -1 : 0;
 }
 

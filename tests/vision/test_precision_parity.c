@@ -1,11 +1,12 @@
-/* test_amx_parity: vision.precision = bf16 against the reference's FP32 goldens (issue 10's
- * tolerances): on every golden photo, the same faces (each reference face matched with IoU >= 0.9,
- * the FP32 path's own bound), landmark error / face width <= 0.05 at the 95th percentile, and
- * descriptor distance <= 0.06 at the median and <= 0.15 at the 95th percentile, for SSD with
- * FaceLandmark68Net and the descriptors, and for the tiny detector with the tiny landmark net.
- * Runs where AMX-BF16 is present and skips with the reason elsewhere (where bf16 runs as FP32 and
- * test vision/ssd covers it). Also checks that BF16 really ran: the results are not FP32's to the
- * bit. */
+/* test_precision_parity: vision.precision = bf16 and = int16 against the reference's FP32
+ * goldens (issue 10's tolerances): on every golden photo, the same faces (each reference face
+ * matched with IoU >= 0.9, the FP32 path's own bound), landmark error / face width <= 0.05 at the
+ * 95th percentile, and descriptor distance <= 0.06 at the median and <= 0.15 at the 95th
+ * percentile, for SSD with FaceLandmark68Net and the descriptors, and (bf16) for the tiny detector
+ * with the tiny landmark net; int16 leaves the tiny detector FP32's to the bit. Each precision's
+ * tests run where the CPU has its kernel (AMX-BF16; AVX2) and skip with the reason elsewhere
+ * (where it runs as FP32 and test vision/ssd covers it). Also checks that the precision really
+ * ran: the results are not FP32's to the bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include "goldens_util.h"
 #include "vision/gemm_amx.h"
+#include "vision/gemm_i16.h"
 
 static fn_models *models;
 static json_t *goldens;
@@ -81,8 +83,8 @@ static void photo_path(const char *file, char *buf, size_t len)
     if (access(buf, R_OK) != 0) snprintf(buf, len, "%s/%s", fixdir, file);
 }
 
-/* Every golden photo through fn_vision_detect_image with `o` in BF16 (and once in FP32, to see that
- * BF16 changed something), its faces matched to the reference's list `key`. */
+/* Every golden photo through fn_vision_detect_image with `o` in its precision (and once in FP32,
+ * to see whether that changed something), its faces matched to the reference's list `key`. */
 static void run_all(const fn_detect_opts *o, const char *key, const char *lm_key, stats *s)
 {
     fn_vision *v;
@@ -109,8 +111,8 @@ static void run_all(const fn_detect_opts *o, const char *key, const char *lm_key
         if (f.n != nf32 || memcmp(fp32, f.faces, nf32 * sizeof *fp32)) s->differs = 1;
         json_t *ref = json_object_get(im, key);
         if (f.n != json_array_size(ref))
-            fail_msg("%s (%s): %zu faces in bf16, reference %zu", file, key, f.n,
-                     json_array_size(ref));
+            fail_msg("%s (%s): %zu faces in precision %d, reference %zu", file, key, f.n,
+                     (int)o->precision, json_array_size(ref));
         for (size_t k = 0; k < json_array_size(ref); k++) {
             json_t *r = json_array_get(ref, k), *b = json_object_get(r, "box");
             const double rx = json_number_value(json_object_get(b, "x")),
@@ -151,7 +153,7 @@ static void check(const char *what, const stats *s)
 {
     const double lm95 = quantile(s->lm, s->nlm, 0.95), d50 = quantile(s->desc, s->ndesc, 0.5),
                  d95 = quantile(s->desc, s->ndesc, 0.95);
-    print_message("%s bf16: %zu faces, min IoU %.4f, landmark error / face width p95 %.4f (max "
+    print_message("%s: %zu faces, min IoU %.4f, landmark error / face width p95 %.4f (max "
                   "%.4f), descriptor distance p50 %.4f p95 %.4f (max %.4f)\n",
                   what, s->nlm / 68, s->min_iou, lm95, s->nlm ? s->lm[s->nlm - 1] : 0.0, d50, d95,
                   s->ndesc ? s->desc[s->ndesc - 1] : 0.0);
@@ -162,10 +164,10 @@ static void check(const char *what, const stats *s)
     if (d95 > 0.15) fail_msg("%s: descriptor distance p95 %.4f > 0.15", what, d95);
 }
 
-static int skip_without_amx(void)
+static int skip_without(fn_precision p)
 {
     const char *why = NULL;
-    if (fn_vision_precision_supported(FN_PRECISION_BF16, &why)) return 0;
+    if (fn_vision_precision_supported(p, &why)) return 0;
     print_message("skipped: %s\n", why);
     return 1;
 }
@@ -173,19 +175,19 @@ static int skip_without_amx(void)
 static void test_ssd_landmarks_descriptors(void **state)
 {
     (void)state;
-    if (skip_without_amx()) skip();
+    if (skip_without(FN_PRECISION_BF16)) skip();
     fn_detect_opts o;
     fn_detect_opts_default(&o);
     o.precision = FN_PRECISION_BF16;
     static stats s;
     run_all(&o, "faces_ssd", "landmarks", &s);
-    check("ssd + landmarks + descriptor", &s);
+    check("bf16 ssd + landmarks + descriptor", &s);
 }
 
 static void test_tiny_tiny_landmarks(void **state)
 {
     (void)state;
-    if (skip_without_amx()) skip();
+    if (skip_without(FN_PRECISION_BF16)) skip();
     fn_detect_opts o;
     fn_detect_opts_default(&o);
     o.precision = FN_PRECISION_BF16;
@@ -194,12 +196,40 @@ static void test_tiny_tiny_landmarks(void **state)
     o.descriptors = 0;
     static stats s;
     run_all(&o, "faces_tiny", "landmarks_tiny", &s);
-    check("tiny + tiny landmarks", &s);
+    check("bf16 tiny + tiny landmarks", &s);
 }
 
-/* Threads sharing freshly loaded models: two start in BF16 at once (so they race to make the BF16
- * packs, which must happen once, under the lock) while one runs FP32 on the same nets; each
- * thread's faces must equal, to the bit, what one thread alone gets in its precision. */
+static void test_int16_ssd_landmarks_descriptors(void **state)
+{
+    (void)state;
+    if (skip_without(FN_PRECISION_INT16)) skip();
+    fn_detect_opts o;
+    fn_detect_opts_default(&o);
+    o.precision = FN_PRECISION_INT16;
+    static stats s;
+    run_all(&o, "faces_ssd", "landmarks", &s);
+    check("int16 ssd + landmarks + descriptor", &s);
+}
+
+/* int16 changes SSD only: the tiny detector and its landmarks are FP32's to the bit. */
+static void test_int16_tiny_is_fp32(void **state)
+{
+    (void)state;
+    if (skip_without(FN_PRECISION_INT16)) skip();
+    fn_detect_opts o;
+    fn_detect_opts_default(&o);
+    o.precision = FN_PRECISION_INT16;
+    o.detector = FN_DETECTOR_TINY;
+    o.landmarks = 2;
+    o.descriptors = 0;
+    static stats s;
+    run_all(&o, "faces_tiny", "landmarks_tiny", &s);
+    assert_false(s.differs);
+}
+
+/* Threads sharing freshly loaded models: two start in BF16 (or int16) at once (so they race to
+ * make the packs, which must happen once, under the lock) while one runs FP32 on the same nets;
+ * each thread's faces must equal, to the bit, what one thread alone gets in its precision. */
 typedef struct worker {
     const fn_models *m;
     fn_precision precision;
@@ -230,17 +260,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void test_threads_share_lazy_packs(void **state)
+/* One precision's threads: two at once in `p` beside one in FP32 on freshly loaded models. */
+static void threads_share_lazy_packs(fn_precision prec)
 {
-    (void)state;
-    if (skip_without_amx()) skip();
     char path[1200], err[512];
     photo_path("sample1.jpg", path, sizeof path);
     fn_models *fresh;
     if (fn_models_load(getenv("FACENAMES_MODELS"), FN_MODEL_ALL, &fresh, err, sizeof err))
         fail_msg("models: %s", err);
     static worker w[3], alone[2];
-    const fn_precision p[3] = {FN_PRECISION_BF16, FN_PRECISION_BF16, FN_PRECISION_FP32};
+    const fn_precision p[3] = {prec, prec, FN_PRECISION_FP32};
     pthread_t t[3];
     for (int i = 0; i < 3; i++) {
         w[i] = (worker){.m = fresh, .precision = p[i], .path = path};
@@ -249,19 +278,32 @@ static void test_threads_share_lazy_packs(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(pthread_join(t[i], NULL), 0);
     for (int i = 0; i < 2; i++) {
-        alone[i] = (worker){
-            .m = models, .precision = i ? FN_PRECISION_FP32 : FN_PRECISION_BF16, .path = path};
+        alone[i] = (worker){.m = models, .precision = i ? FN_PRECISION_FP32 : prec, .path = path};
         worker_main(&alone[i]);
         assert_int_equal(alone[i].rc, 0);
     }
     for (int i = 0; i < 3; i++) {
-        const worker *ref = &alone[p[i] == FN_PRECISION_BF16 ? 0 : 1];
+        const worker *ref = &alone[p[i] == prec ? 0 : 1];
         assert_int_equal(w[i].rc, 0);
         assert_int_equal(w[i].n, ref->n);
         assert_memory_equal(w[i].faces, ref->faces, ref->n * sizeof *ref->faces);
     }
     assert_memory_not_equal(alone[0].faces, alone[1].faces, alone[0].n * sizeof *alone[0].faces);
     fn_models_free(fresh);
+}
+
+static void test_threads_share_lazy_packs(void **state)
+{
+    (void)state;
+    if (skip_without(FN_PRECISION_BF16)) skip();
+    threads_share_lazy_packs(FN_PRECISION_BF16);
+}
+
+static void test_int16_threads_share_lazy_packs(void **state)
+{
+    (void)state;
+    if (skip_without(FN_PRECISION_INT16)) skip();
+    threads_share_lazy_packs(FN_PRECISION_INT16);
 }
 
 /* Without AMX, BF16 is FP32 to the bit (forced off here, so this runs everywhere). */
@@ -301,6 +343,9 @@ int main(void)
         cmocka_unit_test(test_ssd_landmarks_descriptors),
         cmocka_unit_test(test_tiny_tiny_landmarks),
         cmocka_unit_test(test_threads_share_lazy_packs),
+        cmocka_unit_test(test_int16_ssd_landmarks_descriptors),
+        cmocka_unit_test(test_int16_tiny_is_fp32),
+        cmocka_unit_test(test_int16_threads_share_lazy_packs),
         cmocka_unit_test(test_fallback_is_fp32),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
