@@ -195,9 +195,37 @@ static void test_text_and_annotate(void **s)
     fn_image_free(&b);
 }
 
-/* --precision (and the vision.precision key, here through --set) reaches the networks: bf16 finds
- * the same faces, with descriptors that differ from fp32's where the CPU has AMX-BF16 (and equal
- * them where bf16 runs as fp32); a bad value is a usage error. */
+/* --precision (and the vision.precision key, here through --set) reaches the networks: bf16 and
+ * int16 find the same faces, with values that differ from fp32's where the CPU has their kernels
+ * (AMX-BF16; AVX2) and equal them where they run as fp32; a bad value is a usage error. */
+static void check_precision(const char *name, fn_precision p, const char *fp32)
+{
+    static char ours[1 << 20];
+    char args[2048];
+    snprintf(args, sizeof args, "--json '%s'", sample);
+    assert_int_equal(run(args), 0);
+    json_t *j = line_json(0);
+    const size_t n = json_array_size(json_object_get(j, "faces"));
+    json_decref(j);
+    snprintf(args, sizeof args, "--precision %s --json '%s'", name, sample);
+    assert_int_equal(run(args), 0);
+    j = line_json(0);
+    assert_int_equal(json_array_size(json_object_get(j, "faces")), n);
+    json_decref(j);
+    if (fn_vision_precision_supported(p, NULL))
+        assert_string_not_equal(out, fp32);
+    else
+        assert_string_equal(out, fp32);
+    snprintf(ours, sizeof ours, "%s", out);
+    snprintf(args, sizeof args, "--json '%s' --set vision.precision=%s", sample, name);
+    assert_int_equal(run(args), 0);
+    assert_string_equal(out, ours);
+    snprintf(args, sizeof args, "--precision fp32 --json '%s' --set vision.precision=%s", sample,
+             name);
+    assert_int_equal(run(args), 0);
+    assert_string_equal(out, fp32);
+}
+
 static void test_precision(void **s)
 {
     (void)s;
@@ -206,27 +234,8 @@ static void test_precision(void **s)
     snprintf(args, sizeof args, "--json '%s'", sample);
     assert_int_equal(run(args), 0);
     snprintf(fp32, sizeof fp32, "%s", out);
-    json_t *j = line_json(0);
-    const size_t n = json_array_size(json_object_get(j, "faces"));
-    json_decref(j);
-    snprintf(args, sizeof args, "--precision bf16 --json '%s'", sample);
-    assert_int_equal(run(args), 0);
-    j = line_json(0);
-    json_t *faces = json_object_get(j, "faces");
-    assert_int_equal(json_array_size(faces), n);
-    json_decref(j);
-    if (fn_vision_precision_supported(FN_PRECISION_BF16, NULL))
-        assert_string_not_equal(out, fp32);
-    else
-        assert_string_equal(out, fp32);
-    static char bf16[1 << 20];
-    snprintf(bf16, sizeof bf16, "%s", out);
-    snprintf(args, sizeof args, "--json '%s' --set vision.precision=bf16", sample);
-    assert_int_equal(run(args), 0);
-    assert_string_equal(out, bf16);
-    snprintf(args, sizeof args, "--precision fp32 --json '%s' --set vision.precision=bf16", sample);
-    assert_int_equal(run(args), 0);
-    assert_string_equal(out, fp32);
+    check_precision("bf16", FN_PRECISION_BF16, fp32);
+    check_precision("int16", FN_PRECISION_INT16, fp32);
     assert_int_equal(run("--precision fp16 x.jpg"), 2);
 }
 
