@@ -189,16 +189,19 @@ AVX2 static inline __m256 act_i16(__m256 x, fn_act act)
     }
 }
 
+/* A pair of int16 activations read as one int32 (the buffer is written as int16). */
+typedef int32_t __attribute__((may_alias)) i16_pair;
+
 /* One 6x16 tile: rows a[0..5] (int16, k each; rows past mr repeat the last one), the slice bs,
  * into mr rows of C from c (columns [0, w) of the slice). */
 AVX2 static void tile6(int k, const int16_t *a, int mr, const int16_t *bs, const float *rs, float s,
                        float moff, const float *bias, fn_act act, float *c, int ldc, int w)
 {
-    const int32_t *p0 = (const int32_t *)a, *p1 = (const int32_t *)(a + (size_t)(mr > 1) * k),
-                  *p2 = (const int32_t *)(a + (size_t)(mr > 2 ? 2 : mr - 1) * k),
-                  *p3 = (const int32_t *)(a + (size_t)(mr > 3 ? 3 : mr - 1) * k),
-                  *p4 = (const int32_t *)(a + (size_t)(mr > 4 ? 4 : mr - 1) * k),
-                  *p5 = (const int32_t *)(a + (size_t)(mr > 5 ? 5 : mr - 1) * k);
+    const i16_pair *p0 = (const i16_pair *)a, *p1 = (const i16_pair *)(a + (size_t)(mr > 1) * k),
+                   *p2 = (const i16_pair *)(a + (size_t)(mr > 2 ? 2 : mr - 1) * k),
+                   *p3 = (const i16_pair *)(a + (size_t)(mr > 3 ? 3 : mr - 1) * k),
+                   *p4 = (const i16_pair *)(a + (size_t)(mr > 4 ? 4 : mr - 1) * k),
+                   *p5 = (const i16_pair *)(a + (size_t)(mr > 5 ? 5 : mr - 1) * k);
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
             c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const int16_t *bp = bs;
