@@ -162,36 +162,6 @@ void fn_wpack_amx_free(fn_wpack *wp)
 
 #if HAVE_AMX_BUILD
 
-/* The per-thread buffer of BF16 activations, grown on demand and freed when the thread exits. */
-static pthread_key_t abuf_key;
-static pthread_once_t abuf_once = PTHREAD_ONCE_INIT;
-static _Thread_local uint16_t *abuf;
-static _Thread_local size_t abuf_cap;
-
-static void abuf_free(void *p)
-{
-    free(p);
-}
-
-static void abuf_key_make(void)
-{
-    if (pthread_key_create(&abuf_key, abuf_free)) abort(); /* only at resource exhaustion */
-}
-
-static uint16_t *abuf_get(size_t elems)
-{
-    if (elems <= abuf_cap) return abuf;
-    pthread_once(&abuf_once, abuf_key_make);
-    size_t bytes = (elems * sizeof(uint16_t) + 63) / 64 * 64;
-    uint16_t *p = aligned_alloc(64, bytes);
-    if (!p) return NULL;
-    free(abuf);
-    abuf = p;
-    abuf_cap = elems;
-    pthread_setspecific(abuf_key, p);
-    return p;
-}
-
 /* Rows of A rounded to BF16 into dst (kp elements a row, zeros past k): 16 floats at a time. */
 __attribute__((target("avx512f,avx512bw"))) static void convert_rows(const float *a, int rows,
                                                                      int k, int kp, uint16_t *dst)
@@ -265,7 +235,7 @@ fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act
     int mb = (int)(ABLOCK_BYTES / ((size_t)kp * sizeof(uint16_t))) / 32 * 32;
     if (mb < 32) mb = 32;
     if (mb > round_up(m, 32)) mb = round_up(m, 32);
-    uint16_t *ab = abuf_get((size_t)mb * kp);
+    uint16_t *ab = fn_thread_scratch((size_t)mb * kp * sizeof(uint16_t));
     if (!ab) { /* out of memory for the buffer: the FP32 kernel instead (never fails) */
         const int was = fn_amx_set_thread(0);
         fn_wpack plain = *wp;

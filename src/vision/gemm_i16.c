@@ -12,7 +12,6 @@
  * integer sums into floats as gemm_i16.h says, then bias and activation. */
 #include "vision/gemm_i16.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,36 +104,6 @@ void fn_wpack_i16_free(fn_wpack *wp)
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma")))
-
-/* The per-thread buffer of int16 activations and row sums, grown on demand and freed when the
- * thread exits. */
-static pthread_key_t abuf_key;
-static pthread_once_t abuf_once = PTHREAD_ONCE_INIT;
-static _Thread_local void *abuf;
-static _Thread_local size_t abuf_cap;
-
-static void abuf_free(void *p)
-{
-    free(p);
-}
-
-static void abuf_key_make(void)
-{
-    if (pthread_key_create(&abuf_key, abuf_free)) abort(); /* only at resource exhaustion */
-}
-
-static void *abuf_get(size_t bytes)
-{
-    if (bytes <= abuf_cap) return abuf;
-    pthread_once(&abuf_once, abuf_key_make);
-    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p) return NULL;
-    free(abuf);
-    abuf = p;
-    abuf_cap = bytes;
-    pthread_setspecific(abuf_key, p);
-    return p;
-}
 
 /* Rows of A as int16 (round(min(max(a, 0), 6) * 2048), to nearest even) into dst, k a row, and
  * each row's sum of them / 2048 into rs (exact: at most 1024 * 12288 < 2^24). */
@@ -272,7 +241,7 @@ void fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, f
     if (mb < 6) mb = 6;
     if (mb > m) mb = m;
     const size_t abytes = ((size_t)mb * k * sizeof(int16_t) + 63) / 64 * 64;
-    unsigned char *buf = abuf_get(abytes + (size_t)mb * sizeof(float));
+    unsigned char *buf = fn_thread_scratch(abytes + (size_t)mb * sizeof(float));
     if (!buf) { /* out of memory for the buffer: the FP32 kernel instead (never fails) */
         const int was = fn_i16_set_thread(0);
         fn_t3 in = {m, 1, k, (float *)a}, out = {m, 1, wp->n, c};

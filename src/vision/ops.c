@@ -31,6 +31,7 @@
 #endif
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1089,6 +1090,34 @@ size_t fn_cpu_l2_bytes(void)
     if (n > 0) return (size_t)n;
 #endif
     return (size_t)1 << 20;
+}
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *tscratch;
+static _Thread_local size_t tscratch_cap;
+
+static void scratch_free(void *p)
+{
+    free(p);
+}
+
+static void scratch_key_make(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free)) abort(); /* only at resource exhaustion */
+}
+
+void *fn_thread_scratch(size_t bytes)
+{
+    if (bytes <= tscratch_cap) return tscratch;
+    pthread_once(&scratch_once, scratch_key_make);
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) return NULL;
+    free(tscratch);
+    tscratch = p;
+    tscratch_cap = bytes;
+    pthread_setspecific(scratch_key, p);
+    return p;
 }
 
 int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const float *m)

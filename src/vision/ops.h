@@ -76,6 +76,11 @@ int fn_wpack_bytes(fn_wpack *wp, const unsigned char *q, const float *s, const f
  * panels do not fit in half of it pays for a byte copy (recognition.c): its GEMMs of few rows
  * then decode blocks that stay in L1 instead of streaming the floats from L3. Any thread. */
 size_t fn_cpu_l2_bytes(void);
+/* The calling thread's scratch buffer of at least `bytes` (64-byte aligned), grown on demand and
+ * freed when the thread exits; its contents last until the thread's next call. For the kernels
+ * that convert a block of activations (gemm_amx.c, gemm_i16.c; one GEMM at a time per thread).
+ * NULL when out of memory. */
+void *fn_thread_scratch(size_t bytes);
 /* out[r][c] = fmaf((float)q[r][c], s[c], m[c]) for r < rows, c < n: weights given as bytes
  * decoded as fn_wpack_bytes requires (vectorised where the CPU has FMA). */
 void fn_decode_bytes(const unsigned char *q, size_t rows, int n, const float *s, const float *m,
