@@ -12,6 +12,7 @@
  * integer sums into floats as gemm_i16.h says, then bias and activation. */
 #include "vision/gemm_i16.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,11 @@
 #define SLICE     16      /* columns per slice of the pack */
 
 typedef struct i16_pack {
-    float s;    /* scale / 2048: a sum's weight */
-    float moff; /* min + 128 * scale: the weight of a row's activation sum */
+    int dynamic; /* 0: inputs in [0, 6] at 1/2048; 1: scaled to their max (fn_wpack_i16_init_cols)
+                  */
     int slices;
+    float *cs;  /* per column (slices x 16): the weights' scale, a sum's weight once scaled back */
+    float *cm;  /* per column: min + 128 * scale, the weight of a row's activation sum */
     int16_t *b; /* slices x (k / 2) x 32 int16, 64-byte aligned */
 } i16_pack;
 
@@ -54,48 +57,90 @@ int fn_i16_thread(void)
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-int fn_wpack_i16_init(fn_wpack *wp, double qscale, double qmin)
+/* The quantization a pack is made from: one scale and offset (qscale, qmin; a weight is
+ * (float)(q * qscale + qmin), computed in double) or one per column (cs, cm: fmaf(q, cs, cm)). */
+typedef struct i16_quant {
+    double qscale, qmin;
+    const float *cs, *cm;
+} i16_quant;
+
+static float i16_weight(const i16_quant *qz, int c, int q)
+{
+    return qz->cs ? fmaf((float)q, qz->cs[c], qz->cm[c]) : (float)(q * qz->qscale + qz->qmin);
+}
+
+static int i16_build(fn_wpack *wp, const i16_quant *qz, int dynamic)
 {
     const int k = wp->k, n = wp->n;
-    if (wp->i16 || !fn_i16_available(NULL) || k <= 0 || n <= 0 || k % 2 || k > FN_I16_MAX_K ||
-        !(qscale > 0))
+    if (wp->i16 || !fn_i16_available(NULL) || k <= 0 || n <= 0 || k % 2 ||
+        k > (dynamic ? FN_I16_MAX_K_SCALED : FN_I16_MAX_K))
         return 0;
-    const int slices = (n + SLICE - 1) / SLICE;
+    const int slices = (n + SLICE - 1) / SLICE, cols = slices * SLICE;
     i16_pack *pk = malloc(sizeof *pk);
-    int16_t *b = aligned_alloc(64, (size_t)slices * (size_t)k * SLICE * sizeof(int16_t));
-    if (!pk || !b) {
-        free(pk), free(b);
+    int16_t *b = aligned_alloc(64, (size_t)cols * (size_t)k * sizeof(int16_t));
+    float *cf = calloc(2 * (size_t)cols, sizeof(float));
+    if (!pk || !b || !cf) {
+        free(pk), free(b), free(cf);
         return -1;
     }
-    memset(b, 0, (size_t)slices * (size_t)k * SLICE * sizeof(int16_t));
-    const double inv = 1.0 / qscale;
-    for (int r = 0; r < k; r++)
-        for (int c = 0; c < n; c++) {
+    memset(b, 0, (size_t)cols * (size_t)k * sizeof(int16_t));
+    for (int c = 0; c < n; c++) {
+        const double s = qz->cs ? qz->cs[c] : qz->qscale, mn = qz->cs ? qz->cm[c] : qz->qmin;
+        if (!(fabs(s) > 0)) { /* no byte quantization: stays FP32 */
+            free(pk), free(b), free(cf);
+            return 0;
+        }
+        cf[c] = (float)s;
+        cf[cols + c] = (float)(mn + 128.0 * s);
+        const double inv = 1.0 / s;
+        for (int r = 0; r < k; r++) {
             const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
-            const double x = (w - qmin) * inv;
+            const double x = (w - mn) * inv;
             const int q = x < 0 ? 0 : x > 255 ? 255 : (int)(x + 0.5);
-            if ((float)(q * qscale + qmin) != w) { /* not a byte of this scale: stays FP32 */
-                free(pk), free(b);
+            if (i16_weight(qz, c, q) != w) { /* not a byte of this scale: stays FP32 */
+                free(pk), free(b), free(cf);
                 return 0;
             }
             const size_t at = (size_t)(c / SLICE) * k * SLICE + (size_t)(r / 2) * 2 * SLICE +
                               (size_t)(c % SLICE / 8) * 16 + (size_t)(c % 8) * 2 + (size_t)(r % 2);
             b[at] = (int16_t)(q - 128);
         }
-    pk->s = (float)(qscale / I16_SCALE);
-    pk->moff = (float)(qmin + 128.0 * qscale);
+    }
+    pk->dynamic = dynamic;
     pk->slices = slices;
+    pk->cs = cf;
+    pk->cm = cf + cols;
     pk->b = b;
     wp->i16 = pk;
     return 0;
 }
 
+int fn_wpack_i16_init(fn_wpack *wp, double qscale, double qmin)
+{
+    const i16_quant qz = {qscale, qmin, NULL, NULL};
+    return i16_build(wp, &qz, wp->k > FN_I16_MAX_K);
+}
+
+int fn_wpack_i16_init_cols(fn_wpack *wp, const float *scale, const float *min)
+{
+    const i16_quant qz = {0, 0, scale, min};
+    return i16_build(wp, &qz, 1);
+}
+
 void fn_wpack_i16_free(fn_wpack *wp)
 {
     i16_pack *pk = wp->i16;
-    if (pk) free(pk->b);
+    if (pk) free(pk->b), free(pk->cs);
     free(pk);
     wp->i16 = NULL;
+}
+
+/* The largest |integer| an activation becomes for a K-deep pack: K * 128 * it stays below 2^31. */
+static int i16_qmax(const i16_pack *pk, int k)
+{
+    if (!pk->dynamic) return 12288; /* 6 * 2048 */
+    const long q = 2147483647L / (128L * k);
+    return q > 32767 ? 32767 : (int)q;
 }
 
 /* ---- the kernel --------------------------------------------------------------------------- */
@@ -105,41 +150,81 @@ void fn_wpack_i16_free(fn_wpack *wp)
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-/* Rows of A as int16 (round(min(max(a, 0), 6) * 2048), to nearest even) into dst, k a row, and
- * each row's sum of them / 2048 into rs (exact: at most 1024 * 12288 < 2^24). */
-AVX2 static void quantize_rows(const float *a, int rows, int k, int16_t *dst, float *rs)
+/* How a run of activations becomes integers: round(min(max(a * mul, lo), hi)) to nearest even.
+ * Fixed (relu6 inputs): mul 2048, lo 0, hi 12288, the same as clamping a to [0, 6] first (a * 2048
+ * is exact). Scaled: mul = qmax / amax, lo = -qmax, hi = qmax. */
+typedef struct i16_conv {
+    float mul, lo, hi;
+} i16_conv;
+
+/* n floats (n even) of src as int16 into dst; returns their sum (exact: at most K * 32767). */
+AVX2 static int quantize_run(const float *src, int n, const i16_conv *qc, int16_t *d)
 {
-    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f),
-                 scale = _mm256_set1_ps(I16_SCALE);
-    for (int r = 0; r < rows; r++) {
-        const float *src = a + (size_t)r * k;
-        int16_t *d = dst + (size_t)r * k;
-        __m256i sum = _mm256_setzero_si256();
-        int j = 0;
-        for (; j + 16 <= k; j += 16) {
-            __m256 x0 = _mm256_loadu_ps(src + j), x1 = _mm256_loadu_ps(src + j + 8);
-            x0 = _mm256_mul_ps(_mm256_min_ps(_mm256_max_ps(x0, zero), six), scale);
-            x1 = _mm256_mul_ps(_mm256_min_ps(_mm256_max_ps(x1, zero), six), scale);
-            const __m256i i0 = _mm256_cvtps_epi32(x0), i1 = _mm256_cvtps_epi32(x1);
-            sum = _mm256_add_epi32(sum, _mm256_add_epi32(i0, i1));
-            /* packs works per 128-bit lane: put the quarters back in order */
-            const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xd8);
-            _mm256_storeu_si256((__m256i *)(d + j), p);
-        }
-        int tail = 0;
-        for (; j < k; j++) { /* the same rounding, one at a time */
-            const __m128 x = _mm_mul_ss(
-                _mm_min_ss(_mm_max_ss(_mm_set_ss(src[j]), _mm_setzero_ps()), _mm_set_ss(6.0f)),
-                _mm_set_ss(I16_SCALE));
-            const int v = _mm_cvtss_si32(x);
-            d[j] = (int16_t)v;
-            tail += v;
-        }
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        rs[r] = (float)(_mm_cvtsi128_si32(s4) + tail) / I16_SCALE;
+    const __m256 mul = _mm256_set1_ps(qc->mul), lo = _mm256_set1_ps(qc->lo),
+                 hi = _mm256_set1_ps(qc->hi);
+    __m256i sum = _mm256_setzero_si256();
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 x0 = _mm256_mul_ps(_mm256_loadu_ps(src + j), mul),
+               x1 = _mm256_mul_ps(_mm256_loadu_ps(src + j + 8), mul);
+        x0 = _mm256_min_ps(_mm256_max_ps(x0, lo), hi);
+        x1 = _mm256_min_ps(_mm256_max_ps(x1, lo), hi);
+        const __m256i i0 = _mm256_cvtps_epi32(x0), i1 = _mm256_cvtps_epi32(x1);
+        sum = _mm256_add_epi32(sum, _mm256_add_epi32(i0, i1));
+        /* packs works per 128-bit lane: put the quarters back in order */
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xd8);
+        _mm256_storeu_si256((__m256i *)(d + j), p);
     }
+    int tail = 0;
+    for (; j < n; j++) { /* the same rounding, one at a time */
+        const __m128 x = _mm_min_ss(
+            _mm_max_ss(_mm_mul_ss(_mm_set_ss(src[j]), _mm_set_ss(qc->mul)), _mm_set_ss(qc->lo)),
+            _mm_set_ss(qc->hi));
+        const int v = _mm_cvtss_si32(x);
+        d[j] = (int16_t)v;
+        tail += v;
+    }
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    return _mm_cvtsi128_si32(s4) + tail;
+}
+
+/* max |a| over n floats (NaN if one is NaN). */
+AVX2 static float absmax(const float *a, size_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps(), nan = m;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_andnot_ps(sign, _mm256_loadu_ps(a + i));
+        m = _mm256_max_ps(m, x);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    float r = 0.0f;
+    int bad = _mm256_movemask_ps(nan) != 0;
+    for (int j = 0; j < 8; j++)
+        r = m[j] > r ? m[j] : r;
+    for (; i < n; i++) {
+        const float x = fabsf(a[i]);
+        bad |= x != x;
+        r = x > r ? x : r;
+    }
+    return bad ? NAN : r;
+}
+
+/* The conversion for activations of max |a| amax, and the factor that takes the integers back
+ * (amax / qmax; NaN when amax is not finite, so that the outputs are NaN as FP32's would be). */
+static i16_conv scaled_conv(float amax, int qmax, float *inv)
+{
+    const float q = (float)qmax;
+    if (!(amax < INFINITY)) {
+        *inv = NAN;
+        return (i16_conv){0.0f, -q, q};
+    }
+    const float mul = amax > 0 ? q / amax : 1.0f;
+    *inv = 1.0f / mul;
+    return (i16_conv){mul, -q, q};
 }
 
 AVX2 static inline __m256 act_i16(__m256 x, fn_act act)
@@ -161,53 +246,91 @@ AVX2 static inline __m256 act_i16(__m256 x, fn_act act)
 /* A pair of int16 activations read as one int32 (the buffer is written as int16). */
 typedef int32_t __attribute__((may_alias)) i16_pair;
 
-/* One 6x16 tile: rows a[0..5] (int16, k each; rows past mr repeat the last one), the slice bs,
- * into mr rows of C from c (columns [0, w) of the slice). */
-AVX2 static void tile6(int k, const int16_t *a, int mr, const int16_t *bs, const float *rs, float s,
-                       float moff, const float *bias, fn_act act, float *c, int ldc, int w)
+/* Where a GEMM's integer rows are and how they become floats: row i's K values are nseg runs of
+ * kseg int16 (segment s at a + i * lda + s * sstride); inv[i] takes row i's integers back to
+ * activations, rs[i] is the sum of its activations as rounded (integer sum * inv[i]). */
+typedef struct i16_rows {
+    const int16_t *a;
+    size_t lda, sstride;
+    int kseg, nseg;
+    const float *inv, *rs;
+} i16_rows;
+
+/* One 6x16 tile: rows r0.. r0 + mr - 1 of ar (rows past mr repeat the last one), the slice j,
+ * into C from c (columns [0, w) of the slice); with res, relu(. + res) (act none then). */
+AVX2 static void tile6(const i16_rows *ar, int r0, int mr, const i16_pack *pk, int j,
+                       const float *bias, fn_act act, const float *res, float *c, int ldc, int w)
 {
-    const i16_pair *p0 = (const i16_pair *)a, *p1 = (const i16_pair *)(a + (size_t)(mr > 1) * k),
-                   *p2 = (const i16_pair *)(a + (size_t)(mr > 2 ? 2 : mr - 1) * k),
-                   *p3 = (const i16_pair *)(a + (size_t)(mr > 3 ? 3 : mr - 1) * k),
-                   *p4 = (const i16_pair *)(a + (size_t)(mr > 4 ? 4 : mr - 1) * k),
-                   *p5 = (const i16_pair *)(a + (size_t)(mr > 5 ? 5 : mr - 1) * k);
+    const int16_t *a = ar->a + (size_t)r0 * ar->lda;
+    const size_t lda = ar->lda;
+    const i16_pair *p0 = (const i16_pair *)a, *p1 = (const i16_pair *)(a + (size_t)(mr > 1) * lda),
+                   *p2 = (const i16_pair *)(a + (size_t)(mr > 2 ? 2 : mr - 1) * lda),
+                   *p3 = (const i16_pair *)(a + (size_t)(mr > 3 ? 3 : mr - 1) * lda),
+                   *p4 = (const i16_pair *)(a + (size_t)(mr > 4 ? 4 : mr - 1) * lda),
+                   *p5 = (const i16_pair *)(a + (size_t)(mr > 5 ? 5 : mr - 1) * lda);
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
             c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const int16_t *bp = bs;
-    for (int kp = 0; kp < k / 2; kp++, bp += 2 * SLICE) {
-        const __m256i b0 = _mm256_load_si256((const __m256i *)bp),
-                      b1 = _mm256_load_si256((const __m256i *)(bp + SLICE));
-        __m256i av;
+    const int kp_seg = ar->kseg / 2;
+    const size_t step = ar->sstride / 2; /* pairs from one segment to the next */
+    const int16_t *bp = pk->b + (size_t)j * (size_t)ar->kseg * ar->nseg * SLICE;
+    for (int sg = 0; sg < ar->nseg; sg++) {
+        for (int kp = 0; kp < kp_seg; kp++, bp += 2 * SLICE) {
+            const __m256i b0 = _mm256_load_si256((const __m256i *)bp),
+                          b1 = _mm256_load_si256((const __m256i *)(bp + SLICE));
+            __m256i av;
 #define I16_ROW(p, x0, x1)                                                                         \
     av = _mm256_set1_epi32(p[kp]);                                                                 \
     x0 = _mm256_add_epi32(x0, _mm256_madd_epi16(av, b0));                                          \
     x1 = _mm256_add_epi32(x1, _mm256_madd_epi16(av, b1));
-        I16_ROW(p0, c00, c01)
-        I16_ROW(p1, c10, c11)
-        I16_ROW(p2, c20, c21)
-        I16_ROW(p3, c30, c31)
-        I16_ROW(p4, c40, c41)
-        I16_ROW(p5, c50, c51)
+            I16_ROW(p0, c00, c01)
+            I16_ROW(p1, c10, c11)
+            I16_ROW(p2, c20, c21)
+            I16_ROW(p3, c30, c31)
+            I16_ROW(p4, c40, c41)
+            I16_ROW(p5, c50, c51)
 #undef I16_ROW
+        }
+        p0 += step, p1 += step, p2 += step, p3 += step, p4 += step, p5 += step;
     }
     const __m256i acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                {c30, c31}, {c40, c41}, {c50, c51}};
-    const __m256 vs = _mm256_set1_ps(s);
     for (int h = 0; h < 2; h++) {
         const int left = w - 8 * h;
         if (left <= 0) break;
         const __m256i mask =
             _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         const __m256 bv = bias ? _mm256_maskload_ps(bias + 8 * h, mask) : _mm256_setzero_ps();
+        const __m256 cs = _mm256_loadu_ps(pk->cs + j * SLICE + 8 * h),
+                     cm = _mm256_loadu_ps(pk->cm + j * SLICE + 8 * h);
         for (int r = 0; r < mr; r++) {
-            const __m256 off = _mm256_set1_ps(rs[r] * moff);
-            const __m256 v = act_i16(
-                _mm256_add_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][h]), vs, off), bv), act);
-            float *o = c + (size_t)r * ldc + 8 * h;
-            if (left >= 8)
-                _mm256_storeu_ps(o, v);
+            const __m256 x =
+                _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][h]), _mm256_set1_ps(ar->inv[r0 + r]));
+            const __m256 off = _mm256_mul_ps(_mm256_set1_ps(ar->rs[r0 + r]), cm);
+            __m256 v = _mm256_add_ps(_mm256_fmadd_ps(x, cs, off), bv);
+            const size_t at = (size_t)r * ldc + 8 * h;
+            if (res)
+                v = _mm256_max_ps(_mm256_add_ps(v, _mm256_maskload_ps(res + at, mask)),
+                                  _mm256_setzero_ps());
             else
-                _mm256_maskstore_ps(o, mask, v);
+                v = act_i16(v, act);
+            if (left >= 8)
+                _mm256_storeu_ps(c + at, v);
+            else
+                _mm256_maskstore_ps(c + at, mask, v);
+        }
+    }
+}
+
+/* C[m][n] for ar's rows 0..m-1: every slice over the rows, 6 at a time. */
+AVX2 static void i16_tiles(const i16_rows *ar, int m, const i16_pack *pk, int n, const float *bias,
+                           fn_act act, const float *res, float *c)
+{
+    for (int j = 0; j < pk->slices; j++) {
+        const int w = n - j * SLICE < SLICE ? n - j * SLICE : SLICE;
+        for (int r = 0; r < m; r += 6) {
+            const size_t at = (size_t)r * n + (size_t)j * SLICE;
+            tile6(ar, r, m - r < 6 ? m - r : 6, pk, j, bias ? bias + j * SLICE : NULL, act,
+                  res ? res + at : NULL, c + at, n, w);
         }
     }
 }
@@ -216,45 +339,110 @@ AVX2 static void tile6(int k, const int16_t *a, int mr, const int16_t *bs, const
 #define ABLOCK_BYTES ((size_t)128 * 1024)
 
 AVX2 static void gemm_i16_avx2(int m, const fn_wpack *wp, const float *a, const float *bias,
-                               fn_act act, float *c, int16_t *ab, float *rs, int mb)
+                               fn_act act, const float *res, float *c, unsigned char *buf, int mb)
 {
     const i16_pack *pk = wp->i16;
-    const int k = wp->k, n = wp->n;
+    const int k = wp->k, n = wp->n, qmax = i16_qmax(pk, k);
+    int16_t *ab = (int16_t *)buf;
+    float *inv = (float *)(buf + ((size_t)mb * k * sizeof(int16_t) + 63) / 64 * 64), *rs = inv + mb;
+    const i16_conv fixed = {I16_SCALE, 0.0f, (float)qmax};
     for (int m0 = 0; m0 < m; m0 += mb) {
         const int rows = m - m0 < mb ? m - m0 : mb;
-        quantize_rows(a + (size_t)m0 * k, rows, k, ab, rs);
-        for (int j = 0; j < pk->slices; j++) {
-            const int16_t *bs = pk->b + (size_t)j * k * SLICE;
-            const int w = n - j * SLICE < SLICE ? n - j * SLICE : SLICE;
-            for (int r = 0; r < rows; r += 6)
-                tile6(k, ab + (size_t)r * k, rows - r < 6 ? rows - r : 6, bs, rs + r, pk->s,
-                      pk->moff, bias ? bias + j * SLICE : NULL, act,
-                      c + (size_t)(m0 + r) * n + j * SLICE, n, w);
+        for (int r = 0; r < rows; r++) {
+            const float *src = a + (size_t)(m0 + r) * k;
+            i16_conv qc = fixed;
+            inv[r] = 1.0f / I16_SCALE;
+            if (pk->dynamic) qc = scaled_conv(absmax(src, (size_t)k), qmax, &inv[r]);
+            rs[r] = (float)quantize_run(src, k, &qc, ab + (size_t)r * k) * inv[r];
         }
+        const i16_rows ar = {ab, (size_t)k, 0, k, 1, inv, rs};
+        const size_t at = (size_t)m0 * n;
+        i16_tiles(&ar, rows, pk, n, bias, act, res ? res + at : NULL, c + at);
     }
 }
 
-void fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act, float *c)
+int fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
+                const float *res, float *c)
 {
     const int k = wp->k;
     int mb = (int)(ABLOCK_BYTES / ((size_t)k * sizeof(int16_t))) / 6 * 6;
     if (mb < 6) mb = 6;
     if (mb > m) mb = m;
     const size_t abytes = ((size_t)mb * k * sizeof(int16_t) + 63) / 64 * 64;
-    unsigned char *buf = fn_thread_scratch(abytes + (size_t)mb * sizeof(float));
-    if (!buf) { /* out of memory for the buffer: the FP32 kernel instead (never fails) */
-        const int was = fn_i16_set_thread(0);
-        fn_t3 in = {m, 1, k, (float *)a}, out = {m, 1, wp->n, c};
-        fn_conv2d_w(&in, wp, bias, 1, 1, 1, FN_PAD_VALID, act, &out, NULL);
-        fn_i16_set_thread(was);
-        return;
+    unsigned char *buf = fn_thread_scratch(abytes + 2 * (size_t)mb * sizeof(float));
+    if (!buf) return -1;
+    gemm_i16_avx2(m, wp, a, bias, act, res, c, buf, mb);
+    return 0;
+}
+
+AVX2 static void gemm_i16_seg_avx2(int m, const fn_wpack *wp, const float *a, int lda, int nseg,
+                                   size_t sstride, const i16_conv *qc, float inv1,
+                                   const float *bias, fn_act act, const float *res, float *c,
+                                   unsigned char *buf, int runs)
+{
+    const i16_pack *pk = wp->i16;
+    const size_t skip = sstride / (size_t)lda; /* runs from one segment to the next */
+    int16_t *ab = (int16_t *)buf;
+    int *sums = (int *)(buf + ((size_t)runs * lda * sizeof(int16_t) + 63) / 64 * 64);
+    float *inv = (float *)(sums + runs), *rs = inv + m;
+    for (int i = 0; i < runs; i++)
+        sums[i] = quantize_run(a + (size_t)i * lda, lda, qc, ab + (size_t)i * lda);
+    for (int i = 0; i < m; i++) {
+        int s = 0;
+        for (int sg = 0; sg < nseg; sg++)
+            s += sums[(size_t)i + sg * skip];
+        inv[i] = inv1;
+        rs[i] = (float)s * inv1;
     }
-    gemm_i16_avx2(m, wp, a, bias, act, c, (int16_t *)buf, (float *)(buf + abytes), mb);
+    const i16_rows ar = {ab, (size_t)lda, sstride, lda, nseg, inv, rs};
+    i16_tiles(&ar, m, pk, wp->n, bias, act, res, c);
+}
+
+int fn_gemm_i16_seg(int m, const fn_wpack *wp, const float *a, int lda, int nseg, size_t sstride,
+                    float amax, const float *bias, fn_act act, const float *res, float *c)
+{
+    const i16_pack *pk = wp->i16;
+    if (lda % 2 || (size_t)lda * nseg != (size_t)wp->k || sstride % (size_t)lda) return -1;
+    const int runs = m + (nseg - 1) * (int)(sstride / (size_t)lda);
+    const size_t abytes = ((size_t)runs * lda * sizeof(int16_t) + 63) / 64 * 64;
+    unsigned char *buf =
+        fn_thread_scratch(abytes + (size_t)runs * sizeof(int) + 2 * (size_t)m * sizeof(float));
+    if (!buf) return -1;
+    const int qmax = i16_qmax(pk, wp->k);
+    float inv = 1.0f / I16_SCALE;
+    i16_conv qc = {I16_SCALE, 0.0f, (float)qmax};
+    if (pk->dynamic) qc = scaled_conv(amax, qmax, &inv);
+    gemm_i16_seg_avx2(m, wp, a, lda, nseg, sstride, &qc, inv, bias, act, res, c, buf, runs);
+    return 0;
+}
+
+float fn_i16_absmax(const float *a, size_t n)
+{
+    return absmax(a, n);
 }
 
 #else
-void fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act, float *c)
+/* Never called: without an AVX2 build there is no pack. */
+int fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
+                const float *res, float *c)
 {
-    (void)m, (void)wp, (void)a, (void)bias, (void)act, (void)c; /* never: no AVX2 build, no pack */
+    (void)m, (void)wp, (void)a, (void)bias, (void)act, (void)res, (void)c;
+    return -1;
+}
+
+int fn_gemm_i16_seg(int m, const fn_wpack *wp, const float *a, int lda, int nseg, size_t sstride,
+                    float amax, const float *bias, fn_act act, const float *res, float *c)
+{
+    (void)m, (void)wp, (void)a, (void)lda, (void)nseg, (void)sstride, (void)amax, (void)bias;
+    (void)act, (void)res, (void)c;
+    return -1;
+}
+
+float fn_i16_absmax(const float *a, size_t n)
+{
+    float r = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        r = fabsf(a[i]) > r || a[i] != a[i] ? fabsf(a[i]) : r;
+    return r;
 }
 #endif

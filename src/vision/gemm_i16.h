@@ -23,6 +23,9 @@
 
 /* The deepest layer a pack is made for: |sum| <= K * 128 * 12288 stays below 2^31. */
 #define FN_I16_MAX_K 1024
+/* ... and for a scaled pack (fn_wpack_i16_init_cols), whose activations become integers up to
+ * 2^31 / (128 K) (at most 32767; 2047 at this K). */
+#define FN_I16_MAX_K_SCALED 8192
 
 /* 1 when this CPU runs the int16 kernel (AVX2); else 0 and, if reason is not NULL, a static
  * sentence saying why. Thread-safe. */
@@ -30,10 +33,18 @@ int fn_i16_available(const char **reason);
 
 /* Builds wp's int16 pack from its FP32 weights (wp->w or the panels), given the tensor's byte
  * quantization (every weight must be exactly (float)(q * qscale + qmin) for a q in 0..255, as
- * weights.c dequantizes; the layer's inputs must be in [0, 6]). Returns 0 with the pack made, or
- * without one (no AVX2, K odd or over FN_I16_MAX_K, a weight not of that form, the pack made
- * already: the layer stays FP32); -1 when out of memory. Not while other threads read wp. */
+ * weights.c dequantizes; the layer's inputs must be in [0, 6]). Up to FN_I16_MAX_K a fixed pack
+ * (activations at 1/2048, as above); deeper (SSD's 3x3 extra layers, K 1152 and 2304) a scaled
+ * one (below), its inputs' range notwithstanding. Returns 0 with the pack made, or without one
+ * (no AVX2, K odd or over FN_I16_MAX_K_SCALED, a weight not of that form, the pack made already:
+ * the layer stays FP32); -1 when out of memory. Not while other threads read wp. */
 int fn_wpack_i16_init(fn_wpack *wp, double qscale, double qmin);
+/* The same for weights quantized per column (w[r][c] = fmaf(q, scale[c], min[c]), scale and min
+ * n floats; the descriptor net's, its scale layer folded in) and inputs of any sign: a scaled
+ * pack. Its GEMMs turn the activations into integers scaled to their largest magnitude (up to
+ * 2^31 / (128 K), at most 32767): per row in fn_gemm_i16, per call in fn_gemm_i16_seg. K up to
+ * FN_I16_MAX_K_SCALED. Returns as fn_wpack_i16_init. */
+int fn_wpack_i16_init_cols(fn_wpack *wp, const float *scale, const float *min);
 void fn_wpack_i16_free(fn_wpack *wp);
 
 /* Turns int16 on (1) or off (0) for the calling thread's GEMMs; returns the previous setting.
@@ -41,9 +52,23 @@ void fn_wpack_i16_free(fn_wpack *wp);
 int fn_i16_set_thread(int on);
 int fn_i16_thread(void);
 
-/* C[m][n] = act(A[m][k] B + bias) as above for a pack made by fn_wpack_i16_init (wp->i16
- * non-NULL); A and C row-major with k and n floats per row. Only while fn_i16_thread() is 1. */
-void fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
-                 float *c);
+/* C[m][n] = act(A[m][k] B + bias) as above for a pack made by fn_wpack_i16_init* (wp->i16
+ * non-NULL); A and C row-major with k and n floats per row; with res (laid out as C; act none
+ * then), C = relu(A B + bias + res). Only while fn_i16_thread() is 1. Returns 0, or -1 with C
+ * untouched when the thread's scratch cannot grow (out of memory: the caller runs FP32). */
+int fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
+                const float *res, float *c);
+
+/* The same with A's row i made of nseg runs of lda floats, run s at a + i * lda + s * sstride
+ * (sstride a multiple of lda, K = nseg * lda, lda even): a 3x3 conv's rows of taps (ops.c
+ * conv3_rows), each run converted once for the nseg rows that read it. A scaled pack's
+ * activations are scaled by one factor for the call, from amax (the largest |a| of the image,
+ * given by the caller so that every strip of an image gets the same factor); a fixed pack's as
+ * fn_gemm_i16's. Returns 0, or -1 with C untouched (out of memory, or a shape not as above). */
+int fn_gemm_i16_seg(int m, const fn_wpack *wp, const float *a, int lda, int nseg, size_t sstride,
+                    float amax, const float *bias, fn_act act, const float *res, float *c);
+
+/* max |a[i]| over n floats, NaN when one is NaN. */
+float fn_i16_absmax(const float *a, size_t n);
 
 #endif

@@ -205,13 +205,13 @@ int fn_models_amx_init(const fn_models *cm, unsigned which)
 
 int fn_models_i16_init(const fn_models *cm)
 {
-    if (__atomic_load_n(&cm->i16_done, __ATOMIC_ACQUIRE) || !cm->ssd || !fn_i16_available(NULL))
-        return 0;
+    if (__atomic_load_n(&cm->i16_done, __ATOMIC_ACQUIRE) || !fn_i16_available(NULL)) return 0;
     fn_models *m = (fn_models *)cm; /* logically const, as for the BF16 packs */
     int rc = 0;
     pthread_mutex_lock(&amx_lock);
     if (!m->i16_done) {
-        if (fn_ssd_i16_init(m->ssd))
+        if ((m->ssd && fn_ssd_i16_init(m->ssd)) ||
+            (m->recognition && fn_recog_i16_init(m->recognition)))
             rc = FN_ERR_NOMEM;
         else
             __atomic_store_n(&m->i16_done, 1u, __ATOMIC_RELEASE);

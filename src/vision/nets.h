@@ -125,6 +125,9 @@ int fn_recog_amx_init(fn_recog_net *n);
  * that a thread with int16 on (fn_i16_set_thread) runs them on the int16 kernel. Returns 0, or -1
  * when out of memory. Not while other threads run the net (models.c, as for the BF16 packs). */
 int fn_ssd_i16_init(fn_ssd_net *n);
+/* The same for the recognition net's residual convs, as scaled packs (fn_wpack_i16_init_cols:
+ * their inputs are relu outputs of any size, their filters bytes of a per-column scale). */
+int fn_recog_i16_init(fn_recog_net *n);
 
 /* ---- Shared preprocessing (preprocess.c, owned by the SSD/tiny owner) ---- */
 /* The reference's padToSquare + resizeBilinear of the region (x, y, w, h) of `img` (clipped to the

@@ -1215,6 +1215,16 @@ static int bytes_path(const fn_wpack *wp, int m)
            !(fn_amx_thread() && wp->amx);
 }
 
+/* 1 when this thread runs a GEMM of m rows on wp's int16 pack (vision.precision = int16,
+ * gemm_i16.c). Not below I16_MIN_ROWS rows where the bytes kernel applies: it streams one byte a
+ * weight where the int16 pack has two, and a GEMM of a row or two is that streaming (the
+ * descriptor's last layers: 1 row 0.8x int16 vs bytes, 9 rows 1.1x, 16 rows 1.3x). */
+#define I16_MIN_ROWS 4
+static int i16_path(const fn_wpack *wp, int m)
+{
+    return fn_i16_thread() && wp->i16 && !(m < I16_MIN_ROWS && bytes_path(wp, m));
+}
+
 /* The GEMM with fused bias and activation, by the fastest kernel this CPU has: the packed panels
  * when the weights have them (AVX-512 or AVX2), else B read in place (AVX-512) or OpenBLAS. */
 static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
@@ -1227,11 +1237,8 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
         fn_gemm_amx(m, wp, a, bias, act, c);
         return;
     }
-    /* vision.precision = int16 (gemm_i16.c), likewise. */
-    if (fn_i16_thread() && wp->i16) {
-        fn_gemm_i16(m, wp, a, bias, act, c);
-        return;
-    }
+    /* vision.precision = int16 (gemm_i16.c), likewise (FP32 below if its buffer cannot grow). */
+    if (i16_path(wp, m) && fn_gemm_i16(m, wp, a, bias, act, NULL, c) == 0) return;
     if (bytes_path(wp, m)) {
         if (use_avx2())
             fn_gemm_bytes_avx2(m, n, k, a, k, wp->q, wp->qsm, bias, act, c, n);
@@ -1295,6 +1302,7 @@ GENERIC_CLONES static void res_relu(float *restrict out, const float *restrict r
 static void gemm_bias_act_res(int m, const fn_wpack *wp, const float *a, const float *bias,
                               fn_act act, const float *res, float *c)
 {
+    if (res && i16_path(wp, m) && fn_gemm_i16(m, wp, a, bias, FN_ACT_NONE, res, c) == 0) return;
     if (res && packed_path(wp) && !bytes_path(wp, m)) {
         const fn_gemm_sum sum = {res, NULL};
         gemm_packed(m, wp, a, wp->k, bias, FN_ACT_NONE, &sum, NULL, c);
@@ -1538,13 +1546,20 @@ static void conv3_rows(const fn_t3 *in, int nimg, const fn_wpack *wp, const floa
     const size_t tap_row = (size_t)w * 3 * c; /* floats of one row of taps */
     int rows = (int)(floats / tap_row) - 2;   /* output rows per strip */
     const fn_gemm_seg sg = {tap_row, 3};
+    const int i16 = fn_i16_thread() && wp->i16; /* vision.precision = int16 (gemm_i16.c) */
     if (rows < 1) rows = 1;
     for (int i = 0; i < nimg; i++) {
         const fn_t3 img = {h, w, c, in->d + (size_t)i * h * w * c};
+        /* int16: one scale for the image, whatever the strips and the batch */
+        const float amax = i16 ? fn_i16_absmax(img.d, (size_t)h * w * c) : 0.0f;
         for (int y0 = 0; y0 < h; y0 += rows) {
             const int y1 = y0 + rows < h ? y0 + rows : h;
             taps_rows(&img, y0 - 1, y1 + 1, scratch);
             const size_t at = ((size_t)i * h + (size_t)y0) * w * n;
+            if (i16 &&
+                fn_gemm_i16_seg((y1 - y0) * w, wp, scratch, 3 * c, 3, tap_row, amax, bias,
+                                res ? FN_ACT_NONE : act, res ? res + at : NULL, out->d + at) == 0)
+                continue;
             const fn_gemm_sum sum = {res ? res + at : NULL, NULL};
             gemm_packed((y1 - y0) * w, wp, scratch, 3 * c, bias, act, res ? &sum : NULL, &sg,
                         out->d + at);

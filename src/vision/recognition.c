@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "vision/gemm_amx.h"
+#include "vision/gemm_i16.h"
 #include "vision/nets.h"
 #include "vision/preprocess.h"
 
@@ -44,6 +45,8 @@ typedef struct rc_conv {
     int k, cin, cout;
     fn_wpack wp;     /* f packed for the GEMM once, at bind (owned) */
     fn_wpack centre; /* the centre taps' [cin][cout] (owned), or zeroed: see rc_conv_run */
+    float *sm;       /* rc_fold's per-column scale and min (2 * cout, owned) where the filters are
+                      * bytes, for the int16 pack (fn_recog_i16_init); else NULL */
 } rc_conv;
 
 typedef struct rc_res {
@@ -170,7 +173,10 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
                  ? -1
                  : rc_bytes(c, q, sm, centre);
     free(q);
-    free(sm);
+    if (q)
+        c->sm = sm;
+    else
+        free(sm);
     if (rc == -1) {
         snprintf(err, errlen, "out of memory binding %s", prefix);
         return -2;
@@ -254,7 +260,10 @@ void fn_recog_free(fn_recog_net *n)
         fn_wpack_free(&n->res[i].c2.centre);
         free(n->res[i].c1.f);
         free(n->res[i].c2.f);
+        free(n->res[i].c1.sm);
+        free(n->res[i].c2.sm);
     }
+    free(n->first.sm);
     free(n->mem);
     free(n);
 }
@@ -275,6 +284,20 @@ int fn_recog_amx_init(fn_recog_net *n)
         bad |= fn_wpack_amx_init(&n->res[i].c1.wp);
         bad |= fn_wpack_amx_init(&n->res[i].c2.wp);
         if (n->res[i].c2.centre.k) bad |= fn_wpack_amx_init(&n->res[i].c2.centre);
+    }
+    return bad ? -1 : 0;
+}
+
+int fn_recog_i16_init(fn_recog_net *n)
+{
+    /* The residual layers' convs (inputs: relu outputs, scaled to their max); conv32_down reads
+     * pixels (and its K, 147, is odd); the 1x1-map centre pack is a ninth of one layer. */
+    int bad = 0;
+    for (int i = 0; i < RC_NRES; i++) {
+        rc_conv *cv[2] = {&n->res[i].c1, &n->res[i].c2};
+        for (int j = 0; j < 2; j++)
+            if (cv[j]->sm)
+                bad |= fn_wpack_i16_init_cols(&cv[j]->wp, cv[j]->sm, cv[j]->sm + cv[j]->cout);
     }
     return bad ? -1 : 0;
 }

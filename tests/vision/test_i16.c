@@ -4,8 +4,8 @@
  * integers; the same float epilogue), which it must equal to the bit: shapes with every kind of
  * tail (rows, K, columns), several row blocks, all activations, packs with and without their FP32
  * source, and 1x1 convolutions through ops.c's hook. Also which layers get no pack (K odd, K over
- * FN_I16_MAX_K, weights that are not one scale's bytes) and that a thread with int16 off, or a
- * layer without the pack, runs FP32 to the bit. Skips, saying why, on a CPU without AVX2. */
+ * FN_I16_MAX_K_SCALED, weights that are not one scale's bytes) and that a thread with int16 off, or
+ * a layer without the pack, runs FP32 to the bit. Skips, saying why, on a CPU without AVX2. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,7 +141,7 @@ static void check_shape(int m, int k, int n, fn_act act, int keep_w, int with_bi
         a[i] = act_value();
     const float *bias = with_bias ? l.bias : NULL;
     assert_int_equal(fn_i16_set_thread(1), 0);
-    fn_gemm_i16(m, &wp, a, bias, act, c);
+    assert_int_equal(fn_gemm_i16(m, &wp, a, bias, act, NULL, c), 0);
     fn_i16_set_thread(0);
     ref_gemm(m, &l, a, bias, act, ref);
     for (size_t i = 0; i < (size_t)m * n; i++)
@@ -191,7 +191,7 @@ static void test_gemm_extremes(void **state)
     for (size_t i = 0; i < (size_t)m * k; i++)
         a[i] = 6.0f;
     fn_i16_set_thread(1);
-    fn_gemm_i16(m, &wp, a, NULL, FN_ACT_NONE, c);
+    assert_int_equal(fn_gemm_i16(m, &wp, a, NULL, FN_ACT_NONE, NULL, c), 0);
     fn_i16_set_thread(0);
     ref_gemm(m, &l, a, NULL, FN_ACT_NONE, ref);
     assert_memory_equal(c, ref, sizeof c);
@@ -206,7 +206,7 @@ static void test_no_pack(void **state)
     (void)state;
     if (skip_without_avx2()) skip();
     fn_wpack wp;
-    layer odd = make_layer(27, 16), deep = make_layer(FN_I16_MAX_K + 2, 16),
+    layer odd = make_layer(27, 16), deep = make_layer(FN_I16_MAX_K_SCALED + 2, 16),
           nb = make_layer(32, 16);
     assert_int_equal(fn_wpack_init(&wp, odd.w, 27, 16), 0);
     assert_int_equal(fn_wpack_i16_init(&wp, odd.qscale, odd.qmin), 0);
@@ -263,6 +263,374 @@ static void test_conv_hook(void **state)
     free_layer(&l);
 }
 
+/* ---- scaled packs (fn_wpack_i16_init_cols): the descriptor net's convs ---------------------- */
+
+/* A layer quantized per column as recognition.c folds it: w = fmaf(q, cs[c], cm[c]), some
+ * scales negative (a scale layer's weight may be). */
+typedef struct scaled {
+    int k, n;
+    unsigned char *q;
+    float *cs, *cm, *w, *bias;
+} scaled;
+
+static scaled make_scaled(int k, int n)
+{
+    scaled l = {k,
+                n,
+                malloc((size_t)k * n),
+                malloc(sizeof(float) * (size_t)n),
+                malloc(sizeof(float) * (size_t)n),
+                malloc(sizeof(float) * (size_t)k * n),
+                malloc(sizeof(float) * (size_t)n)};
+    assert_true(l.q && l.cs && l.cm && l.w && l.bias);
+    for (int c = 0; c < n; c++) {
+        l.cs[c] = (float)(0.002 + (rnd() % 100) * 1e-4) * (c % 5 == 3 ? -1.0f : 1.0f);
+        l.cm[c] = (float)(-0.3 + (rnd() % 100) * 1e-3);
+        l.bias[c] = (float)(rnd() % 2000) / 1000.0f - 1.0f;
+    }
+    for (size_t i = 0; i < (size_t)k * n; i++) {
+        l.q[i] = (unsigned char)(rnd() & 255);
+        l.w[i] = fmaf((float)l.q[i], l.cs[i % (size_t)n], l.cm[i % (size_t)n]);
+    }
+    return l;
+}
+
+static void free_scaled(scaled *l)
+{
+    free(l->q), free(l->cs), free(l->cm), free(l->w), free(l->bias);
+}
+
+/* Activations of either sign and of any size (relu outputs, and the signed ones the pack also
+ * takes), exact zeros among them. */
+static float any_value(void)
+{
+    const float mag = (float)(1u << (rnd() % 8)) / 16.0f;
+    return rnd() % 7 == 0 ? 0.0f : ((float)(rnd() % 2000001) / 1000000.0f - 1.0f) * mag;
+}
+
+/* gemm_i16.h's definition for a scaled pack: row r's activations times mul = qmax / amax[r]
+ * (qmax = min(32767, (2^31 - 1) / (128 K))), clamped to [-qmax, qmax], rounded to nearest even;
+ * exact sums; x = sum * inv (inv = 1 / mul), rs = rowsum * inv; fmaf(x, cs, rs * (cm + 128 cs))
+ * + bias; then relu(. + res) with res, else the activation. */
+static void ref_scaled(int m, const scaled *l, const float *a, const float *amax, const float *bias,
+                       fn_act act, const float *res, float *c)
+{
+    const long ql = 2147483647L / (128L * l->k);
+    const float qmax = (float)(ql > 32767 ? 32767 : ql);
+    int32_t *ai = malloc(sizeof(int32_t) * (size_t)l->k);
+    assert_non_null(ai);
+    for (int r = 0; r < m; r++) {
+        const float mul = amax[r] > 0 ? qmax / amax[r] : 1.0f, inv = 1.0f / mul;
+        int64_t rsum = 0;
+        for (int kk = 0; kk < l->k; kk++) {
+            float x = a[(size_t)r * l->k + kk] * mul;
+            x = x < -qmax ? -qmax : x > qmax ? qmax : x;
+            ai[kk] = (int32_t)rintf(x);
+            rsum += ai[kk];
+        }
+        const float rs = (float)rsum * inv;
+        for (int j = 0; j < l->n; j++) {
+            int64_t sum = 0;
+            for (int kk = 0; kk < l->k; kk++)
+                sum += (int64_t)((int)l->q[(size_t)kk * l->n + j] - 128) * ai[kk];
+            assert_true(sum >= INT32_MIN && sum <= INT32_MAX);
+            const float cm = (float)((double)l->cm[j] + 128.0 * l->cs[j]);
+            float v = fmaf((float)sum * inv, l->cs[j], rs * cm) + (bias ? bias[j] : 0.0f);
+            if (res) {
+                v = v + res[(size_t)r * l->n + j];
+                v = v > 0 ? v : 0;
+            } else {
+                v = ref_act(v, act);
+            }
+            c[(size_t)r * l->n + j] = v;
+        }
+    }
+    free(ai);
+}
+
+static float row_absmax(const float *a, size_t n)
+{
+    float m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fabsf(a[i]) > m ? fabsf(a[i]) : m;
+    return m;
+}
+
+static void check_equal(const float *c, const float *ref, size_t count, int n, const char *what)
+{
+    for (size_t i = 0; i < count; i++)
+        if (c[i] != ref[i])
+            fail_msg("%s: C[%zu][%zu] = %.9g, expected %.9g", what, i / (size_t)n, i % (size_t)n,
+                     c[i], ref[i]);
+}
+
+/* fn_gemm_i16 on scaled packs: each row scaled to its own max (a row of zeros among them), to the
+ * bit, with and without the residual sum, at depths up to the descriptor's 2304. */
+static void test_scaled_gemm(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    static const int ms[] = {1, 7, 131};
+    static const int ks[] = {2, 288, 1152, 2304};
+    static const int ns[] = {9, 32};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+            for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+                const int m = ms[i], k = ks[j], n = ns[t], with_res = (int)((i + j + t) % 2);
+                scaled l = make_scaled(k, n);
+                fn_wpack wp;
+                assert_int_equal(fn_wpack_init(&wp, l.w, k, n), 0);
+                if (t % 2 && wp.p) wp.w = NULL; /* the pack made from the panels */
+                assert_int_equal(fn_wpack_i16_init_cols(&wp, l.cs, l.cm), 0);
+                assert_non_null(wp.i16);
+                float *a = malloc(sizeof(float) * (size_t)m * k),
+                      *c = malloc(sizeof(float) * (size_t)m * n),
+                      *ref = malloc(sizeof(float) * (size_t)m * n),
+                      *res = malloc(sizeof(float) * (size_t)m * n),
+                      *amax = malloc(sizeof(float) * (size_t)m);
+                assert_true(a && c && ref && res && amax);
+                for (size_t x = 0; x < (size_t)m * k; x++)
+                    a[x] = any_value();
+                if (m > 1) memset(a + k, 0, sizeof(float) * (size_t)k); /* a row of zeros */
+                for (size_t x = 0; x < (size_t)m * n; x++)
+                    res[x] = any_value();
+                for (int r = 0; r < m; r++)
+                    amax[r] = row_absmax(a + (size_t)r * k, (size_t)k);
+                const fn_act act = with_res ? FN_ACT_NONE : (fn_act)((i + t) % 4);
+                fn_i16_set_thread(1);
+                assert_int_equal(fn_gemm_i16(m, &wp, a, l.bias, act, with_res ? res : NULL, c), 0);
+                fn_i16_set_thread(0);
+                ref_scaled(m, &l, a, amax, l.bias, act, with_res ? res : NULL, ref);
+                char what[64];
+                snprintf(what, sizeof what, "m %d k %d n %d res %d", m, k, n, with_res);
+                check_equal(c, ref, (size_t)m * n, n, what);
+                free(a), free(c), free(ref), free(res), free(amax);
+                fn_wpack_free(&wp);
+                free_scaled(&l);
+            }
+}
+
+/* A NaN among a row's activations makes that row's outputs NaN (as FP32's would be), and only
+ * that row's. */
+static void test_scaled_nan(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    const int m = 3, k = 64, n = 16;
+    scaled l = make_scaled(k, n);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, l.w, k, n), 0);
+    assert_int_equal(fn_wpack_i16_init_cols(&wp, l.cs, l.cm), 0);
+    float a[3 * 64], c[3 * 16];
+    for (int x = 0; x < m * k; x++)
+        a[x] = any_value();
+    a[k + 5] = NAN;
+    fn_i16_set_thread(1);
+    assert_int_equal(fn_gemm_i16(m, &wp, a, l.bias, FN_ACT_NONE, NULL, c), 0);
+    fn_i16_set_thread(0);
+    for (int j = 0; j < n; j++) {
+        assert_false(isnan(c[j]));
+        assert_true(isnan(c[n + j]));
+        assert_false(isnan(c[2 * n + j]));
+    }
+    assert_true(isnan(fn_i16_absmax(a, (size_t)m * k)));
+    assert_true(fn_i16_absmax(a, (size_t)k) == row_absmax(a, (size_t)k));
+    fn_wpack_free(&wp);
+    free_scaled(&l);
+}
+
+/* im2col of one image's 3x3 SAME conv (zeros outside), the test's own. */
+static void im2col3(const float *img, int h, int w, int c, float *col)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++)
+                    for (int ch = 0; ch < c; ch++) {
+                        const int yy = y + dy, xx = x + dx;
+                        *col++ = yy < 0 || yy >= h || xx < 0 || xx >= w
+                                     ? 0.0f
+                                     : img[((size_t)yy * w + xx) * c + ch];
+                    }
+}
+
+/* A 3x3 SAME conv of two images on a scaled pack through ops.c (the rows-of-taps path,
+ * fn_gemm_i16_seg): every row of an image scaled by that image's max, to the bit, with the
+ * residual sum and without; an image's output the same alone as beside another (the scale is the
+ * image's, whatever the batch); FP32 to the bit with the thread's int16 off. */
+static void test_scaled_conv3(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    const int h = 18, w = 17, cin = 16, cout = 24, k = 9 * cin, nimg = 2;
+    const size_t px = (size_t)h * w, isz = px * cin, osz = px * cout;
+    scaled l = make_scaled(k, cout);
+    fn_wpack wp, plain;
+    assert_int_equal(fn_wpack_init(&wp, l.w, k, cout), 0);
+    assert_int_equal(fn_wpack_init(&plain, l.w, k, cout), 0);
+    assert_int_equal(fn_wpack_i16_init_cols(&wp, l.cs, l.cm), 0);
+    fn_t3 in = {h, w, cin, malloc(sizeof(float) * isz * nimg)};
+    fn_t3 out = {0, 0, 0, malloc(sizeof(float) * osz * nimg)};
+    float *res = malloc(sizeof(float) * osz * nimg), *ref = malloc(sizeof(float) * osz),
+          *col = malloc(sizeof(float) * px * k), *fp32 = malloc(sizeof(float) * osz * nimg),
+          *amax = malloc(sizeof(float) * px),
+          *scratch = malloc(sizeof(float) *
+                            fn_conv2d_scratch_floats_n(nimg, h, w, cin, 3, 3, 1, FN_PAD_SAME));
+    assert_true(in.d && out.d && res && ref && col && fp32 && amax && scratch);
+    for (size_t x = 0; x < isz * nimg; x++) /* relu outputs, the second image 4x the first */
+        in.d[x] = fabsf(any_value()) * (x < isz ? 1.0f : 4.0f);
+    for (size_t x = 0; x < osz * nimg; x++)
+        res[x] = any_value();
+    for (int with_res = 0; with_res < 2; with_res++) {
+        const float *rs = with_res ? res : NULL;
+        if (with_res)
+            fn_conv2d_res_wn(&in, nimg, &plain, l.bias, 3, 3, 1, FN_PAD_SAME, res, &out, scratch);
+        else
+            fn_conv2d_wn(&in, nimg, &plain, l.bias, 3, 3, 1, FN_PAD_SAME, FN_ACT_RELU, &out,
+                         scratch);
+        memcpy(fp32, out.d, sizeof(float) * osz * nimg);
+        fn_i16_set_thread(1);
+        if (with_res)
+            fn_conv2d_res_wn(&in, nimg, &wp, l.bias, 3, 3, 1, FN_PAD_SAME, res, &out, scratch);
+        else
+            fn_conv2d_wn(&in, nimg, &wp, l.bias, 3, 3, 1, FN_PAD_SAME, FN_ACT_RELU, &out, scratch);
+        fn_i16_set_thread(0);
+        for (int i = 0; i < nimg; i++) {
+            const float *img = in.d + (size_t)i * isz;
+            im2col3(img, h, w, cin, col);
+            const float mx = row_absmax(img, isz);
+            for (size_t r = 0; r < px; r++)
+                amax[r] = mx;
+            ref_scaled((int)px, &l, col, amax, l.bias, FN_ACT_RELU,
+                       rs ? rs + (size_t)i * osz : NULL, ref);
+            char what[48];
+            snprintf(what, sizeof what, "conv3 image %d res %d", i, with_res);
+            check_equal(out.d + (size_t)i * osz, ref, osz, cout, what);
+        }
+        assert_memory_not_equal(out.d, fp32, sizeof(float) * osz * nimg);
+        /* the second image alone: the same floats as in the batch */
+        fn_t3 one = {h, w, cin, in.d + isz}, o1 = {0, 0, 0, fp32};
+        fn_i16_set_thread(1);
+        if (with_res)
+            fn_conv2d_res_wn(&one, 1, &wp, l.bias, 3, 3, 1, FN_PAD_SAME, res + osz, &o1, scratch);
+        else
+            fn_conv2d_wn(&one, 1, &wp, l.bias, 3, 3, 1, FN_PAD_SAME, FN_ACT_RELU, &o1, scratch);
+        fn_i16_set_thread(0);
+        assert_memory_equal(o1.d, out.d + osz, sizeof(float) * osz);
+    }
+    /* int16 off: FP32 to the bit */
+    fn_conv2d_wn(&in, nimg, &plain, l.bias, 3, 3, 1, FN_PAD_SAME, FN_ACT_RELU, &out, scratch);
+    memcpy(fp32, out.d, sizeof(float) * osz * nimg);
+    fn_conv2d_wn(&in, nimg, &wp, l.bias, 3, 3, 1, FN_PAD_SAME, FN_ACT_RELU, &out, scratch);
+    assert_memory_equal(out.d, fp32, sizeof(float) * osz * nimg);
+    free(in.d), free(out.d), free(res), free(ref), free(col), free(fp32), free(amax);
+    free(scratch);
+    fn_wpack_free(&wp);
+    fn_wpack_free(&plain);
+    free_scaled(&l);
+}
+
+/* Layers a scaled pack cannot take: K odd or over FN_I16_MAX_K_SCALED, a column of scale 0, a
+ * weight not fmaf(q, scale, min) of its column. */
+static void test_scaled_no_pack(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    fn_wpack wp;
+    scaled odd = make_scaled(147, 16), deep = make_scaled(FN_I16_MAX_K_SCALED + 2, 8),
+           nb = make_scaled(32, 16);
+    assert_int_equal(fn_wpack_init(&wp, odd.w, 147, 16), 0);
+    assert_int_equal(fn_wpack_i16_init_cols(&wp, odd.cs, odd.cm), 0);
+    assert_null(wp.i16);
+    fn_wpack_free(&wp);
+    assert_int_equal(fn_wpack_init(&wp, deep.w, deep.k, 8), 0);
+    assert_int_equal(fn_wpack_i16_init_cols(&wp, deep.cs, deep.cm), 0);
+    assert_null(wp.i16);
+    fn_wpack_free(&wp);
+    nb.w[7 * 16 + 2] += 1e-3f;
+    assert_int_equal(fn_wpack_init(&wp, nb.w, 32, 16), 0);
+    assert_int_equal(fn_wpack_i16_init_cols(&wp, nb.cs, nb.cm), 0);
+    assert_null(wp.i16);
+    fn_wpack_free(&wp);
+    nb.w[7 * 16 + 2] -= 1e-3f;
+    nb.cs[4] = 0.0f;
+    assert_int_equal(fn_wpack_init(&wp, nb.w, 32, 16), 0);
+    assert_int_equal(fn_wpack_i16_init_cols(&wp, nb.cs, nb.cm), 0);
+    assert_null(wp.i16);
+    fn_wpack_free(&wp);
+    free_scaled(&odd), free_scaled(&deep), free_scaled(&nb);
+}
+
+/* A relu6 layer deeper than FN_I16_MAX_K (SSD's 3x3 extra layers) gets a scaled pack: each row
+ * scaled to its own max, as fn_wpack_i16_init_cols's. Scale and offset exact in a float, so that
+ * both forms of the weights are the same floats. */
+static void test_deep_fixed_is_scaled(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    const int m = 9, k = 2304, n = 24;
+    scaled l = make_scaled(k, n);
+    for (int c = 0; c < n; c++)
+        l.cs[c] = 1.0f / 256, l.cm[c] = -0.5f;
+    for (size_t i = 0; i < (size_t)k * n; i++)
+        l.w[i] = fmaf((float)l.q[i], l.cs[0], l.cm[0]);
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, l.w, k, n), 0);
+    assert_int_equal(fn_wpack_i16_init(&wp, 1.0 / 256, -0.5), 0);
+    assert_non_null(wp.i16);
+    float *a = malloc(sizeof(float) * (size_t)m * k), c[9 * 24], ref[9 * 24], amax[9];
+    assert_non_null(a);
+    for (size_t x = 0; x < (size_t)m * k; x++)
+        a[x] = act_value();
+    for (int r = 0; r < m; r++)
+        amax[r] = row_absmax(a + (size_t)r * k, (size_t)k);
+    fn_i16_set_thread(1);
+    assert_int_equal(fn_gemm_i16(m, &wp, a, l.bias, FN_ACT_RELU6, NULL, c), 0);
+    fn_i16_set_thread(0);
+    ref_scaled(m, &l, a, amax, l.bias, FN_ACT_RELU6, NULL, ref);
+    check_equal(c, ref, (size_t)m * n, n, "k 2304 relu6 layer");
+    free(a);
+    fn_wpack_free(&wp);
+    free_scaled(&l);
+}
+
+/* A GEMM of under 4 rows on a layer that also has bytes (fn_wpack_bytes) takes the bytes
+ * kernel, which streams half the bytes: FP32's floats; from 4 rows, the int16 kernel. */
+static void test_few_rows_bytes(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    const int k = 256, n = 64;
+    scaled l = make_scaled(k, n);
+    fn_wpack wp, plain;
+    assert_int_equal(fn_wpack_init(&wp, l.w, k, n), 0);
+    assert_int_equal(fn_wpack_init(&plain, l.w, k, n), 0);
+    assert_int_equal(fn_wpack_bytes(&wp, l.q, l.cs, l.cm), 0);
+    assert_int_equal(fn_wpack_bytes(&plain, l.q, l.cs, l.cm), 0);
+    assert_int_equal(fn_wpack_i16_init_cols(&wp, l.cs, l.cm), 0);
+    float a[4 * 256], c[4 * 64], ref[4 * 64], amax[4];
+    for (int x = 0; x < 4 * k; x++)
+        a[x] = any_value();
+    for (int m = 1; m <= 4; m++) {
+        fn_t3 in = {1, m, k, a}, out = {0, 0, 0, c}, fo = {0, 0, 0, ref};
+        fn_conv2d_w(&in, &plain, l.bias, 1, 1, 1, FN_PAD_SAME, FN_ACT_NONE, &fo, NULL);
+        fn_i16_set_thread(1);
+        fn_conv2d_w(&in, &wp, l.bias, 1, 1, 1, FN_PAD_SAME, FN_ACT_NONE, &out, NULL);
+        fn_i16_set_thread(0);
+        if (m < 4) {
+            assert_memory_equal(c, ref, sizeof(float) * (size_t)m * n);
+            continue;
+        }
+        for (int r = 0; r < m; r++)
+            amax[r] = row_absmax(a + (size_t)r * k, (size_t)k);
+        ref_scaled(m, &l, a, amax, l.bias, FN_ACT_NONE, NULL, ref);
+        check_equal(c, ref, (size_t)m * n, n, "4 rows");
+    }
+    fn_wpack_free(&wp);
+    fn_wpack_free(&plain);
+    free_scaled(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +638,12 @@ int main(void)
         cmocka_unit_test(test_gemm_extremes),
         cmocka_unit_test(test_no_pack),
         cmocka_unit_test(test_conv_hook),
+        cmocka_unit_test(test_scaled_gemm),
+        cmocka_unit_test(test_scaled_nan),
+        cmocka_unit_test(test_scaled_conv3),
+        cmocka_unit_test(test_scaled_no_pack),
+        cmocka_unit_test(test_deep_fixed_is_scaled),
+        cmocka_unit_test(test_few_rows_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

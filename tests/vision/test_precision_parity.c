@@ -211,7 +211,8 @@ static void test_int16_ssd_landmarks_descriptors(void **state)
     check("int16 ssd + landmarks + descriptor", &s);
 }
 
-/* int16 changes SSD only: the tiny detector and its landmarks are FP32's to the bit. */
+/* int16 changes SSD and the descriptor net only: the tiny detector and its landmarks are FP32's
+ * to the bit. */
 static void test_int16_tiny_is_fp32(void **state)
 {
     (void)state;
