@@ -1,15 +1,19 @@
 /* gemm_i16.c: the 16-bit integer GEMM (gemm_i16.h), the kernel behind vision.precision = int16.
  *
- * Weights: fn_wpack_i16_init recovers each weight's byte q (w = q * scale + min exactly) and
- * stores q - 128 as int16, in slices of 16 columns (zero-filled past n) and, per slice and pair of
- * rows (k even, k odd), the 16 columns' pairs: columns 0-7 then 8-15, each column's two values
- * side by side, as VPMADDWD multiplies them with a broadcast pair of activations.
+ * Weights: i16_build recovers each weight's byte q (w = q * scale + min exactly, one scale for the
+ * tensor or one per column) and stores q - 128 as int16, in slices of 16 columns (zero-filled past
+ * n) and, per slice and pair of rows (k even, k odd), the 16 columns' pairs: columns 0-7 then
+ * 8-15, each column's two values side by side, as VPMADDWD multiplies them with a broadcast pair
+ * of activations; each column's scale and min + 128 * scale beside them.
  * Activations: per block of rows (about 128 KB of int16, so it stays in L2 while every slice
- * passes), clamped to [0, 6] (they are relu6 outputs; the clamp only guards the integer range),
- * times 2048 rounded to the nearest integer (even on ties) into a per-thread buffer, with each
- * row's sum. Tiles: 6 rows x 16 columns, twelve 8-lane int32 accumulators; per pair of rows of B,
- * two loads of B, six broadcasts of A and twelve VPMADDWD + VPADDD. The epilogue turns the exact
- * integer sums into floats as gemm_i16.h says, then bias and activation. */
+ * passes), each row times 2048 clamped to [0, 12288] (fixed packs: relu6 outputs; the clamp only
+ * guards the integer range) or times qmax / (the row's max |a|) (scaled packs), rounded to the
+ * nearest integer (even on ties) into a per-thread buffer, with each row's sum and the factor
+ * back. fn_gemm_i16_seg converts each run of a conv's rows of taps once, with one factor for the
+ * call. Tiles: 6 rows x 16 columns, twelve 8-lane int32 accumulators; per pair of rows of B, two
+ * loads of B, six broadcasts of A and twelve VPMADDWD + VPADDD, A read in one or more segments.
+ * The epilogue turns the exact integer sums into floats as gemm_i16.h says, then bias and the
+ * activation or the residual sum. */
 #include "vision/gemm_i16.h"
 
 #include <math.h>
