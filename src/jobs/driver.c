@@ -20,11 +20,13 @@
  * - Workers touch only their own item and their own slot (and add to counters); every other
  *   engine call happens on the job's thread.
  * - Overlap (a type's `overlap`, more than one slot; flush_overlapped): the workers run batch k
- *   while the job's thread gathers batch k+1, and go on with k+1 while k commits. What commits
+ *   while the job's thread gathers batch k+1, and go on with k+1 as soon as k has no item left
+ *   to take, and while k commits. What commits
  *   with k is still exactly k: its checkpoint is taken when it is sealed, and the counter and
  *   histogram updates made for k+1 before k committed (its skips while gathering, its first items'
- *   results) are kept with k+1 (`deferred`) and applied after k's commit. A stop commits k and
- *   drops k+1 before any of its items ran.
+ *   results) are kept with k+1 (`deferred`) and applied after k's commit. A stop seen when k+1
+ *   is sealed commits k and drops k+1 before any of its items ran; one asked after k+1 started
+ *   is seen at the next seal (k+1 then commits: no item runs that does not commit).
  *
  * Shards: a fresh job of a type that declares them, whose total exceeds its threshold, is split
  * after its open (split()): the type names the cursor at every N-th item, and each range becomes
@@ -561,17 +563,21 @@ static int flush_overlapped(fn_batch *b, int all)
     int rc = seal(b, q), stop = 0; /* (the cursor before q's items run: its source position) */
     b->since_commit = 0;
     b->last_commit_ns = fn_mono_ns();
+    if (r && rc == 0 && (stop = stopping(b)) < 0) {
+        while (fn_par_step(&r->task))
+            ;
+        rc = finish_run(b, r);
+        empty(b, q);
+        return rc < 0 ? rc : stop;
+    }
+    /* q is published before this thread takes r's last items, so that a helper that finds r
+     * taken goes on to q (tasks are helped in the order they were published: r's items first)
+     * instead of idling until this thread's item of r is done. A stop asked from here on is
+     * honoured at the next flush, after q commits. */
+    if (rc == 0) rc = start(b, q);
     if (r) {
         while (fn_par_step(&r->task))
             ;
-        if (rc == 0 && (stop = stopping(b)) < 0) {
-            rc = finish_run(b, r);
-            empty(b, q);
-            return rc < 0 ? rc : stop;
-        }
-    }
-    if (rc == 0) rc = start(b, q);
-    if (r) {
         while (rc == 0 && !fn_par_done(e, &r->task))
             if (!fn_par_step(&q->task)) fn_par_wait(e, &r->task);
         int crc = finish_run(b, r);

@@ -73,8 +73,13 @@ void fn_par_start(fn_job_ctx *ctx, fn_ptask *t)
     t->published = t->n > 0 && t->max_helpers > 0;
     if (!t->published) return;
     pthread_mutex_lock(&e->mu);
-    t->next_task = e->tasks;
-    e->tasks = t;
+    /* At the end of the list: helpers take the tasks' items in the order they were published
+     * (the batch driver's running batch before the next). */
+    t->next_task = NULL;
+    fn_ptask **p = &e->tasks;
+    while (*p)
+        p = &(*p)->next_task;
+    *p = t;
     pthread_cond_broadcast(&e->work_cv);
     pthread_mutex_unlock(&e->mu);
 }
