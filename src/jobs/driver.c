@@ -21,10 +21,10 @@
  *   engine call happens on the job's thread.
  * - Overlap (a type's `overlap`, more than one slot; flush_overlapped): the workers run batch k
  *   while the job's thread gathers batch k+1, and go on with k+1 as soon as k has no item left
- *   to take, and while k commits. What commits
- *   with k is still exactly k: its checkpoint is taken when it is sealed, and the counter and
- *   histogram updates made for k+1 before k committed (its skips while gathering, its first items'
- *   results) are kept with k+1 (`deferred`) and applied after k's commit. A stop seen when k+1
+ *   to take, and while k commits. What commits with k is still exactly k: its checkpoint is
+ *   taken when it is sealed, and the counter and histogram updates made for k+1 before k
+ *   committed (its skips while gathering, its first items' results) are kept with k+1
+ *   (`deferred`) and applied after k's commit. A stop seen when k+1
  *   is sealed commits k and drops k+1 before any of its items ran; one asked after k+1 started
  *   is seen at the next seal (k+1 then commits: no item runs that does not commit).
  *

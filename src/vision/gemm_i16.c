@@ -27,8 +27,7 @@
 #define SLICE     16      /* columns per slice of the pack */
 
 typedef struct i16_pack {
-    int dynamic; /* 0: inputs in [0, 6] at 1/2048; 1: scaled to their max (fn_wpack_i16_init_cols)
-                  */
+    int dynamic; /* 0: fixed (inputs in [0, 6] at 1/2048); 1: scaled to their max */
     int slices;
     float *cs;  /* per column (slices x 16): the weights' scale, a sum's weight once scaled back */
     float *cm;  /* per column: min + 128 * scale, the weight of a row's activation sum */
@@ -218,7 +217,7 @@ AVX2 static float absmax(const float *a, size_t n)
 }
 
 /* The conversion for activations of max |a| amax, and the factor that takes the integers back
- * (amax / qmax; NaN when amax is not finite, so that the outputs are NaN as FP32's would be). */
+ * (1 / mul; NaN when amax is not finite, so that the outputs are NaN as FP32's would be). */
 static i16_conv scaled_conv(float amax, int qmax, float *inv)
 {
     const float q = (float)qmax;

@@ -200,29 +200,33 @@ static void test_gemm_extremes(void **state)
     free_layer(&l);
 }
 
+/* Packs w (k x n) with one scale (cs NULL: fn_wpack_i16_init) or per column
+ * (fn_wpack_i16_init_cols) and asserts that the layer got no pack: it keeps FP32. */
+static void assert_no_pack(const float *w, int k, int n, double qscale, double qmin,
+                           const float *cs, const float *cm)
+{
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, w, k, n), 0);
+    if (cs)
+        assert_int_equal(fn_wpack_i16_init_cols(&wp, cs, cm), 0);
+    else
+        assert_int_equal(fn_wpack_i16_init(&wp, qscale, qmin), 0);
+    assert_null(wp.i16);
+    fn_wpack_free(&wp);
+}
+
 /* Layers the kernel cannot take keep FP32: no pack. */
 static void test_no_pack(void **state)
 {
     (void)state;
     if (skip_without_avx2()) skip();
-    fn_wpack wp;
     layer odd = make_layer(27, 16), deep = make_layer(FN_I16_MAX_K_SCALED + 2, 16),
           nb = make_layer(32, 16);
-    assert_int_equal(fn_wpack_init(&wp, odd.w, 27, 16), 0);
-    assert_int_equal(fn_wpack_i16_init(&wp, odd.qscale, odd.qmin), 0);
-    assert_null(wp.i16);
-    fn_wpack_free(&wp);
-    assert_int_equal(fn_wpack_init(&wp, deep.w, deep.k, 16), 0);
-    assert_int_equal(fn_wpack_i16_init(&wp, deep.qscale, deep.qmin), 0);
-    assert_null(wp.i16);
-    fn_wpack_free(&wp);
+    assert_no_pack(odd.w, 27, 16, odd.qscale, odd.qmin, NULL, NULL);
+    assert_no_pack(deep.w, deep.k, 16, deep.qscale, deep.qmin, NULL, NULL);
     nb.w[5 * 16 + 3] += 1e-3f; /* one weight not a byte of the scale */
-    assert_int_equal(fn_wpack_init(&wp, nb.w, 32, 16), 0);
-    assert_int_equal(fn_wpack_i16_init(&wp, nb.qscale, nb.qmin), 0);
-    assert_null(wp.i16);
-    assert_int_equal(fn_wpack_i16_init(&wp, 0, nb.qmin), 0); /* no quantization */
-    assert_null(wp.i16);
-    fn_wpack_free(&wp);
+    assert_no_pack(nb.w, 32, 16, nb.qscale, nb.qmin, NULL, NULL);
+    assert_no_pack(nb.w, 32, 16, 0, nb.qmin, NULL, NULL); /* no quantization */
     free_layer(&odd), free_layer(&deep), free_layer(&nb);
 }
 
@@ -536,28 +540,15 @@ static void test_scaled_no_pack(void **state)
 {
     (void)state;
     if (skip_without_avx2()) skip();
-    fn_wpack wp;
     scaled odd = make_scaled(147, 16), deep = make_scaled(FN_I16_MAX_K_SCALED + 2, 8),
            nb = make_scaled(32, 16);
-    assert_int_equal(fn_wpack_init(&wp, odd.w, 147, 16), 0);
-    assert_int_equal(fn_wpack_i16_init_cols(&wp, odd.cs, odd.cm), 0);
-    assert_null(wp.i16);
-    fn_wpack_free(&wp);
-    assert_int_equal(fn_wpack_init(&wp, deep.w, deep.k, 8), 0);
-    assert_int_equal(fn_wpack_i16_init_cols(&wp, deep.cs, deep.cm), 0);
-    assert_null(wp.i16);
-    fn_wpack_free(&wp);
+    assert_no_pack(odd.w, 147, 16, 0, 0, odd.cs, odd.cm);
+    assert_no_pack(deep.w, deep.k, 8, 0, 0, deep.cs, deep.cm);
     nb.w[7 * 16 + 2] += 1e-3f;
-    assert_int_equal(fn_wpack_init(&wp, nb.w, 32, 16), 0);
-    assert_int_equal(fn_wpack_i16_init_cols(&wp, nb.cs, nb.cm), 0);
-    assert_null(wp.i16);
-    fn_wpack_free(&wp);
+    assert_no_pack(nb.w, 32, 16, 0, 0, nb.cs, nb.cm);
     nb.w[7 * 16 + 2] -= 1e-3f;
     nb.cs[4] = 0.0f;
-    assert_int_equal(fn_wpack_init(&wp, nb.w, 32, 16), 0);
-    assert_int_equal(fn_wpack_i16_init_cols(&wp, nb.cs, nb.cm), 0);
-    assert_null(wp.i16);
-    fn_wpack_free(&wp);
+    assert_no_pack(nb.w, 32, 16, 0, 0, nb.cs, nb.cm);
     free_scaled(&odd), free_scaled(&deep), free_scaled(&nb);
 }
 
