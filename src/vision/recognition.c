@@ -172,11 +172,11 @@ static int rc_bind_conv(const fn_weights *w, const char *prefix, int k, int cin,
                      (centre && fn_wpack_init(&c->centre, ctr, cin, cout))
                  ? -1
                  : rc_bytes(c, q, sm, centre);
-    free(q);
     if (q)
-        c->sm = sm;
+        c->sm = sm; /* kept for the int16 pack (fn_recog_i16_init) */
     else
         free(sm);
+    free(q);
     if (rc == -1) {
         snprintf(err, errlen, "out of memory binding %s", prefix);
         return -2;
