@@ -57,10 +57,12 @@ typedef struct fn_config {
     int ingest_shard_photos;   /* ingest.shard_photos: an ingest of more photos is split into
                                   shards of this many, which workers on any host share; 0 =
                                   never; 1000 */
-    char vision_precision[8];  /* vision.precision: "fp32", "bf16" (the networks' convolutions
-                                  on AMX-BF16 tiles where the CPU has them, FP32 elsewhere) or
-                                  "int16" (SSD's on 16-bit integers where the CPU has AVX2);
-                                  "fp32" */
+    char vision_precision[8];  /* vision.precision: "auto" (int16 where it is the faster
+                                  arithmetic, else fp32: fn_vision_precision_auto), "fp32",
+                                  "bf16" (the networks' convolutions on AMX-BF16 tiles where the
+                                  CPU has them, FP32 elsewhere) or "int16" (SSD's and the
+                                  recognition net's on 16-bit integers where the CPU has AVX2);
+                                  "auto" */
 } fn_config;
 
 /* Fills *cfg with the defaults. */

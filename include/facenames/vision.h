@@ -135,10 +135,10 @@ typedef enum fn_detect_tiles {
  * and later, several times faster; results differ from FP32 within the parity tolerances of
  * docs/design.md decision 36 (only the networks within them run in BF16). Where AMX-BF16 is absent
  * (older Intel cores, AMD Zen 4) BF16 runs as FP32: fn_vision_precision_supported says so.
- * INT16 runs the SSD detector's pointwise layers on 16-bit integers (inputs rounded to 1/2048,
- * the weights' bytes exact, sums exact; docs/design.md decision 55): the same results on every
- * CPU with AVX2 (Intel and AMD), within the same tolerances of FP32; the landmark and recognition
- * nets stay FP32. Without AVX2 it runs as FP32. */
+ * INT16 runs the SSD detector's pointwise layers and the recognition net's convolutions on
+ * 16-bit integers (the weights' bytes exact, sums exact; docs/design.md decisions 55 and 57): the
+ * same results on every CPU with AVX2 (Intel and AMD), within 0.0002 of FP32's descriptors; the
+ * landmark net stays FP32. Without AVX2 it runs as FP32. */
 typedef enum fn_precision {
     FN_PRECISION_FP32 = 0, /* default: the reference's arithmetic */
     FN_PRECISION_BF16 = 1,
@@ -149,6 +149,16 @@ typedef enum fn_precision {
  * saying why and what runs instead (for the caller to log once). The first call for BF16 asks the
  * kernel for the AMX tile state. Any thread. */
 int fn_vision_precision_supported(fn_precision p, const char **reason);
+
+/* What `vision.precision = auto` (the configuration's default) runs on this CPU: INT16 where it
+ * is the faster arithmetic (CPUs whose FP32 FMAs are at most 256 bits at a time: AVX2 without
+ * AVX-512, AMD Zen 3 and Zen 4), else FP32 (Intel's AVX-512 cores, AMD Zen 5, CPUs without
+ * AVX2); docs/design.md decision 59. Any thread. */
+fn_precision fn_vision_precision_auto(void);
+
+/* The precision a name gives: "fp32", "bf16", "int16", or "auto" (fn_vision_precision_auto).
+ * 0, or FN_ERR_INVALID (and *out untouched) for any other name. Any thread. */
+int fn_vision_precision_parse(const char *name, fn_precision *out);
 
 typedef struct fn_detect_opts {
     fn_detector detector;
@@ -161,7 +171,7 @@ typedef struct fn_detect_opts {
     int thumb_size;        /* > 0: a JPEG face thumbnail of this many pixels square per face */
     fn_detect_pad pad;     /* padding before detection (see fn_detect_pad) */
     fn_detect_tiles tiles; /* tiled detection (see fn_detect_tiles) */
-    fn_precision precision; /* FP32 (default), BF16 or INT16 (see fn_precision) */
+    fn_precision precision; /* FP32 (default here; the configuration's: auto), BF16 or INT16 */
 } fn_detect_opts;
 
 /* Fills opts with the reference's defaults: SSD, 0.5, 416, min_face_size 0, landmarks 1,

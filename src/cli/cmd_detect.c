@@ -37,10 +37,12 @@ static const char USAGE[] =
     "  --min-confidence F     drop detections scoring below F, 0..1 (default 0.5)\n"
     "  --min-face-size PX     drop faces whose box is smaller than PX pixels (default 0: keep "
     "all)\n"
-    "  --precision fp32|bf16|int16\n"
-    "                         the networks' arithmetic (default: the vision.precision key, fp32);\n"
-    "                         bf16 uses AMX tiles where the CPU has them, int16 runs the detector\n"
-    "                         on 16-bit integers where the CPU has AVX2; else each runs as fp32\n"
+    "  --precision auto|fp32|bf16|int16\n"
+    "                         the networks' arithmetic (default: the vision.precision key, auto:\n"
+    "                         int16 where it is the faster, AVX2 CPUs without full-width AVX-512,\n"
+    "                         else fp32); bf16 uses AMX tiles where the CPU has them, int16 "
+    "16-bit\n"
+    "                         integers where the CPU has AVX2; else each runs as fp32\n"
     "  --json                 one JSON object per image per line\n"
     "  --annotate DIR         write a copy of each image with boxes and landmarks drawn to DIR\n"
     "  --models DIR           model directory (default: $FACENAMES_MODELS, else the installed\n"
@@ -246,15 +248,13 @@ static int run_detect(cli_ctx *ctx, char **images, int nimages, const char *dete
         opts.min_face_size = (int)px;
     }
     if (!precision) precision = ctx->cfg.vision_precision;
-    if (!strcmp(precision, "bf16") || !strcmp(precision, "int16")) {
-        opts.precision = !strcmp(precision, "bf16") ? FN_PRECISION_BF16 : FN_PRECISION_INT16;
-        const char *why = NULL;
-        if (!fn_vision_precision_supported(opts.precision, &why))
-            fprintf(stderr, "%s detect: note: %s\n", ctx->prog, why);
-    } else if (strcmp(precision, "fp32") != 0) {
-        return cli_usage_error(
-            ctx, "detect", "--precision must be 'fp32', 'bf16' or 'int16', not '%s'", precision);
-    }
+    if (fn_vision_precision_parse(precision, &opts.precision) != 0)
+        return cli_usage_error(ctx, "detect",
+                               "--precision must be 'auto', 'fp32', 'bf16' or 'int16', not '%s'",
+                               precision);
+    const char *why = NULL;
+    if (!fn_vision_precision_supported(opts.precision, &why))
+        fprintf(stderr, "%s detect: note: %s\n", ctx->prog, why);
     if (annotate_dir) {
         struct stat st;
         if (mkdir(annotate_dir, 0777) != 0 && errno != EEXIST)

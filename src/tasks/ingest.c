@@ -33,6 +33,7 @@
 #include "facenames/error.h"
 #include "tasks/content_hash.h"
 #include "tasks/ingest.h"
+#include "tasks/precision.h"
 #include "util/log.h"
 #include "util/pathenc_json.h"
 
@@ -46,7 +47,6 @@ void *fn_ingest_test_hook_arg;
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
 static const char *const tile_modes[] = {"off", "on", "auto", NULL};
-static const char *const precisions[] = {"fp32", "bf16", "int16", NULL};
 
 static const fn_param params[] = {
     {"paths", FN_PARAM_STRINGS, NULL, NULL, 1, 0, NULL, "file or folder"},
@@ -58,7 +58,7 @@ static const fn_param params[] = {
     {"min_face_size", FN_PARAM_INT, "ingest.min_face_size", NULL, 0, 100000, NULL, "pixels"},
     {"detector", FN_PARAM_STRING, "ingest.detector", NULL, 0, 0, detectors, NULL},
     {"detect_tiles", FN_PARAM_STRING, "ingest.detect_tiles", NULL, 0, 0, tile_modes, NULL},
-    {"precision", FN_PARAM_STRING, "vision.precision", NULL, 0, 0, precisions, NULL},
+    {"precision", FN_PARAM_STRING, "vision.precision", NULL, 0, 0, fn_task_precisions, NULL},
     {"batch", FN_PARAM_INT, "ingest.batch", NULL, 1, 4096, NULL, "photos per commit"},
     {"thumb_size", FN_PARAM_INT, NULL, "112", 0, 512, NULL, "pixels"},
     {"shard_photos", FN_PARAM_INT, "ingest.shard_photos", NULL, 0, 2147483647, NULL,
@@ -611,14 +611,8 @@ static int ingest_open(fn_batch *b)
     st->det.landmarks = 1;
     st->det.descriptors = 1;
     st->det.thumb_size = (int)fn_batch_int(b, "thumb_size");
-    const char *precision = fn_batch_string(b, "precision");
-    if (!strcmp(precision, "bf16") || !strcmp(precision, "int16")) {
-        st->det.precision = !strcmp(precision, "bf16") ? FN_PRECISION_BF16 : FN_PRECISION_INT16;
-        /* Once per job run: the job keeps its setting, and the machine says what it runs. */
-        const char *why = NULL;
-        if (!fn_vision_precision_supported(st->det.precision, &why))
-            FN_LOG(FN_LOG_INFO, "ingest: vision.precision = %s: %s", precision, why);
-    }
+    int rc = fn_task_precision("ingest", fn_batch_string(b, "precision"), &st->det);
+    if (rc) return rc;
     /* Models are loaded by the first batch that has a photo to process, so a rerun over an
      * unchanged tree never pays for them. */
     st->models_which = FN_MODEL_LANDMARKS | FN_MODEL_RECOGNITION |
@@ -634,7 +628,6 @@ static int ingest_open(fn_batch *b)
         fn_batch_fail(b, "ingest: %s", fn_engine_errmsg(fn_job_engine(ctx)));
         return FN_ERR_DB;
     }
-    int rc;
     if ((rc = fn_library_migrate(s)) < 0 || (rc = fn_library_reader_new(s, &st->reader)) < 0) {
         fn_batch_fail(b, "ingest: %s", fn_store_errmsg(s));
         return rc;

@@ -34,6 +34,7 @@
 #include "tasks/interop.h"
 #include "tasks/models_cache.h"
 #include "tasks/models_sum.h"
+#include "tasks/precision.h"
 #include "tasks/walk.h"
 #include "tasks/xmp_regions.h"
 #include "util/clock.h"
@@ -74,6 +75,8 @@ static const fn_param params[] = {
     /* where moved photos are looked for; [] = the paths the library's ingests were given */
     {"roots", FN_PARAM_STRINGS, NULL, "[]", 0, 0, NULL, "folder"},
     {"detector", FN_PARAM_STRING, "ingest.detector", NULL, 0, 0, detectors, NULL},
+    /* the arithmetic recomputed faces get: ingest's (the vision.precision key) */
+    {"precision", FN_PARAM_STRING, "vision.precision", NULL, 0, 0, fn_task_precisions, NULL},
     {"batch", FN_PARAM_INT, NULL, "32", 1, 4096, NULL, "photos recomputed per commit"},
 };
 
@@ -261,12 +264,13 @@ static int repair_open(fn_batch *b)
     st->det.landmarks = 1;
     st->det.descriptors = 1;
     st->det.thumb_size = 112;
+    int rc = fn_task_precision("repair", fn_batch_string(b, "precision"), &st->det);
+    if (rc) return rc;
     if (!(st->hashbuf = malloc(1 << 20))) return FN_ERR_NOMEM;
     if (!(st->s = fn_batch_reader(b))) {
         fn_batch_fail(b, "repair: %s", fn_engine_errmsg(fn_job_engine(ctx)));
         return FN_ERR_DB;
     }
-    int rc;
     const char *const *given;
     size_t n_given = fn_batch_strings(b, "roots", &given);
     if ((rc = fn_library_migrate(st->s)) < 0 || (rc = fn_xp_reader_new(st->s, &st->reader)) < 0 ||

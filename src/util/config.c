@@ -36,7 +36,7 @@ struct key {
 
 static const char *const detectors[] = {"ssd", "tiny", NULL};
 static const char *const tile_modes[] = {"off", "on", "auto", NULL};
-static const char *const precisions[] = {"fp32", "bf16", "int16", NULL};
+static const char *const precisions[] = {"auto", "fp32", "bf16", "int16", NULL};
 
 #define OFF(field) offsetof(fn_config, field)
 #define SZ(field)  sizeof(((fn_config *)0)->field)
@@ -100,7 +100,7 @@ void fn_config_defaults(fn_config *cfg)
     cfg->models_dir[0] = '\0';
     snprintf(cfg->detector, sizeof cfg->detector, "ssd");
     snprintf(cfg->detect_tiles, sizeof cfg->detect_tiles, "off");
-    snprintf(cfg->vision_precision, sizeof cfg->vision_precision, "fp32");
+    snprintf(cfg->vision_precision, sizeof cfg->vision_precision, "auto");
     cfg->ingest_min_face_size = 40;
     cfg->ingest_batch = 32;
     cfg->ingest_shard_photos = 1000;

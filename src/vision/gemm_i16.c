@@ -23,6 +23,10 @@
 
 #include "vision/ops_isa.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 #define I16_SCALE 2048.0f /* activations are stored as round(a * 2048) */
 #define SLICE     16      /* columns per slice of the pack */
 
@@ -42,6 +46,26 @@ int fn_i16_available(const char **reason)
     }
     if (reason) *reason = "this CPU has no AVX2 (needed for the int16 kernel); int16 runs as fp32";
     return 0;
+}
+
+/* AMD family 19h (Zen 3 and Zen 4): CPUID leaf 0's vendor and leaf 1's family. */
+static int cpu_is_amd_19h(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    const int amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u; /* "AuthenticAMD" */
+    if (!amd || !__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const unsigned base = (a >> 8) & 0xfu;
+    return base == 0xfu && base + ((a >> 20) & 0xffu) == 0x19u;
+#else
+    return 0;
+#endif
+}
+
+int fn_i16_preferred(void)
+{
+    return fn_i16_available(NULL) && (!fn_cpu_has_avx512() || cpu_is_amd_19h());
 }
 
 static _Thread_local int thread_i16;

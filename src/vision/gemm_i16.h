@@ -41,6 +41,12 @@
  * sentence saying why. Thread-safe. */
 int fn_i16_available(const char **reason);
 
+/* 1 when the int16 kernel is this CPU's faster arithmetic: it runs here and the CPU's FP32 FMAs
+ * are at most 256 bits at a time (no AVX-512, or an AMD family 19h core, Zen 4, which runs a
+ * 512-bit FMA as two 256-bit halves); 0 on CPUs with full-width AVX-512 FMAs (Intel's, AMD Zen 5)
+ * or without AVX2. What vision.precision = auto picks (docs/design.md decision 59). Thread-safe. */
+int fn_i16_preferred(void);
+
 /* Builds wp's int16 pack from its FP32 weights (wp->w or the panels), given the tensor's byte
  * quantization (every weight must be exactly (float)(q * qscale + qmin) for a q in 0..255, as
  * weights.c dequantizes; the layer's inputs must be in [0, 6]). Up to FN_I16_MAX_K a fixed pack

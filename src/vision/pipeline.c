@@ -603,6 +603,31 @@ int fn_vision_precision_supported(fn_precision p, const char **reason)
     return fn_amx_available(reason);
 }
 
+fn_precision fn_vision_precision_auto(void)
+{
+    return fn_i16_preferred() ? FN_PRECISION_INT16 : FN_PRECISION_FP32;
+}
+
+int fn_vision_precision_parse(const char *name, fn_precision *out)
+{
+    static const struct {
+        const char *name;
+        fn_precision p;
+    } names[] = {
+        {"fp32", FN_PRECISION_FP32}, {"bf16", FN_PRECISION_BF16}, {"int16", FN_PRECISION_INT16}};
+    if (!name || !out) return FN_ERR_INVALID;
+    if (!strcmp(name, "auto")) {
+        *out = fn_vision_precision_auto();
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(name, names[i].name)) {
+            *out = names[i].p;
+            return 0;
+        }
+    return FN_ERR_INVALID;
+}
+
 /* run_faces in the precision opts ask for: BF16 turns the thread's AMX kernels on (after the
  * shared models' BF16 packs exist), int16 its int16 kernel (likewise), for this call only. */
 static int run_faces_in(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, double sx,

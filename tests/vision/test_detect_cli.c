@@ -195,9 +195,10 @@ static void test_text_and_annotate(void **s)
     fn_image_free(&b);
 }
 
-/* --precision (and the vision.precision key, here through --set) reaches the networks: bf16 and
- * int16 find the same faces, with values that differ from fp32's where the CPU has their kernels
- * (AMX-BF16; AVX2) and equal them where they run as fp32; a bad value is a usage error. */
+/* --precision (and the vision.precision key, here through --set) reaches the networks: bf16,
+ * int16 and auto find the same faces, with values that differ from fp32's where the CPU has their
+ * kernels (AMX-BF16; AVX2; auto where it resolves to int16) and equal them where they run as fp32;
+ * the default is auto; a bad value is a usage error. */
 static void check_precision(const char *name, fn_precision p, const char *fp32)
 {
     static char ours[1 << 20];
@@ -212,7 +213,7 @@ static void check_precision(const char *name, fn_precision p, const char *fp32)
     j = line_json(0);
     assert_int_equal(json_array_size(json_object_get(j, "faces")), n);
     json_decref(j);
-    if (fn_vision_precision_supported(p, NULL))
+    if (p != FN_PRECISION_FP32 && fn_vision_precision_supported(p, NULL))
         assert_string_not_equal(out, fp32);
     else
         assert_string_equal(out, fp32);
@@ -231,11 +232,25 @@ static void test_precision(void **s)
     (void)s;
     static char fp32[1 << 20];
     char args[2048];
-    snprintf(args, sizeof args, "--json '%s'", sample);
+    snprintf(args, sizeof args, "--precision fp32 --json '%s'", sample);
     assert_int_equal(run(args), 0);
     snprintf(fp32, sizeof fp32, "%s", out);
     check_precision("bf16", FN_PRECISION_BF16, fp32);
     check_precision("int16", FN_PRECISION_INT16, fp32);
+    const fn_precision dflt = fn_vision_precision_auto();
+    check_precision("auto", dflt, fp32);
+    /* no --precision, no key set: auto, i.e. the precision this CPU resolves it to */
+    static char auto_out[1 << 20];
+    snprintf(args, sizeof args, "--precision auto --json '%s'", sample);
+    assert_int_equal(run(args), 0);
+    snprintf(auto_out, sizeof auto_out, "%s", out);
+    snprintf(args, sizeof args, "--precision %s --json '%s'",
+             dflt == FN_PRECISION_INT16 ? "int16" : "fp32", sample);
+    assert_int_equal(run(args), 0);
+    assert_string_equal(out, auto_out);
+    snprintf(args, sizeof args, "--json '%s'", sample);
+    assert_int_equal(run(args), 0);
+    assert_string_equal(out, auto_out);
     assert_int_equal(run("--precision fp16 x.jpg"), 2);
 }
 

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "facenames/error.h"
+#include "facenames/vision.h"
 #include "vision/gemm_i16.h"
 #include "vision/ops.h"
 
@@ -622,18 +624,49 @@ static void test_few_rows_bytes(void **state)
     free_scaled(&l);
 }
 
+/* vision.precision = auto: int16 where the CPU's FP32 FMAs are at most 256 bits wide (AVX2 without
+ * AVX-512, AMD Zen 3 and 4), fp32 on Intel's AVX-512 cores and without AVX2; told here from the
+ * compiler's own CPU probe, not gemm_i16.c's. And the names parse to their precisions, others are
+ * refused. */
+static void test_auto_precision(void **state)
+{
+    (void)state;
+    __builtin_cpu_init();
+    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const int avx512 = __builtin_cpu_supports("avx512f");
+    fn_precision p = FN_PRECISION_BF16;
+    assert_int_equal(fn_vision_precision_parse("auto", &p), 0);
+    assert_int_equal(p, fn_vision_precision_auto());
+    if (!avx2 || (avx512 && __builtin_cpu_is("intel")))
+        assert_int_equal(p, FN_PRECISION_FP32);
+    else if (!avx512)
+        assert_int_equal(p, FN_PRECISION_INT16);
+    print_message("auto is %s here (avx2 %d, avx512f %d)\n",
+                  p == FN_PRECISION_INT16 ? "int16" : "fp32", avx2, avx512);
+    assert_int_equal(fn_i16_preferred(), p == FN_PRECISION_INT16);
+    static const char *const names[] = {"fp32", "bf16", "int16"};
+    for (int i = 0; i < 3; i++) {
+        p = (fn_precision)-1;
+        assert_int_equal(fn_vision_precision_parse(names[i], &p), 0);
+        assert_int_equal(p, (fn_precision)i);
+    }
+    static const char *const bad[] = {"", "FP32", "int8", "auto ", "fp16"};
+    for (int i = 0; i < 5; i++) {
+        p = FN_PRECISION_BF16;
+        assert_int_equal(fn_vision_precision_parse(bad[i], &p), FN_ERR_INVALID);
+        assert_int_equal(p, FN_PRECISION_BF16);
+    }
+    assert_int_equal(fn_vision_precision_parse(NULL, &p), FN_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm_exact),
-        cmocka_unit_test(test_gemm_extremes),
-        cmocka_unit_test(test_no_pack),
-        cmocka_unit_test(test_conv_hook),
-        cmocka_unit_test(test_scaled_gemm),
-        cmocka_unit_test(test_scaled_nan),
-        cmocka_unit_test(test_scaled_conv3),
-        cmocka_unit_test(test_scaled_no_pack),
-        cmocka_unit_test(test_deep_fixed_is_scaled),
+        cmocka_unit_test(test_auto_precision), cmocka_unit_test(test_gemm_exact),
+        cmocka_unit_test(test_gemm_extremes),  cmocka_unit_test(test_no_pack),
+        cmocka_unit_test(test_conv_hook),      cmocka_unit_test(test_scaled_gemm),
+        cmocka_unit_test(test_scaled_nan),     cmocka_unit_test(test_scaled_conv3),
+        cmocka_unit_test(test_scaled_no_pack), cmocka_unit_test(test_deep_fixed_is_scaled),
         cmocka_unit_test(test_few_rows_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
