@@ -1,7 +1,7 @@
 /* bench_vision: the vision stages timed on sample photos, one thread, printing `name value unit`
  * lines (bench/bench_vision runs it next to the reference's reference_bench.mjs).
  *
- * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16|int16]
+ * Usage: bench_vision [--reps N] [--networks] [--layers] [--precision fp32|bf16|int16|auto]
  *                     [--isa avx512|avx2|generic] [--only NETWORK] PHOTO...
  *   (models from $FACENAMES_MODELS or the default dir). --networks: only the networks' GFLOP/s
  *   (no photos needed); --layers: also each layer's time, GFLOP/s, fraction of the peak and the
@@ -9,7 +9,9 @@
  *   which layers are bound by memory rather than by the FMA units. --precision bf16: every stage
  *   and network in vision.precision = bf16 (the AMX kernel; FP32 where the CPU has none, printed
  *   as amx_bf16_unavailable); the FLOPs and fractions are then against the FP32 peak still.
- *   --precision int16: likewise with SSD's int16 kernel (gemm_i16.h; printed as precision_int16).
+ *   --precision int16: likewise with SSD's int16 kernel (gemm_i16.h; printed as precision_int16);
+ *   auto: what vision.precision = auto runs on this CPU (the default stays fp32 here: the fractions
+ *   are of the FP32 peak).
  *   --isa: the kernel set (fn_ops_set_isa; default the CPU's best, printed as `kernels_*`), e.g.
  *   the AVX2 kernels on an AVX-512 core to see whether 256-bit ones would be faster there.
  *   --only ssd|tiny|landmarks|descriptor|descriptor_batch: with --networks, that network alone
@@ -459,9 +461,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
-            i++;
-            bf16 = !strcmp(argv[i], "bf16");
-            i16 = !strcmp(argv[i], "int16");
+            fn_precision p = FN_PRECISION_FP32;
+            if (fn_vision_precision_parse(argv[++i], &p) != 0) isa = -2; /* usage */
+            bf16 = p == FN_PRECISION_BF16;
+            i16 = p == FN_PRECISION_INT16;
         } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             i++;
             isa = !strcmp(argv[i], "avx512")    ? FN_ISA_AVX512
@@ -475,7 +478,7 @@ int main(int argc, char **argv)
         fprintf(
             stderr,
             "usage: bench_vision [--reps N] [--networks] [--layers] [--precision "
-            "fp32|bf16|int16] [--isa avx512|avx2|generic] [--only ssd|tiny|landmarks|descriptor|"
+            "fp32|bf16|int16|auto] [--isa avx512|avx2|generic] [--only ssd|tiny|landmarks|descriptor|"
             "descriptor_batch] PHOTO...\n");
         return 2;
     }
