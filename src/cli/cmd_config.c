@@ -1,10 +1,12 @@
 /* cmd_config.c: `facenames config [show|path]`: the effective configuration (after the file, the
  * environment and --set) in the file's own `key = value` format, so it can be saved as a starting
- * facenames.conf; and which file, if any, was read. */
+ * facenames.conf (with a comment saying what vision.precision = auto runs on this CPU); and which
+ * file, if any, was read. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "facenames/vision.h"
 #include "util/libaddr.h"
 
 static const char config_usage[] =
@@ -37,6 +39,9 @@ int cmd_config(cli_ctx *ctx, int argc, char **argv)
     fn_libaddr_redact(ctx->cfg.db_url, text, strlen(text) + 1);
     printf("# library: %s\n# file: %s\n%s", shown,
            ctx->config_path[0] ? ctx->config_path : "(none)", text);
+    if (!strcmp(ctx->cfg.vision_precision, "auto")) /* what it means here (the CPU decides) */
+        printf("# vision.precision = auto runs %s on this CPU\n",
+               fn_vision_precision_auto() == FN_PRECISION_INT16 ? "int16" : "fp32");
     free(text);
     return CLI_EXIT_OK;
 }

@@ -182,6 +182,15 @@ static void test_config_sources(void **state)
     CHECK(r, strstr(r.out, "ingest.batch = 11\n"));         /* env over file */
     CHECK(r, strstr(r.out, "ingest.min_face_size = 22\n")); /* --set over env */
     CHECK(r, strstr(r.out, "workers.gpu_max = 0\n"));       /* file over default */
+    /* the default precision, and what it runs here */
+    CHECK(r, strstr(r.out, "vision.precision = auto\n"));
+    CHECK(r, strstr(r.out, "# vision.precision = auto runs int16 on this CPU\n") ||
+                 strstr(r.out, "# vision.precision = auto runs fp32 on this CPU\n"));
+    cli_result_free(&r);
+    r = cli_run(
+        NULL, (const char *[]){"--library", lib, "--set", "vision.precision=fp32", "config", NULL});
+    CHECK(r, r.code == 0);
+    CHECK(r, strstr(r.out, "vision.precision = fp32\n") && !strstr(r.out, "auto runs"));
     cli_result_free(&r);
 
     /* global options are accepted after the command too */
