@@ -662,11 +662,16 @@ static void test_auto_precision(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_auto_precision), cmocka_unit_test(test_gemm_exact),
-        cmocka_unit_test(test_gemm_extremes),  cmocka_unit_test(test_no_pack),
-        cmocka_unit_test(test_conv_hook),      cmocka_unit_test(test_scaled_gemm),
-        cmocka_unit_test(test_scaled_nan),     cmocka_unit_test(test_scaled_conv3),
-        cmocka_unit_test(test_scaled_no_pack), cmocka_unit_test(test_deep_fixed_is_scaled),
+        cmocka_unit_test(test_auto_precision),
+        cmocka_unit_test(test_gemm_exact),
+        cmocka_unit_test(test_gemm_extremes),
+        cmocka_unit_test(test_no_pack),
+        cmocka_unit_test(test_conv_hook),
+        cmocka_unit_test(test_scaled_gemm),
+        cmocka_unit_test(test_scaled_nan),
+        cmocka_unit_test(test_scaled_conv3),
+        cmocka_unit_test(test_scaled_no_pack),
+        cmocka_unit_test(test_deep_fixed_is_scaled),
         cmocka_unit_test(test_few_rows_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
