@@ -227,7 +227,7 @@ typedef struct tilecfg {
 /* The rows of A converted per block: about this many BF16 bytes (in L2 beside the panel). */
 #define ABLOCK_BYTES ((size_t)128 * 1024)
 
-__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) void
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int
 fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act, float *c)
 {
     const int k = wp->k, n = wp->n, kp = round_up(k, KSTEP), ksteps = kp / KSTEP;
@@ -236,16 +236,7 @@ fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act
     if (mb < 32) mb = 32;
     if (mb > round_up(m, 32)) mb = round_up(m, 32);
     uint16_t *ab = fn_thread_scratch((size_t)mb * kp * sizeof(uint16_t));
-    if (!ab) { /* out of memory for the buffer: the FP32 kernel instead (never fails) */
-        const int was = fn_amx_set_thread(0);
-        fn_wpack plain = *wp;
-        plain.amx = NULL;
-        /* fn_conv2d_w with a 1x1 kernel is exactly this GEMM. */
-        fn_t3 in = {m, 1, k, (float *)a}, out = {m, 1, n, c};
-        fn_conv2d_w(&in, &plain, bias, 1, 1, 1, FN_PAD_VALID, act, &out, NULL);
-        fn_amx_set_thread(was);
-        return;
-    }
+    if (!ab) return -1; /* out of memory for the buffer: the caller runs FP32 */
     tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -292,11 +283,13 @@ fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act
         }
     }
     _tile_release();
+    return 0;
 }
 
 #else
-void fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act, float *c)
+int fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act, float *c)
 {
     (void)m, (void)wp, (void)a, (void)bias, (void)act, (void)c;
+    return -1;
 }
 #endif

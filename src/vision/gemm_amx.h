@@ -35,8 +35,10 @@ int fn_amx_set_thread(int on);
 int fn_amx_thread(void);
 
 /* C[m][n] = act(A[m][k] B + bias) for a pack made by fn_wpack_amx_init (wp->amx non-NULL); A and
- * C row-major with k and n floats per row. Only while fn_amx_thread() is 1. */
-void fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
-                 float *c);
+ * C row-major with k and n floats per row. Only while fn_amx_thread() is 1. Returns 0, or -1 with C
+ * untouched when the thread's buffer for A in BF16 cannot grow: the caller then runs FP32 (as
+ * fn_gemm_i16 does). */
+int fn_gemm_amx(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
+                float *c);
 
 #endif

@@ -1232,12 +1232,10 @@ static void gemm_bias_act(int m, const fn_wpack *wp, const float *a, const float
 {
     const int n = wp->n, k = wp->k;
     /* vision.precision = bf16 (gemm_amx.c). The thread's setting is read first: a thread with BF16
-     * off never reads wp->amx, which a BF16 thread may be filling in (models.c). */
-    if (fn_amx_thread() && wp->amx) {
-        fn_gemm_amx(m, wp, a, bias, act, c);
-        return;
-    }
-    /* vision.precision = int16 (gemm_i16.c), likewise (FP32 below if its buffer cannot grow). */
+     * off never reads wp->amx, which a BF16 thread may be filling in (models.c). FP32 below if
+     * its buffer cannot grow. */
+    if (fn_amx_thread() && wp->amx && fn_gemm_amx(m, wp, a, bias, act, c) == 0) return;
+    /* vision.precision = int16 (gemm_i16.c), likewise. */
     if (i16_path(wp, m) && fn_gemm_i16(m, wp, a, bias, act, NULL, c) == 0) return;
     if (bytes_path(wp, m)) {
         if (use_avx2())
