@@ -160,6 +160,10 @@ fn_precision fn_vision_precision_auto(void);
  * 0, or FN_ERR_INVALID (and *out untouched) for any other name. Any thread. */
 int fn_vision_precision_parse(const char *name, fn_precision *out);
 
+/* The name of `p` ("fp32", "bf16", "int16"; "unknown" for a value outside the enum), a static
+ * string. Any thread. */
+const char *fn_vision_precision_name(fn_precision p);
+
 typedef struct fn_detect_opts {
     fn_detector detector;
     float min_confidence;  /* reference defaults: 0.5 for SSD, 0.5 for tiny */

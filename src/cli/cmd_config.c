@@ -41,7 +41,7 @@ int cmd_config(cli_ctx *ctx, int argc, char **argv)
            ctx->config_path[0] ? ctx->config_path : "(none)", text);
     if (!strcmp(ctx->cfg.vision_precision, "auto")) /* what it means here (the CPU decides) */
         printf("# vision.precision = auto runs %s on this CPU\n",
-               fn_vision_precision_auto() == FN_PRECISION_INT16 ? "int16" : "fp32");
+               fn_vision_precision_name(fn_vision_precision_auto()));
     free(text);
     return CLI_EXIT_OK;
 }

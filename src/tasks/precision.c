@@ -16,6 +16,6 @@ int fn_task_precision(const char *job, const char *name, fn_detect_opts *det)
         FN_LOG(FN_LOG_INFO, "%s: vision.precision = %s: %s", job, name, why);
     else if (!strcmp(name, "auto"))
         FN_LOG(FN_LOG_INFO, "%s: vision.precision = auto: %s on this CPU", job,
-               det->precision == FN_PRECISION_INT16 ? "int16" : "fp32");
+               fn_vision_precision_name(det->precision));
     return 0;
 }

@@ -608,21 +608,26 @@ fn_precision fn_vision_precision_auto(void)
     return fn_i16_preferred() ? FN_PRECISION_INT16 : FN_PRECISION_FP32;
 }
 
+/* The precisions' names, indexed by fn_precision. */
+static const char *const precision_names[] = {
+    [FN_PRECISION_FP32] = "fp32", [FN_PRECISION_BF16] = "bf16", [FN_PRECISION_INT16] = "int16"};
+
+const char *fn_vision_precision_name(fn_precision p)
+{
+    return (unsigned)p < sizeof precision_names / sizeof *precision_names ? precision_names[p]
+                                                                          : "unknown";
+}
+
 int fn_vision_precision_parse(const char *name, fn_precision *out)
 {
-    static const struct {
-        const char *name;
-        fn_precision p;
-    } names[] = {
-        {"fp32", FN_PRECISION_FP32}, {"bf16", FN_PRECISION_BF16}, {"int16", FN_PRECISION_INT16}};
     if (!name || !out) return FN_ERR_INVALID;
     if (!strcmp(name, "auto")) {
         *out = fn_vision_precision_auto();
         return 0;
     }
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcmp(name, names[i].name)) {
-            *out = names[i].p;
+    for (size_t i = 0; i < sizeof precision_names / sizeof *precision_names; i++)
+        if (!strcmp(name, precision_names[i])) {
+            *out = (fn_precision)i;
             return 0;
         }
     return FN_ERR_INVALID;

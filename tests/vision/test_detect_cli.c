@@ -244,8 +244,8 @@ static void test_precision(void **s)
     snprintf(args, sizeof args, "--precision auto --json '%s'", sample);
     assert_int_equal(run(args), 0);
     snprintf(auto_out, sizeof auto_out, "%s", out);
-    snprintf(args, sizeof args, "--precision %s --json '%s'",
-             dflt == FN_PRECISION_INT16 ? "int16" : "fp32", sample);
+    snprintf(args, sizeof args, "--precision %s --json '%s'", fn_vision_precision_name(dflt),
+             sample);
     assert_int_equal(run(args), 0);
     assert_string_equal(out, auto_out);
     snprintf(args, sizeof args, "--json '%s'", sample);

@@ -641,15 +641,17 @@ static void test_auto_precision(void **state)
         assert_int_equal(p, FN_PRECISION_FP32);
     else if (!avx512)
         assert_int_equal(p, FN_PRECISION_INT16);
-    print_message("auto is %s here (avx2 %d, avx512f %d)\n",
-                  p == FN_PRECISION_INT16 ? "int16" : "fp32", avx2, avx512);
+    print_message("auto is %s here (avx2 %d, avx512f %d)\n", fn_vision_precision_name(p), avx2,
+                  avx512);
     assert_int_equal(fn_i16_preferred(), p == FN_PRECISION_INT16);
     static const char *const names[] = {"fp32", "bf16", "int16"};
     for (int i = 0; i < 3; i++) {
         p = (fn_precision)-1;
         assert_int_equal(fn_vision_precision_parse(names[i], &p), 0);
         assert_int_equal(p, (fn_precision)i);
+        assert_string_equal(fn_vision_precision_name(p), names[i]);
     }
+    assert_string_equal(fn_vision_precision_name((fn_precision)7), "unknown");
     static const char *const bad[] = {"", "FP32", "int8", "auto ", "fp16"};
     for (int i = 0; i < 5; i++) {
         p = FN_PRECISION_BF16;
