@@ -22,6 +22,9 @@ typedef struct fn_config {
     int workers_cpu_max;    /* workers.cpu_max: worker threads; default: number of cores */
     int workers_gpu_max;    /* workers.gpu_max: accelerator slots; default 1 */
     int workers_mem_max_mb; /* workers.mem_max_mb: memory admitted jobs may declare; 0 = no cap */
+    char workers_prefetch[8];  /* workers.prefetch: "auto" (a job type's read-and-decode stage
+                                  runs ahead of its workers on a thread of the job's own, except
+                                  in inline mode), "on", "off"; "auto" */
     double events_progress_hz; /* events.progress_hz: progress events per job per second; 20 */
     size_t events_queue_max;   /* events.queue_max: queued events before progress is coalesced
                                   harder; 4096 */

@@ -19,8 +19,9 @@
  *   - stop and yield (checked after every commit), and fail reasons.
  *
  * Threading: `open`, `close`, `next`, `retry_item`, `warm`, `cursor`, `write` and `item_clear` run
- * on the job's thread; `process` runs on worker slots, several at once, each on its own item and
- * its own slot state, and may add to counters and histograms (fn_batch_add/observe are atomic) but
+ * on the job's thread; `prepare` on the job's prefetcher thread or a worker; `process` on worker
+ * slots, several at once. `prepare` and `process` touch only their own item (and `process` its own
+ * slot state), and may add to counters and histograms (fn_batch_add/observe are atomic) but
  * call nothing else of the engine. */
 #ifndef FACENAMES_JOBTYPE_H
 #define FACENAMES_JOBTYPE_H
@@ -135,6 +136,14 @@ typedef struct fn_jobtype {
     /* Once per batch that has work, on the job's thread before the fan-out: acquire device
      * handles, load models (the contract's warm-up). May be NULL. */
     int (*warm)(fn_batch *b);
+    /* Optional, the first part of an item's work: what waits on the disk and the decoder rather
+     * than the cores (reading a file, decoding it into the item's record). It runs exactly once
+     * per item that needs work, before its `process`: on the job's prefetcher thread while the
+     * workers compute the items before it (workers.prefetch), or else on the worker, just before
+     * `process`. No slot: it may touch only its own item (and add to counters). Fail it with
+     * fn_item_fail; `process` is then not called. What it keeps in the item is freed by
+     * `item_clear` (an item prepared ahead may be dropped unprocessed, by a stop). */
+    void (*prepare)(fn_batch *b, fn_item *item);
     /* The work of one item on a worker slot. Fail it with fn_item_fail. */
     void (*process)(fn_batch *b, void *slot, fn_item *item);
     /* Orders the items that need work before the fan-out, as qsort would (e.g. largest first, so

@@ -214,6 +214,21 @@ void fn_vision_free(fn_vision *v);
 int fn_vision_detect_file(fn_vision *v, const char *path, const fn_detect_opts *opts,
                           fn_faces *out, char *err, size_t errlen);
 
+/* The fast path in two steps, for a caller that overlaps decoding with another photo's networks
+ * (the batch driver's `prepare` stage): fn_vision_decode_file is its decode (any thread, no
+ * fn_vision needed; the pixels are the caller's, freed with fn_decoded_free), and
+ * fn_vision_detect_decoded its networks, giving to the bit what fn_vision_detect_file gives (which
+ * is the two in a row). *d stays the caller's and unchanged. */
+typedef struct fn_decoded {
+    fn_image img;       /* the photo oriented, at its useful resolution (shrunk on load) */
+    fn_image_info info; /* the full-size facts */
+    double ms_decode;   /* how long the decode took */
+} fn_decoded;
+int fn_vision_decode_file(const char *path, fn_decoded *d, char *err, size_t errlen);
+int fn_vision_detect_decoded(fn_vision *v, const fn_decoded *d, const fn_detect_opts *opts,
+                             fn_faces *out, char *err, size_t errlen);
+void fn_decoded_free(fn_decoded *d); /* NULL or a zeroed one is a no-op; zeroes *d */
+
 /* The same on pixels already in memory (the reference path: the reference's own resizing). */
 int fn_vision_detect_image(fn_vision *v, const fn_image *img, const fn_detect_opts *opts,
                            fn_faces *out, char *err, size_t errlen);

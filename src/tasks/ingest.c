@@ -77,6 +77,7 @@ static const char *const counters[C_COUNT] = {
     [C_SKIPPED_UNCHANGED] = "skipped_unchanged",
     [C_VISION_MS] = "vision_ms",
     [C_RECOGNISED] = "recognised_by_content",
+    [C_DECODE_MS] = "decode_ms",
 };
 
 static const double faces_per_photo_bounds[] = {0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 50};
@@ -619,6 +620,7 @@ static int ingest_open(fn_batch *b)
                        (st->det.detector == FN_DETECTOR_TINY ? FN_MODEL_TINY : FN_MODEL_SSD);
     st->models_dir = cfg->models_dir;
     atomic_store(&st->vision_ns, 0);
+    atomic_store(&st->decode_ns, 0);
     if (!(st->hashbuf = malloc(1 << 20))) return FN_ERR_NOMEM;
 
     /* The job's read connection for the per-file lookups (commits go through the engine). It
@@ -704,6 +706,7 @@ const fn_jobtype fn_ingest_type = {
     .next = ingest_next,
     .retry_item = ingest_retry_item,
     .warm = ingest_warm,
+    .prepare = ingest_prepare,
     .process = ingest_process,
     .compare = ingest_compare,
     .overlap = 1,

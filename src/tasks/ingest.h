@@ -30,6 +30,7 @@ enum {
     C_SKIPPED_UNCHANGED,
     C_VISION_MS,
     C_RECOGNISED, /* files found to be known photos under another root (by content) */
+    C_DECODE_MS,  /* the part of vision_ms spent decoding (ahead, on the prefetcher, or not) */
     C_COUNT
 };
 enum { H_FACES_PER_PHOTO, H_FACE_SIZE, H_COUNT };
@@ -53,6 +54,7 @@ typedef struct ingest_job {
     char *last;
     uint8_t *hashbuf;
     _Atomic uint64_t vision_ns; /* time inside the vision code in this run */
+    _Atomic uint64_t decode_ns; /* ... of which decoding */
     /* Roots (library migration 5): this host's id, its mounts of the library's roots (loaded at
      * open, grown by ingest_write when a payload folder is in none), and the payload's folders
      * (realpath; a file's parent) that a new root is made of. Job thread. */
@@ -85,6 +87,7 @@ typedef struct ingest_photo {
     int relink;      /* ... and that photo's file is gone from this host: it moves here */
     int fresh;       /* no photo had this path when considered (fn_photo_put.fresh) */
     int was_copy;    /* the path was recorded as a copy that no longer matches its photo */
+    fn_decoded decoded; /* prepared: the photo's pixels, until process ran the networks */
     /* results, written by exactly one worker */
     int width, height;
     int64_t taken_at;
@@ -96,11 +99,9 @@ typedef struct ingest_photo {
     uint8_t **thumbs;
 } ingest_photo;
 
-/* A worker slot: its own fn_vision and read buffer, made on its first photo. */
+/* A worker slot: its own fn_vision, made on its first photo. */
 typedef struct ingest_slot {
     fn_vision *vis;
-    uint8_t *buf;
-    size_t buflen;
 } ingest_slot;
 
 /* The type, registered by fn_tasks_register_all. */
@@ -110,6 +111,7 @@ extern const fn_jobtype fn_ingest_type;
 int ingest_warm(fn_batch *b);
 int ingest_slot_open(fn_batch *b, void *slot, char *err, size_t errlen);
 void ingest_slot_close(fn_batch *b, void *slot);
+void ingest_prepare(fn_batch *b, fn_item *item);
 void ingest_process(fn_batch *b, void *slot, fn_item *item);
 int ingest_compare(const fn_item *a, const fn_item *b);
 int ingest_write(fn_batch *b, fn_store_tx *tx, fn_item *const *items, size_t n);

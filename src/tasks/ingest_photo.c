@@ -5,7 +5,9 @@
  * - A worker touches only its own item and its own slot; counters and histograms are the only
  *   shared things it updates (atomically), which is what moves live progress per photo.
  * - A file is read once for its hash before it is decoded: the hash describes the bytes the faces
- *   came from (a file rewritten while being read is caught by the next run's mtime).
+ *   came from (a file rewritten while being read is caught by the next run's mtime). Both are the
+ *   item's `prepare` (on the job's prefetcher when it has one, ahead of the workers); its decoded
+ *   pixels live until its `process` ran the networks on them.
  * - The rows go in the driver's commit, with the checkpoint: a crash never loses or repeats one. */
 #include <errno.h>
 #include <stdio.h>
@@ -52,8 +54,6 @@ int ingest_slot_open(fn_batch *b, void *slot, char *err, size_t errlen)
     ingest_job *st = fn_batch_state(b);
     ingest_slot *s = slot;
     int rc = fn_vision_new(st->models, &s->vis);
-    if (rc == 0 && !(s->buf = malloc(READ_BUF))) rc = FN_ERR_NOMEM;
-    s->buflen = READ_BUF;
     if (rc < 0) snprintf(err, errlen, "setting up a vision worker: %s", fn_strerror(rc));
     return rc;
 }
@@ -63,13 +63,13 @@ void ingest_slot_close(fn_batch *b, void *slot)
     (void)b;
     ingest_slot *s = slot;
     fn_vision_free(s->vis);
-    free(s->buf);
 }
 
 void ingest_item_clear(fn_batch *b, fn_item *it)
 {
     (void)b;
     ingest_photo *ph = it->data;
+    fn_decoded_free(&ph->decoded); /* (prepared, then dropped unprocessed by a stop) */
     for (size_t i = 0; ph->thumbs && i < ph->n_faces; i++)
         free(ph->thumbs[i]);
     free(ph->thumbs);
@@ -127,13 +127,22 @@ static int keep_faces(ingest_photo *ph, const fn_faces *f)
     return 0;
 }
 
-/* The photo's counters and histograms, as soon as it is done (live progress). */
-static void count(fn_batch *b, ingest_photo *ph, uint64_t vision_ns)
+/* Adds ns to a millisecond counter whose exact sum is kept in *sum: each call adds the whole
+ * milliseconds the sum crossed, so the counter never drifts from the sum by rounding. */
+static void add_ms(fn_batch *b, int counter, _Atomic uint64_t *sum, uint64_t ns)
+{
+    uint64_t before = atomic_fetch_add(sum, ns);
+    int64_t ms = (int64_t)((before + ns) / 1000000u - before / 1000000u);
+    if (ms) fn_batch_add(b, counter, ms);
+}
+
+/* The photo's counters and histograms, as soon as it is done (live progress): its vision time
+ * (decode and networks) and, of it, its decode time. */
+static void count(fn_batch *b, ingest_photo *ph, uint64_t vision_ns, uint64_t decode_ns)
 {
     ingest_job *st = fn_batch_state(b);
-    uint64_t before = atomic_fetch_add(&st->vision_ns, vision_ns);
-    int64_t ms = (int64_t)((before + vision_ns) / 1000000u - before / 1000000u);
-    if (ms) fn_batch_add(b, C_VISION_MS, ms);
+    add_ms(b, C_VISION_MS, &st->vision_ns, vision_ns);
+    add_ms(b, C_DECODE_MS, &st->decode_ns, decode_ns);
     if (!ph) return;
     fn_batch_add(b, C_FACES_FOUND, (int64_t)ph->n_faces);
     fn_batch_add(b, C_FACES_SKIPPED_SMALL, (int64_t)ph->skipped_small);
@@ -145,44 +154,66 @@ static void count(fn_batch *b, ingest_photo *ph, uint64_t vision_ns)
     }
 }
 
-void ingest_process(fn_batch *b, void *slot, fn_item *it)
+/* Reads the photo once for its hash, then decodes it (on the prefetcher, ahead of the worker). */
+void ingest_prepare(fn_batch *b, fn_item *it)
 {
-    ingest_job *st = fn_batch_state(b);
-    ingest_slot *s = slot;
     ingest_photo *ph = it->data;
     int64_t size = ph->size;
+    int rc = 0;
     /* Hashed already when it was considered (its size was a known photo's): not read twice. */
-    int rc = ph->hashed ? 0 : fn_hash_file(it->ref, s->buf, s->buflen, &ph->hash, &size);
+    if (!ph->hashed) {
+        void *buf = malloc(READ_BUF);
+        rc = buf ? fn_hash_file(it->ref, buf, READ_BUF, &ph->hash, &size) : FN_ERR_NOMEM;
+        free(buf);
+    }
     if (rc < 0) {
         if (rc == FN_ERR_NOT_FOUND)
             fn_item_fail(it, rc, NULL, "%s: vanished (listed, then gone before it was read)",
                          it->ref);
         else
-            fn_item_fail(it, rc, NULL, "%s: %s (%s)", it->ref, fn_strerror(rc), strerror(errno));
+            fn_item_fail(it, rc, NULL, "%s: %s (%s)", it->ref, fn_strerror(rc),
+                         rc == FN_ERR_NOMEM ? "no memory for the read buffer" : strerror(errno));
         return;
     }
     fn_batch_add(b, C_BYTES_READ, size);
     ph->size = size; /* rewritten since the stat: record what was read */
-    fn_faces faces;
     char err[1024] = "";
-    uint64_t t0 = fn_mono_ns();
-    rc = fn_vision_detect_file(s->vis, it->ref, &st->det, &faces, err, sizeof err);
-    uint64_t vision_ns = fn_mono_ns() - t0;
+    rc = fn_vision_decode_file(it->ref, &ph->decoded, err, sizeof err);
     if (rc < 0) {
-        count(b, NULL, vision_ns);
+        uint64_t decode_ns = (uint64_t)(ph->decoded.ms_decode * 1e6);
+        count(b, NULL, decode_ns, decode_ns);
         if (rc == FN_ERR_NOT_FOUND)
             fn_item_fail(it, rc, NULL, "%s: vanished (listed, then gone before it was read)",
                          it->ref);
         else
             fn_item_fail(it, rc, NULL, "%s", err[0] ? err : fn_strerror(rc));
+    }
+}
+
+void ingest_process(fn_batch *b, void *slot, fn_item *it)
+{
+    ingest_job *st = fn_batch_state(b);
+    ingest_slot *s = slot;
+    ingest_photo *ph = it->data;
+    fn_faces faces;
+    char err[1024] = "";
+    uint64_t t0 = fn_mono_ns();
+    int rc = fn_vision_detect_decoded(s->vis, &ph->decoded, &st->det, &faces, err, sizeof err);
+    /* the photo's vision time: its decode (wherever it ran) and its networks */
+    uint64_t decode_ns = (uint64_t)(ph->decoded.ms_decode * 1e6);
+    uint64_t vision_ns = fn_mono_ns() - t0 + decode_ns;
+    fn_decoded_free(&ph->decoded); /* (the pixels are done with: a batch holds no photo longer) */
+    if (rc < 0) {
+        count(b, NULL, vision_ns, decode_ns);
+        fn_item_fail(it, rc, NULL, "%s: %s", it->ref, err[0] ? err : fn_strerror(rc));
         return;
     }
     if ((rc = keep_faces(ph, &faces)) < 0) {
-        count(b, NULL, vision_ns);
+        count(b, NULL, vision_ns, decode_ns);
         fn_item_fail(it, rc, NULL, "%s: out of memory keeping the faces", it->ref);
         return;
     }
-    count(b, ph, vision_ns);
+    count(b, ph, vision_ns, decode_ns);
 }
 
 /* The root of `path` on this host: a known one, or one made (in the batch's transaction) of the

@@ -132,6 +132,7 @@ typedef struct repair_item {
     uint8_t **thumbs;
     size_t *thumb_len;
     fn_xp_health health; /* R_DATABASE */
+    fn_decoded decoded;  /* R_RECOMPUTE, prepared: the photo's pixels until process */
 } repair_item;
 
 typedef struct repair_slot {
@@ -479,6 +480,16 @@ static void repair_slot_close(fn_batch *b, void *slot)
     fn_vision_free(((repair_slot *)slot)->vis);
 }
 
+/* Decodes a photo to recompute (on the prefetcher, ahead of the worker). */
+static void repair_prepare(fn_batch *b, fn_item *it)
+{
+    (void)b;
+    repair_item *x = it->data;
+    char err[1024] = "";
+    int rc = fn_vision_decode_file(x->photo.path, &x->decoded, err, sizeof err);
+    if (rc < 0) fn_item_fail(it, rc, NULL, "%s", err[0] ? err : fn_strerror(rc));
+}
+
 static void repair_process(fn_batch *b, void *slot, fn_item *it)
 {
     repair_job *st = fn_batch_state(b);
@@ -487,9 +498,10 @@ static void repair_process(fn_batch *b, void *slot, fn_item *it)
     fn_xp_photo *p = &x->photo;
     fn_faces faces;
     char err[1024] = "";
-    int rc = fn_vision_detect_file(s->vis, p->path, &st->det, &faces, err, sizeof err);
+    int rc = fn_vision_detect_decoded(s->vis, &x->decoded, &st->det, &faces, err, sizeof err);
+    fn_decoded_free(&x->decoded);
     if (rc < 0) {
-        fn_item_fail(it, rc, NULL, "%s", err[0] ? err : fn_strerror(rc));
+        fn_item_fail(it, rc, NULL, "%s: %s", p->path, err[0] ? err : fn_strerror(rc));
         return;
     }
     size_t n = p->n_faces ? p->n_faces : 1;
@@ -636,6 +648,7 @@ static void repair_item_clear(fn_batch *b, fn_item *it)
 {
     (void)b;
     repair_item *x = it->data;
+    fn_decoded_free(&x->decoded);
     for (size_t i = 0; x->thumbs && i < x->photo.n_faces; i++)
         free(x->thumbs[i]);
     free(x->thumbs);
@@ -702,6 +715,7 @@ const fn_jobtype fn_repair_type = {
     .slot_close = repair_slot_close,
     .next = repair_next,
     .warm = repair_warm,
+    .prepare = repair_prepare,
     .process = repair_process,
     .write = repair_write,
     .cursor = repair_cursor,

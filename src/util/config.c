@@ -37,6 +37,7 @@ struct key {
 static const char *const detectors[] = {"ssd", "tiny", NULL};
 static const char *const tile_modes[] = {"off", "on", "auto", NULL};
 static const char *const precisions[] = {"auto", "fp32", "bf16", "int16", NULL};
+static const char *const prefetch_modes[] = {"auto", "on", "off", NULL};
 
 #define OFF(field) offsetof(fn_config, field)
 #define SZ(field)  sizeof(((fn_config *)0)->field)
@@ -45,6 +46,8 @@ static const struct key keys[] = {
     {"workers.cpu_max", KEY_INT, OFF(workers_cpu_max), 0, 1, 4096, 0, 0, NULL, "auto"},
     {"workers.gpu_max", KEY_INT, OFF(workers_gpu_max), 0, 0, 64, 0, 0, NULL, NULL},
     {"workers.mem_max_mb", KEY_INT, OFF(workers_mem_max_mb), 0, 0, INT_MAX, 0, 0, NULL, NULL},
+    {"workers.prefetch", KEY_ENUM, OFF(workers_prefetch), SZ(workers_prefetch), 0, 0, 0, 0,
+     prefetch_modes, NULL},
     {"events.progress_hz", KEY_DOUBLE, OFF(events_progress_hz), 0, 0, 0, 0.0, 1000.0, NULL, NULL},
     {"events.queue_max", KEY_SIZE, OFF(events_queue_max), 0, 16, 16777216, 0, 0, NULL, NULL},
     {"jobs.heartbeat_ms", KEY_INT, OFF(jobs_heartbeat_ms), 0, 10, 3600000, 0, 0, NULL, NULL},
@@ -90,6 +93,7 @@ void fn_config_defaults(fn_config *cfg)
     cfg->workers_cpu_max = online_cores();
     cfg->workers_gpu_max = 1;
     cfg->workers_mem_max_mb = 0;
+    snprintf(cfg->workers_prefetch, sizeof cfg->workers_prefetch, "auto");
     cfg->events_progress_hz = 20.0;
     cfg->events_queue_max = 4096;
     cfg->jobs_heartbeat_ms = 1000;

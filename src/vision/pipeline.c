@@ -664,22 +664,54 @@ int fn_vision_detect_image(fn_vision *v, const fn_image *img, const fn_detect_op
     return run_faces_in(v, img, opts, 1.0, 1.0, out, err, errlen);
 }
 
+int fn_vision_decode_file(const char *path, fn_decoded *d, char *err, size_t errlen)
+{
+    if (!d) return fail(err, errlen, FN_ERR_INVALID, "invalid arguments", NULL);
+    memset(d, 0, sizeof *d);
+    d->info.taken_at = -1;
+    if (!path) return fail(err, errlen, FN_ERR_INVALID, "no path", NULL);
+    double t0 = ms_now();
+    int rc = fn_image_load_near(path, FN_USEFUL_SIDE, &d->img, &d->info, err, errlen);
+    d->ms_decode = ms_now() - t0;
+    return rc;
+}
+
+void fn_decoded_free(fn_decoded *d)
+{
+    if (!d) return;
+    fn_image_free(&d->img);
+    memset(d, 0, sizeof *d);
+}
+
+int fn_vision_detect_decoded(fn_vision *v, const fn_decoded *d, const fn_detect_opts *opts,
+                             fn_faces *out, char *err, size_t errlen)
+{
+    int rc = check_args(v, opts, out, err, errlen);
+    if (rc) return rc;
+    if (!d || !d->img.rgb || d->img.width <= 0 || d->img.height <= 0 || d->info.width <= 0 ||
+        d->info.height <= 0)
+        return fail(err, errlen, FN_ERR_INVALID, "no decoded photo", NULL);
+    out->info = d->info;
+    out->ms_decode = d->ms_decode;
+    out->width = d->info.width;
+    out->height = d->info.height;
+    double sx = (double)d->info.width / d->img.width, sy = (double)d->info.height / d->img.height;
+    return run_faces_in(v, &d->img, opts, sx, sy, out, err, errlen);
+}
+
 int fn_vision_detect_file(fn_vision *v, const char *path, const fn_detect_opts *opts, fn_faces *out,
                           char *err, size_t errlen)
 {
     int rc = check_args(v, opts, out, err, errlen);
     if (rc) return rc;
-    if (!path) return fail(err, errlen, FN_ERR_INVALID, "no path", NULL);
-    fn_image img;
-    double t0 = ms_now();
-    rc = fn_image_load_near(path, FN_USEFUL_SIDE, &img, &out->info, err, errlen);
-    out->ms_decode = ms_now() - t0;
-    if (rc) return rc;
-    out->width = out->info.width;
-    out->height = out->info.height;
-    double sx = (double)out->info.width / img.width, sy = (double)out->info.height / img.height;
-    rc = run_faces_in(v, &img, opts, sx, sy, out, err, errlen);
-    fn_image_free(&img);
+    fn_decoded d;
+    if ((rc = fn_vision_decode_file(path, &d, err, errlen)) != 0) {
+        out->info = d.info;
+        out->ms_decode = d.ms_decode;
+        return rc;
+    }
+    rc = fn_vision_detect_decoded(v, &d, opts, out, err, errlen);
+    fn_decoded_free(&d);
     return rc;
 }
 

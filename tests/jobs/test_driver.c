@@ -2,7 +2,8 @@
  * i on a worker slot and writes a row): payload checks at enqueue and the resolved payload,
  * counters, errors and their resolutions, slots opened once and warmed once per batch, the flush
  * policy, cancel then resume (no item twice, none lost), retry of selected items, and failures of
- * a slot, the source and the rows. Inline mode: deterministic. */
+ * a slot, the source and the rows. Inline mode: deterministic. Then, on worker threads: batches
+ * that overlap, and a type with a `prepare` stage and the prefetcher (workers.prefetch). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -648,6 +649,211 @@ static void test_overlap(void **state)
     rm_library(dir);
 }
 
+/* ---- prepare and the prefetcher ----------------------------------------------------------------
+ */
+
+static fn_jobtype sq_prep;
+static struct {
+    atomic_int prepared, by_other, unprepared, twice, cleared_unprocessed, ahead_seen;
+    atomic_int prep_fail;  /* 1: items whose i % 5 == 3 fail in prepare */
+    atomic_int wait_ahead; /* 1: the first item processed waits for a second one prepared */
+} P;
+
+typedef struct prep_item {
+    sq_item sq;   /* (what the squares' callbacks read) */
+    int *buf;     /* what prepare keeps in the item: item_clear frees it */
+    pthread_t by; /* the thread that prepared it */
+    int processed;
+} prep_item;
+
+static void pr_prepare(fn_batch *b, fn_item *it)
+{
+    (void)b;
+    prep_item *d = it->data;
+    if (d->buf) atomic_fetch_add(&P.twice, 1);
+    atomic_fetch_add(&P.prepared, 1);
+    d->by = pthread_self();
+    if (atomic_load(&P.prep_fail) && d->sq.i % 5 == 3) {
+        fn_item_fail(it, FN_ERR_CORRUPT, "undecodable", "%s: simulated decode failure", it->ref);
+        return;
+    }
+    d->buf = malloc(sizeof *d->buf);
+    if (d->buf) *d->buf = (int)d->sq.i;
+    spin_us(100); /* the "decode" */
+}
+
+static void pr_process(fn_batch *b, void *slot, fn_item *it)
+{
+    prep_item *d = it->data;
+    if (!d->buf || *d->buf != (int)d->sq.i) atomic_fetch_add(&P.unprepared, 1);
+    if (!pthread_equal(d->by, pthread_self())) atomic_fetch_add(&P.by_other, 1);
+    d->processed = 1;
+    /* The run's first item waits (10 s at most) until a second item is prepared: with the one
+     * worker busy here, only the prefetcher can prepare it. */
+    if (atomic_fetch_add(&P.ahead_seen, 1) == 0 && atomic_load(&P.wait_ahead))
+        for (int k = 0; k < 10000 && atomic_load(&P.prepared) < 2; k++)
+            usleep(1000);
+    sq_process(b, slot, it);
+}
+
+static void pr_clear(fn_batch *b, fn_item *it)
+{
+    (void)b;
+    prep_item *d = it->data;
+    if (d->buf && !d->processed && !it->err) atomic_fetch_add(&P.cleared_unprocessed, 1);
+    free(d->buf);
+}
+
+/* One worker thread and workers.prefetch `mode`; a 1-worker engine, the type overlapping. */
+static fn_engine *prep_engine(char **dir, const char *mode)
+{
+    test_reset();
+    memset(&S, 0, sizeof S);
+    memset(&P, 0, sizeof P);
+    *dir = tmp_library();
+    fn_config c = test_config();
+    snprintf(c.workers_prefetch, sizeof c.workers_prefetch, "%s", mode);
+    fn_engine *e;
+    assert_int_equal(fn_engine_open(*dir, &c, &e), 0);
+    sq_prep = squares;
+    sq_prep.type = "squares_prep";
+    sq_prep.overlap = 1;
+    sq_prep.item_size = sizeof(prep_item);
+    sq_prep.prepare = pr_prepare;
+    sq_prep.process = pr_process;
+    sq_prep.item_clear = pr_clear;
+    assert_int_equal(fn_jobtype_register(e, &sq_prep), 0);
+    assert_int_equal(fn_engine_start(e, 1), 0);
+    S.e = e;
+    return e;
+}
+
+static fn_job_info *run_to_end(fn_engine *e, const char *payload, fn_job_state want)
+{
+    fn_job_id id;
+    fn_job_state st;
+    assert_int_equal(fn_enqueue(e, "squares_prep", payload, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_job_wait(e, id, 60000, &st), 0);
+    fn_job_info *j;
+    assert_int_equal(fn_job_inspect(e, id, &j), 0);
+    if (st != want) fail_msg("job %lld: state %d: %s", (long long)id, (int)st, j->fail_reason);
+    return j;
+}
+
+/* workers.prefetch = on: every item is prepared exactly once and before its process, and (the
+ * workers busy computing) the prefetcher prepares items on its own thread, across the batches'
+ * borders too. A failed prepare is the item's error, with the type's resolution, and the item is
+ * not processed; the rest go on. */
+static void test_prefetch_on(void **state)
+{
+    (void)state;
+    char *dir;
+    fn_engine *e = prep_engine(&dir, "on");
+    S.spin = 300; /* compute longer than the "decode": the prefetcher keeps ahead */
+    atomic_store(&P.wait_ahead, 1);
+    fn_job_info *j = run_to_end(e, "{\"n\":60,\"batch\":4}", FN_JOB_COMPLETED);
+    assert_int_equal(progress_counter(j, "items_done"), 60);
+    fn_job_info_free(j);
+    assert_int_equal(atomic_load(&P.prepared), 60);
+    assert_int_equal(atomic_load(&P.twice), 0);
+    assert_int_equal(atomic_load(&P.unprepared), 0);
+    assert_int_equal(atomic_load(&S.processed), 60);
+    /* prepared on another thread than the one that processed it: the second item at least
+     * (how many more depends on how soon the prefetcher's thread is scheduled) */
+    assert_true(atomic_load(&P.by_other) >= 1);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq"), 60);
+
+    atomic_store(&P.prep_fail, 1);
+    atomic_store(&P.prepared, 0);
+    atomic_store(&S.processed, 0);
+    j = run_to_end(e, "{\"n\":20,\"batch\":4}", FN_JOB_COMPLETED);
+    assert_int_equal(progress_counter(j, "items_done"), 20);
+    assert_int_equal(progress_counter(j, "errors"), 4); /* 3, 8, 13, 18 */
+    assert_int_equal(j->id, 2);
+    fn_job_info_free(j);
+    assert_int_equal(atomic_load(&P.prepared), 20);
+    assert_int_equal(atomic_load(&S.processed), 16);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq WHERE job = 2"), 16);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_errors WHERE job = 2 AND code = "
+                                "'undecodable' AND item LIKE 'sq-%3'"),
+                     2);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM job_errors WHERE job = 2"), 4);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* A cancel while items are prepared ahead: the prepared, unprocessed ones are cleared (their
+ * memory freed: the sanitizer and valgrind runs see a leak otherwise), nothing commits that was
+ * not processed, and the resume processes every item once. */
+static void test_prefetch_cancel_resume(void **state)
+{
+    (void)state;
+    char *dir;
+    fn_engine *e = prep_engine(&dir, "on");
+    S.spin = 300;
+    S.cancel_after_batches = 4;
+    fn_job_info *j = run_to_end(e, "{\"n\":200,\"batch\":4}", FN_JOB_CANCELLED);
+    json_t *ck = json_loads(j->checkpoint, 0, NULL);
+    long long next = (long long)json_integer_value(json_object_get(ck, "next_index"));
+    json_decref(ck);
+    fn_job_id id = j->id;
+    fn_job_info_free(j);
+    assert_true(next > 0 && next < 200);
+    assert_int_equal(atomic_load(&S.processed), next);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq"), next);
+    /* the gathered batch was dropped unworked: whatever the prefetcher had prepared of it */
+    assert_true(atomic_load(&P.prepared) >= next);
+    assert_int_equal(atomic_load(&P.prepared) - next, atomic_load(&P.cleared_unprocessed));
+    S.cancel_after_batches = 0;
+    fn_job_id id2;
+    fn_job_state st;
+    assert_int_equal(fn_job_resume(e, id, &id2), 0);
+    assert_int_equal(fn_job_wait(e, id2, 60000, &st), 0);
+    assert_int_equal(st, FN_JOB_COMPLETED);
+    assert_int_equal(atomic_load(&S.processed), 200);
+    assert_int_equal(q_int(dir, "SELECT count(DISTINCT i) FROM sq"), 200);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq"), 200);
+    assert_int_equal(atomic_load(&P.twice), 0);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
+/* workers.prefetch = off, and auto in inline mode (one thread, deterministic): the worker
+ * prepares each item itself, just before processing it. */
+static void test_prefetch_off_and_inline(void **state)
+{
+    (void)state;
+    char *dir;
+    fn_engine *e = prep_engine(&dir, "off");
+    S.spin = 100;
+    fn_job_info_free(run_to_end(e, "{\"n\":30,\"batch\":4}", FN_JOB_COMPLETED));
+    assert_int_equal(atomic_load(&P.prepared), 30);
+    assert_int_equal(atomic_load(&P.by_other), 0);
+    assert_int_equal(atomic_load(&P.unprepared), 0);
+    fn_engine_close(e);
+    rm_library(dir);
+
+    test_reset();
+    memset(&S, 0, sizeof S);
+    memset(&P, 0, sizeof P);
+    dir = tmp_library();
+    fn_config c = test_config();
+    assert_string_equal(c.workers_prefetch, "auto"); /* the default */
+    assert_int_equal(fn_engine_open(dir, &c, &e), 0);
+    assert_int_equal(fn_jobtype_register(e, &sq_prep), 0);
+    S.e = e;
+    fn_job_id id;
+    assert_int_equal(fn_enqueue(e, "squares_prep", "{\"n\":30,\"batch\":4}", FN_PRIO_NORMAL, &id),
+                     0);
+    assert_int_equal(fn_engine_run_pending(e, 0, NULL), 0);
+    assert_int_equal(atomic_load(&P.prepared), 30);
+    assert_int_equal(atomic_load(&S.processed), 30);
+    assert_int_equal(atomic_load(&P.by_other), 0);
+    assert_int_equal(q_int(dir, "SELECT count(*) FROM sq"), 30);
+    fn_engine_close(e);
+    rm_library(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,6 +867,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_pages, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, fx_teardown),
         cmocka_unit_test(test_overlap),
+        cmocka_unit_test(test_prefetch_on),
+        cmocka_unit_test(test_prefetch_cancel_resume),
+        cmocka_unit_test(test_prefetch_off_and_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -861,6 +861,62 @@ static void test_two_workers_same_faces(void **state)
     check_library(lib, photos, exp_tiny, same);
 }
 
+/* One worker thread, so the job has a prefetcher (workers.prefetch = auto, the default): each
+ * photo is read and decoded on it, ahead of the worker, and the faces are still exactly those of
+ * fn_vision_detect_file; a file that fails there (empty, truncated) is that item's error, with
+ * the same codes as when the worker decodes it (test_bad_files, inline), and the rest go on. */
+static void test_one_worker_prefetch(void **state)
+{
+    (void)state;
+    char lib[512], photos[512];
+    fn_engine *e = samples_engine(7, 1, lib, photos, sizeof lib);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/zero.jpg", photos);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fclose(f);
+    char src[600];
+    snprintf(src, sizeof src, "%s/sample1.jpg", samples_dir());
+    f = fopen(src, "rb");
+    assert_non_null(f);
+    static unsigned char buf[30000];
+    assert_int_equal(fread(buf, 1, sizeof buf, f), sizeof buf);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/trunc.jpg", photos);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, sizeof buf, f), sizeof buf);
+    fclose(f);
+    assert_int_equal(fn_engine_start(e, 1), 0);
+    char payload[1024];
+    snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"], \"detector\": \"tiny\", \"batch\": 2}",
+             photos);
+    fn_job_id id;
+    fn_job_state st;
+    assert_int_equal(fn_enqueue(e, "ingest", payload, FN_PRIO_NORMAL, &id), 0);
+    assert_int_equal(fn_job_wait(e, id, 120000, &st), 0);
+    assert_int_equal(st, FN_JOB_COMPLETED);
+    fn_job_info *j;
+    assert_int_equal(fn_job_inspect(e, id, &j), 0);
+    assert_int_equal(h_counter(j, "errors"), 2);
+    assert_int_equal(j->n_errors, 2);
+    for (size_t i = 0; i < j->n_errors; i++) {
+        const char *b = strrchr(j->errors[i].item, '/');
+        assert_non_null(b);
+        assert_string_equal(j->errors[i].code,
+                            strcmp(b, "/zero.jpg") == 0 ? "no_image" : "truncated");
+    }
+    int64_t faces = 0;
+    for (int k = 1; k <= 6; k++)
+        faces += (int64_t)exp_tiny[k].n;
+    assert_int_equal(h_counter(j, "faces_found"), faces);
+    assert_true(h_counter(j, "decode_ms") <= h_counter(j, "vision_ms"));
+    fn_job_info_free(j);
+    fn_engine_close(e);
+    static const int same[7] = {0, 1, 2, 3, 4, 5, 6};
+    check_library(lib, photos, exp_tiny, same);
+}
+
 /* ---- yield: an interactive job takes the only worker within one batch ------------------------ */
 
 typedef struct yield_state {
@@ -1036,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_precision),
         cmocka_unit_test(test_cancel_then_resume),
         cmocka_unit_test(test_two_workers_same_faces),
+        cmocka_unit_test(test_one_worker_prefetch),
         cmocka_unit_test(test_yield_to_interactive),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -85,6 +85,9 @@ static void test_set_good(void **state)
     assert_string_equal(c.detect_tiles, "auto");
     assert_int_equal(fn_config_set(&c, "ingest.detect_tiles", "on", err, sizeof err), 0);
     assert_string_equal(c.detect_tiles, "on");
+    assert_string_equal(c.workers_prefetch, "auto");
+    assert_int_equal(fn_config_set(&c, "workers.prefetch", "off", err, sizeof err), 0);
+    assert_string_equal(c.workers_prefetch, "off");
     assert_int_equal(fn_config_set(&c, "ingest.min_face_size", "12", err, sizeof err), 0);
     assert_int_equal(c.ingest_min_face_size, 12);
     assert_int_equal(fn_config_set(&c, "ingest.batch", " 64 ", err, sizeof err), 0);
@@ -126,6 +129,8 @@ static const struct bad bads[] = {
     {"ingest.detect_tiles", "AUTO", "\"off\", \"on\" or \"auto\""},
     {"ingest.detect_tiles", "tiled", "\"off\", \"on\" or \"auto\""},
     {"ingest.detect_tiles", "", "\"off\", \"on\" or \"auto\""},
+    {"workers.prefetch", "yes", "\"auto\", \"on\" or \"off\""},
+    {"workers.prefetch", "OFF", "\"auto\", \"on\" or \"off\""},
     {"vision.precision", "fp16", "\"fp32\", \"bf16\" or \"int16\""},
     {"vision.precision", "BF16", "\"fp32\", \"bf16\" or \"int16\""},
     {"vision.precision", "int8", "\"fp32\", \"bf16\" or \"int16\""},
@@ -431,7 +436,7 @@ static void test_docs_list_every_key(void **state)
         if (!strstr(doc, want)) fail_msg("%s: %s is not documented", docs_path, env);
         keys++;
     }
-    assert_int_equal(keys, 27);
+    assert_int_equal(keys, 28);
     free(text);
 }
 
