@@ -392,13 +392,14 @@ static void process_one(size_t i, int worker, void *arg)
         atomic_store(&b->slot_rc[worker], rc < 0 ? rc : 1); /* (after slot_err: published) */
     }
     int slot_rc = atomic_load(&b->slot_rc[worker]);
-    /* Prepared by the prefetcher, or here (none, or it has not reached this item). */
-    if (b->t->prepare && (!q->prep.queued || fn_prefetch_take(b->prefetch, &q->prep, i)))
-        b->t->prepare(b, it);
-    if (slot_rc < 0)
+    if (slot_rc < 0) {
         fn_item_fail(it, slot_rc, NULL, "%s", b->slot_err[worker]);
-    else if (!it->err) /* (a failed prepare: not processed) */
-        b->t->process(b, slot, it);
+    } else {
+        /* Prepared by the prefetcher, or here (none, or it has not reached this item). */
+        if (b->t->prepare && (!q->prep.queued || fn_prefetch_take(b->prefetch, &q->prep, i)))
+            b->t->prepare(b, it);
+        if (!it->err) b->t->process(b, slot, it); /* (a failed prepare: not processed) */
+    }
     if (b->t->done_counter >= 0) fn_batch_add(b, b->t->done_counter, 1);
     tl_buf = outer;
 }

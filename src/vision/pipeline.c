@@ -32,6 +32,7 @@
 #include "vision/gemm_amx.h"
 #include "vision/gemm_i16.h"
 #include "vision/image_load.h"
+#include "vision/jpeg_encode.h"
 #include "vision/models.h"
 #include "vision/nets.h"
 #include "vision/tiles.h"
@@ -140,7 +141,7 @@ static int ensure_scratch(fn_vision *v, size_t need)
 static void free_thumbs(fn_vision *v)
 {
     for (size_t i = 0; i < FN_MAX_FACES; i++) {
-        if (v->faces[i].thumb_jpeg) g_free(v->faces[i].thumb_jpeg);
+        free(v->faces[i].thumb_jpeg);
         v->faces[i].thumb_jpeg = NULL;
         v->faces[i].thumb_len = 0;
     }
@@ -206,8 +207,8 @@ static void thumb_resample(const uint8_t *src, size_t stride, int w, int h, uint
 }
 
 /* A square JPEG thumbnail of the face: the box grown to a square (plus a margin) around its
- * centre, clipped to the image, resampled to at most size x size here and encoded by libvips.
- * Returns 0 or -1. */
+ * centre, clipped to the image, resampled to at most size x size here and encoded by libjpeg
+ * (jpeg_encode.h). Returns 0 or -1. */
 static int make_thumb(const fn_image *img, const fn_det *d, int size, uint8_t **jpeg, size_t *len)
 {
     double side = fmax(d->w, d->h) * 1.2;
@@ -228,17 +229,8 @@ static int make_thumb(const fn_image *img, const fn_det *d, int size, uint8_t **
     if (!px) return -1;
     thumb_resample(img->rgb + ((size_t)y0 * img->width + x0) * 3, (size_t)img->width * 3, cw, ch,
                    px, ow, oh);
-    VipsImage *small =
-        vips_image_new_from_memory(px, (size_t)ow * oh * 3, ow, oh, 3, VIPS_FORMAT_UCHAR);
-    void *buf = NULL;
-    int rc = -1;
-    if (small && vips_jpegsave_buffer(small, &buf, len, "Q", 85, "strip", TRUE, NULL) == 0) {
-        *jpeg = buf;
-        rc = 0;
-    }
-    if (small) g_object_unref(small);
+    int rc = fn_jpeg_encode_rgb(px, ow, oh, 85, jpeg, len);
     free(px);
-    if (rc) vips_error_clear();
     return rc;
 }
 

@@ -838,15 +838,14 @@ static fn_engine *samples_engine(int tag, int workers, char *lib, char *photos, 
     return e;
 }
 
-static void test_two_workers_same_faces(void **state)
+/* Starts `workers` worker threads and runs a tiny-detector ingest of `photos` in batches of
+ * `batch` to completion; its info (the caller frees it). */
+static fn_job_info *run_on_workers(fn_engine *e, int workers, const char *photos, int batch)
 {
-    (void)state;
-    char lib[512], photos[512];
-    fn_engine *e = samples_engine(4, 2, lib, photos, sizeof lib);
-    assert_int_equal(fn_engine_start(e, 2), 0);
+    assert_int_equal(fn_engine_start(e, workers), 0);
     char payload[1024];
-    snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"], \"detector\": \"tiny\", \"batch\": 4}",
-             photos);
+    snprintf(payload, sizeof payload,
+             "{\"paths\": [\"%s\"], \"detector\": \"tiny\", \"batch\": %d}", photos, batch);
     fn_job_id id;
     fn_job_state st;
     assert_int_equal(fn_enqueue(e, "ingest", payload, FN_PRIO_NORMAL, &id), 0);
@@ -854,6 +853,15 @@ static void test_two_workers_same_faces(void **state)
     assert_int_equal(st, FN_JOB_COMPLETED);
     fn_job_info *j;
     assert_int_equal(fn_job_inspect(e, id, &j), 0);
+    return j;
+}
+
+static void test_two_workers_same_faces(void **state)
+{
+    (void)state;
+    char lib[512], photos[512];
+    fn_engine *e = samples_engine(4, 2, lib, photos, sizeof lib);
+    fn_job_info *j = run_on_workers(e, 2, photos, 4);
     assert_int_equal(h_counter(j, "errors"), 0);
     fn_job_info_free(j);
     fn_engine_close(e);
@@ -887,17 +895,7 @@ static void test_one_worker_prefetch(void **state)
     assert_non_null(f);
     assert_int_equal(fwrite(buf, 1, sizeof buf, f), sizeof buf);
     fclose(f);
-    assert_int_equal(fn_engine_start(e, 1), 0);
-    char payload[1024];
-    snprintf(payload, sizeof payload, "{\"paths\": [\"%s\"], \"detector\": \"tiny\", \"batch\": 2}",
-             photos);
-    fn_job_id id;
-    fn_job_state st;
-    assert_int_equal(fn_enqueue(e, "ingest", payload, FN_PRIO_NORMAL, &id), 0);
-    assert_int_equal(fn_job_wait(e, id, 120000, &st), 0);
-    assert_int_equal(st, FN_JOB_COMPLETED);
-    fn_job_info *j;
-    assert_int_equal(fn_job_inspect(e, id, &j), 0);
+    fn_job_info *j = run_on_workers(e, 1, photos, 2);
     assert_int_equal(h_counter(j, "errors"), 2);
     assert_int_equal(j->n_errors, 2);
     for (size_t i = 0; i < j->n_errors; i++) {

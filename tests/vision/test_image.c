@@ -26,6 +26,7 @@
 #include "facenames/log.h"
 #include "facenames/vision.h"
 #include "vision/image_load.h"
+#include "vision/jpeg_encode.h"
 
 #include "test_util.h"
 
@@ -546,6 +547,67 @@ static void test_save_roundtrip(void **s)
     fn_image_free(NULL);
 }
 
+/* The thumbnails' encoder (jpeg_encode.c): a JPEG that decodes to the same size and nearly the
+ * same pixels, its buffer grown past its first 16 KB for a larger noisy image (the length the
+ * decoder accepts, every byte initialised: ASan and valgrind), and bad arguments refused with
+ * nothing allocated. */
+static void test_jpeg_encode(void **s)
+{
+    (void)s;
+    uint8_t *jpg = NULL;
+    size_t len = 0;
+    uint8_t *px = quadrants(112, 96);
+    assert_int_equal(fn_jpeg_encode_rgb(px, 112, 96, 85, &jpg, &len), 0);
+    assert_non_null(jpg);
+    assert_true(len > 100 && len < 16384);
+    assert_int_equal(jpg[0], 0xff);
+    assert_int_equal(jpg[1], 0xd8);
+    assert_int_equal(jpg[len - 2], 0xff);
+    assert_int_equal(jpg[len - 1], 0xd9);
+    fn_image back;
+    fn_image_info info;
+    assert_int_equal(fn_image_load_buffer(jpg, len, "thumb", NULL, &back, &info, err, sizeof err),
+                     0);
+    assert_string_equal(info.format, "jpeg");
+    assert_int_equal(back.width, 112);
+    assert_int_equal(back.height, 96);
+    check_quadrants(&back, 40);
+    fn_image_free(&back);
+    free(jpg);
+    free(px);
+
+    enum { W = 320, H = 240 };
+    uint8_t *noise = malloc((size_t)W * H * 3);
+    assert_non_null(noise);
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < (size_t)W * H * 3; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        noise[i] = (uint8_t)x;
+    }
+    assert_int_equal(fn_jpeg_encode_rgb(noise, W, H, 95, &jpg, &len), 0);
+    assert_true(len > 65536); /* grown twice at least */
+    assert_int_equal(fn_image_load_buffer(jpg, len, "noise", NULL, &back, NULL, err, sizeof err),
+                     0);
+    assert_int_equal(back.width, W);
+    assert_int_equal(back.height, H);
+    fn_image_free(&back);
+    free(jpg);
+
+    jpg = (uint8_t *)1;
+    len = 7;
+    assert_int_equal(fn_jpeg_encode_rgb(NULL, 4, 4, 85, &jpg, &len), -1);
+    assert_null(jpg);
+    assert_int_equal(len, 0);
+    assert_int_equal(fn_jpeg_encode_rgb(noise, 0, 4, 85, &jpg, &len), -1);
+    assert_int_equal(fn_jpeg_encode_rgb(noise, 4, -1, 85, &jpg, &len), -1);
+    assert_int_equal(fn_jpeg_encode_rgb(noise, 70000, 1, 85, &jpg, &len), -1);
+    assert_int_equal(fn_jpeg_encode_rgb(noise, 4, 4, 0, &jpg, &len), -1);
+    assert_int_equal(fn_jpeg_encode_rgb(noise, 4, 4, 101, &jpg, &len), -1);
+    assert_int_equal(fn_jpeg_encode_rgb(noise, 4, 4, 85, NULL, &len), -1);
+    assert_int_equal(fn_jpeg_encode_rgb(noise, 4, 4, 85, &jpg, NULL), -1);
+    free(noise);
+}
+
 /* ---- bad input ------------------------------------------------------------------------------- */
 
 static void test_zero_byte(void **s)
@@ -836,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_exif_date),
         cmocka_unit_test(test_shrink_on_load),
         cmocka_unit_test(test_save_roundtrip),
+        cmocka_unit_test(test_jpeg_encode),
         cmocka_unit_test(test_zero_byte),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt),
