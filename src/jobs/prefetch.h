@@ -48,7 +48,8 @@ void fn_prefetch_withdraw(fn_prefetch *p, fn_prep_batch *pb);
 /* A worker took item i of pb (after raising pb's claimed counter past it): 1 when the worker must
  * prepare it itself, 0 when it is prepared (waits while the thread prepares it). */
 int fn_prefetch_take(fn_prefetch *p, fn_prep_batch *pb, size_t i);
-/* Items the thread prepared, and items the workers had to prepare themselves (for tests). */
+/* Items the thread prepared, and items the workers had to prepare themselves (the driver's
+ * debug log line at the job's end). */
 void fn_prefetch_counts(fn_prefetch *p, size_t *by_thread, size_t *by_workers);
 
 #endif

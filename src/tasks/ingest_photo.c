@@ -21,7 +21,10 @@
 #include "tasks/models_sum.h"
 #include "util/clock.h"
 
-enum { READ_BUF = 1 << 20 };
+/* The hash's read size: on the stack of whichever thread prepares the photo (the prefetcher's or
+ * a worker's), so no buffer is allocated per photo; the hash streams, so the size only sets the
+ * number of reads. */
+enum { READ_BUF = 64 * 1024 };
 
 fn_resolution ingest_resolution(const char *code)
 {
@@ -162,17 +165,15 @@ void ingest_prepare(fn_batch *b, fn_item *it)
     int rc = 0;
     /* Hashed already when it was considered (its size was a known photo's): not read twice. */
     if (!ph->hashed) {
-        void *buf = malloc(READ_BUF);
-        rc = buf ? fn_hash_file(it->ref, buf, READ_BUF, &ph->hash, &size) : FN_ERR_NOMEM;
-        free(buf);
+        unsigned char buf[READ_BUF];
+        rc = fn_hash_file(it->ref, buf, sizeof buf, &ph->hash, &size);
     }
     if (rc < 0) {
         if (rc == FN_ERR_NOT_FOUND)
             fn_item_fail(it, rc, NULL, "%s: vanished (listed, then gone before it was read)",
                          it->ref);
         else
-            fn_item_fail(it, rc, NULL, "%s: %s (%s)", it->ref, fn_strerror(rc),
-                         rc == FN_ERR_NOMEM ? "no memory for the read buffer" : strerror(errno));
+            fn_item_fail(it, rc, NULL, "%s: %s (%s)", it->ref, fn_strerror(rc), strerror(errno));
         return;
     }
     fn_batch_add(b, C_BYTES_READ, size);
