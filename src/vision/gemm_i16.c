@@ -283,6 +283,39 @@ typedef struct i16_rows {
     const float *inv, *rs;
 } i16_rows;
 
+/* A tile's epilogue: the exact sums acc[r] (columns 0-7, 8-15 of slice j) of its rows 0..mr-1
+ * (rows r0.. of ar) as floats into C, as gemm_i16.h says, then bias and act or the residual. */
+AVX2 static inline void i16_store(const __m256i acc[][2], int mr, const i16_rows *ar, int r0,
+                                  const i16_pack *pk, int j, const float *bias, fn_act act,
+                                  const float *res, float *c, int ldc, int w)
+{
+    for (int h = 0; h < 2; h++) {
+        const int left = w - 8 * h;
+        if (left <= 0) break;
+        const __m256i mask =
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256 bv = bias ? _mm256_maskload_ps(bias + 8 * h, mask) : _mm256_setzero_ps();
+        const __m256 cs = _mm256_loadu_ps(pk->cs + j * SLICE + 8 * h),
+                     cm = _mm256_loadu_ps(pk->cm + j * SLICE + 8 * h);
+        for (int r = 0; r < mr; r++) {
+            const __m256 x =
+                _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][h]), _mm256_set1_ps(ar->inv[r0 + r]));
+            const __m256 off = _mm256_mul_ps(_mm256_set1_ps(ar->rs[r0 + r]), cm);
+            __m256 v = _mm256_add_ps(_mm256_fmadd_ps(x, cs, off), bv);
+            const size_t at = (size_t)r * ldc + 8 * h;
+            if (res)
+                v = _mm256_max_ps(_mm256_add_ps(v, _mm256_maskload_ps(res + at, mask)),
+                                  _mm256_setzero_ps());
+            else
+                v = act_i16(v, act);
+            if (left >= 8)
+                _mm256_storeu_ps(c + at, v);
+            else
+                _mm256_maskstore_ps(c + at, mask, v);
+        }
+    }
+}
+
 /* One 6x16 tile: rows r0.. r0 + mr - 1 of ar (rows past mr repeat the last one), the slice j,
  * into C from c (columns [0, w) of the slice); with res, relu(. + res) (act none then). */
 AVX2 static void tile6(const i16_rows *ar, int r0, int mr, const i16_pack *pk, int j,
@@ -321,40 +354,74 @@ AVX2 static void tile6(const i16_rows *ar, int r0, int mr, const i16_pack *pk, i
     }
     const __m256i acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int h = 0; h < 2; h++) {
-        const int left = w - 8 * h;
-        if (left <= 0) break;
-        const __m256i mask =
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const __m256 bv = bias ? _mm256_maskload_ps(bias + 8 * h, mask) : _mm256_setzero_ps();
-        const __m256 cs = _mm256_loadu_ps(pk->cs + j * SLICE + 8 * h),
-                     cm = _mm256_loadu_ps(pk->cm + j * SLICE + 8 * h);
-        for (int r = 0; r < mr; r++) {
-            const __m256 x =
-                _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][h]), _mm256_set1_ps(ar->inv[r0 + r]));
-            const __m256 off = _mm256_mul_ps(_mm256_set1_ps(ar->rs[r0 + r]), cm);
-            __m256 v = _mm256_add_ps(_mm256_fmadd_ps(x, cs, off), bv);
-            const size_t at = (size_t)r * ldc + 8 * h;
-            if (res)
-                v = _mm256_max_ps(_mm256_add_ps(v, _mm256_maskload_ps(res + at, mask)),
-                                  _mm256_setzero_ps());
-            else
-                v = act_i16(v, act);
-            if (left >= 8)
-                _mm256_storeu_ps(c + at, v);
-            else
-                _mm256_maskstore_ps(c + at, mask, v);
-        }
-    }
+    i16_store(acc, mr, ar, r0, pk, j, bias, act, res, c, ldc, w);
 }
 
-/* C[m][n] for ar's rows 0..m-1: every slice over the rows, 6 at a time. */
+#define VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma")))
+
+/* One 12x16 tile with AVX-512 VNNI (VPDPWSSD: VPMADDWD and VPADDD in one instruction, the same
+ * exact integer sums): rows r0 .. r0 + 11 of ar (all twelve there), the slice j whole in one
+ * 512-bit register per row (the pack's 16 columns in order), each activation pair broadcast from
+ * memory by the instruction itself; the epilogue is tile6's on the two halves of each row. */
+VNNI static void tile12_vnni(const i16_rows *ar, int r0, const i16_pack *pk, int j,
+                             const float *bias, fn_act act, const float *res, float *c, int ldc,
+                             int w)
+{
+    const size_t lp = ar->lda / 2; /* pairs from one row to the next */
+    const i16_pair *p0 = (const i16_pair *)(ar->a + (size_t)r0 * ar->lda), *p6 = p0 + 6 * lp;
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+            c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    const int kp_seg = ar->kseg / 2;
+    const size_t step = ar->sstride / 2;
+    const int16_t *bp = pk->b + (size_t)j * (size_t)ar->kseg * ar->nseg * SLICE;
+    for (int sg = 0; sg < ar->nseg; sg++) {
+        for (int kp = 0; kp < kp_seg; kp++, bp += 2 * SLICE) {
+            const __m512i b = _mm512_load_si512((const void *)bp);
+#define I16_VNNI(x, p, r) x = _mm512_dpwssd_epi32(x, b, _mm512_set1_epi32(p[(size_t)(r)*lp + kp]));
+            I16_VNNI(c0, p0, 0)
+            I16_VNNI(c1, p0, 1)
+            I16_VNNI(c2, p0, 2)
+            I16_VNNI(c3, p0, 3)
+            I16_VNNI(c4, p0, 4)
+            I16_VNNI(c5, p0, 5)
+            I16_VNNI(c6, p6, 0)
+            I16_VNNI(c7, p6, 1)
+            I16_VNNI(c8, p6, 2)
+            I16_VNNI(c9, p6, 3)
+            I16_VNNI(c10, p6, 4)
+            I16_VNNI(c11, p6, 5)
+#undef I16_VNNI
+        }
+        p0 += step, p6 += step;
+    }
+    const __m512i z[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __m256i acc[12][2];
+    for (int r = 0; r < 12; r++) {
+        acc[r][0] = _mm512_castsi512_si256(z[r]);
+        acc[r][1] = _mm512_extracti64x4_epi64(z[r], 1);
+    }
+    i16_store(acc, 12, ar, r0, pk, j, bias, act, res, c, ldc, w);
+}
+
+int fn_i16_vnni(void)
+{
+    __builtin_cpu_init();
+    return fn_ops_isa() == FN_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+}
+
+/* C[m][n] for ar's rows 0..m-1: every slice over the rows, 12 at a time with VNNI, then 6. */
 AVX2 static void i16_tiles(const i16_rows *ar, int m, const i16_pack *pk, int n, const float *bias,
                            fn_act act, const float *res, float *c)
 {
+    const int m12 = fn_i16_vnni() ? m / 12 * 12 : 0;
     for (int j = 0; j < pk->slices; j++) {
         const int w = n - j * SLICE < SLICE ? n - j * SLICE : SLICE;
-        for (int r = 0; r < m; r += 6) {
+        for (int r = 0; r < m12; r += 12) {
+            const size_t at = (size_t)r * n + (size_t)j * SLICE;
+            tile12_vnni(ar, r, pk, j, bias ? bias + j * SLICE : NULL, act, res ? res + at : NULL,
+                        c + at, n, w);
+        }
+        for (int r = m12; r < m; r += 6) {
             const size_t at = (size_t)r * n + (size_t)j * SLICE;
             tile6(ar, r, m - r < 6 ? m - r : 6, pk, j, bias ? bias + j * SLICE : NULL, act,
                   res ? res + at : NULL, c + at, n, w);
@@ -392,8 +459,8 @@ int fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn
                 const float *res, float *c)
 {
     const int k = wp->k;
-    int mb = (int)(ABLOCK_BYTES / ((size_t)k * sizeof(int16_t))) / 6 * 6;
-    if (mb < 6) mb = 6;
+    int mb = (int)(ABLOCK_BYTES / ((size_t)k * sizeof(int16_t))) / 12 * 12; /* whole tiles */
+    if (mb < 12) mb = 12;
     if (mb > m) mb = m;
     const size_t abytes = ((size_t)mb * k * sizeof(int16_t) + 63) / 64 * 64;
     unsigned char *buf = fn_thread_scratch(abytes + 2 * (size_t)mb * sizeof(float));
@@ -449,6 +516,11 @@ float fn_i16_absmax(const float *a, size_t n)
 }
 
 #else
+int fn_i16_vnni(void)
+{
+    return 0;
+}
+
 /* Never called: without an AVX2 build there is no pack. */
 int fn_gemm_i16(int m, const fn_wpack *wp, const float *a, const float *bias, fn_act act,
                 const float *res, float *c)

@@ -63,6 +63,12 @@ int fn_wpack_i16_init(fn_wpack *wp, double qscale, double qmin);
 int fn_wpack_i16_init_cols(fn_wpack *wp, const float *scale, const float *min);
 void fn_wpack_i16_free(fn_wpack *wp);
 
+/* 1 when the int16 GEMMs run their AVX-512 VNNI tiles (12 rows x 16 columns, VPDPWSSD: the
+ * multiply and the add in one instruction; the same exact sums as the AVX2 tiles, so the same
+ * floats): the CPU has AVX-512 VNNI and the AVX-512 kernels run (fn_ops_isa; a test forces the
+ * AVX2 tiles on such a CPU with fn_ops_set_isa(FN_ISA_AVX2)). Thread-safe. */
+int fn_i16_vnni(void);
+
 /* Turns int16 on (1) or off (0) for the calling thread's GEMMs; returns the previous setting.
  * Without AVX2 it changes nothing (fn_i16_thread stays 0). */
 int fn_i16_set_thread(int on);

@@ -5,7 +5,8 @@
  * tail (rows, K, columns), several row blocks, all activations, packs with and without their FP32
  * source, and 1x1 convolutions through ops.c's hook. Also which layers get no pack (K odd, K over
  * FN_I16_MAX_K_SCALED, weights that are not one scale's bytes) and that a thread with int16 off, or
- * a layer without the pack, runs FP32 to the bit. Skips, saying why, on a CPU without AVX2. */
+ * a layer without the pack, runs FP32 to the bit. Skips, saying why, on a CPU without AVX2. On a
+ * CPU with AVX-512 VNNI every test runs twice: its VNNI tiles, then the AVX2 tiles. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "facenames/vision.h"
 #include "vision/gemm_i16.h"
 #include "vision/ops.h"
+#include "vision/ops_isa.h"
 
 static uint32_t rng_state = 1616;
 
@@ -159,10 +161,10 @@ static void test_gemm_exact(void **state)
 {
     (void)state;
     if (skip_without_avx2()) skip();
-    /* rows: under, at and over a tile of 6, several blocks of 128 KB of int16 (K 1024: 60 rows
-     * a block); K: a pair, a tail under 16, 16, the largest; columns: under, at and over a slice
-     * of 16, and SSD's widths. */
-    static const int ms[] = {1, 5, 6, 7, 131};
+    /* rows: under, at and over a tile of 6 and of 12 (VNNI), several blocks of 128 KB of int16 (K
+     * 1024: 60 rows a block); K: a pair, a tail under 16, 16, the largest; columns: under, at and
+     * over a slice of 16, and SSD's widths. */
+    static const int ms[] = {1, 5, 6, 7, 12, 25, 131};
     static const int ks[] = {2, 18, 32, 510, 1024};
     static const int ns[] = {1, 9, 16, 21, 48};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
@@ -676,5 +678,11 @@ int main(void)
         cmocka_unit_test(test_deep_fixed_is_scaled),
         cmocka_unit_test(test_few_rows_bytes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("int16, the CPU's tiles", tests, NULL, NULL);
+    if (fn_i16_vnni()) { /* the AVX2 tiles too, which CPUs without VNNI run */
+        fn_ops_set_isa(FN_ISA_AVX2);
+        failed += cmocka_run_group_tests_name("int16, the AVX2 tiles", tests, NULL, NULL);
+        fn_ops_set_isa(-1);
+    }
+    return failed;
 }
