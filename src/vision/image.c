@@ -42,6 +42,7 @@
 #include "facenames/vision.h"
 #include "util/log.h"
 #include "vision/image_load.h"
+#include "vision/jpeg_decode.h"
 #include "vision/verr.h"
 
 #define DEFAULT_MAX_PIXELS 100000000ull
@@ -127,6 +128,10 @@ typedef struct byte_facts {
     unsigned char head[16], tail[16];
     size_t head_len, tail_len;
     uint64_t size; /* total bytes */
+    /* Where all of them can be read again for the JPEG fast path: the open file (fd >= 0) or
+     * the caller's buffer (mem). */
+    int fd;
+    const void *mem;
 } byte_facts;
 
 static uint32_t get_u32(const unsigned char *p, int little)
@@ -343,6 +348,88 @@ static int orient_rgb(const fn_image *in, int o, fn_image *out)
     return 0;
 }
 
+/* JPEG's shrink-on-load: the largest DCT scaling (8, 4, 2) that leaves the longer side at least
+ * lo; 1 when none does. */
+static int jpeg_shrink(int longest, int lo)
+{
+    int f = 8;
+    while (f > 1 && (longest + f - 1) / f < lo)
+        f /= 2;
+    return f;
+}
+
+/* fn_image_set_jpeg_direct's switch: JPEGs through libjpeg itself (1, the default) or libvips. */
+static int jpeg_direct = 1;
+
+void fn_image_set_jpeg_direct(int on)
+{
+    __atomic_store_n(&jpeg_direct, on != 0, __ATOMIC_RELAXED);
+}
+
+/* What the pixel helpers below return besides 0 and FN_ERR_NOMEM. */
+enum { PX_VIPS_FAILED = 1, PX_DECLINED = 2 };
+
+/* Streams im's pixels (8-bit, 3 bands) into out (malloc'ed). 0; FN_ERR_NOMEM; PX_VIPS_FAILED
+ * (libvips' error buffer says why). Does not take im. */
+static int sink_rgb(VipsImage *im, fn_image *out)
+{
+    size_t bytes = (size_t)im->Xsize * (size_t)im->Ysize * 3;
+    sink_ctx c = {malloc(bytes), im->Xsize};
+    if (!c.rgb) return FN_ERR_NOMEM;
+    if (vips_sink_disc(im, sink_rows, &c) != 0) {
+        free(c.rgb);
+        return PX_VIPS_FAILED;
+    }
+    *out = (fn_image){im->Xsize, im->Ysize, c.rgb};
+    return 0;
+}
+
+/* The whole file of bf (size bytes from offset 0), malloc'ed; NULL if it cannot be read whole
+ * now (a read error, or it shrank since fstat: the libvips decode then says what is wrong). */
+static uint8_t *read_whole(const byte_facts *bf)
+{
+    if (bf->size > SIZE_MAX) return NULL;
+    uint8_t *b = malloc((size_t)bf->size);
+    size_t got = 0;
+    while (b && got < bf->size) {
+        const ssize_t n = pread(bf->fd, b + got, (size_t)bf->size - got, (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            free(b);
+            return NULL;
+        }
+        got += (size_t)n;
+    }
+    return b;
+}
+
+/* A JPEG through libjpeg itself (jpeg_decode.h), at 1/f of its size, then resized by libvips to
+ * `side` if it is still over hi, into *out. 0; PX_DECLINED (the caller decodes it with
+ * libvips); FN_ERR_NOMEM; PX_VIPS_FAILED when the resize fails. */
+static int jpeg_direct_load(const byte_facts *bf, int f, int side, int hi, fn_image *out)
+{
+    uint8_t *file = bf->mem ? NULL : read_whole(bf);
+    const uint8_t *data = bf->mem ? bf->mem : file;
+    fn_image px;
+    const int rc = data ? fn_jpeg_decode_rgb(data, (size_t)bf->size, f, &px) : -1;
+    free(file);
+    if (rc != 0) return PX_DECLINED;
+    const int longest = px.width > px.height ? px.width : px.height;
+    if (!side || longest <= hi) {
+        *out = px;
+        return 0;
+    }
+    VipsImage *m = vips_image_new_from_memory(px.rgb, (size_t)px.width * (size_t)px.height * 3,
+                                              px.width, px.height, 3, VIPS_FORMAT_UCHAR);
+    VipsImage *t = NULL;
+    int r =
+        !m || vips_resize(m, &t, (double)side / longest, NULL) ? PX_VIPS_FAILED : sink_rgb(t, out);
+    if (t) g_object_unref(t);
+    if (m) g_object_unref(m);
+    free(px.rgb);
+    return r;
+}
+
 /* The common part of fn_image_load, fn_image_load_buffer and fn_image_load_near. Does not take
  * `src`. `near`: opts->max_side is a target with the tolerance of image_load.h, not a bound. */
 static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
@@ -396,13 +483,35 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     /* Within the tolerance of fn_image_load_near: the shrink may undershoot the target down to
      * lo, and what is at most hi is not resized at all. */
     const int lo = near ? FN_NEAR_LO(side) : side, hi = near ? FN_NEAR_HI(side) : side;
-    if (side && longest > hi) {
+    fn_image stored = {0, 0, NULL};
+    if (!strcmp(format, "jpeg") && __atomic_load_n(&jpeg_direct, __ATOMIC_RELAXED)) {
+        const int f = side && longest > hi ? jpeg_shrink(longest, lo) : 1;
+        const int rc = jpeg_direct_load(bf, f, side, hi, &stored);
+        if (rc == FN_ERR_NOMEM) {
+            g_object_unref(im);
+            return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
+                           w, h);
+        }
+        if (rc == PX_VIPS_FAILED) {
+            g_object_unref(im);
+            return decode_failure(name, format, bf, err, errlen);
+        }
+        if (rc == 0) {
+            if (f > 1)
+                FN_LOG(FN_LOG_DEBUG,
+                       "%s: jpeg shrink-on-load from %d x %d to about %d px (libjpeg)", name, w, h,
+                       side);
+            else
+                FN_LOG(FN_LOG_DEBUG, "%s: jpeg decoded at full size (libjpeg)", name);
+            g_object_unref(im);
+            im = NULL;
+        }
+    }
+    if (im && side && longest > hi) {
         VipsImage *shrunk = NULL;
         int reopen = 0;
         if (!strcmp(format, "jpeg")) {
-            int f = 8;
-            while (f > 1 && (longest + f - 1) / f < lo)
-                f /= 2;
+            const int f = jpeg_shrink(longest, lo);
             if (f > 1) {
                 reopen = 1;
                 shrunk =
@@ -423,40 +532,33 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
             im = shrunk;
         }
     }
-    im = to_rgb8(im);
-    if (!im) {
-        take_vips_error(vmsg, sizeof vmsg);
-        return fn_verr(err, errlen, FN_ERR_UNSUPPORTED,
-                       "%s: cannot convert this %s image's colours to sRGB (libvips: %s)", name,
-                       format, vmsg[0] ? vmsg : "no detail");
-    }
-    int now_longest = im->Xsize > im->Ysize ? im->Xsize : im->Ysize;
-    if (side && now_longest > hi) {
-        VipsImage *t = NULL;
-        int rc = vips_resize(im, &t, (double)side / now_longest, NULL);
+    if (im) {
+        im = to_rgb8(im);
+        if (!im) {
+            take_vips_error(vmsg, sizeof vmsg);
+            return fn_verr(err, errlen, FN_ERR_UNSUPPORTED,
+                           "%s: cannot convert this %s image's colours to sRGB (libvips: %s)", name,
+                           format, vmsg[0] ? vmsg : "no detail");
+        }
+        int now_longest = im->Xsize > im->Ysize ? im->Xsize : im->Ysize;
+        if (side && now_longest > hi) {
+            VipsImage *t = NULL;
+            int rc = vips_resize(im, &t, (double)side / now_longest, NULL);
+            g_object_unref(im);
+            if (rc) return decode_failure(name, format, bf, err, errlen);
+            im = t;
+        }
+        const int ow = im->Xsize, oh = im->Ysize, rc = sink_rgb(im, &stored);
         g_object_unref(im);
-        if (rc) return decode_failure(name, format, bf, err, errlen);
-        im = t;
-    }
-
-    size_t bytes = (size_t)im->Xsize * (size_t)im->Ysize * 3;
-    sink_ctx c = {malloc(bytes), im->Xsize};
-    if (!c.rgb) {
-        g_object_unref(im);
-        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
-                       im->Xsize, im->Ysize);
-    }
-    int rc = vips_sink_disc(im, sink_rows, &c);
-    fn_image stored = {im->Xsize, im->Ysize, c.rgb};
-    g_object_unref(im);
-    if (rc != 0) {
-        free(c.rgb);
-        return decode_failure(name, format, bf, err, errlen);
+        if (rc == FN_ERR_NOMEM)
+            return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
+                           ow, oh);
+        if (rc != 0) return decode_failure(name, format, bf, err, errlen);
     }
     /* EXIF orientation last, on the small 8-bit result: cheap, and it keeps the decode
      * sequential (a 90-degree turn of a streamed image would need the whole image). */
     if (orient_rgb(&stored, orientation, img) != 0) {
-        free(c.rgb);
+        free(stored.rgb);
         return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
                        stored.width, stored.height);
     }
@@ -540,14 +642,16 @@ static int load_path(const char *path, const fn_load_opts *opts, int near, fn_im
     (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 
     VipsSource *src = vips_source_new_from_descriptor(fd); /* dups fd */
-    close(fd);
     if (!src) {
+        close(fd);
         char vmsg[200];
         take_vips_error(vmsg, sizeof vmsg);
         return fn_verr(err, errlen, FN_ERR_IO, "%s: cannot read (libvips: %s)", path, vmsg);
     }
+    bf.fd = fd;
     int rc = load_source(src, path, &bf, opts, near, img, info, err, errlen);
     g_object_unref(src);
+    close(fd);
     if (rc) clear_out(img, info);
     return rc;
 }
@@ -584,6 +688,8 @@ int fn_image_load_buffer(const void *data, size_t len, const char *name, const f
     memcpy(bf.head, data, bf.head_len);
     bf.tail_len = len < sizeof bf.tail ? len : sizeof bf.tail;
     memcpy(bf.tail, (const unsigned char *)data + len - bf.tail_len, bf.tail_len);
+    bf.fd = -1;
+    bf.mem = data;
     VipsSource *src = vips_source_new_from_memory(data, len); /* borrows data until unref */
     if (!src) {
         char vmsg[200];

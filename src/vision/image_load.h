@@ -24,4 +24,9 @@
 int fn_image_load_near(const char *path, int side, fn_image *img, fn_image_info *info, char *err,
                        size_t errlen);
 
+/* JPEG photos are decoded by libjpeg itself (jpeg_decode.h; 1, the default) or by libvips (0),
+ * the same pixels either way; for tests and benchmarks that compare the two. Not while other
+ * threads load images. */
+void fn_image_set_jpeg_direct(int on);
+
 #endif

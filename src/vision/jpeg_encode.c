@@ -4,26 +4,9 @@
  * a failed encode frees what libjpeg allocated, the output buffer included. */
 #include "vision/jpeg_encode.h"
 
-#include <setjmp.h>
-#include <stdio.h> /* (jpeglib.h needs FILE) */
 #include <stdlib.h>
 
-#include <jpeglib.h>
-
-typedef struct jerr {
-    struct jpeg_error_mgr mgr;
-    jmp_buf back;
-} jerr;
-
-static void error_exit(j_common_ptr ci)
-{
-    longjmp(((jerr *)ci->err)->back, 1);
-}
-
-static void output_message(j_common_ptr ci)
-{
-    (void)ci; /* the library never prints */
-}
+#include "vision/jpeg_err.h"
 
 /* The output: a buffer of ours that doubles when full (libjpeg's own jpeg_mem_dest does not hand
  * back its buffer after an error once it has grown it). */
@@ -44,7 +27,7 @@ static boolean dst_grow(j_compress_ptr ci)
 {
     memdst *d = (memdst *)ci->dest;
     unsigned char *nb = realloc(d->buf, d->cap * 2);
-    if (!nb) error_exit((j_common_ptr)ci);
+    if (!nb) fn_jpeg_error_exit((j_common_ptr)ci);
     d->buf = nb;
     d->pub.next_output_byte = nb + d->cap; /* (the whole old buffer is full) */
     d->pub.free_in_buffer = d->cap;
@@ -78,10 +61,8 @@ int fn_jpeg_encode_rgb(const uint8_t *rgb, int w, int h, int quality, uint8_t **
     d->pub.empty_output_buffer = dst_grow;
     d->pub.term_destination = dst_term;
     struct jpeg_compress_struct ci;
-    jerr err;
-    ci.err = jpeg_std_error(&err.mgr);
-    err.mgr.error_exit = error_exit;
-    err.mgr.output_message = output_message;
+    fn_jpeg_err err;
+    ci.err = fn_jpeg_err_init(&err);
     if (setjmp(err.back)) {
         jpeg_destroy_compress(&ci);
         free(d->buf);

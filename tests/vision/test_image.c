@@ -526,6 +526,110 @@ static void test_shrink_on_load(void **s)
     }
 }
 
+/* Counts the loader's "(libjpeg)" debug lines: JPEGs the fast path decoded itself. */
+static atomic_int by_libjpeg;
+static void count_libjpeg(fn_log_level level, const char *msg, void *user)
+{
+    (void)level, (void)user;
+    if (strstr(msg, "(libjpeg)")) atomic_fetch_add(&by_libjpeg, 1);
+}
+
+/* One file loaded both ways (libjpeg itself, then libvips: fn_image_set_jpeg_direct) at longer
+ * side `side` (0: full size; near: fn_image_load_near): the same pixels to the byte and the same
+ * info. Returns 1 when the fast path decoded it (0 when it declined it). */
+static int same_both_ways(const char *path, int side, int near)
+{
+    fn_image a, b;
+    fn_image_info ia, ib;
+    fn_load_opts o = {.max_side = side};
+    const int before = atomic_load(&by_libjpeg);
+    fn_log_set_handler(count_libjpeg, NULL, FN_LOG_DEBUG);
+    int rc = near ? fn_image_load_near(path, side, &a, &ia, err, sizeof err)
+                  : fn_image_load(path, &o, &a, &ia, err, sizeof err);
+    fn_log_set_handler(NULL, NULL, FN_LOG_ERROR);
+    if (rc) fail_msg("%s: %s", path, err);
+    const int direct = atomic_load(&by_libjpeg) > before;
+    fn_image_set_jpeg_direct(0);
+    rc = near ? fn_image_load_near(path, side, &b, &ib, err, sizeof err)
+              : fn_image_load(path, &o, &b, &ib, err, sizeof err);
+    fn_image_set_jpeg_direct(1);
+    if (rc) fail_msg("%s (libvips): %s", path, err);
+    if (a.width != b.width || a.height != b.height ||
+        memcmp(a.rgb, b.rgb, (size_t)a.width * a.height * 3) != 0)
+        fail_msg("%s at %d%s: libjpeg's %d x %d pixels differ from libvips' %d x %d", path, side,
+                 near ? " (near)" : "", a.width, a.height, b.width, b.height);
+    assert_memory_equal(&ia, &ib, sizeof ia);
+    fn_image_free(&a);
+    fn_image_free(&b);
+    return direct;
+}
+
+/* JPEGs decoded by libjpeg itself (image.c's fast path) are the bytes libvips decodes: 4:2:0,
+ * 4:4:4, progressive, grayscale, EXIF-rotated, at full size, DCT-shrunk, shrunk then resized, and
+ * the sample photos at the face pipeline's sizes; a CMYK JPEG is left to libvips (declined), as
+ * are damaged ones (test_truncated, test_corrupt: the same codes as before). */
+static void test_jpeg_direct_same_pixels(void **s)
+{
+    (void)s;
+    const int w = 1003, h = 701;
+    uint8_t *px = malloc((size_t)w * h * 4);
+    assert_non_null(px);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < (size_t)w * h * 4; i++) { /* gradients with noise: every DCT band */
+        x = x * 1103515245u + 12345u;
+        px[i] = (uint8_t)((i / 4 % (size_t)w) * 200 / (size_t)w + (x >> 27));
+    }
+    static const struct {
+        const char *name;
+        int bands,
+            opt; /* opt: 0 default, 1 no chroma subsampling, 2 progressive, 3 orientation 6 */
+    } kinds[] = {{"d420.jpg", 3, 0},  {"d444.jpg", 3, 1}, {"dprog.jpg", 3, 2},
+                 {"dgrey.jpg", 1, 0}, {"drot.jpg", 3, 3}, {"dcmyk.jpg", 4, 0}};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        VipsImage *vi = vips_image_new_from_memory_copy(px, (size_t)w * h * (size_t)kinds[k].bands,
+                                                        w, h, kinds[k].bands, VIPS_FORMAT_UCHAR),
+                  *c = NULL;
+        assert_non_null(vi);
+        assert_int_equal(vips_copy(vi, &c, "interpretation",
+                                   kinds[k].bands == 4   ? VIPS_INTERPRETATION_CMYK
+                                   : kinds[k].bands == 1 ? VIPS_INTERPRETATION_B_W
+                                                         : VIPS_INTERPRETATION_sRGB,
+                                   NULL),
+                         0);
+        g_object_unref(vi);
+        if (kinds[k].opt == 3) vips_image_set_int(c, "orientation", 6);
+        void *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(vips_jpegsave_buffer(c, &buf, &len, "Q", 90, "subsample_mode",
+                                              kinds[k].opt == 1 ? VIPS_FOREIGN_SUBSAMPLE_OFF
+                                                                : VIPS_FOREIGN_SUBSAMPLE_AUTO,
+                                              "interlace", kinds[k].opt == 2, NULL),
+                         0);
+        g_object_unref(c);
+        write_bytes(tpath(kinds[k].name), buf, len);
+        g_free(buf);
+        static const int sides[] = {0, 1003, 500, 300, 120};
+        int direct = 0;
+        for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++)
+            direct += same_both_ways(tpath(kinds[k].name), sides[i], 0);
+        direct += same_both_ways(tpath(kinds[k].name), 400, 1);
+        if (kinds[k].bands == 4)
+            assert_int_equal(direct, 0);
+        else
+            assert_int_equal(direct, 6);
+    }
+    free(px);
+    const char *samples = getenv("FACENAMES_SAMPLES");
+    if (samples)
+        for (int i = 1; i <= 6; i++) {
+            char p[1024];
+            snprintf(p, sizeof p, "%s/sample%d.jpg", samples, i);
+            assert_true(same_both_ways(p, 0, 0));
+            assert_true(same_both_ways(p, 512, 1));
+            assert_true(same_both_ways(p, 300, 0));
+        }
+}
+
 static void test_save_roundtrip(void **s)
 {
     (void)s;
@@ -897,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_all_orientations),
         cmocka_unit_test(test_exif_date),
         cmocka_unit_test(test_shrink_on_load),
+        cmocka_unit_test(test_jpeg_direct_same_pixels),
         cmocka_unit_test(test_save_roundtrip),
         cmocka_unit_test(test_jpeg_encode),
         cmocka_unit_test(test_zero_byte),
