@@ -17,7 +17,9 @@
  *   --only ssd|tiny|landmarks|descriptor|descriptor_batch: with --networks, that network alone
  *   (descriptor_batch also times the one-face descriptor its ratios need), e.g. under perf record.
  *
- * Stages: decode (fn_image_load as the fast path loads: shrink-on-load to the useful resolution),
+ * Stages: decode (fn_image_load as the fast path loads: shrink-on-load to the useful resolution;
+ * decode_libvips the same loads with JPEGs through libvips' loader instead of libjpeg itself,
+ * fn_image_set_jpeg_direct, interleaved photo by photo),
  * ssd and tiny (whole detectors on that image: resize, network, NMS), landmarks and descriptor
  * per face, the whole fast pipeline (fn_vision_detect_file) in photos/s; and each network alone
  * (SSD, tiny, landmarks, descriptor on synthetic inputs) in GFLOP/s against the core's peak FP32
@@ -36,6 +38,7 @@
 
 #include "facenames/vision.h"
 #include "vision/gemm_amx.h"
+#include "vision/image_load.h"
 #include "vision/gemm_i16.h"
 #include "vision/jpeg_encode.h"
 #include "vision/models.h"
@@ -551,11 +554,27 @@ int main(int argc, char **argv)
                 return 1;
             }
             KEEP(i, 0, ms_now() - t0);
+            /* the same photo through libvips' JPEG loader (image.c's path before decision 63;
+             * other formats take it anyway): the same pixels */
+            fn_image via_vips;
+            fn_image_set_jpeg_direct(0);
+            t0 = ms_now();
+            const int rc = fn_image_load(photos[i], &lo, &via_vips, NULL, err, sizeof err);
+            const double t_vips = ms_now() - t0;
+            fn_image_set_jpeg_direct(1);
+            if (rc) {
+                fprintf(stderr, "bench_vision: %s\n", err);
+                return 1;
+            }
+            KEEP(i, 1, t_vips);
+            fn_image_free(&via_vips);
         }
-    double sum = 0;
+    double sum = 0, sum_vips = 0;
     for (int i = 0; i < nphotos; i++)
-        sum += best[i][0];
+        sum += best[i][0], sum_vips += best[i][1];
     printf("decode %.2f ms/photo\n", sum / nphotos);
+    printf("decode_libvips %.2f ms/photo\n", sum_vips / nphotos);
+    printf("decode_libjpeg_speedup %.2f ratio\n", sum > 0 ? sum_vips / sum : 0);
 
     /* a face thumbnail's JPEG encode (112 x 112 from each photo's centre): libjpeg itself, as
      * the pipeline encodes them (decision 61), against the libvips save it replaced, alternated

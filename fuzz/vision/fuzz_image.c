@@ -1,12 +1,16 @@
 /* fuzz_image: the photo loader (fn_image_load_buffer) on arbitrary bytes: libvips' sniffing and
- * decoders, our format allow-list, the header-first pixel limit and the error classification.
+ * decoders, our format allow-list, the header-first pixel limit and the error classification;
+ * and, differentially, the JPEG fast path (libjpeg itself, image.c): a JPEG it decodes must
+ * decode through libvips' loader too, to the same pixels.
  *
  * The limits are small (1 megapixel, 256 px output) so each input is fast. A success must return
  * a consistent RGB image; a failure must return one of the image error codes and no pixels. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "facenames/vision.h"
+#include "vision/image_load.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,6 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sum += img.rgb[i];
         (void)sum;
         if ((uint64_t)info.width * (uint64_t)info.height > opts.max_pixels) abort();
+        if (!strcmp(info.format, "jpeg")) {
+            fn_image v;
+            fn_image_set_jpeg_direct(0);
+            rc = fn_image_load_buffer(data, size, "fuzz", &opts, &v, NULL, err, sizeof err);
+            fn_image_set_jpeg_direct(1);
+            if (rc != 0 || v.width != img.width || v.height != img.height ||
+                memcmp(v.rgb, img.rgb, (size_t)img.width * img.height * 3) != 0)
+                abort();
+            fn_image_free(&v);
+        }
         fn_image_free(&img);
     } else {
         switch (rc) {
