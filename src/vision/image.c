@@ -349,11 +349,13 @@ static int orient_rgb(const fn_image *in, int o, fn_image *out)
 }
 
 /* JPEG's shrink-on-load: the largest DCT scaling (8, 4, 2) that leaves the longer side at least
- * lo; 1 when none does. */
-static int jpeg_shrink(int longest, int lo)
+ * lo and the shorter one at least a pixel (libvips' loader rounds the size down, and an image
+ * of width 0 is an assertion failure inside libvips, which aborts: found by fuzz_image); 1 when
+ * none does. */
+static int jpeg_shrink(int longest, int shortest, int lo)
 {
     int f = 8;
-    while (f > 1 && (longest + f - 1) / f < lo)
+    while (f > 1 && ((longest + f - 1) / f < lo || shortest < f))
         f /= 2;
     return f;
 }
@@ -479,13 +481,13 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
      * resize. Unlike vips_thumbnail, which keeps a factor of two for its own resampler, we take
      * the largest factor: a 6000 px JPEG for a 2048 px target decodes at 3000 px, not 6000. */
     int side = opts && opts->max_side > 0 ? opts->max_side : 0;
-    int longest = w > h ? w : h;
+    int longest = w > h ? w : h, shortest = w > h ? h : w;
     /* Within the tolerance of fn_image_load_near: the shrink may undershoot the target down to
      * lo, and what is at most hi is not resized at all. */
     const int lo = near ? FN_NEAR_LO(side) : side, hi = near ? FN_NEAR_HI(side) : side;
     fn_image stored = {0, 0, NULL};
     if (!strcmp(format, "jpeg") && __atomic_load_n(&jpeg_direct, __ATOMIC_RELAXED)) {
-        const int f = side && longest > hi ? jpeg_shrink(longest, lo) : 1;
+        const int f = side && longest > hi ? jpeg_shrink(longest, shortest, lo) : 1;
         const int rc = jpeg_direct_load(bf, f, side, hi, &stored);
         if (rc == FN_ERR_NOMEM) {
             g_object_unref(im);
@@ -511,7 +513,7 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
         VipsImage *shrunk = NULL;
         int reopen = 0;
         if (!strcmp(format, "jpeg")) {
-            const int f = jpeg_shrink(longest, lo);
+            const int f = jpeg_shrink(longest, shortest, lo);
             if (f > 1) {
                 reopen = 1;
                 shrunk =

@@ -630,6 +630,40 @@ static void test_jpeg_direct_same_pixels(void **s)
         }
 }
 
+/* A JPEG one pixel high and thousands wide (found by fuzz_image): the DCT shrink must not take
+ * the short side to 0 pixels (libvips asserts and aborts on an image of height 0). Loads, at most
+ * max_side wide, through libjpeg and through libvips. */
+static void test_jpeg_one_pixel_high(void **s)
+{
+    (void)s;
+    const int w = 4000;
+    uint8_t *px = malloc((size_t)w);
+    assert_non_null(px);
+    for (int i = 0; i < w; i++)
+        px[i] = (uint8_t)(i * 7);
+    VipsImage *vi = vimage(px, w, 1, 1);
+    free(px);
+    size_t len;
+    void *buf = encode(vi, ".jpg", &len);
+    g_object_unref(vi);
+    assert_non_null(buf);
+    write_bytes(tpath("wide.jpg"), buf, len);
+    g_free(buf);
+    for (int direct = 1; direct >= 0; direct--) {
+        fn_image_set_jpeg_direct(direct);
+        fn_image im;
+        fn_load_opts o = {.max_side = 256};
+        assert_int_equal(load(tpath("wide.jpg"), &o, &im, NULL), 0);
+        assert_int_equal(im.width, 256);
+        assert_int_equal(im.height, 1);
+        fn_image_free(&im);
+        assert_int_equal(fn_image_load_near(tpath("wide.jpg"), 512, &im, NULL, err, sizeof err), 0);
+        assert_in_range(im.width, 384, 768);
+        fn_image_free(&im);
+    }
+    fn_image_set_jpeg_direct(1);
+}
+
 static void test_save_roundtrip(void **s)
 {
     (void)s;
@@ -1002,6 +1036,7 @@ int main(void)
         cmocka_unit_test(test_exif_date),
         cmocka_unit_test(test_shrink_on_load),
         cmocka_unit_test(test_jpeg_direct_same_pixels),
+        cmocka_unit_test(test_jpeg_one_pixel_high),
         cmocka_unit_test(test_save_roundtrip),
         cmocka_unit_test(test_jpeg_encode),
         cmocka_unit_test(test_zero_byte),
