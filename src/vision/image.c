@@ -424,8 +424,8 @@ static int jpeg_direct_load(const byte_facts *bf, int f, int side, int hi, fn_im
     VipsImage *m = vips_image_new_from_memory(px.rgb, (size_t)px.width * (size_t)px.height * 3,
                                               px.width, px.height, 3, VIPS_FORMAT_UCHAR);
     VipsImage *t = NULL;
-    int r =
-        !m || vips_resize(m, &t, (double)side / longest, NULL) ? PX_VIPS_FAILED : sink_rgb(t, out);
+    int r = PX_VIPS_FAILED;
+    if (m && vips_resize(m, &t, (double)side / longest, NULL) == 0) r = sink_rgb(t, out);
     if (t) g_object_unref(t);
     if (m) g_object_unref(m);
     free(px.rgb);
