@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <vips/vips.h>
 
 #include "vision/gemm_amx.h"
 #include "vision/gemm_i16.h"
@@ -35,6 +34,7 @@
 #include "vision/jpeg_encode.h"
 #include "vision/models.h"
 #include "vision/nets.h"
+#include "vision/preprocess.h"
 #include "vision/tiles.h"
 
 #define FN_MAX_FACES   256
@@ -280,43 +280,15 @@ void fn_vision_set_pad_tuning(float fraction, int fill)
 static long detect_padded(fn_vision *v, const fn_image *img, const fn_detect_opts *opts, float conf,
                           char *err, size_t errlen)
 {
-    const int W = img->width, H = img->height, side = W > H ? W : H;
-    const double S = side * (1.0 + 2.0 * pad_fraction);
-    const double f = S > FN_PAD_MAX_SIDE ? FN_PAD_MAX_SIDE / S : 1.0;
-    VipsImage *base =
-        vips_image_new_from_memory(img->rgb, (size_t)W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
-    VipsImage *small = NULL, *emb = NULL;
-    if (!base) goto nomem;
-    if (f < 1.0) {
-        if (vips_resize(base, &small, f, NULL)) goto nomem;
-    } else {
-        small = base;
-        g_object_ref(small);
-    }
-    /* The shrunk photo (w x h) centred in an s x s canvas; fx, fy: its scale on each axis. */
-    const int w = vips_image_get_width(small), h = vips_image_get_height(small);
-    const int s = (int)lround(S * f);
-    const int ox = (s - w) / 2, oy = (s - h) / 2;
-    const double fx = (double)w / W, fy = (double)h / H;
-    static const VipsExtend ext[] = {VIPS_EXTEND_BLACK, VIPS_EXTEND_COPY, VIPS_EXTEND_MIRROR,
-                                     VIPS_EXTEND_BACKGROUND};
-    VipsArrayDouble *grey = vips_array_double_newv(3, 128.0, 128.0, 128.0);
-    int rc =
-        vips_embed(small, &emb, ox, oy, s, s, "extend", ext[pad_fill], "background", grey, NULL);
-    vips_area_unref(VIPS_AREA(grey));
-    if (rc) goto nomem;
-    size_t len = 0;
-    fn_image pimg = {s, s, NULL};
-    pimg.rgb = vips_image_write_to_memory(emb, &len);
-    if (!pimg.rgb || len != (size_t)s * s * 3) {
-        g_free(pimg.rgb);
-        goto nomem;
-    }
-    g_object_unref(emb);
-    g_object_unref(small);
-    g_object_unref(base);
+    const int W = img->width, H = img->height;
+    fn_image pimg;
+    int ox, oy;
+    double fx, fy;
+    if (fn_pad_canvas(img, pad_fraction, pad_fill, FN_PAD_MAX_SIDE, &pimg, &ox, &oy, &fx, &fy))
+        return fail(err, errlen, FN_ERR_NOMEM, "out of memory padding the photo for detection",
+                    NULL);
     long n = detect_once(v, &pimg, opts, conf, v->dets, err, errlen);
-    g_free(pimg.rgb);
+    free(pimg.rgb);
     long kept = 0;
     for (long i = 0; i < n; i++) {
         fn_det d = v->dets[i];
@@ -327,12 +299,6 @@ static long detect_padded(fn_vision *v, const fn_image *img, const fn_detect_opt
             (fn_det){(float)x0, (float)y0, (float)(x1 - x0), (float)(y1 - y0), d.score};
     }
     return n < 0 ? n : kept;
-nomem:
-    if (emb) g_object_unref(emb);
-    if (small) g_object_unref(small);
-    if (base) g_object_unref(base);
-    vips_error_clear();
-    return fail(err, errlen, FN_ERR_NOMEM, "out of memory padding the photo for detection", NULL);
 }
 
 /* Tiled detection (fn_detect_tiles): tiles of FN_TILE_SIDE pixels of the image the detector was

@@ -10,6 +10,8 @@
 #include "vision/preprocess.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vision/nets.h"
@@ -165,4 +167,77 @@ void fn_crop_square_resize(const fn_image *img, float x, float y, float w, float
         return;
     }
     fn_pad_resize_region(img, cx, cy, cw, ch, 1, s, out);
+}
+
+/* img shrunk to w x h (at most its size) by averaging each output pixel's box of source pixels:
+ * antialiased, and one pass over the photo (a libvips lanczos3 resize here cost as much as a
+ * photo's whole detection on large faceless photos, docs/design.md decision 64). */
+static void shrink_box(const fn_image *img, int w, int h, uint8_t *out)
+{
+    const int W = img->width, H = img->height;
+    for (int y = 0; y < h; y++) {
+        const int y0 = (int)((long)y * H / h), y1 = (int)((long)(y + 1) * H / h);
+        for (int x = 0; x < w; x++) {
+            const int x0 = (int)((long)x * W / w), x1 = (int)((long)(x + 1) * W / w);
+            unsigned sum[3] = {0, 0, 0};
+            for (int yy = y0; yy < y1; yy++) {
+                const uint8_t *p = img->rgb + ((size_t)yy * W + (size_t)x0) * 3;
+                for (int xx = x0; xx < x1; xx++, p += 3)
+                    sum[0] += p[0], sum[1] += p[1], sum[2] += p[2];
+            }
+            const unsigned n = (unsigned)((y1 - y0) * (x1 - x0));
+            for (int c = 0; c < 3; c++)
+                out[((size_t)y * w + (size_t)x) * 3 + (size_t)c] = (uint8_t)((sum[c] + n / 2) / n);
+        }
+    }
+}
+
+/* Where canvas coordinate v (relative to the image's first pixel) reads the image of n pixels
+ * along that axis under `fill`: itself inside; outside, -1 (the fill colour), the nearest edge
+ * pixel (FN_PAD_FILL_EDGE), or the image mirrored about its edges, repeating every 2n
+ * (FN_PAD_FILL_MIRROR): what libvips' embed does with each extend mode. */
+static int pad_source(int v, int n, int fill)
+{
+    if (v >= 0 && v < n) return v;
+    if (fill == FN_PAD_FILL_EDGE) return v < 0 ? 0 : n - 1;
+    if (fill != FN_PAD_FILL_MIRROR) return -1;
+    const int m = ((v % (2 * n)) + 2 * n) % (2 * n);
+    return m < n ? m : 2 * n - 1 - m;
+}
+
+int fn_pad_canvas(const fn_image *img, float fraction, int fill, int max_side, fn_image *out,
+                  int *ox, int *oy, double *fx, double *fy)
+{
+    const int W = img->width, H = img->height, side = W > H ? W : H;
+    const double S = side * (1.0 + 2.0 * fraction);
+    const double f = S > max_side ? max_side / S : 1.0;
+    /* The shrunk photo (w x h) centred in an s x s canvas. */
+    const int w = f < 1.0 ? (int)fmax(1.0, (double)lround(W * f)) : W;
+    const int h = f < 1.0 ? (int)fmax(1.0, (double)lround(H * f)) : H;
+    const int s = (int)lround(S * f);
+    *ox = (s - w) / 2, *oy = (s - h) / 2;
+    *fx = (double)w / W, *fy = (double)h / H;
+    uint8_t *small = f < 1.0 ? malloc((size_t)w * h * 3) : NULL;
+    *out = (fn_image){s, s, malloc((size_t)s * s * 3)};
+    if ((f < 1.0 && !small) || !out->rgb) {
+        free(small), free(out->rgb);
+        out->rgb = NULL;
+        return FN_ERR_NOMEM;
+    }
+    if (small) shrink_box(img, w, h, small);
+    const uint8_t *src = small ? small : img->rgb;
+    const uint8_t colour = fill == FN_PAD_FILL_GREY ? 128 : 0;
+    for (int y = 0; y < s; y++) {
+        uint8_t *row = out->rgb + (size_t)y * s * 3;
+        const int sy = pad_source(y - *oy, h, fill);
+        for (int x = 0; x < s; x++) {
+            const int sx = sy < 0 ? -1 : pad_source(x - *ox, w, fill);
+            if (sx < 0)
+                memset(row + (size_t)x * 3, colour, 3);
+            else
+                memcpy(row + (size_t)x * 3, src + ((size_t)sy * w + (size_t)sx) * 3, 3);
+        }
+    }
+    free(small);
+    return 0;
 }

@@ -22,4 +22,13 @@ void fn_pad_resize_region(const fn_image *img, int rx, int ry, int rw, int rh, i
 int fn_clip_box(int img_w, int img_h, float x, float y, float w, float h, int *cx, int *cy, int *cw,
                 int *ch);
 
+/* The canvas of padding before detection (fn_detect_pad): img centred in a square of side
+ * longer side x (1 + 2 x fraction), the margin filled as `fill` says (FN_PAD_FILL_*: black, grey
+ * 128, the edge pixels repeated, the image mirrored: libvips' embed modes, to the byte), the whole
+ * shrunk first (img by a box average) so the side is at most max_side. *out gets a malloc'ed
+ * canvas; *ox, *oy: where the image's first pixel is on it; *fx, *fy: the image's scale on each
+ * axis. 0, or FN_ERR_NOMEM with out->rgb NULL. Any thread. */
+int fn_pad_canvas(const fn_image *img, float fraction, int fill, int max_side, fn_image *out,
+                  int *ox, int *oy, double *fx, double *fy);
+
 #endif

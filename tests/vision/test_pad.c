@@ -38,6 +38,8 @@
 #include <vips/vips.h>
 
 #include "facenames/vision.h"
+#include "vision/nets.h"
+#include "vision/preprocess.h"
 #include "vision/tiles.h"
 
 /* Measured with bench/bench_recall on these 24 crops (README, "Tight portrait crops"); see
@@ -558,13 +560,90 @@ static void test_tiles_auto_parity(void **state)
     fn_vision_free(v);
 }
 
+/* The padded canvas (fn_pad_canvas) against libvips' embed of the same image, to the byte, in
+ * each fill (black, grey, edge copy, mirror), for margins under and over the short side (the
+ * mirror repeats); and for a photo over the side limit: shrunk by a box average to the same
+ * place and size, flat colours kept exactly. */
+static void test_canvas_equals_embed(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{37, 23}, {20, 41}, {64, 64}, {5, 3}};
+    static const VipsExtend ext[] = {VIPS_EXTEND_BLACK, VIPS_EXTEND_COPY, VIPS_EXTEND_MIRROR,
+                                     VIPS_EXTEND_BACKGROUND};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const int w = sizes[k][0], h = sizes[k][1];
+        fn_image img = {w, h, malloc((size_t)w * h * 3)};
+        assert_non_null(img.rgb);
+        for (int i = 0; i < w * h * 3; i++)
+            img.rgb[i] = (uint8_t)(i * 37 + i / 3);
+        for (int fill = 0; fill < 4; fill++)
+            for (int m = 0; m < 2; m++) {
+                const float frac = m ? 0.6f : 0.15f;
+                fn_image c;
+                int ox, oy;
+                double fx, fy;
+                assert_int_equal(fn_pad_canvas(&img, frac, fill, 1024, &c, &ox, &oy, &fx, &fy), 0);
+                assert_true(fx == 1.0 && fy == 1.0);
+                VipsImage *base = vips_image_new_from_memory(img.rgb, (size_t)w * h * 3, w, h, 3,
+                                                             VIPS_FORMAT_UCHAR),
+                          *emb = NULL;
+                assert_non_null(base);
+                VipsArrayDouble *grey = vips_array_double_newv(3, 128.0, 128.0, 128.0);
+                assert_int_equal(vips_embed(base, &emb, ox, oy, c.width, c.height, "extend",
+                                            ext[fill], "background", grey, NULL),
+                                 0);
+                vips_area_unref(VIPS_AREA(grey));
+                size_t len = 0;
+                uint8_t *want = vips_image_write_to_memory(emb, &len);
+                assert_int_equal(len, (size_t)c.width * c.height * 3);
+                if (memcmp(want, c.rgb, len) != 0)
+                    fail_msg(
+                        "%d x %d, fill %d, margin %.2f: the canvas differs from libvips' embed", w,
+                        h, fill, (double)frac);
+                g_free(want);
+                g_object_unref(emb);
+                g_object_unref(base);
+                free(c.rgb);
+            }
+        free(img.rgb);
+    }
+    /* 3000 x 1000, left half red and right half blue: the canvas (1024 a side at most) holds
+     * the photo shrunk to the same proportions, centred, flat colours exact, grey around. */
+    fn_image big = {3000, 1000, malloc((size_t)3000 * 1000 * 3)};
+    assert_non_null(big.rgb);
+    for (int i = 0; i < 3000 * 1000; i++) {
+        const int red = i % 3000 < 1500;
+        big.rgb[3 * i] = red ? 200 : 10, big.rgb[3 * i + 1] = 20,
+                    big.rgb[3 * i + 2] = red ? 10 : 220;
+    }
+    fn_image c;
+    int ox, oy;
+    double fx, fy;
+    assert_int_equal(fn_pad_canvas(&big, 0.6f, FN_PAD_FILL_GREY, 1024, &c, &ox, &oy, &fx, &fy), 0);
+    assert_int_equal(c.width, 1024);
+    assert_int_equal(c.height, 1024);
+    const int sw = (int)lround(3000 * fx), sh = (int)lround(1000 * fy);
+    assert_int_equal(sw, (int)lround(3000.0 * 1024 / 6600)); /* the side: 3000 x (1 + 2 x 0.6) */
+    assert_int_equal(sh, (int)lround(1000.0 * 1024 / 6600));
+    assert_int_equal(ox, (1024 - sw) / 2);
+    assert_int_equal(oy, (1024 - sh) / 2);
+    const uint8_t *p = c.rgb + ((size_t)(oy + sh / 2) * 1024 + (size_t)(ox + sw / 4)) * 3;
+    assert_true(p[0] == 200 && p[1] == 20 && p[2] == 10);
+    p = c.rgb + ((size_t)(oy + sh / 2) * 1024 + (size_t)(ox + 3 * sw / 4)) * 3;
+    assert_true(p[0] == 10 && p[1] == 20 && p[2] == 220);
+    p = c.rgb + ((size_t)(oy - 1) * 1024 + (size_t)ox) * 3;
+    assert_true(p[0] == 128 && p[1] == 128 && p[2] == 128);
+    free(c.rgb);
+    free(big.rgb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tight_crops),       cmocka_unit_test(test_negatives),
         cmocka_unit_test(test_fast_path_mapping), cmocka_unit_test(test_tiles),
         cmocka_unit_test(test_tiles_auto_rule),   cmocka_unit_test(test_tiles_auto_small_faces),
-        cmocka_unit_test(test_tiles_auto_parity),
+        cmocka_unit_test(test_tiles_auto_parity), cmocka_unit_test(test_canvas_equals_embed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
