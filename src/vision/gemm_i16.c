@@ -32,6 +32,7 @@
 
 typedef struct i16_pack {
     int dynamic; /* 0: fixed (inputs in [0, 6] at 1/2048); 1: scaled to their max */
+    int wmax;    /* the largest |weight integer|: 128 (bytes, q - 128) or FN_I16 float packs' */
     int slices;
     float *cs;  /* per column (slices x 16): the weights' scale, a sum's weight once scaled back */
     float *cm;  /* per column: min + 128 * scale, the weight of a row's activation sum */
@@ -134,6 +135,7 @@ static int i16_build(fn_wpack *wp, const i16_quant *qz, int dynamic)
         }
     }
     pk->dynamic = dynamic;
+    pk->wmax = 128;
     pk->slices = slices;
     pk->cs = cf;
     pk->cm = cf + cols;
@@ -154,6 +156,58 @@ int fn_wpack_i16_init_cols(fn_wpack *wp, const float *scale, const float *min)
     return i16_build(wp, &qz, 1);
 }
 
+int fn_i16_float_wmax(int k)
+{
+    if (k <= 0) return 0;
+    const double q = floor(sqrt(2147483647.0 / k));
+    return q > 32767 ? 32767 : (int)q;
+}
+
+int fn_wpack_i16_init_float(fn_wpack *wp)
+{
+    const int k = wp->k, n = wp->n, qw = fn_i16_float_wmax(k);
+    if (wp->i16 || !fn_i16_available(NULL) || k <= 0 || n <= 0 || k % 2 || k > FN_I16_MAX_K_SCALED)
+        return 0;
+    const int slices = (n + SLICE - 1) / SLICE, cols = slices * SLICE;
+    i16_pack *pk = malloc(sizeof *pk);
+    int16_t *b = aligned_alloc(64, (size_t)cols * (size_t)k * sizeof(int16_t));
+    float *cf = calloc(2 * (size_t)cols, sizeof(float)); /* cm (the second half) stays 0 */
+    if (!pk || !b || !cf) {
+        free(pk), free(b), free(cf);
+        return -1;
+    }
+    memset(b, 0, (size_t)cols * (size_t)k * sizeof(int16_t));
+    for (int c = 0; c < n; c++) {
+        float amax = 0.0f;
+        for (int r = 0; r < k; r++) {
+            const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
+            if (!(fabsf(w) < INFINITY)) { /* not finite: stays FP32 */
+                free(pk), free(b), free(cf);
+                return 0;
+            }
+            amax = fabsf(w) > amax ? fabsf(w) : amax;
+        }
+        const float scale = amax > 0 ? amax / (float)qw : 1.0f;
+        cf[c] = scale;
+        for (int r = 0; r < k; r++) {
+            const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
+            long q = lrintf(w / scale);
+            q = q < -qw ? -qw : q > qw ? qw : q;
+            const size_t at = (size_t)(c / SLICE) * k * SLICE + (size_t)(r / 2) * 2 * SLICE +
+                              (size_t)(c % SLICE / 8) * 16 + (size_t)(c % 8) * 2 + (size_t)(r % 2);
+            b[at] = (int16_t)q;
+        }
+    }
+    pk->dynamic = 1;
+    pk->wmax = qw;
+    pk->slices = slices;
+    pk->cs = cf;
+    pk->cm = cf + cols;
+    pk->b = b;
+    wp->i16 = pk;
+    return 0;
+}
+
 void fn_wpack_i16_free(fn_wpack *wp)
 {
     i16_pack *pk = wp->i16;
@@ -162,11 +216,11 @@ void fn_wpack_i16_free(fn_wpack *wp)
     wp->i16 = NULL;
 }
 
-/* The largest |integer| an activation becomes for a K-deep pack: K * 128 * it stays below 2^31. */
+/* The largest |integer| an activation becomes for a K-deep pack: K * wmax * it stays below 2^31. */
 static int i16_qmax(const i16_pack *pk, int k)
 {
     if (!pk->dynamic) return 12288; /* 6 * 2048 */
-    const long q = 2147483647L / (128L * k);
+    const long q = 2147483647L / ((long)pk->wmax * k);
     return q > 32767 ? 32767 : (int)q;
 }
 

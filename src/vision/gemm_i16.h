@@ -61,6 +61,17 @@ int fn_wpack_i16_init(fn_wpack *wp, double qscale, double qmin);
  * 2^31 / (128 K), at most 32767): per row in fn_gemm_i16, per call in fn_gemm_i16_seg. K up to
  * FN_I16_MAX_K_SCALED. Returns as fn_wpack_i16_init. */
 int fn_wpack_i16_init_cols(fn_wpack *wp, const float *scale, const float *min);
+/* The same for weights that are not bytes of one scale (the descriptor net's 64-channel convs,
+ * stored as float32 in the model): each column quantized to integers up to
+ * wmax = fn_i16_float_wmax(K) (w ~ q * scale[c], scale[c] = the column's max |w| / wmax, q
+ * rounded to nearest), a scaled pack whose activations go up to 2^31 / (wmax K) (about wmax
+ * itself: the two share the 31 bits, about 11 bits each at K 576). Not exact weights, unlike the
+ * byte packs: the error is the weights' rounding (half a step of the column's max / wmax) beside
+ * the activations'. Returns as fn_wpack_i16_init (no pack for K odd or over
+ * FN_I16_MAX_K_SCALED, or a weight that is not finite). */
+int fn_wpack_i16_init_float(fn_wpack *wp);
+/* floor(sqrt(2^31 / k)), at most 32767: a float pack's largest weight integer at depth k. */
+int fn_i16_float_wmax(int k);
 void fn_wpack_i16_free(fn_wpack *wp);
 
 /* 1 when the int16 GEMMs run their AVX-512 VNNI tiles (12 rows x 16 columns, VPDPWSSD: the

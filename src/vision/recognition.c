@@ -290,14 +290,17 @@ int fn_recog_amx_init(fn_recog_net *n)
 
 int fn_recog_i16_init(fn_recog_net *n)
 {
-    /* The residual layers' convs (inputs: relu outputs, scaled to their max); conv32_down reads
-     * pixels (and its K, 147, is odd); the 1x1-map centre pack is a ninth of one layer. */
+    /* The residual layers' convs (inputs: relu outputs, scaled to their max): exact packs of the
+     * byte-quantized weights, and float packs of the float32 ones (the 64-channel layers);
+     * conv32_down reads pixels (and its K, 147, is odd); the 1x1-map centre pack is a ninth of
+     * one layer. */
     int bad = 0;
     for (int i = 0; i < RC_NRES; i++) {
         rc_conv *cv[2] = {&n->res[i].c1, &n->res[i].c2};
         for (int j = 0; j < 2; j++)
-            if (cv[j]->sm)
-                bad |= fn_wpack_i16_init_cols(&cv[j]->wp, cv[j]->sm, cv[j]->sm + cv[j]->cout);
+            bad |= cv[j]->sm
+                       ? fn_wpack_i16_init_cols(&cv[j]->wp, cv[j]->sm, cv[j]->sm + cv[j]->cout)
+                       : fn_wpack_i16_init_float(&cv[j]->wp);
     }
     return bad ? -1 : 0;
 }

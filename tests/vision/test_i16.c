@@ -663,20 +663,137 @@ static void test_auto_precision(void **state)
     assert_int_equal(fn_vision_precision_parse(NULL, &p), FN_ERR_INVALID);
 }
 
+/* ---- float packs (fn_wpack_i16_init_float): the descriptor net's float32 convs ------------- */
+
+/* gemm_i16.h's definition for a float pack: wmax = floor(sqrt((2^31 - 1) / K)) (at most 32767),
+ * each column's weights q = round(w / scale) (scale = the column's max |w| / wmax, 1 for a column
+ * of zeros), the activations as a scaled pack's with qmax = min(32767, (2^31 - 1) / (wmax K));
+ * exact sums; fmaf(sum * inv, scale, rs * 0) + bias, then the activation. */
+static void ref_float(int m, int k, int n, const float *w, const float *a, const float *bias,
+                      fn_act act, float *c)
+{
+    double wq = floor(sqrt(2147483647.0 / k));
+    const int qw = wq > 32767 ? 32767 : (int)wq;
+    const long ql = 2147483647L / ((long)qw * k);
+    const float qmax = (float)(ql > 32767 ? 32767 : ql);
+    int32_t *ai = malloc(sizeof(int32_t) * (size_t)k);
+    float *scale = malloc(sizeof(float) * (size_t)n);
+    assert_true(ai && scale);
+    for (int j = 0; j < n; j++) {
+        float mx = 0;
+        for (int kk = 0; kk < k; kk++)
+            mx = fmaxf(mx, fabsf(w[(size_t)kk * n + j]));
+        scale[j] = mx > 0 ? mx / (float)qw : 1.0f;
+    }
+    for (int r = 0; r < m; r++) {
+        const float amax = row_absmax(a + (size_t)r * k, (size_t)k);
+        const float mul = amax > 0 ? qmax / amax : 1.0f, inv = 1.0f / mul;
+        int64_t rsum = 0;
+        for (int kk = 0; kk < k; kk++) {
+            float x = a[(size_t)r * k + kk] * mul;
+            x = x < -qmax ? -qmax : x > qmax ? qmax : x;
+            ai[kk] = (int32_t)rintf(x);
+            rsum += ai[kk];
+        }
+        const float rs = (float)rsum * inv;
+        for (int j = 0; j < n; j++) {
+            int64_t sum = 0;
+            for (int kk = 0; kk < k; kk++) {
+                long q = lrintf(w[(size_t)kk * n + j] / scale[j]);
+                q = q < -qw ? -qw : q > qw ? qw : q;
+                sum += (int64_t)q * ai[kk];
+            }
+            assert_true(sum >= INT32_MIN && sum <= INT32_MAX);
+            const float v = fmaf((float)sum * inv, scale[j], rs * 0.0f) + (bias ? bias[j] : 0.0f);
+            c[(size_t)r * n + j] = ref_act(v, act);
+        }
+    }
+    free(ai), free(scale);
+}
+
+/* fn_gemm_i16 on float packs: to the bit against ref_float (weights of any sign and size, a
+ * column of zeros, a column with one large weight), with every kind of row and column tail;
+ * within the quantization's error of the FP32 GEMM; and a weight that is not finite leaves the
+ * layer FP32 (no pack). */
+static void test_float_pack(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    static const int ms[] = {1, 7, 13, 131};
+    static const int ks[] = {2, 576, 1152};
+    static const int ns[] = {9, 64};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+            for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+                const int m = ms[i], k = ks[j], n = ns[t];
+                float *w = malloc(sizeof(float) * (size_t)k * n),
+                      *a = malloc(sizeof(float) * (size_t)m * k),
+                      *bias = malloc(sizeof(float) * (size_t)n),
+                      *c = malloc(sizeof(float) * (size_t)m * n),
+                      *ref = malloc(sizeof(float) * (size_t)m * n);
+                assert_true(w && a && bias && c && ref);
+                for (size_t x = 0; x < (size_t)k * n; x++) {
+                    const int col = (int)(x % (size_t)n);
+                    w[x] = col == 2 ? 0.0f : any_value() * 0.1f;
+                }
+                w[(size_t)(k / 2) * n + 3] = 7.5f; /* one large weight in column 3 */
+                for (size_t x = 0; x < (size_t)m * k; x++)
+                    a[x] = any_value();
+                for (int x = 0; x < n; x++)
+                    bias[x] = any_value();
+                fn_wpack wp;
+                assert_int_equal(fn_wpack_init(&wp, w, k, n), 0);
+                if (t % 2 && wp.p) wp.w = NULL; /* the pack made from the panels */
+                assert_int_equal(fn_wpack_i16_init_float(&wp), 0);
+                assert_non_null(wp.i16);
+                const fn_act act = (fn_act)((i + j + t) % 4);
+                fn_i16_set_thread(1);
+                assert_int_equal(fn_gemm_i16(m, &wp, a, bias, act, NULL, c), 0);
+                fn_i16_set_thread(0);
+                ref_float(m, k, n, w, a, bias, act, ref);
+                char what[64];
+                snprintf(what, sizeof what, "float pack m %d k %d n %d", m, k, n);
+                check_equal(c, ref, (size_t)m * n, n, what);
+                /* The FP32 result, within the two roundings: each product off by at most half
+                 * a step of its weight's column and of its row's activations. */
+                if (act == FN_ACT_NONE)
+                    for (int r = 0; r < m; r++)
+                        for (int col = 0; col < n; col++) {
+                            double exact = bias[col], bound = 1e-6;
+                            float wm = 0;
+                            for (int kk = 0; kk < k; kk++)
+                                wm = fmaxf(wm, fabsf(w[(size_t)kk * n + col]));
+                            const float am = row_absmax(a + (size_t)r * k, (size_t)k);
+                            for (int kk = 0; kk < k; kk++) {
+                                const double x = a[(size_t)r * k + kk], y = w[(size_t)kk * n + col];
+                                exact += x * y;
+                                bound += fabs(x) * wm / (2.0 * fn_i16_float_wmax(k)) +
+                                         fabs(y) * am / (2.0 * 1000.0);
+                            }
+                            assert_true(fabs(c[(size_t)r * n + col] - exact) <= bound);
+                        }
+                fn_wpack_free(&wp);
+                free(w), free(a), free(bias), free(c), free(ref);
+            }
+    /* Not finite: no pack. */
+    float w[4 * 2] = {0.1f, 0.2f, 0.3f, INFINITY, 0.5f, 0.6f, 0.7f, 0.8f};
+    fn_wpack wp;
+    assert_int_equal(fn_wpack_init(&wp, w, 4, 2), 0);
+    assert_int_equal(fn_wpack_i16_init_float(&wp), 0);
+    assert_null(wp.i16);
+    fn_wpack_free(&wp);
+    assert_int_equal(fn_i16_float_wmax(576), 1930);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_auto_precision),
-        cmocka_unit_test(test_gemm_exact),
-        cmocka_unit_test(test_gemm_extremes),
-        cmocka_unit_test(test_no_pack),
-        cmocka_unit_test(test_conv_hook),
-        cmocka_unit_test(test_scaled_gemm),
-        cmocka_unit_test(test_scaled_nan),
-        cmocka_unit_test(test_scaled_conv3),
-        cmocka_unit_test(test_scaled_no_pack),
-        cmocka_unit_test(test_deep_fixed_is_scaled),
-        cmocka_unit_test(test_few_rows_bytes),
+        cmocka_unit_test(test_auto_precision), cmocka_unit_test(test_gemm_exact),
+        cmocka_unit_test(test_gemm_extremes),  cmocka_unit_test(test_no_pack),
+        cmocka_unit_test(test_conv_hook),      cmocka_unit_test(test_scaled_gemm),
+        cmocka_unit_test(test_scaled_nan),     cmocka_unit_test(test_scaled_conv3),
+        cmocka_unit_test(test_scaled_no_pack), cmocka_unit_test(test_deep_fixed_is_scaled),
+        cmocka_unit_test(test_few_rows_bytes), cmocka_unit_test(test_float_pack),
     };
     int failed = cmocka_run_group_tests_name("int16, the CPU's tiles", tests, NULL, NULL);
     if (fn_i16_vnni()) { /* the AVX2 tiles too, which CPUs without VNNI run */
