@@ -97,49 +97,69 @@ static float i16_weight(const i16_quant *qz, int c, int q)
     return qz->cs ? fmaf((float)q, qz->cs[c], qz->cm[c]) : (float)(q * qz->qscale + qz->qmin);
 }
 
+static void pack_free(i16_pack *pk)
+{
+    if (pk) free(pk->b), free(pk->cs);
+    free(pk);
+}
+
+/* An empty pack for K x n weights (K even): its integers and per-column factors zeroed. NULL
+ * when out of memory. */
+static i16_pack *pack_new(int k, int n)
+{
+    const int slices = (n + SLICE - 1) / SLICE, cols = slices * SLICE;
+    i16_pack *pk = calloc(1, sizeof *pk);
+    if (!pk) return NULL;
+    pk->slices = slices;
+    pk->b = aligned_alloc(64, (size_t)cols * (size_t)k * sizeof(int16_t));
+    pk->cs = calloc(2 * (size_t)cols, sizeof(float));
+    if (!pk->b || !pk->cs) {
+        pack_free(pk);
+        return NULL;
+    }
+    memset(pk->b, 0, (size_t)cols * (size_t)k * sizeof(int16_t));
+    pk->cm = pk->cs + cols;
+    return pk;
+}
+
+/* Where weight (r, c) of a K-deep pack is: its slice, its pair of rows, its half of the slice,
+ * its column's pair. */
+static size_t pack_index(int k, int r, int c)
+{
+    return (size_t)(c / SLICE) * k * SLICE + (size_t)(r / 2) * 2 * SLICE +
+           (size_t)(c % SLICE / 8) * 16 + (size_t)(c % 8) * 2 + (size_t)(r % 2);
+}
+
 static int i16_build(fn_wpack *wp, const i16_quant *qz, int dynamic)
 {
     const int k = wp->k, n = wp->n;
     if (wp->i16 || !fn_i16_available(NULL) || k <= 0 || n <= 0 || k % 2 ||
         k > (dynamic ? FN_I16_MAX_K_SCALED : FN_I16_MAX_K))
         return 0;
-    const int slices = (n + SLICE - 1) / SLICE, cols = slices * SLICE;
-    i16_pack *pk = malloc(sizeof *pk);
-    int16_t *b = aligned_alloc(64, (size_t)cols * (size_t)k * sizeof(int16_t));
-    float *cf = calloc(2 * (size_t)cols, sizeof(float));
-    if (!pk || !b || !cf) {
-        free(pk), free(b), free(cf);
-        return -1;
-    }
-    memset(b, 0, (size_t)cols * (size_t)k * sizeof(int16_t));
+    i16_pack *pk = pack_new(k, n);
+    if (!pk) return -1;
     for (int c = 0; c < n; c++) {
         const double s = qz->cs ? qz->cs[c] : qz->qscale, mn = qz->cs ? qz->cm[c] : qz->qmin;
         if (!(fabs(s) > 0)) { /* no byte quantization: stays FP32 */
-            free(pk), free(b), free(cf);
+            pack_free(pk);
             return 0;
         }
-        cf[c] = (float)s;
-        cf[cols + c] = (float)(mn + 128.0 * s);
+        pk->cs[c] = (float)s;
+        pk->cm[c] = (float)(mn + 128.0 * s);
         const double inv = 1.0 / s;
         for (int r = 0; r < k; r++) {
             const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
             const double x = (w - mn) * inv;
             const int q = x < 0 ? 0 : x > 255 ? 255 : (int)(x + 0.5);
             if (i16_weight(qz, c, q) != w) { /* not a byte of this scale: stays FP32 */
-                free(pk), free(b), free(cf);
+                pack_free(pk);
                 return 0;
             }
-            const size_t at = (size_t)(c / SLICE) * k * SLICE + (size_t)(r / 2) * 2 * SLICE +
-                              (size_t)(c % SLICE / 8) * 16 + (size_t)(c % 8) * 2 + (size_t)(r % 2);
-            b[at] = (int16_t)(q - 128);
+            pk->b[pack_index(k, r, c)] = (int16_t)(q - 128);
         }
     }
     pk->dynamic = dynamic;
     pk->wmax = 128;
-    pk->slices = slices;
-    pk->cs = cf;
-    pk->cm = cf + cols;
-    pk->b = b;
     wp->i16 = pk;
     return 0;
 }
@@ -168,51 +188,36 @@ int fn_wpack_i16_init_float(fn_wpack *wp)
     const int k = wp->k, n = wp->n, qw = fn_i16_float_wmax(k);
     if (wp->i16 || !fn_i16_available(NULL) || k <= 0 || n <= 0 || k % 2 || k > FN_I16_MAX_K_SCALED)
         return 0;
-    const int slices = (n + SLICE - 1) / SLICE, cols = slices * SLICE;
-    i16_pack *pk = malloc(sizeof *pk);
-    int16_t *b = aligned_alloc(64, (size_t)cols * (size_t)k * sizeof(int16_t));
-    float *cf = calloc(2 * (size_t)cols, sizeof(float)); /* cm (the second half) stays 0 */
-    if (!pk || !b || !cf) {
-        free(pk), free(b), free(cf);
-        return -1;
-    }
-    memset(b, 0, (size_t)cols * (size_t)k * sizeof(int16_t));
+    i16_pack *pk = pack_new(k, n); /* cm stays 0: no offset term */
+    if (!pk) return -1;
     for (int c = 0; c < n; c++) {
         float amax = 0.0f;
         for (int r = 0; r < k; r++) {
             const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
             if (!(fabsf(w) < INFINITY)) { /* not finite: stays FP32 */
-                free(pk), free(b), free(cf);
+                pack_free(pk);
                 return 0;
             }
             amax = fabsf(w) > amax ? fabsf(w) : amax;
         }
         const float scale = amax > 0 ? amax / (float)qw : 1.0f;
-        cf[c] = scale;
+        pk->cs[c] = scale;
         for (int r = 0; r < k; r++) {
             const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
             long q = lrintf(w / scale);
             q = q < -qw ? -qw : q > qw ? qw : q;
-            const size_t at = (size_t)(c / SLICE) * k * SLICE + (size_t)(r / 2) * 2 * SLICE +
-                              (size_t)(c % SLICE / 8) * 16 + (size_t)(c % 8) * 2 + (size_t)(r % 2);
-            b[at] = (int16_t)q;
+            pk->b[pack_index(k, r, c)] = (int16_t)q;
         }
     }
     pk->dynamic = 1;
     pk->wmax = qw;
-    pk->slices = slices;
-    pk->cs = cf;
-    pk->cm = cf + cols;
-    pk->b = b;
     wp->i16 = pk;
     return 0;
 }
 
 void fn_wpack_i16_free(fn_wpack *wp)
 {
-    i16_pack *pk = wp->i16;
-    if (pk) free(pk->b), free(pk->cs);
-    free(pk);
+    pack_free(wp->i16);
     wp->i16 = NULL;
 }
 

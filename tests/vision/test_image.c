@@ -105,6 +105,18 @@ static void check_quadrants(const fn_image *im, int tol)
     assert_near(pixel(im, 3 * w / 4, 3 * h / 4), QUAD[3], tol);
 }
 
+/* w x h pixels of `bands` bands as a JPEG (libvips' default settings) in the test folder. */
+static void write_jpeg(const uint8_t *px, int w, int h, int bands, const char *name)
+{
+    VipsImage *vi = vimage(px, w, h, bands);
+    size_t len;
+    void *buf = encode(vi, ".jpg", &len);
+    g_object_unref(vi);
+    assert_non_null(buf);
+    write_bytes(tpath(name), buf, len);
+    g_free(buf);
+}
+
 static int load(const char *path, const fn_load_opts *o, fn_image *im, fn_image_info *info)
 {
     err[0] = '\0';
@@ -457,14 +469,11 @@ static void test_shrink_on_load(void **s)
 {
     (void)s;
     uint8_t *px = quadrants(3000, 2000);
-    VipsImage *vi = vimage(px, 3000, 2000, 3);
+    write_jpeg(px, 3000, 2000, 3, "big.jpg");
     free(px);
     size_t len;
-    void *buf = encode(vi, ".jpg", &len);
-    g_object_unref(vi);
-    assert_non_null(buf);
-    write_bytes(tpath("big.jpg"), buf, len);
-    g_free(buf);
+    void *buf;
+    VipsImage *vi;
 
     fn_log_set_handler(log_capture, NULL, FN_LOG_DEBUG);
     fn_image im;
@@ -641,14 +650,8 @@ static void test_jpeg_one_pixel_high(void **s)
     assert_non_null(px);
     for (int i = 0; i < w; i++)
         px[i] = (uint8_t)(i * 7);
-    VipsImage *vi = vimage(px, w, 1, 1);
+    write_jpeg(px, w, 1, 1, "wide.jpg");
     free(px);
-    size_t len;
-    void *buf = encode(vi, ".jpg", &len);
-    g_object_unref(vi);
-    assert_non_null(buf);
-    write_bytes(tpath("wide.jpg"), buf, len);
-    g_free(buf);
     for (int direct = 1; direct >= 0; direct--) {
         fn_image_set_jpeg_direct(direct);
         fn_image im;
