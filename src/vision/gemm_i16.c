@@ -1,10 +1,11 @@
 /* gemm_i16.c: the 16-bit integer GEMM (gemm_i16.h), the kernel behind vision.precision = int16.
  *
  * Weights: i16_build recovers each weight's byte q (w = q * scale + min exactly, one scale for the
- * tensor or one per column) and stores q - 128 as int16, in slices of 16 columns (zero-filled past
- * n) and, per slice and pair of rows (k even, k odd), the 16 columns' pairs: columns 0-7 then
- * 8-15, each column's two values side by side, as VPMADDWD multiplies them with a broadcast pair
- * of activations; each column's scale and min + 128 * scale beside them.
+ * tensor or one per column) and stores q - 128 as int16 (fn_wpack_i16_init_float instead rounds
+ * float weights per column to integers up to fn_i16_float_wmax(K), gemm_i16.h), in slices of 16
+ * columns (zero-filled past n) and, per slice and pair of rows (k even, k odd), the 16 columns'
+ * pairs: columns 0-7 then 8-15, each column's two values side by side, as VPMADDWD multiplies them
+ * with a broadcast pair of activations; each column's scale and min + 128 * scale beside them.
  * Activations: per block of rows (about 128 KB of int16, so it stays in L2 while every slice
  * passes), each row times 2048 clamped to [0, 12288] (fixed packs: relu6 outputs; the clamp only
  * guards the integer range) or times qmax / (the row's max |a|) (scaled packs), rounded to the
@@ -32,7 +33,8 @@
 
 typedef struct i16_pack {
     int dynamic; /* 0: fixed (inputs in [0, 6] at 1/2048); 1: scaled to their max */
-    int wmax;    /* the largest |weight integer|: 128 (bytes, q - 128) or FN_I16 float packs' */
+    int wmax; /* the largest |weight integer|: 128 (byte packs: q - 128), else fn_i16_float_wmax(K)
+               */
     int slices;
     float *cs;  /* per column (slices x 16): the weights' scale, a sum's weight once scaled back */
     float *cm;  /* per column: min + 128 * scale, the weight of a row's activation sum */

@@ -2,23 +2,21 @@
  *
  * For layers whose weights are stored as bytes (w = q * scale + min, as face-api's
  * uint8-quantized tensors; one scale for the tensor, or one per column where a scale layer was
- * folded in): the activations are rounded to integers of 16 bits, the products q' * a
- * (q' = q - 128) summed exactly in 32-bit integers by VPMADDWD (sixteen multiply-adds an
- * instruction where a 256-bit FMA does eight), and the float result is
- *   C[m][n] = fmaf((float)sum * inv[m], scale[n], rowsum[m] * (min[n] + 128 * scale[n])) + bias[n]
- * (inv[m]: what takes row m's integers back to activations; rowsum[m]: the row's rounded
- * activations' sum, times inv[m]), then the activation. Two kinds of pack:
- *   fixed (fn_wpack_i16_init, SSD's layers after a relu6): a = round(a * 2048) clamped to
- *     [0, 12288], inv = 1/2048 (error at most 1/4096 an activation);
- *   scaled (fn_wpack_i16_init_cols, the descriptor's convs; and SSD's deeper than FN_I16_MAX_K):
- *     a = round(a * mul) with mul = qmax / amax (floats), amax the row's largest |a|
- *     (fn_gemm_i16) or the image's (fn_gemm_i16_seg), qmax = min(32767, 2^31 / (128 K)) so that
- *     no sum overflows; inv = 1 / mul (error about amax / (2 qmax) an activation: 13 bits or
- *     more at the descriptor's K).
- * The sums are integers, so the result depends on neither the order of the sums nor the CPU:
- * every AVX2 CPU (AVX-512 ones included) computes the same floats; and a row's scale is its own
- * or its image's, so a face's results do not depend on the batch it ran in (design decisions 55,
- * 57).
+ * folded in; and, rounded to integers per column, float32 ones: fn_wpack_i16_init_float): the
+ * activations are rounded to integers of 16 bits, the products q' * a (q' = q - 128) summed exactly
+ * in 32-bit integers by VPMADDWD (sixteen multiply-adds an instruction where a 256-bit FMA does
+ * eight), and the float result is C[m][n] = fmaf((float)sum * inv[m], scale[n], rowsum[m] * (min[n]
+ * + 128 * scale[n])) + bias[n] (inv[m]: what takes row m's integers back to activations; rowsum[m]:
+ * the row's rounded activations' sum, times inv[m]), then the activation. Two kinds of pack: fixed
+ * (fn_wpack_i16_init, SSD's layers after a relu6): a = round(a * 2048) clamped to [0, 12288], inv =
+ * 1/2048 (error at most 1/4096 an activation); scaled (fn_wpack_i16_init_cols, the descriptor's
+ * convs; and SSD's deeper than FN_I16_MAX_K): a = round(a * mul) with mul = qmax / amax (floats),
+ * amax the row's largest |a| (fn_gemm_i16) or the image's (fn_gemm_i16_seg), qmax = min(32767, 2^31
+ * / (128 K)) so that no sum overflows; inv = 1 / mul (error about amax / (2 qmax) an activation: 13
+ * bits or more at the descriptor's K). The sums are integers, so the result depends on neither the
+ * order of the sums nor the CPU: every AVX2 CPU (AVX-512 ones included) computes the same floats;
+ * and a row's scale is its own or its image's, so a face's results do not depend on the batch it
+ * ran in (design decisions 55, 57).
  *
  * A layer gets a second pack of its weights (int16 pairs, made on demand by fn_wpack_i16_init*,
  * owned by the fn_wpack, freed by fn_wpack_free), and while the calling thread has int16 on

@@ -7,6 +7,9 @@
  * with the decoder's own shrink-on-load (JPEG DCT scaling, libwebp scaled decoding) straight to
  * about opts->max_side, convert to 8-bit sRGB, resize the rest of the way (libvips' lanczos3),
  * stream the rows into the caller's buffer and apply the EXIF orientation to that small result.
+ * JPEGs take a fast path for the decode itself: libjpeg directly on the file's bytes
+ * (jpeg_decode.h; the same pixels as libvips' loader), libvips only resizing what the DCT
+ * scaling leaves too large; any JPEG it declines (a warning, CMYK) decodes as above.
  *
  * Decisions:
  * - Alpha is flattened onto white, the way viewers show a transparent photo on a page; this does
