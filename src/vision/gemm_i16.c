@@ -420,48 +420,57 @@ AVX2 static void tile6(const i16_rows *ar, int r0, int mr, const i16_pack *pk, i
 
 #define VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma")))
 
-/* One 12x16 tile with AVX-512 VNNI (VPDPWSSD: VPMADDWD and VPADDD in one instruction, the same
- * exact integer sums): rows r0 .. r0 + 11 of ar (all twelve there), the slice j whole in one
- * 512-bit register per row (the pack's 16 columns in order), each activation pair broadcast from
- * memory by the instruction itself; the epilogue is tile6's on the two halves of each row. */
-VNNI static void tile12_vnni(const i16_rows *ar, int r0, const i16_pack *pk, int j,
-                             const float *bias, fn_act act, const float *res, float *c, int ldc,
-                             int w)
+/* One tile of R rows (1 to 12) x 16 columns with AVX-512 VNNI (VPDPWSSD: VPMADDWD and VPADDD in
+ * one instruction, the same exact integer sums): rows r0 .. r0 + R - 1 of ar, the slice j whole
+ * in one 512-bit register per row (the pack's 16 columns in order), each activation pair
+ * broadcast from memory by the instruction itself; the epilogue is tile6's on the two halves of
+ * each row. R is a constant at every call (tile_vnni), so the loops over rows unroll and the
+ * accumulators stay in registers. */
+VNNI static inline __attribute__((always_inline)) void
+tile_vnni_rows(const i16_rows *ar, int r0, const int R, const i16_pack *pk, int j,
+               const float *bias, fn_act act, const float *res, float *c, int ldc, int w)
 {
     const size_t lp = ar->lda / 2; /* pairs from one row to the next */
-    const i16_pair *p0 = (const i16_pair *)(ar->a + (size_t)r0 * ar->lda), *p6 = p0 + 6 * lp;
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
-            c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    const i16_pair *p = (const i16_pair *)(ar->a + (size_t)r0 * ar->lda);
+    __m512i acc[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++)
+        acc[i] = _mm512_setzero_si512();
     const int kp_seg = ar->kseg / 2;
     const size_t step = ar->sstride / 2;
     const int16_t *bp = pk->b + (size_t)j * (size_t)ar->kseg * ar->nseg * SLICE;
-    for (int sg = 0; sg < ar->nseg; sg++) {
+    for (int sg = 0; sg < ar->nseg; sg++, p += step) {
         for (int kp = 0; kp < kp_seg; kp++, bp += 2 * SLICE) {
             const __m512i b = _mm512_load_si512((const void *)bp);
-#define I16_VNNI(x, p, r) x = _mm512_dpwssd_epi32(x, b, _mm512_set1_epi32(p[(size_t)(r)*lp + kp]));
-            I16_VNNI(c0, p0, 0)
-            I16_VNNI(c1, p0, 1)
-            I16_VNNI(c2, p0, 2)
-            I16_VNNI(c3, p0, 3)
-            I16_VNNI(c4, p0, 4)
-            I16_VNNI(c5, p0, 5)
-            I16_VNNI(c6, p6, 0)
-            I16_VNNI(c7, p6, 1)
-            I16_VNNI(c8, p6, 2)
-            I16_VNNI(c9, p6, 3)
-            I16_VNNI(c10, p6, 4)
-            I16_VNNI(c11, p6, 5)
-#undef I16_VNNI
+#pragma GCC unroll 12
+            for (int i = 0; i < R; i++)
+                acc[i] = _mm512_dpwssd_epi32(acc[i], b, _mm512_set1_epi32(p[(size_t)i * lp + kp]));
         }
-        p0 += step, p6 += step;
     }
-    const __m512i z[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    __m256i acc[12][2];
-    for (int r = 0; r < 12; r++) {
-        acc[r][0] = _mm512_castsi512_si256(z[r]);
-        acc[r][1] = _mm512_extracti64x4_epi64(z[r], 1);
+    __m256i halves[12][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++) {
+        halves[i][0] = _mm512_castsi512_si256(acc[i]);
+        halves[i][1] = _mm512_extracti64x4_epi64(acc[i], 1);
     }
-    i16_store(acc, 12, ar, r0, pk, j, bias, act, res, c, ldc, w);
+    i16_store(halves, R, ar, r0, pk, j, bias, act, res, c, ldc, w);
+}
+
+/* tile_vnni_rows for mr rows (1 to 12), each count its own unrolled code. */
+VNNI static void tile_vnni(const i16_rows *ar, int r0, int mr, const i16_pack *pk, int j,
+                           const float *bias, fn_act act, const float *res, float *c, int ldc,
+                           int w)
+{
+#define I16_ROWS(R)                                                                                \
+    case R:                                                                                        \
+        tile_vnni_rows(ar, r0, R, pk, j, bias, act, res, c, ldc, w);                               \
+        break;
+    switch (mr) {
+        I16_ROWS(1)
+        I16_ROWS(2) I16_ROWS(3) I16_ROWS(4) I16_ROWS(5) I16_ROWS(6) I16_ROWS(7) I16_ROWS(8)
+            I16_ROWS(9) I16_ROWS(10) I16_ROWS(11) I16_ROWS(12) default : break;
+    }
+#undef I16_ROWS
 }
 
 int fn_i16_vnni(void)
@@ -470,19 +479,20 @@ int fn_i16_vnni(void)
     return fn_ops_isa() == FN_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
 }
 
-/* C[m][n] for ar's rows 0..m-1: every slice over the rows, 12 at a time with VNNI, then 6. */
+/* C[m][n] for ar's rows 0..m-1: every slice over the rows, 12 at a time with VNNI (the last
+ * tile as many as are left), else 6. */
 AVX2 static void i16_tiles(const i16_rows *ar, int m, const i16_pack *pk, int n, const float *bias,
                            fn_act act, const float *res, float *c)
 {
-    const int m12 = fn_i16_vnni() ? m / 12 * 12 : 0;
+    const int vnni = fn_i16_vnni();
     for (int j = 0; j < pk->slices; j++) {
         const int w = n - j * SLICE < SLICE ? n - j * SLICE : SLICE;
-        for (int r = 0; r < m12; r += 12) {
+        for (int r = 0; vnni && r < m; r += 12) {
             const size_t at = (size_t)r * n + (size_t)j * SLICE;
-            tile12_vnni(ar, r, pk, j, bias ? bias + j * SLICE : NULL, act, res ? res + at : NULL,
-                        c + at, n, w);
+            tile_vnni(ar, r, m - r < 12 ? m - r : 12, pk, j, bias ? bias + j * SLICE : NULL, act,
+                      res ? res + at : NULL, c + at, n, w);
         }
-        for (int r = m12; r < m; r += 6) {
+        for (int r = 0; !vnni && r < m; r += 6) {
             const size_t at = (size_t)r * n + (size_t)j * SLICE;
             tile6(ar, r, m - r < 6 ? m - r : 6, pk, j, bias ? bias + j * SLICE : NULL, act,
                   res ? res + at : NULL, c + at, n, w);

@@ -6,7 +6,8 @@
  * source, and 1x1 convolutions through ops.c's hook. Also which layers get no pack (K odd, K over
  * FN_I16_MAX_K_SCALED, weights that are not one scale's bytes) and that a thread with int16 off, or
  * a layer without the pack, runs FP32 to the bit. Skips, saying why, on a CPU without AVX2. On a
- * CPU with AVX-512 VNNI every test runs twice: its VNNI tiles, then the AVX2 tiles. */
+ * CPU with AVX-512 VNNI every test runs twice: its VNNI tiles, then the AVX2 tiles. Float packs
+ * (the descriptor's float32 convs, rounded per column) against their own definition too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,10 +162,10 @@ static void test_gemm_exact(void **state)
 {
     (void)state;
     if (skip_without_avx2()) skip();
-    /* rows: under, at and over a tile of 6 and of 12 (VNNI), several blocks of 128 KB of int16 (K
-     * 1024: 60 rows a block); K: a pair, a tail under 16, 16, the largest; columns: under, at and
-     * over a slice of 16, and SSD's widths. */
-    static const int ms[] = {1, 5, 6, 7, 12, 25, 131};
+    /* rows: every count up to a tile of 12 (VNNI: each its own code) and over it, several
+     * blocks of 128 KB of int16 (K 1024: 60 rows a block); K: a pair, a tail under 16, 16, the
+     * largest; columns: under, at and over a slice of 16, and SSD's widths. */
+    static const int ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 25, 131};
     static const int ks[] = {2, 18, 32, 510, 1024};
     static const int ns[] = {1, 9, 16, 21, 48};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
