@@ -423,9 +423,9 @@ AVX2 static void tile6(const i16_rows *ar, int r0, int mr, const i16_pack *pk, i
 /* One tile of R rows (1 to 12) x 16 columns with AVX-512 VNNI (VPDPWSSD: VPMADDWD and VPADDD in
  * one instruction, the same exact integer sums): rows r0 .. r0 + R - 1 of ar, the slice j whole
  * in one 512-bit register per row (the pack's 16 columns in order), each activation pair
- * broadcast from memory by the instruction itself; the epilogue is tile6's on the two halves of
- * each row. R is a constant at every call (tile_vnni), so the loops over rows unroll and the
- * accumulators stay in registers. */
+ * broadcast from memory (VPBROADCASTD: a load, no ALU work); the epilogue is tile6's on the two
+ * halves of each row. R is a constant at every call (tile_vnni), so the loops over rows unroll and
+ * the accumulators stay in registers. */
 VNNI static inline __attribute__((always_inline)) void
 tile_vnni_rows(const i16_rows *ar, int r0, const int R, const i16_pack *pk, int j,
                const float *bias, fn_act act, const float *res, float *c, int ldc, int w)
@@ -461,15 +461,14 @@ VNNI static void tile_vnni(const i16_rows *ar, int r0, int mr, const i16_pack *p
                            const float *bias, fn_act act, const float *res, float *c, int ldc,
                            int w)
 {
-#define I16_ROWS(R)                                                                                \
-    case R:                                                                                        \
-        tile_vnni_rows(ar, r0, R, pk, j, bias, act, res, c, ldc, w);                               \
-        break;
+    /* clang-format off */
+#define I16_ROWS(R) case R: tile_vnni_rows(ar, r0, R, pk, j, bias, act, res, c, ldc, w); break;
     switch (mr) {
-        I16_ROWS(1)
-        I16_ROWS(2) I16_ROWS(3) I16_ROWS(4) I16_ROWS(5) I16_ROWS(6) I16_ROWS(7) I16_ROWS(8)
-            I16_ROWS(9) I16_ROWS(10) I16_ROWS(11) I16_ROWS(12) default : break;
+    I16_ROWS(1) I16_ROWS(2) I16_ROWS(3) I16_ROWS(4) I16_ROWS(5) I16_ROWS(6)
+    I16_ROWS(7) I16_ROWS(8) I16_ROWS(9) I16_ROWS(10) I16_ROWS(11) I16_ROWS(12)
+    default: break;
     }
+    /* clang-format on */
 #undef I16_ROWS
 }
 
