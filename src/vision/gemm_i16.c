@@ -172,6 +172,12 @@ int fn_wpack_i16_init(fn_wpack *wp, double qscale, double qmin)
     return i16_build(wp, &qz, wp->k > FN_I16_MAX_K);
 }
 
+int fn_wpack_i16_init_scaled(fn_wpack *wp, double qscale, double qmin)
+{
+    const i16_quant qz = {qscale, qmin, NULL, NULL};
+    return i16_build(wp, &qz, 1);
+}
+
 int fn_wpack_i16_init_cols(fn_wpack *wp, const float *scale, const float *min)
 {
     const i16_quant qz = {0, 0, scale, min};

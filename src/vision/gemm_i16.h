@@ -53,6 +53,10 @@ int fn_i16_preferred(void);
  * (no AVX2, K odd or over FN_I16_MAX_K_SCALED, a weight not of that form, the pack made already:
  * the layer stays FP32); -1 when out of memory. Not while other threads read wp. */
 int fn_wpack_i16_init(fn_wpack *wp, double qscale, double qmin);
+/* fn_wpack_i16_init for inputs of any sign and size: always a scaled pack (below), the
+ * activations scaled to each row's max (the landmark net's pointwise convs, whose inputs are
+ * depthwise outputs). Returns as fn_wpack_i16_init. */
+int fn_wpack_i16_init_scaled(fn_wpack *wp, double qscale, double qmin);
 /* The same for weights quantized per column (w[r][c] = fmaf(q, scale[c], min[c]), scale and min
  * n floats; the descriptor net's, its scale layer folded in) and inputs of any sign: a scaled
  * pack. Its GEMMs turn the activations into integers scaled to their largest magnitude (up to

@@ -211,7 +211,8 @@ int fn_models_i16_init(const fn_models *cm)
     pthread_mutex_lock(&amx_lock);
     if (!m->i16_done) {
         if ((m->ssd && fn_ssd_i16_init(m->ssd)) ||
-            (m->recognition && fn_recog_i16_init(m->recognition)))
+            (m->recognition && fn_recog_i16_init(m->recognition)) ||
+            (m->landmarks && fn_landmark_i16_init(m->landmarks)))
             rc = FN_ERR_NOMEM;
         else
             __atomic_store_n(&m->i16_done, 1u, __ATOMIC_RELEASE);

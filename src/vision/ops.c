@@ -1817,11 +1817,11 @@ static void gemm_sum(int m, const fn_wpack *wp, const float *a, const float *bia
 {
     const int n = wp->n, k = wp->k;
     const fn_gemm_sum sum = {sum_in, sum_out};
-    if (packed_path(wp)) {
+    if (packed_path(wp) && !i16_path(wp, m)) {
         gemm_packed(m, wp, a, k, bias, FN_ACT_NONE, &sum, NULL, relu_out);
         return;
     }
-    gemm_bias_act(m, wp, a, bias, FN_ACT_NONE, q);
+    gemm_bias_act(m, wp, a, bias, FN_ACT_NONE, q); /* int16 there when the thread has it on */
     add_sum_relu(sum_in, q, sum_out, relu_out, (size_t)m * n);
 }
 

@@ -560,11 +560,11 @@ static void test_scaled_no_pack(void **state)
 /* A relu6 layer deeper than FN_I16_MAX_K (SSD's 3x3 extra layers) gets a scaled pack: each row
  * scaled to its own max, as fn_wpack_i16_init_cols's. Scale and offset exact in a float, so that
  * both forms of the weights are the same floats. */
-static void test_deep_fixed_is_scaled(void **state)
+/* A layer of one tensor-wide byte quantization on a scaled pack: made by fn_wpack_i16_init for
+ * K over FN_I16_MAX_K (SSD's 3x3 extra layers), or asked for with fn_wpack_i16_init_scaled (the
+ * landmark net's pointwise convs, whose inputs have either sign); to the bit against ref_scaled. */
+static void check_tensor_scaled(int m, int k, int n, int forced, const char *what)
 {
-    (void)state;
-    if (skip_without_avx2()) skip();
-    const int m = 9, k = 2304, n = 24;
     scaled l = make_scaled(k, n);
     for (int c = 0; c < n; c++)
         l.cs[c] = 1.0f / 256, l.cm[c] = -0.5f;
@@ -572,22 +572,35 @@ static void test_deep_fixed_is_scaled(void **state)
         l.w[i] = fmaf((float)l.q[i], l.cs[0], l.cm[0]);
     fn_wpack wp;
     assert_int_equal(fn_wpack_init(&wp, l.w, k, n), 0);
-    assert_int_equal(fn_wpack_i16_init(&wp, 1.0 / 256, -0.5), 0);
+    if (forced)
+        assert_int_equal(fn_wpack_i16_init_scaled(&wp, 1.0 / 256, -0.5), 0);
+    else
+        assert_int_equal(fn_wpack_i16_init(&wp, 1.0 / 256, -0.5), 0);
     assert_non_null(wp.i16);
-    float *a = malloc(sizeof(float) * (size_t)m * k), c[9 * 24], ref[9 * 24], amax[9];
-    assert_non_null(a);
+    float *a = malloc(sizeof(float) * (size_t)m * k), *c = malloc(sizeof(float) * (size_t)m * n),
+          *ref = malloc(sizeof(float) * (size_t)m * n), *amax = malloc(sizeof(float) * (size_t)m);
+    assert_true(a && c && ref && amax);
     for (size_t x = 0; x < (size_t)m * k; x++)
-        a[x] = act_value();
+        a[x] = forced ? any_value() : act_value();
     for (int r = 0; r < m; r++)
         amax[r] = row_absmax(a + (size_t)r * k, (size_t)k);
     fn_i16_set_thread(1);
     assert_int_equal(fn_gemm_i16(m, &wp, a, l.bias, FN_ACT_RELU6, NULL, c), 0);
     fn_i16_set_thread(0);
     ref_scaled(m, &l, a, amax, l.bias, FN_ACT_RELU6, NULL, ref);
-    check_equal(c, ref, (size_t)m * n, n, "k 2304 relu6 layer");
-    free(a);
+    check_equal(c, ref, (size_t)m * n, n, what);
+    free(a), free(c), free(ref), free(amax);
     fn_wpack_free(&wp);
     free_scaled(&l);
+}
+
+static void test_deep_fixed_is_scaled(void **state)
+{
+    (void)state;
+    if (skip_without_avx2()) skip();
+    check_tensor_scaled(9, 2304, 24, 0, "k 2304 relu6 layer");
+    check_tensor_scaled(49, 256, 40, 1, "k 256 scaled by request, signed inputs");
+    check_tensor_scaled(13, 128, 16, 1, "k 128 scaled by request, signed inputs");
 }
 
 /* A GEMM of under 4 rows on a layer that also has bytes (fn_wpack_bytes) takes the bytes
