@@ -128,9 +128,9 @@ int fn_ssd_i16_init(fn_ssd_net *n);
 /* The same for the recognition net's residual convs, as scaled packs (fn_wpack_i16_init_cols:
  * their inputs are relu outputs of any size, their filters bytes of a per-column scale). */
 int fn_recog_i16_init(fn_recog_net *n);
-/* The same for the 68-point landmark net's pointwise convs (fn_wpack_i16_init_scaled: their
- * inputs are depthwise outputs of any sign); the tiny landmark net stays FP32 (as the tiny
- * detector does: int16 is SSD's pipeline). */
+/* The same for the 68-point landmark net's pointwise convs of 128 input channels and more
+ * (fn_wpack_i16_init_scaled: their inputs are depthwise outputs of any sign; shallower ones are
+ * faster in FP32, docs/design.md decision 66); the tiny landmark net stays FP32. */
 int fn_landmark_i16_init(fn_landmark_net *n);
 
 /* ---- Shared preprocessing (preprocess.c, owned by the SSD/tiny owner) ---- */
