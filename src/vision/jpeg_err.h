@@ -24,8 +24,8 @@ static inline void fn_jpeg_output_message(j_common_ptr ci)
     (void)ci; /* the library never prints */
 }
 
-/* Sets err up as ci's error manager (before jpeg_create_*); the caller then does setjmp(err->back).
- */
+/* Sets err up as ci's error manager (before jpeg_create_*); the caller then sets err->back with
+ * setjmp. */
 static inline struct jpeg_error_mgr *fn_jpeg_err_init(fn_jpeg_err *err)
 {
     struct jpeg_error_mgr *m = jpeg_std_error(&err->mgr);
