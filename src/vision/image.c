@@ -488,9 +488,10 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     /* Within the tolerance of fn_image_load_near: the shrink may undershoot the target down to
      * lo, and what is at most hi is not resized at all. */
     const int lo = near ? FN_NEAR_LO(side) : side, hi = near ? FN_NEAR_HI(side) : side;
+    const int jpeg = !strcmp(format, "jpeg");
+    const int f = jpeg && side && longest > hi ? jpeg_shrink(longest, shortest, lo) : 1;
     fn_image stored = {0, 0, NULL};
-    if (!strcmp(format, "jpeg") && __atomic_load_n(&jpeg_direct, __ATOMIC_RELAXED)) {
-        const int f = side && longest > hi ? jpeg_shrink(longest, shortest, lo) : 1;
+    if (jpeg && __atomic_load_n(&jpeg_direct, __ATOMIC_RELAXED)) {
         const int rc = jpeg_direct_load(bf, f, side, hi, &stored);
         if (rc == FN_ERR_NOMEM) {
             g_object_unref(im);
@@ -515,8 +516,7 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     if (im && side && longest > hi) {
         VipsImage *shrunk = NULL;
         int reopen = 0;
-        if (!strcmp(format, "jpeg")) {
-            const int f = jpeg_shrink(longest, shortest, lo);
+        if (jpeg) {
             if (f > 1) {
                 reopen = 1;
                 shrunk =
