@@ -108,6 +108,7 @@ class Async(QObject):
         self.pool.setMaxThreadCount(max_threads)
         self._tokens = itertools.count(1)
         self._callbacks = {}
+        self._latest = {}  # call_latest's key -> None (one running) or the request to run next
         self._done.connect(self._on_done)
         self._failed.connect(self._on_failed)
 
@@ -118,6 +119,33 @@ class Async(QObject):
         self._callbacks[token] = (on_done, on_error)
         self.pool.start(_Task(self, token, fn, args, kwargs))
         return token
+
+    def call_latest(self, key, fn, *args, on_done=None, on_error=None, **kwargs):
+        """call() for reads whose newest result is the only one that counts (a job's record after
+        each of its events, a view's reload after each write): at most one call per key runs at a
+        time; a request made while one runs waits for it, and then runs with the latest request's
+        function, arguments and callbacks (those in between are dropped), while the running
+        call's result, read before that request, is dropped too. So the last result delivered for
+        a key comes from a call that started after the last request: two calls running at once
+        on the pool could finish in either order and leave the older result on screen."""
+        if key in self._latest:
+            self._latest[key] = (fn, args, kwargs, on_done, on_error)
+            return
+        self._latest[key] = None
+
+        def settle(callback):
+            def deliver(value):
+                after = self._latest.pop(key)
+                if after is None:
+                    if callback:
+                        callback(value)
+                    return
+                fn2, args2, kwargs2, done2, error2 = after
+                self.call_latest(key, fn2, *args2, on_done=done2, on_error=error2, **kwargs2)
+
+            return deliver
+
+        self.call(fn, *args, on_done=settle(on_done), on_error=settle(on_error), **kwargs)
 
     @property
     def pending(self):

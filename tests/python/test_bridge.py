@@ -55,3 +55,48 @@ def test_async_runs_off_the_ui_thread_and_answers_on_it(qtbot):
     assert got == [42] and where["work"] != ui and where["done"] == ui
     assert isinstance(errors[0][0], ValueError) and errors[0][1] == ui
     a.wait()
+
+
+def test_call_latest_delivers_only_a_result_read_after_the_last_request(qtbot):
+    """Two reloads of one thing on the pool at once could finish in either order, the older
+    snapshot last (what left a finished job shown as running, or a skipped error unresolved, in a
+    loaded CI run): call_latest runs one call per key at a time and delivers only the result of a
+    call that started after the last request."""
+    a = Async()
+    release = threading.Event()
+    log, got, errors = [], [], []
+
+    def slow_old():
+        log.append("old started")
+        release.wait(5)
+        log.append("old finished")
+        return "old"
+
+    def read(value):
+        log.append(value + " started")
+        return value
+
+    a.call_latest("k", slow_old, on_done=got.append)
+    until(qtbot, lambda: log == ["old started"], timeout=5000)
+    a.call_latest("k", read, "newer", on_done=got.append)   # merged into the next one
+    a.call_latest("k", read, "newest", on_done=got.append)
+    a.call_latest("other", read, "elsewhere", on_done=got.append)  # another key runs at once
+    until(qtbot, lambda: "elsewhere" in got, timeout=5000)
+    assert got == ["elsewhere"] and "newest started" not in log
+    release.set()
+    until(qtbot, lambda: "newest" in got, timeout=5000)
+    a.wait()
+    qtbot.wait(50)
+    assert got == ["elsewhere", "newest"]
+    assert log.index("newest started") > log.index("old finished") and "newer started" not in log
+
+    # a failure is delivered the same way, and a key is free again once its result is delivered
+    def fail():
+        raise ValueError("boom")
+
+    a.call_latest("k", fail, on_error=errors.append)
+    until(qtbot, lambda: errors, timeout=5000)
+    a.call_latest("k", read, "again", on_done=got.append)
+    until(qtbot, lambda: "again" in got, timeout=5000)
+    assert isinstance(errors[0], ValueError) and a.pending == 0
+    a.wait()

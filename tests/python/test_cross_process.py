@@ -3,11 +3,15 @@ enqueued, and its progress moves there.
 
 The app's engine runs no workers here (threads 0), so the job is the CLI's alone; the time a job
 was enqueued is its own created_at (wall clock, ms), read back from `jobs show --json`."""
+import os
+import shutil
 import subprocess
 import time
 from datetime import datetime
 
-from conftest import CLI, cli_json, until
+import pytest
+
+from conftest import CLI, cli_json, sample_photos, until
 from facenames.app.jobs_panel import JobsPanel, progress_fraction
 
 
@@ -15,7 +19,23 @@ def _epoch_ms(iso):
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
 
 
-def test_a_cli_ingest_appears_and_moves_in_the_panel(qtbot, make_ctx, photos, library):
+COPIES = 8
+
+
+@pytest.fixture
+def many_photos(tmp_path):
+    """The six sample photos, each COPIES times: an ingest long enough (about 3 s on one 2-core
+    VM) for the engine's 200 ms poll of other processes' jobs to see it move several times (the
+    12 photos of `photos` took 0.7 s there: two moves seen, in half the runs)."""
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(COPIES):
+        for p in sample_photos():
+            shutil.copy(p, d / f"{i}-{os.path.basename(p)}")
+    return d
+
+
+def test_a_cli_ingest_appears_and_moves_in_the_panel(qtbot, make_ctx, many_photos, library):
     ctx = make_ctx(threads=0)
     panel = JobsPanel(ctx)
     qtbot.addWidget(panel)
@@ -36,7 +56,7 @@ def test_a_cli_ingest_appears_and_moves_in_the_panel(qtbot, make_ctx, photos, li
     panel.model.rowsInserted.connect(on_rows)
     panel.model.dataChanged.connect(on_change)
     proc = subprocess.Popen([CLI, "--library", library, "--set", "ingest.batch=1", "ingest",
-                             str(photos)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             str(many_photos)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         until(qtbot, lambda: panel.model.jobs and panel.model.jobs[0].get("state")
               == "completed", timeout=120000)
@@ -47,6 +67,7 @@ def test_a_cli_ingest_appears_and_moves_in_the_panel(qtbot, make_ctx, photos, li
     shown = cli_json(library, "jobs", "show", str(job), "--json")
     delay = appeared[job] - _epoch_ms(shown["created_at"])
     assert delay <= 500, f"the job appeared {delay:.0f} ms after it was enqueued"
-    assert seen_done == sorted(seen_done) and seen_done[-1] == 12
-    assert len([d for d in seen_done if 0 < d < 12]) >= 3, f"progress did not move: {seen_done}"
+    total = COPIES * len(sample_photos())
+    assert seen_done == sorted(seen_done) and seen_done[-1] == total
+    assert len([d for d in seen_done if 0 < d < total]) >= 3, f"progress did not move: {seen_done}"
     assert panel.model.job(job)["progress"] == shown["progress"]

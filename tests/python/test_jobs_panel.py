@@ -1,5 +1,7 @@
 """The jobs panel: a running ingest's progress, its errors with skip and retry, cancel and resume
 from the panel, and the panel showing what `facenames jobs show` shows."""
+import threading
+
 from PyQt5.QtCore import Qt
 
 from conftest import cli, cli_json, until
@@ -55,6 +57,40 @@ def test_panel_shows_progress_and_errors_with_skip_and_retry(qtbot, make_ctx, ba
     assert [e["code"] for e in shown["errors"]] == [err["code"]]
     assert cli_json(library, "jobs", "show", str(job), "--json")["errors"][0]["resolution"] \
         == "retry"
+
+
+def test_a_stale_reload_never_lands_after_a_newer_one(qtbot, make_ctx, bad_photos):
+    """The record read after a job's "running" event, delivered after the one read after its
+    "completed" event (the pool runs two calls at once; a loaded machine can finish them in either
+    order), must not put the finished job back to running: each event's reload of a job waits for
+    the one before, whose result it supersedes."""
+    ctx = make_ctx(threads=2)
+    panel = JobsPanel(ctx)
+    qtbot.addWidget(panel)
+    panel.ingest([str(bad_photos)])
+    until(qtbot, lambda: (panel.model.jobs and _state(panel, panel.model.jobs[0]["id"])
+                          == "completed"), timeout=120000)
+    job = panel.model.jobs[0]["id"]
+    until(qtbot, lambda: ctx.async_.pending == 0, timeout=10000)
+    real, calls, release = ctx.engine.inspect, [], threading.Event()
+
+    def inspect(job_id):
+        calls.append(job_id)
+        if len(calls) == 1:  # read while the job still ran, then held back
+            record = dict(real(job_id), state="running")
+            release.wait(10)
+            return record
+        return real(job_id)
+
+    ctx.engine.inspect = inspect
+    ctx.bridge.stateChanged.emit(job, "running")
+    until(qtbot, lambda: len(calls) == 1, timeout=5000)
+    ctx.bridge.stateChanged.emit(job, "completed")
+    qtbot.wait(200)  # time for a second reload running beside the first to finish first
+    release.set()
+    until(qtbot, lambda: ctx.async_.pending == 0, timeout=10000)
+    qtbot.wait(50)
+    assert len(calls) == 2 and _state(panel, job) == "completed"
 
 
 def test_cancel_from_the_panel_then_resume(qtbot, make_ctx, photos, library):

@@ -69,6 +69,11 @@ class AppContext:
         """fn(*args) on the pool; on_done(result) / on_error(exc) on the UI thread."""
         return self.async_.call(fn, *args, on_done=on_done, on_error=on_error, **kwargs)
 
+    def run_latest(self, key, fn, *args, on_done=None, on_error=None, **kwargs):
+        """run() for a reload whose newest result is the only one that counts (Async.call_latest):
+        one call per key at a time, the last result delivered read after the last request."""
+        self.async_.call_latest(key, fn, *args, on_done=on_done, on_error=on_error, **kwargs)
+
     def close(self):
         self.bridge.stop()
         self.async_.wait()

@@ -420,7 +420,8 @@ class JobsPanel(QWidget):
     # ---- data in
     def refresh(self):
         """Reloads every job (off the UI thread)."""
-        self.ctx.run(self.ctx.engine.list, on_done=self._on_list, on_error=self._fail)
+        self.ctx.run_latest("jobs", self.ctx.engine.list, on_done=self._on_list,
+                            on_error=self._fail)
 
     def _on_list(self, jobs):
         for j in jobs:
@@ -432,8 +433,8 @@ class JobsPanel(QWidget):
             self.select_job(selected)
 
     def _reload_job(self, job_id):
-        self.ctx.run(self.ctx.engine.inspect, job_id, on_done=self._on_inspected,
-                     on_error=self._fail)
+        self.ctx.run_latest(("job", job_id), self.ctx.engine.inspect, job_id,
+                            on_done=self._on_inspected, on_error=self._fail)
 
     def _on_inspected(self, job):
         t = job.get("type")
@@ -510,7 +511,7 @@ class JobsPanel(QWidget):
                 self.summary.setPlainText(result[0])
                 self.log.setPlainText(result[1])
 
-        self.ctx.run(texts, on_done=show, on_error=self._fail)
+        self.ctx.run_latest(("texts", job_id), texts, on_done=show, on_error=self._fail)
 
     def _tick(self):
         self._flush_progress()

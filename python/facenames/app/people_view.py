@@ -345,7 +345,6 @@ class PeopleView(QWidget):
         self.sugg_model = SuggestionsModel(self.thumbs, self)
         self.current = None  # ("person"|"cluster", id)
         self.persons = []
-        self._loading = 0
         self._sugg_row = None
 
         self.people_view = _grid(self.people_model, drag=True, drop=True)
@@ -447,11 +446,9 @@ class PeopleView(QWidget):
                          lib.faces(cluster_id=gid, person_id=-1))
             return persons, clusters, suggestions, faces, self.current
 
-        self._loading += 1
-        self.ctx.run(load, on_done=self._loaded, on_error=self._fail)
+        self.ctx.run_latest("people", load, on_done=self._loaded, on_error=self._fail)
 
     def _loaded(self, result):
-        self._loading -= 1
         persons, clusters, suggestions, faces, current = result
         self.persons = persons
         names = {p.id: p.name for p in persons}
@@ -508,8 +505,6 @@ class PeopleView(QWidget):
             self.refresh()
 
     def _fail(self, exc):
-        if self._loading:
-            self._loading = max(0, self._loading - 1)
         self.message.emit(str(exc))
 
     def selected_face_ids(self):
