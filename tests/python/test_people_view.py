@@ -6,6 +6,7 @@ are written straight into it with SQLite, as the clustering and predict jobs wou
 import os
 import shutil
 import sqlite3
+import threading
 
 import pytest
 from PyQt5.QtCore import Qt
@@ -172,6 +173,28 @@ def test_suggestions_with_the_keyboard_and_the_photo_view(qtbot, make_ctx, clust
     assert not photo.canvas.pixmap.isNull()
     (hot,) = [b for b in photo.canvas.boxes if b[5]]
     assert hot[4] == "Ann" and hot[:4] == (face.x, face.y, face.width, face.height)
+
+    # two faces of that photo asked for quickly, the first load slow: the second face is the one
+    # highlighted in the end (its load runs after the first, whose result is dropped)
+    first, second = on_photo[0], on_photo[1]
+    real, calls, release = ctx.reader.photo_path, [], threading.Event()
+
+    def photo_path(photo_id):
+        calls.append(photo_id)
+        if len(calls) == 1:
+            release.wait(10)
+        return real(photo_id)
+
+    ctx.reader.photo_path = photo_path
+    photo.show_photo(face.photo_id, first.id)
+    until(qtbot, lambda: len(calls) == 1, timeout=5000)
+    photo.show_photo(face.photo_id, second.id)
+    qtbot.wait(200)  # time for a second load running beside the first to finish first
+    release.set()
+    until(qtbot, lambda: ctx.async_.pending == 0, timeout=10000)
+    qtbot.wait(50)
+    (hot,) = [b for b in photo.canvas.boxes if b[5]]
+    assert len(calls) == 2 and hot[:4] == (second.x, second.y, second.width, second.height)
 
 
 def test_the_view_changes_what_the_cli_changes(qtbot, make_ctx, clustered, library, tmp_path,

@@ -79,12 +79,12 @@ class PhotoView(QWidget):
             reader.setAutoTransform(True)  # EXIF orientation, as the library's boxes assume
             return path, reader.read(), faces, names
 
-        self.ctx.run(load, on_done=lambda r: self._loaded(photo_id, face_id, r),
-                     on_error=lambda exc: self.message.emit(str(exc)))
+        # One load at a time, the last one asked for shown (a double-click on another face
+        # while a photo decodes supersedes it).
+        self.ctx.run_latest("photo", load, on_done=lambda r: self._loaded(photo_id, face_id, r),
+                            on_error=lambda exc: self.message.emit(str(exc)))
 
     def _loaded(self, photo_id, face_id, result):
-        if photo_id != self.photo_id:
-            return
         path, image, faces, names = result
         boxes = []
         for f in faces:
