@@ -408,6 +408,16 @@ static uint8_t *read_whole(const byte_facts *bf)
     return b;
 }
 
+/* The fast path reads a file whole into memory. A JPEG's compressed data is smaller than its
+ * pixels' bytes, so a file larger than those plus this much is mostly something else (a video a
+ * phone appended to a "motion photo", junk): libvips decodes it, streaming, and a worker's memory
+ * does not grow by the file's size. A JPEG in memory already (fn_image_load_buffer) is taken. */
+#define JPEG_DIRECT_SLACK ((uint64_t)16 << 20)
+static int jpeg_direct_fits(const byte_facts *bf, int w, int h)
+{
+    return bf->mem || bf->size <= (uint64_t)w * (uint64_t)h * 3 + JPEG_DIRECT_SLACK;
+}
+
 /* A JPEG through libjpeg itself (jpeg_decode.h), at 1/f of its size, then resized by libvips to
  * `side` if it is still over hi, into *out. 0; PX_DECLINED (the caller decodes it with
  * libvips); FN_ERR_NOMEM; PX_VIPS_FAILED when the resize fails. */
@@ -491,7 +501,7 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
     const int jpeg = !strcmp(format, "jpeg");
     const int f = jpeg && side && longest > hi ? jpeg_shrink(longest, shortest, lo) : 1;
     fn_image stored = {0, 0, NULL};
-    if (jpeg && __atomic_load_n(&jpeg_direct, __ATOMIC_RELAXED)) {
+    if (jpeg && __atomic_load_n(&jpeg_direct, __ATOMIC_RELAXED) && jpeg_direct_fits(bf, w, h)) {
         const int rc = jpeg_direct_load(bf, f, side, hi, &stored);
         if (rc == FN_ERR_NOMEM) {
             g_object_unref(im);

@@ -667,6 +667,28 @@ static void test_jpeg_one_pixel_high(void **s)
     fn_image_set_jpeg_direct(1);
 }
 
+/* A JPEG file mostly other bytes (here 17 MB of zeros after the image's end, as a phone's
+ * "motion photo" appends a video) is not read whole by the fast path: libvips decodes it, the same
+ * pixels. The same image with a short tail takes the fast path. */
+static void test_jpeg_with_a_large_tail(void **s)
+{
+    (void)s;
+    uint8_t *px = quadrants(64, 48);
+    write_jpeg(px, 64, 48, 3, "tail.jpg");
+    free(px);
+    const size_t tails[2] = {4096, (size_t)17 << 20};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(tpath("tail.jpg"), "ab");
+        assert_non_null(f);
+        uint8_t *zeros = calloc(1, tails[i]);
+        assert_non_null(zeros);
+        assert_int_equal(fwrite(zeros, 1, tails[i], f), tails[i]);
+        free(zeros);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(same_both_ways(tpath("tail.jpg"), 0, 0), i == 0);
+    }
+}
+
 static void test_save_roundtrip(void **s)
 {
     (void)s;
@@ -1040,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_shrink_on_load),
         cmocka_unit_test(test_jpeg_direct_same_pixels),
         cmocka_unit_test(test_jpeg_one_pixel_high),
+        cmocka_unit_test(test_jpeg_with_a_large_tail),
         cmocka_unit_test(test_save_roundtrip),
         cmocka_unit_test(test_jpeg_encode),
         cmocka_unit_test(test_zero_byte),
