@@ -409,8 +409,8 @@ static uint8_t *read_whole(const byte_facts *bf)
 }
 
 /* The fast path reads a file whole into memory. A JPEG's compressed data is smaller than its
- * pixels' bytes, so a file larger than those plus this much is mostly something else (a video a
- * phone appended to a "motion photo", junk): libvips decodes it, streaming, and a worker's memory
+ * pixels' bytes, so a file larger than those plus this much is mostly something else (a long
+ * video appended after the image, junk): libvips decodes it, streaming, and a worker's memory
  * does not grow by the file's size. A JPEG in memory already (fn_image_load_buffer) is taken. */
 #define JPEG_DIRECT_SLACK ((uint64_t)16 << 20)
 static int jpeg_direct_fits(const byte_facts *bf, int w, int h)

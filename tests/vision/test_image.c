@@ -667,8 +667,8 @@ static void test_jpeg_one_pixel_high(void **s)
     fn_image_set_jpeg_direct(1);
 }
 
-/* A JPEG file mostly other bytes (here 17 MB of zeros after the image's end, as a phone's
- * "motion photo" appends a video) is not read whole by the fast path: libvips decodes it, the same
+/* A JPEG file mostly other bytes (here 17 MB of zeros after the image's end, where a
+ * phone's motion photo has its video) is not read whole by the fast path: libvips decodes it, the same
  * pixels. The same image with a short tail takes the fast path. */
 static void test_jpeg_with_a_large_tail(void **s)
 {
