@@ -59,8 +59,8 @@ def test_async_runs_off_the_ui_thread_and_answers_on_it(qtbot):
 
 def test_call_latest_delivers_only_a_result_read_after_the_last_request(qtbot):
     """Two reloads of one thing on the pool at once could finish in either order, the older
-    snapshot last (what left a finished job shown as running, or a skipped error unresolved, in a
-    loaded CI run): call_latest runs one call per key at a time and delivers only the result of a
+    snapshot last (what left a finished job shown as running, or a skipped error unresolved, in
+    one CI run): call_latest runs one call per key at a time and delivers only the result of a
     call that started after the last request."""
     a = Async()
     release = threading.Event()

@@ -62,13 +62,11 @@ class PhotoView(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(self.caption)
         lay.addWidget(self.canvas, 1)
-        self.photo_id = None
 
     def show_photo(self, photo_id, face_id=0):
         if self.ctx.reader is None:
             return
         lib = self.ctx.reader
-        self.photo_id = photo_id
 
         def load():
             path = lib.photo_path(photo_id)
