@@ -99,6 +99,19 @@ static float i16_weight(const i16_quant *qz, int c, int q)
     return qz->cs ? fmaf((float)q, qz->cs[c], qz->cm[c]) : (float)(q * qz->qscale + qz->qmin);
 }
 
+/* 1 when wp can take an int16 pack up to max_k deep: none yet, a CPU that runs them, K even. */
+static int packable(const fn_wpack *wp, int max_k)
+{
+    return !wp->i16 && fn_i16_available(NULL) && wp->k > 0 && wp->n > 0 && wp->k % 2 == 0 &&
+           wp->k <= max_k;
+}
+
+/* Weight (r, c) of wp, from its row-major floats or its panels. */
+static float weight_at(const fn_wpack *wp, int r, int c)
+{
+    return wp->w ? wp->w[(size_t)r * wp->n + c] : fn_wpack_at(wp, r, c);
+}
+
 static void pack_free(i16_pack *pk)
 {
     if (pk) free(pk->b), free(pk->cs);
@@ -135,9 +148,7 @@ static size_t pack_index(int k, int r, int c)
 static int i16_build(fn_wpack *wp, const i16_quant *qz, int dynamic)
 {
     const int k = wp->k, n = wp->n;
-    if (wp->i16 || !fn_i16_available(NULL) || k <= 0 || n <= 0 || k % 2 ||
-        k > (dynamic ? FN_I16_MAX_K_SCALED : FN_I16_MAX_K))
-        return 0;
+    if (!packable(wp, dynamic ? FN_I16_MAX_K_SCALED : FN_I16_MAX_K)) return 0;
     i16_pack *pk = pack_new(k, n);
     if (!pk) return -1;
     for (int c = 0; c < n; c++) {
@@ -150,7 +161,7 @@ static int i16_build(fn_wpack *wp, const i16_quant *qz, int dynamic)
         pk->cm[c] = (float)(mn + 128.0 * s);
         const double inv = 1.0 / s;
         for (int r = 0; r < k; r++) {
-            const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
+            const float w = weight_at(wp, r, c);
             const double x = (w - mn) * inv;
             const int q = x < 0 ? 0 : x > 255 ? 255 : (int)(x + 0.5);
             if (i16_weight(qz, c, q) != w) { /* not a byte of this scale: stays FP32 */
@@ -194,14 +205,13 @@ int fn_i16_float_wmax(int k)
 int fn_wpack_i16_init_float(fn_wpack *wp)
 {
     const int k = wp->k, n = wp->n, qw = fn_i16_float_wmax(k);
-    if (wp->i16 || !fn_i16_available(NULL) || k <= 0 || n <= 0 || k % 2 || k > FN_I16_MAX_K_SCALED)
-        return 0;
+    if (!packable(wp, FN_I16_MAX_K_SCALED)) return 0;
     i16_pack *pk = pack_new(k, n); /* cm stays 0: no offset term */
     if (!pk) return -1;
     for (int c = 0; c < n; c++) {
         float amax = 0.0f;
         for (int r = 0; r < k; r++) {
-            const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
+            const float w = weight_at(wp, r, c);
             if (!(fabsf(w) < INFINITY)) { /* not finite: stays FP32 */
                 pack_free(pk);
                 return 0;
@@ -211,7 +221,7 @@ int fn_wpack_i16_init_float(fn_wpack *wp)
         const float scale = amax > 0 ? amax / (float)qw : 1.0f;
         pk->cs[c] = scale;
         for (int r = 0; r < k; r++) {
-            const float w = wp->w ? wp->w[(size_t)r * n + c] : fn_wpack_at(wp, r, c);
+            const float w = weight_at(wp, r, c);
             long q = lrintf(w / scale);
             q = q < -qw ? -qw : q > qw ? qw : q;
             pk->b[pack_index(k, r, c)] = (int16_t)q;

@@ -445,6 +445,11 @@ static int jpeg_direct_load(const byte_facts *bf, int f, int side, int hi, fn_im
     return r;
 }
 
+static int out_of_memory(const char *name, int w, int h, char *err, size_t errlen)
+{
+    return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name, w, h);
+}
+
 /* The common part of fn_image_load, fn_image_load_buffer and fn_image_load_near. Does not take
  * `src`. `near`: opts->max_side is a target with the tolerance of image_load.h, not a bound. */
 static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
@@ -505,8 +510,7 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
         const int rc = jpeg_direct_load(bf, f, side, hi, &stored);
         if (rc == FN_ERR_NOMEM) {
             g_object_unref(im);
-            return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
-                           w, h);
+            return out_of_memory(name, w, h, err, errlen);
         }
         if (rc == PX_VIPS_FAILED) {
             g_object_unref(im);
@@ -566,16 +570,14 @@ static int load_source(VipsSource *src, const char *name, const byte_facts *bf,
         const int ow = im->Xsize, oh = im->Ysize, rc = sink_rgb(im, &stored);
         g_object_unref(im);
         if (rc == FN_ERR_NOMEM)
-            return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
-                           ow, oh);
+            return out_of_memory(name, ow, oh, err, errlen);
         if (rc != 0) return decode_failure(name, format, bf, err, errlen);
     }
     /* EXIF orientation last, on the small 8-bit result: cheap, and it keeps the decode
      * sequential (a 90-degree turn of a streamed image would need the whole image). */
     if (orient_rgb(&stored, orientation, img) != 0) {
         free(stored.rgb);
-        return fn_verr(err, errlen, FN_ERR_NOMEM, "%s: out of memory for %d x %d pixels", name,
-                       stored.width, stored.height);
+        return out_of_memory(name, stored.width, stored.height, err, errlen);
     }
 
     if (info) {
